@@ -1,0 +1,35 @@
+"""Enformer on TensorFlow 2 / Sonnet 2: model, inference, variants, attribution, data, training.
+
+Names are imported lazily, so `import enformer` (and `enformer --help`) does not load TensorFlow
+until a name that needs it is used.
+"""
+
+import importlib
+from typing import Any
+
+__version__ = '0.1.0'
+
+# Public name → module that defines it.
+_EXPORTS = {
+    'Enformer': 'enformer.enformer',
+    'SEQUENCE_LENGTH': 'enformer.enformer',
+    'BIN_SIZE': 'enformer.enformer',
+    'TARGET_LENGTH': 'enformer.enformer',
+    'HEADS': 'enformer.enformer',
+    'one_hot_encode': 'enformer.sequence',
+    'one_hot_encode_batch': 'enformer.sequence',
+    'reverse_complement': 'enformer.sequence',
+    'reverse_complement_one_hot': 'enformer.sequence',
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+  if name in _EXPORTS:
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
+  raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+
+
+def __dir__():
+  return sorted(list(globals()) + list(_EXPORTS))

@@ -1,0 +1,5 @@
+import sys
+
+from enformer.cli import main
+
+sys.exit(main())

@@ -1,0 +1,86 @@
+"""DNA sequence encoding: one-hot (vectorised lookup table) and reverse complement."""
+
+import functools
+from typing import Sequence, Tuple
+
+import numpy as np
+
+# IUPAC nucleotide codes (and gap characters) that are not A/C/G/T: encoded as the neutral value.
+IUPAC_AMBIGUOUS = 'NRYSWKMBDHVU-.'
+_COMPLEMENT = str.maketrans('ACGTRYSWKMBDHVNacgtryswkmbdhvn', 'TGCAYRSWMKVHDBNtgcayrswmkvhdbn')
+
+
+def _ascii_codes(sequence: str) -> np.ndarray:
+  try:
+    return np.frombuffer(sequence.encode('ascii'), dtype=np.uint8)
+  except UnicodeEncodeError as error:
+    raise ValueError(
+        f'Sequence contains a non-ASCII character {sequence[error.start]!r} at position '
+        f'{error.start}; DNA must be written with the letters A, C, G, T (or IUPAC codes such as '
+        'N). Check the input file encoding.') from None
+
+
+@functools.lru_cache(maxsize=16)
+def _lookup_table(alphabet: str, neutral_alphabet: str, neutral_value: float,
+                  dtype: np.dtype) -> Tuple[np.ndarray, np.ndarray]:
+  """Returns (table [256, len(alphabet)], valid [256] bool) indexed by ASCII code."""
+  table = np.zeros((256, len(alphabet)), dtype=dtype)
+  valid = np.zeros(256, dtype=bool)
+  neutral = ''.join(sorted(set(neutral_alphabet + IUPAC_AMBIGUOUS) - set(alphabet.upper())))
+  neutral_codes = _ascii_codes(neutral.upper() + neutral.lower())
+  table[neutral_codes] = neutral_value
+  valid[neutral_codes] = True
+  for case in (alphabet.upper(), alphabet.lower()):
+    table[_ascii_codes(case)] = np.eye(len(alphabet), dtype=dtype)
+    valid[_ascii_codes(case)] = True
+  table.flags.writeable = False
+  return table, valid
+
+
+def one_hot_encode(sequence: str,
+                   alphabet: str = 'ACGT',
+                   neutral_alphabet: str = 'N',
+                   neutral_value: float = 0,
+                   dtype=np.float32) -> np.ndarray:
+  """One-hot encodes a DNA string: [len(sequence), len(alphabet)].
+
+  Lowercase (soft-masked) letters encode like uppercase; `neutral_alphabet` and the other IUPAC
+  ambiguity codes (R, Y, S, W, K, M, B, D, H, V, U) and gaps encode as `neutral_value` in every
+  column. Any other character raises ValueError.
+  """
+  table, valid = _lookup_table(alphabet, neutral_alphabet, neutral_value, np.dtype(dtype))
+  codes = _ascii_codes(sequence)
+  if not valid[codes].all():
+    position = int(np.argmin(valid[codes]))
+    raise ValueError(
+        f'Sequence contains {sequence[position]!r} at position {position}, which is not a '
+        f'nucleotide ({alphabet}, IUPAC codes or N). Pass only sequence lines (no FASTA header '
+        'or numbers).')
+  return table[codes]
+
+
+def one_hot_encode_batch(sequences: Sequence[str], **kwargs) -> np.ndarray:
+  """One-hot encodes equal-length strings: [len(sequences), L, 4]."""
+  lengths = {len(s) for s in sequences}
+  if len(lengths) > 1:
+    raise ValueError(f'Sequences in a batch must have equal lengths, got lengths '
+                     f'{sorted(lengths)}. Resize the intervals to a common length first.')
+  if not sequences:
+    raise ValueError('one_hot_encode_batch needs at least one sequence.')
+  return np.stack([one_hot_encode(s, **kwargs) for s in sequences])
+
+
+def reverse_complement(sequence: str) -> str:
+  """Reverse complement of a DNA string; case and IUPAC codes are preserved (N → N)."""
+  return sequence.translate(_COMPLEMENT)[::-1]
+
+
+def reverse_complement_one_hot(one_hot: np.ndarray) -> np.ndarray:
+  """Reverse complement of one-hot arrays [..., L, 4] in A, C, G, T order.
+
+  Reversing the channel order swaps A↔T and C↔G; all-zero (N) rows stay all-zero.
+  """
+  if one_hot.shape[-1] != 4:
+    raise ValueError(f'Expected one-hot arrays with 4 channels (A, C, G, T) in the last axis, '
+                     f'got shape {one_hot.shape}.')
+  return one_hot[..., ::-1, ::-1]
