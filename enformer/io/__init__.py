@@ -1,0 +1,8 @@
+"""File formats at the edge of the package: FASTA, BED, bigWig/bedGraph, Basenji target tables.
+
+Modules (import them directly; nothing here loads TensorFlow):
+  fasta    FastaStringExtractor: N-padded interval extraction, chr-prefix resolution.
+  bed      read_bed / parse_region: genomic intervals as kipoiseq.Interval.
+  targets  read_targets / select_tracks: targets_{organism}.txt track tables.
+  bigwig   write_bigwig / write_bedgraph / read_bigwig_bins: binned coverage tracks.
+"""

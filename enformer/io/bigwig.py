@@ -1,0 +1,100 @@
+"""Binned coverage tracks: write bigWig (pyBigWig) and bedGraph; read bigWig into bins.
+
+Values are per bin of `bin_size` bp starting at `start` (0-based). Bins that fall outside the
+chromosome are dropped (bigWig cannot hold them) and the last bin is clipped to the chromosome end.
+"""
+
+from typing import Dict, Mapping, Sequence, Tuple, Union
+import os
+
+import numpy as np
+import pyBigWig
+
+from enformer.io.fasta import alternative_chromosome_names
+
+PathLike = Union[str, os.PathLike]
+
+
+def _clip_bins(chrom_size: int, start: int, values: np.ndarray,
+               bin_size: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """(starts, ends, values) of the bins inside [0, chrom_size)."""
+  values = np.asarray(values, dtype=np.float64).reshape(-1)
+  starts = start + bin_size * np.arange(len(values), dtype=np.int64)
+  ends = starts + bin_size
+  keep = (starts >= 0) & (starts < chrom_size)
+  return starts[keep], np.minimum(ends[keep], chrom_size), values[keep]
+
+
+def write_bigwig(path: PathLike, chrom_sizes: Mapping[str, int],
+                 tracks: Sequence[Tuple[str, int, np.ndarray]], bin_size: int = 128) -> None:
+  """Writes binned values to a bigWig file.
+
+  Args:
+    path: output .bw path.
+    chrom_sizes: chromosome → length (e.g. FastaStringExtractor.chromosome_sizes); all are
+      written to the header.
+    tracks: (chrom, start, values [bins]) blocks; they may overlap (later blocks in sorted order
+      keep only their non-overlapping bins) and come in any order.
+    bin_size: bp per value.
+  """
+  entries = []
+  for chrom, start, values in tracks:
+    if chrom not in chrom_sizes:
+      raise ValueError(f'Chromosome {chrom!r} is not in the chromosome sizes '
+                       f'({list(chrom_sizes)[:5]}...).')
+    entries.append((chrom, *_clip_bins(chrom_sizes[chrom], int(start), values, bin_size)))
+  order = {chrom: i for i, chrom in enumerate(chrom_sizes)}
+  entries.sort(key=lambda e: (order[e[0]], e[1][0] if len(e[1]) else 0))
+  bw = pyBigWig.open(os.fspath(path), 'w')
+  try:
+    bw.addHeader([(chrom, int(size)) for chrom, size in chrom_sizes.items()])
+    last_end: Dict[str, int] = {}
+    for chrom, starts, ends, values in entries:
+      keep = starts >= last_end.get(chrom, 0)  # bigWig entries must not overlap.
+      if not keep.any():
+        continue
+      bw.addEntries([chrom] * int(keep.sum()), starts[keep].tolist(), ends=ends[keep].tolist(),
+                    values=values[keep].tolist())
+      last_end[chrom] = int(ends[keep][-1])
+  finally:
+    bw.close()
+
+
+def write_bedgraph(path: PathLike, chrom: str, start: int, values: np.ndarray,
+                   bin_size: int = 128, chrom_size: int = None, track_name: str = '') -> None:
+  """Writes one region's bins as a bedGraph (with a UCSC track line)."""
+  starts, ends, values = _clip_bins(chrom_size if chrom_size is not None else 2**62, int(start),
+                                    values, bin_size)
+  with open(path, 'w') as handle:
+    handle.write(f'track type=bedGraph name="{track_name or os.path.basename(path)}"\n')
+    for s, e, v in zip(starts, ends, values):
+      handle.write(f'{chrom}\t{s}\t{e}\t{v:.6g}\n')
+
+
+def read_bigwig_bins(path: PathLike, chrom: str, start: int, end: int,
+                     bin_size: int = 128) -> np.ndarray:
+  """Mean coverage of a bigWig per bin over [start, end): [(end - start) // bin_size] float32.
+
+  Missing data and positions outside the chromosome count as 0 (the chr prefix is resolved).
+  """
+  path = os.fspath(path)
+  if not os.path.exists(path):
+    raise FileNotFoundError(f'bigWig file {path} does not exist.')
+  if (end - start) % bin_size:
+    raise ValueError(f'Region length {end - start} is not a multiple of bin_size={bin_size}.')
+  bw = pyBigWig.open(path)
+  try:
+    chroms = bw.chroms()
+    name = chrom if chrom in chroms else next(
+        (n for n in alternative_chromosome_names(chrom) if n in chroms), None)
+    if name is None:
+      raise ValueError(f'Chromosome {chrom!r} is not in {path} ({list(chroms)[:5]}...).')
+    size = chroms[name]
+    lo, hi = max(start, 0), min(end, size)
+    per_base = np.zeros(end - start, dtype=np.float32)
+    if hi > lo:
+      values = np.asarray(bw.values(name, lo, hi, numpy=True), dtype=np.float32)
+      per_base[lo - start:hi - start] = np.nan_to_num(values, nan=0.0)
+  finally:
+    bw.close()
+  return per_base.reshape(-1, bin_size).mean(axis=1)

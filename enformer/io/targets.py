@@ -1,0 +1,105 @@
+"""Track tables of Basenji2 / Enformer: targets_human.txt, targets_mouse.txt.
+
+Tab-separated with columns index, genome, identifier, file, clip, scale, sum_stat, description;
+row i describes output track i of the head. Tracks are selected by index, identifier
+(e.g. 'CNhs11760') or a case-insensitive substring of the description (e.g. 'CAGE:K562').
+"""
+
+from typing import List, Optional, Sequence, Union
+import os
+
+import pandas as pd
+
+REQUIRED_COLUMNS = ('identifier', 'description')
+Selector = Union[int, str]
+
+
+def targets_path(organism: str, directory: Union[str, os.PathLike]) -> str:
+  """Path of targets_{organism}.txt in `directory`."""
+  return os.path.join(os.fspath(directory), f'targets_{organism}.txt')
+
+
+def read_targets(path: Union[str, os.PathLike]) -> pd.DataFrame:
+  """Reads a Basenji targets table; one row per output track, in track order.
+
+  Returns:
+    DataFrame with at least 'identifier' and 'description', indexed 0..N-1 by track.
+  """
+  path = os.fspath(path)
+  if not os.path.exists(path):
+    raise FileNotFoundError(
+        f'Targets file {path} does not exist. Download targets_human.txt / targets_mouse.txt '
+        'from https://github.com/calico/basenji/tree/master/manuscripts/cross2020.')
+  table = pd.read_csv(path, sep='\t')
+  if 'index' in table.columns:
+    table = table.set_index('index', drop=False)
+    table.index.name = None
+  missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
+  if missing:
+    raise ValueError(f'{path} lacks column(s) {missing}: expected a tab-separated Basenji targets '
+                     'table with a header (index, genome, identifier, file, clip, scale, sum_stat, '
+                     'description).')
+  if list(table.index) != list(range(len(table))):
+    raise ValueError(f'{path}: the index column must be 0..{len(table) - 1} in order.')
+  return table
+
+
+def is_cage(descriptions: Union[str, Sequence[str]]) -> Union[bool, List[bool]]:
+  """Whether a track description is CAGE (plotted on log10(1 + x), like the usage colab)."""
+  if isinstance(descriptions, str):
+    return descriptions.upper().startswith('CAGE')
+  return [is_cage(d) for d in descriptions]
+
+
+def select_tracks(targets: Optional[pd.DataFrame], selectors: Sequence[Selector],
+                  num_tracks: Optional[int] = None) -> List[int]:
+  """Track indices for `selectors`, in the given order (duplicates removed).
+
+  Each selector is an int or digit string (track index), an identifier (exact), or a
+  case-insensitive substring of the description (all matching tracks).
+
+  Args:
+    targets: table from read_targets, or None (then only indices are allowed).
+    selectors: indices, identifiers or description substrings.
+    num_tracks: tracks of the model head, to validate indices (default len(targets)).
+  """
+  if num_tracks is None and targets is not None:
+    num_tracks = len(targets)
+  if targets is not None and num_tracks is not None and len(targets) != num_tracks:
+    raise ValueError(f'The targets table has {len(targets)} rows but the head has {num_tracks} '
+                     'tracks: use the table of the same organism as --head.')
+  indices: List[int] = []
+  for selector in selectors:
+    text = str(selector).strip()
+    if isinstance(selector, int) or text.isdigit():
+      index = int(text)
+      if num_tracks is not None and not 0 <= index < num_tracks:
+        raise ValueError(f'Track index {index} is out of range: the head has {num_tracks} tracks.')
+      found = [index]
+    elif targets is None:
+      raise ValueError(f'Track {selector!r} is not an index; pass a targets table (--targets) to '
+                       'select tracks by identifier or description.')
+    else:
+      exact = targets.index[targets['identifier'].astype(str) == text].tolist()
+      found = exact or targets.index[targets['description'].astype(str).str.contains(
+          text, case=False, regex=False)].tolist()
+      if not found:
+        raise ValueError(f'No track has identifier {text!r} or a description containing it. '
+                         'Examples of descriptions: '
+                         + '; '.join(targets['description'].astype(str).head(3)) + '.')
+    indices.extend(int(i) for i in found if int(i) not in indices)
+  return indices
+
+
+def track_labels(targets: Optional[pd.DataFrame], indices: Sequence[int]) -> List[str]:
+  """Human-readable labels for tracks (description, or 'track {i}' without a table)."""
+  if targets is None:
+    return [f'track {i}' for i in indices]
+  return [str(targets.loc[i, 'description']) for i in indices]
+
+
+def track_identifiers(targets: Optional[pd.DataFrame], indices: Sequence[int]) -> List[str]:
+  """Identifiers for tracks (e.g. ENCFF833POA), or 'track_{i}' without a table."""
+  if targets is None:
+    return [f'track_{i}' for i in indices]
+  return [str(targets.loc[i, 'identifier']) for i in indices]
