@@ -127,11 +127,12 @@ class Enformer(snt.Module):
       self._trunk = Sequential([stem, conv_tower, transformer, crop_final, final], name='trunk',
                                keep_none=True)
 
+    self._heads = {}
     with tf.name_scope('heads'):
-      self._heads = {
-          head: Sequential([snt.Linear(num_tracks), tf.nn.softplus], name=f'head_{head}')
-          for head, num_tracks in self._config['heads'].items()
-      }
+      for head, num_tracks in self._config['heads'].items():
+        with tf.name_scope(f'head_{head}'):  # Variable names then say which head they serve.
+          linear = snt.Linear(num_tracks)
+        self._heads[head] = Sequential([linear, tf.nn.softplus], name=f'head_{head}')
 
   @property
   def config(self) -> Dict[str, object]:

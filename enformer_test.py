@@ -1,0 +1,60 @@
+"""The reference's own check, on the full-size model: `python -m enformer_test`.
+
+Builds `Enformer()` (1536 channels, 11 transformer layers, 8 heads, attention pooling), runs one
+random 196,608 bp sequence with `is_training=True` and checks the output shapes (1, 896, 5313) and
+(1, 896, 1643); then checks that the model built by that forward pass holds exactly DeepMind's
+checkpoint variable tree (skipped when ../shared is absent).
+
+It takes about two minutes on 2 CPU cores (one full-size forward pass is ~80 s) and ~6 GB of memory.
+"""
+
+import os
+import pathlib
+import tempfile
+import unittest
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+import numpy as np
+import tensorflow as tf
+
+import enformer
+
+SHARED = pathlib.Path(os.environ.get('ENFORMER_SHARED',
+                                     pathlib.Path(__file__).resolve().parent.parent / 'shared'))
+
+
+def _get_random_input() -> np.ndarray:
+  seq = ''.join(np.random.default_rng(0).choice(list('ACGT'), size=enformer.SEQUENCE_LENGTH))
+  return np.expand_dims(enformer.one_hot_encode(seq), 0).astype(np.float32)
+
+
+class TestEnformer(unittest.TestCase):
+
+  @classmethod
+  def setUpClass(cls):
+    cls.model = enformer.Enformer(channels=1536, num_transformer_layers=11)
+    cls.outputs = cls.model(_get_random_input(), is_training=True)
+
+  def test_output_shapes(self):
+    self.assertEqual(self.outputs['human'].shape, (1, enformer.TARGET_LENGTH, 5313))
+    self.assertEqual(self.outputs['mouse'].shape, (1, enformer.TARGET_LENGTH, 1643))
+    for output in self.outputs.values():
+      self.assertTrue(np.isfinite(output.numpy()).all())
+
+  def test_checkpoint_tree_is_deepmind_layout(self):
+    reference = SHARED / 'reference' / 'checkpoint_variables_full.txt'
+    if not reference.exists():
+      self.skipTest(f'{reference} not found (../shared is only in the project workspace).')
+    expected = {}
+    for line in reference.read_text().splitlines():
+      name, shape = line.split('\t')
+      expected[name] = [int(d) for d in shape.strip('[]').split(',') if d.strip()]
+    with tempfile.TemporaryDirectory() as directory:
+      prefix = tf.train.Checkpoint(module=self.model).write(os.path.join(directory, 'ckpt'))
+      ours = {name: list(shape) for name, shape in tf.train.list_variables(prefix)}
+    self.assertEqual(ours, expected)
+
+
+if __name__ == '__main__':
+  unittest.main()
