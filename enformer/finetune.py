@@ -1,0 +1,385 @@
+"""Fine-tuning: new heads on a pretrained trunk, partial restore, freezing.
+
+The FT_S2A / Epiformer workflow: build `Enformer(heads={'atac': 16})` (any preset or config),
+restore the trunk — and optionally heads that exist in the checkpoint with the same shapes — from a
+full checkpoint, keep the new heads freshly initialised, then train a selection of variables:
+
+    model, report = load_pretrained(checkpoint, heads={'atac': 16}, target_length=None)
+    variables = freeze_model(model, 'trunk')  # heads only; batch-norm statistics frozen too
+    ... train `variables` with `enformer.training` ...
+
+The restore is partial only where you ask for it: every trunk variable of the model must be in the
+checkpoint with the same shape, and every trunk variable of the checkpoint must be used (unless
+`allow_unused_trunk=True`, e.g. a 5-layer Enformer initialised from the 11-layer one); otherwise a
+ValueError lists the offending names and shapes. Checkpoints are read by variable path (DeepMind's
+tree: `module/_trunk/...`, `module/_heads/<name>/...`), so the root object may be called `module`
+(DeepMind, `enformer.hub`) or anything else (e.g. a training run's `tf.train.Checkpoint(model=...)`).
+"""
+
+import collections
+import dataclasses
+import os
+import re
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import sonnet as snt
+import tensorflow as tf
+
+from enformer.enformer import Enformer
+
+VARIABLE_SUFFIX = '/.ATTRIBUTES/VARIABLE_VALUE'
+# What stays trainable for each `freeze` choice.
+FREEZE_CHOICES = ('trunk', 'heads-and-norms', 'none')
+FREEZE_HELP = {
+    'trunk': 'train only the heads (the whole trunk is frozen)',
+    'heads-and-norms': 'train the heads and the scale/offset of every LayerNorm and BatchNorm; '
+                       'freeze all other trunk weights',
+    'none': 'train everything',
+}
+_MAX_LISTED = 12
+
+
+@dataclasses.dataclass
+class RestoreReport:
+  """What `restore_partial` did.
+
+  Attributes:
+    checkpoint: checkpoint prefix that was read.
+    root: name of the model's root object in the checkpoint (e.g. 'module').
+    trunk_variables: number of trunk variables restored (all of the model's).
+    restored_heads: heads restored from the checkpoint.
+    fresh_heads: heads left freshly initialised.
+    unused: checkpoint variables of the model tree that were not used (paths without the
+      `/.ATTRIBUTES/VARIABLE_VALUE` suffix), e.g. heads not in the model.
+  """
+  checkpoint: str
+  root: str
+  trunk_variables: int
+  restored_heads: List[str]
+  fresh_heads: List[str]
+  unused: List[str]
+
+  def summary(self) -> str:
+    relative = [k[len(self.root) + 1:] for k in self.unused]
+    unused_heads = sorted({k.split('/')[1] for k in relative if k.startswith('_heads/')})
+    unused_trunk = [k for k in relative if k.startswith('_trunk/')]
+    text = (f'Restored {self.trunk_variables} trunk variables from {self.checkpoint}; '
+            f'heads restored: {self.restored_heads or "none"}; fresh: {self.fresh_heads or "none"}')
+    if unused_heads:
+      text += f'; checkpoint heads not used: {unused_heads}'
+    if unused_trunk:
+      text += f'; {len(unused_trunk)} checkpoint trunk variables not used (allow_unused_trunk)'
+    return text + '.'
+
+
+def checkpoint_variables(module: tf.Module, root: str = 'module') -> Dict[str, tf.Variable]:
+  """Maps each variable of `module` to its key in `tf.train.Checkpoint(**{root: module})`.
+
+  Keys are object paths as TensorFlow writes them (breadth-first, first path wins), e.g.
+  'module/_trunk/_layers/0/_layers/0/w/.ATTRIBUTES/VARIABLE_VALUE'. Variables must exist
+  (call `model.build_variables()` first).
+  """
+  checkpoint_root = tf.train.Checkpoint(**{root: module})
+  view = tf.train.TrackableView(checkpoint_root)
+  queue = collections.deque([(checkpoint_root, '')])
+  seen = {id(checkpoint_root)}
+  variables = {}
+  while queue:
+    obj, path = queue.popleft()
+    for name, child in view.children(obj).items():
+      if id(child) in seen:
+        continue
+      seen.add(id(child))
+      child_path = f'{path}/{name}' if path else name
+      if isinstance(child, tf.Variable):
+        variables[child_path + VARIABLE_SUFFIX] = child
+      else:
+        queue.append((child, child_path))
+  return variables
+
+
+def checkpoint_prefix(checkpoint: Union[str, os.PathLike]) -> str:
+  """Resolves a checkpoint folder (latest checkpoint in it) or prefix to a readable prefix.
+
+  Raises:
+    FileNotFoundError: nothing readable at that path.
+  """
+  path = os.fspath(checkpoint)
+  if tf.io.gfile.isdir(path):
+    latest = tf.train.latest_checkpoint(path)
+    if latest is None:
+      candidates = sorted(tf.io.gfile.glob(os.path.join(path, '*.index')))
+      if len(candidates) == 1:
+        latest = candidates[0][:-len('.index')]
+      else:
+        raise FileNotFoundError(
+            f'No checkpoint in folder {path} (no "checkpoint" file and '
+            f'{len(candidates)} *.index files). Pass the checkpoint prefix, e.g. '
+            f'{os.path.join(path, "ckpt-1")} for ckpt-1.index.')
+    return latest
+  if tf.io.gfile.exists(path + '.index'):
+    return path
+  raise FileNotFoundError(
+      f'No TensorFlow checkpoint at {path}: expected a folder with a "checkpoint" file, or a '
+      f'prefix P with P.index and P.data-* files.')
+
+
+def _shape_map(prefix: str) -> Dict[str, List[int]]:
+  reader = tf.train.load_checkpoint(prefix)
+  return {key: list(shape) for key, shape in reader.get_variable_to_shape_map().items()}
+
+
+def checkpoint_root(shapes: Mapping[str, Sequence[int]], source: str = '') -> str:
+  """Name of the object holding the Enformer tree (`<root>/_trunk/...`) in a checkpoint."""
+  roots = sorted({key.split('/_trunk/')[0] for key in shapes if '/_trunk/' in key})
+  if len(roots) != 1:
+    raise ValueError(
+        f'Checkpoint {source} does not hold exactly one Enformer tree: found trunk roots '
+        f'{roots or "none"} (expected one, e.g. "module/_trunk/..." as DeepMind writes it).')
+  return roots[0]
+
+
+def infer_config(checkpoint: Union[str, os.PathLike]) -> Dict[str, Any]:
+  """Architecture arguments of the Enformer stored in `checkpoint`, read from variable shapes.
+
+  Returns `channels`, `num_transformer_layers`, `num_heads`, `pooling_type`, `input_channels`,
+  `final_pointwise`, `transformer_mlp` and `heads`; not `target_length` (not stored).
+  """
+  prefix = checkpoint_prefix(checkpoint)
+  return _infer_config(_shape_map(prefix), prefix)
+
+
+def _infer_config(shapes: Mapping[str, Sequence[int]], source: str) -> Dict[str, Any]:
+  root = checkpoint_root(shapes, source)
+  trunk = f'{root}/_trunk/_layers'
+
+  def get(path: str) -> Optional[Sequence[int]]:
+    return shapes.get(path + VARIABLE_SUFFIX)
+
+  stem = get(f'{trunk}/0/_layers/0/w')  # [15, input_channels, channels / 2]
+  if stem is None:
+    raise ValueError(f'Checkpoint {source} has no stem convolution ({trunk}/0/_layers/0/w): '
+                     'not an Enformer checkpoint.')
+  layers = sorted({int(m.group(1)) for key in shapes
+                   for m in [re.match(rf'{re.escape(trunk)}/2/_layers/(\d+)/', key)] if m})
+  config: Dict[str, Any] = dict(
+      channels=2 * stem[2],
+      num_transformer_layers=len(layers),
+      pooling_type='attention' if get(f'{trunk}/0/_layers/2/_logit_linear/w') else 'max',
+      input_channels=stem[1],
+      final_pointwise=any(key.startswith(f'{trunk}/4/') for key in shapes),
+  )
+  if layers:
+    bias = get(f'{trunk}/2/_layers/0/_layers/0/_module/_layers/1/_r_w_bias')  # [1, H, 1, K]
+    config['num_heads'] = bias[1]
+    config['transformer_mlp'] = any(key.startswith(f'{trunk}/2/_layers/0/_layers/1/')
+                                    for key in shapes)
+  config['heads'] = {m.group(1): shape[0] for key, shape in shapes.items()
+                     for m in [re.match(rf'{re.escape(root)}/_heads/([^/]+)/_layers/0/b/', key)]
+                     if m}
+  return config
+
+
+def _describe(keys: Sequence[str], shapes: Mapping[str, Sequence[int]]) -> str:
+  listed = [f'{k[:-len(VARIABLE_SUFFIX)] if k.endswith(VARIABLE_SUFFIX) else k} '
+            f'{list(shapes[k])}' for k in sorted(keys)[:_MAX_LISTED]]
+  more = f' … and {len(keys) - _MAX_LISTED} more' if len(keys) > _MAX_LISTED else ''
+  return '; '.join(listed) + more
+
+
+def _model_head_of(key: str, root: str) -> Optional[str]:
+  """Head name of a checkpoint key '<root>/_heads/<name>/...', else None."""
+  if not key.startswith(f'{root}/_heads/'):
+    return None
+  return key[len(root) + len('/_heads/'):].split('/')[0]
+
+
+def restore_partial(model: Enformer,
+                    checkpoint: Union[str, os.PathLike],
+                    *,
+                    restore_heads: Union[bool, Sequence[str]] = True,
+                    allow_unused_trunk: bool = False) -> RestoreReport:
+  """Restores the trunk (and chosen heads) of `model` from a full Enformer checkpoint.
+
+  Args:
+    model: the model to fill, e.g. `Enformer(heads={'atac': 16})`. Variables are created here.
+    checkpoint: checkpoint prefix or folder (latest checkpoint), local or any `tf.io.gfile` path.
+    restore_heads: True: restore every model head that the checkpoint has (same name); the
+      others stay fresh. A list: restore exactly these heads (each must be in the checkpoint).
+      False: all heads stay fresh.
+    allow_unused_trunk: accept checkpoint trunk variables the model does not have (e.g. the
+      transformer layers 5–10 and the final pointwise block when a 5-layer model starts from the
+      paper model); they are listed in the report. Missing or shape-mismatched variables are
+      always refused.
+
+  Returns:
+    A `RestoreReport`.
+
+  Raises:
+    ValueError: the model has trunk variables that the checkpoint lacks or holds with another
+      shape, the checkpoint has trunk variables the model lacks (unless allowed), or a head to
+      restore is missing or has other shapes. Nothing is assigned in that case.
+    FileNotFoundError: no checkpoint at that path.
+  """
+  prefix = checkpoint_prefix(checkpoint)
+  shapes = _shape_map(prefix)
+  root = checkpoint_root(shapes, prefix)
+  model.build_variables()
+  variables = checkpoint_variables(model, root)
+  model_shapes = {key: list(var.shape) for key, var in variables.items()}
+  model_config = {k: dict(v) if k == 'heads' else v for k, v in model.config.items()
+                  if k != 'target_length'}
+  hint = f'The checkpoint holds {_infer_config(shapes, prefix)}; the model is {model_config}.'
+
+  trunk_prefix = f'{root}/_trunk/'
+  model_trunk = [k for k in variables if k.startswith(trunk_prefix)]
+  ckpt_trunk = [k for k in shapes if k.startswith(trunk_prefix)]
+  missing = [k for k in model_trunk if k not in shapes]
+  mismatched = [k for k in model_trunk if k in shapes and shapes[k] != model_shapes[k]]
+  extra = [k for k in ckpt_trunk if k not in variables]
+  problems = []
+  if missing:
+    problems.append(f'{len(missing)} trunk variables of the model are not in the checkpoint: '
+                    f'{_describe(missing, model_shapes)}')
+  if mismatched:
+    problems.append(
+        f'{len(mismatched)} trunk variables differ in shape (checkpoint vs model): ' + '; '.join(
+            f'{k[:-len(VARIABLE_SUFFIX)]} {shapes[k]} vs {model_shapes[k]}'
+            for k in sorted(mismatched)[:_MAX_LISTED]))
+  if extra and not allow_unused_trunk:
+    problems.append(f'{len(extra)} trunk variables of the checkpoint are not in the model: '
+                    f'{_describe(extra, shapes)} (pass allow_unused_trunk=True to initialise a '
+                    'smaller model from the parts it shares with the checkpoint)')
+
+  ckpt_heads = sorted({h for k in shapes for h in [_model_head_of(k, root)] if h})
+  if restore_heads is True:
+    heads_to_restore = [h for h in model.head_names if h in ckpt_heads]
+    explicit = False
+  elif restore_heads is False:
+    heads_to_restore, explicit = [], False
+  else:
+    heads_to_restore, explicit = list(restore_heads), True
+    unknown = [h for h in heads_to_restore if h not in model.head_names]
+    if unknown:
+      raise ValueError(f'restore_heads names {unknown}, which the model does not have '
+                       f'(model heads: {model.head_names}).')
+  for head in heads_to_restore:
+    keys = [k for k in variables if _model_head_of(k, root) == head]
+    absent = [k for k in keys if k not in shapes]
+    if absent:
+      problems.append(f'head {head!r} is not in the checkpoint (checkpoint heads: {ckpt_heads})'
+                      if explicit or len(absent) == len(keys) else
+                      f'head {head!r} lacks {_describe(absent, model_shapes)}')
+      continue
+    bad = [k for k in keys if shapes[k] != model_shapes[k]]
+    if bad:
+      problems.append(
+          f'head {head!r} has other shapes in the checkpoint: ' + '; '.join(
+              f'{k[:-len(VARIABLE_SUFFIX)]} {shapes[k]} vs model {model_shapes[k]}' for k in bad) +
+          ' (give the new head another name, or restore_heads=False / a list without it, to '
+          'train it from scratch)')
+  if problems:
+    raise ValueError(f'Cannot restore {prefix} into this model: ' + ' | '.join(problems) +
+                     f'. {hint}')
+
+  reader = tf.train.load_checkpoint(prefix)
+  to_restore = model_trunk + [k for k in variables if _model_head_of(k, root) in heads_to_restore]
+  for key in to_restore:
+    variables[key].assign(reader.get_tensor(key))
+  used = set(to_restore)
+  unused = sorted(k[:-len(VARIABLE_SUFFIX)] for k in shapes
+                  if k.startswith(f'{root}/') and k not in used)
+  return RestoreReport(checkpoint=prefix, root=root, trunk_variables=len(model_trunk),
+                       restored_heads=heads_to_restore,
+                       fresh_heads=[h for h in model.head_names if h not in heads_to_restore],
+                       unused=unused)
+
+
+def load_pretrained(checkpoint: Union[str, os.PathLike],
+                    heads: Optional[Mapping[str, int]] = None,
+                    *,
+                    preset: Optional[str] = None,
+                    restore_heads: Union[bool, Sequence[str]] = True,
+                    allow_unused_trunk: bool = False,
+                    **config: Any) -> Tuple[Enformer, RestoreReport]:
+  """Builds an Enformer for fine-tuning and restores it from `checkpoint`.
+
+  The architecture comes from (later wins): the checkpoint's shapes (`infer_config`), the named
+  `preset`, then `config` (e.g. `target_length=None`, `num_transformer_layers=5`).
+
+  Args:
+    checkpoint: full Enformer checkpoint (prefix or folder).
+    heads: heads of the new model, name → tracks; default: the checkpoint's heads.
+    preset: optional preset name (`enformer.presets`).
+    restore_heads, allow_unused_trunk: see `restore_partial`.
+    **config: further `Enformer` arguments.
+
+  Returns:
+    (model, report).
+  """
+  from enformer import presets
+  prefix = checkpoint_prefix(checkpoint)
+  arguments = _infer_config(_shape_map(prefix), prefix)
+  if preset is not None:
+    arguments.update(presets.preset_config(preset))
+  arguments.update(config)
+  if heads is not None:
+    arguments['heads'] = dict(heads)
+  model = Enformer(**arguments)
+  report = restore_partial(model, prefix, restore_heads=restore_heads,
+                           allow_unused_trunk=allow_unused_trunk)
+  return model, report
+
+
+def norm_variables(module: tf.Module) -> List[tf.Variable]:
+  """Trainable scale/offset variables of every LayerNorm and BatchNorm inside `module`."""
+  ids = {id(v) for m in module.submodules if isinstance(m, (snt.LayerNorm, snt.BaseBatchNorm))
+         for v in m.trainable_variables}
+  return [v for v in module.trainable_variables if id(v) in ids]
+
+
+def trainable_variables(model: Enformer, freeze: str = 'none') -> List[tf.Variable]:
+  """The variables to train for a `freeze` choice (in `model.trainable_variables` order).
+
+  Args:
+    model: an Enformer whose variables exist.
+    freeze: 'trunk' (heads only), 'heads-and-norms' (heads + LayerNorm/BatchNorm scale and
+      offset), or 'none' (everything).
+  """
+  if freeze not in FREEZE_CHOICES:
+    raise ValueError(f'Unknown freeze choice {freeze!r}; use one of {FREEZE_CHOICES}: ' +
+                     '; '.join(f'{k}: {v}' for k, v in FREEZE_HELP.items()) + '.')
+  if freeze == 'none':
+    return list(model.trainable_variables)
+  selected = {id(v) for head in model.heads.values() for v in head.trainable_variables}
+  if freeze == 'heads-and-norms':
+    selected |= {id(v) for v in norm_variables(model.trunk)}
+  return [v for v in model.trainable_variables if id(v) in selected]
+
+
+def freeze_model(model: Enformer, freeze: str = 'trunk',
+                 batch_norm_frozen: Optional[bool] = None) -> List[tf.Variable]:
+  """Applies a freezing choice: sets batch-norm statistics and returns the variables to train.
+
+  Args:
+    model: an Enformer (variables are created if needed).
+    freeze: see `trainable_variables`.
+    batch_norm_frozen: freeze batch-norm statistics (training then normalises with the moving
+      averages and leaves them unchanged; dropout still follows `is_training`). Default: frozen
+      unless `freeze == 'none'` — a frozen trunk should compute the features it was trained with.
+
+  Returns:
+    The variables an optimizer should update.
+  """
+  model.build_variables()
+  variables = trainable_variables(model, freeze)
+  if batch_norm_frozen is None:
+    batch_norm_frozen = freeze != 'none'
+  model.set_batch_norm_frozen(batch_norm_frozen)
+  return variables
+
+
+def count_parameters(variables: Sequence[tf.Variable]) -> int:
+  """Number of scalar parameters in `variables`."""
+  return int(sum(np.prod(v.shape) for v in variables))
