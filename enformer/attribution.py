@@ -27,6 +27,15 @@ BASES = 'ACGT'
 
 # --------------------------------------------------------------------------- model adaptation
 
+def _unwrap(model):
+  """Follows `.model` attributes (Predictor → Enformer, hub root → its `.model`)."""
+  seen = set()
+  while not isinstance(model, Enformer) and hasattr(model, 'model') and id(model) not in seen:
+    seen.add(id(model))
+    model = model.model
+  return model
+
+
 def _forward_fn(model, head: str) -> Callable[[tf.Tensor], tf.Tensor]:
   """Returns f(x [B, L, 4] float32) → predictions of `head` [B, T, N] that gradients flow through.
 
@@ -34,10 +43,7 @@ def _forward_fn(model, head: str) -> Callable[[tf.Tensor], tf.Tensor]:
   `hub.load(...)` root, whose `.model` has `predict_on_batch`), or anything with a differentiable
   `predict_on_batch(x) -> dict` (a SavedModel's restored function).
   """
-  seen = set()
-  while not isinstance(model, Enformer) and hasattr(model, 'model') and id(model) not in seen:
-    seen.add(id(model))
-    model = model.model
+  model = _unwrap(model)
   if isinstance(model, Enformer):
     if head not in model.heads:
       raise ValueError(f'Unknown head {head!r}; this model has heads {model.head_names}.')
@@ -252,3 +258,242 @@ def pool_contributions(scores: np.ndarray,
   binned = binned.mean(-1) if statistic == 'mean' else binned.sum(-1)
   trim = (total_bins - num_bins) // 2
   return binned[..., trim:trim + num_bins]
+
+
+def target_prediction(model,
+                      sequence_one_hot,
+                      target_mask,
+                      head: str = 'human',
+                      reduction: Reduction = 'mean') -> np.ndarray:
+  """The scalar target explained by the attribution methods: sum(prediction × mask) (/ sum(mask)).
+
+  Returns a float [B] for [B, L, 4] inputs, a float for [L, 4].
+  """
+  x, batched = _as_batch(sequence_one_hot)
+  scores = _compiled(model, head, reduction).target_score(x, _as_mask(target_mask)).numpy()
+  return scores if batched else float(scores[0])
+
+
+# --------------------------------------------------------------------------- in-silico mutagenesis
+
+def _check_window(window: Optional[Tuple[int, int]], length: int) -> Tuple[int, int]:
+  if window is None:
+    return 0, length
+  start, end = int(window[0]), int(window[1])
+  if not 0 <= start < end <= length:
+    raise ValueError(f'ISM window {window} must satisfy 0 <= start < end <= {length} (positions '
+                     'within the input sequence, 0-based, end exclusive).')
+  return start, end
+
+
+def in_silico_mutagenesis(model,
+                          sequence_one_hot,
+                          target_mask,
+                          window: Optional[Tuple[int, int]] = None,
+                          head: str = 'human',
+                          reduction: Reduction = 'mean',
+                          batch_size: int = 8,
+                          progress: bool = True) -> np.ndarray:
+  """In-silico saturation mutagenesis: Δ target for every single-base substitution in a window.
+
+  Each base of the window is replaced by each of the other three bases (one mutant sequence per
+  substitution, evaluated in batches of `batch_size`), and the masked target is compared with the
+  reference sequence's: ism[i, b] = target(x with base b at window_start + i) − target(x).
+
+  Args:
+    model: as for `contribution_input_grad`.
+    sequence_one_hot: [L, 4] one-hot sequence (or [1, L, 4]).
+    target_mask: [T, N] weights of the head's prediction; see `target_mask(...)`.
+    window: (start, end) positions within the sequence (0-based, end exclusive); default the
+      whole sequence (3·L forward passes — choose a window for long inputs).
+    head: output head.
+    reduction: 'mean' (default, as for gradient × input) or 'sum'.
+    batch_size: mutant sequences per forward pass.
+    progress: show a tqdm progress bar.
+
+  Returns:
+    float32 numpy [W, 4] in A, C, G, T order; 0 at the reference base. At an N position (all-zero
+    row) all four bases are substituted.
+  """
+  x, _ = _as_batch(sequence_one_hot)
+  if x.shape[0] != 1:
+    raise ValueError(f'in_silico_mutagenesis takes one sequence, got a batch of {x.shape[0]}; '
+                     'loop over the sequences.')
+  if batch_size < 1:
+    raise ValueError(f'batch_size must be >= 1, got {batch_size}.')
+  reference = x[0].numpy()  # [L, 4]
+  start, end = _check_window(window, reference.shape[0])
+  mask = _as_mask(target_mask)
+  target_score = _compiled(model, head, reduction).target_score
+  reference_score = float(target_score(x, mask).numpy()[0])
+
+  # Every (position, base) that differs from the reference.
+  positions, bases = np.nonzero(reference[start:end] != 1.0)
+  identity = np.eye(4, dtype=np.float32)
+  ism = np.zeros((end - start, 4), np.float32)
+  from tqdm.auto import tqdm  # Light import; only needed here.
+  with tqdm(total=len(positions), desc='ISM', unit='mutant', disable=not progress) as bar:
+    for first in range(0, len(positions), batch_size):
+      batch_positions = positions[first:first + batch_size]
+      batch_bases = bases[first:first + batch_size]
+      count = len(batch_positions)
+      # Pad the last batch to a full one, so every call has the same shape (no retracing).
+      mutants = np.repeat(reference[np.newaxis], batch_size, axis=0)  # [batch, L, 4]
+      mutants[np.arange(count), start + batch_positions] = identity[batch_bases]
+      scores = target_score(tf.constant(mutants), mask).numpy()[:count]
+      ism[batch_positions, batch_bases] = scores - reference_score
+      bar.update(count)
+  return ism
+
+
+# --------------------------------------------------------------------------- logo matrices
+
+def contribution_logo_matrix(sequence_one_hot: np.ndarray, scores: np.ndarray) -> np.ndarray:
+  """[W, 4] matrix for a sequence logo of gradient × input: the reference base carries its score."""
+  one_hot = np.asarray(sequence_one_hot, np.float32)
+  return one_hot * np.asarray(scores, np.float32)[:, np.newaxis]
+
+
+def ism_logo_matrix(sequence_one_hot: np.ndarray, ism: np.ndarray) -> np.ndarray:
+  """[W, 4] logo matrix of ISM: the reference base carries −(mean Δ of its 3 substitutions).
+
+  A base whose mutation lowers the target gets a positive letter, as in gradient × input.
+  """
+  one_hot = np.asarray(sequence_one_hot, np.float32)
+  ism = np.asarray(ism, np.float32)
+  return one_hot * (-ism.sum(axis=1, keepdims=True) / 3.0)
+
+
+# --------------------------------------------------------------------------- enhancer–gene links
+
+@dataclasses.dataclass
+class EnhancerLink:
+  """Link score of one enhancer for one gene: sum of |contribution| around the enhancer."""
+  name: str
+  chrom: str
+  start: int
+  end: int
+  score: float
+  distance_to_tss: Optional[int]
+
+
+def enhancer_link_scores(contributions: np.ndarray,
+                         sequence_chrom: str,
+                         sequence_start: int,
+                         enhancers: Iterable,
+                         window: int = 2000,
+                         tss: Optional[int] = None,
+                         statistic: str = 'sum') -> List[EnhancerLink]:
+  """Scores enhancers by the |contribution| of the bases in a window centred on each enhancer.
+
+  As in the paper's enhancer prioritisation: contributions are computed for a gene's TSS bins
+  (CAGE tracks), and each candidate enhancer is scored by the absolute contribution within
+  `window` bp centred on it (clipped to the sequence). Enhancers on another chromosome or whose
+  window lies entirely outside the sequence get NaN.
+
+  Args:
+    contributions: [L] per-base scores of the sequence starting at `sequence_start`.
+    sequence_chrom: chromosome of the sequence.
+    sequence_start: 0-based genomic position of contributions[0].
+    enhancers: intervals with `chrom`, `start`, `end` (and optionally `name`), e.g.
+      `enformer.io.bed.read_bed(path)`, or (chrom, start, end) tuples.
+    window: bp around each enhancer's centre (use 0 for the enhancer's own extent).
+    tss: genomic position of the TSS, to report distances.
+    statistic: 'sum' or 'mean' of |contribution| in the window.
+
+  Returns:
+    One EnhancerLink per enhancer, in input order.
+  """
+  if statistic not in ('sum', 'mean'):
+    raise ValueError(f"statistic must be 'sum' or 'mean', got {statistic!r}.")
+  values = np.abs(np.asarray(contributions, np.float64))
+  if values.ndim != 1:
+    raise ValueError(f'contributions must be [L] per-base scores, got shape {values.shape}.')
+  length = len(values)
+  links = []
+  for enhancer in enhancers:
+    if isinstance(enhancer, (tuple, list)):
+      chrom, start, end = enhancer[0], int(enhancer[1]), int(enhancer[2])
+      name = enhancer[3] if len(enhancer) > 3 else f'{chrom}:{start + 1}-{end}'
+    else:
+      chrom, start, end = enhancer.chrom, int(enhancer.start), int(enhancer.end)
+      name = getattr(enhancer, 'name', '') or f'{chrom}:{start + 1}-{end}'
+    if window > 0:
+      centre = (start + end) // 2
+      lo, hi = centre - window // 2, centre - window // 2 + window
+    else:
+      lo, hi = start, end
+    lo, hi = max(lo - sequence_start, 0), min(hi - sequence_start, length)
+    if chrom != sequence_chrom or hi <= lo:
+      score = math.nan
+    else:
+      score = float(values[lo:hi].sum() if statistic == 'sum' else values[lo:hi].mean())
+    distance = None if tss is None else (start + end) // 2 - int(tss)
+    links.append(EnhancerLink(name, chrom, start, end, score, distance))
+  return links
+
+
+def tss_bins(num_bins: int, sequence_start: int, sequence_length: int, tss: int,
+             flank_bins: int = 1, bin_size: int = BIN_SIZE) -> List[int]:
+  """Output bins holding a TSS ± `flank_bins` (the paper's gene-level CAGE readout).
+
+  The output bins are the central `num_bins` of the sequence's sequence_length / bin_size bins.
+  """
+  first_bin_start = sequence_start + (sequence_length - num_bins * bin_size) // 2
+  centre = (int(tss) - first_bin_start) // bin_size
+  if not 0 <= centre < num_bins:
+    raise ValueError(f'TSS {tss} is outside the output bins of the sequence starting at '
+                     f'{sequence_start} ({num_bins} bins of {bin_size} bp, centred): centre the '
+                     'sequence on the gene.')
+  return [b for b in range(centre - flank_bins, centre + flank_bins + 1) if 0 <= b < num_bins]
+
+
+def enhancer_gene_link_scores(model,
+                              sequence_one_hot: np.ndarray,
+                              sequence_chrom: str,
+                              sequence_start: int,
+                              tss: int,
+                              enhancers: Iterable,
+                              tracks: Union[Sequence[int], str],
+                              head: str = 'human',
+                              window: int = 2000,
+                              flank_bins: int = 1) -> Tuple[np.ndarray, List[EnhancerLink]]:
+  """Enhancer–gene link scores for one gene: gradient × input of the TSS bins, then window sums.
+
+  Args:
+    model: as for `contribution_input_grad`.
+    sequence_one_hot: [L, 4] model input around the gene.
+    sequence_chrom, sequence_start: genomic location of the input (0-based start).
+    tss: 0-based genomic position of the gene's TSS; its bin ± `flank_bins` form the target.
+    enhancers: candidate enhancers (see `enhancer_link_scores`).
+    tracks: tracks of `head` to explain (e.g. the CAGE tracks of the cell type).
+    head: output head.
+    window: bp around each enhancer summed.
+    flank_bins: bins on each side of the TSS bin.
+
+  Returns:
+    (contributions [L], links): the per-base scores and one EnhancerLink per enhancer.
+  """
+  x, _ = _as_batch(sequence_one_hot)
+  length = int(x.shape[1])
+  num_bins, num_tracks = output_shape(model, length, head)
+  bins = tss_bins(num_bins, sequence_start, length, tss, flank_bins)
+  mask = target_mask(num_bins, num_tracks, bins, tracks)
+  contributions = contribution_input_grad(model, x, mask, head)[0]
+  return contributions, enhancer_link_scores(contributions, sequence_chrom, sequence_start,
+                                             enhancers, window=window, tss=tss)
+
+
+def output_shape(model, sequence_length: int, head: str = 'human') -> Tuple[int, int]:
+  """(bins, tracks) that `head` predicts for inputs of `sequence_length` bp.
+
+  Read from the configuration of an `Enformer` (no computation); other models (SavedModels) are
+  run once on an all-N sequence.
+  """
+  inner = _unwrap(model)
+  if isinstance(inner, Enformer):
+    if head not in inner.heads:
+      raise ValueError(f'Unknown head {head!r}; this model has heads {inner.head_names}.')
+    return inner.output_length(int(sequence_length)), int(inner.config['heads'][head])
+  prediction = _forward_fn(model, head)(tf.zeros([1, int(sequence_length), 4], tf.float32))
+  return int(prediction.shape[1]), int(prediction.shape[2])
