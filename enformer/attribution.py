@@ -27,13 +27,19 @@ BASES = 'ACGT'
 
 # --------------------------------------------------------------------------- model adaptation
 
-def _unwrap(model):
-  """Follows `.model` attributes (Predictor → Enformer, hub root → its `.model`)."""
+def _unwrap(model) -> Tuple[object, Optional[int]]:
+  """(innermost model, input length it sees) following `.model` (Predictor → Enformer, hub root →
+  its `.model`). The length is a Predictor's `model_sequence_length` (it centre-crops longer
+  inputs to it), else None."""
+  crop_length = None
   seen = set()
-  while not isinstance(model, Enformer) and hasattr(model, 'model') and id(model) not in seen:
+  while (not isinstance(model, Enformer) and getattr(model, 'model', None) is not None and
+         id(model) not in seen):
     seen.add(id(model))
+    if crop_length is None and getattr(model, 'model_sequence_length', None):
+      crop_length = int(model.model_sequence_length)
     model = model.model
-  return model
+  return model, crop_length
 
 
 def _forward_fn(model, head: str) -> Callable[[tf.Tensor], tf.Tensor]:
@@ -41,19 +47,30 @@ def _forward_fn(model, head: str) -> Callable[[tf.Tensor], tf.Tensor]:
 
   Accepts an `Enformer` module, an object with a `.model` attribute (the package's Predictor or a
   `hub.load(...)` root, whose `.model` has `predict_on_batch`), or anything with a differentiable
-  `predict_on_batch(x) -> dict` (a SavedModel's restored function).
+  `predict_on_batch(x) -> dict` (a SavedModel's restored function). Inputs longer than a
+  Predictor's `model_sequence_length` are centre-cropped to it, as its predict_on_batch does (the
+  cropped bases then get zero gradient).
   """
-  model = _unwrap(model)
+  outer = model
+  model, crop_length = _unwrap(model)
   if isinstance(model, Enformer):
     if head not in model.heads:
       raise ValueError(f'Unknown head {head!r}; this model has heads {model.head_names}.')
     ref = weakref.ref(model)
-    return lambda x: ref()(x, is_training=False, output_heads=[head])[head]
+
+    def forward_module(x: tf.Tensor) -> tf.Tensor:
+      if crop_length is not None and x.shape[1] is not None and x.shape[1] > crop_length:
+        trim = (x.shape[1] - crop_length) // 2
+        x = x[:, trim:trim + crop_length]
+      return ref()(x, is_training=False, output_heads=[head])[head]
+
+    return forward_module
   predict = getattr(model, 'predict_on_batch', None)
-  if predict is None:
+  if predict is None or getattr(outer, 'model', 0) is None:
     raise ValueError(
-        f'Cannot compute attributions for a {type(model).__name__}: pass an enformer.Enformer '
-        'module, a Predictor from enformer.load_model, or a TF-Hub/SavedModel object whose '
+        f'Cannot compute attributions for a {type(outer).__name__} without a differentiable '
+        'model: pass an enformer.Enformer module, a Predictor that wraps one (or call the '
+        "Predictor's own contribution_input_grad), or a TF-Hub/SavedModel object whose "
         '.model.predict_on_batch is a TensorFlow function.')
 
   def forward(x: tf.Tensor) -> tf.Tensor:
@@ -490,10 +507,11 @@ def output_shape(model, sequence_length: int, head: str = 'human') -> Tuple[int,
   Read from the configuration of an `Enformer` (no computation); other models (SavedModels) are
   run once on an all-N sequence.
   """
-  inner = _unwrap(model)
+  inner, crop_length = _unwrap(model)
   if isinstance(inner, Enformer):
     if head not in inner.heads:
       raise ValueError(f'Unknown head {head!r}; this model has heads {inner.head_names}.')
-    return inner.output_length(int(sequence_length)), int(inner.config['heads'][head])
+    length = min(int(sequence_length), crop_length or int(sequence_length))
+    return inner.output_length(length), int(inner.config['heads'][head])
   prediction = _forward_fn(model, head)(tf.zeros([1, int(sequence_length), 4], tf.float32))
   return int(prediction.shape[1]), int(prediction.shape[2])
