@@ -20,6 +20,13 @@ _EXPORTS = {
     'one_hot_encode_batch': 'enformer.sequence',
     'reverse_complement': 'enformer.sequence',
     'reverse_complement_one_hot': 'enformer.sequence',
+    'get_dataset': 'enformer.data.basenji',
+    'get_zipped_dataset': 'enformer.data.basenji',
+    'Augmentation': 'enformer.data.augment',
+    'BasenjiWriter': 'enformer.data.write',
+    'write_dataset': 'enformer.data.write',
+    'make_synthetic_genome': 'enformer.data.synthetic',
+    'make_synthetic_dataset': 'enformer.data.synthetic',
 }
 
 __all__ = sorted(_EXPORTS)

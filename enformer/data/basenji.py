@@ -1,0 +1,449 @@
+"""Read the Basenji2 data layout (and the legacy basenji layout) as `tf.data` pipelines.
+
+Basenji2 layout (what Enformer trains on; `write.py` describes it in full): a folder per organism
+with statistics.json, sequences.bed, targets.txt and tfrecords/{subset}-{N}.tfr (ZLIB, 256 records
+per file; 'sequence' = bool one-hot bytes [L, 4], 'target' = float16 bytes [T, C], optional
+'input_tracks' = float16 bytes [L, E]). Files are read in the order of the integer N.
+
+Legacy basenji layout (e.g. basenji's test data): *.tfrecord files named like
+`cage10-train-00000-of-00100.tfrecord`, 'sequence' = uint8 one-hot bytes [L, 4], 'target' =
+float_list [T × C]; no statistics.json. It is detected automatically (or pass layout='legacy').
+
+Bad data never surfaces as a bare DataLossError: truncated or corrupted files, records whose byte
+sizes do not match statistics.json, and NaN/infinite/negative targets raise an error naming the
+file, the record index and what was expected versus found.
+"""
+
+import dataclasses
+import json
+import os
+import posixpath
+import re
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import tensorflow as tf
+
+from enformer.data import augment as augment_lib
+from enformer.data.write import INPUT_TRACKS_FEATURE, POOL_WIDTH, RECORDS_PER_FILE
+
+# Where get_dataset('human', …) looks: DeepMind's public bucket unless ENFORMER_DATA_DIR is set.
+DEFAULT_DATA_DIR = 'gs://basenji_barnyard/data'
+ORGANISMS = ('human', 'mouse')
+LAYOUTS = ('basenji2', 'legacy')
+_COMPRESSION = 'ZLIB'
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+  """What a data folder holds.
+
+  Attributes:
+    path: the folder.
+    layout: 'basenji2' or 'legacy'.
+    seq_length: bp per record (L).
+    target_length: bins per record (T).
+    num_targets: tracks per bin (C).
+    pool_width: bp per bin.
+    crop_bp: bp cropped from each side of the sequence before binning.
+    num_records: subset → record count (from statistics.json; legacy: counted when read).
+    records_per_file: records per TFRecord file (Basenji2: 256).
+    input_track_names: names of the extra per-base input tracks (feature 'input_tracks').
+  """
+  path: str
+  layout: str
+  seq_length: int
+  target_length: int
+  num_targets: int
+  pool_width: int = POOL_WIDTH
+  crop_bp: int = 0
+  num_records: Mapping[str, int] = dataclasses.field(default_factory=dict)
+  records_per_file: int = RECORDS_PER_FILE
+  input_track_names: Tuple[str, ...] = ()
+
+  @property
+  def num_input_tracks(self) -> int:
+    return len(self.input_track_names)
+
+
+def resolve_path(organism_or_path: str, data_dir: Optional[str] = None) -> str:
+  """'human'/'mouse' → {data_dir}/{organism} (data_dir defaults to $ENFORMER_DATA_DIR or
+  gs://basenji_barnyard/data); anything else is taken as a folder path."""
+  organism_or_path = os.fspath(organism_or_path)
+  if organism_or_path in ORGANISMS and not tf.io.gfile.isdir(organism_or_path):
+    base = data_dir or os.environ.get('ENFORMER_DATA_DIR', DEFAULT_DATA_DIR)
+    return posixpath.join(str(base), organism_or_path)
+  return organism_or_path.rstrip('/')
+
+
+def _file_number(path: str, subset: str) -> int:
+  match = re.search(rf'(?:^|[-_.]){re.escape(subset)}-(\d+)', posixpath.basename(path))
+  return int(match.group(1)) if match else -1
+
+
+def tfrecord_files(path: str, subset: str, layout: str = 'basenji2') -> List[str]:
+  """The subset's TFRecord files, sorted by their integer file number N (not as strings)."""
+  if layout == 'basenji2':
+    pattern = posixpath.join(path, 'tfrecords', f'{subset}-*.tfr')
+  else:
+    pattern = posixpath.join(path, f'*{subset}-*.tfrecord')
+  files = [f for f in tf.io.gfile.glob(pattern) if _file_number(f, subset) >= 0]
+  if not files:
+    raise FileNotFoundError(f'No TFRecord files match {pattern}. Check the data path and the subset '
+                            f'name ({subset!r}; Basenji2 uses train, valid and test).')
+  return sorted(files, key=lambda f: _file_number(f, subset))
+
+
+def _first_example(path: str) -> tf.train.Example:
+  try:
+    record = next(iter(tf.data.TFRecordDataset(path, _COMPRESSION).take(1)))
+  except StopIteration:
+    raise ValueError(f'{path} holds no records.') from None
+  except tf.errors.DataLossError as error:
+    raise ValueError(f'{path}: record 0 cannot be read ({error.message.strip()}); the file is '
+                     'corrupted or not a ZLIB-compressed TFRecord file.') from None
+  return tf.train.Example.FromString(record.numpy())
+
+
+def _read_legacy_params(path: str) -> Dict[str, str]:
+  params = {}
+  for name in tf.io.gfile.glob(posixpath.join(path, 'params*.txt')):
+    with tf.io.gfile.GFile(name) as f:
+      for line in f:
+        parts = line.split()
+        if len(parts) == 2:
+          params.setdefault(parts[0], parts[1])
+  return params
+
+
+def load_info(path: str,
+              layout: Optional[str] = None,
+              pool_width: int = POOL_WIDTH,
+              num_targets: Optional[int] = None) -> DatasetInfo:
+  """Reads statistics.json (Basenji2) or inspects the first record (legacy) of a data folder.
+
+  Args:
+    path: data folder.
+    layout: 'basenji2', 'legacy' or None to detect (statistics.json present → basenji2).
+    pool_width, num_targets: legacy only, when no params*.txt says otherwise; num_targets defaults
+      to the float_list size / (seq_length / pool_width).
+  """
+  if not tf.io.gfile.isdir(path):
+    raise FileNotFoundError(f'Data folder {path} does not exist.')
+  statistics_path = posixpath.join(path, 'statistics.json')
+  if layout is None:
+    layout = 'basenji2' if tf.io.gfile.exists(statistics_path) else 'legacy'
+  if layout not in LAYOUTS:
+    raise ValueError(f'layout must be one of {LAYOUTS} or None (detect), got {layout!r}.')
+  if layout == 'basenji2':
+    if not tf.io.gfile.exists(statistics_path):
+      raise FileNotFoundError(f'{statistics_path} not found: a Basenji2 data folder has '
+                              'statistics.json, sequences.bed, targets.txt and tfrecords/.')
+    with tf.io.gfile.GFile(statistics_path) as f:
+      stats = json.load(f)
+    missing = [k for k in ('seq_length', 'target_length', 'num_targets') if k not in stats]
+    if missing:
+      raise ValueError(f'{statistics_path} lacks {missing}.')
+    counts = {key[:-len('_seqs')]: int(value) for key, value in stats.items()
+              if key.endswith('_seqs')}
+    return DatasetInfo(path=path, layout=layout, seq_length=int(stats['seq_length']),
+                       target_length=int(stats['target_length']),
+                       num_targets=int(stats['num_targets']),
+                       pool_width=int(stats.get('pool_width', POOL_WIDTH)),
+                       crop_bp=int(stats.get('crop_bp', 0)), num_records=counts,
+                       records_per_file=int(stats.get('records_per_file', RECORDS_PER_FILE)),
+                       input_track_names=tuple(stats.get('input_tracks', ())))
+  files = tf.io.gfile.glob(posixpath.join(path, '*.tfrecord'))
+  if not files:
+    raise FileNotFoundError(f'{path} has neither statistics.json (Basenji2 layout) nor *.tfrecord '
+                            'files (legacy basenji layout).')
+  example = _first_example(sorted(files)[0])
+  features = example.features.feature
+  if 'sequence' not in features or 'target' not in features:
+    raise ValueError(f'{sorted(files)[0]}: records lack the features "sequence" and "target" '
+                     f'(found {sorted(features)}).')
+  seq_bytes = len(features['sequence'].bytes_list.value[0])
+  if seq_bytes % 4:
+    raise ValueError(f'{sorted(files)[0]}: sequence has {seq_bytes} bytes, not a [L, 4] uint8 one-hot.')
+  seq_length = seq_bytes // 4
+  params = _read_legacy_params(path)
+  pool_width = int(params.get('target_pool', pool_width))
+  target_size = len(features['target'].float_list.value)
+  target_length = int(params.get('target_length', seq_length // pool_width))
+  num_targets = int(params.get('num_targets', num_targets or target_size // target_length))
+  if target_length * num_targets != target_size:
+    raise ValueError(f'{sorted(files)[0]}: target has {target_size} values, which is not '
+                     f'target_length {target_length} × num_targets {num_targets}. Pass '
+                     'num_targets/pool_width matching the data.')
+  return DatasetInfo(path=path, layout=layout, seq_length=seq_length, target_length=target_length,
+                     num_targets=num_targets, pool_width=pool_width,
+                     crop_bp=(seq_length - target_length * pool_width) // 2, records_per_file=0)
+
+
+def _expected_counts(info: DatasetInfo, subset: str, files: Sequence[str]) -> List[int]:
+  """Records each file must hold according to statistics.json (-1 = unknown)."""
+  total = info.num_records.get(subset)
+  if info.layout != 'basenji2' or total is None or not info.records_per_file:
+    return [-1] * len(files)
+  per_file = info.records_per_file
+  return [int(np.clip(total - per_file * _file_number(f, subset), 0, per_file)) for f in files]
+
+
+def verify_tfrecords(files: Sequence[str],
+                     expected_counts: Optional[Sequence[int]] = None,
+                     progress: bool = False) -> List[int]:
+  """Reads every record of `files` in Python; returns the record counts.
+
+  Raises ValueError naming the file and the record index for truncated/corrupted files, and for
+  files whose count differs from `expected_counts`.
+  """
+  from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
+  counts = []
+  for i, path in enumerate(tqdm(files, desc='verifying', unit='file', disable=not progress)):
+    count = 0
+    try:
+      for _ in tf.data.TFRecordDataset(path, _COMPRESSION):
+        count += 1
+    except tf.errors.DataLossError as error:
+      raise ValueError(f'{path}: record {count} cannot be read ({error.message.strip()}); the file is '
+                       f'truncated or corrupted after {count} good records. Re-download or '
+                       're-generate it.') from None
+    if expected_counts is not None and expected_counts[i] >= 0 and count != expected_counts[i]:
+      raise ValueError(f'{path}: holds {count} records, expected {expected_counts[i]} '
+                       '(from statistics.json).')
+    counts.append(count)
+  return counts
+
+
+def _message(*parts) -> tf.Tensor:
+  """Joins Python strings and scalar tensors into one string tensor (no quoting)."""
+  strings = []
+  for part in parts:
+    if isinstance(part, str):
+      strings.append(part)
+    elif part.dtype == tf.string:
+      strings.append(part)
+    else:
+      strings.append(tf.strings.as_string(part))
+  return tf.strings.join(strings)
+
+
+def _assert(condition: tf.Tensor, message: tf.Tensor) -> tf.Operation:
+  return tf.debugging.Assert(condition, [message], summarize=1)
+
+
+def _read_file(filename: tf.Tensor, expected: tf.Tensor) -> tf.data.Dataset:
+  """Records of one file as (filename, index, record); checks the count at the end of the file.
+
+  A truncated or corrupted file stops early (its read error is caught), so the count check names
+  the file and the first record that could not be read.
+  """
+  records = tf.data.TFRecordDataset(filename, _COMPRESSION).ignore_errors()
+  records = records.map(lambda r: (tf.constant(False), r))
+  end_marker = tf.data.Dataset.from_tensors((tf.constant(True), tf.constant(b'')))
+
+  def check(index, element):
+    is_end = element[0]
+    message = _message(
+        'Bad data file ', filename, ': could read ', index, ' records but statistics.json expects ',
+        expected, '; record ', index, ' is truncated or corrupted (DataLossError). Re-download or '
+        're-generate this file.')
+    ok = tf.logical_or(tf.logical_not(is_end),
+                       tf.logical_or(expected < 0, tf.equal(index, expected)))
+    with tf.control_dependencies([_assert(ok, message)]):
+      return tf.logical_not(is_end)
+
+  return (records.concatenate(end_marker).enumerate()
+          .filter(check)
+          .map(lambda index, element: (filename, index, element[1])))
+
+
+def _make_decoder(info: DatasetInfo, include_input_tracks: bool, check_values: bool):
+  """Returns a function (filename, index, serialized) → {'sequence', 'target'} float32."""
+  seq_length, target_length, num_targets = info.seq_length, info.target_length, info.num_targets
+  num_input = info.num_input_tracks
+  legacy = info.layout == 'legacy'
+  features = {'sequence': tf.io.FixedLenFeature([], tf.string)}
+  if legacy:
+    features['target'] = tf.io.VarLenFeature(tf.float32)
+  else:
+    features['target'] = tf.io.FixedLenFeature([], tf.string)
+  if include_input_tracks:
+    features[INPUT_TRACKS_FEATURE] = tf.io.FixedLenFeature([], tf.string)
+
+  def size_check(filename, index, name, found, expected, shape):
+    unit = 'values' if name == 'target' and legacy else 'bytes'
+    source = 'the first record' if legacy else 'statistics.json'
+    message = _message('Bad record in ', filename, ': record ', index, f' has feature {name} of ',
+                       found, f' {unit}, expected {expected} ({shape} per {source}). The file does '
+                       'not match the data set description.')
+    return _assert(tf.equal(found, expected), message)
+
+  def decode(filename, index, serialized):
+    parsed = tf.io.parse_single_example(serialized, features)
+    checks = [size_check(filename, index, "sequence", tf.strings.length(parsed['sequence']),
+                         seq_length * 4,
+                         f'{"uint8" if legacy else "bool"} one-hot [{seq_length}, 4]')]
+    if legacy:
+      target_values = parsed['target'].values
+      checks.append(size_check(filename, index, "target", tf.size(target_values),
+                               target_length * num_targets,
+                               f'float [{target_length} × {num_targets}]'))
+    else:
+      checks.append(size_check(filename, index, "target", tf.strings.length(parsed['target']),
+                               target_length * num_targets * 2,
+                               f'float16 [{target_length}, {num_targets}]'))
+    if include_input_tracks:
+      checks.append(size_check(filename, index, INPUT_TRACKS_FEATURE,
+                               tf.strings.length(parsed[INPUT_TRACKS_FEATURE]),
+                               seq_length * num_input * 2, f'float16 [{seq_length}, {num_input}]'))
+    with tf.control_dependencies(checks):
+      sequence = tf.io.decode_raw(parsed['sequence'], tf.uint8 if legacy else tf.bool)
+      sequence = tf.cast(tf.reshape(sequence, [seq_length, 4]), tf.float32)
+      if legacy:
+        target = tf.reshape(target_values, [target_length, num_targets])
+      else:
+        target = tf.cast(tf.reshape(tf.io.decode_raw(parsed['target'], tf.float16),
+                                    [target_length, num_targets]), tf.float32)
+      if include_input_tracks:
+        extra = tf.io.decode_raw(parsed[INPUT_TRACKS_FEATURE], tf.float16)
+        extra = tf.cast(tf.reshape(extra, [seq_length, num_input]), tf.float32)
+        sequence = tf.concat([sequence, extra], axis=-1)
+    if check_values:
+      finite = tf.reduce_all(tf.math.is_finite(target))
+      minimum = tf.reduce_min(target)
+      message = _message(
+          'Bad record in ', filename, ': record ', index, ' has a target with NaN/infinite or '
+          'negative values (all finite: ', tf.where(finite, 'yes', 'no'), ', minimum ', minimum,
+          '); expected finite values ≥ 0. Fix the data or pass check_values=False.')
+      with tf.control_dependencies([_assert(tf.logical_and(finite, minimum >= 0), message)]):
+        target = tf.identity(target)
+    return {'sequence': sequence, 'target': target}
+
+  return decode
+
+
+def get_dataset(organism_or_path: str,
+                subset: str,
+                *,
+                data_dir: Optional[str] = None,
+                layout: Optional[str] = None,
+                seq_length: Optional[int] = None,
+                batch_size: Optional[int] = None,
+                drop_remainder: bool = False,
+                shuffle: Union[bool, int] = False,
+                repeat: Union[bool, int] = False,
+                augment: Union[bool, augment_lib.Augmentation] = False,
+                seed: Optional[int] = None,
+                deterministic: bool = False,
+                num_parallel_reads: int = 4,
+                num_parallel_calls: int = 4,
+                prefetch: Optional[int] = tf.data.AUTOTUNE,
+                include_input_tracks: bool = False,
+                check_values: bool = True,
+                verify: bool = False,
+                options: Optional[tf.data.Options] = None,
+                num_targets: Optional[int] = None) -> tf.data.Dataset:
+  """A `tf.data.Dataset` of {'sequence': float32 [L, 4], 'target': float32 [T, C]}.
+
+  Args:
+    organism_or_path: 'human' or 'mouse' (read from `data_dir`, default $ENFORMER_DATA_DIR or
+      gs://basenji_barnyard/data) or a data folder (local or any tf.io.gfile path such as gs://).
+    subset: 'train', 'valid' or 'test'.
+    layout: 'basenji2', 'legacy' or None (detect).
+    seq_length: if given, must equal the data's sequence length (a guard for converted data).
+    batch_size: batch examples ([B, L, 4], [B, T, C]); None keeps single examples.
+    shuffle: False, True (buffer 256) or a buffer size; file order is shuffled too.
+    repeat: False, True (forever) or a number of epochs.
+    augment: False, True (Augmentation(): ±3 bp shift, reverse complement) or an Augmentation.
+      Keep it off for validation and test.
+    seed: seed for shuffling and augmentation (None = random each run).
+    deterministic: keep element order and augmentation reproducible across runs (parallel reads
+      and calls return results in order).
+    num_parallel_reads: files read concurrently (interleave cycle length).
+    num_parallel_calls: parallel decode/augment calls.
+    prefetch: batches to prefetch (None = no prefetch).
+    include_input_tracks: concatenate the extra per-base input tracks (feature 'input_tracks',
+      float16 [L, E]) to the one-hot → 'sequence' [L, 4 + E], for `Enformer(input_channels=4 + E)`.
+    check_values: fail on NaN/infinite/negative targets.
+    verify: read every file once in Python first (exact file/record errors before training).
+    options: extra tf.data.Options merged into the defaults (auto-shard by FILE, determinism).
+    num_targets: legacy layout only, when it cannot be inferred.
+
+  Returns:
+    The dataset. The data description is available as `load_info(path)`.
+  """
+  path = resolve_path(organism_or_path, data_dir)
+  info = load_info(path, layout, num_targets=num_targets)
+  if seq_length is not None and seq_length != info.seq_length:
+    raise ValueError(f'{path} holds {info.seq_length} bp sequences, but seq_length={seq_length} was '
+                     'requested. Point to the data converted to that length (enformer '
+                     'convert-basenji --out-tfr) or drop seq_length.')
+  if include_input_tracks and not info.num_input_tracks:
+    raise ValueError(f'{path} has no extra input tracks (statistics.json lacks "input_tracks"); '
+                     'set include_input_tracks=False.')
+  files = tfrecord_files(path, subset, info.layout)
+  expected = _expected_counts(info, subset, files)
+  if verify or info.layout == 'legacy':
+    # Legacy files carry no expected counts, so read them once to catch corruption early.
+    verify_tfrecords(files, expected, progress=verify)
+  if seed is None and (shuffle or augment):
+    seed = int(np.random.SeedSequence().generate_state(1)[0] >> 1)
+  if augment is True:
+    augment = augment_lib.Augmentation()
+
+  expected_table = tf.lookup.StaticHashTable(
+      tf.lookup.KeyValueTensorInitializer(tf.constant(files), tf.constant(expected, tf.int64)),
+      default_value=-1)
+  dataset = tf.data.Dataset.from_tensor_slices(files)
+  if shuffle:
+    dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+  dataset = dataset.interleave(lambda f: _read_file(f, expected_table.lookup(f)),
+                               cycle_length=num_parallel_reads,
+                               num_parallel_calls=num_parallel_reads, deterministic=deterministic)
+  if shuffle:
+    buffer = 256 if shuffle is True else int(shuffle)
+    dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+  if repeat:
+    dataset = dataset.repeat(None if repeat is True else int(repeat))
+  dataset = dataset.map(_make_decoder(info, include_input_tracks, check_values),
+                        num_parallel_calls=num_parallel_calls, deterministic=deterministic)
+  if augment:
+    dataset = augment_lib.augment_dataset(dataset, augment, seed=seed,
+                                          num_parallel_calls=num_parallel_calls,
+                                          deterministic=deterministic)
+  if batch_size:
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder,
+                            num_parallel_calls=num_parallel_calls, deterministic=deterministic)
+  if prefetch:
+    dataset = dataset.prefetch(prefetch)
+  return dataset.with_options(_options(deterministic, options))
+
+
+def _options(deterministic: bool, extra: Optional[tf.data.Options]) -> tf.data.Options:
+  options = tf.data.Options()
+  options.deterministic = deterministic
+  options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.FILE
+  if extra is not None:
+    options = options.merge(extra)
+  return options
+
+
+def get_zipped_dataset(subset: str,
+                       organisms: Sequence[str] = ORGANISMS,
+                       *,
+                       data_dir: Optional[str] = None,
+                       paths: Optional[Mapping[str, str]] = None,
+                       repeat: Union[bool, int] = True,
+                       **kwargs: Any) -> tf.data.Dataset:
+  """Human and mouse data zipped for alternating training: elements {organism: example}.
+
+  Each organism's dataset is built with `get_dataset(..., repeat=repeat, **kwargs)` (repeated
+  forever by default, so the smaller organism does not end the zip). `paths` maps organism → folder
+  when the data is not under `data_dir/{organism}`.
+  """
+  paths = dict(paths or {})
+  datasets = {organism: get_dataset(paths.get(organism, organism), subset, data_dir=data_dir,
+                                    repeat=repeat, **kwargs)
+              for organism in organisms}
+  return tf.data.Dataset.zip(datasets)
