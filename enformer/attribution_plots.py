@@ -79,7 +79,7 @@ def plot_tracks_with_contributions(tracks: Mapping[str, np.ndarray],
     for side in ('top', 'right', 'bottom'):
       ax.spines[side].set_visible(False)
     for b in highlight_bins or ():
-      ax.axvspan(start + b * bin_size, start + (b + 1) * bin_size, color='0.8', zorder=0)
+      ax.axvspan(start + b * bin_size, start + (b + 1) * bin_size, color='0.92', zorder=0)
   axes[-1, 0].set_xlim(start, end)
   axes[-1, 0].set_xlabel(f'{chrom}:{start + 1:,}-{end:,}')
   fig.tight_layout()
@@ -109,7 +109,7 @@ def plot_sequence_logo(matrix: np.ndarray,
     raise ValueError(f'A logo needs a [W, 4] matrix (A, C, G, T), got shape {matrix.shape}.')
   own_figure = ax is None
   if own_figure:
-    fig, ax = plt.subplots(figsize=(min(max(matrix.shape[0] * 0.12, 6), 30), 2.2))
+    fig, ax = plt.subplots(figsize=(min(max(matrix.shape[0] * 0.15, 6), 20), 2.5))
   else:
     fig = ax.figure
   frame = pd.DataFrame(matrix, columns=list(BASES), index=np.arange(start, start + len(matrix)))
@@ -145,9 +145,10 @@ def plot_ism(sequence_one_hot: np.ndarray, ism: np.ndarray, start: int = 0,
     path: PNG to write.
   """
   ism = np.asarray(ism, np.float64)
-  width = min(max(ism.shape[0] * 0.12, 6), 30)
+  width = min(max(ism.shape[0] * 0.15, 6), 20)
   fig, (logo_ax, heat_ax) = plt.subplots(2, 1, figsize=(width, 4.2), sharex=False,
-                                         gridspec_kw=dict(height_ratios=[1.2, 1]))
+                                         gridspec_kw=dict(height_ratios=[1.2, 1]),
+                                         layout='constrained')
   plot_sequence_logo(ism_logo_matrix(sequence_one_hot, ism), start=start, title=title,
                      ylabel='−mean Δ', ax=logo_ax)
   limit = float(np.abs(ism).max()) or 1.0
@@ -157,5 +158,5 @@ def plot_ism(sequence_one_hot: np.ndarray, ism: np.ndarray, start: int = 0,
   heat_ax.set_yticks(range(4), list(BASES))
   heat_ax.set_xlim(logo_ax.get_xlim())
   heat_ax.set_xlabel('position')
-  fig.colorbar(image, ax=[logo_ax, heat_ax], label='Δ target', fraction=0.02, pad=0.01)
+  fig.colorbar(image, ax=[logo_ax, heat_ax], label='Δ target', fraction=0.03, pad=0.01)
   return _save(fig, path)
