@@ -1,0 +1,284 @@
+"""Variant score files: basenji's `sad.h5` layout (plus SAR), long TSV, tabix-indexed PC tables.
+
+HDF5 layout (as written by basenji's SNP scorer and DeepMind's 1000 Genomes release):
+  snp            [V]     bytes   variant ID (VCF ID column)
+  chr            [V]     bytes   chromosome (as named in the VCF)
+  pos            [V]     uint32  1-based position
+  ref, alt       [V]     bytes   alleles
+  target_ids     [T]     bytes   track identifiers (targets table), else 't0', 't1', ...
+  target_labels  [T]     bytes   track descriptions (targets table), else b''
+  SAD            [V, T]  float16 alt bin mean − ref bin mean
+  SAR            [V, T]  float16 log2(1 + alt bin mean) − log2(1 + ref bin mean)
+The definitions are stored as HDF5 attributes of SAD and SAR; run settings as file attributes.
+
+Resumable runs write chunks to `<out>.partial/` (one `.npz` per chunk, each renamed into place
+atomically) and assemble the HDF5 at the end (`ChunkStore`).
+"""
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Union
+
+import h5py
+import numpy as np
+
+PathLike = Union[str, os.PathLike]
+
+SAD_DEFINITION = ('SAD[v, t] = mean over output bins of the alt prediction - mean over output '
+                  'bins of the ref prediction, for track t (each averaged over the ensemble of '
+                  'shifts / reverse complement).')
+SAR_DEFINITION = ('SAR[v, t] = log2(1 + mean over bins of alt) - log2(1 + mean over bins of ref), '
+                  'with the same ensemble-averaged bin means as SAD.')
+VARIANT_FIELDS = ('snp', 'chr', 'pos', 'ref', 'alt')
+SCORE_DATASETS = ('SAD', 'SAR')
+
+
+@dataclasses.dataclass
+class VariantScores:
+  """Scores of V variants on T tracks, as stored in sad.h5 (strings decoded to str).
+
+  `scores` maps a dataset name ('SAD', 'SAR', optionally 'SAD_z', ...) to [V, T] arrays;
+  `attrs` holds file-level attributes (settings of the run).
+  """
+  snp: np.ndarray
+  chr: np.ndarray
+  pos: np.ndarray
+  ref: np.ndarray
+  alt: np.ndarray
+  target_ids: np.ndarray
+  target_labels: np.ndarray
+  scores: Dict[str, np.ndarray]
+  attrs: Dict[str, object] = dataclasses.field(default_factory=dict)
+
+  def __len__(self) -> int:
+    return len(self.pos)
+
+  @property
+  def sad(self) -> np.ndarray:
+    return self.scores['SAD']
+
+  @property
+  def sar(self) -> np.ndarray:
+    return self.scores['SAR']
+
+
+def _bytes(values: Sequence[str]) -> np.ndarray:
+  """Fixed-length byte strings (|S n), like basenji writes them; never zero-width."""
+  array = np.array([str(v).encode() for v in values], dtype='S')
+  return array if array.dtype.itemsize else array.astype('S1')
+
+
+def write_sad_h5(path: PathLike, scores: VariantScores) -> None:
+  """Writes `scores` in the sad.h5 layout (score datasets as float16 [V, T])."""
+  num_variants, num_targets = len(scores), len(scores.target_ids)
+  with h5py.File(path, 'w') as h5:
+    for name in VARIANT_FIELDS:
+      values = getattr(scores, name)
+      if len(values) != num_variants:
+        raise ValueError(f'{name} has {len(values)} entries for {num_variants} variants.')
+      h5.create_dataset(name, data=np.asarray(values, np.uint32) if name == 'pos' else
+                        _bytes(values))
+    h5.create_dataset('target_ids', data=_bytes(scores.target_ids))
+    h5.create_dataset('target_labels', data=_bytes(scores.target_labels))
+    for name, values in scores.scores.items():
+      values = np.asarray(values)
+      if values.ndim == 2 and values.shape != (num_variants, num_targets) and name in SCORE_DATASETS:
+        raise ValueError(f'{name} has shape {values.shape}, expected {(num_variants, num_targets)}.')
+      h5.create_dataset(name, data=values.astype(np.float16))
+    h5['SAD'].attrs['definition'] = SAD_DEFINITION
+    if 'SAR' in h5:
+      h5['SAR'].attrs['definition'] = SAR_DEFINITION
+    if 'SAD_z' in h5:
+      h5['SAD_z'].attrs['definition'] = '(SAD - mean) / scale of the fitted transform'
+    for key, value in scores.attrs.items():
+      h5.attrs[key] = value
+
+
+def read_sad_h5(path: PathLike) -> VariantScores:
+  """Reads a sad.h5-layout file (ours or basenji's); score datasets come back as float16."""
+  path = os.fspath(path)
+  if not os.path.exists(path):
+    raise FileNotFoundError(f'Score file {path} does not exist.')
+  with h5py.File(path, 'r') as h5:
+    decoded = {}
+    for name in VARIANT_FIELDS + ('target_ids', 'target_labels'):
+      if name not in h5:
+        decoded[name] = np.array([], dtype=str)
+        continue
+      values = h5[name][:]
+      decoded[name] = values if name == 'pos' else values.astype(str)
+    num_variants = len(decoded['pos'])
+    scores = {
+        name: h5[name][:]
+        for name in h5
+        if h5[name].ndim == 2 and h5[name].shape[0] == num_variants and name not in decoded
+    }
+    return VariantScores(scores=scores, attrs=dict(h5.attrs), **decoded)
+
+
+def write_sad_tsv(path: PathLike, scores: VariantScores) -> None:
+  """Long-format TSV like basenji's text output: one row per variant × track.
+
+  Columns: snp chr pos ref alt target_index target_id target_label SAD SAR.
+  """
+  import pandas as pd
+  num_variants, num_targets = len(scores), len(scores.target_ids)
+  repeat = lambda values: np.repeat(np.asarray(values), num_targets)
+  tile = lambda values: np.tile(np.asarray(values), num_variants)
+  table = pd.DataFrame({
+      'snp': repeat(scores.snp), 'chr': repeat(scores.chr), 'pos': repeat(scores.pos),
+      'ref': repeat(scores.ref), 'alt': repeat(scores.alt),
+      'target_index': tile(np.arange(num_targets)), 'target_id': tile(scores.target_ids),
+      'target_label': tile(scores.target_labels),
+      'SAD': np.asarray(scores.sad, np.float32).ravel(),
+      'SAR': np.asarray(scores.sar, np.float32).ravel()})
+  table.to_csv(path, sep='\t', index=False, float_format='%.6g')
+
+
+def write_pc_tables(prefix: PathLike, chrom: Sequence[str], pos: Sequence[int],
+                    ids: Sequence[str], ref: Sequence[str], alt: Sequence[str],
+                    pcs: np.ndarray) -> List[str]:
+  """Principal components per chromosome as bgzip + tabix-indexed TSVs (DeepMind's release format).
+
+  Writes `<prefix>.<chrom>.tsv.gz` (+ `.tbi`) with columns `#CHROM POS ID REF ALT PC0 … PC{k-1}`,
+  rows sorted by position.
+
+  Args:
+    prefix: path prefix of the files.
+    chrom, pos, ids, ref, alt: per variant [V].
+    pcs: [V, k] principal components.
+
+  Returns:
+    Paths of the .tsv.gz files, in order of first appearance of each chromosome.
+  """
+  import pysam
+  prefix = os.fspath(prefix)
+  pcs = np.asarray(pcs)
+  chrom, pos = np.asarray(chrom).astype(str), np.asarray(pos, np.int64)
+  header = '\t'.join(['#CHROM', 'POS', 'ID', 'REF', 'ALT'] +
+                     [f'PC{i}' for i in range(pcs.shape[1])])
+  paths = []
+  for name in dict.fromkeys(chrom):
+    rows = np.flatnonzero(chrom == name)
+    rows = rows[np.argsort(pos[rows], kind='stable')]
+    text_path = f'{prefix}.{name}.tsv'
+    with open(text_path, 'w') as handle:
+      handle.write(header + '\n')
+      for row in rows:
+        values = '\t'.join(f'{value:.6g}' for value in pcs[row])
+        handle.write(f'{name}\t{pos[row]}\t{ids[row]}\t{ref[row]}\t{alt[row]}\t{values}\n')
+    paths.append(pysam.tabix_index(text_path, seq_col=0, start_col=1, end_col=1, meta_char='#',
+                                   force=True))
+  return paths
+
+
+def fingerprint(settings: Mapping[str, object]) -> str:
+  """SHA-256 of a JSON-serialisable description of a run (detects a changed command on resume)."""
+  return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class ChunkStore:
+  """Chunks of a resumable run in `<out>.partial/`: `run.json` and `chunk_{i:06d}.npz`.
+
+  Each chunk is written to a temporary name and renamed into place, so a run killed at any
+  moment leaves only complete chunks behind; rerunning the same command skips them.
+  """
+
+  def __init__(self, out_path: PathLike, settings: Mapping[str, object], overwrite: bool = False):
+    self.out_path = os.fspath(out_path)
+    self.directory = self.out_path + '.partial'
+    self.fingerprint = fingerprint(settings)
+    manifest = os.path.join(self.directory, 'run.json')
+    if os.path.isdir(self.directory):
+      previous = None
+      if os.path.exists(manifest):
+        with open(manifest) as handle:
+          previous = json.load(handle).get('fingerprint')
+      if previous != self.fingerprint:
+        if not overwrite:
+          raise FileExistsError(
+              f'{self.directory} holds an unfinished run with different inputs or settings. '
+              'Rerun the original command to finish it, or pass --overwrite to discard it.')
+        shutil.rmtree(self.directory)
+    os.makedirs(self.directory, exist_ok=True)
+    for name in os.listdir(self.directory):
+      if name.endswith('.tmp'):  # Left by a run killed while writing.
+        os.remove(os.path.join(self.directory, name))
+    if not os.path.exists(manifest):
+      self._atomic_write(manifest, lambda handle: handle.write(json.dumps(
+          {'fingerprint': self.fingerprint, 'settings': dict(settings)}, indent=1,
+          default=str).encode()))
+
+  def _chunk_path(self, index: int) -> str:
+    return os.path.join(self.directory, f'chunk_{index:06d}.npz')
+
+  @staticmethod
+  def _atomic_write(path: str, write) -> None:
+    temporary = path + '.tmp'
+    with open(temporary, 'wb') as handle:
+      write(handle)
+      handle.flush()
+      os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+  def has(self, index: int) -> bool:
+    return os.path.exists(self._chunk_path(index))
+
+  def done(self, num_chunks: int) -> List[int]:
+    return [i for i in range(num_chunks) if self.has(i)]
+
+  def save(self, index: int, **arrays: np.ndarray) -> None:
+    self._atomic_write(self._chunk_path(index), lambda handle: np.savez(handle, **arrays))
+
+  def load(self, index: int) -> Dict[str, np.ndarray]:
+    with np.load(self._chunk_path(index), allow_pickle=False) as data:
+      return {name: data[name] for name in data.files}
+
+  def concatenate(self, num_chunks: int, names: Iterable[str]) -> Dict[str, np.ndarray]:
+    """Concatenates arrays `names` of chunks 0..num_chunks-1 along axis 0."""
+    names = list(names)
+    parts = {name: [] for name in names}
+    for index in range(num_chunks):
+      chunk = self.load(index)
+      for name in names:
+        parts[name].append(chunk[name])
+    return {name: np.concatenate(values) for name, values in parts.items()}
+
+  def remove(self) -> None:
+    shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def finish_atomically(path: PathLike, write) -> None:
+  """Calls write(temporary_path), then renames it to `path` (no half-written final files)."""
+  path = os.fspath(path)
+  temporary = path + '.tmp'
+  if os.path.exists(temporary):
+    os.remove(temporary)
+  write(temporary)
+  os.replace(temporary, path)
+
+
+def compare_layout(path: PathLike, reference: PathLike,
+                   ignore: Optional[Sequence[str]] = ('SAD_pct', 'percentiles')) -> List[str]:
+  """Differences in dataset kinds/dtypes/ranks between two sad.h5-layout files (empty = same).
+
+  Byte-string widths and sizes are allowed to differ; `ignore` names datasets of `reference`
+  that need not be present in `path` (basenji's percentile tables).
+  """
+  problems = []
+  with h5py.File(path, 'r') as ours, h5py.File(reference, 'r') as theirs:
+    for name in theirs:
+      if name in (ignore or ()):
+        continue
+      if name not in ours:
+        problems.append(f'missing dataset {name}')
+        continue
+      a, b = ours[name], theirs[name]
+      if a.dtype.kind != b.dtype.kind or (a.dtype.kind != 'S' and a.dtype != b.dtype):
+        problems.append(f'{name}: dtype {a.dtype} vs {b.dtype}')
+      if a.ndim != b.ndim:
+        problems.append(f'{name}: rank {a.ndim} vs {b.ndim}')
+  return problems

@@ -1,0 +1,205 @@
+"""Variant effect scores: variant-centred ref/alt sequences, batched predictions, SAD and SAR.
+
+For each variant, the model sees the reference and the alternative sequence of length L centred
+on the variant (kipoiseq `Interval(chrom, pos, pos).resize(L)` and `VariantSeqExtractor`, like
+the usage colab), N-padded past chromosome ends. Per track t, with bin means
+`m(x)[t] = mean over output bins of prediction(x)[:, t]`:
+
+  SAD = m(alt) − m(ref)                      (the colab's raw variant score)
+  SAR = log2(1 + m(alt)) − log2(1 + m(ref))
+
+With an ensemble (reverse complement and/or shifts of the window by a few bp), `m` is averaged
+over the ensemble members before SAD/SAR are formed. All ALTs of a multi-allelic VCF line share
+the reference predictions; references and alternatives are predicted in the same batches.
+
+Indels: kipoiseq is anchored at the variant (absolute position `pos`), so the sequence left of
+the variant is the reference and the right side is shifted (insertions push bases out of the
+window's right end; deletions pull in more bases). The colab passes the anchor relative to the
+interval, which kipoiseq clamps to the interval start; for SNVs the sequences are identical.
+"""
+
+import dataclasses
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+import kipoiseq
+from kipoiseq.extractors import VariantSeqExtractor
+import numpy as np
+
+from enformer.io.vcf import VariantSite
+from enformer.sequence import one_hot_encode, reverse_complement_one_hot
+
+
+@dataclasses.dataclass(frozen=True)
+class EnsembleMember:
+  """One view of a variant: window shifted by `shift` bp, optionally reverse complemented."""
+  shift: int = 0
+  reverse_complement: bool = False
+
+
+def ensemble_members(shifts: Sequence[int] = (0,),
+                     reverse_complement: bool = False) -> Tuple[EnsembleMember, ...]:
+  """Members for every shift, forward (and reverse complement if requested)."""
+  shifts = tuple(dict.fromkeys(int(s) for s in shifts))
+  if not shifts:
+    raise ValueError('Pass at least one shift (e.g. 0).')
+  strands = (False, True) if reverse_complement else (False,)
+  return tuple(EnsembleMember(s, rc) for s in shifts for rc in strands)
+
+
+def variant_interval(chrom: str, pos: int, sequence_length: int,
+                     shift: int = 0) -> kipoiseq.Interval:
+  """The L bp window centred on 1-based `pos` (as the colab builds it), moved by `shift` bp."""
+  interval = kipoiseq.Interval(chrom, pos, pos).resize(sequence_length)
+  return kipoiseq.Interval(chrom, interval.start + shift, interval.end + shift)
+
+
+def site_sequences(extractor: VariantSeqExtractor, site: VariantSite, sequence_length: int,
+                   shift: int = 0) -> List[str]:
+  """[ref, alt_1, ..., alt_k] strings of length L for one site (VCF line)."""
+  interval = variant_interval(site.fasta_chrom, site.pos, sequence_length, shift)
+  anchor = site.pos  # Absolute coordinate: the variant stays at the window centre (minus shift).
+  sequences = [extractor.extract(interval, [], anchor=anchor)]
+  sequences += [extractor.extract(interval, [variant], anchor=anchor) for variant in site.variants]
+  return sequences
+
+
+class VariantScorer:
+  """Scores variants with any predictor that has `predict_on_batch(x [B, L, 4]) -> {head: [B, T, N]}`.
+
+  Example:
+    >>> predictor = enformer.load_model('enformer_model')
+    >>> scorer = VariantScorer(predictor, FastaStringExtractor('hg38.fa'), head='human')
+    >>> sad, sar = scorer.score_sites(read_variants('my.vcf', scorer.fasta))  # [V, 5313] each
+  """
+
+  def __init__(self,
+               predictor,
+               fasta,
+               head: str = 'human',
+               sequence_length: Optional[int] = None,
+               batch_size: int = 4,
+               reverse_complement: bool = False,
+               shifts: Sequence[int] = (0,)):
+    """
+    Args:
+      predictor: object with `predict_on_batch` (e.g. `enformer.load_model(...)`); its
+        `sequence_length` attribute is used when `sequence_length` is None.
+      fasta: `enformer.io.fasta.FastaStringExtractor` (N-padding, chr-prefix resolution).
+      head: output head to score ('human' or 'mouse').
+      sequence_length: model input length L (bp).
+      batch_size: sequences per forward pass (refs and alts are mixed in one batch).
+      reverse_complement: also predict the reverse complement and average.
+      shifts: window shifts in bp to average over, e.g. (-1, 0, 1).
+    """
+    if sequence_length is None:
+      sequence_length = getattr(predictor, 'sequence_length', None)
+    if not sequence_length:
+      raise ValueError('The predictor has no `sequence_length`; pass sequence_length= (the '
+                       'model input length in bp, e.g. 196608 or 393216 for the TF-Hub module).')
+    if batch_size < 1:
+      raise ValueError(f'batch_size must be ≥ 1, got {batch_size}.')
+    heads = getattr(predictor, 'heads', None)
+    if heads is not None and head not in heads:
+      raise ValueError(f'Unknown head {head!r}; the model has heads {sorted(heads)}. '
+                       'Pass --head with one of them.')
+    self.predictor = predictor
+    self.fasta = fasta
+    self.head = head
+    self.sequence_length = int(sequence_length)
+    self.batch_size = int(batch_size)
+    self.members = ensemble_members(shifts, reverse_complement)
+    self._extractor = VariantSeqExtractor(reference_sequence=fasta)
+    self.forward_passes = 0  # Number of predict_on_batch calls (for benchmarks).
+
+  def _jobs(self, sites: Sequence[VariantSite]) -> Iterator[Tuple[int, int, np.ndarray]]:
+    """Yields (site index, allele index (0 = ref), one-hot [L, 4]) for every ensemble member."""
+    for site_index, site in enumerate(sites):
+      for shift in dict.fromkeys(m.shift for m in self.members):
+        one_hots = [one_hot_encode(s) for s in
+                    site_sequences(self._extractor, site, self.sequence_length, shift)]
+        for member in self.members:
+          if member.shift != shift:
+            continue
+          for allele, one_hot in enumerate(one_hots):
+            yield site_index, allele, (reverse_complement_one_hot(one_hot)
+                                       if member.reverse_complement else one_hot)
+
+  def _predict_bin_means(self, batch: np.ndarray) -> np.ndarray:
+    """[B, L, 4] → mean over output bins of the head's predictions: [B, N] float64."""
+    outputs = self.predictor.predict_on_batch(batch)
+    self.forward_passes += 1
+    if self.head not in outputs:
+      raise ValueError(f'Unknown head {self.head!r}; the model returned heads {sorted(outputs)}. '
+                       'Pass --head with one of them.')
+    return np.asarray(outputs[self.head], np.float64).mean(axis=1)
+
+  def bin_means(self, sites: Sequence[VariantSite],
+                progress=None) -> Tuple[np.ndarray, np.ndarray]:
+    """Ensemble-averaged bin means: ref [S, N] per site and alt [V, N] per variant (site order).
+
+    Args:
+      sites: sites from `enformer.io.vcf.read_variants`.
+      progress: optional tqdm bar, advanced by the number of variants of each finished site.
+    """
+    offsets = np.cumsum([0] + [1 + len(site.variants) for site in sites])  # Row of each ref.
+    sums: Optional[np.ndarray] = None
+    pending: List[Tuple[int, np.ndarray]] = []
+    rows_done = np.zeros(len(sites), np.int64)
+    per_site = [(1 + len(site.variants)) * len(self.members) for site in sites]
+
+    def flush():
+      nonlocal sums
+      means = self._predict_bin_means(np.stack([one_hot for _, one_hot in pending]))
+      if sums is None:
+        sums = np.zeros((offsets[-1], means.shape[1]), np.float64)
+      for (row, _), mean in zip(pending, means):
+        sums[row] += mean
+      finished = 0
+      for row, _ in pending:
+        site_index = int(np.searchsorted(offsets, row, side='right') - 1)
+        rows_done[site_index] += 1
+        if rows_done[site_index] == per_site[site_index]:
+          finished += len(sites[site_index].variants)
+      if progress is not None and finished:
+        progress.update(finished)
+      pending.clear()
+
+    for site_index, allele, one_hot in self._jobs(sites):
+      pending.append((offsets[site_index] + allele, one_hot))
+      if len(pending) == self.batch_size:
+        flush()
+    if pending:
+      flush()
+    if sums is None:
+      return np.zeros((0, 0)), np.zeros((0, 0))
+    means = sums / len(self.members)
+    is_ref = np.zeros(offsets[-1], bool)
+    is_ref[offsets[:-1]] = True
+    return means[is_ref], means[~is_ref]
+
+  def score_sites(self, sites: Sequence[VariantSite],
+                  progress=None) -> Tuple[np.ndarray, np.ndarray]:
+    """SAD and SAR [V, N] float32 for the variants of `sites` (ALTs in site order)."""
+    ref_means, alt_means = self.bin_means(sites, progress=progress)
+    ref_rows = np.repeat(np.arange(len(sites)), [len(site.variants) for site in sites])
+    return scores_from_means(ref_means[ref_rows], alt_means)
+
+
+def scores_from_means(ref_means: np.ndarray, alt_means: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+  """SAD = alt − ref and SAR = log2(1 + alt) − log2(1 + ref) from bin means [V, N] (float32)."""
+  sad = alt_means - ref_means
+  sar = np.log2(1 + alt_means) - np.log2(1 + ref_means)
+  return sad.astype(np.float32), sar.astype(np.float32)
+
+
+def flatten_sites(sites: Sequence[VariantSite]) -> Dict[str, list]:
+  """Per-variant columns snp, chr, pos, ref, alt (VCF names) for the ALTs of `sites`."""
+  columns = {'snp': [], 'chr': [], 'pos': [], 'ref': [], 'alt': []}
+  for site in sites:
+    for variant in site.variants:
+      columns['snp'].append(variant.id)
+      columns['chr'].append(variant.chrom)
+      columns['pos'].append(variant.pos)
+      columns['ref'].append(variant.ref)
+      columns['alt'].append(variant.alt)
+  return columns
