@@ -27,6 +27,9 @@ _EXPORTS = {
     'write_dataset': 'enformer.data.write',
     'make_synthetic_genome': 'enformer.data.synthetic',
     'make_synthetic_dataset': 'enformer.data.synthetic',
+    'load_model': 'enformer.hub',
+    'export_hub_module': 'enformer.hub',
+    'Predictor': 'enformer.hub',
 }
 
 __all__ = sorted(_EXPORTS)
