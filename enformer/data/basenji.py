@@ -76,7 +76,7 @@ def resolve_path(organism_or_path: str, data_dir: Optional[str] = None) -> str:
   return organism_or_path.rstrip('/')
 
 
-def _file_number(path: str, subset: str) -> int:
+def file_number(path: str, subset: str) -> int:
   match = re.search(rf'(?:^|[-_.]){re.escape(subset)}-(\d+)', posixpath.basename(path))
   return int(match.group(1)) if match else -1
 
@@ -87,11 +87,11 @@ def tfrecord_files(path: str, subset: str, layout: str = 'basenji2') -> List[str
     pattern = posixpath.join(path, 'tfrecords', f'{subset}-*.tfr')
   else:
     pattern = posixpath.join(path, f'*{subset}-*.tfrecord')
-  files = [f for f in tf.io.gfile.glob(pattern) if _file_number(f, subset) >= 0]
+  files = [f for f in tf.io.gfile.glob(pattern) if file_number(f, subset) >= 0]
   if not files:
     raise FileNotFoundError(f'No TFRecord files match {pattern}. Check the data path and the subset '
                             f'name ({subset!r}; Basenji2 uses train, valid and test).')
-  return sorted(files, key=lambda f: _file_number(f, subset))
+  return sorted(files, key=lambda f: file_number(f, subset))
 
 
 def _first_example(path: str) -> tf.train.Example:
@@ -186,7 +186,7 @@ def _expected_counts(info: DatasetInfo, subset: str, files: Sequence[str]) -> Li
   if info.layout != 'basenji2' or total is None or not info.records_per_file:
     return [-1] * len(files)
   per_file = info.records_per_file
-  return [int(np.clip(total - per_file * _file_number(f, subset), 0, per_file)) for f in files]
+  return [int(np.clip(total - per_file * file_number(f, subset), 0, per_file)) for f in files]
 
 
 def verify_tfrecords(files: Sequence[str],
@@ -321,6 +321,27 @@ def _make_decoder(info: DatasetInfo, include_input_tracks: bool, check_values: b
     return {'sequence': sequence, 'target': target}
 
   return decode
+
+
+def read_file_records(info: DatasetInfo,
+                      filename: str,
+                      *,
+                      include_input_tracks: bool = False,
+                      check_values: bool = True,
+                      expected_count: int = -1) -> tf.data.Dataset:
+  """Decoded records of one TFRecord file, in file order, with the same checks as `get_dataset`.
+
+  Elements are {'sequence': float32 [L, 4 (+E)], 'target': float32 [T, C]}.
+  """
+  decoder = _make_decoder(info, include_input_tracks, check_values)
+  records = _read_file(tf.constant(filename), tf.constant(expected_count, tf.int64))
+  return records.map(decoder)
+
+
+def subset_file_counts(info: DatasetInfo, subset: str) -> Dict[str, int]:
+  """TFRecord file → records it must hold (from statistics.json; -1 = unknown), in file order."""
+  files = tfrecord_files(info.path, subset, info.layout)
+  return dict(zip(files, _expected_counts(info, subset, files)))
 
 
 def get_dataset(organism_or_path: str,
