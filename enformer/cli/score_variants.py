@@ -1,0 +1,121 @@
+"""`enformer score-variants`: VCF → SAD/SAR in basenji's sad.h5 layout (resumable)."""
+
+import argparse
+import json
+import sys
+from typing import List
+
+
+def _shifts(text: str) -> List[int]:
+  try:
+    return [int(value) for value in text.split(',') if value.strip()]
+  except ValueError:
+    raise argparse.ArgumentTypeError(f'--shifts takes comma-separated integers such as -1,0,1, '
+                                     f'got {text!r}.') from None
+
+
+def register(subparsers) -> None:
+  parser = subparsers.add_parser(
+      'score-variants',
+      help='score VCF variants (SAD/SAR per track) into a sad.h5-style HDF5',
+      description=(
+          'Predicts the reference and alternative sequence centred on every VCF variant and '
+          'writes, per track, SAD = mean over bins(alt) - mean over bins(ref) and SAR = log2(1 + '
+          'alt mean) - log2(1 + ref mean) in basenji\'s sad.h5 layout. Multi-allelic records are '
+          'split; symbolic ALTs, unknown chromosomes and REF mismatches are skipped and counted. '
+          'Resumable: rerun the same command after an interruption to continue.'))
+  parser.add_argument('--model', required=True,
+                      help='TF-Hub handle/URL, SavedModel folder, or Sonnet checkpoint')
+  parser.add_argument('--model-config', default=None,
+                      help='checkpoints only: JSON of Enformer arguments, e.g. '
+                      '\'{"channels": 384, "num_heads": 4}\' (default: the published model)')
+  parser.add_argument('--sequence-length', type=int, default=None,
+                      help='checkpoints only: input length in bp (default 196608)')
+  parser.add_argument('--fasta', required=True, help='reference genome FASTA (indexed or indexable)')
+  parser.add_argument('--vcf', required=True, help='variants (VCF, plain or bgzip)')
+  parser.add_argument('--targets', default=None,
+                      help='targets table (targets_human.txt) for target_ids / target_labels')
+  parser.add_argument('--out', required=True, help='output HDF5, e.g. scores.h5')
+  parser.add_argument('--tsv', action='store_true',
+                      help='also write a long-format TSV (one row per variant and track)')
+  parser.add_argument('--head', default='human', help='output head to score (default human)')
+  parser.add_argument('--rc', action='store_true',
+                      help='average with the reverse-complement predictions')
+  parser.add_argument('--shifts', type=_shifts, default=[0],
+                      help='window shifts in bp to average over, e.g. -1,0,1 (default 0)')
+  parser.add_argument('--batch-size', type=int, default=4,
+                      help='sequences per forward pass (refs and alts share batches)')
+  parser.add_argument('--chunk-size', type=int, default=64,
+                      help='variants per saved chunk (the unit of resuming)')
+  parser.add_argument('--ref-mismatch', choices=('skip', 'error'), default='skip',
+                      help='REF allele differs from the genome: skip and count (default) or stop')
+  parser.add_argument('--transform', default=None,
+                      help='fitted transform (.npz): adds z-scores (SAD_z) to the output')
+  parser.add_argument('--pcs', type=int, default=None,
+                      help='with --transform: write the top-k PCs per chromosome as '
+                      'bgzip+tabix TSVs (<out>.PCs.<chrom>.tsv.gz)')
+  parser.add_argument('--allow-pickle', action='store_true',
+                      help='allow --transform to be a scikit-learn pickle (runs code from the '
+                      'file: only for files you trust)')
+  parser.add_argument('--save-transform', default=None,
+                      help='save the --transform (e.g. a converted pickle) as .npz here')
+  parser.add_argument('--fit-transform', default=None,
+                      help='fit z-score + PCA on the scores of this run (a reference variant '
+                      'set) and save it as .npz')
+  parser.add_argument('--fit-pcs', type=int, default=20,
+                      help='components of --fit-transform (default 20)')
+  parser.add_argument('--overwrite', action='store_true',
+                      help='replace a finished output (and discard unfinished runs that differ)')
+  parser.add_argument('--quiet', action='store_true', help='no progress bar')
+  parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+  import os
+  from enformer.hub import load_model
+  from enformer.variants import ScoreTransform, score_vcf
+
+  for path, flag in ((args.vcf, '--vcf'), (args.fasta, '--fasta')):
+    if not os.path.exists(path):
+      raise FileNotFoundError(f'{flag} {path} does not exist.')
+  if os.path.exists(args.out) and not args.overwrite:
+    raise FileExistsError(f'{args.out} already exists (a finished run). Pass --overwrite to '
+                          'replace it, or choose another --out.')
+  if args.fit_transform and os.path.exists(args.fit_transform) and not args.overwrite:
+    raise FileExistsError(f'{args.fit_transform} already exists; pass --overwrite to replace it.')
+  if args.pcs is not None and not args.transform:
+    raise ValueError('--pcs needs a fitted transform: pass --transform t.npz (fit one with '
+                     '--fit-transform on a reference variant set).')
+  transform = None
+  if args.transform:
+    transform = ScoreTransform.load(args.transform, allow_pickle=args.allow_pickle)
+    if args.save_transform:
+      transform.save(args.save_transform)
+      print(f'Saved the transform as {args.save_transform}', file=sys.stderr)
+  config = json.loads(args.model_config) if args.model_config else {}
+  if not isinstance(config, dict):
+    raise ValueError('--model-config must be a JSON object of Enformer arguments.')
+  predictor = load_model(args.model, sequence_length=args.sequence_length, **config)
+
+  result = score_vcf(
+      predictor, args.fasta, args.vcf, args.out, head=args.head, targets=args.targets,
+      batch_size=args.batch_size, reverse_complement=args.rc, shifts=args.shifts,
+      ref_mismatch=args.ref_mismatch, chunk_size=args.chunk_size, overwrite=args.overwrite,
+      tsv=args.tsv, transform=transform, num_pcs=args.pcs, model_id=args.model if "://" in args.model else os.path.abspath(args.model),
+      progress=not args.quiet, run_settings={'command': ' '.join(sys.argv)})
+  if args.fit_transform:
+    fitted = ScoreTransform.fit(result.scores.sad, args.fit_pcs,
+                                target_ids=result.scores.target_ids)
+    fitted.save(args.fit_transform)
+    result.paths['transform'] = [args.fit_transform]
+
+  print(result.summary.format(), file=sys.stderr)
+  count = len(result.scores)
+  resumed = (f', resumed {result.chunks_resumed}/{result.chunks_total} chunks'
+             if result.chunks_resumed else '')
+  print(f'Scored {count} variants × {result.scores.sad.shape[1]} tracks in '
+        f'{result.seconds:.1f} s{resumed}.', file=sys.stderr)
+  for kind, paths in result.paths.items():
+    shown = paths if len(paths) <= 3 else paths[:3] + [f'... ({len(paths)} files)']
+    print(f'  {kind}: {", ".join(shown)}', file=sys.stderr)
+  return 0

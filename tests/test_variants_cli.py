@@ -1,0 +1,119 @@
+"""`enformer score-variants` end to end: DeepMind-layout small weights, shared VCFs, kill -9 and resume."""
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+from conftest import SMALL_REFERENCE_CONFIG, shared_path
+from enformer.io import sad as sad_io
+from test_vcf import genome_for_vcf
+
+LENGTH = 4096
+CONFIG = dict(SMALL_REFERENCE_CONFIG, target_length=None)
+
+
+@pytest.fixture(scope='module')
+def inputs(tmp_path_factory):
+  vcf = shared_path('data', 'vcf', 'regulatory_validated.vcf')
+  directory = tmp_path_factory.mktemp('score_variants')
+  return dict(vcf=vcf, directory=directory,
+              fasta=genome_for_vcf(directory / 'hg38_sparse.fa', vcf, flank=LENGTH),
+              model=shared_path('reference', 'small', 'checkpoint') / 'enformer',
+              targets=shared_path('data', 'basenji_targets', 'targets_human.txt'))
+
+
+def command(inputs, out, *extra):
+  return ['score-variants', '--model', str(inputs['model']), '--model-config', json.dumps(CONFIG),
+          '--sequence-length', str(LENGTH), '--fasta', str(inputs['fasta']), '--vcf',
+          str(inputs['vcf']), '--targets', str(inputs['targets']), '--out', str(out),
+          '--chunk-size', '2', '--batch-size', '4', '--quiet', *extra]
+
+
+def test_kill_resume_equals_uninterrupted_run(inputs):
+  from enformer.cli import main
+  from enformer.hub import load_model
+  from enformer.variants import ScoreTransform, score_vcf
+
+  out = inputs['directory'] / 'scores.h5'
+  cli = [sys.executable, '-m', 'enformer']
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3')
+  process = subprocess.Popen(cli + command(inputs, out), env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+  second_chunk = pathlib.Path(str(out) + '.partial') / 'chunk_000001.npz'
+  deadline = time.time() + 600
+  while not second_chunk.exists() and process.poll() is None and time.time() < deadline:
+    time.sleep(0.02)
+  os.kill(process.pid, signal.SIGKILL)
+  process.communicate()
+  assert process.returncode == -signal.SIGKILL, 'the run ended before it could be killed'
+  assert not out.exists()
+
+  transform_path = inputs['directory'] / 't.npz'
+  rerun = subprocess.run(cli + command(inputs, out, '--fit-transform', str(transform_path),
+                                       '--fit-pcs', '3'),
+                         env=env, capture_output=True, text=True)
+  assert rerun.returncode == 0, rerun.stderr
+  assert 'resumed' in rerun.stderr and '16 scored, 0 skipped' in rerun.stderr
+  assert not pathlib.Path(str(out) + '.partial').exists()
+
+  # An uninterrupted run of the same settings (in-process, library call) gives the same file.
+  predictor = load_model(str(inputs['model']), sequence_length=LENGTH, **CONFIG)
+  reference = inputs['directory'] / 'uninterrupted.h5'
+  score_vcf(predictor, inputs['fasta'], inputs['vcf'], reference, targets=inputs['targets'],
+            chunk_size=2, batch_size=4, progress=False)
+  with h5py.File(out, 'r') as ours, h5py.File(reference, 'r') as theirs:
+    assert set(ours) == set(theirs) == set(sad_io.VARIANT_FIELDS) | {
+        'target_ids', 'target_labels', 'SAD', 'SAR'}
+    for name in theirs:
+      np.testing.assert_array_equal(ours[name][:], theirs[name][:], err_msg=name)
+    assert ours['SAD'].shape == (16, 5313) and np.isfinite(ours['SAD'][:]).all()
+    assert np.abs(ours['SAD'][:]).max() > 0
+  assert sad_io.compare_layout(out, shared_path('data', 'basenji_sad', 'sad.h5')) == []
+  scores = sad_io.read_sad_h5(out)
+  basenji = sad_io.read_sad_h5(shared_path('data', 'basenji_sad', 'sad.h5'))
+  for name in ('snp', 'chr', 'pos', 'ref'):
+    np.testing.assert_array_equal(getattr(scores, name), getattr(basenji, name))
+  assert scores.target_ids[0] == 'ENCFF833POA' and scores.target_labels[0].startswith('DNASE:')
+
+  # A finished output is never replaced without --overwrite.
+  again = subprocess.run(cli + command(inputs, out), env=env, capture_output=True, text=True)
+  assert again.returncode == 2 and 'already exists' in again.stderr and '--overwrite' in again.stderr
+
+  # The transform fitted on this run, applied through the CLI: z-scores and tabix PC tables.
+  transform = ScoreTransform.load(transform_path)
+  assert transform.num_components == 3 and transform.num_tracks == 5313
+  normalised = inputs['directory'] / 'normalised.h5'
+  assert main(command(inputs, normalised, '--transform', str(transform_path), '--pcs', '3')) == 0
+  result = sad_io.read_sad_h5(normalised)
+  np.testing.assert_array_equal(result.sad, scores.sad)
+  np.testing.assert_allclose(result.scores['PC'].astype(np.float32),
+                             transform.pcs(scores.sad.astype(np.float32)), rtol=2e-2, atol=2e-2)
+  import pysam
+  pc_file = inputs['directory'] / 'normalised.PCs.chr16.tsv.gz'
+  rows = list(pysam.TabixFile(str(pc_file)).fetch('chr16', 52599000, 53801000))
+  assert [r.split('\t')[2] for r in rows] == ['rs4784227', 'rs1421085']
+  assert len(rows[0].split('\t')) == 5 + 3
+
+
+def test_cli_errors(inputs, tmp_path, capsys):
+  from enformer.cli import main
+  args = command(inputs, tmp_path / 'x.h5')
+  missing = list(args)
+  missing[missing.index('--vcf') + 1] = str(tmp_path / 'none.vcf')
+  assert main(missing) == 2
+  assert 'none.vcf does not exist' in capsys.readouterr().err
+  assert main(args + ['--pcs', '3']) == 2
+  assert '--pcs needs a fitted transform' in capsys.readouterr().err
+  pickled = tmp_path / 'transform.pkl'
+  pickled.write_bytes(b'\x80\x04K\x01.')  # A pickle (of the integer 1).
+  assert main(args + ['--transform', str(pickled)]) == 2
+  assert '--allow-pickle' in capsys.readouterr().err
+  assert not (tmp_path / 'x.h5').exists()
