@@ -30,6 +30,9 @@ _EXPORTS = {
     'load_model': 'enformer.hub',
     'export_hub_module': 'enformer.hub',
     'Predictor': 'enformer.hub',
+    'VariantScorer': 'enformer.variants',
+    'ScoreTransform': 'enformer.variants',
+    'score_vcf': 'enformer.variants',
 }
 
 __all__ = sorted(_EXPORTS)
