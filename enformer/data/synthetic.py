@@ -107,10 +107,10 @@ class SyntheticGenome:
 
   def sequence(self, chrom: str, start: int, end: int) -> str:
     """DNA of [start, end), N-padded past chromosome ends."""
-    import pyfaidx  # pylint: disable=import-outside-toplevel
-    from enformer.data.write import fetch_sequence  # pylint: disable=import-outside-toplevel
-    with pyfaidx.Fasta(str(self.fasta), sequence_always_upper=True) as genome:
-      return fetch_sequence(genome, chrom, start, end)
+    import kipoiseq  # pylint: disable=import-outside-toplevel
+    from enformer.io.fasta import FastaStringExtractor  # pylint: disable=import-outside-toplevel
+    with FastaStringExtractor(self.fasta) as genome:
+      return genome.extract(kipoiseq.Interval(chrom, start, end))
 
 
 def _slice_padded(values: np.ndarray, start: int, end: int) -> np.ndarray:
@@ -397,8 +397,8 @@ def make_synthetic_dataset(out_dir: Union[str, os.PathLike],
       'valid': _window_starts(rng, genome.chrom_sizes, valid_chroms, seq_length, valid_size, False),
       'test': _window_starts(rng, genome.chrom_sizes, test_chroms, seq_length, test_size, False),
   }
-  import pyfaidx  # pylint: disable=import-outside-toplevel
-  from enformer.data.write import fetch_sequence  # pylint: disable=import-outside-toplevel
+  import kipoiseq  # pylint: disable=import-outside-toplevel
+  from enformer.io.fasta import FastaStringExtractor  # pylint: disable=import-outside-toplevel
   with np.load(genome.signal_npz) as data:
     arrays = {key: data[key] for key in data.files}
   writer = BasenjiWriter(out_dir, seq_length=seq_length, target_length=seq_length // BIN_SIZE,
@@ -407,7 +407,7 @@ def make_synthetic_dataset(out_dir: Union[str, os.PathLike],
                          overwrite=overwrite,
                          extra_statistics={'synthetic_genome': str(genome.out_dir),
                                            'seed': seed})
-  with writer, pyfaidx.Fasta(str(genome.fasta), sequence_always_upper=True) as fasta:
+  with writer, FastaStringExtractor(genome.fasta) as fasta:
     total = sum(len(w) for w in plan.values())
     with tqdm(total=total, desc='synthetic data', unit='record', disable=not progress) as bar:
       for subset, windows in plan.items():
@@ -416,7 +416,7 @@ def make_synthetic_dataset(out_dir: Union[str, os.PathLike],
           signal = arrays[chrom][start:end]
           target = signal.reshape(-1, BIN_SIZE, signal.shape[-1]).mean(axis=1)
           extra = arrays[f'{chrom}__conservation'][start:end] if conservation else None
-          writer.add(subset, fetch_sequence(fasta, chrom, start, end), target,
+          writer.add(subset, fasta.extract(kipoiseq.Interval(chrom, start, end)), target,
                      interval=(chrom, start, end), input_tracks=extra)
           bar.update()
   return out_dir

@@ -330,8 +330,8 @@ def write_from_fasta(out_dir: str,
   """Writes the Basenji2 layout from a FASTA, a BED of records and their targets.
 
   Args:
-    fasta: indexed (or indexable) FASTA; sequences are read with pyfaidx, N-padded past
-      chromosome ends.
+    fasta: indexed (or indexable) FASTA; sequences are read with
+      `enformer.io.fasta.FastaStringExtractor`, N-padded past chromosome ends.
     bed: records with columns chrom, start, end, subset (BED path or DataFrame); all of equal length.
     targets: [num_records, T, C] array aligned with the BED rows, or a function
       (chrom, start, end) → [T, C].
@@ -340,37 +340,27 @@ def write_from_fasta(out_dir: str,
   Returns:
     out_dir.
   """
-  import pyfaidx  # pylint: disable=import-outside-toplevel
+  import kipoiseq  # pylint: disable=import-outside-toplevel
+  from enformer.io.fasta import FastaStringExtractor  # pylint: disable=import-outside-toplevel
   records = read_bed_intervals(bed)
   if not callable(targets):
     targets = np.asarray(targets)
     if len(targets) != len(records):
       raise ValueError(f'targets has {len(targets)} rows but the BED has {len(records)} records; '
                        'they must be aligned.')
-  genome = pyfaidx.Fasta(str(fasta), sequence_always_upper=True, rebuild=False)
+  genome = FastaStringExtractor(fasta)
 
   def examples(subset_rows):
     for row_index, row in subset_rows.iterrows():
       chrom, start, end = str(row['chrom']), int(row['start']), int(row['end'])
       target = targets(chrom, start, end) if callable(targets) else targets[row_index]
-      yield {'sequence': fetch_sequence(genome, chrom, start, end), 'target': target,
+      yield {'sequence': genome.extract(kipoiseq.Interval(chrom, start, end)), 'target': target,
              'interval': (chrom, start, end)}
 
   records = records.reset_index(drop=True)
   grouped = {subset: examples(records[records['subset'] == subset])
              for subset in sorted(records['subset'].unique(), key=_subset_order)}
-  return write_dataset(out_dir, grouped, pool_width=pool_width, crop_bp=crop_bp,
-                       targets=targets_table, overwrite=overwrite, progress=progress)
+  with genome:
+    return write_dataset(out_dir, grouped, pool_width=pool_width, crop_bp=crop_bp,
+                         targets=targets_table, overwrite=overwrite, progress=progress)
 
-
-def fetch_sequence(genome, chrom: str, start: int, end: int) -> str:
-  """Sequence of [start, end) from a pyfaidx.Fasta, N-padded where it runs past chromosome ends."""
-  if chrom not in genome:
-    raise ValueError(f'Chromosome {chrom!r} is not in the FASTA (it has '
-                     f'{", ".join(list(genome.keys())[:5])}, …). Check chr-prefix naming and '
-                     'the assembly.')
-  chrom_length = len(genome[chrom])
-  inner_start, inner_end = max(0, start), min(end, chrom_length)
-  inner = str(genome[chrom][inner_start:inner_end]) if inner_start < inner_end else ''
-  left_pad = min(end - start, max(0, -start))
-  return 'N' * left_pad + inner + 'N' * (end - start - left_pad - len(inner))

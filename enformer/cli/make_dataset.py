@@ -1,0 +1,96 @@
+"""`enformer make-dataset`: write a Basenji2-layout data set (synthetic, or from bigWig tracks)."""
+
+import argparse
+from typing import Dict, List, Optional
+
+
+def register(subparsers) -> None:
+  parser = subparsers.add_parser(
+      'make-dataset',
+      help='Write a Basenji2-layout data set: synthetic (planted motifs) or from bigWig tracks.',
+      description='Write a Basenji2-layout data set (statistics.json, sequences.bed, targets.txt, '
+      'tfrecords/{train,valid,test}-N.tfr) readable by enformer.get_dataset. "synthetic" makes a '
+      'small genome with planted motifs and tracks that are a known function of them; "bigwig" '
+      'bins bigWig signal tracks listed in a Basenji targets table over a FASTA.')
+  sources = parser.add_subparsers(dest='source', metavar='SOURCE', required=True)
+
+  synthetic = sources.add_parser(
+      'synthetic', help='Synthetic genome + tracks with planted motifs.',
+      description='Synthetic genome (chr1..chr4, planted CTCF/SP1/AP1/CREB motifs), per-track '
+      'bigWigs, and a Basenji2 data set from it (train chr1-2, valid chr3, test chr4).',
+      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+  synthetic.add_argument('--out', required=True, help='Output folder (genome goes to OUT/genome).')
+  synthetic.add_argument('--seq-length', type=int, default=4096)
+  synthetic.add_argument('--num-tracks', type=int, default=4)
+  synthetic.add_argument('--train-size', type=int, default=512)
+  synthetic.add_argument('--valid-size', type=int, default=64)
+  synthetic.add_argument('--test-size', type=int, default=64)
+  synthetic.add_argument('--conservation', action='store_true',
+                         help='Add a per-base conservation input track (feature input_tracks) and '
+                         'a track that depends on it.')
+  synthetic.add_argument('--seed', type=int, default=0)
+  synthetic.set_defaults(func=run)
+
+  bigwig = sources.add_parser(
+      'bigwig', help='Bin bigWig tracks over a FASTA (tiling or BED regions).',
+      description='Bin each bigWig of the targets table to --pool-width bp with its sum_stat '
+      '(mean/sum/median/max/min), clip and scale, skip blacklisted and N-rich windows, split by '
+      'chromosome and write the Basenji2 layout.',
+      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+  bigwig.add_argument('--fasta', required=True, help='Genome FASTA.')
+  bigwig.add_argument('--targets', required=True,
+                      help='Targets table (tab-separated: index, identifier, file, clip, scale, '
+                      'sum_stat, description); file = bigWig path.')
+  bigwig.add_argument('--out', required=True, help='Output folder.')
+  bigwig.add_argument('--seq-length', type=int, default=131_072)
+  bigwig.add_argument('--crop-bp', type=int, default=0, help='bp on each side without targets.')
+  bigwig.add_argument('--pool-width', type=int, default=128)
+  bigwig.add_argument('--regions', help='BED of regions (default: tile the genome).')
+  bigwig.add_argument('--stride', type=int, help='Tiling step in bp (default: seq-length).')
+  bigwig.add_argument('--chroms', help='Comma-separated chromosomes to use (default: all).')
+  bigwig.add_argument('--valid-chroms', default='chr8', help='Comma-separated.')
+  bigwig.add_argument('--test-chroms', default='chr9', help='Comma-separated.')
+  bigwig.add_argument('--blacklist', help='BED of regions to avoid.')
+  bigwig.add_argument('--max-n-fraction', type=float, default=0.1)
+  bigwig.add_argument('--input-track', action='append', default=[], metavar='NAME=BIGWIG',
+                      help='Extra per-base input track (repeatable), stored as feature '
+                      'input_tracks; e.g. conservation=phyloP.bw.')
+  bigwig.add_argument('--overwrite', action='store_true')
+  bigwig.set_defaults(func=run)
+
+
+def _split(text: Optional[str]) -> Optional[List[str]]:
+  return [t.strip() for t in text.split(',') if t.strip()] if text else None
+
+
+def _input_tracks(specs: List[str]) -> Dict[str, str]:
+  tracks = {}
+  for spec in specs:
+    name, sep, path = spec.partition('=')
+    if not sep or not name or not path:
+      raise ValueError(f'--input-track {spec!r}: use NAME=BIGWIG, e.g. conservation=phyloP.bw.')
+    tracks[name] = path
+  return tracks
+
+
+def run(args: argparse.Namespace) -> int:
+  if args.source == 'synthetic':
+    from enformer.data.synthetic import make_synthetic_dataset  # pylint: disable=import-outside-toplevel
+    out = make_synthetic_dataset(args.out, seq_length=args.seq_length, num_tracks=args.num_tracks,
+                                 train_size=args.train_size, valid_size=args.valid_size,
+                                 test_size=args.test_size, conservation=args.conservation,
+                                 seed=args.seed, progress=True)
+    print(f'Wrote a synthetic Basenji2 data set to {out} (genome, motif sites and bigWigs in '
+          f'{out}/genome).')
+    return 0
+  from enformer.data.generate import generate_dataset  # pylint: disable=import-outside-toplevel
+  counts = generate_dataset(args.out, args.fasta, args.targets, seq_length=args.seq_length,
+                            crop_bp=args.crop_bp, pool_width=args.pool_width, regions=args.regions,
+                            stride=args.stride, chroms=_split(args.chroms),
+                            valid_chroms=_split(args.valid_chroms) or (),
+                            test_chroms=_split(args.test_chroms) or (),
+                            blacklist=args.blacklist, max_n_fraction=args.max_n_fraction,
+                            input_tracks=_input_tracks(args.input_track),
+                            overwrite=args.overwrite)
+  print(f'Wrote {args.out}: ' + ', '.join(f'{k} {v}' for k, v in counts.items()))
+  return 0

@@ -1,0 +1,257 @@
+"""Generate a Basenji2 data set from bigWig signal tracks (Basenji data / Epiformer step 1).
+
+Inputs: a genome FASTA, a targets table (index, identifier, file (bigWig), clip, scale, sum_stat,
+description — the Basenji format; `genome` optional) and either a BED of regions or a tiling of
+the genome. For every window of `seq_length` bp:
+
+  * windows overlapping a blacklist region, or with more than `max_n_fraction` N bases, are skipped;
+  * each bigWig is read over the central seq_length − 2 × crop_bp bp (missing values = 0) and
+    summarised per `pool_width` (128) bp bin with its `sum_stat`: mean, sum, median, max or min;
+  * the bins are clipped at `clip` and then multiplied by `scale` (Basenji's order), and stored as
+    float16; values are kept in [0, 65504] (coverage: negative values become 0);
+  * the window goes to train/valid/test by chromosome (`valid_chroms`, `test_chroms`; the rest is
+    train).
+
+Optional extra per-base input tracks (e.g. a conservation bigWig) are stored per record as the
+feature 'input_tracks' (float16 [seq_length, E], missing = 0) and listed in statistics.json
+('input_tracks'); read them with `get_dataset(..., include_input_tracks=True)` → 'sequence'
+[L, 4 + E] for `Enformer(input_channels=4 + E)`.
+"""
+
+import os
+from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import pandas as pd
+
+SUM_STATS = ('mean', 'sum', 'median', 'max', 'min')
+FLOAT16_MAX = 65504.0
+DEFAULT_VALID_CHROMS = ('chr8',)
+DEFAULT_TEST_CHROMS = ('chr9',)
+
+PathLike = Union[str, os.PathLike]
+
+
+def read_target_table(targets: Union[PathLike, pd.DataFrame]) -> pd.DataFrame:
+  """Targets table with the columns generation needs (defaults: clip inf, scale 1, sum_stat mean)."""
+  if isinstance(targets, pd.DataFrame):
+    table = targets.copy()
+  else:
+    from enformer.io.targets import read_targets  # pylint: disable=import-outside-toplevel
+    table = read_targets(targets)
+  if 'file' not in table:
+    raise ValueError('The targets table needs a "file" column with the bigWig path of each track.')
+  table = table.reset_index(drop=True)
+  if 'index' not in table:
+    table['index'] = np.arange(len(table))
+  table['clip'] = pd.to_numeric(table['clip'], errors='coerce').fillna(np.inf) \
+      if 'clip' in table else np.inf
+  table['scale'] = pd.to_numeric(table['scale'], errors='coerce').fillna(1.0) \
+      if 'scale' in table else 1.0
+  table['sum_stat'] = table['sum_stat'].fillna('mean') if 'sum_stat' in table else 'mean'
+  bad = sorted(set(table['sum_stat']) - set(SUM_STATS))
+  if bad:
+    raise ValueError(f'Unsupported sum_stat {bad}; use one of {SUM_STATS}.')
+  if not isinstance(targets, pd.DataFrame):
+    # Relative bigWig paths are relative to the table's folder.
+    folder = os.path.dirname(os.path.abspath(os.fspath(targets)))
+    table['file'] = [f if os.path.isabs(str(f)) or os.path.exists(str(f)) else
+                     os.path.join(folder, str(f)) for f in table['file']]
+  missing = [f for f in table['file'] if not os.path.exists(str(f))]
+  if missing:
+    raise FileNotFoundError(f'bigWig file(s) of the targets table do not exist: {missing[:3]}. '
+                            'Paths in the "file" column must be readable from here.')
+  return table
+
+
+def bin_values(values: np.ndarray, pool_width: int, sum_stat: str) -> np.ndarray:
+  """Per-base values [n × pool_width] → per-bin [n] with sum_stat (mean/sum/median/max/min)."""
+  bins = values.reshape(-1, pool_width)
+  return {'mean': np.mean, 'sum': np.sum, 'median': np.median, 'max': np.max,
+          'min': np.min}[sum_stat](bins, axis=1)
+
+
+class _BigWigReader:
+  """Opens a bigWig once; returns per-base values with NaN → 0, 0 outside the chromosome."""
+
+  def __init__(self, path: str):
+    import pyBigWig  # pylint: disable=import-outside-toplevel
+    from enformer.io.fasta import alternative_chromosome_names  # pylint: disable=import-outside-toplevel
+    self.path = path
+    self._bw = pyBigWig.open(str(path))
+    if self._bw is None:
+      raise ValueError(f'{path} is not a bigWig file.')
+    self._chroms = self._bw.chroms()
+    self._alternatives = alternative_chromosome_names
+
+  def _name(self, chrom: str) -> Optional[str]:
+    if chrom in self._chroms:
+      return chrom
+    return next((n for n in self._alternatives(chrom) if n in self._chroms), None)
+
+  def values(self, chrom: str, start: int, end: int) -> np.ndarray:
+    out = np.zeros(end - start, np.float32)
+    name = self._name(chrom)
+    if name is None:
+      return out
+    lo, hi = max(start, 0), min(end, self._chroms[name])
+    if lo < hi:
+      out[lo - start:hi - start] = np.nan_to_num(self._bw.values(name, lo, hi, numpy=True), nan=0.0)
+    return out
+
+  def close(self) -> None:
+    self._bw.close()
+
+
+def _read_blacklist(path: Optional[PathLike]) -> Dict[str, np.ndarray]:
+  """chrom → sorted [n, 2] array of blacklist intervals."""
+  if path is None:
+    return {}
+  from enformer.io.bed import read_bed  # pylint: disable=import-outside-toplevel
+  regions: Dict[str, List[Tuple[int, int]]] = {}
+  for interval in read_bed(path):
+    regions.setdefault(interval.chrom, []).append((interval.start, interval.end))
+  return {chrom: np.array(sorted(r), dtype=np.int64) for chrom, r in regions.items()}
+
+
+def _overlaps(blacklist: Mapping[str, np.ndarray], chrom: str, start: int, end: int) -> bool:
+  regions = blacklist.get(chrom)
+  if regions is None or not len(regions):
+    return False
+  # Any region with region_start < end and region_end > start.
+  index = np.searchsorted(regions[:, 0], end)
+  return bool(np.any(regions[:index, 1] > start))
+
+
+def tile_windows(chrom_sizes: Mapping[str, int], seq_length: int,
+                 stride: Optional[int] = None,
+                 chroms: Optional[Sequence[str]] = None) -> Iterator[Tuple[str, int, int]]:
+  """Windows [start, start + seq_length) every `stride` bp (default seq_length) inside chromosomes."""
+  stride = stride or seq_length
+  for chrom, size in chrom_sizes.items():
+    if chroms is not None and chrom not in chroms:
+      continue
+    for start in range(0, size - seq_length + 1, stride):
+      yield chrom, start, start + seq_length
+
+
+def bed_windows(bed: PathLike, seq_length: int) -> Iterator[Tuple[str, int, int]]:
+  """BED regions resized to seq_length around their centres."""
+  from enformer.io.bed import read_bed  # pylint: disable=import-outside-toplevel
+  for interval in read_bed(bed):
+    centre = (interval.start + interval.end) // 2
+    yield interval.chrom, centre - seq_length // 2, centre - seq_length // 2 + seq_length
+
+
+def split_for(chrom: str, valid_chroms: Sequence[str], test_chroms: Sequence[str]) -> str:
+  if chrom in test_chroms:
+    return 'test'
+  if chrom in valid_chroms:
+    return 'valid'
+  return 'train'
+
+
+def generate_dataset(out_dir: PathLike,
+                     fasta: PathLike,
+                     targets: Union[PathLike, pd.DataFrame],
+                     *,
+                     seq_length: int = 131_072,
+                     crop_bp: int = 0,
+                     pool_width: int = 128,
+                     regions: Optional[PathLike] = None,
+                     stride: Optional[int] = None,
+                     chroms: Optional[Sequence[str]] = None,
+                     valid_chroms: Sequence[str] = DEFAULT_VALID_CHROMS,
+                     test_chroms: Sequence[str] = DEFAULT_TEST_CHROMS,
+                     blacklist: Optional[PathLike] = None,
+                     max_n_fraction: float = 0.1,
+                     input_tracks: Optional[Mapping[str, PathLike]] = None,
+                     overwrite: bool = False,
+                     progress: bool = True) -> Dict[str, int]:
+  """Writes the Basenji2 layout from bigWig tracks (see the module docstring).
+
+  Args:
+    out_dir: output folder.
+    fasta: genome FASTA.
+    targets: targets table (path or DataFrame) with a bigWig per row.
+    seq_length: bp per record; target_length = (seq_length − 2 × crop_bp) / pool_width.
+    crop_bp: bp on each side without targets (Enformer: (196,608 − 896 × 128) / 2 = 40,960).
+    pool_width: bp per bin.
+    regions: BED of regions (resized to seq_length around their centres); default: tiling.
+    stride: tiling step (default seq_length, no overlap).
+    chroms: chromosomes to use (default all in the FASTA).
+    valid_chroms, test_chroms: chromosomes of the valid and test subsets.
+    blacklist: BED of regions to avoid; overlapping windows are skipped.
+    max_n_fraction: skip windows with a larger fraction of N bases.
+    input_tracks: name → bigWig of extra per-base input tracks (e.g. {'conservation': 'phyloP.bw'}).
+    overwrite: replace an existing data set.
+    progress: show a progress bar.
+
+  Returns:
+    {'train': n, 'valid': n, 'test': n, 'skipped_blacklist': n, 'skipped_n': n}.
+  """
+  import kipoiseq  # pylint: disable=import-outside-toplevel
+  from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
+  from enformer.data.write import BasenjiWriter  # pylint: disable=import-outside-toplevel
+  from enformer.io.fasta import FastaStringExtractor  # pylint: disable=import-outside-toplevel
+
+  if (seq_length - 2 * crop_bp) % pool_width or seq_length <= 2 * crop_bp:
+    raise ValueError(f'seq_length − 2 × crop_bp = {seq_length - 2 * crop_bp} must be a positive '
+                     f'multiple of pool_width {pool_width}.')
+  target_length = (seq_length - 2 * crop_bp) // pool_width
+  table = read_target_table(targets)
+  input_tracks = dict(input_tracks or {})
+  for name, path in input_tracks.items():
+    if not os.path.exists(str(path)):
+      raise FileNotFoundError(f'Input track {name!r}: bigWig {path} does not exist.')
+  extractor = FastaStringExtractor(fasta)
+  sizes = extractor.chromosome_sizes
+  if chroms is not None:
+    unknown = [c for c in chroms if c not in sizes]
+    if unknown:
+      raise ValueError(f'Chromosomes {unknown} are not in {fasta} (it has {list(sizes)[:6]} …).')
+  windows = list(bed_windows(regions, seq_length) if regions is not None else
+                 tile_windows(sizes, seq_length, stride, chroms))
+  if regions is not None and chroms is not None:
+    windows = [w for w in windows if w[0] in chroms]
+  blacklisted = _read_blacklist(blacklist)
+  readers = [_BigWigReader(str(path)) for path in table['file']]
+  input_readers = [_BigWigReader(str(path)) for path in input_tracks.values()]
+  written_table = table.copy()
+  counts = {'train': 0, 'valid': 0, 'test': 0, 'skipped_blacklist': 0, 'skipped_n': 0}
+  writer = BasenjiWriter(out_dir, seq_length=seq_length, target_length=target_length,
+                         num_targets=len(table), pool_width=pool_width, crop_bp=crop_bp,
+                         targets=written_table, input_track_names=tuple(input_tracks),
+                         overwrite=overwrite,
+                         extra_statistics={'valid_chroms': list(valid_chroms),
+                                           'test_chroms': list(test_chroms),
+                                           'max_n_fraction': max_n_fraction})
+  clips = table['clip'].to_numpy(np.float64)
+  scales = table['scale'].to_numpy(np.float64)
+  try:
+    with writer:
+      for chrom, start, end in tqdm(windows, desc='generate', unit='window', disable=not progress):
+        if _overlaps(blacklisted, chrom, start, end):
+          counts['skipped_blacklist'] += 1
+          continue
+        sequence = extractor.extract(kipoiseq.Interval(chrom, start, end))
+        if sequence.count('N') > max_n_fraction * seq_length:
+          counts['skipped_n'] += 1
+          continue
+        target = np.empty((target_length, len(table)), np.float32)
+        for t, (reader, sum_stat) in enumerate(zip(readers, table['sum_stat'])):
+          values = reader.values(chrom, start + crop_bp, end - crop_bp)
+          binned = np.minimum(bin_values(values, pool_width, sum_stat), clips[t]) * scales[t]
+          target[:, t] = np.clip(binned, 0, FLOAT16_MAX)
+        extra = None
+        if input_readers:
+          extra = np.stack([r.values(chrom, start, end) for r in input_readers], axis=1)
+          extra = np.clip(extra, -FLOAT16_MAX, FLOAT16_MAX)
+        subset = split_for(chrom, valid_chroms, test_chroms)
+        writer.add(subset, sequence, target, interval=(chrom, start, end), input_tracks=extra)
+        counts[subset] += 1
+  finally:
+    for reader in readers + input_readers:
+      reader.close()
+    extractor.close()
+  return counts
