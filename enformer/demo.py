@@ -1,0 +1,623 @@
+"""`enformer demo`: the whole product, offline, on a synthetic genome with planted motifs.
+
+`run_demo(out_dir)` runs these steps, each writing into its own folder of `out_dir`:
+
+  genome     synthetic genomes (`enformer.data.synthetic`): FASTA with several chromosomes,
+             planted motif sites (BED) and signal tracks (bigWig) that respond to the motifs
+             (human: 4 tracks; mouse: 2 tracks with other motif weights)
+  data       Basenji2-layout data sets (train / valid / test split by chromosome)
+  train      a small Enformer (preset 'tiny') trained with `enformer.training.train`, human and
+             mouse batches alternating (checkpoints, best-by-validation model, TensorBoard logs)
+  export     the best checkpoint as a TF-Hub-compatible SavedModel (`enformer.export_hub_module`):
+             like DeepMind's module it takes twice the input length and centre-crops it
+  evaluate   per-track Pearson R on the held-out test chromosome, against a shuffled-label
+             baseline (the same predictions correlated with targets permuted over sequences and
+             bins)
+  predict    `enformer predict` on a test-chromosome region: predictions, bigWigs, track plot
+  attribute  `enformer attribute`: gradient × input of a predicted peak, plots, and how often the
+             top-scoring bases fall inside planted motifs
+  variants   a VCF of SNVs that destroy planted motifs ("hit") and SNVs far from any motif
+             ("miss"), scored with `enformer.variants.score_vcf` (sad.h5 with SAD and SAR); a
+             z-score/PCA transform fitted on them
+  report     index.html linking every file and plot, with the key numbers and timings
+
+Steps are resumable: a finished step records its results in `demo.json` and is skipped when
+run again while its outputs exist; a step that ran again makes the following steps run again.
+"""
+
+import dataclasses
+import json
+import os
+import pathlib
+import shutil
+import sys
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+PathLike = Union[str, os.PathLike]
+STATE_FILE = 'demo.json'
+REPORT_FILE = 'index.html'
+DEFAULT_OUT_DIR = 'enformer_demo'
+ORGANISMS = ('human', 'mouse')
+
+
+@dataclasses.dataclass(frozen=True)
+class DemoSettings:
+  """Sizes of one demo mode (`FULL` or `QUICK`).
+
+  Attributes:
+    seq_length: bp per training record (the network's input length; multiple of 128).
+    chrom_sizes: organism → chromosome → length of the synthetic genome.
+    num_tracks: organism → signal tracks.
+    train_size, valid_size, test_size: records per subset and organism.
+    num_steps, batch_size, warmup_steps, learning_rate: training.
+    eval_batches: validation batches per evaluation during training.
+    variants_per_class: SNVs that destroy motifs, and as many far from motifs.
+  """
+  name: str
+  seq_length: int
+  chrom_sizes: Dict[str, Dict[str, int]]
+  num_tracks: Dict[str, int]
+  train_size: int
+  valid_size: int
+  test_size: int
+  num_steps: int
+  batch_size: int
+  warmup_steps: int
+  learning_rate: float
+  eval_every: int
+  variants_per_class: int
+
+  def to_dict(self) -> Dict[str, Any]:
+    return dataclasses.asdict(self)
+
+
+FULL = DemoSettings(
+    name='full', seq_length=4096,
+    chrom_sizes={'human': {'chr1': 200_000, 'chr2': 180_000, 'chr3': 120_000, 'chr4': 100_000},
+                 'mouse': {'chr1': 150_000, 'chr2': 100_000, 'chr3': 60_000, 'chr4': 60_000}},
+    num_tracks={'human': 4, 'mouse': 2},
+    train_size=512, valid_size=32, test_size=64,
+    num_steps=600, batch_size=8, warmup_steps=50, learning_rate=2e-3, eval_every=200,
+    variants_per_class=24)
+
+QUICK = DemoSettings(
+    name='quick', seq_length=2048,
+    chrom_sizes={'human': {'chr1': 60_000, 'chr2': 60_000, 'chr3': 30_000, 'chr4': 40_000},
+                 'mouse': {'chr1': 40_000, 'chr2': 40_000, 'chr3': 20_000, 'chr4': 20_000}},
+    num_tracks={'human': 4, 'mouse': 2},
+    train_size=128, valid_size=16, test_size=32,
+    num_steps=120, batch_size=8, warmup_steps=20, learning_rate=2e-3, eval_every=120,
+    variants_per_class=10)
+
+MODEL_PRESET = 'tiny'
+TEST_CHROM = 'chr4'  # The synthetic data sets hold chr4 out as the test subset.
+
+
+# --------------------------------------------------------------------------- step bookkeeping
+
+@dataclasses.dataclass
+class StepRecord:
+  """One finished step: its outputs (paths relative to the demo folder), numbers and time."""
+  name: str
+  outputs: List[str]
+  results: Dict[str, Any]
+  seconds: float
+  reused: bool = False
+
+
+class _Steps:
+  """Runs steps in order, reusing finished ones (see module docstring)."""
+
+  def __init__(self, out_dir: pathlib.Path, settings: DemoSettings, seed: int,
+               log: Callable[[str], None]):
+    self.out_dir = out_dir
+    self.log = log
+    self.path = out_dir / STATE_FILE
+    self.state: Dict[str, Any] = {'settings': settings.to_dict(), 'seed': seed, 'steps': {}}
+    if self.path.exists():
+      previous = json.loads(self.path.read_text())
+      if previous.get('settings') != self.state['settings'] or previous.get('seed') != seed:
+        mode = previous.get('settings', {}).get('name', '?')
+        raise ValueError(
+            f'{out_dir} holds a demo made with other settings (mode {mode!r}, seed '
+            f'{previous.get("seed")}); pass --force to redo it, or choose another --out.')
+      self.state['steps'] = previous.get('steps', {})
+    self.records: Dict[str, StepRecord] = {}
+    self._upstream_ran = False
+
+  def _save(self) -> None:
+    tmp = self.path.with_suffix('.tmp')
+    tmp.write_text(json.dumps(self.state, indent=1, sort_keys=True, default=_json_default))
+    os.replace(tmp, self.path)
+
+  def run(self, name: str, folder: str,
+          function: Callable[[pathlib.Path, bool], Tuple[Dict[str, Any], List[pathlib.Path]]]
+          ) -> StepRecord:
+    """Runs `function(step_dir, fresh) -> (results, output paths)` unless already done.
+
+    `fresh` is True when an earlier step ran again in this call: the step folder is emptied
+    first, since its old contents were made from other inputs. Otherwise a half-finished step
+    keeps its folder so that it can resume (training continues from its last checkpoint).
+    """
+    step_dir = self.out_dir / folder
+    done = self.state['steps'].get(name)
+    if (done and not self._upstream_ran and
+        all((self.out_dir / p).exists() for p in done['outputs'])):
+      record = StepRecord(name, done['outputs'], done['results'], done['seconds'], reused=True)
+      self.log(f'[{name}] done before ({done["seconds"]:.0f} s then); reusing {folder}/')
+      self.records[name] = record
+      return record
+    if self._upstream_ran and step_dir.exists():
+      shutil.rmtree(step_dir)
+    step_dir.mkdir(parents=True, exist_ok=True)
+    self.log(f'[{name}] ...')
+    began = time.perf_counter()
+    results, outputs = function(step_dir, self._upstream_ran)
+    seconds = time.perf_counter() - began
+    relative = [os.path.relpath(p, self.out_dir) for p in outputs]
+    missing = [p for p in relative if not (self.out_dir / p).exists()]
+    if missing:
+      raise RuntimeError(f'Step {name} did not write {missing}.')
+    self.state['steps'][name] = {'outputs': relative, 'results': results, 'seconds': seconds}
+    self._save()
+    self._upstream_ran = True
+    record = StepRecord(name, relative, results, seconds)
+    self.records[name] = record
+    self.log(f'[{name}] {seconds:.1f} s')
+    return record
+
+
+def _json_default(value):
+  if isinstance(value, (np.integer,)):
+    return int(value)
+  if isinstance(value, (np.floating,)):
+    return float(value)
+  if isinstance(value, np.ndarray):
+    return value.tolist()
+  if isinstance(value, pathlib.Path):
+    return str(value)
+  raise TypeError(f'{type(value).__name__} is not JSON serialisable')
+
+
+def _run_cli(argv: Sequence[str]) -> None:
+  """Runs an `enformer` subcommand in this process (the demo runs the commands users run)."""
+  from enformer.cli import main  # pylint: disable=import-outside-toplevel
+  try:
+    code = main([str(a) for a in argv])
+  except SystemExit as exit_:  # argparse rejected the arguments (it printed why).
+    code = exit_.code
+  if code:
+    raise RuntimeError(f'`enformer {" ".join(map(str, argv))}` failed with exit code {code}.')
+
+
+def _command(argv: Sequence[Any]) -> str:
+  return 'enformer ' + ' '.join(str(a) for a in argv)
+
+
+# --------------------------------------------------------------------------- the steps
+
+def _genome_step(settings: DemoSettings, seed: int):
+  def step(step_dir: pathlib.Path, fresh: bool):
+    from enformer.data import synthetic  # pylint: disable=import-outside-toplevel
+    results, outputs = {}, []
+    for offset, organism in enumerate(ORGANISMS):
+      genome = synthetic.make_synthetic_genome(
+          step_dir / organism, chrom_sizes=settings.chrom_sizes[organism],
+          num_tracks=settings.num_tracks[organism], seed=seed + 101 * offset)
+      results[organism] = dict(
+          fasta=genome.fasta, motif_sites=genome.motif_sites_bed, targets=genome.targets,
+          bigwigs=genome.bigwigs, num_sites=len(genome.motif_sites), motifs=genome.motifs,
+          chrom_sizes=genome.chrom_sizes,
+          track_weights={str(k): {m: float(w) for m, w in row.items() if w}
+                         for k, row in genome.track_weights.iterrows()})
+      outputs += [genome.fasta, genome.motif_sites_bed, genome.targets, *genome.bigwigs]
+    return _stringify(results), outputs
+  return step
+
+
+def _data_step(settings: DemoSettings, seed: int, genomes: Dict[str, Any]):
+  def step(step_dir: pathlib.Path, fresh: bool):
+    from enformer.data import synthetic  # pylint: disable=import-outside-toplevel
+    results, outputs = {}, []
+    for offset, organism in enumerate(ORGANISMS):
+      genome = synthetic.make_synthetic_genome(
+          pathlib.Path(genomes[organism]['fasta']).parent,
+          chrom_sizes=settings.chrom_sizes[organism], num_tracks=settings.num_tracks[organism],
+          seed=seed + 101 * offset, overwrite=False)
+      path = synthetic.make_synthetic_dataset(
+          step_dir / organism, genome=genome, seq_length=settings.seq_length,
+          train_size=settings.train_size, valid_size=settings.valid_size,
+          test_size=settings.test_size, seed=seed + 101 * offset, overwrite=True, progress=True)
+      results[organism] = dict(path=path, records={'train': settings.train_size,
+                                                   'valid': settings.valid_size,
+                                                   'test': settings.test_size})
+      outputs += [path / 'statistics.json', path / 'sequences.bed', path / 'targets.txt']
+    return _stringify(results), outputs
+  return step
+
+
+def _train_step(settings: DemoSettings, seed: int, data: Dict[str, Any]):
+  def step(step_dir: pathlib.Path, fresh: bool):
+    from enformer.training import train  # pylint: disable=import-outside-toplevel
+    result = train(
+        run_dir=str(step_dir), preset=MODEL_PRESET,
+        data={organism: data[organism]['path'] for organism in ORGANISMS},
+        batch_size=settings.batch_size, num_steps=settings.num_steps,
+        warmup_steps=settings.warmup_steps, learning_rate=settings.learning_rate,
+        eval_every=settings.eval_every, checkpoint_every=settings.eval_every,
+        keep_checkpoints=2, seed=seed, export_hub=False, progress=True)
+    best = result.best or {}
+    best_prefix = step_dir / 'best' / 'checkpoint' / 'model'
+    config = json.loads((step_dir / 'config.json').read_text())
+    results = dict(
+        steps=result.step, steps_per_second=result.steps_per_second,
+        resumed_from=result.resumed_from, strategy=result.strategy,
+        validation=result.validation, best_step=best.get('step'), best_score=best.get('score'),
+        best_checkpoint=best_prefix, model_config=config['model_config'],
+        final_losses={head: [loss for _, h, loss in result.losses if h == head][-1:]
+                      for head in ORGANISMS})
+    outputs = [step_dir / 'config.json', pathlib.Path(str(best_prefix) + '.index')]
+    return _stringify(results), outputs
+  return step
+
+
+def _export_step(settings: DemoSettings, trained: Dict[str, Any]):
+  def step(step_dir: pathlib.Path, fresh: bool):
+    from enformer.hub import export_hub_module, load_model  # pylint: disable=import-outside-toplevel
+    export_dir = step_dir / 'enformer_model'
+    if export_dir.exists():  # A half-written export from an interrupted run.
+      shutil.rmtree(export_dir)
+    predictor = load_model(trained['best_checkpoint'], sequence_length=settings.seq_length,
+                           **trained['model_config'])
+    export_hub_module(predictor.model, str(export_dir), sequence_length=2 * settings.seq_length,
+                      model_sequence_length=settings.seq_length)
+    results = dict(path=export_dir, sequence_length=2 * settings.seq_length,
+                   model_sequence_length=settings.seq_length,
+                   heads=predictor.heads, output_length=predictor.output_length,
+                   parameters=int(sum(np.prod(v.shape) for v in predictor.model.variables)))
+    return _stringify(results), [export_dir / 'saved_model.pb']
+  return step
+
+
+def _evaluate_step(settings: DemoSettings, seed: int, data: Dict[str, Any], model_path: str):
+  def step(step_dir: pathlib.Path, fresh: bool):
+    import pandas as pd  # pylint: disable=import-outside-toplevel
+    from enformer.data.basenji import get_dataset  # pylint: disable=import-outside-toplevel
+    from enformer.hub import load_model  # pylint: disable=import-outside-toplevel
+    from enformer.io.targets import read_targets  # pylint: disable=import-outside-toplevel
+    from enformer.training import metrics  # pylint: disable=import-outside-toplevel
+
+    predictor = load_model(model_path)
+    pad = (predictor.sequence_length - settings.seq_length) // 2
+    rng = np.random.default_rng(seed)
+    results, outputs, tables = {}, [], {}
+    for organism in ORGANISMS:
+      predictions, targets = [], []
+      for batch in get_dataset(data[organism]['path'], 'test', batch_size=8, deterministic=True):
+        sequence = np.pad(batch['sequence'].numpy(), ((0, 0), (pad, pad), (0, 0)))  # N context
+        predictions.append(predictor.predict_on_batch(sequence)[organism])
+        targets.append(batch['target'].numpy())
+      predictions = np.concatenate(predictions)  # [S, T, N]
+      targets = np.concatenate(targets)
+      num_tracks = targets.shape[-1]
+      flat_predictions = predictions.reshape(-1, num_tracks)
+      flat_targets = targets.reshape(-1, num_tracks)
+      learned = metrics.TrackCorrelation(num_tracks)
+      learned.update_from_values(flat_targets, flat_predictions)
+      # Shuffled-label baseline: the same predictions against targets whose (sequence, bin)
+      # positions are permuted, i.e. a model that knows the track values but not where they go.
+      shuffled = metrics.TrackCorrelation(num_tracks)
+      shuffled.update_from_values(flat_targets[rng.permutation(len(flat_targets))],
+                                  flat_predictions)
+      table = read_targets(data[organism]['path'] + '/targets.txt')
+      frame = pd.DataFrame({
+          'track': np.arange(num_tracks), 'identifier': table['identifier'].astype(str),
+          'description': table['description'].astype(str), 'pearson_r': learned.pearson_r(),
+          'r2': learned.r2(), 'shuffled_pearson_r': shuffled.pearson_r()})
+      path = step_dir / f'pearson_{organism}.tsv'
+      frame.to_csv(path, sep='\t', index=False, float_format='%.4f')
+      tables[organism] = frame
+      outputs.append(path)
+      results[organism] = dict(
+          sequences=len(targets), bins=targets.shape[1], tsv=path,
+          pearson_r=frame['pearson_r'].tolist(), shuffled_pearson_r=frame['shuffled_pearson_r'].tolist(),
+          mean_pearson_r=float(np.nanmean(frame['pearson_r'])),
+          mean_shuffled_pearson_r=float(np.nanmean(frame['shuffled_pearson_r'])),
+          mean_r2=float(np.nanmean(frame['r2'])), labels=frame['description'].tolist())
+    plot = step_dir / 'pearson.png'
+    _plot_pearson(tables, plot)
+    outputs.append(plot)
+    results['plot'] = plot
+    return _stringify(results), outputs
+  return step
+
+
+def _plot_pearson(tables: Dict[str, Any], path: pathlib.Path) -> None:
+  import matplotlib  # pylint: disable=import-outside-toplevel
+  if not os.environ.get('MPLBACKEND'):
+    matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  fig, axes = plt.subplots(1, len(tables), figsize=(5 * len(tables), 3.2), squeeze=False)
+  for ax, (organism, frame) in zip(axes[0], tables.items()):
+    x = np.arange(len(frame))
+    ax.bar(x - 0.2, frame['pearson_r'], width=0.4, label='trained model')
+    ax.bar(x + 0.2, frame['shuffled_pearson_r'], width=0.4, color='0.6',
+           label='shuffled-label baseline')
+    ax.set_xticks(x, [f'{i}\n{d.split(" ", 1)[-1][:18]}' for i, d in
+                      zip(frame['track'], frame['description'])], fontsize=7)
+    ax.set_ylim(min(-0.1, float(np.nanmin(frame['shuffled_pearson_r'])) - 0.05), 1.0)
+    ax.axhline(0, color='0.3', linewidth=0.5)
+    ax.set_title(f'{organism}: test-chromosome Pearson R per track', fontsize=10)
+    ax.legend(fontsize=7, loc='lower right')
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def _strongest_peak(genome_dir: str, chrom: str, length: int, seq_length: int,
+                    track: int) -> Tuple[int, int]:
+  """(input start, peak bin) of the input window on `chrom` with the highest binned signal."""
+  with np.load(pathlib.Path(genome_dir) / 'signal.npz') as arrays:
+    signal = arrays[chrom][:, track]
+  bins = signal[:len(signal) // 128 * 128].reshape(-1, 128).mean(1)
+  half = seq_length // 256
+  peak = int(np.argmax(bins[half:len(bins) - half])) + half
+  start = int(np.clip(peak * 128 + 64 - seq_length // 2, 0, length - seq_length))
+  return start, peak - start // 128
+
+
+def _predict_step(settings: DemoSettings, genomes: Dict[str, Any], model_path: str,
+                  export: Dict[str, Any]):
+  def step(step_dir: pathlib.Path, fresh: bool):
+    import kipoiseq  # pylint: disable=import-outside-toplevel
+    from enformer.hub import load_model  # pylint: disable=import-outside-toplevel
+    from enformer.io.targets import read_targets  # pylint: disable=import-outside-toplevel
+    from enformer.predict import predict_to_files  # pylint: disable=import-outside-toplevel
+    human = genomes['human']
+    start, _ = _strongest_peak(os.path.dirname(human['fasta']), TEST_CHROM,
+                               human['chrom_sizes'][TEST_CHROM], export['sequence_length'], 0)
+    region = kipoiseq.Interval(TEST_CHROM, start, start + export['sequence_length'])
+    region_text = f'{TEST_CHROM}:{start + 1}-{start + export["sequence_length"]}'
+    predictor = load_model(model_path)
+    tracks = list(range(predictor.heads['human']))
+    written = predict_to_files(
+        predictor, human['fasta'], [region], str(step_dir), head='human',
+        targets=read_targets(human['targets']), plot_tracks=tracks,
+        observed={t: path for t, path in enumerate(human['bigwigs'])}, progress=False)
+    outputs = sorted(p for p in step_dir.rglob('*') if p.is_file())
+    results = dict(region=region_text, plots=written['plots'], files=outputs,
+                   predictions=written['predictions'],
+                   command=_command(['predict', '--model', model_path, '--fasta', human['fasta'],
+                                     '--region', region_text, '--targets', human['targets'],
+                                     '--head', 'human', '--out', step_dir]))
+    return _stringify(results), outputs
+  return step
+
+
+def _attribute_step(genomes: Dict[str, Any], model_path: str, export: Dict[str, Any]):
+  def step(step_dir: pathlib.Path, fresh: bool):
+    import pandas as pd  # pylint: disable=import-outside-toplevel
+    human = genomes['human']
+    model_length = export['model_sequence_length']
+    start, peak_bin = _strongest_peak(os.path.dirname(human['fasta']), TEST_CHROM,
+                                      human['chrom_sizes'][TEST_CHROM], model_length, 0)
+    # The exported model takes 2× the length and sees the centre: centre the input likewise.
+    outer = export['sequence_length']
+    region = f'{TEST_CHROM}:{start - (outer - model_length) // 2 + 1}-' \
+             f'{start - (outer - model_length) // 2 + outer}'
+    bins = f'{max(peak_bin - 1, 0)}-{min(peak_bin + 1, export["output_length"] - 1)}'
+    argv = ['attribute', '--model', model_path, '--fasta', human['fasta'], '--region', region,
+            '--targets', human['targets'], '--head', 'human', '--tracks', '0', '--bins', bins,
+            '--method', 'grad', '--out', step_dir]
+    _run_cli(argv)
+    with np.load(step_dir / 'attribution.npz') as arrays:
+      scores = arrays['scores']
+      chrom, input_start = str(arrays['chrom']), int(arrays['start'])
+    sites = pd.read_csv(human['motif_sites'], sep='\t', header=None,
+                        names=['chrom', 'start', 'end', 'motif', 'score', 'strand'])
+    inside = np.zeros(len(scores), bool)
+    for row in sites[sites['chrom'] == chrom].itertuples():
+      lo, hi = max(row.start - input_start, 0), min(row.end - input_start, len(scores))
+      if lo < hi:
+        inside[lo:hi] = True
+    seen = scores != 0  # Bases outside the network's centre window have exactly zero score.
+    top = np.argsort(-np.abs(np.where(seen, scores, 0)))[:max(int(0.01 * seen.sum()), 10)]
+    top_fraction = float(inside[top].mean())
+    base_rate = float(inside[seen].mean())
+    outputs = sorted(p for p in step_dir.rglob('*') if p.is_file())
+    results = dict(region=region, bins=bins, command=_command(argv), top_bases=len(top),
+                   top_in_motifs=top_fraction, motif_base_rate=base_rate,
+                   enrichment=top_fraction / base_rate if base_rate else float('nan'),
+                   plots=[p for p in outputs if p.suffix == '.png'], files=outputs)
+    return _stringify(results), outputs
+  return step
+
+
+def write_motif_vcf(path: PathLike, fasta: PathLike, motif_sites: PathLike, chrom: str,
+                    per_class: int, seed: int = 0, min_distance: int = 256) -> Any:
+  """Writes a VCF of SNVs that destroy planted motifs ("hit") and SNVs far from motifs ("miss").
+
+  Hit variants change the central base of a planted motif site; miss variants sit at least
+  `min_distance` bp from every site. INFO holds CLASS=hit|miss and, for hits, MOTIF=<name>.
+
+  Args:
+    path: VCF to write.
+    fasta: the genome (REF alleles are read from it).
+    motif_sites: BED of planted sites (chrom, start, end, name, score, strand).
+    chrom: chromosome to draw variants from (the held-out test chromosome).
+    per_class: variants per class.
+    seed: random seed.
+    min_distance: smallest distance of a miss variant to any motif site.
+
+  Returns:
+    DataFrame of the variants (chrom, pos (1-based), id, ref, alt, class, motif).
+  """
+  import pandas as pd  # pylint: disable=import-outside-toplevel
+  import pyfaidx  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(seed)
+  sites = pd.read_csv(motif_sites, sep='\t', header=None,
+                      names=['chrom', 'start', 'end', 'motif', 'score', 'strand'])
+  sites = sites[sites['chrom'] == chrom].reset_index(drop=True)
+  with pyfaidx.Fasta(os.fspath(fasta), sequence_always_upper=True) as genome:
+    length = len(genome[chrom])
+    sequence = str(genome[chrom][:])
+  if len(sites) < per_class:
+    raise ValueError(f'{chrom} has only {len(sites)} motif sites; ask for fewer variants.')
+  rows = []
+  for site in sites.iloc[np.sort(rng.choice(len(sites), per_class, replace=False))].itertuples():
+    pos0 = (site.start + site.end) // 2
+    ref = sequence[pos0]
+    alt = str(rng.choice([b for b in 'ACGT' if b != ref]))
+    rows.append((chrom, pos0 + 1, f'hit_{site.motif}_{pos0 + 1}', ref, alt, 'hit', site.motif))
+  distance = np.full(length, np.iinfo(np.int64).max)
+  positions = np.arange(length)
+  for site in sites.itertuples():
+    distance = np.minimum(distance, np.maximum(np.maximum(site.start - positions,
+                                                          positions - (site.end - 1)), 0))
+  far = np.nonzero(distance >= min_distance)[0]
+  if len(far) < per_class:
+    raise ValueError(f'Fewer than {per_class} positions on {chrom} lie {min_distance} bp from '
+                     'every motif; lower min_distance.')
+  for pos0 in np.sort(rng.choice(far, per_class, replace=False)):
+    ref = sequence[pos0]
+    alt = str(rng.choice([b for b in 'ACGT' if b != ref]))
+    rows.append((chrom, int(pos0) + 1, f'miss_{int(pos0) + 1}', ref, alt, 'miss', '.'))
+  variants = pd.DataFrame(rows, columns=['chrom', 'pos', 'id', 'ref', 'alt', 'class', 'motif'])
+  variants = variants.sort_values('pos').reset_index(drop=True)
+  with open(path, 'w') as handle:
+    handle.write('##fileformat=VCFv4.2\n')
+    handle.write(f'##contig=<ID={chrom},length={length}>\n')
+    handle.write('##INFO=<ID=CLASS,Number=1,Type=String,Description="hit: destroys a planted '
+                 'motif; miss: at least %d bp from every motif">\n' % min_distance)
+    handle.write('##INFO=<ID=MOTIF,Number=1,Type=String,Description="Motif the variant hits">\n')
+    handle.write('#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n')
+    for v in variants.itertuples():
+      info = f'CLASS={v[6]}' + (f';MOTIF={v.motif}' if v.motif != '.' else '')
+      handle.write(f'{v.chrom}\t{v.pos}\t{v.id}\t{v.ref}\t{v.alt}\t.\tPASS\t{info}\n')
+  return variants
+
+
+def _variants_step(settings: DemoSettings, seed: int, genomes: Dict[str, Any], model_path: str):
+  def step(step_dir: pathlib.Path, fresh: bool):
+    from sklearn.metrics import roc_auc_score  # pylint: disable=import-outside-toplevel
+    from enformer.hub import load_model  # pylint: disable=import-outside-toplevel
+    from enformer.variants import ScoreTransform, score_vcf  # pylint: disable=import-outside-toplevel
+    human = genomes['human']
+    vcf = step_dir / 'motif_variants.vcf'
+    variants = write_motif_vcf(vcf, human['fasta'], human['motif_sites'], TEST_CHROM,
+                               settings.variants_per_class, seed=seed)
+    out = step_dir / 'sad.h5'
+    if out.exists():  # Scored by an interrupted earlier run (its record is missing).
+      out.unlink()
+    predictor = load_model(model_path)
+    result = score_vcf(predictor, human['fasta'], vcf, out, head='human',
+                       targets=human['targets'], batch_size=8, tsv=True, model_id=model_path)
+    sad = result.scores.scores['SAD'].astype(np.float64)  # [V, tracks]
+    transform = ScoreTransform.fit(sad, num_components=min(4, sad.shape[1]),
+                                   target_ids=result.scores.target_ids)
+    transform_path = step_dir / 'transform.npz'
+    transform.save(transform_path)
+    by_id = dict(zip(variants['id'], variants['class']))
+    classes = np.array([by_id[str(s)] for s in result.scores.snp])
+    strength = np.abs(sad).max(axis=1)  # Largest |SAD| over tracks.
+    hit, miss = strength[classes == 'hit'], strength[classes == 'miss']
+    auroc = float(roc_auc_score(classes == 'hit', strength))
+    order = np.argsort(-strength)[:5]
+    top = [dict(id=str(result.scores.snp[i]), pos=int(result.scores.pos[i]),
+                ref=str(result.scores.ref[i]), alt=str(result.scores.alt[i]),
+                variant_class=str(classes[i]), track=int(np.abs(sad[i]).argmax()),
+                sad=float(sad[i, np.abs(sad[i]).argmax()])) for i in order]
+    plot = step_dir / 'sad_hit_vs_miss.png'
+    _plot_hit_vs_miss(hit, miss, plot)
+    results = dict(
+        vcf=vcf, sad_h5=out, tsv=result.paths.get('tsv', [None])[0], transform=transform_path,
+        variants=len(classes), hit_mean_abs_sad=float(hit.mean()),
+        miss_mean_abs_sad=float(miss.mean()),
+        ratio=float(hit.mean() / miss.mean()) if miss.mean() else float('inf'),
+        auroc=auroc, top=top, seconds=result.seconds, plot=plot,
+        summary=result.summary.format(),
+        command=_command(['score-variants', '--model', model_path, '--fasta', human['fasta'],
+                          '--vcf', vcf, '--targets', human['targets'], '--out', out, '--tsv']))
+    outputs = [vcf, out, transform_path, plot] + [pathlib.Path(p) for p in
+                                                  result.paths.get('tsv', [])]
+    return _stringify(results), outputs
+  return step
+
+
+def _plot_hit_vs_miss(hit: np.ndarray, miss: np.ndarray, path: pathlib.Path) -> None:
+  import matplotlib  # pylint: disable=import-outside-toplevel
+  if not os.environ.get('MPLBACKEND'):
+    matplotlib.use('Agg')
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(0)
+  fig, ax = plt.subplots(figsize=(4.5, 3.5))
+  for x, (label, values) in enumerate([('destroys a motif', hit), ('far from motifs', miss)]):
+    ax.scatter(x + rng.uniform(-0.12, 0.12, len(values)), values, s=14, alpha=0.8)
+    ax.hlines(np.median(values), x - 0.25, x + 0.25, color='k')
+  ax.set_xticks([0, 1], ['destroys a motif', 'far from motifs'])
+  ax.set_ylabel('max over tracks |SAD|')
+  ax.set_yscale('log')
+  ax.set_title('Variant effects on the held-out chromosome', fontsize=10)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def _stringify(value):
+  """Paths → str, numpy scalars → Python, recursively (for demo.json)."""
+  if isinstance(value, dict):
+    return {str(k): _stringify(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [_stringify(v) for v in value]
+  if isinstance(value, pathlib.Path):
+    return str(value)
+  if isinstance(value, np.generic):
+    return value.item()
+  return value
+
+
+# --------------------------------------------------------------------------- entry point
+
+def run_demo(out_dir: PathLike = DEFAULT_OUT_DIR, quick: bool = False, force: bool = False,
+             seed: int = 0, log: Optional[Callable[[str], None]] = None) -> pathlib.Path:
+  """Runs (or resumes) the demo in `out_dir` and returns the path of its index.html report.
+
+  Args:
+    out_dir: output folder (created). An existing folder must be a demo folder (holding
+      demo.json) or empty.
+    quick: smaller genome, shorter sequences and training (for CI; about a fifth of the time).
+    force: delete the demo folder's previous results and redo every step.
+    seed: random seed of genome, data, training and variants.
+    log: where progress lines go (default: print to stderr).
+
+  Returns:
+    Path of index.html.
+  """
+  from enformer import report  # pylint: disable=import-outside-toplevel
+  log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+  out_dir = pathlib.Path(out_dir).resolve()
+  settings = QUICK if quick else FULL
+  if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / STATE_FILE).exists():
+    raise FileExistsError(f'{out_dir} exists and is not a demo folder (no {STATE_FILE}); choose '
+                          'another --out or remove it.')
+  if force and (out_dir / STATE_FILE).exists():
+    shutil.rmtree(out_dir)
+  out_dir.mkdir(parents=True, exist_ok=True)
+  began = time.perf_counter()
+  steps = _Steps(out_dir, settings, seed, log)
+  genomes = steps.run('genome', 'genome', _genome_step(settings, seed)).results
+  data = steps.run('data', 'data', _data_step(settings, seed, genomes)).results
+  trained = steps.run('train', 'train', _train_step(settings, seed, data)).results
+  export = steps.run('export', 'export', _export_step(settings, trained)).results
+  model_path = export['path']
+  steps.run('evaluate', 'evaluate', _evaluate_step(settings, seed, data, model_path))
+  steps.run('predict', 'predict', _predict_step(settings, genomes, model_path, export))
+  steps.run('attribute', 'attribute', _attribute_step(genomes, model_path, export))
+  steps.run('variants', 'variants', _variants_step(settings, seed, genomes, model_path))
+  total = time.perf_counter() - began
+  path = report.write_demo_report(out_dir, settings.to_dict(), steps.records, total)
+  log(f'[report] {path}  ({total:.0f} s in this run)')
+  return path

@@ -1,0 +1,233 @@
+"""The demo's `index.html`: key numbers, every file and plot of each step, timings.
+
+Links are relative to the demo folder, so the folder can be moved or served as it is.
+"""
+
+import datetime
+import html
+import os
+import pathlib
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
+
+STYLE = """
+body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; margin: 2em auto;
+       max-width: 1100px; color: #222; line-height: 1.45; }
+h1 { font-size: 1.6em; } h2 { font-size: 1.25em; margin-top: 1.8em; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.92em; }
+td, th { border: 1px solid #ddd; padding: 3px 8px; text-align: left; }
+th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+img { max-width: 100%; border: 1px solid #eee; margin: 0.4em 0; }
+code { background: #f4f4f4; padding: 1px 4px; font-size: 0.9em; }
+.files { font-size: 0.9em; columns: 2; } .ok { color: #080; } .bad { color: #b00; }
+"""
+
+
+def _e(value: Any) -> str:
+  return html.escape(str(value))
+
+
+def _number(value: Any, digits: int = 3) -> str:
+  if isinstance(value, float):
+    return f'{value:.{digits}f}'
+  return _e(value)
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[Any]], digits: int = 3) -> str:
+  """An HTML table; floats are rounded to `digits` and right-aligned."""
+  head = ''.join(f'<th>{_e(h)}</th>' for h in header)
+  body = []
+  for row in rows:
+    cells = ''.join(
+        f'<td class="num">{_number(c, digits)}</td>' if isinstance(c, (int, float)) else
+        f'<td>{c if isinstance(c, Raw) else _e(c)}</td>' for c in row)
+    body.append(f'<tr>{cells}</tr>')
+  return f'<table><tr>{head}</tr>{"".join(body)}</table>'
+
+
+class Raw(str):
+  """A string inserted into the HTML without escaping (already HTML)."""
+
+
+def link(out_dir: pathlib.Path, path: str, text: Optional[str] = None) -> Raw:
+  relative = os.path.relpath(os.path.join(out_dir, path), out_dir)
+  return Raw(f'<a href="{_e(relative)}">{_e(text or relative)}</a>')
+
+
+def image(out_dir: pathlib.Path, path: str, alt: str = '') -> Raw:
+  relative = os.path.relpath(os.path.join(out_dir, path), out_dir)
+  return Raw(f'<a href="{_e(relative)}"><img src="{_e(relative)}" alt="{_e(alt or relative)}">'
+             '</a>')
+
+
+def _files(out_dir: pathlib.Path, folder: str) -> str:
+  """Links to every file under `folder` (SavedModel variable shards collapsed to the folder)."""
+  root = out_dir / folder
+  if not root.exists():
+    return ''
+  items = []
+  for path in sorted(p for p in root.rglob('*') if p.is_file()):
+    relative = path.relative_to(out_dir).as_posix()
+    size = path.stat().st_size
+    items.append(f'<li>{link(out_dir, relative)} <small>({_size(size)})</small></li>')
+  return f'<details><summary>{len(items)} files in {_e(folder)}/</summary>' \
+         f'<ul class="files">{"".join(items)}</ul></details>'
+
+
+def _size(size: int) -> str:
+  for unit in ('B', 'kB', 'MB', 'GB'):
+    if size < 1024 or unit == 'GB':
+      return f'{size:.0f} {unit}' if unit == 'B' else f'{size:.1f} {unit}'
+    size /= 1024
+  return str(size)
+
+
+def _rel(out_dir: pathlib.Path, path: str) -> str:
+  return os.path.relpath(path, out_dir)
+
+
+def write_demo_report(out_dir: pathlib.Path, settings: Mapping[str, Any],
+                      records: Mapping[str, Any], total_seconds: float) -> pathlib.Path:
+  """Writes out_dir/index.html from the demo's step records (`enformer.demo.StepRecord`)."""
+  out_dir = pathlib.Path(out_dir)
+  r = {name: record.results for name, record in records.items()}
+  parts: List[str] = [
+      '<!DOCTYPE html><html><head><meta charset="utf-8"><title>enformer demo</title>',
+      f'<style>{STYLE}</style></head><body>',
+      '<h1>enformer demo: a small Enformer trained, exported and used on a synthetic genome</h1>',
+      f'<p>Mode <b>{_e(settings["name"])}</b>; made {_e(datetime.datetime.now().isoformat(timespec="seconds"))}; '
+      f'this run took {total_seconds:.0f} s (steps reused from earlier runs count with the time '
+      'they took then). Re-running <code>enformer demo</code> reuses finished steps; '
+      '<code>--force</code> redoes everything.</p>']
+
+  evaluation = r.get('evaluate', {})
+  variants = r.get('variants', {})
+  attribution = r.get('attribute', {})
+  key_rows = []
+  for organism in ('human', 'mouse'):
+    if organism in evaluation:
+      e = evaluation[organism]
+      beats = e['mean_pearson_r'] > e['mean_shuffled_pearson_r']
+      key_rows.append((f'{organism}: mean test Pearson R (trained vs shuffled-label baseline)',
+                       Raw(f'{e["mean_pearson_r"]:.3f} vs {e["mean_shuffled_pearson_r"]:.3f} '
+                           f'<span class="{"ok" if beats else "bad"}">'
+                           f'{"beats" if beats else "does NOT beat"} the baseline</span>')))
+  if variants:
+    key_rows.append(('mean max-track |SAD|: motif-destroying vs far-from-motif SNVs',
+                     Raw(f'{variants["hit_mean_abs_sad"]:.4g} vs {variants["miss_mean_abs_sad"]:.4g}'
+                         f' ({variants["ratio"]:.1f}×; AUROC {variants["auroc"]:.2f})')))
+  if attribution:
+    key_rows.append(('top 1% gradient × input bases inside planted motifs',
+                     Raw(f'{attribution["top_in_motifs"]:.0%} vs {attribution["motif_base_rate"]:.1%}'
+                         f' of all bases ({attribution["enrichment"]:.1f}× enrichment)')))
+  if 'train' in r:
+    key_rows.append(('training', Raw(f'{r["train"]["steps"]} steps, '
+                                     f'{r["train"]["steps_per_second"]:.2f} steps/s')))
+  parts += ['<h2>Key numbers</h2>', table(['', 'value'], key_rows)]
+
+  timing_rows = [(name, record.seconds, 'reused' if record.reused else 'ran')
+                 for name, record in records.items()]
+  timing_rows.append(('total (this run)', total_seconds, ''))
+  parts += ['<h2>Timings</h2>', table(['step', 'seconds', ''], timing_rows, digits=1)]
+
+  if 'genome' in r:
+    rows = []
+    for organism, g in r['genome'].items():
+      weights = '; '.join(f'{track}: ' + ' + '.join(f'{w:g}×{m}' for m, w in ws.items())
+                          for track, ws in g['track_weights'].items())
+      rows.append((organism, link(out_dir, _rel(out_dir, g['fasta'])),
+                   ', '.join(f'{c} {n:,}' for c, n in g['chrom_sizes'].items()),
+                   link(out_dir, _rel(out_dir, g['motif_sites']), f'{g["num_sites"]} sites'),
+                   link(out_dir, _rel(out_dir, g['targets'])), weights))
+    parts += ['<h2>1. Synthetic genomes</h2>',
+              '<p>Random DNA with motif sites planted on both strands; each signal track is a sum '
+              'of Gaussian bumps at the sites of the motifs it responds to (plus noise).</p>',
+              table(['organism', 'FASTA', 'chromosomes (bp)', 'planted motifs', 'targets',
+                     'track ← motifs'], rows), _files(out_dir, 'genome')]
+  if 'data' in r:
+    rows = [(o, link(out_dir, _rel(out_dir, d['path'])), d['records']['train'],
+             d['records']['valid'], d['records']['test'], settings['seq_length'])
+            for o, d in r['data'].items()]
+    parts += ['<h2>2. Basenji2 data sets</h2>',
+              '<p>statistics.json, sequences.bed, targets.txt and ZLIB TFRecords; train on '
+              'chr1–chr2, validation on chr3, test on chr4 (held out from training).</p>',
+              table(['organism', 'folder', 'train', 'valid', 'test', 'bp/record'], rows),
+              _files(out_dir, 'data')]
+  if 'train' in r:
+    t = r['train']
+    rows = [(v['step'], v['head'], v['pearson_r'], v['r2']) for v in t['validation']]
+    parts += ['<h2>3. Training</h2>',
+              f'<p>Preset <code>tiny</code> {_e(_model_summary(t["model_config"]))}; '
+              f'{t["steps"]} steps alternating human and mouse batches, strategy '
+              f'{_e(t["strategy"])}; best validation step {t["best_step"]} (mean Pearson R '
+              f'{_number(t["best_score"])}).</p>',
+              table(['step', 'head', 'validation Pearson R', 'validation R²'], rows),
+              _files(out_dir, 'train')]
+  if 'export' in r:
+    x = r['export']
+    parts += ['<h2>4. TF-Hub export</h2>',
+              f'<p>{link(out_dir, _rel(out_dir, x["path"]))}: '
+              f'<code>hub.load(path).model.predict_on_batch(x)</code> takes x '
+              f'[B, {x["sequence_length"]:,}, 4] and centre-crops to the {x["model_sequence_length"]:,} '
+              f'bp the network sees (like DeepMind\'s module: 393,216 → 196,608); output '
+              f'{x["output_length"]} bins × {_e(x["heads"])}; {x["parameters"]:,} parameters.</p>',
+              _files(out_dir, 'export')]
+  if evaluation:
+    parts += ['<h2>5. Evaluation on the held-out chromosome</h2>',
+              '<p>Pearson R per track over all (sequence, bin) pairs of the test subset. '
+              'Baseline: the same predictions against targets permuted over (sequence, bin).</p>']
+    for organism in ('human', 'mouse'):
+      if organism in evaluation:
+        e = evaluation[organism]
+        rows = [(i, label, p, s) for i, (label, p, s) in
+                enumerate(zip(e['labels'], e['pearson_r'], e['shuffled_pearson_r']))]
+        parts += [f'<h3>{organism} ({e["sequences"]} sequences × {e["bins"]} bins; '
+                  f'{link(out_dir, _rel(out_dir, e["tsv"]), "TSV")})</h3>',
+                  table(['track', 'description', 'Pearson R', 'shuffled baseline'], rows)]
+    parts += [image(out_dir, _rel(out_dir, evaluation['plot']), 'Pearson per track')]
+  for number, name, title, text in (
+      (6, 'predict', 'Prediction of a region',
+       'Predicted tracks of a test-chromosome region, from the exported SavedModel.'),
+      (7, 'attribute', 'Contribution scores',
+       'Gradient × input of track 0 at its strongest predicted peak.')):
+    if name in r:
+      s = r[name]
+      parts += [f'<h2>{number}. {title}</h2>', f'<p>{_e(text)} Command: <code>{_e(s["command"])}'
+                '</code></p>']
+      if name == 'attribute':
+        parts += [f'<p>{s["top_bases"]} top-scoring bases: {s["top_in_motifs"]:.0%} inside '
+                  f'planted motifs, which cover {s["motif_base_rate"]:.1%} of the input '
+                  f'({s["enrichment"]:.1f}× enrichment).</p>']
+      parts += [image(out_dir, _rel(out_dir, p)) for p in s['plots']]
+      parts += [_files(out_dir, name)]
+  if variants:
+    v = variants
+    rows = [(t['id'], t['pos'], f'{t["ref"]}>{t["alt"]}', t['variant_class'], t['track'], t['sad'])
+            for t in v['top']]
+    parts += ['<h2>8. Variant effects</h2>',
+              f'<p>{v["variants"]} SNVs on the held-out chromosome '
+              f'({link(out_dir, _rel(out_dir, v["vcf"]), "VCF")}): half destroy a planted motif '
+              '(central base changed), half lie ≥ 256 bp from every motif. Scores: '
+              f'{link(out_dir, _rel(out_dir, v["sad_h5"]), "sad.h5")} (SAD, SAR per track, '
+              'basenji layout)' + (f', {link(out_dir, _rel(out_dir, v["tsv"]), "TSV")}'
+                                   if v.get('tsv') else '') +
+              f'; z-score/PCA transform {link(out_dir, _rel(out_dir, v["transform"]), "npz")}. '
+              f'Command: <code>{_e(v["command"])}</code></p>',
+              f'<p>Mean of the largest |SAD| over tracks: <b>{v["hit_mean_abs_sad"]:.4g}</b> for '
+              f'motif-destroying variants vs <b>{v["miss_mean_abs_sad"]:.4g}</b> for variants far '
+              f'from motifs ({v["ratio"]:.1f}×); AUROC of |SAD| separating them: '
+              f'{v["auroc"]:.2f}.</p>',
+              '<h3>Top variant effects</h3>',
+              table(['variant', 'position', 'change', 'class', 'track', 'SAD'], rows, digits=4),
+              image(out_dir, _rel(out_dir, v['plot'])), _files(out_dir, 'variants')]
+  parts += ['<h2>Next</h2><p>The notebooks in <code>colab/</code> run on these files: '
+            '<code>enformer-usage.ipynb</code> (predictions, contribution scores, variant effects) '
+            'and <code>enformer-training.ipynb</code> (training on human and mouse, evaluation, '
+            'checkpoint vs TF-Hub export).</p>', '</body></html>']
+  path = out_dir / 'index.html'
+  path.write_text('\n'.join(parts), encoding='utf-8')
+  return path
+
+
+def _model_summary(config: Mapping[str, Any]) -> str:
+  return (f'({config.get("channels")} channels, {config.get("num_transformer_layers")} transformer '
+          f'layer(s), {config.get("num_heads")} attention heads, heads {config.get("heads")})')
