@@ -104,7 +104,8 @@ def test_bigwig_and_bedgraph_round_trip(tmp_path):
   binned = bigwig.read_bigwig_bins(path, '1', 0, 1024, bin_size=128)
   np.testing.assert_allclose(binned, [0, 1, 2, 3, 4, 5, 6, 7 * 104 / 128], rtol=1e-6)
   graph = tmp_path / 'track.bedGraph'
-  bigwig.write_bedgraph(graph, 'chr2', 512, values[:3], chrom_size=700, track_name='t')
+  bigwig.write_bedgraph(graph, sizes, [('chr2', 512, values[:3]), ('chr1', 896, values[:1])],
+                        track_name='t')
   lines = graph.read_text().splitlines()
   assert lines[0].startswith('track type=bedGraph') and lines[1:] == [
-      'chr2\t512\t640\t0', 'chr2\t640\t700\t1']
+      'chr1\t896\t1000\t0', 'chr2\t512\t640\t0', 'chr2\t640\t700\t1']

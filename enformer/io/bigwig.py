@@ -1,10 +1,10 @@
 """Binned coverage tracks: write bigWig (pyBigWig) and bedGraph; read bigWig into bins.
 
-Values are per bin of `bin_size` bp starting at `start` (0-based). Bins that fall outside the
-chromosome are dropped (bigWig cannot hold them) and the last bin is clipped to the chromosome end.
+Values are per bin of `bin_size` bp starting at `start` (0-based). Bins entirely outside the
+chromosome are dropped (bigWig cannot hold them); bins crossing its start or end are clipped.
 """
 
-from typing import Dict, Mapping, Sequence, Tuple, Union
+from typing import List, Mapping, Sequence, Tuple, Union
 import os
 
 import numpy as np
@@ -17,12 +17,32 @@ PathLike = Union[str, os.PathLike]
 
 def _clip_bins(chrom_size: int, start: int, values: np.ndarray,
                bin_size: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-  """(starts, ends, values) of the bins inside [0, chrom_size)."""
+  """(starts, ends, values) of the bins overlapping [0, chrom_size), clipped to it."""
   values = np.asarray(values, dtype=np.float64).reshape(-1)
   starts = start + bin_size * np.arange(len(values), dtype=np.int64)
   ends = starts + bin_size
-  keep = (starts >= 0) & (starts < chrom_size)
-  return starts[keep], np.minimum(ends[keep], chrom_size), values[keep]
+  keep = (ends > 0) & (starts < chrom_size)
+  return np.maximum(starts[keep], 0), np.minimum(ends[keep], chrom_size), values[keep]
+
+
+def _sorted_blocks(chrom_sizes: Mapping[str, int], tracks: Sequence[Tuple[str, int, np.ndarray]],
+                   bin_size: int) -> List[Tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
+  """Blocks clipped to their chromosome, sorted, overlaps removed: (chrom, starts, ends, values)."""
+  entries = []
+  for chrom, start, values in tracks:
+    if chrom not in chrom_sizes:
+      raise ValueError(f'Chromosome {chrom!r} is not in the chromosome sizes '
+                       f'({list(chrom_sizes)[:5]}...).')
+    entries.append((chrom, *_clip_bins(chrom_sizes[chrom], int(start), values, bin_size)))
+  order = {chrom: i for i, chrom in enumerate(chrom_sizes)}
+  entries.sort(key=lambda e: (order[e[0]], e[1][0] if len(e[1]) else 0))
+  blocks, last_end = [], {}
+  for chrom, starts, ends, values in entries:
+    keep = starts >= last_end.get(chrom, 0)  # Entries must not overlap.
+    if keep.any():
+      blocks.append((chrom, starts[keep], ends[keep], values[keep]))
+      last_end[chrom] = int(ends[keep][-1])
+  return blocks
 
 
 def write_bigwig(path: PathLike, chrom_sizes: Mapping[str, int],
@@ -37,38 +57,26 @@ def write_bigwig(path: PathLike, chrom_sizes: Mapping[str, int],
       keep only their non-overlapping bins) and come in any order.
     bin_size: bp per value.
   """
-  entries = []
-  for chrom, start, values in tracks:
-    if chrom not in chrom_sizes:
-      raise ValueError(f'Chromosome {chrom!r} is not in the chromosome sizes '
-                       f'({list(chrom_sizes)[:5]}...).')
-    entries.append((chrom, *_clip_bins(chrom_sizes[chrom], int(start), values, bin_size)))
-  order = {chrom: i for i, chrom in enumerate(chrom_sizes)}
-  entries.sort(key=lambda e: (order[e[0]], e[1][0] if len(e[1]) else 0))
+  blocks = _sorted_blocks(chrom_sizes, tracks, bin_size)
   bw = pyBigWig.open(os.fspath(path), 'w')
   try:
     bw.addHeader([(chrom, int(size)) for chrom, size in chrom_sizes.items()])
-    last_end: Dict[str, int] = {}
-    for chrom, starts, ends, values in entries:
-      keep = starts >= last_end.get(chrom, 0)  # bigWig entries must not overlap.
-      if not keep.any():
-        continue
-      bw.addEntries([chrom] * int(keep.sum()), starts[keep].tolist(), ends=ends[keep].tolist(),
-                    values=values[keep].tolist())
-      last_end[chrom] = int(ends[keep][-1])
+    for chrom, starts, ends, values in blocks:
+      bw.addEntries([chrom] * len(starts), starts.tolist(), ends=ends.tolist(),
+                    values=values.tolist())
   finally:
     bw.close()
 
 
-def write_bedgraph(path: PathLike, chrom: str, start: int, values: np.ndarray,
-                   bin_size: int = 128, chrom_size: int = None, track_name: str = '') -> None:
-  """Writes one region's bins as a bedGraph (with a UCSC track line)."""
-  starts, ends, values = _clip_bins(chrom_size if chrom_size is not None else 2**62, int(start),
-                                    values, bin_size)
+def write_bedgraph(path: PathLike, chrom_sizes: Mapping[str, int],
+                   tracks: Sequence[Tuple[str, int, np.ndarray]], bin_size: int = 128,
+                   track_name: str = '') -> None:
+  """Writes binned values as a bedGraph (UCSC track line first); blocks as in write_bigwig."""
   with open(path, 'w') as handle:
     handle.write(f'track type=bedGraph name="{track_name or os.path.basename(path)}"\n')
-    for s, e, v in zip(starts, ends, values):
-      handle.write(f'{chrom}\t{s}\t{e}\t{v:.6g}\n')
+    for chrom, starts, ends, values in _sorted_blocks(chrom_sizes, tracks, bin_size):
+      for s, e, v in zip(starts, ends, values):
+        handle.write(f'{chrom}\t{s}\t{e}\t{v:.6g}\n')
 
 
 def read_bigwig_bins(path: PathLike, chrom: str, start: int, end: int,

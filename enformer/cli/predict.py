@@ -1,0 +1,143 @@
+"""`enformer predict`: predict genomic regions from a FASTA with a TF-Hub module, SavedModel or checkpoint."""
+
+import argparse
+
+DESCRIPTION = """Predict genomic tracks for regions of a genome.
+
+Each region (--region chr:start-end, 1-based inclusive, or every line of --bed) is resized around its
+centre to the model's input length (393,216 bp for the published TF-Hub module; sequence past
+chromosome ends is N-padded) and predicted. Writes to --out:
+  predictions.h5 (or .npz)   [regions, bins, tracks] with bin coordinates and track names
+  <head>_<track>_<id>.bw     bigWig per chosen track (chromosome sizes from the FASTA index)
+  <head>_<track>_<id>.bedGraph  with --bedgraph
+  NNNN_<region>.png          the chosen tracks (CAGE on log10(1+x)); --observed adds measured tracks
+
+Examples:
+  enformer predict --model https://tfhub.dev/deepmind/enformer/1 --fasta hg38.fa \\
+      --region chr11:5,225,001-5,230,000 --targets targets_human.txt --tracks CAGE:K562 41 --out out/
+  enformer predict --model exported_model/ --fasta hg38.fa --bed promoters.bed --batch-size 2 --out out/
+"""
+
+
+def register(subparsers) -> None:
+  parser = subparsers.add_parser(
+      'predict', help='predict tracks for genomic regions (FASTA + region/BED)',
+      description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument('--model', required=True,
+                      help='TF-Hub handle/URL, SavedModel folder, or checkpoint folder/prefix '
+                      '(checkpoints take the model config flags below).')
+  parser.add_argument('--fasta', required=True, help='genome FASTA (a .fai index is created if '
+                      'missing).')
+  where = parser.add_mutually_exclusive_group(required=True)
+  where.add_argument('--region', action='append',
+                     help='chrom:start-end, 1-based inclusive (repeatable).')
+  where.add_argument('--bed', help='BED file of regions (batch mode).')
+  parser.add_argument('--targets', help='targets_{organism}.txt track table (names, selection by '
+                      'identifier or description).')
+  parser.add_argument('--tracks', nargs='+', default=None,
+                      help='tracks to keep, plot and write as bigWig: indices, identifiers or '
+                      'description substrings (default: all tracks stored; the usage colab tracks '
+                      'or the first 4 plotted).')
+  parser.add_argument('--out', required=True, help='output folder (created).')
+  parser.add_argument('--head', default='human', help='output head (default human).')
+  parser.add_argument('--batch-size', type=int, default=1, help='regions per model call.')
+  parser.add_argument('--format', choices=('h5', 'npz'), default='h5',
+                      help='predictions file format (default h5).')
+  parser.add_argument('--bedgraph', action='store_true', help='also write bedGraph files.')
+  parser.add_argument('--no-bigwig', action='store_true', help='do not write bigWig files.')
+  parser.add_argument('--max-plots', type=int, default=10, help='PNGs for the first N regions.')
+  parser.add_argument('--observed', nargs='+', default=[], metavar='TRACK=BIGWIG',
+                      help='observed coverage to draw under a predicted track, e.g. '
+                      '4799=keratinocyte_cage.bw (the track is an index, identifier or '
+                      'description substring matching one track).')
+  add_model_config_arguments(parser)
+  parser.set_defaults(func=run)
+
+
+def add_model_config_arguments(parser: argparse.ArgumentParser) -> None:
+  """Model config flags for loading Sonnet checkpoints (defaults: the published model)."""
+  group = parser.add_argument_group('model config (checkpoints only)')
+  group.add_argument('--channels', type=int, help='default 1536.')
+  group.add_argument('--num-transformer-layers', type=int, help='default 11.')
+  group.add_argument('--num-heads', type=int, help='attention heads, default 8.')
+  group.add_argument('--pooling-type', choices=('attention', 'max'), help='default attention.')
+  group.add_argument('--target-length', type=int,
+                     help='output bins (default 896; 0 keeps all L/128 bins).')
+  group.add_argument('--model-heads', nargs='+', metavar='NAME=TRACKS',
+                     help='output heads, default human=5313 mouse=1643.')
+  group.add_argument('--sequence-length', type=int,
+                     help='input length in bp of the model (default 196,608).')
+
+
+def model_config_from_args(args: argparse.Namespace) -> dict:
+  """Enformer constructor arguments given on the command line (only those set)."""
+  config = {}
+  for key in ('channels', 'num_transformer_layers', 'num_heads', 'pooling_type'):
+    if getattr(args, key, None) is not None:
+      config[key] = getattr(args, key)
+  if getattr(args, 'target_length', None) is not None:
+    config['target_length'] = args.target_length or None
+  if getattr(args, 'model_heads', None):
+    heads = {}
+    for item in args.model_heads:
+      name, _, count = item.partition('=')
+      if not count.isdigit():
+        raise ValueError(f'--model-heads takes NAME=TRACKS items (e.g. human=5313), got {item!r}.')
+      heads[name] = int(count)
+    config['heads'] = heads
+  return config
+
+
+def _resolve_track(spec: str, targets, num_tracks: int) -> int:
+  from enformer.io.targets import select_tracks
+  found = select_tracks(targets, [spec], num_tracks)
+  if len(found) != 1:
+    raise ValueError(f'--observed track {spec!r} matches {len(found)} tracks; use an index or an '
+                     'identifier.')
+  return found[0]
+
+
+def run(args: argparse.Namespace) -> int:
+  import os
+  from enformer.hub import load_model
+  from enformer.io.bed import parse_region, read_bed
+  from enformer.io.targets import read_targets, select_tracks
+  from enformer.predict import predict_to_files
+
+  if not os.path.exists(args.fasta):
+    raise FileNotFoundError(f'FASTA file {args.fasta} does not exist.')
+  regions = read_bed(args.bed) if args.bed else [parse_region(r) for r in args.region]
+  targets = read_targets(args.targets) if args.targets else None
+  config = model_config_from_args(args)
+  predictor = load_model(args.model, sequence_length=args.sequence_length, **config)
+  if args.head not in predictor.heads:
+    raise ValueError(f'--head {args.head!r} is not a head of the model: {sorted(predictor.heads)}.')
+  num_tracks = predictor.heads[args.head]
+  tracks = select_tracks(targets, args.tracks, num_tracks) if args.tracks else None
+  observed = {}
+  for item in args.observed:
+    spec, _, path = item.partition('=')
+    if not path:
+      raise ValueError(f'--observed takes TRACK=BIGWIG items, got {item!r}.')
+    if not os.path.exists(path):
+      raise FileNotFoundError(f'Observed bigWig {path} does not exist.')
+    observed[_resolve_track(spec, targets, num_tracks)] = path
+  plot_tracks = None
+  if observed and tracks is None:
+    plot_tracks = list(observed)
+  elif observed:
+    missing = [t for t in observed if t not in tracks]
+    if missing:
+      raise ValueError(f'--observed tracks {missing} are not among --tracks.')
+  print(f'{predictor}; {len(regions)} region(s).')
+  summary = predict_to_files(
+      predictor, args.fasta, regions, args.out, head=args.head, tracks=tracks,
+      plot_tracks=plot_tracks, targets=targets, batch_size=args.batch_size,
+      output_format=args.format, bigwig=not args.no_bigwig, bedgraph=args.bedgraph,
+      max_plots=args.max_plots, observed=observed)
+  print(f'Predictions: {summary["predictions"]} ({summary["regions"]} regions × '
+        f'{predictor.output_length} bins × {summary["tracks"]} tracks)')
+  for key in ('bigwig', 'bedgraph', 'plots'):
+    if summary[key]:
+      print(f'{key}: {len(summary[key])} file(s), e.g. {summary[key][0]}')
+  return 0

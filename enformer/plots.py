@@ -1,0 +1,91 @@
+"""Figures of predicted (and observed) genomic tracks, like the usage colab's `plot_tracks`.
+
+Matplotlib with the Agg backend (no display needed); functions return the Figure and save it
+when given a path.
+"""
+
+from typing import Mapping, Optional, Sequence, Union
+import os
+
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # pylint: disable=wrong-import-position
+import numpy as np  # pylint: disable=wrong-import-position
+
+PREDICTED_COLOR = '#1f77b4'
+OBSERVED_COLOR = '#d62728'
+
+
+def log10_1p_if_cage(title: str, values: np.ndarray) -> tuple:
+  """CAGE tracks are shown on log10(1 + x) (as in the usage colab); returns (title, values)."""
+  if title.upper().startswith('CAGE'):
+    return f'{title}  [log10(1+x)]', np.log10(1 + np.asarray(values))
+  return title, np.asarray(values)
+
+
+def pearson_log2(predicted: np.ndarray, observed: np.ndarray) -> float:
+  """Pearson correlation of log2(1 + x) between two binned tracks (nan when one is constant)."""
+  a, b = np.log2(1 + np.asarray(predicted, np.float64)), np.log2(1 + np.asarray(observed, np.float64))
+  if a.std() == 0 or b.std() == 0:
+    return float('nan')
+  return float(np.corrcoef(a, b)[0, 1])
+
+
+def plot_tracks(tracks: Mapping[str, np.ndarray],
+                interval,
+                observed: Optional[Mapping[str, np.ndarray]] = None,
+                height: float = 1.5,
+                width: float = 20.0,
+                log_cage: bool = True,
+                title: str = '',
+                path: Optional[Union[str, os.PathLike]] = None) -> 'matplotlib.figure.Figure':
+  """One filled panel per track over the genomic interval (the colab's plot_tracks).
+
+  Args:
+    tracks: title → values [bins] (predictions), evenly spread over `interval`.
+    interval: kipoiseq.Interval (or anything with chrom, start, end) the bins cover.
+    observed: optional title → observed values [bins] for the same titles; drawn in a panel under
+      the prediction, with the Pearson r of log2(1 + x) in the title.
+    height: inches per panel.
+    width: figure width in inches.
+    log_cage: show CAGE tracks (titles starting with 'CAGE') on log10(1 + x).
+    title: figure title.
+    path: save the figure here (PNG, 100 dpi) when given.
+  """
+  observed = dict(observed or {})
+  unknown = sorted(set(observed) - set(tracks))
+  if unknown:
+    raise ValueError(f'Observed tracks {unknown} have no predicted track of the same title.')
+  panels = []
+  for name, values in tracks.items():
+    label, shown = log10_1p_if_cage(name, values) if log_cage else (name, np.asarray(values))
+    panels.append((label, shown, PREDICTED_COLOR))
+    if name in observed:
+      r = pearson_log2(values, observed[name])
+      obs_label, obs_shown = log10_1p_if_cage(name, observed[name]) if log_cage else (
+          name, np.asarray(observed[name]))
+      panels.append((f'observed: {obs_label}  (log2 Pearson r = {r:.3f})', obs_shown,
+                     OBSERVED_COLOR))
+  if not panels:
+    raise ValueError('plot_tracks needs at least one track.')
+  fig, axes = plt.subplots(len(panels), 1, figsize=(width, height * len(panels)), sharex=True,
+                           squeeze=False)
+  for ax, (label, values, color) in zip(axes[:, 0], panels):
+    x = np.linspace(interval.start, interval.end, num=len(values))
+    ax.fill_between(x, values, color=color, linewidth=0)
+    ax.set_title(label, fontsize=10, loc='left')
+    for side in ('top', 'right', 'bottom'):
+      ax.spines[side].set_visible(False)
+  axes[-1, 0].set_xlabel(f'{interval.chrom}:{interval.start:,}-{interval.end:,}')
+  axes[-1, 0].ticklabel_format(axis='x', style='plain', useOffset=False)
+  if title:
+    fig.suptitle(title)
+  fig.tight_layout()
+  if path is not None:
+    fig.savefig(path, dpi=100)
+  return fig
+
+
+def close(fig: 'matplotlib.figure.Figure') -> None:
+  plt.close(fig)

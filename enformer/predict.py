@@ -1,0 +1,342 @@
+"""Predict genomic intervals: FASTA → model input around each region's centre → binned tracks.
+
+A region of any width is resized (around its centre) to the predictor's input length; the output
+bins cover the centre `output_length × 128` bp of it and carry genomic coordinates. Results go to
+HDF5 (or npz) with coordinates and track names, per-track bigWig / bedGraph files for genome
+browsers, and PNGs of chosen tracks (`enformer.plots.plot_tracks`).
+
+    predictor = enformer.load_model('https://tfhub.dev/deepmind/enformer/1')
+    with FastaStringExtractor('hg38.fa') as fasta:
+      result = predict_region(predictor, fasta, parse_region('chr11:5,225,001-5,230,000'))
+    result.values  # [896, 5313]; result.bin_starts: genomic start of each bin.
+"""
+
+import dataclasses
+import os
+from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Sequence
+
+import h5py
+import kipoiseq
+import numpy as np
+import tqdm
+
+from enformer.enformer import BIN_SIZE, HEADS
+from enformer.io import bigwig as bigwig_io
+from enformer.io.fasta import FastaStringExtractor
+from enformer.io.targets import is_cage, track_identifiers, track_labels
+
+# The usage colab's example tracks of the published human head: DNASE CD14+ monocyte, DNASE
+# keratinocyte, H3K27ac ChIP keratinocyte, CAGE keratinocyte.
+COLAB_HUMAN_TRACKS = (41, 42, 706, 4799)
+MAX_PLOTTED_TRACKS = 12
+
+
+@dataclasses.dataclass
+class RegionPrediction:
+  """Predictions for one region.
+
+  Attributes:
+    region: the requested interval (chromosome named as in the FASTA).
+    input_interval: the model input: `sequence_length` bp around the region's centre.
+    output_interval: the span of the output bins (centre `bins × 128` bp of the input).
+    values: [bins, tracks] predictions of the selected tracks.
+    track_indices: output-track index of each column of `values`.
+  """
+  region: kipoiseq.Interval
+  input_interval: kipoiseq.Interval
+  output_interval: kipoiseq.Interval
+  values: np.ndarray
+  track_indices: List[int]
+
+  @property
+  def bin_starts(self) -> np.ndarray:
+    """Genomic start (0-based) of each output bin: [bins] int64."""
+    return self.output_interval.start + BIN_SIZE * np.arange(len(self.values), dtype=np.int64)
+
+  @property
+  def name(self) -> str:
+    return self.region.name or f'{self.region.chrom}:{self.region.start + 1}-{self.region.end}'
+
+
+def input_interval(region: kipoiseq.Interval, sequence_length: int) -> kipoiseq.Interval:
+  """`sequence_length` bp centred on `region` (may extend past chromosome ends: N-padded)."""
+  return region.resize(sequence_length)
+
+
+def output_interval(model_input: kipoiseq.Interval, output_length: int) -> kipoiseq.Interval:
+  """Genomic span of `output_length` 128-bp bins centred in `model_input`."""
+  span = output_length * BIN_SIZE
+  start = model_input.start + (model_input.width() - span) // 2
+  return kipoiseq.Interval(model_input.chrom, start, start + span, name=model_input.name)
+
+
+def default_tracks(num_tracks: int) -> List[int]:
+  """Tracks to draw when none are chosen: the colab's for the published human head, else the first 4."""
+  if num_tracks == HEADS['human']:
+    return list(COLAB_HUMAN_TRACKS)
+  return list(range(min(4, num_tracks)))
+
+
+def _check_head(predictor, head: str) -> int:
+  if head not in predictor.heads:
+    raise ValueError(f'Unknown head {head!r}; the model has heads {sorted(predictor.heads)}.')
+  return predictor.heads[head]
+
+
+def iter_predictions(predictor,
+                     extractor: FastaStringExtractor,
+                     regions: Iterable[kipoiseq.Interval],
+                     head: str = 'human',
+                     tracks: Optional[Sequence[int]] = None,
+                     batch_size: int = 1,
+                     progress: bool = True) -> Iterator[RegionPrediction]:
+  """Predicts regions in batches, yielding one RegionPrediction per region in order.
+
+  Args:
+    predictor: an `enformer.hub.Predictor` (from `load_model` or `Predictor.from_module`).
+    extractor: FASTA access; region chromosomes are resolved to its names ('1' ↔ 'chr1').
+    regions: intervals of any width (kipoiseq.Interval, 0-based half-open).
+    head: output head.
+    tracks: track indices to keep (default all tracks of the head).
+    batch_size: regions per model call.
+    progress: show a tqdm progress bar.
+  """
+  num_tracks = _check_head(predictor, head)
+  track_list = list(range(num_tracks)) if tracks is None else [int(t) for t in tracks]
+  bad = [t for t in track_list if not 0 <= t < num_tracks]
+  if bad:
+    raise ValueError(f'Track indices {bad[:5]} are out of range for head {head!r} '
+                     f'({num_tracks} tracks).')
+  if batch_size < 1:
+    raise ValueError(f'batch_size must be at least 1, got {batch_size}.')
+  regions = list(regions)
+  bar = tqdm.tqdm(total=len(regions), desc='Predicting regions', unit='region',
+                  disable=not progress)
+  with bar:
+    for first in range(0, len(regions), batch_size):
+      batch = []
+      for region in regions[first:first + batch_size]:
+        chrom = extractor.resolve_chromosome(region.chrom)
+        resolved = kipoiseq.Interval(chrom, region.start, region.end, name=region.name,
+                                     strand=region.strand)
+        batch.append((resolved, input_interval(resolved, predictor.sequence_length)))
+      x = extractor.extract_batch([model_input for _, model_input in batch])
+      outputs = predictor.predict_on_batch(x)[head][..., track_list]  # [B, bins, tracks]
+      for (region, model_input), values in zip(batch, outputs):
+        yield RegionPrediction(region, model_input,
+                               output_interval(model_input, predictor.output_length),
+                               values, track_list)
+      bar.update(len(batch))
+
+
+def predict_region(predictor, extractor: FastaStringExtractor, region: kipoiseq.Interval,
+                   head: str = 'human', tracks: Optional[Sequence[int]] = None) -> RegionPrediction:
+  """Predictions for one region (see iter_predictions)."""
+  return next(iter_predictions(predictor, extractor, [region], head, tracks, progress=False))
+
+
+# --------------------------------------------------------------------------- files
+
+class PredictionWriter:
+  """Writes RegionPredictions one by one to HDF5 (incrementally) or npz (at close).
+
+  Layout (HDF5 datasets, or npz arrays of the same names):
+    predictions [R, bins, T] float32; bin_start [R, bins] int64 (0-based genomic start of each
+    bin, bins are `bin_size` bp); chrom, name [R] str; region_start, region_end, input_start,
+    input_end [R] int64; track_index [T] int; track_identifier, track_description [T] str.
+    Attributes (HDF5 attrs; npz: arrays): head, bin_size, sequence_length, model.
+  """
+
+  def __init__(self, path: str, num_regions: int, num_bins: int, track_indices: Sequence[int],
+               targets=None, head: str = 'human', sequence_length: int = 0, model: str = ''):
+    self.path = path
+    self.format = 'npz' if path.endswith('.npz') else 'h5'
+    self._count = 0
+    self._num_regions = num_regions
+    self._meta = dict(
+        track_index=np.asarray(track_indices, dtype=np.int64),
+        track_identifier=np.asarray(track_identifiers(targets, track_indices), dtype=object),
+        track_description=np.asarray(track_labels(targets, track_indices), dtype=object))
+    self._attrs = dict(head=head, bin_size=BIN_SIZE, sequence_length=sequence_length, model=model)
+    self._rows: Dict[str, list] = {k: [] for k in ('chrom', 'name', 'region_start', 'region_end',
+                                                   'input_start', 'input_end')}
+    shape = (num_regions, num_bins, len(track_indices))
+    if self.format == 'h5':
+      self._file = h5py.File(path, 'w')
+      self._predictions = self._file.create_dataset(
+          'predictions', shape=shape, maxshape=(None, *shape[1:]), dtype='float32',
+          compression='gzip', chunks=(1, num_bins, max(1, min(len(track_indices), 1024))))
+      self._bin_start = self._file.create_dataset('bin_start', shape=shape[:2],
+                                                  maxshape=(None, num_bins), dtype='int64')
+    else:
+      self._predictions = np.zeros(shape, np.float32)
+      self._bin_start = np.zeros(shape[:2], np.int64)
+
+  def add(self, prediction: RegionPrediction) -> None:
+    i = self._count
+    self._predictions[i] = prediction.values
+    self._bin_start[i] = prediction.bin_starts
+    rows = self._rows
+    rows['chrom'].append(prediction.region.chrom)
+    rows['name'].append(prediction.name)
+    rows['region_start'].append(prediction.region.start)
+    rows['region_end'].append(prediction.region.end)
+    rows['input_start'].append(prediction.input_interval.start)
+    rows['input_end'].append(prediction.input_interval.end)
+    self._count += 1
+
+  def close(self) -> None:
+    """Writes the metadata; after an interruption keeps the regions predicted so far."""
+    self._attrs['complete'] = int(self._count == self._num_regions)
+    columns = {k: np.asarray(v, dtype=object if k in ('chrom', 'name') else np.int64)
+               for k, v in self._rows.items()}
+    if self.format == 'h5':
+      strings = h5py.string_dtype()
+      for key, value in {**columns, **self._meta}.items():
+        self._file.create_dataset(key, data=value, dtype=strings if value.dtype == object else None)
+      self._predictions.resize(self._count, axis=0)
+      self._bin_start.resize(self._count, axis=0)
+      self._file.attrs.update(self._attrs)
+      self._file.close()
+    else:
+      self._predictions = self._predictions[:self._count]
+      self._bin_start = self._bin_start[:self._count]
+      arrays = {k: (v.astype(str) if v.dtype == object else v)
+                for k, v in {**columns, **self._meta}.items()}
+      np.savez_compressed(self.path, predictions=self._predictions, bin_start=self._bin_start,
+                          **arrays, **{k: np.asarray(v) for k, v in self._attrs.items()})
+
+
+def read_predictions(path: str) -> Dict[str, object]:
+  """Reads a file written by PredictionWriter into a dict of numpy arrays (strings as str)."""
+  if path.endswith('.npz'):
+    with np.load(path, allow_pickle=False) as data:
+      result = {k: data[k] for k in data.files}
+    for key in ('head', 'model', 'bin_size', 'sequence_length', 'complete'):
+      result[key] = result[key].item()
+    return result
+  with h5py.File(path, 'r') as handle:
+    result = {}
+    for key, dataset in handle.items():
+      value = dataset[()]
+      if dataset.dtype.kind == 'O':
+        value = np.asarray([v.decode() if isinstance(v, bytes) else v for v in value])
+      result[key] = value
+    result.update({k: (v.item() if hasattr(v, 'item') else v) for k, v in handle.attrs.items()})
+  return result
+
+
+def _safe_filename(text: str) -> str:
+  return ''.join(c if c.isalnum() or c in '-_.' else '_' for c in text)[:120]
+
+
+def plot_prediction(prediction: RegionPrediction, plot_tracks: Sequence[int], targets=None,
+                    observed: Optional[Mapping[int, np.ndarray]] = None, path: Optional[str] = None,
+                    title: str = ''):
+  """PNG of chosen tracks of one region (CAGE on log10(1+x)); `observed`: track → [bins]."""
+  from enformer import plots
+  columns = [prediction.track_indices.index(t) for t in plot_tracks]
+  labels = track_labels(targets, plot_tracks)
+  tracks = {label: prediction.values[:, c] for label, c in zip(labels, columns)}
+  observed_by_label = {label: observed[t] for label, t in zip(labels, plot_tracks)
+                       if observed is not None and t in observed}
+  fig = plots.plot_tracks(tracks, prediction.output_interval, observed=observed_by_label,
+                          title=title or prediction.name, path=path)
+  plots.close(fig)
+
+
+def predict_to_files(predictor,
+                     fasta_file: str,
+                     regions: Sequence[kipoiseq.Interval],
+                     out_dir: str,
+                     head: str = 'human',
+                     tracks: Optional[Sequence[int]] = None,
+                     plot_tracks: Optional[Sequence[int]] = None,
+                     targets=None,
+                     batch_size: int = 1,
+                     output_format: str = 'h5',
+                     bigwig: bool = True,
+                     bedgraph: bool = False,
+                     max_plots: int = 10,
+                     observed: Optional[Mapping[int, str]] = None,
+                     progress: bool = True) -> Dict[str, object]:
+  """Predicts regions and writes predictions, browser tracks and PNGs into `out_dir`.
+
+  Args:
+    predictor: a Predictor.
+    fasta_file: indexed (or indexable) FASTA of the genome.
+    regions: intervals (any width; resized to the input length around their centre).
+    out_dir: output folder (created).
+    head: output head.
+    tracks: track indices stored in the predictions file (default all tracks of the head).
+    plot_tracks: tracks drawn and written as bigWig/bedGraph (default: `tracks` when at most
+      12 were chosen, else the colab's example tracks / the first 4). Must be among `tracks`.
+    targets: targets table (read_targets) for track names, or None.
+    batch_size: regions per model call.
+    output_format: 'h5' or 'npz'.
+    bigwig, bedgraph: write per-track browser files for `plot_tracks`.
+    max_plots: PNGs for the first `max_plots` regions.
+    observed: track index → observed bigWig path, drawn under the prediction with log2 Pearson r.
+    progress: tqdm progress bar.
+
+  Returns:
+    Summary: paths written ('predictions', 'bigwig', 'bedgraph', 'plots') and counts.
+  """
+  num_tracks = _check_head(predictor, head)
+  if output_format not in ('h5', 'npz'):
+    raise ValueError(f"output_format must be 'h5' or 'npz', got {output_format!r}.")
+  if targets is not None and len(targets) != num_tracks:
+    raise ValueError(f'The targets table has {len(targets)} rows but head {head!r} has '
+                     f'{num_tracks} tracks: pass the table of the same organism.')
+  stored = list(range(num_tracks)) if tracks is None else list(tracks)
+  if plot_tracks is None:
+    plot_tracks = stored if tracks is not None and len(stored) <= MAX_PLOTTED_TRACKS else [
+        t for t in default_tracks(num_tracks) if t in stored] or stored[:4]
+  missing = [t for t in plot_tracks if t not in stored]
+  if missing:
+    raise ValueError(f'Tracks {missing} are plotted but not among the predicted tracks.')
+  plot_tracks = list(plot_tracks)
+  observed = dict(observed or {})
+  os.makedirs(out_dir, exist_ok=True)
+  written: Dict[str, object] = dict(plots=[], bigwig=[], bedgraph=[])
+  with FastaStringExtractor(fasta_file) as extractor:
+    chrom_sizes = extractor.chromosome_sizes
+    predictions_path = os.path.join(out_dir, f'predictions.{output_format}')
+    writer = PredictionWriter(predictions_path, len(regions), predictor.output_length, stored,
+                              targets, head, predictor.sequence_length, predictor.source)
+    blocks: Dict[int, list] = {t: [] for t in plot_tracks}
+    columns = [stored.index(t) for t in plot_tracks]
+    plotted = plot_tracks[:MAX_PLOTTED_TRACKS]
+    try:
+      for i, prediction in enumerate(iter_predictions(predictor, extractor, regions, head, stored,
+                                                      batch_size, progress)):
+        writer.add(prediction)
+        for track, column in zip(plot_tracks, columns):
+          blocks[track].append((prediction.region.chrom, prediction.output_interval.start,
+                                prediction.values[:, column]))
+        if i < max_plots and plotted:
+          window = prediction.output_interval
+          observed_bins = {t: bigwig_io.read_bigwig_bins(path, window.chrom, window.start,
+                                                         window.end, BIN_SIZE)
+                           for t, path in observed.items() if t in plotted}
+          png = os.path.join(out_dir, f'{i:04d}_{_safe_filename(prediction.name)}.png')
+          plot_prediction(prediction, plotted, targets, observed_bins, png)
+          written['plots'].append(png)
+    finally:
+      writer.close()
+    written['predictions'] = predictions_path
+    identifiers = track_identifiers(targets, plot_tracks)
+    for track, identifier in zip(plot_tracks, identifiers):
+      stem = os.path.join(out_dir, f'{head}_{track}_{_safe_filename(identifier)}')
+      label = track_labels(targets, [track])[0]
+      if bigwig:
+        bigwig_io.write_bigwig(stem + '.bw', chrom_sizes, blocks[track], BIN_SIZE)
+        written['bigwig'].append(stem + '.bw')
+      if bedgraph:
+        bigwig_io.write_bedgraph(stem + '.bedGraph', chrom_sizes, blocks[track], BIN_SIZE,
+                                 track_name=label)
+        written['bedgraph'].append(stem + '.bedGraph')
+  written.update(regions=len(regions), tracks=len(stored), plotted_tracks=plot_tracks,
+                 cage_tracks=[t for t, c in zip(plot_tracks, is_cage(track_labels(
+                     targets, plot_tracks))) if c])
+  return written
