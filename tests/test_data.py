@@ -105,8 +105,42 @@ def test_get_dataset_batching_shuffle_determinism(dataset_dir):
   repeated = basenji.get_dataset(str(dataset_dir), 'test', repeat=3, batch_size=4,
                                  drop_remainder=True)
   assert sum(1 for _ in repeated) == 30 // 4
-  assert basenji.get_dataset(str(dataset_dir), 'train').options().experimental_distribute \
-      .auto_shard_policy == tf.data.experimental.AutoShardPolicy.FILE
+
+
+def test_sharding_across_workers(dataset_dir):
+  from tensorflow.python.data.experimental.ops.distribute import _AutoShardDataset
+  policy = lambda ds: ds.options().experimental_distribute.auto_shard_policy
+  assert policy(basenji.get_dataset(str(dataset_dir), 'train')) == \
+      tf.data.experimental.AutoShardPolicy.FILE
+  # One file cannot be split by file: fall back to sharding records.
+  assert policy(basenji.get_dataset(str(dataset_dir), 'valid')) == \
+      tf.data.experimental.AutoShardPolicy.DATA
+
+  # What MultiWorkerMirroredStrategy applies to each of 2 workers: whole files, disjoint, even
+  # with shuffling and augmentation.
+  def worker_targets(**kwargs):
+    dataset = basenji.get_dataset(str(dataset_dir), 'train', **kwargs)
+    return [np.stack([e['target'].numpy() for e in _AutoShardDataset(dataset, 2, i)])
+            for i in range(2)]
+  for kwargs in ({}, dict(shuffle=True, augment=True, seed=1)):
+    first, second = worker_targets(**kwargs)
+    assert (len(first), len(second)) == (256, 44)
+    assert not {t.tobytes() for t in first} & {t.tobytes() for t in second}
+
+  # distribute_datasets_from_function: explicit shards by input context.
+  counts = [sum(1 for _ in basenji.get_dataset(str(dataset_dir), name, input_context=
+                                               tf.distribute.InputContext(2, i, 2)))
+            for name in ('train', 'test') for i in range(2)]
+  assert counts == [256, 44, 5, 5]
+
+
+def test_zipped_human_mouse(dataset_dir, tmp_path):
+  zipped = basenji.get_zipped_dataset('valid', paths={'human': str(dataset_dir),
+                                                      'mouse': str(dataset_dir)},
+                                      batch_size=8, deterministic=True)
+  batches = list(zipped.take(5))  # valid has 20 records: repeats until taken.
+  assert set(batches[0]) == {'human', 'mouse'}
+  assert batches[4]['mouse']['target'].shape == (8, SEQ_LENGTH // 128, 4)
 
 
 def test_write_dataset_from_examples_and_fasta(tmp_path, genome):

@@ -4,8 +4,8 @@ Enformer and Basenji train with two per-example augmentations:
   * a stochastic shift of the input by up to ±3 bp (smaller than a 128 bp bin, so the target is kept);
   * reverse complement of the input, with the target reversed along its bins axis.
 
-Both are applied per example with stateless random ops, so a given (seed, example index) always gets
-the same augmentation regardless of how many parallel calls run. Augmentation is for training only;
+Both are applied per example with stateless random ops from a per-example seed, so a given seed
+always gives the same augmentation regardless of how many parallel calls run. Augmentation is for training only;
 `get_dataset` leaves it off unless asked.
 
 Padding: a shift by s > 0 moves the sequence right by s positions, filling the first s positions
@@ -115,11 +115,16 @@ def augment_dataset(dataset: tf.data.Dataset,
                     deterministic: Optional[bool] = None) -> tf.data.Dataset:
   """Maps `augment_example` over an unbatched dataset of examples.
 
-  Example k (in dataset order) uses the stateless seed (seed, k), so a repeated dataset gets new
-  augmentations each epoch and a rerun with the same seed gets the same ones.
+  Example k (in dataset order) uses the k-th draw of a random stream seeded by `seed`, so a
+  repeated dataset gets new augmentations each epoch and a rerun with the same seed (and the same
+  element order, i.e. deterministic reading) gets the same ones.
   """
-  def apply(index, example):
-    return augment_example(example, tf.stack([tf.constant(seed, tf.int64), index]), augmentation)
+  def draw_seed(example):
+    # A stateful draw in a sequential map: the k-th example of an iteration gets the k-th draw,
+    # so runs are reproducible and every epoch gets new augmentations. (Dataset.enumerate would add
+    # a range source that tf.data's auto-sharding by FILE cannot shard.)
+    return example, tf.random.uniform([2], maxval=2**62, dtype=tf.int64, seed=seed)
 
-  return dataset.enumerate().map(apply, num_parallel_calls=num_parallel_calls,
-                                 deterministic=deterministic)
+  return dataset.map(draw_seed).map(
+      lambda example, example_seed: augment_example(example, example_seed, augmentation),
+      num_parallel_calls=num_parallel_calls, deterministic=deterministic)

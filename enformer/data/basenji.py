@@ -364,6 +364,8 @@ def get_dataset(organism_or_path: str,
                 check_values: bool = True,
                 verify: bool = False,
                 options: Optional[tf.data.Options] = None,
+                auto_shard: str = 'file',
+                input_context: Optional[tf.distribute.InputContext] = None,
                 num_targets: Optional[int] = None) -> tf.data.Dataset:
   """A `tf.data.Dataset` of {'sequence': float32 [L, 4], 'target': float32 [T, C]}.
 
@@ -388,12 +390,20 @@ def get_dataset(organism_or_path: str,
       float16 [L, E]) to the one-hot → 'sequence' [L, 4 + E], for `Enformer(input_channels=4 + E)`.
     check_values: fail on NaN/infinite/negative targets.
     verify: read every file once in Python first (exact file/record errors before training).
-    options: extra tf.data.Options merged into the defaults (auto-shard by FILE, determinism).
+    options: extra tf.data.Options merged into the defaults (auto-sharding, determinism).
+    auto_shard: how `strategy.experimental_distribute_dataset` splits the data across workers:
+      'file' (each worker reads whole files; a subset with a single file falls back to 'data'),
+      'data' (every worker reads everything and keeps its share) or 'off'.
+    input_context: from `strategy.distribute_datasets_from_function`: this pipeline reads only
+      its share of the files (of the records when there are fewer files than pipelines) and
+      auto-sharding is turned off.
     num_targets: legacy layout only, when it cannot be inferred.
 
   Returns:
     The dataset. The data description is available as `load_info(path)`.
   """
+  if auto_shard not in _SHARD_POLICIES:
+    raise ValueError(f'auto_shard must be one of {sorted(_SHARD_POLICIES)}, got {auto_shard!r}.')
   path = resolve_path(organism_or_path, data_dir)
   info = load_info(path, layout, num_targets=num_targets)
   if seq_length is not None and seq_length != info.seq_length:
@@ -416,12 +426,22 @@ def get_dataset(organism_or_path: str,
   expected_table = tf.lookup.StaticHashTable(
       tf.lookup.KeyValueTensorInitializer(tf.constant(files), tf.constant(expected, tf.int64)),
       default_value=-1)
+  shard_records = False
+  if input_context is not None and input_context.num_input_pipelines > 1:
+    pipelines, pipeline_id = input_context.num_input_pipelines, input_context.input_pipeline_id
+    if len(files) >= pipelines:
+      files, expected = files[pipeline_id::pipelines], expected[pipeline_id::pipelines]
+    else:
+      shard_records = True
+    auto_shard = 'off'
   dataset = tf.data.Dataset.from_tensor_slices(files)
-  if shuffle:
+  if shuffle and not shard_records:  # Record sharding needs the same file order in every pipeline.
     dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
   dataset = dataset.interleave(lambda f: _read_file(f, expected_table.lookup(f)),
                                cycle_length=num_parallel_reads,
                                num_parallel_calls=num_parallel_reads, deterministic=deterministic)
+  if shard_records:
+    dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
   if shuffle:
     buffer = 256 if shuffle is True else int(shuffle)
     dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
@@ -438,13 +458,21 @@ def get_dataset(organism_or_path: str,
                             num_parallel_calls=num_parallel_calls, deterministic=deterministic)
   if prefetch:
     dataset = dataset.prefetch(prefetch)
-  return dataset.with_options(_options(deterministic, options))
+  return dataset.with_options(_options(deterministic, auto_shard, len(files), options))
 
 
-def _options(deterministic: bool, extra: Optional[tf.data.Options]) -> tf.data.Options:
+_SHARD_POLICIES = {'file': tf.data.experimental.AutoShardPolicy.FILE,
+                   'data': tf.data.experimental.AutoShardPolicy.DATA,
+                   'off': tf.data.experimental.AutoShardPolicy.OFF}
+
+
+def _options(deterministic: bool, auto_shard: str, num_files: int,
+             extra: Optional[tf.data.Options]) -> tf.data.Options:
+  if auto_shard == 'file' and num_files < 2:
+    auto_shard = 'data'  # FILE sharding needs at least one file per worker.
   options = tf.data.Options()
   options.deterministic = deterministic
-  options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.FILE
+  options.experimental_distribute.auto_shard_policy = _SHARD_POLICIES[auto_shard]
   if extra is not None:
     options = options.merge(extra)
   return options
