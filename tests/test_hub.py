@@ -198,3 +198,22 @@ def test_missing_paths_and_unreachable_handles(tmp_path):
     load_model('https://tfhub.invalid/deepmind/enformer/1')
   with pytest.raises(ValueError, match='only apply to checkpoints'):
     load_model('https://tfhub.dev/deepmind/enformer/1', channels=384)
+
+
+def test_contribution_input_grad_through_predictors(tiny_model, exported):
+  from enformer import attribution
+  x = random_one_hot(1, EXPORT_LENGTH, seed=6)[0]
+  mask = np.zeros([64, 7], np.float32)
+  mask[30:34, 2] = 1
+  expected = attribution.contribution_input_grad(tiny_model, crop(x[np.newaxis], MODEL_LENGTH)[0],
+                                                 mask, head='human')
+  with_module = load_model(exported).contribution_input_grad(x, mask, head='human')
+  trim = (EXPORT_LENGTH - MODEL_LENGTH) // 2
+  assert with_module.shape == (EXPORT_LENGTH,)
+  assert not with_module[:trim].any() and not with_module[trim + MODEL_LENGTH:].any()
+  assert_close(with_module[trim:trim + MODEL_LENGTH], expected, 1e-4)
+  # Through the SavedModel's own function (no Sonnet module), like DeepMind's hub module.
+  plain = Predictor(hub.load(exported).model.predict_on_batch, sequence_length=EXPORT_LENGTH,
+                    heads=TINY['heads'], output_length=64, differentiable=hub.load(exported))
+  assert_close(plain.contribution_input_grad(x, mask, head='human')[trim:trim + MODEL_LENGTH],
+               expected, 1e-4)
