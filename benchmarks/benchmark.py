@@ -1,0 +1,14 @@
+"""Plain vs fast Enformer inference (and training step) benchmark; same as `enformer benchmark`.
+
+  python benchmarks/benchmark.py --config small          # about a minute
+  python benchmarks/benchmark.py --config full --train   # published size: tens of minutes, GBs
+
+See enformer/fast_benchmark.py for what is measured and how.
+"""
+
+import sys
+
+from enformer.cli import main
+
+if __name__ == '__main__':
+  sys.exit(main(['benchmark'] + sys.argv[1:]))

@@ -1,0 +1,363 @@
+"""Fast inference over the variables of an `Enformer` module (same numbers, less time and memory).
+
+`compile_forward(model, sequence_length)` returns a callable `x → {head: [B, T', N]}` that reads
+the SAME `tf.Variable`s as `model` (restored checkpoints, fine-tuned weights and later updates are
+all seen) but evaluates an inference-only op sequence that is mathematically identical to
+`model(x, is_training=False)`:
+
+- batch norm with moving statistics is one per-channel affine `x · a + b` (a = γ / √(σ² + ε),
+  b = β − μ·a), computed once per call from the variables and fused with the following GELU;
+- width-1 convolutions and all linear layers are plain matmuls (einsum), no reshapes;
+- softmax pooling over pairs is `x1 + d · sigmoid(d W)` with `d = x0 − x1` — the softmax of two
+  logits is the sigmoid of their difference, and the logit difference of a linear map is the map of
+  the difference, so the pooling logits cost half the matmul and no reshape/softmax passes;
+- attention uses einsum with the heads kept in place (no transposes of activations);
+- the relative positional basis is a constant computed once per length and cached;
+- the whole predictor is compiled with XLA (`jit_compile=True`) so elementwise work (batch norm,
+  GELU, pooling, residual adds, softmax) is fused into few passes over the activations.
+
+The plain path (`plain_forward`) runs `model(x, is_training=False)` under `tf.function`, following
+the reference op sequence; `benchmarks/benchmark.py` times both in the same run.
+
+Shapes: B = batch, L = input length (bp), T = bins at a given resolution, C = channels,
+H = heads, K = key size, V = value size, N = tracks of a head.
+"""
+
+import functools
+from typing import Callable, Dict, Optional, Sequence, Tuple
+
+import numpy as np
+import sonnet as snt
+import tensorflow as tf
+
+from enformer import attention_module
+from enformer import enformer as enformer_lib
+
+Outputs = Dict[str, tf.Tensor]
+
+
+@functools.lru_cache(maxsize=16)
+def positional_features(seq_len: int, feature_size: int, feature_functions: Tuple[str, ...],
+                        symmetric: bool) -> np.ndarray:
+  """Relative positional basis for distances -(T-1)..(T-1), cached per length: [2T - 1, R].
+
+  Computed with the same function as `MultiheadAttention.relative_position_encodings`, so the
+  values are identical to those of the plain path.
+  """
+  with tf.init_scope():  # Eager even when first called while tracing a tf.function.
+    distances = tf.range(-seq_len + 1, seq_len, dtype=tf.float32)[tf.newaxis]
+    features = attention_module.positional_features_all(
+        positions=distances, feature_size=feature_size, seq_length=seq_len,
+        feature_functions=feature_functions, symmetric=symmetric)
+    features = features.numpy()[0]
+  features.setflags(write=False)
+  return features
+
+
+def _gelu(x: tf.Tensor) -> tf.Tensor:
+  return tf.nn.sigmoid(1.702 * x) * x
+
+
+# Elementwise kernels. In 'hybrid' mode they are small XLA-compiled functions (one fused pass over
+# the activations each) called from a regular graph whose matmuls and convolutions run in
+# TensorFlow's oneDNN kernels; otherwise they are inlined.
+def _bn_gelu(x: tf.Tensor, a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+  return _gelu(x * a + b)
+
+
+def _add_bias_residual(x: tf.Tensor, y: tf.Tensor, bias: tf.Tensor) -> tf.Tensor:
+  return x + (y + bias)
+
+
+def _pool_split(pairs: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+  """[B, T/2, 2C] → (x1, d = x0 - x1), each [B, T/2, C]."""
+  channels = pairs.shape[-1] // 2
+  x0, x1 = pairs[..., :channels], pairs[..., channels:]
+  return x1, x0 - x1
+
+
+def _pool_combine(x1: tf.Tensor, d: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+  return x1 + tf.nn.sigmoid(logits) * d
+
+
+_XLA_KERNELS = {name: tf.function(function, jit_compile=True, autograph=False) for name, function in [
+    ('bn_gelu', _bn_gelu), ('add_bias_residual', _add_bias_residual),
+    ('pool_split', _pool_split), ('pool_combine', _pool_combine)]}
+_INLINE_KERNELS = {'bn_gelu': _bn_gelu, 'add_bias_residual': _add_bias_residual,
+                   'pool_split': _pool_split, 'pool_combine': _pool_combine}
+_kernels = dict(_INLINE_KERNELS)  # Switched while tracing a 'hybrid' forward.
+
+
+def _batch_norm_affine(bn: enformer_lib.BatchNorm) -> Tuple[tf.Tensor, tf.Tensor]:
+  """Inference batch norm as x · a + b; a, b: [C]. Same formula as tf.nn.batch_normalization."""
+  mean = tf.reshape(bn.moving_mean.value, [-1])
+  variance = tf.reshape(bn.moving_variance.value, [-1])
+  a = tf.math.rsqrt(variance + bn._eps) * tf.reshape(bn.scale, [-1])  # pylint: disable=protected-access
+  b = tf.reshape(bn.offset, [-1]) - mean * a
+  return a, b
+
+
+def _conv_no_bias(conv: snt.Conv1D, x: tf.Tensor) -> tf.Tensor:
+  """snt.Conv1D ('SAME' padding, stride 1) without its bias: [B, T, C_in] → [B, T, C_out]."""
+  w = conv.w  # [width, C_in, C_out]
+  if w.shape[0] == 1:
+    return tf.einsum('btc,cd->btd', x, w[0])
+  return tf.nn.conv1d(x, w, stride=1, padding='SAME')
+
+
+def _conv(conv: snt.Conv1D, x: tf.Tensor) -> tf.Tensor:
+  y = _conv_no_bias(conv, x)
+  return y + conv.b if conv.with_bias else y
+
+
+def _conv_block(block: enformer_lib.Sequential, x: tf.Tensor) -> tf.Tensor:
+  """BatchNorm (moving stats) → GELU → Conv1D."""
+  bn, _, conv = block.layers
+  a, b = _batch_norm_affine(bn)
+  return _conv(conv, _kernels['bn_gelu'](x, a, b))
+
+
+def _residual_conv_block(block: enformer_lib.Sequential, x: tf.Tensor) -> tf.Tensor:
+  """x + conv_block(x), with bias and residual added in one pass."""
+  bn, _, conv = block.layers
+  a, b = _batch_norm_affine(bn)
+  y = _conv_no_bias(conv, _kernels['bn_gelu'](x, a, b))
+  if not conv.with_bias:
+    return x + y
+  return _kernels['add_bias_residual'](x, y, conv.b)
+
+
+def _pool(pool: snt.Module, x: tf.Tensor) -> tf.Tensor:
+  """Halving pool over pairs: [B, T, C] → [B, T / 2, C] (T is even for valid inputs)."""
+  _, length, channels = x.shape
+  if isinstance(pool, enformer_lib.MaxPooling1D):
+    if pool._pool_size != 2 or length % 2:  # pylint: disable=protected-access
+      return pool(x)
+    pairs = tf.reshape(x, [-1, length // 2, 2 * channels])
+    return tf.maximum(pairs[..., :channels], pairs[..., channels:])
+  if not isinstance(pool, enformer_lib.SoftmaxPooling1D) or pool._pool_size != 2 or length % 2:  # pylint: disable=protected-access
+    return pool(x)
+  # softmax([l0, l1])[0] = sigmoid(l0 - l1) and l0 - l1 = (x0 - x1) W (no bias):
+  # w0 x0 + (1 - w0) x1 = x1 + sigmoid(d W) · d, with d = x0 - x1.
+  x1, d = _kernels['pool_split'](tf.reshape(x, [-1, length // 2, 2 * channels]))
+  logits = tf.einsum('btc,cd->btd', d, pool._logit_linear.w)  # pylint: disable=protected-access
+  return _kernels['pool_combine'](x1, d, logits)
+
+
+def _layer_norm(ln: snt.LayerNorm, x: tf.Tensor) -> tf.Tensor:
+  """snt.LayerNorm over the last axis (eps 1e-5), same formula as tf.nn.batch_normalization."""
+  mean, variance = tf.nn.moments(x, [-1], keepdims=True)
+  inv = tf.math.rsqrt(variance + ln._eps)  # pylint: disable=protected-access
+  if ln.scale is not None:
+    inv *= ln.scale
+  offset = -mean * inv
+  if ln.offset is not None:
+    offset += ln.offset
+  return x * inv + offset
+
+
+def _relative_shift(x: tf.Tensor) -> tf.Tensor:
+  """[B, H, T, 2T - 1] indexed by distance → [B, H, T, T] indexed by key (as the reference)."""
+  return attention_module.relative_shift(x)
+
+
+def _attention(mha: attention_module.MultiheadAttention, x: tf.Tensor,
+               pos_features: Optional[np.ndarray]) -> tf.Tensor:
+  """Multi-head attention with relative positions, heads kept in place: [B, T, C] → [B, T, H·V]."""
+  num_heads, key_size = mha._num_heads, mha._key_size  # pylint: disable=protected-access
+  value_size = mha._value_size  # pylint: disable=protected-access
+  channels = x.shape[-1]
+  wq = tf.reshape(mha._q_layer.w, [channels, num_heads, key_size])  # pylint: disable=protected-access
+  wk = tf.reshape(mha._k_layer.w, [channels, num_heads, key_size])  # pylint: disable=protected-access
+  wv = tf.reshape(mha._v_layer.w, [channels, num_heads, value_size])  # pylint: disable=protected-access
+  q = tf.einsum('btc,chk->bthk', x, wq)
+  k = tf.einsum('btc,chk->bthk', x, wk)
+  v = tf.einsum('btc,chv->bthv', x, wv)
+  if mha._scaling:  # pylint: disable=protected-access
+    q *= key_size**-0.5
+  if pos_features is not None:
+    r_w_bias = tf.reshape(mha._r_w_bias, [num_heads, key_size])  # pylint: disable=protected-access
+    r_r_bias = tf.reshape(mha._r_r_bias, [num_heads, key_size])  # pylint: disable=protected-access
+    w_rk = tf.reshape(mha._r_k_layer.w, [-1, num_heads, key_size])  # pylint: disable=protected-access
+    r_k = tf.einsum('pr,rhk->phk', tf.constant(pos_features), w_rk)  # [2T - 1, H, K]
+    content = tf.einsum('bthk,bshk->bhts', q + r_w_bias, k)  # [B, H, T, T]
+    relative = tf.einsum('bthk,phk->bhtp', q + r_r_bias, r_k)  # [B, H, T, 2T - 1]
+    logits = content + _relative_shift(relative)
+  else:
+    logits = tf.einsum('bthk,bshk->bhts', q, k)
+  weights = tf.nn.softmax(logits)
+  output = tf.einsum('bhts,bshv->bthv', weights, v)  # [B, T, H, V]
+  w_out = tf.reshape(mha._embedding_layer.w, [num_heads, value_size, -1])  # pylint: disable=protected-access
+  return tf.einsum('bthv,hvd->btd', output, w_out) + mha._embedding_layer.b  # pylint: disable=protected-access
+
+
+def _linear(linear: snt.Linear, x: tf.Tensor) -> tf.Tensor:
+  y = tf.einsum('btc,cd->btd', x, linear.w)
+  return y + linear.b if linear.with_bias else y
+
+
+def _transformer_block(block: enformer_lib.Sequential, x: tf.Tensor,
+                       pos_features: Optional[np.ndarray]) -> tf.Tensor:
+  """Residual(LayerNorm → attention) then Residual(LayerNorm → Linear → ReLU → Linear)."""
+  for residual in block.layers:
+    layers = [layer for layer in residual._module.layers  # pylint: disable=protected-access
+              if not isinstance(layer, snt.Dropout)]
+    if isinstance(layers[1], attention_module.MultiheadAttention):
+      ln, mha = layers
+      x = x + _attention(mha, _layer_norm(ln, x), pos_features)
+    else:
+      ln, linear1, relu, linear2 = layers
+      x = x + _linear(linear2, relu(_linear(linear1, _layer_norm(ln, x))))
+  return x
+
+
+def fast_trunk(model: enformer_lib.Enformer, x: tf.Tensor) -> tf.Tensor:
+  """Inference trunk, [B, L, input_channels] → [B, T', trunk_channels] (`is_training=False`)."""
+  stem, conv_tower, transformer, crop, final = model.trunk.layers
+  stem_conv, stem_residual, stem_pool = stem.layers
+  x = _conv(stem_conv, x)
+  x = _residual_conv_block(stem_residual._module, x)  # pylint: disable=protected-access
+  x = _pool(stem_pool, x)
+  for block in conv_tower.layers:
+    conv, residual, pool = block.layers
+    x = _conv_block(conv, x)
+    x = _residual_conv_block(residual._module, x)  # pylint: disable=protected-access
+    x = _pool(pool, x)
+  pos = None
+  if transformer.layers:
+    mha = transformer.layers[0].layers[0]._module.layers[1]  # pylint: disable=protected-access
+    if mha._relative_positions:  # pylint: disable=protected-access
+      pos = positional_features(
+          x.shape[1], mha._num_relative_position_features,  # pylint: disable=protected-access
+          mha._relative_position_functions, mha._relative_position_symmetric)  # pylint: disable=protected-access
+  for block in transformer.layers:
+    x = _transformer_block(block, x, pos)
+  x = crop(x)
+  if final is not None:
+    x = _gelu(_conv_block(final.layers[0], x))
+  return x
+
+
+def fast_heads(model: enformer_lib.Enformer, embedding: tf.Tensor,
+               heads: Sequence[str]) -> Outputs:
+  """Softplus heads on the trunk embedding: {head: [B, T', N]}."""
+  outputs = {}
+  for head in heads:
+    linear, activation = model.heads[head].layers
+    outputs[head] = activation(_linear(linear, embedding))
+  return outputs
+
+
+MODES = ('xla', 'hybrid', 'graph')
+
+
+class FastForward:
+  """Compiled inference forward of an `Enformer` for one input length: x → {head: [B, T', N]}.
+
+  Reads the model's variables at every call (no copies). The batch size may vary (XLA compiles
+  once per batch size).
+  """
+
+  def __init__(self, model: enformer_lib.Enformer, sequence_length: int,
+               heads: Optional[Sequence[str]] = None, *, mode: str = 'xla'):
+    if mode not in MODES:
+      raise ValueError(f'Unknown mode {mode!r}; use one of {MODES}.')
+    model.check_sequence_length(sequence_length)
+    self.model = model
+    self.sequence_length = sequence_length
+    self.heads = model._select_heads(heads)  # pylint: disable=protected-access
+    self.mode = mode
+    input_channels = model.config['input_channels']
+    signature = [tf.TensorSpec([None, sequence_length, input_channels], tf.float32)]
+    self._function = tf.function(self._forward, jit_compile=mode == 'xla', autograph=False,
+                                 input_signature=signature)
+    self._trunk_function = tf.function(self._trunk, jit_compile=mode == 'xla', autograph=False,
+                                       input_signature=signature)
+
+  def _with_kernels(self, function: Callable[[], object]) -> object:
+    """Traces `function` with the XLA elementwise kernels in 'hybrid' mode."""
+    global _kernels  # pylint: disable=global-statement
+    previous = _kernels
+    _kernels = _XLA_KERNELS if self.mode == 'hybrid' else _INLINE_KERNELS
+    try:
+      return function()
+    finally:
+      _kernels = previous
+
+  def _forward(self, x: tf.Tensor) -> Outputs:
+    return self._with_kernels(
+        lambda: fast_heads(self.model, fast_trunk(self.model, x), self.heads))
+
+  def _trunk(self, x: tf.Tensor) -> tf.Tensor:
+    return self._with_kernels(lambda: fast_trunk(self.model, x))
+
+  def _check(self, x) -> tf.Tensor:
+    x = tf.convert_to_tensor(x)
+    if x.dtype != tf.float32:
+      x = tf.cast(x, tf.float32)  # bool / uint8 / float64 one-hot.
+    self.model.check_inputs(x)
+    if x.shape[1] != self.sequence_length:
+      raise ValueError(
+          f'This fast forward was compiled for {self.sequence_length:,} bp inputs, got '
+          f'{x.shape[1]:,} bp. Call enformer.fast.compile_forward(model, {x.shape[1]}).')
+    return x
+
+  def __call__(self, x) -> Outputs:
+    """x: one-hot [B, L, input_channels] (float, bool or uint8) → {head: [B, T', N] float32}."""
+    return self._function(self._check(x))
+
+  def trunk(self, x) -> tf.Tensor:
+    """Trunk embedding only: [B, L, input_channels] → [B, T', trunk_channels]."""
+    return self._trunk_function(self._check(x))
+
+
+def compile_forward(model: enformer_lib.Enformer,
+                    sequence_length: int = enformer_lib.SEQUENCE_LENGTH,
+                    heads: Optional[Sequence[str]] = None, *, mode: str = 'xla') -> FastForward:
+  """Fast inference forward of `model` for inputs of `sequence_length` bp.
+
+  Args:
+    model: a built (or restored) Enformer; its variables are used directly.
+    sequence_length: L, input length in bp (validated like the model does).
+    heads: heads to return (default: all).
+    mode: 'xla' (whole forward compiled with XLA), 'hybrid' (TensorFlow/oneDNN matmuls and
+      convolutions, XLA-fused elementwise kernels) or 'graph' (the fused op sequence in a plain
+      graph, no XLA).
+
+  Returns:
+    `FastForward`: callable x [B, L, input_channels] → {head: [B, T', N]} equal to
+    `model(x, is_training=False)` within float32 rounding (≤ 1e-5 relative).
+  """
+  return FastForward(model, sequence_length, heads, mode=mode)
+
+
+def plain_forward(model: enformer_lib.Enformer,
+                  heads: Optional[Sequence[str]] = None) -> Callable[[tf.Tensor], Outputs]:
+  """The baseline: `model(x, is_training=False)` under `tf.function` (reference op sequence)."""
+  heads = model._select_heads(heads)  # pylint: disable=protected-access
+
+  @tf.function
+  def forward(x: tf.Tensor) -> Outputs:
+    return model(x, is_training=False, output_heads=heads)
+
+  return forward
+
+
+def gradient_step(model: enformer_lib.Enformer,
+                  heads: Optional[Sequence[str]] = None) -> Callable[..., Tuple[tf.Tensor, list]]:
+  """Forward + backward of a training step (no optimizer update), for measuring time and memory.
+
+  Returns a tf.function (x [B, L, 4], targets {head: [B, T', N]}) → (mean Poisson loss,
+  gradients of the trainable variables). Uses `is_training=True` (batch statistics, dropout).
+  """
+  heads = model._select_heads(heads)  # pylint: disable=protected-access
+
+  @tf.function
+  def step(x: tf.Tensor, targets: Dict[str, tf.Tensor]) -> Tuple[tf.Tensor, list]:
+    with tf.GradientTape() as tape:
+      outputs = model(x, is_training=True, output_heads=heads)
+      loss = tf.add_n([tf.reduce_mean(tf.keras.losses.poisson(targets[h], outputs[h]))
+                       for h in heads])
+    return loss, tape.gradient(loss, model.trainable_variables)
+
+  return step

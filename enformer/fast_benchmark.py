@@ -1,0 +1,343 @@
+"""Benchmark of the plain and fast (`enformer.fast`) inference paths, and of a training step.
+
+Timings of the two paths are taken in ONE process, interleaved (plain, fast, plain, fast, …) after
+a warm-up, and summarised by the median, so that load from other processes affects both alike.
+Peak memory is measured in a fresh subprocess per configuration (`ru_maxrss`), so each number is
+the peak of that path alone.
+
+Weights are random (seeded), with non-trivial batch-norm statistics and attention output
+projections so every op contributes; outputs of both paths are compared (max |Δ| / max |value|).
+
+Use `enformer benchmark --config small` (seconds) or `--config full` (196,608 bp, 1,536 channels,
+11 layers: minutes, several GB).
+"""
+
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from typing import Dict, List, Optional
+
+import numpy as np
+
+CONFIGS: Dict[str, Dict[str, object]] = {
+    # The published architecture.
+    'full': dict(channels=1536, num_heads=8, num_transformer_layers=11, sequence_length=196_608,
+                 target_length=896),
+    'medium': dict(channels=768, num_heads=8, num_transformer_layers=4, sequence_length=196_608,
+                   target_length=896),
+    # The configuration of ../shared/reference/small, on a shorter input.
+    'small': dict(channels=384, num_heads=4, num_transformer_layers=2, sequence_length=32_768,
+                  target_length=None),
+}
+
+
+def analytic_gflop(channels: int, num_heads: int, num_transformer_layers: int,
+                   sequence_length: int, target_length: Optional[int],
+                   heads: Optional[Dict[str, int]] = None, pooling_type: str = 'attention',
+                   key_size: int = 64, batch_size: int = 1) -> Dict[str, float]:
+  """GFLOP (2 × multiply-adds) of one forward of the reference architecture, by part.
+
+  Counts convolutions, linear layers, attention matmuls (content, relative and value) and the
+  softmax-pooling logits at every position, as the reference computes them. Elementwise work
+  (batch norm, GELU, softmax) is not counted.
+  """
+  from enformer import enformer as enformer_lib
+  heads = dict(heads if heads is not None else enformer_lib.HEADS)
+  half = channels // 2
+  length = sequence_length
+  pool = 1 if pooling_type == 'attention' else 0
+  parts = {'stem': 2.0 * length * (15 * 4 * half + half * half + pool * half * half)}
+  tower = 0.0
+  c_in = half
+  for c_out in enformer_lib.conv_tower_filters(channels):
+    length //= 2
+    tower += 2.0 * length * (5 * c_in * c_out + c_out * c_out + pool * c_out * c_out)
+    c_in = c_out
+  parts['conv_tower'] = tower
+  length //= 2
+  t = length
+  value_size = channels // num_heads
+  hk, hv = num_heads * key_size, num_heads * value_size
+  per_layer = 2.0 * (t * channels * (2 * hk + hv)  # q, k, v
+                     + (2 * t - 1) * value_size * hk  # r_k (R = C / H features)
+                     + num_heads * t * t * key_size  # content logits
+                     + num_heads * t * (2 * t - 1) * key_size  # relative logits
+                     + num_heads * t * t * value_size  # weights @ v
+                     + t * hv * channels  # output projection
+                     + 2 * t * channels * 2 * channels)  # MLP
+  parts['transformer'] = num_transformer_layers * per_layer
+  out = target_length or t
+  parts['final_pointwise'] = 2.0 * out * channels * 2 * channels
+  parts['heads'] = 2.0 * out * 2 * channels * sum(heads.values())
+  parts = {k: v * batch_size / 1e9 for k, v in parts.items()}
+  parts['total'] = sum(parts.values())
+  return parts
+
+
+def build_model(config: Dict[str, object], seed: int = 0):
+  """Enformer with seeded random weights, non-trivial batch-norm statistics and attention output."""
+  import tensorflow as tf
+  from enformer import enformer as enformer_lib
+  tf.random.set_seed(seed)
+  kwargs = {k: v for k, v in config.items() if k != 'sequence_length'}
+  model = enformer_lib.Enformer(**kwargs)
+  model.build_variables()
+  rng = np.random.default_rng(seed)
+  for module in model.submodules:
+    if isinstance(module, enformer_lib.BatchNorm):
+      mean, var = module.moving_mean.average, module.moving_variance.average
+      mean.assign(rng.normal(0, 0.1, mean.shape).astype(np.float32))
+      var.assign(rng.uniform(0.5, 1.5, var.shape).astype(np.float32))
+  for variable in model.variables:
+    if '_embedding_layer' in variable.name and variable.shape.rank == 2:
+      variable.assign(rng.normal(0, variable.shape[0]**-0.5, variable.shape).astype(np.float32))
+  return model
+
+
+def random_one_hot(batch: int, length: int, seed: int = 0) -> np.ndarray:
+  rng = np.random.default_rng(seed)
+  return np.eye(4, dtype=np.float32)[rng.integers(0, 4, size=(batch, length))]
+
+
+def _rss_gb() -> float:
+  """Current resident set size (GB)."""
+  with open('/proc/self/statm') as f:
+    return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 1e9
+
+
+def _peak_rss_gb() -> float:
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # KiB on Linux.
+
+
+def _make_path(model, path: str, length: int):
+  from enformer import fast
+  if path == 'plain':
+    return fast.plain_forward(model)
+  if path == 'fast':
+    return fast.compile_forward(model, length)
+  if path.startswith('fast-') and path[5:] in fast.MODES:
+    return fast.compile_forward(model, length, mode=path[5:])
+  raise ValueError(f'Unknown path {path!r}; use plain, fast or fast-<mode> ({fast.MODES}).')
+
+
+def _block(outputs) -> None:
+  for value in outputs.values():
+    value.numpy()
+
+
+def worker_memory(config: Dict[str, object], path: str, batch_size: int) -> Dict[str, float]:
+  """In a fresh process: peak RSS of building the model and of one forward (incl. compilation)."""
+  model = build_model(config)
+  rss_model = _rss_gb()
+  forward = _make_path(model, path, config['sequence_length'])
+  x = random_one_hot(batch_size, config['sequence_length'])
+  start = time.perf_counter()
+  _block(forward(x))
+  first = time.perf_counter() - start
+  return dict(rss_model_gb=rss_model, peak_rss_gb=_peak_rss_gb(), first_call_s=first)
+
+
+def worker_train(config: Dict[str, object], recompute: bool = False) -> Dict[str, float]:
+  """In a fresh process: forward + backward (tf.GradientTape, batch 1) time and peak RSS."""
+  import tensorflow as tf
+  from enformer import fast
+  model = build_model(config)
+  x = tf.constant(random_one_hot(1, config['sequence_length']))
+  t = model.output_length(config['sequence_length'])
+  y = {h: tf.ones([1, t, n]) for h, n in model.config['heads'].items()}
+  step = fast.gradient_step(model)
+  times = []
+  for _ in range(2):
+    start = time.perf_counter()
+    loss, grads = step(x, y)
+    float(loss)
+    times.append(time.perf_counter() - start)
+  return dict(peak_rss_gb=_peak_rss_gb(), first_step_s=times[0], step_s=times[1],
+              num_gradients=len(grads))
+
+
+class RssSampler:
+  """Samples this process's RSS every `interval` s in a thread; `peak()` since the last reset (GB).
+
+  TensorFlow releases the GIL while it runs ops, so the thread keeps sampling during a forward.
+  """
+
+  def __init__(self, interval: float = 0.02):
+    import threading
+    self._interval = interval
+    self._peak = _rss_gb()
+    self._stop = threading.Event()
+    self._thread = threading.Thread(target=self._run, daemon=True)
+    self._thread.start()
+
+  def _run(self) -> None:
+    while not self._stop.is_set():
+      self._peak = max(self._peak, _rss_gb())
+      time.sleep(self._interval)
+
+  def reset(self) -> float:
+    """Starts a new window; returns the current RSS."""
+    self._peak = _rss_gb()
+    return self._peak
+
+  def peak(self) -> float:
+    self._peak = max(self._peak, _rss_gb())
+    return self._peak
+
+  def stop(self) -> None:
+    self._stop.set()
+
+
+def worker_timing(config: Dict[str, object], paths: List[str], repeats: int,
+                  batch_sizes: List[int], progress: bool = False) -> Dict[str, object]:
+  """In one process: interleaved timings of `paths` at each batch size, output agreement, and
+  the sampled peak RSS during each path's calls (above the RSS before the call)."""
+  model = build_model(config)
+  length = config['sequence_length']
+  forwards = {p: _make_path(model, p, length) for p in paths}
+  result: Dict[str, object] = {'times': {}, 'max_rel_error': {}, 'rss_before_gb': {},
+                               'peak_rss_during_gb': {}}
+  sampler = RssSampler()
+
+  def call(p: str, key: str, x: np.ndarray):
+    before = sampler.reset()
+    start = time.perf_counter()
+    outputs = {k: v.numpy() for k, v in forwards[p](x).items()}
+    elapsed = time.perf_counter() - start
+    result['rss_before_gb'][key] = min(result['rss_before_gb'].get(key, before), before)
+    result['peak_rss_during_gb'][key] = max(result['peak_rss_during_gb'].get(key, 0.0),
+                                            sampler.peak())
+    if progress:
+      print(f'PROGRESS {key} {elapsed:.2f} s peak {sampler.peak():.2f} GB', flush=True)
+    return outputs, elapsed
+
+  for batch_size in batch_sizes:
+    x = random_one_hot(batch_size, length, seed=batch_size)
+    outputs = {}
+    for p in paths:  # Warm-up (tracing, XLA compilation).
+      outputs[p], _ = call(p, f'{p}_b{batch_size}', x)
+    for p in paths[1:]:
+      result['max_rel_error'][f'{p}_b{batch_size}'] = max(
+          float(np.abs(outputs[p][h] - outputs[paths[0]][h]).max() /
+                np.abs(outputs[paths[0]][h]).max()) for h in outputs[p])
+    del outputs
+    times = {p: [] for p in paths}
+    for _ in range(repeats):
+      for p in paths:
+        times[p].append(call(p, f'{p}_b{batch_size}', x)[1])
+    for p in paths:
+      result['times'][f'{p}_b{batch_size}'] = times[p]
+    if progress:
+      print('PARTIAL ' + json.dumps(result), flush=True)
+  sampler.stop()
+  return result
+
+
+def _run_worker(kind: str, **kwargs) -> Dict[str, object]:
+  """Runs `worker_<kind>(**kwargs)` in a fresh Python process; returns its JSON result."""
+  code = ('import json, sys; from enformer import fast_benchmark as b; '
+          f'r = b.worker_{kind}(**json.loads(sys.argv[1])); print("RESULT " + json.dumps(r))')
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3')
+  proc = subprocess.run([sys.executable, '-c', code, json.dumps(kwargs)], capture_output=True,
+                        text=True, env=env, check=False)
+  for line in proc.stdout.splitlines():
+    if line.startswith('RESULT '):
+      return json.loads(line[len('RESULT '):])
+  tail = '\n'.join((proc.stderr or '').strip().splitlines()[-5:])
+  return {'error': f'worker {kind} exited with {proc.returncode}: {tail}'}
+
+
+def run_benchmark(config_name: str = 'small', repeats: int = 3, batch4: bool = True,
+                  memory: bool = True, train: bool = False, recompute: bool = False,
+                  plain_batch4: bool = False, log=print) -> Dict[str, object]:
+  """Runs the benchmark and prints a report; returns all numbers.
+
+  Args:
+    config_name: key of CONFIGS ('small', 'medium', 'full').
+    repeats: timed forwards per path after warm-up (median reported; ≥ 3 recommended).
+    batch4: also time the fast path at batch 4 (interleaved with batch 1 timings).
+    memory: measure peak RSS of each path in its own subprocess.
+    train: measure a forward + backward step (batch 1) in a subprocess.
+    recompute: with `train`, also measure the step with per-block activation recomputation.
+    plain_batch4: also time the plain path at batch 4 (slow; large memory at full size).
+    log: printing function.
+  """
+  if config_name not in CONFIGS:
+    raise ValueError(f'Unknown config {config_name!r}; choose from {sorted(CONFIGS)}.')
+  if repeats < 1:
+    raise ValueError(f'repeats must be >= 1, got {repeats}.')
+  config = dict(CONFIGS[config_name])
+  length = config['sequence_length']
+  flops = analytic_gflop(**config)
+  log(f'config {config_name}: {config}; {os.cpu_count()} CPUs')
+  log('analytic GFLOP per sequence: ' + ', '.join(f'{k} {v:.1f}' for k, v in flops.items()))
+  report: Dict[str, object] = {'config': config_name, 'gflop': flops}
+
+  if memory:
+    report['memory'] = {}
+    for path, batch_size in [('plain', 1), ('fast', 1)] + ([('fast', 4)] if batch4 else []):
+      r = _run_worker('memory', config=config, path=path, batch_size=batch_size)
+      report['memory'][f'{path}_b{batch_size}'] = r
+      log(f'memory {path} batch {batch_size}: {r}')
+
+  batch_sizes = [1, 4] if batch4 else [1]
+  timing = _run_worker('timing', config=config, paths=['plain', 'fast'], repeats=repeats,
+                       batch_sizes=[1])
+  if 'error' in timing:
+    raise RuntimeError(timing['error'])
+  if batch4:
+    paths = ['plain', 'fast'] if plain_batch4 else ['fast']
+    t4 = _run_worker('timing', config=config, paths=paths, repeats=repeats, batch_sizes=[1, 4])
+    if 'error' in t4:
+      raise RuntimeError(t4['error'])
+    timing['times'].update({f'{k}_batchrun': v for k, v in t4['times'].items()})
+    timing['max_rel_error'].update(t4['max_rel_error'])
+  report['timing'] = timing
+  median = {k: statistics.median(v) for k, v in timing['times'].items()}
+  report['median_s'] = median
+
+  log('')
+  log(f'{"path":<22}{"s / forward":>12}{"GFLOP/s":>10}{"peak RSS GB":>13}')
+  for key in sorted(median):
+    batch_size = 4 if '_b4' in key else 1
+    per_seq = median[key] / batch_size
+    name = key.replace('_batchrun', ' (batch run)')
+    mem = report.get('memory', {}).get(key, {}).get('peak_rss_gb')
+    mem_text = f'{mem:.2f}' if mem is not None and '_batchrun' not in key else '-'
+    log(f'{name:<22}{median[key]:>12.3f}{flops["total"] / per_seq:>10.1f}{mem_text:>13}')
+  ratios = {'fast/plain time (batch 1)': median['fast_b1'] / median['plain_b1']}
+  if memory and 'peak_rss_gb' in report['memory'].get('plain_b1', {}) and \
+     'peak_rss_gb' in report['memory'].get('fast_b1', {}):
+    m = report['memory']
+    ratios['fast/plain peak RSS (batch 1)'] = m['fast_b1']['peak_rss_gb'] / m['plain_b1']['peak_rss_gb']
+    ratios['fast/plain peak RSS above model (batch 1)'] = (
+        (m['fast_b1']['peak_rss_gb'] - m['fast_b1']['rss_model_gb']) /
+        (m['plain_b1']['peak_rss_gb'] - m['plain_b1']['rss_model_gb']))
+  if batch4:
+    per_seq4 = median['fast_b4_batchrun'] / 4
+    ratios['fast batch-4 / batch-1 time per sequence'] = per_seq4 / median['fast_b1_batchrun']
+    # A variant is 2 forwards (ref, alt); an ISM position is 3 (alternative bases).
+    report['variants_per_s'] = {'plain': 1 / (2 * median['plain_b1']),
+                                'fast_b1': 1 / (2 * median['fast_b1']),
+                                'fast_b4': 1 / (2 * per_seq4)}
+    report['ism_positions_per_s'] = {'plain': 1 / (3 * median['plain_b1']),
+                                     'fast_b1': 1 / (3 * median['fast_b1']),
+                                     'fast_b4': 1 / (3 * per_seq4)}
+    log(f'variants/s (2 forwards each): {report["variants_per_s"]}')
+    log(f'ISM positions/s (3 forwards each): {report["ism_positions_per_s"]}')
+  report['ratios'] = ratios
+  for k, v in ratios.items():
+    log(f'{k}: {v:.3f}')
+  log(f'max relative error fast vs plain: {timing["max_rel_error"]}')
+
+  if train:
+    report['train'] = {}
+    for rc in ([False, True] if recompute else [False]):
+      r = _run_worker('train', config=config, recompute=rc)
+      report['train'][f'recompute={rc}'] = r
+      log(f'train step (batch 1, forward + backward) recompute={rc}: {r}')
+  return report

@@ -1,0 +1,115 @@
+"""enformer.fast: the fast inference path equals the plain path and DeepMind's reference outputs."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import SMALL_REFERENCE_LENGTH
+from enformer import fast
+from enformer import fast_benchmark
+
+
+def rel_error(ours: np.ndarray, theirs: np.ndarray) -> float:
+  return float(np.abs(np.asarray(ours) - theirs).max() / np.abs(theirs).max())
+
+
+def small_random_model(pooling_type: str, target_length=None):
+  """Small model with random weights, random BN statistics and a non-zero attention output."""
+  config = dict(channels=384, num_heads=4, num_transformer_layers=1, pooling_type=pooling_type,
+                target_length=target_length, sequence_length=0)
+  return fast_benchmark.build_model(config, seed=3)
+
+
+@pytest.fixture(scope='module')
+def reference_fast(reference_small_model):
+  return fast.compile_forward(reference_small_model, SMALL_REFERENCE_LENGTH)
+
+
+def test_fast_path_matches_deepmind_reference(reference_fast, reference_small_io):
+  io = reference_small_io
+  outputs = reference_fast(io['one_hot'])
+  assert rel_error(outputs['human'].numpy()[..., ::10], io['human_every10th_track']) <= 1e-5
+  assert rel_error(outputs['mouse'].numpy()[..., ::10], io['mouse_every10th_track']) <= 1e-5
+  assert rel_error(outputs['human'].numpy().mean(axis=1), io['human_mean_over_bins']) <= 1e-5
+  assert rel_error(reference_fast.trunk(io['one_hot']), io['trunk']) <= 1e-5
+
+
+def test_fast_path_accepts_uint8_and_selected_heads(reference_small_model, reference_small_io):
+  forward = fast.compile_forward(reference_small_model, SMALL_REFERENCE_LENGTH, heads=['mouse'])
+  outputs = forward(reference_small_io['one_hot'][:1].astype(np.uint8))
+  assert list(outputs) == ['mouse']
+  assert rel_error(outputs['mouse'].numpy()[..., ::10],
+                   reference_small_io['mouse_every10th_track'][:1]) <= 1e-5
+
+
+@pytest.mark.parametrize('pooling_type,target_length,lengths', [
+    ('attention', None, [2048, 6144]),
+    ('attention', 24, [4096]),
+    ('max', None, [2048, 4096]),
+])
+def test_fast_equals_plain(pooling_type, target_length, lengths):
+  model = small_random_model(pooling_type, target_length)
+  plain = fast.plain_forward(model)
+  rng = np.random.default_rng(0)
+  for length in lengths:
+    x = np.eye(4, dtype=np.float32)[rng.integers(0, 4, size=(2, length))]
+    expected = plain(x)
+    for mode in fast.MODES:
+      outputs = fast.compile_forward(model, length, mode=mode)(x)
+      assert sorted(outputs) == sorted(expected)
+      for head in outputs:
+        assert outputs[head].shape == expected[head].shape
+        assert rel_error(outputs[head], expected[head].numpy()) <= 1e-5, (length, head)
+
+
+def test_fast_path_reads_the_model_variables():
+  """Weights assigned after compilation (e.g. a restored checkpoint) are used."""
+  model = small_random_model('attention')
+  forward = fast.compile_forward(model, 2048)
+  x = np.eye(4, dtype=np.float32)[np.random.default_rng(1).integers(0, 4, size=(1, 2048))]
+  before = forward(x)['human'].numpy()
+  for variable in model.heads['human'].trainable_variables:
+    variable.assign(variable * 0.5 + 0.1)
+  after = forward(x)['human'].numpy()
+  assert not np.allclose(before, after)
+  assert rel_error(after, model(x, is_training=False)['human'].numpy()) <= 1e-5
+
+
+def test_positional_features_are_cached_and_equal_to_the_module():
+  model = small_random_model('attention')
+  mha = model.trunk.layers[2].layers[0].layers[0]._module.layers[1]
+  args = (32, 96, mha._relative_position_functions, False)
+  features = fast.positional_features(*args)
+  assert features is fast.positional_features(*args)
+  np.testing.assert_array_equal(features, mha.relative_position_encodings(32).numpy()[0])
+  assert not features.flags.writeable
+
+
+def test_errors_name_the_fix(reference_fast):
+  with pytest.raises(ValueError, match='compile_forward'):
+    reference_fast(np.zeros((1, 196_608, 4), np.float32))
+  with pytest.raises(ValueError, match='divisible by 128'):
+    fast.compile_forward(small_random_model('max'), 1000)
+  with pytest.raises(ValueError, match='last input dimension'):
+    reference_fast(np.zeros((1, SMALL_REFERENCE_LENGTH, 5), np.float32))
+
+
+def test_analytic_gflop_of_the_published_model():
+  parts = fast_benchmark.analytic_gflop(**fast_benchmark.CONFIGS['full'])
+  # Stem: 196,608 positions × (15×4×768 conv + 768² pointwise + 768² pooling logits) × 2.
+  assert parts['stem'] == pytest.approx(2 * 196_608 * (15 * 4 * 768 + 2 * 768**2) / 1e9)
+  assert 3_200 < parts['total'] < 3_400  # ≈ 3.3 TFLOP per forward.
+  assert parts['total'] == pytest.approx(sum(v for k, v in parts.items() if k != 'total'))
+  doubled = fast_benchmark.analytic_gflop(**fast_benchmark.CONFIGS['full'], batch_size=2)
+  assert doubled['total'] == pytest.approx(2 * parts['total'])
+
+
+def test_gradient_step_returns_a_gradient_for_every_trainable_variable():
+  model = small_random_model('attention')
+  step = fast.gradient_step(model)
+  x = tf.constant(np.eye(4, dtype=np.float32)[np.zeros((1, 2048), int)])
+  targets = {h: tf.ones([1, 16, n]) for h, n in model.config['heads'].items()}
+  loss, grads = step(x, targets)
+  assert np.isfinite(float(loss))
+  assert len(grads) == len(model.trainable_variables)
+  assert all(g is not None for g in grads)
