@@ -105,16 +105,22 @@ def test_export_round_trip_with_load_model(tiny_model, exported):
     assert_close(outputs[head], expected[head].numpy())
 
 
-def test_load_generic_saved_model_from_signature(tiny_model, exported, tmp_path):
-  """A hub module without our config file (like DeepMind's): lengths come from the signature."""
-  copy = tmp_path / 'plain_hub'
+@pytest.fixture(scope='module')
+def plain_predictor(exported, tmp_path_factory):
+  """load_model on a copy of the export without our config file (like DeepMind's hub module)."""
+  copy = tmp_path_factory.mktemp('plain') / 'plain_hub'
   tf.io.gfile.makedirs(str(copy / 'variables'))
   for name in tf.io.gfile.listdir(exported):
     if name not in (enformer_hub.CONFIG_FILENAME, 'variables', 'assets', 'fingerprint.pb'):
       tf.io.gfile.copy(f'{exported}/{name}', str(copy / name))
   for name in tf.io.gfile.listdir(f'{exported}/variables'):
     tf.io.gfile.copy(f'{exported}/variables/{name}', str(copy / 'variables' / name))
-  predictor = load_model(str(copy))
+  return load_model(str(copy))
+
+
+def test_load_generic_saved_model_from_signature(tiny_model, plain_predictor):
+  """Without our config file, lengths and heads come from the signature."""
+  predictor = plain_predictor
   assert predictor.model is None
   assert (predictor.sequence_length, predictor.output_length) == (EXPORT_LENGTH, 64)
   assert predictor.heads == {'human': 7, 'mouse': 3}
@@ -122,7 +128,7 @@ def test_load_generic_saved_model_from_signature(tiny_model, exported, tmp_path)
   expected = tiny_model(crop(x, MODEL_LENGTH), is_training=False)
   assert_close(predictor.predict_on_batch(x)['human'], expected['human'].numpy())
   with pytest.raises(ValueError, match='cannot apply'):
-    load_model(str(copy), channels=768)
+    load_model(predictor.source.split()[-1], channels=768)
 
 
 def test_export_rejects_bad_crop(tiny_model, tmp_path):
@@ -200,7 +206,7 @@ def test_missing_paths_and_unreachable_handles(tmp_path):
     load_model('https://tfhub.dev/deepmind/enformer/1', channels=384)
 
 
-def test_contribution_input_grad_through_predictors(tiny_model, exported):
+def test_contribution_input_grad_through_predictors(tiny_model, exported, plain_predictor):
   from enformer import attribution
   x = random_one_hot(1, EXPORT_LENGTH, seed=6)[0]
   mask = np.zeros([64, 7], np.float32)
@@ -213,7 +219,5 @@ def test_contribution_input_grad_through_predictors(tiny_model, exported):
   assert not with_module[:trim].any() and not with_module[trim + MODEL_LENGTH:].any()
   assert_close(with_module[trim:trim + MODEL_LENGTH], expected, 1e-4)
   # Through the SavedModel's own function (no Sonnet module), like DeepMind's hub module.
-  plain = Predictor(hub.load(exported).model.predict_on_batch, sequence_length=EXPORT_LENGTH,
-                    heads=TINY['heads'], output_length=64, differentiable=hub.load(exported))
-  assert_close(plain.contribution_input_grad(x, mask, head='human')[trim:trim + MODEL_LENGTH],
+  assert_close(plain_predictor.contribution_input_grad(x, mask, head='human')[trim:trim + MODEL_LENGTH],
                expected, 1e-4)
