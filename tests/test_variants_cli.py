@@ -1,6 +1,5 @@
 """`enformer score-variants` end to end: DeepMind-layout small weights, shared VCFs, kill -9 and resume."""
 
-import json
 import os
 import pathlib
 import signal
@@ -18,6 +17,8 @@ from test_vcf import genome_for_vcf
 
 LENGTH = 4096
 CONFIG = dict(SMALL_REFERENCE_CONFIG, target_length=None)
+CONFIG_FLAGS = ['--channels', '384', '--num-heads', '4', '--num-transformer-layers', '2',
+                '--pooling-type', 'attention', '--target-length', '0']
 
 
 @pytest.fixture(scope='module')
@@ -31,47 +32,50 @@ def inputs(tmp_path_factory):
 
 
 def command(inputs, out, *extra):
-  return ['score-variants', '--model', str(inputs['model']), '--model-config', json.dumps(CONFIG),
-          '--sequence-length', str(LENGTH), '--fasta', str(inputs['fasta']), '--vcf',
-          str(inputs['vcf']), '--targets', str(inputs['targets']), '--out', str(out),
-          '--chunk-size', '2', '--batch-size', '4', '--quiet', *extra]
+  return ['score-variants', '--model', str(inputs['model']), *CONFIG_FLAGS, '--sequence-length',
+          str(LENGTH), '--fasta', str(inputs['fasta']), '--vcf', str(inputs['vcf']), '--targets',
+          str(inputs['targets']), '--out', str(out), '--chunk-size', '2', '--batch-size', '4', '--quiet', *extra]
 
 
 def test_kill_resume_equals_uninterrupted_run(inputs):
-  from enformer.cli import main
   from enformer.hub import load_model
   from enformer.variants import ScoreTransform, score_vcf
 
+  # An uninterrupted run (library call); a transform fitted on its scores.
+  predictor = load_model(str(inputs['model']), sequence_length=LENGTH, **CONFIG)
+  reference = inputs['directory'] / 'uninterrupted.h5'
+  uninterrupted = score_vcf(predictor, inputs['fasta'], inputs['vcf'], reference,
+                            targets=inputs['targets'], chunk_size=2, batch_size=4, progress=False)
+  transform_path = inputs['directory'] / 't.npz'
+  ScoreTransform.fit(uninterrupted.scores.sad.astype(np.float64), 3).save(transform_path)
+
+  # The CLI, killed with SIGKILL once two chunks are saved, then rerun.
   out = inputs['directory'] / 'scores.h5'
   cli = [sys.executable, '-m', 'enformer']
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3')
-  process = subprocess.Popen(cli + command(inputs, out), env=env, stdout=subprocess.PIPE,
+  extra = ('--transform', str(transform_path), '--pcs', '3', '--fit-transform',
+           str(inputs['directory'] / 'refit.npz'), '--fit-pcs', '2')
+  process = subprocess.Popen(cli + command(inputs, out, *extra), env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE)
   second_chunk = pathlib.Path(str(out) + '.partial') / 'chunk_000001.npz'
-  deadline = time.time() + 600
+  deadline = time.time() + 900
   while not second_chunk.exists() and process.poll() is None and time.time() < deadline:
     time.sleep(0.02)
   os.kill(process.pid, signal.SIGKILL)
   process.communicate()
   assert process.returncode == -signal.SIGKILL, 'the run ended before it could be killed'
   assert not out.exists()
-
-  transform_path = inputs['directory'] / 't.npz'
-  rerun = subprocess.run(cli + command(inputs, out, '--fit-transform', str(transform_path),
-                                       '--fit-pcs', '3'),
-                         env=env, capture_output=True, text=True)
+  rerun = subprocess.run(cli + command(inputs, out, *extra), env=env, capture_output=True,
+                         text=True)
   assert rerun.returncode == 0, rerun.stderr
   assert 'resumed' in rerun.stderr and '16 scored, 0 skipped' in rerun.stderr
   assert not pathlib.Path(str(out) + '.partial').exists()
 
-  # An uninterrupted run of the same settings (in-process, library call) gives the same file.
-  predictor = load_model(str(inputs['model']), sequence_length=LENGTH, **CONFIG)
-  reference = inputs['directory'] / 'uninterrupted.h5'
-  score_vcf(predictor, inputs['fasta'], inputs['vcf'], reference, targets=inputs['targets'],
-            chunk_size=2, batch_size=4, progress=False)
+  # Same file as the uninterrupted run, plus the z-scores and PCs asked for.
   with h5py.File(out, 'r') as ours, h5py.File(reference, 'r') as theirs:
-    assert set(ours) == set(theirs) == set(sad_io.VARIANT_FIELDS) | {
-        'target_ids', 'target_labels', 'SAD', 'SAR'}
+    assert set(theirs) == set(sad_io.VARIANT_FIELDS) | {'target_ids', 'target_labels', 'SAD',
+                                                         'SAR'}
+    assert set(ours) == set(theirs) | {'SAD_z', 'PC'}
     for name in theirs:
       np.testing.assert_array_equal(ours[name][:], theirs[name][:], err_msg=name)
     assert ours['SAD'].shape == (16, 5313) and np.isfinite(ours['SAD'][:]).all()
@@ -83,24 +87,19 @@ def test_kill_resume_equals_uninterrupted_run(inputs):
     np.testing.assert_array_equal(getattr(scores, name), getattr(basenji, name))
   assert scores.target_ids[0] == 'ENCFF833POA' and scores.target_labels[0].startswith('DNASE:')
 
-  # A finished output is never replaced without --overwrite.
-  again = subprocess.run(cli + command(inputs, out), env=env, capture_output=True, text=True)
-  assert again.returncode == 2 and 'already exists' in again.stderr and '--overwrite' in again.stderr
-
-  # The transform fitted on this run, applied through the CLI: z-scores and tabix PC tables.
   transform = ScoreTransform.load(transform_path)
-  assert transform.num_components == 3 and transform.num_tracks == 5313
-  normalised = inputs['directory'] / 'normalised.h5'
-  assert main(command(inputs, normalised, '--transform', str(transform_path), '--pcs', '3')) == 0
-  result = sad_io.read_sad_h5(normalised)
-  np.testing.assert_array_equal(result.sad, scores.sad)
-  np.testing.assert_allclose(result.scores['PC'].astype(np.float32),
+  np.testing.assert_allclose(scores.scores['PC'].astype(np.float32),
                              transform.pcs(scores.sad.astype(np.float32)), rtol=2e-2, atol=2e-2)
   import pysam
-  pc_file = inputs['directory'] / 'normalised.PCs.chr16.tsv.gz'
+  pc_file = inputs['directory'] / 'scores.PCs.chr16.tsv.gz'
   rows = list(pysam.TabixFile(str(pc_file)).fetch('chr16', 52599000, 53801000))
   assert [r.split('\t')[2] for r in rows] == ['rs4784227', 'rs1421085']
   assert len(rows[0].split('\t')) == 5 + 3
+  assert ScoreTransform.load(inputs['directory'] / 'refit.npz').num_components == 2
+
+  # A finished output is never replaced without --overwrite.
+  again = subprocess.run(cli + command(inputs, out), env=env, capture_output=True, text=True)
+  assert again.returncode == 2 and 'already exists' in again.stderr and '--overwrite' in again.stderr
 
 
 def test_cli_errors(inputs, tmp_path, capsys):
@@ -117,3 +116,13 @@ def test_cli_errors(inputs, tmp_path, capsys):
   assert main(args + ['--transform', str(pickled)]) == 2
   assert '--allow-pickle' in capsys.readouterr().err
   assert not (tmp_path / 'x.h5').exists()
+
+
+def test_shift_list_parses():
+  from enformer.cli import build_parser
+  parser = build_parser()
+  base = ['score-variants', '--model', 'm', '--fasta', 'f', '--vcf', 'v', '--out', 'o.h5']
+  assert parser.parse_args(base + ['--shifts', '-1,0,1', '--rc']).shifts == [-1, 0, 1]
+  assert parser.parse_args(base).shifts == [0]
+  with pytest.raises(SystemExit):
+    parser.parse_args(base + ['--shifts', '1,x'])

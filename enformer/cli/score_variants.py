@@ -1,9 +1,11 @@
 """`enformer score-variants`: VCF → SAD/SAR in basenji's sad.h5 layout (resumable)."""
 
 import argparse
-import json
+import re
 import sys
 from typing import List
+
+from enformer.cli.predict import add_model_config_arguments, model_config_from_args
 
 
 def _shifts(text: str) -> List[int]:
@@ -25,12 +27,8 @@ def register(subparsers) -> None:
           'split; symbolic ALTs, unknown chromosomes and REF mismatches are skipped and counted. '
           'Resumable: rerun the same command after an interruption to continue.'))
   parser.add_argument('--model', required=True,
-                      help='TF-Hub handle/URL, SavedModel folder, or Sonnet checkpoint')
-  parser.add_argument('--model-config', default=None,
-                      help='checkpoints only: JSON of Enformer arguments, e.g. '
-                      '\'{"channels": 384, "num_heads": 4}\' (default: the published model)')
-  parser.add_argument('--sequence-length', type=int, default=None,
-                      help='checkpoints only: input length in bp (default 196608)')
+                      help='TF-Hub handle/URL, SavedModel folder, or checkpoint folder/prefix '
+                      '(checkpoints take the model config flags below)')
   parser.add_argument('--fasta', required=True, help='reference genome FASTA (indexed or indexable)')
   parser.add_argument('--vcf', required=True, help='variants (VCF, plain or bgzip)')
   parser.add_argument('--targets', default=None,
@@ -67,12 +65,14 @@ def register(subparsers) -> None:
   parser.add_argument('--overwrite', action='store_true',
                       help='replace a finished output (and discard unfinished runs that differ)')
   parser.add_argument('--quiet', action='store_true', help='no progress bar')
+  add_model_config_arguments(parser)
+  # Let `--shifts -1,0,1` (a value starting with '-') parse like a negative number.
+  parser._negative_number_matcher = re.compile(r'^-\d+(,-?\d+)*$|^-\d*\.\d+$')
   parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
   import os
-  from enformer.hub import load_model
   from enformer.variants import ScoreTransform, score_vcf
 
   for path, flag in ((args.vcf, '--vcf'), (args.fasta, '--fasta')):
@@ -92,10 +92,9 @@ def run(args: argparse.Namespace) -> int:
     if args.save_transform:
       transform.save(args.save_transform)
       print(f'Saved the transform as {args.save_transform}', file=sys.stderr)
-  config = json.loads(args.model_config) if args.model_config else {}
-  if not isinstance(config, dict):
-    raise ValueError('--model-config must be a JSON object of Enformer arguments.')
-  predictor = load_model(args.model, sequence_length=args.sequence_length, **config)
+  from enformer.hub import load_model  # TensorFlow: only once the arguments are checked.
+  predictor = load_model(args.model, sequence_length=args.sequence_length,
+                         **model_config_from_args(args))
 
   result = score_vcf(
       predictor, args.fasta, args.vcf, args.out, head=args.head, targets=args.targets,
