@@ -256,12 +256,15 @@ def test_score_vcf_writes_sad_h5_layout(tmp_path, fasta, toy_vcf):
   np.testing.assert_allclose(table['SAD'].to_numpy().reshape(19, 3), sad, rtol=1e-5, atol=1e-7)
   with pytest.raises(FileExistsError, match='--overwrite'):
     score_vcf(CountingPredictor(), fasta, toy_vcf, out, progress=False)
+  wide = CountingPredictor()
+  wide.heads = {'human': 8}
   with pytest.raises(ValueError, match='targets table has 3 rows but the head predicts 8'):
-    class Wide(CountingPredictor):
-      def predict_on_batch(self, x):
-        return {'human': np.tile(super().predict_on_batch(x)['human'], (1, 1, 3))[..., :8]}
-    Wide.heads = {'human': 8}
-    score_vcf(Wide(), fasta, toy_vcf, tmp_path / 'wide.h5', targets=targets, progress=False)
+    score_vcf(wide, fasta, toy_vcf, tmp_path / 'wide.h5', targets=targets, progress=False)
+  assert not wide.batches  # Checked before any prediction.
+  other = ScoreTransform.fit(sad.astype(np.float64), 2, target_ids=['x', 'y', 'z'])
+  with pytest.raises(ValueError, match='fitted on other tracks'):
+    score_vcf(CountingPredictor(), fasta, toy_vcf, tmp_path / 'other.h5', targets=targets,
+              transform=other, progress=False)
 
 
 def test_resume_after_crash_equals_uninterrupted_run(tmp_path, fasta, toy_vcf):

@@ -123,6 +123,9 @@ def score_vcf(predictor,
   scorer = VariantScorer(predictor, fasta, head=head, sequence_length=sequence_length,
                          batch_size=batch_size, reverse_complement=reverse_complement,
                          shifts=shifts)
+  num_tracks = (getattr(predictor, 'heads', None) or {}).get(head)
+  if targets is not None and isinstance(num_tracks, int):
+    _track_names(targets, num_tracks)  # Fail before scoring if the table does not fit the head.
   summary = VcfSummary()
   sites = read_variants(vcf, fasta, ref_mismatch=ref_mismatch, summary=summary)
   if not sites:
@@ -130,8 +133,8 @@ def score_vcf(predictor,
   columns = flatten_sites(sites)
   chunks = chunk_sites(sites, chunk_size)
   settings = {
-      'variants': sad_io.fingerprint(columns), 'model': model_id, 'fasta': fasta.path,
-      'head': head, 'sequence_length': scorer.sequence_length,
+      'variants': sad_io.fingerprint(columns), 'model': model_id,
+      'fasta': os.path.abspath(fasta.path), 'head': head, 'sequence_length': scorer.sequence_length,
       'shifts': [m.shift for m in scorer.members], 'reverse_complement': reverse_complement,
       'chunk_size': chunk_size
   }
@@ -164,6 +167,10 @@ def score_vcf(predictor,
 
   written: Dict[str, List[str]] = {}
   if transform is not None:
+    fitted_on = [str(t) for t in transform.target_ids]
+    if fitted_on and targets is not None and fitted_on != list(target_ids):
+      raise ValueError('The transform was fitted on other tracks than --targets lists (target '
+                       'identifiers differ); use the transform of the same head and table.')
     scores.scores['SAD_z'] = transform.zscore(arrays['SAD'])
     if num_pcs is not None:
       pcs = transform.pcs(arrays['SAD'], num_pcs)
