@@ -339,6 +339,12 @@ def norm_variables(module: tf.Module) -> List[tf.Variable]:
   return [v for v in module.trainable_variables if id(v) in ids]
 
 
+def _check_freeze(freeze: str) -> None:
+  if freeze not in FREEZE_CHOICES:
+    raise ValueError(f'Unknown freeze choice {freeze!r}; use one of {FREEZE_CHOICES}: ' +
+                     '; '.join(f'{k}: {v}' for k, v in FREEZE_HELP.items()) + '.')
+
+
 def trainable_variables(model: Enformer, freeze: str = 'none') -> List[tf.Variable]:
   """The variables to train for a `freeze` choice (in `model.trainable_variables` order).
 
@@ -347,9 +353,7 @@ def trainable_variables(model: Enformer, freeze: str = 'none') -> List[tf.Variab
     freeze: 'trunk' (heads only), 'heads-and-norms' (heads + LayerNorm/BatchNorm scale and
       offset), or 'none' (everything).
   """
-  if freeze not in FREEZE_CHOICES:
-    raise ValueError(f'Unknown freeze choice {freeze!r}; use one of {FREEZE_CHOICES}: ' +
-                     '; '.join(f'{k}: {v}' for k, v in FREEZE_HELP.items()) + '.')
+  _check_freeze(freeze)
   if freeze == 'none':
     return list(model.trainable_variables)
   selected = {id(v) for head in model.heads.values() for v in head.trainable_variables}
@@ -383,3 +387,86 @@ def freeze_model(model: Enformer, freeze: str = 'trunk',
 def count_parameters(variables: Sequence[tf.Variable]) -> int:
   """Number of scalar parameters in `variables`."""
   return int(sum(np.prod(v.shape) for v in variables))
+
+
+def _heads_for_training(config, train_data) -> Optional[Dict[str, int]]:
+  """Heads implied by the training data: {head: number of target tracks}."""
+  if config.data:
+    from enformer.training import loop  # pylint: disable=import-outside-toplevel
+    return loop._heads_from_data(config)  # pylint: disable=protected-access
+  if train_data:
+    heads = {}
+    for head, source in train_data.items():
+      dataset = source if isinstance(source, tf.data.Dataset) else source()
+      heads[head] = int(dataset.element_spec['target'].shape[-1])
+    return heads
+  return None
+
+
+def fine_tune(config: Any = None,
+              *,
+              init_from: Union[str, os.PathLike],
+              freeze: str = 'trunk',
+              batch_norm_frozen: Optional[bool] = None,
+              restore_heads: Union[bool, Sequence[str]] = True,
+              allow_unused_trunk: bool = False,
+              preset: Optional[str] = None,
+              train_data: Optional[Mapping[str, Any]] = None,
+              valid_data: Optional[Mapping[str, Any]] = None,
+              strategy: Optional[tf.distribute.Strategy] = None,
+              **overrides: Any):
+  """Fine-tunes a pretrained Enformer with the training loop (`enformer.training.train`).
+
+  The model is built inside the training strategy's scope: architecture = checkpoint shapes
+  (`infer_config`) < `preset` < `config.model_args`; heads = `model_args['heads']`, else one head
+  per data source with its number of tracks (new names get fresh heads; names the checkpoint
+  has, with the same track count, are restored when `restore_heads`). Then the `freeze`
+  selection is applied (`freeze_model`) and only those variables are trained. A run folder that
+  already holds checkpoints resumes from them as usual (the restore here is then overwritten).
+
+  Args:
+    config: `TrainConfig` or mapping of its fields (`overrides` update it); `config.preset` is
+      NOT applied (the checkpoint defines the architecture); pass `preset=` to apply one.
+    init_from: full Enformer checkpoint (prefix or folder).
+    freeze, batch_norm_frozen: see `freeze_model`.
+    restore_heads, allow_unused_trunk: see `restore_partial`.
+    preset: optional preset applied on top of the checkpoint's architecture.
+    train_data, valid_data, strategy: as for `enformer.training.train`.
+
+  Returns:
+    `enformer.training.TrainResult`; `result.model` is the fine-tuned model. The restore report
+    is written to `run_dir/finetune.json`.
+  """
+  import json  # pylint: disable=import-outside-toplevel
+  from enformer.training import config as config_lib  # pylint: disable=import-outside-toplevel
+  from enformer.training import loop  # pylint: disable=import-outside-toplevel
+  from enformer.training import strategy as strategy_lib  # pylint: disable=import-outside-toplevel
+  if isinstance(config, config_lib.TrainConfig):
+    config = config.replace(**overrides) if overrides else config
+  else:
+    config = config_lib.TrainConfig.from_dict({**dict(config or {}), **overrides})
+  _check_freeze(freeze)
+  prefix = checkpoint_prefix(init_from)
+  model_args = dict(config.model_args)
+  heads = model_args.pop('heads', None) or _heads_for_training(config, train_data)
+
+  def build() -> Enformer:
+    model, report = load_pretrained(prefix, heads, preset=preset, restore_heads=restore_heads,
+                                    allow_unused_trunk=allow_unused_trunk, **model_args)
+    if strategy_lib.is_chief(tf.distribute.get_strategy()):
+      tf.io.gfile.makedirs(config.run_dir)
+      with tf.io.gfile.GFile(os.path.join(config.run_dir, 'finetune.json'), 'w') as f:
+        json.dump(dict(dataclasses.asdict(report), freeze=freeze,
+                       batch_norm_frozen=freeze != 'none' if batch_norm_frozen is None
+                       else batch_norm_frozen), f, indent=1)
+      print(report.summary())
+    return model
+
+  def select(model: Enformer) -> List[tf.Variable]:
+    variables = freeze_model(model, freeze, batch_norm_frozen)
+    print(f'Training {count_parameters(variables):,} of '
+          f'{count_parameters(model.trainable_variables):,} parameters (freeze={freeze}).')
+    return variables
+
+  return loop.train(config, model_fn=build, trainable_variables=select, train_data=train_data,
+                    valid_data=valid_data, strategy=strategy)

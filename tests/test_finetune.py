@@ -1,11 +1,14 @@
 """Fine-tuning: partial restore (trunk from a checkpoint, new heads fresh), refusals, freezing."""
 
+import json
+
 import numpy as np
 import pytest
 import sonnet as snt
 import tensorflow as tf
 
 from enformer import Enformer, finetune
+from enformer.training import step as step_lib
 
 TRUNK = dict(channels=384, num_heads=4, num_transformer_layers=1, target_length=None)
 LENGTH = 2048
@@ -154,19 +157,16 @@ def test_restore_deepmind_reference_into_new_heads(reference_small_dir):
       np.testing.assert_array_equal(var.numpy(), reader.get_tensor(key))
 
 
-def trainable_after_steps(model: Enformer, variables, steps: int = 3):
-  """A few Adam steps on a Poisson loss of random targets for the given variables."""
-  optimizer = snt.optimizers.Adam(1e-2)
+def train_steps(model: Enformer, variables, steps: int = 3) -> None:
+  """A few steps of the package's training step (Poisson loss, Adam) on random targets."""
+  train_step = step_lib.TrainStep(model, step_lib.Adam(learning_rate=1e-2), variables,
+                                  tf.distribute.get_strategy(), global_batch_size=2, clip_norm=10.)
   rng = np.random.default_rng(0)
-  x = random_one_hot(2, LENGTH, seed=3)
-  targets = {h: rng.gamma(1.0, 1.0, (2, LENGTH // 128, n)).astype(np.float32)
-             for h, n in model.config['heads'].items()}
-  for _ in range(steps):
-    with tf.GradientTape() as tape:
-      outputs = model(x, is_training=True)
-      loss = tf.add_n([tf.reduce_mean(tf.nn.log_poisson_loss(targets[h], tf.math.log(outputs[h])))
-                       for h in outputs])
-    optimizer.apply(tape.gradient(loss, variables), variables)
+  for head, tracks in model.config['heads'].items():
+    batch = {'sequence': tf.constant(random_one_hot(2, LENGTH, seed=3)),
+             'target': tf.constant(rng.gamma(1.0, 1.0, (2, LENGTH // 128, tracks)), tf.float32)}
+    for _ in range(steps):
+      train_step.train(batch, head)
 
 
 @pytest.mark.parametrize('choice', finetune.FREEZE_CHOICES)
@@ -181,10 +181,38 @@ def test_frozen_variables_unchanged_after_steps(source, choice):
               'none': {id(v) for v in model.trainable_variables}}[choice]
   assert selected == expected
   before = {id(v): v.numpy().copy() for v in model.variables}
-  trainable_after_steps(model, variables)
+  train_steps(model, variables)
   changed = {id(v) for v in model.variables if not np.array_equal(before[id(v)], v.numpy())}
   moving = {id(v) for v in model.variables if not v.trainable}
   if choice == 'none':  # Batch-norm statistics follow the batches.
     assert changed == selected | moving
   else:  # Frozen: weights and batch-norm statistics untouched; the selection changes.
     assert changed == selected
+
+
+def test_fine_tune_with_the_training_loop(source, tmp_path):
+  """`fine_tune`: restore, freeze the trunk, train a new head with `enformer.training.train`."""
+  src, prefix = source
+  rng = np.random.default_rng(2)
+  examples = {'sequence': random_one_hot(8, LENGTH, seed=4),
+              'target': rng.gamma(1.0, 1.0, (8, LENGTH // 128, 2)).astype(np.float32)}
+  dataset = tf.data.Dataset.from_tensor_slices(examples)
+  result = finetune.fine_tune(
+      run_dir=str(tmp_path / 'run'), init_from=prefix, freeze='trunk',
+      train_data={'atac': dataset}, valid_data={'atac': dataset},
+      model_args={'target_length': None}, batch_size=4, num_steps=3, warmup_steps=0,
+      learning_rate=1e-2, export_hub=False, progress=False, augment=False)
+  model = result.model
+  assert result.step == 3 and list(model.heads) == ['atac']
+  for a, b in zip(src.trunk.variables, model.trunk.variables):  # Trunk (and BN stats) frozen.
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+  report = json.loads((tmp_path / 'run' / 'finetune.json').read_text())
+  assert report['fresh_heads'] == ['atac'] and report['freeze'] == 'trunk'
+  assert report['batch_norm_frozen'] is True
+  fresh = Enformer(**TRUNK, heads={'atac': 2})
+  fresh.build_variables()
+  assert not np.array_equal(model.heads['atac'].variables[1].numpy(),
+                            fresh.heads['atac'].variables[1].numpy())
+  with pytest.raises(ValueError, match='Unknown freeze choice'):
+    finetune.fine_tune(run_dir=str(tmp_path / 'x'), init_from=prefix, freeze='stem',
+                       train_data={'atac': dataset})
