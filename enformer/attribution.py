@@ -88,14 +88,23 @@ class _CompiledFunctions:
   target_score: Callable
 
 
-# (id(model), head, reduction) → compiled functions; entries vanish with their model.
-_CACHE: Dict[Tuple[int, str, str], _CompiledFunctions] = {}
+# (id(model), head, reduction, input shape, mask shape) → compiled functions; entries vanish
+# with their model.
+_CACHE: Dict[tuple, _CompiledFunctions] = {}
 
 
-def _compiled(model, head: str, reduction: Reduction) -> _CompiledFunctions:
+def _compiled(model, head: str, reduction: Reduction, x: tf.Tensor,
+              mask: tf.Tensor) -> _CompiledFunctions:
+  """tf.functions for inputs shaped like x ([B, L, C], any B) and this mask shape.
+
+  One graph per sequence length: the batch axis is polymorphic (no retracing when it changes),
+  the length is static (the model's pooling needs it).
+  """
   if reduction not in REDUCTIONS:
     raise ValueError(f'reduction must be one of {REDUCTIONS}, got {reduction!r}.')
-  key = (id(model), head, reduction)
+  length, channels = int(x.shape[1]), int(x.shape[2])
+  mask_shape = tuple(int(d) for d in mask.shape)
+  key = (id(model), head, reduction, length, channels, mask_shape)
   if key in _CACHE:
     return _CACHE[key]
   forward = _forward_fn(model, head)
@@ -103,7 +112,7 @@ def _compiled(model, head: str, reduction: Reduction) -> _CompiledFunctions:
   def target_score(x: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     """[B, L, 4], [T, N] → [B]: the masked target of each sequence."""
     prediction = tf.cast(forward(x), tf.float32)  # [B, T, N]
-    if prediction.shape[1] is not None and mask.shape[0] is not None and (
+    if prediction.shape[1] is not None and (
         prediction.shape[1] != mask.shape[0] or prediction.shape[2] != mask.shape[1]):
       raise ValueError(
           f'target_mask has shape {mask.shape.as_list()} but the {head!r} head predicts '
@@ -129,9 +138,11 @@ def _compiled(model, head: str, reduction: Reduction) -> _CompiledFunctions:
                        'cannot be used — load the checkpoint instead).')
     return tf.reduce_sum(gradient * x, axis=-1)
 
+  signature = [tf.TensorSpec([None, length, channels], tf.float32),
+               tf.TensorSpec(mask_shape, tf.float32)]
   functions = _CompiledFunctions(
-      gradient_times_input=tf.function(gradient_times_input, reduce_retracing=True),
-      target_score=tf.function(target_score, reduce_retracing=True))
+      gradient_times_input=tf.function(gradient_times_input, input_signature=signature),
+      target_score=tf.function(target_score, input_signature=signature))
   _CACHE[key] = functions
   try:
     weakref.finalize(model, _CACHE.pop, key, None)
@@ -236,7 +247,7 @@ def contribution_input_grad(model,
   """
   x, batched = _as_batch(sequence_one_hot)
   mask = _as_mask(target_mask)
-  scores = _compiled(model, head, reduction).gradient_times_input(x, mask).numpy()  # [B, L]
+  scores = _compiled(model, head, reduction, x, mask).gradient_times_input(x, mask).numpy()
   return scores if batched else scores[0]
 
 
@@ -287,7 +298,8 @@ def target_prediction(model,
   Returns a float [B] for [B, L, 4] inputs, a float for [L, 4].
   """
   x, batched = _as_batch(sequence_one_hot)
-  scores = _compiled(model, head, reduction).target_score(x, _as_mask(target_mask)).numpy()
+  mask = _as_mask(target_mask)
+  scores = _compiled(model, head, reduction, x, mask).target_score(x, mask).numpy()
   return scores if batched else float(scores[0])
 
 
@@ -341,7 +353,7 @@ def in_silico_mutagenesis(model,
   reference = x[0].numpy()  # [L, 4]
   start, end = _check_window(window, reference.shape[0])
   mask = _as_mask(target_mask)
-  target_score = _compiled(model, head, reduction).target_score
+  target_score = _compiled(model, head, reduction, x, mask).target_score
   reference_score = float(target_score(x, mask).numpy()[0])
 
   # Every (position, base) that differs from the reference.

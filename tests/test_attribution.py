@@ -1,0 +1,261 @@
+"""Attribution: gradient × input, ISM, pooling, enhancer links, plots and `enformer attribute`.
+
+Unit tests use a tiny Enformer with calibrated batch-norm statistics (one training-mode pass) and
+random weights; `test_attribution_learning.py` checks attributions of a trained model.
+"""
+
+import matplotlib.image
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from enformer import Enformer
+from enformer import attribution
+from enformer.sequence import one_hot_encode
+from enformer import attribution_plots
+
+LENGTH = 2048
+NUM_BINS = LENGTH // 128
+NUM_TRACKS = 3
+CONFIG = dict(channels=384, num_heads=4, num_transformer_layers=1, target_length=None,
+              heads={'human': NUM_TRACKS})
+
+
+def _random_one_hot(rng: np.random.Generator, *shape: int) -> np.ndarray:
+  return np.eye(4, dtype=np.float32)[rng.integers(0, 4, shape)]
+
+
+@pytest.fixture(scope='module')
+def model() -> Enformer:
+  """Tiny model, batch-norm moving averages set by one training-mode pass (no NaN/overflow)."""
+  tf.random.set_seed(1)
+  model = Enformer(**CONFIG)
+  model(_random_one_hot(np.random.default_rng(1), 4, LENGTH), is_training=True)
+  return model
+
+
+@pytest.fixture(scope='module')
+def sequences() -> np.ndarray:
+  return _random_one_hot(np.random.default_rng(2), 2, LENGTH)
+
+
+@pytest.fixture(scope='module')
+def mask() -> np.ndarray:
+  return attribution.target_mask(NUM_BINS, NUM_TRACKS, '7-8', [0, 2])
+
+
+def _target(model, x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+  """Reference target (mean of the masked predictions), computed directly."""
+  predictions = model(x, is_training=False)['human'].numpy()
+  return (predictions * mask).sum(axis=(1, 2)) / mask.sum()
+
+
+def test_gradient_times_input_matches_tape(model, sequences, mask):
+  x = tf.constant(sequences)
+  with tf.GradientTape() as tape:
+    tape.watch(x)
+    target = tf.reduce_sum(model(x, is_training=False)['human'] * mask) / mask.sum()
+  expected = (tape.gradient(target, x) * x).numpy().sum(-1)  # Batch sum: each row its own.
+  batched = attribution.contribution_input_grad(model, sequences, mask)
+  single = attribution.contribution_input_grad(model, sequences[1], mask, head='human')
+  assert batched.shape == (2, LENGTH) and single.shape == (LENGTH,)
+  np.testing.assert_allclose(batched, expected, rtol=1e-4, atol=1e-6)
+  np.testing.assert_allclose(single, expected[1], rtol=1e-4, atol=1e-6)
+  assert np.abs(batched).max() > 0
+  summed = attribution.contribution_input_grad(model, sequences, mask, reduction='sum')
+  np.testing.assert_allclose(summed, batched * mask.sum(), rtol=1e-4, atol=1e-6)
+
+
+def test_gradient_times_input_is_first_order_ism(model, sequences, mask):
+  """Gradient × input predicts the effect of deleting a base (setting its row to 0) to first
+  order: summed over a sequence it tracks target(x) − target(0 · x) only loosely, so compare
+  per-base signs on the strongest bases against explicit deletions."""
+  scores = attribution.contribution_input_grad(model, sequences[0], mask)
+  strongest = np.argsort(-np.abs(scores))[:5]
+  deleted = np.repeat(sequences[:1], len(strongest), axis=0)
+  deleted[np.arange(len(strongest)), strongest] = 0
+  delta = _target(model, sequences[:1], mask)[0] - _target(model, deleted, mask)
+  assert np.mean(np.sign(delta) == np.sign(scores[strongest])) >= 0.8
+
+
+def test_ism_matches_direct_forward_differences(model, sequences, mask):
+  x = sequences[0]
+  window = (900, 912)
+  ism = attribution.in_silico_mutagenesis(model, x, mask, window=window, batch_size=5,
+                                          progress=False)
+  assert ism.shape == (12, 4)
+  reference = x[window[0]:window[1]]
+  np.testing.assert_array_equal(ism[reference == 1], 0)  # 0 at the reference base.
+  # Every substitution, computed one forward pass at a time.
+  mutants = []
+  for i in range(12):
+    for base in range(4):
+      mutant = x.copy()
+      mutant[window[0] + i] = np.eye(4)[base]
+      mutants.append(mutant)
+  reference_target = _target(model, x[np.newaxis], mask)[0]
+  direct = (_target(model, np.stack(mutants), mask) - reference_target).reshape(12, 4)
+  np.testing.assert_allclose(ism, direct, rtol=1e-3, atol=1e-5)
+  assert np.abs(ism).max() > 1e-4
+  np.testing.assert_allclose(attribution.target_prediction(model, x, mask), reference_target,
+                             rtol=1e-5)
+
+
+def test_ism_at_n_substitutes_all_bases(model, sequences, mask):
+  x = sequences[0].copy()
+  x[1000] = 0  # N
+  ism = attribution.in_silico_mutagenesis(model, x, mask, window=(1000, 1001), progress=False)
+  assert np.all(ism != 0)
+
+
+def test_predictor_crops_like_predict_on_batch(model, sequences, mask):
+  from enformer.hub import Predictor
+  predictor = Predictor.from_module(model, sequence_length=LENGTH + 512,
+                                    model_sequence_length=LENGTH)
+  padded = np.pad(sequences[0], ((256, 256), (0, 0)))
+  padded[:256, 0] = 1
+  padded[-256:, 3] = 1
+  scores = attribution.contribution_input_grad(predictor, padded, mask)
+  assert scores.shape == (LENGTH + 512,)
+  np.testing.assert_array_equal(scores[:256], 0)
+  np.testing.assert_array_equal(scores[-256:], 0)
+  np.testing.assert_allclose(scores[256:-256],
+                             attribution.contribution_input_grad(model, sequences[0], mask),
+                             rtol=1e-5, atol=1e-7)
+  np.testing.assert_allclose(predictor.contribution_input_grad(padded, mask), scores, rtol=1e-5,
+                             atol=1e-7)
+  assert attribution.output_shape(predictor, LENGTH + 512) == (NUM_BINS, NUM_TRACKS)
+
+
+def test_pool_contributions_aligns_with_output_bins():
+  scores = np.zeros(8 * 128, np.float32)
+  scores[3 * 128 + 5] = -6.4  # Bin 3 of 8; bin 1 of the central 4 (bins 2..5).
+  pooled = attribution.pool_contributions(scores, num_bins=4)
+  np.testing.assert_allclose(pooled, [0, 0.05, 0, 0], rtol=1e-6)
+  np.testing.assert_allclose(attribution.pool_contributions(scores, statistic='sum')[3], 6.4,
+                             rtol=1e-6)
+  assert attribution.pool_contributions(np.stack([scores, scores])).shape == (2, 8)
+  with pytest.raises(ValueError, match='even difference'):
+    attribution.pool_contributions(scores, num_bins=3)
+  with pytest.raises(ValueError, match='divisible by bin_size'):
+    attribution.pool_contributions(scores[:-1])
+
+
+def test_target_mask_and_errors(model, sequences):
+  mask = attribution.target_mask(16, 5, '3-5', '1,4')
+  assert mask.sum() == 6 and mask[3:6][:, [1, 4]].all()
+  assert attribution.parse_index_list('1, 5-7,2') == [1, 2, 5, 6, 7]
+  with pytest.raises(ValueError, match='out of range'):
+    attribution.target_mask(16, 5, [16], [0])
+  with pytest.raises(ValueError, match='Cannot read index'):
+    attribution.parse_index_list('4-x')
+  with pytest.raises(ValueError, match='selects nothing'):
+    attribution.contribution_input_grad(model, sequences, np.zeros((NUM_BINS, NUM_TRACKS)))
+  with pytest.raises(ValueError, match='target_mask has shape'):
+    attribution.contribution_input_grad(model, sequences, np.ones((NUM_BINS, 7)))
+  with pytest.raises(ValueError, match='Unknown head'):
+    attribution.contribution_input_grad(model, sequences, np.ones((NUM_BINS, 3)), head='mouse')
+  with pytest.raises(ValueError, match='window'):
+    attribution.in_silico_mutagenesis(model, sequences[0], np.ones((NUM_BINS, 3)),
+                                      window=(2000, 3000))
+
+
+def test_enhancer_link_scores():
+  contributions = np.zeros(10_000, np.float32)
+  contributions[2_000:2_010] = -1.0  # Enhancer A (centre 2,005 → genomic 102,005).
+  contributions[7_000] = 3.0  # Enhancer B.
+  enhancers = [('chr2', 101_990, 102_020, 'A'), ('chr2', 106_900, 107_100, 'B'),
+               ('chr2', 104_000, 104_100, 'C'), ('chr3', 102_000, 102_010, 'other'),
+               ('chr2', 500_000, 500_100, 'outside')]
+  links = attribution.enhancer_link_scores(contributions, 'chr2', 100_000, enhancers,
+                                           window=100, tss=105_000)
+  scores = {link.name: link.score for link in links}
+  assert scores['A'] == pytest.approx(10.0)
+  assert scores['B'] == pytest.approx(3.0)
+  assert scores['C'] == 0.0
+  assert np.isnan(scores['other']) and np.isnan(scores['outside'])
+  assert links[0].distance_to_tss == 102_005 - 105_000
+  assert attribution.tss_bins(16, 100_000, 2048, 100_000 + 1030) == [7, 8, 9]
+  with pytest.raises(ValueError, match='outside the output bins'):
+    attribution.tss_bins(8, 100_000, 2048, 100_000 + 100)
+
+
+def test_enhancer_gene_link_scores_uses_tss_bins(model, sequences):
+  contributions, links = attribution.enhancer_gene_link_scores(
+      model, sequences[0], 'chr1', 50_000, tss=50_000 + 1024, enhancers=[
+          ('chr1', 50_900, 51_100, 'near'), ('chr1', 40_000, 40_100, 'outside')],
+      tracks=[1], window=200)
+  mask = attribution.target_mask(NUM_BINS, NUM_TRACKS, [7, 8, 9], [1])
+  np.testing.assert_allclose(contributions,
+                             attribution.contribution_input_grad(model, sequences[0], mask),
+                             rtol=1e-5, atol=1e-7)
+  assert links[0].score == pytest.approx(float(np.abs(contributions[900:1100]).sum()), rel=1e-5)
+  assert links[0].score > 0 and np.isnan(links[1].score)
+
+
+def _assert_png(path) -> None:
+  image = matplotlib.image.imread(str(path))
+  assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 200
+  assert image[..., :3].std() > 0.01  # Not a blank canvas.
+
+
+def test_plots(tmp_path, model, sequences, mask):
+  scores = attribution.contribution_input_grad(model, sequences[0], mask)
+  predictions = model(sequences[:1], is_training=False)['human'].numpy()[0]
+  attribution_plots.plot_tracks_with_contributions(
+      {'track 0': predictions[:, 0], 'track 2': predictions[:, 2]},
+      attribution.pool_contributions(scores, NUM_BINS), ('chr1', 10_000, 10_000 + LENGTH),
+      highlight_bins=[7, 8], path=tmp_path / 'tracks.png')
+  attribution_plots.plot_contribution_logo(sequences[0][950:1010], scores[950:1010], start=951,
+                                           path=tmp_path / 'logo.png')
+  rng = np.random.default_rng(0)
+  attribution_plots.plot_ism(sequences[0][:30], rng.normal(size=(30, 4)) * (1 - sequences[0][:30]),
+                             path=tmp_path / 'ism.png')
+  for name in ('tracks.png', 'logo.png', 'ism.png'):
+    _assert_png(tmp_path / name)
+  with pytest.raises(ValueError, match='same number of bins'):
+    attribution_plots.plot_tracks_with_contributions({'a': np.ones(3)}, np.ones(4),
+                                                     ('chr1', 0, 512))
+
+
+def test_cli_attribute(tmp_path, model):
+  """`enformer attribute` on a FASTA and checkpoint written here: npz, bigWig and PNGs."""
+  import pyBigWig
+  from enformer.cli import main
+  rng = np.random.default_rng(5)
+  genome = ''.join(rng.choice(list('ACGT'), 6_000))
+  fasta = tmp_path / 'genome.fa'
+  fasta.write_text('>chr7\n' + '\n'.join(genome[i:i + 60] for i in range(0, 6_000, 60)) + '\n')
+  prefix = tf.train.Checkpoint(module=model).write(str(tmp_path / 'ckpt' / 'model'))
+  config = ('{"channels": 384, "num_heads": 4, "num_transformer_layers": 1, '
+            '"target_length": null, "heads": {"human": 3}}')
+  common = ['attribute', '--model', prefix, '--model-config', config, '--sequence-length',
+            str(LENGTH), '--fasta', str(fasta), '--region', 'chr7:2001-3000', '--tracks', '0,2',
+            '--bins', '7-8', '--quiet']
+  assert main(common + ['--method', 'grad', '--out', str(tmp_path / 'grad')]) == 0
+  result = np.load(tmp_path / 'grad' / 'attribution.npz')
+  start = int(result['start'])
+  assert start == 2500 - LENGTH // 2 and int(result['end']) == start + LENGTH  # Centred.
+  one_hot = one_hot_encode(genome[start:start + LENGTH])
+  mask = attribution.target_mask(NUM_BINS, NUM_TRACKS, [7, 8], [0, 2])
+  np.testing.assert_allclose(result['scores'],
+                             attribution.contribution_input_grad(model, one_hot, mask),
+                             rtol=1e-4, atol=1e-6)
+  assert result['pooled'].shape == (NUM_BINS,) and result['predictions'].shape == (NUM_BINS, 2)
+  bigwig = pyBigWig.open(str(tmp_path / 'grad' / 'grad_scores.bw'))
+  np.testing.assert_allclose(bigwig.values('chr7', start, start + LENGTH), result['scores'],
+                             rtol=1e-5, atol=1e-6)
+  bigwig.close()
+  for name in ('tracks.png', 'logo.png'):
+    _assert_png(tmp_path / 'grad' / name)
+
+  assert main(common + ['--method', 'ism', '--window', 'chr7:1501-1505', '--batch-size', '4',
+                        '--out', str(tmp_path / 'ism')]) == 0
+  result = np.load(tmp_path / 'ism' / 'attribution.npz')
+  assert result['ism'].shape == (5, 4)
+  np.testing.assert_array_equal(result['window'], [1500 - start, 1505 - start])
+  _assert_png(tmp_path / 'ism' / 'logo.png')
+
+  # A window outside the input is a clear error (exit 2), not a traceback.
+  assert main(common + ['--method', 'ism', '--window', 'chr7:5001-5010',
+                        '--out', str(tmp_path / 'bad')]) == 2
