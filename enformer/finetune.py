@@ -19,13 +19,13 @@ tree: `module/_trunk/...`, `module/_heads/<name>/...`), so the root object may b
 import collections
 import dataclasses
 import os
-import re
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import sonnet as snt
 import tensorflow as tf
 
+from enformer import hub
 from enformer.enformer import Enformer
 
 VARIABLE_SUFFIX = '/.ATTRIBUTES/VARIABLE_VALUE'
@@ -99,86 +99,20 @@ def checkpoint_variables(module: tf.Module, root: str = 'module') -> Dict[str, t
   return variables
 
 
-def checkpoint_prefix(checkpoint: Union[str, os.PathLike]) -> str:
-  """Resolves a checkpoint folder (latest checkpoint in it) or prefix to a readable prefix.
-
-  Raises:
-    FileNotFoundError: nothing readable at that path.
-  """
-  path = os.fspath(checkpoint)
-  if tf.io.gfile.isdir(path):
-    latest = tf.train.latest_checkpoint(path)
-    if latest is None:
-      candidates = sorted(tf.io.gfile.glob(os.path.join(path, '*.index')))
-      if len(candidates) == 1:
-        latest = candidates[0][:-len('.index')]
-      else:
-        raise FileNotFoundError(
-            f'No checkpoint in folder {path} (no "checkpoint" file and '
-            f'{len(candidates)} *.index files). Pass the checkpoint prefix, e.g. '
-            f'{os.path.join(path, "ckpt-1")} for ckpt-1.index.')
-    return latest
-  if tf.io.gfile.exists(path + '.index'):
-    return path
-  raise FileNotFoundError(
-      f'No TensorFlow checkpoint at {path}: expected a folder with a "checkpoint" file, or a '
-      f'prefix P with P.index and P.data-* files.')
-
-
 def _shape_map(prefix: str) -> Dict[str, List[int]]:
   reader = tf.train.load_checkpoint(prefix)
   return {key: list(shape) for key, shape in reader.get_variable_to_shape_map().items()}
 
 
-def checkpoint_root(shapes: Mapping[str, Sequence[int]], source: str = '') -> str:
-  """Name of the object holding the Enformer tree (`<root>/_trunk/...`) in a checkpoint."""
-  roots = sorted({key.split('/_trunk/')[0] for key in shapes if '/_trunk/' in key})
-  if len(roots) != 1:
-    raise ValueError(
-        f'Checkpoint {source} does not hold exactly one Enformer tree: found trunk roots '
-        f'{roots or "none"} (expected one, e.g. "module/_trunk/..." as DeepMind writes it).')
-  return roots[0]
-
-
 def infer_config(checkpoint: Union[str, os.PathLike]) -> Dict[str, Any]:
-  """Architecture arguments of the Enformer stored in `checkpoint`, read from variable shapes.
+  """Architecture arguments of the Enformer in a checkpoint (prefix or folder), from its shapes.
 
-  Returns `channels`, `num_transformer_layers`, `num_heads`, `pooling_type`, `input_channels`,
-  `final_pointwise`, `transformer_mlp` and `heads`; not `target_length` (not stored).
+  `enformer.hub.infer_config` on the checkpoint's variables: channels, num_transformer_layers,
+  num_heads, pooling_type, input_channels, final_pointwise, transformer_mlp and heads (not
+  target_length, which has no variables).
   """
-  prefix = checkpoint_prefix(checkpoint)
-  return _infer_config(_shape_map(prefix), prefix)
-
-
-def _infer_config(shapes: Mapping[str, Sequence[int]], source: str) -> Dict[str, Any]:
-  root = checkpoint_root(shapes, source)
-  trunk = f'{root}/_trunk/_layers'
-
-  def get(path: str) -> Optional[Sequence[int]]:
-    return shapes.get(path + VARIABLE_SUFFIX)
-
-  stem = get(f'{trunk}/0/_layers/0/w')  # [15, input_channels, channels / 2]
-  if stem is None:
-    raise ValueError(f'Checkpoint {source} has no stem convolution ({trunk}/0/_layers/0/w): '
-                     'not an Enformer checkpoint.')
-  layers = sorted({int(m.group(1)) for key in shapes
-                   for m in [re.match(rf'{re.escape(trunk)}/2/_layers/(\d+)/', key)] if m})
-  config: Dict[str, Any] = dict(
-      channels=2 * stem[2],
-      num_transformer_layers=len(layers),
-      pooling_type='attention' if get(f'{trunk}/0/_layers/2/_logit_linear/w') else 'max',
-      input_channels=stem[1],
-      final_pointwise=any(key.startswith(f'{trunk}/4/') for key in shapes),
-  )
-  if layers:
-    bias = get(f'{trunk}/2/_layers/0/_layers/0/_module/_layers/1/_r_w_bias')  # [1, H, 1, K]
-    config['num_heads'] = bias[1]
-    config['transformer_mlp'] = any(key.startswith(f'{trunk}/2/_layers/0/_layers/1/')
-                                    for key in shapes)
-  config['heads'] = {m.group(1): shape[0] for key, shape in shapes.items()
-                     for m in [re.match(rf'{re.escape(root)}/_heads/([^/]+)/_layers/0/b/', key)]
-                     if m}
-  return config
+  shapes = _shape_map(hub.checkpoint_prefix(checkpoint))
+  return hub.infer_config(shapes, hub._checkpoint_root(shapes))  # pylint: disable=protected-access
 
 
 def _describe(keys: Sequence[str], shapes: Mapping[str, Sequence[int]]) -> str:
@@ -222,15 +156,16 @@ def restore_partial(model: Enformer,
       restore is missing or has other shapes. Nothing is assigned in that case.
     FileNotFoundError: no checkpoint at that path.
   """
-  prefix = checkpoint_prefix(checkpoint)
+  prefix = hub.checkpoint_prefix(checkpoint)
   shapes = _shape_map(prefix)
-  root = checkpoint_root(shapes, prefix)
+  root = hub._checkpoint_root(shapes)  # pylint: disable=protected-access
   model.build_variables()
   variables = checkpoint_variables(model, root)
   model_shapes = {key: list(var.shape) for key, var in variables.items()}
   model_config = {k: dict(v) if k == 'heads' else v for k, v in model.config.items()
                   if k != 'target_length'}
-  hint = f'The checkpoint holds {_infer_config(shapes, prefix)}; the model is {model_config}.'
+  hint = (f'The checkpoint holds {hub.infer_config(shapes, root)}; the model is '
+          f'{model_config}.')
 
   trunk_prefix = f'{root}/_trunk/'
   model_trunk = [k for k in variables if k.startswith(trunk_prefix)]
@@ -318,9 +253,9 @@ def load_pretrained(checkpoint: Union[str, os.PathLike],
   Returns:
     (model, report).
   """
-  from enformer import presets
-  prefix = checkpoint_prefix(checkpoint)
-  arguments = _infer_config(_shape_map(prefix), prefix)
+  from enformer import presets  # pylint: disable=import-outside-toplevel
+  prefix = hub.checkpoint_prefix(checkpoint)
+  arguments = infer_config(prefix)
   if preset is not None:
     arguments.update(presets.preset_config(preset))
   arguments.update(config)
@@ -446,7 +381,7 @@ def fine_tune(config: Any = None,
   else:
     config = config_lib.TrainConfig.from_dict({**dict(config or {}), **overrides})
   _check_freeze(freeze)
-  prefix = checkpoint_prefix(init_from)
+  prefix = hub.checkpoint_prefix(init_from)
   model_args = dict(config.model_args)
   heads = model_args.pop('heads', None) or _heads_for_training(config, train_data)
 

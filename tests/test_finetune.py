@@ -141,7 +141,7 @@ def test_other_checkpoint_root_and_folder(source, tmp_path):
   assert report.root == 'model' and report.fresh_heads == ['atac']
   assert model.config['num_heads'] == 4
   np.testing.assert_array_equal(model.trunk.variables[-1].numpy(), src.trunk.variables[-1].numpy())
-  with pytest.raises(FileNotFoundError, match='No TensorFlow checkpoint'):
+  with pytest.raises(FileNotFoundError, match='No checkpoint at'):
     finetune.restore_partial(model, tmp_path / 'nothing')
 
 
