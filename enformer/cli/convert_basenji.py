@@ -6,7 +6,7 @@ import argparse
 def register(subparsers) -> None:
   parser = subparsers.add_parser(
       'convert-basenji',
-      help='Extend Basenji2 records to a longer input with the genome FASTA (HDF5 or TFRecords).',
+      help='extend Basenji2 records to a longer input with the genome FASTA (HDF5 or TFRecords)',
       description=(
           'Recover each record\'s coordinates from sequences.bed (rows N*256..N*256+255 of a subset '
           'belong to {subset}-N.tfr), extend them around the centre to --sequence-length with the '

@@ -7,7 +7,7 @@ from typing import Dict, List, Optional
 def register(subparsers) -> None:
   parser = subparsers.add_parser(
       'make-dataset',
-      help='Write a Basenji2-layout data set: synthetic (planted motifs) or from bigWig tracks.',
+      help='write a Basenji2-layout data set: synthetic (planted motifs) or from bigWig tracks',
       description='Write a Basenji2-layout data set (statistics.json, sequences.bed, targets.txt, '
       'tfrecords/{train,valid,test}-N.tfr) readable by enformer.get_dataset. "synthetic" makes a '
       'small genome with planted motifs and tracks that are a known function of them; "bigwig" '
