@@ -39,6 +39,7 @@ def plot_tracks(tracks: Mapping[str, np.ndarray],
                 width: float = 20.0,
                 log_cage: bool = True,
                 title: str = '',
+                chrom_size: Optional[int] = None,
                 path: Optional[Union[str, os.PathLike]] = None) -> 'matplotlib.figure.Figure':
   """One filled panel per track over the genomic interval (the colab's plot_tracks).
 
@@ -51,6 +52,8 @@ def plot_tracks(tracks: Mapping[str, np.ndarray],
     width: figure width in inches.
     log_cage: show CAGE tracks (titles starting with 'CAGE') on log10(1 + x).
     title: figure title.
+    chrom_size: chromosome length; parts of the interval outside the chromosome (N-padded input)
+      are shaded grey.
     path: save the figure here (PNG, 100 dpi) when given.
   """
   observed = dict(observed or {})
@@ -77,6 +80,10 @@ def plot_tracks(tracks: Mapping[str, np.ndarray],
     ax.set_title(label, fontsize=10, loc='left')
     for side in ('top', 'right', 'bottom'):
       ax.spines[side].set_visible(False)
+    if interval.start < 0:
+      ax.axvspan(interval.start, 0, color='0.85', zorder=0)
+    if chrom_size is not None and interval.end > chrom_size:
+      ax.axvspan(chrom_size, interval.end, color='0.85', zorder=0)
   axes[-1, 0].set_xlabel(f'{interval.chrom}:{interval.start:,}-{interval.end:,}')
   axes[-1, 0].ticklabel_format(axis='x', style='plain', useOffset=False)
   if title:

@@ -226,14 +226,23 @@ def read_predictions(path: str) -> Dict[str, object]:
   return result
 
 
+def _plot_title(prediction: RegionPrediction) -> str:
+  region = prediction.region
+  coordinates = f'{region.chrom}:{region.start + 1:,}-{region.end:,}'
+  return coordinates if prediction.name == coordinates else f'{prediction.name}  ({coordinates})'
+
+
 def _safe_filename(text: str) -> str:
   return ''.join(c if c.isalnum() or c in '-_.' else '_' for c in text)[:120]
 
 
 def plot_prediction(prediction: RegionPrediction, plot_tracks: Sequence[int], targets=None,
                     observed: Optional[Mapping[int, np.ndarray]] = None, path: Optional[str] = None,
-                    title: str = ''):
-  """PNG of chosen tracks of one region (CAGE on log10(1+x)); `observed`: track → [bins]."""
+                    title: str = '', chrom_size: Optional[int] = None):
+  """PNG of chosen tracks of one region (CAGE on log10(1+x)); `observed`: track → [bins].
+
+  Bins past the chromosome ends (when `chrom_size` is given, or before position 0) are shaded.
+  """
   from enformer import plots
   columns = [prediction.track_indices.index(t) for t in plot_tracks]
   labels = track_labels(targets, plot_tracks)
@@ -241,7 +250,8 @@ def plot_prediction(prediction: RegionPrediction, plot_tracks: Sequence[int], ta
   observed_by_label = {label: observed[t] for label, t in zip(labels, plot_tracks)
                        if observed is not None and t in observed}
   fig = plots.plot_tracks(tracks, prediction.output_interval, observed=observed_by_label,
-                          title=title or prediction.name, path=path)
+                          title=title or _plot_title(prediction), chrom_size=chrom_size,
+                          path=path)
   plots.close(fig)
 
 
@@ -320,7 +330,8 @@ def predict_to_files(predictor,
                                                          window.end, BIN_SIZE)
                            for t, path in observed.items() if t in plotted}
           png = os.path.join(out_dir, f'{i:04d}_{_safe_filename(prediction.name)}.png')
-          plot_prediction(prediction, plotted, targets, observed_bins, png)
+          plot_prediction(prediction, plotted, targets, observed_bins, png,
+                          chrom_size=chrom_sizes[window.chrom])
           written['plots'].append(png)
     finally:
       writer.close()

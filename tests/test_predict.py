@@ -112,7 +112,7 @@ def test_plot_tracks_png(tmp_path):
   values = np.abs(np.sin(np.linspace(0, 6, 64))) * 10
   path = tmp_path / 'tracks.png'
   plots.plot_tracks({'DNASE:x': values, 'CAGE:y': values}, interval,
-                    observed={'CAGE:y': values * 2 + 1}, path=path)
+                    observed={'CAGE:y': values * 2 + 1}, chrom_size=5000, path=path)
   image = matplotlib.image.imread(path)
   assert image.ndim == 3 and image.shape[0] > 200 and image.std() > 0
   assert plots.pearson_log2(values, values) == pytest.approx(1.0)
