@@ -15,9 +15,23 @@ Modules:
   evaluate       per-track and gene-level (TSS) evaluation, TSV + plots
 """
 
-from enformer.training.config import TrainConfig, resolve_config
-from enformer.training.loop import TrainingDivergedError, TrainResult, train, validate
-from enformer.training.strategy import get_strategy
+import importlib
+from typing import Any
 
-__all__ = ['TrainConfig', 'TrainResult', 'TrainingDivergedError', 'get_strategy',
-           'resolve_config', 'train', 'validate']
+# Public name → module (imported lazily, so `enformer train --help` does not load TensorFlow).
+_EXPORTS = {
+    'TrainConfig': 'enformer.training.config',
+    'resolve_config': 'enformer.training.config',
+    'TrainResult': 'enformer.training.loop',
+    'TrainingDivergedError': 'enformer.training.loop',
+    'train': 'enformer.training.loop',
+    'validate': 'enformer.training.loop',
+    'get_strategy': 'enformer.training.strategy',
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+  if name in _EXPORTS:
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
+  raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

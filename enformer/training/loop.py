@@ -58,7 +58,7 @@ class TrainResult:
     run_dir: the run folder.
     step: steps completed.
     model: the trained model (last step's weights).
-    losses: (step, head, loss) of every step run in this call.
+    losses: (step, head, loss, gradient norm) of every step run in this call.
     validation: one record per evaluation and head: step, head, pearson_r, r2, nan_tracks.
     best: best.json contents (step, score, per-head means) or None.
     resumed_from: checkpoint the run resumed from (None: fresh start).
@@ -250,8 +250,7 @@ def train(config: Union[config_lib.TrainConfig, Mapping[str, Any], None] = None,
   with strategy.scope():
     if model is None:
       model = _build_model(config, model_fn)
-    if not model.variables:
-      model.build_variables()
+    model.build_variables()  # Creates whatever is still missing (some variables exist early).
     _check_model_in_scope(model, strategy)
     learning_rate = tf.Variable(0.0, trainable=False, name='learning_rate')
     optimizer = step_lib.Adam(learning_rate=learning_rate, beta1=config.adam_beta1,
@@ -289,7 +288,7 @@ def train(config: Union[config_lib.TrainConfig, Mapping[str, Any], None] = None,
   from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
   progress = tqdm(total=config.num_steps, initial=start, unit='step', dynamic_ncols=True,
                   disable=not (config.progress and chief), desc='train')
-  if resumed_from and chief and config.progress:
+  if resumed_from and chief:
     progress.write(f'Resumed from {resumed_from} (step {start}).')
 
   losses: List[tuple] = []
@@ -317,7 +316,7 @@ def train(config: Union[config_lib.TrainConfig, Mapping[str, Any], None] = None,
             f'stopped. The last good checkpoint is kept: {checkpoints.latest or "none saved"}. '
             'Check the data for NaN/huge targets, or lower --learning-rate / --clip-norm.')
       step_variable.assign(step + 1)
-      losses.append((step + 1, head, loss))
+      losses.append((step + 1, head, loss, grad_norm))
       progress.update(1)
       progress.set_postfix(head=head, loss=f'{loss:.4f}', lr=f'{lr:.2e}', refresh=False)
       if (step + 1) % config.log_every == 0:
