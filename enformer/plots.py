@@ -4,7 +4,7 @@ Matplotlib with the Agg backend (no display needed); functions return the Figure
 when given a path.
 """
 
-from typing import Mapping, Optional, Sequence, Union
+from typing import Mapping, Optional, Union
 import os
 
 import matplotlib

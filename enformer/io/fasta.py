@@ -5,7 +5,7 @@ before position 0 or past the chromosome end are padded with 'N' (one-hot: all-z
 every extracted sequence has exactly `interval.width()` letters.
 """
 
-from typing import Dict, Iterable, List, Optional, Union
+from typing import Dict, Iterable, List, Union
 import os
 
 import kipoiseq
