@@ -229,7 +229,10 @@ def test_score_vcf_writes_sad_h5_layout(tmp_path, fasta, toy_vcf):
                      '0\t0\tGC\tx\t32\t2\tmean\tG+C count\n1\t0\tA\tx\t32\t2\tmean\tA count\n'
                      '2\t0\tAw\tx\t32\t2\tmean\tCAGE:weighted A\n')
   result = score_vcf(CountingPredictor(), fasta, toy_vcf, out, targets=targets, tsv=True,
-                     chunk_size=4, progress=False)
+                     chunk_size=4, plot=True, progress=False)
+  import matplotlib.image
+  image = matplotlib.image.imread(result.paths['png'][0])
+  assert image.ndim == 3 and image.shape[0] > 200 and image[..., :3].std() > 0.05
   assert result.summary.kept == 19 and result.summary.skipped_symbolic == 1
   assert sad_io.compare_layout(out, shared_path('data', 'basenji_sad', 'sad.h5')) == []
   import h5py

@@ -54,7 +54,7 @@ def test_kill_resume_equals_uninterrupted_run(inputs):
   cli = [sys.executable, '-m', 'enformer']
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3')
   extra = ('--transform', str(transform_path), '--pcs', '3', '--fit-transform',
-           str(inputs['directory'] / 'refit.npz'), '--fit-pcs', '2')
+           str(inputs['directory'] / 'refit.npz'), '--fit-pcs', '2', '--plot')
   process = subprocess.Popen(cli + command(inputs, out, *extra), env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE)
   second_chunk = pathlib.Path(str(out) + '.partial') / 'chunk_000001.npz'
@@ -96,6 +96,7 @@ def test_kill_resume_equals_uninterrupted_run(inputs):
   assert [r.split('\t')[2] for r in rows] == ['rs4784227', 'rs1421085']
   assert len(rows[0].split('\t')) == 5 + 3
   assert ScoreTransform.load(inputs['directory'] / 'refit.npz').num_components == 2
+  assert (inputs['directory'] / 'scores.png').stat().st_size > 10_000
 
   # A finished output is never replaced without --overwrite.
   again = subprocess.run(cli + command(inputs, out), env=env, capture_output=True, text=True)

@@ -36,6 +36,8 @@ def register(subparsers) -> None:
   parser.add_argument('--out', required=True, help='output HDF5, e.g. scores.h5')
   parser.add_argument('--tsv', action='store_true',
                       help='also write a long-format TSV (one row per variant and track)')
+  parser.add_argument('--plot', action='store_true',
+                      help='also write <out>.png: SAD heatmap of the tracks with the largest effects')
   parser.add_argument('--head', default='human', help='output head to score (default human)')
   parser.add_argument('--rc', action='store_true',
                       help='average with the reverse-complement predictions')
@@ -101,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
       batch_size=args.batch_size, reverse_complement=args.rc, shifts=args.shifts,
       ref_mismatch=args.ref_mismatch, chunk_size=args.chunk_size, overwrite=args.overwrite,
       tsv=args.tsv, transform=transform, num_pcs=args.pcs, model_id=args.model if "://" in args.model else os.path.abspath(args.model),
-      progress=not args.quiet, run_settings={'command': ' '.join(sys.argv)})
+      plot=args.plot, progress=not args.quiet, run_settings={'command': ' '.join(sys.argv)})
   if args.fit_transform:
     fitted = ScoreTransform.fit(result.scores.sad, args.fit_pcs,
                                 target_ids=result.scores.target_ids)

@@ -2,7 +2,8 @@
 
   scoring        VariantScorer, site_sequences, variant_interval, scores_from_means
   normalization  ScoreTransform (StandardScaler + PCA parameters in .npz)
-  pipeline       score_vcf: resumable VCF → sad.h5 (+ TSV, PC tables)
+  pipeline       score_vcf: resumable VCF → sad.h5 (+ TSV, PC tables, PNG)
+  plotting       plot_variant_scores: heatmap of variants × top tracks
 """
 
 from enformer.variants.normalization import ScoreTransform

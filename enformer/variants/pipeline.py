@@ -42,10 +42,10 @@ def chunk_sites(sites: Sequence[VariantSite], chunk_size: int) -> List[List[Vari
 
 
 def output_paths(out: PathLike) -> Dict[str, str]:
-  """Side files of an output `scores.h5`: TSV and PC-table prefix."""
+  """Side files of an output `scores.h5`: TSV, PC-table prefix and heatmap PNG."""
   out = os.fspath(out)
   stem = out[:-3] if out.endswith('.h5') else out
-  return {'h5': out, 'tsv': stem + '.tsv', 'pcs': stem + '.PCs'}
+  return {'h5': out, 'tsv': stem + '.tsv', 'pcs': stem + '.PCs', 'png': stem + '.png'}
 
 
 def _track_names(targets, num_tracks: int):
@@ -76,6 +76,7 @@ def score_vcf(predictor,
               transform: Optional[ScoreTransform] = None,
               num_pcs: Optional[int] = None,
               model_id: str = '',
+              plot: bool = False,
               progress: bool = True,
               run_settings: Optional[Mapping[str, object]] = None) -> ScoreVcfResult:
   """Scores every ALT allele of a VCF and writes `out` in the sad.h5 layout (plus SAR).
@@ -102,6 +103,7 @@ def score_vcf(predictor,
     num_pcs: with `transform`, also write the top-k PCs per chromosome as tabix-indexed TSVs
       and dataset `PC` [V, k].
     model_id: identifies the model in the resume fingerprint (e.g. its path).
+    plot: also write `<out>.png`, a SAD heatmap of the tracks with the largest effects.
     progress: show a tqdm bar.
     run_settings: extra file attributes to record (e.g. the command line).
   """
@@ -177,6 +179,9 @@ def score_vcf(predictor,
       scores.scores['PC'] = pcs
       written['pcs'] = sad_io.write_pc_tables(paths['pcs'], scores.chr, scores.pos, scores.snp,
                                               scores.ref, scores.alt, pcs)
+  if plot:
+    from enformer.variants.plotting import plot_variant_scores
+    written['png'] = [plot_variant_scores(scores, paths['png'])]
   if tsv:
     sad_io.finish_atomically(paths['tsv'], lambda p: sad_io.write_sad_tsv(p, scores))
     written['tsv'] = [paths['tsv']]
