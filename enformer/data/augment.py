@@ -108,6 +108,21 @@ def augment_example(example: Dict[str, tf.Tensor], seed: tf.Tensor,
   return {**example, 'sequence': sequence, 'target': target}
 
 
+def with_seeds(dataset: tf.data.Dataset, seed: int) -> tf.data.Dataset:
+  """Pairs every element with a per-example seed: elements become (element, int64 [2]).
+
+  The k-th element of an iteration gets the k-th draw of a random stream seeded by `seed` (a
+  stateful draw in a sequential map), so runs are reproducible and every epoch of a repeated
+  dataset gets new seeds. Dataset.enumerate would do, but it adds a range source that tf.data's
+  auto-sharding by FILE cannot shard.
+  """
+  def draw(*element):
+    element = element[0] if len(element) == 1 else element
+    return element, tf.random.uniform([2], maxval=2**62, dtype=tf.int64, seed=seed)
+
+  return dataset.map(draw)
+
+
 def augment_dataset(dataset: tf.data.Dataset,
                     augmentation: Augmentation = Augmentation(),
                     seed: int = 0,
@@ -119,12 +134,6 @@ def augment_dataset(dataset: tf.data.Dataset,
   repeated dataset gets new augmentations each epoch and a rerun with the same seed (and the same
   element order, i.e. deterministic reading) gets the same ones.
   """
-  def draw_seed(example):
-    # A stateful draw in a sequential map: the k-th example of an iteration gets the k-th draw,
-    # so runs are reproducible and every epoch gets new augmentations. (Dataset.enumerate would add
-    # a range source that tf.data's auto-sharding by FILE cannot shard.)
-    return example, tf.random.uniform([2], maxval=2**62, dtype=tf.int64, seed=seed)
-
-  return dataset.map(draw_seed).map(
+  return with_seeds(dataset, seed).map(
       lambda example, example_seed: augment_example(example, example_seed, augmentation),
       num_parallel_calls=num_parallel_calls, deterministic=deterministic)

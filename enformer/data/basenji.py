@@ -447,12 +447,16 @@ def get_dataset(organism_or_path: str,
     dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
   if repeat:
     dataset = dataset.repeat(None if repeat is True else int(repeat))
-  dataset = dataset.map(_make_decoder(info, include_input_tracks, check_values),
-                        num_parallel_calls=num_parallel_calls, deterministic=deterministic)
+  decode = _make_decoder(info, include_input_tracks, check_values)
   if augment:
-    dataset = augment_lib.augment_dataset(dataset, augment, seed=seed,
-                                          num_parallel_calls=num_parallel_calls,
-                                          deterministic=deterministic)
+    # Decode and augment in one parallel map; seeds are drawn in record order first.
+    dataset = augment_lib.with_seeds(dataset, seed).map(
+        lambda record, example_seed: augment_lib.augment_example(decode(*record), example_seed,
+                                                                 augment),
+        num_parallel_calls=num_parallel_calls, deterministic=deterministic)
+  else:
+    dataset = dataset.map(decode, num_parallel_calls=num_parallel_calls,
+                          deterministic=deterministic)
   if batch_size:
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder,
                             num_parallel_calls=num_parallel_calls, deterministic=deterministic)
