@@ -302,6 +302,12 @@ class FastForward:
           f'{x.shape[1]:,} bp. Call enformer.fast.compile_forward(model, {x.shape[1]}).')
     return x
 
+  @property
+  def function(self) -> Callable[[tf.Tensor], Outputs]:
+    """The compiled tf.function (float32 [B, L, input_channels] tensor → dict), without input
+    checks: call it from inside another tf.function (e.g. a predictor that crops its inputs)."""
+    return self._function
+
   def __call__(self, x) -> Outputs:
     """x: one-hot [B, L, input_channels] (float, bool or uint8) → {head: [B, T', N] float32}."""
     return self._function(self._check(x))

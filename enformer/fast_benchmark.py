@@ -294,29 +294,35 @@ def run_benchmark(config_name: str = 'small', repeats: int = 3, batch4: bool = T
     t4 = _run_worker('timing', config=config, paths=paths, repeats=repeats, batch_sizes=[1, 4])
     if 'error' in t4:
       raise RuntimeError(t4['error'])
-    timing['times'].update({f'{k}_batchrun': v for k, v in t4['times'].items()})
+    for field in ('times', 'peak_rss_during_gb', 'rss_before_gb'):
+      timing[field].update({f'{k}_batchrun': v for k, v in t4[field].items()})
     timing['max_rel_error'].update(t4['max_rel_error'])
   report['timing'] = timing
   median = {k: statistics.median(v) for k, v in timing['times'].items()}
   report['median_s'] = median
 
   log('')
-  log(f'{"path":<22}{"s / forward":>12}{"GFLOP/s":>10}{"peak RSS GB":>13}')
+  log(f'{"path":<24}{"s / forward":>12}{"s / seq":>9}{"GFLOP/s":>9}{"peak RSS GB":>13}'
+      f'{"(fresh proc)":>14}')
   for key in sorted(median):
     batch_size = 4 if '_b4' in key else 1
     per_seq = median[key] / batch_size
     name = key.replace('_batchrun', ' (batch run)')
-    mem = report.get('memory', {}).get(key, {}).get('peak_rss_gb')
-    mem_text = f'{mem:.2f}' if mem is not None and '_batchrun' not in key else '-'
-    log(f'{name:<22}{median[key]:>12.3f}{flops["total"] / per_seq:>10.1f}{mem_text:>13}')
+    sampled = timing['peak_rss_during_gb'].get(key)
+    fresh = report.get('memory', {}).get(key, {}).get('peak_rss_gb')
+    fresh_text = f'{fresh:.2f}' if fresh is not None and '_batchrun' not in key else '-'
+    log(f'{name:<24}{median[key]:>12.2f}{per_seq:>9.2f}{flops["total"] / per_seq:>9.1f}'
+        f'{sampled if sampled is not None else float("nan"):>13.2f}{fresh_text:>14}')
   ratios = {'fast/plain time (batch 1)': median['fast_b1'] / median['plain_b1']}
+  peaks, before = timing['peak_rss_during_gb'], timing['rss_before_gb']
+  ratios['fast/plain peak RSS during forward (batch 1)'] = peaks['fast_b1'] / peaks['plain_b1']
+  ratios['fast/plain peak RSS above RSS before forward (batch 1)'] = (
+      (peaks['fast_b1'] - before['fast_b1']) / (peaks['plain_b1'] - before['plain_b1']))
   if memory and 'peak_rss_gb' in report['memory'].get('plain_b1', {}) and \
      'peak_rss_gb' in report['memory'].get('fast_b1', {}):
     m = report['memory']
-    ratios['fast/plain peak RSS (batch 1)'] = m['fast_b1']['peak_rss_gb'] / m['plain_b1']['peak_rss_gb']
-    ratios['fast/plain peak RSS above model (batch 1)'] = (
-        (m['fast_b1']['peak_rss_gb'] - m['fast_b1']['rss_model_gb']) /
-        (m['plain_b1']['peak_rss_gb'] - m['plain_b1']['rss_model_gb']))
+    ratios['fast/plain peak RSS, fresh process (batch 1)'] = (
+        m['fast_b1']['peak_rss_gb'] / m['plain_b1']['peak_rss_gb'])
   if batch4:
     per_seq4 = median['fast_b4_batchrun'] / 4
     ratios['fast batch-4 / batch-1 time per sequence'] = per_seq4 / median['fast_b1_batchrun']

@@ -113,3 +113,31 @@ def test_gradient_step_returns_a_gradient_for_every_trainable_variable():
   assert np.isfinite(float(loss))
   assert len(grads) == len(model.trainable_variables)
   assert all(g is not None for g in grads)
+
+
+def test_compiled_function_runs_inside_a_cropping_tf_function():
+  """How a predictor adopts the fast path: crop inside its own tf.function, then call it."""
+  model = small_random_model('attention')
+  forward = fast.compile_forward(model, 2048)
+
+  @tf.function(input_signature=[tf.TensorSpec([None, 2048 + 256, 4], tf.float32)])
+  def predict(x):
+    return forward.function(x[:, 128:128 + 2048])
+
+  x = np.eye(4, dtype=np.float32)[np.random.default_rng(2).integers(0, 4, size=(3, 2048 + 256))]
+  expected = model(x[:, 128:128 + 2048], is_training=False)
+  outputs = predict(x)
+  for head in expected:
+    assert rel_error(outputs[head], expected[head].numpy()) <= 1e-5
+
+
+def test_predictor_from_module_fast_equals_plain():
+  from enformer.hub import Predictor
+  model = small_random_model('attention')
+  x = np.eye(4, dtype=np.float32)[np.random.default_rng(4).integers(0, 4, size=(2, 2048 + 256))]
+  plain = Predictor.from_module(model, sequence_length=2048 + 256, model_sequence_length=2048)
+  quick = Predictor.from_module(model, sequence_length=2048 + 256, model_sequence_length=2048,
+                                fast=True)
+  expected, outputs = plain.predict_on_batch(x), quick.predict_on_batch(x)
+  for head in expected:
+    assert rel_error(outputs[head], expected[head]) <= 1e-5
