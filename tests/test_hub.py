@@ -139,18 +139,15 @@ def test_export_rejects_bad_crop(tiny_model, tmp_path):
 
 def test_load_reference_checkpoint_reproduces_io(reference_small_io):
   checkpoint = shared_path('reference', 'small', 'checkpoint')
-  predictor = load_model(str(checkpoint), sequence_length=SMALL_REFERENCE_LENGTH,
+  # The folder resolves to its prefix (the mismatch tests below load the folder form).
+  assert enformer_hub.checkpoint_prefix(str(checkpoint)) == str(checkpoint / 'enformer')
+  predictor = load_model(str(checkpoint / 'enformer'), sequence_length=SMALL_REFERENCE_LENGTH,
                          **SMALL_REFERENCE_CONFIG)
   assert 'enformer' in predictor.source and predictor.output_length == 896
   outputs = predictor.predict_on_batch(reference_small_io['one_hot'])
   for head in ('human', 'mouse'):
     assert_close(outputs[head][..., ::10], reference_small_io[f'{head}_every10th_track'], 1e-4)
     assert_close(outputs[head].mean(axis=1), reference_small_io[f'{head}_mean_over_bins'], 1e-4)
-  # The prefix form loads the same weights.
-  again = load_model(str(checkpoint / 'enformer'), sequence_length=SMALL_REFERENCE_LENGTH,
-                     **SMALL_REFERENCE_CONFIG)
-  for a, b in zip(again.model.variables, predictor.model.variables):
-    np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
 @pytest.mark.parametrize('override, expected', [
