@@ -1,0 +1,79 @@
+"""Training-step benchmark: seconds per step and peak memory (RSS) of `enformer.training`'s step.
+
+Runs the same distributed step `enformer train` uses (Poisson loss, all-reduce, clipping, Sonnet
+Adam) on random one-hot inputs, after one warm-up step that traces the function.
+
+  python benchmarks/train_step.py                       # tiny preset, 16,384 bp, batch 4
+  python benchmarks/train_step.py --preset paper --sequence-length 196608 --batch-size 1 --steps 2
+
+Prints: steps, median seconds per step, examples per second, peak RSS in GB (the process maximum,
+so it includes the model, optimizer state and activations kept for the backward pass).
+"""
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import time
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument('--preset', default='tiny')
+  parser.add_argument('--sequence-length', type=int, default=16_384)
+  parser.add_argument('--batch-size', type=int, default=4)
+  parser.add_argument('--steps', type=int, default=5, help='timed steps after the warm-up step')
+  parser.add_argument('--tracks', type=int, default=None,
+                      help='tracks of the human head (default: the preset heads)')
+  parser.add_argument('--model-arg', action='append', default=[], metavar='KEY=JSON')
+  args = parser.parse_args()
+
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  from enformer import presets  # pylint: disable=import-outside-toplevel
+  from enformer.training import step as step_lib  # pylint: disable=import-outside-toplevel
+
+  overrides = {k: json.loads(v) for k, v in (a.split('=', 1) for a in args.model_arg)}
+  if args.tracks:
+    overrides['heads'] = {'human': args.tracks}
+  model = presets.build_model(args.preset, **overrides)
+  model.build_variables()
+  strategy = tf.distribute.get_strategy()
+  optimizer = step_lib.Adam(learning_rate=tf.Variable(5e-4, trainable=False))
+  variables = list(model.trainable_variables)
+  optimizer.initialize(variables)
+  head = model.head_names[0]
+  train_step = step_lib.TrainStep(model, optimizer, variables, strategy, args.batch_size, 0.2)
+  length, bins = args.sequence_length, model.output_length(args.sequence_length)
+  rng = np.random.default_rng(0)
+  batch = {
+      'sequence': tf.constant(np.eye(4, dtype=np.float32)[
+          rng.integers(0, 4, (args.batch_size, length))]),
+      'target': tf.constant(rng.gamma(1.0, 1.0, (args.batch_size, bins,
+                                                 model.config['heads'][head])).astype(np.float32)),
+  }
+  began = time.perf_counter()
+  loss, _ = train_step.train(batch, head)
+  float(loss)
+  first = time.perf_counter() - began
+  times = []
+  for _ in range(args.steps):
+    began = time.perf_counter()
+    loss, _ = train_step.train(batch, head)
+    float(loss)
+    times.append(time.perf_counter() - began)
+  peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+  median = statistics.median(times)
+  parameters = sum(int(np.prod(v.shape)) for v in variables)
+  print(f'preset {args.preset} {overrides or ""}: {parameters / 1e6:.1f} M parameters, '
+        f'{length:,} bp, batch {args.batch_size}')
+  print(f'first step (tracing) {first:.1f} s; median of {args.steps} steps {median:.3f} s/step '
+        f'({args.batch_size / median:.2f} examples/s); peak RSS {peak_gb:.2f} GB')
+
+
+if __name__ == '__main__':
+  main()
