@@ -19,7 +19,7 @@ import json
 import os
 import posixpath
 import re
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
@@ -228,8 +228,16 @@ def _message(*parts) -> tf.Tensor:
   return tf.strings.join(strings)
 
 
-def _assert(condition: tf.Tensor, message: tf.Tensor) -> tf.Operation:
-  return tf.debugging.Assert(condition, [message], summarize=1)
+def _require(condition: tf.Tensor, message_fn: Callable[[], tf.Tensor]) -> tf.Tensor:
+  """Raises InvalidArgumentError with message_fn() when `condition` is false; returns a bool.
+
+  The message is only built on failure (inside the false branch), so checks cost little per record.
+  """
+  def fail():
+    with tf.control_dependencies([tf.debugging.Assert(condition, [message_fn()], summarize=1)]):
+      return tf.identity(condition)
+
+  return tf.cond(condition, lambda: tf.constant(True), fail)
 
 
 def _read_file(filename: tf.Tensor, expected: tf.Tensor) -> tf.data.Dataset:
@@ -242,16 +250,19 @@ def _read_file(filename: tf.Tensor, expected: tf.Tensor) -> tf.data.Dataset:
   records = records.map(lambda r: (tf.constant(False), r))
   end_marker = tf.data.Dataset.from_tensors((tf.constant(True), tf.constant(b'')))
 
+  def message(index):
+    problem = tf.where(index < expected,
+                       _message('; record ', index, ' is truncated or corrupted (DataLossError). '
+                                'Re-download or re-generate this file.'),
+                       _message('; the file has more records than the data set description says.'))
+    return _message('Bad data file ', filename, ': could read ', index,
+                    ' records but statistics.json expects ', expected, problem)
+
   def check(index, element):
     is_end = element[0]
-    message = _message(
-        'Bad data file ', filename, ': could read ', index, ' records but statistics.json expects ',
-        expected, '; record ', index, ' is truncated or corrupted (DataLossError). Re-download or '
-        're-generate this file.')
-    ok = tf.logical_or(tf.logical_not(is_end),
-                       tf.logical_or(expected < 0, tf.equal(index, expected)))
-    with tf.control_dependencies([_assert(ok, message)]):
-      return tf.logical_not(is_end)
+    ok = tf.logical_or(expected < 0, tf.equal(index, expected))
+    return tf.cond(is_end, lambda: tf.logical_not(_require(ok, lambda: message(index))),
+                   lambda: tf.constant(True))
 
   return (records.concatenate(end_marker).enumerate()
           .filter(check)
@@ -274,10 +285,10 @@ def _make_decoder(info: DatasetInfo, include_input_tracks: bool, check_values: b
   def size_check(filename, index, name, found, expected, shape):
     unit = 'values' if name == 'target' and legacy else 'bytes'
     source = 'the first record' if legacy else 'statistics.json'
-    message = _message('Bad record in ', filename, ': record ', index, f' has feature {name} of ',
-                       found, f' {unit}, expected {expected} ({shape} per {source}). The file does '
-                       'not match the data set description.')
-    return _assert(tf.equal(found, expected), message)
+    return _require(tf.equal(found, expected), lambda: _message(
+        'Bad record in ', filename, ': record ', index, f' has feature {name} of ', found,
+        f' {unit}, expected {expected} ({shape} per {source}). The file does not match the data '
+        'set description.'))
 
   def decode(filename, index, serialized):
     parsed = tf.io.parse_single_example(serialized, features)
@@ -312,11 +323,11 @@ def _make_decoder(info: DatasetInfo, include_input_tracks: bool, check_values: b
     if check_values:
       finite = tf.reduce_all(tf.math.is_finite(target))
       minimum = tf.reduce_min(target)
-      message = _message(
+      valid = _require(tf.logical_and(finite, minimum >= 0), lambda: _message(
           'Bad record in ', filename, ': record ', index, ' has a target with NaN/infinite or '
           'negative values (all finite: ', tf.where(finite, 'yes', 'no'), ', minimum ', minimum,
-          '); expected finite values ≥ 0. Fix the data or pass check_values=False.')
-      with tf.control_dependencies([_assert(tf.logical_and(finite, minimum >= 0), message)]):
+          '); expected finite values ≥ 0. Fix the data or pass check_values=False.'))
+      with tf.control_dependencies([valid]):
         target = tf.identity(target)
     return {'sequence': sequence, 'target': target}
 
