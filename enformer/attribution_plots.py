@@ -43,6 +43,9 @@ def plot_tracks_with_contributions(tracks: Mapping[str, np.ndarray],
                                    path: Optional[PathLike] = None) -> plt.Figure:
   """Predicted tracks above the pooled |contribution| scores, on the output bins (Fig. 2a style).
 
+  The panels are drawn by `enformer.plots.plot_tracks` (CAGE titles on log10(1 + x)); the
+  contribution panel is the last one, in red.
+
   Args:
     tracks: title → [T] values (e.g. predicted CAGE, on the output bins).
     pooled_contributions: [T] |gradient × input| pooled per bin (`pool_contributions`).
@@ -57,32 +60,28 @@ def plot_tracks_with_contributions(tracks: Mapping[str, np.ndarray],
   Returns:
     The matplotlib figure.
   """
+  import kipoiseq  # pylint: disable=g-import-not-at-top
+  from enformer import plots  # pylint: disable=g-import-not-at-top
   chrom, start, end = _interval_fields(interval)
   pooled = np.asarray(pooled_contributions, np.float64)
-  panels = [(title, np.asarray(values, np.float64)) for title, values in tracks.items()]
   if clip_quantile is not None and pooled.size:
     pooled = np.minimum(pooled, np.quantile(pooled, clip_quantile))
-  panels.append((contribution_label, pooled))
-  lengths = {len(values) for _, values in panels}
+  lengths = {len(values) for values in tracks.values()} | {len(pooled)}
   if len(lengths) != 1:
     raise ValueError(f'Tracks and pooled contributions must have the same number of bins, got '
                      f'{sorted(lengths)}. Pool with num_bins=<model output length>.')
-  num_bins = lengths.pop()
-  bin_size = (end - start) / max(num_bins, 1)
-  edges = start + bin_size * np.arange(num_bins + 1)
-  fig, axes = plt.subplots(len(panels), 1, figsize=(14, height * len(panels)), sharex=True,
-                           squeeze=False)
-  for index, (ax, (title, values)) in enumerate(zip(axes[:, 0], panels)):
-    color = 'C3' if index == len(panels) - 1 else f'C{index % 3}'
-    ax.stairs(values, edges, fill=True, color=color, linewidth=0)
-    ax.set_title(title, fontsize=10, loc='left')
-    for side in ('top', 'right', 'bottom'):
-      ax.spines[side].set_visible(False)
+  if contribution_label in tracks:
+    raise ValueError(f'A track is already titled {contribution_label!r}.')
+  fig = plots.plot_tracks({**tracks, contribution_label: pooled},
+                          kipoiseq.Interval(chrom, start, end), height=height, width=14)
+  axes = fig.axes
+  for collection in axes[-1].collections:
+    collection.set_color('C3')
+  bin_size = (end - start) / len(pooled)
+  for ax in axes:
     for b in highlight_bins or ():
       ax.axvspan(start + b * bin_size, start + (b + 1) * bin_size, color='0.92', zorder=0)
-  axes[-1, 0].set_xlim(start, end)
-  axes[-1, 0].set_xlabel(f'{chrom}:{start + 1:,}-{end:,}')
-  fig.tight_layout()
+  axes[-1].set_xlim(start, end)
   return _save(fig, path)
 
 

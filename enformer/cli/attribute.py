@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
   from enformer.io.bed import format_region, parse_region
   from enformer.io.bigwig import write_bigwig
   from enformer.io.fasta import FastaStringExtractor
-  from enformer.io.targets import is_cage, read_targets, select_tracks, track_labels
+  from enformer.io.targets import read_targets, select_tracks, track_labels
 
   if not os.path.exists(args.fasta):
     raise FileNotFoundError(f'--fasta {args.fasta} does not exist.')
@@ -137,12 +137,8 @@ def run(args: argparse.Namespace) -> int:
     blocks = [(chrom, result.start + w0, result.scores[w0:w1])]
   write_bigwig(bigwig_path, sizes, blocks, bin_size=1)
 
-  panels = {}
-  for i, label in enumerate(labels):
-    values = result.predictions[:, i]
-    cage = targets is not None and is_cage(label)
-    panels[f'{label} (track {result.tracks[i]})' + (' log10(1+x)' if cage else '')] = (
-        np.log10(1 + values) if cage else values)
+  panels = {f'{label} (track {index})': result.predictions[:, i]
+            for i, (index, label) in enumerate(zip(result.tracks, labels))}
   method_label = ('gradient × input' if args.method == 'grad' else
                   'ISM −mean Δ (window)')
   bins_interval = (chrom, result.bins_start, result.bins_end)
