@@ -33,6 +33,8 @@ _EXPORTS = {
     'VariantScorer': 'enformer.variants',
     'ScoreTransform': 'enformer.variants',
     'score_vcf': 'enformer.variants',
+    'contribution_input_grad': 'enformer.attribution',
+    'in_silico_mutagenesis': 'enformer.attribution',
 }
 
 __all__ = sorted(_EXPORTS)
