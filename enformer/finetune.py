@@ -26,17 +26,10 @@ import sonnet as snt
 import tensorflow as tf
 
 from enformer import hub
+from enformer.presets import FREEZE_CHOICES, FREEZE_HELP
 from enformer.enformer import Enformer
 
 VARIABLE_SUFFIX = '/.ATTRIBUTES/VARIABLE_VALUE'
-# What stays trainable for each `freeze` choice.
-FREEZE_CHOICES = ('trunk', 'heads-and-norms', 'none')
-FREEZE_HELP = {
-    'trunk': 'train only the heads (the whole trunk is frozen)',
-    'heads-and-norms': 'train the heads and the scale/offset of every LayerNorm and BatchNorm; '
-                       'freeze all other trunk weights',
-    'none': 'train everything',
-}
 _MAX_LISTED = 12
 
 
@@ -52,6 +45,8 @@ class RestoreReport:
     fresh_heads: heads left freshly initialised.
     unused: checkpoint variables of the model tree that were not used (paths without the
       `/.ATTRIBUTES/VARIABLE_VALUE` suffix), e.g. heads not in the model.
+    batch_norm_calibrated: every restored batch-norm moving average was updated at least once
+      (False for a never-trained checkpoint: freezing its statistics would not normalise).
   """
   checkpoint: str
   root: str
@@ -59,6 +54,7 @@ class RestoreReport:
   restored_heads: List[str]
   fresh_heads: List[str]
   unused: List[str]
+  batch_norm_calibrated: bool = True
 
   def summary(self) -> str:
     relative = [k[len(self.root) + 1:] for k in self.unused]
@@ -225,7 +221,10 @@ def restore_partial(model: Enformer,
   used = set(to_restore)
   unused = sorted(k[:-len(VARIABLE_SUFFIX)] for k in shapes
                   if k.startswith(f'{root}/') and k not in used)
+  counters = [k for k in model_trunk if k.endswith('/_counter' + VARIABLE_SUFFIX)]
+  calibrated = all(int(reader.get_tensor(k)) > 0 for k in counters)
   return RestoreReport(checkpoint=prefix, root=root, trunk_variables=len(model_trunk),
+                       batch_norm_calibrated=calibrated,
                        restored_heads=heads_to_restore,
                        fresh_heads=[h for h in model.head_names if h not in heads_to_restore],
                        unused=unused)
@@ -388,12 +387,18 @@ def fine_tune(config: Any = None,
   def build() -> Enformer:
     model, report = load_pretrained(prefix, heads, preset=preset, restore_heads=restore_heads,
                                     allow_unused_trunk=allow_unused_trunk, **model_args)
+    frozen_statistics = freeze != 'none' if batch_norm_frozen is None else batch_norm_frozen
+    if frozen_statistics and not report.batch_norm_calibrated:
+      raise ValueError(
+          f'The batch-norm statistics in {prefix} were never updated (moving-average counters '
+          'are 0), so frozen batch norm would not normalise and training would diverge. '
+          'Start from a trained checkpoint, or pass batch_norm_frozen=False '
+          '(--batch-norm-frozen false).')
     if strategy_lib.is_chief(tf.distribute.get_strategy()):
       tf.io.gfile.makedirs(config.run_dir)
       with tf.io.gfile.GFile(os.path.join(config.run_dir, 'finetune.json'), 'w') as f:
         json.dump(dict(dataclasses.asdict(report), freeze=freeze,
-                       batch_norm_frozen=freeze != 'none' if batch_norm_frozen is None
-                       else batch_norm_frozen), f, indent=1)
+                       batch_norm_frozen=frozen_statistics), f, indent=1)
       print(report.summary())
     return model
 

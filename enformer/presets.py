@@ -63,6 +63,16 @@ PRESETS: Dict[str, Preset] = {
 }
 
 
+# Fine-tuning selections (`enformer.finetune.trainable_variables`, `enformer train --freeze`):
+# what stays trainable for each choice. Kept here so the CLI lists them without TensorFlow.
+FREEZE_CHOICES = ('trunk', 'heads-and-norms', 'none')
+FREEZE_HELP = {
+    'trunk': 'train only the heads (the whole trunk is frozen)',
+    'heads-and-norms': 'train the heads and every LayerNorm/BatchNorm scale and offset',
+    'none': 'train everything',
+}
+
+
 def preset_names() -> List[str]:
   return list(PRESETS)
 

@@ -72,6 +72,25 @@ def register(subparsers) -> None:
   parser.add_argument('--model-arg', action='append', type=_key_value, metavar='KEY=VALUE',
                       help='Enformer constructor argument overriding the preset, JSON value '
                       '(e.g. channels=384, target_length=null)')
+  finetuning = parser.add_argument_group(
+      'fine-tuning (enformer.finetune)',
+      'Start from a full Enformer checkpoint. Architecture: its variable shapes < --preset (if\n'
+      'given) < --model-arg. Heads follow --data: new names start fresh, names the checkpoint\n'
+      'has (same track count) are restored. Missing, extra or differently shaped trunk\n'
+      'variables are refused. --freeze:\n' + '\n'.join(
+          f'  {k}: {v}' for k, v in presets.FREEZE_HELP.items()))
+  finetuning.add_argument('--init-from', metavar='CKPT',
+                          help='checkpoint prefix or folder to initialise the trunk from')
+  finetuning.add_argument('--freeze', choices=presets.FREEZE_CHOICES, default='trunk',
+                          help='what stays frozen with --init-from (default trunk)')
+  finetuning.add_argument('--batch-norm-frozen', type=_parse_bool, metavar='BOOL',
+                          help='normalise with moving statistics while training (default: true '
+                          'unless --freeze none)')
+  finetuning.add_argument('--no-restore-heads', action='store_true',
+                          help='start every head fresh, even those the checkpoint has')
+  finetuning.add_argument('--allow-unused-trunk', action='store_true',
+                          help='accept checkpoint trunk variables the model lacks (e.g. a '
+                          '5-layer model from the 11-layer one)')
   docs = _field_docs(TrainConfig)
   for field in dataclasses.fields(TrainConfig):
     if field.name in _SPECIAL:
@@ -128,7 +147,14 @@ def build_config(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
   from enformer.training import train  # pylint: disable=import-outside-toplevel
   config = build_config(args)
-  result = train(config)
+  if args.init_from:
+    from enformer.finetune import fine_tune  # pylint: disable=import-outside-toplevel
+    result = fine_tune(config, init_from=args.init_from, freeze=args.freeze,
+                       batch_norm_frozen=args.batch_norm_frozen,
+                       restore_heads=not args.no_restore_heads,
+                       allow_unused_trunk=args.allow_unused_trunk, preset=args.preset)
+  else:
+    result = train(config)
   print(f'Trained {result.step} steps ({result.strategy}) → {result.run_dir}')
   for record in result.validation[-len(config.data or [1]):]:
     nan = f', {record["nan_tracks"]} NaN tracks skipped' if record['nan_tracks'] else ''
