@@ -23,6 +23,7 @@ import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
+import sonnet as snt
 import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
@@ -169,6 +170,19 @@ def _build_model(config: config_lib.TrainConfig, model_fn):
   return presets.build_model(config.preset, **overrides)
 
 
+def build_variables(model, strategy: tf.distribute.Strategy) -> None:
+  """Creates the model's missing variables under `strategy` (call inside `strategy.scope()`).
+
+  Cross-replica batch norm only runs in a replica context, so the cheap build pass runs through
+  `strategy.run` (in a tf.function with eager variable creation on TPU, as Sonnet recommends).
+  """
+  if isinstance(strategy, tf.distribute.TPUStrategy):
+    tf.function(snt.distribute.create_variables_eagerly(
+        lambda: strategy.run(model.build_variables)))()
+  else:
+    strategy.run(model.build_variables)
+
+
 def _check_model_in_scope(model, strategy: tf.distribute.Strategy) -> None:
   if strategy.num_replicas_in_sync == 1 and not isinstance(
       strategy, tf.distribute.MultiWorkerMirroredStrategy):
@@ -250,7 +264,7 @@ def train(config: Union[config_lib.TrainConfig, Mapping[str, Any], None] = None,
   with strategy.scope():
     if model is None:
       model = _build_model(config, model_fn)
-    model.build_variables()  # Creates whatever is still missing (some variables exist early).
+    build_variables(model, strategy)
     _check_model_in_scope(model, strategy)
     learning_rate = tf.Variable(0.0, trainable=False, name='learning_rate')
     optimizer = step_lib.Adam(learning_rate=learning_rate, beta1=config.adam_beta1,
