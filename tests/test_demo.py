@@ -1,0 +1,119 @@
+"""`enformer demo --quick`: every promised file, the report's links, learning beats a baseline."""
+
+import re
+
+import h5py
+import matplotlib.image
+import numpy as np
+import pandas as pd
+import pytest
+
+from demo_artifacts import demo_results, quick_demo  # pylint: disable=unused-import
+from enformer import demo as demo_lib
+from enformer.cli import main
+
+STEPS = ('genome', 'data', 'train', 'export', 'evaluate', 'predict', 'attribute', 'variants')
+
+
+def test_every_promised_file_exists(quick_demo):
+  out = quick_demo
+  for organism in ('human', 'mouse'):
+    genome = out / 'genome' / organism
+    for name in ('genome.fa', 'genome.fa.fai', 'motif_sites.bed', 'targets.txt', 'track0.bw'):
+      assert (genome / name).stat().st_size > 0, genome / name
+    data = out / 'data' / organism
+    for name in ('statistics.json', 'sequences.bed', 'targets.txt'):
+      assert (data / name).exists(), data / name
+    for subset in ('train', 'valid', 'test'):
+      assert list((data / 'tfrecords').glob(f'{subset}-*.tfr')), (data, subset)
+  assert (out / 'train' / 'config.json').exists()
+  assert list((out / 'train' / 'checkpoints').glob('ckpt-*.index'))
+  assert (out / 'train' / 'best' / 'checkpoint' / 'model.index').exists()
+  assert (out / 'export' / 'enformer_model' / 'saved_model.pb').exists()
+  for name in ('pearson_human.tsv', 'pearson_mouse.tsv', 'pearson.png'):
+    assert (out / 'evaluate' / name).exists(), name
+  assert (out / 'predict' / 'predictions.h5').exists()
+  assert list((out / 'predict').glob('*.png')) and list((out / 'predict').glob('*.bw'))
+  for name in ('attribution.npz', 'grad_scores.bw', 'tracks.png', 'logo.png'):
+    assert (out / 'attribute' / name).exists(), name
+  for name in ('motif_variants.vcf', 'sad.h5', 'sad.tsv', 'transform.npz', 'sad_hit_vs_miss.png'):
+    assert (out / 'variants' / name).exists(), name
+  for png in out.rglob('*.png'):
+    image = matplotlib.image.imread(png)
+    assert image.shape[0] > 100 and image.shape[1] > 100 and image.std() > 0, png
+
+
+def test_report_links_every_file_and_plot(quick_demo):
+  out = quick_demo
+  report = (out / demo_lib.REPORT_FILE).read_text()
+  links = set(re.findall(r'href="([^"]+)"', report))
+  images = set(re.findall(r'src="([^"]+)"', report))
+  for link in links | images:
+    assert (out / link).exists(), f'broken link {link}'
+  files = [p.relative_to(out).as_posix() for p in out.rglob('*') if p.is_file()
+           and p.name not in (demo_lib.STATE_FILE, demo_lib.REPORT_FILE)]
+  unlinked = [f for f in files if f not in links]
+  assert not unlinked, f'files the report does not link: {unlinked[:10]}'
+  for png in out.rglob('*.png'):
+    assert png.relative_to(out).as_posix() in images, png
+  for text in ('Pearson R', 'shuffled', 'SAD', 'Timings', 'enrichment'):
+    assert text in report
+
+
+def test_learned_model_beats_shuffled_label_baseline(quick_demo):
+  for organism in ('human', 'mouse'):
+    table = pd.read_csv(quick_demo / 'evaluate' / f'pearson_{organism}.tsv', sep='\t')
+    learned, shuffled = table['pearson_r'].mean(), table['shuffled_pearson_r'].mean()
+    assert learned > shuffled + 0.3, (organism, learned, shuffled)
+    assert abs(shuffled) < 0.2, (organism, shuffled)
+
+
+def test_motif_destroying_variants_score_higher(quick_demo):
+  results = demo_results(quick_demo)['variants']
+  vcf = pd.read_csv(quick_demo / 'variants' / 'motif_variants.vcf', sep='\t', comment='#',
+                    header=None, names=['chrom', 'pos', 'id', 'ref', 'alt', 'qual', 'filter',
+                                        'info'])
+  with h5py.File(quick_demo / 'variants' / 'sad.h5', 'r') as f:
+    snp = [s.decode() for s in f['snp'][:]]
+    sad = f['SAD'][:].astype(np.float64)
+    assert f['SAR'].shape == sad.shape == (len(vcf), 4)
+    assert f['pos'].dtype == np.uint32
+  classes = dict(zip(vcf['id'], vcf['info'].str.extract(r'CLASS=(\w+)')[0]))
+  strength = np.abs(sad).max(axis=1)
+  hit = strength[[classes[s] == 'hit' for s in snp]]
+  miss = strength[[classes[s] == 'miss' for s in snp]]
+  assert len(hit) == len(miss) == demo_lib.QUICK.variants_per_class
+  assert hit.mean() > miss.mean()
+  assert results['hit_mean_abs_sad'] == pytest.approx(hit.mean(), rel=1e-3)
+
+
+def test_rerun_reuses_every_step(quick_demo):
+  lines = []
+  path = demo_lib.run_demo(quick_demo, quick=True, log=lines.append)
+  assert path == quick_demo / demo_lib.REPORT_FILE
+  reused = [line for line in lines if 'done before' in line]
+  assert len(reused) == len(STEPS), lines
+
+
+def test_refuses_other_settings_and_foreign_folders(quick_demo, tmp_path, capsys):
+  with pytest.raises(ValueError, match='other settings'):
+    demo_lib.run_demo(quick_demo, quick=False)
+  (tmp_path / 'notes.txt').write_text('mine')
+  assert main(['demo', '--out', str(tmp_path), '--quick']) == 2
+  assert 'not a demo folder' in capsys.readouterr().err
+  assert (tmp_path / 'notes.txt').exists()
+
+
+def test_motif_vcf_classes(quick_demo, tmp_path):
+  genome = quick_demo / 'genome' / 'human'
+  variants = demo_lib.write_motif_vcf(tmp_path / 'v.vcf', genome / 'genome.fa',
+                                      genome / 'motif_sites.bed', 'chr4', per_class=5, seed=1)
+  sites = pd.read_csv(genome / 'motif_sites.bed', sep='\t', header=None,
+                      names=['chrom', 'start', 'end', 'motif', 'score', 'strand'])
+  sites = sites[sites['chrom'] == 'chr4']
+  for row in variants.itertuples():
+    pos0 = row.pos - 1
+    inside = ((sites['start'] <= pos0) & (pos0 < sites['end'])).any()
+    distance = np.minimum(np.abs(sites['start'] - pos0), np.abs(sites['end'] - 1 - pos0)).min()
+    assert inside if row[6] == 'hit' else (not inside and distance >= 256), row
+    assert row.ref != row.alt
