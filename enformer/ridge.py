@@ -28,45 +28,41 @@ DEFAULT_ALPHAS = np.logspace(-3, 6, 19)
 TSS_BINS = 3  # Bins summed around the TSS bin: the TSS bin and one on each side.
 
 
-def tss_bin_sum(predictions: np.ndarray, tss_bins: Union[int, Sequence[int], np.ndarray],
-                width: int = TSS_BINS) -> np.ndarray:
-  """Sums `width` bins centred on each gene's TSS bin.
+def tss_bin_sum(predictions: np.ndarray,
+                tss_bins: Union[int, Sequence[int], np.ndarray]) -> np.ndarray:
+  """Sums the 3 bins centred on each gene's TSS bin (`enformer.training.evaluate.tss_features`).
 
   Args:
     predictions: [G, T, N] predicted tracks per gene (T bins), or [T, N] for one gene.
     tss_bins: index of the bin holding the TSS, one per gene ([G]) or one for all (int); for
-      windows centred on the TSS this is T // 2.
-    width: odd number of bins to sum (3: the TSS bin ± 1).
+      windows centred on the TSS this is T // 2. It must not be the first or last bin.
 
   Returns:
     [G, N] (or [N] for a [T, N] input) sums.
   """
+  from enformer.training import evaluate  # pylint: disable=import-outside-toplevel
   predictions = np.asarray(predictions)
   single = predictions.ndim == 2
   if single:
     predictions = predictions[np.newaxis]
   if predictions.ndim != 3:
     raise ValueError(f'predictions must be [genes, bins, tracks], got shape {predictions.shape}.')
-  if width < 1 or width % 2 == 0:
-    raise ValueError(f'width must be a positive odd number of bins, got {width}.')
   num_genes, num_bins, _ = predictions.shape
   centres = np.broadcast_to(np.asarray(tss_bins, dtype=np.int64), (num_genes,))
-  half = width // 2
-  if np.any(centres - half < 0) or np.any(centres + half >= num_bins):
+  half = TSS_BINS // 2
+  outside = (centres - half < 0) | (centres + half >= num_bins)
+  if np.any(outside):
     raise ValueError(
-        f'TSS bins {centres[(centres - half < 0) | (centres + half >= num_bins)][:5].tolist()} '
-        f'leave no room for {width} bins in {num_bins} output bins; predict windows centred on '
-        'the TSS (TSS bin = bins // 2).')
-  offsets = np.arange(-half, half + 1)
-  index = centres[:, np.newaxis] + offsets  # [G, width]
-  sums = np.take_along_axis(predictions, index[:, :, np.newaxis], axis=1).sum(axis=1)
+        f'TSS bins {centres[outside][:5].tolist()} leave no room for {TSS_BINS} bins in '
+        f'{num_bins} output bins; predict windows centred on the TSS (TSS bin = bins // 2).')
+  sums = np.stack([evaluate.tss_features(p, int(c)) for p, c in zip(predictions, centres)])
   return sums[0] if single else sums
 
 
-def tss_features(predictions: np.ndarray, tss_bins: Union[int, Sequence[int], np.ndarray],
-                 width: int = TSS_BINS) -> np.ndarray:
+def tss_features(predictions: np.ndarray,
+                 tss_bins: Union[int, Sequence[int], np.ndarray]) -> np.ndarray:
   """log1p of `tss_bin_sum`: the per-gene features before z-scoring, [G, N] float32."""
-  sums = tss_bin_sum(predictions, tss_bins, width)
+  sums = tss_bin_sum(predictions, tss_bins)
   if np.any(sums < 0):
     raise ValueError('Predicted tracks must be non-negative (softplus outputs) for log1p.')
   return np.log1p(sums).astype(np.float32)
