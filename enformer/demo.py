@@ -257,7 +257,7 @@ def _train_step(settings: DemoSettings, seed: int, data: Dict[str, Any]):
         resumed_from=result.resumed_from, strategy=result.strategy,
         validation=result.validation, best_step=best.get('step'), best_score=best.get('score'),
         best_checkpoint=best_prefix, model_config=config['model_config'],
-        final_losses={head: [loss for _, h, loss in result.losses if h == head][-1:]
+        final_losses={head: [record[2] for record in result.losses if record[1] == head][-1:]
                       for head in ORGANISMS})
     outputs = [step_dir / 'config.json', pathlib.Path(str(best_prefix) + '.index')]
     return _stringify(results), outputs
