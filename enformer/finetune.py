@@ -354,7 +354,7 @@ def fine_tune(config: Any = None,
   The model is built inside the training strategy's scope: architecture = checkpoint shapes
   (`infer_config`) < `preset` < `config.model_args`; heads = `model_args['heads']`, else one head
   per data source with its number of tracks (new names get fresh heads; names the checkpoint
-  has, with the same track count, are restored when `restore_heads`). Then the `freeze`
+  has are restored when `restore_heads` — another track count is a ValueError). Then the `freeze`
   selection is applied (`freeze_model`) and only those variables are trained. A run folder that
   already holds checkpoints resumes from them as usual (the restore here is then overwritten).
 

@@ -76,8 +76,9 @@ def register(subparsers) -> None:
       'fine-tuning (enformer.finetune)',
       'Start from a full Enformer checkpoint. Architecture: its variable shapes < --preset (if\n'
       'given) < --model-arg. Heads follow --data: new names start fresh, names the checkpoint\n'
-      'has (same track count) are restored. Missing, extra or differently shaped trunk\n'
-      'variables are refused. --freeze:\n' + '\n'.join(
+      'has are restored (another track count is an error: rename the head or pass\n'
+      '--no-restore-heads). Missing, extra or differently shaped trunk variables are refused.\n'
+      '--freeze:\n' + '\n'.join(
           f'  {k}: {v}' for k, v in presets.FREEZE_HELP.items()))
   finetuning.add_argument('--init-from', metavar='CKPT',
                           help='checkpoint prefix or folder to initialise the trunk from')
