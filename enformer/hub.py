@@ -220,8 +220,7 @@ def export_hub_module(model: Enformer, export_dir: str, sequence_length: int = H
     model_sequence_length = min(sequence_length, SEQUENCE_LENGTH)
   model.check_sequence_length(model_sequence_length)
   _check_crop(sequence_length, model_sequence_length)
-  if not model.variables:
-    model.build_variables()
+  model.build_variables()  # Variables created in __init__ alone do not make a built model.
   if tf.io.gfile.exists(os.path.join(export_dir, 'saved_model.pb')):
     raise FileExistsError(f'{export_dir} already holds a SavedModel; choose a new folder.')
   root = tf.Module()
