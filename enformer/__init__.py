@@ -5,6 +5,7 @@ until a name that needs it is used.
 """
 
 import importlib
+import importlib.util
 from typing import Any
 
 __version__ = '0.1.0'
@@ -34,6 +35,7 @@ _EXPORTS = {
     'load_model': 'enformer.hub',
     'export_hub_module': 'enformer.hub',
     'Predictor': 'enformer.hub',
+    'compile_forward': 'enformer.fast',
     'VariantScorer': 'enformer.variants',
     'ScoreTransform': 'enformer.variants',
     'score_vcf': 'enformer.variants',
@@ -47,6 +49,8 @@ __all__ = sorted(_EXPORTS)
 def __getattr__(name: str) -> Any:
   if name in _EXPORTS:
     return getattr(importlib.import_module(_EXPORTS[name]), name)
+  if importlib.util.find_spec(f'{__name__}.{name}') is not None:  # e.g. enformer.attribution
+    return importlib.import_module(f'{__name__}.{name}')
   raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
 
 

@@ -108,7 +108,7 @@ def infer_config(checkpoint: Union[str, os.PathLike]) -> Dict[str, Any]:
   target_length, which has no variables).
   """
   shapes = _shape_map(hub.checkpoint_prefix(checkpoint))
-  return hub.infer_config(shapes, hub._checkpoint_root(shapes))  # pylint: disable=protected-access
+  return hub.infer_config(shapes, hub.checkpoint_root(shapes))
 
 
 def _describe(keys: Sequence[str], shapes: Mapping[str, Sequence[int]]) -> str:
@@ -154,7 +154,7 @@ def restore_partial(model: Enformer,
   """
   prefix = hub.checkpoint_prefix(checkpoint)
   shapes = _shape_map(prefix)
-  root = hub._checkpoint_root(shapes)  # pylint: disable=protected-access
+  root = hub.checkpoint_root(shapes)
   model.build_variables()
   variables = checkpoint_variables(model, root)
   model_shapes = {key: list(var.shape) for key, var in variables.items()}
@@ -327,7 +327,7 @@ def _heads_for_training(config, train_data) -> Optional[Dict[str, int]]:
   """Heads implied by the training data: {head: number of target tracks}."""
   if config.data:
     from enformer.training import loop  # pylint: disable=import-outside-toplevel
-    return loop._heads_from_data(config)  # pylint: disable=protected-access
+    return loop.heads_from_data(config)
   if train_data:
     heads = {}
     for head, source in train_data.items():

@@ -281,7 +281,7 @@ def model_variable_shapes(model: Enformer, root: str = 'module') -> Dict[str, Tu
   return shapes
 
 
-def _checkpoint_root(shape_map: Mapping[str, List[int]]) -> str:
+def checkpoint_root(shape_map: Mapping[str, List[int]]) -> str:
   """Name the model was saved under (`module` for DeepMind's; e.g. `model` for others)."""
   roots = sorted({k[:-len('/' + _STEM_CONV + _VARIABLE_SUFFIX)] for k in shape_map
                   if k.endswith('/' + _STEM_CONV + _VARIABLE_SUFFIX)})
@@ -337,7 +337,7 @@ def verify_checkpoint(model: Enformer, prefix: str) -> str:
       each) and the configuration the checkpoint fits.
   """
   shape_map = tf.train.load_checkpoint(prefix).get_variable_to_shape_map()
-  root = _checkpoint_root(shape_map)
+  root = checkpoint_root(shape_map)
   stored = {k: tuple(v) for k, v in shape_map.items()
             if k.startswith(root + '/') and not _is_optimizer_key(k)}
   expected = model_variable_shapes(model, root)

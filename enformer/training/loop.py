@@ -114,7 +114,7 @@ def _data_sources(config: config_lib.TrainConfig, subset: str, training: bool
   return sources
 
 
-def _heads_from_data(config: config_lib.TrainConfig) -> Dict[str, int]:
+def heads_from_data(config: config_lib.TrainConfig) -> Dict[str, int]:
   from enformer.data import basenji  # pylint: disable=import-outside-toplevel
   return {head: basenji.load_info(basenji.resolve_path(path), config.data_layout).num_targets
           for head, path in config.data.items()}
@@ -166,7 +166,7 @@ def _build_model(config: config_lib.TrainConfig, model_fn):
     if not config.data:
       raise ValueError('Say which heads the model has: give data (head → folder) or '
                        "model_args={'heads': {...}}.")
-    overrides['heads'] = _heads_from_data(config)
+    overrides['heads'] = heads_from_data(config)
   return presets.build_model(config.preset, **overrides)
 
 
