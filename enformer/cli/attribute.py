@@ -2,6 +2,8 @@
 
 import argparse
 
+from enformer.cli.predict import add_model_config_arguments, model_config_from_args
+
 
 def register(subparsers) -> None:
   parser = subparsers.add_parser(
@@ -19,11 +21,6 @@ def register(subparsers) -> None:
       'chr11:5,225,000-5,230,000 --tracks 4828,5111 --bins 447-449 --method grad --out attr/')
   parser.add_argument('--model', required=True,
                       help='TF-Hub handle/URL, SavedModel folder, or Sonnet checkpoint')
-  parser.add_argument('--model-config', default=None,
-                      help='checkpoints only: JSON of Enformer arguments, e.g. '
-                      '\'{"channels": 384, "num_heads": 4}\' (default: the published model)')
-  parser.add_argument('--sequence-length', type=int, default=None,
-                      help='checkpoints only: input length in bp (default 196608)')
   parser.add_argument('--fasta', required=True, help='reference genome FASTA (indexed or indexable)')
   parser.add_argument('--region', required=True,
                       help='chrom:start-end (1-based inclusive); resized to the input length')
@@ -47,6 +44,7 @@ def register(subparsers) -> None:
                       help='ISM: mutant sequences per forward pass (default 8)')
   parser.add_argument('--out', required=True, help='output folder')
   parser.add_argument('--quiet', action='store_true', help='no progress bar')
+  add_model_config_arguments(parser)
   parser.set_defaults(func=run)
 
 
@@ -66,7 +64,6 @@ def _track_selectors(text: str):
 
 
 def run(args: argparse.Namespace) -> int:
-  import json
   import os
 
   import numpy as np
@@ -84,9 +81,7 @@ def run(args: argparse.Namespace) -> int:
     raise ValueError(f'--batch-size must be >= 1, got {args.batch_size}.')
   region = parse_region(args.region)
   window_region = parse_region(args.window) if args.window else None
-  config = json.loads(args.model_config) if args.model_config else {}
-  if not isinstance(config, dict):
-    raise ValueError('--model-config must be a JSON object of Enformer arguments.')
+  config = model_config_from_args(args)
   targets = read_targets(args.targets) if args.targets else None
   os.makedirs(args.out, exist_ok=True)
 

@@ -1,6 +1,7 @@
 """`enformer predict`: predict genomic regions from a FASTA with a TF-Hub module, SavedModel or checkpoint."""
 
 import argparse
+import json
 
 DESCRIPTION = """Predict genomic tracks for regions of a genome.
 
@@ -67,11 +68,17 @@ def add_model_config_arguments(parser: argparse.ArgumentParser) -> None:
                      help='output heads, default human=5313 mouse=1643.')
   group.add_argument('--sequence-length', type=int,
                      help='input length in bp of the model (default 196,608).')
+  group.add_argument('--model-config', metavar='JSON',
+                     help='any Enformer arguments as a JSON object, e.g. \'{"channels": 384, '
+                     '"final_pointwise": false}\'; the flags above take precedence.')
 
 
 def model_config_from_args(args: argparse.Namespace) -> dict:
   """Enformer constructor arguments given on the command line (only those set)."""
-  config = {}
+  config = json.loads(args.model_config) if getattr(args, 'model_config', None) else {}
+  if not isinstance(config, dict):
+    raise ValueError('--model-config must be a JSON object of Enformer arguments, e.g. '
+                     '\'{"channels": 384, "num_heads": 4}\'.')
   for key in ('channels', 'num_transformer_layers', 'num_heads', 'pooling_type'):
     if getattr(args, key, None) is not None:
       config[key] = getattr(args, key)
