@@ -5,7 +5,8 @@ random 196,608 bp sequence with `is_training=True` and checks the output shapes 
 (1, 896, 1643); then checks that the model built by that forward pass holds exactly DeepMind's
 checkpoint variable tree (skipped when ../shared is absent).
 
-It takes about two minutes on 2 CPU cores (one full-size forward pass is ~80 s) and ~6 GB of memory.
+It takes up to about two minutes on 2 CPU cores (measured on the project's 2-core machine: 19 s
+alone, 56 s while other jobs loaded it) and peaks at 4.7 GB of memory.
 """
 
 import os
