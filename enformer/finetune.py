@@ -16,7 +16,6 @@ tree: `module/_trunk/...`, `module/_heads/<name>/...`), so the root object may b
 (DeepMind, `enformer.hub`) or anything else (e.g. a training run's `tf.train.Checkpoint(model=...)`).
 """
 
-import collections
 import dataclasses
 import os
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
@@ -67,32 +66,6 @@ class RestoreReport:
     if unused_trunk:
       text += f'; {len(unused_trunk)} checkpoint trunk variables not used (allow_unused_trunk)'
     return text + '.'
-
-
-def checkpoint_variables(module: tf.Module, root: str = 'module') -> Dict[str, tf.Variable]:
-  """Maps each variable of `module` to its key in `tf.train.Checkpoint(**{root: module})`.
-
-  Keys are object paths as TensorFlow writes them (breadth-first, first path wins), e.g.
-  'module/_trunk/_layers/0/_layers/0/w/.ATTRIBUTES/VARIABLE_VALUE'. Variables must exist
-  (call `model.build_variables()` first).
-  """
-  checkpoint_root = tf.train.Checkpoint(**{root: module})
-  view = tf.train.TrackableView(checkpoint_root)
-  queue = collections.deque([(checkpoint_root, '')])
-  seen = {id(checkpoint_root)}
-  variables = {}
-  while queue:
-    obj, path = queue.popleft()
-    for name, child in view.children(obj).items():
-      if id(child) in seen:
-        continue
-      seen.add(id(child))
-      child_path = f'{path}/{name}' if path else name
-      if isinstance(child, tf.Variable):
-        variables[child_path + VARIABLE_SUFFIX] = child
-      else:
-        queue.append((child, child_path))
-  return variables
 
 
 def _shape_map(prefix: str) -> Dict[str, List[int]]:
@@ -156,7 +129,7 @@ def restore_partial(model: Enformer,
   shapes = _shape_map(prefix)
   root = hub.checkpoint_root(shapes)
   model.build_variables()
-  variables = checkpoint_variables(model, root)
+  variables = hub.checkpoint_variables(model, root)
   model_shapes = {key: list(var.shape) for key, var in variables.items()}
   model_config = {k: dict(v) if k == 'heads' else v for k, v in model.config.items()
                   if k != 'target_length'}

@@ -14,6 +14,7 @@ silently leaves random weights: the error lists the offending names and shapes a
 configuration the checkpoint was written for.
 """
 
+import collections
 import json
 import os
 import re
@@ -264,21 +265,36 @@ def _is_optimizer_key(key: str) -> bool:
       key == '_CHECKPOINTABLE_OBJECT_GRAPH')
 
 
+def checkpoint_variables(module: tf.Module, root: str = 'module') -> Dict[str, tf.Variable]:
+  """Maps each variable of `module` to its key in `tf.train.Checkpoint(**{root: module})`.
+
+  Keys are object paths as TensorFlow writes them (breadth-first, first path wins), e.g.
+  'module/_trunk/_layers/0/_layers/0/w/.ATTRIBUTES/VARIABLE_VALUE'. Variables must exist
+  (call `model.build_variables()` first).
+  """
+  checkpoint_root = tf.train.Checkpoint(**{root: module})
+  view = tf.train.TrackableView(checkpoint_root)
+  queue = collections.deque([(checkpoint_root, '')])
+  seen = {id(checkpoint_root)}
+  variables = {}
+  while queue:
+    obj, path = queue.popleft()
+    for name, child in view.children(obj).items():
+      if id(child) in seen:
+        continue
+      seen.add(id(child))
+      child_path = f'{path}/{name}' if path else name
+      if isinstance(child, tf.Variable):
+        variables[child_path + _VARIABLE_SUFFIX] = child
+      else:
+        queue.append((child, child_path))
+  return variables
+
+
 def model_variable_shapes(model: Enformer, root: str = 'module') -> Dict[str, Tuple[int, ...]]:
   """Checkpoint key → shape of every variable of `tf.train.Checkpoint(**{root: model})`."""
-  checkpoint = tf.train.Checkpoint(**{root: model})
-  view = tf.train.TrackableView(checkpoint)
-  shapes: Dict[str, Tuple[int, ...]] = {}
-
-  def walk(obj, path: str) -> None:
-    if isinstance(obj, tf.Variable):
-      shapes[path + _VARIABLE_SUFFIX] = tuple(obj.shape.as_list())
-      return
-    for name, child in view.children(obj).items():
-      walk(child, f'{path}/{name}' if path else name)
-
-  walk(checkpoint, '')
-  return shapes
+  return {key: tuple(variable.shape.as_list())
+          for key, variable in checkpoint_variables(model, root).items()}
 
 
 def checkpoint_root(shape_map: Mapping[str, List[int]]) -> str:

@@ -7,7 +7,7 @@ import pytest
 import sonnet as snt
 import tensorflow as tf
 
-from enformer import Enformer, finetune
+from enformer import Enformer, finetune, hub
 from enformer.training import step as step_lib
 
 TRUNK = dict(channels=384, num_heads=4, num_transformer_layers=1, target_length=None)
@@ -151,7 +151,7 @@ def test_restore_deepmind_reference_into_new_heads(reference_small_dir):
   model, report = finetune.load_pretrained(prefix, heads={'human': 5313, 'atac': 16})
   assert report.restored_heads == ['human'] and report.fresh_heads == ['atac']
   reader = tf.train.load_checkpoint(prefix)
-  keys = finetune.checkpoint_variables(model)
+  keys = hub.checkpoint_variables(model)
   for key, var in keys.items():
     if '/_heads/atac/' not in key:
       np.testing.assert_array_equal(var.numpy(), reader.get_tensor(key))
