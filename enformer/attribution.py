@@ -7,7 +7,15 @@ Every method explains one scalar *target*: the prediction of a head, weighted by
 
     target(x) = sum(prediction(x)[T, N] * mask) / sum(mask)
 
-Shapes: B = batch, L = input length in bp, T = output bins, N = tracks, W = window length in bp.
+Shapes: B = batch, L = input length in bp, T = output bins, N = tracks, W = window length in bp,
+C = input channels: 4 one-hot (A, C, G, T) + E extra per-base tracks (e.g. conservation) for a
+model built with `input_channels = 4 + E`.
+
+Models with extra input channels: every method takes the full [L, 4 + E] input. Gradient × input
+scores sum over the 4 nucleotide channels only (the contribution of the bases); the extra channels'
+gradient × input is returned separately by `extra_channel_contributions` ([L, E]) and stored in
+`IntervalAttribution.extra_scores`. ISM substitutes bases in the 4 nucleotide channels and keeps
+the extra channels as they are.
 """
 
 import dataclasses
@@ -23,6 +31,7 @@ from enformer.enformer import BIN_SIZE, Enformer
 Reduction = str  # 'mean' (colab) or 'sum'.
 REDUCTIONS = ('mean', 'sum')
 BASES = 'ACGT'
+NUM_NUCLEOTIDES = len(BASES)
 
 
 # --------------------------------------------------------------------------- model adaptation
@@ -43,7 +52,7 @@ def _unwrap(model) -> Tuple[object, Optional[int]]:
 
 
 def _forward_fn(model, head: str) -> Callable[[tf.Tensor], tf.Tensor]:
-  """Returns f(x [B, L, 4] float32) → predictions of `head` [B, T, N] that gradients flow through.
+  """Returns f(x [B, L, C] float32) → predictions of `head` [B, T, N] that gradients flow through.
 
   Accepts an `Enformer` module, an object with a `.model` attribute (the package's Predictor or a
   `hub.load(...)` root, whose `.model` has `predict_on_batch`), or anything with a differentiable
@@ -84,7 +93,7 @@ def _forward_fn(model, head: str) -> Callable[[tf.Tensor], tf.Tensor]:
 
 @dataclasses.dataclass
 class _CompiledFunctions:
-  gradient_times_input: Callable
+  gradient_times_input: Callable  # [B, L, C], [T, N] → [B, L, C] gradient × input per channel.
   target_score: Callable
 
 
@@ -110,7 +119,7 @@ def _compiled(model, head: str, reduction: Reduction, x: tf.Tensor,
   forward = _forward_fn(model, head)
 
   def target_score(x: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
-    """[B, L, 4], [T, N] → [B]: the masked target of each sequence."""
+    """[B, L, C], [T, N] → [B]: the masked target of each sequence."""
     prediction = tf.cast(forward(x), tf.float32)  # [B, T, N]
     if prediction.shape[1] is not None and (
         prediction.shape[1] != mask.shape[0] or prediction.shape[2] != mask.shape[1]):
@@ -125,7 +134,7 @@ def _compiled(model, head: str, reduction: Reduction, x: tf.Tensor,
     return score
 
   def gradient_times_input(x: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
-    """[B, L, 4], [T, N] → [B, L]: d target / d x · x, summed over the 4 channels."""
+    """[B, L, C], [T, N] → [B, L, C]: d target / d x · x for every channel."""
     with tf.GradientTape() as tape:
       tape.watch(x)
       # Inference mode: sequences are independent, so the gradient of the batch sum is the
@@ -136,7 +145,7 @@ def _compiled(model, head: str, reduction: Reduction, x: tf.Tensor,
       raise ValueError('No gradient flows from the model output to its input; attribution '
                        'needs a differentiable model (a SavedModel exported without gradients '
                        'cannot be used — load the checkpoint instead).')
-    return tf.reduce_sum(gradient * x, axis=-1)
+    return gradient * x
 
   signature = [tf.TensorSpec([None, length, channels], tf.float32),
                tf.TensorSpec(mask_shape, tf.float32)]
@@ -152,12 +161,13 @@ def _compiled(model, head: str, reduction: Reduction, x: tf.Tensor,
 
 
 def _as_batch(sequence_one_hot) -> Tuple[tf.Tensor, bool]:
-  """[L, 4] or [B, L, 4] (any numeric / bool dtype) → (float32 [B, L, 4], had_batch_axis)."""
+  """[L, C] or [B, L, C] (any numeric / bool dtype) → (float32 [B, L, C], had_batch_axis)."""
   x = np.asarray(sequence_one_hot) if not tf.is_tensor(sequence_one_hot) else sequence_one_hot
   rank = len(x.shape)
-  if rank not in (2, 3):
-    raise ValueError(f'sequence_one_hot must be [L, 4] or [B, L, 4], got shape {tuple(x.shape)}. '
-                     'Encode sequences with enformer.one_hot_encode.')
+  if rank not in (2, 3) or x.shape[-1] < NUM_NUCLEOTIDES:
+    raise ValueError(f'sequence_one_hot must be [L, C] or [B, L, C] with C = 4 one-hot channels '
+                     f'(+ extra input tracks), got shape {tuple(x.shape)}. Encode sequences with '
+                     'enformer.one_hot_encode.')
   x = tf.cast(tf.convert_to_tensor(x), tf.float32)
   return (x if rank == 3 else x[tf.newaxis]), rank == 3
 
@@ -230,13 +240,16 @@ def contribution_input_grad(model,
                             reduction: Reduction = 'mean') -> np.ndarray:
   """Gradient × input contribution score of every base (the usage colab's method).
 
-  score[l] = sum_c x[l, c] · d target / d x[l, c], with target = sum(prediction × mask)
-  (divided by sum(mask) when `reduction='mean'`, the colab's normalisation).
+  score[l] = sum_c x[l, c] · d target / d x[l, c] over the 4 nucleotide channels c, with
+  target = sum(prediction × mask) (divided by sum(mask) when `reduction='mean'`, the colab's
+  normalisation). Extra input channels (C > 4) are fed to the model but not summed; see
+  `extra_channel_contributions`.
 
   Args:
     model: an `Enformer` module, a Predictor (its `.model` is used), or a TF-Hub / SavedModel
       object whose `.model.predict_on_batch` is differentiable.
-    sequence_one_hot: [L, 4] or [B, L, 4] one-hot sequence(s).
+    sequence_one_hot: [L, C] or [B, L, C] model input(s): one-hot sequence (C = 4), followed
+      by the extra per-base tracks of a model with more input channels.
     target_mask: [T, N] weights of the head's prediction (T output bins, N tracks); see
       `target_mask(...)`.
     head: output head, e.g. 'human' or 'mouse'.
@@ -245,10 +258,34 @@ def contribution_input_grad(model,
   Returns:
     float32 numpy [L] (or [B, L] for a batch): the contribution of each base.
   """
+  per_channel = _gradient_times_input(model, sequence_one_hot, target_mask, head, reduction)
+  return per_channel[..., :NUM_NUCLEOTIDES].sum(-1)
+
+
+def extra_channel_contributions(model,
+                                sequence_one_hot,
+                                target_mask,
+                                head: str = 'human',
+                                reduction: Reduction = 'mean') -> np.ndarray:
+  """Gradient × input of the extra input channels (C > 4, e.g. conservation), per position.
+
+  extra[l, e] = x[l, 4 + e] · d target / d x[l, 4 + e]; arguments as for
+  `contribution_input_grad`.
+
+  Returns:
+    float32 numpy [L, E] (or [B, L, E]); E = C − 4 (0 columns for a one-hot-only model).
+  """
+  per_channel = _gradient_times_input(model, sequence_one_hot, target_mask, head, reduction)
+  return per_channel[..., NUM_NUCLEOTIDES:]
+
+
+def _gradient_times_input(model, sequence_one_hot, target_mask, head: str,
+                          reduction: Reduction) -> np.ndarray:
+  """x · d target / d x for every input channel: [L, C] (or [B, L, C]) float32 numpy."""
   x, batched = _as_batch(sequence_one_hot)
   mask = _as_mask(target_mask)
-  scores = _compiled(model, head, reduction, x, mask).gradient_times_input(x, mask).numpy()
-  return scores if batched else scores[0]
+  per_channel = _compiled(model, head, reduction, x, mask).gradient_times_input(x, mask).numpy()
+  return per_channel if batched else per_channel[0]
 
 
 def pool_contributions(scores: np.ndarray,
@@ -295,7 +332,7 @@ def target_prediction(model,
                       reduction: Reduction = 'mean') -> np.ndarray:
   """The scalar target explained by the attribution methods: sum(prediction × mask) (/ sum(mask)).
 
-  Returns a float [B] for [B, L, 4] inputs, a float for [L, 4].
+  Returns a float [B] for [B, L, C] inputs, a float for [L, C].
   """
   x, batched = _as_batch(sequence_one_hot)
   mask = _as_mask(target_mask)
@@ -328,10 +365,11 @@ def in_silico_mutagenesis(model,
   Each base of the window is replaced by each of the other three bases (one mutant sequence per
   substitution, evaluated in batches of `batch_size`), and the masked target is compared with the
   reference sequence's: ism[i, b] = target(x with base b at window_start + i) − target(x).
+  Only the 4 nucleotide channels are mutated; extra input channels keep their values.
 
   Args:
     model: as for `contribution_input_grad`.
-    sequence_one_hot: [L, 4] one-hot sequence (or [1, L, 4]).
+    sequence_one_hot: [L, C] model input (or [1, L, C]): one-hot sequence + extra tracks.
     target_mask: [T, N] weights of the head's prediction; see `target_mask(...)`.
     window: (start, end) positions within the sequence (0-based, end exclusive); default the
       whole sequence (3·L forward passes — choose a window for long inputs).
@@ -350,14 +388,14 @@ def in_silico_mutagenesis(model,
                      'loop over the sequences.')
   if batch_size < 1:
     raise ValueError(f'batch_size must be >= 1, got {batch_size}.')
-  reference = x[0].numpy()  # [L, 4]
+  reference = x[0].numpy()  # [L, C]
   start, end = _check_window(window, reference.shape[0])
   mask = _as_mask(target_mask)
   target_score = _compiled(model, head, reduction, x, mask).target_score
   reference_score = float(target_score(x, mask).numpy()[0])
 
   # Every (position, base) that differs from the reference.
-  positions, bases = np.nonzero(reference[start:end] != 1.0)
+  positions, bases = np.nonzero(reference[start:end, :NUM_NUCLEOTIDES] != 1.0)
   identity = np.eye(4, dtype=np.float32)
   ism = np.zeros((end - start, 4), np.float32)
   from tqdm.auto import tqdm  # Light import; only needed here.
@@ -367,8 +405,8 @@ def in_silico_mutagenesis(model,
       batch_bases = bases[first:first + batch_size]
       count = len(batch_positions)
       # Pad the last batch to a full one, so every call has the same shape (no retracing).
-      mutants = np.repeat(reference[np.newaxis], batch_size, axis=0)  # [batch, L, 4]
-      mutants[np.arange(count), start + batch_positions] = identity[batch_bases]
+      mutants = np.repeat(reference[np.newaxis], batch_size, axis=0)  # [batch, L, C]
+      mutants[np.arange(count), start + batch_positions, :NUM_NUCLEOTIDES] = identity[batch_bases]
       scores = target_score(tf.constant(mutants), mask).numpy()[:count]
       ism[batch_positions, batch_bases] = scores - reference_score
       bar.update(count)
@@ -378,8 +416,11 @@ def in_silico_mutagenesis(model,
 # --------------------------------------------------------------------------- logo matrices
 
 def contribution_logo_matrix(sequence_one_hot: np.ndarray, scores: np.ndarray) -> np.ndarray:
-  """[W, 4] matrix for a sequence logo of gradient × input: the reference base carries its score."""
-  one_hot = np.asarray(sequence_one_hot, np.float32)
+  """[W, 4] matrix for a sequence logo of gradient × input: the reference base carries its score.
+
+  `sequence_one_hot` is [W, 4] or a [W, 4 + E] model input (only the one-hot part is used).
+  """
+  one_hot = np.asarray(sequence_one_hot, np.float32)[:, :NUM_NUCLEOTIDES]
   return one_hot * np.asarray(scores, np.float32)[:, np.newaxis]
 
 
@@ -387,8 +428,9 @@ def ism_logo_matrix(sequence_one_hot: np.ndarray, ism: np.ndarray) -> np.ndarray
   """[W, 4] logo matrix of ISM: the reference base carries −(mean Δ of its 3 substitutions).
 
   A base whose mutation lowers the target gets a positive letter, as in gradient × input.
+  `sequence_one_hot` is [W, 4] or a [W, 4 + E] model input (only the one-hot part is used).
   """
-  one_hot = np.asarray(sequence_one_hot, np.float32)
+  one_hot = np.asarray(sequence_one_hot, np.float32)[:, :NUM_NUCLEOTIDES]
   ism = np.asarray(ism, np.float32)
   return one_hot * (-ism.sum(axis=1, keepdims=True) / 3.0)
 
@@ -491,7 +533,7 @@ def enhancer_gene_link_scores(model,
 
   Args:
     model: as for `contribution_input_grad`.
-    sequence_one_hot: [L, 4] model input around the gene.
+    sequence_one_hot: [L, C] model input around the gene (one-hot + extra tracks when C > 4).
     sequence_chrom, sequence_start: genomic location of the input (0-based start).
     tss: 0-based genomic position of the gene's TSS; its bin ± `flank_bins` form the target.
     enhancers: candidate enhancers (see `enhancer_link_scores`).
@@ -505,7 +547,7 @@ def enhancer_gene_link_scores(model,
   """
   x, _ = _as_batch(sequence_one_hot)
   length = int(x.shape[1])
-  num_bins, num_tracks = output_shape(model, length, head)
+  num_bins, num_tracks = output_shape(model, length, head, input_channels=int(x.shape[2]))
   bins = tss_bins(num_bins, sequence_start, length, tss, flank_bins)
   mask = target_mask(num_bins, num_tracks, bins, tracks)
   contributions = contribution_input_grad(model, x, mask, head)[0]
@@ -513,11 +555,13 @@ def enhancer_gene_link_scores(model,
                                              enhancers, window=window, tss=tss)
 
 
-def output_shape(model, sequence_length: int, head: str = 'human') -> Tuple[int, int]:
+def output_shape(model, sequence_length: int, head: str = 'human',
+                 input_channels: Optional[int] = None) -> Tuple[int, int]:
   """(bins, tracks) that `head` predicts for inputs of `sequence_length` bp.
 
   Read from the configuration of an `Enformer` (no computation); other models (SavedModels) are
-  run once on an all-N sequence.
+  run once on an all-zero input of `input_channels` channels (default the model's
+  `input_channels` attribute, e.g. a Predictor's, else 4).
   """
   inner, crop_length = _unwrap(model)
   if isinstance(inner, Enformer):
@@ -525,7 +569,10 @@ def output_shape(model, sequence_length: int, head: str = 'human') -> Tuple[int,
       raise ValueError(f'Unknown head {head!r}; this model has heads {inner.head_names}.')
     length = min(int(sequence_length), crop_length or int(sequence_length))
     return inner.output_length(length), int(inner.config['heads'][head])
-  prediction = _forward_fn(model, head)(tf.zeros([1, int(sequence_length), 4], tf.float32))
+  if input_channels is None:
+    input_channels = int(getattr(model, 'input_channels', NUM_NUCLEOTIDES))
+  prediction = _forward_fn(model, head)(
+      tf.zeros([1, int(sequence_length), int(input_channels)], tf.float32))
   return int(prediction.shape[1]), int(prediction.shape[2])
 
 
@@ -546,7 +593,9 @@ class IntervalAttribution:
     pooled: [T] mean |scores| per output bin.
     window: (start, end) of the ISM / logo window within the input (0-based, end exclusive).
     ism: [W, 4] Δ target per substitution (ISM only).
-    sequence_one_hot: [L, 4] the input.
+    sequence_one_hot: [L, 4] the one-hot part of the input.
+    extra_inputs: [L, E] the extra input channels (E = 0 for a one-hot-only model).
+    extra_scores: [L, E] gradient × input of the extra channels ('grad' only; None for ISM).
   """
   chrom: str
   start: int
@@ -562,6 +611,8 @@ class IntervalAttribution:
   window: Tuple[int, int]
   sequence_one_hot: np.ndarray
   ism: Optional[np.ndarray] = None
+  extra_inputs: Optional[np.ndarray] = None
+  extra_scores: Optional[np.ndarray] = None
 
   @property
   def bin_size(self) -> int:
@@ -588,7 +639,7 @@ def attribute_interval(model,
 
   Args:
     model: as for `contribution_input_grad` (an Enformer, a Predictor, a hub object).
-    sequence_one_hot: [L, 4] model input.
+    sequence_one_hot: [L, C] model input (one-hot, then the extra tracks when C > 4).
     chrom, start: genomic location of the input (0-based start).
     tracks, bins: indices (or '4828,5111' / '447-449' strings) of the head's tracks and output
       bins forming the target.
@@ -606,18 +657,22 @@ def attribute_interval(model,
     raise ValueError(f"method must be 'grad' (gradient × input) or 'ism', got {method!r}.")
   x, batched = _as_batch(sequence_one_hot)
   if batched and x.shape[0] != 1:
-    raise ValueError('attribute_interval explains one sequence; pass [L, 4].')
-  one_hot = x[0].numpy()
-  length = one_hot.shape[0]
-  num_bins, num_tracks = output_shape(model, length, head)
+    raise ValueError('attribute_interval explains one sequence; pass [L, C].')
+  model_input = x[0].numpy()  # [L, C]
+  one_hot, extra_inputs = model_input[:, :NUM_NUCLEOTIDES], model_input[:, NUM_NUCLEOTIDES:]
+  length = model_input.shape[0]
+  num_bins, num_tracks = output_shape(model, length, head, input_channels=model_input.shape[1])
   mask = target_mask(num_bins, num_tracks, bins, tracks)
   tracks = sorted(set(np.nonzero(mask.any(0))[0].tolist()))
   bins = sorted(set(np.nonzero(mask.any(1))[0].tolist()))
   bins_offset = (length - num_bins * BIN_SIZE) // 2
   predictions = tf.cast(_forward_fn(model, head)(x), tf.float32).numpy()[0][:, tracks]
 
+  extra_scores = None
   if method == 'grad':
-    scores = contribution_input_grad(model, one_hot, mask, head, reduction)
+    per_channel = _gradient_times_input(model, model_input, mask, head, reduction)  # [L, C]
+    scores = per_channel[:, :NUM_NUCLEOTIDES].sum(-1)
+    extra_scores = per_channel[:, NUM_NUCLEOTIDES:]
     if window is None:
       top = int(np.argmax(np.abs(scores)))
       first = int(np.clip(top - 50, 0, max(length - 100, 0)))
@@ -628,7 +683,7 @@ def attribute_interval(model,
     if window is None:
       window = (bins_offset + bins[0] * BIN_SIZE, bins_offset + (bins[-1] + 1) * BIN_SIZE)
     window = _check_window(window, length)
-    ism = in_silico_mutagenesis(model, one_hot, mask, window, head, reduction, batch_size,
+    ism = in_silico_mutagenesis(model, model_input, mask, window, head, reduction, batch_size,
                                 progress)
     scores = np.zeros(length, np.float32)
     scores[window[0]:window[1]] = ism_logo_matrix(one_hot[window[0]:window[1]], ism).sum(1)
@@ -636,4 +691,5 @@ def attribute_interval(model,
       chrom=chrom, start=int(start), end=int(start) + length,
       bins_start=int(start) + bins_offset, head=head, tracks=tracks, bins=bins, method=method,
       predictions=predictions, scores=scores, pooled=pool_contributions(scores, num_bins),
-      window=window, sequence_one_hot=one_hot, ism=ism)
+      window=window, sequence_one_hot=one_hot, ism=ism, extra_inputs=extra_inputs,
+      extra_scores=extra_scores)

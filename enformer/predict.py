@@ -9,6 +9,13 @@ browsers, and PNGs of chosen tracks (`enformer.plots.plot_tracks`).
     with FastaStringExtractor('hg38.fa') as fasta:
       result = predict_region(predictor, fasta, parse_region('chr11:5,225,001-5,230,000'))
     result.values  # [896, 5313]; result.bin_starts: genomic start of each bin.
+
+Models with extra input channels (`Enformer(input_channels=4 + E)`, e.g. one-hot + conservation)
+take E per-base bigWig tracks (`extra_tracks=[...]`, `enformer predict --extra-track FILE.bw`, in
+channel order). They are read over the same N-padded input interval and encoded exactly as
+`enformer.data.generate` stores them for training: raw per-base values, missing data and positions
+past the chromosome ends = 0, clipped to ±65,504 and rounded to float16; concatenated after the 4
+one-hot channels ([L, 4 + E]).
 """
 
 import dataclasses
@@ -21,6 +28,7 @@ import numpy as np
 import tqdm
 
 from enformer.enformer import BIN_SIZE, HEADS
+from enformer.data.generate import FLOAT16_MAX
 from enformer.io import bigwig as bigwig_io
 from enformer.io.fasta import FastaStringExtractor
 from enformer.io.targets import is_cage, track_identifiers, track_labels
@@ -77,6 +85,56 @@ def default_tracks(num_tracks: int) -> List[int]:
   return list(range(min(4, num_tracks)))
 
 
+NUM_NUCLEOTIDES = 4
+
+
+def check_extra_tracks(input_channels: int, extra_tracks: Sequence[str]) -> None:
+  """Raises ValueError unless a model with `input_channels` takes 4 one-hot + len(extra_tracks).
+
+  Also checks that every extra track file exists (FileNotFoundError).
+  """
+  expected = int(input_channels) - NUM_NUCLEOTIDES
+  if expected < 0:
+    raise ValueError(f'The model takes {input_channels} input channels; at least the 4 one-hot '
+                     'channels are needed.')
+  if expected != len(extra_tracks):
+    fix = (f'pass {expected} --extra-track bigWig{"s" if expected != 1 else ""} (extra_tracks=[...])'
+           ' in channel order' if expected else 'pass no --extra-track (extra_tracks=())')
+    raise ValueError(f'The model expects {input_channels} input channels (4 one-hot + {expected} '
+                     f'extra) but {len(extra_tracks)} extra track(s) were given: {fix}.')
+  for path in extra_tracks:
+    if not os.path.exists(os.fspath(path)):
+      raise FileNotFoundError(f'Extra input track bigWig {path} does not exist.')
+
+
+def read_extra_tracks(extra_tracks: Sequence[str], interval: kipoiseq.Interval) -> np.ndarray:
+  """Per-base extra input channels over `interval`: [width, E] float32 (E = len(extra_tracks)).
+
+  Encoded as the training data stores them (enformer.data.generate): raw bigWig values, missing
+  data and positions outside the chromosome = 0, clipped to ±65,504, rounded to float16. The chr
+  prefix is resolved ('chr1' ↔ '1'); a chromosome absent from a bigWig raises ValueError.
+  """
+  width = interval.end - interval.start
+  columns = [bigwig_io.read_bigwig_bins(path, interval.chrom, interval.start, interval.end,
+                                        bin_size=1) for path in extra_tracks]
+  values = np.stack(columns, axis=1) if columns else np.zeros((width, 0), np.float32)
+  return np.clip(values, -FLOAT16_MAX, FLOAT16_MAX).astype(np.float16).astype(np.float32)
+
+
+def model_inputs(extractor: FastaStringExtractor, intervals: Sequence[kipoiseq.Interval],
+                 extra_tracks: Sequence[str] = ()) -> np.ndarray:
+  """Model inputs of equal-width intervals: [B, width, 4 + E] float32.
+
+  One-hot sequence (N-padded past chromosome ends, N = all-zero row) followed by the E extra
+  per-base tracks (see `read_extra_tracks`).
+  """
+  x = extractor.extract_batch(intervals)  # [B, width, 4]
+  if not extra_tracks:
+    return x
+  extra = np.stack([read_extra_tracks(extra_tracks, interval) for interval in intervals])
+  return np.concatenate([x, extra], axis=-1)
+
+
 def _check_head(predictor, head: str) -> int:
   if head not in predictor.heads:
     raise ValueError(f'Unknown head {head!r}; the model has heads {sorted(predictor.heads)}.')
@@ -89,7 +147,8 @@ def iter_predictions(predictor,
                      head: str = 'human',
                      tracks: Optional[Sequence[int]] = None,
                      batch_size: int = 1,
-                     progress: bool = True) -> Iterator[RegionPrediction]:
+                     progress: bool = True,
+                     extra_tracks: Sequence[str] = ()) -> Iterator[RegionPrediction]:
   """Predicts regions in batches, yielding one RegionPrediction per region in order.
 
   Args:
@@ -100,8 +159,12 @@ def iter_predictions(predictor,
     tracks: track indices to keep (default all tracks of the head).
     batch_size: regions per model call.
     progress: show a tqdm progress bar.
+    extra_tracks: per-base bigWigs of the extra input channels of a model with
+      `input_channels = 4 + len(extra_tracks)`, in channel order (see `read_extra_tracks`).
   """
   num_tracks = _check_head(predictor, head)
+  extra_tracks = list(extra_tracks)
+  check_extra_tracks(predictor.input_channels, extra_tracks)
   track_list = list(range(num_tracks)) if tracks is None else [int(t) for t in tracks]
   bad = [t for t in track_list if not 0 <= t < num_tracks]
   if bad:
@@ -120,7 +183,7 @@ def iter_predictions(predictor,
         resolved = kipoiseq.Interval(chrom, region.start, region.end, name=region.name,
                                      strand=region.strand)
         batch.append((resolved, input_interval(resolved, predictor.sequence_length)))
-      x = extractor.extract_batch([model_input for _, model_input in batch])
+      x = model_inputs(extractor, [model_input for _, model_input in batch], extra_tracks)
       outputs = predictor.predict_on_batch(x)[head][..., track_list]  # [B, bins, tracks]
       for (region, model_input), values in zip(batch, outputs):
         yield RegionPrediction(region, model_input,
@@ -130,9 +193,11 @@ def iter_predictions(predictor,
 
 
 def predict_region(predictor, extractor: FastaStringExtractor, region: kipoiseq.Interval,
-                   head: str = 'human', tracks: Optional[Sequence[int]] = None) -> RegionPrediction:
+                   head: str = 'human', tracks: Optional[Sequence[int]] = None,
+                   extra_tracks: Sequence[str] = ()) -> RegionPrediction:
   """Predictions for one region (see iter_predictions)."""
-  return next(iter_predictions(predictor, extractor, [region], head, tracks, progress=False))
+  return next(iter_predictions(predictor, extractor, [region], head, tracks, progress=False,
+                               extra_tracks=extra_tracks))
 
 
 # --------------------------------------------------------------------------- files
@@ -269,7 +334,8 @@ def predict_to_files(predictor,
                      bedgraph: bool = False,
                      max_plots: int = 10,
                      observed: Optional[Mapping[int, str]] = None,
-                     progress: bool = True) -> Dict[str, object]:
+                     progress: bool = True,
+                     extra_tracks: Sequence[str] = ()) -> Dict[str, object]:
   """Predicts regions and writes predictions, browser tracks and PNGs into `out_dir`.
 
   Args:
@@ -288,6 +354,7 @@ def predict_to_files(predictor,
     max_plots: PNGs for the first `max_plots` regions.
     observed: track index → observed bigWig path, drawn under the prediction with log2 Pearson r.
     progress: tqdm progress bar.
+    extra_tracks: per-base bigWigs of a model's extra input channels (see `iter_predictions`).
 
   Returns:
     Summary: paths written ('predictions', 'bigwig', 'bedgraph', 'plots') and counts.
@@ -307,6 +374,8 @@ def predict_to_files(predictor,
     raise ValueError(f'Tracks {missing} are plotted but not among the predicted tracks.')
   plot_tracks = list(plot_tracks)
   observed = dict(observed or {})
+  extra_tracks = list(extra_tracks)
+  check_extra_tracks(predictor.input_channels, extra_tracks)  # Before any file is written.
   os.makedirs(out_dir, exist_ok=True)
   written: Dict[str, object] = dict(plots=[], bigwig=[], bedgraph=[])
   with FastaStringExtractor(fasta_file) as extractor:
@@ -319,7 +388,7 @@ def predict_to_files(predictor,
     plotted = plot_tracks[:MAX_PLOTTED_TRACKS]
     try:
       for i, prediction in enumerate(iter_predictions(predictor, extractor, regions, head, stored,
-                                                      batch_size, progress)):
+                                                      batch_size, progress, extra_tracks)):
         writer.add(prediction)
         for track, column in zip(plot_tracks, columns):
           blocks[track].append((prediction.region.chrom, prediction.output_interval.start,

@@ -2,7 +2,7 @@
 
 import argparse
 
-from enformer.cli.predict import add_model_config_arguments, model_config_from_args
+from enformer.cli.predict import add_extra_track_argument, add_model_config_arguments
 
 
 def register(subparsers) -> None:
@@ -16,7 +16,11 @@ def register(subparsers) -> None:
           'ism: every base to each alternative, Δ of the mean masked prediction). The region is '
           "resized around its centre to the model's input length. Writes attribution.npz, a "
           'bigWig of per-base scores, tracks.png (predictions + pooled |scores| per bin) and '
-          'logo.png (sequence logo of the window; ISM adds a Δ heatmap).'),
+          'logo.png (sequence logo of the window; ISM adds a Δ heatmap). Models with extra input '
+          'channels (e.g. one-hot + conservation) take --extra-track bigWigs as `enformer '
+          'predict` does; gradient × input scores the bases (4 one-hot channels) and the extra '
+          'channels\' gradient × input is saved separately (extra_scores in attribution.npz); ISM '
+          'mutates bases only and keeps the extra channels.'),
       epilog='Example: enformer attribute --model enformer_ckpt --fasta hg38.fa --region '
       'chr11:5,225,000-5,230,000 --tracks 4828,5111 --bins 447-449 --method grad --out attr/')
   parser.add_argument('--model', required=True,
@@ -44,6 +48,7 @@ def register(subparsers) -> None:
                       help='ISM: mutant sequences per forward pass (default 8)')
   parser.add_argument('--out', required=True, help='output folder')
   parser.add_argument('--quiet', action='store_true', help='no progress bar')
+  add_extra_track_argument(parser)
   add_model_config_arguments(parser)
   parser.set_defaults(func=run)
 
@@ -69,11 +74,12 @@ def run(args: argparse.Namespace) -> int:
   import numpy as np
 
   from enformer import attribution, attribution_plots
-  from enformer.hub import load_model
+  from enformer.cli.predict import load_predictor
   from enformer.io.bed import format_region, parse_region
   from enformer.io.bigwig import write_bigwig
   from enformer.io.fasta import FastaStringExtractor
   from enformer.io.targets import read_targets, select_tracks, track_labels
+  from enformer.predict import model_inputs
 
   if not os.path.exists(args.fasta):
     raise FileNotFoundError(f'--fasta {args.fasta} does not exist.')
@@ -81,11 +87,10 @@ def run(args: argparse.Namespace) -> int:
     raise ValueError(f'--batch-size must be >= 1, got {args.batch_size}.')
   region = parse_region(args.region)
   window_region = parse_region(args.window) if args.window else None
-  config = model_config_from_args(args)
   targets = read_targets(args.targets) if args.targets else None
   os.makedirs(args.out, exist_ok=True)
 
-  predictor = load_model(args.model, sequence_length=args.sequence_length, **config)
+  predictor = load_predictor(args)
   if args.head not in predictor.heads:
     raise ValueError(f'--head {args.head!r} is not a head of this model: {list(predictor.heads)}.')
   num_tracks = predictor.heads[args.head]
@@ -97,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
   extractor = FastaStringExtractor(args.fasta)
   chrom = extractor.resolve_chromosome(region.chrom)
   interval = region.resize(predictor.sequence_length)
-  one_hot = extractor.extract_one_hot(interval)
+  model_input = model_inputs(extractor, [interval], args.extra_track)[0]  # [L, 4 + E]
+  one_hot = model_input[:, :4]
   window = None
   if window_region is not None:
     if extractor.resolve_chromosome(window_region.chrom) != chrom or not (
@@ -108,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     window = (window_region.start - interval.start, window_region.end - interval.start)
 
   result = attribution.attribute_interval(
-      predictor, one_hot, chrom, interval.start, tracks, bins, head=args.head,
+      predictor, model_input, chrom, interval.start, tracks, bins, head=args.head,
       method=args.method, window=window, reduction=args.reduction, batch_size=args.batch_size,
       progress=not args.quiet)
 
@@ -121,6 +127,10 @@ def run(args: argparse.Namespace) -> int:
       head=args.head, sequence_index=np.where(one_hot.any(1), one_hot.argmax(1), 4).astype(np.int8))
   if result.ism is not None:
     arrays['ism'] = result.ism
+  if args.extra_track:
+    arrays.update(extra_inputs=result.extra_inputs, extra_tracks=np.asarray(args.extra_track))
+    if result.extra_scores is not None:
+      arrays['extra_scores'] = result.extra_scores
   np.savez_compressed(os.path.join(args.out, 'attribution.npz'), **arrays)
 
   bigwig_path = os.path.join(args.out, f'{args.method}_scores.bw')

@@ -12,11 +12,20 @@ chromosome ends is N-padded) and predicted. Writes to --out:
   <head>_<track>_<id>.bw     bigWig per chosen track (chromosome sizes from the FASTA index)
   <head>_<track>_<id>.bedGraph  with --bedgraph
   NNNN_<region>.png          the chosen tracks (CAGE on log10(1+x)); --observed adds measured tracks
+                             with the Pearson r of log2(1+x)
+
+Models with extra input channels (input_channels = 4 + E, e.g. one-hot + conservation) take E
+--extra-track bigWigs in channel order: raw per-base values over the same N-padded input interval,
+missing data and positions past chromosome ends = 0, rounded to float16 (as `enformer make-dataset
+--input-track` stores them for training). For a checkpoint, input_channels defaults to 4 + E.
 
 Examples:
   enformer predict --model https://tfhub.dev/deepmind/enformer/1 --fasta hg38.fa \\
       --region chr11:5,225,001-5,230,000 --targets targets_human.txt --tracks CAGE:K562 41 --out out/
   enformer predict --model exported_model/ --fasta hg38.fa --bed promoters.bed --batch-size 2 --out out/
+  enformer predict --model runs/atac/checkpoints --model-config '{"heads": {"atac": 16}}' \
+      --fasta hg38.fa --region chr1:1,000,001-1,100,000 --extra-track phyloP.bw \
+      --observed 0=atac_observed.bw --out out/   # fine-tuned one-hot + conservation model
 """
 
 
@@ -51,8 +60,38 @@ def register(subparsers) -> None:
                       help='observed coverage to draw under a predicted track, e.g. '
                       '4799=keratinocyte_cage.bw (the track is an index, identifier or '
                       'description substring matching one track).')
+  add_extra_track_argument(parser)
   add_model_config_arguments(parser)
   parser.set_defaults(func=run)
+
+
+def add_extra_track_argument(parser: argparse.ArgumentParser) -> None:
+  """--extra-track FILE.bw (repeatable): per-base inputs of a model's extra input channels."""
+  parser.add_argument('--extra-track', action='append', default=[], metavar='BIGWIG',
+                      help='per-base bigWig of an extra input channel (e.g. conservation), '
+                      'repeatable in channel order, for models with input_channels = 4 + the '
+                      'number given; missing values count as 0.')
+
+
+def load_predictor(args: argparse.Namespace):
+  """The Predictor of --model with the config flags, checked against --extra-track.
+
+  A checkpoint without an explicit input_channels is built with 4 + len(--extra-track) channels.
+  """
+  import os
+  import tensorflow as tf
+  from enformer.hub import load_model
+  from enformer.predict import check_extra_tracks
+
+  config = model_config_from_args(args)
+  extra_tracks = list(getattr(args, 'extra_track', None) or [])
+  is_saved_model = args.model.startswith(('http://', 'https://')) or tf.io.gfile.exists(
+      os.path.join(args.model, 'saved_model.pb'))
+  if extra_tracks and 'input_channels' not in config and not is_saved_model:
+    config['input_channels'] = 4 + len(extra_tracks)
+  predictor = load_model(args.model, sequence_length=args.sequence_length, **config)
+  check_extra_tracks(predictor.input_channels, extra_tracks)
+  return predictor
 
 
 def add_model_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,6 +101,9 @@ def add_model_config_arguments(parser: argparse.ArgumentParser) -> None:
   group.add_argument('--num-transformer-layers', type=int, help='default 11.')
   group.add_argument('--num-heads', type=int, help='attention heads, default 8.')
   group.add_argument('--pooling-type', choices=('attention', 'max'), help='default attention.')
+  group.add_argument('--input-channels', type=int,
+                     help='input depth: 4 one-hot + extra tracks (default 4, or 4 + the number '
+                     'of --extra-track).')
   group.add_argument('--target-length', type=int,
                      help='output bins (default 896; 0 keeps all L/128 bins).')
   group.add_argument('--model-heads', nargs='+', metavar='NAME=TRACKS',
@@ -79,7 +121,7 @@ def model_config_from_args(args: argparse.Namespace) -> dict:
   if not isinstance(config, dict):
     raise ValueError('--model-config must be a JSON object of Enformer arguments, e.g. '
                      '\'{"channels": 384, "num_heads": 4}\'.')
-  for key in ('channels', 'num_transformer_layers', 'num_heads', 'pooling_type'):
+  for key in ('channels', 'num_transformer_layers', 'num_heads', 'pooling_type', 'input_channels'):
     if getattr(args, key, None) is not None:
       config[key] = getattr(args, key)
   if getattr(args, 'target_length', None) is not None:
@@ -106,7 +148,6 @@ def _resolve_track(spec: str, targets, num_tracks: int) -> int:
 
 def run(args: argparse.Namespace) -> int:
   import os
-  from enformer.hub import load_model
   from enformer.io.bed import parse_region, read_bed
   from enformer.io.targets import read_targets, select_tracks
   from enformer.predict import predict_to_files
@@ -115,8 +156,7 @@ def run(args: argparse.Namespace) -> int:
     raise FileNotFoundError(f'FASTA file {args.fasta} does not exist.')
   regions = read_bed(args.bed) if args.bed else [parse_region(r) for r in args.region]
   targets = read_targets(args.targets) if args.targets else None
-  config = model_config_from_args(args)
-  predictor = load_model(args.model, sequence_length=args.sequence_length, **config)
+  predictor = load_predictor(args)
   if args.head not in predictor.heads:
     raise ValueError(f'--head {args.head!r} is not a head of the model: {sorted(predictor.heads)}.')
   num_tracks = predictor.heads[args.head]
@@ -141,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
       predictor, args.fasta, regions, args.out, head=args.head, tracks=tracks,
       plot_tracks=plot_tracks, targets=targets, batch_size=args.batch_size,
       output_format=args.format, bigwig=not args.no_bigwig, bedgraph=args.bedgraph,
-      max_plots=args.max_plots, observed=observed)
+      max_plots=args.max_plots, observed=observed, extra_tracks=args.extra_track)
   print(f'Predictions: {summary["predictions"]} ({summary["regions"]} regions × '
         f'{predictor.output_length} bins × {summary["tracks"]} tracks)')
   for key in ('bigwig', 'bedgraph', 'plots'):
