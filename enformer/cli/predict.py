@@ -17,7 +17,7 @@ chromosome ends is N-padded) and predicted. Writes to --out:
 Models with extra input channels (input_channels = 4 + E, e.g. one-hot + conservation) take E
 --extra-track bigWigs in channel order: raw per-base values over the same N-padded input interval,
 missing data and positions past chromosome ends = 0, rounded to float16 (as `enformer make-dataset
---input-track` stores them for training). For a checkpoint, input_channels defaults to 4 + E.
+--input-track` stores them for training). A checkpoint's input_channels is read from the checkpoint.
 
 Examples:
   enformer predict --model https://tfhub.dev/deepmind/enformer/1 --fasta hg38.fa \\
@@ -76,19 +76,26 @@ def add_extra_track_argument(parser: argparse.ArgumentParser) -> None:
 def load_predictor(args: argparse.Namespace):
   """The Predictor of --model with the config flags, checked against --extra-track.
 
-  A checkpoint without an explicit input_channels is built with 4 + len(--extra-track) channels.
+  A checkpoint's input_channels is read from its stem convolution unless given, so a model with
+  extra input channels needs no config flag for them, and a wrong number of --extra-track is
+  reported before the model is built.
   """
-  import os
   import tensorflow as tf
-  from enformer.hub import load_model
+  from enformer.hub import checkpoint_prefix, checkpoint_root, infer_config, load_model
   from enformer.predict import check_extra_tracks
 
   config = model_config_from_args(args)
   extra_tracks = list(getattr(args, 'extra_track', None) or [])
-  is_saved_model = args.model.startswith(('http://', 'https://')) or tf.io.gfile.exists(
-      os.path.join(args.model, 'saved_model.pb'))
-  if extra_tracks and 'input_channels' not in config and not is_saved_model:
-    config['input_channels'] = 4 + len(extra_tracks)
+  if 'input_channels' not in config and not args.model.startswith(('http://', 'https://')):
+    try:
+      shape_map = tf.train.load_checkpoint(
+          checkpoint_prefix(args.model)).get_variable_to_shape_map()
+      config['input_channels'] = infer_config(shape_map,
+                                              checkpoint_root(shape_map))['input_channels']
+    except (FileNotFoundError, ValueError, tf.errors.OpError):
+      pass  # Not a checkpoint of this model (a SavedModel, or an error load_model explains).
+  if 'input_channels' in config:
+    check_extra_tracks(config['input_channels'], extra_tracks)
   predictor = load_model(args.model, sequence_length=args.sequence_length, **config)
   check_extra_tracks(predictor.input_channels, extra_tracks)
   return predictor
@@ -102,8 +109,8 @@ def add_model_config_arguments(parser: argparse.ArgumentParser) -> None:
   group.add_argument('--num-heads', type=int, help='attention heads, default 8.')
   group.add_argument('--pooling-type', choices=('attention', 'max'), help='default attention.')
   group.add_argument('--input-channels', type=int,
-                     help='input depth: 4 one-hot + extra tracks (default 4, or 4 + the number '
-                     'of --extra-track).')
+                     help='input depth: 4 one-hot + extra tracks (default: read from the '
+                     'checkpoint).')
   group.add_argument('--target-length', type=int,
                      help='output bins (default 896; 0 keeps all L/128 bins).')
   group.add_argument('--model-heads', nargs='+', metavar='NAME=TRACKS',
