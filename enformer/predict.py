@@ -209,11 +209,13 @@ class PredictionWriter:
     predictions [R, bins, T] float32; bin_start [R, bins] int64 (0-based genomic start of each
     bin, bins are `bin_size` bp); chrom, name [R] str; region_start, region_end, input_start,
     input_end [R] int64; track_index [T] int; track_identifier, track_description [T] str.
-    Attributes (HDF5 attrs; npz: arrays): head, bin_size, sequence_length, model.
+    Attributes (HDF5 attrs; npz: arrays): head, bin_size, sequence_length, model, extra_tracks
+    (';'-separated bigWigs of the model's extra input channels, '' for a one-hot-only model).
   """
 
   def __init__(self, path: str, num_regions: int, num_bins: int, track_indices: Sequence[int],
-               targets=None, head: str = 'human', sequence_length: int = 0, model: str = ''):
+               targets=None, head: str = 'human', sequence_length: int = 0, model: str = '',
+               extra_tracks: Sequence[str] = ()):
     self.path = path
     self.format = 'npz' if path.endswith('.npz') else 'h5'
     self._count = 0
@@ -222,7 +224,8 @@ class PredictionWriter:
         track_index=np.asarray(track_indices, dtype=np.int64),
         track_identifier=np.asarray(track_identifiers(targets, track_indices), dtype=object),
         track_description=np.asarray(track_labels(targets, track_indices), dtype=object))
-    self._attrs = dict(head=head, bin_size=BIN_SIZE, sequence_length=sequence_length, model=model)
+    self._attrs = dict(head=head, bin_size=BIN_SIZE, sequence_length=sequence_length, model=model,
+                       extra_tracks=';'.join(os.fspath(t) for t in extra_tracks))
     self._rows: Dict[str, list] = {k: [] for k in ('chrom', 'name', 'region_start', 'region_end',
                                                    'input_start', 'input_end')}
     shape = (num_regions, num_bins, len(track_indices))
@@ -277,8 +280,9 @@ def read_predictions(path: str) -> Dict[str, object]:
   if path.endswith('.npz'):
     with np.load(path, allow_pickle=False) as data:
       result = {k: data[k] for k in data.files}
-    for key in ('head', 'model', 'bin_size', 'sequence_length', 'complete'):
-      result[key] = result[key].item()
+    for key in ('head', 'model', 'bin_size', 'sequence_length', 'complete', 'extra_tracks'):
+      if key in result:  # extra_tracks: absent from files written before it existed.
+        result[key] = result[key].item()
     return result
   with h5py.File(path, 'r') as handle:
     result = {}
@@ -382,7 +386,8 @@ def predict_to_files(predictor,
     chrom_sizes = extractor.chromosome_sizes
     predictions_path = os.path.join(out_dir, f'predictions.{output_format}')
     writer = PredictionWriter(predictions_path, len(regions), predictor.output_length, stored,
-                              targets, head, predictor.sequence_length, predictor.source)
+                              targets, head, predictor.sequence_length, predictor.source,
+                              extra_tracks)
     blocks: Dict[int, list] = {t: [] for t in plot_tracks}
     columns = [stored.index(t) for t in plot_tracks]
     plotted = plot_tracks[:MAX_PLOTTED_TRACKS]

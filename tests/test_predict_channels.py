@@ -145,6 +145,7 @@ def test_cli_predict_extra_track(model, checkpoint, files, tmp_path, capsys):
   result = outputs['conservation']
   assert result['predictions'].shape == (1, BINS, 2)
   assert result['input_start'][0] == 2_452 and result['input_end'][0] == 2_452 + LENGTH
+  assert result['extra_tracks'] == files['conservation']
   # The exact input (one-hot + conservation, N-padded past chr1's end) reaches the model.
   x = expected_input(files['fasta'], files['conservation'], 'chr1', 2_452, 2_452 + LENGTH)
   direct = model(x[np.newaxis], is_training=False)['atac'].numpy()[0]
