@@ -107,10 +107,11 @@ def test_model_inputs_match_the_training_data(files, tmp_path):
   out = str(tmp_path / 'data')
   targets = pd.DataFrame({'index': [0], 'identifier': ['obs'], 'file': [files['observed']],
                           'description': ['observed']})
-  generate_dataset(out, files['fasta'], targets, seq_length=LENGTH, chroms=['chr2'], valid_chroms=(), test_chroms=(),
+  generate_dataset(out, files['fasta'], targets, seq_length=LENGTH, chroms=['chr2'],
+                   valid_chroms=(), test_chroms=(),
                    input_tracks={'conservation': files['conservation']}, progress=False)
   records = list(get_dataset(out, 'train', include_input_tracks=True, deterministic=True,
-                                 prefetch=None))
+                             prefetch=None))
   assert len(records) == 2
   with FastaStringExtractor(files['fasta']) as extractor:
     intervals = [kipoiseq.Interval('chr2', i * LENGTH, (i + 1) * LENGTH) for i in range(2)]
