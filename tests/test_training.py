@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 
@@ -58,12 +59,6 @@ def _python(script: str, tmp_path, name: str) -> str:
   path = tmp_path / name
   path.write_text(_COMMON + f'MODEL = {TINY_NO_DROPOUT!r}\n' + textwrap.dedent(script))
   return str(path)
-
-
-def _free_port() -> int:
-  with socket.socket() as s:
-    s.bind(('127.0.0.1', 0))
-    return s.getsockname()[1]
 
 
 # --------------------------------------------------------------------------------- unit tests
@@ -180,34 +175,72 @@ def test_mirrored_two_cpus_equals_default_strategy(tmp_path):
   assert result['change'] > 0.01 and result['relative_diff'] < 0.05, result
 
 
-@process_tests
-def test_multi_worker_two_processes_identical_weights(tmp_path):
-  script = _python('''
-      from enformer.training import get_strategy
-      strategy = get_strategy()
-      weights = run(sys.argv[1], strategy, 2)
-      np.savez(sys.argv[2], **{k.replace('/', '|'): v for k, v in weights.items()})
-      print(type(strategy).__name__, strategy.num_replicas_in_sync)
-  ''', tmp_path, 'worker.py')
-  ports = [_free_port(), _free_port()]
-  cluster = {'worker': [f'127.0.0.1:{p}' for p in ports]}
-  processes = []
+def _run_workers(commands, envs, timeout: float):
+  """Starts one process per command; stops all as soon as one fails, or at the timeout.
+
+  Returns [(returncode, stdout, stderr)] (returncode None: killed at the timeout).
+  """
+  processes, logs = [], []
   try:
-    for index in range(2):
-      env = {**ENV, 'TF_CONFIG': json.dumps({'cluster': cluster,
-                                             'task': {'type': 'worker', 'index': index}})}
-      processes.append(subprocess.Popen(
-          [sys.executable, script, str(tmp_path / 'run'), str(tmp_path / f'w{index}.npz')],
-          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    outputs = [p.communicate(timeout=900) for p in processes]
+    for command, env in zip(commands, envs):
+      out = tempfile.TemporaryFile('w+')
+      logs.append(out)
+      processes.append(subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                        text=True))
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+      codes = [p.poll() for p in processes]
+      if all(c is not None for c in codes) or any(c not in (None, 0) for c in codes):
+        break
+      time.sleep(0.2)
   finally:
     for p in processes:
       if p.poll() is None:
         p.kill()
-        p.wait()
-  for p, (stdout, stderr) in zip(processes, outputs):
-    assert p.returncode == 0, stderr[-3000:]
-    assert 'MultiWorkerReplicator 2' in stdout
+      p.wait()
+  results = []
+  for p, out in zip(processes, logs):
+    out.seek(0)
+    results.append((p.returncode, out.read()))
+    out.close()
+  return results
+
+
+def _free_ports(count: int):
+  """`count` distinct free ports on 127.0.0.1 (all sockets held until every port is chosen)."""
+  sockets = [socket.socket() for _ in range(count)]
+  try:
+    for s in sockets:
+      s.bind(('127.0.0.1', 0))
+    return [s.getsockname()[1] for s in sockets]
+  finally:
+    for s in sockets:
+      s.close()
+
+
+def test_multi_worker_two_processes_identical_weights(tmp_path):
+  """MultiWorkerMirroredStrategy: 2 worker processes on 127.0.0.1, 2 steps, identical weights."""
+  script = _python('''
+      import time
+      began = time.time()
+      from enformer.training import get_strategy
+      strategy = get_strategy()  # From TF_CONFIG; configures generous coordination timeouts.
+      weights = run(sys.argv[1], strategy, 2)
+      np.savez(sys.argv[2], **{k.replace('/', '|'): v for k, v in weights.items()})
+      print(type(strategy).__name__, strategy.num_replicas_in_sync, f'{time.time() - began:.1f} s')
+  ''', tmp_path, 'worker.py')
+  cluster = {'worker': [f'127.0.0.1:{p}' for p in _free_ports(2)]}
+  envs = [{**ENV, 'TF_CONFIG': json.dumps({'cluster': cluster,
+                                           'task': {'type': 'worker', 'index': index}})}
+          for index in range(2)]
+  commands = [[sys.executable, script, str(tmp_path / 'run'), str(tmp_path / f'w{index}.npz')]
+              for index in range(2)]
+  began = time.time()
+  results = _run_workers(commands, envs, timeout=600)
+  print(f'\nmulti-worker run: {time.time() - began:.1f} s wall')
+  for index, (code, output) in enumerate(results):
+    assert code == 0, f'worker {index} (exit {code}):\n{output[-3000:]}'
+    assert 'MultiWorkerReplicator 2' in output, output[-3000:]
   w0, w1 = np.load(tmp_path / 'w0.npz'), np.load(tmp_path / 'w1.npz')
   assert sorted(w0.files) == sorted(w1.files) and len(w0.files) > 50
   for key in w0.files:
@@ -216,6 +249,23 @@ def test_multi_worker_two_processes_identical_weights(tmp_path):
   run_dir = tmp_path / 'run'
   assert tf.train.latest_checkpoint(str(run_dir / 'checkpoints')).endswith('ckpt-2')
   assert not [p for p in os.listdir(run_dir) if p.startswith('.worker')]
+
+
+def test_coordination_timeouts_from_environment(monkeypatch):
+  from enformer.training import strategy as strategy_lib
+  calls = []
+  monkeypatch.setattr(strategy_lib, 'configure_coordination',
+                      lambda cluster, heartbeat_timeout: calls.append((cluster, heartbeat_timeout)))
+  monkeypatch.setattr(strategy_lib, 'MultiWorkerReplicator', lambda: 'multi-worker')
+  tf_config = json.dumps({'cluster': {'worker': ['127.0.0.1:1', '127.0.0.1:2']},
+                          'task': {'type': 'worker', 'index': 0}})
+  assert strategy_lib.get_strategy(environ={'TF_CONFIG': tf_config,
+                                            'ENFORMER_HEARTBEAT_TIMEOUT': '42'}) == 'multi-worker'
+  assert calls == [({'worker': ['127.0.0.1:1', '127.0.0.1:2']}, 42.0)]
+  with pytest.raises(ValueError, match='TF_CONFIG must hold'):
+    strategy_lib.get_strategy(environ={'TF_CONFIG': '[1, 2]'})
+  with pytest.raises(ValueError, match='not valid JSON'):
+    strategy_lib.get_strategy(environ={'TF_CONFIG': '{'})
 
 
 @process_tests

@@ -11,12 +11,18 @@ variable synchronisation. `snt.distribute.Replicator` and `TpuReplicator` are th
 strategies with that variable creator; `MultiWorkerReplicator` adds the same for
 MultiWorkerMirroredStrategy. Batch norm (`snt.distribute.CrossReplicaBatchNorm`) all-reduces its
 statistics over every replica of every worker.
+
+Multi-worker coordination: TensorFlow's coordination service declares a worker dead when its
+heartbeat is late by more than 10 s (the default), which happens to a worker starved of CPU on a
+busy machine (and aborts every collective with "heartbeat timeout"). `get_strategy` therefore
+configures the service itself, before the strategy does, with generous timeouts
+(`COORDINATION_TIMEOUTS`, overridable per call or through $ENFORMER_HEARTBEAT_TIMEOUT seconds).
 """
 
 import contextlib
 import json
 import os
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Sequence
 
 import sonnet as snt
 import tensorflow as tf
@@ -31,6 +37,51 @@ def replica_local_creator(next_creator, **kwargs) -> tf.Variable:
     if kwargs['trainable'] is None:
       kwargs['trainable'] = True
   return next_creator(**kwargs)
+
+
+# Seconds: a worker is declared dead after `heartbeat` without a heartbeat; workers wait up to
+# `register` for each other at start-up and `shutdown` for each other at exit.
+COORDINATION_TIMEOUTS = {'heartbeat': 300.0, 'register': 600.0, 'shutdown': 300.0}
+
+
+def configure_coordination(cluster_spec: Mapping[str, Sequence[str]],
+                           heartbeat_timeout: float = COORDINATION_TIMEOUTS['heartbeat'],
+                           register_timeout: float = COORDINATION_TIMEOUTS['register'],
+                           shutdown_timeout: float = COORDINATION_TIMEOUTS['shutdown']) -> bool:
+  """Configures TensorFlow's coordination service for a multi-worker cluster (before it starts).
+
+  Does what MultiWorkerMirroredStrategy would do (standalone service led by the chief, or worker 0,
+  coordinating the 'chief' and 'worker' jobs) but with the given timeouts in seconds. Call before
+  creating the strategy and before TensorFlow's context is initialised (creating any tensor does
+  that); afterwards, or when the service is already configured, nothing changes.
+
+  Args:
+    cluster_spec: job name → task addresses (TF_CONFIG's 'cluster').
+
+  Returns:
+    True when this call configured the service.
+  """
+  # pylint: disable=import-outside-toplevel
+  from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
+  from tensorflow.python.distribute import multi_worker_util
+  from tensorflow.python.eager import context
+  # pylint: enable=import-outside-toplevel
+  ctx = context.context()
+  if ctx.coordination_service is not None or ctx._context_handle:  # pylint: disable=protected-access
+    return False
+  spec = tf.train.ClusterSpec(dict(cluster_spec))
+  jobs = [coordination_config_pb2.CoordinatedJob(name=job, num_tasks=spec.num_tasks(job))
+          for job in ('chief', 'worker') if job in spec.jobs]
+  if not jobs:
+    return False
+  ctx.configure_coordination_service(
+      service_type='standalone',
+      service_leader=multi_worker_util.coordination_leader(spec),
+      coordinated_jobs=jobs,
+      heartbeat_timeout_in_ms=int(heartbeat_timeout * 1000),
+      cluster_register_timeout_in_ms=int(register_timeout * 1000),
+      shutdown_barrier_timeout_in_ms=int(shutdown_timeout * 1000))
+  return True
 
 
 class MultiWorkerReplicator(tf.distribute.MultiWorkerMirroredStrategy):
@@ -50,12 +101,16 @@ REPLICA_LOCAL_STRATEGIES = (snt.distribute.Replicator, snt.distribute.TpuReplica
 
 
 def get_strategy(tpu: Optional[str] = None,
-                 environ: Optional[Mapping[str, str]] = None) -> tf.distribute.Strategy:
+                 environ: Optional[Mapping[str, str]] = None,
+                 heartbeat_timeout: Optional[float] = None) -> tf.distribute.Strategy:
   """Chooses the strategy for this process (see the module docstring).
 
   Args:
     tpu: TPU name/address ('local' for a TPU VM); None to look at TF_CONFIG and local devices.
-    environ: environment to read TF_CONFIG from (default os.environ).
+    environ: environment to read TF_CONFIG (and ENFORMER_HEARTBEAT_TIMEOUT) from (default
+      os.environ).
+    heartbeat_timeout: multi-worker only: seconds without a heartbeat after which a worker counts
+      as failed (default $ENFORMER_HEARTBEAT_TIMEOUT or COORDINATION_TIMEOUTS['heartbeat']).
   """
   environ = os.environ if environ is None else environ
   if tpu:
@@ -65,10 +120,19 @@ def get_strategy(tpu: Optional[str] = None,
     return snt.distribute.TpuReplicator(resolver)
   if environ.get('TF_CONFIG'):
     try:
-      json.loads(environ['TF_CONFIG'])
+      tf_config = json.loads(environ['TF_CONFIG'])
     except json.JSONDecodeError as error:
       raise ValueError(f'TF_CONFIG is not valid JSON ({error}); unset it for single-machine '
                        'training.') from None
+    if not isinstance(tf_config, dict) or not isinstance(tf_config.get('cluster'), dict):
+      raise ValueError('TF_CONFIG must hold {"cluster": {"worker": [host:port, ...]}, "task": '
+                       '{"type": "worker", "index": i}}; unset it for single-machine training.')
+    if heartbeat_timeout is None:
+      heartbeat_timeout = float(environ.get('ENFORMER_HEARTBEAT_TIMEOUT',
+                                            COORDINATION_TIMEOUTS['heartbeat']))
+    if heartbeat_timeout <= 0:
+      raise ValueError(f'The heartbeat timeout must be > 0 seconds, got {heartbeat_timeout}.')
+    configure_coordination(tf_config['cluster'], heartbeat_timeout=heartbeat_timeout)
     return MultiWorkerReplicator()
   gpus = tf.config.list_logical_devices('GPU')
   if len(gpus) > 1:
