@@ -11,7 +11,7 @@ all seen) but evaluates an inference-only op sequence that is mathematically ide
 - softmax pooling over pairs is `x1 + d · sigmoid(d W)` with `d = x0 − x1` — the softmax of two
   logits is the sigmoid of their difference, and the logit difference of a linear map is the map of
   the difference, so the pooling logits cost half the matmul and no reshape/softmax passes;
-- attention uses einsum with the heads kept in place (no transposes of activations);
+- attention uses einsum, one head at a time (only one head's [T, T] logits in memory);
 - the relative positional basis is a constant computed once per length and cached;
 - the whole predictor is compiled with XLA (`jit_compile=True`) so elementwise work (batch norm,
   GELU, pooling, residual adds, softmax) is fused into few passes over the activations.
@@ -110,11 +110,16 @@ def _conv(conv: snt.Conv1D, x: tf.Tensor) -> tf.Tensor:
   return y + conv.b if conv.with_bias else y
 
 
-def _conv_block(block: enformer_lib.Sequential, x: tf.Tensor) -> tf.Tensor:
-  """BatchNorm (moving stats) → GELU → Conv1D."""
+def _conv_block(block: enformer_lib.Sequential, x: tf.Tensor,
+                mask: Optional[tf.Tensor] = None) -> tf.Tensor:
+  """BatchNorm (moving stats) → GELU → Conv1D. `mask` [1, T, 1] zeroes the convolution's input
+  outside the sequence (what 'SAME' padding sees) when `x` is a chunk with halo."""
   bn, _, conv = block.layers
   a, b = _batch_norm_affine(bn)
-  return _conv(conv, _kernels['bn_gelu'](x, a, b))
+  h = _kernels['bn_gelu'](x, a, b)
+  if mask is not None:
+    h *= mask
+  return _conv(conv, h)
 
 
 def _residual_conv_block(block: enformer_lib.Sequential, x: tf.Tensor) -> tf.Tensor:
@@ -163,32 +168,44 @@ def _relative_shift(x: tf.Tensor) -> tf.Tensor:
 
 def _attention(mha: attention_module.MultiheadAttention, x: tf.Tensor,
                pos_features: Optional[np.ndarray]) -> tf.Tensor:
-  """Multi-head attention with relative positions, heads kept in place: [B, T, C] → [B, T, H·V]."""
+  """Multi-head attention with relative positions: [B, T, C] → [B, T, D].
+
+  Heads are evaluated one after another (a loop, not a batch) so that only one head's [T, T]
+  and [T, 2T - 1] logits are alive at a time.
+  """
   num_heads, key_size = mha._num_heads, mha._key_size  # pylint: disable=protected-access
   value_size = mha._value_size  # pylint: disable=protected-access
   channels = x.shape[-1]
   wq = tf.reshape(mha._q_layer.w, [channels, num_heads, key_size])  # pylint: disable=protected-access
   wk = tf.reshape(mha._k_layer.w, [channels, num_heads, key_size])  # pylint: disable=protected-access
   wv = tf.reshape(mha._v_layer.w, [channels, num_heads, value_size])  # pylint: disable=protected-access
-  q = tf.einsum('btc,chk->bthk', x, wq)
-  k = tf.einsum('btc,chk->bthk', x, wk)
-  v = tf.einsum('btc,chv->bthv', x, wv)
+  q = tf.einsum('btc,chk->hbtk', x, wq)  # Head-major: [H, B, T, K].
+  k = tf.einsum('btc,chk->hbtk', x, wk)
+  v = tf.einsum('btc,chv->hbtv', x, wv)
   if mha._scaling:  # pylint: disable=protected-access
     q *= key_size**-0.5
   if pos_features is not None:
-    r_w_bias = tf.reshape(mha._r_w_bias, [num_heads, key_size])  # pylint: disable=protected-access
-    r_r_bias = tf.reshape(mha._r_r_bias, [num_heads, key_size])  # pylint: disable=protected-access
+    r_w_bias = tf.reshape(mha._r_w_bias, [num_heads, 1, 1, key_size])  # pylint: disable=protected-access
+    r_r_bias = tf.reshape(mha._r_r_bias, [num_heads, 1, 1, key_size])  # pylint: disable=protected-access
     w_rk = tf.reshape(mha._r_k_layer.w, [-1, num_heads, key_size])  # pylint: disable=protected-access
-    r_k = tf.einsum('pr,rhk->phk', tf.constant(pos_features), w_rk)  # [2T - 1, H, K]
-    content = tf.einsum('bthk,bshk->bhts', q + r_w_bias, k)  # [B, H, T, T]
-    relative = tf.einsum('bthk,phk->bhtp', q + r_r_bias, r_k)  # [B, H, T, 2T - 1]
-    logits = content + _relative_shift(relative)
+    r_k = tf.einsum('pr,rhk->hpk', tf.constant(pos_features), w_rk)  # [H, 2T - 1, K]
+    elems = (q + r_w_bias, q + r_r_bias, k, v, r_k)
   else:
-    logits = tf.einsum('bthk,bshk->bhts', q, k)
-  weights = tf.nn.softmax(logits)
-  output = tf.einsum('bhts,bshv->bthv', weights, v)  # [B, T, H, V]
+    elems = (q, q, k, v, tf.zeros([num_heads, 0, key_size]))
+
+  def one_head(head: Tuple[tf.Tensor, ...]) -> tf.Tensor:
+    q_content, q_relative, k_h, v_h, r_k_h = head
+    logits = tf.einsum('btk,bsk->bts', q_content, k_h)  # [B, T, T]
+    if pos_features is not None:
+      relative = tf.einsum('btk,pk->btp', q_relative, r_k_h)[:, tf.newaxis]  # [B, 1, T, 2T - 1]
+      logits += _relative_shift(relative)[:, 0]
+    return tf.einsum('bts,bsv->btv', tf.nn.softmax(logits), v_h)  # [B, T, V]
+
+  signature = tf.TensorSpec([x.shape[0], x.shape[1], value_size], x.dtype)
+  output = tf.map_fn(one_head, elems, fn_output_signature=signature,
+                     parallel_iterations=1)  # [H, B, T, V]
   w_out = tf.reshape(mha._embedding_layer.w, [num_heads, value_size, -1])  # pylint: disable=protected-access
-  return tf.einsum('bthv,hvd->btd', output, w_out) + mha._embedding_layer.b  # pylint: disable=protected-access
+  return tf.einsum('hbtv,hvd->btd', output, w_out) + mha._embedding_layer.b  # pylint: disable=protected-access
 
 
 def _linear(linear: snt.Linear, x: tf.Tensor) -> tf.Tensor:
@@ -211,14 +228,108 @@ def _transformer_block(block: enformer_lib.Sequential, x: tf.Tensor,
   return x
 
 
-def fast_trunk(model: enformer_lib.Enformer, x: tf.Tensor) -> tf.Tensor:
-  """Inference trunk, [B, L, input_channels] → [B, T', trunk_channels] (`is_training=False`)."""
-  stem, conv_tower, transformer, crop, final = model.trunk.layers
+# The stem and the first conv-tower blocks work at 2–16 bp resolution on the largest activations
+# ([B, 196,608, 768] float32 = 600 MB each at full size). They only see a few bp around each
+# position, so they run on chunks of the input with a halo, one chunk at a time (a loop, not a
+# batch), and peak memory holds one chunk's activations instead of the whole sequence's.
+CHUNKED_BLOCKS = 3
+CHUNK_LENGTH = 16_384
+
+
+def _high_resolution(model: enformer_lib.Enformer, x: tf.Tensor, num_blocks: int,
+                     valid: Optional[Callable[[int, int], tf.Tensor]] = None) -> tf.Tensor:
+  """Stem and the first `num_blocks` conv-tower blocks: [B, L, C_in] → [B, L / 2^(k+1), C_k].
+
+  `valid(resolution, length)` gives the [1, length, 1] mask of positions inside the sequence
+  when `x` is a chunk with halo (None: `x` is the whole sequence).
+  """
+  stem, conv_tower = model.trunk.layers[:2]
   stem_conv, stem_residual, stem_pool = stem.layers
-  x = _conv(stem_conv, x)
+  x = _conv(stem_conv, x)  # Width 15 on the zero-padded input: the halo needs no mask.
   x = _residual_conv_block(stem_residual._module, x)  # pylint: disable=protected-access
   x = _pool(stem_pool, x)
-  for block in conv_tower.layers:
+  resolution = 2
+  for block in conv_tower.layers[:num_blocks]:
+    conv, residual, pool = block.layers
+    x = _conv_block(conv, x, valid(resolution, x.shape[1]) if valid is not None else None)
+    x = _residual_conv_block(residual._module, x)  # pylint: disable=protected-access
+    x = _pool(pool, x)
+    resolution *= 2
+  return x
+
+
+def _halo(model: enformer_lib.Enformer, num_blocks: int) -> int:
+  """Context in bp each side of a chunk that its outputs depend on, rounded up to whole
+  output positions (2^(k+1) bp) plus one."""
+  stem, conv_tower = model.trunk.layers[:2]
+  radius = stem.layers[0].w.shape[0] // 2
+  resolution = 2
+  for block in conv_tower.layers[:num_blocks]:
+    radius += (block.layers[0].layers[2].w.shape[0] // 2) * resolution + resolution
+    resolution *= 2
+  return (-(-radius // resolution) + 1) * resolution
+
+
+def chunk_length_for(sequence_length: int, target: int = CHUNK_LENGTH) -> int:
+  """Largest multiple of 128 bp that divides `sequence_length` and is ≤ `target` (≥ 128)."""
+  bins = sequence_length // enformer_lib.BIN_SIZE
+  per_chunk = max(1, target // enformer_lib.BIN_SIZE)
+  while bins % per_chunk:
+    per_chunk -= 1
+  return per_chunk * enformer_lib.BIN_SIZE
+
+
+def _chunked_high_resolution(model: enformer_lib.Enformer, x: tf.Tensor, num_blocks: int,
+                             chunk_length: int) -> tf.Tensor:
+  """`_high_resolution` over chunks of `chunk_length` bp (+ halo), sequentially; same result."""
+  length = x.shape[1]
+  num_chunks = length // chunk_length
+  halo = _halo(model, num_blocks)
+  out_resolution = 2**(num_blocks + 1)
+  padded = tf.pad(x, [[0, 0], [halo, halo], [0, 0]])  # Zeros, as 'SAME' padding of the stem conv.
+  window = chunk_length + 2 * halo
+
+  def one_chunk(index: tf.Tensor) -> tf.Tensor:
+    start = index * chunk_length  # In `padded`; the chunk starts at start - halo in the sequence.
+
+    def valid(resolution: int, size: int) -> tf.Tensor:
+      positions = (start - halo) // resolution + tf.range(size)
+      inside = (positions >= 0) & (positions < length // resolution)
+      return tf.cast(inside, x.dtype)[tf.newaxis, :, tf.newaxis]
+
+    chunk = tf.slice(padded, [0, start, 0], [-1, window, -1])  # Static window: [B, W, C_in].
+    y = _high_resolution(model, chunk, num_blocks, valid)
+    trim = halo // out_resolution
+    return y[:, trim:trim + chunk_length // out_resolution]
+
+  channels = model.trunk.layers[1].layers[num_blocks - 1].layers[0].layers[2].output_channels
+  signature = tf.TensorSpec([x.shape[0], chunk_length // out_resolution, channels], x.dtype)
+  chunks = tf.map_fn(one_chunk, tf.range(num_chunks), fn_output_signature=signature,
+                     parallel_iterations=1)  # [n, B, chunk / 2^(k+1), C_k]
+  chunks = tf.transpose(chunks, [1, 0, 2, 3])
+  return tf.reshape(chunks, [-1, length // out_resolution, channels])
+
+
+def fast_trunk(model: enformer_lib.Enformer, x: tf.Tensor,
+               chunk_length: Optional[int] = None) -> tf.Tensor:
+  """Inference trunk, [B, L, input_channels] → [B, T', trunk_channels] (`is_training=False`).
+
+  Args:
+    chunk_length: bp per chunk of the high-resolution stages (a multiple of 128 that divides L);
+      None or ≥ L: the whole sequence at once.
+  """
+  _, conv_tower, transformer, crop, final = model.trunk.layers
+  num_blocks = min(CHUNKED_BLOCKS, len(conv_tower.layers))
+  length = x.shape[1]
+  if chunk_length and num_blocks and chunk_length < length:
+    if length % chunk_length or chunk_length % enformer_lib.BIN_SIZE:
+      raise ValueError(f'chunk_length ({chunk_length:,}) must be a multiple of '
+                       f'{enformer_lib.BIN_SIZE} that divides the input length ({length:,}); '
+                       f'e.g. {chunk_length_for(length, chunk_length):,}.')
+    x = _chunked_high_resolution(model, x, num_blocks, chunk_length)
+  else:
+    x = _high_resolution(model, x, num_blocks)
+  for block in conv_tower.layers[num_blocks:]:
     conv, residual, pool = block.layers
     x = _conv_block(conv, x)
     x = _residual_conv_block(residual._module, x)  # pylint: disable=protected-access
@@ -259,12 +370,16 @@ class FastForward:
   """
 
   def __init__(self, model: enformer_lib.Enformer, sequence_length: int,
-               heads: Optional[Sequence[str]] = None, *, mode: str = 'xla'):
+               heads: Optional[Sequence[str]] = None, *, mode: str = 'xla',
+               chunk_length: Optional[int] = -1):
     if mode not in MODES:
       raise ValueError(f'Unknown mode {mode!r}; use one of {MODES}.')
     model.check_sequence_length(sequence_length)
+    if chunk_length == -1:
+      chunk_length = chunk_length_for(sequence_length)
     self.model = model
     self.sequence_length = sequence_length
+    self.chunk_length = chunk_length
     self.heads = model._select_heads(heads)  # pylint: disable=protected-access
     self.mode = mode
     input_channels = model.config['input_channels']
@@ -286,10 +401,10 @@ class FastForward:
 
   def _forward(self, x: tf.Tensor) -> Outputs:
     return self._with_kernels(
-        lambda: fast_heads(self.model, fast_trunk(self.model, x), self.heads))
+        lambda: fast_heads(self.model, fast_trunk(self.model, x, self.chunk_length), self.heads))
 
   def _trunk(self, x: tf.Tensor) -> tf.Tensor:
-    return self._with_kernels(lambda: fast_trunk(self.model, x))
+    return self._with_kernels(lambda: fast_trunk(self.model, x, self.chunk_length))
 
   def _check(self, x) -> tf.Tensor:
     x = tf.convert_to_tensor(x)
@@ -319,7 +434,8 @@ class FastForward:
 
 def compile_forward(model: enformer_lib.Enformer,
                     sequence_length: int = enformer_lib.SEQUENCE_LENGTH,
-                    heads: Optional[Sequence[str]] = None, *, mode: str = 'xla') -> FastForward:
+                    heads: Optional[Sequence[str]] = None, *, mode: str = 'xla',
+                    chunk_length: Optional[int] = -1) -> FastForward:
   """Fast inference forward of `model` for inputs of `sequence_length` bp.
 
   Args:
@@ -329,12 +445,15 @@ def compile_forward(model: enformer_lib.Enformer,
     mode: 'xla' (whole forward compiled with XLA), 'hybrid' (TensorFlow/oneDNN matmuls and
       convolutions, XLA-fused elementwise kernels) or 'graph' (the fused op sequence in a plain
       graph, no XLA).
+    chunk_length: bp per sequential chunk of the high-resolution stages (stem and first
+      CHUNKED_BLOCKS conv-tower blocks); -1: `chunk_length_for(sequence_length)` (≤ 16,384 bp);
+      None: no chunking (more memory, same numbers).
 
   Returns:
     `FastForward`: callable x [B, L, input_channels] → {head: [B, T', N]} equal to
     `model(x, is_training=False)` within float32 rounding (≤ 1e-5 relative).
   """
-  return FastForward(model, sequence_length, heads, mode=mode)
+  return FastForward(model, sequence_length, heads, mode=mode, chunk_length=chunk_length)
 
 
 def plain_forward(model: enformer_lib.Enformer,

@@ -62,6 +62,34 @@ def test_fast_equals_plain(pooling_type, target_length, lengths):
         assert rel_error(outputs[head], expected[head].numpy()) <= 1e-5, (length, head)
 
 
+@pytest.mark.parametrize('pooling_type', ['attention', 'max'])
+def test_chunked_high_resolution_stages_equal_the_whole_sequence(pooling_type):
+  """Chunks with halo (masked like 'SAME' padding at the sequence ends) give the same numbers,
+  including chunks that touch either end and a single-bin chunk length."""
+  model = small_random_model(pooling_type)
+  plain = fast.plain_forward(model)
+  x = np.eye(4, dtype=np.float32)[np.random.default_rng(5).integers(0, 4, size=(2, 6144))]
+  expected = plain(x)
+  for chunk_length, mode in [(128, 'graph'), (1024, 'xla'), (2048, 'graph')]:
+    forward = fast.compile_forward(model, 6144, mode=mode, chunk_length=chunk_length)
+    outputs = forward(x)
+    for head in expected:
+      assert rel_error(outputs[head], expected[head].numpy()) <= 1e-5, (chunk_length, mode)
+  whole = fast.compile_forward(model, 6144, chunk_length=None).trunk(x)
+  chunked = fast.compile_forward(model, 6144, chunk_length=1024).trunk(x)
+  assert rel_error(chunked, whole.numpy()) <= 1e-5
+
+
+def test_chunk_lengths():
+  assert fast.chunk_length_for(196_608) == 16_384
+  assert fast.chunk_length_for(131_072) == 16_384
+  assert fast.chunk_length_for(6144, 4096) == 3072
+  assert fast.chunk_length_for(2048) == 2048  # Short inputs: one chunk, no loop.
+  with pytest.raises(ValueError, match='divides the input length'):
+    fast.compile_forward(small_random_model('max'), 6144, chunk_length=4096)(
+        np.zeros((1, 6144, 4), np.float32))
+
+
 def test_fast_path_reads_the_model_variables():
   """Weights assigned after compilation (e.g. a restored checkpoint) are used."""
   model = small_random_model('attention')
