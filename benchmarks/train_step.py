@@ -4,7 +4,14 @@ Runs the same distributed step `enformer train` uses (Poisson loss, all-reduce, 
 Adam) on random one-hot inputs, after one warm-up step that traces the function.
 
   python benchmarks/train_step.py                       # tiny preset, 16,384 bp, batch 4
-  python benchmarks/train_step.py --preset paper --sequence-length 196608 --batch-size 1 --steps 2
+  python benchmarks/train_step.py --config full --batch 1 --steps 2             # the paper model
+  python benchmarks/train_step.py --config full --batch 1 --steps 2 --recompute # less memory
+  python benchmarks/train_step.py --config small --precision bfloat16
+
+--config full = preset paper (1,536 channels, 11 layers, human 5,313 + mouse 1,643 heads) on
+196,608 bp; --config small = preset tiny (384 channels, 1 layer) on 16,384 bp. --recompute
+recomputes conv-tower and transformer block activations in the backward pass
+(`enformer.training.recompute`); --precision bfloat16 computes in bf16.
 
 Prints: steps, median seconds per step, examples per second, peak RSS in GB (the process maximum,
 so it includes the model, optimizer state and activations kept for the backward pass).
@@ -19,18 +26,28 @@ import time
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
+CONFIGS = {'small': ('tiny', 16_384), 'full': ('paper', 196_608)}
+
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument('--preset', default='tiny')
-  parser.add_argument('--sequence-length', type=int, default=16_384)
-  parser.add_argument('--batch-size', type=int, default=4)
+  parser.add_argument('--config', choices=sorted(CONFIGS),
+                      help='shorthand for --preset and --sequence-length')
+  parser.add_argument('--preset', default=None, help='model preset (default tiny)')
+  parser.add_argument('--sequence-length', type=int, default=None, help='bp (default 16,384)')
+  parser.add_argument('--batch-size', '--batch', type=int, default=4)
+  parser.add_argument('--recompute', action='store_true',
+                      help='recompute block activations in the backward pass')
+  parser.add_argument('--precision', choices=('float32', 'bfloat16'), default='float32')
   parser.add_argument('--steps', type=int, default=5, help='timed steps after the warm-up step')
   parser.add_argument('--tracks', type=int, default=None,
                       help='tracks of the human head (default: the preset heads)')
   parser.add_argument('--model-arg', action='append', default=[], metavar='KEY=JSON')
   args = parser.parse_args()
+  preset, length = CONFIGS[args.config or 'small']
+  args.preset = args.preset or preset
+  args.sequence_length = args.sequence_length or length
 
   import numpy as np  # pylint: disable=import-outside-toplevel
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
@@ -47,7 +64,8 @@ def main() -> None:
   variables = list(model.trainable_variables)
   optimizer.initialize(variables)
   head = model.head_names[0]
-  train_step = step_lib.TrainStep(model, optimizer, variables, strategy, args.batch_size, 0.2)
+  train_step = step_lib.TrainStep(model, optimizer, variables, strategy, args.batch_size, 0.2,
+                                  precision=args.precision, recompute=args.recompute)
   length, bins = args.sequence_length, model.output_length(args.sequence_length)
   rng = np.random.default_rng(0)
   batch = {
@@ -70,7 +88,8 @@ def main() -> None:
   median = statistics.median(times)
   parameters = sum(int(np.prod(v.shape)) for v in variables)
   print(f'preset {args.preset} {overrides or ""}: {parameters / 1e6:.1f} M parameters, '
-        f'{length:,} bp, batch {args.batch_size}')
+        f'{length:,} bp, batch {args.batch_size}, {args.precision}'
+        f'{", recompute" if args.recompute else ""}; loss {float(loss):.4f}')
   print(f'first step (tracing) {first:.1f} s; median of {args.steps} steps {median:.3f} s/step '
         f'({args.batch_size / median:.2f} examples/s); peak RSS {peak_gb:.2f} GB')
 

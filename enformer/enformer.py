@@ -7,7 +7,9 @@ receives `is_training` explicitly (no signature inspection), which works with So
 Shapes: B = batch, L = input length in bp, T = L / 128 bins, C = channels, N = tracks of a head.
 """
 
-from typing import Dict, List, Mapping, Optional, Sequence
+import contextlib
+import threading
+from typing import Dict, Iterator, List, Mapping, Optional, Sequence
 
 import numpy as np
 import sonnet as snt
@@ -291,11 +293,31 @@ def conv_tower_filters(channels: int) -> List[int]:
   return exponential_linspace_int(start=channels // 2, end=channels, num=6, divisible_by=128)
 
 
+_BATCH_NORM_STATE = threading.local()
+
+
+@contextlib.contextmanager
+def batch_norm_statistics_held() -> Iterator[None]:
+  """In this thread, training-mode `BatchNorm` leaves its moving averages unchanged.
+
+  It still normalises with the (cross-replica) batch statistics, so the output equals a normal
+  training call; only the moving-average update is skipped. Used when a block's forward pass is
+  recomputed for its gradient (`enformer.training.recompute`), which must not update twice.
+  """
+  previous = getattr(_BATCH_NORM_STATE, 'held', False)
+  _BATCH_NORM_STATE.held = True
+  try:
+    yield
+  finally:
+    _BATCH_NORM_STATE.held = previous
+
+
 class BatchNorm(snt.distribute.CrossReplicaBatchNorm):
   """Cross-replica batch norm with EMA statistics (decay 0.9), as in the published model.
 
   Statistics are reduced over all replicas under a `tf.distribute` strategy. Setting `frozen`
   keeps normalising with the moving averages (and leaves them unchanged) even when training.
+  Inside `batch_norm_statistics_held()` training uses batch statistics without updating.
   """
 
   def __init__(self, name: Optional[str] = None):
@@ -307,7 +329,10 @@ class BatchNorm(snt.distribute.CrossReplicaBatchNorm):
     self.frozen = False
 
   def __call__(self, inputs: tf.Tensor, is_training: bool) -> tf.Tensor:
-    return super().__call__(inputs, is_training=bool(is_training) and not self.frozen)
+    training = bool(is_training) and not self.frozen
+    if training and getattr(_BATCH_NORM_STATE, 'held', False):
+      return super().__call__(inputs, is_training=False, test_local_stats=True)
+    return super().__call__(inputs, is_training=training)
 
 
 def conv_block(filters: int, width: int = 1, w_init: Optional[snt.initializers.Initializer] = None,

@@ -99,8 +99,8 @@ def register(subparsers) -> None:
     kind = _field_type(field)
     flag = '--' + field.name.replace('_', '-')
     kwargs = dict(help=docs.get(field.name, ''), default=None, dest=field.name)
-    if kind is bool:
-      kwargs.update(type=_parse_bool, metavar='BOOL')
+    if kind is bool:  # --flag alone means true; --flag false/true also works.
+      kwargs.update(type=_parse_bool, metavar='BOOL', nargs='?', const=True)
     elif kind in (int, float, str):
       kwargs.update(type=kind)
     parser.add_argument(flag, **kwargs)

@@ -13,7 +13,8 @@ CONFIG_FILE = 'config.json'
 PRECISIONS = ('float32', 'bfloat16')
 # Fields that may change when a run is resumed (they do not change what a step computes).
 RESUMABLE_CHANGES = ('num_steps', 'eval_every', 'eval_batches', 'checkpoint_every',
-                     'keep_checkpoints', 'log_every', 'progress', 'tpu', 'export_hub')
+                     'keep_checkpoints', 'log_every', 'progress', 'tpu', 'export_hub',
+                     'recompute')
 
 
 @dataclasses.dataclass
@@ -36,6 +37,8 @@ class TrainConfig:
     clip_norm: global-norm gradient clipping threshold (paper: 0.2).
     adam_beta1, adam_beta2, adam_epsilon: Adam hyper-parameters.
     precision: 'float32' or 'bfloat16' (bf16 compute, float32 variables; for TPU/GPU).
+    recompute: recompute each conv-tower and transformer block's activations in the backward
+      pass instead of storing them (less memory, about one extra forward pass per step).
     augment: stochastic shift (±max_shift bp) and reverse complement of training examples.
     max_shift: largest augmentation shift in bp.
     shuffle_buffer: examples in the shuffle buffer (0: no shuffling).
@@ -68,6 +71,7 @@ class TrainConfig:
   adam_beta2: float = 0.999
   adam_epsilon: float = 1e-8
   precision: str = 'float32'
+  recompute: bool = False
   augment: bool = True
   max_shift: int = 3
   shuffle_buffer: int = 256

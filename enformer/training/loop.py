@@ -286,7 +286,7 @@ def train(config: Union[config_lib.TrainConfig, Mapping[str, Any], None] = None,
   start = int(step_variable.numpy())
 
   train_step = step_lib.TrainStep(model, optimizer, variables, strategy, config.batch_size,
-                                  config.clip_norm, config.precision)
+                                  config.clip_norm, config.precision, config.recompute)
   heads = list(train_sources)
   iterators = {
       head: iter(strategy.experimental_distribute_dataset(_training_stream(
