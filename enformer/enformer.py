@@ -192,7 +192,7 @@ class Enformer(snt.Module):
       raise ValueError(
           f'Enformer expects inputs of rank 3 [batch, length, {self._config["input_channels"]}], '
           f'got shape {shape}. Add a batch axis, e.g. x[np.newaxis].')
-    if shape[-1] != self._config['input_channels']:
+    if shape[-1] is not None and shape[-1] != self._config['input_channels']:
       raise ValueError(
           f'The last input dimension must be {self._config["input_channels"]} (one-hot A,C,G,T'
           f'{" + extra tracks" if self._config["input_channels"] > 4 else ""}), got {shape[-1]}. '
@@ -234,9 +234,11 @@ class Enformer(snt.Module):
                        'Pass heads={...} to Enformer to add new ones.')
     return list(output_heads)
 
-  @tf.function(input_signature=[tf.TensorSpec([None, SEQUENCE_LENGTH, 4], tf.float32)])
+  # The depth is left open so models with extra input channels trace (and save) too.
+  @tf.function(input_signature=[tf.TensorSpec([None, SEQUENCE_LENGTH, None], tf.float32)])
   def predict_on_batch(self, x: tf.Tensor) -> Dict[str, tf.Tensor]:
-    """Inference on [B, 196,608, 4] one-hot sequences (graph mode, `is_training=False`)."""
+    """Inference on [B, 196,608, input_channels] sequences (graph mode, `is_training=False`)."""
+    x = tf.ensure_shape(x, [None, SEQUENCE_LENGTH, self._config['input_channels']])
     return self(x, is_training=False)
 
   def build_variables(self, sequence_length: Optional[int] = None) -> None:

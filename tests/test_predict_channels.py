@@ -248,3 +248,19 @@ def test_cli_attribute_extra_track(checkpoint, files, tmp_path, capsys):
     assert data['sequence_index'].shape == (LENGTH,)
   for name in ('tracks.png', 'logo.png', 'grad_scores.bw'):
     assert os.path.exists(os.path.join(out, name))
+
+
+def test_five_channel_model_exports_and_predicts_from_the_saved_model(model, files, tmp_path,
+                                                                     capsys):
+  """`enformer export` of a 5-channel model, then `enformer predict --extra-track` from it."""
+  from enformer.hub import export_hub_module
+  export = export_hub_module(model, str(tmp_path / 'hub'), sequence_length=LENGTH)
+  out = str(tmp_path / 'from_hub')
+  assert main(['predict', '--model', export, '--fasta', files['fasta'], '--region', REGION,
+               '--head', 'atac', '--extra-track', files['conservation'], '--format', 'npz',
+               '--out', out]) == 0
+  capsys.readouterr()
+  result = predict.read_predictions(os.path.join(out, 'predictions.npz'))
+  x = expected_input(files['fasta'], files['conservation'], 'chr1', 2_452, 2_452 + LENGTH)
+  direct = model(x[np.newaxis], is_training=False)['atac'].numpy()[0]
+  np.testing.assert_allclose(result['predictions'][0], direct, rtol=1e-4, atol=1e-5)
