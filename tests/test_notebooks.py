@@ -4,9 +4,11 @@ The parameters cell of each notebook (tagged `parameters`) is replaced by one po
 small model, synthetic genome, VCF, targets and Basenji2 data: no network.
 """
 
+import importlib.util
 import json
 import os
 import pathlib
+import subprocess
 import sys
 
 import nbformat
@@ -16,6 +18,7 @@ from nbclient import NotebookClient
 from demo_artifacts import demo_results, quick_demo  # pylint: disable=unused-import
 
 COLAB = pathlib.Path(__file__).resolve().parent.parent / 'colab'
+NOTEBOOKS = ('enformer-usage.ipynb', 'enformer-training.ipynb')
 
 
 @pytest.fixture(scope='module')
@@ -64,7 +67,7 @@ def _text(notebook) -> str:
 
 
 def test_notebooks_are_valid_and_parameterised():
-  for name in ('enformer-usage.ipynb', 'enformer-training.ipynb'):
+  for name in NOTEBOOKS:
     notebook = nbformat.read(COLAB / name, as_version=4)
     nbformat.validate(notebook)
     assert notebook.metadata.kernelspec.name == 'python3'
@@ -77,6 +80,29 @@ def test_notebooks_are_valid_and_parameterised():
   training = nbformat.read(COLAB / 'enformer-training.ipynb', as_version=4)
   source = [c for c in training.cells if 'parameters' in c.metadata.get('tags', [])][0].source
   assert 'gs://basenji_barnyard/data' in source and "PRESET = 'notebook'" in source
+
+
+@pytest.mark.parametrize('name', NOTEBOOKS)
+def test_setup_cell_installs_the_checkout_or_asks_for_the_repository(name, tmp_path, monkeypatch):
+  """The set-up cell: nothing when installed; the checkout inside the repo; else asks for a URL."""
+  notebook = nbformat.read(COLAB / name, as_version=4)
+  setup = [c.source for c in notebook.cells if c.cell_type == 'code' and 'REPOSITORY =' in c.source]
+  assert len(setup) == 1, f'{name} needs one set-up cell defining REPOSITORY'
+  installs = []
+  monkeypatch.setattr(subprocess, 'check_call', lambda argv: installs.append(argv))
+  monkeypatch.chdir(COLAB)
+  exec(setup[0], {})  # pylint: disable=exec-used
+  assert not installs  # enformer is importable here: nothing to install.
+
+  real_find_spec = importlib.util.find_spec
+  monkeypatch.setattr(importlib.util, 'find_spec',
+                      lambda module, *a: None if module == 'enformer' else real_find_spec(module, *a))
+  exec(setup[0], {})  # pylint: disable=exec-used
+  assert installs == [[sys.executable, '-m', 'pip', 'install', '--quiet', str(COLAB.parent)]]
+  monkeypatch.chdir(tmp_path)  # Outside a checkout: REPOSITORY must be edited first.
+  with pytest.raises(RuntimeError, match='set REPOSITORY'):
+    exec(setup[0], {})  # pylint: disable=exec-used
+  assert len(installs) == 1
 
 
 def test_usage_notebook_on_demo_artifacts(quick_demo, kernel_env, tmp_path):
