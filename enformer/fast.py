@@ -13,8 +13,11 @@ all seen) but evaluates an inference-only op sequence that is mathematically ide
   the difference, so the pooling logits cost half the matmul and no reshape/softmax passes;
 - attention uses einsum, one head at a time (only one head's [T, T] logits in memory);
 - the relative positional basis is a constant computed once per length and cached;
-- the whole predictor is compiled with XLA (`jit_compile=True`) so elementwise work (batch norm,
-  GELU, pooling, residual adds, softmax) is fused into few passes over the activations.
+- the stem and first conv-tower blocks (the 2–16 bp resolution stages, whose activations are
+  600 MB each at full size) run over 16 kb chunks of the input with a halo, one after another;
+- optionally (`mode='xla'`) the whole predictor is compiled with XLA (`jit_compile=True`), which
+  fuses elementwise work; the default plain graph is as fast on CPU here and needs less memory
+  and no compilation per batch size.
 
 The plain path (`plain_forward`) runs `model(x, is_training=False)` under `tf.function`, following
 the reference op sequence; `benchmarks/benchmark.py` times both in the same run.
@@ -370,11 +373,12 @@ class FastForward:
   """
 
   def __init__(self, model: enformer_lib.Enformer, sequence_length: int,
-               heads: Optional[Sequence[str]] = None, *, mode: str = 'xla',
+               heads: Optional[Sequence[str]] = None, *, mode: str = 'graph',
                chunk_length: Optional[int] = -1):
     if mode not in MODES:
       raise ValueError(f'Unknown mode {mode!r}; use one of {MODES}.')
     model.check_sequence_length(sequence_length)
+    model.build_variables()  # The fused ops read the variables; a fresh model has none yet.
     if chunk_length == -1:
       chunk_length = chunk_length_for(sequence_length)
     self.model = model
@@ -434,7 +438,7 @@ class FastForward:
 
 def compile_forward(model: enformer_lib.Enformer,
                     sequence_length: int = enformer_lib.SEQUENCE_LENGTH,
-                    heads: Optional[Sequence[str]] = None, *, mode: str = 'xla',
+                    heads: Optional[Sequence[str]] = None, *, mode: str = 'graph',
                     chunk_length: Optional[int] = -1) -> FastForward:
   """Fast inference forward of `model` for inputs of `sequence_length` bp.
 
@@ -442,9 +446,9 @@ def compile_forward(model: enformer_lib.Enformer,
     model: a built (or restored) Enformer; its variables are used directly.
     sequence_length: L, input length in bp (validated like the model does).
     heads: heads to return (default: all).
-    mode: 'xla' (whole forward compiled with XLA), 'hybrid' (TensorFlow/oneDNN matmuls and
-      convolutions, XLA-fused elementwise kernels) or 'graph' (the fused op sequence in a plain
-      graph, no XLA).
+    mode: 'graph' (the fused op sequence in a plain graph, no XLA: least memory, no compile),
+      'xla' (whole forward compiled with XLA, once per batch size) or 'hybrid' (TensorFlow/
+      oneDNN matmuls and convolutions, XLA-fused elementwise kernels).
     chunk_length: bp per sequential chunk of the high-resolution stages (stem and first
       CHUNKED_BLOCKS conv-tower blocks); -1: `chunk_length_for(sequence_length)` (≤ 16,384 bp);
       None: no chunking (more memory, same numbers).

@@ -87,7 +87,7 @@ class Predictor:
   @classmethod
   def from_module(cls, model: Enformer, sequence_length: Optional[int] = None,
                   model_sequence_length: Optional[int] = None, *,
-                  fast: bool = False) -> 'Predictor':
+                  fast: bool = True) -> 'Predictor':
     """Predictor over an in-memory `Enformer` (inference in a batch-polymorphic tf.function).
 
     Args:
@@ -95,8 +95,8 @@ class Predictor:
       sequence_length: input length in bp; default 196,608 (SEQUENCE_LENGTH).
       model_sequence_length: length the network sees (inputs are centre-cropped to it);
         default sequence_length.
-      fast: run the XLA-compiled fused forward of `enformer.fast.compile_forward` (same
-        variables, equal within 1e-5 relative; compiles once per batch size).
+      fast: run the fused inference forward of `enformer.fast.compile_forward` (same variables,
+        equal within 1e-5 relative, less time and memory); False: `model(x, is_training=False)`.
     """
     sequence_length = int(sequence_length or SEQUENCE_LENGTH)
     model_sequence_length = int(model_sequence_length or sequence_length)
@@ -190,9 +190,12 @@ class _HubModule(tf.Module):
     trim = (sequence_length - model_sequence_length) // 2
     channels = model.config['input_channels']
 
+    from enformer.fast import compile_forward  # pylint: disable=import-outside-toplevel
+    forward = compile_forward(model, model_sequence_length).function  # Plain graph, no XLA.
+
     def predict_on_batch(x: tf.Tensor) -> Dict[str, tf.Tensor]:
       """[B, sequence_length, C] → {head: [B, T, N]} on the centre model_sequence_length bp."""
-      return model(x[:, trim:trim + model_sequence_length], is_training=False)
+      return forward(x[:, trim:trim + model_sequence_length])
 
     self.predict_on_batch = tf.function(
         predict_on_batch,
@@ -399,10 +402,11 @@ def restore_checkpoint(model: Enformer, path: str) -> str:
   return prefix
 
 
-def _load_checkpoint(path: str, sequence_length: Optional[int], config: Dict[str, Any]) -> Predictor:
+def _load_checkpoint(path: str, sequence_length: Optional[int], config: Dict[str, Any],
+                     fast: bool = True) -> Predictor:
   model = Enformer(**config)
   prefix = restore_checkpoint(model, path)
-  predictor = Predictor.from_module(model, sequence_length)
+  predictor = Predictor.from_module(model, sequence_length, fast=fast)
   predictor.source = f'checkpoint {prefix}'
   return predictor
 
@@ -443,7 +447,7 @@ def _hub_load(handle: str):
         'holds it.') from None
 
 
-def _load_saved_model(handle: str, config: Dict[str, Any]) -> Predictor:
+def _load_saved_model(handle: str, config: Dict[str, Any], fast: bool = True) -> Predictor:
   metadata = None if _is_url(handle) and not handle.startswith('gs://') else (
       _read_export_metadata(handle))
   if metadata is not None:
@@ -456,7 +460,7 @@ def _load_saved_model(handle: str, config: Dict[str, Any]) -> Predictor:
     status.expect_partial()
     status.assert_existing_objects_matched()
     predictor = Predictor.from_module(model, metadata['sequence_length'],
-                                      metadata['model_sequence_length'])
+                                      metadata['model_sequence_length'], fast=fast)
     predictor.source = f'SavedModel {handle}'
     return predictor
   if config:
@@ -496,8 +500,8 @@ def _looks_like_checkpoint(path: str) -> bool:
       or tf.io.gfile.glob(os.path.join(path, '*.index')))
 
 
-def load_model(handle_or_path: str, sequence_length: Optional[int] = None,
-               **config: Any) -> Predictor:
+def load_model(handle_or_path: str, sequence_length: Optional[int] = None, *,
+               fast: bool = True, **config: Any) -> Predictor:
   """Loads Enformer from a TF-Hub handle, a SavedModel folder or a Sonnet checkpoint.
 
   Args:
@@ -505,6 +509,9 @@ def load_model(handle_or_path: str, sequence_length: Optional[int] = None,
       gfile SavedModel folder, or a checkpoint folder / prefix (local or gs://).
     sequence_length: checkpoints only: input length of the predictor (default 196,608).
       SavedModels define their own (393,216 for DeepMind's module).
+    fast: when the Sonnet module is available (checkpoints, exports of this package), predict
+      with the fused forward of `enformer.fast` (equal within 1e-5 relative); False: the
+      reference op sequence. DeepMind's hub module always runs its own saved graph.
     **config: checkpoints: `Enformer` constructor arguments (default: the published full-size
       model); SavedModels written by `export_hub_module`: overrides of the stored config.
 
@@ -520,9 +527,9 @@ def load_model(handle_or_path: str, sequence_length: Optional[int] = None,
   local = not _is_url(handle)
   if local or handle.startswith('gs://'):
     if tf.io.gfile.exists(os.path.join(handle, 'saved_model.pb')):
-      return _load_saved_model(handle, config)
+      return _load_saved_model(handle, config, fast)
     if _looks_like_checkpoint(handle):
-      return _load_checkpoint(handle, sequence_length, config)
+      return _load_checkpoint(handle, sequence_length, config, fast)
     if local:
       raise FileNotFoundError(
           f'{handle} is neither a SavedModel folder (with saved_model.pb) nor a checkpoint '
