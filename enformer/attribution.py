@@ -65,13 +65,18 @@ def _forward_fn(model, head: str) -> Callable[[tf.Tensor], tf.Tensor]:
   if isinstance(model, Enformer):
     if head not in model.heads:
       raise ValueError(f'Unknown head {head!r}; this model has heads {model.head_names}.')
+    from enformer import fast  # pylint: disable=import-outside-toplevel
+    model.build_variables()  # The fused forward reads the variables directly.
     ref = weakref.ref(model)
 
     def forward_module(x: tf.Tensor) -> tf.Tensor:
       if crop_length is not None and x.shape[1] is not None and x.shape[1] > crop_length:
         trim = (x.shape[1] - crop_length) // 2
         x = x[:, trim:trim + crop_length]
-      return ref()(x, is_training=False, output_heads=[head])[head]
+      # The fused inference forward of enformer.fast (= model(x, is_training=False) within
+      # float32 rounding; faster, and its gradient needs less memory).
+      embedding = fast.fast_trunk(ref(), x, fast.chunk_length_for(x.shape[1]))
+      return fast.fast_heads(ref(), embedding, [head])[head]
 
     return forward_module
   predict = getattr(model, 'predict_on_batch', None)

@@ -191,8 +191,10 @@ def test_attribution_of_a_five_channel_model(predictor, files):
   grad_x = (tape.gradient(target, xt) * xt).numpy()[0]  # [L, 5]
   scores = attribution.contribution_input_grad(predictor, x, mask, head='atac')
   extra = attribution.extra_channel_contributions(predictor, x, mask, head='atac')
-  np.testing.assert_allclose(scores, grad_x[:, :4].sum(1), rtol=1e-4, atol=1e-7)
-  np.testing.assert_allclose(extra, grad_x[:, 4:], rtol=1e-4, atol=1e-7)
+  # Attribution differentiates the fused forward of enformer.fast: other float32 rounding.
+  np.testing.assert_allclose(scores, grad_x[:, :4].sum(1), rtol=0,
+                             atol=1e-4 * np.abs(grad_x[:, :4].sum(1)).max())
+  np.testing.assert_allclose(extra, grad_x[:, 4:], rtol=0, atol=1e-4 * np.abs(grad_x[:, 4:]).max())
   assert np.abs(extra).max() > 0  # The conservation channel influences the target.
 
   # ISM mutates bases only; the extra channel keeps its value.
