@@ -86,7 +86,7 @@ def bench_small(args) -> Dict[str, object]:
   from enformer.variants import VariantScorer
 
   model = Enformer(channels=384, num_heads=4, num_transformer_layers=1, target_length=None)
-  predictor = Predictor.from_module(model, args.length)
+  predictor = Predictor.from_module(model, args.length, fast=not args.plain)
   results: Dict[str, object] = {'config': 'small: channels=384, num_heads=4, 1 layer, '
                                 f'{args.length} bp input, heads human 5313 / mouse 1643'}
   with tempfile.TemporaryDirectory() as directory:
@@ -128,8 +128,9 @@ def bench_full(args) -> Dict[str, object]:
   from enformer.hub import Predictor
 
   model = Enformer()  # Published size; random weights (speed does not depend on them).
-  predictor = Predictor.from_module(model, SEQUENCE_LENGTH)
-  results: Dict[str, object] = {'config': 'full: channels=1536, 8 heads, 11 layers, 196,608 bp'}
+  predictor = Predictor.from_module(model, SEQUENCE_LENGTH, fast=not args.plain)
+  results: Dict[str, object] = {'config': 'full: channels=1536, 8 heads, 11 layers, 196,608 bp',
+                                'forward': 'plain' if args.plain else 'fast'}
   rng = np.random.default_rng(0)
   one_hot = lambda b: np.eye(4, dtype=np.float32)[rng.integers(0, 4, (b, SEQUENCE_LENGTH))]
   start = time.perf_counter()
@@ -160,6 +161,8 @@ def main(argv: List[str] = None) -> int:
   parser.add_argument('--variants', type=int, default=64, help='VCF records (small config)')
   parser.add_argument('--length', type=int, default=8192, help='input length (small config)')
   parser.add_argument('--repeats', type=int, default=2, help='timings per approach (best kept)')
+  parser.add_argument('--plain', action='store_true',
+                      help='predict with model(x, is_training=False) instead of enformer.fast')
   args = parser.parse_args(argv)
   default = '2,4,8' if args.config == 'small' else '1,2,4'
   args.batch_sizes = [int(b) for b in (args.batch_sizes or default).split(',')]

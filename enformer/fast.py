@@ -284,7 +284,11 @@ def chunk_length_for(sequence_length: int, target: int = CHUNK_LENGTH) -> int:
 
 def _chunked_high_resolution(model: enformer_lib.Enformer, x: tf.Tensor, num_blocks: int,
                              chunk_length: int) -> tf.Tensor:
-  """`_high_resolution` over chunks of `chunk_length` bp (+ halo), sequentially; same result."""
+  """`_high_resolution` over chunks of `chunk_length` bp (+ halo), sequentially; same result.
+
+  The loop runs over (sequence, chunk) pairs, so a batch of B sequences makes B × more
+  iterations of the same size rather than larger ones (the working set stays in cache).
+  """
   length = x.shape[1]
   num_chunks = length // chunk_length
   halo = _halo(model, num_blocks)
@@ -293,23 +297,24 @@ def _chunked_high_resolution(model: enformer_lib.Enformer, x: tf.Tensor, num_blo
   window = chunk_length + 2 * halo
 
   def one_chunk(index: tf.Tensor) -> tf.Tensor:
-    start = index * chunk_length  # In `padded`; the chunk starts at start - halo in the sequence.
+    sequence = index // num_chunks
+    start = (index % num_chunks) * chunk_length  # In `padded`; at start - halo in the sequence.
 
     def valid(resolution: int, size: int) -> tf.Tensor:
       positions = (start - halo) // resolution + tf.range(size)
       inside = (positions >= 0) & (positions < length // resolution)
       return tf.cast(inside, x.dtype)[tf.newaxis, :, tf.newaxis]
 
-    chunk = tf.slice(padded, [0, start, 0], [-1, window, -1])  # Static window: [B, W, C_in].
+    chunk = tf.slice(padded, [sequence, start, 0], [1, window, -1])  # Static: [1, W, C_in].
     y = _high_resolution(model, chunk, num_blocks, valid)
     trim = halo // out_resolution
-    return y[:, trim:trim + chunk_length // out_resolution]
+    return y[0, trim:trim + chunk_length // out_resolution]
 
   channels = model.trunk.layers[1].layers[num_blocks - 1].layers[0].layers[2].output_channels
-  signature = tf.TensorSpec([x.shape[0], chunk_length // out_resolution, channels], x.dtype)
-  chunks = tf.map_fn(one_chunk, tf.range(num_chunks), fn_output_signature=signature,
-                     parallel_iterations=1)  # [n, B, chunk / 2^(k+1), C_k]
-  chunks = tf.transpose(chunks, [1, 0, 2, 3])
+  signature = tf.TensorSpec([chunk_length // out_resolution, channels], x.dtype)
+  chunks = tf.map_fn(one_chunk, tf.range(tf.shape(x)[0] * num_chunks),
+                     fn_output_signature=signature,
+                     parallel_iterations=1)  # [B · n, chunk / 2^(k+1), C_k]
   return tf.reshape(chunks, [-1, length // out_resolution, channels])
 
 
@@ -470,23 +475,3 @@ def plain_forward(model: enformer_lib.Enformer,
     return model(x, is_training=False, output_heads=heads)
 
   return forward
-
-
-def gradient_step(model: enformer_lib.Enformer,
-                  heads: Optional[Sequence[str]] = None) -> Callable[..., Tuple[tf.Tensor, list]]:
-  """Forward + backward of a training step (no optimizer update), for measuring time and memory.
-
-  Returns a tf.function (x [B, L, 4], targets {head: [B, T', N]}) → (mean Poisson loss,
-  gradients of the trainable variables). Uses `is_training=True` (batch statistics, dropout).
-  """
-  heads = model._select_heads(heads)  # pylint: disable=protected-access
-
-  @tf.function
-  def step(x: tf.Tensor, targets: Dict[str, tf.Tensor]) -> Tuple[tf.Tensor, list]:
-    with tf.GradientTape() as tape:
-      outputs = model(x, is_training=True, output_heads=heads)
-      loss = tf.add_n([tf.reduce_mean(tf.keras.losses.poisson(targets[h], outputs[h]))
-                       for h in heads])
-    return loss, tape.gradient(loss, model.trainable_variables)
-
-  return step

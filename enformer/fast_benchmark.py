@@ -1,4 +1,5 @@
-"""Benchmark of the plain and fast (`enformer.fast`) inference paths, and of a training step.
+"""Benchmark of the plain and fast (`enformer.fast`, plain graph and XLA) inference paths, and of
+the training step.
 
 Timings of the two paths are taken in ONE process, interleaved (plain, fast, plain, fast, …) after
 a warm-up, and summarised by the median, so that load from other processes affects both alike.
@@ -141,23 +142,57 @@ def worker_memory(config: Dict[str, object], path: str, batch_size: int) -> Dict
   return dict(rss_model_gb=rss_model, peak_rss_gb=_peak_rss_gb(), first_call_s=first)
 
 
-def worker_train(config: Dict[str, object], recompute: bool = False) -> Dict[str, float]:
-  """In a fresh process: forward + backward (tf.GradientTape, batch 1) time and peak RSS."""
+def measure_train_step(model, sequence_length: int, batch_size: int = 1, steps: int = 2,
+                       recompute: bool = False, precision: str = 'float32',
+                       head: Optional[str] = None) -> Dict[str, float]:
+  """Seconds per step and peak RSS of the step `enformer train` runs (`enformer.training.step`:
+  Poisson loss, gradient all-reduce, clipping 0.2, Sonnet Adam) on random one-hot inputs.
+
+  One untimed warm-up step traces the function; the median of `steps` timed steps is reported.
+  """
   import tensorflow as tf
-  from enformer import fast
-  model = build_model(config)
-  x = tf.constant(random_one_hot(1, config['sequence_length']))
-  t = model.output_length(config['sequence_length'])
-  y = {h: tf.ones([1, t, n]) for h, n in model.config['heads'].items()}
-  step = fast.gradient_step(model)
+  from enformer.training import step as step_lib
+  model.build_variables()
+  variables = list(model.trainable_variables)
+  optimizer = step_lib.Adam(learning_rate=tf.Variable(5e-4, trainable=False))
+  optimizer.initialize(variables)
+  head = head or model.head_names[0]
+  train_step = step_lib.TrainStep(model, optimizer, variables, tf.distribute.get_strategy(),
+                                  batch_size, 0.2, precision=precision, recompute=recompute)
+  rng = np.random.default_rng(0)
+  bins = model.output_length(sequence_length)
+  batch = {'sequence': tf.constant(random_one_hot(batch_size, sequence_length)),
+           'target': tf.constant(rng.gamma(1.0, 1.0, (batch_size, bins, model.config['heads'][
+               head])).astype(np.float32))}
   times = []
-  for _ in range(2):
+  for _ in range(steps + 1):
     start = time.perf_counter()
-    loss, grads = step(x, y)
+    loss, _ = train_step.train(batch, head)
     float(loss)
     times.append(time.perf_counter() - start)
-  return dict(peak_rss_gb=_peak_rss_gb(), first_step_s=times[0], step_s=times[1],
-              num_gradients=len(grads))
+  return dict(first_step_s=times[0], step_s=statistics.median(times[1:]), loss=float(loss),
+              peak_rss_gb=_peak_rss_gb(), parameters_m=sum(
+                  int(np.prod(v.shape)) for v in variables) / 1e6)
+
+
+def worker_train(config: Dict[str, object], recompute: bool = False) -> Dict[str, float]:
+  """In a fresh process: `measure_train_step` at batch 1 (peak RSS is this process's alone)."""
+  return measure_train_step(build_model(config), config['sequence_length'], recompute=recompute)
+
+
+def matmul_gflops(size: int = 4096, repeats: int = 5) -> float:
+  """Achieved GFLOP/s of one large float32 matmul (best of `repeats`): this machine's ceiling
+  for the dense work that dominates Enformer."""
+  import tensorflow as tf
+  a, b = tf.random.normal([size, size]), tf.random.normal([size, size])
+  matmul = tf.function(tf.matmul)
+  matmul(a, b).numpy()
+  best = np.inf
+  for _ in range(repeats):
+    start = time.perf_counter()
+    matmul(a, b).numpy()
+    best = min(best, time.perf_counter() - start)
+  return 2 * size**3 / best / 1e9
 
 
 class RssSampler:
@@ -200,7 +235,7 @@ def worker_timing(config: Dict[str, object], paths: List[str], repeats: int,
   length = config['sequence_length']
   forwards = {p: _make_path(model, p, length) for p in paths}
   result: Dict[str, object] = {'times': {}, 'max_rel_error': {}, 'rss_before_gb': {},
-                               'peak_rss_during_gb': {}}
+                               'peak_rss_during_gb': {}, 'matmul_gflops': matmul_gflops()}
   sampler = RssSampler()
 
   def call(p: str, key: str, x: np.ndarray):
@@ -279,14 +314,15 @@ def run_benchmark(config_name: str = 'small', repeats: int = 3, batch4: bool = T
 
   if memory:
     report['memory'] = {}
-    for path, batch_size in [('plain', 1), ('fast', 1)] + ([('fast', 4)] if batch4 else []):
+    for path, batch_size in [('plain', 1), ('fast', 1), ('fast-xla', 1)] + (
+        [('fast', 4)] if batch4 else []):
       r = _run_worker('memory', config=config, path=path, batch_size=batch_size)
       report['memory'][f'{path}_b{batch_size}'] = r
       log(f'memory {path} batch {batch_size}: {r}')
 
   batch_sizes = [1, 4] if batch4 else [1]
-  timing = _run_worker('timing', config=config, paths=['plain', 'fast'], repeats=repeats,
-                       batch_sizes=[1])
+  timing = _run_worker('timing', config=config, paths=['plain', 'fast', 'fast-xla'],
+                       repeats=repeats, batch_sizes=[1])
   if 'error' in timing:
     raise RuntimeError(timing['error'])
   if batch4:
@@ -313,7 +349,9 @@ def run_benchmark(config_name: str = 'small', repeats: int = 3, batch4: bool = T
     fresh_text = f'{fresh:.2f}' if fresh is not None and '_batchrun' not in key else '-'
     log(f'{name:<24}{median[key]:>12.2f}{per_seq:>9.2f}{flops["total"] / per_seq:>9.1f}'
         f'{sampled if sampled is not None else float("nan"):>13.2f}{fresh_text:>14}')
-  ratios = {'fast/plain time (batch 1)': median['fast_b1'] / median['plain_b1']}
+  log(f'large float32 matmul on this machine: {timing["matmul_gflops"]:.0f} GFLOP/s')
+  ratios = {'fast/plain time (batch 1)': median['fast_b1'] / median['plain_b1'],
+            'fast-xla/plain time (batch 1)': median['fast-xla_b1'] / median['plain_b1']}
   peaks, before = timing['peak_rss_during_gb'], timing['rss_before_gb']
   ratios['fast/plain peak RSS during forward (batch 1)'] = peaks['fast_b1'] / peaks['plain_b1']
   ratios['fast/plain peak RSS above RSS before forward (batch 1)'] = (

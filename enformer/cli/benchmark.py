@@ -6,9 +6,9 @@ import argparse
 def register(subparsers) -> None:
   parser = subparsers.add_parser(
       'benchmark',
-      help='Benchmark plain vs fast (XLA, fused) inference: s/forward, GFLOP/s, peak RSS.',
+      help='benchmark plain vs fast (fused, chunked) inference: s/forward, GFLOP/s, peak RSS',
       description='Times the plain path (model(x, is_training=False) under tf.function) and the '
-      'fast path (enformer.fast.compile_forward) interleaved in one process (median after '
+      'fast path (enformer.fast.compile_forward, plain graph and XLA) interleaved in one process (median after '
       'warm-up), measures peak RSS of each in its own subprocess, checks that their outputs '
       'agree, and prints analytic GFLOP, GFLOP/s, variants/s, ISM positions/s and ratios. '
       'Weights are random. --config small takes about a minute; full (196,608 bp, 1,536 '
@@ -26,7 +26,9 @@ def register(subparsers) -> None:
   parser.add_argument('--plain-batch4', action='store_true',
                       help='also time the plain path at batch 4 (slow, large memory)')
   parser.add_argument('--train', action='store_true',
-                      help='also measure a forward + backward step at batch 1')
+                      help="also measure enformer train's step (forward, backward, Adam) at batch 1")
+  parser.add_argument('--recompute', action='store_true',
+                      help='with --train, also measure the step with activation recomputation')
   parser.add_argument('--json', default=None, help='write all numbers to this JSON file')
   parser.set_defaults(func=run)
 
@@ -51,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     raise FileNotFoundError(f'Directory of --json {args.json} does not exist; create it first.')
   report = fast_benchmark.run_benchmark(
       config, repeats=args.repeats, batch4=not args.no_batch4, memory=not args.no_memory,
-      train=args.train, plain_batch4=args.plain_batch4)
+      train=args.train, recompute=args.recompute, plain_batch4=args.plain_batch4)
   if args.json is not None:
     pathlib.Path(args.json).write_text(json.dumps(report, indent=1))
     print(f'wrote {args.json}')
