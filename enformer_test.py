@@ -2,8 +2,10 @@
 
 Builds `Enformer()` (1536 channels, 11 transformer layers, 8 heads, attention pooling), runs one
 random 196,608 bp sequence with `is_training=True` and checks the output shapes (1, 896, 5313) and
-(1, 896, 1643); then checks that the model built by that forward pass holds exactly DeepMind's
-checkpoint variable tree (skipped when ../shared is absent).
+(1, 896, 1643); checks that the default inference path (`enformer.fast` through `Predictor`)
+equals `model(x, is_training=False)` within 1e-5 of the largest output; then checks that the model
+built by that forward pass holds exactly DeepMind's checkpoint variable tree (skipped when
+../shared is absent).
 
 It takes up to about two minutes on 2 CPU cores (measured on the project's 2-core machine: 19 s
 alone, 56 s while other jobs loaded it) and peaks at 4.7 GB of memory.
@@ -42,6 +44,15 @@ class TestEnformer(unittest.TestCase):
     self.assertEqual(self.outputs['mouse'].shape, (1, enformer.TARGET_LENGTH, 1643))
     for output in self.outputs.values():
       self.assertTrue(np.isfinite(output.numpy()).all())
+
+  def test_fast_path_equals_the_reference_op_sequence(self):
+    """The default inference path (enformer.fast, via Predictor) at full size and length."""
+    x = _get_random_input()
+    expected = self.model(x, is_training=False)
+    outputs = enformer.Predictor.from_module(self.model).predict_on_batch(x)
+    for head, value in expected.items():
+      error = np.abs(outputs[head] - value.numpy()).max() / np.abs(value.numpy()).max()
+      self.assertLessEqual(error, 1e-5, head)
 
   def test_checkpoint_tree_is_deepmind_layout(self):
     reference = SHARED / 'reference' / 'checkpoint_variables_full.txt'
