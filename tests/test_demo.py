@@ -66,6 +66,10 @@ def test_learned_model_beats_shuffled_label_baseline(quick_demo):
     learned, shuffled = table['pearson_r'].mean(), table['shuffled_pearson_r'].mean()
     assert learned > shuffled + 0.3, (organism, learned, shuffled)
     assert abs(shuffled) < 0.2, (organism, shuffled)
+    # Tracks 0-1 respond to one GC-rich motif each (CTCF, SP1): learned within --quick's budget.
+    single_motif = table[table['description'].str.contains(r'1×(?:CTCF|SP1)$')]
+    assert len(single_motif) == 2, table['description'].tolist()
+    assert (single_motif['pearson_r'] > 0.6).all(), single_motif
 
 
 def test_motif_destroying_variants_score_higher(quick_demo):
