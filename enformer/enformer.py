@@ -424,7 +424,11 @@ class SoftmaxPooling1D(snt.Module):
     _, length, num_features = inputs.shape
     self._initialize(num_features)
     inputs = tf.reshape(inputs, (-1, length // self._pool_size, self._pool_size, num_features))
-    weights = tf.nn.softmax(self._logit_linear(inputs), axis=-2)  # [B, T / p, p, C]
+    # The logits as one 2-D matmul: on a 4-D input the weight gradient of the broadcasting
+    # matmul materialises [B · T / p, p, C, C] (slow, and out of memory at full size).
+    logits = self._logit_linear(tf.reshape(inputs, (-1, num_features)))
+    logits = tf.reshape(logits, (-1, length // self._pool_size, self._pool_size, logits.shape[-1]))
+    weights = tf.nn.softmax(logits, axis=-2)  # [B, T / p, p, C]
     return tf.reduce_sum(inputs * weights, axis=-2)
 
 
