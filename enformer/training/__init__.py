@@ -13,6 +13,8 @@ Modules:
   checkpointing  keep-last-K checkpoints, resume, best-by-validation export
   loop           train(...) → TrainResult
   evaluate       per-track and gene-level (TSS) evaluation, TSV + plots
+  recompute      activation recomputation (`recompute=True`, `enformer train --recompute`)
+  windows        shorter bin-aligned training windows cut from long records
 """
 
 import importlib
@@ -27,6 +29,7 @@ _EXPORTS = {
     'train': 'enformer.training.loop',
     'validate': 'enformer.training.loop',
     'get_strategy': 'enformer.training.strategy',
+    'cut_windows': 'enformer.training.windows',
 }
 __all__ = sorted(_EXPORTS)
 

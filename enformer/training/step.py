@@ -132,8 +132,10 @@ class TrainStep:
 
   def _forward(self, sequence: tf.Tensor, head: str, is_training: bool) -> tf.Tensor:
     if self.precision == 'bfloat16':
-      cast = lambda v: tf.cast(v, tf.bfloat16) if v.dtype.is_floating else v
-      with snt.custom_getter.custom_variable_getter(cast):
+      # Trainable weights are read as bf16; state variables (batch-norm moving averages) stay
+      # variables, so their updates still work.
+      cast = lambda v: tf.cast(v, tf.bfloat16) if v.dtype.is_floating and v.trainable else v
+      with snt.custom_variable_getter(cast):
         outputs = self._call_model(tf.cast(sequence, tf.bfloat16), head, is_training)
       return tf.cast(outputs, tf.float32)
     return self._call_model(sequence, head, is_training)

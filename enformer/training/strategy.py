@@ -67,7 +67,8 @@ def configure_coordination(cluster_spec: Mapping[str, Sequence[str]],
   from tensorflow.python.eager import context
   # pylint: enable=import-outside-toplevel
   ctx = context.context()
-  if ctx.coordination_service is not None or ctx._context_handle:  # pylint: disable=protected-access
+  initialised = ctx._context_handle is not None  # pylint: disable=protected-access
+  if ctx.coordination_service is not None or initialised:
     return False
   spec = tf.train.ClusterSpec(dict(cluster_spec))
   jobs = [coordination_config_pb2.CoordinatedJob(name=job, num_tasks=spec.num_tasks(job))
