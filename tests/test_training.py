@@ -28,10 +28,9 @@ TINY_NO_DROPOUT = dict(channels=384, num_transformer_layers=1, num_heads=4, targ
                        heads={'human': 3},
                        dropout_rate=0.0, attention_dropout_rate=0.0, positional_dropout_rate=0.0)
 ENV = {**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2', 'CUDA_VISIBLE_DEVICES': ''}
-# Multi-process tests (several TensorFlow processes at once): opt in with ENFORMER_PROCESS_TESTS=1.
-# On a loaded 2-core machine the multi-worker coordination service can time out a starved worker.
-process_tests = pytest.mark.skipif(os.environ.get('ENFORMER_PROCESS_TESTS') != '1',
-                                   reason='set ENFORMER_PROCESS_TESTS=1 to run multi-process tests')
+# The multi-process tests (2 workers; kill -9 and resume) run by default: measured 17 s and 36 s
+# on the 2-core machine with other work running. The multi-worker test no longer times out a
+# starved worker (get_strategy sets a 300 s coordination heartbeat timeout).
 
 # Shared by the subprocesses: an in-memory data set and a helper that trains and saves weights.
 _COMMON = textwrap.dedent('''
@@ -268,7 +267,6 @@ def test_coordination_timeouts_from_environment(monkeypatch):
     strategy_lib.get_strategy(environ={'TF_CONFIG': '{'})
 
 
-@process_tests
 def test_kill_and_resume_equals_uninterrupted_run(tmp_path):
   from enformer.data.synthetic import make_synthetic_dataset
   data = make_synthetic_dataset(tmp_path / 'data', seq_length=2048, num_tracks=3, train_size=32,
