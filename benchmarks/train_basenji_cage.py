@@ -8,8 +8,8 @@ records (bin-aligned, targets cut with them), and is evaluated every `--eval-eve
 centre window of every record: the training-set Pearson R per track over (window, bin) pairs.
 Windows come from `enformer.training.windows.cut_windows`.
 
-  python benchmarks/train_basenji_cage.py                    # 16,384 bp windows, 120 steps
-  python benchmarks/train_basenji_cage.py --window 32768 --steps 300 --layers 2
+  python benchmarks/train_basenji_cage.py                    # 8,192 bp windows, 600 steps
+  python benchmarks/train_basenji_cage.py --window 32768 --steps 1000 --layers 2
 
 Prints the curve (step → loss, training mean Pearson R) and writes it to RUN_DIR/history.jsonl.
 """
@@ -45,14 +45,14 @@ def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument('--data', default=str(DEFAULT_DATA), help='legacy Basenji data folder')
-  parser.add_argument('--window', type=int, default=16_384, help='bp per training window')
-  parser.add_argument('--steps', type=int, default=120)
+  parser.add_argument('--window', type=int, default=8192, help='bp per training window')
+  parser.add_argument('--steps', type=int, default=600)
   parser.add_argument('--batch-size', type=int, default=4)
   parser.add_argument('--learning-rate', type=float, default=1e-3)
   parser.add_argument('--warmup-steps', type=int, default=10)
   parser.add_argument('--channels', type=int, default=384)
   parser.add_argument('--layers', type=int, default=1, help='transformer layers')
-  parser.add_argument('--eval-every', type=int, default=20)
+  parser.add_argument('--eval-every', type=int, default=100)
   parser.add_argument('--seed', type=int, default=0)
   parser.add_argument('--run-dir', help='run folder (default: a new temporary folder)')
   args = parser.parse_args()
