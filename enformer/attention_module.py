@@ -130,7 +130,8 @@ class MultiheadAttention(snt.Module):
       q *= self._key_size**-0.5
 
     if self._relative_positions:
-      positional_encodings = self.relative_position_encodings(seq_len)  # [1, 2T-1, R]
+      positional_encodings = tf.cast(self.relative_position_encodings(seq_len),
+                                     inputs.dtype)  # [1, 2T-1, R]; bf16 under mixed precision.
       if is_training:
         positional_encodings = tf.nn.dropout(positional_encodings,
                                              rate=self._positional_dropout_rate)

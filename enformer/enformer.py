@@ -331,6 +331,8 @@ class BatchNorm(snt.distribute.CrossReplicaBatchNorm):
     self.frozen = False
 
   def __call__(self, inputs: tf.Tensor, is_training: bool) -> tf.Tensor:
+    if inputs.dtype != tf.float32:  # Mixed precision: statistics and state stay float32.
+      return tf.cast(self(tf.cast(inputs, tf.float32), is_training), inputs.dtype)
     training = bool(is_training) and not self.frozen
     if training and getattr(_BATCH_NORM_STATE, 'held', False):
       return super().__call__(inputs, is_training=False, test_local_stats=True)

@@ -11,6 +11,7 @@ from typing import Dict, Optional, Sequence, Tuple
 import sonnet as snt
 import tensorflow as tf
 
+from enformer import enformer as enformer_lib
 from enformer.training import strategy as strategy_lib
 
 POISSON_EPSILON = 1e-7  # As tf.keras.losses.poisson.
@@ -132,10 +133,11 @@ class TrainStep:
 
   def _forward(self, sequence: tf.Tensor, head: str, is_training: bool) -> tf.Tensor:
     if self.precision == 'bfloat16':
-      # Trainable weights are read as bf16; state variables (batch-norm moving averages) stay
-      # variables, so their updates still work.
+      # Trainable weights are read as bf16, except batch norm's: it normalises in float32
+      # (its statistics and moving averages are float32 state).
       cast = lambda v: tf.cast(v, tf.bfloat16) if v.dtype.is_floating and v.trainable else v
-      with snt.custom_variable_getter(cast):
+      modules = [m for m in self.model.submodules if not isinstance(m, enformer_lib.BatchNorm)]
+      with snt.custom_variable_getter(cast, instances=modules):
         outputs = self._call_model(tf.cast(sequence, tf.bfloat16), head, is_training)
       return tf.cast(outputs, tf.float32)
     return self._call_model(sequence, head, is_training)
