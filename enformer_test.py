@@ -7,7 +7,7 @@ equals `model(x, is_training=False)` within 1e-5 of the largest output; then che
 built by that forward pass holds exactly DeepMind's checkpoint variable tree (skipped when
 ../shared is absent).
 
-It takes up to about two minutes on 2 CPU cores (measured on the project's 2-core machine: 19 s
+It takes up to about two minutes on 2 CPU cores (measured on the project's 2-core machine: 41 s
 alone, 56 s while other jobs loaded it) and peaks at 4.7 GB of memory.
 """
 
