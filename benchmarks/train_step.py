@@ -13,16 +13,15 @@ Adam) on random one-hot inputs, after one warm-up step that traces the function.
 recomputes conv-tower and transformer block activations in the backward pass
 (`enformer.training.recompute`); --precision bfloat16 computes in bf16.
 
-Prints: steps, median seconds per step, examples per second, peak RSS in GB (the process maximum,
-so it includes the model, optimizer state and activations kept for the backward pass).
+Prints: steps, median seconds per step, examples per second, peak RSS in GB (10^9 bytes; the
+process maximum, so it includes the model, optimizer state and activations kept for the backward
+pass). The measurement is `enformer.fast_benchmark.measure_train_step`, as in `enformer benchmark
+--train`.
 """
 
 import argparse
 import json
 import os
-import resource
-import statistics
-import time
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
@@ -49,49 +48,22 @@ def main() -> None:
   args.preset = args.preset or preset
   args.sequence_length = args.sequence_length or length
 
-  import numpy as np  # pylint: disable=import-outside-toplevel
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from enformer import presets  # pylint: disable=import-outside-toplevel
-  from enformer.training import step as step_lib  # pylint: disable=import-outside-toplevel
+  from enformer.fast_benchmark import measure_train_step  # pylint: disable=import-outside-toplevel
 
   overrides = {k: json.loads(v) for k, v in (a.split('=', 1) for a in args.model_arg)}
   if args.tracks:
     overrides['heads'] = {'human': args.tracks}
   model = presets.build_model(args.preset, **overrides)
-  model.build_variables()
-  strategy = tf.distribute.get_strategy()
-  optimizer = step_lib.Adam(learning_rate=tf.Variable(5e-4, trainable=False))
-  variables = list(model.trainable_variables)
-  optimizer.initialize(variables)
-  head = model.head_names[0]
-  train_step = step_lib.TrainStep(model, optimizer, variables, strategy, args.batch_size, 0.2,
-                                  precision=args.precision, recompute=args.recompute)
-  length, bins = args.sequence_length, model.output_length(args.sequence_length)
-  rng = np.random.default_rng(0)
-  batch = {
-      'sequence': tf.constant(np.eye(4, dtype=np.float32)[
-          rng.integers(0, 4, (args.batch_size, length))]),
-      'target': tf.constant(rng.gamma(1.0, 1.0, (args.batch_size, bins,
-                                                 model.config['heads'][head])).astype(np.float32)),
-  }
-  began = time.perf_counter()
-  loss, _ = train_step.train(batch, head)
-  float(loss)
-  first = time.perf_counter() - began
-  times = []
-  for _ in range(args.steps):
-    began = time.perf_counter()
-    loss, _ = train_step.train(batch, head)
-    float(loss)
-    times.append(time.perf_counter() - began)
-  peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-  median = statistics.median(times)
-  parameters = sum(int(np.prod(v.shape)) for v in variables)
-  print(f'preset {args.preset} {overrides or ""}: {parameters / 1e6:.1f} M parameters, '
-        f'{length:,} bp, batch {args.batch_size}, {args.precision}'
-        f'{", recompute" if args.recompute else ""}; loss {float(loss):.4f}')
-  print(f'first step (tracing) {first:.1f} s; median of {args.steps} steps {median:.3f} s/step '
-        f'({args.batch_size / median:.2f} examples/s); peak RSS {peak_gb:.2f} GB')
+  result = measure_train_step(model, args.sequence_length, args.batch_size, args.steps,
+                              recompute=args.recompute, precision=args.precision)
+  median = result['step_s']
+  print(f'preset {args.preset} {overrides or ""}: {result["parameters_m"]:.1f} M parameters, '
+        f'{args.sequence_length:,} bp, batch {args.batch_size}, {args.precision}'
+        f'{", recompute" if args.recompute else ""}; loss {result["loss"]:.4f}')
+  print(f'first step (tracing) {result["first_step_s"]:.1f} s; median of {args.steps} steps '
+        f'{median:.3f} s/step ({args.batch_size / median:.2f} examples/s); peak RSS '
+        f'{result["peak_rss_gb"]:.2f} GB')
 
 
 if __name__ == '__main__':
