@@ -27,11 +27,10 @@ import numpy as np
 import tensorflow as tf
 
 from enformer.enformer import BIN_SIZE, Enformer
+from enformer.sequence import NUM_NUCLEOTIDES
 
 Reduction = str  # 'mean' (colab) or 'sum'.
 REDUCTIONS = ('mean', 'sum')
-BASES = 'ACGT'
-NUM_NUCLEOTIDES = len(BASES)
 
 
 # --------------------------------------------------------------------------- model adaptation

@@ -15,7 +15,8 @@ if not os.environ.get('MPLBACKEND'):
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
 
-from enformer.attribution import BASES, contribution_logo_matrix, ism_logo_matrix
+from enformer.attribution import contribution_logo_matrix, ism_logo_matrix
+from enformer.sequence import BASES
 
 PathLike = Union[str, os.PathLike]
 Interval = Tuple[str, int, int]  # chrom, start (0-based), end — or any object with those fields.

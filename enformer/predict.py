@@ -32,6 +32,7 @@ from enformer.data.generate import FLOAT16_MAX
 from enformer.io import bigwig as bigwig_io
 from enformer.io.fasta import FastaStringExtractor
 from enformer.io.targets import is_cage, track_identifiers, track_labels
+from enformer.sequence import NUM_NUCLEOTIDES
 
 # The usage colab's example tracks of the published human head: DNASE CD14+ monocyte, DNASE
 # keratinocyte, H3K27ac ChIP keratinocyte, CAGE keratinocyte.
@@ -83,9 +84,6 @@ def default_tracks(num_tracks: int) -> List[int]:
   if num_tracks == HEADS['human']:
     return list(COLAB_HUMAN_TRACKS)
   return list(range(min(4, num_tracks)))
-
-
-NUM_NUCLEOTIDES = 4
 
 
 def check_extra_tracks(input_channels: int, extra_tracks: Sequence[str]) -> None:

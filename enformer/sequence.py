@@ -5,6 +5,9 @@ from typing import Sequence, Tuple
 
 import numpy as np
 
+# Channels of a one-hot sequence, in order; models with extra input tracks put them after these.
+BASES = 'ACGT'
+NUM_NUCLEOTIDES = len(BASES)
 # IUPAC nucleotide codes (and gap characters) that are not A/C/G/T: encoded as the neutral value.
 IUPAC_AMBIGUOUS = 'NRYSWKMBDHVU-.'
 _COMPLEMENT = str.maketrans('ACGTRYSWKMBDHVNacgtryswkmbdhvn', 'TGCAYRSWMKVHDBNtgcayrswmkvhdbn')
@@ -38,7 +41,7 @@ def _lookup_table(alphabet: str, neutral_alphabet: str, neutral_value: float,
 
 
 def one_hot_encode(sequence: str,
-                   alphabet: str = 'ACGT',
+                   alphabet: str = BASES,
                    neutral_alphabet: str = 'N',
                    neutral_value: float = 0,
                    dtype=np.float32) -> np.ndarray:

@@ -80,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
   from enformer.io.fasta import FastaStringExtractor
   from enformer.io.targets import read_targets, select_tracks, track_labels
   from enformer.predict import model_inputs
+  from enformer.sequence import NUM_NUCLEOTIDES
 
   if not os.path.exists(args.fasta):
     raise FileNotFoundError(f'--fasta {args.fasta} does not exist.')
@@ -103,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
   chrom = extractor.resolve_chromosome(region.chrom)
   interval = region.resize(predictor.sequence_length)
   model_input = model_inputs(extractor, [interval], args.extra_track)[0]  # [L, 4 + E]
-  one_hot = model_input[:, :4]
+  one_hot = model_input[:, :NUM_NUCLEOTIDES]
   window = None
   if window_region is not None:
     if extractor.resolve_chromosome(window_region.chrom) != chrom or not (
