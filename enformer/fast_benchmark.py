@@ -320,7 +320,6 @@ def run_benchmark(config_name: str = 'small', repeats: int = 3, batch4: bool = T
       report['memory'][f'{path}_b{batch_size}'] = r
       log(f'memory {path} batch {batch_size}: {r}')
 
-  batch_sizes = [1, 4] if batch4 else [1]
   timing = _run_worker('timing', config=config, paths=['plain', 'fast', 'fast-xla'],
                        repeats=repeats, batch_sizes=[1])
   if 'error' in timing:

@@ -8,9 +8,9 @@ def register(subparsers) -> None:
       'benchmark',
       help='benchmark plain vs fast (fused, chunked) inference: s/forward, GFLOP/s, peak RSS',
       description='Times the plain path (model(x, is_training=False) under tf.function) and the '
-      'fast path (enformer.fast.compile_forward, plain graph and XLA) interleaved in one process (median after '
-      'warm-up), measures peak RSS of each in its own subprocess, checks that their outputs '
-      'agree, and prints analytic GFLOP, GFLOP/s, variants/s, ISM positions/s and ratios. '
+      'fast path (enformer.fast.compile_forward, plain graph and XLA) interleaved in one '
+      'process (median after warm-up), measures peak RSS of each in its own subprocess, '
+      'checks that their outputs agree, and prints analytic GFLOP, GFLOP/s, variants/s, ISM positions/s and ratios. '
       'Weights are random. --config small takes about a minute; full (196,608 bp, 1,536 '
       'channels, 11 layers) takes tens of minutes and several GB.')
   parser.add_argument('--config', default='small', choices=['small', 'medium', 'full'],
@@ -26,7 +26,8 @@ def register(subparsers) -> None:
   parser.add_argument('--plain-batch4', action='store_true',
                       help='also time the plain path at batch 4 (slow, large memory)')
   parser.add_argument('--train', action='store_true',
-                      help="also measure enformer train's step (forward, backward, Adam) at batch 1")
+                      help="also measure enformer train's step (forward, backward, Adam) at "
+                      'batch 1')
   parser.add_argument('--recompute', action='store_true',
                       help='with --train, also measure the step with activation recomputation')
   parser.add_argument('--json', default=None, help='write all numbers to this JSON file')
