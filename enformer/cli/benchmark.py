@@ -11,7 +11,8 @@ def register(subparsers) -> None:
       'fast path (enformer.fast.compile_forward, plain graph and XLA) interleaved in one '
       'process (median after warm-up), measures peak RSS of each in its own subprocess, '
       'checks that their outputs agree, and prints analytic GFLOP, GFLOP/s, variants/s, ISM '
-      'positions/s and ratios. Weights are random. --config small takes about a minute; full (196,608 bp, 1,536 '
+      'positions/s and ratios. Weights are random. --config small takes about a minute; '
+      'full (196,608 bp, 1,536 '
       'channels, 11 layers) takes tens of minutes and several GB.')
   parser.add_argument('--config', default='small', choices=['small', 'medium', 'full'],
                       help='architecture and input length (default: small)')
