@@ -11,7 +11,7 @@ from typing import Optional
 
 import tensorflow as tf
 
-BIN_SIZE = 128
+from enformer.enformer import BIN_SIZE
 
 
 def cut_windows(dataset: tf.data.Dataset, window: int, *, random: bool,
