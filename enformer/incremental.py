@@ -99,7 +99,7 @@ class IncrementalForward:
     """Predictions of the reference and of each alternative.
 
     Args:
-      reference: [L, C_in] model input.
+      reference: [L, C_in] model input (or longer by an even number of bp: centre-cropped).
       alternatives: [K, L, C_in] model inputs of the same length.
       batch_size: alternatives per transformer pass.
 
@@ -111,6 +111,13 @@ class IncrementalForward:
     if alternatives.ndim != 3 or alternatives.shape[1:] != reference.shape:
       raise ValueError(f'Alternatives must be [K, {reference.shape[0]}, {reference.shape[1]}] '
                        f'like the reference, got {alternatives.shape}.')
+    trim = (reference.shape[0] - self.sequence_length) // 2
+    if trim < 0 or reference.shape[0] - self.sequence_length != 2 * trim:
+      raise ValueError(f'Inputs must be {self.sequence_length:,} bp (or longer by an even number '
+                       f'of bp, centre-cropped to it), got {reference.shape[0]:,} bp.')
+    if trim:  # E.g. the 393,216 bp of the TF-Hub signature around the model's 196,608 bp.
+      reference = reference[trim:trim + self.sequence_length]
+      alternatives = alternatives[:, trim:trim + self.sequence_length]
     tower = self.forward.tower(reference[np.newaxis])
     reference_outputs = {head: value.numpy()[0]
                          for head, value in self.forward.after_tower(tower).items()}
@@ -145,3 +152,17 @@ class IncrementalForward:
     stacked = {head: np.stack([result[head] for result in results]) if results else
                np.zeros((0,) + reference_outputs[head].shape, np.float32) for head in heads}
     return reference_outputs, stacked
+
+
+def for_predictor(predictor, heads: Optional[List[str]] = None,
+                  max_span: int = 128) -> Optional[IncrementalForward]:
+  """An `IncrementalForward` over `predictor.model` (an `enformer.inference` Predictor), with the
+  predictor's length and precision; None when the predictor has no Sonnet module (e.g.
+  DeepMind's TF-Hub module), which then runs full passes."""
+  model = getattr(predictor, 'model', None)
+  if model is None:
+    return None
+  length = getattr(predictor, 'model_sequence_length', None) or predictor.sequence_length
+  forward = fast.compile_forward(model, length, heads,
+                                 precision=getattr(predictor, 'precision', 'float32'))
+  return IncrementalForward(forward, max_span=max_span)
