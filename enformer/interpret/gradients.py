@@ -1,11 +1,14 @@
-"""Attribution: gradient × input contribution scores, in-silico saturation mutagenesis, and
-enhancer–gene link scores (Avsec et al. 2021, Fig. 2a and the enhancer prioritisation analysis).
+"""Gradient × input contribution scores (Avsec et al. 2021, Fig. 2a; the usage colab's method).
 
-Every method explains one scalar *target*: the prediction of a head, weighted by a `target_mask`
-[T, N] (T output bins, N tracks of the head) and, by default, averaged over the mask
-(`reduction='mean'`, exactly as the usage colab's `contribution_input_grad`):
+Every method of `enformer.interpret` explains one scalar *target*: the prediction of a head,
+weighted by a `target_mask` [T, N] (T output bins, N tracks of the head) and, by default, averaged
+over the mask (`reduction='mean'`, exactly as the usage colab's `contribution_input_grad`):
 
     target(x) = sum(prediction(x)[T, N] * mask) / sum(mask)
+
+This module holds the differentiable forward (`forward_function`), its compiled target and
+gradient functions (shared with `enformer.interpret.ism`), target masks, gradient × input and
+the pooling of per-base scores into output bins.
 
 Shapes: B = batch, L = input length in bp, T = output bins, N = tracks, W = window length in bp,
 C = input channels: 4 one-hot (A, C, G, T) + E extra per-base tracks (e.g. conservation) for a
@@ -13,29 +16,26 @@ model built with `input_channels = 4 + E`.
 
 Models with extra input channels: every method takes the full [L, 4 + E] input. Gradient × input
 scores sum over the 4 nucleotide channels only (the contribution of the bases); the extra channels'
-gradient × input is returned separately by `extra_channel_contributions` ([L, E]) and stored in
-`IntervalAttribution.extra_scores`. ISM substitutes bases in the 4 nucleotide channels and keeps
-the extra channels as they are.
+gradient × input is returned separately by `extra_channel_contributions` ([L, E]).
 """
 
 import dataclasses
-import math
 import weakref
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
 
+from enformer import fast
 from enformer.enformer import BIN_SIZE, Enformer
 from enformer.sequence import NUM_NUCLEOTIDES
 
 Reduction = str  # 'mean' (colab) or 'sum'.
 REDUCTIONS = ('mean', 'sum')
 
-
 # --------------------------------------------------------------------------- model adaptation
 
-def _unwrap(model) -> Tuple[object, Optional[int]]:
+def unwrap_model(model) -> Tuple[object, Optional[int]]:
   """(innermost model, input length it sees) following `.model` (Predictor → Enformer, hub root →
   its `.model`). The length is a Predictor's `model_sequence_length` (it centre-crops longer
   inputs to it), else None."""
@@ -50,7 +50,7 @@ def _unwrap(model) -> Tuple[object, Optional[int]]:
   return model, crop_length
 
 
-def _forward_fn(model, head: str) -> Callable[[tf.Tensor], tf.Tensor]:
+def forward_function(model, head: str) -> Callable[[tf.Tensor], tf.Tensor]:
   """Returns f(x [B, L, C] float32) → predictions of `head` [B, T, N] that gradients flow through.
 
   Accepts an `Enformer` module, an object with a `.model` attribute (the package's Predictor or a
@@ -60,11 +60,10 @@ def _forward_fn(model, head: str) -> Callable[[tf.Tensor], tf.Tensor]:
   cropped bases then get zero gradient).
   """
   outer = model
-  model, crop_length = _unwrap(model)
+  model, crop_length = unwrap_model(model)
   if isinstance(model, Enformer):
     if head not in model.heads:
       raise ValueError(f'Unknown head {head!r}; this model has heads {model.head_names}.')
-    from enformer import fast  # pylint: disable=import-outside-toplevel
     model.build_variables()  # The fused forward reads the variables directly.
     ref = weakref.ref(model)
 
@@ -106,7 +105,7 @@ class _CompiledFunctions:
 _CACHE: Dict[tuple, _CompiledFunctions] = {}
 
 
-def _compiled(model, head: str, reduction: Reduction, x: tf.Tensor,
+def compiled_functions(model, head: str, reduction: Reduction, x: tf.Tensor,
               mask: tf.Tensor) -> _CompiledFunctions:
   """tf.functions for inputs shaped like x ([B, L, C], any B) and this mask shape.
 
@@ -120,7 +119,7 @@ def _compiled(model, head: str, reduction: Reduction, x: tf.Tensor,
   key = (id(model), head, reduction, length, channels, mask_shape)
   if key in _CACHE:
     return _CACHE[key]
-  forward = _forward_fn(model, head)
+  forward = forward_function(model, head)
 
   def target_score(x: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     """[B, L, C], [T, N] → [B]: the masked target of each sequence."""
@@ -130,7 +129,7 @@ def _compiled(model, head: str, reduction: Reduction, x: tf.Tensor,
       raise ValueError(
           f'target_mask has shape {mask.shape.as_list()} but the {head!r} head predicts '
           f'[{prediction.shape[1]} bins, {prediction.shape[2]} tracks] for inputs of '
-          f'{x.shape[1]} bp. Build the mask with enformer.attribution.target_mask('
+          f'{x.shape[1]} bp. Build the mask with enformer.interpret.target_mask('
           f'num_bins={prediction.shape[1]}, num_tracks={prediction.shape[2]}, ...).')
     score = tf.reduce_sum(prediction * mask[tf.newaxis], axis=[1, 2])
     if reduction == 'mean':
@@ -164,7 +163,7 @@ def _compiled(model, head: str, reduction: Reduction, x: tf.Tensor,
   return functions
 
 
-def _as_batch(sequence_one_hot) -> Tuple[tf.Tensor, bool]:
+def as_batch(sequence_one_hot) -> Tuple[tf.Tensor, bool]:
   """[L, C] or [B, L, C] (any numeric / bool dtype) → (float32 [B, L, C], had_batch_axis)."""
   x = np.asarray(sequence_one_hot) if not tf.is_tensor(sequence_one_hot) else sequence_one_hot
   rank = len(x.shape)
@@ -176,12 +175,12 @@ def _as_batch(sequence_one_hot) -> Tuple[tf.Tensor, bool]:
   return (x if rank == 3 else x[tf.newaxis]), rank == 3
 
 
-def _as_mask(target_mask) -> tf.Tensor:
+def as_mask(target_mask) -> tf.Tensor:
   mask = tf.cast(tf.convert_to_tensor(np.asarray(target_mask) if not tf.is_tensor(target_mask)
                                       else target_mask), tf.float32)
   if mask.shape.rank != 2:
     raise ValueError(f'target_mask must be [bins, tracks], got shape {mask.shape.as_list()}. '
-                     'Build it with enformer.attribution.target_mask(...).')
+                     'Build it with enformer.interpret.target_mask(...).')
   if not float(tf.reduce_sum(tf.abs(mask))) > 0:
     raise ValueError('target_mask selects nothing (all zeros): set the chosen bins and tracks '
                      'to 1.')
@@ -262,7 +261,7 @@ def contribution_input_grad(model,
   Returns:
     float32 numpy [L] (or [B, L] for a batch): the contribution of each base.
   """
-  per_channel = _gradient_times_input(model, sequence_one_hot, target_mask, head, reduction)
+  per_channel = gradient_times_input(model, sequence_one_hot, target_mask, head, reduction)
   return per_channel[..., :NUM_NUCLEOTIDES].sum(-1)
 
 
@@ -279,16 +278,16 @@ def extra_channel_contributions(model,
   Returns:
     float32 numpy [L, E] (or [B, L, E]); E = C − 4 (0 columns for a one-hot-only model).
   """
-  per_channel = _gradient_times_input(model, sequence_one_hot, target_mask, head, reduction)
+  per_channel = gradient_times_input(model, sequence_one_hot, target_mask, head, reduction)
   return per_channel[..., NUM_NUCLEOTIDES:]
 
 
-def _gradient_times_input(model, sequence_one_hot, target_mask, head: str,
+def gradient_times_input(model, sequence_one_hot, target_mask, head: str,
                           reduction: Reduction) -> np.ndarray:
   """x · d target / d x for every input channel: [L, C] (or [B, L, C]) float32 numpy."""
-  x, batched = _as_batch(sequence_one_hot)
-  mask = _as_mask(target_mask)
-  per_channel = _compiled(model, head, reduction, x, mask).gradient_times_input(x, mask).numpy()
+  x, batched = as_batch(sequence_one_hot)
+  mask = as_mask(target_mask)
+  per_channel = compiled_functions(model, head, reduction, x, mask).gradient_times_input(x, mask).numpy()
   return per_channel if batched else per_channel[0]
 
 
@@ -338,83 +337,31 @@ def target_prediction(model,
 
   Returns a float [B] for [B, L, C] inputs, a float for [L, C].
   """
-  x, batched = _as_batch(sequence_one_hot)
-  mask = _as_mask(target_mask)
-  scores = _compiled(model, head, reduction, x, mask).target_score(x, mask).numpy()
+  x, batched = as_batch(sequence_one_hot)
+  mask = as_mask(target_mask)
+  scores = compiled_functions(model, head, reduction, x, mask).target_score(x, mask).numpy()
   return scores if batched else float(scores[0])
 
 
-# --------------------------------------------------------------------------- in-silico mutagenesis
+def output_shape(model, sequence_length: int, head: str = 'human',
+                 input_channels: Optional[int] = None) -> Tuple[int, int]:
+  """(bins, tracks) that `head` predicts for inputs of `sequence_length` bp.
 
-def _check_window(window: Optional[Tuple[int, int]], length: int) -> Tuple[int, int]:
-  if window is None:
-    return 0, length
-  start, end = int(window[0]), int(window[1])
-  if not 0 <= start < end <= length:
-    raise ValueError(f'ISM window {window} must satisfy 0 <= start < end <= {length} (positions '
-                     'within the input sequence, 0-based, end exclusive).')
-  return start, end
-
-
-def in_silico_mutagenesis(model,
-                          sequence_one_hot,
-                          target_mask,
-                          window: Optional[Tuple[int, int]] = None,
-                          head: str = 'human',
-                          reduction: Reduction = 'mean',
-                          batch_size: int = 8,
-                          progress: bool = True) -> np.ndarray:
-  """In-silico saturation mutagenesis: Δ target for every single-base substitution in a window.
-
-  Each base of the window is replaced by each of the other three bases (one mutant sequence per
-  substitution, evaluated in batches of `batch_size`), and the masked target is compared with the
-  reference sequence's: ism[i, b] = target(x with base b at window_start + i) − target(x).
-  Only the 4 nucleotide channels are mutated; extra input channels keep their values.
-
-  Args:
-    model: as for `contribution_input_grad`.
-    sequence_one_hot: [L, C] model input (or [1, L, C]): one-hot sequence + extra tracks.
-    target_mask: [T, N] weights of the head's prediction; see `target_mask(...)`.
-    window: (start, end) positions within the sequence (0-based, end exclusive); default the
-      whole sequence (3·L forward passes — choose a window for long inputs).
-    head: output head.
-    reduction: 'mean' (default, as for gradient × input) or 'sum'.
-    batch_size: mutant sequences per forward pass.
-    progress: show a tqdm progress bar.
-
-  Returns:
-    float32 numpy [W, 4] in A, C, G, T order; 0 at the reference base. At an N position (all-zero
-    row) all four bases are substituted.
+  Read from the configuration of an `Enformer` (no computation); other models (SavedModels) are
+  run once on an all-zero input of `input_channels` channels (default the model's
+  `input_channels` attribute, e.g. a Predictor's, else 4).
   """
-  x, _ = _as_batch(sequence_one_hot)
-  if x.shape[0] != 1:
-    raise ValueError(f'in_silico_mutagenesis takes one sequence, got a batch of {x.shape[0]}; '
-                     'loop over the sequences.')
-  if batch_size < 1:
-    raise ValueError(f'batch_size must be >= 1, got {batch_size}.')
-  reference = x[0].numpy()  # [L, C]
-  start, end = _check_window(window, reference.shape[0])
-  mask = _as_mask(target_mask)
-  target_score = _compiled(model, head, reduction, x, mask).target_score
-  reference_score = float(target_score(x, mask).numpy()[0])
-
-  # Every (position, base) that differs from the reference.
-  positions, bases = np.nonzero(reference[start:end, :NUM_NUCLEOTIDES] != 1.0)
-  identity = np.eye(4, dtype=np.float32)
-  ism = np.zeros((end - start, 4), np.float32)
-  from tqdm.auto import tqdm  # Light import; only needed here.
-  with tqdm(total=len(positions), desc='ISM', unit='mutant', disable=not progress) as bar:
-    for first in range(0, len(positions), batch_size):
-      batch_positions = positions[first:first + batch_size]
-      batch_bases = bases[first:first + batch_size]
-      count = len(batch_positions)
-      # Pad the last batch to a full one, so every call has the same shape (no retracing).
-      mutants = np.repeat(reference[np.newaxis], batch_size, axis=0)  # [batch, L, C]
-      mutants[np.arange(count), start + batch_positions, :NUM_NUCLEOTIDES] = identity[batch_bases]
-      scores = target_score(tf.constant(mutants), mask).numpy()[:count]
-      ism[batch_positions, batch_bases] = scores - reference_score
-      bar.update(count)
-  return ism
+  inner, crop_length = unwrap_model(model)
+  if isinstance(inner, Enformer):
+    if head not in inner.heads:
+      raise ValueError(f'Unknown head {head!r}; this model has heads {inner.head_names}.')
+    length = min(int(sequence_length), crop_length or int(sequence_length))
+    return inner.output_length(length), int(inner.config['heads'][head])
+  if input_channels is None:
+    input_channels = int(getattr(model, 'input_channels', NUM_NUCLEOTIDES))
+  prediction = forward_function(model, head)(
+      tf.zeros([1, int(sequence_length), int(input_channels)], tf.float32))
+  return int(prediction.shape[1]), int(prediction.shape[2])
 
 
 # --------------------------------------------------------------------------- logo matrices
@@ -426,274 +373,3 @@ def contribution_logo_matrix(sequence_one_hot: np.ndarray, scores: np.ndarray) -
   """
   one_hot = np.asarray(sequence_one_hot, np.float32)[:, :NUM_NUCLEOTIDES]
   return one_hot * np.asarray(scores, np.float32)[:, np.newaxis]
-
-
-def ism_logo_matrix(sequence_one_hot: np.ndarray, ism: np.ndarray) -> np.ndarray:
-  """[W, 4] logo matrix of ISM: the reference base carries −(mean Δ of its 3 substitutions).
-
-  A base whose mutation lowers the target gets a positive letter, as in gradient × input.
-  `sequence_one_hot` is [W, 4] or a [W, 4 + E] model input (only the one-hot part is used).
-  """
-  one_hot = np.asarray(sequence_one_hot, np.float32)[:, :NUM_NUCLEOTIDES]
-  ism = np.asarray(ism, np.float32)
-  return one_hot * (-ism.sum(axis=1, keepdims=True) / 3.0)
-
-
-# --------------------------------------------------------------------------- enhancer–gene links
-
-@dataclasses.dataclass
-class EnhancerLink:
-  """Link score of one enhancer for one gene: sum of |contribution| around the enhancer."""
-  name: str
-  chrom: str
-  start: int
-  end: int
-  score: float
-  distance_to_tss: Optional[int]
-
-
-def enhancer_link_scores(contributions: np.ndarray,
-                         sequence_chrom: str,
-                         sequence_start: int,
-                         enhancers: Iterable,
-                         window: int = 2000,
-                         tss: Optional[int] = None,
-                         statistic: str = 'sum') -> List[EnhancerLink]:
-  """Scores enhancers by the |contribution| of the bases in a window centred on each enhancer.
-
-  As in the paper's enhancer prioritisation: contributions are computed for a gene's TSS bins
-  (CAGE tracks), and each candidate enhancer is scored by the absolute contribution within
-  `window` bp centred on it (clipped to the sequence). Enhancers on another chromosome or whose
-  window lies entirely outside the sequence get NaN.
-
-  Args:
-    contributions: [L] per-base scores of the sequence starting at `sequence_start`.
-    sequence_chrom: chromosome of the sequence.
-    sequence_start: 0-based genomic position of contributions[0].
-    enhancers: intervals with `chrom`, `start`, `end` (and optionally `name`), e.g.
-      `enformer.io.bed.read_bed(path)`, or (chrom, start, end) tuples.
-    window: bp around each enhancer's centre (use 0 for the enhancer's own extent).
-    tss: genomic position of the TSS, to report distances.
-    statistic: 'sum' or 'mean' of |contribution| in the window.
-
-  Returns:
-    One EnhancerLink per enhancer, in input order.
-  """
-  if statistic not in ('sum', 'mean'):
-    raise ValueError(f"statistic must be 'sum' or 'mean', got {statistic!r}.")
-  values = np.abs(np.asarray(contributions, np.float64))
-  if values.ndim != 1:
-    raise ValueError(f'contributions must be [L] per-base scores, got shape {values.shape}.')
-  length = len(values)
-  links = []
-  for enhancer in enhancers:
-    if isinstance(enhancer, (tuple, list)):
-      chrom, start, end = enhancer[0], int(enhancer[1]), int(enhancer[2])
-      name = enhancer[3] if len(enhancer) > 3 else f'{chrom}:{start + 1}-{end}'
-    else:
-      chrom, start, end = enhancer.chrom, int(enhancer.start), int(enhancer.end)
-      name = getattr(enhancer, 'name', '') or f'{chrom}:{start + 1}-{end}'
-    if window > 0:
-      centre = (start + end) // 2
-      lo, hi = centre - window // 2, centre - window // 2 + window
-    else:
-      lo, hi = start, end
-    lo, hi = max(lo - sequence_start, 0), min(hi - sequence_start, length)
-    if chrom != sequence_chrom or hi <= lo:
-      score = math.nan
-    else:
-      score = float(values[lo:hi].sum() if statistic == 'sum' else values[lo:hi].mean())
-    distance = None if tss is None else (start + end) // 2 - int(tss)
-    links.append(EnhancerLink(name, chrom, start, end, score, distance))
-  return links
-
-
-def tss_bins(num_bins: int, sequence_start: int, sequence_length: int, tss: int,
-             flank_bins: int = 1, bin_size: int = BIN_SIZE) -> List[int]:
-  """Output bins holding a TSS ± `flank_bins` (the paper's gene-level CAGE readout).
-
-  The output bins are the central `num_bins` of the sequence's sequence_length / bin_size bins.
-  """
-  first_bin_start = sequence_start + (sequence_length - num_bins * bin_size) // 2
-  centre = (int(tss) - first_bin_start) // bin_size
-  if not 0 <= centre < num_bins:
-    raise ValueError(f'TSS {tss} is outside the output bins of the sequence starting at '
-                     f'{sequence_start} ({num_bins} bins of {bin_size} bp, centred): centre the '
-                     'sequence on the gene.')
-  return [b for b in range(centre - flank_bins, centre + flank_bins + 1) if 0 <= b < num_bins]
-
-
-def enhancer_gene_link_scores(model,
-                              sequence_one_hot: np.ndarray,
-                              sequence_chrom: str,
-                              sequence_start: int,
-                              tss: int,
-                              enhancers: Iterable,
-                              tracks: Union[Sequence[int], str],
-                              head: str = 'human',
-                              window: int = 2000,
-                              flank_bins: int = 1) -> Tuple[np.ndarray, List[EnhancerLink]]:
-  """Enhancer–gene link scores for one gene: gradient × input of the TSS bins, then window sums.
-
-  Args:
-    model: as for `contribution_input_grad`.
-    sequence_one_hot: [L, C] model input around the gene (one-hot + extra tracks when C > 4).
-    sequence_chrom, sequence_start: genomic location of the input (0-based start).
-    tss: 0-based genomic position of the gene's TSS; its bin ± `flank_bins` form the target.
-    enhancers: candidate enhancers (see `enhancer_link_scores`).
-    tracks: tracks of `head` to explain (e.g. the CAGE tracks of the cell type).
-    head: output head.
-    window: bp around each enhancer summed.
-    flank_bins: bins on each side of the TSS bin.
-
-  Returns:
-    (contributions [L], links): the per-base scores and one EnhancerLink per enhancer.
-  """
-  x, _ = _as_batch(sequence_one_hot)
-  length = int(x.shape[1])
-  num_bins, num_tracks = output_shape(model, length, head, input_channels=int(x.shape[2]))
-  bins = tss_bins(num_bins, sequence_start, length, tss, flank_bins)
-  mask = target_mask(num_bins, num_tracks, bins, tracks)
-  contributions = contribution_input_grad(model, x, mask, head)[0]
-  return contributions, enhancer_link_scores(contributions, sequence_chrom, sequence_start,
-                                             enhancers, window=window, tss=tss)
-
-
-def output_shape(model, sequence_length: int, head: str = 'human',
-                 input_channels: Optional[int] = None) -> Tuple[int, int]:
-  """(bins, tracks) that `head` predicts for inputs of `sequence_length` bp.
-
-  Read from the configuration of an `Enformer` (no computation); other models (SavedModels) are
-  run once on an all-zero input of `input_channels` channels (default the model's
-  `input_channels` attribute, e.g. a Predictor's, else 4).
-  """
-  inner, crop_length = _unwrap(model)
-  if isinstance(inner, Enformer):
-    if head not in inner.heads:
-      raise ValueError(f'Unknown head {head!r}; this model has heads {inner.head_names}.')
-    length = min(int(sequence_length), crop_length or int(sequence_length))
-    return inner.output_length(length), int(inner.config['heads'][head])
-  if input_channels is None:
-    input_channels = int(getattr(model, 'input_channels', NUM_NUCLEOTIDES))
-  prediction = _forward_fn(model, head)(
-      tf.zeros([1, int(sequence_length), int(input_channels)], tf.float32))
-  return int(prediction.shape[1]), int(prediction.shape[2])
-
-
-# --------------------------------------------------------------------------- genomic intervals
-
-@dataclasses.dataclass
-class IntervalAttribution:
-  """Attribution of one genomic interval (what `enformer attribute` writes).
-
-  Attributes:
-    chrom, start, end: the model input (0-based, half-open; N-padded past chromosome ends).
-    bins_start: genomic start of output bin 0 (the output bins are the central ones).
-    head, tracks, bins: the explained target (tracks of `head` in output `bins`).
-    method: 'grad' (gradient × input) or 'ism'.
-    predictions: [T, len(tracks)] predicted values of the selected tracks on all output bins.
-    scores: [L] per-base scores: gradient × input, or for ISM −(mean Δ of the 3 substitutions)
-      inside the window and 0 elsewhere.
-    pooled: [T] mean |scores| per output bin.
-    window: (start, end) of the ISM / logo window within the input (0-based, end exclusive).
-    ism: [W, 4] Δ target per substitution (ISM only).
-    sequence_one_hot: [L, 4] the one-hot part of the input.
-    extra_inputs: [L, E] the extra input channels (E = 0 for a one-hot-only model).
-    extra_scores: [L, E] gradient × input of the extra channels ('grad' only; None for ISM).
-  """
-  chrom: str
-  start: int
-  end: int
-  bins_start: int
-  head: str
-  tracks: List[int]
-  bins: List[int]
-  method: str
-  predictions: np.ndarray
-  scores: np.ndarray
-  pooled: np.ndarray
-  window: Tuple[int, int]
-  sequence_one_hot: np.ndarray
-  ism: Optional[np.ndarray] = None
-  extra_inputs: Optional[np.ndarray] = None
-  extra_scores: Optional[np.ndarray] = None
-
-  @property
-  def bin_size(self) -> int:
-    return BIN_SIZE
-
-  @property
-  def bins_end(self) -> int:
-    return self.bins_start + len(self.pooled) * BIN_SIZE
-
-
-def attribute_interval(model,
-                       sequence_one_hot: np.ndarray,
-                       chrom: str,
-                       start: int,
-                       tracks: Union[Sequence[int], str],
-                       bins: Union[Sequence[int], str],
-                       head: str = 'human',
-                       method: str = 'grad',
-                       window: Optional[Tuple[int, int]] = None,
-                       reduction: Reduction = 'mean',
-                       batch_size: int = 8,
-                       progress: bool = True) -> IntervalAttribution:
-  """Explains `tracks` × `bins` of one input sequence located at chrom:start.
-
-  Args:
-    model: as for `contribution_input_grad` (an Enformer, a Predictor, a hub object).
-    sequence_one_hot: [L, C] model input (one-hot, then the extra tracks when C > 4).
-    chrom, start: genomic location of the input (0-based start).
-    tracks, bins: indices (or '4828,5111' / '447-449' strings) of the head's tracks and output
-      bins forming the target.
-    head: output head.
-    method: 'grad' (gradient × input over the whole input) or 'ism' (saturation mutagenesis of
-      `window`).
-    window: (start, end) within the input; for ISM the mutated bases (default: the bases of the
-      target bins), for 'grad' the logo window (default: 100 bp around the top |score|).
-    reduction, batch_size, progress: see `in_silico_mutagenesis`.
-
-  Returns:
-    An IntervalAttribution.
-  """
-  if method not in ('grad', 'ism'):
-    raise ValueError(f"method must be 'grad' (gradient × input) or 'ism', got {method!r}.")
-  x, batched = _as_batch(sequence_one_hot)
-  if batched and x.shape[0] != 1:
-    raise ValueError('attribute_interval explains one sequence; pass [L, C].')
-  model_input = x[0].numpy()  # [L, C]
-  one_hot, extra_inputs = model_input[:, :NUM_NUCLEOTIDES], model_input[:, NUM_NUCLEOTIDES:]
-  length = model_input.shape[0]
-  num_bins, num_tracks = output_shape(model, length, head, input_channels=model_input.shape[1])
-  mask = target_mask(num_bins, num_tracks, bins, tracks)
-  tracks = sorted(set(np.nonzero(mask.any(0))[0].tolist()))
-  bins = sorted(set(np.nonzero(mask.any(1))[0].tolist()))
-  bins_offset = (length - num_bins * BIN_SIZE) // 2
-  predictions = tf.cast(_forward_fn(model, head)(x), tf.float32).numpy()[0][:, tracks]
-
-  extra_scores = None
-  if method == 'grad':
-    per_channel = _gradient_times_input(model, model_input, mask, head, reduction)  # [L, C]
-    scores = per_channel[:, :NUM_NUCLEOTIDES].sum(-1)
-    extra_scores = per_channel[:, NUM_NUCLEOTIDES:]
-    if window is None:
-      top = int(np.argmax(np.abs(scores)))
-      first = int(np.clip(top - 50, 0, max(length - 100, 0)))
-      window = (first, min(length, first + 100))
-    window = _check_window(window, length)
-    ism = None
-  else:
-    if window is None:
-      window = (bins_offset + bins[0] * BIN_SIZE, bins_offset + (bins[-1] + 1) * BIN_SIZE)
-    window = _check_window(window, length)
-    ism = in_silico_mutagenesis(model, model_input, mask, window, head, reduction, batch_size,
-                                progress)
-    scores = np.zeros(length, np.float32)
-    scores[window[0]:window[1]] = ism_logo_matrix(one_hot[window[0]:window[1]], ism).sum(1)
-  return IntervalAttribution(
-      chrom=chrom, start=int(start), end=int(start) + length,
-      bins_start=int(start) + bins_offset, head=head, tracks=tracks, bins=bins, method=method,
-      predictions=predictions, scores=scores, pooled=pool_contributions(scores, num_bins),
-      window=window, sequence_one_hot=one_hot, ism=ism, extra_inputs=extra_inputs,
-      extra_scores=extra_scores)
