@@ -218,7 +218,7 @@ def test_incremental_scores_equal_full_passes(fasta, genome_sequence, shifts, rc
                 ''.join('A' if b != 'A' else 'C' for b in ref_at(genome_sequence, 1800, 2))),
            site('chr1', 2200, ref_at(genome_sequence, 2200, 3), ref_at(genome_sequence, 2200))]
   import enformer
-  from enformer.hub import Predictor
+  from enformer.inference import Predictor
   model = enformer.Enformer(channels=384, num_heads=4, num_transformer_layers=1,
                             target_length=None, heads={'human': 8})
   predictor = Predictor.from_module(model, 4096)  # 32 bins: room for the recomputed window.
