@@ -94,6 +94,59 @@ class IncrementalForward:
     low = (first - self.halo) // enformer_lib.BIN_SIZE
     return int(np.clip(low, 0, self.num_bins - self.patch_bins))
 
+  def _crop(self, x: np.ndarray) -> np.ndarray:
+    """Centre-crops [..., L', C_in] inputs longer than the model's L (by an even number of bp)."""
+    trim = (x.shape[-2] - self.sequence_length) // 2
+    if trim < 0 or x.shape[-2] - self.sequence_length != 2 * trim:
+      raise ValueError(f'Inputs must be {self.sequence_length:,} bp (or longer by an even number '
+                       f'of bp, centre-cropped to it), got {x.shape[-2]:,} bp.')
+    return x[..., trim:trim + self.sequence_length, :] if trim else x
+
+  def reference(self, reference: np.ndarray) -> 'Reference':
+    """Computes and keeps the conv-tower output of `reference` [L, C_in]."""
+    reference = self._crop(np.asarray(reference, np.float32))
+    tower = self.forward.tower(reference[np.newaxis])
+    outputs = {head: value.numpy()[0] for head, value in self.forward.after_tower(tower).items()}
+    return Reference(reference, tower, outputs)
+
+  def alternatives(self, reference: 'Reference', alternatives: np.ndarray,
+                   batch_size: int = 4) -> Outputs:
+    """{head: [K, T', N]} for alternatives [K, L, C_in] of `reference` (see `__call__`)."""
+    alternatives = self._crop(np.asarray(alternatives, np.float32))
+    if alternatives.ndim != 3 or alternatives.shape[1:] != reference.inputs.shape:
+      raise ValueError(f'Alternatives must be [K, {reference.inputs.shape[0]}, '
+                       f'{reference.inputs.shape[1]}] like the reference, got '
+                       f'{alternatives.shape}.')
+    results: List[Optional[Outputs]] = [None] * len(alternatives)
+    padded = np.pad(alternatives, [(0, 0), (self.halo, self.halo), (0, 0)])
+    windows, starts, rows, full = [], [], [], []
+    for k, alternative in enumerate(alternatives):
+      changed = np.flatnonzero(np.any(alternative != reference.inputs, axis=-1))
+      if changed.size == 0:
+        results[k] = reference.outputs
+        continue
+      start = self._window_start(changed)
+      if start is None:
+        full.append(k)
+        continue
+      begin = start * enformer_lib.BIN_SIZE  # In `padded`: the window's first position.
+      windows.append(padded[k, begin:begin + self.window_length])
+      starts.append(start)
+      rows.append(k)
+    for i in range(0, len(rows), batch_size):
+      outputs = self._alternatives(reference.tower, np.stack(windows[i:i + batch_size]),
+                                   np.asarray(starts[i:i + batch_size], np.int32))
+      for j, k in enumerate(rows[i:i + batch_size]):
+        results[k] = {head: value.numpy()[j] for head, value in outputs.items()}
+    self.incremental_passes += len(rows)
+    for i in range(0, len(full), batch_size):
+      outputs = self.forward(alternatives[full[i:i + batch_size]])
+      for j, k in enumerate(full[i:i + batch_size]):
+        results[k] = {head: value.numpy()[j] for head, value in outputs.items()}
+    self.full_passes += len(full)
+    return {head: np.stack([result[head] for result in results]) if results else
+            np.zeros((0,) + value.shape, np.float32) for head, value in reference.outputs.items()}
+
   def __call__(self, reference: np.ndarray, alternatives: np.ndarray,
                batch_size: int = 4) -> Tuple[Outputs, Outputs]:
     """Predictions of the reference and of each alternative.
@@ -106,52 +159,18 @@ class IncrementalForward:
     Returns:
       ({head: [T', N]} of the reference, {head: [K, T', N]} of the alternatives), float32.
     """
-    reference = np.asarray(reference, np.float32)
-    alternatives = np.asarray(alternatives, np.float32)
-    if alternatives.ndim != 3 or alternatives.shape[1:] != reference.shape:
-      raise ValueError(f'Alternatives must be [K, {reference.shape[0]}, {reference.shape[1]}] '
-                       f'like the reference, got {alternatives.shape}.')
-    trim = (reference.shape[0] - self.sequence_length) // 2
-    if trim < 0 or reference.shape[0] - self.sequence_length != 2 * trim:
-      raise ValueError(f'Inputs must be {self.sequence_length:,} bp (or longer by an even number '
-                       f'of bp, centre-cropped to it), got {reference.shape[0]:,} bp.')
-    if trim:  # E.g. the 393,216 bp of the TF-Hub signature around the model's 196,608 bp.
-      reference = reference[trim:trim + self.sequence_length]
-      alternatives = alternatives[:, trim:trim + self.sequence_length]
-    tower = self.forward.tower(reference[np.newaxis])
-    reference_outputs = {head: value.numpy()[0]
-                         for head, value in self.forward.after_tower(tower).items()}
-    results: List[Optional[Outputs]] = [None] * len(alternatives)
-    padded = np.pad(alternatives, [(0, 0), (self.halo, self.halo), (0, 0)])
-    windows, starts, rows, full = [], [], [], []
-    for k, alternative in enumerate(alternatives):
-      changed = np.flatnonzero(np.any(alternative != reference, axis=-1))
-      if changed.size == 0:
-        results[k] = reference_outputs
-        continue
-      start = self._window_start(changed)
-      if start is None:
-        full.append(k)
-        continue
-      begin = start * enformer_lib.BIN_SIZE  # In `padded`: the window's first position.
-      windows.append(padded[k, begin:begin + self.window_length])
-      starts.append(start)
-      rows.append(k)
-    for i in range(0, len(rows), batch_size):
-      outputs = self._alternatives(tower, np.stack(windows[i:i + batch_size]),
-                                   np.asarray(starts[i:i + batch_size], np.int32))
-      for j, k in enumerate(rows[i:i + batch_size]):
-        results[k] = {head: value.numpy()[j] for head, value in outputs.items()}
-    self.incremental_passes += len(rows)
-    for i in range(0, len(full), batch_size):
-      outputs = self.forward(alternatives[full[i:i + batch_size]])
-      for j, k in enumerate(full[i:i + batch_size]):
-        results[k] = {head: value.numpy()[j] for head, value in outputs.items()}
-    self.full_passes += len(full)
-    heads = list(reference_outputs)
-    stacked = {head: np.stack([result[head] for result in results]) if results else
-               np.zeros((0,) + reference_outputs[head].shape, np.float32) for head in heads}
-    return reference_outputs, stacked
+    kept = self.reference(reference)
+    return kept.outputs, self.alternatives(kept, alternatives, batch_size)
+
+
+class Reference:
+  """A reference window kept by `IncrementalForward.reference`: inputs [L, C_in], conv-tower
+  output [1, T, C] and predictions {head: [T', N]}."""
+
+  def __init__(self, inputs: np.ndarray, tower: tf.Tensor, outputs: Outputs):
+    self.inputs = inputs
+    self.tower = tower
+    self.outputs = outputs
 
 
 def for_predictor(predictor, heads: Optional[List[str]] = None,

@@ -89,3 +89,19 @@ def test_incremental_on_deepmind_small_reference(reference_small_model, referenc
     effects = value[1:].mean(axis=1) - value[0].mean(axis=0)
     ours = alt_outputs[head].mean(axis=1) - ref_outputs[head].mean(axis=0)
     assert np.abs(ours - effects).max() <= 1e-3 * np.abs(effects).max()
+
+
+def test_incremental_ism_equals_full_ism():
+  from enformer.interpret import ism as ism_lib
+  model = random_model(seed=15, channels=384, num_heads=4, num_transformer_layers=1,
+                       target_length=None)
+  x = random_one_hot(1, 4096, seed=16)[0]
+  mask = np.zeros((32, 5313), np.float32)
+  mask[14:18, :10] = 1
+  window = (1990, 2010)
+  full = ism_lib.in_silico_mutagenesis(model, x, mask, window=window, incremental=False,
+                                       progress=False)
+  fast_ism = ism_lib.in_silico_mutagenesis(model, x, mask, window=window, progress=False)
+  forward = ism_lib.incremental_forward(model, 4096, 'human')
+  assert forward.incremental_passes >= 60 and forward.full_passes == 0
+  assert np.abs(fast_ism - full).max() <= 1e-3 * np.abs(full).max()
