@@ -83,3 +83,16 @@ def test_readme_examples_import_what_exists():
     assert hasattr(enformer, name), f'enformer.{name} (README example)'
     checked += 1
   assert checked >= 5  # The README has examples; an empty extraction would prove nothing.
+
+
+def test_seq_length_is_a_deprecated_spelling_of_sequence_length(tmp_path):
+  """The library says `sequence_length`; public functions still take `seq_length=` with a warning."""
+  from enformer.data.write import BasenjiWriter  # pylint: disable=import-outside-toplevel
+  with pytest.warns(DeprecationWarning, match='sequence_length'):
+    writer = BasenjiWriter(str(tmp_path / 'a'), seq_length=256, target_length=2, num_targets=1)
+  assert writer.sequence_length == 256
+  with pytest.raises(ValueError, match='pass only sequence_length'):
+    BasenjiWriter(str(tmp_path / 'b'), sequence_length=256, seq_length=512, target_length=2,
+                  num_targets=1)
+  with pytest.raises(TypeError, match='sequence_length'):
+    BasenjiWriter(str(tmp_path / 'c'), target_length=2, num_targets=1)
