@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
 
 from enformer.attribution import contribution_logo_matrix, ism_logo_matrix
+from enformer.io.atomic import atomic_write
 from enformer.sequence import BASES
 
 PathLike = Union[str, os.PathLike]
@@ -30,7 +31,7 @@ def _interval_fields(interval) -> Tuple[str, int, int]:
 
 def _save(fig: plt.Figure, path: Optional[PathLike]) -> plt.Figure:
   if path is not None:
-    fig.savefig(os.fspath(path), dpi=120, bbox_inches='tight')
+    atomic_write(path, lambda temporary: fig.savefig(temporary, dpi=120, bbox_inches='tight'))
   return fig
 
 

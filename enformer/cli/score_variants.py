@@ -5,6 +5,7 @@ import re
 import sys
 from typing import List
 
+from enformer.cli._inputs import check_files, check_model, check_output_path
 from enformer.cli.predict import add_model_config_arguments, model_config_from_args
 
 
@@ -77,12 +78,17 @@ def run(args: argparse.Namespace) -> int:
   import os
   from enformer.variants import ScoreTransform, score_vcf
 
-  for path, flag in ((args.vcf, '--vcf'), (args.fasta, '--fasta')):
-    if not os.path.exists(path):
-      raise FileNotFoundError(f'{flag} {path} does not exist.')
-  if os.path.exists(args.out) and not args.overwrite:
+  check_files((args.vcf, '--vcf', 'vcf'), (args.fasta, '--fasta', 'fasta'),
+              (args.targets, '--targets', 'text'), (args.transform, '--transform', None))
+  check_model(args.model)
+  check_output_path(args.out, '--out')
+  if os.path.isfile(args.out) and not args.overwrite:
     raise FileExistsError(f'{args.out} already exists (a finished run). Pass --overwrite to '
                           'replace it, or choose another --out.')
+  for path, flag in ((args.fit_transform, '--fit-transform'),
+                     (args.save_transform, '--save-transform')):
+    if path:
+      check_output_path(path, flag)
   if args.fit_transform and os.path.exists(args.fit_transform) and not args.overwrite:
     raise FileExistsError(f'{args.fit_transform} already exists; pass --overwrite to replace it.')
   if args.pcs is not None and not args.transform:

@@ -15,7 +15,6 @@ file, the record index and what was expected versus found.
 """
 
 import dataclasses
-import json
 import os
 import posixpath
 import re
@@ -26,6 +25,7 @@ import tensorflow as tf
 
 from enformer.data import augment as augment_lib
 from enformer.data.write import INPUT_TRACKS_FEATURE, POOL_WIDTH, RECORDS_PER_FILE
+from enformer.io.files import parse_json
 
 # Where get_dataset('human', …) looks: DeepMind's public bucket unless ENFORMER_DATA_DIR is set.
 DEFAULT_DATA_DIR = 'gs://basenji_barnyard/data'
@@ -139,8 +139,8 @@ def load_info(path: str,
     if not tf.io.gfile.exists(statistics_path):
       raise FileNotFoundError(f'{statistics_path} not found: a Basenji2 data folder has '
                               'statistics.json, sequences.bed, targets.txt and tfrecords/.')
-    with tf.io.gfile.GFile(statistics_path) as f:
-      stats = json.load(f)
+    with tf.io.gfile.GFile(statistics_path, 'rb') as f:
+      stats = parse_json(f.read(), statistics_path)
     missing = [k for k in ('seq_length', 'target_length', 'num_targets') if k not in stats]
     if missing:
       raise ValueError(f'{statistics_path} lacks {missing}.')

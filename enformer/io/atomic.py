@@ -166,7 +166,7 @@ def atomic_path(path: PathLike, *, expected_bytes: Optional[int] = None) -> Iter
     yield temporary
     if not os.path.exists(temporary):
       raise FileNotFoundError(errno.ENOENT, f'The writer of {path} wrote nothing', temporary)
-    _fsync_file(temporary)
+    fsync_file(temporary)
     os.replace(temporary, path)
     _fsync_folder(folder)
   except BaseException as error:
@@ -199,7 +199,8 @@ def atomic_open(path: PathLike, mode: str = 'w', *, expected_bytes: Optional[int
       handle.flush()
 
 
-def _fsync_file(path: str) -> None:
+def fsync_file(path: str) -> None:
+  """Flushes a written file to disk (a full disk may only show here)."""
   try:
     fd = os.open(path, os.O_RDONLY)
   except OSError:

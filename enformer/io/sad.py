@@ -26,6 +26,7 @@ import h5py
 import numpy as np
 
 from enformer.io.atomic import atomic_open, atomic_write
+from enformer.io.files import read_json
 
 PathLike = Union[str, os.PathLike]
 
@@ -199,8 +200,8 @@ class ChunkStore:
     if os.path.isdir(self.directory):
       previous = None
       if os.path.exists(manifest):
-        with open(manifest) as handle:
-          previous = json.load(handle).get('fingerprint')
+        record = read_json(manifest, 'the resume record')
+        previous = record.get('fingerprint') if isinstance(record, dict) else None
       if previous != self.fingerprint:
         if not overwrite:
           raise FileExistsError(

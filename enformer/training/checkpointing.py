@@ -19,6 +19,8 @@ from typing import Any, Dict, Mapping, Optional
 
 import tensorflow as tf
 
+from enformer.io.files import read_json
+
 CHECKPOINT_DIR = 'checkpoints'
 BEST_DIR = 'best'
 BEST_CHECKPOINT = os.path.join(BEST_DIR, 'checkpoint', 'model')
@@ -91,8 +93,7 @@ def read_best(run_dir: str) -> Optional[Dict[str, Any]]:
   path = os.path.join(run_dir, BEST_JSON)
   if not os.path.exists(path):
     return None
-  with open(path) as f:
-    return json.load(f)
+  return read_json(path, 'the best-model record')
 
 
 def export_best_hub(model_config: Mapping[str, Any], run_dir: str,

@@ -15,6 +15,8 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
+from enformer.io.atomic import atomic_open
+
 PathLike = Union[str, os.PathLike]
 
 
@@ -107,7 +109,7 @@ class ScoreTransform:
 
   def save(self, path: PathLike) -> None:
     """Writes the parameters as a plain `.npz` (loadable without pickle)."""
-    with open(path, 'wb') as handle:
+    with atomic_open(path, 'wb') as handle:
       np.savez(handle, mean=self.mean, scale=self.scale, pca_mean=self.pca_mean,
                components=self.components, explained_variance=self.explained_variance,
                whiten=np.array(self.whiten), target_ids=np.asarray(self.target_ids, dtype=str))
