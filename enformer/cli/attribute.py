@@ -2,7 +2,9 @@
 
 import argparse
 
-from enformer.cli.predict import add_extra_track_argument, add_model_config_arguments
+from enformer.cli._inputs import check_files, check_many, check_model, check_output_path
+from enformer.cli.predict import (add_extra_track_argument, add_model_config_arguments,
+                                  check_unused_output_folder, model_config_from_args)
 
 
 def register(subparsers) -> None:
@@ -48,6 +50,8 @@ def register(subparsers) -> None:
                       help='ISM: mutant sequences per forward pass (default 8)')
   parser.add_argument('--out', required=True, help='output folder')
   parser.add_argument('--quiet', action='store_true', help='no progress bar')
+  parser.add_argument('--overwrite', action='store_true',
+                      help='replace the contents of a used --out folder')
   add_extra_track_argument(parser)
   add_model_config_arguments(parser)
   parser.set_defaults(func=run)
@@ -69,28 +73,49 @@ def _track_selectors(text: str):
 
 
 def run(args: argparse.Namespace) -> int:
+  # The user's inputs first: a bad file is reported before TensorFlow and the model load.
+  check_files((args.fasta, '--fasta', 'fasta'), (args.targets, '--targets', 'text'))
+  check_many(args.extra_track, '--extra-track', 'bigwig')
+  check_model(args.model)
+  model_config_from_args(args)
+  check_output_path(args.out, '--out', folder=True)
+  check_unused_output_folder(args.out, args.overwrite)
+  if args.batch_size < 1:
+    raise ValueError(f'--batch-size must be >= 1, got {args.batch_size}.')
+  from enformer.io.bed import parse_region
+  from enformer.io.fasta import FastaStringExtractor
+  from enformer.io.lock import OutputLock
+  from enformer.io.targets import read_targets
+  region = parse_region(args.region)
+  window_region = parse_region(args.window) if args.window else None
+  with FastaStringExtractor(args.fasta) as extractor:
+    extractor.check_regions([region])
+  targets = read_targets(args.targets) if args.targets else None
+  with OutputLock(args.out, what=f'--out {args.out}'):
+    return _attribute(args, region, window_region, targets)
+
+
+def _attribute(args: argparse.Namespace, region, window_region, targets) -> int:
+  """`run` once the inputs are checked and --out is locked."""
   import os
 
   import numpy as np
 
   from enformer import attribution, attribution_plots
   from enformer.cli.predict import load_predictor
-  from enformer.io.bed import format_region, parse_region
+  from enformer.io.atomic import atomic_open
+  from enformer.io.bed import format_region
   from enformer.io.bigwig import write_bigwig
   from enformer.io.fasta import FastaStringExtractor
-  from enformer.io.targets import read_targets, select_tracks, track_labels
+  from enformer.io.targets import select_tracks, track_labels
   from enformer.predict import model_inputs
   from enformer.sequence import NUM_NUCLEOTIDES
 
-  if not os.path.exists(args.fasta):
-    raise FileNotFoundError(f'--fasta {args.fasta} does not exist.')
-  if args.batch_size < 1:
-    raise ValueError(f'--batch-size must be >= 1, got {args.batch_size}.')
-  region = parse_region(args.region)
-  window_region = parse_region(args.window) if args.window else None
-  targets = read_targets(args.targets) if args.targets else None
+  if os.path.isdir(args.out):  # Replace a used folder's files (--overwrite was checked).
+    for entry in os.listdir(args.out):
+      if not entry.startswith('.') and os.path.isfile(os.path.join(args.out, entry)):
+        os.remove(os.path.join(args.out, entry))
   os.makedirs(args.out, exist_ok=True)
-
   predictor = load_predictor(args)
   if args.head not in predictor.heads:
     raise ValueError(f'--head {args.head!r} is not a head of this model: {list(predictor.heads)}.')
@@ -132,7 +157,8 @@ def run(args: argparse.Namespace) -> int:
     arrays.update(extra_inputs=result.extra_inputs, extra_tracks=np.asarray(args.extra_track))
     if result.extra_scores is not None:
       arrays['extra_scores'] = result.extra_scores
-  np.savez_compressed(os.path.join(args.out, 'attribution.npz'), **arrays)
+  with atomic_open(os.path.join(args.out, 'attribution.npz'), 'wb') as handle:
+    np.savez_compressed(handle, **arrays)
 
   bigwig_path = os.path.join(args.out, f'{args.method}_scores.bw')
   sizes = extractor.chromosome_sizes

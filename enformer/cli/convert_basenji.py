@@ -2,6 +2,9 @@
 
 import argparse
 
+from enformer.cli._inputs import (check_files, check_input_file, check_input_folder,
+                                  check_output_path)
+
 
 def register(subparsers) -> None:
   parser = subparsers.add_parser(
@@ -36,6 +39,16 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+  # The user's files first (local paths; gs:// paths are checked when read).
+  if '://' not in args.base_path:
+    check_input_folder(args.base_path, '--base-path')
+  check_files((args.genome, '--genome', 'fasta'))
+  for path in args.tfr or ():
+    if '://' not in path:
+      check_input_file(path, '--tfr')
+  for path, flag in ((args.out_hdf5, '--out-hdf5'), (args.out_tfr, '--out-tfr')):
+    if path and '://' not in path:
+      check_output_path(path, flag, folder=flag == '--out-tfr' or not path.endswith('.h5'))
   from enformer.data.convert import convert_basenji  # pylint: disable=import-outside-toplevel
   results = convert_basenji(args.base_path, args.subset, args.genome, args.sequence_length,
                             tfr_files=args.tfr, out_hdf5=args.out_hdf5, out_tfr=args.out_tfr,

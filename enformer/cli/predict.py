@@ -177,11 +177,6 @@ def _resolve_track(spec: str, targets, num_tracks: int) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-  from enformer.io.bed import parse_region, read_bed
-  from enformer.io.fasta import FastaStringExtractor
-  from enformer.io.targets import read_targets, select_tracks
-  from enformer.predict import predict_to_files
-
   # The user's inputs first: a bad file is reported before TensorFlow and the model load.
   check_files((args.fasta, '--fasta', 'fasta'), (args.bed, '--bed', 'text'),
               (args.targets, '--targets', 'text'))
@@ -190,6 +185,9 @@ def run(args: argparse.Namespace) -> int:
   model_config_from_args(args)
   check_output_path(args.out, '--out', folder=True)
   check_unused_output_folder(args.out, args.overwrite)
+  from enformer.io.bed import parse_region, read_bed
+  from enformer.io.fasta import FastaStringExtractor
+  from enformer.io.targets import read_targets, select_tracks
   regions = read_bed(args.bed) if args.bed else [parse_region(r) for r in args.region]
   with FastaStringExtractor(args.fasta) as extractor:
     extractor.check_regions(regions)
@@ -201,6 +199,7 @@ def run(args: argparse.Namespace) -> int:
       raise ValueError(f'--observed takes TRACK=BIGWIG items, got {item!r}.')
     check_input_file(path, '--observed', kind='bigwig')
     observed_paths.append((spec, path))
+  from enformer.predict import predict_to_files  # TensorFlow: only once the inputs are checked.
   predictor = load_predictor(args)
   if args.head not in predictor.heads:
     raise ValueError(f'--head {args.head!r} is not a head of the model: {sorted(predictor.heads)}.')

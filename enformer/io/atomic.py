@@ -104,7 +104,7 @@ def _extension(name: str) -> str:
 
 
 def remove_stale_temporaries(path: PathLike) -> None:
-  """Removes temporary files / folders of `path` left by processes of this host that are no longer running."""
+  """Removes temporaries (files or folders) of `path` left by dead processes of this host."""
   folder, name = os.path.split(os.path.abspath(os.fspath(path)))
   pattern = re.compile(r'^\.' + re.escape(name) + r'\.(?P<host>.+)-(?P<pid>\d+)-[0-9a-f]+\.tmp')
   try:

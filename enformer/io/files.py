@@ -4,15 +4,18 @@
                                                           # looks like a FASTA, bgzip not truncated
     check_output_path('scores.h5', '--out')                # not a folder, folder writable
     read_json('runs/a/config.json')                        # ValueError naming the file and line
+    content_identity('model_dir/')                         # changes when the files' content does
 
 Every failure is a ValueError / FileNotFoundError / IsADirectoryError / NotADirectoryError /
 PermissionError with one line naming the flag, the path and the fix.
 """
 
 import errno
+import glob
+import hashlib
 import json
 import os
-from typing import Optional, Union
+from typing import Iterable, Optional, Union
 
 PathLike = Union[str, os.PathLike]
 
@@ -155,3 +158,56 @@ def parse_json(data: Union[bytes, str], label: str):
   except json.JSONDecodeError as error:
     raise ValueError(f'{label} is not valid JSON ({error.msg} at line {error.lineno} column '
                      f'{error.colno}); fix or regenerate it.') from None
+
+
+# Files that identify a model folder's content: SavedModel graph and fingerprint, the variables'
+# index (it holds a CRC32C of every tensor), export config, checkpoint state and indexes.
+_MODEL_FILES = ('saved_model.pb', 'fingerprint.pb', 'variables/variables.index', 'checkpoint',
+                'enformer_config.json', 'config.json')
+_SAMPLE_BYTES = 1 << 20
+
+
+def _file_digest(path: str, digest) -> None:
+  """Adds the size, mtime and the first and last MiB of `path` to `digest`."""
+  stat = os.stat(path)
+  digest.update(f'{stat.st_size}:{stat.st_mtime_ns}:'.encode())
+  with open(path, 'rb') as handle:
+    digest.update(handle.read(_SAMPLE_BYTES))
+    if stat.st_size > 2 * _SAMPLE_BYTES:
+      handle.seek(-_SAMPLE_BYTES, os.SEEK_END)
+      digest.update(handle.read())
+
+
+def content_identity(path: PathLike, extra_files: Iterable[str] = ()) -> str:
+  """A SHA-256 that changes when the content at `path` is replaced, without reading it all.
+
+  A file: its size, modification time and first / last MiB. A folder (SavedModel, checkpoint
+  folder, run folder): the same for the files that identify a model (`saved_model.pb`,
+  `fingerprint.pb`, `variables/variables.index` with its per-tensor checksums, `checkpoint`,
+  every `*.index`, the config JSON), or for all its top-level files otherwise. A checkpoint
+  prefix: its `.index`. Anything else (a URL): the text itself. `extra_files` (e.g. the FASTA's
+  `.fai`) are added when they exist.
+  """
+  path = os.fspath(path)
+  digest = hashlib.sha256()
+  if os.path.isfile(path):
+    _file_digest(path, digest)
+  elif os.path.isdir(path):
+    names = [name for name in _MODEL_FILES if os.path.isfile(os.path.join(path, name))]
+    names += sorted(os.path.relpath(p, path) for p in glob.glob(
+        os.path.join(glob.escape(path), '**', '*.index'), recursive=True)
+                    if os.path.relpath(p, path) not in names)
+    if not names:
+      names = sorted(n for n in os.listdir(path) if os.path.isfile(os.path.join(path, n)))
+    for name in names:
+      digest.update(name.encode() + b'\0')
+      _file_digest(os.path.join(path, name), digest)
+  elif os.path.isfile(path + '.index'):
+    _file_digest(path + '.index', digest)
+  else:
+    digest.update(path.encode())
+  for extra in extra_files:
+    if os.path.isfile(extra):
+      digest.update(os.path.basename(extra).encode() + b'\0')
+      _file_digest(extra, digest)
+  return digest.hexdigest()

@@ -198,15 +198,21 @@ class ChunkStore:
     self.fingerprint = fingerprint(settings)
     manifest = os.path.join(self.directory, 'run.json')
     if os.path.isdir(self.directory):
-      previous = None
+      previous, previous_settings = None, {}
       if os.path.exists(manifest):
         record = read_json(manifest, 'the resume record')
-        previous = record.get('fingerprint') if isinstance(record, dict) else None
+        if isinstance(record, dict):
+          previous, previous_settings = record.get('fingerprint'), record.get('settings') or {}
       if previous != self.fingerprint:
         if not overwrite:
+          changed = sorted(key for key in set(previous_settings) | set(settings)
+                           if json.dumps(previous_settings.get(key), default=str) !=
+                           json.dumps(settings.get(key), default=str))
+          detail = (f' (changed: {", ".join(changed)})' if changed and previous_settings else '')
           raise FileExistsError(
-              f'{self.directory} holds an unfinished run with different inputs or settings. '
-              'Rerun the original command to finish it, or pass --overwrite to discard it.')
+              f'{self.directory} holds an unfinished run with different inputs or settings'
+              f'{detail}; its scores cannot be combined with this run. Pass --overwrite to '
+              'discard it and start over, or choose another --out.')
         shutil.rmtree(self.directory)
     os.makedirs(self.directory, exist_ok=True)
     if not os.path.exists(manifest):

@@ -143,10 +143,7 @@ def read_vcf_sites(path: PathLike) -> Iterator[VcfSite]:
   """
   try:
     yield from _read_vcf_sites(path)
-  except (EOFError, OSError, zlib.error) as error:
-    if isinstance(error, OSError) and not isinstance(error, gzip.BadGzipFile) and \
-        error.filename is not None:
-      raise
+  except (EOFError, gzip.BadGzipFile, zlib.error) as error:
     raise ValueError(f'VCF {os.fspath(path)} is truncated or corrupt ({error}); download or '
                      'compress it again (bgzip).') from error
 
