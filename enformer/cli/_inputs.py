@@ -10,7 +10,7 @@ import os
 import re
 from typing import Iterable, Optional
 
-from enformer.io.files import check_input_file, check_input_folder, check_output_path
+from enformer.io.files import check_input_file, check_input_folder, check_output_path, read_json
 
 
 def is_remote(handle: str) -> bool:
@@ -52,6 +52,17 @@ def check_model(model: str, flag: str = '--model', *, run_folder: bool = False) 
                    'e.g. https://tfhub.dev/deepmind/enformer/1.')
 
 
+def check_data_folder(path: str, flag: str = '--data') -> None:
+  """A local Basenji2 data folder exists and its statistics.json (if any) is readable JSON."""
+  if is_remote(path):
+    return
+  check_input_folder(path, flag)
+  statistics = os.path.join(path, 'statistics.json')
+  if os.path.exists(statistics):
+    check_input_file(statistics, f'{flag} {path}:')
+    read_json(statistics)
+
+
 def check_files(*specs) -> None:
   """check_input_file for each (path, flag, kind) whose path is set."""
   for path, flag, kind in specs:
@@ -64,5 +75,5 @@ def check_many(paths: Optional[Iterable[str]], flag: str, kind: Optional[str] = 
     check_input_file(path, flag, kind=kind)
 
 
-__all__ = ['check_files', 'check_input_file', 'check_input_folder', 'check_many', 'check_model',
+__all__ = ['check_data_folder', 'check_files', 'check_input_file', 'check_input_folder', 'check_many', 'check_model',
            'check_output_path', 'is_remote']

@@ -4,7 +4,7 @@ import argparse
 import json
 import os
 
-from enformer.cli._inputs import check_files, check_input_folder, check_model, check_output_path
+from enformer.cli._inputs import check_data_folder, check_files, check_model, check_output_path
 from enformer.io.files import read_json
 from enformer.io.lock import OutputLock
 
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
   check_model(args.model, run_folder=True)
   if '://' not in args.data and not (args.data in ('human', 'mouse') and
                                      not os.path.exists(args.data)):  # $ENFORMER_DATA_DIR sets.
-    check_input_folder(args.data, '--data')
+    check_data_folder(args.data, '--data')
   check_files((args.targets, '--targets', 'text'), (args.tss, '--tss', 'text'))
   check_output_path(args.out, '--out', folder=True)
 

@@ -6,7 +6,7 @@ import json
 import os
 import typing
 
-from enformer.cli._inputs import (check_input_file, check_input_folder, check_model,
+from enformer.cli._inputs import (check_data_folder, check_input_file, check_model,
                                   check_output_path)
 from enformer.io.lock import OutputLock
 
@@ -168,7 +168,7 @@ def _check_inputs(args: argparse.Namespace, config) -> None:
   for head, path in (config.data or {}).items():
     named_set = path in ('human', 'mouse') and not os.path.exists(path)  # $ENFORMER_DATA_DIR.
     if isinstance(path, str) and '://' not in path and not named_set:
-      check_input_folder(path, f'--data (head {head})')
+      check_data_folder(path, f'--data (head {head})')
   if args.init_from:
     check_model(args.init_from, '--init-from')
   check_output_path(config.run_dir, '--run-dir', folder=True)
