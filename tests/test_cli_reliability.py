@@ -373,3 +373,11 @@ def test_full_disk_while_scoring_is_one_line_and_keeps_chunks(files, tmp_path, m
   monkeypatch.setattr(sad_io, 'write_sad_h5', real_write)  # Space freed: the rerun resumes.
   assert main(argv) == 0
   assert 'resumed 5/5 chunks' in capsys.readouterr().err
+
+
+def test_empty_batch_is_a_clear_value_error():
+  from enformer import Predictor
+  predictor = Predictor(lambda x: {'human': x[:, :8, :2]}, sequence_length=1024,
+                        heads={'human': 2}, output_length=8)
+  with pytest.raises(ValueError, match='batch is empty'):
+    predictor.predict_on_batch(np.zeros((0, 1024, 4), np.float32))

@@ -4,6 +4,7 @@ import argparse
 from typing import Dict, List, Optional
 
 from enformer.cli._inputs import check_files, check_input_file, check_output_path
+from enformer.io.lock import OutputLock
 
 
 def register(subparsers) -> None:
@@ -88,6 +89,12 @@ def _check_inputs(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
   _check_inputs(args)
+  # One live job per output folder: --overwrite never deletes files another run is writing.
+  with OutputLock(args.out, what=f'--out {args.out}'):
+    return _make_dataset(args)
+
+
+def _make_dataset(args: argparse.Namespace) -> int:
   if args.source == 'synthetic':
     from enformer.data.synthetic import make_synthetic_dataset  # pylint: disable=import-outside-toplevel
     out = make_synthetic_dataset(args.out, seq_length=args.seq_length, num_tracks=args.num_tracks,

@@ -25,7 +25,8 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Union
 import h5py
 import numpy as np
 
-from enformer.io.atomic import atomic_open, atomic_write
+from enformer.io.atomic import (atomic_open, atomic_write, remove_stale_temporaries,
+                                temporary_name)
 from enformer.io.files import read_json
 
 PathLike = Union[str, os.PathLike]
@@ -167,14 +168,24 @@ def write_pc_tables(prefix: PathLike, chrom: Sequence[str], pos: Sequence[int],
   for name in dict.fromkeys(chrom):
     rows = np.flatnonzero(chrom == name)
     rows = rows[np.argsort(pos[rows], kind='stable')]
-    text_path = f'{prefix}.{name}.tsv'
-    with open(text_path, 'w') as handle:
-      handle.write(header + '\n')
-      for row in rows:
-        values = '\t'.join(f'{value:.6g}' for value in pcs[row])
-        handle.write(f'{name}\t{pos[row]}\t{ids[row]}\t{ref[row]}\t{alt[row]}\t{values}\n')
-    paths.append(pysam.tabix_index(text_path, seq_col=0, start_col=1, end_col=1, meta_char='#',
-                                   force=True))
+    final = f'{prefix}.{name}.tsv.gz'
+    remove_stale_temporaries(final)
+    text_path = temporary_name(final)[:-len('.gz')]  # bgzip + tabix add .gz and .gz.tbi.
+    try:
+      with open(text_path, 'w') as handle:
+        handle.write(header + '\n')
+        for row in rows:
+          values = '\t'.join(f'{value:.6g}' for value in pcs[row])
+          handle.write(f'{name}\t{pos[row]}\t{ids[row]}\t{ref[row]}\t{alt[row]}\t{values}\n')
+      compressed = pysam.tabix_index(text_path, seq_col=0, start_col=1, end_col=1, meta_char='#',
+                                     force=True)
+      os.replace(compressed + '.tbi', final + '.tbi')
+      os.replace(compressed, final)  # The table last: complete tables always have an index.
+    finally:
+      for leftover in (text_path, text_path + '.gz', text_path + '.gz.tbi'):
+        if os.path.exists(leftover):
+          os.remove(leftover)
+    paths.append(final)
   return paths
 
 

@@ -19,6 +19,7 @@ from typing import Any, Dict, Mapping, Optional
 
 import tensorflow as tf
 
+from enformer.io.atomic import atomic_open
 from enformer.io.files import read_json
 
 CHECKPOINT_DIR = 'checkpoints'
@@ -84,7 +85,7 @@ def export_best(model: tf.Module, run_dir: str, step: int, record: Mapping[str, 
   final_dir = os.path.dirname(prefix)
   shutil.rmtree(final_dir, ignore_errors=True)
   os.replace(tmp_dir, final_dir)
-  with open(os.path.join(run_dir, BEST_JSON), 'w') as f:
+  with atomic_open(os.path.join(run_dir, BEST_JSON), 'w') as f:
     json.dump({'step': int(step), **record}, f, indent=2, sort_keys=True)
   return prefix
 
