@@ -20,7 +20,6 @@ one-hot channels ([L, 4 + E]).
 
 import dataclasses
 import os
-import shutil
 from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Sequence
 
 import h5py
@@ -154,7 +153,7 @@ def iter_predictions(predictor,
   """Predicts regions in batches, yielding one RegionPrediction per region in order.
 
   Args:
-    predictor: an `enformer.hub.Predictor` (from `load_model` or `Predictor.from_module`).
+    predictor: an `enformer.inference.Predictor` (from `load_model` or `Predictor.from_module`).
     extractor: FASTA access; region chromosomes are resolved to its names ('1' ↔ 'chr1').
     regions: intervals of any width (kipoiseq.Interval, 0-based half-open).
     head: output head.
@@ -421,27 +420,10 @@ def predict_to_files(predictor,
   extra_tracks = list(extra_tracks)
   check_extra_tracks(predictor.input_channels, extra_tracks)  # Before any file is written.
   with OutputLock(out_dir, what=f'output folder {out_dir}'):
-    _prepare_output_folder(out_dir, overwrite)
+    atomic.prepare_output_folder(out_dir, overwrite)
     return _predict_to_folder(predictor, fasta_file, regions, out_dir, head, stored, plot_tracks,
                               targets, batch_size, output_format, bigwig, bedgraph, max_plots,
                               observed, progress, extra_tracks)
-
-
-def _prepare_output_folder(out_dir: str, overwrite: bool) -> None:
-  """Creates `out_dir`; a folder holding files is emptied with `overwrite`, else refused."""
-  if os.path.isdir(out_dir):
-    entries = sorted(e for e in os.listdir(out_dir) if not e.startswith('.'))
-    if entries and not overwrite:
-      shown = ', '.join(entries[:3]) + (', ...' if len(entries) > 3 else '')
-      raise FileExistsError(f'{out_dir} already holds files ({shown}). Pass --overwrite '
-                            '(overwrite=True) to replace them, or choose another output folder.')
-    for entry in entries:
-      path = os.path.join(out_dir, entry)
-      if os.path.isdir(path) and not os.path.islink(path):
-        shutil.rmtree(path)
-      else:
-        os.remove(path)
-  os.makedirs(out_dir, exist_ok=True)
 
 
 def _predict_to_folder(predictor, fasta_file, regions, out_dir, head, stored, plot_tracks, targets,

@@ -8,7 +8,6 @@ except `test_full_disk_while_scoring_is_one_line_and_keeps_chunks`, so the batte
 
 import builtins
 import errno
-import gzip
 import json
 import os
 import subprocess
@@ -352,9 +351,9 @@ def test_resume_refuses_a_model_replaced_at_the_same_path(files, tmp_path):
 
 def test_full_disk_while_scoring_is_one_line_and_keeps_chunks(files, tmp_path, monkeypatch,
                                                                 capsys):
-  import enformer.hub
+  import enformer.inference
   from enformer.io import sad as sad_io
-  monkeypatch.setattr(enformer.hub, 'load_model', lambda *a, **k: StandIn())
+  monkeypatch.setattr(enformer.inference, 'load_model', lambda *a, **k: StandIn())
   real_write = sad_io.write_sad_h5
 
   def disk_fills(path, scores):
