@@ -6,6 +6,7 @@ import os
 from enformer.cli._inputs import check_files, check_many, check_model, check_output_path
 from enformer.cli.predict import (add_extra_track_argument, add_model_config_arguments,
                                   check_unused_output_folder, model_config_from_args)
+from enformer.io.lock import OutputLock
 
 
 def register(subparsers) -> None:
@@ -75,6 +76,13 @@ def run(args: argparse.Namespace) -> int:
     extractor.check_regions([parse_region(args.region)])
   targets = read_targets(args.targets) if args.targets else None
 
+  # One run per --out: a second run stops here, naming the first, before loading the model.
+  with OutputLock(args.out, what=f'--out {args.out}'):
+    return _attribute(args, targets)
+
+
+def _attribute(args: argparse.Namespace, targets) -> int:
+  """`run` once the inputs are checked and --out is locked."""
   from enformer.cli.predict import load_predictor  # TensorFlow: once the inputs are checked.
   from enformer.interpret.workflow import attribute_to_files
   predictor = load_predictor(args)

@@ -6,6 +6,7 @@ import os
 
 from enformer.cli._inputs import (check_files, check_input_file, check_many, check_model,
                                   check_output_path)
+from enformer.io.lock import OutputLock
 
 DESCRIPTION = """Predict genomic tracks for regions of a genome.
 
@@ -187,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
   check_unused_output_folder(args.out, args.overwrite)
   from enformer.io.bed import parse_region, read_bed
   from enformer.io.fasta import FastaStringExtractor
-  from enformer.io.targets import read_targets, select_tracks
+  from enformer.io.targets import read_targets
   regions = read_bed(args.bed) if args.bed else [parse_region(r) for r in args.region]
   with FastaStringExtractor(args.fasta) as extractor:
     extractor.check_regions(regions)
@@ -199,6 +200,14 @@ def run(args: argparse.Namespace) -> int:
       raise ValueError(f'--observed takes TRACK=BIGWIG items, got {item!r}.')
     check_input_file(path, '--observed', kind='bigwig')
     observed_paths.append((spec, path))
+  # One run per --out: a second run stops here, naming the first, before loading the model.
+  with OutputLock(args.out, what=f'--out {args.out}'):
+    return _predict(args, regions, targets, observed_paths)
+
+
+def _predict(args: argparse.Namespace, regions, targets, observed_paths) -> int:
+  """`run` once the inputs are checked and --out is locked."""
+  from enformer.io.targets import select_tracks
   from enformer.predict import predict_to_files  # TensorFlow: only once the inputs are checked.
   predictor = load_predictor(args)
   if args.head not in predictor.heads:

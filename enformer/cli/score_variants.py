@@ -7,6 +7,7 @@ from typing import List
 
 from enformer.cli._inputs import check_files, check_model, check_output_path
 from enformer.cli.predict import add_model_config_arguments, model_config_from_args
+from enformer.io.lock import OutputLock
 
 
 def _shifts(text: str) -> List[int]:
@@ -76,7 +77,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
   import os
-  from enformer.variants import ScoreTransform, score_vcf
+  from enformer.variants import ScoreTransform
 
   check_files((args.vcf, '--vcf', 'vcf'), (args.fasta, '--fasta', 'fasta'),
               (args.targets, '--targets', 'text'), (args.transform, '--transform', None))
@@ -100,6 +101,15 @@ def run(args: argparse.Namespace) -> int:
     if args.save_transform:
       transform.save(args.save_transform)
       print(f'Saved the transform as {args.save_transform}', file=sys.stderr)
+  # One run per --out: a second run stops here, naming the first, before loading the model.
+  with OutputLock(args.out, what=f'--out {args.out}'):
+    return _score(args, transform)
+
+
+def _score(args: argparse.Namespace, transform) -> int:
+  """`run` once the inputs are checked and --out is locked."""
+  import os
+  from enformer.variants import ScoreTransform, score_vcf
   from enformer.inference import load_model  # TensorFlow: only once the arguments are checked.
   predictor = load_model(args.model, sequence_length=args.sequence_length,
                          **model_config_from_args(args))
@@ -108,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
       predictor, args.fasta, args.vcf, args.out, head=args.head, targets=args.targets,
       batch_size=args.batch_size, reverse_complement=args.rc, shifts=args.shifts,
       ref_mismatch=args.ref_mismatch, chunk_size=args.chunk_size, overwrite=args.overwrite,
-      tsv=args.tsv, transform=transform, num_pcs=args.pcs, model_id=args.model if "://" in args.model else os.path.abspath(args.model),
+      tsv=args.tsv, transform=transform, num_pcs=args.pcs,
+      model_id=args.model if '://' in args.model else os.path.abspath(args.model),
       plot=args.plot, progress=not args.quiet, run_settings={'command': ' '.join(sys.argv)})
   if args.fit_transform:
     fitted = ScoreTransform.fit(result.scores.sad, args.fit_pcs,
