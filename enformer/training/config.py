@@ -9,6 +9,8 @@ import json
 import os
 from typing import Any, Dict, Mapping, Optional, Union
 
+import yaml
+
 from enformer.io.atomic import atomic_open
 from enformer.io.files import read_json
 
@@ -143,7 +145,6 @@ def read_config_file(path: Union[str, os.PathLike]) -> Dict[str, Any]:
   with open(path) as f:
     text = f.read()
   if path.endswith(('.yaml', '.yml')):
-    import yaml  # pylint: disable=import-outside-toplevel
     values = yaml.safe_load(text)
   else:
     try:
