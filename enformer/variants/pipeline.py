@@ -8,6 +8,7 @@ import time
 from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
+import pandas as pd
 from tqdm.auto import tqdm
 
 from enformer.io import sad as sad_io
@@ -69,7 +70,6 @@ def _table_identity(targets) -> str:
   """Content hash of a targets table (DataFrame), '' without one."""
   if targets is None:
     return ''
-  import pandas as pd
   return hashlib.sha256(pd.util.hash_pandas_object(targets, index=True).values.tobytes()
                         + ','.join(map(str, targets.columns)).encode()).hexdigest()
 
