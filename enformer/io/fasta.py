@@ -87,9 +87,11 @@ class FastaStringExtractor:
       chrom = self.resolve_chromosome(region.chrom)
       size = self._chromosome_sizes[chrom]
       if region.start >= size or region.end <= 0:
-        name = f' {region.name}' if getattr(region, 'name', '') else ''
+        coordinates = f'{region.chrom}:{region.start + 1:,}-{region.end:,}'
+        name = getattr(region, 'name', '') or ''
+        name = f' {name}' if name and name.replace(',', '') != coordinates.replace(',', '') else ''
         raise ValueError(
-            f'Region{name} {region.chrom}:{region.start + 1:,}-{region.end:,} lies entirely '
+            f'Region{name} {coordinates} lies entirely '
             f'outside {chrom} ({size:,} bp in {self.path}); check the coordinates and that the '
             'regions use the assembly of the FASTA.')
 
