@@ -5,7 +5,8 @@ import os
 
 from enformer.cli._inputs import check_files, check_many, check_model, check_output_path
 from enformer.cli.predict import (add_extra_track_argument, add_model_config_arguments,
-                                  check_unused_output_folder, model_config_from_args)
+                                  add_precision_argument, check_unused_output_folder,
+                                  model_config_from_args)
 from enformer.io.lock import OutputLock
 
 
@@ -56,6 +57,7 @@ def register(subparsers) -> None:
                       help='replace the contents of a used --out folder')
   add_extra_track_argument(parser)
   add_model_config_arguments(parser)
+  add_precision_argument(parser)
   parser.set_defaults(func=run)
 
 

@@ -6,7 +6,8 @@ import sys
 from typing import List
 
 from enformer.cli._inputs import check_files, check_model, check_output_path
-from enformer.cli.predict import add_model_config_arguments, model_config_from_args
+from enformer.cli.predict import (add_model_config_arguments, add_precision_argument,
+                                  model_config_from_args)
 from enformer.io.lock import OutputLock
 
 
@@ -74,6 +75,7 @@ def register(subparsers) -> None:
                       help='replace a finished output (and discard unfinished runs that differ)')
   parser.add_argument('--quiet', action='store_true', help='no progress bar')
   add_model_config_arguments(parser)
+  add_precision_argument(parser)
   # Let `--shifts -1,0,1` (a value starting with '-') parse like a negative number.
   parser._negative_number_matcher = re.compile(r'^-\d+(,-?\d+)*$|^-\d*\.\d+$')
   parser.set_defaults(func=run)
@@ -116,14 +118,16 @@ def _score(args: argparse.Namespace, transform) -> int:
   from enformer.variants import ScoreTransform, score_vcf
   from enformer.inference import load_model  # TensorFlow: only once the arguments are checked.
   predictor = load_model(args.model, sequence_length=args.sequence_length,
-                         **model_config_from_args(args))
+                         precision=args.precision, **model_config_from_args(args))
+  model_id = args.model if '://' in args.model else os.path.abspath(args.model)
+  if args.precision != 'float32':  # Never resume a float32 run's chunks in bfloat16.
+    model_id += f' precision={args.precision}'
 
   result = score_vcf(
       predictor, args.fasta, args.vcf, args.out, head=args.head, targets=args.targets,
       batch_size=args.batch_size, reverse_complement=args.rc, shifts=args.shifts,
       ref_mismatch=args.ref_mismatch, chunk_size=args.chunk_size, overwrite=args.overwrite,
-      tsv=args.tsv, transform=transform, num_pcs=args.pcs,
-      model_id=args.model if '://' in args.model else os.path.abspath(args.model),
+      tsv=args.tsv, transform=transform, num_pcs=args.pcs, model_id=model_id,
       plot=args.plot, progress=not args.quiet, run_settings={'command': ' '.join(sys.argv)},
       incremental=not args.no_incremental)
   if args.fit_transform:

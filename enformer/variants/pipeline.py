@@ -158,7 +158,8 @@ def score_vcf(predictor,
     settings = {
         'variants': sad_io.fingerprint(columns), 'model': model_id,
         # Content identities: a model, genome or table replaced at the same path is noticed.
-        'model_content': content_identity(model_id) if model_id else '',
+        'model_content': (content_identity(model_id.rsplit(' precision=', 1)[0])
+                          if model_id else ''),
         'fasta': os.path.abspath(fasta.path),
         'fasta_content': content_identity(fasta.path, [fasta.path + '.fai']),
         'targets_content': _table_identity(targets), 'head': head,
