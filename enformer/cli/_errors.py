@@ -122,7 +122,9 @@ def _tf_error(error) -> Optional[Tuple[str, bool]]:
 
 def describe(error: BaseException, args: argparse.Namespace) -> Tuple[str, bool]:
   """(one-line message, known failure class) for an error raised by a subcommand."""
-  if isinstance(error, (OutputLockedError, DiskFullError)):
+  if isinstance(error, DiskFullError):
+    return f'{error.strerror or error}.', True
+  if isinstance(error, OutputLockedError):
     return _first_line(str(error)), True
   if isinstance(error, OSError) and not isinstance(error, DiskFullError) and is_disk_full(error):
     where = _file_in_traceback(error, args)
