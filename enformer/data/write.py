@@ -48,6 +48,14 @@ def default_targets_table(num_targets: int, genome: int = 0) -> pd.DataFrame:
   })
 
 
+def check_output(out_dir: str, overwrite: bool) -> None:
+  """FileExistsError when `out_dir` already holds a data set (statistics.json) and not overwrite."""
+  statistics_path = posixpath.join(str(out_dir), 'statistics.json')
+  if tf.io.gfile.exists(statistics_path) and not overwrite:
+    raise FileExistsError(f'{statistics_path} exists: {out_dir} already holds a data set. '
+                          'Choose another folder or pass overwrite=True (--overwrite).')
+
+
 def _bytes_feature(value: bytes) -> tf.train.Feature:
   return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
 
@@ -109,10 +117,7 @@ class BasenjiWriter:
     self.input_track_names = tuple(input_track_names)
     self.records_per_file = records_per_file
     self.extra_statistics = dict(extra_statistics or {})
-    statistics_path = posixpath.join(self.out_dir, 'statistics.json')
-    if tf.io.gfile.exists(statistics_path) and not overwrite:
-      raise FileExistsError(f'{statistics_path} exists: {self.out_dir} already holds a data set. '
-                            'Choose another folder or pass overwrite=True (--overwrite).')
+    check_output(self.out_dir, overwrite)
     tfr_dir = posixpath.join(self.out_dir, 'tfrecords')
     if tf.io.gfile.isdir(tfr_dir):
       for name in tf.io.gfile.listdir(tfr_dir):
