@@ -56,7 +56,9 @@ def resolve_model(model: str, checkpoint: str = 'best', model_config=None):
         raise FileNotFoundError(f'{model} has no best model yet (no validation ran); use '
                                 '--checkpoint latest.')
     else:
-      path = os.path.join(model, checkpointing.CHECKPOINT_DIR)
+      folder = os.path.join(model, checkpointing.CHECKPOINT_DIR)
+      # The newest checkpoint that reads back (a truncated one is skipped with a warning).
+      path = checkpointing.latest_readable_checkpoint(folder) or folder
     return path, {**config, **(model_config or {})}
   return model, dict(model_config or {})
 
