@@ -407,3 +407,55 @@ def test_kill_and_resume_equals_uninterrupted_run(tmp_path):
   assert len(names) > 100
   for name in names:
     np.testing.assert_array_equal(a.get_tensor(name), b.get_tensor(name), err_msg=name)
+
+
+def _poisoned_dataset(root, subset: str, record: int):
+  """A synthetic data set whose `subset` record `record` has a NaN target (written by hand)."""
+  from enformer.data import basenji, write
+  from enformer.data.synthetic import make_synthetic_dataset
+  data = make_synthetic_dataset(root / 'data', seq_length=1024, num_tracks=2, train_size=8,
+                                valid_size=4, test_size=4, seed=1)
+  records = list(basenji.get_dataset(str(data), subset, deterministic=True))
+  path = data / 'tfrecords' / f'{subset}-0.tfr'
+  with tf.io.TFRecordWriter(str(path), tf.io.TFRecordOptions('ZLIB')) as writer:
+    for index, example in enumerate(records):
+      target = example['target'].numpy().copy()
+      if index == record:
+        target[3, 1] = np.nan
+      writer.write(write.encode_example(example['sequence'].numpy(), target))
+  return data, path
+
+
+def test_nan_data_in_train_is_one_data_error(tmp_path):
+  """NaN targets reached train/evaluate as a TensorFlow traceback; now a ValueError naming them."""
+  from enformer.data.errors import DataError
+  from enformer.training import train
+  data, path = _poisoned_dataset(tmp_path, 'train', 0)  # In the first batch: no step runs.
+  with pytest.raises(DataError, match=rf'Bad record in {path}: record 0 has a target with NaN.*'
+                     r'reading the training data of head human\)') as caught:
+    train(run_dir=str(tmp_path / 'run'), preset='tiny', data={'human': str(data)}, batch_size=4,
+          num_steps=2, warmup_steps=1, progress=False, export_hub=False, deterministic=True,
+          shuffle_buffer=0)
+  assert '\n' not in str(caught.value) and caught.value.__cause__ is None
+  # Without get_dataset's checks (in-memory data), a diverged step looks for non-finite features
+  # of its batch, to name the data as the cause.
+  from enformer.training import loop
+  batch = {'sequence': tf.zeros([2, 8, 4]), 'target': tf.constant([[[1.0]], [[np.inf]]]),
+           'count': tf.constant([1, 2])}
+  assert loop._non_finite_features(tf.distribute.get_strategy(), batch) == ['target']
+
+
+def test_nan_data_in_evaluate_is_one_data_error(tmp_path):
+  from enformer.data import basenji
+  from enformer.data.errors import DataError
+  from enformer.training import evaluate as evaluate_lib
+  data, path = _poisoned_dataset(tmp_path, 'test', 3)
+  predict = lambda x: {'human': np.ones((len(x), 8, 2), np.float32)}
+  with pytest.raises(DataError, match=rf'Bad record in {path}: record 3 has a target with NaN'):
+    evaluate_lib.evaluate(predict, basenji.get_dataset(str(data), 'test', deterministic=True),
+                          'human', batch_size=2, progress=False, source=str(data))
+  unchecked = basenji.get_dataset(str(data), 'test', deterministic=True, check_values=False)
+  with pytest.raises(DataError, match=rf"evaluation data \({data}\) holds NaN .* 'target' of "
+                     r'record\(s\) \[3\]'):
+    evaluate_lib.evaluate(predict, unchecked, 'human', batch_size=2, progress=False,
+                          source=str(data))

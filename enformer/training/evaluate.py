@@ -24,6 +24,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
+from enformer.data.errors import DataError, data_errors
 from enformer.training import metrics as metrics_lib
 
 ASSAYS = ('CAGE', 'DNASE', 'CHIP', 'ATAC')
@@ -158,7 +159,8 @@ def evaluate(predict_fn: PredictFn,
              max_batches: Optional[int] = None,
              targets: Optional[pd.DataFrame] = None,
              tss_index: Optional[TssIndex] = None,
-             progress: bool = True) -> Evaluation:
+             progress: bool = True,
+             source: str = '') -> Evaluation:
   """Evaluates predictions of one head on a data subset.
 
   Args:
@@ -171,6 +173,8 @@ def evaluate(predict_fn: PredictFn,
     targets: track table (targets.txt) for identifiers, descriptions and assay types.
     tss_index: from `index_tss`, for the gene-level metric.
     progress: progress bar.
+    source: where the data comes from (e.g. 'data/human, subset test'), named in DataError
+      messages about NaN/infinite values or records that fail get_dataset's checks.
   """
   from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
   correlation = metrics_lib.TrackCorrelation()
@@ -179,8 +183,15 @@ def evaluate(predict_fn: PredictFn,
   batches = dataset.batch(batch_size)
   if max_batches:
     batches = batches.take(max_batches)
-  for batch in tqdm(batches.as_numpy_iterator(), desc=f'evaluate {head}', unit='batch',
-                    disable=not progress):
+  what = f'the evaluation data ({source})' if source else 'the evaluation data'
+  for batch in _checked(tqdm(batches.as_numpy_iterator(), desc=f'evaluate {head}', unit='batch',
+                             disable=not progress), what):
+    for name in ('sequence', 'target'):
+      if not np.all(np.isfinite(batch[name])):
+        rows = np.flatnonzero(~np.isfinite(batch[name]).reshape(len(batch[name]), -1).all(1))
+        raise DataError(f'{what[0].upper()}{what[1:]} holds NaN or infinite values in {name!r} of '
+                        f'record(s) {[int(record + i) for i in rows[:5]]} (counting from 0 in '
+                        'data set order); fix the data.')
     outputs = predict_fn(batch['sequence'].astype(np.float32))
     if head not in outputs:
       raise ValueError(f'The model has no head {head!r}; it has {sorted(outputs)}.')
@@ -211,6 +222,18 @@ def evaluate(predict_fn: PredictFn,
                       num_missing=tss_index.num_missing)
   return Evaluation(head=head, per_track=table, summary=_summary(table, gene_level),
                     gene_level=gene_level, num_sequences=record)
+
+
+def _checked(batches, what: str):
+  """Yields the batches; a failed record check of get_dataset becomes a one-line DataError."""
+  iterator = iter(batches)
+  while True:
+    with data_errors(what):
+      try:
+        batch = next(iterator)
+      except StopIteration:
+        return
+    yield batch
 
 
 def _track_table(r: np.ndarray, r2: np.ndarray, targets: Optional[pd.DataFrame]) -> pd.DataFrame:
