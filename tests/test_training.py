@@ -35,7 +35,7 @@ ENV = {**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2', 'CUDA_VISIBLE_DEVICES': ''}
 # Once, workers hung at start-up for 600+ s: an HTTP proxy in the environment ($http_proxy) takes
 # gRPC's connections between the workers, so they never reach each other; get_strategy now sends
 # the cluster's hosts around the proxy, and the multi-worker test runs with such a proxy set.
-WORKER_TIMEOUT = 420
+WORKER_TIMEOUT = 900
 REGISTER_TIMEOUT = 300
 # Shared by the subprocesses: an in-memory data set and a helper that trains and saves weights.
 _COMMON = textwrap.dedent('''
