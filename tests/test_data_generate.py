@@ -50,7 +50,7 @@ def inputs(tmp_path_factory):
 
 def test_generate_from_bigwigs(inputs, tmp_path):
   out = tmp_path / 'data'
-  counts = generate.generate_dataset(out, inputs['fasta'], inputs['targets'], seq_length=SEQ_LENGTH,
+  counts = generate.generate_dataset(out, inputs['fasta'], inputs['targets'], sequence_length=SEQ_LENGTH,
                                      crop_bp=256, valid_chroms=['chr2'], test_chroms=['chr3'],
                                      blacklist=inputs['blacklist'], max_n_fraction=0.5,
                                      input_tracks={'conservation': inputs['root'] / 'cons.bw'},
@@ -88,7 +88,7 @@ def test_generate_from_bigwigs(inputs, tmp_path):
 
 def _no_tracks(tmp_path, inputs) -> pathlib.Path:
   out = tmp_path / 'plain'
-  generate.generate_dataset(out, inputs['fasta'], inputs['targets'], seq_length=SEQ_LENGTH,
+  generate.generate_dataset(out, inputs['fasta'], inputs['targets'], sequence_length=SEQ_LENGTH,
                             chroms=['chr2'], valid_chroms=[], test_chroms=[], progress=False)
   return out
 
@@ -98,25 +98,25 @@ def test_make_dataset_cli_regions_and_errors(inputs, tmp_path, capsys):
   regions.write_text('chr2\t1000\t1100\nchr3\t3000\t3050\n')
   out = tmp_path / 'cli'
   code = cli_main(['make-dataset', 'bigwig', '--fasta', str(inputs['fasta']), '--targets',
-                   str(inputs['targets']), '--out', str(out), '--seq-length', '512', '--regions',
+                   str(inputs['targets']), '--out', str(out), '--sequence-length', '512', '--regions',
                    str(regions), '--valid-chroms', 'chr2', '--test-chroms', 'chr3'])
   assert code == 0
   bed = pd.read_csv(out / 'sequences.bed', sep='\t', header=None)
   assert bed.values.tolist() == [['chr2', 794, 1306, 'valid'], ['chr3', 2769, 3281, 'test']]
   code = cli_main(['make-dataset', 'bigwig', '--fasta', str(inputs['fasta']), '--targets',
-                   str(inputs['targets']), '--out', str(out), '--seq-length', '512'])
+                   str(inputs['targets']), '--out', str(out), '--sequence-length', '512'])
   assert code == 2 and 'overwrite' in capsys.readouterr().err
   bad = tmp_path / 'bad_targets.txt'
   pd.read_csv(inputs['targets'], sep='\t').assign(sum_stat='mode').to_csv(bad, sep='\t',
                                                                           index=False)
   code = cli_main(['make-dataset', 'bigwig', '--fasta', str(inputs['fasta']), '--targets',
-                   str(bad), '--out', str(tmp_path / 'x'), '--seq-length', '512'])
+                   str(bad), '--out', str(tmp_path / 'x'), '--sequence-length', '512'])
   assert code == 2 and "Unsupported sum_stat ['mode']" in capsys.readouterr().err
 
 
 def test_make_dataset_synthetic_cli(tmp_path):
   out = tmp_path / 'syn'
-  code = cli_main(['make-dataset', 'synthetic', '--out', str(out), '--seq-length', '1024',
+  code = cli_main(['make-dataset', 'synthetic', '--out', str(out), '--sequence-length', '1024',
                    '--train-size', '8', '--valid-size', '4', '--test-size', '4', '--conservation'])
   assert code == 0
   stats = json.loads((out / 'statistics.json').read_text())
@@ -143,7 +143,7 @@ def test_bigwig_chromosome_names_must_match_the_fasta(inputs, tmp_path, capsys):
   bw.close()
   out = tmp_path / 'out'
   code = cli_main(['make-dataset', 'bigwig', '--fasta', str(inputs['fasta']), '--targets',
-                   str(_targets_for(tmp_path, bigwig)), '--out', str(out), '--seq-length', '1024',
+                   str(_targets_for(tmp_path, bigwig)), '--out', str(out), '--sequence-length', '1024',
                    '--valid-chroms', 'chr2', '--test-chroms', 'chr3'])
   err = capsys.readouterr().err
   assert code != 0 and 'scaffold_1' in err and 'chr1' in err and 'Traceback' not in err, err
@@ -157,7 +157,7 @@ def test_bigwig_chromosome_names_must_match_the_fasta(inputs, tmp_path, capsys):
     bw.addEntries(c[3:], 0, values=inputs['signal'][c].astype(np.float64).tolist(), span=1, step=1)
   bw.close()
   counts = generate.generate_dataset(tmp_path / 'bare', inputs['fasta'],
-                                     _targets_for(tmp_path, bare), seq_length=SEQ_LENGTH,
+                                     _targets_for(tmp_path, bare), sequence_length=SEQ_LENGTH,
                                      valid_chroms=['chr2'], test_chroms=['chr3'], progress=False)
   assert counts['train'] == 7 and counts['valid'] == 4
   example = next(iter(basenji.get_dataset(str(tmp_path / 'bare'), 'valid', deterministic=True)))
@@ -177,7 +177,7 @@ def test_track_zero_in_every_window_is_refused(inputs, tmp_path):
   targets.loc[1, 'file'] = str(empty)
   targets.loc[1, 'identifier'] = 'EMPTY'
   with pytest.raises(ValueError, match=r"EMPTY .*empty\.bw.* are 0 in all 4 windows"):
-    generate.generate_dataset(tmp_path / 'out', inputs['fasta'], targets, seq_length=1024,
+    generate.generate_dataset(tmp_path / 'out', inputs['fasta'], targets, sequence_length=1024,
                               chroms=['chr3'], valid_chroms=[], test_chroms=['chr3'],
                               stride=1024, regions=None, progress=False)
   assert not (tmp_path / 'out' / 'statistics.json').exists()
@@ -186,25 +186,25 @@ def test_track_zero_in_every_window_is_refused(inputs, tmp_path):
 def test_held_out_chromosomes_must_be_in_the_genome(inputs, tmp_path, capsys):
   """The defaults chr8/chr9 are not in a chr1-chr3 FASTA: an error naming them and the flag."""
   code = cli_main(['make-dataset', 'bigwig', '--fasta', str(inputs['fasta']), '--targets',
-                   str(inputs['targets']), '--out', str(tmp_path / 'out'), '--seq-length', '1024'])
+                   str(inputs['targets']), '--out', str(tmp_path / 'out'), '--sequence-length', '1024'])
   err = capsys.readouterr().err
   assert code != 0 and "['chr8']" in err and '--valid-chroms' in err, err
   with pytest.raises(ValueError, match=r"Test chromosome\(s\) \['chr9'\] \(--test-chroms\)"):
     generate.generate_dataset(tmp_path / 'out', inputs['fasta'], inputs['targets'],
-                              seq_length=1024, valid_chroms=['chr2'], progress=False)
+                              sequence_length=1024, valid_chroms=['chr2'], progress=False)
   with pytest.raises(ValueError, match=r"Validation chromosome\(s\) \['chr2'\].*--chroms|"
                      r"Validation chromosome\(s\) \['chr2'\]"):
     generate.generate_dataset(tmp_path / 'out', inputs['fasta'], inputs['targets'],
-                              seq_length=1024, chroms=['chr1'], valid_chroms=['chr2'],
+                              sequence_length=1024, chroms=['chr1'], valid_chroms=['chr2'],
                               test_chroms=[], progress=False)
   # A held-out chromosome shorter than the windows would give an empty subset too.
   with pytest.raises(ValueError, match=r"No window of 8192 bp lies on the validation"):
     generate.generate_dataset(tmp_path / 'out', inputs['fasta'], inputs['targets'],
-                              seq_length=8192, valid_chroms=['chr2'], test_chroms=[],
+                              sequence_length=8192, valid_chroms=['chr2'], test_chroms=[],
                               progress=False)
   # Named without the 'chr' prefix, a held-out chromosome still goes to its subset.
   counts = generate.generate_dataset(tmp_path / 'bare', inputs['fasta'], inputs['targets'],
-                                     seq_length=1024, valid_chroms=['2'], test_chroms=['3'],
+                                     sequence_length=1024, valid_chroms=['2'], test_chroms=['3'],
                                      max_n_fraction=0.5, progress=False)
   assert counts['valid'] == 4 and counts['test'] == 4 and counts['train'] == 7
   assert not (tmp_path / 'out').exists() or not (tmp_path / 'out' / 'statistics.json').exists()

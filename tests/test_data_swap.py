@@ -20,7 +20,7 @@ import pytest
 from enformer.data import basenji, generate, synthetic
 
 ENV = {**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2', 'CUDA_VISIBLE_DEVICES': ''}
-SYNTHETIC = ['--seq-length', '1024', '--num-tracks', '2', '--train-size', '24', '--valid-size',
+SYNTHETIC = ['--sequence-length', '1024', '--num-tracks', '2', '--train-size', '24', '--valid-size',
              '4', '--test-size', '4']
 
 # Runs the CLI with BasenjiWriter.add patched to kill the process (SIGKILL) at record N.
@@ -52,7 +52,7 @@ def _records(folder: pathlib.Path, subset: str) -> np.ndarray:
 
 def test_kill_9_while_regenerating_keeps_the_previous_synthetic_data_set(tmp_path):
   out = tmp_path / 'syn'
-  synthetic.make_synthetic_dataset(out, seq_length=1024, num_tracks=2, train_size=24,
+  synthetic.make_synthetic_dataset(out, sequence_length=1024, num_tracks=2, train_size=24,
                                    valid_size=4, test_size=4, seed=0)
   before, targets = _snapshot(out), _records(out, 'train')
   command = [sys.executable, '-c', _KILL_AT, 'make-dataset', 'synthetic', '--out', str(out),
@@ -98,18 +98,18 @@ def test_failed_bigwig_regeneration_keeps_the_previous_data_set(tmp_path):
   out = tmp_path / 'data'
   (out / 'notes.txt').parent.mkdir()
   (out / 'notes.txt').write_text('my notes')  # Not part of the data set: never touched.
-  generate.generate_dataset(out, fasta, good, seq_length=1024, valid_chroms=['chr2'],
+  generate.generate_dataset(out, fasta, good, sequence_length=1024, valid_chroms=['chr2'],
                             test_chroms=[], progress=False)
   before = _snapshot(out)
   # The second track is 0 on chr1 and chr2 alike: refused after every window was written.
   bad = pd.concat([good, pd.DataFrame({'identifier': ['zero'], 'description': ['z'],
                                        'file': [str(bigwig('z.bw', lambda c: 0.0))]})])
   with pytest.raises(ValueError, match='zero'):
-    generate.generate_dataset(out, fasta, bad, seq_length=1024, valid_chroms=['chr2'],
+    generate.generate_dataset(out, fasta, bad, sequence_length=1024, valid_chroms=['chr2'],
                               test_chroms=[], overwrite=True, progress=False)
   assert _snapshot(out) == before
   assert not [p for p in out.iterdir() if p.name.startswith('.')]
-  generate.generate_dataset(out, fasta, bad.iloc[:1], seq_length=512, valid_chroms=['chr2'],
+  generate.generate_dataset(out, fasta, bad.iloc[:1], sequence_length=512, valid_chroms=['chr2'],
                             test_chroms=[], overwrite=True, progress=False)
   assert json.loads((out / 'statistics.json').read_text())['seq_length'] == 512
   assert (out / 'notes.txt').read_text() == 'my notes'

@@ -39,9 +39,9 @@ _SCRIPT = textwrap.dedent('''
     from enformer.data.synthetic import make_synthetic_dataset
     from enformer.training import train
     root = sys.argv[1]
-    data = make_synthetic_dataset(root + '/data', seq_length={length}, num_tracks={num_tracks},
-                                  train_size=512, valid_size=32, test_size=4, seed=3,
-                                  sites_per_kb={sites_per_kb})
+    data = make_synthetic_dataset(root + '/data', sequence_length={length},
+                                  num_tracks={num_tracks}, train_size=512, valid_size=32,
+                                  test_size=4, seed=3, sites_per_kb={sites_per_kb})
     # Tiny preset (384 channels, 4 attention heads, 1 transformer layer, attention pooling)
     # without dropout; Adam 5e-4 after 10 warm-up steps; batch 8; augmentation on (the default).
     result = train(run_dir=root + '/run', preset='tiny', data={{'synthetic': str(data)}},
