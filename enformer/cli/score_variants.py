@@ -5,7 +5,10 @@ import re
 import sys
 from typing import List
 
-from enformer.cli.predict import add_model_config_arguments, model_config_from_args
+from enformer.cli._inputs import check_files, check_model, check_output_path
+from enformer.cli.predict import (add_model_config_arguments, add_precision_argument,
+                                  model_config_from_args)
+from enformer.io.lock import OutputLock
 
 
 def _shifts(text: str) -> List[int]:
@@ -72,6 +75,7 @@ def register(subparsers) -> None:
                       help='replace a finished output (and discard unfinished runs that differ)')
   parser.add_argument('--quiet', action='store_true', help='no progress bar')
   add_model_config_arguments(parser)
+  add_precision_argument(parser)
   # Let `--shifts -1,0,1` (a value starting with '-') parse like a negative number.
   parser._negative_number_matcher = re.compile(r'^-\d+(,-?\d+)*$|^-\d*\.\d+$')
   parser.set_defaults(func=run)
@@ -79,14 +83,19 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
   import os
-  from enformer.variants import ScoreTransform, score_vcf
+  from enformer.variants import ScoreTransform
 
-  for path, flag in ((args.vcf, '--vcf'), (args.fasta, '--fasta')):
-    if not os.path.exists(path):
-      raise FileNotFoundError(f'{flag} {path} does not exist.')
-  if os.path.exists(args.out) and not args.overwrite:
+  check_files((args.vcf, '--vcf', 'vcf'), (args.fasta, '--fasta', 'fasta'),
+              (args.targets, '--targets', 'text'), (args.transform, '--transform', None))
+  check_model(args.model)
+  check_output_path(args.out, '--out')
+  if os.path.isfile(args.out) and not args.overwrite:
     raise FileExistsError(f'{args.out} already exists (a finished run). Pass --overwrite to '
                           'replace it, or choose another --out.')
+  for path, flag in ((args.fit_transform, '--fit-transform'),
+                     (args.save_transform, '--save-transform')):
+    if path:
+      check_output_path(path, flag)
   if args.fit_transform and os.path.exists(args.fit_transform) and not args.overwrite:
     raise FileExistsError(f'{args.fit_transform} already exists; pass --overwrite to replace it.')
   if args.pcs is not None and not args.transform:
@@ -98,15 +107,27 @@ def run(args: argparse.Namespace) -> int:
     if args.save_transform:
       transform.save(args.save_transform)
       print(f'Saved the transform as {args.save_transform}', file=sys.stderr)
+  # One run per --out: a second run stops here, naming the first, before loading the model.
+  with OutputLock(args.out, what=f'--out {args.out}'):
+    return _score(args, transform)
+
+
+def _score(args: argparse.Namespace, transform) -> int:
+  """`run` once the inputs are checked and --out is locked."""
+  import os
+  from enformer.variants import ScoreTransform, score_vcf
   from enformer.inference import load_model  # TensorFlow: only once the arguments are checked.
   predictor = load_model(args.model, sequence_length=args.sequence_length,
-                         **model_config_from_args(args))
+                         precision=args.precision, **model_config_from_args(args))
+  model_id = args.model if '://' in args.model else os.path.abspath(args.model)
+  if args.precision != 'float32':  # Never resume a float32 run's chunks in bfloat16.
+    model_id += f' precision={args.precision}'
 
   result = score_vcf(
       predictor, args.fasta, args.vcf, args.out, head=args.head, targets=args.targets,
       batch_size=args.batch_size, reverse_complement=args.rc, shifts=args.shifts,
       ref_mismatch=args.ref_mismatch, chunk_size=args.chunk_size, overwrite=args.overwrite,
-      tsv=args.tsv, transform=transform, num_pcs=args.pcs, model_id=args.model if "://" in args.model else os.path.abspath(args.model),
+      tsv=args.tsv, transform=transform, num_pcs=args.pcs, model_id=model_id,
       plot=args.plot, progress=not args.quiet, run_settings={'command': ' '.join(sys.argv)},
       incremental=not args.no_incremental)
   if args.fit_transform:

@@ -15,6 +15,8 @@ import tensorflow as tf
 from enformer.enformer import SEQUENCE_LENGTH, Enformer
 from enformer.fast import compile_forward
 from enformer.inference.predictor import check_crop
+from enformer.io.atomic import atomic_directory
+from enformer.io.files import parse_json
 
 # Input length of DeepMind's TF-Hub module: twice the 196,608 bp the network sees (centre crop).
 HUB_SEQUENCE_LENGTH = 393_216
@@ -25,13 +27,17 @@ CONFIG_FILENAME = 'enformer_config.json'
 class _HubModule(tf.Module):
   """What `hub.load(path).model` is: `predict_on_batch` that centre-crops to the model length."""
 
-  def __init__(self, model: Enformer, sequence_length: int, model_sequence_length: int):
+  def __init__(self, model: Enformer, sequence_length: int, model_sequence_length: int,
+               fast: bool = True):
     super().__init__(name='hub_model')
     self.enformer = model
     trim = (sequence_length - model_sequence_length) // 2
     channels = model.config['input_channels']
 
-    forward = compile_forward(model, model_sequence_length).function  # Plain graph, no XLA.
+    if fast:  # The fused forward in a plain graph (no XLA).
+      forward = compile_forward(model, model_sequence_length).function
+    else:
+      forward = lambda x: model(x, is_training=False)  # The reference op sequence.
 
     def predict_on_batch(x: tf.Tensor) -> Dict[str, tf.Tensor]:
       """[B, sequence_length, C] → {head: [B, T, N]} on the centre model_sequence_length bp."""
@@ -43,7 +49,7 @@ class _HubModule(tf.Module):
 
 
 def export_hub_module(model: Enformer, export_dir: str, sequence_length: int = HUB_SEQUENCE_LENGTH,
-                      model_sequence_length: Optional[int] = None) -> str:
+                      model_sequence_length: Optional[int] = None, *, fast: bool = True) -> str:
   """Saves `model` as a TF-Hub-compatible SavedModel.
 
   `hub.load(export_dir).model.predict_on_batch(x)` then takes x [B, sequence_length, C] float32,
@@ -56,6 +62,8 @@ def export_hub_module(model: Enformer, export_dir: str, sequence_length: int = H
     export_dir: output folder (local or tf.io.gfile path); must not already hold a SavedModel.
     sequence_length: input length of the exported signature.
     model_sequence_length: length the network sees; default min(sequence_length, 196,608).
+    fast: save the fused inference forward of `enformer.fast` (default: same numbers within
+      float32 rounding, less time and memory); False: the reference op sequence.
 
   Returns:
     export_dir.
@@ -68,15 +76,25 @@ def export_hub_module(model: Enformer, export_dir: str, sequence_length: int = H
   if tf.io.gfile.exists(os.path.join(export_dir, 'saved_model.pb')):
     raise FileExistsError(f'{export_dir} already holds a SavedModel; choose a new folder.')
   root = tf.Module()
-  root.model = _HubModule(model, sequence_length, model_sequence_length)
-  tf.saved_model.save(root, export_dir,
-                      signatures={'serving_default': root.model.predict_on_batch})
+  root.model = _HubModule(model, sequence_length, model_sequence_length, fast=fast)
   metadata = dict(config=model.config, sequence_length=int(sequence_length),
                   model_sequence_length=int(model_sequence_length),
                   output_length=model.output_length(model_sequence_length),
                   heads=model.config['heads'])
-  with tf.io.gfile.GFile(os.path.join(export_dir, CONFIG_FILENAME), 'w') as handle:
-    json.dump(metadata, handle, indent=1)
+
+  def save(folder: str) -> None:
+    tf.saved_model.save(root, folder,
+                        signatures={'serving_default': root.model.predict_on_batch})
+    with tf.io.gfile.GFile(os.path.join(folder, CONFIG_FILENAME), 'w') as handle:
+      json.dump(metadata, handle, indent=1)
+
+  remote = '://' in export_dir
+  if not remote and (not os.path.exists(export_dir) or not os.listdir(export_dir)):
+    # A new local folder: built beside and renamed when complete (no half-written SavedModel).
+    with atomic_directory(export_dir, overwrite=True) as building:
+      save(building)
+  else:
+    save(export_dir)
   return export_dir
 
 
@@ -93,8 +111,8 @@ def read_export_metadata(path: str) -> Optional[Dict[str, Any]]:
   config_path = os.path.join(path, CONFIG_FILENAME)
   if not tf.io.gfile.exists(config_path):
     return None
-  with tf.io.gfile.GFile(config_path) as handle:
-    return json.load(handle)
+  with tf.io.gfile.GFile(config_path, 'rb') as handle:
+    return parse_json(handle.read(), config_path)
 
 
 def restore_exported_variables(model: Enformer, export_dir: str) -> None:
