@@ -61,8 +61,21 @@ def register(subparsers) -> None:
                       '4799=keratinocyte_cage.bw (the track is an index, identifier or '
                       'description substring matching one track).')
   add_extra_track_argument(parser)
+  add_cluster_arguments(parser, 'batches of regions')
   add_model_config_arguments(parser)
   parser.set_defaults(func=run)
+
+
+def add_cluster_arguments(parser: argparse.ArgumentParser, unit: str) -> None:
+  """--workers N / --scheduler ADDRESS: run the work on a Dask cluster (docs/distributed.md)."""
+  group = parser.add_argument_group('Dask cluster (same output as a single process)')
+  where = group.add_mutually_exclusive_group()
+  where.add_argument('--workers', type=int, default=None, metavar='N',
+                     help=f'start N single-threaded worker processes on this machine (e.g. one per '
+                     f'GPU or core) and run {unit} as tasks on them')
+  where.add_argument('--scheduler', default=None, metavar='tcp://HOST:PORT',
+                     help=f'run {unit} on the workers of a running Dask scheduler (e.g. a '
+                     'dask-jobqueue SLURMCluster); they must see the same paths')
 
 
 def add_extra_track_argument(parser: argparse.ArgumentParser) -> None:
@@ -73,15 +86,15 @@ def add_extra_track_argument(parser: argparse.ArgumentParser) -> None:
                       'number given; missing values count as 0.')
 
 
-def load_predictor(args: argparse.Namespace):
-  """The Predictor of --model with the config flags, checked against --extra-track.
+def predictor_config(args: argparse.Namespace) -> dict:
+  """Model config of --model with the config flags, checked against --extra-track.
 
   A checkpoint's input_channels is read from its stem convolution unless given, so a model with
   extra input channels needs no config flag for them, and a wrong number of --extra-track is
   reported before the model is built.
   """
   import tensorflow as tf
-  from enformer.hub import checkpoint_prefix, checkpoint_root, infer_config, load_model
+  from enformer.hub import checkpoint_prefix, checkpoint_root, infer_config
   from enformer.predict import check_extra_tracks
 
   config = model_config_from_args(args)
@@ -96,8 +109,17 @@ def load_predictor(args: argparse.Namespace):
       pass  # Not a checkpoint of this model (a SavedModel, or an error load_model explains).
   if 'input_channels' in config:
     check_extra_tracks(config['input_channels'], extra_tracks)
-  predictor = load_model(args.model, sequence_length=args.sequence_length, **config)
-  check_extra_tracks(predictor.input_channels, extra_tracks)
+  return config
+
+
+def load_predictor(args: argparse.Namespace):
+  """The Predictor of --model with the config flags, checked against --extra-track."""
+  from enformer.hub import load_model
+  from enformer.predict import check_extra_tracks
+
+  predictor = load_model(args.model, sequence_length=args.sequence_length,
+                         **predictor_config(args))
+  check_extra_tracks(predictor.input_channels, list(getattr(args, 'extra_track', None) or []))
   return predictor
 
 
@@ -155,6 +177,8 @@ def _resolve_track(spec: str, targets, num_tracks: int) -> int:
 
 def run(args: argparse.Namespace) -> int:
   import os
+  import sys
+  from enformer.distributed import DistributedError, ModelSource, client_for, fetch_model_info
   from enformer.io.bed import parse_region, read_bed
   from enformer.io.targets import read_targets, select_tracks
   from enformer.predict import predict_to_files
@@ -163,32 +187,49 @@ def run(args: argparse.Namespace) -> int:
     raise FileNotFoundError(f'FASTA file {args.fasta} does not exist.')
   regions = read_bed(args.bed) if args.bed else [parse_region(r) for r in args.region]
   targets = read_targets(args.targets) if args.targets else None
-  predictor = load_predictor(args)
-  if args.head not in predictor.heads:
-    raise ValueError(f'--head {args.head!r} is not a head of the model: {sorted(predictor.heads)}.')
-  num_tracks = predictor.heads[args.head]
-  tracks = select_tracks(targets, args.tracks, num_tracks) if args.tracks else None
-  observed = {}
-  for item in args.observed:
-    spec, _, path = item.partition('=')
-    if not path:
-      raise ValueError(f'--observed takes TRACK=BIGWIG items, got {item!r}.')
-    if not os.path.exists(path):
-      raise FileNotFoundError(f'Observed bigWig {path} does not exist.')
-    observed[_resolve_track(spec, targets, num_tracks)] = path
-  plot_tracks = None
-  if observed and tracks is None:
-    plot_tracks = list(observed)
-  elif observed:
-    missing = [t for t in observed if t not in tracks]
-    if missing:
-      raise ValueError(f'--observed tracks {missing} are not among --tracks.')
-  print(f'{predictor}; {len(regions)} region(s).')
-  summary = predict_to_files(
-      predictor, args.fasta, regions, args.out, head=args.head, tracks=tracks,
-      plot_tracks=plot_tracks, targets=targets, batch_size=args.batch_size,
-      output_format=args.format, bigwig=not args.no_bigwig, bedgraph=args.bedgraph,
-      max_plots=args.max_plots, observed=observed, extra_tracks=args.extra_track)
+  with client_for(getattr(args, 'workers', None), getattr(args, 'scheduler', None)) as client:
+    if client is None:
+      predictor = load_predictor(args)
+      model = predictor
+    else:  # The workers load the model.
+      handle = args.model if '://' in args.model else os.path.abspath(args.model)
+      model = ModelSource(handle, args.sequence_length, predictor_config(args))
+      try:
+        predictor = fetch_model_info(client, model)
+      except DistributedError as error:
+        print(f'enformer predict: error: {error}', file=sys.stderr)
+        return 1
+    if args.head not in predictor.heads:
+      raise ValueError(f'--head {args.head!r} is not a head of the model: '
+                       f'{sorted(predictor.heads)}.')
+    num_tracks = predictor.heads[args.head]
+    tracks = select_tracks(targets, args.tracks, num_tracks) if args.tracks else None
+    observed = {}
+    for item in args.observed:
+      spec, _, path = item.partition('=')
+      if not path:
+        raise ValueError(f'--observed takes TRACK=BIGWIG items, got {item!r}.')
+      if not os.path.exists(path):
+        raise FileNotFoundError(f'Observed bigWig {path} does not exist.')
+      observed[_resolve_track(spec, targets, num_tracks)] = path
+    plot_tracks = None
+    if observed and tracks is None:
+      plot_tracks = list(observed)
+    elif observed:
+      missing = [t for t in observed if t not in tracks]
+      if missing:
+        raise ValueError(f'--observed tracks {missing} are not among --tracks.')
+    print(f'{predictor}; {len(regions)} region(s).')
+    try:
+      summary = predict_to_files(
+          model, args.fasta, regions, args.out, head=args.head, tracks=tracks,
+          plot_tracks=plot_tracks, targets=targets, batch_size=args.batch_size,
+          output_format=args.format, bigwig=not args.no_bigwig, bedgraph=args.bedgraph,
+          max_plots=args.max_plots, observed=observed, extra_tracks=args.extra_track,
+          client=client)
+    except DistributedError as error:
+      print(f'enformer predict: error: {error}', file=sys.stderr)
+      return 1
   print(f'Predictions: {summary["predictions"]} ({summary["regions"]} regions × '
         f'{predictor.output_length} bins × {summary["tracks"]} tracks)')
   for key in ('bigwig', 'bedgraph', 'plots'):

@@ -5,7 +5,8 @@ import re
 import sys
 from typing import List
 
-from enformer.cli.predict import add_model_config_arguments, model_config_from_args
+from enformer.cli.predict import (add_cluster_arguments, add_model_config_arguments,
+                                  model_config_from_args)
 
 
 def _shifts(text: str) -> List[int]:
@@ -25,7 +26,9 @@ def register(subparsers) -> None:
           'writes, per track, SAD = mean over bins(alt) - mean over bins(ref) and SAR = log2(1 + '
           'alt mean) - log2(1 + ref mean) in basenji\'s sad.h5 layout. Multi-allelic records are '
           'split; symbolic ALTs, unknown chromosomes and REF mismatches are skipped and counted. '
-          'Resumable: rerun the same command after an interruption to continue.'))
+          'Resumable: rerun the same command after an interruption to continue. --workers N / '
+          '--scheduler ADDRESS score chunks on a Dask cluster (same output); --shard K/N scores '
+          'a 1/N part for `enformer merge-scores`.'))
   parser.add_argument('--model', required=True,
                       help='TF-Hub handle/URL, SavedModel folder, or checkpoint folder/prefix '
                       '(checkpoints take the model config flags below)')
@@ -67,6 +70,10 @@ def register(subparsers) -> None:
   parser.add_argument('--overwrite', action='store_true',
                       help='replace a finished output (and discard unfinished runs that differ)')
   parser.add_argument('--quiet', action='store_true', help='no progress bar')
+  add_cluster_arguments(parser, 'chunks of variants')
+  parser.add_argument('--shard', default=None, metavar='K/N',
+                      help='score only shard K of N (every N-th chunk) into --out, for batch '
+                      'schedulers without Dask; join the N files with `enformer merge-scores`')
   add_model_config_arguments(parser)
   # Let `--shifts -1,0,1` (a value starting with '-') parse like a negative number.
   parser._negative_number_matcher = re.compile(r'^-\d+(,-?\d+)*$|^-\d*\.\d+$')
@@ -75,7 +82,8 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
   import os
-  from enformer.variants import ScoreTransform, score_vcf
+  from enformer.distributed import DistributedError, ModelSource, client_for
+  from enformer.variants import ScoreTransform, parse_shard, score_vcf
 
   for path, flag in ((args.vcf, '--vcf'), (args.fasta, '--fasta')):
     if not os.path.exists(path):
@@ -94,16 +102,29 @@ def run(args: argparse.Namespace) -> int:
     if args.save_transform:
       transform.save(args.save_transform)
       print(f'Saved the transform as {args.save_transform}', file=sys.stderr)
-  from enformer.hub import load_model  # TensorFlow: only once the arguments are checked.
-  predictor = load_model(args.model, sequence_length=args.sequence_length,
-                         **model_config_from_args(args))
-
-  result = score_vcf(
-      predictor, args.fasta, args.vcf, args.out, head=args.head, targets=args.targets,
-      batch_size=args.batch_size, reverse_complement=args.rc, shifts=args.shifts,
-      ref_mismatch=args.ref_mismatch, chunk_size=args.chunk_size, overwrite=args.overwrite,
-      tsv=args.tsv, transform=transform, num_pcs=args.pcs, model_id=args.model if "://" in args.model else os.path.abspath(args.model),
-      plot=args.plot, progress=not args.quiet, run_settings={'command': ' '.join(sys.argv)})
+  shard = parse_shard(args.shard) if args.shard else None
+  if shard and (args.fit_transform or args.save_transform):
+    raise ValueError('A --shard run writes only its shard file; fit or save transforms with '
+                     '`enformer merge-scores`.')
+  model_id = args.model if '://' in args.model else os.path.abspath(args.model)
+  options = dict(head=args.head, targets=args.targets, batch_size=args.batch_size,
+                 reverse_complement=args.rc, shifts=args.shifts, ref_mismatch=args.ref_mismatch,
+                 chunk_size=args.chunk_size, overwrite=args.overwrite, tsv=args.tsv,
+                 transform=transform, num_pcs=args.pcs, model_id=model_id, plot=args.plot,
+                 progress=not args.quiet, run_settings={'command': ' '.join(sys.argv)},
+                 shard=shard)
+  with client_for(args.workers, args.scheduler) as client:
+    if client is None:
+      from enformer.hub import load_model  # TensorFlow: only once the arguments are checked.
+      predictor = load_model(args.model, sequence_length=args.sequence_length,
+                             **model_config_from_args(args))
+    else:  # The workers load the model; this process needs no TensorFlow.
+      predictor = ModelSource(model_id, args.sequence_length, model_config_from_args(args))
+    try:
+      result = score_vcf(predictor, args.fasta, args.vcf, args.out, client=client, **options)
+    except DistributedError as error:
+      print(f'enformer score-variants: error: {error}', file=sys.stderr)
+      return 1
   if args.fit_transform:
     fitted = ScoreTransform.fit(result.scores.sad, args.fit_pcs,
                                 target_ids=result.scores.target_ids)
