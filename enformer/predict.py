@@ -150,7 +150,7 @@ BATCHES_PER_TASK = 4
 def predict_batch(predictor, extractor: FastaStringExtractor,
                   regions: Sequence[kipoiseq.Interval], head: str, track_indices: Sequence[int],
                   extra_tracks: Sequence[str] = ()) -> List[RegionPrediction]:
-  """One model call for `regions` (chromosome names resolved to the FASTA's); see iter_predictions."""
+  """One model call for `regions` (chromosomes resolved to the FASTA's names); see iter_predictions."""
   batch = []
   for region in regions:
     chrom = extractor.resolve_chromosome(region.chrom)

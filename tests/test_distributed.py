@@ -131,7 +131,7 @@ def transform(files, reference):
 
 
 def assert_same_file(path, expected):
-  """Same datasets and variants; scores equal within float16 storage (one unit in the last place)."""
+  """Same datasets and variants; scores equal within float16 storage (1 ulp)."""
   with h5py.File(path, 'r') as ours, h5py.File(expected, 'r') as theirs:
     assert set(ours) == set(theirs)
     for name in theirs:

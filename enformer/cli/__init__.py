@@ -35,9 +35,10 @@ def main(argv: Optional[List[str]] = None) -> int:
   if not getattr(args, 'func', None):
     parser.print_help()
     return 0
+  from enformer.io.lock import OutputLockedError
   try:
     return int(args.func(args) or 0)
-  except (ValueError, FileNotFoundError, FileExistsError) as error:
+  except (ValueError, FileNotFoundError, FileExistsError, OutputLockedError) as error:
     # Problems with the user's input: one clear line, no traceback.
     print(f'enformer {args.command}: error: {error}', file=sys.stderr)
     return 2

@@ -18,7 +18,8 @@ def register(subparsers) -> None:
   parser.add_argument('--tsv', action='store_true',
                       help='also write a long-format TSV (one row per variant and track)')
   parser.add_argument('--plot', action='store_true',
-                      help='also write <out>.png: SAD heatmap of the tracks with the largest effects')
+                      help='also write <out>.png: SAD heatmap of the tracks with the largest '
+                      'effects')
   parser.add_argument('--transform', default=None,
                       help='fitted transform (.npz): adds z-scores (SAD_z) to the output')
   parser.add_argument('--pcs', type=int, default=None,

@@ -19,6 +19,7 @@ from enformer.distributed import ModelSource, fetch_model_info, run_tasks, worke
 from enformer.distributed import worker_predictor
 from enformer.io import sad as sad_io
 from enformer.io.fasta import FastaStringExtractor
+from enformer.io.lock import OutputLock
 from enformer.io.targets import read_targets
 from enformer.io.vcf import VariantSite, VcfSummary, read_variants
 from enformer.variants.normalization import ScoreTransform
@@ -50,7 +51,8 @@ class ChunkSettings:
 
   def scorer(self, predictor, fasta: Optional[FastaStringExtractor] = None) -> VariantScorer:
     """The VariantScorer of `predictor` with these settings (opens the FASTA unless given)."""
-    return VariantScorer(predictor, fasta if fasta is not None else FastaStringExtractor(self.fasta),
+    fasta = fasta if fasta is not None else FastaStringExtractor(self.fasta)
+    return VariantScorer(predictor, fasta,
                          head=self.head, sequence_length=self.sequence_length,
                          batch_size=self.batch_size, reverse_complement=self.reverse_complement,
                          shifts=self.shifts)
@@ -218,101 +220,107 @@ def score_vcf(predictor,
     shard: (K, N): score only chunks K−1, K−1+N, ... into the shard file `out` (float32 scores
       and the chunk indices, see `enformer.io.sad.write_shard_h5`); join the N shard files with
       `enformer.variants.shards.merge_scores`. Excludes tsv, plot, transform and num_pcs.
+
+  Raises:
+    OutputLockedError: another live process is writing the same `out`.
   """
   started = time.time()
   paths = output_paths(out)
-  if os.path.exists(paths['h5']) and not overwrite:
-    raise FileExistsError(f'{paths["h5"]} already exists (a finished run). Pass --overwrite '
-                          '(overwrite=True) to replace it, or choose another --out.')
-  if num_pcs is not None and transform is None:
-    raise ValueError('--pcs needs a fitted transform: pass --transform t.npz.')
-  if shard is not None and (tsv or plot or transform is not None):
-    raise ValueError('A --shard run writes only its shard file; pass --tsv, --plot, --transform '
-                     'and --pcs to `enformer merge-scores` instead.')
-  source = None
-  if client is not None:
-    if not isinstance(predictor, ModelSource):
-      raise TypeError('With client=, pass the model as enformer.distributed.ModelSource (the '
-                      'workers load it); a loaded predictor cannot be sent to workers.')
-    source, predictor = predictor, fetch_model_info(client, predictor)
-    model_id = model_id or source.key
-  if isinstance(fasta, (str, os.PathLike)):
-    fasta = FastaStringExtractor(fasta)
-  if isinstance(targets, (str, os.PathLike)):
-    targets = read_targets(targets)
-  chunk_settings = ChunkSettings(os.path.abspath(fasta.path), head, sequence_length, batch_size,
-                                 reverse_complement, tuple(int(s) for s in shifts))
-  scorer = chunk_settings.scorer(predictor, fasta)
-  num_tracks = (getattr(predictor, 'heads', None) or {}).get(head)
-  if targets is not None and isinstance(num_tracks, int):
-    _track_names(targets, num_tracks)  # Fail before scoring if the table does not fit the head.
-  summary = VcfSummary()
-  sites = read_variants(vcf, fasta, ref_mismatch=ref_mismatch, summary=summary)
-  if not sites:
-    raise ValueError(f'No scorable variants in {vcf}.\n{summary.format()}')
-  columns = flatten_sites(sites)
-  chunks = chunk_sites(sites, chunk_size)
-  settings = {
-      'variants': sad_io.fingerprint(columns), 'model': model_id,
-      'fasta': os.path.abspath(fasta.path), 'head': head, 'sequence_length': scorer.sequence_length,
-      'shifts': [m.shift for m in scorer.members], 'reverse_complement': reverse_complement,
-      'chunk_size': chunk_size,
-      'targets': None if targets is None else sad_io.fingerprint(
-          {'targets': _track_names(targets, len(targets))})
-  }
-  selected = (list(range(len(chunks))) if shard is None else
-              shard_chunks(len(chunks), shard))
-  store_settings = dict(settings) if shard is None else dict(settings, shard=list(shard))
-  store = sad_io.ChunkStore(paths['h5'], store_settings, overwrite=overwrite)
-  done = set(store.done(len(chunks))) & set(selected)
-  todo = [i for i in selected if i not in done]
-  sizes = [sum(len(site.variants) for site in chunk) for chunk in chunks]
-  offsets = np.cumsum([0] + sizes)  # First variant of each chunk.
-  with tqdm(total=sum(sizes[i] for i in selected), initial=sum(sizes[i] for i in done),
-            unit='variant', desc='score-variants', disable=not progress) as bar:
-    bar.set_postfix_str(f'chunks {len(done)}/{len(selected)}')
-    if client is None:
-      for count, index in enumerate(todo, start=len(done) + 1):
-        store.save(index, **score_chunk(scorer, chunks[index], progress=bar))
-        bar.set_postfix_str(f'chunks {count}/{len(selected)}')
+  # One run per output: a second run on the same --out stops here, naming this one.
+  with OutputLock(paths['h5'], what=f'--out {os.fspath(out)}'):
+    if os.path.exists(paths['h5']) and not overwrite:
+      raise FileExistsError(f'{paths["h5"]} already exists (a finished run). Pass --overwrite '
+                            '(overwrite=True) to replace it, or choose another --out.')
+    if num_pcs is not None and transform is None:
+      raise ValueError('--pcs needs a fitted transform: pass --transform t.npz.')
+    if shard is not None and (tsv or plot or transform is not None):
+      raise ValueError('A --shard run writes only its shard file; pass --tsv, --plot, --transform '
+                       'and --pcs to `enformer merge-scores` instead.')
+    source = None
+    if client is not None:
+      if not isinstance(predictor, ModelSource):
+        raise TypeError('With client=, pass the model as enformer.distributed.ModelSource (the '
+                        'workers load it); a loaded predictor cannot be sent to workers.')
+      source, predictor = predictor, fetch_model_info(client, predictor)
+      model_id = model_id or source.key
+    if isinstance(fasta, (str, os.PathLike)):
+      fasta = FastaStringExtractor(fasta)
+    if isinstance(targets, (str, os.PathLike)):
+      targets = read_targets(targets)
+    chunk_settings = ChunkSettings(os.path.abspath(fasta.path), head, sequence_length, batch_size,
+                                   reverse_complement, tuple(int(s) for s in shifts))
+    scorer = chunk_settings.scorer(predictor, fasta)
+    num_tracks = (getattr(predictor, 'heads', None) or {}).get(head)
+    if targets is not None and isinstance(num_tracks, int):
+      _track_names(targets, num_tracks)  # Fail before scoring if the table does not fit the head.
+    summary = VcfSummary()
+    sites = read_variants(vcf, fasta, ref_mismatch=ref_mismatch, summary=summary)
+    if not sites:
+      raise ValueError(f'No scorable variants in {vcf}.\n{summary.format()}')
+    columns = flatten_sites(sites)
+    chunks = chunk_sites(sites, chunk_size)
+    settings = {
+        'variants': sad_io.fingerprint(columns), 'model': model_id,
+        'fasta': os.path.abspath(fasta.path), 'head': head,
+        'sequence_length': scorer.sequence_length,
+        'shifts': [m.shift for m in scorer.members], 'reverse_complement': reverse_complement,
+        'chunk_size': chunk_size,
+        'targets': None if targets is None else sad_io.fingerprint(
+            {'targets': _track_names(targets, len(targets))})
+    }
+    selected = (list(range(len(chunks))) if shard is None else
+                shard_chunks(len(chunks), shard))
+    store_settings = dict(settings) if shard is None else dict(settings, shard=list(shard))
+    store = sad_io.ChunkStore(paths['h5'], store_settings, overwrite=overwrite)
+    done = set(store.done(len(chunks))) & set(selected)
+    todo = [i for i in selected if i not in done]
+    sizes = [sum(len(site.variants) for site in chunk) for chunk in chunks]
+    offsets = np.cumsum([0] + sizes)  # First variant of each chunk.
+    with tqdm(total=sum(sizes[i] for i in selected), initial=sum(sizes[i] for i in done),
+              unit='variant', desc='score-variants', disable=not progress) as bar:
+      bar.set_postfix_str(f'chunks {len(done)}/{len(selected)}')
+      if client is None:
+        for count, index in enumerate(todo, start=len(done) + 1):
+          store.save(index, **score_chunk(scorer, chunks[index], progress=bar))
+          bar.set_postfix_str(f'chunks {count}/{len(selected)}')
+      else:
+        finished = [len(done)]
+
+        def save(index: int, arrays: Dict[str, np.ndarray]) -> None:
+          store.save(index, **arrays)
+          finished[0] += 1
+          bar.update(sizes[index])
+          bar.set_postfix_str(f'chunks {finished[0]}/{len(selected)}')
+
+        run_tasks(client, score_chunk_on_worker,
+                  ((index, (source, chunk_settings, chunks[index])) for index in todo), save,
+                  name='score-chunk')
+
+    arrays = store.concatenate(selected, sad_io.SCORE_DATASETS)
+    target_ids, target_labels = _track_names(targets, arrays['SAD'].shape[1])
+    attrs = {
+        'head': head, 'sequence_length': scorer.sequence_length,
+        'shifts': np.asarray([m.shift for m in scorer.members if not m.reverse_complement]),
+        'reverse_complement': reverse_complement, 'model': model_id, 'fasta': fasta.path,
+        'vcf': os.fspath(vcf), 'vcf_summary': summary.format(),
+        'SAD_definition': sad_io.SAD_DEFINITION, 'SAR_definition': sad_io.SAR_DEFINITION
+    }
+    attrs.update(run_settings or {})
+    rows = np.concatenate([np.arange(offsets[i], offsets[i + 1]) for i in selected])  # [V']
+    column = lambda name, dtype=None: np.asarray(columns[name], dtype)[rows]
+    scores = sad_io.VariantScores(
+        snp=column('snp'), chr=column('chr'), pos=column('pos', np.uint32), ref=column('ref'),
+        alt=column('alt'), target_ids=np.asarray(target_ids),
+        target_labels=np.asarray(target_labels), scores=dict(arrays), attrs=attrs)
+
+    if shard is None:
+      written = write_score_files(scores, out, transform=transform, num_pcs=num_pcs, tsv=tsv,
+                                  plot=plot, check_targets=targets is not None)
     else:
-      finished = [len(done)]
-
-      def save(index: int, arrays: Dict[str, np.ndarray]) -> None:
-        store.save(index, **arrays)
-        finished[0] += 1
-        bar.update(sizes[index])
-        bar.set_postfix_str(f'chunks {finished[0]}/{len(selected)}')
-
-      run_tasks(client, score_chunk_on_worker,
-                ((index, (source, chunk_settings, chunks[index])) for index in todo), save,
-                name='score-chunk')
-
-  arrays = store.concatenate(selected, sad_io.SCORE_DATASETS)
-  target_ids, target_labels = _track_names(targets, arrays['SAD'].shape[1])
-  attrs = {
-      'head': head, 'sequence_length': scorer.sequence_length,
-      'shifts': np.asarray([m.shift for m in scorer.members if not m.reverse_complement]),
-      'reverse_complement': reverse_complement, 'model': model_id, 'fasta': fasta.path,
-      'vcf': os.fspath(vcf), 'vcf_summary': summary.format(),
-      'SAD_definition': sad_io.SAD_DEFINITION, 'SAR_definition': sad_io.SAR_DEFINITION
-  }
-  attrs.update(run_settings or {})
-  rows = np.concatenate([np.arange(offsets[i], offsets[i + 1]) for i in selected])  # [V']
-  column = lambda name, dtype=None: np.asarray(columns[name], dtype)[rows]
-  scores = sad_io.VariantScores(
-      snp=column('snp'), chr=column('chr'), pos=column('pos', np.uint32), ref=column('ref'),
-      alt=column('alt'), target_ids=np.asarray(target_ids),
-      target_labels=np.asarray(target_labels), scores=dict(arrays), attrs=attrs)
-
-  if shard is None:
-    written = write_score_files(scores, out, transform=transform, num_pcs=num_pcs, tsv=tsv,
-                                plot=plot, check_targets=targets is not None)
-  else:
-    shard_info = sad_io.ShardInfo(shard=tuple(shard), num_chunks=len(chunks),
-                                  num_variants=len(columns['pos']), chunk_index=selected,
-                                  variant_index=rows, settings=json.dumps(settings, default=str))
-    sad_io.finish_atomically(paths['h5'], lambda p: sad_io.write_shard_h5(p, scores, shard_info))
-    written = {'h5': [paths['h5']]}
-  store.remove()
-  return ScoreVcfResult(scores, summary, written, len(selected), len(done), time.time() - started)
+      shard_info = sad_io.ShardInfo(shard=tuple(shard), num_chunks=len(chunks),
+                                    num_variants=len(columns['pos']), chunk_index=selected,
+                                    variant_index=rows, settings=json.dumps(settings, default=str))
+      sad_io.finish_atomically(paths['h5'], lambda p: sad_io.write_shard_h5(p, scores, shard_info))
+      written = {'h5': [paths['h5']]}
+    store.remove()
+    return ScoreVcfResult(scores, summary, written, len(selected), len(done), time.time() - started)

@@ -12,6 +12,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from enformer.io import sad as sad_io
+from enformer.io.lock import OutputLock
 from enformer.variants.normalization import ScoreTransform
 from enformer.variants.pipeline import PathLike, write_score_files
 
@@ -64,15 +65,22 @@ def merge_scores(out: PathLike,
     FileNotFoundError: a shard file is missing (or unfinished: its `.partial/` exists).
     ValueError: shards of different runs (naming the setting that differs), overlapping shards,
       or shards missing from the set.
+    OutputLockedError: another live process is writing `out`.
   """
   out = os.fspath(out)
-  if os.path.exists(out) and not overwrite:
-    raise FileExistsError(f'{out} already exists. Pass --overwrite to replace it, or choose '
-                          'another output.')
+  with OutputLock(out, what=f'merge-scores output {out}'):
+    if os.path.exists(out) and not overwrite:
+      raise FileExistsError(f'{out} already exists. Pass --overwrite to replace it, or choose '
+                            'another output.')
+    return _merge(out, [os.fspath(path) for path in shards], transform, num_pcs, tsv, plot)
+
+
+def _merge(out: str, shards: List[str], transform: Optional[ScoreTransform],
+           num_pcs: Optional[int], tsv: bool, plot: bool) -> Dict[str, List[str]]:
   if not shards:
     raise ValueError('Pass the shard files to merge.')
   loaded = []
-  for path in map(os.fspath, shards):
+  for path in shards:
     if not os.path.exists(path):
       unfinished = ' (unfinished: rerun its command to finish it)' if os.path.isdir(
           path + '.partial') else ''
