@@ -88,7 +88,7 @@ class ModelInfo:
 # ----------------------------------------------------------------------------- worker side
 
 _cache: Dict[Hashable, Any] = {}
-_cache_lock = threading.Lock()
+_cache_lock = threading.RLock()  # Re-entrant: a factory may use other cached values.
 
 
 def worker_cached(key: Hashable, factory: Callable[[], T]) -> T:

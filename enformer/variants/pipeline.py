@@ -9,6 +9,7 @@ chunk; a single-process run calls it in order, a Dask run (`client=`) calls it o
 import dataclasses
 import json
 import os
+import threading
 import time
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -70,8 +71,9 @@ def score_chunk(scorer: VariantScorer, sites: Sequence[VariantSite],
 
 def score_chunk_on_worker(source: ModelSource, settings: ChunkSettings,
                           sites: Sequence[VariantSite]) -> Dict[str, np.ndarray]:
-  """Dask task: `score_chunk` with the worker's cached model and scorer."""
-  scorer = worker_cached(('scorer', source.key, settings),
+  """Dask task: `score_chunk` with the worker's cached model and scorer (one FASTA handle per
+  thread)."""
+  scorer = worker_cached(('scorer', source.key, settings, threading.get_ident()),
                          lambda: settings.scorer(worker_predictor(source)))
   return score_chunk(scorer, sites)
 
@@ -270,6 +272,10 @@ def score_vcf(predictor,
     }
     selected = (list(range(len(chunks))) if shard is None else
                 shard_chunks(len(chunks), shard))
+    if not selected:
+      raise ValueError(f'--shard {shard[0]}/{shard[1]} holds no chunk: the VCF makes only '
+                       f'{len(chunks)} chunks of --chunk-size {chunk_size}; use fewer shards or a '
+                       'smaller --chunk-size.')
     store_settings = dict(settings) if shard is None else dict(settings, shard=list(shard))
     store = sad_io.ChunkStore(paths['h5'], store_settings, overwrite=overwrite)
     done = set(store.done(len(chunks))) & set(selected)
