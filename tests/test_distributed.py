@@ -18,7 +18,7 @@ import pytest
 from conftest import SMALL_REFERENCE_CONFIG, shared_path
 from enformer.cli import main
 from enformer.distributed import ModelLoadError, ModelSource, WorkerDied, executor, local_client
-from enformer.hub import load_model
+from enformer.inference import load_model
 from enformer.io import sad as sad_io
 from enformer.predict import predict_to_files
 from enformer.variants import ScoreTransform, score_vcf

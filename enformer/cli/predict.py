@@ -94,7 +94,7 @@ def predictor_config(args: argparse.Namespace) -> dict:
   reported before the model is built.
   """
   import tensorflow as tf
-  from enformer.hub import checkpoint_prefix, checkpoint_root, infer_config
+  from enformer.inference import checkpoint_prefix, checkpoint_root, infer_config
   from enformer.predict import check_extra_tracks
 
   config = model_config_from_args(args)
@@ -114,7 +114,7 @@ def predictor_config(args: argparse.Namespace) -> dict:
 
 def load_predictor(args: argparse.Namespace):
   """The Predictor of --model with the config flags, checked against --extra-track."""
-  from enformer.hub import load_model
+  from enformer.inference import load_model
   from enformer.predict import check_extra_tracks
 
   predictor = load_model(args.model, sequence_length=args.sequence_length,

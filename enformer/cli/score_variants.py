@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
                  shard=shard)
   with client_for(args.workers, args.scheduler) as client:
     if client is None:
-      from enformer.hub import load_model  # TensorFlow: only once the arguments are checked.
+      from enformer.inference import load_model  # TensorFlow: only once the arguments are checked.
       predictor = load_model(args.model, sequence_length=args.sequence_length,
                              **model_config_from_args(args))
     else:  # The workers load the model; this process needs no TensorFlow.

@@ -25,7 +25,7 @@ import distributed
 
 T = TypeVar('T')
 
-DEFAULT_LOADER = 'enformer.hub:load_model'
+DEFAULT_LOADER = 'enformer.inference:load_model'
 
 
 class DistributedError(RuntimeError):
@@ -52,7 +52,7 @@ class ModelSource:
     sequence_length: the loader's `sequence_length` (None: the model's own).
     config: further keyword arguments of the loader (JSON-serialisable values).
     loader: 'module:function' returning a predictor (`predict_on_batch`, `sequence_length`,
-      `heads`, ...); default `enformer.hub.load_model`.
+      `heads`, ...); default `enformer.inference.load_model`.
   """
   handle: str
   sequence_length: Optional[int] = None
