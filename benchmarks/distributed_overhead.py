@@ -5,9 +5,14 @@ For each core count W, one process (TensorFlow limited to W intra-op / inter-op 
   dask:   `score_vcf(ModelSource(...), ..., client=...)` on a LocalCluster of W single-threaded
           worker processes (this process only writes chunks),
 `--repeats` times each on the same VCF, after warming both up (model loaded, forward traced at every
-batch size). Only the `score_vcf` calls are timed (reading the VCF, scoring, writing the file);
-starting workers and loading models is reported separately. Overhead = t(dask) / t(single) − 1 per
-pair of neighbouring runs; the median over pairs is reported.
+batch size). Only the `score_vcf` calls are measured (reading the VCF, scoring, writing the file);
+starting workers and loading models is reported separately. Two measures per run:
+  cpu:  core-seconds used: this process (driver, scheduler, single-process scoring) plus, for the
+        dask runs, every worker process (getrusage before and after). Overhead = cpu(dask) /
+        cpu(single) − 1: the extra core-seconds per variant, insensitive to other load.
+  wall: seconds; overhead = wall(dask) / wall(single) − 1, only meaningful on a quiet machine with
+        W + 1 cores (the driver and scheduler need a core of their own).
+Per pair of neighbouring runs; the median over pairs is reported.
 
 Usage:
   python benchmarks/distributed_overhead.py --cores 1,2 --variants 200 [--json out.json]
@@ -17,6 +22,7 @@ import argparse
 import json
 import os
 import pathlib
+import resource
 import subprocess
 import sys
 import tempfile
@@ -25,6 +31,7 @@ from typing import Dict, List
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
+import dask
 import numpy as np
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -40,6 +47,12 @@ def warm_up(source, batch_size: int) -> int:
   for size in range(1, batch_size + 1):
     predictor.predict_on_batch(np.zeros((size, predictor.sequence_length, 4), np.float32))
   return os.getpid()
+
+
+def cpu_seconds() -> float:
+  """User + system CPU seconds of this process so far (all its threads)."""
+  usage = resource.getrusage(resource.RUSAGE_SELF)
+  return usage.ru_utime + usage.ru_stime
 
 
 def measure(cores: int, args) -> Dict[str, object]:
@@ -60,19 +73,27 @@ def measure(cores: int, args) -> Dict[str, object]:
   load_single = time.time() - started
   report: Dict[str, object] = dict(cores=cores, load_single_s=round(load_single, 2))
   runs: Dict[str, List[float]] = {'single': [], 'dask': []}
+  cpu: Dict[str, List[float]] = {'single': [], 'dask': []}
   started = time.time()
   with local_client(cores) as client:
     client.run(warm_up, source, args.batch_size)
     report['cluster_start_and_load_s'] = round(time.time() - started, 2)
+    report['worker_profiler'] = sorted(set(client.run(
+        lambda: dask.config.get('distributed.worker.profile.enabled')).values()))
     for repeat in range(args.repeats):
       for mode in ('single', 'dask') if repeat % 2 == 0 else ('dask', 'single'):
         out = directory / f'{mode}_{repeat}.h5'
-        begin = time.time()
+        workers_before = sum(client.run(cpu_seconds).values())
+        cpu_before, begin = cpu_seconds(), time.time()
         if mode == 'single':
           result = score_vcf(predictor, str(fasta), str(vcf), out, **options)
         else:
           result = score_vcf(source, str(fasta), str(vcf), out, client=client, **options)
         runs[mode].append(time.time() - begin)
+        used = cpu_seconds() - cpu_before
+        if mode == 'dask':  # The workers' share (idle workers' event loops in single runs: no).
+          used += sum(client.run(cpu_seconds).values()) - workers_before
+        cpu[mode].append(used)
         report['variants'] = len(result.scores)
         report['chunks'] = result.chunks_total
   import h5py
@@ -80,12 +101,19 @@ def measure(cores: int, args) -> Dict[str, object]:
     report['max_abs_sad_difference'] = float(np.abs(a['SAD'][:].astype(np.float32) -
                                                     b['SAD'][:].astype(np.float32)).max())
   pairs = [d / s - 1 for s, d in zip(runs['single'], runs['dask'])]
+  cpu_pairs = [d / s - 1 for s, d in zip(cpu['single'], cpu['dask'])]
   report.update(
-      single_s=[round(t, 2) for t in runs['single']], dask_s=[round(t, 2) for t in runs['dask']],
+      single_cpu_s=[round(t, 2) for t in cpu['single']],
+      dask_cpu_s=[round(t, 2) for t in cpu['dask']],
+      cpu_overhead_per_pair=[round(p, 4) for p in cpu_pairs],
+      cpu_overhead_median=round(float(np.median(cpu_pairs)), 4),
+      single_wall_s=[round(t, 2) for t in runs['single']],
+      dask_wall_s=[round(t, 2) for t in runs['dask']],
       single_variants_per_s=round(report['variants'] / float(np.median(runs['single'])), 3),
       dask_variants_per_s=round(report['variants'] / float(np.median(runs['dask'])), 3),
-      overhead_per_pair=[round(p, 4) for p in pairs],
-      overhead_median=round(float(np.median(pairs)), 4))
+      wall_overhead_per_pair=[round(p, 4) for p in pairs],
+      wall_overhead_median=round(float(np.median(pairs)), 4),
+      load_average=os.getloadavg()[0])
   return report
 
 

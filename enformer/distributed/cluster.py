@@ -14,15 +14,21 @@ from typing import Dict, Iterator, Optional
 import dask
 import distributed
 
-# Settings of workers started here. Scores are small and handled by the driver as soon as they
+# Settings of clusters started here. Scores are small and handled by the driver as soon as they
 # arrive, so workers never need to spill to disk; TensorFlow's allocator keeps memory it has
 # freed, which the nanny would take for a leak, so memory is not policed by Dask (a worker the
-# kernel kills for memory is restarted by its nanny, and its task is rerun elsewhere).
+# kernel kills for memory is restarted by its nanny, and its task is rerun elsewhere). Tasks last
+# seconds, so the statistical profiler (a stack sample every 10 ms) and frequent event-loop and
+# system monitoring only cost cores; they are switched off or slowed down.
 DASK_CONFIG = {
     'distributed.worker.memory.target': False,
     'distributed.worker.memory.spill': False,
     'distributed.worker.memory.pause': False,
     'distributed.worker.memory.terminate': False,
+    'distributed.worker.profile.enabled': False,
+    'distributed.admin.tick.interval': '500ms',
+    'distributed.admin.tick.limit': '60s',
+    'distributed.admin.system-monitor.interval': '5s',
     'distributed.admin.system-monitor.gil.enabled': False,
 }
 

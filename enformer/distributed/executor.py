@@ -18,6 +18,7 @@ import dataclasses
 import importlib
 import json
 import threading
+import time
 import uuid
 from typing import Any, Callable, Dict, Hashable, Iterable, Iterator, Optional, Tuple, TypeVar
 
@@ -150,6 +151,23 @@ def fetch_model_info(client: distributed.Client, source: ModelSource) -> ModelIn
     future.release()
 
 
+class _Window:
+  """Tasks in flight: fixed, or 4 per worker thread (at least 8), re-read every 5 s."""
+
+  def __init__(self, client: distributed.Client, fixed: Optional[int] = None):
+    self._client = client
+    self._fixed = fixed
+    self._value, self._read_at = 0, -1.0
+
+  def __call__(self) -> int:
+    if self._fixed is not None:
+      return self._fixed
+    if time.monotonic() - self._read_at > 5.0:
+      self._value = max(8, 4 * sum(self._client.nthreads().values()))
+      self._read_at = time.monotonic()
+    return self._value
+
+
 def iter_tasks(client: distributed.Client,
                function: Callable[..., Any],
                tasks: Iterable[Tuple[Hashable, tuple]],
@@ -168,7 +186,7 @@ def iter_tasks(client: distributed.Client,
     tasks: (key, arguments) pairs; keys identify tasks in the results and in errors.
     name: task kind, used in task keys (the dashboard) and in error messages.
     window: tasks submitted and results held at a time (default: 4 × the cluster's threads, at
-      least 8); bounds the driver's memory.
+      least 8, followed as workers join or leave); bounds the driver's memory.
     ordered: yield in the order of `tasks` (results that finish early wait, within `window`);
       else in order of completion.
 
@@ -176,8 +194,7 @@ def iter_tasks(client: distributed.Client,
     ModelLoadError, WorkerDied, or the exception a task raised; outstanding tasks are cancelled
     (also when the caller stops iterating).
   """
-  if window is None:
-    window = max(8, 4 * sum(client.nthreads().values()))
+  limit = _Window(client, window)
   token = uuid.uuid4().hex[:8]
   iterator = iter(tasks)
   outstanding: Dict[str, Tuple[int, Hashable, distributed.Future]] = {}
@@ -187,7 +204,7 @@ def iter_tasks(client: distributed.Client,
 
   def fill() -> None:
     nonlocal submitted
-    while len(outstanding) + len(finished) < window:
+    while len(outstanding) + len(finished) < limit():
       item = next(iterator, None)
       if item is None:
         return
