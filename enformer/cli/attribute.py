@@ -3,7 +3,8 @@
 import argparse
 import os
 
-from enformer.cli.predict import add_extra_track_argument, add_model_config_arguments
+from enformer.cli.predict import (add_extra_track_argument, add_model_config_arguments,
+                                  add_precision_argument)
 
 
 def register(subparsers) -> None:
@@ -51,6 +52,7 @@ def register(subparsers) -> None:
   parser.add_argument('--quiet', action='store_true', help='no progress bar')
   add_extra_track_argument(parser)
   add_model_config_arguments(parser)
+  add_precision_argument(parser)
   parser.set_defaults(func=run)
 
 

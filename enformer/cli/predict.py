@@ -63,6 +63,7 @@ def register(subparsers) -> None:
   add_extra_track_argument(parser)
   add_cluster_arguments(parser, 'batches of regions')
   add_model_config_arguments(parser)
+  add_precision_argument(parser)
   parser.set_defaults(func=run)
 
 
@@ -118,9 +119,18 @@ def load_predictor(args: argparse.Namespace):
   from enformer.predict import check_extra_tracks
 
   predictor = load_model(args.model, sequence_length=args.sequence_length,
-                         **predictor_config(args))
+                         precision=getattr(args, 'precision', 'float32'), **predictor_config(args))
   check_extra_tracks(predictor.input_channels, list(getattr(args, 'extra_track', None) or []))
   return predictor
+
+
+def add_precision_argument(parser: argparse.ArgumentParser) -> None:
+  parser.add_argument('--precision', choices=('float32', 'bfloat16'), default='float32',
+                      help='inference precision (default float32). bfloat16 runs matmuls and '
+                      'convolutions in bfloat16 (about 2x faster on CPUs with AVX-512 BF16, and '
+                      'on GPUs/TPUs) with float32 normalisation and outputs; needs the Sonnet '
+                      'module (checkpoint or an export of this package). Its accuracy is '
+                      'measured in docs/performance.md.')
 
 
 def add_model_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -193,7 +203,8 @@ def run(args: argparse.Namespace) -> int:
       model = predictor
     else:  # The workers load the model.
       handle = args.model if '://' in args.model else os.path.abspath(args.model)
-      model = ModelSource(handle, args.sequence_length, predictor_config(args))
+      model = ModelSource(handle, args.sequence_length,
+                          dict(predictor_config(args), precision=args.precision))
       try:
         predictor = fetch_model_info(client, model)
       except DistributedError as error:

@@ -16,14 +16,15 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 from tqdm.auto import tqdm
 
-from enformer.distributed import ModelSource, fetch_model_info, run_tasks, worker_cached
-from enformer.distributed import worker_predictor
+from enformer.distributed import (ModelSource, fetch_model_info, run_tasks, worker_cached,
+                                  worker_predictor)
 from enformer.io import sad as sad_io
 from enformer.io.fasta import FastaStringExtractor
 from enformer.io.lock import OutputLock
 from enformer.io.targets import read_targets
 from enformer.io.vcf import VariantSite, VcfSummary, read_variants
 from enformer.variants.normalization import ScoreTransform
+from enformer.variants.plotting import plot_variant_scores
 from enformer.variants.scoring import VariantScorer, flatten_sites
 
 PathLike = Union[str, os.PathLike]
@@ -49,6 +50,7 @@ class ChunkSettings:
   batch_size: int = 4
   reverse_complement: bool = False
   shifts: Tuple[int, ...] = (0,)
+  incremental: bool = True
 
   def scorer(self, predictor, fasta: Optional[FastaStringExtractor] = None) -> VariantScorer:
     """The VariantScorer of `predictor` with these settings (opens the FASTA unless given)."""
@@ -56,7 +58,7 @@ class ChunkSettings:
     return VariantScorer(predictor, fasta,
                          head=self.head, sequence_length=self.sequence_length,
                          batch_size=self.batch_size, reverse_complement=self.reverse_complement,
-                         shifts=self.shifts)
+                         shifts=self.shifts, incremental=self.incremental)
 
 
 def score_chunk(scorer: VariantScorer, sites: Sequence[VariantSite],
@@ -154,7 +156,6 @@ def write_score_files(scores: sad_io.VariantScores,
       written['pcs'] = sad_io.write_pc_tables(paths['pcs'], scores.chr, scores.pos, scores.snp,
                                               scores.ref, scores.alt, pcs)
   if plot:
-    from enformer.variants.plotting import plot_variant_scores
     written['png'] = [plot_variant_scores(scores, paths['png'])]
   if tsv:
     sad_io.finish_atomically(paths['tsv'], lambda p: sad_io.write_sad_tsv(p, scores))
@@ -186,6 +187,7 @@ def score_vcf(predictor,
               plot: bool = False,
               progress: bool = True,
               run_settings: Optional[Mapping[str, object]] = None,
+              incremental: bool = True,
               client=None,
               shard: Optional[Tuple[int, int]] = None) -> ScoreVcfResult:
   """Scores every ALT allele of a VCF and writes `out` in the sad.h5 layout (plus SAR).
@@ -217,6 +219,8 @@ def score_vcf(predictor,
     plot: also write `<out>.png`, a SAD heatmap of the tracks with the largest effects.
     progress: show a tqdm bar (variants, with variants/s and chunks done).
     run_settings: extra file attributes to record (e.g. the command line).
+    incremental: exact incremental inference for SNVs/MNVs (see `VariantScorer`); False forces
+      full forward passes.
     client: a `distributed.Client`: chunks are scored by its workers; the driver writes each
       finished chunk into the chunk store, so the output equals a single-process run's.
     shard: (K, N): score only chunks K−1, K−1+N, ... into the shard file `out` (float32 scores
@@ -250,7 +254,8 @@ def score_vcf(predictor,
     if isinstance(targets, (str, os.PathLike)):
       targets = read_targets(targets)
     chunk_settings = ChunkSettings(os.path.abspath(fasta.path), head, sequence_length, batch_size,
-                                   reverse_complement, tuple(int(s) for s in shifts))
+                                   reverse_complement, tuple(int(s) for s in shifts),
+                                   incremental)
     scorer = chunk_settings.scorer(predictor, fasta)
     num_tracks = (getattr(predictor, 'heads', None) or {}).get(head)
     if targets is not None and isinstance(num_tracks, int):
