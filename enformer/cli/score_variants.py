@@ -5,8 +5,10 @@ import re
 import sys
 from typing import List
 
+from enformer.cli._inputs import check_files, check_model, check_output_path
 from enformer.cli.predict import (add_cluster_arguments, add_model_config_arguments,
                                   add_precision_argument, model_config_from_args)
+from enformer.io.lock import OutputLock
 
 
 def _shifts(text: str) -> List[int]:
@@ -87,15 +89,19 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
   import os
-  from enformer.distributed import DistributedError, ModelSource, client_for
-  from enformer.variants import ScoreTransform, parse_shard, score_vcf
+  from enformer.variants import ScoreTransform, parse_shard
 
-  for path, flag in ((args.vcf, '--vcf'), (args.fasta, '--fasta')):
-    if not os.path.exists(path):
-      raise FileNotFoundError(f'{flag} {path} does not exist.')
-  if os.path.exists(args.out) and not args.overwrite:
+  check_files((args.vcf, '--vcf', 'vcf'), (args.fasta, '--fasta', 'fasta'),
+              (args.targets, '--targets', 'text'), (args.transform, '--transform', None))
+  check_model(args.model)
+  check_output_path(args.out, '--out')
+  if os.path.isfile(args.out) and not args.overwrite:
     raise FileExistsError(f'{args.out} already exists (a finished run). Pass --overwrite to '
                           'replace it, or choose another --out.')
+  for path, flag in ((args.fit_transform, '--fit-transform'),
+                     (args.save_transform, '--save-transform')):
+    if path:
+      check_output_path(path, flag)
   if args.fit_transform and os.path.exists(args.fit_transform) and not args.overwrite:
     raise FileExistsError(f'{args.fit_transform} already exists; pass --overwrite to replace it.')
   if args.pcs is not None and not args.transform:
@@ -111,6 +117,16 @@ def run(args: argparse.Namespace) -> int:
   if shard and (args.fit_transform or args.save_transform):
     raise ValueError('A --shard run writes only its shard file; fit or save transforms with '
                      '`enformer merge-scores`.')
+  # One run per --out: a second run stops here, naming the first, before loading the model.
+  with OutputLock(args.out, what=f'--out {args.out}'):
+    return _score(args, transform, shard)
+
+
+def _score(args: argparse.Namespace, transform, shard) -> int:
+  """`run` once the inputs are checked and --out is locked."""
+  import os
+  from enformer.distributed import DistributedError, ModelSource, client_for
+  from enformer.variants import ScoreTransform, score_vcf
   model_id = args.model if '://' in args.model else os.path.abspath(args.model)
   if args.precision != 'float32':  # Never resume a float32 run's chunks in bfloat16.
     model_id += f' precision={args.precision}'
