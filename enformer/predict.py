@@ -20,7 +20,8 @@ one-hot channels ([L, 4 + E]).
 
 import dataclasses
 import os
-from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Sequence
+import threading
+from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import h5py
 import kipoiseq
@@ -29,6 +30,8 @@ import tqdm
 
 from enformer import plots
 from enformer.enformer import BIN_SIZE, HEADS
+from enformer.distributed import (ModelInfo, ModelSource, fetch_model_info, iter_tasks,
+                                  worker_cached, worker_predictor)
 from enformer.io import atomic
 from enformer.io import bigwig as bigwig_io
 from enformer.io.fasta import FastaStringExtractor
@@ -142,6 +145,43 @@ def _check_head(predictor, head: str) -> int:
   return predictor.heads[head]
 
 
+# Regions per Dask task: this many batches (results are [regions, bins, tracks] float32 each).
+BATCHES_PER_TASK = 4
+
+
+def predict_batch(predictor, extractor: FastaStringExtractor,
+                  regions: Sequence[kipoiseq.Interval], head: str, track_indices: Sequence[int],
+                  extra_tracks: Sequence[str] = ()) -> List[RegionPrediction]:
+  """One model call for `regions` (chromosomes resolved to the FASTA's names); see iter_predictions."""
+  batch = []
+  for region in regions:
+    chrom = extractor.resolve_chromosome(region.chrom)
+    resolved = kipoiseq.Interval(chrom, region.start, region.end, name=region.name,
+                                 strand=region.strand)
+    batch.append((resolved, input_interval(resolved, predictor.sequence_length)))
+  x = model_inputs(extractor, [model_input for _, model_input in batch], extra_tracks)
+  outputs = predictor.predict_on_batch(x)[head][..., list(track_indices)]  # [B, bins, tracks]
+  return [RegionPrediction(region, model_input,
+                           output_interval(model_input, predictor.output_length), values,
+                           list(track_indices))
+          for (region, model_input), values in zip(batch, outputs)]
+
+
+def predict_regions_on_worker(source: ModelSource, fasta_file: str,
+                              regions: Sequence[kipoiseq.Interval], head: str,
+                              track_indices: Sequence[int], batch_size: int,
+                              extra_tracks: Sequence[str] = ()) -> List[RegionPrediction]:
+  """Dask task: `predict_batch` over `regions` with the worker's cached model and FASTA."""
+  predictor = worker_predictor(source)
+  extractor = worker_cached(('fasta', fasta_file, threading.get_ident()),
+                            lambda: FastaStringExtractor(fasta_file))
+  predictions = []
+  for first in range(0, len(regions), batch_size):
+    predictions += predict_batch(predictor, extractor, regions[first:first + batch_size], head,
+                                 track_indices, extra_tracks)
+  return predictions
+
+
 def iter_predictions(predictor,
                      extractor: FastaStringExtractor,
                      regions: Iterable[kipoiseq.Interval],
@@ -149,11 +189,13 @@ def iter_predictions(predictor,
                      tracks: Optional[Sequence[int]] = None,
                      batch_size: int = 1,
                      progress: bool = True,
-                     extra_tracks: Sequence[str] = ()) -> Iterator[RegionPrediction]:
+                     extra_tracks: Sequence[str] = (),
+                     client=None) -> Iterator[RegionPrediction]:
   """Predicts regions in batches, yielding one RegionPrediction per region in order.
 
   Args:
-    predictor: an `enformer.inference.Predictor` (from `load_model` or `Predictor.from_module`).
+    predictor: an `enformer.inference.Predictor` (from `load_model` or `Predictor.from_module`); with
+      `client`, an `enformer.distributed.ModelSource` (each worker loads the model once).
     extractor: FASTA access; region chromosomes are resolved to its names ('1' ↔ 'chr1').
     regions: intervals of any width (kipoiseq.Interval, 0-based half-open).
     head: output head.
@@ -162,7 +204,12 @@ def iter_predictions(predictor,
     progress: show a tqdm progress bar.
     extra_tracks: per-base bigWigs of the extra input channels of a model with
       `input_channels = 4 + len(extra_tracks)`, in channel order (see `read_extra_tracks`).
+    client: a `distributed.Client`: tasks of `BATCHES_PER_TASK` batches run on its workers (the
+      FASTA and bigWig paths must be readable there); predictions are yielded in order.
   """
+  source = None
+  if client is not None:
+    source, predictor = _remote_model(predictor, client)
   num_tracks = _check_head(predictor, head)
   extra_tracks = list(extra_tracks)
   check_extra_tracks(predictor.input_channels, extra_tracks)
@@ -178,20 +225,30 @@ def iter_predictions(predictor,
   bar = tqdm.tqdm(total=len(regions), desc='Predicting regions', unit='region',
                   disable=not progress)
   with bar:
-    for first in range(0, len(regions), batch_size):
-      batch = []
-      for region in regions[first:first + batch_size]:
-        chrom = extractor.resolve_chromosome(region.chrom)
-        resolved = kipoiseq.Interval(chrom, region.start, region.end, name=region.name,
-                                     strand=region.strand)
-        batch.append((resolved, input_interval(resolved, predictor.sequence_length)))
-      x = model_inputs(extractor, [model_input for _, model_input in batch], extra_tracks)
-      outputs = predictor.predict_on_batch(x)[head][..., track_list]  # [B, bins, tracks]
-      for (region, model_input), values in zip(batch, outputs):
-        yield RegionPrediction(region, model_input,
-                               output_interval(model_input, predictor.output_length),
-                               values, track_list)
-      bar.update(len(batch))
+    if client is None:
+      for first in range(0, len(regions), batch_size):
+        batch = predict_batch(predictor, extractor, regions[first:first + batch_size], head,
+                              track_list, extra_tracks)
+        yield from batch
+        bar.update(len(batch))
+      return
+    per_task = batch_size * BATCHES_PER_TASK
+    fasta_file = os.path.abspath(extractor.path)
+    extra = [os.path.abspath(os.fspath(t)) for t in extra_tracks]
+    tasks = ((first, (source, fasta_file, regions[first:first + per_task], head, track_list,
+                      batch_size, extra))
+             for first in range(0, len(regions), per_task))
+    for _, predictions in iter_tasks(client, predict_regions_on_worker, tasks,
+                                     name='predict-regions', ordered=True):
+      yield from predictions
+      bar.update(len(predictions))
+
+
+def _remote_model(predictor, client) -> Tuple[ModelSource, ModelInfo]:
+  if not isinstance(predictor, ModelSource):
+    raise TypeError('With client=, pass the model as enformer.distributed.ModelSource (the '
+                    'workers load it); a loaded predictor cannot be sent to workers.')
+  return predictor, fetch_model_info(client, predictor)
 
 
 def predict_region(predictor, extractor: FastaStringExtractor, region: kipoiseq.Interval,
@@ -371,7 +428,8 @@ def predict_to_files(predictor,
                      observed: Optional[Mapping[int, str]] = None,
                      progress: bool = True,
                      extra_tracks: Sequence[str] = (),
-                     overwrite: bool = False) -> Dict[str, object]:
+                     overwrite: bool = False,
+                     client=None) -> Dict[str, object]:
   """Predicts regions and writes predictions, browser tracks and PNGs into `out_dir`.
 
   `out_dir` is locked for the run (a second run on it stops, naming this one). A folder that
@@ -380,7 +438,7 @@ def predict_to_files(predictor,
   place when complete.
 
   Args:
-    predictor: a Predictor.
+    predictor: a Predictor; with `client`, an `enformer.distributed.ModelSource`.
     fasta_file: indexed (or indexable) FASTA of the genome.
     regions: intervals (any width; resized to the input length around their centre).
     out_dir: output folder (created).
@@ -397,10 +455,15 @@ def predict_to_files(predictor,
     progress: tqdm progress bar.
     extra_tracks: per-base bigWigs of a model's extra input channels (see `iter_predictions`).
     overwrite: replace the contents of a used `out_dir`.
+    client: a `distributed.Client`: batches of regions are predicted by its workers; the files
+      equal a single-process run's.
 
   Returns:
     Summary: paths written ('predictions', 'bigwig', 'bedgraph', 'plots') and counts.
   """
+  model = predictor  # What iter_predictions gets: the predictor, or the workers' ModelSource.
+  if client is not None:
+    _, predictor = _remote_model(predictor, client)
   num_tracks = _check_head(predictor, head)
   if output_format not in ('h5', 'npz'):
     raise ValueError(f"output_format must be 'h5' or 'npz', got {output_format!r}.")
@@ -422,13 +485,13 @@ def predict_to_files(predictor,
     atomic.prepare_output_folder(out_dir, overwrite)
     return _predict_to_folder(predictor, fasta_file, regions, out_dir, head, stored, plot_tracks,
                               targets, batch_size, output_format, bigwig, bedgraph, max_plots,
-                              observed, progress, extra_tracks)
+                              observed, progress, extra_tracks, model, client)
 
 
 def _predict_to_folder(predictor, fasta_file, regions, out_dir, head, stored, plot_tracks, targets,
                        batch_size, output_format, bigwig, bedgraph, max_plots, observed, progress,
-                       extra_tracks) -> Dict[str, object]:
-  """`predict_to_files` once `out_dir` is locked and ready."""
+                       extra_tracks, model, client) -> Dict[str, object]:
+  """`predict_to_files` once `out_dir` is locked and ready (`model`: what iter_predictions gets)."""
   written: Dict[str, object] = dict(plots=[], bigwig=[], bedgraph=[])
   with FastaStringExtractor(fasta_file) as extractor:
     chrom_sizes = extractor.chromosome_sizes
@@ -440,8 +503,9 @@ def _predict_to_folder(predictor, fasta_file, regions, out_dir, head, stored, pl
     columns = [stored.index(t) for t in plot_tracks]
     plotted = plot_tracks[:MAX_PLOTTED_TRACKS]
     try:
-      for i, prediction in enumerate(iter_predictions(predictor, extractor, regions, head, stored,
-                                                      batch_size, progress, extra_tracks)):
+      for i, prediction in enumerate(iter_predictions(model, extractor, regions, head, stored,
+                                                      batch_size, progress, extra_tracks,
+                                                      client=client)):
         writer.add(prediction)
         for track, column in zip(plot_tracks, columns):
           blocks[track].append((prediction.region.chrom, prediction.output_interval.start,

@@ -63,7 +63,9 @@ def resolve_model(model: str, checkpoint: str = 'best', model_config=None):
         raise FileNotFoundError(f'{model} has no best model yet (no validation ran); use '
                                 '--checkpoint latest.')
     else:
-      path = os.path.join(model, checkpointing.CHECKPOINT_DIR)
+      folder = os.path.join(model, checkpointing.CHECKPOINT_DIR)
+      # The newest checkpoint that reads back (a truncated one is skipped with a warning).
+      path = checkpointing.latest_readable_checkpoint(folder) or folder
     return path, {**config, **(model_config or {})}
   return model, dict(model_config or {})
 
@@ -110,7 +112,8 @@ def run(args: argparse.Namespace) -> int:
   dataset = basenji.get_dataset(info.path, args.subset, layout=args.layout, deterministic=True)
   result = evaluate_lib.evaluate(predictor.predict_on_batch, dataset, head,
                                  batch_size=args.batch_size, max_batches=args.max_batches,
-                                 targets=targets, tss_index=tss_index)
+                                 targets=targets, tss_index=tss_index,
+                                 source=f'{info.path}, subset {args.subset}')
   with OutputLock(args.out, what=f'--out {args.out}'):
     paths = evaluate_lib.write_evaluation(result, args.out)
   for line in evaluate_lib.summary_lines(result):

@@ -3,6 +3,7 @@
 import argparse
 import json
 import os
+import sys
 
 from enformer.cli._inputs import (check_files, check_input_file, check_many, check_model,
                                   check_output_path)
@@ -70,9 +71,22 @@ def register(subparsers) -> None:
                       '4799=keratinocyte_cage.bw (the track is an index, identifier or '
                       'description substring matching one track).')
   add_extra_track_argument(parser)
+  add_cluster_arguments(parser, 'batches of regions')
   add_model_config_arguments(parser)
   add_precision_argument(parser)
   parser.set_defaults(func=run)
+
+
+def add_cluster_arguments(parser: argparse.ArgumentParser, unit: str) -> None:
+  """--workers N / --scheduler ADDRESS: run the work on a Dask cluster (docs/distributed.md)."""
+  group = parser.add_argument_group('Dask cluster (same output as a single process)')
+  where = group.add_mutually_exclusive_group()
+  where.add_argument('--workers', type=int, default=None, metavar='N',
+                     help=f'start N single-threaded worker processes on this machine (e.g. one per '
+                     f'GPU or core) and run {unit} as tasks on them')
+  where.add_argument('--scheduler', default=None, metavar='tcp://HOST:PORT',
+                     help=f'run {unit} on the workers of a running Dask scheduler (e.g. a '
+                     'dask-jobqueue SLURMCluster); they must see the same paths')
 
 
 def add_extra_track_argument(parser: argparse.ArgumentParser) -> None:
@@ -83,15 +97,15 @@ def add_extra_track_argument(parser: argparse.ArgumentParser) -> None:
                       'number given; missing values count as 0.')
 
 
-def load_predictor(args: argparse.Namespace):
-  """The Predictor of --model with the config flags, checked against --extra-track.
+def predictor_config(args: argparse.Namespace) -> dict:
+  """Model config of --model with the config flags, checked against --extra-track.
 
   A checkpoint's input_channels is read from its stem convolution unless given, so a model with
   extra input channels needs no config flag for them, and a wrong number of --extra-track is
   reported before the model is built.
   """
   import tensorflow as tf
-  from enformer.inference import checkpoint_prefix, checkpoint_root, infer_config, load_model
+  from enformer.inference import checkpoint_prefix, checkpoint_root, infer_config
   from enformer.predict import check_extra_tracks
 
   config = model_config_from_args(args)
@@ -106,9 +120,17 @@ def load_predictor(args: argparse.Namespace):
       pass  # Not a checkpoint of this model (a SavedModel, or an error load_model explains).
   if 'input_channels' in config:
     check_extra_tracks(config['input_channels'], extra_tracks)
+  return config
+
+
+def load_predictor(args: argparse.Namespace):
+  """The Predictor of --model with the config flags, checked against --extra-track."""
+  from enformer.inference import load_model
+  from enformer.predict import check_extra_tracks
+
   predictor = load_model(args.model, sequence_length=args.sequence_length,
-                         precision=getattr(args, 'precision', 'float32'), **config)
-  check_extra_tracks(predictor.input_channels, extra_tracks)
+                         precision=getattr(args, 'precision', 'float32'), **predictor_config(args))
+  check_extra_tracks(predictor.input_channels, list(getattr(args, 'extra_track', None) or []))
   return predictor
 
 
@@ -218,9 +240,27 @@ def run(args: argparse.Namespace) -> int:
 
 def _predict(args: argparse.Namespace, regions, targets, observed_paths) -> int:
   """`run` once the inputs are checked and --out is locked."""
+  from enformer.distributed import DistributedError, client_for
+  with client_for(getattr(args, 'workers', None), getattr(args, 'scheduler', None)) as client:
+    try:
+      return _predict_with(args, regions, targets, observed_paths, client)
+    except DistributedError as error:
+      print(f'enformer predict: error: {error}', file=sys.stderr)
+      return 1
+
+
+def _predict_with(args: argparse.Namespace, regions, targets, observed_paths, client) -> int:
+  """`_predict` in this process (client None) or on the Dask cluster of `client`."""
+  from enformer.distributed import ModelSource, fetch_model_info
   from enformer.io.targets import select_tracks
   from enformer.predict import predict_to_files  # TensorFlow: only once the inputs are checked.
-  predictor = load_predictor(args)
+  if client is None:
+    predictor = model = load_predictor(args)
+  else:  # The workers load the model.
+    handle = args.model if '://' in args.model else os.path.abspath(args.model)
+    model = ModelSource(handle, args.sequence_length,
+                        dict(predictor_config(args), precision=args.precision))
+    predictor = fetch_model_info(client, model)
   if args.head not in predictor.heads:
     raise ValueError(f'--head {args.head!r} is not a head of the model: {sorted(predictor.heads)}.')
   num_tracks = predictor.heads[args.head]
@@ -237,11 +277,11 @@ def _predict(args: argparse.Namespace, regions, targets, observed_paths) -> int:
       raise ValueError(f'--observed tracks {missing} are not among --tracks.')
   print(f'{predictor}; {len(regions)} region(s).')
   summary = predict_to_files(
-      predictor, args.fasta, regions, args.out, head=args.head, tracks=tracks,
+      model, args.fasta, regions, args.out, head=args.head, tracks=tracks,
       plot_tracks=plot_tracks, targets=targets, batch_size=args.batch_size,
       output_format=args.format, bigwig=not args.no_bigwig, bedgraph=args.bedgraph,
       max_plots=args.max_plots, observed=observed, extra_tracks=args.extra_track,
-      overwrite=args.overwrite)
+      overwrite=args.overwrite, client=client)
   print(f'Predictions: {summary["predictions"]} ({summary["regions"]} regions × '
         f'{predictor.output_length} bins × {summary["tracks"]} tracks)')
   for key in ('bigwig', 'bedgraph', 'plots'):

@@ -6,8 +6,8 @@ import sys
 from typing import List
 
 from enformer.cli._inputs import check_files, check_model, check_output_path
-from enformer.cli.predict import (add_model_config_arguments, add_precision_argument,
-                                  model_config_from_args)
+from enformer.cli.predict import (add_cluster_arguments, add_model_config_arguments,
+                                  add_precision_argument, model_config_from_args)
 from enformer.io.lock import OutputLock
 
 
@@ -28,7 +28,9 @@ def register(subparsers) -> None:
           'writes, per track, SAD = mean over bins(alt) - mean over bins(ref) and SAR = log2(1 + '
           'alt mean) - log2(1 + ref mean) in basenji\'s sad.h5 layout. Multi-allelic records are '
           'split; symbolic ALTs, unknown chromosomes and REF mismatches are skipped and counted. '
-          'Resumable: rerun the same command after an interruption to continue.'))
+          'Resumable: rerun the same command after an interruption to continue. --workers N / '
+          '--scheduler ADDRESS score chunks on a Dask cluster (same output); --shard K/N scores '
+          'a 1/N part for `enformer merge-scores`.'))
   parser.add_argument('--model', required=True,
                       help='TF-Hub handle/URL, SavedModel folder, or checkpoint folder/prefix '
                       '(checkpoints take the model config flags below)')
@@ -74,6 +76,10 @@ def register(subparsers) -> None:
   parser.add_argument('--overwrite', action='store_true',
                       help='replace a finished output (and discard unfinished runs that differ)')
   parser.add_argument('--quiet', action='store_true', help='no progress bar')
+  add_cluster_arguments(parser, 'chunks of variants')
+  parser.add_argument('--shard', default=None, metavar='K/N',
+                      help='score only shard K of N (every N-th chunk) into --out, for batch '
+                      'schedulers without Dask; join the N files with `enformer merge-scores`')
   add_model_config_arguments(parser)
   add_precision_argument(parser)
   # Let `--shifts -1,0,1` (a value starting with '-') parse like a negative number.
@@ -83,7 +89,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
   import os
-  from enformer.variants import ScoreTransform
+  from enformer.variants import ScoreTransform, parse_shard
 
   check_files((args.vcf, '--vcf', 'vcf'), (args.fasta, '--fasta', 'fasta'),
               (args.targets, '--targets', 'text'), (args.transform, '--transform', None))
@@ -107,29 +113,43 @@ def run(args: argparse.Namespace) -> int:
     if args.save_transform:
       transform.save(args.save_transform)
       print(f'Saved the transform as {args.save_transform}', file=sys.stderr)
+  shard = parse_shard(args.shard) if args.shard else None
+  if shard and (args.fit_transform or args.save_transform):
+    raise ValueError('A --shard run writes only its shard file; fit or save transforms with '
+                     '`enformer merge-scores`.')
   # One run per --out: a second run stops here, naming the first, before loading the model.
   with OutputLock(args.out, what=f'--out {args.out}'):
-    return _score(args, transform)
+    return _score(args, transform, shard)
 
 
-def _score(args: argparse.Namespace, transform) -> int:
+def _score(args: argparse.Namespace, transform, shard) -> int:
   """`run` once the inputs are checked and --out is locked."""
   import os
+  from enformer.distributed import DistributedError, ModelSource, client_for
   from enformer.variants import ScoreTransform, score_vcf
-  from enformer.inference import load_model  # TensorFlow: only once the arguments are checked.
-  predictor = load_model(args.model, sequence_length=args.sequence_length,
-                         precision=args.precision, **model_config_from_args(args))
   model_id = args.model if '://' in args.model else os.path.abspath(args.model)
   if args.precision != 'float32':  # Never resume a float32 run's chunks in bfloat16.
     model_id += f' precision={args.precision}'
-
-  result = score_vcf(
-      predictor, args.fasta, args.vcf, args.out, head=args.head, targets=args.targets,
-      batch_size=args.batch_size, reverse_complement=args.rc, shifts=args.shifts,
-      ref_mismatch=args.ref_mismatch, chunk_size=args.chunk_size, overwrite=args.overwrite,
-      tsv=args.tsv, transform=transform, num_pcs=args.pcs, model_id=model_id,
-      plot=args.plot, progress=not args.quiet, run_settings={'command': ' '.join(sys.argv)},
-      incremental=not args.no_incremental)
+  options = dict(head=args.head, targets=args.targets, batch_size=args.batch_size,
+                 reverse_complement=args.rc, shifts=args.shifts, ref_mismatch=args.ref_mismatch,
+                 chunk_size=args.chunk_size, overwrite=args.overwrite, tsv=args.tsv,
+                 transform=transform, num_pcs=args.pcs, model_id=model_id, plot=args.plot,
+                 progress=not args.quiet, run_settings={'command': ' '.join(sys.argv)},
+                 incremental=not args.no_incremental, shard=shard)
+  config = model_config_from_args(args)
+  with client_for(args.workers, args.scheduler) as client:
+    if client is None:
+      from enformer.inference import load_model  # TensorFlow: only once the arguments are checked.
+      predictor = load_model(args.model, sequence_length=args.sequence_length,
+                             precision=args.precision, **config)
+    else:  # The workers load the model; this process needs no TensorFlow.
+      handle = args.model if '://' in args.model else os.path.abspath(args.model)
+      predictor = ModelSource(handle, args.sequence_length, dict(config, precision=args.precision))
+    try:
+      result = score_vcf(predictor, args.fasta, args.vcf, args.out, client=client, **options)
+    except DistributedError as error:
+      print(f'enformer score-variants: error: {error}', file=sys.stderr)
+      return 1
   if args.fit_transform:
     fitted = ScoreTransform.fit(result.scores.sad, args.fit_pcs,
                                 target_ids=result.scores.target_ids)

@@ -13,6 +13,13 @@ The definitions are stored as HDF5 attributes of SAD and SAR; run settings as fi
 
 Resumable runs write chunks to `<out>.partial/` (one `.npz` per chunk, each renamed into place
 atomically) and assemble the HDF5 at the end (`ChunkStore`).
+
+Shard files (`enformer score-variants --shard K/N`) have the same layout for the shard's variants,
+with float32 scores and, in addition:
+  chunk_index    [C]     int64   chunks of the run held by this shard
+  variant_index  [V']    int64   row of each variant in the whole run's output
+and file attributes `shard` ('K/N'), `num_chunks`, `num_variants` and `run_settings` (JSON: the
+model, VCF, targets and settings that shards of one run share).
 """
 
 import dataclasses
@@ -20,7 +27,7 @@ import hashlib
 import json
 import os
 import shutil
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Union
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import h5py
 import numpy as np
@@ -77,8 +84,8 @@ def _bytes(values: Sequence[str]) -> np.ndarray:
   return array if array.dtype.itemsize else array.astype('S1')
 
 
-def write_sad_h5(path: PathLike, scores: VariantScores) -> None:
-  """Writes `scores` in the sad.h5 layout (score datasets as float16 [V, T])."""
+def write_sad_h5(path: PathLike, scores: VariantScores, dtype=np.float16) -> None:
+  """Writes `scores` in the sad.h5 layout (score datasets as `dtype` [V, T], float16 in sad.h5)."""
   num_variants, num_targets = len(scores), len(scores.target_ids)
   with h5py.File(path, 'w') as h5:
     for name in VARIANT_FIELDS:
@@ -93,7 +100,7 @@ def write_sad_h5(path: PathLike, scores: VariantScores) -> None:
       values = np.asarray(values)
       if values.ndim == 2 and values.shape != (num_variants, num_targets) and name in SCORE_DATASETS:
         raise ValueError(f'{name} has shape {values.shape}, expected {(num_variants, num_targets)}.')
-      h5.create_dataset(name, data=values.astype(np.float16))
+      h5.create_dataset(name, data=values.astype(dtype))
     h5['SAD'].attrs['definition'] = SAD_DEFINITION
     if 'SAR' in h5:
       h5['SAR'].attrs['definition'] = SAR_DEFINITION
@@ -252,11 +259,12 @@ class ChunkStore:
     with np.load(self._chunk_path(index), allow_pickle=False) as data:
       return {name: data[name] for name in data.files}
 
-  def concatenate(self, num_chunks: int, names: Iterable[str]) -> Dict[str, np.ndarray]:
-    """Concatenates arrays `names` of chunks 0..num_chunks-1 along axis 0."""
+  def concatenate(self, chunks: Union[int, Sequence[int]],
+                  names: Iterable[str]) -> Dict[str, np.ndarray]:
+    """Concatenates arrays `names` of chunks 0..chunks-1 (or of the listed chunks) along axis 0."""
     names = list(names)
     parts = {name: [] for name in names}
-    for index in range(num_chunks):
+    for index in (range(chunks) if isinstance(chunks, int) else chunks):
       chunk = self.load(index)
       for name in names:
         parts[name].append(chunk[name])
@@ -264,6 +272,47 @@ class ChunkStore:
 
   def remove(self) -> None:
     shutil.rmtree(self.directory, ignore_errors=True)
+
+
+@dataclasses.dataclass
+class ShardInfo:
+  """Where a shard file's variants belong in the whole run (see the module docstring)."""
+  shard: Tuple[int, int]
+  num_chunks: int
+  num_variants: int
+  chunk_index: Sequence[int]
+  variant_index: Sequence[int]
+  settings: str
+
+  @property
+  def name(self) -> str:
+    return f'{self.shard[0]}/{self.shard[1]}'
+
+
+def write_shard_h5(path: PathLike, scores: VariantScores, info: ShardInfo) -> None:
+  """Writes a shard file: `scores` (float32) of the shard's variants plus `info`."""
+  write_sad_h5(path, scores, dtype=np.float32)
+  with h5py.File(path, 'a') as h5:
+    h5.create_dataset('chunk_index', data=np.asarray(info.chunk_index, np.int64))
+    h5.create_dataset('variant_index', data=np.asarray(info.variant_index, np.int64))
+    h5.attrs.update(shard=info.name, num_chunks=info.num_chunks, num_variants=info.num_variants,
+                    run_settings=info.settings)
+
+
+def read_shard_h5(path: PathLike) -> Tuple[VariantScores, ShardInfo]:
+  """Reads a file written by `write_shard_h5` (ValueError for any other sad.h5 file)."""
+  path = os.fspath(path)
+  scores = read_sad_h5(path)
+  if 'shard' not in scores.attrs:
+    raise ValueError(f'{path} is not a shard file (it was written without --shard).')
+  with h5py.File(path, 'r') as h5:
+    chunk_index, variant_index = h5['chunk_index'][:], h5['variant_index'][:]
+  attrs = scores.attrs
+  index, count = (int(v) for v in str(attrs.pop('shard')).split('/'))
+  info = ShardInfo(shard=(index, count), num_chunks=int(attrs.pop('num_chunks')),
+                   num_variants=int(attrs.pop('num_variants')), chunk_index=chunk_index,
+                   variant_index=variant_index, settings=str(attrs.pop('run_settings')))
+  return scores, info
 
 
 def finish_atomically(path: PathLike, write) -> None:

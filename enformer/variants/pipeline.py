@@ -1,25 +1,34 @@
-"""VCF → sad.h5 in one resumable call (the library behind `enformer score-variants`)."""
+"""VCF → sad.h5 in one resumable call (the library behind `enformer score-variants`).
+
+Chunks of variants are the unit of work, of resuming and of distribution: `score_chunk` scores one
+chunk; a single-process run calls it in order, a Dask run (`client=`) calls it on the workers
+(`enformer.distributed`), and `shard=(K, N)` scores every N-th chunk into a shard file that
+`enformer.variants.shards.merge_scores` joins.
+"""
 
 import dataclasses
 import hashlib
-import math
+import json
 import os
+import threading
 import time
-from typing import Dict, List, Mapping, Optional, Sequence, Union
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from enformer.distributed import (ModelSource, fetch_model_info, run_tasks, worker_cached,
+                                  worker_predictor)
 from enformer.io import sad as sad_io
+from enformer.io.fasta import FastaStringExtractor
 from enformer.io.files import content_identity
 from enformer.io.lock import OutputLock
+from enformer.io.targets import read_targets
 from enformer.io.vcf import VariantSite, VcfSummary, read_variants
 from enformer.variants.normalization import ScoreTransform
-from enformer.variants.scoring import VariantScorer, flatten_sites
-from enformer.io.fasta import FastaStringExtractor
-from enformer.io.targets import read_targets
 from enformer.variants.plotting import plot_variant_scores
+from enformer.variants.scoring import VariantScorer, flatten_sites
 
 PathLike = Union[str, os.PathLike]
 
@@ -35,6 +44,45 @@ class ScoreVcfResult:
   seconds: float
 
 
+@dataclasses.dataclass(frozen=True)
+class ChunkSettings:
+  """Everything that scores a chunk except the model and the variants (picklable, for workers)."""
+  fasta: str
+  head: str = 'human'
+  sequence_length: Optional[int] = None
+  batch_size: int = 4
+  reverse_complement: bool = False
+  shifts: Tuple[int, ...] = (0,)
+  incremental: bool = True
+
+  def scorer(self, predictor, fasta: Optional[FastaStringExtractor] = None) -> VariantScorer:
+    """The VariantScorer of `predictor` with these settings (opens the FASTA unless given)."""
+    fasta = fasta if fasta is not None else FastaStringExtractor(self.fasta)
+    return VariantScorer(predictor, fasta,
+                         head=self.head, sequence_length=self.sequence_length,
+                         batch_size=self.batch_size, reverse_complement=self.reverse_complement,
+                         shifts=self.shifts, incremental=self.incremental)
+
+
+def score_chunk(scorer: VariantScorer, sites: Sequence[VariantSite],
+                progress=None) -> Dict[str, np.ndarray]:
+  """Scores of one chunk, as saved in the chunk store: SAD and SAR [V, N] float32.
+
+  Every executor (single process, Dask workers, shards) scores chunks with this function.
+  """
+  sad, sar = scorer.score_sites(sites, progress=progress)
+  return {'SAD': sad, 'SAR': sar}
+
+
+def score_chunk_on_worker(source: ModelSource, settings: ChunkSettings,
+                          sites: Sequence[VariantSite]) -> Dict[str, np.ndarray]:
+  """Dask task: `score_chunk` with the worker's cached model and scorer (one FASTA handle per
+  thread)."""
+  scorer = worker_cached(('scorer', source.key, settings, threading.get_ident()),
+                         lambda: settings.scorer(worker_predictor(source)))
+  return score_chunk(scorer, sites)
+
+
 def chunk_sites(sites: Sequence[VariantSite], chunk_size: int) -> List[List[VariantSite]]:
   """Consecutive groups of whole sites with ≥ chunk_size variants each (the last may be smaller)."""
   chunks, current, count = [], [], 0
@@ -47,6 +95,14 @@ def chunk_sites(sites: Sequence[VariantSite], chunk_size: int) -> List[List[Vari
   if current:
     chunks.append(current)
   return chunks
+
+
+def shard_chunks(num_chunks: int, shard: Tuple[int, int]) -> List[int]:
+  """Chunk indices of shard K of N (1-based K): every N-th chunk starting at K − 1."""
+  index, count = shard
+  if not 1 <= index <= count:
+    raise ValueError(f'--shard K/N needs 1 ≤ K ≤ N, got {index}/{count}.')
+  return list(range(index - 1, num_chunks, count))
 
 
 def output_paths(out: PathLike) -> Dict[str, str]:
@@ -74,6 +130,53 @@ def _table_identity(targets) -> str:
                         + ','.join(map(str, targets.columns)).encode()).hexdigest()
 
 
+def write_score_files(scores: sad_io.VariantScores,
+                      out: PathLike,
+                      *,
+                      transform: Optional[ScoreTransform] = None,
+                      num_pcs: Optional[int] = None,
+                      tsv: bool = False,
+                      plot: bool = False,
+                      check_targets: bool = True) -> Dict[str, List[str]]:
+  """Writes `out` (sad.h5 layout) and its side files from float32 scores; the HDF5 goes last.
+
+  Args:
+    scores: variants with 'SAD' and 'SAR' [V, T]; 'SAD_z' and 'PC' are added here.
+    out: output HDF5 path (see `output_paths` for the side files).
+    transform, num_pcs: z-scores (SAD_z) and the top-k PCs per chromosome (tabix TSVs + 'PC').
+    tsv, plot: also write the long TSV / the SAD heatmap PNG.
+    check_targets: the track identifiers come from a targets table: require the transform's.
+
+  Returns:
+    Kind ('h5', 'tsv', 'pcs', 'png') → paths written.
+  """
+  paths = output_paths(out)
+  if num_pcs is not None and transform is None:
+    raise ValueError('--pcs needs a fitted transform: pass --transform t.npz.')
+  written: Dict[str, List[str]] = {}
+  sad = scores.scores['SAD']
+  if transform is not None:
+    fitted_on = [str(t) for t in transform.target_ids]
+    if fitted_on and check_targets and fitted_on != [str(t) for t in scores.target_ids]:
+      raise ValueError('The transform was fitted on other tracks than --targets lists (target '
+                       'identifiers differ); use the transform of the same head and table.')
+    scores.scores['SAD_z'] = transform.zscore(sad)
+    if num_pcs is not None:
+      pcs = transform.pcs(sad, num_pcs)
+      scores.scores['PC'] = pcs
+      written['pcs'] = sad_io.write_pc_tables(paths['pcs'], scores.chr, scores.pos, scores.snp,
+                                              scores.ref, scores.alt, pcs)
+  if plot:
+    written['png'] = [plot_variant_scores(scores, paths['png'])]
+  if tsv:
+    sad_io.finish_atomically(paths['tsv'], lambda p: sad_io.write_sad_tsv(p, scores))
+    written['tsv'] = [paths['tsv']]
+  # The HDF5 goes last: once it exists, the run is finished.
+  sad_io.finish_atomically(paths['h5'], lambda p: sad_io.write_sad_h5(p, scores))
+  written['h5'] = [paths['h5']]
+  return written
+
+
 def score_vcf(predictor,
               fasta,
               vcf: PathLike,
@@ -95,7 +198,9 @@ def score_vcf(predictor,
               plot: bool = False,
               progress: bool = True,
               run_settings: Optional[Mapping[str, object]] = None,
-              incremental: bool = True) -> ScoreVcfResult:
+              incremental: bool = True,
+              client=None,
+              shard: Optional[Tuple[int, int]] = None) -> ScoreVcfResult:
   """Scores every ALT allele of a VCF and writes `out` in the sad.h5 layout (plus SAR).
 
   Resumable: chunks of `chunk_size` variants are saved under `<out>.partial/` as they finish;
@@ -104,8 +209,10 @@ def score_vcf(predictor,
   `overwrite=True`.
 
   Args:
-    predictor: object with `predict_on_batch` and `sequence_length` (`enformer.load_model`).
-    fasta: FASTA path or `enformer.io.fasta.FastaStringExtractor`.
+    predictor: object with `predict_on_batch` and `sequence_length` (`enformer.load_model`); with
+      `client`, an `enformer.distributed.ModelSource` (each worker loads the model once).
+    fasta: FASTA path or `enformer.io.fasta.FastaStringExtractor` (with `client`: a path, or an
+      extractor whose `path` the workers can read).
     vcf: VCF path (plain or bgzip).
     out: output HDF5 path.
     head: model head to score.
@@ -113,7 +220,7 @@ def score_vcf(predictor,
       `target_ids` / `target_labels`.
     sequence_length, batch_size, reverse_complement, shifts: see `VariantScorer`.
     ref_mismatch: 'skip' or 'error' for REF alleles that differ from the genome.
-    chunk_size: variants per saved chunk.
+    chunk_size: variants per saved chunk (and per Dask task).
     overwrite: replace a finished `out` (and discard an unfinished run with other settings).
     tsv: also write a long-format TSV next to `out`.
     transform: fitted `ScoreTransform`: adds dataset `SAD_z` (z-scores) to `out`.
@@ -122,10 +229,15 @@ def score_vcf(predictor,
     model_id: identifies the model in the resume fingerprint: its path (the content of the files
       there is fingerprinted too, so a model replaced at that path is not resumed) or handle.
     plot: also write `<out>.png`, a SAD heatmap of the tracks with the largest effects.
-    progress: show a tqdm bar.
+    progress: show a tqdm bar (variants, with variants/s and chunks done).
     run_settings: extra file attributes to record (e.g. the command line).
     incremental: exact incremental inference for SNVs/MNVs (see `VariantScorer`); False forces
       full forward passes.
+    client: a `distributed.Client`: chunks are scored by its workers; the driver writes each
+      finished chunk into the chunk store, so the output equals a single-process run's.
+    shard: (K, N): score only chunks K−1, K−1+N, ... into the shard file `out` (float32 scores
+      and the chunk indices, see `enformer.io.sad.write_shard_h5`); join the N shard files with
+      `enformer.variants.shards.merge_scores`. Excludes tsv, plot, transform and num_pcs.
 
   Raises:
     OutputLockedError: another live process is writing the same `out`.
@@ -139,13 +251,24 @@ def score_vcf(predictor,
                             '(overwrite=True) to replace it, or choose another --out.')
     if num_pcs is not None and transform is None:
       raise ValueError('--pcs needs a fitted transform: pass --transform t.npz.')
+    if shard is not None and (tsv or plot or transform is not None):
+      raise ValueError('A --shard run writes only its shard file; pass --tsv, --plot, --transform '
+                       'and --pcs to `enformer merge-scores` instead.')
+    source = None
+    if client is not None:
+      if not isinstance(predictor, ModelSource):
+        raise TypeError('With client=, pass the model as enformer.distributed.ModelSource (the '
+                        'workers load it); a loaded predictor cannot be sent to workers.')
+      source, predictor = predictor, fetch_model_info(client, predictor)
+      model_id = model_id or source.key
     if isinstance(fasta, (str, os.PathLike)):
       fasta = FastaStringExtractor(fasta)
     if isinstance(targets, (str, os.PathLike)):
       targets = read_targets(targets)
-    scorer = VariantScorer(predictor, fasta, head=head, sequence_length=sequence_length,
-                           batch_size=batch_size, reverse_complement=reverse_complement,
-                           shifts=shifts, incremental=incremental)
+    chunk_settings = ChunkSettings(os.path.abspath(fasta.path), head, sequence_length, batch_size,
+                                   reverse_complement, tuple(int(s) for s in shifts),
+                                   incremental)
+    scorer = chunk_settings.scorer(predictor, fasta)
     num_tracks = (getattr(predictor, 'heads', None) or {}).get(head)
     if targets is not None and isinstance(num_tracks, int):
       _track_names(targets, num_tracks)  # Fail before scoring if the table does not fit the head.
@@ -165,20 +288,43 @@ def score_vcf(predictor,
         'targets_content': _table_identity(targets), 'head': head,
         'sequence_length': scorer.sequence_length,
         'shifts': [m.shift for m in scorer.members], 'reverse_complement': reverse_complement,
-        'chunk_size': chunk_size
+        'chunk_size': chunk_size,
+        'targets': None if targets is None else sad_io.fingerprint(
+            {'targets': _track_names(targets, len(targets))})
     }
-    store = sad_io.ChunkStore(paths['h5'], settings, overwrite=overwrite)
-    done = set(store.done(len(chunks)))
-    done_variants = sum(len(s.variants) for i in done for s in chunks[i])
-    with tqdm(total=len(columns['pos']), initial=done_variants, unit='variant',
-              desc='score-variants', disable=not progress) as bar:
-      for index, chunk in enumerate(chunks):
-        if index in done:
-          continue
-        sad, sar = scorer.score_sites(chunk, progress=bar)
-        store.save(index, SAD=sad, SAR=sar)
+    selected = (list(range(len(chunks))) if shard is None else
+                shard_chunks(len(chunks), shard))
+    if not selected:
+      raise ValueError(f'--shard {shard[0]}/{shard[1]} holds no chunk: the VCF makes only '
+                       f'{len(chunks)} chunks of --chunk-size {chunk_size}; use fewer shards or a '
+                       'smaller --chunk-size.')
+    store_settings = dict(settings) if shard is None else dict(settings, shard=list(shard))
+    store = sad_io.ChunkStore(paths['h5'], store_settings, overwrite=overwrite)
+    done = set(store.done(len(chunks))) & set(selected)
+    todo = [i for i in selected if i not in done]
+    sizes = [sum(len(site.variants) for site in chunk) for chunk in chunks]
+    offsets = np.cumsum([0] + sizes)  # First variant of each chunk.
+    with tqdm(total=sum(sizes[i] for i in selected), initial=sum(sizes[i] for i in done),
+              unit='variant', desc='score-variants', disable=not progress) as bar:
+      bar.set_postfix_str(f'chunks {len(done)}/{len(selected)}')
+      if client is None:
+        for count, index in enumerate(todo, start=len(done) + 1):
+          store.save(index, **score_chunk(scorer, chunks[index], progress=bar))
+          bar.set_postfix_str(f'chunks {count}/{len(selected)}')
+      else:
+        finished = [len(done)]
 
-    arrays = store.concatenate(len(chunks), sad_io.SCORE_DATASETS)
+        def save(index: int, arrays: Dict[str, np.ndarray]) -> None:
+          store.save(index, **arrays)
+          finished[0] += 1
+          bar.update(sizes[index])
+          bar.set_postfix_str(f'chunks {finished[0]}/{len(selected)}')
+
+        run_tasks(client, score_chunk_on_worker,
+                  ((index, (source, chunk_settings, chunks[index])) for index in todo), save,
+                  name='score-chunk')
+
+    arrays = store.concatenate(selected, sad_io.SCORE_DATASETS)
     target_ids, target_labels = _track_names(targets, arrays['SAD'].shape[1])
     attrs = {
         'head': head, 'sequence_length': scorer.sequence_length,
@@ -188,31 +334,21 @@ def score_vcf(predictor,
         'SAD_definition': sad_io.SAD_DEFINITION, 'SAR_definition': sad_io.SAR_DEFINITION
     }
     attrs.update(run_settings or {})
+    rows = np.concatenate([np.arange(offsets[i], offsets[i + 1]) for i in selected])  # [V']
+    column = lambda name, dtype=None: np.asarray(columns[name], dtype)[rows]
     scores = sad_io.VariantScores(
-        snp=np.asarray(columns['snp']), chr=np.asarray(columns['chr']),
-        pos=np.asarray(columns['pos'], np.uint32), ref=np.asarray(columns['ref']),
-        alt=np.asarray(columns['alt']), target_ids=np.asarray(target_ids),
+        snp=column('snp'), chr=column('chr'), pos=column('pos', np.uint32), ref=column('ref'),
+        alt=column('alt'), target_ids=np.asarray(target_ids),
         target_labels=np.asarray(target_labels), scores=dict(arrays), attrs=attrs)
 
-    written: Dict[str, List[str]] = {}
-    if transform is not None:
-      fitted_on = [str(t) for t in transform.target_ids]
-      if fitted_on and targets is not None and fitted_on != list(target_ids):
-        raise ValueError('The transform was fitted on other tracks than --targets lists (target '
-                         'identifiers differ); use the transform of the same head and table.')
-      scores.scores['SAD_z'] = transform.zscore(arrays['SAD'])
-      if num_pcs is not None:
-        pcs = transform.pcs(arrays['SAD'], num_pcs)
-        scores.scores['PC'] = pcs
-        written['pcs'] = sad_io.write_pc_tables(paths['pcs'], scores.chr, scores.pos, scores.snp,
-                                                scores.ref, scores.alt, pcs)
-    if plot:
-      written['png'] = [plot_variant_scores(scores, paths['png'])]
-    if tsv:
-      sad_io.finish_atomically(paths['tsv'], lambda p: sad_io.write_sad_tsv(p, scores))
-      written['tsv'] = [paths['tsv']]
-    # The HDF5 goes last: once it exists, the run is finished.
-    sad_io.finish_atomically(paths['h5'], lambda p: sad_io.write_sad_h5(p, scores))
-    written['h5'] = [paths['h5']]
+    if shard is None:
+      written = write_score_files(scores, out, transform=transform, num_pcs=num_pcs, tsv=tsv,
+                                  plot=plot, check_targets=targets is not None)
+    else:
+      shard_info = sad_io.ShardInfo(shard=tuple(shard), num_chunks=len(chunks),
+                                    num_variants=len(columns['pos']), chunk_index=selected,
+                                    variant_index=rows, settings=json.dumps(settings, default=str))
+      sad_io.finish_atomically(paths['h5'], lambda p: sad_io.write_shard_h5(p, scores, shard_info))
+      written = {'h5': [paths['h5']]}
     store.remove()
-    return ScoreVcfResult(scores, summary, written, len(chunks), len(done), time.time() - started)
+    return ScoreVcfResult(scores, summary, written, len(selected), len(done), time.time() - started)

@@ -1,0 +1,44 @@
+"""`enformer merge-scores`: join the shard files of `score-variants --shard K/N` into one sad.h5."""
+
+import argparse
+import sys
+
+
+def register(subparsers) -> None:
+  parser = subparsers.add_parser(
+      'merge-scores',
+      help='join the N shard files of `score-variants --shard K/N` into one sad.h5',
+      description=(
+          'Checks that the shard files are complete, disjoint and from the same model, VCF, '
+          'targets and settings (naming any mismatch), and writes the sad.h5 a single '
+          '`enformer score-variants` run would have written, with the optional TSV, z-scores and '
+          'PC tables.'))
+  parser.add_argument('out', help='output HDF5, e.g. scores.h5')
+  parser.add_argument('shards', nargs='+', help='the N shard files (any order)')
+  parser.add_argument('--tsv', action='store_true',
+                      help='also write a long-format TSV (one row per variant and track)')
+  parser.add_argument('--plot', action='store_true',
+                      help='also write <out>.png: SAD heatmap of the tracks with the largest '
+                      'effects')
+  parser.add_argument('--transform', default=None,
+                      help='fitted transform (.npz): adds z-scores (SAD_z) to the output')
+  parser.add_argument('--pcs', type=int, default=None,
+                      help='with --transform: write the top-k PCs per chromosome as bgzip+tabix '
+                      'TSVs (<out>.PCs.<chrom>.tsv.gz)')
+  parser.add_argument('--overwrite', action='store_true', help='replace an existing output')
+  parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+  from enformer.variants import ScoreTransform, merge_scores
+
+  if args.pcs is not None and not args.transform:
+    raise ValueError('--pcs needs a fitted transform: pass --transform t.npz.')
+  transform = ScoreTransform.load(args.transform) if args.transform else None
+  written = merge_scores(args.out, args.shards, transform=transform, num_pcs=args.pcs,
+                         tsv=args.tsv, plot=args.plot, overwrite=args.overwrite)
+  print(f'Merged {len(args.shards)} shards.', file=sys.stderr)
+  for kind, paths in written.items():
+    shown = paths if len(paths) <= 3 else paths[:3] + [f'... ({len(paths)} files)']
+    print(f'  {kind}: {", ".join(shown)}', file=sys.stderr)
+  return 0

@@ -1,0 +1,124 @@
+"""Join the shard files of `enformer score-variants --shard K/N` into one sad.h5.
+
+Shards are for batch schedulers without Dask: N jobs each score every N-th chunk of the same VCF
+into their own resumable file; `merge_scores` checks that the shards are complete, disjoint and from
+the same model, VCF, targets and settings, and writes the file a single run would have written.
+"""
+
+import json
+import os
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from enformer.io import sad as sad_io
+from enformer.io.lock import OutputLock
+from enformer.variants.normalization import ScoreTransform
+from enformer.variants.pipeline import PathLike, write_score_files
+
+# Names of the shared settings in messages.
+SETTING_NAMES = {
+    'variants': 'VCF variants', 'model': 'model', 'fasta': 'FASTA', 'head': 'head',
+    'sequence_length': 'sequence length', 'shifts': 'shifts / --rc ensemble',
+    'reverse_complement': 'reverse complement (--rc)', 'chunk_size': 'chunk size',
+    'targets': 'targets table'
+}
+
+
+def parse_shard(text: str) -> tuple:
+  """'K/N' → (K, N) with 1 ≤ K ≤ N (ValueError otherwise)."""
+  index, _, count = text.partition('/')
+  if not (index.isdigit() and count.isdigit()) or not 1 <= int(index) <= int(count):
+    raise ValueError(f'--shard takes K/N with 1 ≤ K ≤ N (e.g. 2/8), got {text!r}.')
+  return int(index), int(count)
+
+
+def _check_same_run(first: str, first_settings: Dict, path: str, settings: Dict) -> None:
+  for key in sorted(set(first_settings) | set(settings)):
+    if first_settings.get(key) != settings.get(key):
+      name = SETTING_NAMES.get(key, key)
+      raise ValueError(f'Shards {first} and {path} come from different runs: their {name} '
+                       f'differs ({first_settings.get(key)!r} vs {settings.get(key)!r}). Merge '
+                       'shards of one command line only.')
+
+
+def merge_scores(out: PathLike,
+                 shards: Sequence[PathLike],
+                 *,
+                 transform: Optional[ScoreTransform] = None,
+                 num_pcs: Optional[int] = None,
+                 tsv: bool = False,
+                 plot: bool = False,
+                 overwrite: bool = False) -> Dict[str, List[str]]:
+  """Writes the sad.h5 (+ side files) of a run scored as N shard files.
+
+  Args:
+    out: output HDF5 path.
+    shards: the N shard files (any order).
+    transform, num_pcs, tsv, plot: as in `score_vcf`.
+    overwrite: replace an existing `out`.
+
+  Returns:
+    Kind ('h5', 'tsv', 'pcs', 'png') → paths written.
+
+  Raises:
+    FileNotFoundError: a shard file is missing (or unfinished: its `.partial/` exists).
+    ValueError: shards of different runs (naming the setting that differs), overlapping shards,
+      or shards missing from the set.
+    OutputLockedError: another live process is writing `out`.
+  """
+  out = os.fspath(out)
+  with OutputLock(out, what=f'merge-scores output {out}'):
+    if os.path.exists(out) and not overwrite:
+      raise FileExistsError(f'{out} already exists. Pass --overwrite to replace it, or choose '
+                            'another output.')
+    return _merge(out, [os.fspath(path) for path in shards], transform, num_pcs, tsv, plot)
+
+
+def _merge(out: str, shards: List[str], transform: Optional[ScoreTransform],
+           num_pcs: Optional[int], tsv: bool, plot: bool) -> Dict[str, List[str]]:
+  if not shards:
+    raise ValueError('Pass the shard files to merge.')
+  loaded = []
+  for path in shards:
+    if not os.path.exists(path):
+      unfinished = ' (unfinished: rerun its command to finish it)' if os.path.isdir(
+          path + '.partial') else ''
+      raise FileNotFoundError(f'Shard {path} does not exist{unfinished}.')
+    loaded.append((path, *sad_io.read_shard_h5(path)))
+  first, first_scores, first_info = loaded[0]
+  first_settings = json.loads(first_info.settings)
+  owner: Dict[int, str] = {}
+  for path, scores, info in loaded:
+    _check_same_run(first, first_settings, path, json.loads(info.settings))
+    if info.shard[1] != first_info.shard[1]:
+      raise ValueError(f'Shard {path} is {info.name} but {first} is {first_info.name}: all shards '
+                       'of a run are split the same way (--shard K/N with the same N).')
+    if list(scores.target_ids) != list(first_scores.target_ids):
+      raise ValueError(f'Shards {first} and {path} have different track identifiers.')
+    for chunk in map(int, info.chunk_index):
+      if chunk in owner:
+        raise ValueError(f'Shards {owner[chunk]} and {path} overlap (both hold chunk {chunk}, '
+                         f'shard {info.name}); pass each shard once.')
+      owner[chunk] = path
+  count = first_info.shard[1]
+  missing = sorted(set(range(first_info.num_chunks)) - set(owner))
+  if missing:
+    names = sorted({f'{chunk % count + 1}/{count}' for chunk in missing})
+    raise ValueError(f'Shard(s) {", ".join(names)} missing: chunks {missing[:10]} of '
+                     f'{first_info.num_chunks} are in none of the files given.')
+
+  rows = np.concatenate([np.asarray(info.variant_index) for _, _, info in loaded])
+  order = np.argsort(rows, kind='stable')
+  if not np.array_equal(rows[order], np.arange(first_info.num_variants)):
+    raise ValueError('The shards do not hold each variant of the run exactly once; rescore them.')
+  pick = lambda name: np.concatenate([getattr(s, name) for _, s, _ in loaded])[order]
+  scores = sad_io.VariantScores(
+      snp=pick('snp'), chr=pick('chr'), pos=pick('pos'), ref=pick('ref'), alt=pick('alt'),
+      target_ids=first_scores.target_ids, target_labels=first_scores.target_labels,
+      scores={name: np.concatenate([s.scores[name] for _, s, _ in loaded])[order]
+              for name in sad_io.SCORE_DATASETS},
+      attrs=dict(first_scores.attrs))
+  scores.attrs['merged_shards'] = len(loaded)
+  return write_score_files(scores, out, transform=transform, num_pcs=num_pcs, tsv=tsv, plot=plot,
+                           check_targets=first_settings.get('targets') is not None)
