@@ -7,10 +7,11 @@ libraries (TensorFlow) inside `run`, so `enformer --help` stays fast.
 
 import argparse
 import importlib
-import os
 import pkgutil
 import sys
 from typing import List, Optional
+
+from enformer.cli import _common
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,12 +30,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # Hide TensorFlow's start-up chatter.
   parser = build_parser()
   args = parser.parse_args(argv)
   if not getattr(args, 'func', None):
     parser.print_help()
     return 0
+  _common.import_tensorflow_quietly()
   try:
     return int(args.func(args) or 0)
   except (ValueError, FileNotFoundError, FileExistsError) as error:

@@ -2,12 +2,12 @@
 
 import argparse
 
-from enformer.cli.predict import add_extra_track_argument, add_model_config_arguments
+from enformer.cli import _common
 
 
 def register(subparsers) -> None:
-  parser = subparsers.add_parser(
-      'attribute',
+  parser = _common.add_parser(
+      subparsers, 'attribute',
       help='contribution scores (gradient × input or ISM) of chosen tracks/bins for a region',
       description=(
           'Explains the prediction of chosen tracks (--tracks) in chosen output bins (--bins) for '
@@ -22,50 +22,31 @@ def register(subparsers) -> None:
           'channels\' gradient × input is saved separately (extra_scores in attribution.npz); ISM '
           'mutates bases only and keeps the extra channels.'),
       epilog='Example: enformer attribute --model enformer_ckpt --fasta hg38.fa --region '
-      'chr11:5,225,000-5,230,000 --tracks 4828,5111 --bins 447-449 --method grad --out attr/')
-  parser.add_argument('--model', required=True,
-                      help='TF-Hub handle/URL, SavedModel folder, or Sonnet checkpoint')
-  parser.add_argument('--fasta', required=True, help='reference genome FASTA (indexed or indexable)')
+      'chr11:5,225,000-5,230,000 --tracks 4828 5111 --bins 447-449 --method grad --out attr/')
+  _common.add_model_argument(parser)
+  _common.add_fasta_argument(parser)
   parser.add_argument('--region', required=True,
                       help='chrom:start-end (1-based inclusive); resized to the input length')
-  parser.add_argument('--head', default='human', help='output head (default human)')
-  parser.add_argument('--tracks', required=True,
-                      help='tracks to explain: indices and ranges, e.g. 4828,5111 or 10-12; with '
-                      '--targets also identifiers or description substrings (e.g. CAGE:K562)')
+  parser.add_argument('--head', default='human', help='output head')
+  _common.add_tracks_argument(parser, required=True)
   parser.add_argument('--bins', default=None,
                       help='output bins to explain, e.g. 447-449 (default: the 3 central bins)')
-  parser.add_argument('--targets', default=None,
-                      help='targets table (targets_human.txt) for track names and selection')
+  _common.add_targets_argument(parser)
   parser.add_argument('--method', choices=('grad', 'ism'), default='grad',
-                      help='grad: gradient × input (default); ism: saturation mutagenesis')
+                      help='grad: gradient × input; ism: saturation mutagenesis')
   parser.add_argument('--window', default=None,
                       help='chrom:start-end inside the input: bases to mutate (ISM; default the '
                       'target bins) or to draw in the logo (grad; default 100 bp around the top '
                       'score)')
   parser.add_argument('--reduction', choices=('mean', 'sum'), default='mean',
-                      help='target = mean (default, as the colab) or sum of the masked predictions')
+                      help='target = mean (as the colab) or sum of the masked predictions')
   parser.add_argument('--batch-size', type=int, default=8,
-                      help='ISM: mutant sequences per forward pass (default 8)')
-  parser.add_argument('--out', required=True, help='output folder')
-  parser.add_argument('--quiet', action='store_true', help='no progress bar')
-  add_extra_track_argument(parser)
-  add_model_config_arguments(parser)
+                      help='ISM: mutant sequences per forward pass')
+  _common.add_out_argument(parser, help='output folder (created)')
+  _common.add_extra_track_argument(parser)
+  _common.add_quiet_argument(parser)
+  _common.add_model_config_arguments(parser)
   parser.set_defaults(func=run)
-
-
-def _track_selectors(text: str):
-  """'4828,5111' / '10-12' / 'CAGE:K562' → list of selectors (ranges expanded)."""
-  from enformer.attribution import parse_index_list
-  selectors = []
-  for part in text.split(','):
-    part = part.strip()
-    if not part:
-      continue
-    try:
-      selectors.extend(parse_index_list(part))
-    except ValueError:
-      selectors.append(part)
-  return selectors
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,7 +55,6 @@ def run(args: argparse.Namespace) -> int:
   import numpy as np
 
   from enformer import attribution, attribution_plots
-  from enformer.cli.predict import load_predictor
   from enformer.io.bed import format_region, parse_region
   from enformer.io.bigwig import write_bigwig
   from enformer.io.fasta import FastaStringExtractor
@@ -91,11 +71,11 @@ def run(args: argparse.Namespace) -> int:
   targets = read_targets(args.targets) if args.targets else None
   os.makedirs(args.out, exist_ok=True)
 
-  predictor = load_predictor(args)
+  predictor = _common.load_predictor(args)
   if args.head not in predictor.heads:
     raise ValueError(f'--head {args.head!r} is not a head of this model: {list(predictor.heads)}.')
   num_tracks = predictor.heads[args.head]
-  tracks = select_tracks(targets, _track_selectors(args.tracks), num_tracks)
+  tracks = select_tracks(targets, _common.track_selectors(args.tracks), num_tracks)
   num_bins = predictor.output_length
   bins = (attribution.parse_index_list(args.bins) if args.bins else
           [num_bins // 2 - 1, num_bins // 2, num_bins // 2 + 1][:num_bins])

@@ -1,0 +1,186 @@
+"""One CLI vocabulary: a flag means the same thing in every subcommand that has it."""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from enformer.cli import _common, build_parser
+
+# Shared flags and the subcommands that must have them.
+EXPECTED = {
+    '--model': {'predict', 'attribute', 'score-variants', 'evaluate', 'export'},
+    '--model-arg': {'predict', 'attribute', 'score-variants', 'evaluate', 'export', 'train'},
+    '--fasta': {'predict', 'attribute', 'score-variants', 'convert-basenji',
+                'make-dataset bigwig'},
+    '--out': {'predict', 'attribute', 'score-variants', 'evaluate', 'export', 'demo',
+              'make-dataset synthetic', 'make-dataset bigwig'},
+    '--sequence-length': {'predict', 'attribute', 'score-variants', 'export', 'benchmark',
+                          'convert-basenji', 'make-dataset synthetic', 'make-dataset bigwig'},
+    '--tracks': {'predict', 'attribute'},
+    '--targets': {'predict', 'attribute', 'score-variants', 'evaluate', 'make-dataset bigwig'},
+    '--extra-track': {'predict', 'attribute', 'score-variants'},
+    '--overwrite': {'score-variants', 'convert-basenji', 'make-dataset bigwig', 'demo'},
+    '--quiet': {'predict', 'attribute', 'score-variants', 'evaluate', 'train',
+                'make-dataset synthetic'},
+}
+# Flags whose help text is the same everywhere (the others add what differs, e.g. file vs folder).
+SAME_HELP = {
+    '--model': _common.MODEL_HELP, '--model-arg': _common.MODEL_ARG_HELP,
+    '--tracks': _common.TRACKS_HELP, '--extra-track': _common.EXTRA_TRACK_HELP,
+    '--quiet': _common.QUIET_HELP,
+}
+HELP_PREFIX = {'--fasta': _common.FASTA_HELP, '--overwrite': _common.OVERWRITE_HELP,
+               '--targets': 'targets table'}
+
+
+def _subcommands():
+  """{'predict': parser, ..., 'make-dataset synthetic': parser, ...}."""
+  def children(parser):
+    for action in parser._actions:  # pylint: disable=protected-access
+      if isinstance(action, argparse._SubParsersAction):  # pylint: disable=protected-access
+        return action.choices
+    return {}
+  found = {}
+  for name, parser in children(build_parser()).items():
+    nested = children(parser)
+    if nested:
+      found.update({f'{name} {child}': sub for child, sub in nested.items()})
+    else:
+      found[name] = parser
+  return found
+
+
+def _options(parser, hidden: bool = False):
+  """option string → action (visible ones, or only the hidden aliases)."""
+  return {option: action for action in parser._actions  # pylint: disable=protected-access
+          for option in action.option_strings
+          if (action.help == argparse.SUPPRESS) == hidden and option != '-h'
+          and option != '--help'}
+
+
+def _meaning(action):
+  return (action.dest, action.type, type(action).__name__, action.nargs, action.metavar)
+
+
+def test_shared_flags_exist_with_the_same_meaning():
+  subcommands = _subcommands()
+  for flag, where in EXPECTED.items():
+    actions = {}
+    for name, parser in subcommands.items():
+      action = _options(parser).get(flag)
+      if name in where:
+        assert action is not None, f'enformer {name} lacks {flag}'
+      if action is not None:
+        actions[name] = action
+    meanings = {name: _meaning(action) for name, action in actions.items()}
+    assert len(set(meanings.values())) == 1, f'{flag} differs: {meanings}'
+    for name, action in actions.items():
+      if flag in SAME_HELP:
+        assert action.help == SAME_HELP[flag], f'{flag} help differs in {name}'
+      if flag in HELP_PREFIX:
+        assert action.help.startswith(HELP_PREFIX[flag]), f'{flag} help in {name}'
+  assert _options(subcommands['predict'])['--sequence-length'].type is _common.positive_length
+
+
+def _kind(action):
+  """What a flag takes: 'switch' (alone means true) or its value type; repeatability aside."""
+  if isinstance(action, argparse._StoreTrueAction) or (  # pylint: disable=protected-access
+      action.nargs == '?' and action.const is True):
+    return action.dest, 'switch'
+  return action.dest, action.type
+
+
+def test_no_flag_has_two_meanings():
+  """Every visible flag has one dest and value type across subcommands."""
+  seen = {}
+  for name, parser in _subcommands().items():
+    for flag, action in _options(parser).items():
+      seen.setdefault(flag, {})[name] = _kind(action)
+  # --data: a data folder in both; train also takes HEAD=DIR for several heads.
+  differing = {flag: meanings for flag, meanings in seen.items()
+               if len(set(meanings.values())) > 1 and flag != '--data'}
+  assert not differing
+  # The flags that used to mean different things are gone from the visible vocabulary.
+  for name, parser in _subcommands().items():
+    visible = _options(parser)
+    assert not {'--checkpoint', '--genome', '--seq-length', '--force',
+                '--model-config'} & set(visible), name
+    if '--config' in visible:
+      assert name == 'train'  # A settings file; benchmark's sizes are --size.
+
+
+def test_every_option_has_help_and_no_empty_default():
+  for name, parser in _subcommands().items():
+    for flag, action in _options(parser).items():
+      assert action.help and action.help.strip(), f'enformer {name} {flag} has no help'
+    text = parser.format_help()
+    assert '(default: None)' not in text and '(default: [])' not in text, name
+    for flag in _options(parser, hidden=True):
+      assert flag not in text.replace(f'{flag}-', ''), f'{name}: hidden {flag} shown'
+
+
+def test_old_spellings_still_parse():
+  parser = build_parser()
+  args = parser.parse_args(['export', '--checkpoint', 'ckpt', '--out', 'o'])
+  assert args.model == 'ckpt'
+  args = parser.parse_args(['evaluate', '--model', 'runs/x', '--checkpoint', 'latest', '--data',
+                            'd', '--out', 'o'])
+  assert (args.model, args.checkpoint) == ('runs/x', 'latest')
+  args = parser.parse_args(['convert-basenji', '--base-path', 'b', '--subset', 'valid',
+                            '--genome', 'g.fa', '--seq-length', '1024', '--out-tfr', 't'])
+  assert (args.fasta, args.sequence_length) == ('g.fa', 1024)
+  args = parser.parse_args(['make-dataset', 'synthetic', '--out', 'o', '--seq-length', '2048'])
+  assert args.sequence_length == 2048
+  assert parser.parse_args(['make-dataset', 'synthetic', '--out', 'o']).sequence_length == 4096
+  assert parser.parse_args(['demo', '--force']).overwrite
+  assert parser.parse_args(['benchmark', '--config', 'full']).size == 'full'
+  base = ['predict', '--model', 'm', '--fasta', 'f', '--region', 'chr1:1-2', '--out', 'o']
+  args = parser.parse_args(base + [
+      '--model-config', '{"channels": 96, "final_pointwise": false}', '--channels', '384',
+      '--num-transformer-layers', '1', '--num-heads', '4', '--pooling-type', 'max',
+      '--input-channels', '5', '--target-length', '0', '--model-heads', 'human=3', 'atac=2'])
+  assert _common.model_config_from_args(args) == dict(
+      channels=384, final_pointwise=False, num_transformer_layers=1, num_heads=4,
+      pooling_type='max', input_channels=5, target_length=None, heads={'human': 3, 'atac': 2})
+  # The documented way gives the same, and wins over the aliases.
+  args = parser.parse_args(base + ['--channels', '96', '--model-arg', 'channels=384',
+                                   '--model-arg', 'heads={"human": 3}', '--model-arg',
+                                   'target_length=null', '--model-arg', 'pooling_type=max'])
+  assert _common.model_config_from_args(args) == dict(
+      channels=384, heads={'human': 3}, target_length=None, pooling_type='max')
+  with pytest.raises(SystemExit):
+    parser.parse_args(base + ['--model-arg', 'channels'])
+  with pytest.raises(SystemExit):
+    parser.parse_args(base + ['--sequence-length', '1000'])  # Not a multiple of 128.
+
+
+def test_tracks_one_syntax():
+  parser = build_parser()
+  predict = parser.parse_args(['predict', '--model', 'm', '--fasta', 'f', '--region', 'c:1-2',
+                               '--out', 'o', '--tracks', '4828', '10-12', 'CAGE:K562'])
+  attribute = parser.parse_args(['attribute', '--model', 'm', '--fasta', 'f', '--region', 'c:1-2',
+                                 '--out', 'o', '--tracks', '4828,10-12', 'CAGE:K562'])
+  expected = [4828, 10, 11, 12, 'CAGE:K562']
+  assert _common.track_selectors(predict.tracks) == expected
+  assert _common.track_selectors(attribute.tracks) == expected
+  # A description may hold commas and dashes: it stays one selector.
+  assert _common.track_selectors(['CHIP:H3K4me3:foreskin, male - newborn']) == [
+      'CHIP:H3K4me3:foreskin, male - newborn']
+  with pytest.raises(ValueError, match='ends before it starts'):
+    _common.track_selectors(['12-10'])
+
+
+def test_help_does_not_import_tensorflow():
+  code = ('import sys\nfrom enformer.cli import build_parser, main\n'
+          'try:\n  main(["predict", "--help"])\nexcept SystemExit:\n  pass\n'
+          'build_parser().format_help()\n'
+          'assert "tensorflow" not in sys.modules, "TensorFlow imported"\n')
+  env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  result = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True,
+                          check=False)
+  assert result.returncode == 0, result.stderr
+  assert '--model MODEL' in result.stdout
