@@ -36,9 +36,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.print_help()
     return 0
   _common.import_tensorflow_quietly()
+  from enformer.io.lock import OutputLockedError  # pylint: disable=import-outside-toplevel
   try:
     return int(args.func(args) or 0)
-  except (ValueError, FileNotFoundError, FileExistsError) as error:
+  except (ValueError, FileNotFoundError, FileExistsError, OutputLockedError) as error:
     # Problems with the user's input: one clear line, no traceback.
     print(f'enformer {args.command}: error: {error}', file=sys.stderr)
     return 2

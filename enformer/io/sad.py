@@ -25,6 +25,8 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Union
 import h5py
 import numpy as np
 
+from enformer.io.atomic import atomic_open, atomic_write
+
 PathLike = Union[str, os.PathLike]
 
 SAD_DEFINITION = ('SAD[v, t] = mean over output bins of the alt prediction - mean over output '
@@ -184,7 +186,9 @@ class ChunkStore:
   """Chunks of a resumable run in `<out>.partial/`: `run.json` and `chunk_{i:06d}.npz`.
 
   Each chunk is written to a temporary name and renamed into place, so a run killed at any
-  moment leaves only complete chunks behind; rerunning the same command skips them.
+  moment leaves only complete chunks behind; rerunning the same command skips them. The caller
+  holds an `enformer.io.lock.OutputLock` on `out_path` while using the store (`score_vcf` does),
+  so no two runs share one store.
   """
 
   def __init__(self, out_path: PathLike, settings: Mapping[str, object], overwrite: bool = False):
@@ -204,9 +208,6 @@ class ChunkStore:
               'Rerun the original command to finish it, or pass --overwrite to discard it.')
         shutil.rmtree(self.directory)
     os.makedirs(self.directory, exist_ok=True)
-    for name in os.listdir(self.directory):
-      if name.endswith('.tmp'):  # Left by a run killed while writing.
-        os.remove(os.path.join(self.directory, name))
     if not os.path.exists(manifest):
       self._atomic_write(manifest, lambda handle: handle.write(json.dumps(
           {'fingerprint': self.fingerprint, 'settings': dict(settings)}, indent=1,
@@ -217,12 +218,8 @@ class ChunkStore:
 
   @staticmethod
   def _atomic_write(path: str, write) -> None:
-    temporary = path + '.tmp'
-    with open(temporary, 'wb') as handle:
+    with atomic_open(path, 'wb') as handle:  # Temporaries of killed runs are swept here too.
       write(handle)
-      handle.flush()
-      os.fsync(handle.fileno())
-    os.replace(temporary, path)
 
   def has(self, index: int) -> bool:
     return os.path.exists(self._chunk_path(index))
@@ -253,12 +250,7 @@ class ChunkStore:
 
 def finish_atomically(path: PathLike, write) -> None:
   """Calls write(temporary_path), then renames it to `path` (no half-written final files)."""
-  path = os.fspath(path)
-  temporary = path + '.tmp'
-  if os.path.exists(temporary):
-    os.remove(temporary)
-  write(temporary)
-  os.replace(temporary, path)
+  atomic_write(path, write)
 
 
 def compare_layout(path: PathLike, reference: PathLike,

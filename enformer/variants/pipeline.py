@@ -9,6 +9,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from enformer.io import sad as sad_io
+from enformer.io.lock import OutputLock
 from enformer.io.vcf import VariantSite, VcfSummary, read_variants
 from enformer.variants.normalization import ScoreTransform
 from enformer.variants.scoring import VariantScorer, flatten_sites
@@ -106,6 +107,9 @@ def score_vcf(predictor,
     plot: also write `<out>.png`, a SAD heatmap of the tracks with the largest effects.
     progress: show a tqdm bar.
     run_settings: extra file attributes to record (e.g. the command line).
+
+  Raises:
+    OutputLockedError: another live process is writing the same `out`.
   """
   from tqdm.auto import tqdm
   from enformer.io.fasta import FastaStringExtractor
@@ -113,80 +117,83 @@ def score_vcf(predictor,
 
   started = time.time()
   paths = output_paths(out)
-  if os.path.exists(paths['h5']) and not overwrite:
-    raise FileExistsError(f'{paths["h5"]} already exists (a finished run). Pass --overwrite '
-                          '(overwrite=True) to replace it, or choose another --out.')
-  if num_pcs is not None and transform is None:
-    raise ValueError('--pcs needs a fitted transform: pass --transform t.npz.')
-  if isinstance(fasta, (str, os.PathLike)):
-    fasta = FastaStringExtractor(fasta)
-  if isinstance(targets, (str, os.PathLike)):
-    targets = read_targets(targets)
-  scorer = VariantScorer(predictor, fasta, head=head, sequence_length=sequence_length,
-                         batch_size=batch_size, reverse_complement=reverse_complement,
-                         shifts=shifts)
-  num_tracks = (getattr(predictor, 'heads', None) or {}).get(head)
-  if targets is not None and isinstance(num_tracks, int):
-    _track_names(targets, num_tracks)  # Fail before scoring if the table does not fit the head.
-  summary = VcfSummary()
-  sites = read_variants(vcf, fasta, ref_mismatch=ref_mismatch, summary=summary)
-  if not sites:
-    raise ValueError(f'No scorable variants in {vcf}.\n{summary.format()}')
-  columns = flatten_sites(sites)
-  chunks = chunk_sites(sites, chunk_size)
-  settings = {
-      'variants': sad_io.fingerprint(columns), 'model': model_id,
-      'fasta': os.path.abspath(fasta.path), 'head': head, 'sequence_length': scorer.sequence_length,
-      'shifts': [m.shift for m in scorer.members], 'reverse_complement': reverse_complement,
-      'chunk_size': chunk_size
-  }
-  store = sad_io.ChunkStore(paths['h5'], settings, overwrite=overwrite)
-  done = set(store.done(len(chunks)))
-  done_variants = sum(len(s.variants) for i in done for s in chunks[i])
-  with tqdm(total=len(columns['pos']), initial=done_variants, unit='variant',
-            desc='score-variants', disable=not progress) as bar:
-    for index, chunk in enumerate(chunks):
-      if index in done:
-        continue
-      sad, sar = scorer.score_sites(chunk, progress=bar)
-      store.save(index, SAD=sad, SAR=sar)
+  # One run per output: a second run on the same --out stops here, naming this one.
+  with OutputLock(paths['h5'], what=f'--out {os.fspath(out)}'):
+    if os.path.exists(paths['h5']) and not overwrite:
+      raise FileExistsError(f'{paths["h5"]} already exists (a finished run). Pass --overwrite '
+                            '(overwrite=True) to replace it, or choose another --out.')
+    if num_pcs is not None and transform is None:
+      raise ValueError('--pcs needs a fitted transform: pass --transform t.npz.')
+    if isinstance(fasta, (str, os.PathLike)):
+      fasta = FastaStringExtractor(fasta)
+    if isinstance(targets, (str, os.PathLike)):
+      targets = read_targets(targets)
+    scorer = VariantScorer(predictor, fasta, head=head, sequence_length=sequence_length,
+                           batch_size=batch_size, reverse_complement=reverse_complement,
+                           shifts=shifts)
+    num_tracks = (getattr(predictor, 'heads', None) or {}).get(head)
+    if targets is not None and isinstance(num_tracks, int):
+      _track_names(targets, num_tracks)  # Fail before scoring if the table does not fit the head.
+    summary = VcfSummary()
+    sites = read_variants(vcf, fasta, ref_mismatch=ref_mismatch, summary=summary)
+    if not sites:
+      raise ValueError(f'No scorable variants in {vcf}.\n{summary.format()}')
+    columns = flatten_sites(sites)
+    chunks = chunk_sites(sites, chunk_size)
+    settings = {
+        'variants': sad_io.fingerprint(columns), 'model': model_id,
+        'fasta': os.path.abspath(fasta.path), 'head': head,
+        'sequence_length': scorer.sequence_length,
+        'shifts': [m.shift for m in scorer.members], 'reverse_complement': reverse_complement,
+        'chunk_size': chunk_size
+    }
+    store = sad_io.ChunkStore(paths['h5'], settings, overwrite=overwrite)
+    done = set(store.done(len(chunks)))
+    done_variants = sum(len(s.variants) for i in done for s in chunks[i])
+    with tqdm(total=len(columns['pos']), initial=done_variants, unit='variant',
+              desc='score-variants', disable=not progress) as bar:
+      for index, chunk in enumerate(chunks):
+        if index in done:
+          continue
+        sad, sar = scorer.score_sites(chunk, progress=bar)
+        store.save(index, SAD=sad, SAR=sar)
 
-  arrays = store.concatenate(len(chunks), sad_io.SCORE_DATASETS)
-  target_ids, target_labels = _track_names(targets, arrays['SAD'].shape[1])
-  attrs = {
-      'head': head, 'sequence_length': scorer.sequence_length,
-      'shifts': np.asarray([m.shift for m in scorer.members if not m.reverse_complement]),
-      'reverse_complement': reverse_complement, 'model': model_id, 'fasta': fasta.path,
-      'vcf': os.fspath(vcf), 'vcf_summary': summary.format(),
-      'SAD_definition': sad_io.SAD_DEFINITION, 'SAR_definition': sad_io.SAR_DEFINITION
-  }
-  attrs.update(run_settings or {})
-  scores = sad_io.VariantScores(
-      snp=np.asarray(columns['snp']), chr=np.asarray(columns['chr']),
-      pos=np.asarray(columns['pos'], np.uint32), ref=np.asarray(columns['ref']),
-      alt=np.asarray(columns['alt']), target_ids=np.asarray(target_ids),
-      target_labels=np.asarray(target_labels), scores=dict(arrays), attrs=attrs)
+    arrays = store.concatenate(len(chunks), sad_io.SCORE_DATASETS)
+    target_ids, target_labels = _track_names(targets, arrays['SAD'].shape[1])
+    attrs = {
+        'head': head, 'sequence_length': scorer.sequence_length,
+        'shifts': np.asarray([m.shift for m in scorer.members if not m.reverse_complement]),
+        'reverse_complement': reverse_complement, 'model': model_id, 'fasta': fasta.path,
+        'vcf': os.fspath(vcf), 'vcf_summary': summary.format(),
+        'SAD_definition': sad_io.SAD_DEFINITION, 'SAR_definition': sad_io.SAR_DEFINITION
+    }
+    attrs.update(run_settings or {})
+    scores = sad_io.VariantScores(
+        snp=np.asarray(columns['snp']), chr=np.asarray(columns['chr']),
+        pos=np.asarray(columns['pos'], np.uint32), ref=np.asarray(columns['ref']),
+        alt=np.asarray(columns['alt']), target_ids=np.asarray(target_ids),
+        target_labels=np.asarray(target_labels), scores=dict(arrays), attrs=attrs)
 
-  written: Dict[str, List[str]] = {}
-  if transform is not None:
-    fitted_on = [str(t) for t in transform.target_ids]
-    if fitted_on and targets is not None and fitted_on != list(target_ids):
-      raise ValueError('The transform was fitted on other tracks than --targets lists (target '
-                       'identifiers differ); use the transform of the same head and table.')
-    scores.scores['SAD_z'] = transform.zscore(arrays['SAD'])
-    if num_pcs is not None:
-      pcs = transform.pcs(arrays['SAD'], num_pcs)
-      scores.scores['PC'] = pcs
-      written['pcs'] = sad_io.write_pc_tables(paths['pcs'], scores.chr, scores.pos, scores.snp,
-                                              scores.ref, scores.alt, pcs)
-  if plot:
-    from enformer.variants.plotting import plot_variant_scores
-    written['png'] = [plot_variant_scores(scores, paths['png'])]
-  if tsv:
-    sad_io.finish_atomically(paths['tsv'], lambda p: sad_io.write_sad_tsv(p, scores))
-    written['tsv'] = [paths['tsv']]
-  # The HDF5 goes last: once it exists, the run is finished.
-  sad_io.finish_atomically(paths['h5'], lambda p: sad_io.write_sad_h5(p, scores))
-  written['h5'] = [paths['h5']]
-  store.remove()
-  return ScoreVcfResult(scores, summary, written, len(chunks), len(done), time.time() - started)
+    written: Dict[str, List[str]] = {}
+    if transform is not None:
+      fitted_on = [str(t) for t in transform.target_ids]
+      if fitted_on and targets is not None and fitted_on != list(target_ids):
+        raise ValueError('The transform was fitted on other tracks than --targets lists (target '
+                         'identifiers differ); use the transform of the same head and table.')
+      scores.scores['SAD_z'] = transform.zscore(arrays['SAD'])
+      if num_pcs is not None:
+        pcs = transform.pcs(arrays['SAD'], num_pcs)
+        scores.scores['PC'] = pcs
+        written['pcs'] = sad_io.write_pc_tables(paths['pcs'], scores.chr, scores.pos, scores.snp,
+                                                scores.ref, scores.alt, pcs)
+    if plot:
+      from enformer.variants.plotting import plot_variant_scores
+      written['png'] = [plot_variant_scores(scores, paths['png'])]
+    if tsv:
+      sad_io.finish_atomically(paths['tsv'], lambda p: sad_io.write_sad_tsv(p, scores))
+      written['tsv'] = [paths['tsv']]
+    # The HDF5 goes last: once it exists, the run is finished.
+    sad_io.finish_atomically(paths['h5'], lambda p: sad_io.write_sad_h5(p, scores))
+    written['h5'] = [paths['h5']]
+    store.remove()
+    return ScoreVcfResult(scores, summary, written, len(chunks), len(done), time.time() - started)
