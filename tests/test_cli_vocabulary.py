@@ -184,3 +184,51 @@ def test_help_does_not_import_tensorflow():
                           check=False)
   assert result.returncode == 0, result.stderr
   assert '--model MODEL' in result.stdout
+
+
+def test_model_takes_a_training_run_folder(tmp_path):
+  """--model RUN is the run's best model, RUN:latest its latest checkpoint, with the run's config
+  and training length."""
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  from enformer import Enformer  # pylint: disable=import-outside-toplevel
+  from enformer.hub import load_model, parse_run_folder  # pylint: disable=import-outside-toplevel
+
+  length = 1_024
+  config = dict(channels=384, num_heads=4, num_transformer_layers=0, target_length=None,
+                heads={'human': 2}, pooling_type='max')
+  data = tmp_path / 'data'
+  data.mkdir()
+  (data / 'statistics.json').write_text(json.dumps({'seq_length': length}))
+  run = tmp_path / 'run'
+  run.mkdir()
+  (run / 'config.json').write_text(json.dumps({'train': {'data': {'human': str(data)}},
+                                               'model_config': config}))
+  x = np.eye(4, dtype=np.float32)[np.random.default_rng(0).integers(0, 4, (1, length))]
+  outputs = {}
+  for seed, choice in ((1, 'latest'), (2, 'best')):
+    tf.random.set_seed(seed)
+    model = Enformer(**config)
+    outputs[choice] = model(x, is_training=False)['human'].numpy()
+    if choice == 'latest':
+      with pytest.raises(FileNotFoundError, match=':latest'):
+        load_model(str(run))  # No validation ran yet: no best model.
+      manager = tf.train.CheckpointManager(tf.train.Checkpoint(module=model),
+                                           str(run / 'checkpoints'), 2, checkpoint_name='ckpt')
+      manager.save(checkpoint_number=3)
+    else:
+      tf.train.Checkpoint(module=model).write(str(run / 'best' / 'checkpoint' / 'model'))
+
+  for source, choice in ((str(run), 'best'), (f'{run}:best', 'best'), (f'{run}:latest', 'latest')):
+    assert parse_run_folder(source) == (str(run), choice)
+    predictor = load_model(source)
+    assert predictor.sequence_length == length and predictor.heads == {'human': 2}
+    np.testing.assert_allclose(predictor.predict_on_batch(x)['human'], outputs[choice],
+                               rtol=1e-4, atol=1e-5)
+  assert parse_run_folder(str(data)) is None
+  with pytest.raises(ValueError, match='not one'):
+    parse_run_folder(f'{data}:latest')
+  # The earlier spelling `evaluate --checkpoint latest` means RUN:latest.
+  args = build_parser().parse_args(['evaluate', '--model', str(run), '--checkpoint', 'latest',
+                                    '--data', str(data), '--out', str(tmp_path / 'e')])
+  assert parse_run_folder(f'{args.model}:{args.checkpoint}') == (str(run), 'latest')

@@ -95,12 +95,13 @@ def run(args: argparse.Namespace) -> int:
       print(f'Saved the transform as {args.save_transform}', file=sys.stderr)
   predictor = _common.load_predictor(args)  # TensorFlow: only once the arguments are checked.
 
+  model_id = args.model if '://' in args.model else os.path.abspath(args.model)
   result = score_vcf(
       predictor, args.fasta, args.vcf, args.out, head=args.head, targets=args.targets,
       batch_size=args.batch_size, reverse_complement=args.rc, shifts=args.shifts,
-      ref_mismatch=args.ref_mismatch, chunk_size=args.chunk_size, overwrite=args.overwrite,
-      tsv=args.tsv, transform=transform, num_pcs=args.pcs, model_id=args.model if "://" in args.model else os.path.abspath(args.model),
-      plot=args.plot, progress=not args.quiet, run_settings={'command': ' '.join(sys.argv)})
+      extra_tracks=args.extra_track, ref_mismatch=args.ref_mismatch, chunk_size=args.chunk_size,
+      overwrite=args.overwrite, tsv=args.tsv, transform=transform, num_pcs=args.pcs,
+      model_id=model_id, plot=args.plot, progress=not args.quiet, run_settings={'command': ' '.join(sys.argv)})
   if args.fit_transform:
     fitted = ScoreTransform.fit(result.scores.sad, args.fit_pcs,
                                 target_ids=result.scores.target_ids)

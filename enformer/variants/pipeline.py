@@ -70,6 +70,7 @@ def score_vcf(predictor,
               batch_size: int = 4,
               reverse_complement: bool = False,
               shifts: Sequence[int] = (0,),
+              extra_tracks: Sequence[str] = (),
               ref_mismatch: str = 'skip',
               chunk_size: int = 64,
               overwrite: bool = False,
@@ -95,7 +96,8 @@ def score_vcf(predictor,
     head: model head to score.
     targets: targets table (path or DataFrame from `enformer.io.targets.read_targets`) for
       `target_ids` / `target_labels`.
-    sequence_length, batch_size, reverse_complement, shifts: see `VariantScorer`.
+    sequence_length, batch_size, reverse_complement, shifts, extra_tracks: see
+      `VariantScorer`.
     ref_mismatch: 'skip' or 'error' for REF alleles that differ from the genome.
     chunk_size: variants per saved chunk.
     overwrite: replace a finished `out` (and discard an unfinished run with other settings).
@@ -130,7 +132,7 @@ def score_vcf(predictor,
       targets = read_targets(targets)
     scorer = VariantScorer(predictor, fasta, head=head, sequence_length=sequence_length,
                            batch_size=batch_size, reverse_complement=reverse_complement,
-                           shifts=shifts)
+                           shifts=shifts, extra_tracks=extra_tracks)
     num_tracks = (getattr(predictor, 'heads', None) or {}).get(head)
     if targets is not None and isinstance(num_tracks, int):
       _track_names(targets, num_tracks)  # Fail before scoring if the table does not fit the head.
@@ -147,6 +149,8 @@ def score_vcf(predictor,
         'shifts': [m.shift for m in scorer.members], 'reverse_complement': reverse_complement,
         'chunk_size': chunk_size
     }
+    if extra_tracks:
+      settings['extra_tracks'] = [os.path.abspath(path) for path in extra_tracks]
     store = sad_io.ChunkStore(paths['h5'], settings, overwrite=overwrite)
     done = set(store.done(len(chunks)))
     done_variants = sum(len(s.variants) for i in done for s in chunks[i])
