@@ -192,8 +192,14 @@ def test_model_takes_a_training_run_folder(tmp_path):
   import numpy as np  # pylint: disable=import-outside-toplevel
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from enformer import Enformer  # pylint: disable=import-outside-toplevel
-  from enformer.hub import load_model, parse_run_folder  # pylint: disable=import-outside-toplevel
+  from enformer.inference import loading  # pylint: disable=import-outside-toplevel
+  from enformer.training import checkpointing, config as train_config  # pylint: disable=import-outside-toplevel
+  load_model, parse_run_folder = loading.load_model, loading.parse_run_folder
 
+  # The loader reads the layout that training writes.
+  assert (loading.RUN_CONFIG, loading.RUN_CHECKPOINTS, loading.RUN_BEST_CHECKPOINT,
+          loading.RUN_BEST_HUB) == (train_config.CONFIG_FILE, checkpointing.CHECKPOINT_DIR,
+                                    checkpointing.BEST_CHECKPOINT, checkpointing.BEST_HUB)
   length = 1_024
   config = dict(channels=384, num_heads=4, num_transformer_layers=0, target_length=None,
                 heads={'human': 2}, pooling_type='max')

@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from conftest import SMALL_REFERENCE_LENGTH
 from enformer import fast
-from enformer import fast_benchmark
+from enformer import benchmark as fast_benchmark
 
 
 def rel_error(ours: np.ndarray, theirs: np.ndarray) -> float:
@@ -159,7 +159,7 @@ def test_compiled_function_runs_inside_a_cropping_tf_function():
 
 
 def test_predictor_from_module_fast_equals_plain():
-  from enformer.hub import Predictor
+  from enformer.inference import Predictor
   model = small_random_model('attention')
   x = np.eye(4, dtype=np.float32)[np.random.default_rng(4).integers(0, 4, size=(2, 2048 + 256))]
   plain = Predictor.from_module(model, sequence_length=2048 + 256, model_sequence_length=2048)

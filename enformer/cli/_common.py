@@ -171,7 +171,7 @@ def load_predictor(args: argparse.Namespace):
   extra input channels needs no configuration for them, and a wrong number of --extra-track is
   reported before the model is built.
   """
-  from enformer.hub import checkpoint_input_channels, load_model  # pylint: disable=import-outside-toplevel
+  from enformer.inference.loading import checkpoint_input_channels, load_model  # pylint: disable=import-outside-toplevel
   from enformer.predict import check_extra_tracks  # pylint: disable=import-outside-toplevel
 
   config = model_config_from_args(args)

@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
   import json
   import pathlib
 
-  from enformer import fast_benchmark
+  from enformer import benchmark as fast_benchmark
   config = args.size
   if args.sequence_length is not None:
     fast_benchmark.CONFIGS['custom'] = dict(fast_benchmark.CONFIGS[config],

@@ -49,7 +49,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
   import pandas as pd  # pylint: disable=import-outside-toplevel
   from enformer.data import basenji  # pylint: disable=import-outside-toplevel
-  from enformer.hub import load_model, parse_run_folder  # pylint: disable=import-outside-toplevel
+  from enformer.inference.loading import load_model, parse_run_folder  # pylint: disable=import-outside-toplevel
   from enformer.io.targets import read_targets  # pylint: disable=import-outside-toplevel
   from enformer.training import evaluate as evaluate_lib  # pylint: disable=import-outside-toplevel
 

@@ -32,7 +32,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-  from enformer.hub import HUB_SEQUENCE_LENGTH, export_hub_module, load_model
+  from enformer.inference import HUB_SEQUENCE_LENGTH, export_hub_module, load_model
 
   predictor = load_model(args.model, sequence_length=args.sequence_length,
                          **_common.model_config_from_args(args))

@@ -1,31 +1,44 @@
 """Read the Basenji2 data layout (and the legacy basenji layout) as `tf.data` pipelines.
 
 Basenji2 layout (what Enformer trains on; `write.py` describes it in full): a folder per organism
-with statistics.json, sequences.bed, targets.txt and tfrecords/{subset}-{N}.tfr (ZLIB, 256 records
-per file; 'sequence' = bool one-hot bytes [L, 4], 'target' = float16 bytes [T, C], optional
-'input_tracks' = float16 bytes [L, E]). Files are read in the order of the integer N.
+with statistics.json, sequences.bed, targets.txt and tfrecords/{subset}-{N}.tfr (ZLIB; 'sequence' =
+bool one-hot bytes [L, 4], 'target' = float16 bytes [T, C], optional 'input_tracks' = float16
+bytes [L, E]). Files are read in the order of the integer N (valid-10 after valid-9).
+
+Records per file: basenji writes a fixed number per file (an option, default 256; other tools of
+the family use other values) and the remainder in the last file, but does not record it. The
+count each file must hold is therefore derived, never assumed: the subset total from
+statistics.json ({subset}_seqs, else the rows of sequences.bed), and the records per file from
+statistics.json's `records_per_file` when present (this package writes it), else counted once in
+the first file (its compressed stream is checked to its end). Without any subset total, every
+file is counted once. While reading, each file's count is checked at its end.
 
 Legacy basenji layout (e.g. basenji's test data): *.tfrecord files named like
 `cage10-train-00000-of-00100.tfrecord`, 'sequence' = uint8 one-hot bytes [L, 4], 'target' =
 float_list [T × C]; no statistics.json. It is detected automatically (or pass layout='legacy').
 
-Bad data never surfaces as a bare DataLossError: truncated or corrupted files, records whose byte
-sizes do not match statistics.json, and NaN/infinite/negative targets raise an error naming the
-file, the record index and what was expected versus found.
+Bad data never surfaces as a bare DataLossError or reads short in silence: truncated or corrupted
+files (TensorFlow's reader ends a truncated ZLIB file early without an error, so the per-file
+count is what catches it), missing files, records whose byte sizes do not match statistics.json,
+and NaN/infinite/negative targets raise an error naming the file, the record index and what was
+expected versus found.
 """
 
 import dataclasses
+import concurrent.futures
 import json
 import os
 import posixpath
 import re
+import struct
+import zlib
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import tensorflow as tf
 
 from enformer.data import augment as augment_lib
-from enformer.data.write import INPUT_TRACKS_FEATURE, POOL_WIDTH, RECORDS_PER_FILE
+from enformer.data.write import INPUT_TRACKS_FEATURE, POOL_WIDTH
 
 # Where get_dataset('human', …) looks: DeepMind's public bucket unless ENFORMER_DATA_DIR is set.
 DEFAULT_DATA_DIR = 'gs://basenji_barnyard/data'
@@ -47,8 +60,12 @@ class DatasetInfo:
     pool_width: bp per bin.
     crop_bp: bp cropped from each side of the sequence before binning.
     num_records: subset → record count (from statistics.json; legacy: counted when read).
-    records_per_file: records per TFRecord file (Basenji2: 256).
+    records_per_file: records per TFRecord file when statistics.json states it
+      (`records_per_file`, written by this package); 0 = not stated (basenji does not write it),
+      see `file_layout`.
     input_track_names: names of the extra per-base input tracks (feature 'input_tracks').
+    converted_files: subset → the files a partial `convert-basenji --out-tfr` wrote (the others
+      of the source are absent on purpose).
   """
   path: str
   layout: str
@@ -58,8 +75,9 @@ class DatasetInfo:
   pool_width: int = POOL_WIDTH
   crop_bp: int = 0
   num_records: Mapping[str, int] = dataclasses.field(default_factory=dict)
-  records_per_file: int = RECORDS_PER_FILE
+  records_per_file: int = 0
   input_track_names: Tuple[str, ...] = ()
+  converted_files: Mapping[str, Tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
   @property
   def num_input_tracks(self) -> int:
@@ -151,8 +169,10 @@ def load_info(path: str,
                        num_targets=int(stats['num_targets']),
                        pool_width=int(stats.get('pool_width', POOL_WIDTH)),
                        crop_bp=int(stats.get('crop_bp', 0)), num_records=counts,
-                       records_per_file=int(stats.get('records_per_file', RECORDS_PER_FILE)),
-                       input_track_names=tuple(stats.get('input_tracks', ())))
+                       records_per_file=int(stats.get('records_per_file', 0)),
+                       input_track_names=tuple(stats.get('input_tracks', ())),
+                       converted_files={k: tuple(v) for k, v in
+                                        stats.get('converted_files', {}).items()})
   files = tf.io.gfile.glob(posixpath.join(path, '*.tfrecord'))
   if not files:
     raise FileNotFoundError(f'{path} has neither statistics.json (Basenji2 layout) nor *.tfrecord '
@@ -180,39 +200,190 @@ def load_info(path: str,
                      crop_bp=(seq_length - target_length * pool_width) // 2, records_per_file=0)
 
 
-def _expected_counts(info: DatasetInfo, subset: str, files: Sequence[str]) -> List[int]:
-  """Records each file must hold according to statistics.json (-1 = unknown)."""
-  total = info.num_records.get(subset)
-  if info.layout != 'basenji2' or total is None or not info.records_per_file:
-    return [-1] * len(files)
-  per_file = info.records_per_file
-  return [int(np.clip(total - per_file * file_number(f, subset), 0, per_file)) for f in files]
+def subset_total(info: DatasetInfo, subset: str) -> Tuple[Optional[int], str]:
+  """(records in the subset, where that number comes from), or (None, '') when nothing says.
+
+  Basenji2: statistics.json's `{subset}_seqs`, else the subset's rows in sequences.bed.
+  """
+  if info.layout != 'basenji2':
+    return None, ''
+  if subset in info.num_records:
+    return info.num_records[subset], f'statistics.json: {subset}_seqs = {info.num_records[subset]}'
+  bed_path = posixpath.join(info.path, 'sequences.bed')
+  if not tf.io.gfile.exists(bed_path):
+    return None, ''
+  with tf.io.gfile.GFile(bed_path) as f:
+    rows = sum(1 for line in f if line.split()[3:4] == [subset])
+  if not rows:
+    return None, ''
+  return rows, f'sequences.bed: {rows} {subset} rows'
+
+
+_READ_CHUNK = 1 << 22  # compressed bytes read at a time
+_MAX_OUTPUT = 1 << 24  # decompressed bytes produced at a time
+
+
+def count_records(path: str) -> int:
+  """Counts the records of a ZLIB-compressed TFRecord file, checking the file to its last byte.
+
+  Decompresses the file in Python (zlib, in bounded chunks) and walks the TFRecord framing
+  (8-byte length, 4-byte length CRC, data, 4-byte data CRC). Unlike TensorFlow's reader, which
+  ends a truncated ZLIB file early without an error, this detects a compressed stream that stops
+  before its end. A 0-byte file counts as 0 records.
+
+  Raises:
+    ValueError naming the file and the first record that cannot be read.
+  """
+  decompressor = zlib.decompressobj()
+  header = b''     # bytes of the current record's 12-byte header read so far
+  remaining = 0    # bytes of the current record's data + data CRC still to come
+  count = 0
+  size = 0
+
+  def consume(data: bytes) -> None:
+    nonlocal header, remaining, count
+    position = 0
+    while position < len(data):
+      if remaining:
+        step = min(remaining, len(data) - position)
+        remaining -= step
+        position += step
+        if not remaining:
+          count += 1
+        continue
+      take = 12 - len(header)
+      header += data[position:position + take]
+      position += take
+      if len(header) == 12:
+        remaining = struct.unpack('<Q', header[:8])[0] + 4
+        header = b''
+
+  def bad(problem: str) -> ValueError:
+    return ValueError(f'{path}: record {count} cannot be read ({problem}); the file is truncated '
+                      f'or corrupted after {count} good records. Re-download or re-generate it.')
+
+  with tf.io.gfile.GFile(path, 'rb') as f:
+    while not decompressor.eof:
+      chunk = f.read(_READ_CHUNK)
+      if not chunk:
+        break
+      size += len(chunk)
+      try:
+        data = decompressor.decompress(chunk, _MAX_OUTPUT)
+        consume(data)
+        while decompressor.unconsumed_tail and not decompressor.eof:
+          consume(decompressor.decompress(decompressor.unconsumed_tail, _MAX_OUTPUT))
+      except zlib.error as error:
+        raise bad(f'zlib: {error}') from None
+    if size == 0:
+      return 0
+    if not decompressor.eof:
+      raise bad('the compressed stream ends before its end marker')
+    if decompressor.unused_data or f.read(1):
+      raise bad('bytes follow the end of the compressed stream')
+  if header or remaining:
+    raise bad('the last record is incomplete')
+  return count
 
 
 def verify_tfrecords(files: Sequence[str],
                      expected_counts: Optional[Sequence[int]] = None,
-                     progress: bool = False) -> List[int]:
-  """Reads every record of `files` in Python; returns the record counts.
+                     progress: bool = False,
+                     threads: int = 4) -> List[int]:
+  """Counts the records of every file once (`count_records`, `threads` files at a time).
 
   Raises ValueError naming the file and the record index for truncated/corrupted files, and for
-  files whose count differs from `expected_counts`.
+  files whose count differs from `expected_counts` (-1 = any count).
   """
   from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
-  counts = []
-  for i, path in enumerate(tqdm(files, desc='verifying', unit='file', disable=not progress)):
-    count = 0
-    try:
-      for _ in tf.data.TFRecordDataset(path, _COMPRESSION):
-        count += 1
-    except tf.errors.DataLossError as error:
-      raise ValueError(f'{path}: record {count} cannot be read ({error.message.strip()}); the file is '
-                       f'truncated or corrupted after {count} good records. Re-download or '
-                       're-generate it.') from None
-    if expected_counts is not None and expected_counts[i] >= 0 and count != expected_counts[i]:
-      raise ValueError(f'{path}: holds {count} records, expected {expected_counts[i]} '
-                       '(from statistics.json).')
-    counts.append(count)
+  with concurrent.futures.ThreadPoolExecutor(max(1, threads)) as pool:
+    counts = list(tqdm(pool.map(count_records, files), total=len(files), desc='verifying',
+                       unit='file', disable=not progress))
+  if expected_counts is not None:
+    for path, count, expected in zip(files, counts, expected_counts):
+      if expected >= 0 and count != expected:
+        raise ValueError(f'{path}: holds {count} records, expected {expected} (from '
+                         'statistics.json).')
   return counts
+
+
+_COUNTED: Dict[Tuple[str, int, int], int] = {}
+
+
+def _counted_once(path: str) -> int:
+  """`count_records(path)`, remembered per (path, size, modification time) for this process."""
+  stat = tf.io.gfile.stat(path)
+  key = (path, stat.length, stat.mtime_nsec)
+  if key not in _COUNTED:
+    _COUNTED[key] = count_records(path)
+  return _COUNTED[key]
+
+
+@dataclasses.dataclass(frozen=True)
+class FileLayout:
+  """How a subset's records are spread over its TFRecord files.
+
+  Attributes:
+    files: the subset's files in integer order.
+    counts: records each file must hold (same order).
+    records_per_file: records in every file but the last ones (0 when counted file by file).
+    basis: where the counts come from, for error messages.
+  """
+  files: Tuple[str, ...]
+  counts: Tuple[int, ...]
+  records_per_file: int
+  basis: str
+
+
+def file_layout(info: DatasetInfo, subset: str, progress: bool = False) -> FileLayout:
+  """Records each file of `subset` must hold, derived from the data, never assumed.
+
+  - Subset total T: statistics.json `{subset}_seqs`, else the rows of sequences.bed.
+  - Records per file k: statistics.json `records_per_file`; else T for a single file; else
+    counted in the first file (`count_records`, one file read once).
+  - File N must hold clip(T − k·N, 0, k) records (the last file holds the remainder; trailing
+    files may be empty). Missing files (a gap in N, or fewer files than T needs) are an error.
+  - Without a subset total (or for the legacy layout), every file is counted once
+    (`verify_tfrecords`), which also checks each file to its end.
+  """
+  files = tfrecord_files(info.path, subset, info.layout)
+  total, source = subset_total(info, subset)
+  if total is None:
+    counts = verify_tfrecords(files, progress=progress)
+    where = ('legacy layout' if info.layout == 'legacy' else
+             f'statistics.json has no {subset}_seqs and sequences.bed no {subset} rows')
+    return FileLayout(tuple(files), tuple(counts), 0, f'counted once: {where}')
+  numbers = [file_number(f, subset) for f in files]
+  partial = subset in info.converted_files
+  if not partial and numbers != list(range(len(files))):
+    missing = sorted(set(range(max(numbers) + 1)) - set(numbers))
+    raise FileNotFoundError(
+        f'{info.path}/tfrecords lacks {[f"{subset}-{n}.tfr" for n in missing[:5]]} '
+        f'({len(missing)} missing of {subset}-0 … {subset}-{max(numbers)}.tfr). Re-download or '
+        're-generate the missing files.')
+  per_file = info.records_per_file
+  if per_file:
+    basis = f'{source}, records_per_file = {per_file}'
+  elif len(files) == 1:
+    per_file, basis = total, source
+  else:
+    per_file = _counted_once(files[0])
+    basis = f'{source}, {per_file} records per file as in {posixpath.basename(files[0])}'
+  if not partial and per_file * len(files) < total:
+    needed = -(-total // per_file) if per_file else 'more'
+    raise ValueError(
+        f'{info.path}: {len(files)} {subset} files of {per_file} records hold at most '
+        f'{per_file * len(files)} records, but {source} ({needed} files needed at '
+        f'{per_file} per file). Files are missing, or {posixpath.basename(files[0])} holds fewer '
+        'records than the other files (truncated?). Pass verify=True to count every file.')
+  counts = tuple(int(np.clip(total - per_file * n, 0, per_file)) for n in numbers)
+  return FileLayout(tuple(files), counts, per_file, basis)
+
+
+def subset_file_counts(info: DatasetInfo, subset: str) -> Dict[str, int]:
+  """TFRecord file → records it must hold (see `file_layout`), in file order."""
+  layout = file_layout(info, subset)
+  return dict(zip(layout.files, layout.counts))
 
 
 def _message(*parts) -> tf.Tensor:
@@ -240,11 +411,14 @@ def _require(condition: tf.Tensor, message_fn: Callable[[], tf.Tensor]) -> tf.Te
   return tf.cond(condition, lambda: tf.constant(True), fail)
 
 
-def _read_file(filename: tf.Tensor, expected: tf.Tensor) -> tf.data.Dataset:
+def _read_file(filename: tf.Tensor, expected: tf.Tensor, basis: str = 'statistics.json'
+               ) -> tf.data.Dataset:
   """Records of one file as (filename, index, record); checks the count at the end of the file.
 
-  A truncated or corrupted file stops early (its read error is caught), so the count check names
-  the file and the first record that could not be read.
+  A truncated or corrupted file stops early (TensorFlow's reader raises DataLossError, caught
+  here, or ends a truncated ZLIB stream without an error), so the count check names the file and
+  the first record that could not be read. `expected` < 0 skips the check; `basis` says where
+  the expected count comes from.
   """
   records = tf.data.TFRecordDataset(filename, _COMPRESSION).ignore_errors()
   records = records.map(lambda r: (tf.constant(False), r))
@@ -252,11 +426,12 @@ def _read_file(filename: tf.Tensor, expected: tf.Tensor) -> tf.data.Dataset:
 
   def message(index):
     problem = tf.where(index < expected,
-                       _message('; record ', index, ' is truncated or corrupted (DataLossError). '
-                                'Re-download or re-generate this file.'),
+                       _message('; record ', index, ' is truncated or corrupted (DataLossError or '
+                                'a compressed stream that ends early). Re-download or re-generate '
+                                'this file.'),
                        _message('; the file has more records than the data set description says.'))
-    return _message('Bad data file ', filename, ': could read ', index,
-                    ' records but statistics.json expects ', expected, problem)
+    return _message('Bad data file ', filename, ': could read ', index, ' records but expects ',
+                    expected, f' ({basis})', problem)
 
   def check(index, element):
     is_end = element[0]
@@ -339,20 +514,17 @@ def read_file_records(info: DatasetInfo,
                       *,
                       include_input_tracks: bool = False,
                       check_values: bool = True,
-                      expected_count: int = -1) -> tf.data.Dataset:
+                      expected_count: int = -1,
+                      basis: str = 'statistics.json') -> tf.data.Dataset:
   """Decoded records of one TFRecord file, in file order, with the same checks as `get_dataset`.
 
-  Elements are {'sequence': float32 [L, 4 (+E)], 'target': float32 [T, C]}.
+  `expected_count` (≥ 0, e.g. from `file_layout`) makes a file holding another number of records
+  an error; `basis` says where that number comes from. Elements are
+  {'sequence': float32 [L, 4 (+E)], 'target': float32 [T, C]}.
   """
   decoder = _make_decoder(info, include_input_tracks, check_values)
-  records = _read_file(tf.constant(filename), tf.constant(expected_count, tf.int64))
+  records = _read_file(tf.constant(filename), tf.constant(expected_count, tf.int64), basis)
   return records.map(decoder)
-
-
-def subset_file_counts(info: DatasetInfo, subset: str) -> Dict[str, int]:
-  """TFRecord file → records it must hold (from statistics.json; -1 = unknown), in file order."""
-  files = tfrecord_files(info.path, subset, info.layout)
-  return dict(zip(files, _expected_counts(info, subset, files)))
 
 
 def get_dataset(organism_or_path: str,
@@ -400,7 +572,9 @@ def get_dataset(organism_or_path: str,
     include_input_tracks: concatenate the extra per-base input tracks (feature 'input_tracks',
       float16 [L, E]) to the one-hot → 'sequence' [L, 4 + E], for `Enformer(input_channels=4 + E)`.
     check_values: fail on NaN/infinite/negative targets.
-    verify: read every file once in Python first (exact file/record errors before training).
+    verify: count the records of every file once first (`verify_tfrecords`: exact file/record
+      errors before training). Without it, each file's count is checked as its last record is
+      read, against the counts of `file_layout` (which reads at most the first file once).
     options: extra tf.data.Options merged into the defaults (auto-sharding, determinism).
     auto_shard: how `strategy.experimental_distribute_dataset` splits the data across workers:
       'file' (each worker reads whole files; a subset with a single file falls back to 'data'),
@@ -424,11 +598,10 @@ def get_dataset(organism_or_path: str,
   if include_input_tracks and not info.num_input_tracks:
     raise ValueError(f'{path} has no extra input tracks (statistics.json lacks "input_tracks"); '
                      'set include_input_tracks=False.')
-  files = tfrecord_files(path, subset, info.layout)
-  expected = _expected_counts(info, subset, files)
-  if verify or info.layout == 'legacy':
-    # Legacy files carry no expected counts, so read them once to catch corruption early.
-    verify_tfrecords(files, expected, progress=verify)
+  layout = file_layout(info, subset, progress=verify)
+  files, expected = list(layout.files), list(layout.counts)
+  if verify and layout.records_per_file:
+    verify_tfrecords(files, expected, progress=True)
   if seed is None and (shuffle or augment):
     seed = int(np.random.SeedSequence().generate_state(1)[0] >> 1)
   if augment is True:
@@ -448,7 +621,7 @@ def get_dataset(organism_or_path: str,
   dataset = tf.data.Dataset.from_tensor_slices(files)
   if shuffle and not shard_records:  # Record sharding needs the same file order in every pipeline.
     dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-  dataset = dataset.interleave(lambda f: _read_file(f, expected_table.lookup(f)),
+  dataset = dataset.interleave(lambda f: _read_file(f, expected_table.lookup(f), layout.basis),
                                cycle_length=num_parallel_reads,
                                num_parallel_calls=num_parallel_reads, deterministic=deterministic)
   if shard_records:

@@ -58,7 +58,8 @@ def subset_intervals(base_path: str, subset: str) -> pd.DataFrame:
     (N of {subset}-N.tfr) and index_in_file.
   """
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  from enformer.data.basenji import load_info  # pylint: disable=import-outside-toplevel
+  from enformer.data.basenji import (  # pylint: disable=import-outside-toplevel
+      file_layout, file_number, load_info)
   info = load_info(base_path, 'basenji2')
   bed_path = posixpath.join(base_path, 'sequences.bed')
   if not tf.io.gfile.exists(bed_path):
@@ -76,10 +77,13 @@ def subset_intervals(base_path: str, subset: str) -> pd.DataFrame:
   if expected is not None and expected != len(rows):
     raise ValueError(f'{bed_path} has {len(rows)} {subset} rows but statistics.json says '
                      f'{subset}_seqs = {expected}; the folder is inconsistent.')
-  per_file = info.records_per_file or 256
+  layout = file_layout(info, subset)
+  if sum(layout.counts) != len(rows):
+    raise ValueError(f'{bed_path} has {len(rows)} {subset} rows but the {subset} files hold '
+                     f'{sum(layout.counts)} records ({layout.basis}); the folder is inconsistent.')
   rows['record'] = np.arange(len(rows))
-  rows['file_number'] = rows['record'] // per_file
-  rows['index_in_file'] = rows['record'] % per_file
+  rows['file_number'] = np.repeat([file_number(f, subset) for f in layout.files], layout.counts)
+  rows['index_in_file'] = np.concatenate([np.arange(c) for c in layout.counts])
   return rows
 
 
@@ -154,8 +158,9 @@ def convert_file(base_path: str,
                      'cannot be found.')
   intervals = subset_intervals(base_path, subset)
   rows = intervals[intervals['file_number'] == number].reset_index(drop=True)
-  expected = basenji.subset_file_counts(info, subset).get(tfr_file, len(rows))
-  records = basenji.read_file_records(info, tfr_file, expected_count=expected)
+  # subset_intervals assigned the rows to files by `file_layout`, so this file must hold them all.
+  records = basenji.read_file_records(info, tfr_file, expected_count=len(rows),
+                                      basis='its rows in sequences.bed')
 
   extractor = FastaStringExtractor(fasta)
   compared = mismatched = mismatched_records = count = 0
@@ -240,12 +245,15 @@ def _write_tfr_layout(base_path: str, out_dir: str, subset: str, sequence_length
                       converted: Sequence[str]) -> None:
   """statistics.json, sequences.bed (extended coordinates) and targets.txt of a TFRecord output.
 
-  Counts of the subset are those of the source (file N still holds rows N × 256 …), so get_dataset
-  can check each converted file; other subsets already converted into out_dir are kept.
+  Counts of the subset are those of the source, and records_per_file states the source's (file N
+  still holds rows N × k …), so get_dataset can check each converted file; other subsets already
+  converted into out_dir are kept.
   """
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  from enformer.data.basenji import load_info  # pylint: disable=import-outside-toplevel
+  from enformer.data.basenji import (  # pylint: disable=import-outside-toplevel
+      file_layout, load_info)
   info = load_info(base_path, 'basenji2')
+  source_layout = file_layout(info, subset)
   with tf.io.gfile.GFile(posixpath.join(base_path, 'statistics.json')) as f:
     source_stats = json.load(f)
   stats_path = posixpath.join(out_dir, 'statistics.json')
@@ -257,8 +265,8 @@ def _write_tfr_layout(base_path: str, out_dir: str, subset: str, sequence_length
       stats = existing
   stats.update(seq_length=sequence_length, crop_bp=(sequence_length - info.target_length *
                                                     info.pool_width) // 2,
-               records_per_file=info.records_per_file or 256)
-  stats[f'{subset}_seqs'] = info.num_records.get(subset, 0)
+               records_per_file=source_layout.records_per_file or max(source_layout.counts))
+  stats[f'{subset}_seqs'] = sum(source_layout.counts)
   files = dict(stats.get('converted_files', {}))
   files[subset] = sorted({*files.get(subset, []), *(posixpath.basename(c) for c in converted)})
   stats['converted_files'] = files
