@@ -24,7 +24,7 @@ EXPECTED = {
     '--targets': {'predict', 'attribute', 'score-variants', 'evaluate', 'make-dataset bigwig'},
     '--extra-track': {'predict', 'attribute', 'score-variants'},
     '--overwrite': {'score-variants', 'convert-basenji', 'make-dataset bigwig', 'demo'},
-    '--quiet': {'predict', 'attribute', 'score-variants', 'evaluate', 'train',
+    '--quiet': {'predict', 'attribute', 'score-variants', 'evaluate', 'train', 'demo',
                 'make-dataset synthetic'},
 }
 # Flags whose help text is the same everywhere (the others add what differs, e.g. file vs folder).
@@ -238,3 +238,21 @@ def test_model_takes_a_training_run_folder(tmp_path):
   args = build_parser().parse_args(['evaluate', '--model', str(run), '--checkpoint', 'latest',
                                     '--data', str(data), '--out', str(tmp_path / 'e')])
   assert parse_run_folder(f'{args.model}:{args.checkpoint}') == (str(run), 'latest')
+
+
+def test_demo_prints_its_key_numbers():
+  from enformer.demo.report import key_numbers  # pylint: disable=import-outside-toplevel
+  results = {
+      'evaluate': {'human': dict(mean_pearson_r=0.61, pearson_r=[0.95, 0.94, 0.2, 0.35],
+                                 mean_shuffled_pearson_r=-0.01)},
+      'attribute': dict(top_in_motifs=0.9, motif_base_rate=0.05, enrichment=17.7),
+      'variants': dict(hit_mean_abs_sad=0.16, miss_mean_abs_sad=0.0017, ratio=95.3,
+                       hit_median_abs_sad=0.08, miss_median_abs_sad=0.0002, median_ratio=400.0,
+                       auroc=0.74)}
+  lines = key_numbers(results)
+  assert lines[0] == ('human: mean test Pearson R 0.610 (per track 0.95, 0.94, 0.20, 0.35) vs '
+                      'shuffled-label baseline -0.010')
+  assert '17.7× enrichment' in lines[1]
+  # The plot draws medians, and so do the numbers.
+  assert lines[2] == ('variants: median max-track |SAD| 0.08 (motif-destroying) vs 0.0002 (far '
+                      'from motifs), 400×; AUROC 0.74')

@@ -22,11 +22,13 @@ def register(subparsers) -> None:
       parser, help=_common.OVERWRITE_HELP + ': delete the previous results in --out and redo '
       'every step (default: reuse finished steps)', aliases=('--force',))
   parser.add_argument('--seed', type=int, default=0, help='random seed')
+  _common.add_quiet_argument(parser)
   parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
   from enformer.demo import run_demo
-  path = run_demo(args.out, quick=args.quick, force=args.overwrite, seed=args.seed)
+  path = run_demo(args.out, quick=args.quick, force=args.overwrite, seed=args.seed,
+                  progress=not args.quiet)
   print(f'Demo report: {path}')
   return 0
