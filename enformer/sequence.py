@@ -10,6 +10,9 @@ BASES = 'ACGT'
 NUM_NUCLEOTIDES = len(BASES)
 # IUPAC nucleotide codes (and gap characters) that are not A/C/G/T: encoded as the neutral value.
 IUPAC_AMBIGUOUS = 'NRYSWKMBDHVU-.'
+# Largest float16 value: targets and extra input tracks are stored as float16 in the Basenji2
+# layout, so values are clipped to ±FLOAT16_MAX when written and when encoded for inference.
+FLOAT16_MAX = float(np.finfo(np.float16).max)  # 65,504
 _COMPLEMENT = str.maketrans('ACGTRYSWKMBDHVNacgtryswkmbdhvn', 'TGCAYRSWMKVHDBNtgcayrswmkvhdbn')
 
 

@@ -27,6 +27,8 @@ def register(subparsers) -> None:
   parser.add_argument('--no-batch4', action='store_true', help='skip the batch-4 timings')
   parser.add_argument('--plain-batch4', action='store_true',
                       help='also time the plain path at batch 4 (slow, large memory)')
+  parser.add_argument('--no-levers', action='store_true',
+                      help='skip the incremental variant/ISM and bfloat16 rows')
   parser.add_argument('--train', action='store_true',
                       help="also measure enformer train's step (forward, backward, Adam) at "
                       'batch 1')
@@ -40,20 +42,13 @@ def run(args: argparse.Namespace) -> int:
   import json
   import pathlib
 
-  from enformer import benchmark as fast_benchmark
-  config = args.size
-  if args.sequence_length is not None:
-    fast_benchmark.CONFIGS['custom'] = dict(fast_benchmark.CONFIGS[config],
-                                            sequence_length=args.sequence_length)
-    target = fast_benchmark.CONFIGS['custom']['target_length']
-    if target is not None and args.sequence_length // 128 < target:
-      fast_benchmark.CONFIGS['custom']['target_length'] = None
-    config = 'custom'
+  from enformer.benchmark import run_benchmark
   if args.json is not None and not pathlib.Path(args.json).parent.exists():
     raise FileNotFoundError(f'Directory of --json {args.json} does not exist; create it first.')
-  report = fast_benchmark.run_benchmark(
-      config, repeats=args.repeats, batch4=not args.no_batch4, memory=not args.no_memory,
-      train=args.train, recompute=args.recompute, plain_batch4=args.plain_batch4)
+  report = run_benchmark(
+      args.size, repeats=args.repeats, batch4=not args.no_batch4, memory=not args.no_memory,
+      train=args.train, recompute=args.recompute, plain_batch4=args.plain_batch4,
+      sequence_length=args.sequence_length, levers=not args.no_levers)
   if args.json is not None:
     pathlib.Path(args.json).write_text(json.dumps(report, indent=1))
     print(f'wrote {args.json}')

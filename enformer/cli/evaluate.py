@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
   source, run = args.model, parse_run_folder(args.model)
   if args.checkpoint and run is not None:  # The earlier spelling --checkpoint best|latest.
     source = f'{run[0]}:{args.checkpoint}'
-  predictor = load_model(source, sequence_length=info.seq_length, **model_config)
+  predictor = load_model(source, sequence_length=info.sequence_length, **model_config)
   head = args.head or next(iter(predictor.heads))
   if head not in predictor.heads:
     raise ValueError(f'--head {head!r} is not a head of the model ({list(predictor.heads)}).')

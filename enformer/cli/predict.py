@@ -59,6 +59,7 @@ def register(subparsers) -> None:
   _common.add_extra_track_argument(parser)
   _common.add_quiet_argument(parser)
   _common.add_model_config_arguments(parser)
+  _common.add_precision_argument(parser)
   parser.set_defaults(func=run)
 
 

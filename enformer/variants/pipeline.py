@@ -7,12 +7,16 @@ import time
 from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from enformer.io import sad as sad_io
 from enformer.io.lock import OutputLock
 from enformer.io.vcf import VariantSite, VcfSummary, read_variants
 from enformer.variants.normalization import ScoreTransform
 from enformer.variants.scoring import VariantScorer, flatten_sites
+from enformer.io.fasta import FastaStringExtractor
+from enformer.io.targets import read_targets
+from enformer.variants.plotting import plot_variant_scores
 
 PathLike = Union[str, os.PathLike]
 
@@ -80,7 +84,8 @@ def score_vcf(predictor,
               model_id: str = '',
               plot: bool = False,
               progress: bool = True,
-              run_settings: Optional[Mapping[str, object]] = None) -> ScoreVcfResult:
+              run_settings: Optional[Mapping[str, object]] = None,
+              incremental: bool = True) -> ScoreVcfResult:
   """Scores every ALT allele of a VCF and writes `out` in the sad.h5 layout (plus SAR).
 
   Resumable: chunks of `chunk_size` variants are saved under `<out>.partial/` as they finish;
@@ -109,14 +114,12 @@ def score_vcf(predictor,
     plot: also write `<out>.png`, a SAD heatmap of the tracks with the largest effects.
     progress: show a tqdm bar.
     run_settings: extra file attributes to record (e.g. the command line).
+    incremental: exact incremental inference for SNVs/MNVs (see `VariantScorer`); False forces
+      full forward passes.
 
   Raises:
     OutputLockedError: another live process is writing the same `out`.
   """
-  from tqdm.auto import tqdm
-  from enformer.io.fasta import FastaStringExtractor
-  from enformer.io.targets import read_targets
-
   started = time.time()
   paths = output_paths(out)
   # One run per output: a second run on the same --out stops here, naming this one.
@@ -132,7 +135,8 @@ def score_vcf(predictor,
       targets = read_targets(targets)
     scorer = VariantScorer(predictor, fasta, head=head, sequence_length=sequence_length,
                            batch_size=batch_size, reverse_complement=reverse_complement,
-                           shifts=shifts, extra_tracks=extra_tracks)
+                           shifts=shifts, incremental=incremental,
+                           extra_tracks=extra_tracks)
     num_tracks = (getattr(predictor, 'heads', None) or {}).get(head)
     if targets is not None and isinstance(num_tracks, int):
       _track_names(targets, num_tracks)  # Fail before scoring if the table does not fit the head.
@@ -191,7 +195,6 @@ def score_vcf(predictor,
         written['pcs'] = sad_io.write_pc_tables(paths['pcs'], scores.chr, scores.pos, scores.snp,
                                                 scores.ref, scores.alt, pcs)
     if plot:
-      from enformer.variants.plotting import plot_variant_scores
       written['png'] = [plot_variant_scores(scores, paths['png'])]
     if tsv:
       sad_io.finish_atomically(paths['tsv'], lambda p: sad_io.write_sad_tsv(p, scores))

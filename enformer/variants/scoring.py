@@ -25,6 +25,7 @@ import kipoiseq
 from kipoiseq.extractors import VariantSeqExtractor
 import numpy as np
 
+from enformer import incremental as incremental_lib
 from enformer.io.vcf import VariantSite
 from enformer.predict import read_extra_tracks
 from enformer.sequence import one_hot_encode, reverse_complement_one_hot
@@ -81,6 +82,7 @@ class VariantScorer:
                batch_size: int = 4,
                reverse_complement: bool = False,
                shifts: Sequence[int] = (0,),
+               incremental: bool = True,
                extra_tracks: Sequence[str] = ()):
     """
     Args:
@@ -92,10 +94,14 @@ class VariantScorer:
       batch_size: sequences per forward pass (refs and alts are mixed in one batch).
       reverse_complement: also predict the reverse complement and average.
       shifts: window shifts in bp to average over, e.g. (-1, 0, 1).
+      incremental: score SNVs and equal-length MNVs by exact incremental inference
+        (`enformer.incremental`: the reference conv-tower output once per window and ensemble
+        member, a few recomputed bins per alternative); indels, and predictors without a Sonnet
+        module, take full passes. False: full passes for every allele.
       extra_tracks: per-base bigWigs of the extra input channels of a model with
         `input_channels = 4 + len(extra_tracks)`, in channel order (as `enformer.predict` reads
         them). Reference and alternatives share the values of the reference window; the reverse
-        complement reverses them along positions.
+        complement reverses them along positions. Scored by full passes (not incremental).
     """
     if sequence_length is None:
       sequence_length = getattr(predictor, 'sequence_length', None)
@@ -117,6 +123,8 @@ class VariantScorer:
     self.extra_tracks = tuple(extra_tracks)
     self._extractor = VariantSeqExtractor(reference_sequence=fasta)
     self.forward_passes = 0  # Number of predict_on_batch calls (for benchmarks).
+    self.incremental = (incremental_lib.for_predictor(predictor, [head])
+                        if incremental and not self.extra_tracks else None)
 
   def _jobs(self, sites: Sequence[VariantSite]) -> Iterator[Tuple[int, int, np.ndarray]]:
     """Yields (site index, allele index (0 = ref), input [L, 4 + E]) for every ensemble member."""
@@ -154,6 +162,8 @@ class VariantScorer:
       sites: sites from `enformer.io.vcf.read_variants`.
       progress: optional tqdm bar, advanced by the number of variants of each finished site.
     """
+    if self.incremental is not None:
+      return self._incremental_bin_means(sites, progress)
     offsets = np.cumsum([0] + [1 + len(site.variants) for site in sites])  # Row of each ref.
     sums: Optional[np.ndarray] = None
     pending: List[Tuple[int, np.ndarray]] = []
@@ -189,6 +199,26 @@ class VariantScorer:
     is_ref = np.zeros(offsets[-1], bool)
     is_ref[offsets[:-1]] = True
     return means[is_ref], means[~is_ref]
+
+  def _incremental_bin_means(self, sites: Sequence[VariantSite],
+                             progress=None) -> Tuple[np.ndarray, np.ndarray]:
+    """`bin_means` with one reference per site and ensemble member, alternatives incremental."""
+    jobs = self._jobs(sites)
+    ref_means, alt_means = [], []
+    for site in sites:
+      ref_sum, alt_sum = 0.0, 0.0
+      for _ in self.members:  # `_jobs` yields each member's ref and alts consecutively.
+        one_hots = np.stack([next(jobs)[2] for _ in range(1 + len(site.variants))])
+        ref, alts = self.incremental(one_hots[0], one_hots[1:], batch_size=self.batch_size)
+        ref_sum = ref_sum + np.asarray(ref[self.head], np.float64).mean(axis=0)
+        alt_sum = alt_sum + np.asarray(alts[self.head], np.float64).mean(axis=1)
+      ref_means.append(ref_sum / len(self.members))
+      alt_means.extend(alt_sum / len(self.members))
+      if progress is not None:
+        progress.update(len(site.variants))
+    if not ref_means:
+      return np.zeros((0, 0)), np.zeros((0, 0))
+    return np.stack(ref_means), np.stack(alt_means)
 
   def score_sites(self, sites: Sequence[VariantSite],
                   progress=None) -> Tuple[np.ndarray, np.ndarray]:
