@@ -326,6 +326,17 @@ def add_quiet_argument(parser) -> argparse.Action:
   return parser.add_argument('--quiet', action='store_true', help=QUIET_HELP)
 
 
+def check_unused_output_folder(out: str, overwrite: bool) -> None:
+  """Refuses an --out folder that holds files unless --overwrite (no stale outputs beside new)."""
+  if overwrite or not os.path.isdir(out):
+    return
+  entries = sorted(e for e in os.listdir(out) if not e.startswith('.'))
+  if entries:
+    shown = ', '.join(entries[:3]) + (', ...' if len(entries) > 3 else '')
+    raise FileExistsError(f'--out {out} already holds files ({shown}). Pass --overwrite to '
+                          'replace them, or choose another --out.')
+
+
 def check_exists(path: str, flag: str) -> None:
   """Raises FileNotFoundError naming the flag when an input path does not exist."""
   if not os.path.exists(path):

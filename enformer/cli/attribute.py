@@ -4,6 +4,8 @@ import argparse
 import os
 
 from enformer.cli import _common
+from enformer.cli._inputs import check_files, check_many, check_model, check_output_path
+from enformer.io.lock import OutputLock
 
 
 def register(subparsers) -> None:
@@ -48,23 +50,42 @@ def register(subparsers) -> None:
   _common.add_quiet_argument(parser)
   _common.add_model_config_arguments(parser)
   _common.add_precision_argument(parser)
+  _common.add_overwrite_argument(parser, help=_common.OVERWRITE_HELP + ' (the contents of a used --out folder)')
   parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-  from enformer.interpret.workflow import attribute_to_files
+  # The user's inputs first: a bad file is reported before TensorFlow and the model load.
+  check_files((args.fasta, '--fasta', 'fasta'), (args.targets, '--targets', 'text'))
+  check_many(args.extra_track, '--extra-track', 'bigwig')
+  check_model(args.model)
+  _common.model_config_from_args(args)
+  check_output_path(args.out, '--out', folder=True)
+  _common.check_unused_output_folder(args.out, args.overwrite)
+  if args.batch_size < 1:
+    raise ValueError(f'--batch-size must be >= 1, got {args.batch_size}.')
+  from enformer.io.bed import parse_region
+  from enformer.io.fasta import FastaStringExtractor
   from enformer.io.targets import read_targets
-
-  if not os.path.exists(args.fasta):  # Before the (slow) model load.
-    raise FileNotFoundError(f'--fasta {args.fasta} does not exist.')
+  with FastaStringExtractor(args.fasta) as extractor:
+    extractor.check_regions([parse_region(args.region)])
   targets = read_targets(args.targets) if args.targets else None
+
+  # One run per --out: a second run stops here, naming the first, before loading the model.
+  with OutputLock(args.out, what=f'--out {args.out}'):
+    return _attribute(args, targets)
+
+
+def _attribute(args: argparse.Namespace, targets) -> int:
+  """`run` once the inputs are checked and --out is locked."""
+  from enformer.interpret.workflow import attribute_to_files
   predictor = _common.load_predictor(args)
   written = attribute_to_files(
       predictor, args.fasta, args.region, args.out, tracks=_common.track_selectors(args.tracks),
       bins=args.bins,
       head=args.head, targets=targets, method=args.method, window=args.window,
       reduction=args.reduction, batch_size=args.batch_size, extra_tracks=args.extra_track,
-      progress=not args.quiet)
+      progress=not args.quiet, overwrite=args.overwrite)
   print(written['summary'])
   print(f'wrote {args.out}/attribution.npz, {os.path.basename(written["bigwig"])}, tracks.png, '
         'logo.png')

@@ -3,6 +3,7 @@
 import argparse
 
 from enformer.cli import _common
+from enformer.cli._inputs import check_output_path
 
 
 def register(subparsers) -> None:
@@ -27,6 +28,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+  check_output_path(args.out, '--out', folder=True)
   from enformer.demo import run_demo
   path = run_demo(args.out, quick=args.quick, force=args.overwrite, seed=args.seed,
                   progress=not args.quiet)

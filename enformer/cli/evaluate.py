@@ -4,6 +4,9 @@ import argparse
 import os
 
 from enformer.cli import _common
+from enformer.cli._inputs import check_data_folder, check_files, check_model, check_output_path
+from enformer.io.files import read_json
+from enformer.io.lock import OutputLock
 
 _DESCRIPTION = """\
 Evaluate a model on a Basenji2 data subset: per-track Pearson R over all bins and sequences (the
@@ -47,6 +50,16 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+  if args.batch_size <= 0:
+    raise ValueError(f'--batch-size must be positive, got {args.batch_size}.')
+  # The user's inputs first: a bad file is reported before TensorFlow and the model load.
+  check_model(args.model, run_folder=True)
+  if '://' not in args.data and not (args.data in ('human', 'mouse') and
+                                     not os.path.exists(args.data)):  # $ENFORMER_DATA_DIR sets.
+    check_data_folder(args.data, '--data')
+  check_files((args.targets, '--targets', 'text'), (args.tss, '--tss', 'text'))
+  check_output_path(args.out, '--out', folder=True)
+
   import pandas as pd  # pylint: disable=import-outside-toplevel
   from enformer.data import basenji  # pylint: disable=import-outside-toplevel
   from enformer.inference.loading import load_model, parse_run_folder  # pylint: disable=import-outside-toplevel
@@ -81,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
   result = evaluate_lib.evaluate(predictor.predict_on_batch, dataset, head,
                                  batch_size=args.batch_size, max_batches=args.max_batches,
                                  targets=targets, tss_index=tss_index, progress=not args.quiet)
-  paths = evaluate_lib.write_evaluation(result, args.out)
+  with OutputLock(args.out, what=f'--out {args.out}'):
+    paths = evaluate_lib.write_evaluation(result, args.out)
   for line in evaluate_lib.summary_lines(result):
     print(line)
   print('Wrote ' + ', '.join(paths.values()))

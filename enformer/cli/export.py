@@ -3,6 +3,8 @@
 import argparse
 
 from enformer.cli import _common
+from enformer.cli._inputs import check_model, check_output_path
+from enformer.io.lock import OutputLock
 
 DESCRIPTION = """Export a Sonnet checkpoint (e.g. DeepMind's sonnet_weights, or a training run's) as a
 TF-Hub-compatible SavedModel: hub.load(OUT).model.predict_on_batch(x) takes x = [B, N, 4] float32
@@ -32,6 +34,14 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+  check_model(args.model, '--model')
+  _common.model_config_from_args(args)
+  check_output_path(args.out, '--out', folder=True)
+  with OutputLock(args.out, what=f'--out {args.out}'):
+    return _export(args)
+
+
+def _export(args: argparse.Namespace) -> int:
   from enformer.inference import HUB_SEQUENCE_LENGTH, export_hub_module, load_model
 
   predictor = load_model(args.model, sequence_length=args.sequence_length,

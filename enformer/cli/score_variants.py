@@ -6,6 +6,8 @@ import sys
 from typing import List
 
 from enformer.cli import _common
+from enformer.cli._inputs import check_files, check_model, check_output_path
+from enformer.io.lock import OutputLock
 
 
 def _shifts(text: str) -> List[int]:
@@ -79,14 +81,19 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
   import os
-  from enformer.variants import ScoreTransform, score_vcf
+  from enformer.variants import ScoreTransform
 
-  for path, flag in ((args.vcf, '--vcf'), (args.fasta, '--fasta')):
-    if not os.path.exists(path):
-      raise FileNotFoundError(f'{flag} {path} does not exist.')
-  if os.path.exists(args.out) and not args.overwrite:
+  check_files((args.vcf, '--vcf', 'vcf'), (args.fasta, '--fasta', 'fasta'),
+              (args.targets, '--targets', 'text'), (args.transform, '--transform', None))
+  check_model(args.model)
+  check_output_path(args.out, '--out')
+  if os.path.isfile(args.out) and not args.overwrite:
     raise FileExistsError(f'{args.out} already exists (a finished run). Pass --overwrite to '
                           'replace it, or choose another --out.')
+  for path, flag in ((args.fit_transform, '--fit-transform'),
+                     (args.save_transform, '--save-transform')):
+    if path:
+      check_output_path(path, flag)
   if args.fit_transform and os.path.exists(args.fit_transform) and not args.overwrite:
     raise FileExistsError(f'{args.fit_transform} already exists; pass --overwrite to replace it.')
   if args.pcs is not None and not args.transform:
@@ -98,6 +105,15 @@ def run(args: argparse.Namespace) -> int:
     if args.save_transform:
       transform.save(args.save_transform)
       print(f'Saved the transform as {args.save_transform}', file=sys.stderr)
+  # One run per --out: a second run stops here, naming the first, before loading the model.
+  with OutputLock(args.out, what=f'--out {args.out}'):
+    return _score(args, transform)
+
+
+def _score(args: argparse.Namespace, transform) -> int:
+  """`run` once the inputs are checked and --out is locked."""
+  import os
+  from enformer.variants import ScoreTransform, score_vcf
   predictor = _common.load_predictor(args)  # TensorFlow: only once the arguments are checked.
   model_id = args.model if '://' in args.model else os.path.abspath(args.model)
   if args.precision != 'float32':  # Never resume a float32 run's chunks in bfloat16.
