@@ -11,6 +11,7 @@ ENFORMER_DEBUG=1 shows the traceback instead.
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 import warnings
