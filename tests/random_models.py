@@ -21,14 +21,16 @@ def random_one_hot(batch: int, length: int, seed: int = 0, channels: int = 4) ->
   return x
 
 
-def random_model(seed: int = 0, calibration_length: int = 2048,
+def random_model(seed: int = 0, calibration_length: int = 2048, attention_projection: bool = True,
                  **config) -> enformer_lib.Enformer:
-  """`Enformer(**config)` with seeded random weights and calibrated batch-norm statistics."""
+  """`Enformer(**config)` with seeded random weights and calibrated batch-norm statistics; with
+  `attention_projection=False` the attention output projection keeps its published (zero)
+  initialisation."""
   tf.random.set_seed(seed)
   model = enformer_lib.Enformer(**config)
   model.build_variables()
   rng = np.random.default_rng(seed)
-  for block in model.trunk.transformer.blocks:
+  for block in model.trunk.transformer.blocks if attention_projection else []:
     projection = block.attention_block.attention.embedding_layer.w
     projection.assign(rng.normal(0, projection.shape[0]**-0.5, projection.shape)
                       .astype(np.float32))

@@ -102,3 +102,36 @@ def test_wrong_assembly_stops_with_clear_message(source, tmp_path, capsys):
                    str(tmp_path / 't')])
   assert code == 2
   assert 'mm39 instead of mm10' in capsys.readouterr().err
+
+
+def test_interrupted_reconversion_keeps_the_previous_output_and_resumes(source, genome, tmp_path,
+                                                                        monkeypatch):
+  """Killed while converting over an existing output: the old data set stays whole; a rerun
+  resumes from the files it finished and swaps the new data set in."""
+  out = tmp_path / 'long'
+  convert.convert_basenji(str(source), 'train', str(genome.fasta), LONG, out_tfr=str(out),
+                          processes=1, progress=False)
+  before = {p.name: p.read_bytes() for p in (out / 'tfrecords').iterdir()}
+  before_stats = (out / 'statistics.json').read_text()
+  original, calls = convert.convert_file, []
+
+  def killed_at_second_file(*args, **kwargs):
+    calls.append(kwargs['tfr_file'])
+    if len(calls) == 2:
+      raise KeyboardInterrupt  # Stands in for kill -9: nothing of the run is cleaned up.
+    return original(*args, **kwargs)
+  monkeypatch.setattr(convert, 'convert_file', killed_at_second_file)
+  with pytest.raises(KeyboardInterrupt):
+    convert.convert_basenji(str(source), 'train', str(genome.fasta), 768, out_tfr=str(out),
+                            processes=1, progress=False)
+  assert (out / 'statistics.json').read_text() == before_stats
+  assert {p.name: p.read_bytes() for p in (out / 'tfrecords').iterdir()} == before
+  assert len(list(basenji.get_dataset(str(out), 'train', seq_length=LONG))) == 300
+  monkeypatch.setattr(convert, 'convert_file', original)
+  results = convert.convert_basenji(str(source), 'train', str(genome.fasta), 768,
+                                    out_tfr=str(out), processes=1, progress=False)
+  assert [r.records for r in results] == [44]  # File 0 came from the interrupted run.
+  assert json.loads((out / 'statistics.json').read_text())['seq_length'] == 768
+  examples = list(basenji.get_dataset(str(out), 'train', seq_length=768, deterministic=True))
+  assert len(examples) == 300 and examples[0]['sequence'].shape == (768, 4)
+  assert not [p for p in out.iterdir() if p.name.startswith('.')]

@@ -124,3 +124,87 @@ def test_make_dataset_synthetic_cli(tmp_path):
   example = next(iter(basenji.get_dataset(str(out), 'test', include_input_tracks=True)))
   assert example['sequence'].shape == (1024, 5) and example['target'].shape == (8, 5)
   assert set(np.unique(example['sequence'].numpy()[:, 4])) <= {0.0, 1.0}
+
+
+def _targets_for(tmp_path, bigwig) -> pathlib.Path:
+  path = tmp_path / 'targets_one.txt'
+  pd.DataFrame({'index': [0], 'identifier': ['T0'], 'file': [str(bigwig)],
+                'description': ['t']}).to_csv(path, sep='\t', index=False)
+  return path
+
+
+def test_bigwig_chromosome_names_must_match_the_fasta(inputs, tmp_path, capsys):
+  """Issue 18: a bigWig named scaffold_1… over a chr1… FASTA gave all-zero targets and exit 0."""
+  bigwig = tmp_path / 'scaffolds.bw'
+  bw = pyBigWig.open(str(bigwig), 'w')
+  bw.addHeader([(f'scaffold_{i}', n) for i, n in enumerate(SIZES.values(), 1)])
+  for i, n in enumerate(SIZES.values(), 1):
+    bw.addEntries(f'scaffold_{i}', 0, values=[1.0] * n, span=1, step=1)
+  bw.close()
+  out = tmp_path / 'out'
+  code = cli_main(['make-dataset', 'bigwig', '--fasta', str(inputs['fasta']), '--targets',
+                   str(_targets_for(tmp_path, bigwig)), '--out', str(out), '--seq-length', '1024',
+                   '--valid-chroms', 'chr2', '--test-chroms', 'chr3'])
+  err = capsys.readouterr().err
+  assert code != 0 and 'scaffold_1' in err and 'chr1' in err and 'Traceback' not in err, err
+  assert not (out / 'statistics.json').exists()
+
+  # '1' ↔ 'chr1' still resolves (bigWig named 1, 2, 3 over the chr FASTA).
+  bare = tmp_path / 'bare.bw'
+  bw = pyBigWig.open(str(bare), 'w')
+  bw.addHeader([(c[3:], n) for c, n in SIZES.items()])
+  for c, n in SIZES.items():
+    bw.addEntries(c[3:], 0, values=inputs['signal'][c].astype(np.float64).tolist(), span=1, step=1)
+  bw.close()
+  counts = generate.generate_dataset(tmp_path / 'bare', inputs['fasta'],
+                                     _targets_for(tmp_path, bare), sequence_length=SEQ_LENGTH,
+                                     valid_chroms=['chr2'], test_chroms=['chr3'], progress=False)
+  assert counts['train'] == 7 and counts['valid'] == 4
+  example = next(iter(basenji.get_dataset(str(tmp_path / 'bare'), 'valid', deterministic=True)))
+  expected = inputs['signal']['chr2'][:SEQ_LENGTH].reshape(-1, 128).mean(1)
+  np.testing.assert_allclose(example['target'].numpy()[:, 0], expected, rtol=2e-3)
+
+
+def test_track_zero_in_every_window_is_refused(inputs, tmp_path):
+  """A track whose bigWig has no signal over any written window is an error, not a 0 track."""
+  empty = tmp_path / 'empty.bw'
+  bw = pyBigWig.open(str(empty), 'w')
+  bw.addHeader(list(SIZES.items()))
+  bw.addEntries('chr1', 0, values=[5.0] * 96, span=1, step=1)  # Only outside the windows (chr3).
+  bw.close()
+  targets = pd.read_csv(inputs['targets'], sep='\t')
+  targets['file'] = str(inputs['root'] / 'a.bw')
+  targets.loc[1, 'file'] = str(empty)
+  targets.loc[1, 'identifier'] = 'EMPTY'
+  with pytest.raises(ValueError, match=r"EMPTY .*empty\.bw.* are 0 in all 4 windows"):
+    generate.generate_dataset(tmp_path / 'out', inputs['fasta'], targets, sequence_length=1024,
+                              chroms=['chr3'], valid_chroms=[], test_chroms=['chr3'],
+                              stride=1024, regions=None, progress=False)
+  assert not (tmp_path / 'out' / 'statistics.json').exists()
+
+
+def test_held_out_chromosomes_must_be_in_the_genome(inputs, tmp_path, capsys):
+  """The defaults chr8/chr9 are not in a chr1-chr3 FASTA: an error naming them and the flag."""
+  code = cli_main(['make-dataset', 'bigwig', '--fasta', str(inputs['fasta']), '--targets',
+                   str(inputs['targets']), '--out', str(tmp_path / 'out'), '--seq-length', '1024'])
+  err = capsys.readouterr().err
+  assert code != 0 and "['chr8']" in err and '--valid-chroms' in err, err
+  with pytest.raises(ValueError, match=r"Test chromosome\(s\) \['chr9'\] \(--test-chroms\)"):
+    generate.generate_dataset(tmp_path / 'out', inputs['fasta'], inputs['targets'],
+                              sequence_length=1024, valid_chroms=['chr2'], progress=False)
+  with pytest.raises(ValueError, match=r"Validation chromosome\(s\) \['chr2'\].*--chroms|"
+                     r"Validation chromosome\(s\) \['chr2'\]"):
+    generate.generate_dataset(tmp_path / 'out', inputs['fasta'], inputs['targets'],
+                              sequence_length=1024, chroms=['chr1'], valid_chroms=['chr2'],
+                              test_chroms=[], progress=False)
+  # A held-out chromosome shorter than the windows would give an empty subset too.
+  with pytest.raises(ValueError, match=r"No window of 8192 bp lies on the validation"):
+    generate.generate_dataset(tmp_path / 'out', inputs['fasta'], inputs['targets'],
+                              sequence_length=8192, valid_chroms=['chr2'], test_chroms=[],
+                              progress=False)
+  # Named without the 'chr' prefix, a held-out chromosome still goes to its subset.
+  counts = generate.generate_dataset(tmp_path / 'bare', inputs['fasta'], inputs['targets'],
+                                     sequence_length=1024, valid_chroms=['2'], test_chroms=['3'],
+                                     max_n_fraction=0.5, progress=False)
+  assert counts['valid'] == 4 and counts['test'] == 4 and counts['train'] == 7
+  assert not (tmp_path / 'out').exists() or not (tmp_path / 'out' / 'statistics.json').exists()

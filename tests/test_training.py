@@ -28,13 +28,15 @@ TINY_NO_DROPOUT = dict(channels=384, num_transformer_layers=1, num_heads=4, targ
                        heads={'human': 3},
                        dropout_rate=0.0, attention_dropout_rate=0.0, positional_dropout_rate=0.0)
 ENV = {**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2', 'CUDA_VISIBLE_DEVICES': ''}
-# Multi-process tests (several TensorFlow processes at once): opt in with ENFORMER_PROCESS_TESTS=1.
-# Alone they took 17 s (2 workers) and 36 s (kill -9 and resume) with other work on the machine,
-# but in one full run of the training tests the two workers hung at start-up until killed (600 s),
-# so they stay opt-in until that is understood.
-process_tests = pytest.mark.skipif(os.environ.get('ENFORMER_PROCESS_TESTS') != '1',
-                                   reason='set ENFORMER_PROCESS_TESTS=1 to run multi-process tests')
-
+# Multi-process tests (two TensorFlow processes at once) are bounded: every wait has a timeout,
+# and a worker that has not finished by WORKER_TIMEOUT seconds prints the Python stack of each of
+# its threads and exits, so a hang fails the test with the place it hung. Workers stop waiting for
+# each other after REGISTER_TIMEOUT seconds ($ENFORMER_REGISTER_TIMEOUT, WorkerStartupError).
+# Once, workers hung at start-up for 600+ s: an HTTP proxy in the environment ($http_proxy) takes
+# gRPC's connections between the workers, so they never reach each other; get_strategy now sends
+# the cluster's hosts around the proxy, and the multi-worker test runs with such a proxy set.
+WORKER_TIMEOUT = 900
+REGISTER_TIMEOUT = 300
 # Shared by the subprocesses: an in-memory data set and a helper that trains and saves weights.
 _COMMON = textwrap.dedent('''
     import json, os, sys
@@ -144,6 +146,37 @@ def test_resume_refuses_changed_settings_and_nan_stops(tmp_path):
     train(**{**kwargs, 'batch_size': 4})
 
 
+@pytest.mark.parametrize('damage', ['truncated data', 'empty index'])
+def test_truncated_checkpoint_falls_back_to_the_previous_one(tmp_path, damage):
+  from enformer.training import checkpointing
+  value, step = tf.Variable(np.zeros(50_000, np.float32)), tf.Variable(0, dtype=tf.int64)
+  run_dir = str(tmp_path / 'run')
+  saver = checkpointing.RunCheckpoints(run_dir, 3, value=value, step=step)
+  for number in (2, 4, 6):
+    value.assign(np.full(50_000, number, np.float32))
+    step.assign(number)
+    saver.save(number)
+  folder = tmp_path / 'run' / 'checkpoints'
+  damaged = folder / ('ckpt-6.index' if damage == 'empty index' else
+                      next(p.name for p in folder.iterdir() if p.name.startswith('ckpt-6.data')))
+  damaged.write_bytes(damaged.read_bytes()[:len(damaged.read_bytes()) // 2 if 'data' in damage
+                                           else 0])
+  value.assign(np.zeros(50_000, np.float32))
+  resumer = checkpointing.RunCheckpoints(run_dir, 3, value=value, step=step)
+  with pytest.warns(UserWarning, match=r'ckpt-6 cannot be read .*previous intact checkpoint '
+                    r'.*ckpt-4'):
+    assert resumer.restore_latest().endswith('ckpt-4')
+  assert int(step.numpy()) == 4 and float(value.numpy().min()) == 4.0
+  with pytest.warns(UserWarning, match=r'ckpt-6 cannot be read.*ckpt-4'):
+    assert checkpointing.latest_readable_checkpoint(str(folder)).endswith('ckpt-4')
+  # Every checkpoint damaged: one error naming them and what to do.
+  for prefix in ('ckpt-2', 'ckpt-4'):
+    (folder / f'{prefix}.index').write_bytes(b'')
+  with pytest.raises(ValueError, match=r'No checkpoint of .* can be read: .*ckpt-6.*ckpt-4.*'
+                     r'ckpt-2.*Delete .*checkpoints to start this run over'):
+    checkpointing.RunCheckpoints(run_dir, 3, value=value, step=step).restore_latest()
+
+
 # ------------------------------------------------------------------------- distributed tests
 
 
@@ -184,7 +217,7 @@ def test_mirrored_two_cpus_equals_default_strategy(tmp_path):
 def _run_workers(commands, envs, timeout: float):
   """Starts one process per command; stops all as soon as one fails, or at the timeout.
 
-  Returns [(returncode, stdout, stderr)] (returncode None: killed at the timeout).
+  Returns [(returncode, output)] (returncode None: killed at the timeout).
   """
   processes, logs = [], []
   try:
@@ -212,38 +245,67 @@ def _run_workers(commands, envs, timeout: float):
   return results
 
 
+# Ports below Linux's ephemeral range (/proc/sys/net/ipv4/ip_local_port_range, 32768-60999 by
+# default), which outgoing connections of every process on the machine draw from.
+_PORT_RANGE = (20_000, 32_000)
+
+
 def _free_ports(count: int):
-  """`count` distinct free ports on 127.0.0.1 (all sockets held until every port is chosen)."""
-  sockets = [socket.socket() for _ in range(count)]
-  try:
-    for s in sockets:
-      s.bind(('127.0.0.1', 0))
-    return [s.getsockname()[1] for s in sockets]
-  finally:
-    for s in sockets:
-      s.close()
+  """`count` distinct ports that are free now on every address (TensorFlow binds 0.0.0.0)."""
+  rng = np.random.default_rng()
+  ports = []
+  while len(ports) < count:
+    port = int(rng.integers(*_PORT_RANGE))
+    with socket.socket() as s:
+      try:
+        s.bind(('0.0.0.0', port))
+      except OSError:
+        continue
+    if port not in ports:
+      ports.append(port)
+  return ports
 
 
-@process_tests
+def _run_cluster(script: str, args_of, num_workers: int, env: dict):
+  """Runs `num_workers` MultiWorkerMirroredStrategy workers on 127.0.0.1 (TF_CONFIG per worker).
+
+  A port can be taken by another process between choosing it and the worker binding it (a worker
+  then exits with "Could not start gRPC server"); the cluster is then restarted on other ports, up
+  to 3 times. Returns [(returncode, output)] per worker.
+  """
+  for _ in range(3):
+    cluster = {'worker': [f'127.0.0.1:{p}' for p in _free_ports(num_workers)]}
+    envs = [{**env, 'TF_CONFIG': json.dumps({'cluster': cluster,
+                                             'task': {'type': 'worker', 'index': index}})}
+            for index in range(num_workers)]
+    results = _run_workers([[sys.executable, script, *args_of(i)] for i in range(num_workers)],
+                           envs, timeout=WORKER_TIMEOUT + 60)
+    if not any('Could not start gRPC server' in output for _, output in results):
+      return results
+  return results
+
+
 def test_multi_worker_two_processes_identical_weights(tmp_path):
-  """MultiWorkerMirroredStrategy: 2 worker processes on 127.0.0.1, 2 steps, identical weights."""
-  script = _python('''
-      import time
+  """MultiWorkerMirroredStrategy: 2 worker processes on 127.0.0.1, 2 steps, identical weights.
+
+  The workers run with an HTTP proxy set that cannot carry their traffic (what made them wait
+  for each other until killed): get_strategy must route the cluster around it.
+  """
+  script = _python(f'''
+      import faulthandler, time
+      faulthandler.dump_traceback_later({WORKER_TIMEOUT}, exit=True)  # A hang prints its stacks.
       began = time.time()
       from enformer.training import get_strategy
       strategy = get_strategy()  # From TF_CONFIG; configures generous coordination timeouts.
       weights = run(sys.argv[1], strategy, 2)
-      np.savez(sys.argv[2], **{k.replace('/', '|'): v for k, v in weights.items()})
-      print(type(strategy).__name__, strategy.num_replicas_in_sync, f'{time.time() - began:.1f} s')
+      np.savez(sys.argv[2], **{{k.replace('/', '|'): v for k, v in weights.items()}})
+      print(type(strategy).__name__, strategy.num_replicas_in_sync, f'{{time.time() - began:.1f}} s')
   ''', tmp_path, 'worker.py')
-  cluster = {'worker': [f'127.0.0.1:{p}' for p in _free_ports(2)]}
-  envs = [{**ENV, 'TF_CONFIG': json.dumps({'cluster': cluster,
-                                           'task': {'type': 'worker', 'index': index}})}
-          for index in range(2)]
-  commands = [[sys.executable, script, str(tmp_path / 'run'), str(tmp_path / f'w{index}.npz')]
-              for index in range(2)]
+  env = {**ENV, 'ENFORMER_REGISTER_TIMEOUT': str(REGISTER_TIMEOUT),
+         'http_proxy': 'http://127.0.0.1:9', 'https_proxy': 'http://127.0.0.1:9'}
   began = time.time()
-  results = _run_workers(commands, envs, timeout=600)
+  results = _run_cluster(script, lambda i: [str(tmp_path / 'run'), str(tmp_path / f'w{i}.npz')],
+                         2, env)
   print(f'\nmulti-worker run: {time.time() - began:.1f} s wall')
   for index, (code, output) in enumerate(results):
     assert code == 0, f'worker {index} (exit {code}):\n{output[-3000:]}'
@@ -262,7 +324,8 @@ def test_coordination_timeouts_from_environment(monkeypatch):
   from enformer.training import strategy as strategy_lib
   calls = []
   monkeypatch.setattr(strategy_lib, 'configure_coordination',
-                      lambda cluster, heartbeat_timeout: calls.append((cluster, heartbeat_timeout)))
+                      lambda cluster, heartbeat_timeout, **_: calls.append((cluster,
+                                                                             heartbeat_timeout)))
   monkeypatch.setattr(strategy_lib, 'MultiWorkerReplicator', lambda: 'multi-worker')
   tf_config = json.dumps({'cluster': {'worker': ['127.0.0.1:1', '127.0.0.1:2']},
                           'task': {'type': 'worker', 'index': 0}})
@@ -275,7 +338,31 @@ def test_coordination_timeouts_from_environment(monkeypatch):
     strategy_lib.get_strategy(environ={'TF_CONFIG': '{'})
 
 
-@process_tests
+def test_workers_bypass_proxies_and_startup_timeout_is_one_clear_error(monkeypatch):
+  from enformer.training import strategy as strategy_lib
+  cluster = {'worker': ['127.0.0.1:20001', 'node-b:20002']}
+  environ = {'no_proxy': 'example.org'}
+  assert strategy_lib.bypass_proxy_for_cluster(cluster, environ) is None  # No proxy: unchanged.
+  assert environ == {'no_proxy': 'example.org'}
+  environ['https_proxy'] = 'http://proxy:3128'
+  assert strategy_lib.bypass_proxy_for_cluster(cluster, environ) == \
+      'example.org,127.0.0.1,node-b'
+  assert environ['no_grpc_proxy'] == 'example.org,127.0.0.1,node-b'
+
+  def never_joins():
+    raise tf.errors.DeadlineExceededError(None, None, 'Deadline Exceeded\nRPC: RegisterTask')
+  monkeypatch.setattr(strategy_lib, 'configure_coordination', lambda *a, **k: None)
+  monkeypatch.setattr(strategy_lib, 'MultiWorkerReplicator', never_joins)
+  for name in strategy_lib.PROXY_VARIABLES:
+    monkeypatch.delenv(name, raising=False)
+  tf_config = json.dumps({'cluster': cluster, 'task': {'type': 'worker', 'index': 1}})
+  with pytest.raises(strategy_lib.WorkerStartupError,
+                     match=r'Worker worker:1 .*node-b:20002.* within 12 s .*Deadline Exceeded\)'):
+    strategy_lib.get_strategy(environ={'TF_CONFIG': tf_config, 'ENFORMER_REGISTER_TIMEOUT': '12'})
+  with pytest.raises(ValueError, match='ENFORMER_REGISTER_TIMEOUT'):
+    strategy_lib.get_strategy(environ={'TF_CONFIG': tf_config, 'ENFORMER_REGISTER_TIMEOUT': 'x'})
+
+
 def test_kill_and_resume_equals_uninterrupted_run(tmp_path):
   from enformer.data.synthetic import make_synthetic_dataset
   data = make_synthetic_dataset(tmp_path / 'data', sequence_length=2048, num_tracks=3, train_size=32,
@@ -293,18 +380,19 @@ def test_kill_and_resume_equals_uninterrupted_run(tmp_path):
                             stderr=subprocess.DEVNULL)
   try:
     checkpoints = tmp_path / 'resumed' / 'checkpoints'
-    deadline = time.time() + 600
+    deadline = time.time() + WORKER_TIMEOUT
     while time.time() < deadline and killed.poll() is None:
       if (checkpoints / 'ckpt-4.index').exists():
         break
       time.sleep(0.05)
     assert killed.poll() is None, 'the run ended before it could be killed'
+    assert (checkpoints / 'ckpt-4.index').exists(), f'no ckpt-4 after {WORKER_TIMEOUT} s'
     os.kill(killed.pid, signal.SIGKILL)
     killed.wait()
     assert not (checkpoints / 'ckpt-8.index').exists()
     resumed = subprocess.run(command(tmp_path / 'resumed'), env=ENV, capture_output=True,
-                             text=True, timeout=900)
-    stdout, stderr = reference.communicate(timeout=900)
+                             text=True, timeout=WORKER_TIMEOUT)
+    stdout, stderr = reference.communicate(timeout=WORKER_TIMEOUT)
   finally:
     for p in (reference, killed):
       if p.poll() is None:
@@ -319,3 +407,55 @@ def test_kill_and_resume_equals_uninterrupted_run(tmp_path):
   assert len(names) > 100
   for name in names:
     np.testing.assert_array_equal(a.get_tensor(name), b.get_tensor(name), err_msg=name)
+
+
+def _poisoned_dataset(root, subset: str, record: int):
+  """A synthetic data set whose `subset` record `record` has a NaN target (written by hand)."""
+  from enformer.data import basenji, write
+  from enformer.data.synthetic import make_synthetic_dataset
+  data = make_synthetic_dataset(root / 'data', sequence_length=1024, num_tracks=2, train_size=8,
+                                valid_size=4, test_size=4, seed=1)
+  records = list(basenji.get_dataset(str(data), subset, deterministic=True))
+  path = data / 'tfrecords' / f'{subset}-0.tfr'
+  with tf.io.TFRecordWriter(str(path), tf.io.TFRecordOptions('ZLIB')) as writer:
+    for index, example in enumerate(records):
+      target = example['target'].numpy().copy()
+      if index == record:
+        target[3, 1] = np.nan
+      writer.write(write.encode_example(example['sequence'].numpy(), target))
+  return data, path
+
+
+def test_nan_data_in_train_is_one_data_error(tmp_path):
+  """NaN targets reached train/evaluate as a TensorFlow traceback; now a ValueError naming them."""
+  from enformer.data.errors import DataError
+  from enformer.training import train
+  data, path = _poisoned_dataset(tmp_path, 'train', 0)  # In the first batch: no step runs.
+  with pytest.raises(DataError, match=rf'Bad record in {path}: record 0 has a target with NaN.*'
+                     r'reading the training data of head human\)') as caught:
+    train(run_dir=str(tmp_path / 'run'), preset='tiny', data={'human': str(data)}, batch_size=4,
+          num_steps=2, warmup_steps=1, progress=False, export_hub=False, deterministic=True,
+          shuffle_buffer=0)
+  assert '\n' not in str(caught.value) and caught.value.__cause__ is None
+  # Without get_dataset's checks (in-memory data), a diverged step looks for non-finite features
+  # of its batch, to name the data as the cause.
+  from enformer.training import loop
+  batch = {'sequence': tf.zeros([2, 8, 4]), 'target': tf.constant([[[1.0]], [[np.inf]]]),
+           'count': tf.constant([1, 2])}
+  assert loop._non_finite_features(tf.distribute.get_strategy(), batch) == ['target']
+
+
+def test_nan_data_in_evaluate_is_one_data_error(tmp_path):
+  from enformer.data import basenji
+  from enformer.data.errors import DataError
+  from enformer.training import evaluate as evaluate_lib
+  data, path = _poisoned_dataset(tmp_path, 'test', 3)
+  predict = lambda x: {'human': np.ones((len(x), 8, 2), np.float32)}
+  with pytest.raises(DataError, match=rf'Bad record in {path}: record 3 has a target with NaN'):
+    evaluate_lib.evaluate(predict, basenji.get_dataset(str(data), 'test', deterministic=True),
+                          'human', batch_size=2, progress=False, source=str(data))
+  unchecked = basenji.get_dataset(str(data), 'test', deterministic=True, check_values=False)
+  with pytest.raises(DataError, match=rf"evaluation data \({data}\) holds NaN .* 'target' of "
+                     r'record\(s\) \[3\]'):
+    evaluate_lib.evaluate(predict, unchecked, 'human', batch_size=2, progress=False,
+                          source=str(data))

@@ -93,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
   dataset = basenji.get_dataset(info.path, args.subset, layout=args.layout, deterministic=True)
   result = evaluate_lib.evaluate(predictor.predict_on_batch, dataset, head,
                                  batch_size=args.batch_size, max_batches=args.max_batches,
-                                 targets=targets, tss_index=tss_index, progress=not args.quiet)
+                                 targets=targets, tss_index=tss_index, progress=not args.quiet,
+                                 source=f'{info.path}, subset {args.subset}')
   with OutputLock(args.out, what=f'--out {args.out}'):
     paths = evaluate_lib.write_evaluation(result, args.out)
   for line in evaluate_lib.summary_lines(result):

@@ -7,6 +7,7 @@ Modules:
   convert    — GENA-LM style conversion: recover coordinates, extend to a longer context, verify.
   generate   — build a Basenji2 data set from bigWig signal tracks (Basenji data / Epiformer step 1).
   synthetic  — a small genome with planted motifs and tracks that are a known function of them.
+  errors     — DataError: a failed record check as one line naming the file and record.
 
 Submodules import TensorFlow only where they need it; import them directly
 (`from enformer.data import basenji`) or use the names exported by `enformer`.

@@ -16,6 +16,11 @@ N × 256 … N × 256 + 255 belong to file {subset}-N.tfr. For each record this 
      sequence_length=sequence_length)` reads.
 
 Files of a subset are converted in parallel processes with a progress bar.
+
+A TFRecord output folder is complete or untouched: new files go to a hidden staging folder inside
+it (`.convert-{subset}-{L}.partial/`, where an interrupted run resumes) and are swapped in with
+the new statistics.json (written last) once every file of the run is converted. A run killed
+midway leaves the previous data set as it was, never its statistics.json beside new files.
 """
 
 import concurrent.futures
@@ -24,6 +29,7 @@ import json
 import multiprocessing
 import os
 import posixpath
+import shutil
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -37,6 +43,7 @@ from enformer.data import basenji
 from enformer.data.basenji import file_layout, file_number, load_info
 from enformer.data.write import encode_example
 from enformer.io.fasta import FastaStringExtractor
+from enformer.io.lock import OutputLock
 from enformer.sequence import one_hot_encode
 
 from enformer.io.files import parse_json
@@ -243,13 +250,23 @@ def convert_file(base_path: str,
                           mismatched_bases=mismatched, mismatched_records=mismatched_records)
 
 
+def _existing_length(out_dir: str) -> Optional[int]:
+  """seq_length of the data set in out_dir (None: no complete data set there)."""
+  path = os.path.join(out_dir, 'statistics.json')
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f).get('seq_length')
+
+
 def _write_tfr_layout(base_path: str, out_dir: str, subset: str, sequence_length: int,
-                      converted: Sequence[str]) -> None:
+                      converted: Sequence[str], write_dir: Optional[str] = None) -> None:
   """statistics.json, sequences.bed (extended coordinates) and targets.txt of a TFRecord output.
 
   Counts of the subset are those of the source, and records_per_file states the source's (file N
   still holds rows N × k …), so get_dataset can check each converted file; other subsets already
-  converted into out_dir are kept.
+  converted into out_dir (at the same sequence length) are kept. The files are written into
+  `write_dir` (default out_dir).
   """
   info = load_info(base_path, 'basenji2')
   source_layout = file_layout(info, subset)
@@ -257,12 +274,12 @@ def _write_tfr_layout(base_path: str, out_dir: str, subset: str, sequence_length
   with tf.io.gfile.GFile(source_path, 'rb') as f:
     source_stats = parse_json(f.read(), source_path)
   stats_path = posixpath.join(out_dir, 'statistics.json')
-  stats = dict(source_stats)
+  stats, compatible = dict(source_stats), False
   if tf.io.gfile.exists(stats_path):
     with tf.io.gfile.GFile(stats_path, 'rb') as f:
       existing = parse_json(f.read(), stats_path)
     if existing.get('seq_length') == sequence_length:
-      stats = existing
+      stats, compatible = existing, True
   stats.update(seq_length=sequence_length, crop_bp=(sequence_length - info.target_length *
                                                     info.pool_width) // 2,
                records_per_file=source_layout.records_per_file or max(source_layout.counts))
@@ -270,23 +287,45 @@ def _write_tfr_layout(base_path: str, out_dir: str, subset: str, sequence_length
   files = dict(stats.get('converted_files', {}))
   files[subset] = sorted({*files.get(subset, []), *(posixpath.basename(c) for c in converted)})
   stats['converted_files'] = files
-  with tf.io.gfile.GFile(stats_path, 'w') as f:
+  write_dir = write_dir or out_dir
+  with tf.io.gfile.GFile(posixpath.join(write_dir, 'statistics.json'), 'w') as f:
     json.dump(stats, f, indent=2)
 
   rows = subset_intervals(base_path, subset)
   starts, ends = extend_interval(rows['start'].to_numpy(), rows['end'].to_numpy(), sequence_length)
   new = pd.DataFrame({'chrom': rows['chrom'], 'start': starts, 'end': ends, 'subset': subset})
   bed_path = posixpath.join(out_dir, 'sequences.bed')
-  if tf.io.gfile.exists(bed_path):
+  if tf.io.gfile.exists(bed_path) and compatible:
     with tf.io.gfile.GFile(bed_path) as f:
       old = pd.read_csv(f, sep='\t', header=None, names=['chrom', 'start', 'end', 'subset'],
                         dtype={'chrom': str, 'subset': str})
     new = pd.concat([old[old['subset'] != subset], new])
-  with tf.io.gfile.GFile(bed_path, 'w') as f:
+  with tf.io.gfile.GFile(posixpath.join(write_dir, 'sequences.bed'), 'w') as f:
     f.write(new.to_csv(sep='\t', header=False, index=False))
   targets = posixpath.join(base_path, 'targets.txt')
   if tf.io.gfile.exists(targets):
-    tf.io.gfile.copy(targets, posixpath.join(out_dir, 'targets.txt'), overwrite=True)
+    tf.io.gfile.copy(targets, posixpath.join(write_dir, 'targets.txt'), overwrite=True)
+
+
+def _swap_converted(staging: str, out_dir: str, replace_all: bool) -> None:
+  """Moves the staged TFRecord files and layout into out_dir; statistics.json last.
+
+  replace_all: the previous data set has another sequence length: its files all go.
+  """
+  old_statistics = os.path.join(out_dir, 'statistics.json')
+  if os.path.exists(old_statistics):
+    os.remove(old_statistics)  # From here on out_dir is not a complete data set ...
+  tfr_dir = os.path.join(out_dir, 'tfrecords')
+  if replace_all and os.path.isdir(tfr_dir):
+    shutil.rmtree(tfr_dir)
+  os.makedirs(tfr_dir, exist_ok=True)
+  staged_tfr = os.path.join(staging, 'tfrecords')
+  for name in sorted(os.listdir(staged_tfr)):
+    os.replace(os.path.join(staged_tfr, name), os.path.join(tfr_dir, name))
+  for name in ('sequences.bed', 'targets.txt', 'statistics.json'):  # ... until this last rename.
+    if os.path.exists(os.path.join(staging, name)):
+      os.replace(os.path.join(staging, name), os.path.join(out_dir, name))
+  shutil.rmtree(staging, ignore_errors=True)
 
 
 def _worker(kwargs, queue):
@@ -341,12 +380,43 @@ def convert_basenji(base_path: str,
   else:
     files = list(counts)
 
+  lock = staging = None
+  if out_tfr:
+    lock = OutputLock(out_tfr, what=f'--out-tfr {out_tfr}').acquire()
+  try:
+    if out_tfr:
+      staging = os.path.join(out_tfr, f'.convert-{subset}-{sequence_length}.partial')
+      if overwrite:
+        shutil.rmtree(staging, ignore_errors=True)
+      os.makedirs(os.path.join(staging, 'tfrecords'), exist_ok=True)
+    results = _convert_files(base_path, subset, fasta, sequence_length, files, counts, out_hdf5,
+                             out_tfr, staging, tfr_files, processes, max_mismatch_rate, overwrite,
+                             progress)
+    if out_tfr:
+      replace_all = _existing_length(out_tfr) not in (None, sequence_length)
+      _write_tfr_layout(base_path, out_tfr, subset, sequence_length, files, write_dir=staging)
+      _swap_converted(staging, out_tfr, replace_all)
+  finally:
+    if lock is not None:
+      lock.release()
+  return sorted(results, key=lambda r: basenji.file_number(r.source, subset))
+
+
+def _convert_files(base_path, subset, fasta, sequence_length, files, counts, out_hdf5, out_tfr,
+                   staging, tfr_files, processes, max_mismatch_rate, overwrite, progress
+                   ) -> List[ConversionResult]:
+  """Converts the files that need it (see convert_basenji); TFRecord outputs go to `staging`."""
+  compatible = out_tfr and _existing_length(out_tfr) == sequence_length
   jobs = []
   for source in files:
     name = posixpath.basename(source).rsplit('.', 1)[0]
     if out_tfr:
-      os.makedirs(os.path.join(out_tfr, 'tfrecords'), exist_ok=True)
-      target = os.path.join(out_tfr, 'tfrecords', f'{name}.tfr')
+      target = os.path.join(staging, 'tfrecords', f'{name}.tfr')
+      if os.path.exists(target):
+        continue  # Converted by an interrupted run of this conversion.
+      if compatible and not overwrite and os.path.exists(
+          os.path.join(out_tfr, 'tfrecords', f'{name}.tfr')):
+        continue
     elif len(files) == 1 and tfr_files:
       os.makedirs(os.path.dirname(os.path.abspath(out_hdf5)), exist_ok=True)
       target = out_hdf5
@@ -392,8 +462,4 @@ def convert_basenji(base_path: str,
             raise
           while not queue.empty():
             bar.update(queue.get())
-  if out_tfr:
-    _write_tfr_layout(base_path, out_tfr, subset, sequence_length,
-                      [j['tfr_file'] for j in jobs] + [f for f in files if f not in
-                                                       {j['tfr_file'] for j in jobs}])
-  return sorted(results, key=lambda r: basenji.file_number(r.source, subset))
+  return results

@@ -19,6 +19,7 @@ feature 'input_tracks' (float16 [sequence_length, E], missing = 0) and listed in
 """
 
 import os
+import warnings
 from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -27,7 +28,7 @@ import kipoiseq
 import pyBigWig
 from tqdm.auto import tqdm
 
-from enformer.data.write import BasenjiWriter
+from enformer.data.write import BasenjiWriter, check_output
 from enformer.io.bed import read_bed
 from enformer.io.fasta import FastaStringExtractor, alternative_chromosome_names
 from enformer.io.targets import read_targets
@@ -89,10 +90,32 @@ class _BigWigReader:
     self._chroms = self._bw.chroms()
     self._alternatives = alternative_chromosome_names
 
+  @property
+  def chromosomes(self) -> List[str]:
+    """The bigWig's chromosome names, in header order."""
+    return list(self._chroms)
+
   def _name(self, chrom: str) -> Optional[str]:
     if chrom in self._chroms:
       return chrom
     return next((n for n in self._alternatives(chrom) if n in self._chroms), None)
+
+  def check_chromosomes(self, used: Sequence[str], what: str) -> None:
+    """Raises when none of `used` (window chromosomes) is in the bigWig; warns for some missing.
+
+    'chr1' ↔ '1' and 'chrM' ↔ 'MT' count as the same chromosome.
+    """
+    missing = [c for c in used if self._name(c) is None]
+    if not missing:
+      return
+    if len(missing) == len(used):
+      raise ValueError(
+          f'{what} {self.path}: none of the window chromosomes ({_shown(used)}) is in the bigWig, '
+          f'whose chromosomes are {_shown(self.chromosomes)} (also tried with/without "chr"). '
+          'The bigWig and the FASTA must use the same assembly and chromosome names; rename one '
+          'of them or use the matching files.')
+    warnings.warn(f'{what} {self.path} has no chromosome {_shown(missing)}; their windows get '
+                  f'0 for this track (the bigWig has {_shown(self.chromosomes)}).', stacklevel=2)
 
   def values(self, chrom: str, start: int, end: int) -> np.ndarray:
     out = np.zeros(end - start, np.float32)
@@ -106,6 +129,40 @@ class _BigWigReader:
 
   def close(self) -> None:
     self._bw.close()
+
+
+def _shown(names: Sequence[str], limit: int = 8) -> str:
+  """'chr1, chr2, ... (25 in all)' for messages."""
+  names = list(names)
+  more = f', ... ({len(names)} in all)' if len(names) > limit else ''
+  return ', '.join(names[:limit]) + more
+
+
+def _held_out(kind: str, flag: str, names: Sequence[str], fasta: PathLike,
+              available: Mapping[str, int], resolve) -> List[str]:
+  """FASTA names of the held-out chromosomes `names`; ValueError naming those not available.
+
+  Args:
+    kind: 'Validation' or 'Test'.
+    flag: the CLI flag that sets them.
+    names: the chromosomes asked for ('chr8' matches a FASTA's '8').
+    available: chromosome → size of the chromosomes windows come from.
+    resolve: FASTA name of a chromosome, or None.
+  """
+  resolved, missing = [], []
+  for name in names:
+    fasta_name = resolve(name)
+    if fasta_name is None or fasta_name not in available:
+      missing.append(name)
+    else:
+      resolved.append(fasta_name)
+  if missing:
+    raise ValueError(
+        f'{kind} chromosome(s) {missing} ({flag}) are not among the chromosomes windows come from '
+        f'({_shown(available)}; FASTA {fasta}), so the {kind.lower()} subset would be empty. '
+        f'Set {flag} to chromosomes of this genome (comma-separated), or to "" for no '
+        f'{kind.lower()} subset.')
+  return resolved
 
 
 def _read_blacklist(path: Optional[PathLike]) -> Dict[str, np.ndarray]:
@@ -146,6 +203,18 @@ def bed_windows(bed: PathLike, sequence_length: int) -> Iterator[Tuple[str, int,
     centre = (interval.start + interval.end) // 2
     start = centre - sequence_length // 2
     yield interval.chrom, start, start + sequence_length
+
+
+def _check_tracks_not_zero(table: pd.DataFrame, track_max: np.ndarray, num_windows: int) -> None:
+  """ValueError naming the tracks whose targets are 0 in every written window."""
+  zero = np.flatnonzero(track_max <= 0)
+  if not len(zero):
+    return
+  names = [f'{table["identifier"].iloc[i] if "identifier" in table else i} ({table["file"].iloc[i]})'
+           for i in zero]
+  raise ValueError(f'Track(s) {"; ".join(names[:5])} are 0 in all {num_windows} windows written: '
+                   'the bigWig has no signal there (wrong file, assembly or chromosome names, or a '
+                   'clip/scale of 0). Fix or drop those rows of the targets table.')
 
 
 def split_for(chrom: str, valid_chroms: Sequence[str], test_chroms: Sequence[str]) -> str:
@@ -195,6 +264,7 @@ def generate_dataset(out_dir: PathLike,
   Returns:
     {'train': n, 'valid': n, 'test': n, 'skipped_blacklist': n, 'skipped_n': n}.
   """
+  check_output(os.fspath(out_dir), overwrite)
   if (sequence_length - 2 * crop_bp) % pool_width or sequence_length <= 2 * crop_bp:
     raise ValueError(f'sequence_length − 2 × crop_bp = {sequence_length - 2 * crop_bp} must be a '
                      f'positive multiple of pool_width {pool_width}.')
@@ -214,9 +284,35 @@ def generate_dataset(out_dir: PathLike,
                  tile_windows(sizes, sequence_length, stride, chroms))
   if regions is not None and chroms is not None:
     windows = [w for w in windows if w[0] in chroms]
+
+  def fasta_name(chrom: str) -> Optional[str]:
+    try:
+      return extractor.resolve_chromosome(chrom)
+    except ValueError:
+      return None
+
+  available = {c: sizes[c] for c in (chroms if chroms is not None else sizes)}
+  valid_chroms = _held_out('Validation', '--valid-chroms', valid_chroms, fasta, available,
+                           fasta_name)
+  test_chroms = _held_out('Test', '--test-chroms', test_chroms, fasta, available, fasta_name)
+  window_chroms = list(dict.fromkeys(w[0] for w in windows))
+  if not windows:
+    raise ValueError(f'No window of {sequence_length} bp: the chromosomes used ({_shown(available)}) '
+                     'are shorter than --seq-length, or the regions BED is empty.')
+  for kind, flag, held_out in (('validation', '--valid-chroms', valid_chroms),
+                               ('test', '--test-chroms', test_chroms)):
+    if held_out and not any(fasta_name(c) in held_out for c in window_chroms):
+      raise ValueError(f'No window of {sequence_length} bp lies on the {kind} chromosome(s) '
+                       f'{held_out} (windows are on {_shown(window_chroms)}): they are shorter '
+                       f'than --seq-length or the regions miss them. Choose other {flag}.')
   blacklisted = _read_blacklist(blacklist)
   readers = [_BigWigReader(str(path)) for path in table['file']]
   input_readers = [_BigWigReader(str(path)) for path in input_tracks.values()]
+  for reader, identifier in zip(readers, table['identifier'] if 'identifier' in table else
+                                [f'track {i}' for i in range(len(table))]):
+    reader.check_chromosomes(window_chroms, f'Track {identifier!r}:')
+  for reader, name in zip(input_readers, input_tracks):
+    reader.check_chromosomes(window_chroms, f'Input track {name!r}:')
   written_table = table.copy()
   counts = {'train': 0, 'valid': 0, 'test': 0, 'skipped_blacklist': 0, 'skipped_n': 0}
   writer = BasenjiWriter(out_dir, sequence_length=sequence_length, target_length=target_length,
@@ -228,6 +324,7 @@ def generate_dataset(out_dir: PathLike,
                                            'max_n_fraction': max_n_fraction})
   clips = table['clip'].to_numpy(np.float64)
   scales = table['scale'].to_numpy(np.float64)
+  track_max = np.zeros(len(table), np.float32)
   try:
     with writer:
       for chrom, start, end in tqdm(windows, desc='generate', unit='window', disable=not progress):
@@ -247,9 +344,11 @@ def generate_dataset(out_dir: PathLike,
         if input_readers:
           extra = np.stack([r.values(chrom, start, end) for r in input_readers], axis=1)
           extra = np.clip(extra, -FLOAT16_MAX, FLOAT16_MAX)
-        subset = split_for(chrom, valid_chroms, test_chroms)
+        subset = split_for(fasta_name(chrom) or chrom, valid_chroms, test_chroms)
         writer.add(subset, sequence, target, interval=(chrom, start, end), input_tracks=extra)
+        track_max = np.maximum(track_max, target.max(axis=0))
         counts[subset] += 1
+      _check_tracks_not_zero(table, track_max, sum(counts[s] for s in ('train', 'valid', 'test')))
   finally:
     for reader in readers + input_readers:
       reader.close()

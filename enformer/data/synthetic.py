@@ -28,6 +28,7 @@ import dataclasses
 import json
 import os
 import pathlib
+import shutil
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import kipoiseq
@@ -37,7 +38,8 @@ import pyBigWig
 import pyfaidx
 from tqdm.auto import tqdm
 
-from enformer.data.write import BasenjiWriter, renamed_sequence_length
+from enformer.data.write import BasenjiWriter, check_output, renamed_sequence_length
+from enformer.io.atomic import remove_stale_temporaries, temporary_name
 from enformer.io.fasta import FastaStringExtractor
 from enformer.sequence import reverse_complement
 
@@ -172,7 +174,9 @@ def make_synthetic_genome(out_dir: Union[str, os.PathLike],
                           gc_content: float = 0.42,
                           conservation: bool = False,
                           seed: int = 0,
-                          overwrite: bool = True) -> SyntheticGenome:
+                          overwrite: bool = True,
+                          staging_dir: Optional[Union[str, os.PathLike]] = None
+                          ) -> SyntheticGenome:
   """Writes a synthetic genome with planted motifs and signal tracks that depend on them.
 
   Args:
@@ -190,6 +194,10 @@ def make_synthetic_genome(out_dir: Union[str, os.PathLike],
     seed: random seed; equal seeds give byte-identical outputs.
     overwrite: rewrite files if they exist (False: reuse an existing genome written with the same
       arguments, recorded in synthetic.json).
+    staging_dir: write the files into this folder instead, for the caller to move to `out_dir`
+      once everything that uses them is complete (targets.txt already names the bigWigs by their
+      paths in `out_dir`; the returned paths are those in `staging_dir`). Not used when an
+      existing genome is reused.
 
   Returns:
     SyntheticGenome with paths and the planted sites.
@@ -219,13 +227,21 @@ def make_synthetic_genome(out_dir: Union[str, os.PathLike],
                      sites_per_kb=sites_per_kb, sigma=sigma, peak_height=peak_height,
                      baseline=baseline, noise=noise, gc_content=gc_content,
                      conservation=conservation, seed=seed)
-  paths = dict(fasta=out_dir / 'genome.fa', bed=out_dir / 'motif_sites.bed',
-               npz=out_dir / 'signal.npz', targets=out_dir / 'targets.txt',
-               conservation=out_dir / 'conservation.bw' if conservation else None)
-  bigwigs = [out_dir / f'track{t}.bw' for t in range(len(track_names))]
+  def genome_paths(folder: pathlib.Path):
+    return (dict(fasta=folder / 'genome.fa', bed=folder / 'motif_sites.bed',
+                 npz=folder / 'signal.npz', targets=folder / 'targets.txt',
+                 conservation=folder / 'conservation.bw' if conservation else None),
+            [folder / f'track{t}.bw' for t in range(len(track_names))])
+  paths, bigwigs = genome_paths(out_dir)
+  final_bigwigs = bigwigs
   manifest = out_dir / 'synthetic.json'
   reuse = (not overwrite and manifest.exists() and json.loads(manifest.read_text()) == description
            and all(p.exists() for p in [paths['fasta'], paths['bed'], paths['npz'], *bigwigs]))
+  if not reuse and staging_dir is not None:
+    out_dir = pathlib.Path(staging_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths, bigwigs = genome_paths(out_dir)
+    manifest = out_dir / 'synthetic.json'
 
   if not reuse:
     rng = np.random.default_rng(seed)
@@ -270,7 +286,7 @@ def make_synthetic_genome(out_dir: Union[str, os.PathLike],
                     {c: arrays[f'{c}__conservation'] for c in chrom_sizes})
     targets = pd.DataFrame({
         'index': np.arange(len(track_names)), 'genome': 0,
-        'identifier': track_names, 'file': [str(p) for p in bigwigs], 'clip': 32.0,
+        'identifier': track_names, 'file': [str(p) for p in final_bigwigs], 'clip': 32.0,
         'scale': 1.0, 'sum_stat': 'mean',
         'description': [_track_description(name, row) for name, row in
                         zip(track_names, track_weights.itertuples(index=False))]
@@ -383,9 +399,45 @@ def make_synthetic_dataset(out_dir: Union[str, os.PathLike],
   if sequence_length % BIN_SIZE:
     raise ValueError(f'sequence_length must be a multiple of {BIN_SIZE}, got {sequence_length}.')
   out_dir = pathlib.Path(out_dir)
+  check_output(str(out_dir), overwrite)
+  genome_dir, staged_genome = out_dir / 'genome', None
   if genome is None:
-    genome = make_synthetic_genome(out_dir / 'genome', num_tracks=num_tracks, seed=seed,
-                                   conservation=conservation, overwrite=overwrite, **genome_kwargs)
+    # A new genome is written beside the old one and moved into place with the data set, so a
+    # run killed midway leaves the previous genome and data set as they were.
+    out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(genome_dir)
+    staged_genome = pathlib.Path(temporary_name(genome_dir))
+    try:
+      genome = make_synthetic_genome(genome_dir, num_tracks=num_tracks, seed=seed,
+                                     conservation=conservation, overwrite=overwrite,
+                                     staging_dir=staged_genome, **genome_kwargs)
+    except BaseException:
+      shutil.rmtree(staged_genome, ignore_errors=True)
+      raise
+    if not staged_genome.exists():  # An existing genome was reused.
+      staged_genome = None
+  else:
+    genome_dir = genome.out_dir
+  try:
+    return _write_synthetic_dataset(out_dir, genome, genome_dir, staged_genome,
+                                    sequence_length=sequence_length, train_size=train_size,
+                                    valid_size=valid_size, test_size=test_size,
+                                    valid_chroms=valid_chroms, test_chroms=test_chroms,
+                                    conservation=conservation, seed=seed, overwrite=overwrite,
+                                    progress=progress)
+  finally:
+    if staged_genome is not None:
+      shutil.rmtree(staged_genome, ignore_errors=True)  # Gone already when the data set was swapped in.
+
+
+def _write_synthetic_dataset(out_dir: pathlib.Path, genome: SyntheticGenome,
+                             genome_dir: pathlib.Path, staged_genome: Optional[pathlib.Path], *,
+                             sequence_length: int, train_size: int, valid_size: int,
+                             test_size: int,
+                             valid_chroms: Sequence[str], test_chroms: Sequence[str],
+                             conservation: bool, seed: int, overwrite: bool,
+                             progress: bool) -> pathlib.Path:
+  """The data set part of make_synthetic_dataset; `staged_genome` moves to out_dir/genome with it."""
   if conservation and genome.conservation_bigwig is None:
     raise ValueError('conservation=True needs a genome made with conservation=True.')
   held_out = set(valid_chroms) | set(test_chroms)
@@ -410,7 +462,8 @@ def make_synthetic_dataset(out_dir: Union[str, os.PathLike],
                          num_targets=genome.num_tracks, targets=str(genome.targets),
                          input_track_names=('conservation',) if conservation else (),
                          overwrite=overwrite,
-                         extra_statistics={'synthetic_genome': str(genome.out_dir),
+                         extra_members={'genome': str(staged_genome)} if staged_genome else None,
+                         extra_statistics={'synthetic_genome': str(genome_dir),
                                            'seed': seed})
   with writer, FastaStringExtractor(genome.fasta) as fasta:
     total = sum(len(w) for w in plan.values())

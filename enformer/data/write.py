@@ -13,11 +13,19 @@ One folder per organism:
                                  extra per-base inputs such as conservation (see `INPUT_TRACKS_FEATURE`).
 
 `BasenjiWriter` streams examples into that layout; `write_dataset` and `write_from_fasta` wrap it.
+
+Complete or untouched: on a local disk the writer holds a lock on the folder (`enformer.io.lock`)
+and writes the new data set into a hidden staging folder inside it (`.dataset.<host>-<pid>-….tmp`);
+only when every record is written does it swap the data set's members (tfrecords/, sequences.bed,
+targets.txt, then statistics.json) into place. A run killed midway (kill -9, a full disk) leaves the
+previous data set as it was; the next run removes the stale staging folder. Other files in the
+folder are never touched.
 """
 
 import json
 import os
 import posixpath
+import shutil
 import warnings
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -27,7 +35,9 @@ import pandas as pd
 import tensorflow as tf
 from tqdm.auto import tqdm
 
+from enformer.io.atomic import remove_stale_temporaries, temporary_name
 from enformer.io.fasta import FastaStringExtractor
+from enformer.io.lock import OutputLock
 from enformer.sequence import one_hot_encode
 
 RECORDS_PER_FILE = 256
@@ -37,6 +47,10 @@ INPUT_TRACKS_FEATURE = 'input_tracks'
 TARGET_COLUMNS = ('index', 'genome', 'identifier', 'file', 'clip', 'scale', 'sum_stat',
                   'description')
 _COMPRESSION = 'ZLIB'
+# The data set's members, swapped into place in this order (statistics.json last: it marks a
+# complete data set).
+DATASET_MEMBERS = ('tfrecords', 'sequences.bed', 'targets.txt', 'statistics.json')
+_STAGING = 'dataset'
 
 Interval = Tuple[str, int, int]
 ArrayOrString = Union[np.ndarray, str]
@@ -49,6 +63,14 @@ def default_targets_table(num_targets: int, genome: int = 0) -> pd.DataFrame:
       'identifier': [f'track{i}' for i in range(num_targets)], 'file': '', 'clip': 32.0,
       'scale': 1.0, 'sum_stat': 'mean', 'description': [f'track {i}' for i in range(num_targets)]
   })
+
+
+def check_output(out_dir: str, overwrite: bool) -> None:
+  """FileExistsError when `out_dir` already holds a data set (statistics.json) and not overwrite."""
+  statistics_path = posixpath.join(str(out_dir), 'statistics.json')
+  if tf.io.gfile.exists(statistics_path) and not overwrite:
+    raise FileExistsError(f'{statistics_path} exists: {out_dir} already holds a data set. '
+                          'Choose another folder or pass overwrite=True (--overwrite).')
 
 
 def _bytes_feature(value: bytes) -> tf.train.Feature:
@@ -116,6 +138,7 @@ class BasenjiWriter:
                records_per_file: int = RECORDS_PER_FILE,
                overwrite: bool = False,
                extra_statistics: Optional[Mapping[str, Any]] = None,
+               extra_members: Optional[Mapping[str, str]] = None,
                seq_length: Optional[int] = None):
     sequence_length = renamed_sequence_length(sequence_length, seq_length)
     if sequence_length is None:
@@ -135,18 +158,27 @@ class BasenjiWriter:
     self.input_track_names = tuple(input_track_names)
     self.records_per_file = records_per_file
     self.extra_statistics = dict(extra_statistics or {})
-    statistics_path = posixpath.join(self.out_dir, 'statistics.json')
-    if tf.io.gfile.exists(statistics_path) and not overwrite:
-      raise FileExistsError(f'{statistics_path} exists: {self.out_dir} already holds a data set. '
-                            'Choose another folder or pass overwrite=True (--overwrite).')
-    tfr_dir = posixpath.join(self.out_dir, 'tfrecords')
-    if tf.io.gfile.isdir(tfr_dir):
-      for name in tf.io.gfile.listdir(tfr_dir):
-        if name.endswith('.tfr'):
-          tf.io.gfile.remove(posixpath.join(tfr_dir, name))
-    tf.io.gfile.makedirs(tfr_dir)
-    self._tfr_dir = tfr_dir
+    # name → a file or folder prepared elsewhere, moved to out_dir/name with the data set (and
+    # removed if the data set is not completed).
+    self._extra_members = dict(extra_members or {})
+    check_output(self.out_dir, overwrite)
     self._targets = self._targets_table(targets)
+    self._lock = self._staging = None
+    if '://' in self.out_dir:  # Object stores (gs://…): no rename, written in place.
+      self._write_dir = self.out_dir
+      tfr_dir = posixpath.join(self.out_dir, 'tfrecords')
+      if tf.io.gfile.isdir(tfr_dir):
+        for name in tf.io.gfile.listdir(tfr_dir):
+          if name.endswith('.tfr'):
+            tf.io.gfile.remove(posixpath.join(tfr_dir, name))
+    else:
+      self._lock = OutputLock(self.out_dir, what=f'data set {self.out_dir}').acquire()
+      check_output(self.out_dir, overwrite)  # Again, now that no other writer can be running.
+      os.makedirs(self.out_dir, exist_ok=True)
+      remove_stale_temporaries(os.path.join(self.out_dir, _STAGING))
+      self._staging = self._write_dir = temporary_name(os.path.join(self.out_dir, _STAGING))
+    self._tfr_dir = posixpath.join(self._write_dir, 'tfrecords')
+    tf.io.gfile.makedirs(self._tfr_dir)
     self._writers: Dict[str, tf.io.TFRecordWriter] = {}
     self._counts: Dict[str, int] = {}
     self._intervals: Dict[str, List[Tuple[str, int, int]]] = {}
@@ -257,14 +289,34 @@ class BasenjiWriter:
     rows = [(chrom, start, end, subset)
             for subset in sorted(self._intervals, key=_subset_order)
             for chrom, start, end in self._intervals[subset]]
-    with tf.io.gfile.GFile(posixpath.join(self.out_dir, 'sequences.bed'), 'w') as f:
-      f.write(''.join(f'{c}\t{s}\t{e}\t{subset}\n' for c, s, e, subset in rows))
-    with tf.io.gfile.GFile(posixpath.join(self.out_dir, 'targets.txt'), 'w') as f:
-      f.write(self._targets.to_csv(sep='\t', index=False))
-    with tf.io.gfile.GFile(posixpath.join(self.out_dir, 'statistics.json'), 'w') as f:
-      json.dump(self.statistics(), f, indent=2)
-    self._closed = True
+    try:
+      with tf.io.gfile.GFile(posixpath.join(self._write_dir, 'sequences.bed'), 'w') as f:
+        f.write(''.join(f'{c}\t{s}\t{e}\t{subset}\n' for c, s, e, subset in rows))
+      with tf.io.gfile.GFile(posixpath.join(self._write_dir, 'targets.txt'), 'w') as f:
+        f.write(self._targets.to_csv(sep='\t', index=False))
+      with tf.io.gfile.GFile(posixpath.join(self._write_dir, 'statistics.json'), 'w') as f:
+        json.dump(self.statistics(), f, indent=2)
+      if self._staging is not None:
+        for name, source in self._extra_members.items():
+          os.replace(source, os.path.join(self._staging, name))
+        swap_dataset(self._staging, self.out_dir, tuple(self._extra_members))
+    finally:
+      self._closed = True
+      self._discard()
     return self.out_dir
+
+  def _discard(self) -> None:
+    """Removes the staging folder and extra members (if still there) and releases the lock."""
+    if self._staging is not None:
+      shutil.rmtree(self._staging, ignore_errors=True)
+    for source in self._extra_members.values():
+      if os.path.isdir(source):
+        shutil.rmtree(source, ignore_errors=True)
+      elif os.path.exists(source):
+        os.remove(source)
+    if self._lock is not None:
+      self._lock.release()
+      self._lock = None
 
   def __enter__(self) -> 'BasenjiWriter':
     return self
@@ -275,6 +327,32 @@ class BasenjiWriter:
     else:
       self._close_writers()
       self._closed = True
+      self._discard()  # The previous data set stays as it was.
+
+
+def swap_dataset(staging: str, out_dir: str, extra_members: Sequence[str] = ()) -> None:
+  """Moves a complete data set from `staging` into `out_dir`, replacing the previous one's members.
+
+  The previous statistics.json goes first (from then on the folder is not a complete data set)
+  and the new one comes last (now it is); the renames in between take milliseconds.
+  `extra_members` (names in `staging`, e.g. 'genome') move before statistics.json.
+  """
+  old_statistics = os.path.join(out_dir, 'statistics.json')
+  if os.path.exists(old_statistics):
+    os.remove(old_statistics)
+  for member in (*extra_members, *DATASET_MEMBERS):
+    source, target = os.path.join(staging, member), os.path.join(out_dir, member)
+    if os.path.isdir(source):
+      trash = None
+      if os.path.lexists(target):
+        trash = temporary_name(os.path.join(out_dir, _STAGING)) + '.old'
+        os.replace(target, trash)
+      os.replace(source, target)
+      if trash:
+        shutil.rmtree(trash, ignore_errors=True)
+    elif os.path.exists(source):
+      os.replace(source, target)
+  shutil.rmtree(staging, ignore_errors=True)
 
 
 def _subset_order(subset: str) -> Tuple[int, str]:

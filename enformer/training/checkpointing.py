@@ -12,12 +12,16 @@ Under MultiWorkerMirroredStrategy every worker takes part in saving; only the ch
 the run folder, the others write to a temporary folder that is removed right away.
 """
 
+import glob
 import json
 import os
+import re
 import shutil
-from typing import Any, Dict, Mapping, Optional
+import warnings
+from typing import Any, Dict, List, Mapping, Optional
 
 import tensorflow as tf
+from google.protobuf import text_format
 
 from enformer.enformer import Enformer
 from enformer.inference.export import export_hub_module
@@ -60,18 +64,92 @@ class RunCheckpoints:
     return self._chief_manager.latest_checkpoint
 
   def restore_latest(self) -> Optional[str]:
-    """Restores the latest checkpoint if there is one; returns its path (None: fresh start)."""
-    latest = self.latest
-    if latest is None:
-      return None
-    self.checkpoint.read(latest).assert_existing_objects_matched()
-    return latest
+    """Restores the newest readable checkpoint; returns its path (None: fresh start).
+
+    A checkpoint whose files are truncated or corrupt (e.g. the disk filled up, or a copy was cut
+    short) is skipped with a warning naming it and the older checkpoint restored instead; when
+    none can be read, ValueError says so. A checkpoint of another model (variables that do not
+    match) is an error, not a reason to fall back.
+    """
+    candidates = run_checkpoints(os.path.dirname(self._chief_manager.directory + os.sep),
+                                 self._chief_manager.checkpoints)
+    failures = []
+    for path in candidates:
+      try:
+        self.checkpoint.read(path).assert_existing_objects_matched()
+      except (tf.errors.OpError, IndexError, ValueError) as error:  # Truncated or corrupt files.
+        failures.append((path, _first_line(error)))
+        continue
+      if failures:
+        warnings.warn(
+            f'Checkpoint {failures[0][0]} cannot be read ({failures[0][1]}); resumed from the '
+            f'previous intact checkpoint {path} instead'
+            + (f' (also unreadable: {", ".join(p for p, _ in failures[1:])})' if failures[1:]
+               else '') + '.', stacklevel=2)
+      return path
+    if failures:
+      raise ValueError(
+          f'No checkpoint of {self.run_dir} can be read: '
+          + '; '.join(f'{p}: {e}' for p, e in failures)
+          + f'. Delete {os.path.join(self.run_dir, CHECKPOINT_DIR)} to start this run over, or '
+          'train into another --run-dir.')
+    return None
 
   def save(self, step: int) -> str:
     path = self.manager.save(checkpoint_number=step)
     if not self.chief:
       shutil.rmtree(self._directory, ignore_errors=True)
     return path
+
+
+def _first_line(error: BaseException) -> str:
+  text = str(error).strip().splitlines()
+  return f'{type(error).__name__}: {text[0][:200] if text else ""}'
+
+
+def run_checkpoints(directory: str, listed: List[str] = ()) -> List[str]:
+  """Checkpoint prefixes of a run's checkpoints folder, newest (highest step) first.
+
+  `listed` (the 'checkpoint' state file's list) is merged with the ckpt-<step>.index files found,
+  so a damaged state file does not hide intact checkpoints.
+  """
+  found = {p[:-len('.index')] for p in glob.glob(os.path.join(glob.escape(directory),
+                                                              'ckpt-*.index'))}
+  found.update(p for p in listed if os.path.exists(p + '.index'))
+
+  def step(prefix: str) -> int:
+    match = re.search(r'ckpt-(\d+)$', prefix)
+    return int(match.group(1)) if match else -1
+  return sorted(found, key=step, reverse=True)
+
+
+def latest_readable_checkpoint(directory: str) -> Optional[str]:
+  """The newest checkpoint of `directory` whose every tensor reads back (None: none there).
+
+  Skipped (truncated or corrupt) checkpoints are named in a warning; ValueError when all are.
+  """
+  try:
+    state = tf.train.get_checkpoint_state(directory)
+  except (tf.errors.OpError, text_format.ParseError):
+    state = None  # A damaged state file: the .index files are listed below.
+  listed = list(state.all_model_checkpoint_paths) if state else []
+  failures = []
+  for prefix in run_checkpoints(directory, listed):
+    try:
+      reader = tf.train.load_checkpoint(prefix)
+      for name in reader.get_variable_to_shape_map():
+        reader.get_tensor(name)
+    except (tf.errors.OpError, IndexError, ValueError) as error:
+      failures.append((prefix, _first_line(error)))
+      continue
+    if failures:
+      warnings.warn(f'Checkpoint {failures[0][0]} cannot be read ({failures[0][1]}); using the '
+                    f'previous intact checkpoint {prefix} instead.', stacklevel=2)
+    return prefix
+  if failures:
+    raise ValueError(f'No checkpoint in {directory} can be read: '
+                     + '; '.join(f'{p}: {e}' for p, e in failures) + '.')
+  return None
 
 
 def export_best(model: tf.Module, run_dir: str, step: int, record: Mapping[str, Any],

@@ -27,6 +27,7 @@ import matplotlib
 import matplotlib.pyplot as plt
 from tqdm.auto import tqdm
 
+from enformer.data.errors import DataError, data_errors
 from enformer.io.atomic import atomic_open, atomic_write
 from enformer.training import metrics as metrics_lib
 
@@ -162,7 +163,8 @@ def evaluate(predict_fn: PredictFn,
              max_batches: Optional[int] = None,
              targets: Optional[pd.DataFrame] = None,
              tss_index: Optional[TssIndex] = None,
-             progress: bool = True) -> Evaluation:
+             progress: bool = True,
+             source: str = '') -> Evaluation:
   """Evaluates predictions of one head on a data subset.
 
   Args:
@@ -175,6 +177,8 @@ def evaluate(predict_fn: PredictFn,
     targets: track table (targets.txt) for identifiers, descriptions and assay types.
     tss_index: from `index_tss`, for the gene-level metric.
     progress: progress bar.
+    source: where the data comes from (e.g. 'data/human, subset test'), named in DataError
+      messages about NaN/infinite values or records that fail get_dataset's checks.
   """
   correlation = metrics_lib.TrackCorrelation()
   gene_predicted = gene_observed = None
@@ -182,8 +186,15 @@ def evaluate(predict_fn: PredictFn,
   batches = dataset.batch(batch_size)
   if max_batches:
     batches = batches.take(max_batches)
-  for batch in tqdm(batches.as_numpy_iterator(), desc=f'evaluate {head}', unit='batch',
-                    disable=not progress):
+  what = f'the evaluation data ({source})' if source else 'the evaluation data'
+  for batch in _checked(tqdm(batches.as_numpy_iterator(), desc=f'evaluate {head}', unit='batch',
+                             disable=not progress), what):
+    for name in ('sequence', 'target'):
+      if not np.all(np.isfinite(batch[name])):
+        rows = np.flatnonzero(~np.isfinite(batch[name]).reshape(len(batch[name]), -1).all(1))
+        raise DataError(f'{what[0].upper()}{what[1:]} holds NaN or infinite values in {name!r} of '
+                        f'record(s) {[int(record + i) for i in rows[:5]]} (counting from 0 in '
+                        'data set order); fix the data.')
     outputs = predict_fn(batch['sequence'].astype(np.float32))
     if head not in outputs:
       raise ValueError(f'The model has no head {head!r}; it has {sorted(outputs)}.')
@@ -214,6 +225,18 @@ def evaluate(predict_fn: PredictFn,
                       num_missing=tss_index.num_missing)
   return Evaluation(head=head, per_track=table, summary=_summary(table, gene_level),
                     gene_level=gene_level, num_sequences=record)
+
+
+def _checked(batches, what: str):
+  """Yields the batches; a failed record check of get_dataset becomes a one-line DataError."""
+  iterator = iter(batches)
+  while True:
+    with data_errors(what):
+      try:
+        batch = next(iterator)
+      except StopIteration:
+        return
+    yield batch
 
 
 def _track_table(r: np.ndarray, r2: np.ndarray, targets: Optional[pd.DataFrame]) -> pd.DataFrame:

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from enformer.models import build_model
 from enformer.data import augment as augment_lib
 from enformer.data import basenji
+from enformer.data.errors import data_errors
 from enformer.training import checkpointing
 from enformer.training import config as config_lib
 from enformer.training import freezing
@@ -209,8 +210,9 @@ def validate(train_step: step_lib.TrainStep, sources: Mapping[str, Callable[[], 
     if max_batches:
       dataset = dataset.take(max_batches)
     correlation = metrics_lib.TrackCorrelation()
-    for batch in train_step.strategy.experimental_distribute_dataset(dataset):
-      correlation.update(train_step.evaluate(batch, head))
+    with data_errors(f'the validation data of head {head}'):
+      for batch in train_step.strategy.experimental_distribute_dataset(dataset):
+        correlation.update(train_step.evaluate(batch, head))
     results[head] = metrics_lib.head_metrics(correlation)
   return results
 
@@ -318,12 +320,22 @@ def train(config: Union[config_lib.TrainConfig, Mapping[str, Any], None] = None,
       lr = step_lib.learning_rate_at(step, config.learning_rate, config.warmup_steps)
       learning_rate.assign(lr)
       began = time.perf_counter()
-      loss, grad_norm = train_step.train(next(iterators[head]), head)
+      with data_errors(f'the training data of head {head}'):
+        batch = next(iterators[head])
+      loss, grad_norm = train_step.train(batch, head)
       loss, grad_norm = float(loss), float(grad_norm)
       if step > start:
         timed_steps += 1
         timed_seconds += time.perf_counter() - began
       if not (math.isfinite(loss) and math.isfinite(grad_norm)):
+        bad = _non_finite_features(strategy, batch)
+        if bad:
+          source = f' ({config.data[head]})' if head in config.data else ''
+          raise TrainingDivergedError(
+              f'The training data of head {head}{source} holds NaN or infinite values in '
+              f'{" and ".join(repr(b) for b in bad)} of the batch of step {step} (loss {loss}): '
+              'training stopped. Fix the data (targets must be finite and ≥ 0) and rerun; the '
+              f'last good checkpoint is kept: {checkpoints.latest or "none saved"}.')
         raise TrainingDivergedError(
             f'Loss {loss} / gradient norm {grad_norm} at step {step} (head {head}): training '
             f'stopped. The last good checkpoint is kept: {checkpoints.latest or "none saved"}. '
@@ -368,6 +380,17 @@ def train(config: Union[config_lib.TrainConfig, Mapping[str, Any], None] = None,
       resumed_from=resumed_from,
       steps_per_second=timed_steps / timed_seconds if timed_seconds else float('nan'),
       strategy=strategy_lib.describe_strategy(strategy))
+
+
+def _non_finite_features(strategy: tf.distribute.Strategy, batch: Mapping[str, Any]) -> List[str]:
+  """Names of the floating-point features of a (distributed) batch holding NaN or ±inf."""
+  bad = []
+  for name, value in batch.items():
+    for part in strategy.experimental_local_results(value):
+      if part.dtype.is_floating and not np.all(np.isfinite(part.numpy())):
+        bad.append(name)
+        break
+  return bad
 
 
 def _validation_records(step: int, results: Mapping[str, Mapping[str, Any]]) -> List[Dict]:

@@ -17,12 +17,20 @@ heartbeat is late by more than 10 s (the default), which happens to a worker sta
 busy machine (and aborts every collective with "heartbeat timeout"). `get_strategy` therefore
 configures the service itself, before the strategy does, with generous timeouts
 (`COORDINATION_TIMEOUTS`, overridable per call or through $ENFORMER_HEARTBEAT_TIMEOUT seconds).
+
+Start-up: each worker waits up to the register timeout ($ENFORMER_REGISTER_TIMEOUT, default 600 s)
+for all workers to join; past it, `get_strategy` raises `WorkerStartupError` naming the cluster
+instead of waiting on. gRPC sends its connections through an HTTP proxy when $http_proxy,
+$https_proxy or $grpc_proxy is set, and a proxy cannot reach the workers' ports (127.0.0.1 least of
+all): the workers then wait for each other until the register timeout, silently. `get_strategy`
+therefore adds the cluster's hosts to $no_grpc_proxy (keeping the entries of $no_proxy, which gRPC
+would otherwise read) before TensorFlow connects.
 """
 
 import contextlib
 import json
 import os
-from typing import Mapping, Optional, Sequence
+from typing import Mapping, MutableMapping, Optional, Sequence
 
 import sonnet as snt
 import tensorflow as tf
@@ -83,6 +91,35 @@ def configure_coordination(cluster_spec: Mapping[str, Sequence[str]],
   return True
 
 
+class WorkerStartupError(ConnectionError):
+  """The workers of a multi-worker cluster did not all join within the register timeout."""
+
+
+PROXY_VARIABLES = ('grpc_proxy', 'https_proxy', 'http_proxy', 'GRPC_PROXY', 'HTTPS_PROXY',
+                   'HTTP_PROXY')
+
+
+def bypass_proxy_for_cluster(cluster_spec: Mapping[str, Sequence[str]],
+                             environ: Optional[MutableMapping[str, str]] = None) -> Optional[str]:
+  """Adds the cluster's hosts to $no_grpc_proxy when a proxy is configured (see module docstring).
+
+  Returns the new $no_grpc_proxy value, or None when no proxy variable is set.
+  """
+  environ = os.environ if environ is None else environ
+  if not any(environ.get(name) for name in PROXY_VARIABLES):
+    return None
+  existing = (environ.get('no_grpc_proxy') or environ.get('no_proxy') or environ.get('NO_PROXY')
+              or '')
+  entries = [e.strip() for e in existing.split(',') if e.strip()]
+  for addresses in cluster_spec.values():
+    for address in (addresses.values() if isinstance(addresses, Mapping) else addresses):
+      host = str(address).rsplit(':', 1)[0].strip('[]')
+      if host and host not in entries:
+        entries.append(host)
+  environ['no_grpc_proxy'] = ','.join(entries)
+  return environ['no_grpc_proxy']
+
+
 class MultiWorkerReplicator(tf.distribute.MultiWorkerMirroredStrategy):
   """MultiWorkerMirroredStrategy whose scope creates replica-local variables (Sonnet-compatible)."""
 
@@ -101,7 +138,8 @@ REPLICA_LOCAL_STRATEGIES = (snt.distribute.Replicator, snt.distribute.TpuReplica
 
 def get_strategy(tpu: Optional[str] = None,
                  environ: Optional[Mapping[str, str]] = None,
-                 heartbeat_timeout: Optional[float] = None) -> tf.distribute.Strategy:
+                 heartbeat_timeout: Optional[float] = None,
+                 register_timeout: Optional[float] = None) -> tf.distribute.Strategy:
   """Chooses the strategy for this process (see the module docstring).
 
   Args:
@@ -110,6 +148,8 @@ def get_strategy(tpu: Optional[str] = None,
       os.environ).
     heartbeat_timeout: multi-worker only: seconds without a heartbeat after which a worker counts
       as failed (default $ENFORMER_HEARTBEAT_TIMEOUT or COORDINATION_TIMEOUTS['heartbeat']).
+    register_timeout: multi-worker only: seconds to wait for every worker to join (default
+      $ENFORMER_REGISTER_TIMEOUT or COORDINATION_TIMEOUTS['register']); then WorkerStartupError.
   """
   environ = os.environ if environ is None else environ
   if tpu:
@@ -126,13 +166,23 @@ def get_strategy(tpu: Optional[str] = None,
     if not isinstance(tf_config, dict) or not isinstance(tf_config.get('cluster'), dict):
       raise ValueError('TF_CONFIG must hold {"cluster": {"worker": [host:port, ...]}, "task": '
                        '{"type": "worker", "index": i}}; unset it for single-machine training.')
-    if heartbeat_timeout is None:
-      heartbeat_timeout = float(environ.get('ENFORMER_HEARTBEAT_TIMEOUT',
-                                            COORDINATION_TIMEOUTS['heartbeat']))
-    if heartbeat_timeout <= 0:
-      raise ValueError(f'The heartbeat timeout must be > 0 seconds, got {heartbeat_timeout}.')
-    configure_coordination(tf_config['cluster'], heartbeat_timeout=heartbeat_timeout)
-    return MultiWorkerReplicator()
+    heartbeat_timeout = _seconds(heartbeat_timeout, environ, 'ENFORMER_HEARTBEAT_TIMEOUT',
+                                 'heartbeat')
+    register_timeout = _seconds(register_timeout, environ, 'ENFORMER_REGISTER_TIMEOUT',
+                                'register')
+    bypass_proxy_for_cluster(tf_config['cluster'])
+    configure_coordination(tf_config['cluster'], heartbeat_timeout=heartbeat_timeout,
+                           register_timeout=register_timeout)
+    try:
+      return MultiWorkerReplicator()
+    except (tf.errors.DeadlineExceededError, tf.errors.UnavailableError) as error:
+      task = tf_config.get('task', {})
+      raise WorkerStartupError(
+          f'Worker {task.get("type")}:{task.get("index")} of the cluster {tf_config["cluster"]} '
+          f'could not reach every worker within {register_timeout:.0f} s '
+          f'({type(error).__name__}: {str(error).splitlines()[0][:200]}). Start every worker '
+          'with the same TF_CONFIG cluster, check that the ports are free and reachable, or raise '
+          '$ENFORMER_REGISTER_TIMEOUT.') from error
   gpus = tf.config.list_logical_devices('GPU')
   if len(gpus) > 1:
     return snt.distribute.Replicator([d.name for d in gpus])
@@ -140,6 +190,19 @@ def get_strategy(tpu: Optional[str] = None,
   if not gpus and len(cpus) > 1:
     return snt.distribute.Replicator([d.name for d in cpus])
   return tf.distribute.get_strategy()
+
+
+def _seconds(value: Optional[float], environ: Mapping[str, str], variable: str, key: str) -> float:
+  """A coordination timeout: `value`, else $variable, else COORDINATION_TIMEOUTS[key]; > 0."""
+  if value is None:
+    text = environ.get(variable)
+    try:
+      value = float(text) if text else COORDINATION_TIMEOUTS[key]
+    except ValueError:
+      raise ValueError(f'${variable}={text!r} is not a number of seconds.') from None
+  if value <= 0:
+    raise ValueError(f'The {key} timeout must be > 0 seconds, got {value}.')
+  return float(value)
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
