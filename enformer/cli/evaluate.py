@@ -5,7 +5,6 @@ import os
 
 from enformer.cli import _common
 from enformer.cli._inputs import check_data_folder, check_files, check_model, check_output_path
-from enformer.io.files import read_json
 from enformer.io.lock import OutputLock
 
 _DESCRIPTION = """\
