@@ -268,3 +268,33 @@ def test_five_channel_model_exports_and_predicts_from_the_saved_model(model, fil
   x = expected_input(files['fasta'], files['conservation'], 'chr1', 2_452, 2_452 + LENGTH)
   direct = model(x[np.newaxis], is_training=False)['atac'].numpy()[0]
   np.testing.assert_allclose(result['predictions'][0], direct, rtol=1e-4, atol=1e-5)
+
+
+def test_cli_score_variants_extra_track(model, checkpoint, files, tmp_path, capsys):
+  """`enformer score-variants --extra-track`: ref and alt see the conservation channel."""
+  import h5py  # pylint: disable=import-outside-toplevel
+  pos = 4_001  # 1-based, on chr2; kipoiseq's window centred on it is 0-based [1,953, 6,049).
+  with FastaStringExtractor(files['fasta']) as extractor:
+    ref = extractor.extract(kipoiseq.Interval('chr2', pos - 1, pos)).upper()
+  alt = 'A' if ref != 'A' else 'C'
+  vcf = tmp_path / 'snv.vcf'
+  vcf.write_text('##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n'
+                 f'chr2\t{pos}\tsnv1\t{ref}\t{alt}\t.\t.\t.\n')
+  common = ['score-variants', '--model', checkpoint, *CONFIG_FLAGS, '--fasta', files['fasta'],
+            '--vcf', str(vcf), '--head', 'atac', '--quiet']
+  assert main([*common, '--out', str(tmp_path / 'none.h5')]) == 2  # The channel is needed.
+  assert 'pass 1 --extra-track' in capsys.readouterr().err
+  out = tmp_path / 'scores.h5'
+  assert main([*common, '--extra-track', files['conservation'], '--out', str(out)]) == 0
+  capsys.readouterr()
+  with h5py.File(out, 'r') as f:
+    sad = f['SAD'][:].astype(np.float32)  # [1, 2]
+  start = pos - LENGTH // 2
+  x_ref = expected_input(files['fasta'], files['conservation'], 'chr2', start, start + LENGTH)
+  x_alt = x_ref.copy()
+  x_alt[pos - 1 - start, :4] = np.eye(4)['ACGT'.index(alt)]
+  means = [model(x[np.newaxis], is_training=False)['atac'].numpy()[0].mean(0)
+           for x in (x_ref, x_alt)]
+  np.testing.assert_allclose(sad[0], means[1] - means[0], rtol=1e-2,
+                             atol=1e-3 * np.abs(means[0]).max())
+  assert np.abs(means[1] - means[0]).max() > 0

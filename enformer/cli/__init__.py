@@ -17,6 +17,7 @@ import sys
 import warnings
 from typing import List, Optional
 
+from enformer.cli import _common
 from enformer.cli._errors import describe
 
 
@@ -38,7 +39,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # Hide TensorFlow's start-up chatter.
   parser = build_parser()
   args = parser.parse_args(argv)
   if not getattr(args, 'func', None):
@@ -46,6 +46,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     return 0
   debug = args.debug or os.environ.get('ENFORMER_DEBUG', '').lower() not in ('', '0', 'false')
   warnings.formatwarning = _one_line_warning
+  if not debug:  # --debug shows TensorFlow's own start-up messages too.
+    _common.import_tensorflow_quietly()
   try:
     return int(args.func(args) or 0)
   except KeyboardInterrupt:

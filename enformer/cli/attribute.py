@@ -3,16 +3,14 @@
 import argparse
 import os
 
+from enformer.cli import _common
 from enformer.cli._inputs import check_files, check_many, check_model, check_output_path
-from enformer.cli.predict import (add_extra_track_argument, add_model_config_arguments,
-                                  add_precision_argument, check_unused_output_folder,
-                                  model_config_from_args)
 from enformer.io.lock import OutputLock
 
 
 def register(subparsers) -> None:
-  parser = subparsers.add_parser(
-      'attribute',
+  parser = _common.add_parser(
+      subparsers, 'attribute',
       help='contribution scores (gradient × input or ISM) of chosen tracks/bins for a region',
       description=(
           'Explains the prediction of chosen tracks (--tracks) in chosen output bins (--bins) for '
@@ -27,37 +25,32 @@ def register(subparsers) -> None:
           'channels\' gradient × input is saved separately (extra_scores in attribution.npz); ISM '
           'mutates bases only and keeps the extra channels.'),
       epilog='Example: enformer attribute --model enformer_ckpt --fasta hg38.fa --region '
-      'chr11:5,225,000-5,230,000 --tracks 4828,5111 --bins 447-449 --method grad --out attr/')
-  parser.add_argument('--model', required=True,
-                      help='TF-Hub handle/URL, SavedModel folder, or Sonnet checkpoint')
-  parser.add_argument('--fasta', required=True, help='reference genome FASTA (indexed or indexable)')
+      'chr11:5,225,000-5,230,000 --tracks 4828 5111 --bins 447-449 --method grad --out attr/')
+  _common.add_model_argument(parser)
+  _common.add_fasta_argument(parser)
   parser.add_argument('--region', required=True,
                       help='chrom:start-end (1-based inclusive); resized to the input length')
-  parser.add_argument('--head', default='human', help='output head (default human)')
-  parser.add_argument('--tracks', required=True,
-                      help='tracks to explain: indices and ranges, e.g. 4828,5111 or 10-12; with '
-                      '--targets also identifiers or description substrings (e.g. CAGE:K562)')
+  parser.add_argument('--head', default='human', help='output head')
+  _common.add_tracks_argument(parser, required=True)
   parser.add_argument('--bins', default=None,
                       help='output bins to explain, e.g. 447-449 (default: the 3 central bins)')
-  parser.add_argument('--targets', default=None,
-                      help='targets table (targets_human.txt) for track names and selection')
+  _common.add_targets_argument(parser)
   parser.add_argument('--method', choices=('grad', 'ism'), default='grad',
-                      help='grad: gradient × input (default); ism: saturation mutagenesis')
+                      help='grad: gradient × input; ism: saturation mutagenesis')
   parser.add_argument('--window', default=None,
                       help='chrom:start-end inside the input: bases to mutate (ISM; default the '
                       'target bins) or to draw in the logo (grad; default 100 bp around the top '
                       'score)')
   parser.add_argument('--reduction', choices=('mean', 'sum'), default='mean',
-                      help='target = mean (default, as the colab) or sum of the masked predictions')
+                      help='target = mean (as the colab) or sum of the masked predictions')
   parser.add_argument('--batch-size', type=int, default=8,
-                      help='ISM: mutant sequences per forward pass (default 8)')
-  parser.add_argument('--out', required=True, help='output folder')
-  parser.add_argument('--quiet', action='store_true', help='no progress bar')
-  parser.add_argument('--overwrite', action='store_true',
-                      help='replace the contents of a used --out folder')
-  add_extra_track_argument(parser)
-  add_model_config_arguments(parser)
-  add_precision_argument(parser)
+                      help='ISM: mutant sequences per forward pass')
+  _common.add_out_argument(parser, help='output folder (created)')
+  _common.add_extra_track_argument(parser)
+  _common.add_quiet_argument(parser)
+  _common.add_model_config_arguments(parser)
+  _common.add_precision_argument(parser)
+  _common.add_overwrite_argument(parser, help=_common.OVERWRITE_HELP + ' (the contents of a used --out folder)')
   parser.set_defaults(func=run)
 
 
@@ -66,9 +59,9 @@ def run(args: argparse.Namespace) -> int:
   check_files((args.fasta, '--fasta', 'fasta'), (args.targets, '--targets', 'text'))
   check_many(args.extra_track, '--extra-track', 'bigwig')
   check_model(args.model)
-  model_config_from_args(args)
+  _common.model_config_from_args(args)
   check_output_path(args.out, '--out', folder=True)
-  check_unused_output_folder(args.out, args.overwrite)
+  _common.check_unused_output_folder(args.out, args.overwrite)
   if args.batch_size < 1:
     raise ValueError(f'--batch-size must be >= 1, got {args.batch_size}.')
   from enformer.io.bed import parse_region
@@ -85,11 +78,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _attribute(args: argparse.Namespace, targets) -> int:
   """`run` once the inputs are checked and --out is locked."""
-  from enformer.cli.predict import load_predictor  # TensorFlow: once the inputs are checked.
   from enformer.interpret.workflow import attribute_to_files
-  predictor = load_predictor(args)
+  predictor = _common.load_predictor(args)
   written = attribute_to_files(
-      predictor, args.fasta, args.region, args.out, tracks=args.tracks, bins=args.bins,
+      predictor, args.fasta, args.region, args.out, tracks=_common.track_selectors(args.tracks),
+      bins=args.bins,
       head=args.head, targets=targets, method=args.method, window=args.window,
       reduction=args.reduction, batch_size=args.batch_size, extra_tracks=args.extra_track,
       progress=not args.quiet, overwrite=args.overwrite)

@@ -2,28 +2,28 @@
 
 import argparse
 
+from enformer.cli import _common
 from enformer.cli._inputs import check_output_path
 from enformer.io.atomic import atomic_open
 
 
 def register(subparsers) -> None:
-  parser = subparsers.add_parser(
-      'benchmark',
+  parser = _common.add_parser(
+      subparsers, 'benchmark',
       help='benchmark plain vs fast (fused, chunked) inference: s/forward, GFLOP/s, peak RSS',
       description='Times the plain path (model(x, is_training=False) under tf.function) and the '
       'fast path (enformer.fast.compile_forward, plain graph and XLA) interleaved in one '
       'process (median after warm-up), measures peak RSS of each in its own subprocess, '
       'checks that their outputs agree, and prints analytic GFLOP, GFLOP/s, variants/s, ISM '
-      'positions/s and ratios. Weights are random. --config small takes about a minute; '
+      'positions/s and ratios. Weights are random. --size small takes about a minute; '
       'full (196,608 bp, 1,536 '
       'channels, 11 layers) takes tens of minutes and several GB.')
-  parser.add_argument('--config', default='small', choices=['small', 'medium', 'full'],
-                      help='architecture and input length (default: small)')
-  parser.add_argument('--sequence-length', type=int, default=None,
-                      help='override the input length in bp (multiple of 128)')
+  parser.add_argument('--size', default='small', choices=['small', 'medium', 'full'],
+                      help='architecture and input length of the benchmarked model')
+  _common.add_hidden_alias(parser, '--config', dest='size', choices=['small', 'medium', 'full'])
+  _common.add_sequence_length_argument(parser, help="override the size's input length in bp")
   parser.add_argument('--repeats', type=int, default=3,
-                      help='timed forwards per path after warm-up; the median is reported '
-                      '(default: 3)')
+                      help='timed forwards per path after warm-up; the median is reported')
   parser.add_argument('--no-memory', action='store_true',
                       help='skip the per-path peak-RSS subprocesses')
   parser.add_argument('--no-batch4', action='store_true', help='skip the batch-4 timings')
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
   if args.json is not None:
     check_output_path(args.json, '--json')
   report = run_benchmark(
-      args.config, repeats=args.repeats, batch4=not args.no_batch4, memory=not args.no_memory,
+      args.size, repeats=args.repeats, batch4=not args.no_batch4, memory=not args.no_memory,
       train=args.train, recompute=args.recompute, plain_batch4=args.plain_batch4,
       sequence_length=args.sequence_length, levers=not args.no_levers)
   if args.json is not None:

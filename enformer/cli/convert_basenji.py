@@ -8,10 +8,12 @@ from enformer.cli._inputs import (check_files, check_input_file, check_input_fol
                                   check_output_path)
 from enformer.io.lock import OutputLock
 
+from enformer.cli import _common
+
 
 def register(subparsers) -> None:
-  parser = subparsers.add_parser(
-      'convert-basenji',
+  parser = _common.add_parser(
+      subparsers, 'convert-basenji',
       help='extend Basenji2 records to a longer input with the genome FASTA (HDF5 or TFRecords)',
       description=(
           'Recover each record\'s coordinates from sequences.bed (rows N*256..N*256+255 of a subset '
@@ -20,25 +22,25 @@ def register(subparsers) -> None:
           'record\'s one-hot (stops when the mismatch rate says the assembly is wrong, e.g. mm39 '
           'vs mm10), and write HDF5 (sequence string, target, coordinates per record) or a '
           'Basenji2-layout TFRecord folder readable by '
-          'get_dataset(out, subset, sequence_length=L).'),
-      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+          'get_dataset(out, subset, sequence_length=L).'))
   parser.add_argument('--base-path', required=True,
-                      help='Basenji2 data folder (statistics.json, sequences.bed, tfrecords/).')
-  parser.add_argument('--subset', required=True, help='train, valid or test.')
-  parser.add_argument('--genome', required=True, help='Genome FASTA of the data\'s assembly.')
+                      help='Basenji2 data folder (statistics.json, sequences.bed, tfrecords/)')
+  parser.add_argument('--subset', required=True, help='train, valid or test')
+  _common.add_fasta_argument(parser, aliases=('--genome',),
+                             help=_common.FASTA_HELP + " of the data's assembly")
   parser.add_argument('--tfr', action='append', default=None, metavar='FILE',
-                      help='Convert only this TFRecord file (repeatable; name or path). Default: '
-                      'the whole subset, in parallel processes.')
-  parser.add_argument('--sequence-length', type=int, required=True,
-                      help='Output sequence length in bp (e.g. 196608 or 393216).')
+                      help='convert only this TFRecord file (repeatable; name or path; default: '
+                      'the whole subset, in parallel processes)')
+  _common.add_sequence_length_argument(
+      parser, required=True, help='output sequence length in bp (e.g. 196608 or 393216)')
   output = parser.add_mutually_exclusive_group(required=True)
-  output.add_argument('--out-hdf5', help='HDF5 file (with one --tfr) or folder of {subset}-N.h5.')
-  output.add_argument('--out-tfr', help='Output folder in Basenji2 layout.')
-  parser.add_argument('--processes', type=int, default=2, help='Parallel worker processes.')
+  output.add_argument('--out-hdf5', help='HDF5 file (with one --tfr) or folder of {subset}-N.h5')
+  output.add_argument('--out-tfr', help='output folder in Basenji2 layout')
+  parser.add_argument('--processes', type=int, default=2, help='parallel worker processes')
   parser.add_argument('--max-mismatch-rate', type=float, default=0.01,
-                      help='Stop when more than this fraction of compared bases differ.')
-  parser.add_argument('--overwrite', action='store_true',
-                      help='Re-convert files whose output exists (default: skip them, resume).')
+                      help='stop when more than this fraction of compared bases differ')
+  _common.add_overwrite_argument(
+      parser, help=_common.OVERWRITE_HELP + ' (default: skip converted files, i.e. resume)')
   parser.set_defaults(func=run)
 
 
@@ -46,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
   # The user's files first (local paths; gs:// paths are checked when read).
   if '://' not in args.base_path:
     check_input_folder(args.base_path, '--base-path')
-  check_files((args.genome, '--genome', 'fasta'))
+  check_files((args.fasta, '--fasta', 'fasta'))
   for path in args.tfr or ():  # A path, or a name in BASE_PATH/tfrecords/.
     in_data = os.path.join(args.base_path, 'tfrecords', path)
     if '://' not in path + args.base_path and not os.path.exists(path):
@@ -58,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
   out = args.out_hdf5 or args.out_tfr
   lock = OutputLock(out, what=f'output {out}') if '://' not in out else contextlib.nullcontext()
   with lock:  # One live conversion per output; --overwrite never deletes under another.
-    results = convert_basenji(args.base_path, args.subset, args.genome, args.sequence_length,
+    results = convert_basenji(args.base_path, args.subset, args.fasta, args.sequence_length,
                               tfr_files=args.tfr, out_hdf5=args.out_hdf5, out_tfr=args.out_tfr,
                               processes=args.processes, max_mismatch_rate=args.max_mismatch_rate,
                               overwrite=args.overwrite)

@@ -2,32 +2,35 @@
 
 import argparse
 
+from enformer.cli import _common
 from enformer.cli._inputs import check_output_path
 
 
 def register(subparsers) -> None:
-  parser = subparsers.add_parser(
-      'demo',
+  parser = _common.add_parser(
+      subparsers, 'demo',
       help='run the whole product offline on a synthetic genome (report in index.html)',
       description='Runs every workflow of the package offline on a built-in synthetic genome with '
       'planted motifs: writes the genome and signal tracks, a Basenji2 data set, trains a small '
       'Enformer (human and mouse heads), evaluates per-track Pearson R against a shuffled-label '
       'baseline, exports a TF-Hub SavedModel, predicts a region, computes contribution scores and '
       'scores a VCF of motif-destroying and neutral variants. Finishes with OUT/index.html '
-      'linking every file and plot. Finished steps are reused when run again.',
-      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-  parser.add_argument('--out', default='enformer_demo', help='output folder')
+      'linking every file and plot. Finished steps are reused when run again.')
+  _common.add_out_argument(parser, help='output folder', required=False, default='enformer_demo')
   parser.add_argument('--quick', action='store_true',
-                      help='smaller genome, shorter sequences and training (for CI)')
-  parser.add_argument('--force', action='store_true',
-                      help='delete the previous results in --out and redo every step')
+                      help='smaller genome, shorter sequences and training (about a minute)')
+  _common.add_overwrite_argument(
+      parser, help=_common.OVERWRITE_HELP + ': delete the previous results in --out and redo '
+      'every step (default: reuse finished steps)', aliases=('--force',))
   parser.add_argument('--seed', type=int, default=0, help='random seed')
+  _common.add_quiet_argument(parser)
   parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
   check_output_path(args.out, '--out', folder=True)
   from enformer.demo import run_demo
-  path = run_demo(args.out, quick=args.quick, force=args.force, seed=args.seed)
+  path = run_demo(args.out, quick=args.quick, force=args.overwrite, seed=args.seed,
+                  progress=not args.quiet)
   print(f'Demo report: {path}')
   return 0

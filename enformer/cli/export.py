@@ -2,55 +2,55 @@
 
 import argparse
 
+from enformer.cli import _common
 from enformer.cli._inputs import check_model, check_output_path
-from enformer.cli.predict import add_model_config_arguments, model_config_from_args
 from enformer.io.lock import OutputLock
 
-DESCRIPTION = """Export a Sonnet checkpoint (e.g. DeepMind's sonnet_weights, or a training checkpoint) as a
+DESCRIPTION = """Export a Sonnet checkpoint (e.g. DeepMind's sonnet_weights, or a training run's) as a
 TF-Hub-compatible SavedModel: hub.load(OUT).model.predict_on_batch(x) takes x = [B, N, 4] float32
 (N = --hub-length, default 393,216 like the published module) and centre-crops it to the model's
-own input length (--sequence-length, default 196,608). The checkpoint is verified against the model
+own input length (--sequence-length; default 196,608, or a run folder's training length). The checkpoint is verified against the model
 config first (a mismatch says which config would fit). Load the result with
 `enformer predict --model OUT` or enformer.load_model(OUT).
 
 Example:
-  enformer export --checkpoint gs://dm-enformer/models/enformer/sonnet_weights/enformer \\
+  enformer export --model gs://dm-enformer/models/enformer/sonnet_weights/enformer \\
       --out enformer_hub/
+  enformer export --model runs/tiny:latest --out tiny_hub/
 """
 
 
 def register(subparsers) -> None:
-  parser = subparsers.add_parser(
-      'export', help='export a checkpoint as a TF-Hub SavedModel', description=DESCRIPTION,
-      formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument('--checkpoint', required=True,
-                      help='checkpoint folder or prefix (local or tf.io.gfile path, e.g. gs://).')
-  parser.add_argument('--out', required=True, help='SavedModel folder to create.')
-  parser.add_argument('--hub-length', type=int, default=None,
+  parser = _common.add_parser(
+      subparsers, 'export', help='export a checkpoint as a TF-Hub SavedModel',
+      description=DESCRIPTION)
+  _common.add_model_argument(parser, aliases=('--checkpoint',))
+  _common.add_out_argument(parser, help='SavedModel folder to create')
+  parser.add_argument('--hub-length', type=_common.positive_length, default=None, metavar='BP',
                       help='input length of the exported signature (default 393,216, or the '
-                      'model length when that is larger).')
-  add_model_config_arguments(parser)
+                      'model length when that is larger)')
+  _common.add_model_config_arguments(parser)
   parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-  check_model(args.checkpoint, '--checkpoint')
-  model_config_from_args(args)
+  check_model(args.model, '--model')
+  _common.model_config_from_args(args)
   check_output_path(args.out, '--out', folder=True)
   with OutputLock(args.out, what=f'--out {args.out}'):
     return _export(args)
 
 
 def _export(args: argparse.Namespace) -> int:
-  from enformer.enformer import SEQUENCE_LENGTH
   from enformer.inference import HUB_SEQUENCE_LENGTH, export_hub_module, load_model
 
-  model_length = args.sequence_length or SEQUENCE_LENGTH
-  hub_length = args.hub_length or max(HUB_SEQUENCE_LENGTH, model_length)
-  predictor = load_model(args.checkpoint, sequence_length=model_length,
-                         **model_config_from_args(args))
+  predictor = load_model(args.model, sequence_length=args.sequence_length,
+                         **_common.model_config_from_args(args))
   if predictor.model is None:
-    raise ValueError(f'{args.checkpoint} is not a checkpoint; export takes Sonnet checkpoints.')
+    raise ValueError(f'--model {args.model} is DeepMind\'s TF-Hub module, already a SavedModel; '
+                     'export takes checkpoints, run folders and SavedModels of this package.')
+  model_length = predictor.model_sequence_length
+  hub_length = args.hub_length or max(HUB_SEQUENCE_LENGTH, model_length)
   export_hub_module(predictor.model, args.out, sequence_length=hub_length,
                     model_sequence_length=model_length)
   heads = ', '.join(f'{k} {v}' for k, v in predictor.heads.items())

@@ -1,10 +1,10 @@
 """`enformer predict`: predict genomic regions from a FASTA with a TF-Hub module, SavedModel or checkpoint."""
 
 import argparse
-import json
 import os
 import sys
 
+from enformer.cli import _common
 from enformer.cli._inputs import (check_files, check_input_file, check_many, check_model,
                                   check_output_path)
 from enformer.io.lock import OutputLock
@@ -29,176 +29,48 @@ missing data and positions past chromosome ends = 0, rounded to float16 (as `enf
 
 Examples:
   enformer predict --model https://tfhub.dev/deepmind/enformer/1 --fasta hg38.fa \\
-      --region chr11:5,225,001-5,230,000 --targets targets_human.txt --tracks CAGE:K562 41 --out out/
-  enformer predict --model exported_model/ --fasta hg38.fa --bed promoters.bed --batch-size 2 --out out/
-  enformer predict --model runs/atac/checkpoints --model-config '{"heads": {"atac": 16}}' \
-      --fasta hg38.fa --region chr1:1,000,001-1,100,000 --extra-track phyloP.bw \
-      --observed 0=atac_observed.bw --out out/   # fine-tuned one-hot + conservation model
+      --region chr11:5,225,001-5,230,000 --targets targets_human.txt \\
+      --tracks CAGE:K562 41 --out out/
+  enformer predict --model exported_model/ --fasta hg38.fa --bed promoters.bed --batch-size 2 \\
+      --out out/
+  enformer predict --model runs/atac --fasta hg38.fa --region chr1:1,000,001-1,100,000 \\
+      --head atac --extra-track phyloP.bw --observed 0=atac_observed.bw --out out/
+      # a fine-tuned one-hot + conservation model: the best checkpoint of its run folder
 """
 
 
 def register(subparsers) -> None:
-  parser = subparsers.add_parser(
-      'predict', help='predict tracks for genomic regions (FASTA + region/BED)',
-      description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument('--model', required=True,
-                      help='TF-Hub handle/URL, SavedModel folder, or checkpoint folder/prefix '
-                      '(checkpoints take the model config flags below).')
-  parser.add_argument('--fasta', required=True, help='genome FASTA (a .fai index is created if '
-                      'missing).')
+  parser = _common.add_parser(
+      subparsers, 'predict', help='predict tracks for genomic regions (FASTA + region/BED)',
+      description=DESCRIPTION)
+  _common.add_model_argument(parser)
+  _common.add_fasta_argument(parser)
   where = parser.add_mutually_exclusive_group(required=True)
   where.add_argument('--region', action='append',
-                     help='chrom:start-end, 1-based inclusive (repeatable).')
-  where.add_argument('--bed', help='BED file of regions (batch mode).')
-  parser.add_argument('--targets', help='targets_{organism}.txt track table (names, selection by '
-                      'identifier or description).')
-  parser.add_argument('--tracks', nargs='+', default=None,
-                      help='tracks to keep, plot and write as bigWig: indices, identifiers or '
-                      'description substrings (default: all tracks stored; the usage colab tracks '
-                      'or the first 4 plotted).')
-  parser.add_argument('--out', required=True, help='output folder (created).')
-  parser.add_argument('--head', default='human', help='output head (default human).')
-  parser.add_argument('--batch-size', type=int, default=1, help='regions per model call.')
+                     help='chrom:start-end, 1-based inclusive (repeatable)')
+  where.add_argument('--bed', help='BED file of regions (batch mode)')
+  _common.add_targets_argument(parser)
+  _common.add_tracks_argument(parser)
+  _common.add_out_argument(parser, help='output folder (created)')
+  parser.add_argument('--head', default='human', help='output head')
+  parser.add_argument('--batch-size', type=int, default=1, help='regions per model call')
   parser.add_argument('--format', choices=('h5', 'npz'), default='h5',
-                      help='predictions file format (default h5).')
-  parser.add_argument('--bedgraph', action='store_true', help='also write bedGraph files.')
-  parser.add_argument('--no-bigwig', action='store_true', help='do not write bigWig files.')
-  parser.add_argument('--max-plots', type=int, default=10, help='PNGs for the first N regions.')
+                      help='predictions file format')
+  parser.add_argument('--bedgraph', action='store_true', help='also write bedGraph files')
+  parser.add_argument('--no-bigwig', action='store_true', help='do not write bigWig files')
+  parser.add_argument('--max-plots', type=int, default=10, help='PNGs for the first N regions')
   parser.add_argument('--overwrite', action='store_true',
-                      help='replace the contents of a used --out folder.')
+                      help='replace existing outputs (the contents of a used --out folder)')
   parser.add_argument('--observed', nargs='+', default=[], metavar='TRACK=BIGWIG',
                       help='observed coverage to draw under a predicted track, e.g. '
                       '4799=keratinocyte_cage.bw (the track is an index, identifier or '
-                      'description substring matching one track).')
-  add_extra_track_argument(parser)
-  add_cluster_arguments(parser, 'batches of regions')
-  add_model_config_arguments(parser)
-  add_precision_argument(parser)
+                      'description substring matching one track)')
+  _common.add_extra_track_argument(parser)
+  _common.add_quiet_argument(parser)
+  _common.add_cluster_arguments(parser, 'batches of regions')
+  _common.add_model_config_arguments(parser)
+  _common.add_precision_argument(parser)
   parser.set_defaults(func=run)
-
-
-def add_cluster_arguments(parser: argparse.ArgumentParser, unit: str) -> None:
-  """--workers N / --scheduler ADDRESS: run the work on a Dask cluster (docs/distributed.md)."""
-  group = parser.add_argument_group('Dask cluster (same output as a single process)')
-  where = group.add_mutually_exclusive_group()
-  where.add_argument('--workers', type=int, default=None, metavar='N',
-                     help=f'start N single-threaded worker processes on this machine (e.g. one per '
-                     f'GPU or core) and run {unit} as tasks on them')
-  where.add_argument('--scheduler', default=None, metavar='tcp://HOST:PORT',
-                     help=f'run {unit} on the workers of a running Dask scheduler (e.g. a '
-                     'dask-jobqueue SLURMCluster); they must see the same paths')
-
-
-def add_extra_track_argument(parser: argparse.ArgumentParser) -> None:
-  """--extra-track FILE.bw (repeatable): per-base inputs of a model's extra input channels."""
-  parser.add_argument('--extra-track', action='append', default=[], metavar='BIGWIG',
-                      help='per-base bigWig of an extra input channel (e.g. conservation), '
-                      'repeatable in channel order, for models with input_channels = 4 + the '
-                      'number given; missing values count as 0.')
-
-
-def predictor_config(args: argparse.Namespace) -> dict:
-  """Model config of --model with the config flags, checked against --extra-track.
-
-  A checkpoint's input_channels is read from its stem convolution unless given, so a model with
-  extra input channels needs no config flag for them, and a wrong number of --extra-track is
-  reported before the model is built.
-  """
-  import tensorflow as tf
-  from enformer.inference import checkpoint_prefix, checkpoint_root, infer_config
-  from enformer.predict import check_extra_tracks
-
-  config = model_config_from_args(args)
-  extra_tracks = list(getattr(args, 'extra_track', None) or [])
-  if 'input_channels' not in config and not args.model.startswith(('http://', 'https://')):
-    try:
-      shape_map = tf.train.load_checkpoint(
-          checkpoint_prefix(args.model)).get_variable_to_shape_map()
-      config['input_channels'] = infer_config(shape_map,
-                                              checkpoint_root(shape_map))['input_channels']
-    except (FileNotFoundError, ValueError, tf.errors.OpError):
-      pass  # Not a checkpoint of this model (a SavedModel, or an error load_model explains).
-  if 'input_channels' in config:
-    check_extra_tracks(config['input_channels'], extra_tracks)
-  return config
-
-
-def load_predictor(args: argparse.Namespace):
-  """The Predictor of --model with the config flags, checked against --extra-track."""
-  from enformer.inference import load_model
-  from enformer.predict import check_extra_tracks
-
-  predictor = load_model(args.model, sequence_length=args.sequence_length,
-                         precision=getattr(args, 'precision', 'float32'), **predictor_config(args))
-  check_extra_tracks(predictor.input_channels, list(getattr(args, 'extra_track', None) or []))
-  return predictor
-
-
-def add_precision_argument(parser: argparse.ArgumentParser) -> None:
-  parser.add_argument('--precision', choices=('float32', 'bfloat16'), default='float32',
-                      help='inference precision (default float32). bfloat16 runs matmuls and '
-                      'convolutions in bfloat16 (about 2x faster on CPUs with AVX-512 BF16, and '
-                      'on GPUs/TPUs) with float32 normalisation and outputs; needs the Sonnet '
-                      'module (checkpoint or an export of this package). Its accuracy is '
-                      'measured in docs/performance.md.')
-
-
-def add_model_config_arguments(parser: argparse.ArgumentParser) -> None:
-  """Model config flags for loading Sonnet checkpoints (defaults: the published model)."""
-  group = parser.add_argument_group('model config (checkpoints only)')
-  group.add_argument('--channels', type=int, help='default 1536.')
-  group.add_argument('--num-transformer-layers', type=int, help='default 11.')
-  group.add_argument('--num-heads', type=int, help='attention heads, default 8.')
-  group.add_argument('--pooling-type', choices=('attention', 'max'), help='default attention.')
-  group.add_argument('--input-channels', type=int,
-                     help='input depth: 4 one-hot + extra tracks (default: read from the '
-                     'checkpoint).')
-  group.add_argument('--target-length', type=int,
-                     help='output bins (default 896; 0 keeps all L/128 bins).')
-  group.add_argument('--model-heads', nargs='+', metavar='NAME=TRACKS',
-                     help='output heads, default human=5313 mouse=1643.')
-  group.add_argument('--sequence-length', type=int,
-                     help='input length in bp of the model (default 196,608).')
-  group.add_argument('--model-config', metavar='JSON',
-                     help='any Enformer arguments as a JSON object, e.g. \'{"channels": 384, '
-                     '"final_pointwise": false}\'; the flags above take precedence.')
-
-
-def model_config_from_args(args: argparse.Namespace) -> dict:
-  """Enformer constructor arguments given on the command line (only those set)."""
-  try:
-    config = json.loads(args.model_config) if getattr(args, 'model_config', None) else {}
-  except json.JSONDecodeError as error:
-    raise ValueError(f'--model-config is not valid JSON ({error.msg} at column {error.colno}): '
-                     f'{args.model_config!r}.') from None
-  if not isinstance(config, dict):
-    raise ValueError('--model-config must be a JSON object of Enformer arguments, e.g. '
-                     '\'{"channels": 384, "num_heads": 4}\'.')
-  for key in ('channels', 'num_transformer_layers', 'num_heads', 'pooling_type', 'input_channels'):
-    if getattr(args, key, None) is not None:
-      config[key] = getattr(args, key)
-  if getattr(args, 'target_length', None) is not None:
-    config['target_length'] = args.target_length or None
-  if getattr(args, 'model_heads', None):
-    heads = {}
-    for item in args.model_heads:
-      name, _, count = item.partition('=')
-      if not count.isdigit():
-        raise ValueError(f'--model-heads takes NAME=TRACKS items (e.g. human=5313), got {item!r}.')
-      heads[name] = int(count)
-    config['heads'] = heads
-  return config
-
-
-def check_unused_output_folder(out: str, overwrite: bool) -> None:
-  """Refuses an --out folder that holds files unless --overwrite (no stale outputs beside new)."""
-  if overwrite or not os.path.isdir(out):
-    return
-  entries = sorted(e for e in os.listdir(out) if not e.startswith('.'))
-  if entries:
-    shown = ', '.join(entries[:3]) + (', ...' if len(entries) > 3 else '')
-    raise FileExistsError(f'--out {out} already holds files ({shown}). Pass --overwrite to '
-                          'replace them, or choose another --out.')
 
 
 def _resolve_track(spec: str, targets, num_tracks: int) -> int:
@@ -216,9 +88,9 @@ def run(args: argparse.Namespace) -> int:
               (args.targets, '--targets', 'text'))
   check_many(args.extra_track, '--extra-track', 'bigwig')
   check_model(args.model)
-  model_config_from_args(args)
+  _common.model_config_from_args(args)
   check_output_path(args.out, '--out', folder=True)
-  check_unused_output_folder(args.out, args.overwrite)
+  _common.check_unused_output_folder(args.out, args.overwrite)
   from enformer.io.bed import parse_region, read_bed
   from enformer.io.fasta import FastaStringExtractor
   from enformer.io.targets import read_targets
@@ -255,16 +127,17 @@ def _predict_with(args: argparse.Namespace, regions, targets, observed_paths, cl
   from enformer.io.targets import select_tracks
   from enformer.predict import predict_to_files  # TensorFlow: only once the inputs are checked.
   if client is None:
-    predictor = model = load_predictor(args)
+    predictor = model = _common.load_predictor(args)
   else:  # The workers load the model.
     handle = args.model if '://' in args.model else os.path.abspath(args.model)
-    model = ModelSource(handle, args.sequence_length,
-                        dict(predictor_config(args), precision=args.precision))
+    model = ModelSource(handle, getattr(args, 'sequence_length', None),
+                        dict(_common.predictor_config(args), precision=args.precision))
     predictor = fetch_model_info(client, model)
   if args.head not in predictor.heads:
     raise ValueError(f'--head {args.head!r} is not a head of the model: {sorted(predictor.heads)}.')
   num_tracks = predictor.heads[args.head]
-  tracks = select_tracks(targets, args.tracks, num_tracks) if args.tracks else None
+  tracks = (select_tracks(targets, _common.track_selectors(args.tracks), num_tracks)
+            if args.tracks else None)
   observed = {}
   for spec, path in observed_paths:
     observed[_resolve_track(spec, targets, num_tracks)] = path
@@ -281,7 +154,7 @@ def _predict_with(args: argparse.Namespace, regions, targets, observed_paths, cl
       plot_tracks=plot_tracks, targets=targets, batch_size=args.batch_size,
       output_format=args.format, bigwig=not args.no_bigwig, bedgraph=args.bedgraph,
       max_plots=args.max_plots, observed=observed, extra_tracks=args.extra_track,
-      overwrite=args.overwrite, client=client)
+      progress=not args.quiet, overwrite=args.overwrite, client=client)
   print(f'Predictions: {summary["predictions"]} ({summary["regions"]} regions × '
         f'{predictor.output_length} bins × {summary["tracks"]} tracks)')
   for key in ('bigwig', 'bedgraph', 'plots'):

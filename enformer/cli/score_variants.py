@@ -5,9 +5,8 @@ import re
 import sys
 from typing import List
 
+from enformer.cli import _common
 from enformer.cli._inputs import check_files, check_model, check_output_path
-from enformer.cli.predict import (add_cluster_arguments, add_model_config_arguments,
-                                  add_precision_argument, model_config_from_args)
 from enformer.io.lock import OutputLock
 
 
@@ -20,8 +19,8 @@ def _shifts(text: str) -> List[int]:
 
 
 def register(subparsers) -> None:
-  parser = subparsers.add_parser(
-      'score-variants',
+  parser = _common.add_parser(
+      subparsers, 'score-variants',
       help='score VCF variants (SAD/SAR per track) into a sad.h5-style HDF5',
       description=(
           'Predicts the reference and alternative sequence centred on every VCF variant and '
@@ -31,23 +30,20 @@ def register(subparsers) -> None:
           'Resumable: rerun the same command after an interruption to continue. --workers N / '
           '--scheduler ADDRESS score chunks on a Dask cluster (same output); --shard K/N scores '
           'a 1/N part for `enformer merge-scores`.'))
-  parser.add_argument('--model', required=True,
-                      help='TF-Hub handle/URL, SavedModel folder, or checkpoint folder/prefix '
-                      '(checkpoints take the model config flags below)')
-  parser.add_argument('--fasta', required=True, help='reference genome FASTA (indexed or indexable)')
+  _common.add_model_argument(parser)
+  _common.add_fasta_argument(parser)
   parser.add_argument('--vcf', required=True, help='variants (VCF, plain or bgzip)')
-  parser.add_argument('--targets', default=None,
-                      help='targets table (targets_human.txt) for target_ids / target_labels')
-  parser.add_argument('--out', required=True, help='output HDF5, e.g. scores.h5')
+  _common.add_targets_argument(parser)
+  _common.add_out_argument(parser, help='output HDF5 file, e.g. scores.h5')
   parser.add_argument('--tsv', action='store_true',
                       help='also write a long-format TSV (one row per variant and track)')
   parser.add_argument('--plot', action='store_true',
                       help='also write <out>.png: SAD heatmap of the tracks with the largest effects')
-  parser.add_argument('--head', default='human', help='output head to score (default human)')
+  parser.add_argument('--head', default='human', help='output head to score')
   parser.add_argument('--rc', action='store_true',
                       help='average with the reverse-complement predictions')
   parser.add_argument('--shifts', type=_shifts, default=[0],
-                      help='window shifts in bp to average over, e.g. -1,0,1 (default 0)')
+                      help='window shifts in bp to average over, e.g. -1,0,1 (default: 0)')
   parser.add_argument('--batch-size', type=int, default=4,
                       help='sequences per forward pass (refs and alts share batches)')
   parser.add_argument('--no-incremental', action='store_true',
@@ -57,7 +53,7 @@ def register(subparsers) -> None:
   parser.add_argument('--chunk-size', type=int, default=64,
                       help='variants per saved chunk (the unit of resuming)')
   parser.add_argument('--ref-mismatch', choices=('skip', 'error'), default='skip',
-                      help='REF allele differs from the genome: skip and count (default) or stop')
+                      help='REF allele differs from the genome: skip and count, or stop')
   parser.add_argument('--transform', default=None,
                       help='fitted transform (.npz): adds z-scores (SAD_z) to the output')
   parser.add_argument('--pcs', type=int, default=None,
@@ -72,16 +68,18 @@ def register(subparsers) -> None:
                       help='fit z-score + PCA on the scores of this run (a reference variant '
                       'set) and save it as .npz')
   parser.add_argument('--fit-pcs', type=int, default=20,
-                      help='components of --fit-transform (default 20)')
-  parser.add_argument('--overwrite', action='store_true',
-                      help='replace a finished output (and discard unfinished runs that differ)')
-  parser.add_argument('--quiet', action='store_true', help='no progress bar')
-  add_cluster_arguments(parser, 'chunks of variants')
+                      help='components of --fit-transform')
+  _common.add_overwrite_argument(
+      parser, help=_common.OVERWRITE_HELP + ' (a finished output; unfinished runs that differ '
+      'are discarded)')
+  _common.add_extra_track_argument(parser)
+  _common.add_quiet_argument(parser)
+  _common.add_cluster_arguments(parser, 'chunks of variants')
   parser.add_argument('--shard', default=None, metavar='K/N',
                       help='score only shard K of N (every N-th chunk) into --out, for batch '
                       'schedulers without Dask; join the N files with `enformer merge-scores`')
-  add_model_config_arguments(parser)
-  add_precision_argument(parser)
+  _common.add_model_config_arguments(parser)
+  _common.add_precision_argument(parser)
   # Let `--shifts -1,0,1` (a value starting with '-') parse like a negative number.
   parser._negative_number_matcher = re.compile(r'^-\d+(,-?\d+)*$|^-\d*\.\d+$')
   parser.set_defaults(func=run)
@@ -131,20 +129,19 @@ def _score(args: argparse.Namespace, transform, shard) -> int:
   if args.precision != 'float32':  # Never resume a float32 run's chunks in bfloat16.
     model_id += f' precision={args.precision}'
   options = dict(head=args.head, targets=args.targets, batch_size=args.batch_size,
-                 reverse_complement=args.rc, shifts=args.shifts, ref_mismatch=args.ref_mismatch,
-                 chunk_size=args.chunk_size, overwrite=args.overwrite, tsv=args.tsv,
-                 transform=transform, num_pcs=args.pcs, model_id=model_id, plot=args.plot,
-                 progress=not args.quiet, run_settings={'command': ' '.join(sys.argv)},
+                 reverse_complement=args.rc, shifts=args.shifts, extra_tracks=args.extra_track,
+                 ref_mismatch=args.ref_mismatch, chunk_size=args.chunk_size,
+                 overwrite=args.overwrite, tsv=args.tsv, transform=transform, num_pcs=args.pcs,
+                 model_id=model_id, plot=args.plot, progress=not args.quiet,
+                 run_settings={'command': ' '.join(sys.argv)},
                  incremental=not args.no_incremental, shard=shard)
-  config = model_config_from_args(args)
   with client_for(args.workers, args.scheduler) as client:
     if client is None:
-      from enformer.inference import load_model  # TensorFlow: only once the arguments are checked.
-      predictor = load_model(args.model, sequence_length=args.sequence_length,
-                             precision=args.precision, **config)
+      predictor = _common.load_predictor(args)  # TensorFlow: only once the arguments are checked.
     else:  # The workers load the model; this process needs no TensorFlow.
       handle = args.model if '://' in args.model else os.path.abspath(args.model)
-      predictor = ModelSource(handle, args.sequence_length, dict(config, precision=args.precision))
+      predictor = ModelSource(handle, getattr(args, 'sequence_length', None),
+                              dict(_common.predictor_config(args), precision=args.precision))
     try:
       result = score_vcf(predictor, args.fasta, args.vcf, args.out, client=client, **options)
     except DistributedError as error:

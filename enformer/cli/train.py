@@ -6,6 +6,7 @@ import json
 import os
 import typing
 
+from enformer.cli import _common
 from enformer.cli._inputs import (check_data_folder, check_input_file, check_model,
                                   check_output_path)
 from enformer.io.lock import OutputLock
@@ -46,13 +47,6 @@ def _parse_bool(text: str) -> bool:
   raise argparse.ArgumentTypeError(f'expected true/false, got {text!r}')
 
 
-def _key_value(text: str):
-  if '=' not in text:
-    raise argparse.ArgumentTypeError(f'expected KEY=VALUE, got {text!r}')
-  key, value = text.split('=', 1)
-  return key.strip(), value
-
-
 def _head_path(text: str):
   """HEAD=DIR, or a bare DIR for the 'human' head."""
   head, sep, path = text.partition('=')
@@ -65,18 +59,17 @@ def register(subparsers) -> None:
   from enformer import presets  # Light: no TensorFlow.
   from enformer.training.config import TrainConfig  # pylint: disable=import-outside-toplevel
 
-  parser = subparsers.add_parser(
-      'train', help='train or resume an Enformer (single device, multi-device, multi-worker, TPU)',
-      description=_DESCRIPTION + '\nPresets (--preset):\n' + presets.describe_presets(),
-      formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = _common.add_parser(
+      subparsers, 'train',
+      help='train or resume an Enformer (single device, multi-device, multi-worker, TPU)',
+      description=_DESCRIPTION + '\nPresets (--preset):\n' + presets.describe_presets())
   parser.add_argument('--config', help='JSON or YAML file with TrainConfig settings')
   parser.add_argument('--run-dir', help='run folder (default runs/enformer); rerun to resume')
   parser.add_argument('--data', action='append', type=_head_path, metavar='HEAD=DIR',
                       help='Basenji2 data folder of a head (repeat for human and mouse); a bare '
                       "DIR means the 'human' head. 'human'/'mouse' alone read $ENFORMER_DATA_DIR")
-  parser.add_argument('--model-arg', action='append', type=_key_value, metavar='KEY=VALUE',
-                      help='Enformer constructor argument overriding the preset, JSON value '
-                      '(e.g. channels=384, target_length=null)')
+  _common.add_model_config_arguments(parser, sequence_length=False)
+  _common.add_quiet_argument(parser)
   finetuning = parser.add_argument_group(
       'fine-tuning (enformer.training.finetune)',
       'Start from a full Enformer checkpoint. Architecture: its variable shapes < --preset (if\n'
@@ -139,14 +132,11 @@ def build_config(args: argparse.Namespace):
     for head, path in args.data:
       data[head] = path
     overrides['data'] = data
-  if args.model_arg:
-    model_args = {}
-    for key, value in args.model_arg:
-      try:
-        model_args[key] = json.loads(value)
-      except json.JSONDecodeError:
-        model_args[key] = value
+  model_args = _common.model_config_from_args(args)
+  if model_args:
     overrides['model_args'] = model_args
+  if args.quiet:
+    overrides['progress'] = False
   return resolve_config(args.config, **overrides)
 
 

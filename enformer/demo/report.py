@@ -7,7 +7,7 @@ import datetime
 import html
 import os
 import pathlib
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 STYLE = """
 body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; margin: 2em auto;
@@ -97,7 +97,7 @@ def write_demo_report(out_dir: pathlib.Path, settings: Mapping[str, Any],
       f'<p>Mode <b>{_e(settings["name"])}</b>; made {_e(datetime.datetime.now().isoformat(timespec="seconds"))}; '
       f'this run took {total_seconds:.0f} s (steps reused from earlier runs count with the time '
       'they took then). Re-running <code>enformer demo</code> reuses finished steps; '
-      '<code>--force</code> redoes everything.</p>']
+      '<code>--overwrite</code> redoes everything.</p>']
 
   evaluation = r.get('evaluate', {})
   variants = r.get('variants', {})
@@ -114,9 +114,9 @@ def write_demo_report(out_dir: pathlib.Path, settings: Mapping[str, Any],
                            '(per track: ' + ', '.join(f'{v:.2f}' for v in e['pearson_r']) +
                            ')')))
   if variants:
-    key_rows.append(('mean max-track |SAD|: motif-destroying vs far-from-motif SNVs',
-                     Raw(f'{variants["hit_mean_abs_sad"]:.4g} vs {variants["miss_mean_abs_sad"]:.4g}'
-                         f' ({variants["ratio"]:.1f}×; AUROC {variants["auroc"]:.2f})')))
+    hit, miss, ratio, stat = _sad_summary(variants)
+    key_rows.append((f'{stat} max-track |SAD|: motif-destroying vs far-from-motif SNVs',
+                     Raw(f'{hit:.4g} vs {miss:.4g} ({ratio:.1f}×; AUROC {variants["auroc"]:.2f})')))
   if attribution:
     key_rows.append(('top 1% gradient × input bases inside planted motifs',
                      Raw(f'{attribution["top_in_motifs"]:.0%} vs {attribution["motif_base_rate"]:.1%}'
@@ -208,6 +208,7 @@ def write_demo_report(out_dir: pathlib.Path, settings: Mapping[str, Any],
       parts += [_files(out_dir, name)]
   if variants:
     v = variants
+    sad_hit, sad_miss, sad_ratio, sad_stat = _sad_summary(v)
     rows = [(t['id'], t['pos'], f'{t["ref"]}>{t["alt"]}', t['variant_class'], t['track'], t['sad'])
             for t in v['top']]
     parts += ['<h2>8. Variant effects</h2>',
@@ -219,9 +220,9 @@ def write_demo_report(out_dir: pathlib.Path, settings: Mapping[str, Any],
                                    if v.get('tsv') else '') +
               f'; z-score/PCA transform {link(out_dir, _rel(out_dir, v["transform"]), "npz")}. '
               f'Command: <code>{_e(v["command"])}</code></p>',
-              f'<p>Mean of the largest |SAD| over tracks: <b>{v["hit_mean_abs_sad"]:.4g}</b> for '
-              f'motif-destroying variants vs <b>{v["miss_mean_abs_sad"]:.4g}</b> for variants far '
-              f'from motifs ({v["ratio"]:.1f}×); AUROC of |SAD| separating them: '
+              f'<p>{sad_stat.capitalize()} of the largest |SAD| over tracks (the bars of the '
+              f'plot): <b>{sad_hit:.4g}</b> for motif-destroying variants vs <b>{sad_miss:.4g}</b> '
+              f'for variants far from motifs ({sad_ratio:.1f}×); AUROC of |SAD| separating them: '
               f'{v["auroc"]:.2f}.</p>',
               '<h3>Top variant effects</h3>',
               table(['variant', 'position', 'change', 'class', 'track', 'SAD'], rows, digits=4),
@@ -233,6 +234,37 @@ def write_demo_report(out_dir: pathlib.Path, settings: Mapping[str, Any],
   path = out_dir / 'index.html'
   path.write_text('\n'.join(parts), encoding='utf-8')
   return path
+
+
+def _sad_summary(variants: Mapping[str, Any]) -> Tuple[float, float, float, str]:
+  """(hit, miss, ratio, 'median') of the largest |SAD| per variant ('mean' for older runs)."""
+  if 'hit_median_abs_sad' in variants:
+    return (variants['hit_median_abs_sad'], variants['miss_median_abs_sad'],
+            variants['median_ratio'], 'median')
+  return (variants['hit_mean_abs_sad'], variants['miss_mean_abs_sad'], variants['ratio'], 'mean')
+
+
+def key_numbers(results: Mapping[str, Mapping[str, Any]]) -> List[str]:
+  """The demo's key numbers as console lines, from its step results (name → results)."""
+  lines = []
+  evaluation = results.get('evaluate', {})
+  for organism in ('human', 'mouse'):
+    if organism in evaluation:
+      e = evaluation[organism]
+      lines.append(f'{organism}: mean test Pearson R {e["mean_pearson_r"]:.3f} (per track '
+                   + ', '.join(f'{v:.2f}' for v in e['pearson_r'])
+                   + f') vs shuffled-label baseline {e["mean_shuffled_pearson_r"]:.3f}')
+  attribution = results.get('attribute', {})
+  if attribution:
+    lines.append(f'gradient × input: top bases {attribution["top_in_motifs"]:.0%} inside planted '
+                 f'motifs vs {attribution["motif_base_rate"]:.1%} of all bases '
+                 f'({attribution["enrichment"]:.1f}× enrichment)')
+  variants = results.get('variants', {})
+  if variants:
+    hit, miss, ratio, stat = _sad_summary(variants)
+    lines.append(f'variants: {stat} max-track |SAD| {hit:.3g} (motif-destroying) vs {miss:.3g} '
+                 f'(far from motifs), {ratio:.0f}×; AUROC {variants["auroc"]:.2f}')
+  return lines
 
 
 def _model_summary(config: Mapping[str, Any]) -> str:

@@ -37,6 +37,7 @@ import os
 import pathlib
 import shutil
 import sys
+import textwrap
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -54,7 +55,7 @@ from sklearn.metrics import roc_auc_score  # pylint: disable=wrong-import-positi
 # pylint: disable=wrong-import-position
 from enformer.data import synthetic
 from enformer.data.basenji import get_dataset
-from enformer.demo.report import write_demo_report
+from enformer.demo.report import key_numbers, write_demo_report
 from enformer.inference import export_hub_module, load_model
 from enformer.interpret.workflow import attribute_to_files
 from enformer.io.targets import read_targets
@@ -165,7 +166,7 @@ class _Steps:
         mode = previous.get('settings', {}).get('name', '?')
         raise ValueError(
             f'{out_dir} holds a demo made with other settings (mode {mode!r}, seed '
-            f'{previous.get("seed")}); pass --force to redo it, or choose another --out.')
+            f'{previous.get("seed")}); pass --overwrite to redo it, or choose another --out.')
       self.state['steps'] = previous.get('steps', {})
     self.records: Dict[str, StepRecord] = {}
     self._upstream_ran = False
@@ -248,7 +249,7 @@ def _genome_step(settings: DemoSettings, seed: int):
   return step
 
 
-def _data_step(settings: DemoSettings, seed: int, genomes: Dict[str, Any]):
+def _data_step(settings: DemoSettings, seed: int, genomes: Dict[str, Any], progress: bool):
   def step(step_dir: pathlib.Path, fresh: bool):
     results, outputs = {}, []
     for offset, organism in enumerate(ORGANISMS):
@@ -259,7 +260,8 @@ def _data_step(settings: DemoSettings, seed: int, genomes: Dict[str, Any]):
       path = synthetic.make_synthetic_dataset(
           step_dir / organism, genome=genome, sequence_length=settings.sequence_length,
           train_size=settings.train_size, valid_size=settings.valid_size,
-          test_size=settings.test_size, seed=seed + 101 * offset, overwrite=True, progress=True)
+          test_size=settings.test_size, seed=seed + 101 * offset, overwrite=True,
+          progress=progress)
       results[organism] = dict(path=path, records={'train': settings.train_size,
                                                    'valid': settings.valid_size,
                                                    'test': settings.test_size})
@@ -268,7 +270,7 @@ def _data_step(settings: DemoSettings, seed: int, genomes: Dict[str, Any]):
   return step
 
 
-def _train_step(settings: DemoSettings, seed: int, data: Dict[str, Any]):
+def _train_step(settings: DemoSettings, seed: int, data: Dict[str, Any], progress: bool):
   def step(step_dir: pathlib.Path, fresh: bool):
     result = train(
         run_dir=str(step_dir), preset=MODEL_PRESET, model_args=dict(settings.model_args),
@@ -276,7 +278,7 @@ def _train_step(settings: DemoSettings, seed: int, data: Dict[str, Any]):
         batch_size=settings.batch_size, num_steps=settings.num_steps,
         warmup_steps=settings.warmup_steps, learning_rate=settings.learning_rate,
         eval_every=settings.eval_every, checkpoint_every=settings.eval_every,
-        keep_checkpoints=2, seed=seed, export_hub=False, progress=True)
+        keep_checkpoints=2, seed=seed, export_hub=False, progress=progress)
     best = result.best or {}
     best_prefix = step_dir / 'best' / 'checkpoint' / 'model'
     config = json.loads((step_dir / 'config.json').read_text())
@@ -359,18 +361,22 @@ def _evaluate_step(settings: DemoSettings, seed: int, data: Dict[str, Any], mode
 
 
 def _plot_pearson(tables: Dict[str, Any], path: pathlib.Path) -> None:
-  fig, axes = plt.subplots(1, len(tables), figsize=(5 * len(tables), 3.2), squeeze=False)
+  fig, axes = plt.subplots(1, len(tables), figsize=(5.5 * len(tables), 3.6), squeeze=False)
   for ax, (organism, frame) in zip(axes[0], tables.items()):
     x = np.arange(len(frame))
     ax.bar(x - 0.2, frame['pearson_r'], width=0.4, label='trained model')
     ax.bar(x + 0.2, frame['shuffled_pearson_r'], width=0.4, color='0.6',
            label='shuffled-label baseline')
-    ax.set_xticks(x, [f'{i}\n{d.split(" ", 1)[-1][:18]}' for i, d in
-                      zip(frame['track'], frame['description'])], fontsize=7)
-    ax.set_ylim(min(-0.1, float(np.nanmin(frame['shuffled_pearson_r'])) - 0.05), 1.0)
+    # Track index over its motif recipe, wrapped so neighbouring labels never overlap.
+    labels = [f'{i}\n' + textwrap.fill(d.split(' ', 1)[-1], 10)
+              for i, d in zip(frame['track'], frame['description'])]
+    ax.set_xticks(x, labels, fontsize=8)
+    ax.set_ylim(min(-0.1, float(np.nanmin(frame['shuffled_pearson_r'])) - 0.05), 1.3)
+    ax.set_yticks(np.arange(0, 1.01, 0.2))
     ax.axhline(0, color='0.3', linewidth=0.5)
+    ax.set_ylabel('Pearson R')
     ax.set_title(f'{organism}: test-chromosome Pearson R per track', fontsize=10)
-    ax.legend(fontsize=7, loc='lower right')
+    ax.legend(fontsize=8, loc='upper center', ncol=2, frameon=False)
   fig.tight_layout()
   fig.savefig(path, dpi=110)
   plt.close(fig)
@@ -549,6 +555,9 @@ def _variants_step(settings: DemoSettings, seed: int, genomes: Dict[str, Any], m
         variants=len(classes), hit_mean_abs_sad=float(hit.mean()),
         miss_mean_abs_sad=float(miss.mean()),
         ratio=float(hit.mean() / miss.mean()) if miss.mean() else float('inf'),
+        hit_median_abs_sad=float(np.median(hit)), miss_median_abs_sad=float(np.median(miss)),
+        median_ratio=(float(np.median(hit) / np.median(miss)) if np.median(miss)
+                      else float('inf')),
         auroc=auroc, top=top, seconds=result.seconds, plot=plot,
         summary=result.summary.format(),
         command=_command(['score-variants', '--model', model_path, '--fasta', human['fasta'],
@@ -560,14 +569,17 @@ def _variants_step(settings: DemoSettings, seed: int, genomes: Dict[str, Any], m
 
 
 def _plot_hit_vs_miss(hit: np.ndarray, miss: np.ndarray, path: pathlib.Path) -> None:
+  """Largest |SAD| per variant by class; the bars are the class medians the report quotes."""
   rng = np.random.default_rng(0)
   fig, ax = plt.subplots(figsize=(4.5, 3.5))
   for x, (label, values) in enumerate([('destroys a motif', hit), ('far from motifs', miss)]):
     ax.scatter(x + rng.uniform(-0.12, 0.12, len(values)), values, s=14, alpha=0.8)
-    ax.hlines(np.median(values), x - 0.25, x + 0.25, color='k')
+    ax.hlines(np.median(values), x - 0.25, x + 0.25, color='k',
+              label='median' if x == 0 else None)
   ax.set_xticks([0, 1], ['destroys a motif', 'far from motifs'])
   ax.set_ylabel('max over tracks |SAD|')
   ax.set_yscale('log')
+  ax.legend(fontsize=8, loc='upper right', frameon=False)
   ax.set_title('Variant effects on the held-out chromosome', fontsize=10)
   fig.tight_layout()
   fig.savefig(path, dpi=110)
@@ -590,7 +602,8 @@ def _stringify(value):
 # --------------------------------------------------------------------------- entry point
 
 def run_demo(out_dir: PathLike = DEFAULT_OUT_DIR, quick: bool = False, force: bool = False,
-             seed: int = 0, log: Optional[Callable[[str], None]] = None) -> pathlib.Path:
+             seed: int = 0, log: Optional[Callable[[str], None]] = None,
+             progress: bool = True) -> pathlib.Path:
   """Runs (or resumes) the demo in `out_dir` and returns the path of its index.html report.
 
   Args:
@@ -599,7 +612,8 @@ def run_demo(out_dir: PathLike = DEFAULT_OUT_DIR, quick: bool = False, force: bo
     quick: smaller genome, shorter sequences and training (for CI; about a fifth of the time).
     force: delete the demo folder's previous results and redo every step.
     seed: random seed of genome, data, training and variants.
-    log: where progress lines go (default: print to stderr).
+    log: where progress lines and, at the end, the key numbers go (default: print to stderr).
+    progress: progress bars while writing data and training.
 
   Returns:
     Path of index.html.
@@ -616,8 +630,8 @@ def run_demo(out_dir: PathLike = DEFAULT_OUT_DIR, quick: bool = False, force: bo
   began = time.perf_counter()
   steps = _Steps(out_dir, settings, seed, log)
   genomes = steps.run('genome', 'genome', _genome_step(settings, seed)).results
-  data = steps.run('data', 'data', _data_step(settings, seed, genomes)).results
-  trained = steps.run('train', 'train', _train_step(settings, seed, data)).results
+  data = steps.run('data', 'data', _data_step(settings, seed, genomes, progress)).results
+  trained = steps.run('train', 'train', _train_step(settings, seed, data, progress)).results
   export = steps.run('export', 'export', _export_step(settings, trained)).results
   model_path = export['path']
   steps.run('evaluate', 'evaluate', _evaluate_step(settings, seed, data, model_path))
@@ -627,4 +641,6 @@ def run_demo(out_dir: PathLike = DEFAULT_OUT_DIR, quick: bool = False, force: bo
   total = time.perf_counter() - began
   path = write_demo_report(out_dir, settings.to_dict(), steps.records, total)
   log(f'[report] {path}  ({total:.0f} s in this run)')
+  for line in key_numbers({name: record.results for name, record in steps.records.items()}):
+    log(f'  {line}')
   return path

@@ -6,7 +6,9 @@
   * a local SavedModel folder (DeepMind's downloaded hub module, or one written by
     `export_hub_module`): `hub.load(path).model.predict_on_batch(x)`;
   * a Sonnet checkpoint written with `tf.train.Checkpoint(module=model)` (DeepMind's
-    `sonnet_weights`), as a folder or a prefix, on local disk or any `tf.io.gfile` path (gs://).
+    `sonnet_weights`), as a folder or a prefix, on local disk or any `tf.io.gfile` path (gs://);
+  * a run folder of `enformer train` (`RUN` or `RUN:best`: its best model, `RUN:latest`: its
+    latest checkpoint), with the architecture and input length the run stored;
 and returns a `Predictor`: `predict_on_batch(x [B, L, C]) -> {head: [B, T, N] numpy}` in graph mode.
 
 Checkpoints are verified variable by variable before restoring (`enformer.inference.checkpoints`),
@@ -14,9 +16,10 @@ so a wrong configuration never silently leaves random weights: the error lists t
 and shapes and the configuration the checkpoint was written for.
 """
 
+import json
 import os
 import re
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import tensorflow as tf
 import tensorflow_hub as hub
@@ -24,7 +27,8 @@ import tensorflow_hub as hub
 from enformer.enformer import SEQUENCE_LENGTH, Enformer
 from enformer.inference.export import (CONFIG_FILENAME, read_export_metadata,
                                        restore_exported_variables)
-from enformer.inference.checkpoints import looks_like_checkpoint, restore_checkpoint
+from enformer.inference.checkpoints import (checkpoint_prefix, checkpoint_root, infer_config,
+                                            looks_like_checkpoint, restore_checkpoint)
 from enformer.inference.predictor import Predictor
 
 
@@ -115,22 +119,115 @@ def _load_saved_model(handle: str, config: Dict[str, Any], fast: bool = True,
                    source=f'TF-Hub module {handle}', differentiable=loaded)
 
 
+# --------------------------------------------------------------------------- training run folders
+
+# The layout `enformer train` writes (enformer.training.config and .checkpointing; a test checks
+# that the names agree).
+RUN_CONFIG = 'config.json'
+RUN_CHECKPOINTS = 'checkpoints'
+RUN_BEST_CHECKPOINT = os.path.join('best', 'checkpoint', 'model')
+RUN_BEST_HUB = os.path.join('best', 'hub')
+RUN_CHOICES = ('best', 'latest')
+
+
+def parse_run_folder(source: str) -> Optional[Tuple[str, str]]:
+  """(run folder, 'best' or 'latest') when `source` names a training run folder, else None.
+
+  A run folder holds the config.json that `enformer train` writes. `RUN` and `RUN:best` choose
+  its best model by validation, `RUN:latest` its latest checkpoint.
+
+  Raises:
+    ValueError: `:best`/`:latest` after something that is not a run folder.
+  """
+  source = os.fspath(source)
+  folder, choice = source, 'best'
+  for suffix in RUN_CHOICES:
+    if source.endswith(':' + suffix) and not tf.io.gfile.exists(source):
+      folder, choice = source[:-len(suffix) - 1], suffix
+  if tf.io.gfile.exists(os.path.join(folder, RUN_CONFIG)):
+    return folder, choice
+  if folder != source:
+    raise ValueError(f'{source}: ":{choice}" chooses a checkpoint of a training run folder (one '
+                     f'with {RUN_CONFIG}, written by enformer train), and {folder} is not one.')
+  return None
+
+
+def _run_sequence_length(folder: str, record: Mapping[str, Any]) -> Optional[int]:
+  """Input length a run trained on: its export's, else its data's statistics.json."""
+  metadata = read_export_metadata(os.path.join(folder, RUN_BEST_HUB))
+  if metadata is not None:
+    return int(metadata['model_sequence_length'])
+  for data in (record.get('train', {}).get('data') or {}).values():
+    path = os.path.join(str(data), 'statistics.json')
+    if tf.io.gfile.exists(path):
+      with tf.io.gfile.GFile(path) as handle:
+        return int(json.load(handle)['seq_length'])
+  return None
+
+
+def resolve_run_folder(folder: str, choice: str = 'best'
+                       ) -> Tuple[str, Dict[str, Any], Optional[int]]:
+  """(checkpoint prefix, Enformer config, training input length or None) of a run folder.
+
+  Args:
+    folder: a run folder of `enformer train` (config.json, checkpoints/, best/).
+    choice: 'best' (the best model by validation) or 'latest' (the latest checkpoint).
+  """
+  if choice not in RUN_CHOICES:
+    raise ValueError(f'Choose the best or latest checkpoint of a run folder, got {choice!r}.')
+  with tf.io.gfile.GFile(os.path.join(folder, RUN_CONFIG)) as handle:
+    record = json.load(handle)
+  if 'model_config' not in record:
+    raise ValueError(f'{os.path.join(folder, RUN_CONFIG)} has no model_config: not a run folder '
+                     'of enformer train.')
+  if choice == 'best':
+    prefix = os.path.join(folder, RUN_BEST_CHECKPOINT)
+    if not tf.io.gfile.exists(prefix + '.index'):
+      raise FileNotFoundError(f'{folder} has no best model yet (validation has not run); use '
+                              f'{folder}:latest for its latest checkpoint.')
+  else:
+    prefix = tf.train.latest_checkpoint(os.path.join(folder, RUN_CHECKPOINTS))
+    if prefix is None:
+      raise FileNotFoundError(f'{folder} has no checkpoint yet (in {RUN_CHECKPOINTS}/).')
+  return prefix, dict(record['model_config']), _run_sequence_length(folder, record)
+
+
+def checkpoint_input_channels(source: str) -> Optional[int]:
+  """Input depth of a checkpoint or run folder (4 + extra tracks); None for other sources."""
+  source = os.fspath(source)
+  if _is_url(source) and not source.startswith('gs://'):
+    return None
+  try:
+    run = parse_run_folder(source)
+    if run is not None:
+      return int(resolve_run_folder(*run)[1].get('input_channels', 4))
+    if not looks_like_checkpoint(source):
+      return None
+    shape_map = tf.train.load_checkpoint(checkpoint_prefix(source)).get_variable_to_shape_map()
+    return int(infer_config(shape_map, checkpoint_root(shape_map))['input_channels'])
+  except (FileNotFoundError, ValueError, tf.errors.OpError):
+    return None  # Not readable here; load_model explains.
+
+
 def load_model(handle_or_path: str, sequence_length: Optional[int] = None, *,
                fast: bool = True, precision: str = 'float32', **config: Any) -> Predictor:
-  """Loads Enformer from a TF-Hub handle, a SavedModel folder or a Sonnet checkpoint.
+  """Loads Enformer from a TF-Hub handle, a SavedModel, a checkpoint or a training run folder.
 
   Args:
     handle_or_path: `https://tfhub.dev/deepmind/enformer/1` (or another hub URL), a local or
-      gfile SavedModel folder, or a checkpoint folder / prefix (local or gs://).
-    sequence_length: checkpoints only: input length of the predictor (default 196,608).
-      SavedModels define their own (393,216 for DeepMind's module).
+      gfile SavedModel folder, a checkpoint folder / prefix (local or gs://), or a run folder of
+      `enformer train`: `RUN` or `RUN:best` (its best model), `RUN:latest` (latest checkpoint).
+    sequence_length: checkpoints only: input length of the predictor (default 196,608; run
+      folders: the length they trained on). SavedModels define their own (393,216 for
+      DeepMind's module).
     fast: when the Sonnet module is available (checkpoints, exports of this package), predict
       with the fused forward of `enformer.fast` (equal within 1e-5 relative); False: the
       reference op sequence. DeepMind's hub module always runs its own saved graph.
     precision: 'float32' (default) or 'bfloat16' (fast path with the Sonnet module only; see
       `Predictor.from_module`).
     **config: checkpoints: `Enformer` constructor arguments (default: the published full-size
-      model); SavedModels written by `export_hub_module`: overrides of the stored config.
+      model); run folders and SavedModels written by `export_hub_module`: overrides of their
+      stored config.
 
   Returns:
     A Predictor.
@@ -142,6 +239,13 @@ def load_model(handle_or_path: str, sequence_length: Optional[int] = None, *,
   """
   handle = os.fspath(handle_or_path)
   local = not _is_url(handle)
+  run = parse_run_folder(handle) if local or handle.startswith('gs://') else None
+  if run is not None:
+    prefix, run_config, run_length = resolve_run_folder(*run)
+    predictor = _load_checkpoint(prefix, sequence_length or run_length,
+                                 {**run_config, **config}, fast, precision)
+    predictor.source = f'run {run[0]} ({run[1]}: {prefix})'
+    return predictor
   if local or handle.startswith('gs://'):
     try:
       saved_model = tf.io.gfile.exists(os.path.join(handle, 'saved_model.pb'))

@@ -78,7 +78,7 @@ def plot_tracks_with_contributions(tracks: Mapping[str, np.ndarray],
   if contribution_label in tracks:
     raise ValueError(f'A track is already titled {contribution_label!r}.')
   fig = plots.plot_tracks({**tracks, contribution_label: pooled},
-                          kipoiseq.Interval(chrom, start, end), height=height, width=14)
+                          kipoiseq.Interval(chrom, start, end), height=height, width=11)
   axes = fig.axes
   for collection in axes[-1].collections:
     collection.set_color('C3')
@@ -111,11 +111,14 @@ def plot_sequence_logo(matrix: np.ndarray,
     raise ValueError(f'A logo needs a [W, 4] matrix (A, C, G, T), got shape {matrix.shape}.')
   own_figure = ax is None
   if own_figure:
-    fig, ax = plt.subplots(figsize=(min(max(matrix.shape[0] * 0.15, 6), 20), 2.5))
+    fig, ax = plt.subplots(figsize=(min(max(matrix.shape[0] * 0.11, 6), 11), 2.5))
   else:
     fig = ax.figure
   frame = pd.DataFrame(matrix, columns=list(BASES), index=np.arange(start, start + len(matrix)))
-  logomaker.Logo(frame, ax=ax, color_scheme='classic')
+  # Negative contributions draw as upright letters below the axis (flipped ones read as markers);
+  # a bold monospace font (shipped with matplotlib) keeps tall, narrow letters recognisable.
+  logomaker.Logo(frame, ax=ax, color_scheme='classic', flip_below=False,
+                 font_name='DejaVu Sans Mono', font_weight='bold')
   ax.axhline(0, color='0.5', linewidth=0.5)
   ax.set_ylabel(ylabel)
   ax.set_title(title, fontsize=10, loc='left')
@@ -147,7 +150,7 @@ def plot_ism(sequence_one_hot: np.ndarray, ism: np.ndarray, start: int = 0,
     path: PNG to write.
   """
   ism = np.asarray(ism, np.float64)
-  width = min(max(ism.shape[0] * 0.15, 6), 20)
+  width = min(max(ism.shape[0] * 0.11, 6), 11)
   fig, (logo_ax, heat_ax) = plt.subplots(2, 1, figsize=(width, 4.2), sharex=False,
                                          gridspec_kw=dict(height_ratios=[1.2, 1]),
                                          layout='constrained')

@@ -54,6 +54,7 @@ class ChunkSettings:
   reverse_complement: bool = False
   shifts: Tuple[int, ...] = (0,)
   incremental: bool = True
+  extra_tracks: Tuple[str, ...] = ()
 
   def scorer(self, predictor, fasta: Optional[FastaStringExtractor] = None) -> VariantScorer:
     """The VariantScorer of `predictor` with these settings (opens the FASTA unless given)."""
@@ -61,7 +62,8 @@ class ChunkSettings:
     return VariantScorer(predictor, fasta,
                          head=self.head, sequence_length=self.sequence_length,
                          batch_size=self.batch_size, reverse_complement=self.reverse_complement,
-                         shifts=self.shifts, incremental=self.incremental)
+                         shifts=self.shifts, incremental=self.incremental,
+                         extra_tracks=self.extra_tracks)
 
 
 def score_chunk(scorer: VariantScorer, sites: Sequence[VariantSite],
@@ -188,6 +190,7 @@ def score_vcf(predictor,
               batch_size: int = 4,
               reverse_complement: bool = False,
               shifts: Sequence[int] = (0,),
+              extra_tracks: Sequence[str] = (),
               ref_mismatch: str = 'skip',
               chunk_size: int = 64,
               overwrite: bool = False,
@@ -218,7 +221,8 @@ def score_vcf(predictor,
     head: model head to score.
     targets: targets table (path or DataFrame from `enformer.io.targets.read_targets`) for
       `target_ids` / `target_labels`.
-    sequence_length, batch_size, reverse_complement, shifts: see `VariantScorer`.
+    sequence_length, batch_size, reverse_complement, shifts, extra_tracks: see
+      `VariantScorer`.
     ref_mismatch: 'skip' or 'error' for REF alleles that differ from the genome.
     chunk_size: variants per saved chunk (and per Dask task).
     overwrite: replace a finished `out` (and discard an unfinished run with other settings).
@@ -267,7 +271,8 @@ def score_vcf(predictor,
       targets = read_targets(targets)
     chunk_settings = ChunkSettings(os.path.abspath(fasta.path), head, sequence_length, batch_size,
                                    reverse_complement, tuple(int(s) for s in shifts),
-                                   incremental)
+                                   incremental,
+                                   tuple(os.path.abspath(path) for path in extra_tracks))
     scorer = chunk_settings.scorer(predictor, fasta)
     num_tracks = (getattr(predictor, 'heads', None) or {}).get(head)
     if targets is not None and isinstance(num_tracks, int):
@@ -292,6 +297,8 @@ def score_vcf(predictor,
         'targets': None if targets is None else sad_io.fingerprint(
             {'targets': _track_names(targets, len(targets))})
     }
+    if extra_tracks:
+      settings['extra_tracks'] = [os.path.abspath(path) for path in extra_tracks]
     selected = (list(range(len(chunks))) if shard is None else
                 shard_chunks(len(chunks), shard))
     if not selected:

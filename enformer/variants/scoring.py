@@ -27,6 +27,7 @@ import numpy as np
 
 from enformer import incremental as incremental_lib
 from enformer.io.vcf import VariantSite
+from enformer.predict import read_extra_tracks
 from enformer.sequence import one_hot_encode, reverse_complement_one_hot
 
 
@@ -81,7 +82,8 @@ class VariantScorer:
                batch_size: int = 4,
                reverse_complement: bool = False,
                shifts: Sequence[int] = (0,),
-               incremental: bool = True):
+               incremental: bool = True,
+               extra_tracks: Sequence[str] = ()):
     """
     Args:
       predictor: object with `predict_on_batch` (e.g. `enformer.load_model(...)`); its
@@ -96,6 +98,10 @@ class VariantScorer:
         (`enformer.incremental`: the reference conv-tower output once per window and ensemble
         member, a few recomputed bins per alternative); indels, and predictors without a Sonnet
         module, take full passes. False: full passes for every allele.
+      extra_tracks: per-base bigWigs of the extra input channels of a model with
+        `input_channels = 4 + len(extra_tracks)`, in channel order (as `enformer.predict` reads
+        them). Reference and alternatives share the values of the reference window; the reverse
+        complement reverses them along positions. Scored by full passes (not incremental).
     """
     if sequence_length is None:
       sequence_length = getattr(predictor, 'sequence_length', None)
@@ -114,26 +120,33 @@ class VariantScorer:
     self.sequence_length = int(sequence_length)
     self.batch_size = int(batch_size)
     self.members = ensemble_members(shifts, reverse_complement)
+    self.extra_tracks = tuple(extra_tracks)
     self._extractor = VariantSeqExtractor(reference_sequence=fasta)
     self.forward_passes = 0  # Number of predict_on_batch calls (for benchmarks).
-    self.incremental = (incremental_lib.for_predictor(predictor, [head]) if incremental
-                        else None)
+    self.incremental = (incremental_lib.for_predictor(predictor, [head])
+                        if incremental and not self.extra_tracks else None)
 
   def _jobs(self, sites: Sequence[VariantSite]) -> Iterator[Tuple[int, int, np.ndarray]]:
-    """Yields (site index, allele index (0 = ref), one-hot [L, 4]) for every ensemble member."""
+    """Yields (site index, allele index (0 = ref), input [L, 4 + E]) for every ensemble member."""
     for site_index, site in enumerate(sites):
       for shift in dict.fromkeys(m.shift for m in self.members):
         one_hots = [one_hot_encode(s) for s in
                     site_sequences(self._extractor, site, self.sequence_length, shift)]
+        extra = None  # [L, E]
+        if self.extra_tracks:
+          interval = variant_interval(site.fasta_chrom, site.pos, self.sequence_length, shift)
+          extra = read_extra_tracks(self.extra_tracks, interval)
         for member in self.members:
           if member.shift != shift:
             continue
           for allele, one_hot in enumerate(one_hots):
-            yield site_index, allele, (reverse_complement_one_hot(one_hot)
-                                       if member.reverse_complement else one_hot)
+            x = reverse_complement_one_hot(one_hot) if member.reverse_complement else one_hot
+            if extra is not None:
+              x = np.concatenate([x, extra[::-1] if member.reverse_complement else extra], -1)
+            yield site_index, allele, x
 
   def _predict_bin_means(self, batch: np.ndarray) -> np.ndarray:
-    """[B, L, 4] → mean over output bins of the head's predictions: [B, N] float64."""
+    """[B, L, 4 + E] → mean over output bins of the head's predictions: [B, N] float64."""
     outputs = self.predictor.predict_on_batch(batch)
     self.forward_passes += 1
     if self.head not in outputs:

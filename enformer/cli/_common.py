@@ -1,0 +1,362 @@
+"""Flags that several subcommands share: one name, one meaning, one help text.
+
+Every subcommand adds its shared flags with the `add_*` functions below, so `--model`, `--fasta`,
+`--out`, `--sequence-length`, `--tracks`, `--targets`, `--extra-track`, `--model-arg`,
+`--overwrite` and `--quiet` are spelled, typed and explained the same way everywhere. Spellings
+of earlier releases stay accepted as hidden aliases (no help line) for one release:
+
+  --checkpoint PATH (export)          → --model PATH
+  --checkpoint best|latest (evaluate) → --model RUN / --model RUN:latest
+  --genome (convert-basenji)          → --fasta
+  --seq-length (make-dataset)         → --sequence-length
+  --force (demo)                      → --overwrite
+  --config small|medium|full (bench.) → --size
+  --model-config JSON, --channels, --num-transformer-layers, --num-heads, --pooling-type,
+  --input-channels, --target-length, --model-heads → --model-arg KEY=VALUE
+
+Nothing here imports TensorFlow at module level, so `enformer --help` stays fast.
+"""
+
+import argparse
+import json
+import os
+import re
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+MODEL_HELP = (
+    'the model: a TF-Hub handle or URL, a SavedModel folder, a Sonnet checkpoint (folder or '
+    'prefix, local or gs://) or a training run folder (its best model; RUN:latest for its '
+    'latest checkpoint)')
+MODEL_ARG_HELP = (
+    'an Enformer constructor argument with a JSON value (repeat the flag for several), e.g. '
+    '--model-arg channels=384 --model-arg \'heads={"atac": 16}\' --model-arg target_length=null; '
+    'it overrides the architecture that the model source or preset gives (bare checkpoints: the '
+    'published model, input_channels read from the checkpoint; run folders and exports of this '
+    'package: their own)')
+FASTA_HELP = 'genome FASTA (plain or bgzip; a .fai index is created if missing)'
+SEQUENCE_LENGTH_MODEL_HELP = (
+    "the model's input length in bp for checkpoints (default: a run folder's training length, "
+    'else 196,608); SavedModels define their own')
+TRACKS_HELP = (
+    'tracks: indices (4828), ranges (10-12), identifiers (CNhs11250) or, with --targets, '
+    "description substrings ('CAGE:K562'), separated by spaces; 4828,5111 also works")
+TARGETS_HELP = ('targets table (targets_human.txt: index, identifier, file, clip, scale, '
+                'sum_stat, description) for track names and selection by name')
+EXTRA_TRACK_HELP = (
+    'per-base bigWig of an extra input channel (e.g. conservation), repeatable in channel order, '
+    'for models with input_channels = 4 + the number given; missing values count as 0')
+QUIET_HELP = 'no progress bars'
+PRECISION_HELP = (
+    'inference precision. bfloat16 runs matmuls and convolutions in bfloat16 (about 2x faster on '
+    'CPUs with AVX-512 BF16, and on GPUs/TPUs) with float32 normalisation and outputs; needs the '
+    'Sonnet module (checkpoint, run folder or an export of this package); '
+    'benchmarks/bf16_accuracy.py measures its accuracy')
+OVERWRITE_HELP = 'replace existing outputs'
+
+_VALUE_OPTIONAL = (argparse.OPTIONAL, argparse.ZERO_OR_MORE)
+
+
+class HelpFormatter(argparse.HelpFormatter):
+  """Keeps descriptions that hold line breaks as written, and shows real defaults only.
+
+  An option's default is appended as "(default: X)" unless the option is required, the default is
+  empty (None, False, []), or the help text already says it.
+  """
+
+  def _fill_text(self, text: str, width: int, indent: str) -> str:
+    if '\n' in text.strip():
+      return ''.join(indent + line for line in text.splitlines(keepends=True))
+    return super()._fill_text(text, width, indent)
+
+  def _get_help_string(self, action: argparse.Action) -> str:
+    text = action.help or ''
+    if (action.required or not action.option_strings or action.default in (None, False, [])
+        or action.default is argparse.SUPPRESS or 'default' in text):
+      return text
+    return text + ' (default: %(default)s)'
+
+
+def add_parser(subparsers, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+  """A subcommand parser with the shared help formatter."""
+  kwargs.setdefault('formatter_class', HelpFormatter)
+  return subparsers.add_parser(name, **kwargs)
+
+
+def add_hidden_alias(parser, *option_strings: str, **kwargs: Any) -> argparse.Action:
+  """An earlier spelling, still accepted, absent from --help."""
+  return parser.add_argument(*option_strings, help=argparse.SUPPRESS, **kwargs)
+
+
+def _required_with_aliases(parser, flag: str, dest: str, aliases: Sequence[str],
+                           **kwargs: Any) -> argparse.Action:
+  """A required option whose hidden aliases also satisfy the requirement."""
+  group = parser.add_mutually_exclusive_group(required=True)
+  action = group.add_argument(flag, dest=dest, **kwargs)
+  kwargs.pop('help', None)
+  for alias in aliases:
+    add_hidden_alias(group, alias, dest=dest, **kwargs)
+  return action
+
+
+# --------------------------------------------------------------------------- model
+
+def add_model_argument(parser, aliases: Sequence[str] = ()) -> argparse.Action:
+  """--model: any model source (required)."""
+  return _required_with_aliases(parser, '--model', 'model', aliases, metavar='MODEL',
+                                help=MODEL_HELP)
+
+
+def _model_arg(text: str) -> Tuple[str, Any]:
+  """'KEY=VALUE' → (key, JSON-decoded value; the text itself when it is not JSON)."""
+  key, sep, value = text.partition('=')
+  if not sep or not key.strip().isidentifier():
+    raise argparse.ArgumentTypeError(f'expected KEY=VALUE (e.g. channels=384), got {text!r}')
+  try:
+    return key.strip(), json.loads(value)
+  except json.JSONDecodeError:
+    return key.strip(), value
+
+
+def add_model_config_arguments(parser, sequence_length: bool = True) -> None:
+  """--model-arg KEY=VALUE (the one documented way), --sequence-length, and the hidden aliases.
+
+  Args:
+    parser: the subcommand's parser.
+    sequence_length: also add --sequence-length (the model's input length for checkpoints).
+  """
+  group = parser.add_argument_group('model configuration')
+  group.add_argument('--model-arg', action='append', type=_model_arg, metavar='KEY=VALUE',
+                     dest='model_args', default=None, help=MODEL_ARG_HELP)
+  if sequence_length:
+    add_sequence_length_argument(group, help=SEQUENCE_LENGTH_MODEL_HELP)
+  add_hidden_alias(group, '--model-config', metavar='JSON')
+  for flag, kind in (('--channels', int), ('--num-transformer-layers', int), ('--num-heads', int),
+                     ('--input-channels', int), ('--target-length', int)):
+    add_hidden_alias(group, flag, type=kind)
+  add_hidden_alias(group, '--pooling-type', choices=('attention', 'max'))
+  add_hidden_alias(group, '--model-heads', nargs='+', metavar='NAME=TRACKS')
+
+
+def model_config_from_args(args: argparse.Namespace) -> Dict[str, Any]:
+  """Enformer constructor arguments given on the command line (only those set).
+
+  Precedence: --model-config JSON < the single-value aliases (--channels, ...) < --model-arg.
+  """
+  text = getattr(args, 'model_config', None)
+  try:
+    config = json.loads(text) if text else {}
+  except json.JSONDecodeError as error:
+    raise ValueError(f'--model-config is not valid JSON ({error}); prefer --model-arg KEY=VALUE, '
+                     'e.g. --model-arg channels=384.') from None
+  if not isinstance(config, dict):
+    raise ValueError('--model-config must be a JSON object of Enformer arguments; prefer '
+                     '--model-arg KEY=VALUE, e.g. --model-arg channels=384.')
+  for key in ('channels', 'num_transformer_layers', 'num_heads', 'pooling_type', 'input_channels'):
+    if getattr(args, key, None) is not None:
+      config[key] = getattr(args, key)
+  if getattr(args, 'target_length', None) is not None:
+    config['target_length'] = args.target_length or None
+  if getattr(args, 'model_heads', None):
+    heads = {}
+    for item in args.model_heads:
+      name, _, count = item.partition('=')
+      if not count.isdigit():
+        raise ValueError(f'--model-heads takes NAME=TRACKS items (e.g. human=5313), got {item!r}; '
+                         'prefer --model-arg \'heads={"human": 5313}\'.')
+      heads[name] = int(count)
+    config['heads'] = heads
+  config.update(dict(getattr(args, 'model_args', None) or []))
+  return config
+
+
+def predictor_config(args: argparse.Namespace) -> Dict[str, Any]:
+  """Model config of --model from --model-arg, checked against --extra-track.
+
+  A checkpoint's input_channels is read from its stem convolution unless given, so a model with
+  extra input channels needs no configuration for them, and a wrong number of --extra-track is
+  reported before the model is built. Dask workers load the model from this config too.
+  """
+  from enformer.inference.loading import checkpoint_input_channels  # pylint: disable=import-outside-toplevel
+  from enformer.predict import check_extra_tracks  # pylint: disable=import-outside-toplevel
+
+  config = model_config_from_args(args)
+  if 'input_channels' not in config:
+    found = checkpoint_input_channels(args.model)
+    if found is not None:
+      config['input_channels'] = found
+  if 'input_channels' in config:
+    check_extra_tracks(config['input_channels'], list(getattr(args, 'extra_track', None) or []))
+  return config
+
+
+def load_predictor(args: argparse.Namespace):
+  """The Predictor of --model (any source) with --model-arg, --sequence-length, --precision."""
+  from enformer.inference.loading import load_model  # pylint: disable=import-outside-toplevel
+  from enformer.predict import check_extra_tracks  # pylint: disable=import-outside-toplevel
+
+  predictor = load_model(args.model, sequence_length=getattr(args, 'sequence_length', None),
+                         precision=getattr(args, 'precision', 'float32'), **predictor_config(args))
+  check_extra_tracks(predictor.input_channels, list(getattr(args, 'extra_track', None) or []))
+  return predictor
+
+
+def add_cluster_arguments(parser: argparse.ArgumentParser, unit: str) -> None:
+  """--workers N / --scheduler ADDRESS: run the work on a Dask cluster (docs/distributed.md)."""
+  group = parser.add_argument_group('Dask cluster (same output as a single process)')
+  where = group.add_mutually_exclusive_group()
+  where.add_argument('--workers', type=int, default=None, metavar='N',
+                     help=f'start N single-threaded worker processes on this machine (e.g. one per '
+                     f'GPU or core) and run {unit} as tasks on them')
+  where.add_argument('--scheduler', default=None, metavar='tcp://HOST:PORT',
+                     help=f'run {unit} on the workers of a running Dask scheduler (e.g. a '
+                     'dask-jobqueue SLURMCluster); they must see the same paths')
+
+
+# --------------------------------------------------------------------------- inputs and outputs
+
+def add_fasta_argument(parser, required: bool = True, aliases: Sequence[str] = (),
+                       help: str = FASTA_HELP) -> argparse.Action:  # pylint: disable=redefined-builtin
+  """--fasta: the genome FASTA."""
+  if required:
+    return _required_with_aliases(parser, '--fasta', 'fasta', aliases, metavar='FASTA', help=help)
+  action = parser.add_argument('--fasta', metavar='FASTA', help=help)
+  for alias in aliases:
+    add_hidden_alias(parser, alias, dest='fasta')
+  return action
+
+
+def positive_length(text: str) -> int:
+  """An input length in bp: a positive multiple of 128 (the bin size)."""
+  try:
+    value = int(text.replace(',', '').replace('_', ''))
+  except ValueError:
+    raise argparse.ArgumentTypeError(f'expected a length in bp, got {text!r}') from None
+  if value <= 0 or value % 128:
+    raise argparse.ArgumentTypeError(f'must be a positive multiple of 128, got {value}')
+  return value
+
+
+def add_sequence_length_argument(parser, help: str, required: bool = False,  # pylint: disable=redefined-builtin
+                                 default: Optional[int] = None) -> argparse.Action:
+  """--sequence-length (hidden alias --seq-length): a length in bp, positive multiple of 128."""
+  kwargs = dict(type=positive_length, metavar='BP')
+  if required:
+    return _required_with_aliases(parser, '--sequence-length', 'sequence_length',
+                                  ('--seq-length',), help=help, **kwargs)
+  action = parser.add_argument('--sequence-length', dest='sequence_length', default=default,
+                               help=help, **kwargs)
+  add_hidden_alias(parser, '--seq-length', dest='sequence_length', default=default, **kwargs)
+  return action
+
+
+def add_out_argument(parser, help: str, required: bool = True,  # pylint: disable=redefined-builtin
+                     default: Optional[str] = None) -> argparse.Action:
+  """--out: where the results go (a folder, or a file where the help says so)."""
+  return parser.add_argument('--out', required=required, default=default, metavar='OUT',
+                             help=help)
+
+
+def add_targets_argument(parser, required: bool = False,
+                         help: str = TARGETS_HELP) -> argparse.Action:  # pylint: disable=redefined-builtin
+  """--targets: a Basenji targets table."""
+  return parser.add_argument('--targets', required=required, metavar='TABLE', help=help)
+
+
+def add_tracks_argument(parser, required: bool = False) -> argparse.Action:
+  """--tracks TRACK [TRACK ...]: which tracks (see `track_selectors`)."""
+  return parser.add_argument('--tracks', nargs='+', required=required, metavar='TRACK',
+                             help=TRACKS_HELP)
+
+
+_INDEX_LIST = re.compile(r'^\d+(-\d+)?(,\d+(-\d+)?)*$')
+
+
+def track_selectors(values: Optional[Sequence[str]]) -> Optional[List[Any]]:
+  """--tracks values → selectors for `enformer.io.targets.select_tracks`.
+
+  Indices and ranges become ints ('10-12' → 10, 11, 12; '4828,5111' → 4828, 5111); anything else
+  (an identifier or a description substring, which may hold commas or dashes) stays text.
+  """
+  if values is None:
+    return None
+  selectors: List[Any] = []
+  for value in values:
+    text = value.strip()
+    if not _INDEX_LIST.match(text):
+      if text:
+        selectors.append(text)
+      continue
+    for part in text.split(','):
+      first, _, last = part.partition('-')
+      if last and int(last) < int(first):
+        raise ValueError(f'--tracks range {part} ends before it starts.')
+      selectors.extend(range(int(first), int(last or first) + 1))
+  return selectors
+
+
+def add_precision_argument(parser) -> argparse.Action:
+  """--precision float32|bfloat16: inference precision."""
+  return parser.add_argument('--precision', type=str, choices=('float32', 'bfloat16'),
+                             default='float32',
+                             help=PRECISION_HELP)
+
+
+def add_extra_track_argument(parser) -> argparse.Action:
+  """--extra-track FILE.bw (repeatable): per-base inputs of a model's extra input channels."""
+  return parser.add_argument('--extra-track', action='append', default=[], metavar='BIGWIG',
+                             help=EXTRA_TRACK_HELP)
+
+
+# --------------------------------------------------------------------------- behaviour
+
+def import_tensorflow_quietly() -> None:
+  """Imports TensorFlow without its start-up messages, unless TF_CPP_MIN_LOG_LEVEL is set.
+
+  TensorFlow logs oneDNN and CUDA notes while loading (before its log level applies) and errors
+  such as `failed call to cuInit` or oneDNN's DT_HALF fallback later; neither concerns the user.
+  Level 3 hides the later ones; the loading ones are written to the process's stderr, so it
+  points at /dev/null during the import. Python errors of the import still surface.
+  """
+  if os.environ.get('TF_CPP_MIN_LOG_LEVEL') is not None:
+    return  # The user chose what to see.
+  os.environ['TF_CPP_MIN_LOG_LEVEL'] = '3'
+  saved = os.dup(2)
+  devnull = os.open(os.devnull, os.O_WRONLY)
+  os.dup2(devnull, 2)
+  try:
+    import tensorflow  # pylint: disable=import-outside-toplevel,unused-import
+  finally:
+    os.dup2(saved, 2)
+    os.close(saved)
+    os.close(devnull)
+
+
+def add_overwrite_argument(parser, help: str = OVERWRITE_HELP,  # pylint: disable=redefined-builtin
+                           aliases: Sequence[str] = ()) -> argparse.Action:
+  """--overwrite: replace existing outputs (otherwise the subcommand stops or resumes)."""
+  action = parser.add_argument('--overwrite', action='store_true', help=help)
+  for alias in aliases:
+    add_hidden_alias(parser, alias, dest='overwrite', action='store_true')
+  return action
+
+
+def add_quiet_argument(parser) -> argparse.Action:
+  """--quiet: no progress bars (TensorFlow's start-up messages are always hidden)."""
+  return parser.add_argument('--quiet', action='store_true', help=QUIET_HELP)
+
+
+def check_unused_output_folder(out: str, overwrite: bool) -> None:
+  """Refuses an --out folder that holds files unless --overwrite (no stale outputs beside new)."""
+  if overwrite or not os.path.isdir(out):
+    return
+  entries = sorted(e for e in os.listdir(out) if not e.startswith('.'))
+  if entries:
+    shown = ', '.join(entries[:3]) + (', ...' if len(entries) > 3 else '')
+    raise FileExistsError(f'--out {out} already holds files ({shown}). Pass --overwrite to '
+                          'replace them, or choose another --out.')
+
+
+def check_exists(path: str, flag: str) -> None:
+  """Raises FileNotFoundError naming the flag when an input path does not exist."""
+  if not os.path.exists(path):
+    raise FileNotFoundError(f'{flag} {path} does not exist.')
