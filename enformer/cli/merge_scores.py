@@ -3,10 +3,12 @@
 import argparse
 import sys
 
+from enformer.cli import _common
+
 
 def register(subparsers) -> None:
-  parser = subparsers.add_parser(
-      'merge-scores',
+  parser = _common.add_parser(
+      subparsers, 'merge-scores',
       help='join the N shard files of `score-variants --shard K/N` into one sad.h5',
       description=(
           'Checks that the shard files are complete, disjoint and from the same model, VCF, '
@@ -25,7 +27,7 @@ def register(subparsers) -> None:
   parser.add_argument('--pcs', type=int, default=None,
                       help='with --transform: write the top-k PCs per chromosome as bgzip+tabix '
                       'TSVs (<out>.PCs.<chrom>.tsv.gz)')
-  parser.add_argument('--overwrite', action='store_true', help='replace an existing output')
+  _common.add_overwrite_argument(parser, help=_common.OVERWRITE_HELP + ' (a finished merged file)')
   parser.set_defaults(func=run)
 
 
