@@ -2,7 +2,8 @@
 
 import argparse
 
-from enformer.cli.predict import add_extra_track_argument, add_model_config_arguments
+from enformer.cli.predict import (add_extra_track_argument, add_model_config_arguments,
+                                  add_n_value_argument)
 
 
 def register(subparsers) -> None:
@@ -49,6 +50,7 @@ def register(subparsers) -> None:
   parser.add_argument('--out', required=True, help='output folder')
   parser.add_argument('--quiet', action='store_true', help='no progress bar')
   add_extra_track_argument(parser)
+  add_n_value_argument(parser)
   add_model_config_arguments(parser)
   parser.set_defaults(func=run)
 
@@ -103,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
   extractor = FastaStringExtractor(args.fasta)
   chrom = extractor.resolve_chromosome(region.chrom)
   interval = region.resize(predictor.sequence_length)
-  model_input = model_inputs(extractor, [interval], args.extra_track)[0]  # [L, 4 + E]
+  model_input = model_inputs(extractor, [interval], args.extra_track,
+                             neutral_value=args.n_value)[0]  # [L, 4 + E]
   one_hot = model_input[:, :NUM_NUCLEOTIDES]
   window = None
   if window_region is not None:
@@ -125,7 +128,8 @@ def run(args: argparse.Namespace) -> int:
       tracks=np.asarray(result.tracks), bins=np.asarray(result.bins),
       track_labels=np.asarray(labels), chrom=chrom, start=result.start, end=result.end,
       bins_start=result.bins_start, window=np.asarray(result.window), method=args.method,
-      head=args.head, sequence_index=np.where(one_hot.any(1), one_hot.argmax(1), 4).astype(np.int8))
+      head=args.head, n_value=args.n_value,
+      sequence_index=np.where(one_hot.max(1) == 1, one_hot.argmax(1), 4).astype(np.int8))
   if result.ism is not None:
     arrays['ism'] = result.ism
   if args.extra_track:

@@ -61,8 +61,18 @@ def register(subparsers) -> None:
                       '4799=keratinocyte_cage.bw (the track is an index, identifier or '
                       'description substring matching one track).')
   add_extra_track_argument(parser)
+  add_n_value_argument(parser)
   add_model_config_arguments(parser)
   parser.set_defaults(func=run)
+
+
+def add_n_value_argument(parser: argparse.ArgumentParser) -> None:
+  """--n-value V: the one-hot value of N (library keyword `neutral_value`)."""
+  parser.add_argument('--n-value', type=float, default=0.0, metavar='V',
+                      help='one-hot value of N (and of the padding past chromosome ends) in each '
+                      "of the 4 channels: 0 (default) as DeepMind's enformer.py and the Basenji2 "
+                      "training data; 0.25 as DeepMind's usage notebook (kipoiseq's default), to "
+                      'reproduce its numbers.')
 
 
 def add_extra_track_argument(parser: argparse.ArgumentParser) -> None:
@@ -188,7 +198,8 @@ def run(args: argparse.Namespace) -> int:
       predictor, args.fasta, regions, args.out, head=args.head, tracks=tracks,
       plot_tracks=plot_tracks, targets=targets, batch_size=args.batch_size,
       output_format=args.format, bigwig=not args.no_bigwig, bedgraph=args.bedgraph,
-      max_plots=args.max_plots, observed=observed, extra_tracks=args.extra_track)
+      max_plots=args.max_plots, observed=observed, extra_tracks=args.extra_track,
+      neutral_value=args.n_value)
   print(f'Predictions: {summary["predictions"]} ({summary["regions"]} regions × '
         f'{predictor.output_length} bins × {summary["tracks"]} tracks)')
   for key in ('bigwig', 'bedgraph', 'plots'):

@@ -5,7 +5,20 @@ import re
 import sys
 from typing import List
 
-from enformer.cli.predict import add_model_config_arguments, model_config_from_args
+from enformer.cli.predict import (add_model_config_arguments, add_n_value_argument,
+                                  model_config_from_args)
+
+INDEL_RULE = """Sequences: the reference is the L bp window centred on the variant (kipoiseq
+Interval(chrom, pos, pos).resize(L), N-padded past chromosome ends); the alternative applies the
+ALT allele inside the same window, as DeepMind's usage notebook does (variant_centered_sequences:
+kipoiseq VariantSeqExtractor with anchor = interval.center() - interval.start, which kipoiseq
+reads as an absolute coordinate clamped into the window: left of the variant). Insertions and deletions: the bases left of the variant stay where
+they are and the ALT allele follows at the variant's position; an insertion of k bp pushes the
+last k bases out of the window's right end, a deletion of k bp pulls the next k reference bases
+in at the right end. (For a variant within the first L/2 bp of a chromosome the notebook's anchor
+lies right of it, so there the left part moves instead.) SNVs only change the variant's base.
+N is encoded as --n-value (0 by default, as enformer.py and the Basenji2 data; 0.25 reproduces
+the notebook's numbers for windows that reach a chromosome end or an assembly gap)."""
 
 
 def _shifts(text: str) -> List[int]:
@@ -25,7 +38,8 @@ def register(subparsers) -> None:
           'writes, per track, SAD = mean over bins(alt) - mean over bins(ref) and SAR = log2(1 + '
           'alt mean) - log2(1 + ref mean) in basenji\'s sad.h5 layout. Multi-allelic records are '
           'split; symbolic ALTs, unknown chromosomes and REF mismatches are skipped and counted. '
-          'Resumable: rerun the same command after an interruption to continue.'))
+          'Resumable: rerun the same command after an interruption to continue.'),
+      epilog=INDEL_RULE)
   parser.add_argument('--model', required=True,
                       help='TF-Hub handle/URL, SavedModel folder, or checkpoint folder/prefix '
                       '(checkpoints take the model config flags below)')
@@ -45,6 +59,7 @@ def register(subparsers) -> None:
                       help='window shifts in bp to average over, e.g. -1,0,1 (default 0)')
   parser.add_argument('--batch-size', type=int, default=4,
                       help='sequences per forward pass (refs and alts share batches)')
+  add_n_value_argument(parser)
   parser.add_argument('--chunk-size', type=int, default=64,
                       help='variants per saved chunk (the unit of resuming)')
   parser.add_argument('--ref-mismatch', choices=('skip', 'error'), default='skip',
@@ -101,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
   result = score_vcf(
       predictor, args.fasta, args.vcf, args.out, head=args.head, targets=args.targets,
       batch_size=args.batch_size, reverse_complement=args.rc, shifts=args.shifts,
+      neutral_value=args.n_value,
       ref_mismatch=args.ref_mismatch, chunk_size=args.chunk_size, overwrite=args.overwrite,
       tsv=args.tsv, transform=transform, num_pcs=args.pcs, model_id=args.model if "://" in args.model else os.path.abspath(args.model),
       plot=args.plot, progress=not args.quiet, run_settings={'command': ' '.join(sys.argv)})

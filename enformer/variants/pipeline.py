@@ -70,6 +70,8 @@ def score_vcf(predictor,
               batch_size: int = 4,
               reverse_complement: bool = False,
               shifts: Sequence[int] = (0,),
+              neutral_value: float = 0.0,
+              indel_anchor: str = 'notebook',
               ref_mismatch: str = 'skip',
               chunk_size: int = 64,
               overwrite: bool = False,
@@ -96,6 +98,9 @@ def score_vcf(predictor,
     targets: targets table (path or DataFrame from `enformer.io.targets.read_targets`) for
       `target_ids` / `target_labels`.
     sequence_length, batch_size, reverse_complement, shifts: see `VariantScorer`.
+    neutral_value: one-hot value of N: 0 (default; enformer.py, Basenji2) or 0.25 (DeepMind's
+      usage notebook). indel_anchor: 'notebook' (default) or 'variant'; see
+      `enformer.variants.scoring`.
     ref_mismatch: 'skip' or 'error' for REF alleles that differ from the genome.
     chunk_size: variants per saved chunk.
     overwrite: replace a finished `out` (and discard an unfinished run with other settings).
@@ -130,7 +135,8 @@ def score_vcf(predictor,
       targets = read_targets(targets)
     scorer = VariantScorer(predictor, fasta, head=head, sequence_length=sequence_length,
                            batch_size=batch_size, reverse_complement=reverse_complement,
-                           shifts=shifts)
+                           shifts=shifts, neutral_value=neutral_value,
+                           indel_anchor=indel_anchor)
     num_tracks = (getattr(predictor, 'heads', None) or {}).get(head)
     if targets is not None and isinstance(num_tracks, int):
       _track_names(targets, num_tracks)  # Fail before scoring if the table does not fit the head.
@@ -145,7 +151,8 @@ def score_vcf(predictor,
         'fasta': os.path.abspath(fasta.path), 'head': head,
         'sequence_length': scorer.sequence_length,
         'shifts': [m.shift for m in scorer.members], 'reverse_complement': reverse_complement,
-        'chunk_size': chunk_size
+        'chunk_size': chunk_size, 'neutral_value': scorer.neutral_value,
+        'indel_anchor': indel_anchor
     }
     store = sad_io.ChunkStore(paths['h5'], settings, overwrite=overwrite)
     done = set(store.done(len(chunks)))
@@ -163,7 +170,8 @@ def score_vcf(predictor,
     attrs = {
         'head': head, 'sequence_length': scorer.sequence_length,
         'shifts': np.asarray([m.shift for m in scorer.members if not m.reverse_complement]),
-        'reverse_complement': reverse_complement, 'model': model_id, 'fasta': fasta.path,
+        'reverse_complement': reverse_complement, 'neutral_value': scorer.neutral_value,
+        'indel_anchor': indel_anchor, 'model': model_id, 'fasta': fasta.path,
         'vcf': os.fspath(vcf), 'vcf_summary': summary.format(),
         'SAD_definition': sad_io.SAD_DEFINITION, 'SAR_definition': sad_io.SAR_DEFINITION
     }
