@@ -39,7 +39,8 @@ def _neutral_batch_norm(model) -> None:
 
 def run(config_name: str, grad_calls: int, ism_positions: int, batch_size: int) -> Dict:
   import tensorflow as tf
-  from enformer import Enformer, attribution
+  from enformer import Enformer
+  from enformer import interpret as attribution
   config = CONFIGS[config_name]
   length = config['sequence_length']
   tf.random.set_seed(0)

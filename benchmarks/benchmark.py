@@ -3,7 +3,7 @@
   python benchmarks/benchmark.py --config small          # about a minute
   python benchmarks/benchmark.py --config full --train   # published size: tens of minutes, GBs
 
-See enformer/fast_benchmark.py for what is measured and how.
+See enformer/benchmark.py for what is measured and how.
 """
 
 import sys

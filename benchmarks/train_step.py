@@ -15,7 +15,7 @@ recomputes conv-tower and transformer block activations in the backward pass
 
 Prints: steps, median seconds per step, examples per second, peak RSS in GB (10^9 bytes; the
 process maximum, so it includes the model, optimizer state and activations kept for the backward
-pass). The measurement is `enformer.fast_benchmark.measure_train_step`, as in `enformer benchmark
+pass). The measurement is `enformer.benchmark.measure_train_step`, as in `enformer benchmark
 --train`.
 """
 
@@ -49,7 +49,7 @@ def main() -> None:
   args.sequence_length = args.sequence_length or length
 
   from enformer import presets  # pylint: disable=import-outside-toplevel
-  from enformer.fast_benchmark import measure_train_step  # pylint: disable=import-outside-toplevel
+  from enformer.benchmark import measure_train_step  # pylint: disable=import-outside-toplevel
 
   overrides = {k: json.loads(v) for k, v in (a.split('=', 1) for a in args.model_arg)}
   if args.tracks:

@@ -80,7 +80,7 @@ def colab_scores(predictor, extractor, sites, sequence_length: int, head: str) -
 def bench_small(args) -> Dict[str, object]:
   from kipoiseq.extractors import VariantSeqExtractor
   from enformer import Enformer
-  from enformer.hub import Predictor
+  from enformer.inference import Predictor
   from enformer.io.fasta import FastaStringExtractor
   from enformer.io.vcf import read_variants
   from enformer.variants import VariantScorer
@@ -125,7 +125,7 @@ def bench_small(args) -> Dict[str, object]:
 
 def bench_full(args) -> Dict[str, object]:
   from enformer import SEQUENCE_LENGTH, Enformer
-  from enformer.hub import Predictor
+  from enformer.inference import Predictor
 
   model = Enformer()  # Published size; random weights (speed does not depend on them).
   predictor = Predictor.from_module(model, SEQUENCE_LENGTH, fast=not args.plain)

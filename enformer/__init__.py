@@ -18,8 +18,8 @@ _EXPORTS = {
     'TARGET_LENGTH': 'enformer.enformer',
     'HEADS': 'enformer.enformer',
     'build_model': 'enformer.presets',
-    'load_pretrained': 'enformer.finetune',
-    'fine_tune': 'enformer.finetune',
+    'load_pretrained': 'enformer.training.finetune',
+    'fine_tune': 'enformer.training.finetune',
     'fit_ridge': 'enformer.ridge',
     'one_hot_encode': 'enformer.sequence',
     'one_hot_encode_batch': 'enformer.sequence',
@@ -32,15 +32,17 @@ _EXPORTS = {
     'write_dataset': 'enformer.data.write',
     'make_synthetic_genome': 'enformer.data.synthetic',
     'make_synthetic_dataset': 'enformer.data.synthetic',
-    'load_model': 'enformer.hub',
-    'export_hub_module': 'enformer.hub',
-    'Predictor': 'enformer.hub',
+    'load_model': 'enformer.inference.loading',
+    'export_hub_module': 'enformer.inference.export',
+    'Predictor': 'enformer.inference.predictor',
     'compile_forward': 'enformer.fast',
     'VariantScorer': 'enformer.variants',
     'ScoreTransform': 'enformer.variants',
     'score_vcf': 'enformer.variants',
-    'contribution_input_grad': 'enformer.attribution',
-    'in_silico_mutagenesis': 'enformer.attribution',
+    'contribution_input_grad': 'enformer.interpret.gradients',
+    'target_mask': 'enformer.interpret.gradients',
+    'in_silico_mutagenesis': 'enformer.interpret.ism',
+    'attribute_to_files': 'enformer.interpret.workflow',
 }
 
 __all__ = sorted(_EXPORTS)
@@ -49,7 +51,7 @@ __all__ = sorted(_EXPORTS)
 def __getattr__(name: str) -> Any:
   if name in _EXPORTS:
     return getattr(importlib.import_module(_EXPORTS[name]), name)
-  if importlib.util.find_spec(f'{__name__}.{name}') is not None:  # e.g. enformer.attribution
+  if importlib.util.find_spec(f'{__name__}.{name}') is not None:  # e.g. enformer.interpret
     return importlib.import_module(f'{__name__}.{name}')
   raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
 

@@ -7,10 +7,14 @@ Shapes use B = batch, T = sequence length (bins), H = heads, K = key size, V = v
 C = input channels, R = number of relative positional features.
 """
 
-from typing import Callable, Dict, Optional, Sequence
+import functools
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
+import numpy as np
 import sonnet as snt
 import tensorflow as tf
+
+from enformer.dropout import dropout
 
 DEFAULT_POSITIONAL_FEATURES = (
     'positional_features_exponential',
@@ -110,6 +114,63 @@ class MultiheadAttention(snt.Module):
         feature_functions=self._relative_position_functions,
         symmetric=self._relative_position_symmetric)
 
+  @property
+  def num_heads(self) -> int:
+    return self._num_heads
+
+  @property
+  def key_size(self) -> int:
+    return self._key_size
+
+  @property
+  def value_size(self) -> int:
+    return self._value_size
+
+  @property
+  def scaling(self) -> bool:
+    return self._scaling
+
+  @property
+  def relative_positions(self) -> bool:
+    return self._relative_positions
+
+  @property
+  def relative_position_symmetric(self) -> bool:
+    return self._relative_position_symmetric
+
+  @property
+  def relative_position_functions(self) -> Tuple[str, ...]:
+    return self._relative_position_functions
+
+  @property
+  def num_relative_position_features(self) -> int:
+    return self._num_relative_position_features
+
+  @property
+  def q_layer(self) -> snt.Linear:
+    return self._q_layer
+
+  @property
+  def k_layer(self) -> snt.Linear:
+    return self._k_layer
+
+  @property
+  def v_layer(self) -> snt.Linear:
+    return self._v_layer
+
+  @property
+  def embedding_layer(self) -> snt.Linear:
+    return self._embedding_layer
+
+  def positional_basis(self, seq_len: int) -> Optional[np.ndarray]:
+    """The positional features of `relative_position_encodings` as a cached constant
+    [2T - 1, R] (None without relative positions)."""
+    if not self._relative_positions:
+      return None
+    return positional_features_cached(seq_len, self._num_relative_position_features,
+                                      self._relative_position_functions,
+                                      self._relative_position_symmetric)
+
   def __call__(self, inputs: tf.Tensor, is_training: bool = False) -> tf.Tensor:
     """Attends over the sequence.
 
@@ -133,8 +194,7 @@ class MultiheadAttention(snt.Module):
       positional_encodings = tf.cast(self.relative_position_encodings(seq_len),
                                      inputs.dtype)  # [1, 2T-1, R]; bf16 under mixed precision.
       if is_training:
-        positional_encodings = tf.nn.dropout(positional_encodings,
-                                             rate=self._positional_dropout_rate)
+        positional_encodings = dropout(positional_encodings, self._positional_dropout_rate)
       r_k = self._multihead_output(self._r_k_layer, positional_encodings)  # [1, H, 2T-1, K]
       content_logits = tf.matmul(q + self._r_w_bias, k, transpose_b=True)  # [B, H, T, T]
       relative_logits = tf.matmul(q + self._r_r_bias, r_k, transpose_b=True)  # [B, H, T, 2T-1]
@@ -144,12 +204,59 @@ class MultiheadAttention(snt.Module):
 
     weights = tf.nn.softmax(logits)
     if is_training:
-      weights = tf.nn.dropout(weights, rate=self._attention_dropout_rate)
+      weights = dropout(weights, self._attention_dropout_rate)
 
     output = tf.matmul(weights, v)  # [B, H, T, V]
     output = tf.transpose(output, [0, 2, 1, 3])  # [B, T, H, V]
     output = snt.reshape(output, output_shape=[embedding_size], preserve_dims=2)  # [B, T, H * V]
     return self._embedding_layer(output)
+
+
+  def fused(self, inputs: tf.Tensor, positional_features: Optional[np.ndarray]) -> tf.Tensor:
+    """Inference (`is_training=False`) with the heads evaluated one after another, so only one
+    head's [T, T] and [T, 2T - 1] logits are alive at a time: [B, T, C] → [B, T, H * V].
+
+    Args:
+      inputs: [B, T, C] (float32, float64, or bfloat16: logits and softmax then in float32).
+      positional_features: `positional_basis(T)` [2T - 1, R], or None without relative positions.
+    """
+    dtype = inputs.dtype
+    softmax_dtype = tf.float32 if dtype.size < 4 else dtype
+    num_heads, key_size, value_size = self._num_heads, self._key_size, self._value_size
+
+    def heads_of(w: tf.Variable, size: int) -> tf.Tensor:
+      return tf.cast(tf.reshape(w, [-1, num_heads, size]), dtype)
+
+    q = tf.einsum('btc,chk->hbtk', inputs, heads_of(self._q_layer.w, key_size))  # [H, B, T, K]
+    k = tf.einsum('btc,chk->hbtk', inputs, heads_of(self._k_layer.w, key_size))
+    v = tf.einsum('btc,chv->hbtv', inputs, heads_of(self._v_layer.w, value_size))
+    if self._scaling:
+      q *= key_size**-0.5
+    relative = self._relative_positions and positional_features is not None
+    if relative:
+      r_w_bias = tf.cast(tf.reshape(self._r_w_bias, [num_heads, 1, 1, key_size]), dtype)
+      r_r_bias = tf.cast(tf.reshape(self._r_r_bias, [num_heads, 1, 1, key_size]), dtype)
+      r_k = tf.einsum('pr,rhk->hpk', tf.constant(positional_features, dtype),
+                      heads_of(self._r_k_layer.w, key_size))  # [H, 2T - 1, K]
+      elems = (q + r_w_bias, q + r_r_bias, k, v, r_k)
+    else:
+      elems = (q, q, k, v, tf.zeros([num_heads, 0, key_size], dtype))
+
+    def one_head(head: Tuple[tf.Tensor, ...]) -> tf.Tensor:
+      q_content, q_relative, k_h, v_h, r_k_h = head
+      logits = tf.cast(tf.einsum('btk,bsk->bts', q_content, k_h), softmax_dtype)  # [B, T, T]
+      if relative:
+        rel = tf.einsum('btk,pk->btp', q_relative, r_k_h)[:, tf.newaxis]  # [B, 1, T, 2T - 1]
+        logits += tf.cast(relative_shift(rel)[:, 0], softmax_dtype)
+      weights = tf.cast(tf.nn.softmax(logits), dtype)
+      return tf.einsum('bts,bsv->btv', weights, v_h)  # [B, T, V]
+
+    signature = tf.TensorSpec([inputs.shape[0], inputs.shape[1], value_size], dtype)
+    output = tf.map_fn(one_head, elems, fn_output_signature=signature,
+                       parallel_iterations=1)  # [H, B, T, V]
+    w_out = tf.cast(tf.reshape(self._embedding_layer.w, [num_heads, value_size, -1]), dtype)
+    return (tf.einsum('hbtv,hvd->btd', output, w_out)
+            + tf.cast(self._embedding_layer.b, dtype))  # [B, T, H * V]
 
 
 def relative_shift(x: tf.Tensor) -> tf.Tensor:
@@ -179,8 +286,10 @@ def _prepend_dims(x: tf.Tensor, num_dims: int) -> tf.Tensor:
 def positional_features_exponential(positions: tf.Tensor,
                                     feature_size: int,
                                     seq_length: Optional[int] = None,
+                                    bin_size: Optional[int] = None,
                                     min_half_life: float = 3.0) -> tf.Tensor:
   """Exponential decays with half-lives spaced log-uniformly from 2**min_half_life to T."""
+  del bin_size  # Unused, as in DeepMind's signature.
   if seq_length is None:
     seq_length = tf.reduce_max(tf.abs(positions)) + 1
   seq_length = tf.cast(seq_length, dtype=tf.float32)
@@ -193,9 +302,10 @@ def positional_features_exponential(positions: tf.Tensor,
 
 def positional_features_central_mask(positions: tf.Tensor,
                                      feature_size: int,
-                                     seq_length: Optional[int] = None) -> tf.Tensor:
+                                     seq_length: Optional[int] = None,
+                                     bin_size: Optional[int] = None) -> tf.Tensor:
   """Indicators |position| < 2**i - 1 for i = 1..feature_size."""
-  del seq_length
+  del seq_length, bin_size
   center_widths = tf.pow(2.0, tf.range(1, feature_size + 1, dtype=tf.float32)) - 1
   center_widths = _prepend_dims(center_widths, positions.shape.rank)
   return tf.cast(center_widths > tf.abs(positions)[..., tf.newaxis], tf.float32)
@@ -211,9 +321,11 @@ def gamma_pdf(x: tf.Tensor, concentration: tf.Tensor, rate: tf.Tensor) -> tf.Ten
 def positional_features_gamma(positions: tf.Tensor,
                               feature_size: int,
                               seq_length: Optional[int] = None,
+                              bin_size: Optional[int] = None,
                               stddev: Optional[float] = None,
                               start_mean: Optional[float] = None) -> tf.Tensor:
   """Gamma densities with means spaced linearly up to T, each scaled to a maximum of 1."""
+  del bin_size
   if seq_length is None:
     seq_length = tf.reduce_max(tf.abs(positions)) + 1
   if stddev is None:
@@ -247,14 +359,16 @@ def get_positional_feature_function(name: str) -> Callable[..., tf.Tensor]:
 def positional_features_all(positions: tf.Tensor,
                             feature_size: int,
                             seq_length: Optional[int] = None,
+                            bin_size: Optional[int] = None,
                             feature_functions: Optional[Sequence[str]] = None,
                             symmetric: bool = False) -> tf.Tensor:
-  """Concatenates the basis functions evaluated at `positions`.
+  """Concatenates the basis functions evaluated at `positions` (DeepMind's argument order).
 
   Args:
     positions: [..., P] signed distances.
     feature_size: R, total number of features.
     seq_length: T, the longest distance the features should cover.
+    bin_size: unused (kept for DeepMind's signature).
     feature_functions: basis function names; default `DEFAULT_POSITIONAL_FEATURES`.
     symmetric: if False, the second half of the features is multiplied by sign(position).
 
@@ -271,7 +385,7 @@ def positional_features_all(positions: tf.Tensor,
   num_basis_per_class = feature_size // num_components
   abs_positions = tf.abs(positions)
   embeddings = tf.concat([
-      get_positional_feature_function(f)(abs_positions, num_basis_per_class, seq_length)
+      get_positional_feature_function(f)(abs_positions, num_basis_per_class, seq_length, bin_size)
       for f in feature_functions
   ], axis=-1)
   if not symmetric:
@@ -279,3 +393,18 @@ def positional_features_all(positions: tf.Tensor,
                            axis=-1)
   return embeddings
 
+
+
+@functools.lru_cache(maxsize=16)
+def positional_features_cached(seq_len: int, feature_size: int, feature_functions: Tuple[str, ...],
+                               symmetric: bool) -> np.ndarray:
+  """Relative positional basis for distances -(T-1)..(T-1) as a read-only array [2T - 1, R],
+  computed once per argument set with the same function as
+  `MultiheadAttention.relative_position_encodings` (identical values)."""
+  with tf.init_scope():  # Eager even when first called while tracing a tf.function.
+    distances = tf.range(-seq_len + 1, seq_len, dtype=tf.float32)[tf.newaxis]
+    features = positional_features_all(
+        positions=distances, feature_size=feature_size, seq_length=seq_len,
+        feature_functions=feature_functions, symmetric=symmetric).numpy()[0]
+  features.setflags(write=False)
+  return features

@@ -1,21 +1,35 @@
 """Enformer: DNA sequence → genomic tracks (Avsec et al. 2021), in DeepMind's checkpoint layout.
 
 `tf.train.Checkpoint(module=Enformer())` holds exactly the variable tree of DeepMind's published
-Sonnet weights, so they restore into this module. Unlike the reference implementation, every layer
-receives `is_training` explicitly (no signature inspection), which works with Sonnet 2.0.2.
+Sonnet weights, so they restore into this module, and every variable has the `.name` DeepMind's
+module gives it. Unlike the reference implementation, every layer receives `is_training`
+explicitly (no signature inspection at call time), which works with Sonnet 2.0.2.
 
-Shapes: B = batch, L = input length in bp, T = L / 128 bins, C = channels, N = tracks of a head.
+Each block is a named module that owns two definitions side by side:
+- `__call__(x, is_training)`: the reference op sequence (training and inference);
+- `fused(x, ...)`: inference only (`is_training=False`), mathematically identical but with fewer
+  passes over memory (batch norm folded into an affine fused with GELU, width-1 convolutions and
+  linear layers as matmuls, pair softmax pooling as a sigmoid, attention one head at a time).
+`enformer.fast` compiles the fused path (chunking the high-resolution stages, optionally XLA).
+The fused methods compute in the dtype of their input (float32, or bfloat16 with batch-norm
+folding, layer-norm statistics and softmax in float32).
+
+Shapes: B = batch, L = input length in bp, T = bins at a given resolution, C = channels,
+N = tracks of a head.
 """
 
 import contextlib
+import inspect
 import threading
-from typing import Dict, Iterator, List, Mapping, Optional, Sequence
+from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import sonnet as snt
 import tensorflow as tf
 
 from enformer import attention_module
+from enformer.dropout import Dropout
+from enformer.sequence import one_hot_encode  # pylint: disable=unused-import  (DeepMind's API)
 
 SEQUENCE_LENGTH = 196_608
 BIN_SIZE = 128
@@ -23,6 +37,24 @@ TARGET_LENGTH = 896
 HEADS: Mapping[str, int] = {'human': 5313, 'mouse': 1643}
 NUM_POOLINGS = 7  # Stem + 6 conv-tower blocks, each halving the resolution: 2**7 = BIN_SIZE.
 POOLING_TYPES = ('attention', 'max')
+
+Mask = Optional[tf.Tensor]  # [1, T, 1] 1 inside the sequence, 0 in a chunk's halo beyond its ends.
+
+
+def _as(value: tf.Tensor, dtype: tf.DType) -> tf.Tensor:
+  """`value` in the compute dtype of the fused path (weights stay float32 variables)."""
+  return value if value.dtype == dtype else tf.cast(value, dtype)
+
+
+def statistics_dtype(dtype: tf.DType) -> tf.DType:
+  """Dtype of normalisation statistics and softmax for a compute dtype: float32 for 16-bit
+  compute, else the compute dtype itself (float64 gives a high-precision reference)."""
+  return tf.float32 if dtype.size < 4 else dtype
+
+
+def _matmul(x: tf.Tensor, w: tf.Tensor) -> tf.Tensor:
+  """[..., C] @ [C, D] → [..., D] in the dtype of `x`."""
+  return tf.einsum('...c,cd->...d', x, _as(w, x.dtype))
 
 
 class Enformer(snt.Module):
@@ -70,7 +102,6 @@ class Enformer(snt.Module):
         pooling_type=pooling_type, heads=dict(heads if heads is not None else HEADS),
         target_length=target_length, input_channels=input_channels,
         final_pointwise=final_pointwise, transformer_mlp=transformer_mlp)
-
     attention_kwargs = dict(
         value_size=channels // num_heads,
         key_size=64,
@@ -83,58 +114,18 @@ class Enformer(snt.Module):
         num_relative_position_features=channels // num_heads,
         positional_dropout_rate=positional_dropout_rate,
         zero_initialize=True)
-
     with tf.name_scope('trunk'):
-      stem = Sequential([
-          snt.Conv1D(channels // 2, 15),
-          Residual(conv_block(channels // 2, 1, name='pointwise_conv_block')),
-          pooling_module(pooling_type, pool_size=2),
-      ], name='stem')
-
-      conv_tower = Sequential([
-          Sequential([
-              conv_block(num_filters, 5),
-              Residual(conv_block(num_filters, 1, name='pointwise_conv_block')),
-              pooling_module(pooling_type, pool_size=2),
-          ], name=f'conv_tower_block_{i}')
-          for i, num_filters in enumerate(conv_tower_filters(channels))
-      ], name='conv_tower')
-
-      def transformer_block(i: int) -> 'Sequential':
-        mha = Residual(Sequential([
-            snt.LayerNorm(axis=-1, create_scale=True, create_offset=True,
-                          scale_init=snt.initializers.Ones()),
-            attention_module.MultiheadAttention(**attention_kwargs, name=f'attention_{i}'),
-            snt.Dropout(dropout_rate),
-        ], name='mha'))
-        mlp = Residual(Sequential([
-            snt.LayerNorm(axis=-1, create_scale=True, create_offset=True),
-            snt.Linear(channels * 2),
-            snt.Dropout(dropout_rate),
-            tf.nn.relu,
-            snt.Linear(channels),
-            snt.Dropout(dropout_rate),
-        ], name='mlp')) if transformer_mlp else None
-        return Sequential([mha, mlp], name=f'transformer_block_{i}')
-
-      transformer = Sequential([transformer_block(i) for i in range(num_transformer_layers)],
-                               name='transformer')
-      crop_final = TargetLengthCrop1D(target_length, name='target_input')
-      final = Sequential([
-          conv_block(channels * 2, 1),
-          snt.Dropout(dropout_rate / 8),
-          gelu,
-      ], name='final_pointwise') if final_pointwise else None
-      # The slot of the final block stays at index 4 either way (checkpoint paths use indices).
-      self._trunk = Sequential([stem, conv_tower, transformer, crop_final, final], name='trunk',
-                               keep_none=True)
-
-    self._heads = {}
+      self._trunk = Trunk(
+          stem=Stem(channels // 2, pooling_type),
+          conv_tower=ConvTower(conv_tower_filters(channels), pooling_type),
+          transformer=Transformer(num_transformer_layers, channels, dropout_rate,
+                                  attention_kwargs, mlp=transformer_mlp),
+          crop=TargetLengthCrop1D(target_length, name='target_input'),
+          final_pointwise=(FinalPointwise(channels * 2, dropout_rate / 8)
+                           if final_pointwise else None))
     with tf.name_scope('heads'):
-      for head, num_tracks in self._config['heads'].items():
-        with tf.name_scope(f'head_{head}'):  # Variable names then say which head they serve.
-          linear = snt.Linear(num_tracks)
-        self._heads[head] = Sequential([linear, tf.nn.softplus], name=f'head_{head}')
+      self._heads = {head: Head(num_tracks, name=f'head_{head}')
+                     for head, num_tracks in self._config['heads'].items()}
 
   @property
   def config(self) -> Dict[str, object]:
@@ -142,11 +133,11 @@ class Enformer(snt.Module):
     return dict(self._config)
 
   @property
-  def trunk(self) -> 'Sequential':
+  def trunk(self) -> 'Trunk':
     return self._trunk
 
   @property
-  def heads(self) -> Dict[str, 'Sequential']:
+  def heads(self) -> Dict[str, 'Head']:
     return self._heads
 
   @property
@@ -215,7 +206,7 @@ class Enformer(snt.Module):
     Returns:
       Dict head → [B, T', N] with T' = target_length (or L / 128 if None), non-negative.
     """
-    heads = self._select_heads(output_heads)
+    heads = self.select_heads(output_heads)
     inputs = tf.convert_to_tensor(inputs)
     if not inputs.dtype.is_floating:
       inputs = tf.cast(inputs, tf.float32)  # bool / uint8 one-hot.
@@ -223,7 +214,8 @@ class Enformer(snt.Module):
     trunk_embedding = self.trunk(inputs, is_training=is_training)  # [B, T', trunk_channels]
     return {head: self._heads[head](trunk_embedding, is_training=is_training) for head in heads}
 
-  def _select_heads(self, output_heads: Optional[Sequence[str]]) -> List[str]:
+  def select_heads(self, output_heads: Optional[Sequence[str]]) -> List[str]:
+    """Validated list of head names (all heads for None)."""
     if output_heads is None:
       return self.head_names
     if isinstance(output_heads, str):
@@ -233,6 +225,7 @@ class Enformer(snt.Module):
       raise ValueError(f'Unknown head(s) {unknown}; this model has heads {self.head_names}. '
                        'Pass heads={...} to Enformer to add new ones.')
     return list(output_heads)
+
 
   # The depth is left open so models with extra input channels trace (and save) too.
   @tf.function(input_signature=[tf.TensorSpec([None, SEQUENCE_LENGTH, None], tf.float32)])
@@ -295,6 +288,92 @@ def conv_tower_filters(channels: int) -> List[int]:
   return exponential_linspace_int(start=channels // 2, end=channels, num=6, divisible_by=128)
 
 
+# ---------------------------------------------------------------------------------------------
+# Generic containers (DeepMind's API).
+
+
+def accepts_is_training(module: object) -> bool:
+  """Whether `module(x, is_training=...)` is the way to call `module` (DeepMind's helper).
+
+  Sonnet 2.0.2 wraps `__call__` so that its signature reads `(*args, **kwargs)`; the modules of
+  this package that take `is_training` are therefore recognised by type, anything else by the
+  signature of its (unwrapped) `__call__`.
+  """
+  if isinstance(module, _TAKES_IS_TRAINING):
+    return True
+  call = module if inspect.isfunction(module) else getattr(module, '__call__', None)
+  try:
+    return 'is_training' in inspect.signature(inspect.unwrap(call)).parameters
+  except (TypeError, ValueError):
+    return False
+
+
+LayerList = Union[Sequence[object], Callable[[], Sequence[object]]]
+
+
+class Sequential(snt.Module):
+  """Applies layers in order, passing `is_training` to the layers that take it.
+
+  `layers` is a list, or (as in DeepMind's code) a callable returning the list, called inside
+  this module's name scope so that the layers' variables are named under it.
+  """
+
+  def __init__(self, layers: Optional[LayerList] = None, name: Optional[str] = None,
+               keep_none: bool = False):
+    super().__init__(name=name)
+    if layers is None:
+      layers = []
+    elif callable(layers):
+      layers = layers()  # Sonnet runs __init__ in this module's name scope.
+    # `keep_none` keeps empty slots so that checkpoint indices stay fixed.
+    self._layers = [layer for layer in layers if keep_none or layer is not None]
+
+  @property
+  def layers(self) -> List[object]:
+    return list(self._layers)
+
+  def __call__(self, inputs: tf.Tensor, is_training: bool, **kwargs) -> tf.Tensor:
+    outputs = inputs
+    for layer in self._layers:
+      if layer is None:
+        continue
+      if accepts_is_training(layer):
+        outputs = layer(outputs, is_training=is_training, **kwargs)
+      else:
+        outputs = layer(outputs)
+    return outputs
+
+
+class Residual(snt.Module):
+  """x + module(x)."""
+
+  def __init__(self, module: snt.Module, name: str = 'residual'):
+    super().__init__(name=name)
+    self._module = module
+
+  @property
+  def module(self) -> snt.Module:
+    return self._module
+
+  def __call__(self, inputs: tf.Tensor, is_training: bool, *args, **kwargs) -> tf.Tensor:
+    return inputs + self._module(inputs, is_training, *args, **kwargs)
+
+  def fused(self, inputs: tf.Tensor, *args) -> tf.Tensor:
+    """Inference: x + module.fused(x) (the module may fuse the addition itself)."""
+    if isinstance(self._module, ConvBlock):
+      return self._module.fused_residual(inputs)
+    return inputs + self._module.fused(inputs, *args)
+
+
+# ---------------------------------------------------------------------------------------------
+# Normalisation and activation.
+
+
+def gelu(x: tf.Tensor) -> tf.Tensor:
+  """Sigmoid approximation of GELU used by Enformer: sigmoid(1.702 x) · x."""
+  return tf.nn.sigmoid(1.702 * x) * x
+
+
 _BATCH_NORM_STATE = threading.local()
 
 
@@ -322,13 +401,19 @@ class BatchNorm(snt.distribute.CrossReplicaBatchNorm):
   Inside `batch_norm_statistics_held()` training uses batch statistics without updating.
   """
 
-  def __init__(self, name: Optional[str] = None):
+  def __init__(self, name: str = 'cross_replica_batch_norm'):
+    # The moving averages are built in the enclosing scope (DeepMind's variable names).
     super().__init__(create_scale=True, create_offset=True,
                      scale_init=snt.initializers.Ones(),
                      moving_mean=snt.ExponentialMovingAverage(0.9),
                      moving_variance=snt.ExponentialMovingAverage(0.9),
                      name=name)
     self.frozen = False
+
+  @property
+  def eps(self) -> float:
+    """The variance epsilon (1e-5)."""
+    return self._eps
 
   def __call__(self, inputs: tf.Tensor, is_training: bool) -> tf.Tensor:
     if inputs.dtype != tf.float32:  # Mixed precision: statistics and state stay float32.
@@ -338,64 +423,103 @@ class BatchNorm(snt.distribute.CrossReplicaBatchNorm):
       return super().__call__(inputs, is_training=False, test_local_stats=True)
     return super().__call__(inputs, is_training=training)
 
+  def inference_affine(self, dtype: tf.DType = tf.float32) -> Tuple[tf.Tensor, tf.Tensor]:
+    """Inference batch norm as x · a + b; a, b: [C] (tf.nn.batch_normalization's formula with
+    the moving statistics), folded in float32 (or float64 for a float64 `dtype`)."""
+    dtype = statistics_dtype(dtype)
+    mean = _as(tf.reshape(self.moving_mean.value, [-1]), dtype)
+    variance = _as(tf.reshape(self.moving_variance.value, [-1]), dtype)
+    a = tf.math.rsqrt(variance + self.eps) * _as(tf.reshape(self.scale, [-1]), dtype)
+    return a, _as(tf.reshape(self.offset, [-1]), dtype) - mean * a
 
-def conv_block(filters: int, width: int = 1, w_init: Optional[snt.initializers.Initializer] = None,
-               name: str = 'conv_block') -> 'Sequential':
-  """Batch norm → GELU → Conv1D(filters, width): [B, T, C] → [B, T, filters]."""
-  return Sequential([
-      BatchNorm(),
-      gelu,
-      snt.Conv1D(filters, width, w_init=w_init),
-  ], name=name)
-
-
-def pooling_module(kind: str, pool_size: int) -> snt.Module:
-  """Halving pool: softmax-attention pooling (published model) or max pooling."""
-  if kind == 'attention':
-    return SoftmaxPooling1D(pool_size=pool_size, per_channel=True, w_init_scale=2.0)
-  if kind == 'max':
-    return MaxPooling1D(pool_size=pool_size)
-  raise ValueError(f'Unknown pooling_type {kind!r}; use one of {POOLING_TYPES}.')
+  def fused_gelu(self, inputs: tf.Tensor) -> tf.Tensor:
+    """gelu(batch_norm(x)) at inference in one pass: [B, T, C] → [B, T, C]."""
+    a, b = self.inference_affine(inputs.dtype)
+    return gelu(inputs * _as(a, inputs.dtype) + _as(b, inputs.dtype))
 
 
-class Sequential(snt.Module):
-  """Applies layers in order, passing `is_training` to the layers that use it.
+class LayerNorm(snt.LayerNorm):
+  """`snt.LayerNorm` over the last axis with a fused inference method."""
 
-  Layers that take `is_training`: batch norm, dropout, and this package's `Sequential`, `Residual`
-  and `MultiheadAttention`; any other callable is applied to the activations alone.
-  """
-
-  def __init__(self, layers: Sequence[object], name: Optional[str] = None,
-               keep_none: bool = False):
-    super().__init__(name=name)
-    # `keep_none` keeps empty slots so that checkpoint indices stay fixed.
-    self._layers = [layer for layer in layers if keep_none or layer is not None]
+  def __init__(self, scale_init: Optional[snt.initializers.Initializer] = None,
+               name: Optional[str] = None):
+    super().__init__(axis=-1, create_scale=True, create_offset=True, scale_init=scale_init,
+                     name=name)
 
   @property
-  def layers(self) -> List[object]:
-    return list(self._layers)
+  def eps(self) -> float:
+    return self._eps
 
-  def __call__(self, inputs: tf.Tensor, is_training: bool) -> tf.Tensor:
-    outputs = inputs
-    for layer in self._layers:
-      if layer is None:
-        continue
-      if isinstance(layer, _TAKES_IS_TRAINING):
-        outputs = layer(outputs, is_training=is_training)
-      else:
-        outputs = layer(outputs)
-    return outputs
+  def fused(self, inputs: tf.Tensor) -> tf.Tensor:
+    """[..., C] → [..., C]; statistics in float32 for 16-bit inputs, output in their dtype."""
+    dtype = statistics_dtype(inputs.dtype)
+    x = _as(inputs, dtype)
+    mean, variance = tf.nn.moments(x, [-1], keepdims=True)
+    inv = tf.math.rsqrt(variance + self.eps)
+    if self.scale is not None:
+      inv *= _as(self.scale, dtype)
+    offset = -mean * inv
+    if self.offset is not None:
+      offset += _as(self.offset, dtype)
+    return _as(x * inv + offset, inputs.dtype)
 
 
-class Residual(snt.Module):
-  """x + module(x)."""
+# ---------------------------------------------------------------------------------------------
+# Convolutional blocks and pooling.
 
-  def __init__(self, module: snt.Module, name: str = 'residual'):
-    super().__init__(name=name)
-    self._module = module
 
-  def __call__(self, inputs: tf.Tensor, is_training: bool) -> tf.Tensor:
-    return inputs + self._module(inputs, is_training=is_training)
+def _conv_no_bias(conv: snt.Conv1D, x: tf.Tensor) -> tf.Tensor:
+  """snt.Conv1D ('SAME', stride 1) without its bias: [B, T, C_in] → [B, T, C_out]."""
+  w = _as(conv.w, x.dtype)  # [width, C_in, C_out]
+  if w.shape[0] == 1:
+    return tf.einsum('btc,cd->btd', x, w[0])
+  return tf.nn.conv1d(x, w, stride=1, padding='SAME')
+
+
+def fused_conv(conv: snt.Conv1D, x: tf.Tensor) -> tf.Tensor:
+  """`conv(x)` at inference (width-1 convolutions as matmuls): [B, T, C_in] → [B, T, C_out]."""
+  y = _conv_no_bias(conv, x)
+  return y + _as(conv.b, y.dtype) if conv.with_bias else y
+
+
+class ConvBlock(Sequential):
+  """Batch norm → GELU → Conv1D(filters, width): [B, T, C] → [B, T, filters]."""
+
+  def __init__(self, filters: int, width: int = 1,
+               w_init: Optional[snt.initializers.Initializer] = None, name: str = 'conv_block'):
+    super().__init__(lambda: [BatchNorm(), gelu, snt.Conv1D(filters, width, w_init=w_init)],
+                     name=name)
+
+  @property
+  def batch_norm(self) -> BatchNorm:
+    return self._layers[0]
+
+  @property
+  def conv(self) -> snt.Conv1D:
+    return self._layers[2]
+
+  @property
+  def width(self) -> int:
+    return self.conv.kernel_shape
+
+  def fused(self, inputs: tf.Tensor, mask: Mask = None) -> tf.Tensor:
+    """Inference. `mask` [1, T, 1] zeroes the convolution's input outside the sequence (what
+    'SAME' padding sees) when `inputs` is a chunk with halo."""
+    h = self.batch_norm.fused_gelu(inputs)
+    if mask is not None:
+      h *= _as(mask, h.dtype)
+    return fused_conv(self.conv, h)
+
+  def fused_residual(self, inputs: tf.Tensor) -> tf.Tensor:
+    """x + block(x) at inference, bias and residual added in one pass (width-1 blocks)."""
+    y = _conv_no_bias(self.conv, self.batch_norm.fused_gelu(inputs))
+    return inputs + (y + _as(self.conv.b, y.dtype)) if self.conv.with_bias else inputs + y
+
+
+def conv_block(filters: int, width: int = 1, w_init: Optional[snt.initializers.Initializer] = None,
+               name: str = 'conv_block') -> ConvBlock:
+  """Batch norm → GELU → Conv1D(filters, width) (DeepMind's helper)."""
+  return ConvBlock(filters, width, w_init=w_init, name=name)
 
 
 class SoftmaxPooling1D(snt.Module):
@@ -415,6 +539,19 @@ class SoftmaxPooling1D(snt.Module):
     self._w_init_scale = w_init_scale
     self._logit_linear = None
 
+  @property
+  def pool_size(self) -> int:
+    return self._pool_size
+
+  @property
+  def per_channel(self) -> bool:
+    return self._per_channel
+
+  @property
+  def logit_linear(self) -> Optional[snt.Linear]:
+    """The logit projection (None until the first call)."""
+    return self._logit_linear
+
   @snt.once
   def _initialize(self, num_features: int) -> None:
     self._logit_linear = snt.Linear(
@@ -433,6 +570,18 @@ class SoftmaxPooling1D(snt.Module):
     weights = tf.nn.softmax(logits, axis=-2)  # [B, T / p, p, C]
     return tf.reduce_sum(inputs * weights, axis=-2)
 
+  def fused(self, inputs: tf.Tensor) -> tf.Tensor:
+    """Inference. Pairs: softmax([l0, l1])[0] = sigmoid(l0 − l1), and l0 − l1 = (x0 − x1) W (no
+    bias), so w0 x0 + (1 − w0) x1 = x1 + sigmoid(d W) · d with d = x0 − x1: half the logit
+    FLOPs, no reshape or softmax pass."""
+    _, length, channels = inputs.shape
+    if self._pool_size != 2 or length % 2:
+      return self(inputs)
+    pairs = tf.reshape(inputs, [-1, length // 2, 2 * channels])  # [B, T/2, 2C]
+    x0, x1 = pairs[..., :channels], pairs[..., channels:]
+    d = x0 - x1
+    return x1 + tf.nn.sigmoid(_matmul(d, self._logit_linear.w)) * d
+
 
 class MaxPooling1D(snt.Module):
   """Max pooling with 'SAME' padding: [B, T, C] → [B, ceil(T / pool_size), C] (TF ops, no Keras)."""
@@ -441,9 +590,234 @@ class MaxPooling1D(snt.Module):
     super().__init__(name=name)
     self._pool_size = pool_size
 
+  @property
+  def pool_size(self) -> int:
+    return self._pool_size
+
   def __call__(self, inputs: tf.Tensor) -> tf.Tensor:
     return tf.nn.max_pool1d(inputs, ksize=self._pool_size, strides=self._pool_size,
                             padding='SAME')
+
+  def fused(self, inputs: tf.Tensor) -> tf.Tensor:
+    """Inference: the maximum of each pair as one elementwise pass."""
+    _, length, channels = inputs.shape
+    if self._pool_size != 2 or length % 2:
+      return self(inputs)
+    pairs = tf.reshape(inputs, [-1, length // 2, 2 * channels])
+    return tf.maximum(pairs[..., :channels], pairs[..., channels:])
+
+
+def pooling_module(kind: str, pool_size: int) -> snt.Module:
+  """Halving pool: softmax-attention pooling (published model) or max pooling."""
+  if kind == 'attention':
+    return SoftmaxPooling1D(pool_size=pool_size, per_channel=True, w_init_scale=2.0)
+  if kind == 'max':
+    return MaxPooling1D(pool_size=pool_size)
+  raise ValueError(f'Unknown pooling_type {kind!r}; use one of {POOLING_TYPES}.')
+
+
+class Stem(Sequential):
+  """Conv1D(C/2, 15) → Residual(pointwise ConvBlock) → pool: [B, L, C_in] → [B, L/2, C/2]."""
+
+  def __init__(self, filters: int, pooling_type: str, name: str = 'stem'):
+    super().__init__(lambda: [
+        snt.Conv1D(filters, 15),
+        Residual(ConvBlock(filters, 1, name='pointwise_conv_block')),
+        pooling_module(pooling_type, pool_size=2),
+    ], name=name)
+
+  @property
+  def conv(self) -> snt.Conv1D:
+    return self._layers[0]
+
+  @property
+  def residual(self) -> Residual:
+    return self._layers[1]
+
+  @property
+  def pool(self) -> snt.Module:
+    return self._layers[2]
+
+  def receptive_radius(self) -> int:
+    """Input positions each side that one output position depends on (at 1 bp)."""
+    return self.conv.kernel_shape // 2 + 1  # Conv half-width + the pooled pair.
+
+  def fused(self, inputs: tf.Tensor, mask: Mask = None) -> tf.Tensor:
+    """Inference. The width-15 convolution sees zero padding beyond the ends, which a chunk's
+    zero-padded halo reproduces, so it needs no mask."""
+    del mask
+    return self.pool.fused(self.residual.fused(fused_conv(self.conv, inputs)))
+
+
+class ConvTowerBlock(Sequential):
+  """ConvBlock(width 5) → Residual(pointwise ConvBlock) → pool: [B, T, C] → [B, T/2, filters]."""
+
+  def __init__(self, filters: int, pooling_type: str, name: str):
+    super().__init__(lambda: [
+        ConvBlock(filters, 5),
+        Residual(ConvBlock(filters, 1, name='pointwise_conv_block')),
+        pooling_module(pooling_type, pool_size=2),
+    ], name=name)
+
+  @property
+  def conv_block(self) -> ConvBlock:
+    return self._layers[0]
+
+  @property
+  def residual(self) -> Residual:
+    return self._layers[1]
+
+  @property
+  def pool(self) -> snt.Module:
+    return self._layers[2]
+
+  @property
+  def filters(self) -> int:
+    return self.conv_block.conv.output_channels
+
+  def receptive_radius(self) -> int:
+    """Input positions each side that one output position depends on (at the input's
+    resolution)."""
+    return self.conv_block.width // 2 + 1
+
+  def fused(self, inputs: tf.Tensor, mask: Mask = None) -> tf.Tensor:
+    return self.pool.fused(self.residual.fused(self.conv_block.fused(inputs, mask)))
+
+
+class ConvTower(Sequential):
+  """Six ConvTowerBlocks, C/2 → C channels, each halving the resolution."""
+
+  def __init__(self, filters: Sequence[int], pooling_type: str, name: str = 'conv_tower'):
+    super().__init__(lambda: [
+        ConvTowerBlock(num_filters, pooling_type, name=f'conv_tower_block_{i}')
+        for i, num_filters in enumerate(filters)
+    ], name=name)
+
+  @property
+  def blocks(self) -> List[ConvTowerBlock]:
+    return list(self._layers)
+
+
+# ---------------------------------------------------------------------------------------------
+# Transformer.
+
+
+class AttentionBlock(Sequential):
+  """LayerNorm → MultiheadAttention → Dropout (the residual branch named 'mha')."""
+
+  def __init__(self, attention_kwargs: Mapping[str, object], dropout_rate: float, index: int,
+               name: str = 'mha'):
+    super().__init__(lambda: [
+        LayerNorm(scale_init=snt.initializers.Ones()),
+        attention_module.MultiheadAttention(**attention_kwargs, name=f'attention_{index}'),
+        Dropout(dropout_rate),
+    ], name=name)
+
+  @property
+  def layer_norm(self) -> LayerNorm:
+    return self._layers[0]
+
+  @property
+  def attention(self) -> attention_module.MultiheadAttention:
+    return self._layers[1]
+
+  def fused(self, inputs: tf.Tensor, positional_features: Optional[np.ndarray]) -> tf.Tensor:
+    return self.attention.fused(self.layer_norm.fused(inputs), positional_features)
+
+
+class MLPBlock(Sequential):
+  """LayerNorm → Linear(2C) → Dropout → ReLU → Linear(C) → Dropout (named 'mlp')."""
+
+  def __init__(self, channels: int, dropout_rate: float, name: str = 'mlp'):
+    super().__init__(lambda: [
+        LayerNorm(),
+        snt.Linear(channels * 2),
+        Dropout(dropout_rate),
+        tf.nn.relu,
+        snt.Linear(channels),
+        Dropout(dropout_rate),
+    ], name=name)
+
+  @property
+  def layer_norm(self) -> LayerNorm:
+    return self._layers[0]
+
+  @property
+  def linear_in(self) -> snt.Linear:
+    return self._layers[1]
+
+  @property
+  def linear_out(self) -> snt.Linear:
+    return self._layers[4]
+
+  def fused(self, inputs: tf.Tensor, positional_features: Optional[np.ndarray] = None
+            ) -> tf.Tensor:
+    del positional_features
+    h = tf.nn.relu(fused_linear(self.linear_in, self.layer_norm.fused(inputs)))
+    return fused_linear(self.linear_out, h)
+
+
+def fused_linear(linear: snt.Linear, x: tf.Tensor) -> tf.Tensor:
+  """`linear(x)` on [..., C] without reshapes, in the dtype of `x`."""
+  y = _matmul(x, linear.w)
+  return y + _as(linear.b, y.dtype) if linear.with_bias else y
+
+
+class TransformerBlock(Sequential):
+  """Residual(attention) → Residual(MLP): [B, T, C] → [B, T, C]."""
+
+  def __init__(self, index: int, channels: int, dropout_rate: float,
+               attention_kwargs: Mapping[str, object], mlp: bool = True,
+               name: Optional[str] = None):
+    super().__init__(lambda: [
+        Residual(AttentionBlock(attention_kwargs, dropout_rate, index)),
+        Residual(MLPBlock(channels, dropout_rate)) if mlp else None,
+    ], name=name or f'transformer_block_{index}')
+
+  @property
+  def attention_block(self) -> AttentionBlock:
+    return self._layers[0].module
+
+  @property
+  def mlp(self) -> Optional[MLPBlock]:
+    return self._layers[1].module if len(self._layers) > 1 else None
+
+  def fused(self, inputs: tf.Tensor, positional_features: Optional[np.ndarray]) -> tf.Tensor:
+    x = inputs
+    for residual in self._layers:
+      x = residual.fused(x, positional_features)
+    return x
+
+
+class Transformer(Sequential):
+  """`num_layers` TransformerBlocks."""
+
+  def __init__(self, num_layers: int, channels: int, dropout_rate: float,
+               attention_kwargs: Mapping[str, object], mlp: bool = True,
+               name: str = 'transformer'):
+    super().__init__(lambda: [
+        TransformerBlock(i, channels, dropout_rate, attention_kwargs, mlp=mlp)
+        for i in range(num_layers)
+    ], name=name)
+
+  @property
+  def blocks(self) -> List[TransformerBlock]:
+    return list(self._layers)
+
+  def fused(self, inputs: tf.Tensor) -> tf.Tensor:
+    """Inference: [B, T, C] → [B, T, C]; the positional basis is computed once per length."""
+    if not self._layers:
+      return inputs
+    attention = self._layers[0].attention_block.attention
+    features = attention.positional_basis(inputs.shape[1])
+    x = inputs
+    for block in self._layers:
+      x = block.fused(x, features)
+    return x
+
+
+# ---------------------------------------------------------------------------------------------
+# Crop, final block, heads, trunk.
 
 
 class TargetLengthCrop1D(snt.Module):
@@ -452,6 +826,10 @@ class TargetLengthCrop1D(snt.Module):
   def __init__(self, target_length: Optional[int], name: str = 'target_length_crop'):
     super().__init__(name=name)
     self._target_length = target_length
+
+  @property
+  def target_length(self) -> Optional[int]:
+    return self._target_length
 
   def __call__(self, inputs: tf.Tensor) -> tf.Tensor:
     if self._target_length is None:
@@ -463,14 +841,83 @@ class TargetLengthCrop1D(snt.Module):
                        f'{self._target_length}: the input is too short.')
     return inputs[..., trim:trim + self._target_length, :]
 
+  fused = __call__
+
+
+class FinalPointwise(Sequential):
+  """ConvBlock(2C, 1) → Dropout(rate) → GELU: [B, T, C] → [B, T, 2C]."""
+
+  def __init__(self, filters: int, dropout_rate: float, name: str = 'final_pointwise'):
+    super().__init__(lambda: [ConvBlock(filters, 1), Dropout(dropout_rate), gelu], name=name)
+
+  @property
+  def conv_block(self) -> ConvBlock:
+    return self._layers[0]
+
+  def fused(self, inputs: tf.Tensor) -> tf.Tensor:
+    return gelu(self.conv_block.fused(inputs))
+
+
+class Head(Sequential):
+  """Linear(N) → softplus: [B, T, 2C] → [B, T, N]."""
+
+  def __init__(self, num_tracks: int, name: str):
+    super().__init__(lambda: [snt.Linear(num_tracks), tf.nn.softplus], name=name)
+
+  @property
+  def linear(self) -> snt.Linear:
+    return self._layers[0]
+
+  def fused(self, inputs: tf.Tensor) -> tf.Tensor:
+    """Inference; the output is float32 for 16-bit compute, else the compute dtype."""
+    return tf.nn.softplus(_as(fused_linear(self.linear, inputs), statistics_dtype(inputs.dtype)))
+
+
+class Trunk(Sequential):
+  """stem → conv tower → transformer → crop → final pointwise (slot 4 may be empty)."""
+
+  def __init__(self, stem: Stem, conv_tower: ConvTower, transformer: Transformer,
+               crop: TargetLengthCrop1D, final_pointwise: Optional[FinalPointwise],
+               name: str = 'trunk'):
+    # The slot of the final block stays at index 4 either way (checkpoint paths use indices).
+    super().__init__([stem, conv_tower, transformer, crop, final_pointwise], name=name,
+                     keep_none=True)
+
+  @property
+  def stem(self) -> Stem:
+    return self._layers[0]
+
+  @property
+  def conv_tower(self) -> ConvTower:
+    return self._layers[1]
+
+  @property
+  def transformer(self) -> Transformer:
+    return self._layers[2]
+
+  @property
+  def crop(self) -> TargetLengthCrop1D:
+    return self._layers[3]
+
+  @property
+  def final_pointwise(self) -> Optional[FinalPointwise]:
+    return self._layers[4]
+
+  def fused_after_tower(self, tower_output: tf.Tensor) -> tf.Tensor:
+    """Inference from the conv-tower output [B, T, C] to the embedding [B, T', trunk_channels]."""
+    x = self.crop.fused(self.transformer.fused(tower_output))
+    return self.final_pointwise.fused(x) if self.final_pointwise is not None else x
+
+  def fused(self, inputs: tf.Tensor) -> tf.Tensor:
+    """Inference on the whole sequence at once: [B, L, C_in] → [B, T', trunk_channels]."""
+    x = self.stem.fused(inputs)
+    for block in self.conv_tower.blocks:
+      x = block.fused(x)
+    return self.fused_after_tower(x)
+
 
 _TAKES_IS_TRAINING = (BatchNorm, snt.BatchNorm, snt.Dropout, Sequential, Residual,
                       attention_module.MultiheadAttention)
-
-
-def gelu(x: tf.Tensor) -> tf.Tensor:
-  """Sigmoid approximation of GELU used by Enformer: sigmoid(1.702 x) · x."""
-  return tf.nn.sigmoid(1.702 * x) * x
 
 
 def exponential_linspace_int(start: int, end: int, num: int, divisible_by: int = 1) -> List[int]:

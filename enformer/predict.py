@@ -158,7 +158,7 @@ def iter_predictions(predictor,
   """Predicts regions in batches, yielding one RegionPrediction per region in order.
 
   Args:
-    predictor: an `enformer.hub.Predictor` (from `load_model` or `Predictor.from_module`).
+    predictor: an `enformer.inference.Predictor` (from `load_model` or `Predictor.from_module`).
     extractor: FASTA access; region chromosomes are resolved to its names ('1' ↔ 'chr1').
     regions: intervals of any width (kipoiseq.Interval, 0-based half-open).
     head: output head.

@@ -17,7 +17,7 @@ Channel count of the small Enformers: 1,536 (the paper's width). "Small" refers 
 transformer layers), the missing final pointwise block (trunk output 1,536 instead of 3,072
 channels) and, for `small-no-mlp`, the missing feed-forward blocks. Keeping the paper's width keeps
 the stem, the conv tower and the kept transformer layers the same shape as the published weights,
-so they can be initialised from DeepMind's checkpoint (`enformer.finetune.restore_partial(...,
+so they can be initialised from DeepMind's checkpoint (`enformer.training.finetune.restore_partial(...,
 allow_unused_trunk=True)`); only heads (whose input width changes) start fresh. Pass
 `channels=768` (or 384) for a narrower variant.
 """
@@ -63,7 +63,7 @@ PRESETS: Dict[str, Preset] = {
 }
 
 
-# Fine-tuning selections (`enformer.finetune.trainable_variables`, `enformer train --freeze`):
+# Fine-tuning selections (`enformer.training.freezing.trainable_variables`, `enformer train --freeze`):
 # what stays trainable for each choice. Kept here so the CLI lists them without TensorFlow.
 FREEZE_CHOICES = ('trunk', 'heads-and-norms', 'none')
 FREEZE_HELP = {

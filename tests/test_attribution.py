@@ -10,9 +10,9 @@ import pytest
 import tensorflow as tf
 
 from enformer import Enformer
-from enformer import attribution
+from enformer import interpret as attribution
 from enformer.sequence import one_hot_encode
-from enformer import attribution_plots
+from enformer.interpret import plots as attribution_plots
 
 LENGTH = 2048
 NUM_BINS = LENGTH // 128
@@ -111,7 +111,7 @@ def test_ism_at_n_substitutes_all_bases(model, sequences, mask):
 
 
 def test_predictor_crops_like_predict_on_batch(model, sequences, mask):
-  from enformer.hub import Predictor
+  from enformer.inference import Predictor
   predictor = Predictor.from_module(model, sequence_length=LENGTH + 512,
                                     model_sequence_length=LENGTH)
   padded = np.pad(sequences[0], ((256, 256), (0, 0)))

@@ -10,7 +10,7 @@ held-out test chromosome.
 import numpy as np
 import pytest
 
-from enformer import attribution
+from enformer import interpret as attribution
 from enformer.sequence import one_hot_encode
 
 LENGTH = 2048

@@ -6,7 +6,9 @@ import tensorflow as tf
 
 from conftest import SMALL_REFERENCE_LENGTH
 from enformer import fast
-from enformer import fast_benchmark
+from enformer import benchmark as fast_benchmark
+from enformer import presets
+from random_models import random_model, random_one_hot
 
 
 def rel_error(ours: np.ndarray, theirs: np.ndarray) -> float:
@@ -14,10 +16,9 @@ def rel_error(ours: np.ndarray, theirs: np.ndarray) -> float:
 
 
 def small_random_model(pooling_type: str, target_length=None):
-  """Small model with random weights, random BN statistics and a non-zero attention output."""
-  config = dict(channels=384, num_heads=4, num_transformer_layers=1, pooling_type=pooling_type,
-                target_length=target_length, sequence_length=0)
-  return fast_benchmark.build_model(config, seed=3)
+  """Small model with random weights, calibrated BN statistics and a non-zero attention output."""
+  return random_model(seed=3, channels=384, num_heads=4, num_transformer_layers=1,
+                      pooling_type=pooling_type, target_length=target_length)
 
 
 @pytest.fixture(scope='module')
@@ -105,8 +106,8 @@ def test_fast_path_reads_the_model_variables():
 
 def test_positional_features_are_cached_and_equal_to_the_module():
   model = small_random_model('attention')
-  mha = model.trunk.layers[2].layers[0].layers[0]._module.layers[1]
-  args = (32, 96, mha._relative_position_functions, False)
+  mha = model.trunk.transformer.blocks[0].attention_block.attention
+  args = (32, 96, mha.relative_position_functions, False)
   features = fast.positional_features(*args)
   assert features is fast.positional_features(*args)
   np.testing.assert_array_equal(features, mha.relative_position_encodings(32).numpy()[0])
@@ -159,7 +160,7 @@ def test_compiled_function_runs_inside_a_cropping_tf_function():
 
 
 def test_predictor_from_module_fast_equals_plain():
-  from enformer.hub import Predictor
+  from enformer.inference import Predictor
   model = small_random_model('attention')
   x = np.eye(4, dtype=np.float32)[np.random.default_rng(4).integers(0, 4, size=(2, 2048 + 256))]
   plain = Predictor.from_module(model, sequence_length=2048 + 256, model_sequence_length=2048)
@@ -168,3 +169,45 @@ def test_predictor_from_module_fast_equals_plain():
   expected, outputs = plain.predict_on_batch(x), quick.predict_on_batch(x)
   for head in expected:
     assert rel_error(outputs[head], expected[head]) <= 1e-5
+
+
+# Every configuration of the model family at a small width: (preset, overrides).
+FAMILY = [
+    ('paper', dict(channels=384, target_length=8)),          # 11 layers, 8 heads, attention pooling.
+    ('notebook', dict(target_length=None)),                  # Max pooling, 11 layers.
+    ('small', dict(channels=384, target_length=None)),       # 5 layers, no final pointwise block.
+    ('small-no-mlp', dict(channels=384, target_length=None)),  # Also no transformer MLPs.
+    ('tiny', dict()),
+    ('tiny', dict(num_transformer_layers=0)),
+    ('tiny', dict(pooling_type='max', input_channels=5, heads={'atac': 3})),
+]
+
+
+@pytest.mark.parametrize('preset,overrides', FAMILY,
+                         ids=[f'{p}-{"-".join(map(str, o.values())) or "default"}'
+                              for p, o in FAMILY])
+def test_fast_equals_reference_across_the_model_family(preset, overrides):
+  """Each block's fused inference equals its reference __call__ for every configuration, with
+  calibrated batch-norm statistics, chunked and whole-sequence high-resolution stages.
+
+  Deep random models amplify float32 rounding, so the bound is 1e-5 of the largest output or
+  twice the reference path's own error against the same math in float64 (the fused methods
+  evaluated in float64), whichever is larger; and the fast path must be as close to the float64
+  value as the reference path is.
+  """
+  config = presets.preset_config(preset, **overrides)
+  model = random_model(seed=7, **config)
+  length = 4096
+  x = random_one_hot(2, length, seed=8, channels=config.get('input_channels', 4))
+  expected = model(x, is_training=False)
+  exact = fast.fast_heads(model, fast.fast_trunk(model, tf.constant(x, tf.float64)),
+                          model.head_names)
+  for chunk_length in (1024, None):
+    outputs = fast.compile_forward(model, length, chunk_length=chunk_length)(x)
+    assert sorted(outputs) == sorted(expected)
+    for head in outputs:
+      assert outputs[head].shape == expected[head].shape
+      reference_error = rel_error(expected[head], exact[head].numpy())
+      assert reference_error <= 5e-5, head  # The float64 evaluation is the same function.
+      assert rel_error(outputs[head], expected[head].numpy()) <= max(1e-5, 2 * reference_error)
+      assert rel_error(outputs[head], exact[head].numpy()) <= max(1e-5, 1.25 * reference_error)

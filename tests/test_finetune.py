@@ -7,7 +7,9 @@ import pytest
 import sonnet as snt
 import tensorflow as tf
 
-from enformer import Enformer, finetune, hub
+from enformer import Enformer
+from enformer import inference as hub
+from enformer.training import finetune
 from enformer.training import step as step_lib
 
 TRUNK = dict(channels=384, num_heads=4, num_transformer_layers=1, target_length=None)

@@ -1,4 +1,4 @@
-"""Tests of enformer.hub: Predictor, export_hub_module round trip, checkpoint restore and checks."""
+"""Tests of enformer.inference: Predictor, export_hub_module round trip, checkpoint restore and checks."""
 
 import json
 
@@ -10,7 +10,7 @@ import tensorflow_hub as hub
 
 from conftest import SMALL_REFERENCE_CONFIG, SMALL_REFERENCE_LENGTH, shared_path
 from enformer import Enformer, Predictor, export_hub_module, load_model
-from enformer import hub as enformer_hub
+from enformer import inference as enformer_hub
 from enformer.enformer import BatchNorm
 
 TINY = dict(channels=384, num_heads=4, num_transformer_layers=1, target_length=None,
@@ -204,7 +204,7 @@ def test_missing_paths_and_unreachable_handles(tmp_path):
 
 
 def test_contribution_input_grad_through_predictors(tiny_model, exported, plain_predictor):
-  from enformer import attribution
+  from enformer import interpret as attribution
   x = random_one_hot(1, EXPORT_LENGTH, seed=6)[0]
   mask = np.zeros([64, 7], np.float32)
   mask[30:34, 2] = 1

@@ -88,6 +88,31 @@ def test_full_size_variable_tree_equals_deepmind(tmp_path):
   assert 245e6 < num_params < 255e6  # ~251 M parameters.
 
 
+def test_variable_names_equal_deepmind(tmp_path):
+  """Each variable's `.name` is the one DeepMind's module gives it (recorded from their code),
+  so tools that match variables by name (weight converters) work; checkpoint paths are mapped
+  to variables by writing a distinct value into each."""
+  recorded = {}
+  for line in (pathlib.Path(__file__).parent / 'files' / 'deepmind_variable_names.tsv'
+               ).read_text().splitlines():
+    if not line.startswith('#'):
+      path, name = line.split('\t')
+      recorded[path] = name
+  model = Enformer(**SMALL_REFERENCE_CONFIG)
+  model.build_variables()
+  for index, variable in enumerate(model.variables):
+    variable.assign(tf.fill(variable.shape, tf.cast(index, variable.dtype)))
+  prefix = tf.train.Checkpoint(module=model).write(str(tmp_path / 'ckpt'))
+  reader = tf.train.load_checkpoint(prefix)
+  names = {}
+  for key, _ in tf.train.list_variables(prefix):
+    if key.startswith('module/'):
+      index = int(np.ravel(reader.get_tensor(key))[0])
+      names[key.replace('/.ATTRIBUTES/VARIABLE_VALUE', '')] = model.variables[index].name
+  assert len(names) == len(recorded) == len(model.variables)
+  assert names == recorded
+
+
 def test_parity_with_deepmind_small_reference(reference_small_model, reference_small_io):
   """Restored DeepMind checkpoint reproduces DeepMind's outputs (is_training=False)."""
   model, io = reference_small_model, reference_small_io

@@ -1,6 +1,6 @@
 """Models with extra input channels (one-hot + a per-base conservation bigWig) through prediction
 and attribution: `enformer predict --extra-track`, `enformer attribute --extra-track`, the library
-(`enformer.predict.model_inputs`, `enformer.attribution`) and agreement with the training data
+(`enformer.predict.model_inputs`, `enformer.interpret`) and agreement with the training data
 written by `enformer.data.generate` (same values, same alignment, float16 rounding)."""
 
 import os
@@ -13,7 +13,8 @@ import pyBigWig
 import pytest
 import tensorflow as tf
 
-from enformer import Enformer, Predictor, attribution, one_hot_encode, predict
+from enformer import Enformer, Predictor, one_hot_encode, predict
+from enformer import interpret as attribution
 from enformer.cli import main
 from enformer.data.basenji import get_dataset
 from enformer.data.generate import generate_dataset
@@ -256,7 +257,7 @@ def test_cli_attribute_extra_track(checkpoint, files, tmp_path, capsys):
 def test_five_channel_model_exports_and_predicts_from_the_saved_model(model, files, tmp_path,
                                                                      capsys):
   """`enformer export` of a 5-channel model, then `enformer predict --extra-track` from it."""
-  from enformer.hub import export_hub_module
+  from enformer.inference import export_hub_module
   export = export_hub_module(model, str(tmp_path / 'hub'), sequence_length=LENGTH)
   out = str(tmp_path / 'from_hub')
   assert main(['predict', '--model', export, '--fasta', files['fasta'], '--region', REGION,

@@ -185,7 +185,7 @@ def test_scorer_errors(fasta):
 @pytest.fixture(scope='module')
 def tiny_predictor():
   import enformer
-  from enformer.hub import Predictor
+  from enformer.inference import Predictor
   model = enformer.Enformer(channels=384, num_heads=4, num_transformer_layers=1,
                             target_length=None, heads={'human': 8})
   return Predictor.from_module(model, LENGTH)

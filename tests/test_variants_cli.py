@@ -38,7 +38,7 @@ def command(inputs, out, *extra):
 
 
 def test_kill_resume_equals_uninterrupted_run(inputs):
-  from enformer.hub import load_model
+  from enformer.inference import load_model
   from enformer.variants import ScoreTransform, score_vcf
 
   # An uninterrupted run (library call); a transform fitted on its scores.

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
   import json
   import pathlib
 
-  from enformer import fast_benchmark
+  from enformer import benchmark as fast_benchmark
   config = args.config
   if args.sequence_length is not None:
     if args.sequence_length <= 0 or args.sequence_length % 128:

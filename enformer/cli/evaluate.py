@@ -64,7 +64,7 @@ def resolve_model(model: str, checkpoint: str = 'best', model_config=None):
 def run(args: argparse.Namespace) -> int:
   import pandas as pd  # pylint: disable=import-outside-toplevel
   from enformer.data import basenji  # pylint: disable=import-outside-toplevel
-  from enformer.hub import load_model  # pylint: disable=import-outside-toplevel
+  from enformer.inference import load_model  # pylint: disable=import-outside-toplevel
   from enformer.io.targets import read_targets  # pylint: disable=import-outside-toplevel
   from enformer.training import evaluate as evaluate_lib  # pylint: disable=import-outside-toplevel
 

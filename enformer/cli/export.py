@@ -33,7 +33,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
   from enformer.enformer import SEQUENCE_LENGTH
-  from enformer.hub import HUB_SEQUENCE_LENGTH, export_hub_module, load_model
+  from enformer.inference import HUB_SEQUENCE_LENGTH, export_hub_module, load_model
 
   model_length = args.sequence_length or SEQUENCE_LENGTH
   hub_length = args.hub_length or max(HUB_SEQUENCE_LENGTH, model_length)

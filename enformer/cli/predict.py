@@ -91,7 +91,7 @@ def load_predictor(args: argparse.Namespace):
   reported before the model is built.
   """
   import tensorflow as tf
-  from enformer.hub import checkpoint_prefix, checkpoint_root, infer_config, load_model
+  from enformer.inference import checkpoint_prefix, checkpoint_root, infer_config, load_model
   from enformer.predict import check_extra_tracks
 
   config = model_config_from_args(args)

@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     if args.save_transform:
       transform.save(args.save_transform)
       print(f'Saved the transform as {args.save_transform}', file=sys.stderr)
-  from enformer.hub import load_model  # TensorFlow: only once the arguments are checked.
+  from enformer.inference import load_model  # TensorFlow: only once the arguments are checked.
   predictor = load_model(args.model, sequence_length=args.sequence_length,
                          **model_config_from_args(args))
 

@@ -73,7 +73,7 @@ def register(subparsers) -> None:
                       help='Enformer constructor argument overriding the preset, JSON value '
                       '(e.g. channels=384, target_length=null)')
   finetuning = parser.add_argument_group(
-      'fine-tuning (enformer.finetune)',
+      'fine-tuning (enformer.training.finetune)',
       'Start from a full Enformer checkpoint. Architecture: its variable shapes < --preset (if\n'
       'given) < --model-arg. Heads follow --data: new names start fresh, names the checkpoint\n'
       'has are restored (another track count is an error: rename the head or pass\n'
@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
   from enformer.training import train  # pylint: disable=import-outside-toplevel
   config = build_config(args)
   if args.init_from:
-    from enformer.finetune import fine_tune  # pylint: disable=import-outside-toplevel
+    from enformer.training.finetune import fine_tune  # pylint: disable=import-outside-toplevel
     result = fine_tune(config, init_from=args.init_from, freeze=args.freeze,
                        batch_norm_frozen=args.batch_norm_frozen,
                        restore_heads=not args.no_restore_heads,

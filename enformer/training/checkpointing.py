@@ -4,7 +4,7 @@ Layout of a run folder:
   checkpoints/ckpt-<step>.*   the last K checkpoints: `tf.train.Checkpoint(module=model,
                               optimizer=..., step=..., best_score=...)`; the model part has
                               DeepMind's tree (`module/_trunk/...`), so `enformer.load_model` and
-                              `enformer.finetune.restore_partial` read these files directly.
+                              `enformer.training.finetune.restore_partial` read these files directly.
   best/checkpoint/model-*     the best model by validation mean Pearson R (model only);
   best/best.json              its step and metrics; best/hub/ the TF-Hub SavedModel (end of run).
 
@@ -18,6 +18,9 @@ import shutil
 from typing import Any, Dict, Mapping, Optional
 
 import tensorflow as tf
+
+from enformer.enformer import Enformer
+from enformer.inference.export import export_hub_module
 
 CHECKPOINT_DIR = 'checkpoints'
 BEST_DIR = 'best'
@@ -97,12 +100,10 @@ def read_best(run_dir: str) -> Optional[Dict[str, Any]]:
 
 def export_best_hub(model_config: Mapping[str, Any], run_dir: str,
                     sequence_length: int) -> Optional[str]:
-  """Exports the best checkpoint as a TF-Hub-compatible SavedModel (`enformer.hub`) to best/hub.
+  """Exports the best checkpoint as a TF-Hub-compatible SavedModel (`enformer.inference.export`) to best/hub.
 
   Returns the export folder, or None when there is no best checkpoint yet.
   """
-  from enformer.enformer import Enformer  # pylint: disable=import-outside-toplevel
-  from enformer.hub import export_hub_module  # pylint: disable=import-outside-toplevel
   prefix = os.path.join(run_dir, BEST_CHECKPOINT)
   if not tf.io.gfile.exists(prefix + '.index'):
     return None

@@ -27,8 +27,12 @@ import sonnet as snt
 import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
+from enformer import presets
+from enformer.data import augment as augment_lib
+from enformer.data import basenji
 from enformer.training import checkpointing
 from enformer.training import config as config_lib
+from enformer.training import freezing
 from enformer.training import metrics as metrics_lib
 from enformer.training import step as step_lib
 from enformer.training import strategy as strategy_lib
@@ -97,8 +101,6 @@ def _as_factory(source: DataSource) -> Callable[[], tf.data.Dataset]:
 def _data_sources(config: config_lib.TrainConfig, subset: str, training: bool
                   ) -> Dict[str, Callable[[], tf.data.Dataset]]:
   """Per-head example sources from config.data (Basenji2 folders via enformer.data)."""
-  from enformer.data import augment as augment_lib  # pylint: disable=import-outside-toplevel
-  from enformer.data import basenji  # pylint: disable=import-outside-toplevel
   sources = {}
   for offset, (head, path) in enumerate(config.data.items()):
     kwargs = dict(layout=config.data_layout, seed=config.seed + offset,
@@ -115,7 +117,6 @@ def _data_sources(config: config_lib.TrainConfig, subset: str, training: bool
 
 
 def heads_from_data(config: config_lib.TrainConfig) -> Dict[str, int]:
-  from enformer.data import basenji  # pylint: disable=import-outside-toplevel
   return {head: basenji.load_info(basenji.resolve_path(path), config.data_layout).num_targets
           for head, path in config.data.items()}
 
@@ -124,8 +125,7 @@ def _select_variables(model, selection: VariableSelection) -> List[tf.Variable]:
   if selection is None:
     return list(model.trainable_variables)
   if isinstance(selection, str):
-    from enformer import finetune  # pylint: disable=import-outside-toplevel
-    return list(finetune.trainable_variables(model, selection))
+    return list(freezing.trainable_variables(model, selection))
   if callable(selection):
     return list(selection(model))
   return list(selection)
@@ -160,7 +160,6 @@ def _sequence_length(source: Callable[[], tf.data.Dataset]) -> Optional[int]:
 def _build_model(config: config_lib.TrainConfig, model_fn):
   if model_fn is not None:
     return model_fn()
-  from enformer import presets  # pylint: disable=import-outside-toplevel
   overrides = dict(config.model_args)
   if 'heads' not in overrides:
     if not config.data:
@@ -232,7 +231,7 @@ def train(config: Union[config_lib.TrainConfig, Mapping[str, Any], None] = None,
     model: a pre-built (e.g. pre-restored for fine-tuning) model. Under a multi-replica strategy
       it must have been built inside `strategy.scope()` (pass that `strategy`), or use model_fn.
     model_fn: builds the model; called inside the strategy scope.
-    trainable_variables: what to train: None (all), a freeze choice of `enformer.finetune`
+    trainable_variables: what to train: None (all), a freeze choice of `enformer.training.freezing`
       ('trunk', 'heads-and-norms', 'none'), a list of variables, or a function model → list.
     train_data, valid_data: head → tf.data.Dataset (or function returning one) of single
       examples; default: read config.data with `enformer.data.get_dataset`.
@@ -360,14 +359,9 @@ def train(config: Union[config_lib.TrainConfig, Mapping[str, Any], None] = None,
     valid_writer.flush()
 
   if chief and config.export_hub and valid_sources:
-    try:
-      import enformer.hub  # pylint: disable=import-outside-toplevel,unused-import
-    except ImportError:
-      pass
-    else:
-      length = _sequence_length(next(iter(valid_sources.values())))
-      if length:
-        checkpointing.export_best_hub(model.config, config.run_dir, length)
+    length = _sequence_length(next(iter(valid_sources.values())))
+    if length:
+      checkpointing.export_best_hub(model.config, config.run_dir, length)
   return TrainResult(
       run_dir=config.run_dir, step=int(step_variable.numpy()), model=model, losses=losses,
       validation=validation, best=checkpointing.read_best(config.run_dir),

@@ -8,12 +8,11 @@ block's activations instead of all of them, for about one extra forward pass of 
 Rerunning a block's forward pass must not change what the step computes:
   * batch norm: the recomputation normalises with the same (cross-replica) batch statistics but
     does not update the moving averages a second time (`enformer.batch_norm_statistics_held`);
-  * dropout: every dropout inside a recomputed block (the model's `snt.Dropout` layers and the
-    attention/positional dropout of `MultiheadAttention`, which all call `tf.nn.dropout`) draws
-    its mask with `tf.nn.experimental.stateless_dropout` from a seed drawn once per block and
-    step, so the recomputation reuses exactly the forward pass's masks. To reach dropout calls
-    inside the model without changing it, `tf.nn.dropout` is replaced (once) by a function that
-    behaves exactly like the original except inside a recomputed block of this thread;
+  * dropout: every dropout inside a recomputed block (the model's `Dropout` layers and the
+    attention/positional dropout of `MultiheadAttention`, which all call `enformer.dropout`)
+    draws its mask with `tf.nn.experimental.stateless_dropout` from a seed drawn once per block
+    and step (`enformer.dropout.seeded_dropout`), so the recomputation reuses exactly the forward
+    pass's masks;
   * the recomputation depends on the incoming gradient, so the graph cannot run it early (which
     would keep the activations alive and save nothing).
 
@@ -21,59 +20,22 @@ Gradients with recomputation equal those without up to float rounding (and dropo
 come from a different random stream: with dropout, the two runs are equally valid but not equal).
 """
 
-import threading
-from typing import Callable, Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import tensorflow as tf
 from tensorflow.python.eager import record  # pylint: disable=g-direct-tensorflow-import
 
+from enformer import dropout as dropout_lib
 from enformer import enformer as enformer_lib
 
 # Trunk stages whose blocks are recomputed (names of the Sequentials in `Enformer.trunk`).
 RECOMPUTED_STAGES = ('conv_tower', 'transformer')
 _MAX_SEED = 2**31 - 1
 
-_STATE = threading.local()
-_ORIGINAL_DROPOUT: Optional[Callable] = None
-_INSTALL_LOCK = threading.Lock()
-
-
-class _SeededDropout:
-  """Seeds for the dropout calls of one block call: base seed + [0, call index]."""
-
-  def __init__(self, seed: tf.Tensor):
-    self.seed = seed
-    self.calls = 0
-
-  def next_seed(self) -> tf.Tensor:
-    self.calls += 1
-    return self.seed + tf.constant([0, self.calls], tf.int64)
-
-
-def _dropout(x, rate, noise_shape=None, seed=None, name=None):
-  """`tf.nn.dropout`, but with block-seeded stateless masks inside a recomputed block."""
-  seeded = getattr(_STATE, 'dropout', None)
-  if seeded is None:
-    return _ORIGINAL_DROPOUT(x, rate, noise_shape=noise_shape, seed=seed, name=name)
-  return tf.nn.experimental.stateless_dropout(x, rate, seed=seeded.next_seed(),
-                                              noise_shape=noise_shape, name=name)
-
-
-def _install_dropout_hook() -> None:
-  global _ORIGINAL_DROPOUT
-  with _INSTALL_LOCK:
-    if _ORIGINAL_DROPOUT is None:
-      _ORIGINAL_DROPOUT = tf.nn.dropout
-      tf.nn.dropout = _dropout
-
 
 def _call_block(block, inputs: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-  previous = getattr(_STATE, 'dropout', None)
-  _STATE.dropout = _SeededDropout(seed)
-  try:
+  with dropout_lib.seeded_dropout(seed):
     return block(inputs, is_training=True)
-  finally:
-    _STATE.dropout = previous
 
 
 def seeded_block_call(block, inputs: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
@@ -81,7 +43,6 @@ def seeded_block_call(block, inputs: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
 
   The same seed gives the same masks; this is what a recomputed block computes, forward and again.
   """
-  _install_dropout_hook()
   return _call_block(block, inputs, seed)
 
 
@@ -98,7 +59,6 @@ def recompute_block(block, inputs: tf.Tensor, seed: Optional[tf.Tensor] = None) 
     The block output: `seeded_block_call(block, inputs, seed)`, with its gradient computed by
     recomputing that call in the backward pass.
   """
-  _install_dropout_hook()
   if seed is None:
     seed = tf.random.uniform([2], maxval=_MAX_SEED, dtype=tf.int64)
 

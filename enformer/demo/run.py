@@ -40,7 +40,29 @@ import sys
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
-import numpy as np
+import kipoiseq
+import matplotlib
+
+if not os.environ.get('MPLBACKEND'):
+  matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # pylint: disable=wrong-import-position
+import numpy as np  # pylint: disable=wrong-import-position
+import pandas as pd  # pylint: disable=wrong-import-position
+import pyfaidx  # pylint: disable=wrong-import-position
+from sklearn.metrics import roc_auc_score  # pylint: disable=wrong-import-position
+
+# pylint: disable=wrong-import-position
+from enformer.data import synthetic
+from enformer.data.basenji import get_dataset
+from enformer.demo.report import write_demo_report
+from enformer.inference import export_hub_module, load_model
+from enformer.interpret.workflow import attribute_to_files
+from enformer.io.targets import read_targets
+from enformer.predict import predict_to_files
+from enformer.training import metrics
+from enformer.training.loop import train
+from enformer.variants import ScoreTransform, score_vcf
+# pylint: enable=wrong-import-position
 
 PathLike = Union[str, os.PathLike]
 STATE_FILE = 'demo.json'
@@ -202,17 +224,6 @@ def _json_default(value):
   raise TypeError(f'{type(value).__name__} is not JSON serialisable')
 
 
-def _run_cli(argv: Sequence[str]) -> None:
-  """Runs an `enformer` subcommand in this process (the demo runs the commands users run)."""
-  from enformer.cli import main  # pylint: disable=import-outside-toplevel
-  try:
-    code = main([str(a) for a in argv])
-  except SystemExit as exit_:  # argparse rejected the arguments (it printed why).
-    code = exit_.code
-  if code:
-    raise RuntimeError(f'`enformer {" ".join(map(str, argv))}` failed with exit code {code}.')
-
-
 def _command(argv: Sequence[Any]) -> str:
   return 'enformer ' + ' '.join(str(a) for a in argv)
 
@@ -221,7 +232,6 @@ def _command(argv: Sequence[Any]) -> str:
 
 def _genome_step(settings: DemoSettings, seed: int):
   def step(step_dir: pathlib.Path, fresh: bool):
-    from enformer.data import synthetic  # pylint: disable=import-outside-toplevel
     results, outputs = {}, []
     for offset, organism in enumerate(ORGANISMS):
       genome = synthetic.make_synthetic_genome(
@@ -240,7 +250,6 @@ def _genome_step(settings: DemoSettings, seed: int):
 
 def _data_step(settings: DemoSettings, seed: int, genomes: Dict[str, Any]):
   def step(step_dir: pathlib.Path, fresh: bool):
-    from enformer.data import synthetic  # pylint: disable=import-outside-toplevel
     results, outputs = {}, []
     for offset, organism in enumerate(ORGANISMS):
       genome = synthetic.make_synthetic_genome(
@@ -261,7 +270,6 @@ def _data_step(settings: DemoSettings, seed: int, genomes: Dict[str, Any]):
 
 def _train_step(settings: DemoSettings, seed: int, data: Dict[str, Any]):
   def step(step_dir: pathlib.Path, fresh: bool):
-    from enformer.training import train  # pylint: disable=import-outside-toplevel
     result = train(
         run_dir=str(step_dir), preset=MODEL_PRESET, model_args=dict(settings.model_args),
         data={organism: data[organism]['path'] for organism in ORGANISMS},
@@ -286,7 +294,6 @@ def _train_step(settings: DemoSettings, seed: int, data: Dict[str, Any]):
 
 def _export_step(settings: DemoSettings, trained: Dict[str, Any]):
   def step(step_dir: pathlib.Path, fresh: bool):
-    from enformer.hub import export_hub_module, load_model  # pylint: disable=import-outside-toplevel
     export_dir = step_dir / 'enformer_model'
     if export_dir.exists():  # A half-written export from an interrupted run.
       shutil.rmtree(export_dir)
@@ -304,11 +311,6 @@ def _export_step(settings: DemoSettings, trained: Dict[str, Any]):
 
 def _evaluate_step(settings: DemoSettings, seed: int, data: Dict[str, Any], model_path: str):
   def step(step_dir: pathlib.Path, fresh: bool):
-    import pandas as pd  # pylint: disable=import-outside-toplevel
-    from enformer.data.basenji import get_dataset  # pylint: disable=import-outside-toplevel
-    from enformer.hub import load_model  # pylint: disable=import-outside-toplevel
-    from enformer.io.targets import read_targets  # pylint: disable=import-outside-toplevel
-    from enformer.training import metrics  # pylint: disable=import-outside-toplevel
 
     predictor = load_model(model_path)
     pad = (predictor.sequence_length - settings.seq_length) // 2
@@ -356,10 +358,6 @@ def _evaluate_step(settings: DemoSettings, seed: int, data: Dict[str, Any], mode
 
 
 def _plot_pearson(tables: Dict[str, Any], path: pathlib.Path) -> None:
-  import matplotlib  # pylint: disable=import-outside-toplevel
-  if not os.environ.get('MPLBACKEND'):
-    matplotlib.use('Agg')
-  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
   fig, axes = plt.subplots(1, len(tables), figsize=(5 * len(tables), 3.2), squeeze=False)
   for ax, (organism, frame) in zip(axes[0], tables.items()):
     x = np.arange(len(frame))
@@ -392,10 +390,6 @@ def _strongest_peak(genome_dir: str, chrom: str, length: int, seq_length: int,
 def _predict_step(settings: DemoSettings, genomes: Dict[str, Any], model_path: str,
                   export: Dict[str, Any]):
   def step(step_dir: pathlib.Path, fresh: bool):
-    import kipoiseq  # pylint: disable=import-outside-toplevel
-    from enformer.hub import load_model  # pylint: disable=import-outside-toplevel
-    from enformer.io.targets import read_targets  # pylint: disable=import-outside-toplevel
-    from enformer.predict import predict_to_files  # pylint: disable=import-outside-toplevel
     human = genomes['human']
     start, _ = _strongest_peak(os.path.dirname(human['fasta']), TEST_CHROM,
                                human['chrom_sizes'][TEST_CHROM], export['sequence_length'], 0)
@@ -419,7 +413,6 @@ def _predict_step(settings: DemoSettings, genomes: Dict[str, Any], model_path: s
 
 def _attribute_step(genomes: Dict[str, Any], model_path: str, export: Dict[str, Any]):
   def step(step_dir: pathlib.Path, fresh: bool):
-    import pandas as pd  # pylint: disable=import-outside-toplevel
     human = genomes['human']
     model_length = export['model_sequence_length']
     start, peak_bin = _strongest_peak(os.path.dirname(human['fasta']), TEST_CHROM,
@@ -432,7 +425,10 @@ def _attribute_step(genomes: Dict[str, Any], model_path: str, export: Dict[str, 
     argv = ['attribute', '--model', model_path, '--fasta', human['fasta'], '--region', region,
             '--targets', human['targets'], '--head', 'human', '--tracks', '0', '--bins', bins,
             '--method', 'grad', '--out', step_dir]
-    _run_cli(argv)
+    # What that command runs:
+    attribute_to_files(load_model(model_path), human['fasta'], region, str(step_dir), tracks='0',
+                       bins=bins, head='human', targets=read_targets(human['targets']),
+                       method='grad', progress=False)
     with np.load(step_dir / 'attribution.npz') as arrays:
       scores = arrays['scores']
       chrom, input_start = str(arrays['chrom']), int(arrays['start'])
@@ -475,8 +471,6 @@ def write_motif_vcf(path: PathLike, fasta: PathLike, motif_sites: PathLike, chro
   Returns:
     DataFrame of the variants (chrom, pos (1-based), id, ref, alt, class, motif).
   """
-  import pandas as pd  # pylint: disable=import-outside-toplevel
-  import pyfaidx  # pylint: disable=import-outside-toplevel
   rng = np.random.default_rng(seed)
   sites = pd.read_csv(motif_sites, sep='\t', header=None,
                       names=['chrom', 'start', 'end', 'motif', 'score', 'strand'])
@@ -522,9 +516,6 @@ def write_motif_vcf(path: PathLike, fasta: PathLike, motif_sites: PathLike, chro
 
 def _variants_step(settings: DemoSettings, seed: int, genomes: Dict[str, Any], model_path: str):
   def step(step_dir: pathlib.Path, fresh: bool):
-    from sklearn.metrics import roc_auc_score  # pylint: disable=import-outside-toplevel
-    from enformer.hub import load_model  # pylint: disable=import-outside-toplevel
-    from enformer.variants import ScoreTransform, score_vcf  # pylint: disable=import-outside-toplevel
     human = genomes['human']
     vcf = step_dir / 'motif_variants.vcf'
     variants = write_motif_vcf(vcf, human['fasta'], human['motif_sites'], TEST_CHROM,
@@ -568,10 +559,6 @@ def _variants_step(settings: DemoSettings, seed: int, genomes: Dict[str, Any], m
 
 
 def _plot_hit_vs_miss(hit: np.ndarray, miss: np.ndarray, path: pathlib.Path) -> None:
-  import matplotlib  # pylint: disable=import-outside-toplevel
-  if not os.environ.get('MPLBACKEND'):
-    matplotlib.use('Agg')
-  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
   rng = np.random.default_rng(0)
   fig, ax = plt.subplots(figsize=(4.5, 3.5))
   for x, (label, values) in enumerate([('destroys a motif', hit), ('far from motifs', miss)]):
@@ -616,7 +603,6 @@ def run_demo(out_dir: PathLike = DEFAULT_OUT_DIR, quick: bool = False, force: bo
   Returns:
     Path of index.html.
   """
-  from enformer import report  # pylint: disable=import-outside-toplevel
   log = log or (lambda line: print(line, file=sys.stderr, flush=True))
   out_dir = pathlib.Path(out_dir).resolve()
   settings = QUICK if quick else FULL
@@ -638,6 +624,6 @@ def run_demo(out_dir: PathLike = DEFAULT_OUT_DIR, quick: bool = False, force: bo
   steps.run('attribute', 'attribute', _attribute_step(genomes, model_path, export))
   steps.run('variants', 'variants', _variants_step(settings, seed, genomes, model_path))
   total = time.perf_counter() - began
-  path = report.write_demo_report(out_dir, settings.to_dict(), steps.records, total)
+  path = write_demo_report(out_dir, settings.to_dict(), steps.records, total)
   log(f'[report] {path}  ({total:.0f} s in this run)')
   return path

@@ -12,11 +12,16 @@ import matplotlib
 
 if not os.environ.get('MPLBACKEND'):
   matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-import numpy as np
+import kipoiseq  # pylint: disable=g-import-not-at-top,wrong-import-position
+import logomaker  # pylint: disable=g-import-not-at-top,wrong-import-position
+import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
+import numpy as np  # pylint: disable=wrong-import-position
+import pandas as pd  # pylint: disable=wrong-import-position
 
-from enformer.attribution import contribution_logo_matrix, ism_logo_matrix
-from enformer.sequence import BASES
+from enformer import plots  # pylint: disable=wrong-import-position
+from enformer.interpret.gradients import contribution_logo_matrix  # pylint: disable=wrong-import-position
+from enformer.interpret.ism import ism_logo_matrix  # pylint: disable=wrong-import-position
+from enformer.sequence import BASES  # pylint: disable=wrong-import-position
 
 PathLike = Union[str, os.PathLike]
 Interval = Tuple[str, int, int]  # chrom, start (0-based), end — or any object with those fields.
@@ -61,8 +66,6 @@ def plot_tracks_with_contributions(tracks: Mapping[str, np.ndarray],
   Returns:
     The matplotlib figure.
   """
-  import kipoiseq  # pylint: disable=g-import-not-at-top
-  from enformer import plots  # pylint: disable=g-import-not-at-top
   chrom, start, end = _interval_fields(interval)
   pooled = np.asarray(pooled_contributions, np.float64)
   if clip_quantile is not None and pooled.size:
@@ -102,8 +105,6 @@ def plot_sequence_logo(matrix: np.ndarray,
     ax: axes to draw into (a new figure otherwise).
     path: PNG to write.
   """
-  import logomaker  # pylint: disable=g-import-not-at-top
-  import pandas as pd  # pylint: disable=g-import-not-at-top
   matrix = np.asarray(matrix, np.float64)
   if matrix.ndim != 2 or matrix.shape[1] != 4:
     raise ValueError(f'A logo needs a [W, 4] matrix (A, C, G, T), got shape {matrix.shape}.')

@@ -13,20 +13,29 @@ checkpoint with the same shape, and every trunk variable of the checkpoint must 
 `allow_unused_trunk=True`, e.g. a 5-layer Enformer initialised from the 11-layer one); otherwise a
 ValueError lists the offending names and shapes. Checkpoints are read by variable path (DeepMind's
 tree: `module/_trunk/...`, `module/_heads/<name>/...`), so the root object may be called `module`
-(DeepMind, `enformer.hub`) or anything else (e.g. a training run's `tf.train.Checkpoint(model=...)`).
+(DeepMind, `enformer.inference`) or anything else (e.g. a training run's `tf.train.Checkpoint(model=...)`).
 """
 
 import dataclasses
+import json
 import os
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-import numpy as np
-import sonnet as snt
 import tensorflow as tf
 
-from enformer import hub
-from enformer.presets import FREEZE_CHOICES, FREEZE_HELP
+from enformer import presets
 from enformer.enformer import Enformer
+from enformer.inference import checkpoints
+from enformer.presets import FREEZE_CHOICES
+from enformer.training import config as config_lib
+from enformer.training import loop
+from enformer.training import strategy as strategy_lib
+from enformer.training.freezing import (check_freeze, count_parameters, freeze_model,
+                                        norm_variables, trainable_variables)
+
+__all__ = ['FREEZE_CHOICES', 'RestoreReport', 'count_parameters', 'fine_tune', 'freeze_model',
+           'infer_config', 'load_pretrained', 'norm_variables', 'restore_partial',
+           'trainable_variables']
 
 VARIABLE_SUFFIX = '/.ATTRIBUTES/VARIABLE_VALUE'
 _MAX_LISTED = 12
@@ -76,12 +85,12 @@ def _shape_map(prefix: str) -> Dict[str, List[int]]:
 def infer_config(checkpoint: Union[str, os.PathLike]) -> Dict[str, Any]:
   """Architecture arguments of the Enformer in a checkpoint (prefix or folder), from its shapes.
 
-  `enformer.hub.infer_config` on the checkpoint's variables: channels, num_transformer_layers,
+  `enformer.inference.checkpoints.infer_config` on the checkpoint's variables: channels, num_transformer_layers,
   num_heads, pooling_type, input_channels, final_pointwise, transformer_mlp and heads (not
   target_length, which has no variables).
   """
-  shapes = _shape_map(hub.checkpoint_prefix(checkpoint))
-  return hub.infer_config(shapes, hub.checkpoint_root(shapes))
+  shapes = _shape_map(checkpoints.checkpoint_prefix(checkpoint))
+  return checkpoints.infer_config(shapes, checkpoints.checkpoint_root(shapes))
 
 
 def _describe(keys: Sequence[str], shapes: Mapping[str, Sequence[int]]) -> str:
@@ -125,15 +134,15 @@ def restore_partial(model: Enformer,
       restore is missing or has other shapes. Nothing is assigned in that case.
     FileNotFoundError: no checkpoint at that path.
   """
-  prefix = hub.checkpoint_prefix(checkpoint)
+  prefix = checkpoints.checkpoint_prefix(checkpoint)
   shapes = _shape_map(prefix)
-  root = hub.checkpoint_root(shapes)
+  root = checkpoints.checkpoint_root(shapes)
   model.build_variables()
-  variables = hub.checkpoint_variables(model, root)
+  variables = checkpoints.checkpoint_variables(model, root)
   model_shapes = {key: list(var.shape) for key, var in variables.items()}
   model_config = {k: dict(v) if k == 'heads' else v for k, v in model.config.items()
                   if k != 'target_length'}
-  hint = (f'The checkpoint holds {hub.infer_config(shapes, root)}; the model is '
+  hint = (f'The checkpoint holds {checkpoints.infer_config(shapes, root)}; the model is '
           f'{model_config}.')
 
   trunk_prefix = f'{root}/_trunk/'
@@ -225,8 +234,7 @@ def load_pretrained(checkpoint: Union[str, os.PathLike],
   Returns:
     (model, report).
   """
-  from enformer import presets  # pylint: disable=import-outside-toplevel
-  prefix = hub.checkpoint_prefix(checkpoint)
+  prefix = checkpoints.checkpoint_prefix(checkpoint)
   arguments = infer_config(prefix)
   if preset is not None:
     arguments.update(presets.preset_config(preset))
@@ -239,67 +247,9 @@ def load_pretrained(checkpoint: Union[str, os.PathLike],
   return model, report
 
 
-def norm_variables(module: tf.Module) -> List[tf.Variable]:
-  """Trainable scale/offset variables of every LayerNorm and BatchNorm inside `module`."""
-  ids = {id(v) for m in module.submodules if isinstance(m, (snt.LayerNorm, snt.BaseBatchNorm))
-         for v in m.trainable_variables}
-  return [v for v in module.trainable_variables if id(v) in ids]
-
-
-def _check_freeze(freeze: str) -> None:
-  if freeze not in FREEZE_CHOICES:
-    raise ValueError(f'Unknown freeze choice {freeze!r}; use one of {FREEZE_CHOICES}: ' +
-                     '; '.join(f'{k}: {v}' for k, v in FREEZE_HELP.items()) + '.')
-
-
-def trainable_variables(model: Enformer, freeze: str = 'none') -> List[tf.Variable]:
-  """The variables to train for a `freeze` choice (in `model.trainable_variables` order).
-
-  Args:
-    model: an Enformer whose variables exist.
-    freeze: 'trunk' (heads only), 'heads-and-norms' (heads + LayerNorm/BatchNorm scale and
-      offset), or 'none' (everything).
-  """
-  _check_freeze(freeze)
-  if freeze == 'none':
-    return list(model.trainable_variables)
-  selected = {id(v) for head in model.heads.values() for v in head.trainable_variables}
-  if freeze == 'heads-and-norms':
-    selected |= {id(v) for v in norm_variables(model.trunk)}
-  return [v for v in model.trainable_variables if id(v) in selected]
-
-
-def freeze_model(model: Enformer, freeze: str = 'trunk',
-                 batch_norm_frozen: Optional[bool] = None) -> List[tf.Variable]:
-  """Applies a freezing choice: sets batch-norm statistics and returns the variables to train.
-
-  Args:
-    model: an Enformer (variables are created if needed).
-    freeze: see `trainable_variables`.
-    batch_norm_frozen: freeze batch-norm statistics (training then normalises with the moving
-      averages and leaves them unchanged; dropout still follows `is_training`). Default: frozen
-      unless `freeze == 'none'` — a frozen trunk should compute the features it was trained with.
-
-  Returns:
-    The variables an optimizer should update.
-  """
-  model.build_variables()
-  variables = trainable_variables(model, freeze)
-  if batch_norm_frozen is None:
-    batch_norm_frozen = freeze != 'none'
-  model.set_batch_norm_frozen(batch_norm_frozen)
-  return variables
-
-
-def count_parameters(variables: Sequence[tf.Variable]) -> int:
-  """Number of scalar parameters in `variables`."""
-  return int(sum(np.prod(v.shape) for v in variables))
-
-
 def _heads_for_training(config, train_data) -> Optional[Dict[str, int]]:
   """Heads implied by the training data: {head: number of target tracks}."""
   if config.data:
-    from enformer.training import loop  # pylint: disable=import-outside-toplevel
     return loop.heads_from_data(config)
   if train_data:
     heads = {}
@@ -344,16 +294,12 @@ def fine_tune(config: Any = None,
     `enformer.training.TrainResult`; `result.model` is the fine-tuned model. The restore report
     is written to `run_dir/finetune.json`.
   """
-  import json  # pylint: disable=import-outside-toplevel
-  from enformer.training import config as config_lib  # pylint: disable=import-outside-toplevel
-  from enformer.training import loop  # pylint: disable=import-outside-toplevel
-  from enformer.training import strategy as strategy_lib  # pylint: disable=import-outside-toplevel
   if isinstance(config, config_lib.TrainConfig):
     config = config.replace(**overrides) if overrides else config
   else:
     config = config_lib.TrainConfig.from_dict({**dict(config or {}), **overrides})
-  _check_freeze(freeze)
-  prefix = hub.checkpoint_prefix(init_from)
+  check_freeze(freeze)
+  prefix = checkpoints.checkpoint_prefix(init_from)
   model_args = dict(config.model_args)
   heads = model_args.pop('heads', None) or _heads_for_training(config, train_data)
 

@@ -274,7 +274,7 @@ def worker_timing(config: Dict[str, object], paths: List[str], repeats: int,
 
 def _run_worker(kind: str, **kwargs) -> Dict[str, object]:
   """Runs `worker_<kind>(**kwargs)` in a fresh Python process; returns its JSON result."""
-  code = ('import json, sys; from enformer import fast_benchmark as b; '
+  code = ('import json, sys; from enformer import benchmark as b; '
           f'r = b.worker_{kind}(**json.loads(sys.argv[1])); print("RESULT " + json.dumps(r))')
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3')
   proc = subprocess.run([sys.executable, '-c', code, json.dumps(kwargs)], capture_output=True,

@@ -87,7 +87,7 @@ def _rel(out_dir: pathlib.Path, path: str) -> str:
 
 def write_demo_report(out_dir: pathlib.Path, settings: Mapping[str, Any],
                       records: Mapping[str, Any], total_seconds: float) -> pathlib.Path:
-  """Writes out_dir/index.html from the demo's step records (`enformer.demo.StepRecord`)."""
+  """Writes out_dir/index.html from the demo's step records (`enformer.demo.run.StepRecord`)."""
   out_dir = pathlib.Path(out_dir)
   r = {name: record.results for name, record in records.items()}
   parts: List[str] = [

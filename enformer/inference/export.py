@@ -1,0 +1,109 @@
+"""TF-Hub SavedModels out: `export_hub_module`, and reading back what it wrote.
+
+`hub.load(export_dir).model.predict_on_batch(x)` of an export behaves like DeepMind's published
+module: x [B, sequence_length, C] float32 is centre-cropped to the length the network sees and
+{head: [B, T, N]} comes back. `enformer_config.json` next to `saved_model.pb` records the model
+config and both lengths, so `enformer.load_model` rebuilds the Sonnet module too.
+"""
+
+import json
+import os
+from typing import Any, Dict, Optional
+
+import tensorflow as tf
+
+from enformer.enformer import SEQUENCE_LENGTH, Enformer
+from enformer.fast import compile_forward
+from enformer.inference.predictor import check_crop
+
+# Input length of DeepMind's TF-Hub module: twice the 196,608 bp the network sees (centre crop).
+HUB_SEQUENCE_LENGTH = 393_216
+# Written next to saved_model.pb by export_hub_module: model config and lengths.
+CONFIG_FILENAME = 'enformer_config.json'
+
+
+class _HubModule(tf.Module):
+  """What `hub.load(path).model` is: `predict_on_batch` that centre-crops to the model length."""
+
+  def __init__(self, model: Enformer, sequence_length: int, model_sequence_length: int):
+    super().__init__(name='hub_model')
+    self.enformer = model
+    trim = (sequence_length - model_sequence_length) // 2
+    channels = model.config['input_channels']
+
+    forward = compile_forward(model, model_sequence_length).function  # Plain graph, no XLA.
+
+    def predict_on_batch(x: tf.Tensor) -> Dict[str, tf.Tensor]:
+      """[B, sequence_length, C] → {head: [B, T, N]} on the centre model_sequence_length bp."""
+      return forward(x[:, trim:trim + model_sequence_length])
+
+    self.predict_on_batch = tf.function(
+        predict_on_batch,
+        input_signature=[tf.TensorSpec([None, sequence_length, channels], tf.float32)])
+
+
+def export_hub_module(model: Enformer, export_dir: str, sequence_length: int = HUB_SEQUENCE_LENGTH,
+                      model_sequence_length: Optional[int] = None) -> str:
+  """Saves `model` as a TF-Hub-compatible SavedModel.
+
+  `hub.load(export_dir).model.predict_on_batch(x)` then takes x [B, sequence_length, C] float32,
+  centre-crops it to `model_sequence_length` and returns {head: [B, T, N]}, like DeepMind's
+  published module (393,216 → 196,608). `enformer_config.json` next to `saved_model.pb` records
+  the model config and both lengths, so `load_model` rebuilds the Sonnet module too.
+
+  Args:
+    model: the Enformer (variables must exist: call it once or `model.build_variables()`).
+    export_dir: output folder (local or tf.io.gfile path); must not already hold a SavedModel.
+    sequence_length: input length of the exported signature.
+    model_sequence_length: length the network sees; default min(sequence_length, 196,608).
+
+  Returns:
+    export_dir.
+  """
+  if model_sequence_length is None:
+    model_sequence_length = min(sequence_length, SEQUENCE_LENGTH)
+  model.check_sequence_length(model_sequence_length)
+  check_crop(sequence_length, model_sequence_length)
+  model.build_variables()  # Variables created in __init__ alone do not make a built model.
+  if tf.io.gfile.exists(os.path.join(export_dir, 'saved_model.pb')):
+    raise FileExistsError(f'{export_dir} already holds a SavedModel; choose a new folder.')
+  root = tf.Module()
+  root.model = _HubModule(model, sequence_length, model_sequence_length)
+  tf.saved_model.save(root, export_dir,
+                      signatures={'serving_default': root.model.predict_on_batch})
+  metadata = dict(config=model.config, sequence_length=int(sequence_length),
+                  model_sequence_length=int(model_sequence_length),
+                  output_length=model.output_length(model_sequence_length),
+                  heads=model.config['heads'])
+  with tf.io.gfile.GFile(os.path.join(export_dir, CONFIG_FILENAME), 'w') as handle:
+    json.dump(metadata, handle, indent=1)
+  return export_dir
+
+
+class _ExportedModel(tf.Module):
+  """Mirrors `_HubModule`'s tracked structure (model → enformer) to restore its variables."""
+
+  def __init__(self, model: Enformer):
+    super().__init__()
+    self.enformer = model
+
+
+def read_export_metadata(path: str) -> Optional[Dict[str, Any]]:
+  """The `enformer_config.json` of a SavedModel written by `export_hub_module`, or None."""
+  config_path = os.path.join(path, CONFIG_FILENAME)
+  if not tf.io.gfile.exists(config_path):
+    return None
+  with tf.io.gfile.GFile(config_path) as handle:
+    return json.load(handle)
+
+
+def restore_exported_variables(model: Enformer, export_dir: str) -> None:
+  """Restores the variables of a SavedModel written by `export_hub_module` into `model`.
+
+  `model` must have the exported configuration (`read_export_metadata(export_dir)['config']`).
+  """
+  model.build_variables()
+  status = tf.train.Checkpoint(model=_ExportedModel(model)).read(
+      os.path.join(export_dir, 'variables', 'variables'))
+  status.expect_partial()
+  status.assert_existing_objects_matched()

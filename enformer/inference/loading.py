@@ -1,0 +1,136 @@
+"""Published weights in: `load_model` returns a `Predictor` for any model source.
+
+`load_model` takes any of
+  * a TF-Hub handle or URL (`https://tfhub.dev/deepmind/enformer/1`), downloaded into
+    `$TFHUB_CACHE_DIR` by tensorflow_hub;
+  * a local SavedModel folder (DeepMind's downloaded hub module, or one written by
+    `export_hub_module`): `hub.load(path).model.predict_on_batch(x)`;
+  * a Sonnet checkpoint written with `tf.train.Checkpoint(module=model)` (DeepMind's
+    `sonnet_weights`), as a folder or a prefix, on local disk or any `tf.io.gfile` path (gs://).
+and returns a `Predictor`: `predict_on_batch(x [B, L, C]) -> {head: [B, T, N] numpy}` in graph mode.
+
+Checkpoints are verified variable by variable before restoring (`enformer.inference.checkpoints`),
+so a wrong configuration never silently leaves random weights: the error lists the offending names
+and shapes and the configuration the checkpoint was written for.
+"""
+
+import os
+import re
+from typing import Any, Dict, Optional, Tuple
+
+import tensorflow as tf
+import tensorflow_hub as hub
+
+from enformer.enformer import SEQUENCE_LENGTH, Enformer
+from enformer.inference.export import (CONFIG_FILENAME, read_export_metadata,
+                                       restore_exported_variables)
+from enformer.inference.checkpoints import looks_like_checkpoint, restore_checkpoint
+from enformer.inference.predictor import Predictor
+
+
+def _load_checkpoint(path: str, sequence_length: Optional[int], config: Dict[str, Any],
+                     fast: bool = True) -> Predictor:
+  model = Enformer(**config)
+  prefix = restore_checkpoint(model, path)
+  predictor = Predictor.from_module(model, sequence_length, fast=fast)
+  predictor.source = f'checkpoint {prefix}'
+  return predictor
+
+
+def _signature_shapes(predict_fn) -> Tuple[tf.TensorShape, Dict[str, tf.TensorShape]]:
+  """(input shape, {head: output shape}) of a restored predict_on_batch tf.function."""
+  concrete = predict_fn.concrete_functions[0] if hasattr(
+      predict_fn, 'concrete_functions') else predict_fn.get_concrete_function()
+  args, _ = concrete.structured_input_signature
+  outputs = concrete.structured_outputs
+  return args[0].shape, {k: v.shape for k, v in outputs.items()}
+
+
+def _is_url(handle: str) -> bool:
+  return bool(re.match(r'^(https?|gs|s3)://', handle))
+
+
+def _hub_load(handle: str):
+  try:
+    return hub.load(handle)
+  except Exception as error:  # Network, cache and format errors alike: one clear message.
+    reason = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
+    raise ValueError(
+        f'Could not load the TF-Hub model {handle!r} ({type(error).__name__}: {reason}). '
+        'Offline? Download the module once where there is internet and either pass its local '
+        'folder (the one holding saved_model.pb) or set TFHUB_CACHE_DIR to the cache folder that '
+        'holds it.') from None
+
+
+def _load_saved_model(handle: str, config: Dict[str, Any], fast: bool = True) -> Predictor:
+  metadata = None if _is_url(handle) and not handle.startswith('gs://') else (
+      read_export_metadata(handle))
+  if metadata is not None:
+    # Written by export_hub_module: rebuild the Sonnet module from the stored config and restore
+    # the SavedModel's variables into it (one copy of the weights; `model` available).
+    model = Enformer(**{**metadata['config'], **config})
+    restore_exported_variables(model, handle)
+    predictor = Predictor.from_module(model, metadata['sequence_length'],
+                                      metadata['model_sequence_length'], fast=fast)
+    predictor.source = f'SavedModel {handle}'
+    return predictor
+  if config:
+    raise ValueError(f'{handle} is a SavedModel without {CONFIG_FILENAME}: its architecture '
+                     f'is fixed, so config arguments ({", ".join(config)}) cannot apply.')
+  loaded = _hub_load(handle)
+  predict_fn = getattr(getattr(loaded, 'model', None), 'predict_on_batch', None)
+  if predict_fn is None:
+    raise ValueError(f'{handle} is a SavedModel without model.predict_on_batch: not an Enformer '
+                     'TF-Hub module (export one with enformer.export_hub_module).')
+  input_shape, output_shapes = _signature_shapes(predict_fn)
+  heads = {k: int(s[-1]) for k, s in output_shapes.items()}
+  output_length = {int(s[1]) for s in output_shapes.values() if s[1] is not None}
+  if len(output_length) != 1 or input_shape[1] is None:
+    raise ValueError(f'Cannot tell the input length and output bins of {handle} from its '
+                     f'signature (input {input_shape}, outputs {output_shapes}).')
+  sequence_length = int(input_shape[1])
+  return Predictor(predict_fn, sequence_length=sequence_length, heads=heads,
+                   output_length=output_length.pop(), input_channels=int(input_shape[2]),
+                   model=None, model_sequence_length=min(sequence_length, SEQUENCE_LENGTH),
+                   source=f'TF-Hub module {handle}', differentiable=loaded)
+
+
+def load_model(handle_or_path: str, sequence_length: Optional[int] = None, *,
+               fast: bool = True, **config: Any) -> Predictor:
+  """Loads Enformer from a TF-Hub handle, a SavedModel folder or a Sonnet checkpoint.
+
+  Args:
+    handle_or_path: `https://tfhub.dev/deepmind/enformer/1` (or another hub URL), a local or
+      gfile SavedModel folder, or a checkpoint folder / prefix (local or gs://).
+    sequence_length: checkpoints only: input length of the predictor (default 196,608).
+      SavedModels define their own (393,216 for DeepMind's module).
+    fast: when the Sonnet module is available (checkpoints, exports of this package), predict
+      with the fused forward of `enformer.fast` (equal within 1e-5 relative); False: the
+      reference op sequence. DeepMind's hub module always runs its own saved graph.
+    **config: checkpoints: `Enformer` constructor arguments (default: the published full-size
+      model); SavedModels written by `export_hub_module`: overrides of the stored config.
+
+  Returns:
+    A Predictor.
+
+  Raises:
+    ValueError: unreachable handle, or a checkpoint that does not fit `config` (the message says
+      which config would fit).
+    FileNotFoundError: a local path that does not exist.
+  """
+  handle = os.fspath(handle_or_path)
+  local = not _is_url(handle)
+  if local or handle.startswith('gs://'):
+    if tf.io.gfile.exists(os.path.join(handle, 'saved_model.pb')):
+      return _load_saved_model(handle, config, fast)
+    if looks_like_checkpoint(handle):
+      return _load_checkpoint(handle, sequence_length, config, fast)
+    if local:
+      raise FileNotFoundError(
+          f'{handle} is neither a SavedModel folder (with saved_model.pb) nor a checkpoint '
+          '(prefix with .index, or a folder holding one). For TF-Hub pass the handle URL, e.g. '
+          'https://tfhub.dev/deepmind/enformer/1.')
+  if config or sequence_length:
+    raise ValueError('Model config arguments only apply to checkpoints; a TF-Hub module defines '
+                     'its own architecture and input length.')
+  return _load_saved_model(handle, {})
