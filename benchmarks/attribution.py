@@ -1,6 +1,6 @@
 """Attribution speed: seconds per gradient × input call and ISM positions per second.
 
-  python benchmarks/attribution.py                     # small config (384 ch, 4 heads, 1 layer)
+  python benchmarks/attribution.py                     # quick size (384 ch, 4 heads, 1 layer)
   python benchmarks/attribution.py --config full       # published size, 196,608 bp: many minutes
 
 Weights are random (the speed does not depend on them); batch-norm statistics are set to mean 0,
@@ -21,7 +21,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 import numpy as np
 
 CONFIGS = {
-    'small': dict(model=dict(channels=384, num_heads=4, num_transformer_layers=1,
+    'quick': dict(model=dict(channels=384, num_heads=4, num_transformer_layers=1,
                              target_length=None), sequence_length=4096),
     'full': dict(model=dict(), sequence_length=196_608),
 }
@@ -87,13 +87,13 @@ def run(config_name: str, grad_calls: int, ism_positions: int, batch_size: int) 
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument('--config', choices=sorted(CONFIGS), default='small')
+  parser.add_argument('--config', choices=sorted(CONFIGS), default='quick')
   parser.add_argument('--grad-calls', type=int, default=None,
-                      help='timed gradient × input calls (default 5 small, 1 full)')
+                      help='timed gradient × input calls (default 5 quick, 1 full)')
   parser.add_argument('--ism-positions', type=int, default=None,
-                      help='ISM window length (default 64 small, 1 full)')
+                      help='ISM window length (default 64 quick, 1 full)')
   parser.add_argument('--batch-size', type=int, default=None,
-                      help='ISM mutants per forward pass (default 8 small, 3 full)')
+                      help='ISM mutants per forward pass (default 8 quick, 3 full)')
   args = parser.parse_args(argv)
   full = args.config == 'full'
   results = run(args.config,

@@ -38,12 +38,12 @@ def records_per_second(path: str, *, repeats: int, parallel: int, augment: bool)
 def write_human_shaped(path: str, records: int) -> None:
   from enformer.data.write import BasenjiWriter
   rng = np.random.default_rng(0)
-  seq_length, target_length, num_targets = 131_072, 896, 5313
-  crop = (seq_length - target_length * 128) // 2
-  with BasenjiWriter(path, seq_length=seq_length, target_length=target_length,
+  sequence_length, target_length, num_targets = 131_072, 896, 5313
+  crop = (sequence_length - target_length * 128) // 2
+  with BasenjiWriter(path, sequence_length=sequence_length, target_length=target_length,
                      num_targets=num_targets, crop_bp=crop, overwrite=True) as writer:
     for _ in range(records):
-      sequence = np.eye(4, dtype=bool)[rng.integers(0, 4, seq_length)]
+      sequence = np.eye(4, dtype=bool)[rng.integers(0, 4, sequence_length)]
       target = rng.gamma(0.5, 2.0, (target_length, num_targets)).astype(np.float16)
       writer.add('train', sequence, target)
 

@@ -63,7 +63,7 @@ def main() -> None:
   train_windows, info = windows(args.data, args.window, random=True, seed=args.seed)
   centre_windows, _ = windows(args.data, args.window, random=False, seed=args.seed)
   run_dir = args.run_dir or tempfile.mkdtemp(prefix='basenji_cage_run_')
-  print(f'{args.data}: {info.seq_length:,} bp records, {info.num_targets} tracks; training on '
+  print(f'{args.data}: {info.sequence_length:,} bp records, {info.num_targets} tracks; training on '
         f'random {args.window:,} bp windows, batch {args.batch_size}, {args.steps} steps; '
         f'run folder {run_dir}')
   began = time.perf_counter()

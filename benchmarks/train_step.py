@@ -6,10 +6,10 @@ Adam) on random one-hot inputs, after one warm-up step that traces the function.
   python benchmarks/train_step.py                       # tiny preset, 16,384 bp, batch 4
   python benchmarks/train_step.py --config full --batch 1 --steps 2             # the paper model
   python benchmarks/train_step.py --config full --batch 1 --steps 2 --recompute # less memory
-  python benchmarks/train_step.py --config small --precision bfloat16
+  python benchmarks/train_step.py --config quick --precision bfloat16
 
 --config full = preset paper (1,536 channels, 11 layers, human 5,313 + mouse 1,643 heads) on
-196,608 bp; --config small = preset tiny (384 channels, 1 layer) on 16,384 bp. --recompute
+196,608 bp; --config quick = preset tiny (384 channels, 1 layer) on 16,384 bp. --recompute
 recomputes conv-tower and transformer block activations in the backward pass
 (`enformer.training.recompute`); --precision bfloat16 computes in bf16.
 
@@ -25,7 +25,7 @@ import os
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-CONFIGS = {'small': ('tiny', 16_384), 'full': ('paper', 196_608)}
+CONFIGS = {'quick': ('tiny', 16_384), 'full': ('paper', 196_608)}
 
 
 def main() -> None:
@@ -44,17 +44,17 @@ def main() -> None:
                       help='tracks of the human head (default: the preset heads)')
   parser.add_argument('--model-arg', action='append', default=[], metavar='KEY=JSON')
   args = parser.parse_args()
-  preset, length = CONFIGS[args.config or 'small']
+  preset, length = CONFIGS[args.config or 'quick']
   args.preset = args.preset or preset
   args.sequence_length = args.sequence_length or length
 
-  from enformer import presets  # pylint: disable=import-outside-toplevel
+  from enformer.models import build_model  # pylint: disable=import-outside-toplevel
   from enformer.benchmark import measure_train_step  # pylint: disable=import-outside-toplevel
 
   overrides = {k: json.loads(v) for k, v in (a.split('=', 1) for a in args.model_arg)}
   if args.tracks:
     overrides['heads'] = {'human': args.tracks}
-  model = presets.build_model(args.preset, **overrides)
+  model = build_model(args.preset, **overrides)
   result = measure_train_step(model, args.sequence_length, args.batch_size, args.steps,
                               recompute=args.recompute, precision=args.precision)
   median = result['step_s']

@@ -5,10 +5,10 @@ batch size 1) and re-predicts the reference for every ALT of a multi-allelic sit
 puts references and alternatives in the same batches and predicts each site's reference once.
 
 Usage:
-  python benchmarks/variants.py                       # small config (384 ch, 4 heads, 1 layer)
+  python benchmarks/variants.py                       # quick size (384 ch, 4 heads, 1 layer)
   python benchmarks/variants.py --config full --batch-sizes 1,2,4   # published size, 196,608 bp
 
-The small config scores a synthetic VCF end to end (sequence extraction included). The full-size
+The quick size scores a synthetic VCF end to end (sequence extraction included). The full-size
 model takes over a minute per forward pass on 2 CPU cores, so `--config full` times exactly one
 forward pass per batch size (after one untimed warm-up at batch size 1) and derives variants/s for
 biallelic SNVs: ours = (B / 2) / t(B), colab = 1 / (2 t(1)).
@@ -77,7 +77,7 @@ def colab_scores(predictor, extractor, sites, sequence_length: int, head: str) -
   return np.stack(scores)
 
 
-def bench_small(args) -> Dict[str, object]:
+def bench_quick(args) -> Dict[str, object]:
   from kipoiseq.extractors import VariantSeqExtractor
   from enformer import Enformer
   from enformer.inference import Predictor
@@ -87,7 +87,7 @@ def bench_small(args) -> Dict[str, object]:
 
   model = Enformer(channels=384, num_heads=4, num_transformer_layers=1, target_length=None)
   predictor = Predictor.from_module(model, args.length, fast=not args.plain)
-  results: Dict[str, object] = {'config': 'small: channels=384, num_heads=4, 1 layer, '
+  results: Dict[str, object] = {'config': 'quick: channels=384, num_heads=4, 1 layer, '
                                 f'{args.length} bp input, heads human 5313 / mouse 1643'}
   with tempfile.TemporaryDirectory() as directory:
     fasta_path, vcf = write_genome_and_vcf(pathlib.Path(directory), args.variants, args.length)
@@ -155,18 +155,18 @@ def bench_full(args) -> Dict[str, object]:
 
 def main(argv: List[str] = None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--config', choices=('small', 'full'), default='small')
+  parser.add_argument('--config', choices=('quick', 'full'), default='quick')
   parser.add_argument('--batch-sizes', default=None,
-                      help='comma-separated (default 2,4,8 small; 1,2,4 full)')
-  parser.add_argument('--variants', type=int, default=64, help='VCF records (small config)')
-  parser.add_argument('--length', type=int, default=8192, help='input length (small config)')
+                      help='comma-separated (default 2,4,8 quick; 1,2,4 full)')
+  parser.add_argument('--variants', type=int, default=64, help='VCF records (quick size)')
+  parser.add_argument('--length', type=int, default=8192, help='input length (quick size)')
   parser.add_argument('--repeats', type=int, default=2, help='timings per approach (best kept)')
   parser.add_argument('--plain', action='store_true',
                       help='predict with model(x, is_training=False) instead of enformer.fast')
   args = parser.parse_args(argv)
-  default = '2,4,8' if args.config == 'small' else '1,2,4'
+  default = '2,4,8' if args.config == 'quick' else '1,2,4'
   args.batch_sizes = [int(b) for b in (args.batch_sizes or default).split(',')]
-  results = bench_small(args) if args.config == 'small' else bench_full(args)
+  results = bench_quick(args) if args.config == 'quick' else bench_full(args)
   print(json.dumps(results, indent=1))
   return 0
 

@@ -17,7 +17,7 @@ _EXPORTS = {
     'BIN_SIZE': 'enformer.enformer',
     'TARGET_LENGTH': 'enformer.enformer',
     'HEADS': 'enformer.enformer',
-    'build_model': 'enformer.presets',
+    'build_model': 'enformer.models',
     'load_pretrained': 'enformer.training.finetune',
     'fine_tune': 'enformer.training.finetune',
     'fit_ridge': 'enformer.ridge',

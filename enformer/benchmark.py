@@ -9,8 +9,12 @@ the peak of that path alone.
 Weights are random (seeded), with non-trivial batch-norm statistics and attention output
 projections so every op contributes; outputs of both paths are compared (max |Δ| / max |value|).
 
-Use `enformer benchmark --config small` (seconds) or `--config full` (196,608 bp, 1,536 channels,
-11 layers: minutes, several GB).
+Benchmark sizes (`CONFIGS`; a size, not a model preset of `enformer.presets`):
+  quick   384 channels, 4 heads, 2 transformer layers on 32,768 bp: seconds (the configuration of
+          DeepMind's small reference checkpoint used by the tests, on a shorter input)
+  medium  768 channels, 8 heads, 4 layers on 196,608 bp
+  full    the published architecture on 196,608 bp: minutes and several GB
+`enformer benchmark` runs `run_benchmark`.
 """
 
 import json
@@ -19,10 +23,16 @@ import resource
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from typing import Dict, List, Optional
 
 import numpy as np
+import tensorflow as tf
+
+from enformer import enformer as enformer_lib
+from enformer import fast
+from enformer.training import step as step_lib
 
 CONFIGS: Dict[str, Dict[str, object]] = {
     # The published architecture.
@@ -30,10 +40,12 @@ CONFIGS: Dict[str, Dict[str, object]] = {
                  target_length=896),
     'medium': dict(channels=768, num_heads=8, num_transformer_layers=4, sequence_length=196_608,
                    target_length=896),
-    # The configuration of ../shared/reference/small, on a shorter input.
-    'small': dict(channels=384, num_heads=4, num_transformer_layers=2, sequence_length=32_768,
+    # The configuration of DeepMind's small reference checkpoint (tests), on a shorter input.
+    'quick': dict(channels=384, num_heads=4, num_transformer_layers=2, sequence_length=32_768,
                   target_length=None),
 }
+# Earlier names of the sizes, still accepted by `run_benchmark`.
+_RENAMED = {'small': 'quick'}
 
 
 def analytic_gflop(channels: int, num_heads: int, num_transformer_layers: int,
@@ -46,7 +58,6 @@ def analytic_gflop(channels: int, num_heads: int, num_transformer_layers: int,
   softmax-pooling logits at every position, as the reference computes them. Elementwise work
   (batch norm, GELU, softmax) is not counted.
   """
-  from enformer import enformer as enformer_lib
   heads = dict(heads if heads is not None else enformer_lib.HEADS)
   half = channels // 2
   length = sequence_length
@@ -79,13 +90,17 @@ def analytic_gflop(channels: int, num_heads: int, num_transformer_layers: int,
   return parts
 
 
-def build_model(config: Dict[str, object], seed: int = 0):
-  """Enformer with seeded random weights, non-trivial batch-norm statistics and attention output."""
-  import tensorflow as tf
-  from enformer import enformer as enformer_lib
+def random_model(config: Dict[str, object], seed: int = 0) -> enformer_lib.Enformer:
+  """Enformer of a benchmark size with seeded random weights, non-trivial batch-norm statistics and
+  a non-zero attention output projection (the published initialisation is zero), so every op
+  contributes to the timed work.
+
+  Args:
+    config: a value of `CONFIGS` (Enformer arguments plus 'sequence_length').
+    seed: weight seed.
+  """
   tf.random.set_seed(seed)
-  kwargs = {k: v for k, v in config.items() if k != 'sequence_length'}
-  model = enformer_lib.Enformer(**kwargs)
+  model = enformer_lib.Enformer(**{k: v for k, v in config.items() if k != 'sequence_length'})
   model.build_variables()
   rng = np.random.default_rng(seed)
   for module in model.submodules:
@@ -93,9 +108,10 @@ def build_model(config: Dict[str, object], seed: int = 0):
       mean, var = module.moving_mean.average, module.moving_variance.average
       mean.assign(rng.normal(0, 0.1, mean.shape).astype(np.float32))
       var.assign(rng.uniform(0.5, 1.5, var.shape).astype(np.float32))
-  for variable in model.variables:
-    if '_embedding_layer' in variable.name and variable.shape.rank == 2:
-      variable.assign(rng.normal(0, variable.shape[0]**-0.5, variable.shape).astype(np.float32))
+  for block in model.trunk.transformer.blocks:
+    projection = block.attention_block.attention.embedding_layer.w
+    projection.assign(rng.normal(0, projection.shape[0]**-0.5, projection.shape)
+                      .astype(np.float32))
   return model
 
 
@@ -115,7 +131,6 @@ def _peak_rss_gb() -> float:
 
 
 def _make_path(model, path: str, length: int):
-  from enformer import fast
   if path == 'plain':
     return fast.plain_forward(model)
   if path == 'fast':
@@ -132,7 +147,7 @@ def _block(outputs) -> None:
 
 def worker_memory(config: Dict[str, object], path: str, batch_size: int) -> Dict[str, float]:
   """In a fresh process: peak RSS of building the model and of one forward (incl. compilation)."""
-  model = build_model(config)
+  model = random_model(config)
   rss_model = _rss_gb()
   forward = _make_path(model, path, config['sequence_length'])
   x = random_one_hot(batch_size, config['sequence_length'])
@@ -150,8 +165,6 @@ def measure_train_step(model, sequence_length: int, batch_size: int = 1, steps: 
 
   One untimed warm-up step traces the function; the median of `steps` timed steps is reported.
   """
-  import tensorflow as tf
-  from enformer.training import step as step_lib
   model.build_variables()
   variables = list(model.trainable_variables)
   optimizer = step_lib.Adam(learning_rate=tf.Variable(5e-4, trainable=False))
@@ -177,13 +190,12 @@ def measure_train_step(model, sequence_length: int, batch_size: int = 1, steps: 
 
 def worker_train(config: Dict[str, object], recompute: bool = False) -> Dict[str, float]:
   """In a fresh process: `measure_train_step` at batch 1 (peak RSS is this process's alone)."""
-  return measure_train_step(build_model(config), config['sequence_length'], recompute=recompute)
+  return measure_train_step(random_model(config), config['sequence_length'], recompute=recompute)
 
 
 def matmul_gflops(size: int = 4096, repeats: int = 5) -> float:
   """Achieved GFLOP/s of one large float32 matmul (best of `repeats`): this machine's ceiling
   for the dense work that dominates Enformer."""
-  import tensorflow as tf
   a, b = tf.random.normal([size, size]), tf.random.normal([size, size])
   matmul = tf.function(tf.matmul)
   matmul(a, b).numpy()
@@ -202,7 +214,6 @@ class RssSampler:
   """
 
   def __init__(self, interval: float = 0.02):
-    import threading
     self._interval = interval
     self._peak = _rss_gb()
     self._stop = threading.Event()
@@ -231,7 +242,7 @@ def worker_timing(config: Dict[str, object], paths: List[str], repeats: int,
                   batch_sizes: List[int], progress: bool = False) -> Dict[str, object]:
   """In one process: interleaved timings of `paths` at each batch size, output agreement, and
   the sampled peak RSS during each path's calls (above the RSS before the call)."""
-  model = build_model(config)
+  model = random_model(config)
   length = config['sequence_length']
   forwards = {p: _make_path(model, p, length) for p in paths}
   result: Dict[str, object] = {'times': {}, 'max_rel_error': {}, 'rss_before_gb': {},
@@ -286,26 +297,38 @@ def _run_worker(kind: str, **kwargs) -> Dict[str, object]:
   return {'error': f'worker {kind} exited with {proc.returncode}: {tail}'}
 
 
-def run_benchmark(config_name: str = 'small', repeats: int = 3, batch4: bool = True,
+def run_benchmark(config_name: str = 'quick', repeats: int = 3, batch4: bool = True,
                   memory: bool = True, train: bool = False, recompute: bool = False,
-                  plain_batch4: bool = False, log=print) -> Dict[str, object]:
+                  plain_batch4: bool = False, sequence_length: Optional[int] = None,
+                  log=print) -> Dict[str, object]:
   """Runs the benchmark and prints a report; returns all numbers.
 
   Args:
-    config_name: key of CONFIGS ('small', 'medium', 'full').
+    config_name: benchmark size, a key of CONFIGS ('quick', 'medium', 'full'; 'small' is the
+      earlier name of 'quick').
     repeats: timed forwards per path after warm-up (median reported; ≥ 3 recommended).
     batch4: also time the fast path at batch 4 (interleaved with batch 1 timings).
     memory: measure peak RSS of each path in its own subprocess.
     train: measure a forward + backward step (batch 1) in a subprocess.
     recompute: with `train`, also measure the step with per-block activation recomputation.
     plain_batch4: also time the plain path at batch 4 (slow; large memory at full size).
+    sequence_length: input length in bp instead of the size's (a multiple of 128; all bins are
+      kept when it is too short for the size's target_length).
     log: printing function.
   """
+  config_name = _RENAMED.get(config_name, config_name)
   if config_name not in CONFIGS:
-    raise ValueError(f'Unknown config {config_name!r}; choose from {sorted(CONFIGS)}.')
+    raise ValueError(f'Unknown benchmark size {config_name!r}; choose from {sorted(CONFIGS)}.')
   if repeats < 1:
     raise ValueError(f'repeats must be >= 1, got {repeats}.')
   config = dict(CONFIGS[config_name])
+  if sequence_length is not None:
+    if sequence_length <= 0 or sequence_length % 128:
+      raise ValueError(f'sequence_length must be a positive multiple of 128, got '
+                       f'{sequence_length}.')
+    config['sequence_length'] = sequence_length
+    if config['target_length'] is not None and sequence_length // 128 < config['target_length']:
+      config['target_length'] = None
   length = config['sequence_length']
   flops = analytic_gflop(**config)
   log(f'config {config_name}: {config}; {os.cpu_count()} CPUs')

@@ -31,12 +31,12 @@ import kipoiseq
 import numpy as np
 import tqdm
 
+from enformer import plots
 from enformer.enformer import BIN_SIZE, HEADS
-from enformer.data.generate import FLOAT16_MAX
 from enformer.io import bigwig as bigwig_io
 from enformer.io.fasta import FastaStringExtractor
 from enformer.io.targets import is_cage, track_identifiers, track_labels
-from enformer.sequence import NEUTRAL_VALUE, NUM_NUCLEOTIDES
+from enformer.sequence import FLOAT16_MAX, NEUTRAL_VALUE, NUM_NUCLEOTIDES
 
 # The usage colab's example tracks of the published human head: DNASE CD14+ monocyte, DNASE
 # keratinocyte, H3K27ac ChIP keratinocyte, CAGE keratinocyte.
@@ -325,7 +325,6 @@ def plot_prediction(prediction: RegionPrediction, plot_tracks: Sequence[int], ta
 
   Bins past the chromosome ends (when `chrom_size` is given, or before position 0) are shaded.
   """
-  from enformer import plots
   columns = [prediction.track_indices.index(t) for t in plot_tracks]
   labels = track_labels(targets, plot_tracks)
   tracks = {label: prediction.values[:, c] for label, c in zip(labels, columns)}

@@ -1,8 +1,10 @@
 """Named Enformer configurations: the model family as configuration, not copied code.
 
-Every preset is a set of `Enformer` constructor arguments; `build_model('small', heads={...})` builds
-one with overrides. The architecture switches (`num_transformer_layers`, `final_pointwise`,
-`transformer_mlp`, `pooling_type`, `input_channels`) all live in `enformer.Enformer`.
+Every preset is a set of `Enformer` constructor arguments; `enformer.build_model('small',
+heads={...})` (`enformer.models`) builds one with overrides. This module holds data only and does
+not import TensorFlow, so the command line can list the presets quickly. The architecture switches
+(`num_transformer_layers`, `final_pointwise`, `transformer_mlp`, `pooling_type`,
+`input_channels`) all live in `enformer.Enformer`.
 
 Presets:
   paper         The published model (Avsec et al. 2021): 1,536 channels, 11 transformer layers,
@@ -89,12 +91,6 @@ def preset_config(name: str, **overrides: Any) -> Dict[str, Any]:
   config = dict(PRESETS[name].config)
   config.update(overrides)
   return config
-
-
-def build_model(name: str = PAPER, **overrides: Any):
-  """Builds `Enformer(**preset_config(name, **overrides))` (variables are created lazily)."""
-  from enformer.enformer import Enformer  # Keeps `enformer --help` free of TensorFlow.
-  return Enformer(**preset_config(name, **overrides))
 
 
 def describe_presets() -> str:

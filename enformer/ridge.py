@@ -22,6 +22,10 @@ import numpy as np
 from sklearn.linear_model import RidgeCV
 from sklearn.model_selection import KFold
 from tqdm.auto import tqdm
+import matplotlib
+import matplotlib.pyplot as plt
+
+from enformer.training import evaluate
 
 PathLike = Union[str, os.PathLike]
 DEFAULT_ALPHAS = np.logspace(-3, 6, 19)
@@ -40,7 +44,6 @@ def tss_bin_sum(predictions: np.ndarray,
   Returns:
     [G, N] (or [N] for a [T, N] input) sums.
   """
-  from enformer.training import evaluate  # pylint: disable=import-outside-toplevel
   predictions = np.asarray(predictions)
   single = predictions.ndim == 2
   if single:
@@ -233,9 +236,7 @@ def fit_ridge(features: np.ndarray,
 def plot_heldout(model: RidgeExpressionModel, features: np.ndarray, expression: np.ndarray,
                  heldout: np.ndarray, path: PathLike, max_panels: int = 12) -> None:
   """Scatter of predicted vs measured expression on held-out genes, one panel per cell type."""
-  import matplotlib
   matplotlib.use('Agg')
-  import matplotlib.pyplot as plt
   predicted = model.predict(np.asarray(features)[heldout])
   measured = np.asarray(expression)[heldout]
   num = min(len(model.cell_types), max_panels)

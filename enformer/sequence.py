@@ -20,6 +20,9 @@ NUM_NUCLEOTIDES = len(BASES)
 NEUTRAL_VALUE = 0.0
 NOTEBOOK_NEUTRAL_VALUE = 0.25
 IUPAC_AMBIGUOUS = 'NRYSWKMBDHVU-.'
+# Largest float16 value: targets and extra input tracks are stored as float16 in the Basenji2
+# layout, so values are clipped to ±FLOAT16_MAX when written and when encoded for inference.
+FLOAT16_MAX = float(np.finfo(np.float16).max)  # 65,504
 _COMPLEMENT = str.maketrans('ACGTRYSWKMBDHVNacgtryswkmbdhvn', 'TGCAYRSWMKVHDBNtgcayrswmkvhdbn')
 
 

@@ -27,7 +27,7 @@ def trained(tmp_path_factory):
   from enformer.training import train
   root = tmp_path_factory.mktemp('attribution_learning')
   genome = make_synthetic_genome(root / 'genome', num_tracks=NUM_TRACKS, seed=3)
-  data = make_synthetic_dataset(root / 'data', seq_length=LENGTH, genome=genome,
+  data = make_synthetic_dataset(root / 'data', sequence_length=LENGTH, genome=genome,
                                 train_size=512, valid_size=16, test_size=16, seed=3)
   result = train(run_dir=str(root / 'run'), preset='tiny', data={HEAD: str(data)},
                  batch_size=8, num_steps=NUM_STEPS, learning_rate=3e-3, warmup_steps=10,

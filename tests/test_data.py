@@ -24,7 +24,7 @@ def genome(tmp_path_factory) -> synthetic.SyntheticGenome:
 @pytest.fixture(scope='module')
 def dataset_dir(tmp_path_factory, genome) -> pathlib.Path:
   return synthetic.make_synthetic_dataset(tmp_path_factory.mktemp('data'), genome=genome,
-                                          seq_length=SEQ_LENGTH, train_size=300, valid_size=20,
+                                          sequence_length=SEQ_LENGTH, train_size=300, valid_size=20,
                                           test_size=10, seed=3)
 
 
@@ -269,7 +269,7 @@ def test_legacy_basenji_layout():
   folder = shared_path('data', 'basenji_cage')
   info = basenji.load_info(str(folder))
   assert info.layout == 'legacy'
-  assert (info.seq_length, info.target_length, info.num_targets) == (262_144, 2048, 10)
+  assert (info.sequence_length, info.target_length, info.num_targets) == (262_144, 2048, 10)
   files = basenji.tfrecord_files(str(folder), 'train', 'legacy')
   assert [pathlib.Path(f).name for f in files] == [
       'cage10-train-00000-of-00100.tfrecord', 'cage10-train-00001-of-00100.tfrecord']

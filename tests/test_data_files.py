@@ -22,7 +22,7 @@ def _write_folder(folder: pathlib.Path, records_per_file: int, num_records: int,
   ZLIB TFRecord file with no records) or 'bytes' (a 0-byte file) after the last full file.
   """
   rng = np.random.default_rng(records_per_file)
-  with write.BasenjiWriter(str(folder), seq_length=SEQ_LENGTH, target_length=1, num_targets=2,
+  with write.BasenjiWriter(str(folder), sequence_length=SEQ_LENGTH, target_length=1, num_targets=2,
                            records_per_file=records_per_file) as writer:
     for i in range(num_records):
       sequence = np.eye(4)[rng.integers(0, 4, SEQ_LENGTH)]

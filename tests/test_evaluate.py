@@ -14,7 +14,7 @@ from enformer.training import evaluate as evaluate_lib
 @pytest.fixture(scope='module')
 def synthetic_data(tmp_path_factory):
   from enformer.data.synthetic import make_synthetic_dataset
-  return make_synthetic_dataset(tmp_path_factory.mktemp('eval') / 'data', seq_length=2048,
+  return make_synthetic_dataset(tmp_path_factory.mktemp('eval') / 'data', sequence_length=2048,
                                 num_tracks=3, train_size=8, valid_size=8, test_size=8, seed=5)
 
 

@@ -5,7 +5,7 @@ model must use it: validation R of the 5-channel model is far above the sequence
 import numpy as np
 import pytest
 
-from enformer import presets
+from enformer.models import build_model
 from enformer.data.basenji import get_dataset
 from enformer.data.write import BasenjiWriter
 from enformer.training import train
@@ -19,7 +19,7 @@ def conservation_data(tmp_path_factory) -> str:
   """Random DNA; a per-bin 'conservation' level (+ per-base noise); target = 4 × level + 0.2."""
   out = str(tmp_path_factory.mktemp('conservation'))
   rng = np.random.default_rng(0)
-  with BasenjiWriter(out, seq_length=LENGTH, target_length=BINS, num_targets=1,
+  with BasenjiWriter(out, sequence_length=LENGTH, target_length=BINS, num_targets=1,
                      input_track_names=('conservation',)) as writer:
     for subset, count in (('train', 48), ('valid', 16)):
       for _ in range(count):
@@ -33,7 +33,7 @@ def conservation_data(tmp_path_factory) -> str:
 def validation_r(data: str, run_dir: str, with_extra: bool) -> float:
   def source(subset: str):
     return lambda: get_dataset(data, subset, include_input_tracks=with_extra, prefetch=None)
-  model = presets.build_model('tiny', heads={'atac': 1}, input_channels=5 if with_extra else 4)
+  model = build_model('tiny', heads={'atac': 1}, input_channels=5 if with_extra else 4)
   result = train(run_dir=run_dir, model=model, train_data={'atac': source('train')},
                  valid_data={'atac': source('valid')}, batch_size=8, num_steps=20,
                  warmup_steps=0, learning_rate=2e-3, clip_norm=10.0, eval_every=20,

@@ -108,7 +108,7 @@ def test_model_inputs_match_the_training_data(files, tmp_path):
   out = str(tmp_path / 'data')
   targets = pd.DataFrame({'index': [0], 'identifier': ['obs'], 'file': [files['observed']],
                           'description': ['observed']})
-  generate_dataset(out, files['fasta'], targets, seq_length=LENGTH, chroms=['chr2'],
+  generate_dataset(out, files['fasta'], targets, sequence_length=LENGTH, chroms=['chr2'],
                    valid_chroms=(), test_chroms=(),
                    input_tracks={'conservation': files['conservation']}, progress=False)
   records = list(get_dataset(out, 'train', include_input_tracks=True, deterministic=True,

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from enformer import presets
+from enformer.models import build_model
 from enformer.enformer import Enformer
 
 
@@ -26,13 +27,13 @@ def test_preset_configs():
 
 def test_paper_preset_is_the_default_model():
   """Constructing does not create variables, so the full-size config is cheap to compare."""
-  assert presets.build_model('paper').config == Enformer().config
+  assert build_model('paper').config == Enformer().config
 
 
 @pytest.mark.parametrize('name', ['small', 'small-no-mlp'])
 def test_small_enformers_structure(name):
   """At 384 channels: 5 transformer blocks, no final pointwise block, MLP on/off."""
-  model = presets.build_model(name, channels=384, num_heads=4, target_length=None,
+  model = build_model(name, channels=384, num_heads=4, target_length=None,
                               heads={'rna': 3})
   x = np.eye(4, dtype=np.float32)[np.random.default_rng(0).integers(0, 4, (1, 2048))]
   outputs = model(x, is_training=False)
@@ -50,7 +51,7 @@ def test_small_enformers_structure(name):
 
 
 def test_notebook_preset_builds_and_runs():
-  model = presets.build_model('notebook', target_length=None, heads={'human': 4})
+  model = build_model('notebook', target_length=None, heads={'human': 4})
   x = np.eye(4, dtype=np.float32)[np.random.default_rng(1).integers(0, 4, (1, 2048))]
   assert model(x, is_training=False)['human'].shape == (1, 16, 4)
   assert model.trunk_channels == 768

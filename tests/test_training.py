@@ -155,9 +155,9 @@ def test_mirrored_two_cpus_equals_default_strategy(tmp_path):
       from enformer.training import get_strategy
       mirrored = get_strategy()
       assert mirrored.num_replicas_in_sync == 2, mirrored
-      from enformer import presets
+      from enformer.models import build_model
       tf.random.set_seed(7)  # The initial weights train() builds with seed=7.
-      initial = presets.build_model('tiny', **MODEL)
+      initial = build_model('tiny', **MODEL)
       initial.build_variables()
       start = {v.name + str(i): v.numpy() for i, v in enumerate(initial.variables)
                if v.dtype.is_floating}
@@ -278,7 +278,7 @@ def test_coordination_timeouts_from_environment(monkeypatch):
 @process_tests
 def test_kill_and_resume_equals_uninterrupted_run(tmp_path):
   from enformer.data.synthetic import make_synthetic_dataset
-  data = make_synthetic_dataset(tmp_path / 'data', seq_length=2048, num_tracks=3, train_size=32,
+  data = make_synthetic_dataset(tmp_path / 'data', sequence_length=2048, num_tracks=3, train_size=32,
                                 valid_size=8, test_size=4, seed=3)
   def command(run_dir):
     # Dropout, augmentation and shuffling stay on: deterministic mode must replay them.

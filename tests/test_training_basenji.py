@@ -38,7 +38,7 @@ def test_cut_windows_align_sequence_and_bins():
   with pytest.raises(ValueError, match='multiple of 128'):
     cut_windows(records, 1000, random=False)
   with pytest.raises(ValueError, match='Choose a shorter window'):
-    cut_windows(records, info.seq_length * 2, random=False)
+    cut_windows(records, info.sequence_length * 2, random=False)
 
 
 def test_a_few_steps_on_basenji_cage_lower_the_loss(tmp_path):

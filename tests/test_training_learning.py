@@ -23,7 +23,7 @@ def learning_run(tmp_path_factory):
   from enformer.data.synthetic import make_synthetic_dataset
   from enformer.training import train
   root = tmp_path_factory.mktemp('learning')
-  data = make_synthetic_dataset(root / 'data', seq_length=LENGTH, num_tracks=NUM_TRACKS,
+  data = make_synthetic_dataset(root / 'data', sequence_length=LENGTH, num_tracks=NUM_TRACKS,
                                 train_size=512, valid_size=32, test_size=4, seed=3,
                                 sites_per_kb=SITES_PER_KB)
   # Tiny preset (384 channels, 4 attention heads, 1 transformer layer, attention pooling)

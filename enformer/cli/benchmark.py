@@ -39,23 +39,13 @@ def run(args: argparse.Namespace) -> int:
   import json
   import pathlib
 
-  from enformer import benchmark as fast_benchmark
-  config = args.config
-  if args.sequence_length is not None:
-    if args.sequence_length <= 0 or args.sequence_length % 128:
-      raise ValueError(f'--sequence-length must be a positive multiple of 128, got '
-                       f'{args.sequence_length}.')
-    fast_benchmark.CONFIGS['custom'] = dict(fast_benchmark.CONFIGS[config],
-                                            sequence_length=args.sequence_length)
-    target = fast_benchmark.CONFIGS['custom']['target_length']
-    if target is not None and args.sequence_length // 128 < target:
-      fast_benchmark.CONFIGS['custom']['target_length'] = None
-    config = 'custom'
+  from enformer.benchmark import run_benchmark
   if args.json is not None and not pathlib.Path(args.json).parent.exists():
     raise FileNotFoundError(f'Directory of --json {args.json} does not exist; create it first.')
-  report = fast_benchmark.run_benchmark(
-      config, repeats=args.repeats, batch4=not args.no_batch4, memory=not args.no_memory,
-      train=args.train, recompute=args.recompute, plain_batch4=args.plain_batch4)
+  report = run_benchmark(
+      args.config, repeats=args.repeats, batch4=not args.no_batch4, memory=not args.no_memory,
+      train=args.train, recompute=args.recompute, plain_batch4=args.plain_batch4,
+      sequence_length=args.sequence_length)
   if args.json is not None:
     pathlib.Path(args.json).write_text(json.dumps(report, indent=1))
     print(f'wrote {args.json}')

@@ -13,7 +13,8 @@ def register(subparsers) -> None:
           'genome FASTA (N-padded past chromosome ends), verify that the centre equals the '
           'record\'s one-hot (stops when the mismatch rate says the assembly is wrong, e.g. mm39 '
           'vs mm10), and write HDF5 (sequence string, target, coordinates per record) or a '
-          'Basenji2-layout TFRecord folder readable by get_dataset(out, subset, seq_length=L).'),
+          'Basenji2-layout TFRecord folder readable by '
+          'get_dataset(out, subset, sequence_length=L).'),
       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
   parser.add_argument('--base-path', required=True,
                       help='Basenji2 data folder (statistics.json, sequences.bed, tfrecords/).')

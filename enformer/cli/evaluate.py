@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     raise ValueError(f'--model-config is not valid JSON: {error}') from None
   info = basenji.load_info(basenji.resolve_path(args.data), args.layout)
   source, config = resolve_model(args.model, args.checkpoint, model_config)
-  predictor = load_model(source, sequence_length=info.seq_length, **config)
+  predictor = load_model(source, sequence_length=info.sequence_length, **config)
   head = args.head or next(iter(predictor.heads))
   if head not in predictor.heads:
     raise ValueError(f'--head {head!r} is not a head of the model ({list(predictor.heads)}).')

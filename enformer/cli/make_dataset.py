@@ -76,7 +76,8 @@ def _input_tracks(specs: List[str]) -> Dict[str, str]:
 def run(args: argparse.Namespace) -> int:
   if args.source == 'synthetic':
     from enformer.data.synthetic import make_synthetic_dataset  # pylint: disable=import-outside-toplevel
-    out = make_synthetic_dataset(args.out, seq_length=args.seq_length, num_tracks=args.num_tracks,
+    out = make_synthetic_dataset(args.out, sequence_length=args.seq_length,
+                                 num_tracks=args.num_tracks,
                                  train_size=args.train_size, valid_size=args.valid_size,
                                  test_size=args.test_size, conservation=args.conservation,
                                  seed=args.seed, progress=True)
@@ -84,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
           f'{out}/genome).')
     return 0
   from enformer.data.generate import generate_dataset  # pylint: disable=import-outside-toplevel
-  counts = generate_dataset(args.out, args.fasta, args.targets, seq_length=args.seq_length,
+  counts = generate_dataset(args.out, args.fasta, args.targets, sequence_length=args.seq_length,
                             crop_bp=args.crop_bp, pool_width=args.pool_width, regions=args.regions,
                             stride=args.stride, chroms=_split(args.chroms),
                             valid_chroms=_split(args.valid_chroms) or (),

@@ -36,9 +36,10 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
+from tqdm.auto import tqdm
 
 from enformer.data import augment as augment_lib
-from enformer.data.write import INPUT_TRACKS_FEATURE, POOL_WIDTH
+from enformer.data.write import INPUT_TRACKS_FEATURE, POOL_WIDTH, renamed_sequence_length
 
 # Where get_dataset('human', …) looks: DeepMind's public bucket unless ENFORMER_DATA_DIR is set.
 DEFAULT_DATA_DIR = 'gs://basenji_barnyard/data'
@@ -54,7 +55,7 @@ class DatasetInfo:
   Attributes:
     path: the folder.
     layout: 'basenji2' or 'legacy'.
-    seq_length: bp per record (L).
+    sequence_length: bp per record (L).
     target_length: bins per record (T).
     num_targets: tracks per bin (C).
     pool_width: bp per bin.
@@ -69,7 +70,7 @@ class DatasetInfo:
   """
   path: str
   layout: str
-  seq_length: int
+  sequence_length: int
   target_length: int
   num_targets: int
   pool_width: int = POOL_WIDTH
@@ -144,7 +145,7 @@ def load_info(path: str,
     path: data folder.
     layout: 'basenji2', 'legacy' or None to detect (statistics.json present → basenji2).
     pool_width, num_targets: legacy only, when no params*.txt says otherwise; num_targets defaults
-      to the float_list size / (seq_length / pool_width).
+      to the float_list size / (sequence_length / pool_width).
   """
   if not tf.io.gfile.isdir(path):
     raise FileNotFoundError(f'Data folder {path} does not exist.')
@@ -164,7 +165,7 @@ def load_info(path: str,
       raise ValueError(f'{statistics_path} lacks {missing}.')
     counts = {key[:-len('_seqs')]: int(value) for key, value in stats.items()
               if key.endswith('_seqs')}
-    return DatasetInfo(path=path, layout=layout, seq_length=int(stats['seq_length']),
+    return DatasetInfo(path=path, layout=layout, sequence_length=int(stats['seq_length']),
                        target_length=int(stats['target_length']),
                        num_targets=int(stats['num_targets']),
                        pool_width=int(stats.get('pool_width', POOL_WIDTH)),
@@ -185,19 +186,21 @@ def load_info(path: str,
   seq_bytes = len(features['sequence'].bytes_list.value[0])
   if seq_bytes % 4:
     raise ValueError(f'{sorted(files)[0]}: sequence has {seq_bytes} bytes, not a [L, 4] uint8 one-hot.')
-  seq_length = seq_bytes // 4
+  sequence_length = seq_bytes // 4
   params = _read_legacy_params(path)
   pool_width = int(params.get('target_pool', pool_width))
   target_size = len(features['target'].float_list.value)
-  target_length = int(params.get('target_length', seq_length // pool_width))
+  target_length = int(params.get('target_length', sequence_length // pool_width))
   num_targets = int(params.get('num_targets', num_targets or target_size // target_length))
   if target_length * num_targets != target_size:
     raise ValueError(f'{sorted(files)[0]}: target has {target_size} values, which is not '
                      f'target_length {target_length} × num_targets {num_targets}. Pass '
                      'num_targets/pool_width matching the data.')
-  return DatasetInfo(path=path, layout=layout, seq_length=seq_length, target_length=target_length,
+  return DatasetInfo(path=path, layout=layout, sequence_length=sequence_length,
+                     target_length=target_length,
                      num_targets=num_targets, pool_width=pool_width,
-                     crop_bp=(seq_length - target_length * pool_width) // 2, records_per_file=0)
+                     crop_bp=(sequence_length - target_length * pool_width) // 2,
+                     records_per_file=0)
 
 
 def subset_total(info: DatasetInfo, subset: str) -> Tuple[Optional[int], str]:
@@ -295,7 +298,6 @@ def verify_tfrecords(files: Sequence[str],
   Raises ValueError naming the file and the record index for truncated/corrupted files, and for
   files whose count differs from `expected_counts` (-1 = any count).
   """
-  from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
   with concurrent.futures.ThreadPoolExecutor(max(1, threads)) as pool:
     counts = list(tqdm(pool.map(count_records, files), total=len(files), desc='verifying',
                        unit='file', disable=not progress))
@@ -446,7 +448,8 @@ def _read_file(filename: tf.Tensor, expected: tf.Tensor, basis: str = 'statistic
 
 def _make_decoder(info: DatasetInfo, include_input_tracks: bool, check_values: bool):
   """Returns a function (filename, index, serialized) → {'sequence', 'target'} float32."""
-  seq_length, target_length, num_targets = info.seq_length, info.target_length, info.num_targets
+  sequence_length, target_length = info.sequence_length, info.target_length
+  num_targets = info.num_targets
   num_input = info.num_input_tracks
   legacy = info.layout == 'legacy'
   features = {'sequence': tf.io.FixedLenFeature([], tf.string)}
@@ -468,8 +471,8 @@ def _make_decoder(info: DatasetInfo, include_input_tracks: bool, check_values: b
   def decode(filename, index, serialized):
     parsed = tf.io.parse_single_example(serialized, features)
     checks = [size_check(filename, index, "sequence", tf.strings.length(parsed['sequence']),
-                         seq_length * 4,
-                         f'{"uint8" if legacy else "bool"} one-hot [{seq_length}, 4]')]
+                         sequence_length * 4,
+                         f'{"uint8" if legacy else "bool"} one-hot [{sequence_length}, 4]')]
     if legacy:
       target_values = parsed['target'].values
       checks.append(size_check(filename, index, "target", tf.size(target_values),
@@ -482,10 +485,11 @@ def _make_decoder(info: DatasetInfo, include_input_tracks: bool, check_values: b
     if include_input_tracks:
       checks.append(size_check(filename, index, INPUT_TRACKS_FEATURE,
                                tf.strings.length(parsed[INPUT_TRACKS_FEATURE]),
-                               seq_length * num_input * 2, f'float16 [{seq_length}, {num_input}]'))
+                               sequence_length * num_input * 2,
+                               f'float16 [{sequence_length}, {num_input}]'))
     with tf.control_dependencies(checks):
       sequence = tf.io.decode_raw(parsed['sequence'], tf.uint8 if legacy else tf.bool)
-      sequence = tf.cast(tf.reshape(sequence, [seq_length, 4]), tf.float32)
+      sequence = tf.cast(tf.reshape(sequence, [sequence_length, 4]), tf.float32)
       if legacy:
         target = tf.reshape(target_values, [target_length, num_targets])
       else:
@@ -493,7 +497,7 @@ def _make_decoder(info: DatasetInfo, include_input_tracks: bool, check_values: b
                                     [target_length, num_targets]), tf.float32)
       if include_input_tracks:
         extra = tf.io.decode_raw(parsed[INPUT_TRACKS_FEATURE], tf.float16)
-        extra = tf.cast(tf.reshape(extra, [seq_length, num_input]), tf.float32)
+        extra = tf.cast(tf.reshape(extra, [sequence_length, num_input]), tf.float32)
         sequence = tf.concat([sequence, extra], axis=-1)
     if check_values:
       finite = tf.reduce_all(tf.math.is_finite(target))
@@ -532,7 +536,7 @@ def get_dataset(organism_or_path: str,
                 *,
                 data_dir: Optional[str] = None,
                 layout: Optional[str] = None,
-                seq_length: Optional[int] = None,
+                sequence_length: Optional[int] = None,
                 batch_size: Optional[int] = None,
                 drop_remainder: bool = False,
                 shuffle: Union[bool, int] = False,
@@ -549,7 +553,8 @@ def get_dataset(organism_or_path: str,
                 options: Optional[tf.data.Options] = None,
                 auto_shard: str = 'file',
                 input_context: Optional[tf.distribute.InputContext] = None,
-                num_targets: Optional[int] = None) -> tf.data.Dataset:
+                num_targets: Optional[int] = None,
+                seq_length: Optional[int] = None) -> tf.data.Dataset:
   """A `tf.data.Dataset` of {'sequence': float32 [L, 4], 'target': float32 [T, C]}.
 
   Args:
@@ -557,7 +562,7 @@ def get_dataset(organism_or_path: str,
       gs://basenji_barnyard/data) or a data folder (local or any tf.io.gfile path such as gs://).
     subset: 'train', 'valid' or 'test'.
     layout: 'basenji2', 'legacy' or None (detect).
-    seq_length: if given, must equal the data's sequence length (a guard for converted data).
+    sequence_length: if given, must equal the data's sequence length (a guard for converted data).
     batch_size: batch examples ([B, L, 4], [B, T, C]); None keeps single examples.
     shuffle: False, True (buffer 256) or a buffer size; file order is shuffled too.
     repeat: False, True (forever) or a number of epochs.
@@ -583,6 +588,7 @@ def get_dataset(organism_or_path: str,
       its share of the files (of the records when there are fewer files than pipelines) and
       auto-sharding is turned off.
     num_targets: legacy layout only, when it cannot be inferred.
+    seq_length: deprecated spelling of `sequence_length`.
 
   Returns:
     The dataset. The data description is available as `load_info(path)`.
@@ -591,10 +597,12 @@ def get_dataset(organism_or_path: str,
     raise ValueError(f'auto_shard must be one of {sorted(_SHARD_POLICIES)}, got {auto_shard!r}.')
   path = resolve_path(organism_or_path, data_dir)
   info = load_info(path, layout, num_targets=num_targets)
-  if seq_length is not None and seq_length != info.seq_length:
-    raise ValueError(f'{path} holds {info.seq_length} bp sequences, but seq_length={seq_length} was '
-                     'requested. Point to the data converted to that length (enformer '
-                     'convert-basenji --out-tfr) or drop seq_length.')
+  keyword = 'seq_length' if seq_length is not None else 'sequence_length'
+  sequence_length = renamed_sequence_length(sequence_length, seq_length)
+  if sequence_length is not None and sequence_length != info.sequence_length:
+    raise ValueError(f'{path} holds {info.sequence_length} bp sequences, but '
+                     f'{keyword}={sequence_length} was requested. Point to the data converted to '
+                     f'that length (enformer convert-basenji --out-tfr) or drop {keyword}.')
   if include_input_tracks and not info.num_input_tracks:
     raise ValueError(f'{path} has no extra input tracks (statistics.json lacks "input_tracks"); '
                      'set include_input_tracks=False.')

@@ -13,7 +13,7 @@ N × 256 … N × 256 + 255 belong to file {subset}-N.tfr. For each record this 
      than the data (e.g. mm39 instead of mm10, hg19 instead of hg38),
   4. writes HDF5 (per record: sequence string, target, coordinates) or TFRecords in Basenji2
      encoding (bool one-hot bytes + float16 target bytes) that `get_dataset(out, subset,
-     seq_length=sequence_length)` reads.
+     sequence_length=sequence_length)` reads.
 
 Files of a subset are converted in parallel processes with a progress bar.
 """
@@ -28,6 +28,16 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import pandas as pd
+import h5py
+import kipoiseq
+import tensorflow as tf
+from tqdm.auto import tqdm
+
+from enformer.data import basenji
+from enformer.data.basenji import file_layout, file_number, load_info
+from enformer.data.write import encode_example
+from enformer.io.fasta import FastaStringExtractor
+from enformer.sequence import one_hot_encode
 
 DEFAULT_MAX_MISMATCH_RATE = 0.01
 # Records checked before the mismatch rate may stop a conversion (a few records of a wrong
@@ -57,9 +67,6 @@ def subset_intervals(base_path: str, subset: str) -> pd.DataFrame:
     DataFrame with columns chrom, start, end, record (index within the subset), file_number
     (N of {subset}-N.tfr) and index_in_file.
   """
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  from enformer.data.basenji import (  # pylint: disable=import-outside-toplevel
-      file_layout, file_number, load_info)
   info = load_info(base_path, 'basenji2')
   bed_path = posixpath.join(base_path, 'sequences.bed')
   if not tf.io.gfile.exists(bed_path):
@@ -138,20 +145,13 @@ def convert_file(base_path: str,
   Returns:
     ConversionResult.
   """
-  import h5py  # pylint: disable=import-outside-toplevel
-  import kipoiseq  # pylint: disable=import-outside-toplevel
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  from enformer.data import basenji  # pylint: disable=import-outside-toplevel
-  from enformer.data.write import encode_example  # pylint: disable=import-outside-toplevel
-  from enformer.io.fasta import FastaStringExtractor  # pylint: disable=import-outside-toplevel
-  from enformer.sequence import one_hot_encode  # pylint: disable=import-outside-toplevel
-
   if (out_hdf5 is None) == (out_tfr is None):
     raise ValueError('Pass exactly one of out_hdf5 and out_tfr.')
   info = basenji.load_info(base_path, 'basenji2')
-  if sequence_length < info.seq_length:
+  if sequence_length < info.sequence_length:
     raise ValueError(f'sequence_length {sequence_length} is shorter than the records '
-                     f'({info.seq_length} bp); conversion extends records to a longer context.')
+                     f'({info.sequence_length} bp); conversion extends records to a longer '
+                     'context.')
   number = basenji.file_number(tfr_file, subset)
   if number < 0:
     raise ValueError(f'{tfr_file} is not named {subset}-N.tfr, so its rows in sequences.bed '
@@ -187,15 +187,15 @@ def convert_file(base_path: str,
                          f'({len(rows)}); the folder is inconsistent.')
       row = rows.iloc[index]
       chrom, bed_start, bed_end = str(row['chrom']), int(row['start']), int(row['end'])
-      if bed_end - bed_start != info.seq_length:
+      if bed_end - bed_start != info.sequence_length:
         raise ValueError(f'sequences.bed row {int(row["record"])} of {subset} spans '
-                         f'{bed_end - bed_start} bp, but records have {info.seq_length} bp.')
+                         f'{bed_end - bed_start} bp, but records have {info.sequence_length} bp.')
       start, end = extend_interval(bed_start, bed_end, sequence_length)
       sequence = extractor.extract(kipoiseq.Interval(chrom, start, end))
       offset = bed_start - start
       one_hot = one_hot_encode(sequence)
       n_compared, n_mismatched = _mismatches(example['sequence'],
-                                             one_hot[offset:offset + info.seq_length])
+                                             one_hot[offset:offset + info.sequence_length])
       compared += n_compared
       mismatched += n_mismatched
       mismatched_records += n_mismatched > 0
@@ -219,7 +219,7 @@ def convert_file(base_path: str,
                        'it; the folder is inconsistent.')
     if h5 is not None:
       h5.attrs.update(dict(subset=subset, source=tfr_file, fasta=str(fasta),
-                           sequence_length=sequence_length, original_length=info.seq_length,
+                           sequence_length=sequence_length, original_length=info.sequence_length,
                            compared_bases=compared, mismatched_bases=mismatched,
                            mismatch_rate=mismatched / max(compared, 1)))
   except BaseException:
@@ -249,9 +249,6 @@ def _write_tfr_layout(base_path: str, out_dir: str, subset: str, sequence_length
   still holds rows N × k …), so get_dataset can check each converted file; other subsets already
   converted into out_dir are kept.
   """
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  from enformer.data.basenji import (  # pylint: disable=import-outside-toplevel
-      file_layout, load_info)
   info = load_info(base_path, 'basenji2')
   source_layout = file_layout(info, subset)
   with tf.io.gfile.GFile(posixpath.join(base_path, 'statistics.json')) as f:
@@ -290,8 +287,6 @@ def _write_tfr_layout(base_path: str, out_dir: str, subset: str, sequence_length
 
 
 def _worker(kwargs, queue):
-  import os as _os  # pylint: disable=import-outside-toplevel,reimported
-  _os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
   return convert_file(**kwargs, progress_queue=queue)
 
 
@@ -315,9 +310,9 @@ def convert_basenji(base_path: str,
       float16, chrom, start, end (extended interval; may run past chromosome ends, N-padded),
       bed_start, bed_end (original interval), record (index in the subset), mismatches; attributes
       mismatch_rate etc.
-    out_tfr: a folder in Basenji2 layout (statistics.json with seq_length = L, sequences.bed with the
-      extended intervals, targets.txt, tfrecords/{subset}-{N}.tfr), readable by
-      `get_dataset(out_tfr, subset, seq_length=L)`.
+    out_tfr: a folder in Basenji2 layout (statistics.json with seq_length = L, sequences.bed with
+      the extended intervals, targets.txt, tfrecords/{subset}-{N}.tfr), readable by
+      `get_dataset(out_tfr, subset, sequence_length=L)`.
 
   Files are converted in `processes` worker processes (spawned; each converts whole files).
   Existing outputs are skipped unless `overwrite`, so an interrupted run resumes.
@@ -325,9 +320,6 @@ def convert_basenji(base_path: str,
   Returns:
     One ConversionResult per converted file (skipped files are not listed).
   """
-  from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
-  from enformer.data import basenji  # pylint: disable=import-outside-toplevel
-
   if (out_hdf5 is None) == (out_tfr is None):
     raise ValueError('Pass exactly one of --out-hdf5 and --out-tfr.')
   if not os.path.exists(fasta):
@@ -375,6 +367,8 @@ def convert_basenji(base_path: str,
         bar.update(result.records)
         results.append(result)
     else:
+      # Spawned workers import TensorFlow with this module: keep their start-up chatter quiet.
+      os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
       context = multiprocessing.get_context('spawn')
       with context.Manager() as manager:
         queue = manager.Queue()

@@ -2,18 +2,18 @@
 
 Inputs: a genome FASTA, a targets table (index, identifier, file (bigWig), clip, scale, sum_stat,
 description — the Basenji format; `genome` optional) and either a BED of regions or a tiling of
-the genome. For every window of `seq_length` bp:
+the genome. For every window of `sequence_length` bp:
 
   * windows overlapping a blacklist region, or with more than `max_n_fraction` N bases, are skipped;
-  * each bigWig is read over the central seq_length − 2 × crop_bp bp (missing values = 0) and
-    summarised per `pool_width` (128) bp bin with its `sum_stat`: mean, sum, median, max or min;
+  * each bigWig is read over the central sequence_length − 2 × crop_bp bp (missing values = 0)
+    and summarised per `pool_width` (128) bp bin with its `sum_stat`: mean, sum, median, max or min;
   * the bins are clipped at `clip` and then multiplied by `scale` (Basenji's order), and stored as
     float16; values are kept in [0, 65504] (coverage: negative values become 0);
   * the window goes to train/valid/test by chromosome (`valid_chroms`, `test_chroms`; the rest is
     train).
 
 Optional extra per-base input tracks (e.g. a conservation bigWig) are stored per record as the
-feature 'input_tracks' (float16 [seq_length, E], missing = 0) and listed in statistics.json
+feature 'input_tracks' (float16 [sequence_length, E], missing = 0) and listed in statistics.json
 ('input_tracks'); read them with `get_dataset(..., include_input_tracks=True)` → 'sequence'
 [L, 4 + E] for `Enformer(input_channels=4 + E)`.
 """
@@ -23,9 +23,17 @@ from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Uni
 
 import numpy as np
 import pandas as pd
+import kipoiseq
+import pyBigWig
+from tqdm.auto import tqdm
+
+from enformer.data.write import BasenjiWriter
+from enformer.io.bed import read_bed
+from enformer.io.fasta import FastaStringExtractor, alternative_chromosome_names
+from enformer.io.targets import read_targets
+from enformer.sequence import FLOAT16_MAX
 
 SUM_STATS = ('mean', 'sum', 'median', 'max', 'min')
-FLOAT16_MAX = 65504.0
 DEFAULT_VALID_CHROMS = ('chr8',)
 DEFAULT_TEST_CHROMS = ('chr9',)
 
@@ -37,7 +45,6 @@ def read_target_table(targets: Union[PathLike, pd.DataFrame]) -> pd.DataFrame:
   if isinstance(targets, pd.DataFrame):
     table = targets.copy()
   else:
-    from enformer.io.targets import read_targets  # pylint: disable=import-outside-toplevel
     table = read_targets(targets)
   if 'file' not in table:
     raise ValueError('The targets table needs a "file" column with the bigWig path of each track.')
@@ -75,8 +82,6 @@ class _BigWigReader:
   """Opens a bigWig once; returns per-base values with NaN → 0, 0 outside the chromosome."""
 
   def __init__(self, path: str):
-    import pyBigWig  # pylint: disable=import-outside-toplevel
-    from enformer.io.fasta import alternative_chromosome_names  # pylint: disable=import-outside-toplevel
     self.path = path
     self._bw = pyBigWig.open(str(path))
     if self._bw is None:
@@ -107,7 +112,6 @@ def _read_blacklist(path: Optional[PathLike]) -> Dict[str, np.ndarray]:
   """chrom → sorted [n, 2] array of blacklist intervals."""
   if path is None:
     return {}
-  from enformer.io.bed import read_bed  # pylint: disable=import-outside-toplevel
   regions: Dict[str, List[Tuple[int, int]]] = {}
   for interval in read_bed(path):
     regions.setdefault(interval.chrom, []).append((interval.start, interval.end))
@@ -123,24 +127,25 @@ def _overlaps(blacklist: Mapping[str, np.ndarray], chrom: str, start: int, end: 
   return bool(np.any(regions[:index, 1] > start))
 
 
-def tile_windows(chrom_sizes: Mapping[str, int], seq_length: int,
+def tile_windows(chrom_sizes: Mapping[str, int], sequence_length: int,
                  stride: Optional[int] = None,
                  chroms: Optional[Sequence[str]] = None) -> Iterator[Tuple[str, int, int]]:
-  """Windows [start, start + seq_length) every `stride` bp (default seq_length) inside chromosomes."""
-  stride = stride or seq_length
+  """Windows [start, start + sequence_length) every `stride` bp (default sequence_length) inside
+  chromosomes."""
+  stride = stride or sequence_length
   for chrom, size in chrom_sizes.items():
     if chroms is not None and chrom not in chroms:
       continue
-    for start in range(0, size - seq_length + 1, stride):
-      yield chrom, start, start + seq_length
+    for start in range(0, size - sequence_length + 1, stride):
+      yield chrom, start, start + sequence_length
 
 
-def bed_windows(bed: PathLike, seq_length: int) -> Iterator[Tuple[str, int, int]]:
-  """BED regions resized to seq_length around their centres."""
-  from enformer.io.bed import read_bed  # pylint: disable=import-outside-toplevel
+def bed_windows(bed: PathLike, sequence_length: int) -> Iterator[Tuple[str, int, int]]:
+  """BED regions resized to sequence_length around their centres."""
   for interval in read_bed(bed):
     centre = (interval.start + interval.end) // 2
-    yield interval.chrom, centre - seq_length // 2, centre - seq_length // 2 + seq_length
+    start = centre - sequence_length // 2
+    yield interval.chrom, start, start + sequence_length
 
 
 def split_for(chrom: str, valid_chroms: Sequence[str], test_chroms: Sequence[str]) -> str:
@@ -155,7 +160,7 @@ def generate_dataset(out_dir: PathLike,
                      fasta: PathLike,
                      targets: Union[PathLike, pd.DataFrame],
                      *,
-                     seq_length: int = 131_072,
+                     sequence_length: int = 131_072,
                      crop_bp: int = 0,
                      pool_width: int = 128,
                      regions: Optional[PathLike] = None,
@@ -174,11 +179,11 @@ def generate_dataset(out_dir: PathLike,
     out_dir: output folder.
     fasta: genome FASTA.
     targets: targets table (path or DataFrame) with a bigWig per row.
-    seq_length: bp per record; target_length = (seq_length − 2 × crop_bp) / pool_width.
+    sequence_length: bp per record; target_length = (sequence_length − 2 × crop_bp) / pool_width.
     crop_bp: bp on each side without targets (Enformer: (196,608 − 896 × 128) / 2 = 40,960).
     pool_width: bp per bin.
-    regions: BED of regions (resized to seq_length around their centres); default: tiling.
-    stride: tiling step (default seq_length, no overlap).
+    regions: BED of regions (resized to sequence_length around their centres); default: tiling.
+    stride: tiling step (default sequence_length, no overlap).
     chroms: chromosomes to use (default all in the FASTA).
     valid_chroms, test_chroms: chromosomes of the valid and test subsets.
     blacklist: BED of regions to avoid; overlapping windows are skipped.
@@ -190,15 +195,10 @@ def generate_dataset(out_dir: PathLike,
   Returns:
     {'train': n, 'valid': n, 'test': n, 'skipped_blacklist': n, 'skipped_n': n}.
   """
-  import kipoiseq  # pylint: disable=import-outside-toplevel
-  from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
-  from enformer.data.write import BasenjiWriter  # pylint: disable=import-outside-toplevel
-  from enformer.io.fasta import FastaStringExtractor  # pylint: disable=import-outside-toplevel
-
-  if (seq_length - 2 * crop_bp) % pool_width or seq_length <= 2 * crop_bp:
-    raise ValueError(f'seq_length − 2 × crop_bp = {seq_length - 2 * crop_bp} must be a positive '
-                     f'multiple of pool_width {pool_width}.')
-  target_length = (seq_length - 2 * crop_bp) // pool_width
+  if (sequence_length - 2 * crop_bp) % pool_width or sequence_length <= 2 * crop_bp:
+    raise ValueError(f'sequence_length − 2 × crop_bp = {sequence_length - 2 * crop_bp} must be a '
+                     f'positive multiple of pool_width {pool_width}.')
+  target_length = (sequence_length - 2 * crop_bp) // pool_width
   table = read_target_table(targets)
   input_tracks = dict(input_tracks or {})
   for name, path in input_tracks.items():
@@ -210,8 +210,8 @@ def generate_dataset(out_dir: PathLike,
     unknown = [c for c in chroms if c not in sizes]
     if unknown:
       raise ValueError(f'Chromosomes {unknown} are not in {fasta} (it has {list(sizes)[:6]} …).')
-  windows = list(bed_windows(regions, seq_length) if regions is not None else
-                 tile_windows(sizes, seq_length, stride, chroms))
+  windows = list(bed_windows(regions, sequence_length) if regions is not None else
+                 tile_windows(sizes, sequence_length, stride, chroms))
   if regions is not None and chroms is not None:
     windows = [w for w in windows if w[0] in chroms]
   blacklisted = _read_blacklist(blacklist)
@@ -219,7 +219,7 @@ def generate_dataset(out_dir: PathLike,
   input_readers = [_BigWigReader(str(path)) for path in input_tracks.values()]
   written_table = table.copy()
   counts = {'train': 0, 'valid': 0, 'test': 0, 'skipped_blacklist': 0, 'skipped_n': 0}
-  writer = BasenjiWriter(out_dir, seq_length=seq_length, target_length=target_length,
+  writer = BasenjiWriter(out_dir, sequence_length=sequence_length, target_length=target_length,
                          num_targets=len(table), pool_width=pool_width, crop_bp=crop_bp,
                          targets=written_table, input_track_names=tuple(input_tracks),
                          overwrite=overwrite,
@@ -235,7 +235,7 @@ def generate_dataset(out_dir: PathLike,
           counts['skipped_blacklist'] += 1
           continue
         sequence = extractor.extract(kipoiseq.Interval(chrom, start, end))
-        if sequence.count('N') > max_n_fraction * seq_length:
+        if sequence.count('N') > max_n_fraction * sequence_length:
           counts['skipped_n'] += 1
           continue
         target = np.empty((target_length, len(table)), np.float32)

@@ -30,9 +30,15 @@ import os
 import pathlib
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
+import kipoiseq
 import numpy as np
 import pandas as pd
+import pyBigWig
+import pyfaidx
+from tqdm.auto import tqdm
 
+from enformer.data.write import BasenjiWriter, renamed_sequence_length
+from enformer.io.fasta import FastaStringExtractor
 from enformer.sequence import reverse_complement
 
 BIN_SIZE = 128
@@ -107,8 +113,6 @@ class SyntheticGenome:
 
   def sequence(self, chrom: str, start: int, end: int) -> str:
     """DNA of [start, end), N-padded past chromosome ends."""
-    import kipoiseq  # pylint: disable=import-outside-toplevel
-    from enformer.io.fasta import FastaStringExtractor  # pylint: disable=import-outside-toplevel
     with FastaStringExtractor(self.fasta) as genome:
       return genome.extract(kipoiseq.Interval(chrom, start, end))
 
@@ -190,9 +194,6 @@ def make_synthetic_genome(out_dir: Union[str, os.PathLike],
   Returns:
     SyntheticGenome with paths and the planted sites.
   """
-  import pyBigWig  # pylint: disable=import-outside-toplevel
-  import pyfaidx  # pylint: disable=import-outside-toplevel
-
   out_dir = pathlib.Path(out_dir)
   out_dir.mkdir(parents=True, exist_ok=True)
   chrom_sizes = dict(chrom_sizes or DEFAULT_CHROM_SIZES)
@@ -263,9 +264,9 @@ def make_synthetic_genome(out_dir: Union[str, os.PathLike],
         paths['bed'], sep='\t', header=False, index=False)
     np.savez(paths['npz'], **arrays)
     for t, path in enumerate(bigwigs):
-      _write_bigwig(pyBigWig, path, chrom_sizes, {c: arrays[c][:, t] for c in chrom_sizes})
+      _write_bigwig(path, chrom_sizes, {c: arrays[c][:, t] for c in chrom_sizes})
     if conservation:
-      _write_bigwig(pyBigWig, paths['conservation'], chrom_sizes,
+      _write_bigwig(paths['conservation'], chrom_sizes,
                     {c: arrays[f'{c}__conservation'] for c in chrom_sizes})
     targets = pd.DataFrame({
         'index': np.arange(len(track_names)), 'genome': 0,
@@ -301,7 +302,7 @@ def _track_description(name: str, weights) -> str:
   return f'SYNTHETIC:{name} ' + ' + '.join(parts)
 
 
-def _write_bigwig(pyBigWig, path: pathlib.Path, chrom_sizes: Mapping[str, int],
+def _write_bigwig(path: pathlib.Path, chrom_sizes: Mapping[str, int],
                   values: Mapping[str, np.ndarray]) -> None:
   bw = pyBigWig.open(str(path), 'w')
   bw.addHeader(list(chrom_sizes.items()), maxZooms=4)
@@ -311,11 +312,13 @@ def _write_bigwig(pyBigWig, path: pathlib.Path, chrom_sizes: Mapping[str, int],
 
 
 def _window_starts(rng: np.random.Generator, chrom_sizes: Mapping[str, int], chroms: Sequence[str],
-                   seq_length: int, count: int, random: bool) -> List[Tuple[str, int]]:
+                   sequence_length: int, count: int, random: bool) -> List[Tuple[str, int]]:
   """`count` windows on `chroms`: random starts, or evenly spaced (tiling when they fit)."""
-  usable = {c: chrom_sizes[c] - seq_length for c in chroms if chrom_sizes[c] >= seq_length}
+  usable = {c: chrom_sizes[c] - sequence_length for c in chroms
+            if chrom_sizes[c] >= sequence_length}
   if not usable:
-    raise ValueError(f'No chromosome among {list(chroms)} is at least seq_length={seq_length} bp.')
+    raise ValueError(f'No chromosome among {list(chroms)} is at least '
+                     f'sequence_length={sequence_length} bp.')
   total = sum(u + 1 for u in usable.values())
   if random:
     positions = np.sort(rng.integers(0, total, size=count))
@@ -336,7 +339,7 @@ def _window_starts(rng: np.random.Generator, chrom_sizes: Mapping[str, int], chr
 
 def make_synthetic_dataset(out_dir: Union[str, os.PathLike],
                            *,
-                           seq_length: int = 4096,
+                           sequence_length: int = 4096,
                            num_tracks: int = 4,
                            train_size: int = 512,
                            valid_size: int = 64,
@@ -348,17 +351,18 @@ def make_synthetic_dataset(out_dir: Union[str, os.PathLike],
                            genome: Optional[SyntheticGenome] = None,
                            overwrite: bool = True,
                            progress: bool = False,
+                           seq_length: Optional[int] = None,
                            **genome_kwargs) -> pathlib.Path:
   """Writes a Basenji2-layout data set from a synthetic genome.
 
   Training windows start at random positions on the training chromosomes (all but valid/test);
   validation and test windows are evenly spaced on the held-out chromosomes. Targets are the mean
-  per-base signal in 128 bp bins: [seq_length / 128, num_tracks], no cropping (crop_bp = 0), so
-  a model with target_length=None predicts all bins.
+  per-base signal in 128 bp bins: [sequence_length / 128, num_tracks], no cropping (crop_bp = 0),
+  so a model with target_length=None predicts all bins.
 
   Args:
     out_dir: output folder; the genome goes to out_dir/genome unless `genome` is given.
-    seq_length: bp per record (multiple of 128).
+    sequence_length: bp per record (multiple of 128).
     num_tracks: tracks (when the genome is created here).
     train_size, valid_size, test_size: records per subset.
     valid_chroms, test_chroms: held-out chromosomes.
@@ -369,16 +373,15 @@ def make_synthetic_dataset(out_dir: Union[str, os.PathLike],
     genome: an existing SyntheticGenome to use.
     overwrite: replace an existing data set in out_dir.
     progress: show a progress bar.
+    seq_length: deprecated spelling of `sequence_length`.
     **genome_kwargs: passed to make_synthetic_genome.
 
   Returns:
     out_dir (the data folder, readable by get_dataset(out_dir, subset)).
   """
-  from enformer.data.write import BasenjiWriter  # pylint: disable=import-outside-toplevel
-  from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
-
-  if seq_length % BIN_SIZE:
-    raise ValueError(f'seq_length must be a multiple of {BIN_SIZE}, got {seq_length}.')
+  sequence_length = renamed_sequence_length(sequence_length, seq_length)
+  if sequence_length % BIN_SIZE:
+    raise ValueError(f'sequence_length must be a multiple of {BIN_SIZE}, got {sequence_length}.')
   out_dir = pathlib.Path(out_dir)
   if genome is None:
     genome = make_synthetic_genome(out_dir / 'genome', num_tracks=num_tracks, seed=seed,
@@ -393,15 +396,17 @@ def make_synthetic_dataset(out_dir: Union[str, os.PathLike],
   train_chroms = [c for c in genome.chrom_sizes if c not in held_out]
   rng = np.random.default_rng(seed + 1)
   plan = {
-      'train': _window_starts(rng, genome.chrom_sizes, train_chroms, seq_length, train_size, True),
-      'valid': _window_starts(rng, genome.chrom_sizes, valid_chroms, seq_length, valid_size, False),
-      'test': _window_starts(rng, genome.chrom_sizes, test_chroms, seq_length, test_size, False),
+      'train': _window_starts(rng, genome.chrom_sizes, train_chroms, sequence_length, train_size,
+                              True),
+      'valid': _window_starts(rng, genome.chrom_sizes, valid_chroms, sequence_length, valid_size,
+                              False),
+      'test': _window_starts(rng, genome.chrom_sizes, test_chroms, sequence_length, test_size,
+                             False),
   }
-  import kipoiseq  # pylint: disable=import-outside-toplevel
-  from enformer.io.fasta import FastaStringExtractor  # pylint: disable=import-outside-toplevel
   with np.load(genome.signal_npz) as data:
     arrays = {key: data[key] for key in data.files}
-  writer = BasenjiWriter(out_dir, seq_length=seq_length, target_length=seq_length // BIN_SIZE,
+  writer = BasenjiWriter(out_dir, sequence_length=sequence_length,
+                         target_length=sequence_length // BIN_SIZE,
                          num_targets=genome.num_tracks, targets=str(genome.targets),
                          input_track_names=('conservation',) if conservation else (),
                          overwrite=overwrite,
@@ -412,7 +417,7 @@ def make_synthetic_dataset(out_dir: Union[str, os.PathLike],
     with tqdm(total=total, desc='synthetic data', unit='record', disable=not progress) as bar:
       for subset, windows in plan.items():
         for chrom, start in windows:
-          end = start + seq_length
+          end = start + sequence_length
           signal = arrays[chrom][start:end]
           target = signal.reshape(-1, BIN_SIZE, signal.shape[-1]).mean(axis=1)
           extra = arrays[f'{chrom}__conservation'][start:end] if conservation else None

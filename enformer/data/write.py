@@ -18,13 +18,16 @@ One folder per organism:
 import json
 import os
 import posixpath
+import warnings
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
+import kipoiseq
 import numpy as np
 import pandas as pd
 import tensorflow as tf
 from tqdm.auto import tqdm
 
+from enformer.io.fasta import FastaStringExtractor
 from enformer.sequence import one_hot_encode
 
 RECORDS_PER_FILE = 256
@@ -71,11 +74,29 @@ def encode_example(sequence: np.ndarray, target: np.ndarray,
   return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
+
+def renamed_sequence_length(sequence_length: Optional[int], seq_length: Optional[int]
+                            ) -> Optional[int]:
+  """`sequence_length`, or the value given under its deprecated spelling `seq_length`.
+
+  Raises:
+    ValueError: both spellings given with different values.
+  """
+  if seq_length is None:
+    return sequence_length
+  if sequence_length is not None and sequence_length != seq_length:
+    raise ValueError(f'Got sequence_length={sequence_length} and seq_length={seq_length}: pass '
+                     'only sequence_length (seq_length is its deprecated spelling).')
+  warnings.warn('seq_length= is deprecated; pass sequence_length=.', DeprecationWarning,
+                stacklevel=3)
+  return seq_length
+
+
 class BasenjiWriter:
   """Streams (sequence, target) records into a Basenji2-layout folder.
 
   Usage:
-    with BasenjiWriter(out, seq_length=4096, target_length=32, num_targets=4) as writer:
+    with BasenjiWriter(out, sequence_length=4096, target_length=32, num_targets=4) as writer:
       writer.add('train', one_hot, target, interval=('chr1', 0, 4096))
   `close()` (or leaving the `with` block without an exception) writes statistics.json,
   sequences.bed and targets.txt. If the block raises, the TFRecord files written so far are closed
@@ -85,7 +106,7 @@ class BasenjiWriter:
   def __init__(self,
                out_dir: str,
                *,
-               seq_length: int,
+               sequence_length: Optional[int] = None,
                target_length: int,
                num_targets: int,
                pool_width: int = POOL_WIDTH,
@@ -94,17 +115,22 @@ class BasenjiWriter:
                input_track_names: Sequence[str] = (),
                records_per_file: int = RECORDS_PER_FILE,
                overwrite: bool = False,
-               extra_statistics: Optional[Mapping[str, Any]] = None):
-    if seq_length <= 0 or target_length <= 0 or num_targets <= 0:
-      raise ValueError(f'seq_length, target_length and num_targets must be positive, got '
-                       f'{seq_length}, {target_length}, {num_targets}.')
-    if target_length * pool_width + 2 * crop_bp != seq_length:
+               extra_statistics: Optional[Mapping[str, Any]] = None,
+               seq_length: Optional[int] = None):
+    sequence_length = renamed_sequence_length(sequence_length, seq_length)
+    if sequence_length is None:
+      raise TypeError('BasenjiWriter needs sequence_length= (bp per record).')
+    if sequence_length <= 0 or target_length <= 0 or num_targets <= 0:
+      raise ValueError(f'sequence_length, target_length and num_targets must be positive, got '
+                       f'{sequence_length}, {target_length}, {num_targets}.')
+    if target_length * pool_width + 2 * crop_bp != sequence_length:
       raise ValueError(
-          f'target_length × pool_width + 2 × crop_bp must equal seq_length: {target_length} × '
-          f'{pool_width} + 2 × {crop_bp} != {seq_length}. Pick crop_bp = (seq_length − '
-          'target_length × pool_width) / 2.')
+          f'target_length × pool_width + 2 × crop_bp must equal sequence_length: '
+          f'{target_length} × {pool_width} + 2 × {crop_bp} != {sequence_length}. Pick crop_bp = '
+          '(sequence_length − target_length × pool_width) / 2.')
     self.out_dir = str(out_dir)
-    self.seq_length, self.target_length, self.num_targets = seq_length, target_length, num_targets
+    self.sequence_length = sequence_length
+    self.target_length, self.num_targets = target_length, num_targets
     self.pool_width, self.crop_bp = pool_width, crop_bp
     self.input_track_names = tuple(input_track_names)
     self.records_per_file = records_per_file
@@ -151,11 +177,11 @@ class BasenjiWriter:
 
     Args:
       subset: 'train', 'valid', 'test' (or any other name without '-').
-      sequence: [seq_length, 4] one-hot or a DNA string of length seq_length.
+      sequence: [sequence_length, 4] one-hot or a DNA string of length sequence_length.
       target: [target_length, num_targets].
       interval: (chrom, start, end) of the sequence, written to sequences.bed (defaults to
-        ('synthetic', 0, seq_length) when unknown).
-      input_tracks: [seq_length, E] extra per-base inputs (E = len(input_track_names)).
+        ('synthetic', 0, sequence_length) when unknown).
+      input_tracks: [sequence_length, E] extra per-base inputs (E = len(input_track_names)).
     """
     if self._closed:
       raise ValueError('This BasenjiWriter is closed; create a new one to write more records.')
@@ -165,9 +191,9 @@ class BasenjiWriter:
       sequence = one_hot_encode(sequence)
     sequence = np.asarray(sequence)
     target = np.asarray(target)
-    if sequence.shape != (self.seq_length, 4):
+    if sequence.shape != (self.sequence_length, 4):
       raise ValueError(f'Record {self._counts.get(subset, 0)} of {subset!r}: sequence has shape '
-                       f'{sequence.shape}, expected ({self.seq_length}, 4).')
+                       f'{sequence.shape}, expected ({self.sequence_length}, 4).')
     if target.shape != (self.target_length, self.num_targets):
       raise ValueError(f'Record {self._counts.get(subset, 0)} of {subset!r}: target has shape '
                        f'{target.shape}, expected ({self.target_length}, {self.num_targets}).')
@@ -186,9 +212,9 @@ class BasenjiWriter:
       input_tracks = np.asarray(input_tracks)
       if input_tracks.ndim == 1:
         input_tracks = input_tracks[:, None]
-      if input_tracks.shape != (self.seq_length, expected_tracks):
+      if input_tracks.shape != (self.sequence_length, expected_tracks):
         raise ValueError(f'input_tracks has shape {input_tracks.shape}, expected '
-                         f'({self.seq_length}, {expected_tracks}).')
+                         f'({self.sequence_length}, {expected_tracks}).')
     count = self._counts.get(subset, 0)
     if count % self.records_per_file == 0:
       if subset in self._writers:
@@ -197,14 +223,14 @@ class BasenjiWriter:
       self._writers[subset] = tf.io.TFRecordWriter(path, tf.io.TFRecordOptions(_COMPRESSION))
     self._writers[subset].write(encode_example(sequence, target, input_tracks))
     self._counts[subset] = count + 1
-    chrom, start, end = interval if interval is not None else ('synthetic', 0, self.seq_length)
+    chrom, start, end = interval if interval is not None else ('synthetic', 0, self.sequence_length)
     self._intervals.setdefault(subset, []).append((str(chrom), int(start), int(end)))
 
   def statistics(self) -> Dict[str, Any]:
     """The statistics.json content for the records written so far."""
     stats = {
         'num_targets': self.num_targets,
-        'seq_length': self.seq_length,
+        'seq_length': self.sequence_length,
         'pool_width': self.pool_width,
         'crop_bp': self.crop_bp,
         'target_length': self.target_length,
@@ -293,7 +319,8 @@ def write_dataset(out_dir: str,
         sequence = one_hot_encode(sequence)
       target = np.asarray(example['target'])
       if writer is None:
-        writer = BasenjiWriter(out_dir, seq_length=len(sequence), target_length=target.shape[0],
+        writer = BasenjiWriter(out_dir, sequence_length=len(sequence),
+                               target_length=target.shape[0],
                                num_targets=target.shape[1], pool_width=pool_width, crop_bp=crop_bp,
                                targets=targets, input_track_names=input_track_names,
                                overwrite=overwrite, extra_statistics=extra_statistics)
@@ -340,8 +367,6 @@ def write_from_fasta(out_dir: str,
   Returns:
     out_dir.
   """
-  import kipoiseq  # pylint: disable=import-outside-toplevel
-  from enformer.io.fasta import FastaStringExtractor  # pylint: disable=import-outside-toplevel
   records = read_bed_intervals(bed)
   if not callable(targets):
     targets = np.asarray(targets)

@@ -147,7 +147,7 @@ def write_demo_report(out_dir: pathlib.Path, settings: Mapping[str, Any],
                      'track ← motifs'], rows), _files(out_dir, 'genome')]
   if 'data' in r:
     rows = [(o, link(out_dir, _rel(out_dir, d['path'])), d['records']['train'],
-             d['records']['valid'], d['records']['test'], settings['seq_length'])
+             d['records']['valid'], d['records']['test'], settings['sequence_length'])
             for o, d in r['data'].items()]
     parts += ['<h2>2. Basenji2 data sets</h2>',
               '<p>statistics.json, sequences.bed, targets.txt and ZLIB TFRecords; train on '

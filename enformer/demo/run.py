@@ -6,7 +6,7 @@
              planted motif sites (BED) and signal tracks (bigWig) that respond to the motifs
              (human: 4 tracks; mouse: 2 tracks that respond like human tracks 0-1)
   data       Basenji2-layout data sets (train / valid / test split by chromosome)
-  train      a small Enformer (preset 'tiny' with max pooling) trained with
+  train      an Enformer of preset 'tiny' (with max pooling) trained with
              `enformer.training.train`, human and mouse batches alternating (checkpoints,
              best-by-validation model, TensorBoard logs). Human tracks 0-1 and both mouse tracks
              respond to the GC-rich CTCF and SP1 motifs, which random DNA hardly ever nearly
@@ -85,7 +85,7 @@ class DemoSettings:
   """Sizes of one demo mode (`FULL` or `QUICK`).
 
   Attributes:
-    seq_length: bp per training record (the network's input length; multiple of 128).
+    sequence_length: bp per training record (the network's input length; multiple of 128).
     chrom_sizes: organism → chromosome → length of the synthetic genome.
     num_tracks: organism → signal tracks.
     train_size, valid_size, test_size: records per subset and organism.
@@ -96,7 +96,7 @@ class DemoSettings:
       see `DEFAULT_MODEL_ARGS`).
   """
   name: str
-  seq_length: int
+  sequence_length: int
   chrom_sizes: Dict[str, Dict[str, int]]
   num_tracks: Dict[str, int]
   train_size: int
@@ -116,7 +116,7 @@ class DemoSettings:
 
 
 FULL = DemoSettings(
-    name='full', seq_length=2048,
+    name='full', sequence_length=2048,
     chrom_sizes={'human': {'chr1': 200_000, 'chr2': 180_000, 'chr3': 60_000, 'chr4': 100_000},
                  'mouse': {'chr1': 150_000, 'chr2': 100_000, 'chr3': 40_000, 'chr4': 60_000}},
     num_tracks={'human': 4, 'mouse': 2},
@@ -127,7 +127,7 @@ FULL = DemoSettings(
 # --quick: 1,024 bp inputs (8 bins) keep a training step at ~0.07 s on 2 cores (batch 8). The
 # CTCF/SP1 tracks are learned; the AP1/CREB ones usually need more (see the module docstring).
 QUICK = DemoSettings(
-    name='quick', seq_length=1024,
+    name='quick', sequence_length=1024,
     chrom_sizes={'human': {'chr1': 100_000, 'chr2': 100_000, 'chr3': 30_000, 'chr4': 60_000},
                  'mouse': {'chr1': 60_000, 'chr2': 60_000, 'chr3': 20_000, 'chr4': 30_000}},
     num_tracks={'human': 4, 'mouse': 2},
@@ -257,7 +257,7 @@ def _data_step(settings: DemoSettings, seed: int, genomes: Dict[str, Any]):
           chrom_sizes=settings.chrom_sizes[organism], num_tracks=settings.num_tracks[organism],
           seed=seed + 101 * offset, overwrite=False)
       path = synthetic.make_synthetic_dataset(
-          step_dir / organism, genome=genome, seq_length=settings.seq_length,
+          step_dir / organism, genome=genome, sequence_length=settings.sequence_length,
           train_size=settings.train_size, valid_size=settings.valid_size,
           test_size=settings.test_size, seed=seed + 101 * offset, overwrite=True, progress=True)
       results[organism] = dict(path=path, records={'train': settings.train_size,
@@ -297,12 +297,13 @@ def _export_step(settings: DemoSettings, trained: Dict[str, Any]):
     export_dir = step_dir / 'enformer_model'
     if export_dir.exists():  # A half-written export from an interrupted run.
       shutil.rmtree(export_dir)
-    predictor = load_model(trained['best_checkpoint'], sequence_length=settings.seq_length,
+    predictor = load_model(trained['best_checkpoint'], sequence_length=settings.sequence_length,
                            **trained['model_config'])
-    export_hub_module(predictor.model, str(export_dir), sequence_length=2 * settings.seq_length,
-                      model_sequence_length=settings.seq_length)
-    results = dict(path=export_dir, sequence_length=2 * settings.seq_length,
-                   model_sequence_length=settings.seq_length,
+    export_hub_module(predictor.model, str(export_dir),
+                      sequence_length=2 * settings.sequence_length,
+                      model_sequence_length=settings.sequence_length)
+    results = dict(path=export_dir, sequence_length=2 * settings.sequence_length,
+                   model_sequence_length=settings.sequence_length,
                    heads=predictor.heads, output_length=predictor.output_length,
                    parameters=int(sum(np.prod(v.shape) for v in predictor.model.variables)))
     return _stringify(results), [export_dir / 'saved_model.pb']
@@ -313,7 +314,7 @@ def _evaluate_step(settings: DemoSettings, seed: int, data: Dict[str, Any], mode
   def step(step_dir: pathlib.Path, fresh: bool):
 
     predictor = load_model(model_path)
-    pad = (predictor.sequence_length - settings.seq_length) // 2
+    pad = (predictor.sequence_length - settings.sequence_length) // 2
     rng = np.random.default_rng(seed)
     results, outputs, tables = {}, [], {}
     for organism in ORGANISMS:
@@ -375,15 +376,15 @@ def _plot_pearson(tables: Dict[str, Any], path: pathlib.Path) -> None:
   plt.close(fig)
 
 
-def _strongest_peak(genome_dir: str, chrom: str, length: int, seq_length: int,
+def _strongest_peak(genome_dir: str, chrom: str, length: int, sequence_length: int,
                     track: int) -> Tuple[int, int]:
   """(input start, peak bin) of the input window on `chrom` with the highest binned signal."""
   with np.load(pathlib.Path(genome_dir) / 'signal.npz') as arrays:
     signal = arrays[chrom][:, track]
   bins = signal[:len(signal) // 128 * 128].reshape(-1, 128).mean(1)
-  half = seq_length // 256
+  half = sequence_length // 256
   peak = int(np.argmax(bins[half:len(bins) - half])) + half
-  start = int(np.clip(peak * 128 + 64 - seq_length // 2, 0, length - seq_length))
+  start = int(np.clip(peak * 128 + 64 - sequence_length // 2, 0, length - sequence_length))
   return start, peak - start // 128
 
 

@@ -9,9 +9,10 @@ the root `module`; a training run's `tf.train.Checkpoint(model=...)` uses `model
 """
 
 import collections
+import dataclasses
 import os
 import re
-from typing import Any, Callable, Dict, List, Mapping, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import tensorflow as tf
 
@@ -80,7 +81,7 @@ def model_variable_shapes(model: Enformer, root: str = 'module') -> Dict[str, Tu
           for key, variable in checkpoint_variables(model, root).items()}
 
 
-def checkpoint_root(shape_map: Mapping[str, List[int]]) -> str:
+def checkpoint_root(shape_map: Mapping[str, Sequence[int]]) -> str:
   """Name the model was saved under (`module` for DeepMind's; e.g. `model` for others)."""
   roots = sorted({k[:-len('/' + _STEM_CONV + VARIABLE_SUFFIX)] for k in shape_map
                   if k.endswith('/' + _STEM_CONV + VARIABLE_SUFFIX)})
@@ -90,13 +91,32 @@ def checkpoint_root(shape_map: Mapping[str, List[int]]) -> str:
   return 'module' if 'module' in roots else roots[0]
 
 
-def infer_config(shape_map: Mapping[str, List[int]], root: str = 'module') -> Dict[str, Any]:
+ShapeMap = Mapping[str, Sequence[int]]
+
+
+def read_shapes(checkpoint: Union[str, os.PathLike]) -> Dict[str, Tuple[int, ...]]:
+  """Checkpoint key → variable shape of every tensor of a checkpoint (folder or prefix)."""
+  reader = tf.train.load_checkpoint(checkpoint_prefix(checkpoint))
+  return {key: tuple(shape) for key, shape in reader.get_variable_to_shape_map().items()}
+
+
+def infer_config(checkpoint: Union[str, os.PathLike, ShapeMap],
+                 root: Optional[str] = None) -> Dict[str, Any]:
   """Architecture arguments of `Enformer` that fit a checkpoint (from its variable shapes).
 
   Infers channels (stem conv [15, C_in, C/2]), input_channels, num_transformer_layers, num_heads
   (r_w_bias [1, H, 1, 64]), pooling_type, final_pointwise, transformer_mlp and heads.
   target_length cannot be inferred (it has no variables).
+
+  Args:
+    checkpoint: a checkpoint folder or prefix, or its key → shape map (`read_shapes`).
+    root: name the model is saved under; default found from the stem convolution
+      (`checkpoint_root`).
   """
+  shape_map = (read_shapes(checkpoint) if isinstance(checkpoint, (str, os.PathLike))
+               else checkpoint)
+  root = root or checkpoint_root(shape_map)
+
   def keys(pattern: str) -> List[re.Match]:
     regex = re.compile(re.escape(root + '/') + pattern)
     return [m for m in (regex.match(k) for k in shape_map) if m]
@@ -119,8 +139,71 @@ def infer_config(shape_map: Mapping[str, List[int]], root: str = 'module') -> Di
   return config
 
 
-def _format_config(config: Mapping[str, Any]) -> str:
+def format_config(config: Mapping[str, Any]) -> str:
+  """'channels=384, num_heads=4, ...' for error messages."""
   return ', '.join(f'{k}={dict(v) if isinstance(v, Mapping) else v!r}' for k, v in config.items())
+
+
+def short_key(key: str) -> str:
+  """A checkpoint key without the '/.ATTRIBUTES/VARIABLE_VALUE' suffix."""
+  return key[:-len(VARIABLE_SUFFIX)] if key.endswith(VARIABLE_SUFFIX) else key
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointComparison:
+  """How the variables of a model compare with those of a checkpoint, key by key.
+
+  Keys are checkpoint keys ('<root>/_trunk/.../w/.ATTRIBUTES/VARIABLE_VALUE'). Optimizer state and
+  objects outside the model's tree are left out of `stored`.
+
+  Attributes:
+    prefix: the checkpoint prefix.
+    root: name the model is saved under in the checkpoint (e.g. 'module').
+    expected: key → shape of every variable of the model.
+    stored: key → shape of every variable of the checkpoint's model tree.
+  """
+  prefix: str
+  root: str
+  expected: Mapping[str, Tuple[int, ...]]
+  stored: Mapping[str, Tuple[int, ...]]
+
+  def _scoped(self, keys, scope: str) -> List[str]:
+    start = f'{self.root}/{scope}'
+    return sorted(k for k in keys if k.startswith(start))
+
+  def missing(self, scope: str = '') -> List[str]:
+    """Model variables (under `<root>/<scope>`, e.g. scope '_trunk/') absent from the checkpoint."""
+    return self._scoped(set(self.expected) - set(self.stored), scope)
+
+  def unexpected(self, scope: str = '') -> List[str]:
+    """Checkpoint variables (under `<root>/<scope>`) that the model does not have."""
+    return self._scoped(set(self.stored) - set(self.expected), scope)
+
+  def mismatched(self, scope: str = '') -> List[str]:
+    """Variables (under `<root>/<scope>`) of both, with different shapes."""
+    return self._scoped((k for k in set(self.expected) & set(self.stored)
+                         if self.expected[k] != self.stored[k]), scope)
+
+  def inferred_config(self) -> Dict[str, Any]:
+    """The `Enformer` configuration the checkpoint fits (`infer_config`)."""
+    return infer_config(self.stored, self.root)
+
+
+def compare_with_checkpoint(model: Enformer,
+                            checkpoint: Union[str, os.PathLike]) -> CheckpointComparison:
+  """Compares the variables of `model` (created here if needed) with a checkpoint's.
+
+  The one checker of the package: `verify_checkpoint` (exact match, before `load_model` restores)
+  and `enformer.training.finetune.restore_partial` (trunk and chosen heads) both read it.
+  """
+  prefix = checkpoint_prefix(checkpoint)
+  shape_map = read_shapes(prefix)
+  root = checkpoint_root(shape_map)
+  stored = {k: v for k, v in shape_map.items()
+            if k.startswith(root + '/') and not _is_optimizer_key(k)}
+  model.build_variables()
+  return CheckpointComparison(prefix=prefix, root=root,
+                              expected=model_variable_shapes(model, root), stored=stored)
 
 
 def verify_checkpoint(model: Enformer, prefix: str) -> str:
@@ -135,19 +218,12 @@ def verify_checkpoint(model: Enformer, prefix: str) -> str:
     ValueError: listing missing variables, unexpected variables and shape mismatches (first few of
       each) and the configuration the checkpoint fits.
   """
-  shape_map = tf.train.load_checkpoint(prefix).get_variable_to_shape_map()
-  root = checkpoint_root(shape_map)
-  stored = {k: tuple(v) for k, v in shape_map.items()
-            if k.startswith(root + '/') and not _is_optimizer_key(k)}
-  expected = model_variable_shapes(model, root)
-  missing = sorted(set(expected) - set(stored))
-  unexpected = sorted(set(stored) - set(expected))
-  mismatched = sorted(k for k in set(expected) & set(stored) if expected[k] != stored[k])
+  comparison = compare_with_checkpoint(model, prefix)
+  missing, unexpected = comparison.missing(), comparison.unexpected()
+  mismatched = comparison.mismatched()
   if not (missing or unexpected or mismatched):
-    return root
-
-  def short(key: str) -> str:
-    return key[:-len(VARIABLE_SUFFIX)] if key.endswith(VARIABLE_SUFFIX) else key
+    return comparison.root
+  expected, stored = comparison.expected, comparison.stored
 
   def listing(title: str, names: List[str], describe: Callable[[str], str]) -> str:
     if not names:
@@ -156,19 +232,19 @@ def verify_checkpoint(model: Enformer, prefix: str) -> str:
     return (f'\n  {len(names)} {title}{more}: '
             + '; '.join(describe(k) for k in names[:_MAX_LISTED]))
 
-  inferred = infer_config(shape_map, root)
+  inferred = comparison.inferred_config()
   given = {k: v for k, v in model.config.items() if k in inferred}
   differences = {k: v for k, v in inferred.items() if given.get(k) != v}
   raise ValueError(
-      f'Checkpoint {prefix} does not fit Enformer({_format_config(given)}):'
+      f'Checkpoint {prefix} does not fit Enformer({format_config(given)}):'
       + listing('model variables missing from the checkpoint', missing,
-                lambda k: f'{short(k)} {list(expected[k])}')
+                lambda k: f'{short_key(k)} {list(expected[k])}')
       + listing('checkpoint variables the model lacks', unexpected,
-                lambda k: f'{short(k)} {list(stored[k])}')
+                lambda k: f'{short_key(k)} {list(stored[k])}')
       + listing('shape mismatches (model vs checkpoint)', mismatched,
-                lambda k: f'{short(k)} {list(expected[k])} vs {list(stored[k])}')
-      + f'\n  The checkpoint fits: {_format_config(inferred)}'
-      + (f'\n  Change: {_format_config(differences)}' if differences else ''))
+                lambda k: f'{short_key(k)} {list(expected[k])} vs {list(stored[k])}')
+      + f'\n  The checkpoint fits: {format_config(inferred)}'
+      + (f'\n  Change: {format_config(differences)}' if differences else ''))
 
 
 def restore_checkpoint(model: Enformer, path: str) -> str:

@@ -24,6 +24,8 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
 import h5py
 import numpy as np
+import pandas as pd
+import pysam
 
 from enformer.io.atomic import atomic_open, atomic_write
 
@@ -126,7 +128,6 @@ def write_sad_tsv(path: PathLike, scores: VariantScores) -> None:
 
   Columns: snp chr pos ref alt target_index target_id target_label SAD SAR.
   """
-  import pandas as pd
   num_variants, num_targets = len(scores), len(scores.target_ids)
   repeat = lambda values: np.repeat(np.asarray(values), num_targets)
   tile = lambda values: np.tile(np.asarray(values), num_variants)
@@ -156,7 +157,6 @@ def write_pc_tables(prefix: PathLike, chrom: Sequence[str], pos: Sequence[int],
   Returns:
     Paths of the .tsv.gz files, in order of first appearance of each chromosome.
   """
-  import pysam
   prefix = os.fspath(prefix)
   pcs = np.asarray(pcs)
   chrom, pos = np.asarray(chrom).astype(str), np.asarray(pos, np.int64)

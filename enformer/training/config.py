@@ -9,6 +9,8 @@ import json
 import os
 from typing import Any, Dict, Mapping, Optional, Union
 
+import yaml
+
 CONFIG_FILE = 'config.json'
 PRECISIONS = ('float32', 'bfloat16')
 # Fields that may change when a run is resumed (they do not change what a step computes).
@@ -140,7 +142,6 @@ def read_config_file(path: Union[str, os.PathLike]) -> Dict[str, Any]:
   with open(path) as f:
     text = f.read()
   if path.endswith(('.yaml', '.yml')):
-    import yaml  # pylint: disable=import-outside-toplevel
     values = yaml.safe_load(text)
   else:
     try:

@@ -23,6 +23,9 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
+import matplotlib
+import matplotlib.pyplot as plt
+from tqdm.auto import tqdm
 
 from enformer.training import metrics as metrics_lib
 
@@ -172,7 +175,6 @@ def evaluate(predict_fn: PredictFn,
     tss_index: from `index_tss`, for the gene-level metric.
     progress: progress bar.
   """
-  from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
   correlation = metrics_lib.TrackCorrelation()
   gene_predicted = gene_observed = None
   record = 0
@@ -245,9 +247,7 @@ def _summary(table: pd.DataFrame, gene_level: Optional[Dict[str, Any]]) -> Dict[
 
 def plot_by_assay(table: pd.DataFrame, path: str, title: str = '') -> str:
   """PNG: per-track Pearson R by assay type (box + points), with the mean of each."""
-  import matplotlib  # pylint: disable=import-outside-toplevel
   matplotlib.use('Agg')
-  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
   groups = [(assay, g['pearson_r'].dropna().to_numpy()) for assay, g in table.groupby('assay')]
   groups = [(a, v) for a, v in groups if len(v)]
   fig, ax = plt.subplots(figsize=(1.8 + 1.4 * max(1, len(groups)), 4))

@@ -25,7 +25,9 @@ import tensorflow as tf
 
 from enformer import presets
 from enformer.enformer import Enformer
-from enformer.inference import checkpoints
+from enformer.inference.checkpoints import (VARIABLE_SUFFIX, checkpoint_prefix,
+                                            checkpoint_variables, compare_with_checkpoint,
+                                            infer_config, short_key)
 from enformer.presets import FREEZE_CHOICES
 from enformer.training import config as config_lib
 from enformer.training import loop
@@ -37,7 +39,6 @@ __all__ = ['FREEZE_CHOICES', 'RestoreReport', 'count_parameters', 'fine_tune', '
            'infer_config', 'load_pretrained', 'norm_variables', 'restore_partial',
            'trainable_variables']
 
-VARIABLE_SUFFIX = '/.ATTRIBUTES/VARIABLE_VALUE'
 _MAX_LISTED = 12
 
 
@@ -77,25 +78,8 @@ class RestoreReport:
     return text + '.'
 
 
-def _shape_map(prefix: str) -> Dict[str, List[int]]:
-  reader = tf.train.load_checkpoint(prefix)
-  return {key: list(shape) for key, shape in reader.get_variable_to_shape_map().items()}
-
-
-def infer_config(checkpoint: Union[str, os.PathLike]) -> Dict[str, Any]:
-  """Architecture arguments of the Enformer in a checkpoint (prefix or folder), from its shapes.
-
-  `enformer.inference.checkpoints.infer_config` on the checkpoint's variables: channels, num_transformer_layers,
-  num_heads, pooling_type, input_channels, final_pointwise, transformer_mlp and heads (not
-  target_length, which has no variables).
-  """
-  shapes = _shape_map(checkpoints.checkpoint_prefix(checkpoint))
-  return checkpoints.infer_config(shapes, checkpoints.checkpoint_root(shapes))
-
-
 def _describe(keys: Sequence[str], shapes: Mapping[str, Sequence[int]]) -> str:
-  listed = [f'{k[:-len(VARIABLE_SUFFIX)] if k.endswith(VARIABLE_SUFFIX) else k} '
-            f'{list(shapes[k])}' for k in sorted(keys)[:_MAX_LISTED]]
+  listed = [f'{short_key(k)} {list(shapes[k])}' for k in sorted(keys)[:_MAX_LISTED]]
   more = f' … and {len(keys) - _MAX_LISTED} more' if len(keys) > _MAX_LISTED else ''
   return '; '.join(listed) + more
 
@@ -134,23 +118,18 @@ def restore_partial(model: Enformer,
       restore is missing or has other shapes. Nothing is assigned in that case.
     FileNotFoundError: no checkpoint at that path.
   """
-  prefix = checkpoints.checkpoint_prefix(checkpoint)
-  shapes = _shape_map(prefix)
-  root = checkpoints.checkpoint_root(shapes)
-  model.build_variables()
-  variables = checkpoints.checkpoint_variables(model, root)
-  model_shapes = {key: list(var.shape) for key, var in variables.items()}
+  comparison = compare_with_checkpoint(model, checkpoint)  # The package's one checker.
+  prefix, root = comparison.prefix, comparison.root
+  shapes, model_shapes = comparison.stored, comparison.expected
+  variables = checkpoint_variables(model, root)
   model_config = {k: dict(v) if k == 'heads' else v for k, v in model.config.items()
                   if k != 'target_length'}
-  hint = (f'The checkpoint holds {checkpoints.infer_config(shapes, root)}; the model is '
-          f'{model_config}.')
+  hint = f'The checkpoint holds {comparison.inferred_config()}; the model is {model_config}.'
 
-  trunk_prefix = f'{root}/_trunk/'
-  model_trunk = [k for k in variables if k.startswith(trunk_prefix)]
-  ckpt_trunk = [k for k in shapes if k.startswith(trunk_prefix)]
-  missing = [k for k in model_trunk if k not in shapes]
-  mismatched = [k for k in model_trunk if k in shapes and shapes[k] != model_shapes[k]]
-  extra = [k for k in ckpt_trunk if k not in variables]
+  model_trunk = sorted(k for k in variables if k.startswith(f'{root}/_trunk/'))
+  missing = comparison.missing('_trunk/')
+  mismatched = comparison.mismatched('_trunk/')
+  extra = comparison.unexpected('_trunk/')
   problems = []
   if missing:
     problems.append(f'{len(missing)} trunk variables of the model are not in the checkpoint: '
@@ -158,8 +137,8 @@ def restore_partial(model: Enformer,
   if mismatched:
     problems.append(
         f'{len(mismatched)} trunk variables differ in shape (checkpoint vs model): ' + '; '.join(
-            f'{k[:-len(VARIABLE_SUFFIX)]} {shapes[k]} vs {model_shapes[k]}'
-            for k in sorted(mismatched)[:_MAX_LISTED]))
+            f'{short_key(k)} {list(shapes[k])} vs {list(model_shapes[k])}'
+            for k in mismatched[:_MAX_LISTED]))
   if extra and not allow_unused_trunk:
     problems.append(f'{len(extra)} trunk variables of the checkpoint are not in the model: '
                     f'{_describe(extra, shapes)} (pass allow_unused_trunk=True to initialise a '
@@ -179,17 +158,18 @@ def restore_partial(model: Enformer,
                        f'(model heads: {model.head_names}).')
   for head in heads_to_restore:
     keys = [k for k in variables if _model_head_of(k, root) == head]
-    absent = [k for k in keys if k not in shapes]
+    absent = comparison.missing(f'_heads/{head}/')
     if absent:
       problems.append(f'head {head!r} is not in the checkpoint (checkpoint heads: {ckpt_heads})'
                       if explicit or len(absent) == len(keys) else
                       f'head {head!r} lacks {_describe(absent, model_shapes)}')
       continue
-    bad = [k for k in keys if shapes[k] != model_shapes[k]]
+    bad = comparison.mismatched(f'_heads/{head}/')
     if bad:
       problems.append(
           f'head {head!r} has other shapes in the checkpoint: ' + '; '.join(
-              f'{k[:-len(VARIABLE_SUFFIX)]} {shapes[k]} vs model {model_shapes[k]}' for k in bad) +
+              f'{short_key(k)} {list(shapes[k])} vs model {list(model_shapes[k])}'
+              for k in bad) +
           ' (give the new head another name, or restore_heads=False / a list without it, to '
           'train it from scratch)')
   if problems:
@@ -201,8 +181,7 @@ def restore_partial(model: Enformer,
   for key in to_restore:
     variables[key].assign(reader.get_tensor(key))
   used = set(to_restore)
-  unused = sorted(k[:-len(VARIABLE_SUFFIX)] for k in shapes
-                  if k.startswith(f'{root}/') and k not in used)
+  unused = sorted(short_key(k) for k in shapes if k not in used)
   counters = [k for k in model_trunk if k.endswith('/_counter' + VARIABLE_SUFFIX)]
   calibrated = all(int(reader.get_tensor(k)) > 0 for k in counters)
   return RestoreReport(checkpoint=prefix, root=root, trunk_variables=len(model_trunk),
@@ -234,7 +213,7 @@ def load_pretrained(checkpoint: Union[str, os.PathLike],
   Returns:
     (model, report).
   """
-  prefix = checkpoints.checkpoint_prefix(checkpoint)
+  prefix = checkpoint_prefix(checkpoint)
   arguments = infer_config(prefix)
   if preset is not None:
     arguments.update(presets.preset_config(preset))
@@ -299,7 +278,7 @@ def fine_tune(config: Any = None,
   else:
     config = config_lib.TrainConfig.from_dict({**dict(config or {}), **overrides})
   check_freeze(freeze)
-  prefix = checkpoints.checkpoint_prefix(init_from)
+  prefix = checkpoint_prefix(init_from)
   model_args = dict(config.model_args)
   heads = model_args.pop('heads', None) or _heads_for_training(config, train_data)
 

@@ -26,8 +26,9 @@ import numpy as np
 import sonnet as snt
 import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
+from tqdm.auto import tqdm
 
-from enformer import presets
+from enformer.models import build_model
 from enformer.data import augment as augment_lib
 from enformer.data import basenji
 from enformer.training import checkpointing
@@ -157,7 +158,7 @@ def _sequence_length(source: Callable[[], tf.data.Dataset]) -> Optional[int]:
   return int(shape[0]) if shape.rank == 2 and shape[0] is not None else None
 
 
-def _build_model(config: config_lib.TrainConfig, model_fn):
+def _model_from_config(config: config_lib.TrainConfig, model_fn):
   if model_fn is not None:
     return model_fn()
   overrides = dict(config.model_args)
@@ -166,7 +167,7 @@ def _build_model(config: config_lib.TrainConfig, model_fn):
       raise ValueError('Say which heads the model has: give data (head → folder) or '
                        "model_args={'heads': {...}}.")
     overrides['heads'] = heads_from_data(config)
-  return presets.build_model(config.preset, **overrides)
+  return build_model(config.preset, **overrides)
 
 
 def build_variables(model, strategy: tf.distribute.Strategy) -> None:
@@ -262,7 +263,7 @@ def train(config: Union[config_lib.TrainConfig, Mapping[str, Any], None] = None,
 
   with strategy.scope():
     if model is None:
-      model = _build_model(config, model_fn)
+      model = _model_from_config(config, model_fn)
     build_variables(model, strategy)
     _check_model_in_scope(model, strategy)
     learning_rate = tf.Variable(0.0, trainable=False, name='learning_rate')
@@ -298,7 +299,6 @@ def train(config: Union[config_lib.TrainConfig, Mapping[str, Any], None] = None,
   else:
     train_writer = valid_writer = tf.summary.create_noop_writer()
 
-  from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
   progress = tqdm(total=config.num_steps, initial=start, unit='step', dynamic_ncols=True,
                   disable=not (config.progress and chief), desc='train')
   if resumed_from and chief:

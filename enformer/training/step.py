@@ -13,6 +13,8 @@ import tensorflow as tf
 
 from enformer import enformer as enformer_lib
 from enformer.training import strategy as strategy_lib
+from enformer.training import metrics
+from enformer.training import recompute
 
 POISSON_EPSILON = 1e-7  # As tf.keras.losses.poisson.
 
@@ -127,7 +129,6 @@ class TrainStep:
 
   def _call_model(self, sequence: tf.Tensor, head: str, is_training: bool) -> tf.Tensor:
     if self.recompute and is_training:
-      from enformer.training import recompute  # pylint: disable=import-outside-toplevel
       return recompute.recomputed_forward(self.model, sequence, [head])[head]
     return self.model(sequence, is_training=is_training, output_heads=[head])[head]
 
@@ -172,7 +173,6 @@ class TrainStep:
     return self._train_functions[head](batch)
 
   def _replica_evaluate(self, batch: Dict[str, tf.Tensor], head: str) -> tf.Tensor:
-    from enformer.training import metrics  # pylint: disable=import-outside-toplevel
     predictions = self._forward(batch['sequence'], head, is_training=False)
     return metrics.sufficient_statistics(batch['target'], predictions)
 

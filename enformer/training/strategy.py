@@ -26,6 +26,9 @@ from typing import Mapping, Optional, Sequence
 
 import sonnet as snt
 import tensorflow as tf
+from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
+from tensorflow.python.distribute import multi_worker_util
+from tensorflow.python.eager import context
 
 
 def replica_local_creator(next_creator, **kwargs) -> tf.Variable:
@@ -61,11 +64,6 @@ def configure_coordination(cluster_spec: Mapping[str, Sequence[str]],
   Returns:
     True when this call configured the service.
   """
-  # pylint: disable=import-outside-toplevel
-  from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
-  from tensorflow.python.distribute import multi_worker_util
-  from tensorflow.python.eager import context
-  # pylint: enable=import-outside-toplevel
   ctx = context.context()
   initialised = ctx._context_handle is not None  # pylint: disable=protected-access
   if ctx.coordination_service is not None or initialised:

@@ -14,6 +14,9 @@ import zipfile
 from typing import Optional, Sequence, Union
 
 import numpy as np
+import joblib
+from sklearn.decomposition import PCA
+from sklearn.preprocessing import StandardScaler
 
 PathLike = Union[str, os.PathLike]
 
@@ -74,8 +77,6 @@ class ScoreTransform:
           target_ids: Sequence[str] = (), whiten: bool = False,
           seed: int = 0) -> 'ScoreTransform':
     """Fits StandardScaler + PCA (scikit-learn) on reference-variant scores [V, N]."""
-    from sklearn.decomposition import PCA
-    from sklearn.preprocessing import StandardScaler
     scores = np.asarray(scores, np.float64)
     if scores.ndim != 2 or len(scores) < 2:
       raise ValueError(f'Need scores [variants ≥ 2, tracks] to fit a transform, got shape '
@@ -132,7 +133,6 @@ class ScoreTransform:
                        'save it as .npz with --save-transform.')
     warnings.warn(f'Loading the pickle {path}: unpickling can execute arbitrary code. Convert it '
                   'once to .npz (ScoreTransform.save) and use that instead.', stacklevel=2)
-    import joblib
     obj = joblib.load(path)
     steps = [step for _, step in obj.steps] if hasattr(obj, 'steps') else [obj]
     scaler = next((s for s in steps if hasattr(s, 'mean_') and hasattr(s, 'scale_')), None)

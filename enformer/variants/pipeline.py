@@ -7,12 +7,16 @@ import time
 from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from enformer.io import sad as sad_io
 from enformer.io.lock import OutputLock
 from enformer.io.vcf import VariantSite, VcfSummary, read_variants
 from enformer.variants.normalization import ScoreTransform
 from enformer.variants.scoring import VariantScorer, flatten_sites
+from enformer.io.fasta import FastaStringExtractor
+from enformer.io.targets import read_targets
+from enformer.variants.plotting import plot_variant_scores
 
 PathLike = Union[str, os.PathLike]
 
@@ -116,10 +120,6 @@ def score_vcf(predictor,
   Raises:
     OutputLockedError: another live process is writing the same `out`.
   """
-  from tqdm.auto import tqdm
-  from enformer.io.fasta import FastaStringExtractor
-  from enformer.io.targets import read_targets
-
   started = time.time()
   paths = output_paths(out)
   # One run per output: a second run on the same --out stops here, naming this one.
@@ -195,7 +195,6 @@ def score_vcf(predictor,
         written['pcs'] = sad_io.write_pc_tables(paths['pcs'], scores.chr, scores.pos, scores.snp,
                                                 scores.ref, scores.alt, pcs)
     if plot:
-      from enformer.variants.plotting import plot_variant_scores
       written['png'] = [plot_variant_scores(scores, paths['png'])]
     if tsv:
       sad_io.finish_atomically(paths['tsv'], lambda p: sad_io.write_sad_tsv(p, scores))

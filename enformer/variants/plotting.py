@@ -4,6 +4,8 @@ import os
 from typing import Union
 
 import numpy as np
+import matplotlib
+import matplotlib.pyplot as plt
 
 from enformer.io.sad import VariantScores
 
@@ -29,9 +31,7 @@ def plot_variant_scores(scores: VariantScores, path: Union[str, os.PathLike],
   Returns:
     The path written.
   """
-  import matplotlib
   matplotlib.use('Agg')
-  import matplotlib.pyplot as plt
 
   if dataset not in scores.scores:
     raise ValueError(f'{dataset} is not in the scores; choose one of {sorted(scores.scores)}.')

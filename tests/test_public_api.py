@@ -1,0 +1,98 @@
+"""The public API: top-level names, DeepMind's module names, what the README's examples import."""
+
+import ast
+import importlib
+import pathlib
+import re
+
+import pytest
+
+import enformer
+
+README = pathlib.Path(__file__).resolve().parent.parent / 'README.md'
+
+
+def test_published_model_constants_and_top_level_names():
+  assert (enformer.SEQUENCE_LENGTH, enformer.BIN_SIZE, enformer.TARGET_LENGTH) == (196_608, 128,
+                                                                                   896)
+  from enformer import enformer as enformer_module  # pylint: disable=import-outside-toplevel
+  assert enformer.Enformer is enformer_module.Enformer
+  assert enformer.one_hot_encode('ACGTN').tolist() == [
+      [1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1], [0, 0, 0, 0]]
+  for name in enformer.__all__:  # Every advertised name resolves (lazily).
+    assert getattr(enformer, name) is not None, name
+  with pytest.raises(AttributeError):
+    getattr(enformer, 'no_such_name')
+
+
+def test_deepmind_module_names():
+  """The names DeepMind's code and notebooks take from their `enformer` module."""
+  # pylint: disable-next=import-outside-toplevel
+  from enformer.enformer import (BIN_SIZE, SEQUENCE_LENGTH, TARGET_LENGTH, Enformer, Residual,
+                                 Sequential, SoftmaxPooling1D, TargetLengthCrop1D,
+                                 accepts_is_training, exponential_linspace_int, gelu)
+  assert (SEQUENCE_LENGTH, BIN_SIZE, TARGET_LENGTH) == (196_608, 128, 896)
+  assert exponential_linspace_int(768, 1536, 6, divisible_by=128) == [
+      768, 896, 1024, 1152, 1280, 1536]
+  assert callable(gelu) and callable(accepts_is_training)
+  for module in (Enformer, Residual, Sequential, SoftmaxPooling1D, TargetLengthCrop1D):
+    assert isinstance(module, type)
+  from enformer import attention_module  # pylint: disable=import-outside-toplevel
+  assert callable(attention_module.positional_features_all)
+
+
+def test_interpretation_names_sit_together():
+  """`target_mask` beside `contribution_input_grad`, as the README uses them."""
+  # pylint: disable-next=import-outside-toplevel
+  from enformer.interpret import (contribution_input_grad, enhancer_gene_link_scores,
+                                  in_silico_mutagenesis, pool_contributions, target_mask)
+  assert enformer.contribution_input_grad is contribution_input_grad
+  assert enformer.target_mask is target_mask
+  assert enformer.in_silico_mutagenesis is in_silico_mutagenesis
+  assert callable(pool_contributions) and callable(enhancer_gene_link_scores)
+  mask = target_mask(4, 3, bins='1-2', tracks=[0])
+  assert mask.shape == (4, 3) and mask.sum() == 2
+
+
+def _readme_python() -> str:
+  return '\n'.join(re.findall(r'```python\n(.*?)```', README.read_text(), flags=re.S))
+
+
+def test_readme_examples_import_what_exists():
+  """Every `import` / `from ... import` of the README's Python examples, and every
+  `enformer.<name>` they use, resolves."""
+  if not README.exists():
+    pytest.skip('README.md not found')
+  code = _readme_python()
+  tree = ast.parse(code)
+  imports = [node for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))]
+  checked = 0
+  for node in imports:
+    if isinstance(node, ast.Import):
+      for alias in node.names:
+        if alias.name.split('.')[0] == 'enformer':
+          importlib.import_module(alias.name)
+          checked += 1
+    elif node.module and node.module.split('.')[0] == 'enformer':
+      module = importlib.import_module(node.module)
+      for alias in node.names:
+        assert hasattr(module, alias.name) or importlib.util.find_spec(
+            f'{node.module}.{alias.name}') is not None, f'from {node.module} import {alias.name}'
+        checked += 1
+  for name in sorted(set(re.findall(r'\benformer\.([A-Za-z_]\w*)', code))):
+    assert hasattr(enformer, name), f'enformer.{name} (README example)'
+    checked += 1
+  assert checked >= 5  # The README has examples; an empty extraction would prove nothing.
+
+
+def test_seq_length_is_a_deprecated_spelling_of_sequence_length(tmp_path):
+  """The library says `sequence_length`; public functions still take `seq_length=` with a warning."""
+  from enformer.data.write import BasenjiWriter  # pylint: disable=import-outside-toplevel
+  with pytest.warns(DeprecationWarning, match='sequence_length'):
+    writer = BasenjiWriter(str(tmp_path / 'a'), seq_length=256, target_length=2, num_targets=1)
+  assert writer.sequence_length == 256
+  with pytest.raises(ValueError, match='pass only sequence_length'):
+    BasenjiWriter(str(tmp_path / 'b'), sequence_length=256, seq_length=512, target_length=2,
+                  num_targets=1)
+  with pytest.raises(TypeError, match='sequence_length'):
+    BasenjiWriter(str(tmp_path / 'c'), target_length=2, num_targets=1)
