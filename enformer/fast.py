@@ -82,6 +82,24 @@ def chunk_length_for(sequence_length: int, target: int = CHUNK_LENGTH) -> int:
   return per_chunk * enformer_lib.BIN_SIZE
 
 
+def tower_window(model: enformer_lib.Enformer, window: tf.Tensor, start: tf.Tensor, length: int,
+            num_blocks: int, halo: int) -> tf.Tensor:
+  """Stem + first `num_blocks` conv-tower blocks on `window` [1, W, C_in], the input positions
+  [start − halo, start − halo + W) of a sequence of `length` bp (zeros outside it); returns the
+  outputs for [start, start + W − 2·halo) at 2^(k+1) bp resolution: [1, (W − 2·halo) / 2^(k+1), C_k].
+  `start` may be a tensor; it and `halo` are multiples of 2^(k+1)."""
+
+  def valid(resolution: int, size: int) -> tf.Tensor:
+    positions = (start - halo) // resolution + tf.range(size)
+    inside = (positions >= 0) & (positions < length // resolution)
+    return tf.cast(inside, window.dtype)[tf.newaxis, :, tf.newaxis]
+
+  y = _high_resolution(model, window, num_blocks, valid)
+  out_resolution = 2**(num_blocks + 1)
+  trim = halo // out_resolution
+  return y[:, trim:trim + (window.shape[1] - 2 * halo) // out_resolution]
+
+
 def _chunked_high_resolution(model: enformer_lib.Enformer, x: tf.Tensor, num_blocks: int,
                              chunk_length: int) -> tf.Tensor:
   """`_high_resolution` over chunks of `chunk_length` bp (+ halo), sequentially; same result.
@@ -94,21 +112,12 @@ def _chunked_high_resolution(model: enformer_lib.Enformer, x: tf.Tensor, num_blo
   halo = halo_length(model, num_blocks)
   out_resolution = 2**(num_blocks + 1)
   padded = tf.pad(x, [[0, 0], [halo, halo], [0, 0]])  # Zeros, as 'SAME' padding of the stem conv.
-  window = chunk_length + 2 * halo
 
   def one_chunk(index: tf.Tensor) -> tf.Tensor:
     sequence = index // num_chunks
-    start = (index % num_chunks) * chunk_length  # In `padded`; at start - halo in the sequence.
-
-    def valid(resolution: int, size: int) -> tf.Tensor:
-      positions = (start - halo) // resolution + tf.range(size)
-      inside = (positions >= 0) & (positions < length // resolution)
-      return tf.cast(inside, x.dtype)[tf.newaxis, :, tf.newaxis]
-
-    chunk = tf.slice(padded, [sequence, start, 0], [1, window, -1])  # Static: [1, W, C_in].
-    y = _high_resolution(model, chunk, num_blocks, valid)
-    trim = halo // out_resolution
-    return y[0, trim:trim + chunk_length // out_resolution]
+    start = (index % num_chunks) * chunk_length
+    chunk = tf.slice(padded, [sequence, start, 0], [1, chunk_length + 2 * halo, -1])
+    return tower_window(model, chunk, start, length, num_blocks, halo)[0]
 
   channels = model.trunk.conv_tower.blocks[num_blocks - 1].filters
   signature = tf.TensorSpec([chunk_length // out_resolution, channels], x.dtype)
@@ -185,6 +194,23 @@ class FastForward:
                                  input_signature=signature)
     self._trunk_function = tf.function(self._trunk, jit_compile=mode == 'xla', autograph=False,
                                        input_signature=signature)
+    self._tower_function = tf.function(self._tower, jit_compile=mode == 'xla', autograph=False,
+                                       input_signature=signature)
+    tower_signature = [tf.TensorSpec([None, sequence_length // enformer_lib.BIN_SIZE,
+                                      model.trunk.conv_tower.blocks[-1].filters], self._dtype)]
+    self._after_tower_function = tf.function(self._after_tower, jit_compile=mode == 'xla',
+                                             autograph=False, input_signature=tower_signature)
+
+  @property
+  def dtype(self) -> tf.DType:
+    """The compute dtype (float32 or bfloat16)."""
+    return self._dtype
+
+  def _tower(self, x: tf.Tensor) -> tf.Tensor:
+    return fast_tower(self.model, tf.cast(x, self._dtype), self.chunk_length)
+
+  def _after_tower(self, tower: tf.Tensor) -> Outputs:
+    return fast_heads(self.model, self.model.trunk.fused_after_tower(tower), self.heads)
 
   def _trunk(self, x: tf.Tensor) -> tf.Tensor:
     embedding = fast_trunk(self.model, tf.cast(x, self._dtype), self.chunk_length)
@@ -220,6 +246,14 @@ class FastForward:
   def trunk(self, x) -> tf.Tensor:
     """Trunk embedding only: [B, L, input_channels] → [B, T', trunk_channels] float32."""
     return self._trunk_function(self._check(x))
+
+  def tower(self, x) -> tf.Tensor:
+    """Conv-tower output: [B, L, input_channels] → [B, L / 128, C] in the compute dtype."""
+    return self._tower_function(self._check(x))
+
+  def after_tower(self, tower: tf.Tensor) -> Outputs:
+    """Transformer, crop, final block and heads on a conv-tower output [B, L / 128, C]."""
+    return self._after_tower_function(tower)
 
 
 def compile_forward(model: enformer_lib.Enformer,

@@ -195,7 +195,7 @@ def test_batched_enformer_matches_colab_two_calls(tiny_predictor, fasta, genome_
   """Refs and alts batched together (shared references) equal the colab's two calls per variant."""
   sites = [snv_site(genome_sequence, 1500, ['A', 'T']),
            site('chr1', 2200, ref_at(genome_sequence, 2200, 3), ref_at(genome_sequence, 2200))]
-  scorer = VariantScorer(tiny_predictor, fasta, batch_size=3)
+  scorer = VariantScorer(tiny_predictor, fasta, batch_size=3, incremental=False)
   ref_means, alt_means = scorer.bin_means(sites)
   extractor = VariantSeqExtractor(reference_sequence=fasta)
   row = 0
@@ -208,6 +208,31 @@ def test_batched_enformer_matches_colab_two_calls(tiny_predictor, fasta, genome_
       np.testing.assert_allclose(alt_means[row], alt.mean(axis=1)[0], rtol=1e-4)
       row += 1
   assert scorer.forward_passes == 2  # 5 sequences (2 refs, 3 alts) in batches of 3.
+
+
+@pytest.mark.parametrize('shifts,rc', [((0,), False), ((-1, 0, 1), True)])
+def test_incremental_scores_equal_full_passes(fasta, genome_sequence, shifts, rc):
+  """The default incremental path (SNVs, a multi-allelic site, an MNV; a deletion falls back to
+  full passes) gives the full path's bin means, with shifts and reverse complement."""
+  other_bases = [b for b in 'ACGT' if b != ref_at(genome_sequence, 1500)][:2]
+  sites = [snv_site(genome_sequence, 1500, other_bases),
+           site('chr1', 1800, ref_at(genome_sequence, 1800, 2),
+                ''.join('A' if b != 'A' else 'C' for b in ref_at(genome_sequence, 1800, 2))),
+           site('chr1', 2200, ref_at(genome_sequence, 2200, 3), ref_at(genome_sequence, 2200))]
+  import enformer
+  from enformer.inference import Predictor
+  model = enformer.Enformer(channels=384, num_heads=4, num_transformer_layers=1,
+                            target_length=None, heads={'human': 8})
+  predictor = Predictor.from_module(model, 4096)  # 32 bins: room for the recomputed window.
+  full = VariantScorer(predictor, fasta, incremental=False, shifts=shifts, reverse_complement=rc)
+  fast_scorer = VariantScorer(predictor, fasta, shifts=shifts, reverse_complement=rc)
+  assert fast_scorer.incremental is not None
+  expected_sad, _ = full.score_sites(sites)
+  sad, _ = fast_scorer.score_sites(sites)
+  substitutions = len(sites[0].variants) + len(sites[1].variants)
+  assert fast_scorer.incremental.incremental_passes == substitutions * len(fast_scorer.members)
+  assert fast_scorer.incremental.full_passes == len(fast_scorer.members)  # The deletion.
+  np.testing.assert_allclose(sad, expected_sad, atol=1e-3 * np.abs(expected_sad).max())
 
 
 # --------------------------------------------------------------------------- files

@@ -60,6 +60,10 @@ def register(subparsers) -> None:
   parser.add_argument('--batch-size', type=int, default=4,
                       help='sequences per forward pass (refs and alts share batches)')
   add_n_value_argument(parser)
+  parser.add_argument('--no-incremental', action='store_true',
+                      help='full forward passes for every allele (default: SNVs and equal-length '
+                      'MNVs reuse the reference conv-tower output and recompute only the bins '
+                      'around the variant; exact within float32 rounding, ~1.6x faster)')
   parser.add_argument('--chunk-size', type=int, default=64,
                       help='variants per saved chunk (the unit of resuming)')
   parser.add_argument('--ref-mismatch', choices=('skip', 'error'), default='skip',
@@ -119,7 +123,8 @@ def run(args: argparse.Namespace) -> int:
       neutral_value=args.n_value,
       ref_mismatch=args.ref_mismatch, chunk_size=args.chunk_size, overwrite=args.overwrite,
       tsv=args.tsv, transform=transform, num_pcs=args.pcs, model_id=args.model if "://" in args.model else os.path.abspath(args.model),
-      plot=args.plot, progress=not args.quiet, run_settings={'command': ' '.join(sys.argv)})
+      plot=args.plot, progress=not args.quiet, run_settings={'command': ' '.join(sys.argv)},
+      incremental=not args.no_incremental)
   if args.fit_transform:
     fitted = ScoreTransform.fit(result.scores.sad, args.fit_pcs,
                                 target_ids=result.scores.target_ids)

@@ -5,14 +5,32 @@ The target is the one of `enformer.interpret.gradients` (sum(prediction × mask)
 their values. Shapes: L = input length, W = window length, C = input channels.
 """
 
-from typing import Optional, Tuple
+import weakref
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from enformer.interpret.gradients import Reduction, as_batch, as_mask, compiled_functions
+from enformer import fast
+from enformer.enformer import Enformer
+from enformer.incremental import IncrementalForward
+from enformer.interpret.gradients import (Reduction, as_batch, as_mask, compiled_functions,
+                                          unwrap_model)
 from enformer.sequence import NUM_NUCLEOTIDES
+
+# Incremental forwards per model, keyed by (input length, head): compiled once, reused.
+_INCREMENTAL: 'weakref.WeakKeyDictionary[Enformer, Dict[Tuple[int, str], IncrementalForward]]' = (
+    weakref.WeakKeyDictionary())
+
+
+def incremental_forward(model: Enformer, sequence_length: int, head: str) -> IncrementalForward:
+  """The (cached) `IncrementalForward` of `model` for one length and head."""
+  cache = _INCREMENTAL.setdefault(model, {})
+  key = (int(sequence_length), head)
+  if key not in cache:
+    cache[key] = IncrementalForward(fast.compile_forward(model, sequence_length, [head]))
+  return cache[key]
 
 
 def check_window(window: Optional[Tuple[int, int]], length: int) -> Tuple[int, int]:
@@ -32,7 +50,8 @@ def in_silico_mutagenesis(model,
                           head: str = 'human',
                           reduction: Reduction = 'mean',
                           batch_size: int = 8,
-                          progress: bool = True) -> np.ndarray:
+                          progress: bool = True,
+                          incremental: bool = True) -> np.ndarray:
   """In-silico saturation mutagenesis: Δ target for every single-base substitution in a window.
 
   Each base of the window is replaced by each of the other three bases (one mutant sequence per
@@ -50,6 +69,10 @@ def in_silico_mutagenesis(model,
     reduction: 'mean' (default, as for gradient × input) or 'sum'.
     batch_size: mutant sequences per forward pass.
     progress: show a tqdm progress bar.
+    incremental: for a Sonnet `Enformer` (or a Predictor over one), reuse the reference's
+      conv-tower output and recompute only the tower bins around each substitution
+      (`enformer.incremental`; exact within float32 rounding, ~4x faster at full size). False:
+      a full forward pass per mutant.
 
   Returns:
     float32 numpy [W, 4] in A, C, G, T order; 0 at the reference base. At an N position (all-zero
@@ -64,8 +87,27 @@ def in_silico_mutagenesis(model,
   reference = x[0].numpy()  # [L, C]
   start, end = check_window(window, reference.shape[0])
   mask = as_mask(target_mask)
-  target_score = compiled_functions(model, head, reduction, x, mask).target_score
-  reference_score = float(target_score(x, mask).numpy()[0])
+  inner, crop_length = unwrap_model(model)
+  if incremental and isinstance(inner, Enformer):
+    forward = incremental_forward(inner, crop_length or reference.shape[0], head)
+    kept = forward.reference(reference)
+    weights = mask.numpy()
+    if kept.outputs[head].shape != weights.shape:
+      bins, tracks = kept.outputs[head].shape
+      raise ValueError(
+          f'target_mask has shape {list(weights.shape)} but the {head!r} head predicts '
+          f'[{bins} bins, {tracks} tracks] for inputs of {reference.shape[0]} bp. Build the mask '
+          f'with enformer.interpret.target_mask(num_bins={bins}, num_tracks={tracks}, ...).')
+    scale = 1.0 / weights.sum() if reduction == 'mean' else 1.0
+
+    def target_score(mutants: tf.Tensor, _) -> np.ndarray:
+      predictions = forward.alternatives(kept, mutants.numpy(), batch_size)[head]
+      return tf.constant((predictions * weights).sum(axis=(1, 2)) * scale)
+
+    reference_score = float((kept.outputs[head] * weights).sum() * scale)
+  else:
+    target_score = compiled_functions(model, head, reduction, x, mask).target_score
+    reference_score = float(target_score(x, mask).numpy()[0])
 
   # Every (position, base) that differs from the reference.
   positions, bases = np.nonzero(reference[start:end, :NUM_NUCLEOTIDES] != 1.0)

@@ -85,7 +85,8 @@ def score_vcf(predictor,
               model_id: str = '',
               plot: bool = False,
               progress: bool = True,
-              run_settings: Optional[Mapping[str, object]] = None) -> ScoreVcfResult:
+              run_settings: Optional[Mapping[str, object]] = None,
+              incremental: bool = True) -> ScoreVcfResult:
   """Scores every ALT allele of a VCF and writes `out` in the sad.h5 layout (plus SAR).
 
   Resumable: chunks of `chunk_size` variants are saved under `<out>.partial/` as they finish;
@@ -116,6 +117,8 @@ def score_vcf(predictor,
     plot: also write `<out>.png`, a SAD heatmap of the tracks with the largest effects.
     progress: show a tqdm bar.
     run_settings: extra file attributes to record (e.g. the command line).
+    incremental: exact incremental inference for SNVs/MNVs (see `VariantScorer`); False forces
+      full forward passes.
 
   Raises:
     OutputLockedError: another live process is writing the same `out`.
@@ -136,7 +139,7 @@ def score_vcf(predictor,
     scorer = VariantScorer(predictor, fasta, head=head, sequence_length=sequence_length,
                            batch_size=batch_size, reverse_complement=reverse_complement,
                            shifts=shifts, neutral_value=neutral_value,
-                           indel_anchor=indel_anchor)
+                           indel_anchor=indel_anchor, incremental=incremental)
     num_tracks = (getattr(predictor, 'heads', None) or {}).get(head)
     if targets is not None and isinstance(num_tracks, int):
       _track_names(targets, num_tracks)  # Fail before scoring if the table does not fit the head.
