@@ -4,10 +4,12 @@
 import kipoiseq
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from enformer import one_hot_encode
+from enformer import Enformer, one_hot_encode
 from enformer.cli import build_parser
 from enformer.io import vcf as vcf_io
+from enformer.inference import Predictor
 from enformer.io.fasta import FastaStringExtractor
 from enformer.predict import model_inputs
 from enformer.variants import VariantScorer, site_sequences
@@ -102,3 +104,21 @@ def test_n_value_flag(command):
   parser = build_parser()
   assert parser.parse_args(argv).n_value == 0.0
   assert parser.parse_args(argv + ['--n-value', '0.25']).n_value == 0.25
+
+
+def test_incremental_scoring_with_the_notebook_n_value(fasta):
+  """Incremental SNV scoring equals full passes with N = 0.25, and the N value changes SAD."""
+  tf.random.set_seed(5)
+  model = Enformer(channels=384, num_heads=4, num_transformer_layers=1,
+                            target_length=None, heads={'human': 4})
+  predictor = Predictor.from_module(model, 4096)
+  site = vcf_io.VariantSite((kipoiseq.Variant('chr1', 60, GENOME[59], 'G'),), 'chr1')
+  scores = {}
+  for value in (0.0, 0.25):
+    incremental = VariantScorer(predictor, fasta, neutral_value=value)
+    assert incremental.incremental is not None
+    full = VariantScorer(predictor, fasta, neutral_value=value, incremental=False)
+    scores[value], _ = incremental.score_sites([site])
+    expected, _ = full.score_sites([site])
+    np.testing.assert_allclose(scores[value], expected, atol=1e-3 * np.abs(expected).max())
+  assert np.abs(scores[0.25] - scores[0.0]).max() > 1e-2 * np.abs(scores[0.0]).max()
