@@ -32,6 +32,7 @@ import tensorflow as tf
 
 from enformer import enformer as enformer_lib
 from enformer import fast
+from enformer.incremental import IncrementalForward
 from enformer.training import step as step_lib
 
 CONFIGS: Dict[str, Dict[str, object]] = {
@@ -283,6 +284,99 @@ def worker_timing(config: Dict[str, object], paths: List[str], repeats: int,
   return result
 
 
+def worker_levers(config: Dict[str, object], repeats: int, ism_positions: int = 2
+                  ) -> Dict[str, object]:
+  """In one process, interleaved: float32 and bfloat16 fast forwards, SNV scoring (reference +
+  alternative) and ISM (3 mutants per position, one shared reference) with full passes and with
+  incremental inference, in float32 and bfloat16. Times in s (median of `repeats`)."""
+  model = random_model(config)
+  length = config['sequence_length']
+  x = random_one_hot(1, length, seed=1)
+  position = length // 2
+  alt = x.copy()
+  alt[0, position] = np.roll(x[0, position], 1)
+  positions = [position + 7 * i for i in range(ism_positions)]
+  mutants = np.repeat(x, 3 * len(positions), axis=0)
+  for i, p in enumerate(positions):
+    for b in range(3):
+      mutants[3 * i + b, p] = np.roll(x[0, p], b + 1)
+  forwards = {precision: fast.compile_forward(model, length, precision=precision)
+              for precision in fast.PRECISIONS}
+  incremental = {precision: IncrementalForward(forward)
+                 for precision, forward in forwards.items()}
+  sampler = RssSampler()
+  rss_before = sampler.reset()
+
+  def full_variant(precision: str) -> None:  # Today's scorer: ref and alt in one batch.
+    _block(forwards[precision](np.concatenate([x, alt])))
+
+  def incremental_variant(precision: str) -> None:
+    incremental[precision](x[0], alt)
+
+  def full_ism(precision: str) -> None:
+    for i in range(0, len(mutants), 3):
+      _block(forwards[precision](mutants[i:i + 3]))
+
+  def incremental_ism(precision: str) -> None:  # The reference once for all positions.
+    incremental[precision](x[0], mutants, batch_size=3)
+
+  tasks = {f'{name}_{precision}': (function, precision)
+           for name, function in [('forward', lambda p: _block(forwards[p](x))),
+                                  ('variant_full', full_variant),
+                                  ('variant_incremental', incremental_variant),
+                                  ('ism_full', full_ism), ('ism_incremental', incremental_ism)]
+           for precision in fast.PRECISIONS}
+  times = {key: [] for key in tasks}
+  for round_index in range(repeats + 1):  # Round 0 is the warm-up (tracing).
+    for key, (function, precision) in tasks.items():
+      start = time.perf_counter()
+      function(precision)
+      if round_index:
+        times[key].append(time.perf_counter() - start)
+  median = {key: statistics.median(value) for key, value in times.items()}
+  tower = forwards['float32'].tower(x)
+  bf16 = forwards['bfloat16'](x)
+  f32 = forwards['float32'](x)
+  sampler.stop()
+  return {
+      'times': times, 'median_s': median, 'ism_positions': len(positions),
+      'reference_tower_mb': float(tower.numpy().nbytes / 1e6),
+      'peak_rss_gb': sampler.peak(), 'rss_before_gb': rss_before,
+      'bf16_max_rel_error': max(float(np.abs(bf16[h].numpy() - f32[h].numpy()).max() /
+                                      np.abs(f32[h].numpy()).max()) for h in f32),
+  }
+
+
+def _lever_rows(levers: Dict[str, object], log) -> Dict[str, float]:
+  """Prints the incremental / bfloat16 rows; returns their ratios."""
+  m = levers['median_s']
+  positions = levers['ism_positions']
+  log('')
+  log(f'{"variant effects and ISM":<34}{"float32":>12}{"bfloat16":>12}')
+  for label, key, per in [('s / forward (batch 1)', 'forward', 1.0),
+                          ('variants/s, full passes', 'variant_full', -1.0),
+                          ('variants/s, incremental', 'variant_incremental', -1.0),
+                          ('ISM positions/s, full passes', 'ism_full', -positions),
+                          ('ISM positions/s, incremental', 'ism_incremental', -positions)]:
+    values = [m[f'{key}_{p}'] if per > 0 else -per / m[f'{key}_{p}'] for p in fast.PRECISIONS]
+    log(f'{label:<34}{values[0]:>12.4f}{values[1]:>12.4f}')
+  ratios = {
+      'incremental/full variants per s (float32)':
+          m['variant_full_float32'] / m['variant_incremental_float32'],
+      'incremental/full ISM positions per s (float32)':
+          m['ism_full_float32'] / m['ism_incremental_float32'],
+      'bfloat16/float32 forward time': m['forward_bfloat16'] / m['forward_float32'],
+      'bfloat16 incremental/float32 full variants per s':
+          m['variant_full_float32'] / m['variant_incremental_bfloat16'],
+  }
+  log(f'stored reference tower output per window: {levers["reference_tower_mb"]:.1f} MB; '
+      f'peak RSS during these runs {levers["peak_rss_gb"]:.2f} GB '
+      f'(before: {levers["rss_before_gb"]:.2f} GB)')
+  log(f'bfloat16 vs float32 max |Δ| / max |value| (random weights): '
+      f'{levers["bf16_max_rel_error"]:.3g}')
+  return ratios
+
+
 def _run_worker(kind: str, **kwargs) -> Dict[str, object]:
   """Runs `worker_<kind>(**kwargs)` in a fresh Python process; returns its JSON result."""
   code = ('import json, sys; from enformer import benchmark as b; '
@@ -300,7 +394,7 @@ def _run_worker(kind: str, **kwargs) -> Dict[str, object]:
 def run_benchmark(config_name: str = 'quick', repeats: int = 3, batch4: bool = True,
                   memory: bool = True, train: bool = False, recompute: bool = False,
                   plain_batch4: bool = False, sequence_length: Optional[int] = None,
-                  log=print) -> Dict[str, object]:
+                  levers: bool = True, log=print) -> Dict[str, object]:
   """Runs the benchmark and prints a report; returns all numbers.
 
   Args:
@@ -312,6 +406,7 @@ def run_benchmark(config_name: str = 'quick', repeats: int = 3, batch4: bool = T
     train: measure a forward + backward step (batch 1) in a subprocess.
     recompute: with `train`, also measure the step with per-block activation recomputation.
     plain_batch4: also time the plain path at batch 4 (slow; large memory at full size).
+    levers: also time incremental SNV scoring and ISM, and bfloat16 inference (`worker_levers`).
     sequence_length: input length in bp instead of the size's (a multiple of 128; all bins are
       kept when it is too short for the size's target_length).
     log: printing function.
@@ -395,6 +490,11 @@ def run_benchmark(config_name: str = 'quick', repeats: int = 3, batch4: bool = T
                                      'fast_b4': 1 / (3 * per_seq4)}
     log(f'variants/s (2 forwards each): {report["variants_per_s"]}')
     log(f'ISM positions/s (3 forwards each): {report["ism_positions_per_s"]}')
+  if levers:
+    report['levers'] = _run_worker('levers', config=config, repeats=repeats)
+    if 'error' in report['levers']:
+      raise RuntimeError(report['levers']['error'])
+    ratios.update(_lever_rows(report['levers'], log))
   report['ratios'] = ratios
   for k, v in ratios.items():
     log(f'{k}: {v:.3f}')

@@ -211,3 +211,29 @@ def test_fast_equals_reference_across_the_model_family(preset, overrides):
       assert reference_error <= 5e-5, head  # The float64 evaluation is the same function.
       assert rel_error(outputs[head], expected[head].numpy()) <= max(1e-5, 2 * reference_error)
       assert rel_error(outputs[head], exact[head].numpy()) <= max(1e-5, 1.25 * reference_error)
+
+
+def test_bfloat16_inference_is_close_to_float32():
+  """precision='bfloat16': float32 outputs close to float32 inference (per-track correlation),
+  through Predictor and the incremental path alike."""
+  from enformer.incremental import IncrementalForward
+  from enformer.inference import Predictor
+  model = random_model(seed=21, channels=384, num_heads=4, num_transformer_layers=1,
+                       target_length=None)
+  x = random_one_hot(2, 4096, seed=22)
+  expected = Predictor.from_module(model, 4096).predict_on_batch(x)['human']
+  predictor = Predictor.from_module(model, 4096, precision='bfloat16')
+  assert predictor.precision == 'bfloat16'
+  outputs = predictor.predict_on_batch(x)['human']
+  assert outputs.dtype == np.float32
+  assert rel_error(outputs, expected) > 1e-4  # Really bfloat16 (a random model: no tolerance
+  correlations = [np.corrcoef(outputs[..., t].ravel(), expected[..., t].ravel())[0, 1]
+                  for t in range(0, 5313, 50)]  # on the error; trained models: performance.md).
+  assert np.median(correlations) > 0.95, np.median(correlations)
+  forward = fast.compile_forward(model, 4096, precision='bfloat16')
+  alt = x[1:].copy()
+  alt[0, 2000] = np.roll(alt[0, 2000], 1)
+  _, alts = IncrementalForward(forward)(x[1], alt)
+  assert rel_error(alts['human'], forward(alt)['human'].numpy()) <= 1e-2
+  with pytest.raises(ValueError, match='fast path'):
+    Predictor.from_module(model, 4096, fast=False, precision='bfloat16')

@@ -218,3 +218,27 @@ def test_contribution_input_grad_through_predictors(tiny_model, exported, plain_
   # Through the SavedModel's own function (no Sonnet module), like DeepMind's hub module.
   assert_close(plain_predictor.contribution_input_grad(x, mask, head='human')[trim:trim + MODEL_LENGTH],
                expected, 1e-4)
+
+
+def test_fast_false_is_honoured_by_export_and_attribution(tmp_path):
+  """export_hub_module(fast=False) saves the reference op sequence and contribution_input_grad
+  (fast=False) differentiates it; both equal the fast path within float32 rounding."""
+  import tensorflow_hub as hub
+  from enformer.interpret import contribution_input_grad
+  from random_models import random_model, random_one_hot
+  model = random_model(seed=31, channels=384, num_heads=4, num_transformer_layers=1,
+                       target_length=None)
+  enformer_hub.export_hub_module(model, str(tmp_path / 'plain'), 2048 + 256, 2048, fast=False)
+  loaded = hub.load(str(tmp_path / 'plain'))
+  ops = {op.type for f in loaded.model.predict_on_batch.concrete_functions
+         for op in f.graph.get_operations()}
+  assert 'MapWhile' not in ops and 'While' not in ops  # No per-head / per-chunk loops.
+  x = random_one_hot(1, 2048 + 256, seed=32)
+  expected = model(x[:, 128:-128], is_training=False)['human'].numpy()
+  outputs = loaded.model.predict_on_batch(x)['human'].numpy()
+  assert np.abs(outputs - expected).max() <= 1e-5 * np.abs(expected).max()
+  mask = np.zeros((16, 5313), np.float32)
+  mask[6:10, :5] = 1
+  reference = contribution_input_grad(model, x[0, 128:-128], mask, fast=False)
+  fused = contribution_input_grad(model, x[0, 128:-128], mask)
+  assert np.abs(fused - reference).max() <= 1e-4 * np.abs(reference).max()

@@ -4,7 +4,7 @@ import argparse
 import os
 
 from enformer.cli.predict import (add_extra_track_argument, add_model_config_arguments,
-                                  add_n_value_argument)
+                                  add_n_value_argument, add_precision_argument)
 
 
 def register(subparsers) -> None:
@@ -53,6 +53,7 @@ def register(subparsers) -> None:
   add_extra_track_argument(parser)
   add_n_value_argument(parser)
   add_model_config_arguments(parser)
+  add_precision_argument(parser)
   parser.set_defaults(func=run)
 
 

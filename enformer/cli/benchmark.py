@@ -26,6 +26,8 @@ def register(subparsers) -> None:
   parser.add_argument('--no-batch4', action='store_true', help='skip the batch-4 timings')
   parser.add_argument('--plain-batch4', action='store_true',
                       help='also time the plain path at batch 4 (slow, large memory)')
+  parser.add_argument('--no-levers', action='store_true',
+                      help='skip the incremental variant/ISM and bfloat16 rows')
   parser.add_argument('--train', action='store_true',
                       help="also measure enformer train's step (forward, backward, Adam) at "
                       'batch 1')
@@ -45,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
   report = run_benchmark(
       args.config, repeats=args.repeats, batch4=not args.no_batch4, memory=not args.no_memory,
       train=args.train, recompute=args.recompute, plain_batch4=args.plain_batch4,
-      sequence_length=args.sequence_length)
+      sequence_length=args.sequence_length, levers=not args.no_levers)
   if args.json is not None:
     pathlib.Path(args.json).write_text(json.dumps(report, indent=1))
     print(f'wrote {args.json}')

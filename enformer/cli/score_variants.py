@@ -6,19 +6,20 @@ import sys
 from typing import List
 
 from enformer.cli.predict import (add_model_config_arguments, add_n_value_argument,
-                                  model_config_from_args)
+                                  add_precision_argument, model_config_from_args)
 
 INDEL_RULE = """Sequences: the reference is the L bp window centred on the variant (kipoiseq
 Interval(chrom, pos, pos).resize(L), N-padded past chromosome ends); the alternative applies the
 ALT allele inside the same window, as DeepMind's usage notebook does (variant_centered_sequences:
 kipoiseq VariantSeqExtractor with anchor = interval.center() - interval.start, which kipoiseq
-reads as an absolute coordinate clamped into the window: left of the variant). Insertions and deletions: the bases left of the variant stay where
-they are and the ALT allele follows at the variant's position; an insertion of k bp pushes the
-last k bases out of the window's right end, a deletion of k bp pulls the next k reference bases
-in at the right end. (For a variant within the first L/2 bp of a chromosome the notebook's anchor
-lies right of it, so there the left part moves instead.) SNVs only change the variant's base.
-N is encoded as --n-value (0 by default, as enformer.py and the Basenji2 data; 0.25 reproduces
-the notebook's numbers for windows that reach a chromosome end or an assembly gap)."""
+reads as an absolute coordinate clamped into the window: left of the variant). Insertions and
+deletions: the bases left of the variant stay where they are and the ALT allele follows at the
+variant's position; an insertion of k bp pushes the last k bases out of the window's right end,
+a deletion of k bp pulls the next k reference bases in at the right end. (For a variant within
+the first L/2 bp of a chromosome the notebook's anchor lies right of it, so there the left part
+moves instead.) SNVs only change the variant's base. N is encoded as --n-value (0 by default, as
+enformer.py and the Basenji2 data; 0.25 reproduces the notebook's numbers for windows that reach
+a chromosome end or an assembly gap)."""
 
 
 def _shifts(text: str) -> List[int]:
@@ -87,6 +88,7 @@ def register(subparsers) -> None:
                       help='replace a finished output (and discard unfinished runs that differ)')
   parser.add_argument('--quiet', action='store_true', help='no progress bar')
   add_model_config_arguments(parser)
+  add_precision_argument(parser)
   # Let `--shifts -1,0,1` (a value starting with '-') parse like a negative number.
   parser._negative_number_matcher = re.compile(r'^-\d+(,-?\d+)*$|^-\d*\.\d+$')
   parser.set_defaults(func=run)
@@ -115,14 +117,17 @@ def run(args: argparse.Namespace) -> int:
       print(f'Saved the transform as {args.save_transform}', file=sys.stderr)
   from enformer.inference import load_model  # TensorFlow: only once the arguments are checked.
   predictor = load_model(args.model, sequence_length=args.sequence_length,
-                         **model_config_from_args(args))
+                         precision=args.precision, **model_config_from_args(args))
+  model_id = args.model if '://' in args.model else os.path.abspath(args.model)
+  if args.precision != 'float32':  # Never resume a float32 run's chunks in bfloat16.
+    model_id += f' precision={args.precision}'
 
   result = score_vcf(
       predictor, args.fasta, args.vcf, args.out, head=args.head, targets=args.targets,
       batch_size=args.batch_size, reverse_complement=args.rc, shifts=args.shifts,
       neutral_value=args.n_value,
       ref_mismatch=args.ref_mismatch, chunk_size=args.chunk_size, overwrite=args.overwrite,
-      tsv=args.tsv, transform=transform, num_pcs=args.pcs, model_id=args.model if "://" in args.model else os.path.abspath(args.model),
+      tsv=args.tsv, transform=transform, num_pcs=args.pcs, model_id=model_id,
       plot=args.plot, progress=not args.quiet, run_settings={'command': ' '.join(sys.argv)},
       incremental=not args.no_incremental)
   if args.fit_transform:

@@ -32,13 +32,17 @@ CONFIG_FILENAME = 'enformer_config.json'
 class _HubModule(tf.Module):
   """What `hub.load(path).model` is: `predict_on_batch` that centre-crops to the model length."""
 
-  def __init__(self, model: Enformer, sequence_length: int, model_sequence_length: int):
+  def __init__(self, model: Enformer, sequence_length: int, model_sequence_length: int,
+               fast: bool = True):
     super().__init__(name='hub_model')
     self.enformer = model
     trim = (sequence_length - model_sequence_length) // 2
     channels = model.config['input_channels']
 
-    forward = compile_forward(model, model_sequence_length).function  # Plain graph, no XLA.
+    if fast:  # The fused forward in a plain graph (no XLA).
+      forward = compile_forward(model, model_sequence_length).function
+    else:
+      forward = lambda x: model(x, is_training=False)  # The reference op sequence.
 
     def predict_on_batch(x: tf.Tensor) -> Dict[str, tf.Tensor]:
       """[B, sequence_length, C] → {head: [B, T, N]} on the centre model_sequence_length bp."""
@@ -50,7 +54,7 @@ class _HubModule(tf.Module):
 
 
 def export_hub_module(model: Enformer, export_dir: str, sequence_length: int = HUB_SEQUENCE_LENGTH,
-                      model_sequence_length: Optional[int] = None) -> str:
+                      model_sequence_length: Optional[int] = None, *, fast: bool = True) -> str:
   """Saves `model` as a TF-Hub-compatible SavedModel.
 
   `hub.load(export_dir).model.predict_on_batch(x)` then takes x [B, sequence_length, C] float32,
@@ -66,6 +70,8 @@ def export_hub_module(model: Enformer, export_dir: str, sequence_length: int = H
     export_dir: output folder (local or tf.io.gfile path); must not already hold a SavedModel.
     sequence_length: input length of the exported signature.
     model_sequence_length: length the network sees; default min(sequence_length, 196,608).
+    fast: save the fused inference forward of `enformer.fast` (default: same numbers within
+      float32 rounding, less time and memory); False: the reference op sequence.
 
   Returns:
     export_dir.
@@ -77,7 +83,7 @@ def export_hub_module(model: Enformer, export_dir: str, sequence_length: int = H
   model.build_variables()  # Variables created in __init__ alone do not make a built model.
   if tf.io.gfile.exists(os.path.join(export_dir, 'saved_model.pb')):
     raise FileExistsError(f'{export_dir} already holds a SavedModel; choose a new folder.')
-  hub_module = _HubModule(model, sequence_length, model_sequence_length)
+  hub_module = _HubModule(model, sequence_length, model_sequence_length, fast=fast)
   # A tf.train.Checkpoint root (tf.Module's read-only `variables` properties would not be saved):
   # TF-Hub's reusable SavedModel attributes next to DeepMind's `.model`.
   root = tf.train.Checkpoint()

@@ -29,10 +29,10 @@ from enformer.inference.predictor import Predictor
 
 
 def _load_checkpoint(path: str, sequence_length: Optional[int], config: Dict[str, Any],
-                     fast: bool = True) -> Predictor:
+                     fast: bool = True, precision: str = 'float32') -> Predictor:
   model = Enformer(**config)
   prefix = restore_checkpoint(model, path)
-  predictor = Predictor.from_module(model, sequence_length, fast=fast)
+  predictor = Predictor.from_module(model, sequence_length, fast=fast, precision=precision)
   predictor.source = f'checkpoint {prefix}'
   return predictor
 
@@ -62,7 +62,8 @@ def _hub_load(handle: str):
         'holds it.') from None
 
 
-def _load_saved_model(handle: str, config: Dict[str, Any], fast: bool = True) -> Predictor:
+def _load_saved_model(handle: str, config: Dict[str, Any], fast: bool = True,
+                      precision: str = 'float32') -> Predictor:
   metadata = None if _is_url(handle) and not handle.startswith('gs://') else (
       read_export_metadata(handle))
   if metadata is not None:
@@ -71,12 +72,17 @@ def _load_saved_model(handle: str, config: Dict[str, Any], fast: bool = True) ->
     model = Enformer(**{**metadata['config'], **config})
     restore_exported_variables(model, handle)
     predictor = Predictor.from_module(model, metadata['sequence_length'],
-                                      metadata['model_sequence_length'], fast=fast)
+                                      metadata['model_sequence_length'], fast=fast,
+                                      precision=precision)
     predictor.source = f'SavedModel {handle}'
     return predictor
   if config:
     raise ValueError(f'{handle} is a SavedModel without {CONFIG_FILENAME}: its architecture '
                      f'is fixed, so config arguments ({", ".join(config)}) cannot apply.')
+  if precision != 'float32':
+    raise ValueError(f'precision={precision!r} needs the Sonnet module, but {handle} is a '
+                     'SavedModel without it (e.g. DeepMind\'s TF-Hub module), which runs its own '
+                     'float32 graph. Load the Sonnet checkpoint instead, or use float32.')
   loaded = _hub_load(handle)
   predict_fn = getattr(getattr(loaded, 'model', None), 'predict_on_batch', None)
   if predict_fn is None:
@@ -96,7 +102,7 @@ def _load_saved_model(handle: str, config: Dict[str, Any], fast: bool = True) ->
 
 
 def load_model(handle_or_path: str, sequence_length: Optional[int] = None, *,
-               fast: bool = True, **config: Any) -> Predictor:
+               fast: bool = True, precision: str = 'float32', **config: Any) -> Predictor:
   """Loads Enformer from a TF-Hub handle, a SavedModel folder or a Sonnet checkpoint.
 
   Args:
@@ -107,6 +113,8 @@ def load_model(handle_or_path: str, sequence_length: Optional[int] = None, *,
     fast: when the Sonnet module is available (checkpoints, exports of this package), predict
       with the fused forward of `enformer.fast` (equal within 1e-5 relative); False: the
       reference op sequence. DeepMind's hub module always runs its own saved graph.
+    precision: 'float32' (default) or 'bfloat16' (fast path with the Sonnet module only; see
+      `Predictor.from_module`).
     **config: checkpoints: `Enformer` constructor arguments (default: the published full-size
       model); SavedModels written by `export_hub_module`: overrides of the stored config.
 
@@ -122,9 +130,9 @@ def load_model(handle_or_path: str, sequence_length: Optional[int] = None, *,
   local = not _is_url(handle)
   if local or handle.startswith('gs://'):
     if tf.io.gfile.exists(os.path.join(handle, 'saved_model.pb')):
-      return _load_saved_model(handle, config, fast)
+      return _load_saved_model(handle, config, fast, precision)
     if looks_like_checkpoint(handle):
-      return _load_checkpoint(handle, sequence_length, config, fast)
+      return _load_checkpoint(handle, sequence_length, config, fast, precision)
     if local:
       raise FileNotFoundError(
           f'{handle} is neither a SavedModel folder (with saved_model.pb) nor a checkpoint '
@@ -133,4 +141,4 @@ def load_model(handle_or_path: str, sequence_length: Optional[int] = None, *,
   if config or sequence_length:
     raise ValueError('Model config arguments only apply to checkpoints; a TF-Hub module defines '
                      'its own architecture and input length.')
-  return _load_saved_model(handle, {})
+  return _load_saved_model(handle, {}, fast, precision)

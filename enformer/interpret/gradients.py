@@ -50,7 +50,7 @@ def unwrap_model(model) -> Tuple[object, Optional[int]]:
   return model, crop_length
 
 
-def forward_function(model, head: str) -> Callable[[tf.Tensor], tf.Tensor]:
+def forward_function(model, head: str, fast_path: bool = True) -> Callable[[tf.Tensor], tf.Tensor]:
   """Returns f(x [B, L, C] float32) → predictions of `head` [B, T, N] that gradients flow through.
 
   Accepts an `Enformer` module, an object with a `.model` attribute (the package's Predictor or a
@@ -71,6 +71,8 @@ def forward_function(model, head: str) -> Callable[[tf.Tensor], tf.Tensor]:
       if crop_length is not None and x.shape[1] is not None and x.shape[1] > crop_length:
         trim = (x.shape[1] - crop_length) // 2
         x = x[:, trim:trim + crop_length]
+      if not fast_path:  # The reference op sequence.
+        return ref()(x, is_training=False, output_heads=[head])[head]
       # The fused inference forward of enformer.fast (= model(x, is_training=False) within
       # float32 rounding; faster, and its gradient needs less memory).
       embedding = fast.fast_trunk(ref(), x, fast.chunk_length_for(x.shape[1]))
@@ -106,7 +108,7 @@ _CACHE: Dict[tuple, _CompiledFunctions] = {}
 
 
 def compiled_functions(model, head: str, reduction: Reduction, x: tf.Tensor,
-              mask: tf.Tensor) -> _CompiledFunctions:
+                       mask: tf.Tensor, fast_path: bool = True) -> _CompiledFunctions:
   """tf.functions for inputs shaped like x ([B, L, C], any B) and this mask shape.
 
   One graph per sequence length: the batch axis is polymorphic (no retracing when it changes),
@@ -116,10 +118,10 @@ def compiled_functions(model, head: str, reduction: Reduction, x: tf.Tensor,
     raise ValueError(f'reduction must be one of {REDUCTIONS}, got {reduction!r}.')
   length, channels = int(x.shape[1]), int(x.shape[2])
   mask_shape = tuple(int(d) for d in mask.shape)
-  key = (id(model), head, reduction, length, channels, mask_shape)
+  key = (id(model), head, reduction, length, channels, mask_shape, fast_path)
   if key in _CACHE:
     return _CACHE[key]
-  forward = forward_function(model, head)
+  forward = forward_function(model, head, fast_path)
 
   def target_score(x: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     """[B, L, C], [T, N] → [B]: the masked target of each sequence."""
@@ -240,7 +242,8 @@ def contribution_input_grad(model,
                             sequence_one_hot,
                             target_mask,
                             head: str = 'human',
-                            reduction: Reduction = 'mean') -> np.ndarray:
+                            reduction: Reduction = 'mean',
+                            fast: bool = True) -> np.ndarray:
   """Gradient × input contribution score of every base (the usage colab's method).
 
   score[l] = sum_c x[l, c] · d target / d x[l, c] over the 4 nucleotide channels c, with
@@ -257,11 +260,15 @@ def contribution_input_grad(model,
       `target_mask(...)`.
     head: output head, e.g. 'human' or 'mouse'.
     reduction: 'mean' (divide by sum(mask), default) or 'sum'.
+    fast: differentiate the fused inference forward of `enformer.fast` (default; equal within
+      float32 rounding, less time and memory); False: the reference op sequence. Applies to
+      Sonnet modules (a SavedModel differentiates its own saved graph).
 
   Returns:
     float32 numpy [L] (or [B, L] for a batch): the contribution of each base.
   """
-  per_channel = gradient_times_input(model, sequence_one_hot, target_mask, head, reduction)
+  per_channel = gradient_times_input(model, sequence_one_hot, target_mask, head, reduction,
+                                     fast)
   return per_channel[..., :NUM_NUCLEOTIDES].sum(-1)
 
 
@@ -269,7 +276,8 @@ def extra_channel_contributions(model,
                                 sequence_one_hot,
                                 target_mask,
                                 head: str = 'human',
-                                reduction: Reduction = 'mean') -> np.ndarray:
+                                reduction: Reduction = 'mean',
+                                fast: bool = True) -> np.ndarray:
   """Gradient × input of the extra input channels (C > 4, e.g. conservation), per position.
 
   extra[l, e] = x[l, 4 + e] · d target / d x[l, 4 + e]; arguments as for
@@ -278,16 +286,18 @@ def extra_channel_contributions(model,
   Returns:
     float32 numpy [L, E] (or [B, L, E]); E = C − 4 (0 columns for a one-hot-only model).
   """
-  per_channel = gradient_times_input(model, sequence_one_hot, target_mask, head, reduction)
+  per_channel = gradient_times_input(model, sequence_one_hot, target_mask, head, reduction,
+                                     fast)
   return per_channel[..., NUM_NUCLEOTIDES:]
 
 
 def gradient_times_input(model, sequence_one_hot, target_mask, head: str,
-                          reduction: Reduction) -> np.ndarray:
+                         reduction: Reduction, fast: bool = True) -> np.ndarray:
   """x · d target / d x for every input channel: [L, C] (or [B, L, C]) float32 numpy."""
   x, batched = as_batch(sequence_one_hot)
   mask = as_mask(target_mask)
-  per_channel = compiled_functions(model, head, reduction, x, mask).gradient_times_input(x, mask).numpy()
+  functions = compiled_functions(model, head, reduction, x, mask, fast)
+  per_channel = functions.gradient_times_input(x, mask).numpy()
   return per_channel if batched else per_channel[0]
 
 
