@@ -13,6 +13,8 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 
+from enformer.io.atomic import atomic_write  # pylint: disable=wrong-import-position
+
 PREDICTED_COLOR = '#1f77b4'
 OBSERVED_COLOR = '#d62728'
 
@@ -90,7 +92,7 @@ def plot_tracks(tracks: Mapping[str, np.ndarray],
     fig.suptitle(title)
   fig.tight_layout()
   if path is not None:
-    fig.savefig(path, dpi=100)
+    atomic_write(path, lambda temporary: fig.savefig(temporary, dpi=100))
   return fig
 
 

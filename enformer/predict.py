@@ -33,8 +33,10 @@ import tqdm
 
 from enformer import plots
 from enformer.enformer import BIN_SIZE, HEADS
+from enformer.io import atomic
 from enformer.io import bigwig as bigwig_io
 from enformer.io.fasta import FastaStringExtractor
+from enformer.io.lock import OutputLock
 from enformer.io.targets import is_cage, track_identifiers, track_labels
 from enformer.sequence import FLOAT16_MAX, NEUTRAL_VALUE, NUM_NUCLEOTIDES
 
@@ -181,6 +183,7 @@ def iter_predictions(predictor,
   if batch_size < 1:
     raise ValueError(f'batch_size must be at least 1, got {batch_size}.')
   regions = list(regions)
+  extractor.check_regions(regions)  # Unknown chromosome or past its end: an error, not N input.
   bar = tqdm.tqdm(total=len(regions), desc='Predicting regions', unit='region',
                   disable=not progress)
   with bar:
@@ -215,6 +218,9 @@ def predict_region(predictor, extractor: FastaStringExtractor, region: kipoiseq.
 class PredictionWriter:
   """Writes RegionPredictions one by one to HDF5 (incrementally) or npz (at close).
 
+  The file is written under a temporary name and renamed to `path` by `close()`, so a killed run
+  leaves no unreadable file under the final name; `abort()` (e.g. on a full disk) removes it.
+
   Layout (HDF5 datasets, or npz arrays of the same names):
     predictions [R, bins, T] float32; bin_start [R, bins] int64 (0-based genomic start of each
     bin, bins are `bin_size` bp); chrom, name [R] str; region_start, region_end, input_start,
@@ -229,6 +235,9 @@ class PredictionWriter:
                extra_tracks: Sequence[str] = (), neutral_value: float = NEUTRAL_VALUE):
     self.path = path
     self.format = 'npz' if path.endswith('.npz') else 'h5'
+    atomic.remove_stale_temporaries(path)
+    self._temporary = atomic.temporary_name(path)
+    self.expected_bytes = num_regions * num_bins * (4 * len(track_indices) + 8)  # Uncompressed.
     self._count = 0
     self._num_regions = num_regions
     self._meta = dict(
@@ -242,7 +251,7 @@ class PredictionWriter:
                                                    'input_start', 'input_end')}
     shape = (num_regions, num_bins, len(track_indices))
     if self.format == 'h5':
-      self._file = h5py.File(path, 'w')
+      self._file = h5py.File(self._temporary, 'w')
       self._predictions = self._file.create_dataset(
           'predictions', shape=shape, maxshape=(None, *shape[1:]), dtype='float32',
           compression='gzip', chunks=(1, num_bins, max(1, min(len(track_indices), 1024))))
@@ -265,8 +274,32 @@ class PredictionWriter:
     rows['input_end'].append(prediction.input_interval.end)
     self._count += 1
 
+  def abort(self) -> None:
+    """Discards the file (nothing is left under either name)."""
+    if self.format == 'h5':
+      try:
+        self._file.close()
+      except Exception:  # pylint: disable=broad-except  # A full disk may fail the close.
+        pass
+    try:
+      os.remove(self._temporary)
+    except OSError:
+      pass
+
   def close(self) -> None:
-    """Writes the metadata; after an interruption keeps the regions predicted so far."""
+    """Writes the metadata and renames the file into place; after an interruption keeps the
+    regions predicted so far (attribute `complete` = 0)."""
+    try:
+      self._write_metadata()
+      atomic.fsync_file(self._temporary)
+      os.replace(self._temporary, self.path)
+    except Exception as error:
+      self.abort()
+      if atomic.is_disk_full(error):
+        raise atomic.disk_full_error(self.path, needed=self.expected_bytes) from error
+      raise
+
+  def _write_metadata(self) -> None:
     self._attrs['complete'] = int(self._count == self._num_regions)
     columns = {k: np.asarray(v, dtype=object if k in ('chrom', 'name') else np.int64)
                for k, v in self._rows.items()}
@@ -283,7 +316,7 @@ class PredictionWriter:
       self._bin_start = self._bin_start[:self._count]
       arrays = {k: (v.astype(str) if v.dtype == object else v)
                 for k, v in {**columns, **self._meta}.items()}
-      np.savez_compressed(self.path, predictions=self._predictions, bin_start=self._bin_start,
+      np.savez_compressed(self._temporary, predictions=self._predictions, bin_start=self._bin_start,
                           **arrays, **{k: np.asarray(v) for k, v in self._attrs.items()})
 
 
@@ -352,8 +385,14 @@ def predict_to_files(predictor,
                      observed: Optional[Mapping[int, str]] = None,
                      progress: bool = True,
                      extra_tracks: Sequence[str] = (),
-                     neutral_value: float = NEUTRAL_VALUE) -> Dict[str, object]:
+                     neutral_value: float = NEUTRAL_VALUE,
+                     overwrite: bool = False) -> Dict[str, object]:
   """Predicts regions and writes predictions, browser tracks and PNGs into `out_dir`.
+
+  `out_dir` is locked for the run (a second run on it stops, naming this one). A folder that
+  already holds files is refused unless `overwrite`, which empties it first, so no stale
+  bigWig or PNG of an earlier run stays beside the new predictions. Every file is renamed into
+  place when complete.
 
   Args:
     predictor: a Predictor.
@@ -374,6 +413,7 @@ def predict_to_files(predictor,
     extra_tracks: per-base bigWigs of a model's extra input channels (see `iter_predictions`).
     neutral_value: one-hot value of N (0 default; 0.25 as the usage notebook), stored as the
       file attribute `neutral_value`.
+    overwrite: replace the contents of a used `out_dir`.
 
   Returns:
     Summary: paths written ('predictions', 'bigwig', 'bedgraph', 'plots') and counts.
@@ -395,7 +435,17 @@ def predict_to_files(predictor,
   observed = dict(observed or {})
   extra_tracks = list(extra_tracks)
   check_extra_tracks(predictor.input_channels, extra_tracks)  # Before any file is written.
-  os.makedirs(out_dir, exist_ok=True)
+  with OutputLock(out_dir, what=f'output folder {out_dir}'):
+    atomic.prepare_output_folder(out_dir, overwrite)
+    return _predict_to_folder(predictor, fasta_file, regions, out_dir, head, stored, plot_tracks,
+                              targets, batch_size, output_format, bigwig, bedgraph, max_plots,
+                              observed, progress, extra_tracks, neutral_value)
+
+
+def _predict_to_folder(predictor, fasta_file, regions, out_dir, head, stored, plot_tracks, targets,
+                       batch_size, output_format, bigwig, bedgraph, max_plots, observed, progress,
+                       extra_tracks, neutral_value) -> Dict[str, object]:
+  """`predict_to_files` once `out_dir` is locked and ready."""
   written: Dict[str, object] = dict(plots=[], bigwig=[], bedgraph=[])
   with FastaStringExtractor(fasta_file) as extractor:
     chrom_sizes = extractor.chromosome_sizes
@@ -423,8 +473,13 @@ def predict_to_files(predictor,
           plot_prediction(prediction, plotted, targets, observed_bins, png,
                           chrom_size=chrom_sizes[window.chrom])
           written['plots'].append(png)
-    finally:
-      writer.close()
+    except BaseException as error:
+      if isinstance(error, Exception) and atomic.is_disk_full(error):
+        writer.abort()
+        raise atomic.disk_full_error(predictions_path, needed=writer.expected_bytes) from error
+      writer.close()  # Keeps the regions predicted so far (attribute complete = 0).
+      raise
+    writer.close()
     written['predictions'] = predictions_path
     identifiers = track_identifiers(targets, plot_tracks)
     for track, identifier in zip(plot_tracks, identifiers):

@@ -27,6 +27,8 @@ import matplotlib.pyplot as plt
 
 from enformer.training import evaluate
 
+from enformer.io.atomic import atomic_open, atomic_write
+
 PathLike = Union[str, os.PathLike]
 DEFAULT_ALPHAS = np.logspace(-3, 6, 19)
 TSS_BINS = 3  # Bins summed around the TSS bin: the TSS bin and one on each side.
@@ -126,11 +128,14 @@ class RidgeExpressionModel:
 
   def save(self, path: PathLike) -> None:
     """Writes an `.npz` (strings as unicode arrays; loads without pickle)."""
-    np.savez(path, cell_types=np.asarray(self.cell_types, dtype=str),
-             track_names=np.asarray(self.track_names, dtype=str), coef=self.coef,
-             intercept=self.intercept, alpha=self.alpha, feature_mean=self.feature_mean,
-             feature_std=self.feature_std, heldout_r=self.heldout_r,
-             num_train=self.num_train, num_heldout=self.num_heldout)
+    path = os.fspath(path)
+    path = path if path.endswith('.npz') else path + '.npz'  # np.savez's naming.
+    with atomic_open(path, 'wb') as handle:
+      np.savez(handle, cell_types=np.asarray(self.cell_types, dtype=str),
+               track_names=np.asarray(self.track_names, dtype=str), coef=self.coef,
+               intercept=self.intercept, alpha=self.alpha, feature_mean=self.feature_mean,
+               feature_std=self.feature_std, heldout_r=self.heldout_r,
+               num_train=self.num_train, num_heldout=self.num_heldout)
 
   @classmethod
   def load(cls, path: PathLike) -> 'RidgeExpressionModel':
@@ -253,5 +258,5 @@ def plot_heldout(model: RidgeExpressionModel, features: np.ndarray, expression: 
     axis.set_ylabel('predicted')
   figure.suptitle(f'Ridge on TSS features: {int(np.sum(heldout))} held-out genes')
   figure.tight_layout()
-  figure.savefig(path, dpi=120)
+  atomic_write(path, lambda temporary: figure.savefig(temporary, dpi=120))
   plt.close(figure)

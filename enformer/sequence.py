@@ -8,7 +8,7 @@ reach a chromosome end or an assembly gap reproduce the notebook's numbers only 
 """
 
 import functools
-from typing import Sequence, Tuple
+from typing import Sequence, Tuple, Union
 
 import numpy as np
 
@@ -26,7 +26,12 @@ FLOAT16_MAX = float(np.finfo(np.float16).max)  # 65,504
 _COMPLEMENT = str.maketrans('ACGTRYSWKMBDHVNacgtryswkmbdhvn', 'TGCAYRSWMKVHDBNtgcayrswmkvhdbn')
 
 
-def _ascii_codes(sequence: str) -> np.ndarray:
+def _ascii_codes(sequence: Union[str, bytes]) -> np.ndarray:
+  if isinstance(sequence, (bytes, bytearray, memoryview)):
+    return np.frombuffer(bytes(sequence), dtype=np.uint8)  # Bytes are ASCII codes already.
+  if not isinstance(sequence, str):
+    raise TypeError(f'one_hot_encode takes a DNA string (str or bytes), got '
+                    f'{type(sequence).__name__}; for several sequences use one_hot_encode_batch.')
   try:
     return np.frombuffer(sequence.encode('ascii'), dtype=np.uint8)
   except UnicodeEncodeError as error:
@@ -53,12 +58,12 @@ def _lookup_table(alphabet: str, neutral_alphabet: str, neutral_value: float,
   return table, valid
 
 
-def one_hot_encode(sequence: str,
+def one_hot_encode(sequence: Union[str, bytes],
                    alphabet: str = BASES,
                    neutral_alphabet: str = 'N',
                    neutral_value: float = NEUTRAL_VALUE,
                    dtype=np.float32) -> np.ndarray:
-  """One-hot encodes a DNA string: [len(sequence), len(alphabet)].
+  """One-hot encodes a DNA string (str, or ASCII bytes): [len(sequence), len(alphabet)].
 
   Lowercase (soft-masked) letters encode like uppercase; `neutral_alphabet` and the other IUPAC
   ambiguity codes (R, Y, S, W, K, M, B, D, H, V, U) and gaps encode as `neutral_value` in every
@@ -71,7 +76,7 @@ def one_hot_encode(sequence: str,
   if not is_valid.all():
     position = int(np.argmin(is_valid))
     raise ValueError(
-        f'Sequence contains {sequence[position]!r} at position {position}, which is not a '
+        f'Sequence contains {chr(codes[position])!r} at position {position}, which is not a '
         f'nucleotide ({alphabet}, IUPAC codes or N). Pass only sequence lines (no FASTA header '
         'or numbers).')
   return np.take(table, codes, axis=0)

@@ -1,6 +1,7 @@
 """Output locks and complete-or-absent output files (enformer.io.lock, enformer.io.atomic)."""
 
 import errno
+import gzip
 import json
 import os
 import signal
@@ -155,3 +156,62 @@ def test_atomic_directory_swaps_when_complete(tmp_path):
     open(os.path.join(building, 'new.json'), 'w').write('{}')
   assert os.listdir(out) == ['new.json']
   assert sorted(os.listdir(tmp_path)) == ['dataset']
+
+
+def test_json_errors_name_the_file(tmp_path):
+  from enformer.io.files import read_json
+  path = tmp_path / 'statistics.json'
+  path.write_text('{"seq_length": 1024,')
+  with pytest.raises(ValueError, match=f'{path} is not valid JSON .*line 1'):
+    read_json(path)
+  path.write_bytes(b'\xef\xbb\xbf{"a": 1}')  # A UTF-8 BOM is accepted.
+  assert read_json(path) == {'a': 1}
+  path.write_bytes(b'')
+  with pytest.raises(ValueError, match=f'{path} is empty'):
+    read_json(path)
+
+
+def test_vcf_bom_and_bytes_that_are_not_utf8(tmp_path):
+  from enformer.io.vcf import read_vcf_sites
+  path = tmp_path / 'calls.vcf'
+  path.write_bytes(b'\xef\xbb\xbf##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n'
+                   b'chr1\t10\trs\xff1\tA\tG\t.\t.\tNOTE=caf\xe9\n')
+  (site,) = list(read_vcf_sites(path))  # Tolerated in INFO (never read) and in ID.
+  assert (site.chrom, site.pos, site.id, site.ref, site.alts) == ('chr1', 10, 'rs?1', 'A', ('G',))
+  path.write_bytes(b'chr1\t10\tx\tA\tG\xff\n')
+  with pytest.raises(ValueError, match='line 1: .*not UTF-8'):
+    list(read_vcf_sites(path))
+  truncated = tmp_path / 'calls.vcf.gz'
+  data = gzip.compress(b'chr1\t10\tx\tA\tG\n' * 2000)
+  truncated.write_bytes(data[:len(data) // 2])
+  with pytest.raises(ValueError, match=f'{truncated} is truncated or corrupt'):
+    list(read_vcf_sites(truncated))
+
+
+def test_official_mouse_targets_table_is_accepted():
+  from conftest import shared_path
+  from enformer.io.targets import read_targets
+  table = read_targets(shared_path('data', 'basenji_targets', 'targets_mouse.txt'))
+  assert len(table) == 1643 and table['index'].iloc[0] == 5313  # As published.
+  assert list(table.index[:2]) == [0, 1]  # Rows are the mouse head's tracks 0..1642.
+
+
+def test_one_hot_encode_bytes_and_wrong_types():
+  from enformer.sequence import one_hot_encode
+  np.testing.assert_array_equal(one_hot_encode(b'ACGTN'), one_hot_encode('ACGTN'))
+  with pytest.raises(TypeError, match='DNA string'):
+    one_hot_encode(['ACGT'])
+
+
+def test_content_identity_changes_with_the_content(tmp_path):
+  from enformer.io.files import content_identity
+  model = tmp_path / 'saved'
+  (model / 'variables').mkdir(parents=True)
+  (model / 'saved_model.pb').write_bytes(b'graph')
+  index = model / 'variables' / 'variables.index'
+  index.write_bytes(b'crc 1')
+  first = content_identity(model)
+  assert content_identity(model) == first
+  index.write_bytes(b'crc 2')
+  assert content_identity(model) != first
+  assert content_identity('https://tfhub.dev/deepmind/enformer/1') != first

@@ -3,8 +3,12 @@
 import argparse
 import os
 
+from enformer.cli._inputs import check_files, check_many, check_model, check_output_path
 from enformer.cli.predict import (add_extra_track_argument, add_model_config_arguments,
-                                  add_n_value_argument, add_precision_argument)
+                                  add_n_value_argument, add_precision_argument,
+                                  check_unused_output_folder,
+                                  model_config_from_args)
+from enformer.io.lock import OutputLock
 
 
 def register(subparsers) -> None:
@@ -50,6 +54,8 @@ def register(subparsers) -> None:
                       help='ISM: mutant sequences per forward pass (default 8)')
   parser.add_argument('--out', required=True, help='output folder')
   parser.add_argument('--quiet', action='store_true', help='no progress bar')
+  parser.add_argument('--overwrite', action='store_true',
+                      help='replace the contents of a used --out folder')
   add_extra_track_argument(parser)
   add_n_value_argument(parser)
   add_model_config_arguments(parser)
@@ -58,19 +64,38 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-  from enformer.cli.predict import load_predictor
-  from enformer.interpret.workflow import attribute_to_files
+  # The user's inputs first: a bad file is reported before TensorFlow and the model load.
+  check_files((args.fasta, '--fasta', 'fasta'), (args.targets, '--targets', 'text'))
+  check_many(args.extra_track, '--extra-track', 'bigwig')
+  check_model(args.model)
+  model_config_from_args(args)
+  check_output_path(args.out, '--out', folder=True)
+  check_unused_output_folder(args.out, args.overwrite)
+  if args.batch_size < 1:
+    raise ValueError(f'--batch-size must be >= 1, got {args.batch_size}.')
+  from enformer.io.bed import parse_region
+  from enformer.io.fasta import FastaStringExtractor
   from enformer.io.targets import read_targets
-
-  if not os.path.exists(args.fasta):  # Before the (slow) model load.
-    raise FileNotFoundError(f'--fasta {args.fasta} does not exist.')
+  with FastaStringExtractor(args.fasta) as extractor:
+    extractor.check_regions([parse_region(args.region)])
   targets = read_targets(args.targets) if args.targets else None
+
+  # One run per --out: a second run stops here, naming the first, before loading the model.
+  with OutputLock(args.out, what=f'--out {args.out}'):
+    return _attribute(args, targets)
+
+
+def _attribute(args: argparse.Namespace, targets) -> int:
+  """`run` once the inputs are checked and --out is locked."""
+  from enformer.cli.predict import load_predictor  # TensorFlow: once the inputs are checked.
+  from enformer.interpret.workflow import attribute_to_files
   predictor = load_predictor(args)
   written = attribute_to_files(
       predictor, args.fasta, args.region, args.out, tracks=args.tracks, bins=args.bins,
       head=args.head, targets=targets, method=args.method, window=args.window,
       reduction=args.reduction, batch_size=args.batch_size, extra_tracks=args.extra_track,
-      neutral_value=args.n_value, progress=not args.quiet)
+      neutral_value=args.n_value, progress=not args.quiet,
+      overwrite=args.overwrite)
   print(written['summary'])
   print(f'wrote {args.out}/attribution.npz, {os.path.basename(written["bigwig"])}, tracks.png, '
         'logo.png')

@@ -2,6 +2,9 @@
 
 import argparse
 
+from enformer.cli._inputs import check_output_path
+from enformer.io.atomic import atomic_open
+
 
 def register(subparsers) -> None:
   parser = subparsers.add_parser(
@@ -44,11 +47,14 @@ def run(args: argparse.Namespace) -> int:
   from enformer.benchmark import run_benchmark
   if args.json is not None and not pathlib.Path(args.json).parent.exists():
     raise FileNotFoundError(f'Directory of --json {args.json} does not exist; create it first.')
+  if args.json is not None:
+    check_output_path(args.json, '--json')
   report = run_benchmark(
       args.config, repeats=args.repeats, batch4=not args.no_batch4, memory=not args.no_memory,
       train=args.train, recompute=args.recompute, plain_batch4=args.plain_batch4,
       sequence_length=args.sequence_length, levers=not args.no_levers)
   if args.json is not None:
-    pathlib.Path(args.json).write_text(json.dumps(report, indent=1))
+    with atomic_open(args.json, 'w') as handle:
+      handle.write(json.dumps(report, indent=1))
     print(f'wrote {args.json}')
   return 0

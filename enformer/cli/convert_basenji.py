@@ -1,6 +1,12 @@
 """`enformer convert-basenji`: extend Basenji2 records to a longer context (GENA-LM workflow)."""
 
 import argparse
+import contextlib
+import os
+
+from enformer.cli._inputs import (check_files, check_input_file, check_input_folder,
+                                  check_output_path)
+from enformer.io.lock import OutputLock
 
 
 def register(subparsers) -> None:
@@ -37,11 +43,26 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+  # The user's files first (local paths; gs:// paths are checked when read).
+  if '://' not in args.base_path:
+    check_input_folder(args.base_path, '--base-path')
+  check_files((args.genome, '--genome', 'fasta'))
+  for path in args.tfr or ():  # A path, or a name in BASE_PATH/tfrecords/.
+    in_data = os.path.join(args.base_path, 'tfrecords', path)
+    if '://' not in path + args.base_path and not os.path.exists(path):
+      check_input_file(in_data, '--tfr')
+  for path, flag in ((args.out_hdf5, '--out-hdf5'), (args.out_tfr, '--out-tfr')):
+    if path and '://' not in path:
+      check_output_path(path, flag, folder=flag == '--out-tfr' or not path.endswith('.h5'))
   from enformer.data.convert import convert_basenji  # pylint: disable=import-outside-toplevel
-  results = convert_basenji(args.base_path, args.subset, args.genome, args.sequence_length,
-                            tfr_files=args.tfr, out_hdf5=args.out_hdf5, out_tfr=args.out_tfr,
-                            processes=args.processes, max_mismatch_rate=args.max_mismatch_rate,
-                            overwrite=args.overwrite)
+  out = args.out_hdf5 or args.out_tfr
+  lock = OutputLock(out, what=f'output {out}') if '://' not in out else contextlib.nullcontext()
+  with lock:  # One live conversion per output; --overwrite never deletes under another.
+    results = convert_basenji(args.base_path, args.subset, args.genome, args.sequence_length,
+                              tfr_files=args.tfr, out_hdf5=args.out_hdf5, out_tfr=args.out_tfr,
+                              processes=args.processes, max_mismatch_rate=args.max_mismatch_rate,
+                              overwrite=args.overwrite)
+
   records = sum(r.records for r in results)
   compared = sum(r.compared_bases for r in results)
   mismatched = sum(r.mismatched_bases for r in results)

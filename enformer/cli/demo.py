@@ -2,6 +2,8 @@
 
 import argparse
 
+from enformer.cli._inputs import check_output_path
+
 
 def register(subparsers) -> None:
   parser = subparsers.add_parser(
@@ -24,6 +26,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+  check_output_path(args.out, '--out', folder=True)
   from enformer.demo import run_demo
   path = run_demo(args.out, quick=args.quick, force=args.force, seed=args.seed)
   print(f'Demo report: {path}')

@@ -4,6 +4,10 @@ import argparse
 import json
 import os
 
+from enformer.cli._inputs import check_data_folder, check_files, check_model, check_output_path
+from enformer.io.files import read_json
+from enformer.io.lock import OutputLock
+
 _DESCRIPTION = """\
 Evaluate a model on a Basenji2 data subset: per-track Pearson R over all bins and sequences (the
 paper's metric) and R², written to OUT/per_track.tsv with track names, OUT/summary.json, and
@@ -48,8 +52,11 @@ def resolve_model(model: str, checkpoint: str = 'best', model_config=None):
   from enformer.training import checkpointing  # pylint: disable=import-outside-toplevel
   config_path = os.path.join(model, 'config.json')
   if os.path.isdir(model) and os.path.exists(config_path):
-    with open(config_path) as f:
-      config = json.load(f)['model_config']
+    record = read_json(config_path, 'the run configuration')
+    if not isinstance(record, dict) or 'model_config' not in record:
+      raise ValueError(f'{config_path} has no "model_config": not a run folder written by '
+                       '`enformer train`.')
+    config = record['model_config']
     if checkpoint == 'best':
       path = os.path.join(model, checkpointing.BEST_CHECKPOINT)
       if not os.path.exists(path + '.index'):
@@ -62,14 +69,21 @@ def resolve_model(model: str, checkpoint: str = 'best', model_config=None):
 
 
 def run(args: argparse.Namespace) -> int:
+  if args.batch_size <= 0:
+    raise ValueError(f'--batch-size must be positive, got {args.batch_size}.')
+  # The user's inputs first: a bad file is reported before TensorFlow and the model load.
+  check_model(args.model, run_folder=True)
+  if '://' not in args.data and not (args.data in ('human', 'mouse') and
+                                     not os.path.exists(args.data)):  # $ENFORMER_DATA_DIR sets.
+    check_data_folder(args.data, '--data')
+  check_files((args.targets, '--targets', 'text'), (args.tss, '--tss', 'text'))
+  check_output_path(args.out, '--out', folder=True)
+
   import pandas as pd  # pylint: disable=import-outside-toplevel
   from enformer.data import basenji  # pylint: disable=import-outside-toplevel
   from enformer.inference import load_model  # pylint: disable=import-outside-toplevel
   from enformer.io.targets import read_targets  # pylint: disable=import-outside-toplevel
   from enformer.training import evaluate as evaluate_lib  # pylint: disable=import-outside-toplevel
-
-  if args.batch_size <= 0:
-    raise ValueError(f'--batch-size must be positive, got {args.batch_size}.')
   try:
     model_config = json.loads(args.model_config) if args.model_config else None
   except json.JSONDecodeError as error:
@@ -97,7 +111,8 @@ def run(args: argparse.Namespace) -> int:
   result = evaluate_lib.evaluate(predictor.predict_on_batch, dataset, head,
                                  batch_size=args.batch_size, max_batches=args.max_batches,
                                  targets=targets, tss_index=tss_index)
-  paths = evaluate_lib.write_evaluation(result, args.out)
+  with OutputLock(args.out, what=f'--out {args.out}'):
+    paths = evaluate_lib.write_evaluation(result, args.out)
   for line in evaluate_lib.summary_lines(result):
     print(line)
   print('Wrote ' + ', '.join(paths.values()))

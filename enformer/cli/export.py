@@ -2,7 +2,9 @@
 
 import argparse
 
+from enformer.cli._inputs import check_model, check_output_path
 from enformer.cli.predict import add_model_config_arguments, model_config_from_args
+from enformer.io.lock import OutputLock
 
 DESCRIPTION = """Export a Sonnet checkpoint (e.g. DeepMind's sonnet_weights, or a training checkpoint) as a
 TF-Hub-compatible SavedModel: hub.load(OUT).model.predict_on_batch(x) takes x = [B, N, 4] float32
@@ -32,6 +34,14 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+  check_model(args.checkpoint, '--checkpoint')
+  model_config_from_args(args)
+  check_output_path(args.out, '--out', folder=True)
+  with OutputLock(args.out, what=f'--out {args.out}'):
+    return _export(args)
+
+
+def _export(args: argparse.Namespace) -> int:
   from enformer.enformer import SEQUENCE_LENGTH
   from enformer.inference import HUB_SEQUENCE_LENGTH, export_hub_module, load_model
 

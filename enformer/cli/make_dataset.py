@@ -3,6 +3,9 @@
 import argparse
 from typing import Dict, List, Optional
 
+from enformer.cli._inputs import check_files, check_input_file, check_output_path
+from enformer.io.lock import OutputLock
+
 
 def register(subparsers) -> None:
   parser = subparsers.add_parser(
@@ -73,7 +76,25 @@ def _input_tracks(specs: List[str]) -> Dict[str, str]:
   return tracks
 
 
+def _check_inputs(args: argparse.Namespace) -> None:
+  """The user's files exist and are of the right kind, before TensorFlow loads."""
+  check_output_path(args.out, '--out', folder=True)
+  if args.source != 'bigwig':
+    return
+  check_files((args.fasta, '--fasta', 'fasta'), (args.targets, '--targets', 'text'),
+              (args.regions, '--regions', 'text'), (args.blacklist, '--blacklist', 'text'))
+  for path in _input_tracks(args.input_track).values():
+    check_input_file(path, '--input-track', kind='bigwig')
+
+
 def run(args: argparse.Namespace) -> int:
+  _check_inputs(args)
+  # One live job per output folder: --overwrite never deletes files another run is writing.
+  with OutputLock(args.out, what=f'--out {args.out}'):
+    return _make_dataset(args)
+
+
+def _make_dataset(args: argparse.Namespace) -> int:
   if args.source == 'synthetic':
     from enformer.data.synthetic import make_synthetic_dataset  # pylint: disable=import-outside-toplevel
     out = make_synthetic_dataset(args.out, sequence_length=args.seq_length,

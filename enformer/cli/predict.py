@@ -2,6 +2,11 @@
 
 import argparse
 import json
+import os
+
+from enformer.cli._inputs import (check_files, check_input_file, check_many, check_model,
+                                  check_output_path)
+from enformer.io.lock import OutputLock
 
 DESCRIPTION = """Predict genomic tracks for regions of a genome.
 
@@ -13,6 +18,8 @@ chromosome ends is N-padded) and predicted. Writes to --out:
   <head>_<track>_<id>.bedGraph  with --bedgraph
   NNNN_<region>.png          the chosen tracks (CAGE on log10(1+x)); --observed adds measured tracks
                              with the Pearson r of log2(1+x)
+A used --out is refused unless --overwrite (which replaces its contents); a region entirely past
+its chromosome's end is an error.
 
 Models with extra input channels (input_channels = 4 + E, e.g. one-hot + conservation) take E
 --extra-track bigWigs in channel order: raw per-base values over the same N-padded input interval,
@@ -56,6 +63,8 @@ def register(subparsers) -> None:
   parser.add_argument('--bedgraph', action='store_true', help='also write bedGraph files.')
   parser.add_argument('--no-bigwig', action='store_true', help='do not write bigWig files.')
   parser.add_argument('--max-plots', type=int, default=10, help='PNGs for the first N regions.')
+  parser.add_argument('--overwrite', action='store_true',
+                      help='replace the contents of a used --out folder.')
   parser.add_argument('--observed', nargs='+', default=[], metavar='TRACK=BIGWIG',
                       help='observed coverage to draw under a predicted track, e.g. '
                       '4799=keratinocyte_cage.bw (the track is an index, identifier or '
@@ -145,7 +154,11 @@ def add_model_config_arguments(parser: argparse.ArgumentParser) -> None:
 
 def model_config_from_args(args: argparse.Namespace) -> dict:
   """Enformer constructor arguments given on the command line (only those set)."""
-  config = json.loads(args.model_config) if getattr(args, 'model_config', None) else {}
+  try:
+    config = json.loads(args.model_config) if getattr(args, 'model_config', None) else {}
+  except json.JSONDecodeError as error:
+    raise ValueError(f'--model-config is not valid JSON ({error.msg} at column {error.colno}): '
+                     f'{args.model_config!r}.') from None
   if not isinstance(config, dict):
     raise ValueError('--model-config must be a JSON object of Enformer arguments, e.g. '
                      '\'{"channels": 384, "num_heads": 4}\'.')
@@ -165,6 +178,17 @@ def model_config_from_args(args: argparse.Namespace) -> dict:
   return config
 
 
+def check_unused_output_folder(out: str, overwrite: bool) -> None:
+  """Refuses an --out folder that holds files unless --overwrite (no stale outputs beside new)."""
+  if overwrite or not os.path.isdir(out):
+    return
+  entries = sorted(e for e in os.listdir(out) if not e.startswith('.'))
+  if entries:
+    shown = ', '.join(entries[:3]) + (', ...' if len(entries) > 3 else '')
+    raise FileExistsError(f'--out {out} already holds files ({shown}). Pass --overwrite to '
+                          'replace them, or choose another --out.')
+
+
 def _resolve_track(spec: str, targets, num_tracks: int) -> int:
   from enformer.io.targets import select_tracks
   found = select_tracks(targets, [spec], num_tracks)
@@ -175,27 +199,44 @@ def _resolve_track(spec: str, targets, num_tracks: int) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-  import os
+  # The user's inputs first: a bad file is reported before TensorFlow and the model load.
+  check_files((args.fasta, '--fasta', 'fasta'), (args.bed, '--bed', 'text'),
+              (args.targets, '--targets', 'text'))
+  check_many(args.extra_track, '--extra-track', 'bigwig')
+  check_model(args.model)
+  model_config_from_args(args)
+  check_output_path(args.out, '--out', folder=True)
+  check_unused_output_folder(args.out, args.overwrite)
   from enformer.io.bed import parse_region, read_bed
-  from enformer.io.targets import read_targets, select_tracks
-  from enformer.predict import predict_to_files
-
-  if not os.path.exists(args.fasta):
-    raise FileNotFoundError(f'FASTA file {args.fasta} does not exist.')
+  from enformer.io.fasta import FastaStringExtractor
+  from enformer.io.targets import read_targets
   regions = read_bed(args.bed) if args.bed else [parse_region(r) for r in args.region]
+  with FastaStringExtractor(args.fasta) as extractor:
+    extractor.check_regions(regions)
   targets = read_targets(args.targets) if args.targets else None
+  observed_paths = []
+  for item in args.observed:
+    spec, _, path = item.partition('=')
+    if not path:
+      raise ValueError(f'--observed takes TRACK=BIGWIG items, got {item!r}.')
+    check_input_file(path, '--observed', kind='bigwig')
+    observed_paths.append((spec, path))
+  # One run per --out: a second run stops here, naming the first, before loading the model.
+  with OutputLock(args.out, what=f'--out {args.out}'):
+    return _predict(args, regions, targets, observed_paths)
+
+
+def _predict(args: argparse.Namespace, regions, targets, observed_paths) -> int:
+  """`run` once the inputs are checked and --out is locked."""
+  from enformer.io.targets import select_tracks
+  from enformer.predict import predict_to_files  # TensorFlow: only once the inputs are checked.
   predictor = load_predictor(args)
   if args.head not in predictor.heads:
     raise ValueError(f'--head {args.head!r} is not a head of the model: {sorted(predictor.heads)}.')
   num_tracks = predictor.heads[args.head]
   tracks = select_tracks(targets, args.tracks, num_tracks) if args.tracks else None
   observed = {}
-  for item in args.observed:
-    spec, _, path = item.partition('=')
-    if not path:
-      raise ValueError(f'--observed takes TRACK=BIGWIG items, got {item!r}.')
-    if not os.path.exists(path):
-      raise FileNotFoundError(f'Observed bigWig {path} does not exist.')
+  for spec, path in observed_paths:
     observed[_resolve_track(spec, targets, num_tracks)] = path
   plot_tracks = None
   if observed and tracks is None:
@@ -210,7 +251,7 @@ def run(args: argparse.Namespace) -> int:
       plot_tracks=plot_tracks, targets=targets, batch_size=args.batch_size,
       output_format=args.format, bigwig=not args.no_bigwig, bedgraph=args.bedgraph,
       max_plots=args.max_plots, observed=observed, extra_tracks=args.extra_track,
-      neutral_value=args.n_value)
+      overwrite=args.overwrite, neutral_value=args.n_value)
   print(f'Predictions: {summary["predictions"]} ({summary["regions"]} regions × '
         f'{predictor.output_length} bins × {summary["tracks"]} tracks)')
   for key in ('bigwig', 'bedgraph', 'plots'):

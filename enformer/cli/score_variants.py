@@ -5,8 +5,10 @@ import re
 import sys
 from typing import List
 
+from enformer.cli._inputs import check_files, check_model, check_output_path
 from enformer.cli.predict import (add_model_config_arguments, add_n_value_argument,
                                   add_precision_argument, model_config_from_args)
+from enformer.io.lock import OutputLock
 
 INDEL_RULE = """Sequences: the reference is the L bp window centred on the variant (kipoiseq
 Interval(chrom, pos, pos).resize(L), N-padded past chromosome ends); the alternative applies the
@@ -96,14 +98,19 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
   import os
-  from enformer.variants import ScoreTransform, score_vcf
+  from enformer.variants import ScoreTransform
 
-  for path, flag in ((args.vcf, '--vcf'), (args.fasta, '--fasta')):
-    if not os.path.exists(path):
-      raise FileNotFoundError(f'{flag} {path} does not exist.')
-  if os.path.exists(args.out) and not args.overwrite:
+  check_files((args.vcf, '--vcf', 'vcf'), (args.fasta, '--fasta', 'fasta'),
+              (args.targets, '--targets', 'text'), (args.transform, '--transform', None))
+  check_model(args.model)
+  check_output_path(args.out, '--out')
+  if os.path.isfile(args.out) and not args.overwrite:
     raise FileExistsError(f'{args.out} already exists (a finished run). Pass --overwrite to '
                           'replace it, or choose another --out.')
+  for path, flag in ((args.fit_transform, '--fit-transform'),
+                     (args.save_transform, '--save-transform')):
+    if path:
+      check_output_path(path, flag)
   if args.fit_transform and os.path.exists(args.fit_transform) and not args.overwrite:
     raise FileExistsError(f'{args.fit_transform} already exists; pass --overwrite to replace it.')
   if args.pcs is not None and not args.transform:
@@ -115,6 +122,15 @@ def run(args: argparse.Namespace) -> int:
     if args.save_transform:
       transform.save(args.save_transform)
       print(f'Saved the transform as {args.save_transform}', file=sys.stderr)
+  # One run per --out: a second run stops here, naming the first, before loading the model.
+  with OutputLock(args.out, what=f'--out {args.out}'):
+    return _score(args, transform)
+
+
+def _score(args: argparse.Namespace, transform) -> int:
+  """`run` once the inputs are checked and --out is locked."""
+  import os
+  from enformer.variants import ScoreTransform, score_vcf
   from enformer.inference import load_model  # TensorFlow: only once the arguments are checked.
   predictor = load_model(args.model, sequence_length=args.sequence_length,
                          precision=args.precision, **model_config_from_args(args))

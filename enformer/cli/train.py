@@ -3,7 +3,12 @@
 import argparse
 import dataclasses
 import json
+import os
 import typing
+
+from enformer.cli._inputs import (check_data_folder, check_input_file, check_model,
+                                  check_output_path)
+from enformer.io.lock import OutputLock
 
 _DESCRIPTION = """\
 Train Enformer on Basenji2 data (Poisson loss per head, heads alternating step by step, Adam with
@@ -145,9 +150,44 @@ def build_config(args: argparse.Namespace):
   return resolve_config(args.config, **overrides)
 
 
+def _is_chief_process() -> bool:
+  """False for the non-chief workers of a multi-worker run (TF_CONFIG); they share the folder."""
+  try:
+    tf_config = json.loads(os.environ.get('TF_CONFIG') or '{}')
+  except json.JSONDecodeError:
+    return True  # The strategy reports a malformed TF_CONFIG.
+  task = tf_config.get('task') or {}
+  cluster = tf_config.get('cluster') or {}
+  if task.get('type') in (None, 'chief'):
+    return True
+  return task.get('type') == 'worker' and int(task.get('index', 0)) == 0 and 'chief' not in cluster
+
+
+def _check_inputs(args: argparse.Namespace, config) -> None:
+  """The data folders, --config and --init-from exist, and --run-dir can be a folder."""
+  for head, path in (config.data or {}).items():
+    named_set = path in ('human', 'mouse') and not os.path.exists(path)  # $ENFORMER_DATA_DIR.
+    if isinstance(path, str) and '://' not in path and not named_set:
+      check_data_folder(path, f'--data (head {head})')
+  if args.init_from:
+    check_model(args.init_from, '--init-from')
+  check_output_path(config.run_dir, '--run-dir', folder=True)
+
+
 def run(args: argparse.Namespace) -> int:
-  from enformer.training import train  # pylint: disable=import-outside-toplevel
+  if args.config:
+    check_input_file(args.config, '--config', kind='text')
   config = build_config(args)
+  _check_inputs(args, config)
+  if not _is_chief_process():
+    return _train(args, config)
+  # One live run per folder: a second `train` on it stops here, naming the first.
+  with OutputLock(config.run_dir, what=f'run folder {config.run_dir}'):
+    return _train(args, config)
+
+
+def _train(args: argparse.Namespace, config) -> int:
+  from enformer.training import train  # pylint: disable=import-outside-toplevel
   if args.init_from:
     from enformer.training.finetune import fine_tune  # pylint: disable=import-outside-toplevel
     result = fine_tune(config, init_from=args.init_from, freeze=args.freeze,

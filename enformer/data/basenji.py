@@ -26,7 +26,6 @@ expected versus found.
 
 import dataclasses
 import concurrent.futures
-import json
 import os
 import posixpath
 import re
@@ -40,6 +39,7 @@ from tqdm.auto import tqdm
 
 from enformer.data import augment as augment_lib
 from enformer.data.write import INPUT_TRACKS_FEATURE, POOL_WIDTH, renamed_sequence_length
+from enformer.io.files import parse_json
 
 # Where get_dataset('human', …) looks: DeepMind's public bucket unless ENFORMER_DATA_DIR is set.
 DEFAULT_DATA_DIR = 'gs://basenji_barnyard/data'
@@ -158,8 +158,8 @@ def load_info(path: str,
     if not tf.io.gfile.exists(statistics_path):
       raise FileNotFoundError(f'{statistics_path} not found: a Basenji2 data folder has '
                               'statistics.json, sequences.bed, targets.txt and tfrecords/.')
-    with tf.io.gfile.GFile(statistics_path) as f:
-      stats = json.load(f)
+    with tf.io.gfile.GFile(statistics_path, 'rb') as f:
+      stats = parse_json(f.read(), statistics_path)
     missing = [k for k in ('seq_length', 'target_length', 'num_targets') if k not in stats]
     if missing:
       raise ValueError(f'{statistics_path} lacks {missing}.')

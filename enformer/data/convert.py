@@ -39,6 +39,8 @@ from enformer.data.write import encode_example
 from enformer.io.fasta import FastaStringExtractor
 from enformer.sequence import one_hot_encode
 
+from enformer.io.files import parse_json
+
 DEFAULT_MAX_MISMATCH_RATE = 0.01
 # Records checked before the mismatch rate may stop a conversion (a few records of a wrong
 # assembly already give a rate near 0.75; a few N-rich records should not trigger it).
@@ -251,13 +253,14 @@ def _write_tfr_layout(base_path: str, out_dir: str, subset: str, sequence_length
   """
   info = load_info(base_path, 'basenji2')
   source_layout = file_layout(info, subset)
-  with tf.io.gfile.GFile(posixpath.join(base_path, 'statistics.json')) as f:
-    source_stats = json.load(f)
+  source_path = posixpath.join(base_path, 'statistics.json')
+  with tf.io.gfile.GFile(source_path, 'rb') as f:
+    source_stats = parse_json(f.read(), source_path)
   stats_path = posixpath.join(out_dir, 'statistics.json')
   stats = dict(source_stats)
   if tf.io.gfile.exists(stats_path):
-    with tf.io.gfile.GFile(stats_path) as f:
-      existing = json.load(f)
+    with tf.io.gfile.GFile(stats_path, 'rb') as f:
+      existing = parse_json(f.read(), stats_path)
     if existing.get('seq_length') == sequence_length:
       stats = existing
   stats.update(seq_length=sequence_length, crop_bp=(sequence_length - info.target_length *

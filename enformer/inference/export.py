@@ -22,6 +22,8 @@ import tensorflow as tf
 from enformer.enformer import SEQUENCE_LENGTH, Enformer
 from enformer.fast import compile_forward
 from enformer.inference.predictor import check_crop
+from enformer.io.atomic import atomic_directory
+from enformer.io.files import parse_json
 
 # Input length of DeepMind's TF-Hub module: twice the 196,608 bp the network sees (centre crop).
 HUB_SEQUENCE_LENGTH = 393_216
@@ -92,14 +94,24 @@ def export_hub_module(model: Enformer, export_dir: str, sequence_length: int = H
   root.variables = list(model.variables)
   root.trainable_variables = list(model.trainable_variables)
   root.regularization_losses = []
-  tf.saved_model.save(root, export_dir,
-                      signatures={'serving_default': hub_module.predict_on_batch})
   metadata = dict(config=model.config, sequence_length=int(sequence_length),
                   model_sequence_length=int(model_sequence_length),
                   output_length=model.output_length(model_sequence_length),
                   heads=model.config['heads'])
-  with tf.io.gfile.GFile(os.path.join(export_dir, CONFIG_FILENAME), 'w') as handle:
-    json.dump(metadata, handle, indent=1)
+
+  def save(folder: str) -> None:
+    tf.saved_model.save(root, folder,
+                        signatures={'serving_default': root.model.predict_on_batch})
+    with tf.io.gfile.GFile(os.path.join(folder, CONFIG_FILENAME), 'w') as handle:
+      json.dump(metadata, handle, indent=1)
+
+  remote = '://' in export_dir
+  if not remote and (not os.path.exists(export_dir) or not os.listdir(export_dir)):
+    # A new local folder: built beside and renamed when complete (no half-written SavedModel).
+    with atomic_directory(export_dir, overwrite=True) as building:
+      save(building)
+  else:
+    save(export_dir)
   return export_dir
 
 
@@ -116,8 +128,8 @@ def read_export_metadata(path: str) -> Optional[Dict[str, Any]]:
   config_path = os.path.join(path, CONFIG_FILENAME)
   if not tf.io.gfile.exists(config_path):
     return None
-  with tf.io.gfile.GFile(config_path) as handle:
-    return json.load(handle)
+  with tf.io.gfile.GFile(config_path, 'rb') as handle:
+    return parse_json(handle.read(), config_path)
 
 
 def restore_exported_variables(model: Enformer, export_dir: str) -> None:

@@ -50,11 +50,25 @@ def _is_url(handle: str) -> bool:
   return bool(re.match(r'^(https?|gs|s3)://', handle))
 
 
+def _first_line(text: str) -> str:
+  lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+  return lines[0][:300] if lines else ''
+
+
 def _hub_load(handle: str):
+  if not _is_url(handle):
+    saved_model = os.path.join(handle, 'saved_model.pb')
+    if tf.io.gfile.exists(saved_model) and tf.io.gfile.stat(saved_model).length == 0:
+      raise ValueError(f'{saved_model} is empty (an interrupted export or copy); export or copy '
+                       'the model again.')
   try:
     return hub.load(handle)
   except Exception as error:  # Network, cache and format errors alike: one clear message.
-    reason = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
+    reason = _first_line(str(error)) or type(error).__name__
+    if not _is_url(handle):
+      raise ValueError(
+          f'Could not read the SavedModel in {handle} ({type(error).__name__}: {reason}); it may '
+          'be truncated or from an interrupted export: export or copy it again.') from None
     raise ValueError(
         f'Could not load the TF-Hub model {handle!r} ({type(error).__name__}: {reason}). '
         'Offline? Download the module once where there is internet and either pass its local '
@@ -129,9 +143,16 @@ def load_model(handle_or_path: str, sequence_length: Optional[int] = None, *,
   handle = os.fspath(handle_or_path)
   local = not _is_url(handle)
   if local or handle.startswith('gs://'):
-    if tf.io.gfile.exists(os.path.join(handle, 'saved_model.pb')):
+    try:
+      saved_model = tf.io.gfile.exists(os.path.join(handle, 'saved_model.pb'))
+      checkpoint = not saved_model and looks_like_checkpoint(handle)
+    except tf.errors.OpError as error:  # gs:// unreachable (offline, no credentials).
+      raise ValueError(f'Could not reach {handle} ({type(error).__name__}: '
+                       f'{_first_line(error.message)}). Offline? Copy the model to a local '
+                       'folder and pass that folder.') from None
+    if saved_model:
       return _load_saved_model(handle, config, fast, precision)
-    if looks_like_checkpoint(handle):
+    if checkpoint:
       return _load_checkpoint(handle, sequence_length, config, fast, precision)
     if local:
       raise FileNotFoundError(

@@ -113,6 +113,9 @@ class Predictor:
 
   def check_inputs(self, inputs: np.ndarray) -> None:
     shape = tuple(np.shape(inputs))
+    if len(shape) == 3 and shape[0] == 0:
+      raise ValueError('The batch is empty (0 sequences): pass at least one sequence, shape '
+                       f'[batch ≥ 1, {self.sequence_length:,}, {self.input_channels}].')
     expected = (self.sequence_length, self.input_channels)
     if len(shape) != 3 or shape[1:] != expected:
       hint = ' Add a batch axis, e.g. x[np.newaxis].' if shape == expected else ''

@@ -21,6 +21,7 @@ import pandas as pd  # pylint: disable=wrong-import-position
 from enformer import plots  # pylint: disable=wrong-import-position
 from enformer.interpret.gradients import contribution_logo_matrix  # pylint: disable=wrong-import-position
 from enformer.interpret.ism import ism_logo_matrix  # pylint: disable=wrong-import-position
+from enformer.io.atomic import atomic_write  # pylint: disable=wrong-import-position
 from enformer.sequence import BASES  # pylint: disable=wrong-import-position
 
 PathLike = Union[str, os.PathLike]
@@ -35,7 +36,7 @@ def _interval_fields(interval) -> Tuple[str, int, int]:
 
 def _save(fig: plt.Figure, path: Optional[PathLike]) -> plt.Figure:
   if path is not None:
-    fig.savefig(os.fspath(path), dpi=120, bbox_inches='tight')
+    atomic_write(path, lambda temporary: fig.savefig(temporary, dpi=120, bbox_inches='tight'))
   return fig
 
 

@@ -21,9 +21,11 @@ from enformer.interpret.gradients import (Reduction, as_batch, forward_function,
                                           gradient_times_input, output_shape, parse_index_list,
                                           pool_contributions, target_mask)
 from enformer.interpret.ism import check_window, in_silico_mutagenesis, ism_logo_matrix
+from enformer.io.atomic import atomic_open, prepare_output_folder
 from enformer.io.bed import format_region, parse_region
 from enformer.io.bigwig import write_bigwig
 from enformer.io.fasta import FastaStringExtractor
+from enformer.io.lock import OutputLock
 from enformer.io.targets import select_tracks, track_labels
 from enformer.predict import model_inputs
 from enformer.sequence import NEUTRAL_VALUE, NUM_NUCLEOTIDES
@@ -184,7 +186,8 @@ def attribute_to_files(predictor,
                        batch_size: int = 8,
                        extra_tracks: Sequence[str] = (),
                        neutral_value: float = NEUTRAL_VALUE,
-                       progress: bool = True) -> Dict[str, Any]:
+                       progress: bool = True,
+                       overwrite: bool = False) -> Dict[str, Any]:
   """Explains chosen tracks × bins of a genomic region and writes the results into `out_dir`.
 
   The region is resized around its centre to the predictor's input length. Writes
@@ -212,6 +215,8 @@ def attribute_to_files(predictor,
     neutral_value: one-hot value of N (and of the padding past chromosome ends) in each channel:
       0 (default; enformer.py, Basenji2) or 0.25 (DeepMind's usage notebook); saved as `n_value`.
     progress: tqdm progress bar (ISM).
+    overwrite: replace the files of a used `out_dir` (otherwise FileExistsError). The folder is
+      locked while the files are written (a second run on it stops, naming this one).
 
   Returns:
     Summary: 'result' (the IntervalAttribution), 'interval' (the model input, 0-based),
@@ -232,9 +237,19 @@ def attribute_to_files(predictor,
     bins = [num_bins // 2 - 1, num_bins // 2, num_bins // 2 + 1][:num_bins]
   elif isinstance(bins, str):
     bins = parse_index_list(bins)
-  os.makedirs(out_dir, exist_ok=True)
-
   extractor = FastaStringExtractor(fasta_file)
+  extractor.check_regions([region])  # Unknown chromosome or past its end: an error.
+  with OutputLock(out_dir, what=f'output folder {out_dir}'):
+    prepare_output_folder(out_dir, overwrite)
+    return _attribute_into(predictor, extractor, region, window_region, out_dir, track_indices,
+                           bins, head, targets, method, reduction, batch_size, extra_tracks,
+                           neutral_value, progress)
+
+
+def _attribute_into(predictor, extractor, region, window_region, out_dir, track_indices, bins,
+                    head, targets, method, reduction, batch_size, extra_tracks,
+                    neutral_value, progress) -> Dict[str, Any]:
+  """`attribute_to_files` once `out_dir` is locked and ready."""
   chrom = extractor.resolve_chromosome(region.chrom)
   interval = region.resize(predictor.sequence_length)
   model_input = model_inputs(extractor, [interval], extra_tracks,
@@ -269,7 +284,8 @@ def attribute_to_files(predictor,
     if result.extra_scores is not None:
       arrays['extra_scores'] = result.extra_scores
   npz_path = os.path.join(out_dir, 'attribution.npz')
-  np.savez_compressed(npz_path, **arrays)
+  with atomic_open(npz_path, 'wb') as handle:
+    np.savez_compressed(handle, **arrays)
 
   bigwig_path = os.path.join(out_dir, f'{method}_scores.bw')
   w0, w1 = result.window

@@ -5,4 +5,6 @@ Modules (import them directly; nothing here loads TensorFlow):
   bed      read_bed / parse_region: genomic intervals as kipoiseq.Interval.
   targets  read_targets / select_tracks: targets_{organism}.txt track tables.
   bigwig   write_bigwig / write_bedgraph / read_bigwig_bins: binned coverage tracks.
+  lock     OutputLock: one live job per output (names the holder, takes over stale locks).
+  atomic   atomic_path / atomic_open / atomic_directory: outputs complete or absent.
 """

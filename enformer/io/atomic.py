@@ -104,7 +104,7 @@ def _extension(name: str) -> str:
 
 
 def remove_stale_temporaries(path: PathLike) -> None:
-  """Removes temporary files / folders of `path` left by processes of this host that are no longer running."""
+  """Removes temporaries (files or folders) of `path` left by dead processes of this host."""
   folder, name = os.path.split(os.path.abspath(os.fspath(path)))
   pattern = re.compile(r'^\.' + re.escape(name) + r'\.(?P<host>.+)-(?P<pid>\d+)-[0-9a-f]+\.tmp')
   try:
@@ -166,7 +166,7 @@ def atomic_path(path: PathLike, *, expected_bytes: Optional[int] = None) -> Iter
     yield temporary
     if not os.path.exists(temporary):
       raise FileNotFoundError(errno.ENOENT, f'The writer of {path} wrote nothing', temporary)
-    _fsync_file(temporary)
+    fsync_file(temporary)
     os.replace(temporary, path)
     _fsync_folder(folder)
   except BaseException as error:
@@ -199,7 +199,8 @@ def atomic_open(path: PathLike, mode: str = 'w', *, expected_bytes: Optional[int
       handle.flush()
 
 
-def _fsync_file(path: str) -> None:
+def fsync_file(path: str) -> None:
+  """Flushes a written file to disk (a full disk may only show here)."""
   try:
     fd = os.open(path, os.O_RDONLY)
   except OSError:
@@ -224,6 +225,30 @@ def _fsync_folder(folder: str) -> None:
     pass
   finally:
     os.close(fd)
+
+
+def prepare_output_folder(path: PathLike, overwrite: bool = False) -> None:
+  """Creates an output folder; one holding files is emptied with `overwrite`, else refused.
+
+  Hidden entries (temporaries of this module) do not count. Hold an
+  `enformer.io.lock.OutputLock` on `path` around this and the writing that follows, so
+  `overwrite` never deletes files a live process is writing.
+  """
+  path = os.fspath(path)
+  if os.path.isdir(path):
+    entries = sorted(e for e in os.listdir(path) if not e.startswith('.'))
+    if entries and not overwrite:
+      shown = ', '.join(entries[:3]) + (', ...' if len(entries) > 3 else '')
+      raise FileExistsError(errno.EEXIST, f'{path} already holds files ({shown}). Pass '
+                            '--overwrite (overwrite=True) to replace them, or choose another '
+                            'output folder', path)
+    for entry in entries:
+      entry_path = os.path.join(path, entry)
+      if os.path.isdir(entry_path) and not os.path.islink(entry_path):
+        shutil.rmtree(entry_path)
+      else:
+        os.remove(entry_path)
+  os.makedirs(path, exist_ok=True)
 
 
 @contextlib.contextmanager

@@ -10,6 +10,8 @@ import os
 import numpy as np
 import pyBigWig
 
+from enformer.io.atomic import atomic_open, atomic_path
+
 from enformer.io.fasta import alternative_chromosome_names
 
 PathLike = Union[str, os.PathLike]
@@ -58,21 +60,24 @@ def write_bigwig(path: PathLike, chrom_sizes: Mapping[str, int],
     bin_size: bp per value.
   """
   blocks = _sorted_blocks(chrom_sizes, tracks, bin_size)
-  bw = pyBigWig.open(os.fspath(path), 'w')
-  try:
-    bw.addHeader([(chrom, int(size)) for chrom, size in chrom_sizes.items()])
-    for chrom, starts, ends, values in blocks:
-      bw.addEntries([chrom] * len(starts), starts.tolist(), ends=ends.tolist(),
-                    values=values.tolist())
-  finally:
-    bw.close()
+  with atomic_path(path) as temporary:  # Complete or absent, even after kill -9.
+    bw = pyBigWig.open(temporary, 'w')
+    if bw is None:
+      raise OSError(f'pyBigWig could not create {temporary}.')
+    try:
+      bw.addHeader([(chrom, int(size)) for chrom, size in chrom_sizes.items()])
+      for chrom, starts, ends, values in blocks:
+        bw.addEntries([chrom] * len(starts), starts.tolist(), ends=ends.tolist(),
+                      values=values.tolist())
+    finally:
+      bw.close()
 
 
 def write_bedgraph(path: PathLike, chrom_sizes: Mapping[str, int],
                    tracks: Sequence[Tuple[str, int, np.ndarray]], bin_size: int = 128,
                    track_name: str = '') -> None:
   """Writes binned values as a bedGraph (UCSC track line first); blocks as in write_bigwig."""
-  with open(path, 'w') as handle:
+  with atomic_open(path, 'w') as handle:
     handle.write(f'track type=bedGraph name="{track_name or os.path.basename(path)}"\n')
     for chrom, starts, ends, values in _sorted_blocks(chrom_sizes, tracks, bin_size):
       for s, e, v in zip(starts, ends, values):

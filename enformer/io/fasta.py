@@ -48,9 +48,19 @@ class FastaStringExtractor:
     if not os.path.exists(fasta_file):
       raise FileNotFoundError(f'FASTA file {fasta_file} does not exist. Pass the path of the '
                               'reference genome (e.g. hg38.fa, optionally bgzipped with a .fai).')
+    if os.path.isdir(fasta_file):
+      raise IsADirectoryError(f'FASTA {fasta_file} is a folder; pass the genome FASTA file.')
     self.path = fasta_file
-    self.fasta = pyfaidx.Fasta(fasta_file, sequence_always_upper=False, rebuild=False)
+    try:
+      self.fasta = pyfaidx.Fasta(fasta_file, sequence_always_upper=False, rebuild=False)
+    except (pyfaidx.FastaIndexingError, pyfaidx.UnsupportedCompressionFormat, EOFError,
+            UnicodeDecodeError, ValueError) as error:
+      reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+      raise ValueError(f'Cannot index the FASTA {fasta_file} ({reason}); check that it is a '
+                       'complete FASTA file (plain, or bgzip with its .fai/.gzi).') from None
     self._chromosome_sizes = {name: len(record) for name, record in self.fasta.records.items()}
+    if not self._chromosome_sizes:
+      raise ValueError(f'FASTA {fasta_file} holds no sequences (empty, or not a FASTA file).')
 
   @property
   def chromosome_sizes(self) -> Dict[str, int]:
@@ -70,6 +80,20 @@ class FastaStringExtractor:
         f'Chromosome {chrom!r} is not in {self.path} (also tried '
         f'{alternative_chromosome_names(chrom)}); it has {len(known)} sequences: {shown}. '
         'Check that the regions and the FASTA use the same assembly.')
+
+  def check_regions(self, regions: Iterable[kipoiseq.Interval]) -> None:
+    """ValueError for the first region on an unknown chromosome or entirely past its end."""
+    for region in regions:
+      chrom = self.resolve_chromosome(region.chrom)
+      size = self._chromosome_sizes[chrom]
+      if region.start >= size or region.end <= 0:
+        coordinates = f'{region.chrom}:{region.start + 1:,}-{region.end:,}'
+        name = getattr(region, 'name', '') or ''
+        name = f' {name}' if name and name.replace(',', '') != coordinates.replace(',', '') else ''
+        raise ValueError(
+            f'Region{name} {coordinates} lies entirely '
+            f'outside {chrom} ({size:,} bp in {self.path}); check the coordinates and that the '
+            'regions use the assembly of the FASTA.')
 
   def extract(self, interval: kipoiseq.Interval, **kwargs) -> str:
     """Sequence of `interval` (0-based, half-open), N-padded outside the chromosome.

@@ -1,4 +1,4 @@
-"""Exclusive locks on the outputs a long job owns (a run folder, a `.partial/` store, an output file).
+"""Exclusive locks on the outputs a long job owns (run folder, `.partial/` store, output file).
 
 A lock is `<output>.lock`, a small JSON file beside the output, held with `fcntl.flock` for as long
 as the job runs and naming its holder (pid, host, start time, command). The kernel releases a

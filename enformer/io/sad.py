@@ -27,7 +27,9 @@ import numpy as np
 import pandas as pd
 import pysam
 
-from enformer.io.atomic import atomic_open, atomic_write
+from enformer.io.atomic import (atomic_open, atomic_write, remove_stale_temporaries,
+                                temporary_name)
+from enformer.io.files import read_json
 
 PathLike = Union[str, os.PathLike]
 
@@ -166,14 +168,24 @@ def write_pc_tables(prefix: PathLike, chrom: Sequence[str], pos: Sequence[int],
   for name in dict.fromkeys(chrom):
     rows = np.flatnonzero(chrom == name)
     rows = rows[np.argsort(pos[rows], kind='stable')]
-    text_path = f'{prefix}.{name}.tsv'
-    with open(text_path, 'w') as handle:
-      handle.write(header + '\n')
-      for row in rows:
-        values = '\t'.join(f'{value:.6g}' for value in pcs[row])
-        handle.write(f'{name}\t{pos[row]}\t{ids[row]}\t{ref[row]}\t{alt[row]}\t{values}\n')
-    paths.append(pysam.tabix_index(text_path, seq_col=0, start_col=1, end_col=1, meta_char='#',
-                                   force=True))
+    final = f'{prefix}.{name}.tsv.gz'
+    remove_stale_temporaries(final)
+    text_path = temporary_name(final)[:-len('.gz')]  # bgzip + tabix add .gz and .gz.tbi.
+    try:
+      with open(text_path, 'w') as handle:
+        handle.write(header + '\n')
+        for row in rows:
+          values = '\t'.join(f'{value:.6g}' for value in pcs[row])
+          handle.write(f'{name}\t{pos[row]}\t{ids[row]}\t{ref[row]}\t{alt[row]}\t{values}\n')
+      compressed = pysam.tabix_index(text_path, seq_col=0, start_col=1, end_col=1, meta_char='#',
+                                     force=True)
+      os.replace(compressed + '.tbi', final + '.tbi')
+      os.replace(compressed, final)  # The table last: complete tables always have an index.
+    finally:
+      for leftover in (text_path, text_path + '.gz', text_path + '.gz.tbi'):
+        if os.path.exists(leftover):
+          os.remove(leftover)
+    paths.append(final)
   return paths
 
 
@@ -197,15 +209,21 @@ class ChunkStore:
     self.fingerprint = fingerprint(settings)
     manifest = os.path.join(self.directory, 'run.json')
     if os.path.isdir(self.directory):
-      previous = None
+      previous, previous_settings = None, {}
       if os.path.exists(manifest):
-        with open(manifest) as handle:
-          previous = json.load(handle).get('fingerprint')
+        record = read_json(manifest, 'the resume record')
+        if isinstance(record, dict):
+          previous, previous_settings = record.get('fingerprint'), record.get('settings') or {}
       if previous != self.fingerprint:
         if not overwrite:
+          changed = sorted(key for key in set(previous_settings) | set(settings)
+                           if json.dumps(previous_settings.get(key), default=str) !=
+                           json.dumps(settings.get(key), default=str))
+          detail = (f' (changed: {", ".join(changed)})' if changed and previous_settings else '')
           raise FileExistsError(
-              f'{self.directory} holds an unfinished run with different inputs or settings. '
-              'Rerun the original command to finish it, or pass --overwrite to discard it.')
+              f'{self.directory} holds an unfinished run with different inputs or settings'
+              f'{detail}; its scores cannot be combined with this run. Pass --overwrite to '
+              'discard it and start over, or choose another --out.')
         shutil.rmtree(self.directory)
     os.makedirs(self.directory, exist_ok=True)
     if not os.path.exists(manifest):

@@ -30,17 +30,24 @@ def read_targets(path: Union[str, os.PathLike]) -> pd.DataFrame:
     raise FileNotFoundError(
         f'Targets file {path} does not exist. Download targets_human.txt / targets_mouse.txt '
         'from https://github.com/calico/basenji/tree/master/manuscripts/cross2020.')
-  table = pd.read_csv(path, sep='\t')
+  try:
+    table = pd.read_csv(path, sep='\t', encoding='utf-8-sig', encoding_errors='replace')
+  except (pd.errors.EmptyDataError, pd.errors.ParserError) as error:
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    raise ValueError(f'{path} is not a tab-separated targets table ({reason}).') from None
   if 'index' in table.columns:
-    table = table.set_index('index', drop=False)
-    table.index.name = None
+    # DeepMind's targets_mouse.txt numbers its rows 5313..6955 (after the human tracks): any
+    # run of consecutive numbers is accepted; rows are tracks 0..N-1 of the head in file order.
+    first = table['index'].iloc[0] if len(table) else 0
+    if list(table['index']) != list(range(first, first + len(table))):
+      raise ValueError(f'{path}: the index column must count up by one from its first row '
+                       f'(e.g. 0..{len(table) - 1}).')
+    table = table.set_index(pd.RangeIndex(len(table)), drop=False)
   missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
   if missing:
     raise ValueError(f'{path} lacks column(s) {missing}: expected a tab-separated Basenji targets '
                      'table with a header (index, genome, identifier, file, clip, scale, sum_stat, '
                      'description).')
-  if list(table.index) != list(range(len(table))):
-    raise ValueError(f'{path}: the index column must be 0..{len(table) - 1} in order.')
   return table
 
 

@@ -17,6 +17,7 @@ import collections
 import dataclasses
 import gzip
 import os
+import zlib
 from typing import Counter, Iterator, List, Optional, Tuple, Union
 
 import kipoiseq
@@ -111,23 +112,43 @@ class VcfSummary:
 
 
 def open_text(path: PathLike):
-  """Opens a text file that may be gzip/bgzip-compressed (detected from its magic bytes)."""
+  """Opens a text file that may be gzip/bgzip-compressed (detected from its magic bytes).
+
+  Decoded as UTF-8 with a leading byte-order mark dropped; bytes that are not UTF-8 are kept as
+  surrogate escapes (U+DC80–U+DCFF), so a reader can tolerate them in columns it never uses.
+  """
   path = os.fspath(path)
   if not os.path.exists(path):
     raise FileNotFoundError(f'VCF file {path} does not exist.')
+  if os.path.isdir(path):
+    raise IsADirectoryError(f'VCF {path} is a folder; pass the .vcf or .vcf.gz file.')
   with open(path, 'rb') as handle:
     magic = handle.read(2)
   if magic == b'\x1f\x8b':
-    return gzip.open(path, 'rt')
-  return open(path, 'rt')
+    return gzip.open(path, 'rt', encoding='utf-8-sig', errors='surrogateescape')
+  return open(path, 'rt', encoding='utf-8-sig', errors='surrogateescape')
+
+
+def _undecodable(text: str) -> bool:
+  return any('\udc80' <= char <= '\udcff' for char in text)
 
 
 def read_vcf_sites(path: PathLike) -> Iterator[VcfSite]:
   """Yields the data lines of a VCF (plain, gzip or bgzip) in file order.
 
   Columns are tab-separated (whitespace-separated lines are accepted too); lines starting with
-  '#' are headers. Raises ValueError for lines with fewer than 5 columns or a non-integer POS.
+  '#' are headers. Raises ValueError for lines with fewer than 5 columns, a non-integer POS or
+  bytes that are not UTF-8 in CHROM/POS/REF/ALT (elsewhere, e.g. in INFO, they are tolerated; in
+  ID they become '?'), and for a truncated or corrupt gzip file.
   """
+  try:
+    yield from _read_vcf_sites(path)
+  except (EOFError, gzip.BadGzipFile, zlib.error) as error:
+    raise ValueError(f'VCF {os.fspath(path)} is truncated or corrupt ({error}); download or '
+                     'compress it again (bgzip).') from error
+
+
+def _read_vcf_sites(path: PathLike) -> Iterator[VcfSite]:
   with open_text(path) as handle:
     for number, line in enumerate(handle, start=1):
       if line.startswith('#') or not line.strip():
@@ -139,6 +160,11 @@ def read_vcf_sites(path: PathLike) -> Iterator[VcfSite]:
         raise ValueError(f'{path}, line {number}: expected at least 5 columns (CHROM POS ID REF '
                          f'ALT), got {len(fields)}: {line.strip()[:80]!r}.')
       chrom, pos, variant_id, ref, alt = (field.strip() for field in fields[:5])
+      if _undecodable(chrom + pos + ref + alt):
+        raise ValueError(f'{path}, line {number}: CHROM, POS, REF or ALT holds bytes that are '
+                         'not UTF-8 text; fix or remove that line.')
+      if _undecodable(variant_id):
+        variant_id = ''.join('?' if '\udc80' <= c <= '\udcff' else c for c in variant_id)
       try:
         position = int(pos)
       except ValueError:

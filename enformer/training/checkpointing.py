@@ -21,6 +21,8 @@ import tensorflow as tf
 
 from enformer.enformer import Enformer
 from enformer.inference.export import export_hub_module
+from enformer.io.atomic import atomic_open
+from enformer.io.files import read_json
 
 CHECKPOINT_DIR = 'checkpoints'
 BEST_DIR = 'best'
@@ -85,7 +87,7 @@ def export_best(model: tf.Module, run_dir: str, step: int, record: Mapping[str, 
   final_dir = os.path.dirname(prefix)
   shutil.rmtree(final_dir, ignore_errors=True)
   os.replace(tmp_dir, final_dir)
-  with open(os.path.join(run_dir, BEST_JSON), 'w') as f:
+  with atomic_open(os.path.join(run_dir, BEST_JSON), 'w') as f:
     json.dump({'step': int(step), **record}, f, indent=2, sort_keys=True)
   return prefix
 
@@ -94,8 +96,7 @@ def read_best(run_dir: str) -> Optional[Dict[str, Any]]:
   path = os.path.join(run_dir, BEST_JSON)
   if not os.path.exists(path):
     return None
-  with open(path) as f:
-    return json.load(f)
+  return read_json(path, 'the best-model record')
 
 
 def export_best_hub(model_config: Mapping[str, Any], run_dir: str,

@@ -11,6 +11,9 @@ from typing import Any, Dict, Mapping, Optional, Union
 
 import yaml
 
+from enformer.io.atomic import atomic_open
+from enformer.io.files import read_json
+
 CONFIG_FILE = 'config.json'
 PRECISIONS = ('float32', 'bfloat16')
 # Fields that may change when a run is resumed (they do not change what a step computes).
@@ -181,14 +184,13 @@ def save_resolved(config: TrainConfig, model_config: Mapping[str, Any],
   record = {'train': config.to_dict(), 'model_config': dict(model_config),
             'strategy': strategy_description}
   if os.path.exists(path):
-    with open(path) as f:
-      previous = json.load(f)
+    previous = read_json(path, 'the run configuration')
     changed = _changed_settings(previous, record)
     if changed:
       raise ValueError(
           f'{config.run_dir} holds a run with different settings ({"; ".join(changed)}). '
           'Resume with the same settings or choose a new --run-dir.')
-  with open(path, 'w') as f:
+  with atomic_open(path, 'w') as f:
     json.dump(record, f, indent=2, sort_keys=True)
   return path
 

@@ -27,6 +27,7 @@ import matplotlib
 import matplotlib.pyplot as plt
 from tqdm.auto import tqdm
 
+from enformer.io.atomic import atomic_open, atomic_write
 from enformer.training import metrics as metrics_lib
 
 ASSAYS = ('CAGE', 'DNASE', 'CHIP', 'ATAC')
@@ -262,7 +263,7 @@ def plot_by_assay(table: pd.DataFrame, path: str, title: str = '') -> str:
   ax.set_title(title or 'Per-track correlation by assay')
   ax.grid(axis='y', alpha=0.3)
   fig.tight_layout()
-  fig.savefig(path, dpi=120)
+  atomic_write(path, lambda temporary: fig.savefig(temporary, dpi=120))
   plt.close(fig)
   return path
 
@@ -273,15 +274,17 @@ def write_evaluation(result: Evaluation, out_dir: str) -> Dict[str, str]:
   paths = {'per_track': os.path.join(out_dir, 'per_track.tsv'),
            'summary': os.path.join(out_dir, 'summary.json'),
            'plot': os.path.join(out_dir, 'per_track_by_assay.png')}
-  result.per_track.to_csv(paths['per_track'], sep='\t', index=False, float_format='%.6g')
-  with open(paths['summary'], 'w') as f:
+  atomic_write(paths['per_track'], lambda temporary: result.per_track.to_csv(
+      temporary, sep='\t', index=False, float_format='%.6g'))
+  with atomic_open(paths['summary'], 'w') as f:
     json.dump({'head': result.head, 'sequences': result.num_sequences, **result.summary}, f,
               indent=2)
   if result.gene_level is not None:
     paths['gene_level'] = os.path.join(out_dir, 'gene_level.tsv')
-    pd.DataFrame({'gene': result.gene_level['genes'],
-                  'pearson_r_across_tracks': result.gene_level['across_tracks']}).to_csv(
-                      paths['gene_level'], sep='\t', index=False, float_format='%.6g')
+    table = pd.DataFrame({'gene': result.gene_level['genes'],
+                          'pearson_r_across_tracks': result.gene_level['across_tracks']})
+    atomic_write(paths['gene_level'], lambda temporary: table.to_csv(
+        temporary, sep='\t', index=False, float_format='%.6g'))
   plot_by_assay(result.per_track, paths['plot'],
                 f'{result.head}: {result.num_sequences} sequences')
   return paths

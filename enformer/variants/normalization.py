@@ -18,6 +18,8 @@ import joblib
 from sklearn.decomposition import PCA
 from sklearn.preprocessing import StandardScaler
 
+from enformer.io.atomic import atomic_open
+
 PathLike = Union[str, os.PathLike]
 
 
@@ -108,7 +110,7 @@ class ScoreTransform:
 
   def save(self, path: PathLike) -> None:
     """Writes the parameters as a plain `.npz` (loadable without pickle)."""
-    with open(path, 'wb') as handle:
+    with atomic_open(path, 'wb') as handle:
       np.savez(handle, mean=self.mean, scale=self.scale, pca_mean=self.pca_mean,
                components=self.components, explained_variance=self.explained_variance,
                whiten=np.array(self.whiten), target_ids=np.asarray(self.target_ids, dtype=str))

@@ -1,15 +1,18 @@
 """VCF → sad.h5 in one resumable call (the library behind `enformer score-variants`)."""
 
 import dataclasses
+import hashlib
 import math
 import os
 import time
 from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
+import pandas as pd
 from tqdm.auto import tqdm
 
 from enformer.io import sad as sad_io
+from enformer.io.files import content_identity
 from enformer.io.lock import OutputLock
 from enformer.io.vcf import VariantSite, VcfSummary, read_variants
 from enformer.variants.normalization import ScoreTransform
@@ -63,6 +66,14 @@ def _track_names(targets, num_tracks: int):
           targets['description'].astype(str).tolist())
 
 
+def _table_identity(targets) -> str:
+  """Content hash of a targets table (DataFrame), '' without one."""
+  if targets is None:
+    return ''
+  return hashlib.sha256(pd.util.hash_pandas_object(targets, index=True).values.tobytes()
+                        + ','.join(map(str, targets.columns)).encode()).hexdigest()
+
+
 def score_vcf(predictor,
               fasta,
               vcf: PathLike,
@@ -113,7 +124,8 @@ def score_vcf(predictor,
     transform: fitted `ScoreTransform`: adds dataset `SAD_z` (z-scores) to `out`.
     num_pcs: with `transform`, also write the top-k PCs per chromosome as tabix-indexed TSVs
       and dataset `PC` [V, k].
-    model_id: identifies the model in the resume fingerprint (e.g. its path).
+    model_id: identifies the model in the resume fingerprint: its path (the content of the files
+      there is fingerprinted too, so a model replaced at that path is not resumed) or handle.
     plot: also write `<out>.png`, a SAD heatmap of the tracks with the largest effects.
     progress: show a tqdm bar.
     run_settings: extra file attributes to record (e.g. the command line).
@@ -151,7 +163,12 @@ def score_vcf(predictor,
     chunks = chunk_sites(sites, chunk_size)
     settings = {
         'variants': sad_io.fingerprint(columns), 'model': model_id,
-        'fasta': os.path.abspath(fasta.path), 'head': head,
+        # Content identities: a model, genome or table replaced at the same path is noticed.
+        'model_content': (content_identity(model_id.rsplit(' precision=', 1)[0])
+                          if model_id else ''),
+        'fasta': os.path.abspath(fasta.path),
+        'fasta_content': content_identity(fasta.path, [fasta.path + '.fai']),
+        'targets_content': _table_identity(targets), 'head': head,
         'sequence_length': scorer.sequence_length,
         'shifts': [m.shift for m in scorer.members], 'reverse_complement': reverse_complement,
         'chunk_size': chunk_size, 'neutral_value': scorer.neutral_value,

@@ -7,6 +7,7 @@ import numpy as np
 import matplotlib
 import matplotlib.pyplot as plt
 
+from enformer.io.atomic import atomic_write
 from enformer.io.sad import VariantScores
 
 
@@ -56,6 +57,6 @@ def plot_variant_scores(scores: VariantScores, path: Union[str, os.PathLike],
                  fontsize=9)
   figure.colorbar(image, ax=axis, shrink=0.6, label=dataset)
   figure.tight_layout()
-  figure.savefig(path, dpi=120)
+  atomic_write(path, lambda temporary: figure.savefig(temporary, dpi=120))
   plt.close(figure)
   return os.fspath(path)

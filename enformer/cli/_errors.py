@@ -1,0 +1,173 @@
+"""The CLI's error boundary: any failure becomes one line naming the file and the fix.
+
+`describe(error, args)` turns an exception raised by a subcommand into `(message, known)`:
+`known` marks failure classes of the user's inputs or environment (a missing, unreadable, empty,
+truncated or corrupt file, a full disk, a held output lock, bad values, a worker killed for
+memory) — the CLI prints `enformer CMD: error: MESSAGE` and exits 2. Anything else is a bug: one
+line too, with a hint to rerun with --debug for the traceback (exit 1).
+
+When the error itself does not name a file, the innermost traceback frame that holds one of the
+command's path arguments names it ("... (in --vcf calls.vcf.gz)").
+"""
+
+import argparse
+import concurrent.futures.process
+import errno
+import gzip
+import json
+import os
+import re
+import sys
+import zlib
+from typing import Dict, Optional, Tuple
+
+from enformer.io.atomic import DiskFullError, is_disk_full
+from enformer.io.lock import OutputLockedError
+
+_ERRNO_FIX = {
+    errno.ENOENT: 'check the path',
+    errno.EACCES: 'check its permissions',
+    errno.EPERM: 'check its permissions',
+    errno.EISDIR: 'a folder was given where a file is expected',
+    errno.ENOTDIR: 'a file was given where a folder is expected',
+    errno.EROFS: 'the file system is read-only: choose another output',
+    errno.EEXIST: 'choose another output or pass --overwrite',
+}
+
+
+def path_arguments(args: argparse.Namespace) -> Dict[str, str]:
+  """{path: '--flag'} for every string argument of the command (each may be a file)."""
+  found = {}
+  for name, value in vars(args).items():
+    values = value if isinstance(value, (list, tuple)) else [value]
+    for item in values:
+      if isinstance(item, tuple) and len(item) == 2:  # e.g. train --data HEAD=DIR
+        item = item[1]
+      if isinstance(item, str) and item and name not in ('command', 'func'):
+        item = item.partition('=')[2] if '=' in item and not os.path.exists(item) else item
+        if item:
+          found.setdefault(item, '--' + name.replace('_', '-'))
+  return found
+
+
+def _file_in_traceback(error: BaseException, args: argparse.Namespace) -> Optional[str]:
+  """'--flag path' of the innermost frame holding one of the command's path arguments."""
+  candidates = path_arguments(args)
+  absolute = {}
+  for path, flag in candidates.items():
+    with_abs = os.path.abspath(path)
+    absolute[with_abs] = (flag, path)
+    absolute[with_abs.rstrip(os.sep)] = (flag, path)
+  frames = []
+  traceback = error.__traceback__
+  while traceback is not None:
+    frames.append(traceback.tb_frame)
+    traceback = traceback.tb_next
+  for frame in reversed(frames):
+    for value in list(frame.f_locals.values()):
+      if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+      if isinstance(value, bytes) or not isinstance(value, str) or len(value) > 4096:
+        continue
+      key = os.path.abspath(value) if value else None
+      if key in absolute:
+        flag, path = absolute[key]
+        return f'{flag} {path}'
+  return None
+
+
+def _first_line(text: str) -> str:
+  lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
+  return lines[0] if lines else ''
+
+
+def _os_error(error: OSError) -> str:
+  """One line for an OSError, naming its file when it has one."""
+  if error.filename is None or not error.strerror:
+    return str(error).strip()
+  fix = _ERRNO_FIX.get(error.errno)
+  if os.fspath(error.filename) in error.strerror:  # Our own messages already name the file.
+    return _first_line(error.strerror)
+  target = os.fspath(error.filename)
+  if error.filename2:
+    target += f' → {os.fspath(error.filename2)}'
+  text = f'{error.strerror}: {target}'
+  return f'{text} ({fix})' if fix else text
+
+
+def _tf_error(error) -> Optional[Tuple[str, bool]]:
+  try:
+    import tensorflow as tf  # Only when TensorFlow was loaded already.
+  except ImportError:
+    return None
+  if not isinstance(error, tf.errors.OpError):
+    return None
+  message = _first_line(error.message)
+  if isinstance(error, tf.errors.DataLossError):
+    return f'corrupted or truncated file: {message}', True
+  if isinstance(error, tf.errors.NotFoundError):
+    return f'not found: {message}', True
+  if isinstance(error, tf.errors.ResourceExhaustedError):
+    return (f'out of memory: {message} (use a smaller --batch-size or a shorter '
+            '--sequence-length)', True)
+  if isinstance(error, tf.errors.InvalidArgumentError):
+    if re.search(r'\b(nan|inf)\b', message, re.I):
+      return (f'non-finite values (NaN/Inf) reached the model: {message} (check the input data '
+              'and the learning rate)', True)
+    return f'invalid input: {message}', True
+  if isinstance(error, tf.errors.PermissionDeniedError):
+    return f'permission denied: {message}', True
+  return f'{type(error).__name__}: {message}', True
+
+
+def describe(error: BaseException, args: argparse.Namespace) -> Tuple[str, bool]:
+  """(one-line message, known failure class) for an error raised by a subcommand."""
+  if isinstance(error, DiskFullError):
+    return f'{error.strerror or error}.', True
+  if isinstance(error, OutputLockedError):
+    return _first_line(str(error)), True
+  if isinstance(error, OSError) and not isinstance(error, DiskFullError) and is_disk_full(error):
+    where = _file_in_traceback(error, args)
+    target = f' writing {error.filename or where}' if (error.filename or where) else ''
+    return (f'No space left on the device{target}. Free some space or choose an output on '
+            'another disk; files finished before were kept', True)
+  tf_result = _tf_error(error) if 'tensorflow' in sys.modules else None
+  if tf_result is not None:
+    message, known = tf_result
+  elif isinstance(error, concurrent.futures.process.BrokenProcessPool):
+    message, known = ('a worker process died unexpectedly (often: killed for lack of memory); '
+                      'use fewer --processes or a smaller --batch-size and rerun'), True
+  elif isinstance(error, MemoryError):
+    message, known = 'out of memory: use a smaller --batch-size or fewer workers', True
+  elif isinstance(error, json.JSONDecodeError):
+    message, known = (f'malformed JSON ({error.msg} at line {error.lineno} column '
+                      f'{error.colno})'), True
+  elif isinstance(error, UnicodeDecodeError):
+    message, known = (f'the file is not UTF-8 text (byte 0x{error.object[error.start]:02x} at '
+                      f'offset {error.start}); save it as UTF-8'), True
+  elif isinstance(error, (EOFError, zlib.error, gzip.BadGzipFile)):
+    detail = _first_line(str(error)) or type(error).__name__
+    message, known = (f'truncated or corrupt compressed file ({detail}); download or write it '
+                      'again'), True
+  elif isinstance(error, OSError):
+    message, known = _os_error(error), True
+  elif isinstance(error, KeyError):
+    message, known = f'missing entry {error.args[0]!r}' if error.args else 'missing entry', True
+    if error.args and isinstance(error.args[0], str) and ' ' in error.args[0]:
+      message = error.args[0]
+  elif isinstance(error, ValueError):  # Our own messages may add lines of detail: keep them.
+    message, known = str(error).strip(), True
+  elif type(error).__module__.startswith(('h5py', 'pysam', 'pyBigWig')) or (
+      isinstance(error, RuntimeError) and 'error during file opening' in str(error)):
+    message, known = f'could not read the file ({_first_line(str(error))})', True
+  else:
+    message, known = f'{type(error).__name__}: {_first_line(str(error))}', False
+  if known and not _names_a_path(message, args):
+    where = _file_in_traceback(error, args)
+    if where:
+      message = f'{message.rstrip(".")} (in {where})'
+  return message, known
+
+
+def _names_a_path(message: str, args: argparse.Namespace) -> bool:
+  return any(path in message for path in path_arguments(args) if len(path) > 1)
