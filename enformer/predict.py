@@ -16,6 +16,10 @@ channel order). They are read over the same N-padded input interval and encoded 
 `enformer.data.generate` stores them for training: raw per-base values, missing data and positions
 past the chromosome ends = 0, clipped to ±65,504 and rounded to float16; concatenated after the 4
 one-hot channels ([L, 4 + E]).
+
+N (including the padding past chromosome ends) is encoded as `neutral_value` in each one-hot
+channel: 0 by default (DeepMind's enformer.py, Basenji2 data), 0.25 to reproduce DeepMind's usage
+notebook (kipoiseq's default); `enformer predict --n-value`.
 """
 
 import dataclasses
@@ -37,7 +41,7 @@ from enformer.io import bigwig as bigwig_io
 from enformer.io.fasta import FastaStringExtractor
 from enformer.io.lock import OutputLock
 from enformer.io.targets import is_cage, track_identifiers, track_labels
-from enformer.sequence import FLOAT16_MAX, NUM_NUCLEOTIDES
+from enformer.sequence import FLOAT16_MAX, NEUTRAL_VALUE, NUM_NUCLEOTIDES
 
 # The usage colab's example tracks of the published human head: DNASE CD14+ monocyte, DNASE
 # keratinocyte, H3K27ac ChIP keratinocyte, CAGE keratinocyte.
@@ -126,13 +130,15 @@ def read_extra_tracks(extra_tracks: Sequence[str], interval: kipoiseq.Interval) 
 
 
 def model_inputs(extractor: FastaStringExtractor, intervals: Sequence[kipoiseq.Interval],
-                 extra_tracks: Sequence[str] = ()) -> np.ndarray:
+                 extra_tracks: Sequence[str] = (),
+                 neutral_value: float = NEUTRAL_VALUE) -> np.ndarray:
   """Model inputs of equal-width intervals: [B, width, 4 + E] float32.
 
-  One-hot sequence (N-padded past chromosome ends, N = all-zero row) followed by the E extra
-  per-base tracks (see `read_extra_tracks`).
+  One-hot sequence (N-padded past chromosome ends, N = `neutral_value` in each channel: 0 by
+  default, 0.25 as the usage notebook) followed by the E extra per-base tracks (see
+  `read_extra_tracks`).
   """
-  x = extractor.extract_batch(intervals)  # [B, width, 4]
+  x = extractor.extract_batch(intervals, neutral_value)  # [B, width, 4]
   if not extra_tracks:
     return x
   extra = np.stack([read_extra_tracks(extra_tracks, interval) for interval in intervals])
@@ -151,7 +157,8 @@ BATCHES_PER_TASK = 4
 
 def predict_batch(predictor, extractor: FastaStringExtractor,
                   regions: Sequence[kipoiseq.Interval], head: str, track_indices: Sequence[int],
-                  extra_tracks: Sequence[str] = ()) -> List[RegionPrediction]:
+                  extra_tracks: Sequence[str] = (),
+                  neutral_value: float = NEUTRAL_VALUE) -> List[RegionPrediction]:
   """One model call for `regions` (chromosomes resolved to the FASTA's names); see iter_predictions."""
   batch = []
   for region in regions:
@@ -159,7 +166,8 @@ def predict_batch(predictor, extractor: FastaStringExtractor,
     resolved = kipoiseq.Interval(chrom, region.start, region.end, name=region.name,
                                  strand=region.strand)
     batch.append((resolved, input_interval(resolved, predictor.sequence_length)))
-  x = model_inputs(extractor, [model_input for _, model_input in batch], extra_tracks)
+  x = model_inputs(extractor, [model_input for _, model_input in batch], extra_tracks,
+                   neutral_value)
   outputs = predictor.predict_on_batch(x)[head][..., list(track_indices)]  # [B, bins, tracks]
   return [RegionPrediction(region, model_input,
                            output_interval(model_input, predictor.output_length), values,
@@ -170,7 +178,8 @@ def predict_batch(predictor, extractor: FastaStringExtractor,
 def predict_regions_on_worker(source: ModelSource, fasta_file: str,
                               regions: Sequence[kipoiseq.Interval], head: str,
                               track_indices: Sequence[int], batch_size: int,
-                              extra_tracks: Sequence[str] = ()) -> List[RegionPrediction]:
+                              extra_tracks: Sequence[str] = (),
+                              neutral_value: float = NEUTRAL_VALUE) -> List[RegionPrediction]:
   """Dask task: `predict_batch` over `regions` with the worker's cached model and FASTA."""
   predictor = worker_predictor(source)
   extractor = worker_cached(('fasta', fasta_file, threading.get_ident()),
@@ -178,7 +187,7 @@ def predict_regions_on_worker(source: ModelSource, fasta_file: str,
   predictions = []
   for first in range(0, len(regions), batch_size):
     predictions += predict_batch(predictor, extractor, regions[first:first + batch_size], head,
-                                 track_indices, extra_tracks)
+                                 track_indices, extra_tracks, neutral_value)
   return predictions
 
 
@@ -190,7 +199,8 @@ def iter_predictions(predictor,
                      batch_size: int = 1,
                      progress: bool = True,
                      extra_tracks: Sequence[str] = (),
-                     client=None) -> Iterator[RegionPrediction]:
+                     client=None,
+                     neutral_value: float = NEUTRAL_VALUE) -> Iterator[RegionPrediction]:
   """Predicts regions in batches, yielding one RegionPrediction per region in order.
 
   Args:
@@ -206,6 +216,8 @@ def iter_predictions(predictor,
       `input_channels = 4 + len(extra_tracks)`, in channel order (see `read_extra_tracks`).
     client: a `distributed.Client`: tasks of `BATCHES_PER_TASK` batches run on its workers (the
       FASTA and bigWig paths must be readable there); predictions are yielded in order.
+    neutral_value: one-hot value of N in each channel (0: enformer.py / Basenji2, default;
+      0.25: DeepMind's usage notebook).
   """
   source = None
   if client is not None:
@@ -228,7 +240,7 @@ def iter_predictions(predictor,
     if client is None:
       for first in range(0, len(regions), batch_size):
         batch = predict_batch(predictor, extractor, regions[first:first + batch_size], head,
-                              track_list, extra_tracks)
+                              track_list, extra_tracks, neutral_value)
         yield from batch
         bar.update(len(batch))
       return
@@ -236,7 +248,7 @@ def iter_predictions(predictor,
     fasta_file = os.path.abspath(extractor.path)
     extra = [os.path.abspath(os.fspath(t)) for t in extra_tracks]
     tasks = ((first, (source, fasta_file, regions[first:first + per_task], head, track_list,
-                      batch_size, extra))
+                      batch_size, extra, float(neutral_value)))
              for first in range(0, len(regions), per_task))
     for _, predictions in iter_tasks(client, predict_regions_on_worker, tasks,
                                      name='predict-regions', ordered=True):
@@ -253,10 +265,11 @@ def _remote_model(predictor, client) -> Tuple[ModelSource, ModelInfo]:
 
 def predict_region(predictor, extractor: FastaStringExtractor, region: kipoiseq.Interval,
                    head: str = 'human', tracks: Optional[Sequence[int]] = None,
-                   extra_tracks: Sequence[str] = ()) -> RegionPrediction:
+                   extra_tracks: Sequence[str] = (),
+                   neutral_value: float = NEUTRAL_VALUE) -> RegionPrediction:
   """Predictions for one region (see iter_predictions)."""
   return next(iter_predictions(predictor, extractor, [region], head, tracks, progress=False,
-                               extra_tracks=extra_tracks))
+                               extra_tracks=extra_tracks, neutral_value=neutral_value))
 
 
 # --------------------------------------------------------------------------- files
@@ -272,12 +285,13 @@ class PredictionWriter:
     bin, bins are `bin_size` bp); chrom, name [R] str; region_start, region_end, input_start,
     input_end [R] int64; track_index [T] int; track_identifier, track_description [T] str.
     Attributes (HDF5 attrs; npz: arrays): head, bin_size, sequence_length, model, extra_tracks
-    (';'-separated bigWigs of the model's extra input channels, '' for a one-hot-only model).
+    (';'-separated bigWigs of the model's extra input channels, '' for a one-hot-only model),
+    neutral_value (the one-hot value of N).
   """
 
   def __init__(self, path: str, num_regions: int, num_bins: int, track_indices: Sequence[int],
                targets=None, head: str = 'human', sequence_length: int = 0, model: str = '',
-               extra_tracks: Sequence[str] = ()):
+               extra_tracks: Sequence[str] = (), neutral_value: float = NEUTRAL_VALUE):
     self.path = path
     self.format = 'npz' if path.endswith('.npz') else 'h5'
     atomic.remove_stale_temporaries(path)
@@ -290,7 +304,8 @@ class PredictionWriter:
         track_identifier=np.asarray(track_identifiers(targets, track_indices), dtype=object),
         track_description=np.asarray(track_labels(targets, track_indices), dtype=object))
     self._attrs = dict(head=head, bin_size=BIN_SIZE, sequence_length=sequence_length, model=model,
-                       extra_tracks=';'.join(os.fspath(t) for t in extra_tracks))
+                       extra_tracks=';'.join(os.fspath(t) for t in extra_tracks),
+                       neutral_value=float(neutral_value))
     self._rows: Dict[str, list] = {k: [] for k in ('chrom', 'name', 'region_start', 'region_end',
                                                    'input_start', 'input_end')}
     shape = (num_regions, num_bins, len(track_indices))
@@ -369,7 +384,8 @@ def read_predictions(path: str) -> Dict[str, object]:
   if path.endswith('.npz'):
     with np.load(path, allow_pickle=False) as data:
       result = {k: data[k] for k in data.files}
-    for key in ('head', 'model', 'bin_size', 'sequence_length', 'complete', 'extra_tracks'):
+    for key in ('head', 'model', 'bin_size', 'sequence_length', 'complete', 'extra_tracks',
+                'neutral_value'):
       if key in result:  # extra_tracks: absent from files written before it existed.
         result[key] = result[key].item()
     return result
@@ -428,6 +444,7 @@ def predict_to_files(predictor,
                      observed: Optional[Mapping[int, str]] = None,
                      progress: bool = True,
                      extra_tracks: Sequence[str] = (),
+                     neutral_value: float = NEUTRAL_VALUE,
                      overwrite: bool = False,
                      client=None) -> Dict[str, object]:
   """Predicts regions and writes predictions, browser tracks and PNGs into `out_dir`.
@@ -454,6 +471,8 @@ def predict_to_files(predictor,
     observed: track index → observed bigWig path, drawn under the prediction with log2 Pearson r.
     progress: tqdm progress bar.
     extra_tracks: per-base bigWigs of a model's extra input channels (see `iter_predictions`).
+    neutral_value: one-hot value of N (0 default; 0.25 as the usage notebook), stored as the
+      file attribute `neutral_value`.
     overwrite: replace the contents of a used `out_dir`.
     client: a `distributed.Client`: batches of regions are predicted by its workers; the files
       equal a single-process run's.
@@ -485,12 +504,12 @@ def predict_to_files(predictor,
     atomic.prepare_output_folder(out_dir, overwrite)
     return _predict_to_folder(predictor, fasta_file, regions, out_dir, head, stored, plot_tracks,
                               targets, batch_size, output_format, bigwig, bedgraph, max_plots,
-                              observed, progress, extra_tracks, model, client)
+                              observed, progress, extra_tracks, model, client, neutral_value)
 
 
 def _predict_to_folder(predictor, fasta_file, regions, out_dir, head, stored, plot_tracks, targets,
                        batch_size, output_format, bigwig, bedgraph, max_plots, observed, progress,
-                       extra_tracks, model, client) -> Dict[str, object]:
+                       extra_tracks, model, client, neutral_value) -> Dict[str, object]:
   """`predict_to_files` once `out_dir` is locked and ready (`model`: what iter_predictions gets)."""
   written: Dict[str, object] = dict(plots=[], bigwig=[], bedgraph=[])
   with FastaStringExtractor(fasta_file) as extractor:
@@ -498,14 +517,15 @@ def _predict_to_folder(predictor, fasta_file, regions, out_dir, head, stored, pl
     predictions_path = os.path.join(out_dir, f'predictions.{output_format}')
     writer = PredictionWriter(predictions_path, len(regions), predictor.output_length, stored,
                               targets, head, predictor.sequence_length, predictor.source,
-                              extra_tracks)
+                              extra_tracks, neutral_value)
     blocks: Dict[int, list] = {t: [] for t in plot_tracks}
     columns = [stored.index(t) for t in plot_tracks]
     plotted = plot_tracks[:MAX_PLOTTED_TRACKS]
     try:
       for i, prediction in enumerate(iter_predictions(model, extractor, regions, head, stored,
                                                       batch_size, progress, extra_tracks,
-                                                      client=client)):
+                                                      client=client,
+                                                      neutral_value=neutral_value)):
         writer.add(prediction)
         for track, column in zip(plot_tracks, columns):
           blocks[track].append((prediction.region.chrom, prediction.output_interval.start,

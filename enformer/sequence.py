@@ -1,4 +1,11 @@
-"""DNA sequence encoding: one-hot (vectorised lookup table) and reverse complement."""
+"""DNA sequence encoding: one-hot (vectorised lookup table) and reverse complement.
+
+The N convention (`neutral_value`, `--n-value` on the command line): N and other non-ACGT letters
+encode as `neutral_value` in each of the 4 channels. 0 (all-zero rows, the default) is what
+DeepMind's enformer.py, its README and the Basenji2 training data use; 0.25 is kipoiseq's
+`one_hot_dna` default, used by DeepMind's usage notebook (enformer-usage.ipynb), so windows that
+reach a chromosome end or an assembly gap reproduce the notebook's numbers only with 0.25.
+"""
 
 import functools
 from typing import Sequence, Tuple, Union
@@ -9,6 +16,9 @@ import numpy as np
 BASES = 'ACGT'
 NUM_NUCLEOTIDES = len(BASES)
 # IUPAC nucleotide codes (and gap characters) that are not A/C/G/T: encoded as the neutral value.
+# The neutral value of DeepMind's enformer.py / Basenji2 data (default) and of the usage notebook.
+NEUTRAL_VALUE = 0.0
+NOTEBOOK_NEUTRAL_VALUE = 0.25
 IUPAC_AMBIGUOUS = 'NRYSWKMBDHVU-.'
 # Largest float16 value: targets and extra input tracks are stored as float16 in the Basenji2
 # layout, so values are clipped to ±FLOAT16_MAX when written and when encoded for inference.
@@ -51,13 +61,14 @@ def _lookup_table(alphabet: str, neutral_alphabet: str, neutral_value: float,
 def one_hot_encode(sequence: Union[str, bytes],
                    alphabet: str = BASES,
                    neutral_alphabet: str = 'N',
-                   neutral_value: float = 0,
+                   neutral_value: float = NEUTRAL_VALUE,
                    dtype=np.float32) -> np.ndarray:
   """One-hot encodes a DNA string (str, or ASCII bytes): [len(sequence), len(alphabet)].
 
   Lowercase (soft-masked) letters encode like uppercase; `neutral_alphabet` and the other IUPAC
   ambiguity codes (R, Y, S, W, K, M, B, D, H, V, U) and gaps encode as `neutral_value` in every
-  column. Any other character raises ValueError.
+  column: 0 (default) as DeepMind's enformer.py and the Basenji2 data, 0.25 as kipoiseq and
+  DeepMind's usage notebook. Any other character raises ValueError.
   """
   table, valid = _lookup_table(alphabet, neutral_alphabet, neutral_value, np.dtype(dtype))
   codes = _ascii_codes(sequence)

@@ -263,6 +263,18 @@ def test_cli_attribute(tmp_path, model):
   assert main(common + ['--method', 'ism', '--window', 'chr7:5001-5010',
                         '--out', str(tmp_path / 'bad')]) == 2
 
+  # --n-value 0.25 (the usage notebook's N): the padding before the chromosome start.
+  near_start = [a if a != 'chr7:2001-3000' else 'chr7:1-1000' for a in common]
+  assert main(near_start + ['--n-value', '0.25', '--out', str(tmp_path / 'n')]) == 0
+  result = np.load(tmp_path / 'n' / 'attribution.npz')
+  padding = -int(result['start'])  # Input positions before the chromosome start.
+  assert padding > 0 and float(result['n_value']) == 0.25
+  assert (result['sequence_index'][:padding] == 4).all()  # N, not A.
+  one_hot = one_hot_encode('N' * padding + genome[:LENGTH - padding], neutral_value=0.25)
+  np.testing.assert_allclose(result['scores'],
+                             attribution.contribution_input_grad(model, one_hot, mask),
+                             rtol=1e-4, atol=1e-6)
+
 
 def test_gradient_of_deepmind_reference_weights_equals_the_reference_op_sequence(
     reference_small_model, reference_small_io):

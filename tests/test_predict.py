@@ -181,6 +181,24 @@ def test_cli_predict_bed_batch_npz_observed(exported, genome, tmp_path):
   assert len([f for f in os.listdir(out) if f.endswith('.png')]) == 3
 
 
+def test_cli_predict_n_value(exported, model, genome, tmp_path):
+  """--n-value 0.25 (the usage notebook's N) reaches the padding past the chromosome end."""
+  out = str(tmp_path / 'out')
+  assert main(['predict', '--model', exported, '--fasta', genome, '--region',
+               'chr2:19,901-20,000', '--tracks', '0', '1', '--n-value', '0.25', '--no-bigwig',
+               '--max-plots', '0', '--out', out]) == 0
+  result = predict.read_predictions(os.path.join(out, 'predictions.h5'))
+  assert result['neutral_value'] == 0.25
+  model_input = kipoiseq.Interval('chr2', 19_950 - 4096, 19_950 + 4096)  # 4,046 bp past the end.
+  with FastaStringExtractor(genome) as fasta:
+    sequence = fasta.extract(model_input)
+  outputs = {value: model(one_hot_encode(sequence, neutral_value=value)[np.newaxis],
+                          is_training=False)['human'].numpy()[0][:, :2] for value in (0.0, 0.25)}
+  scale = np.abs(outputs[0.25]).max()
+  np.testing.assert_allclose(result['predictions'][0], outputs[0.25], rtol=0, atol=1e-5 * scale)
+  assert np.abs(outputs[0.25] - outputs[0.0]).max() > 1e-3 * scale  # The N value matters here.
+
+
 def test_cli_errors(exported, genome, tmp_path, capsys):
   checkpoint = os.path.join(os.path.dirname(exported), 'ckpt')
   code = main(['predict', '--model', checkpoint, '--channels', '768', '--fasta', genome,

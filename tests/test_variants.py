@@ -90,13 +90,15 @@ def test_indel_sequences_anchored_at_variant(fasta, genome_sequence):
   pos, half = 2500, LENGTH // 2
   extractor = VariantSeqExtractor(reference_sequence=fasta)
   ref = ref_at(genome_sequence, pos)
-  ref_seq, ins_seq = site_sequences(extractor, site('chr1', pos, ref, ref + 'GG'), LENGTH)
+  ref_seq, ins_seq = site_sequences(extractor, site('chr1', pos, ref, ref + 'GG'), LENGTH,
+                                    indel_anchor='variant')
   assert len(ins_seq) == LENGTH
   assert ins_seq[half:] == ref_seq[half:]  # Right flank untouched.
   assert ins_seq[half - 3:half] == ref + 'GG'  # Inserted bases end at the anchor.
   assert ins_seq[:half - 3] == ref_seq[2:half - 1]  # Left flank pushed out by 2 bp.
   deleted = ref_at(genome_sequence, pos, 3)
-  ref_seq, del_seq = site_sequences(extractor, site('chr1', pos, deleted, deleted[0]), LENGTH)
+  ref_seq, del_seq = site_sequences(extractor, site('chr1', pos, deleted, deleted[0]), LENGTH,
+                                    indel_anchor='variant')
   assert del_seq[:half] == ref_seq[:half]
   assert del_seq[half:] == genome_sequence[pos + 2:pos + 2 + half]  # 2 bp later on the right.
 

@@ -200,6 +200,15 @@ def load_predictor(args: argparse.Namespace):
   return predictor
 
 
+def add_n_value_argument(parser: argparse.ArgumentParser) -> argparse.Action:
+  """--n-value V: the one-hot value of N (library keyword `neutral_value`)."""
+  return parser.add_argument(
+      '--n-value', type=float, default=0.0, metavar='V',
+      help='one-hot value of N (and of the padding past chromosome ends) in each of the 4 '
+      "channels: 0 as DeepMind's enformer.py and the Basenji2 training data; 0.25 as DeepMind's "
+      "usage notebook (kipoiseq's default), to reproduce its numbers")
+
+
 def add_cluster_arguments(parser: argparse.ArgumentParser, unit: str) -> None:
   """--workers N / --scheduler ADDRESS: run the work on a Dask cluster (docs/distributed.md)."""
   group = parser.add_argument_group('Dask cluster (same output as a single process)')

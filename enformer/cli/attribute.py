@@ -47,6 +47,7 @@ def register(subparsers) -> None:
                       help='ISM: mutant sequences per forward pass')
   _common.add_out_argument(parser, help='output folder (created)')
   _common.add_extra_track_argument(parser)
+  _common.add_n_value_argument(parser)
   _common.add_quiet_argument(parser)
   _common.add_model_config_arguments(parser)
   _common.add_precision_argument(parser)
@@ -85,7 +86,8 @@ def _attribute(args: argparse.Namespace, targets) -> int:
       bins=args.bins,
       head=args.head, targets=targets, method=args.method, window=args.window,
       reduction=args.reduction, batch_size=args.batch_size, extra_tracks=args.extra_track,
-      progress=not args.quiet, overwrite=args.overwrite)
+      neutral_value=args.n_value, progress=not args.quiet,
+      overwrite=args.overwrite)
   print(written['summary'])
   print(f'wrote {args.out}/attribution.npz, {os.path.basename(written["bigwig"])}, tracks.png, '
         'logo.png')

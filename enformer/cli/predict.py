@@ -66,6 +66,7 @@ def register(subparsers) -> None:
                       '4799=keratinocyte_cage.bw (the track is an index, identifier or '
                       'description substring matching one track)')
   _common.add_extra_track_argument(parser)
+  _common.add_n_value_argument(parser)
   _common.add_quiet_argument(parser)
   _common.add_cluster_arguments(parser, 'batches of regions')
   _common.add_model_config_arguments(parser)
@@ -154,7 +155,8 @@ def _predict_with(args: argparse.Namespace, regions, targets, observed_paths, cl
       plot_tracks=plot_tracks, targets=targets, batch_size=args.batch_size,
       output_format=args.format, bigwig=not args.no_bigwig, bedgraph=args.bedgraph,
       max_plots=args.max_plots, observed=observed, extra_tracks=args.extra_track,
-      progress=not args.quiet, overwrite=args.overwrite, client=client)
+      progress=not args.quiet, overwrite=args.overwrite, client=client,
+      neutral_value=args.n_value)
   print(f'Predictions: {summary["predictions"]} ({summary["regions"]} regions × '
         f'{predictor.output_length} bins × {summary["tracks"]} tracks)')
   for key in ('bigwig', 'bedgraph', 'plots'):

@@ -9,6 +9,19 @@ from enformer.cli import _common
 from enformer.cli._inputs import check_files, check_model, check_output_path
 from enformer.io.lock import OutputLock
 
+INDEL_RULE = """Sequences: the reference is the L bp window centred on the variant (kipoiseq
+Interval(chrom, pos, pos).resize(L), N-padded past chromosome ends); the alternative applies the
+ALT allele inside the same window, as DeepMind's usage notebook does (variant_centered_sequences:
+kipoiseq VariantSeqExtractor with anchor = interval.center() - interval.start, which kipoiseq
+reads as an absolute coordinate clamped into the window: left of the variant). Insertions and
+deletions: the bases left of the variant stay where they are and the ALT allele follows at the
+variant's position; an insertion of k bp pushes the last k bases out of the window's right end,
+a deletion of k bp pulls the next k reference bases in at the right end. (For a variant within
+the first L/2 bp of a chromosome the notebook's anchor lies right of it, so there the left part
+moves instead.) SNVs only change the variant's base. N is encoded as --n-value (0 by default, as
+enformer.py and the Basenji2 data; 0.25 reproduces the notebook's numbers for windows that reach
+a chromosome end or an assembly gap)."""
+
 
 def _shifts(text: str) -> List[int]:
   try:
@@ -29,7 +42,8 @@ def register(subparsers) -> None:
           'split; symbolic ALTs, unknown chromosomes and REF mismatches are skipped and counted. '
           'Resumable: rerun the same command after an interruption to continue. --workers N / '
           '--scheduler ADDRESS score chunks on a Dask cluster (same output); --shard K/N scores '
-          'a 1/N part for `enformer merge-scores`.'))
+          'a 1/N part for `enformer merge-scores`.'),
+      epilog=INDEL_RULE)
   _common.add_model_argument(parser)
   _common.add_fasta_argument(parser)
   parser.add_argument('--vcf', required=True, help='variants (VCF, plain or bgzip)')
@@ -73,6 +87,7 @@ def register(subparsers) -> None:
       parser, help=_common.OVERWRITE_HELP + ' (a finished output; unfinished runs that differ '
       'are discarded)')
   _common.add_extra_track_argument(parser)
+  _common.add_n_value_argument(parser)
   _common.add_quiet_argument(parser)
   _common.add_cluster_arguments(parser, 'chunks of variants')
   parser.add_argument('--shard', default=None, metavar='K/N',
@@ -134,7 +149,8 @@ def _score(args: argparse.Namespace, transform, shard) -> int:
                  overwrite=args.overwrite, tsv=args.tsv, transform=transform, num_pcs=args.pcs,
                  model_id=model_id, plot=args.plot, progress=not args.quiet,
                  run_settings={'command': ' '.join(sys.argv)},
-                 incremental=not args.no_incremental, shard=shard)
+                 incremental=not args.no_incremental, shard=shard,
+                 neutral_value=args.n_value)
   with client_for(args.workers, args.scheduler) as client:
     if client is None:
       predictor = _common.load_predictor(args)  # TensorFlow: only once the arguments are checked.

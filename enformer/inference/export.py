@@ -4,6 +4,13 @@
 module: x [B, sequence_length, C] float32 is centre-cropped to the length the network sees and
 {head: [B, T, N]} comes back. `enformer_config.json` next to `saved_model.pb` records the model
 config and both lengths, so `enformer.load_model` rebuilds the Sonnet module too.
+
+The root is also a reusable SavedModel as TF-Hub and Keras users expect: the root itself is
+callable (the same function as `.model.predict_on_batch`), so `hub.KerasLayer(export_dir)` works
+without `signature=`; it exposes `variables`, `trainable_variables` and `regularization_losses`, so
+`hub.KerasLayer(export_dir, trainable=True)` fine-tunes and a GradientTape can train
+`loaded.trainable_variables`; the 'serving_default' signature keeps `keras.layers.TFSMLayer`
+working. Gradients flow through the same fused forward the library's attribution differentiates.
 """
 
 import json
@@ -54,8 +61,11 @@ def export_hub_module(model: Enformer, export_dir: str, sequence_length: int = H
 
   `hub.load(export_dir).model.predict_on_batch(x)` then takes x [B, sequence_length, C] float32,
   centre-crops it to `model_sequence_length` and returns {head: [B, T, N]}, like DeepMind's
-  published module (393,216 → 196,608). `enformer_config.json` next to `saved_model.pb` records
-  the model config and both lengths, so `load_model` rebuilds the Sonnet module too.
+  published module (393,216 → 196,608). The loaded root is the same function (`loaded(x)`,
+  `hub.KerasLayer(export_dir)`) and has `variables` / `trainable_variables` (fine-tuning with
+  `hub.KerasLayer(export_dir, trainable=True)` or a GradientTape). `enformer_config.json` next to
+  `saved_model.pb` records the model config and both lengths, so `load_model` rebuilds the Sonnet
+  module too.
 
   Args:
     model: the Enformer (variables must exist: call it once or `model.build_variables()`).
@@ -75,8 +85,15 @@ def export_hub_module(model: Enformer, export_dir: str, sequence_length: int = H
   model.build_variables()  # Variables created in __init__ alone do not make a built model.
   if tf.io.gfile.exists(os.path.join(export_dir, 'saved_model.pb')):
     raise FileExistsError(f'{export_dir} already holds a SavedModel; choose a new folder.')
-  root = tf.Module()
-  root.model = _HubModule(model, sequence_length, model_sequence_length, fast=fast)
+  hub_module = _HubModule(model, sequence_length, model_sequence_length, fast=fast)
+  # A tf.train.Checkpoint root (tf.Module's read-only `variables` properties would not be saved):
+  # TF-Hub's reusable SavedModel attributes next to DeepMind's `.model`.
+  root = tf.train.Checkpoint()
+  root.model = hub_module
+  root.__call__ = hub_module.predict_on_batch  # hub.KerasLayer(path) calls the root.
+  root.variables = list(model.variables)
+  root.trainable_variables = list(model.trainable_variables)
+  root.regularization_losses = []
   metadata = dict(config=model.config, sequence_length=int(sequence_length),
                   model_sequence_length=int(model_sequence_length),
                   output_length=model.output_length(model_sequence_length),

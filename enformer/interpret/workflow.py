@@ -28,7 +28,7 @@ from enformer.io.fasta import FastaStringExtractor
 from enformer.io.lock import OutputLock
 from enformer.io.targets import select_tracks, track_labels
 from enformer.predict import model_inputs
-from enformer.sequence import NUM_NUCLEOTIDES
+from enformer.sequence import NEUTRAL_VALUE, NUM_NUCLEOTIDES
 
 
 @dataclasses.dataclass
@@ -185,6 +185,7 @@ def attribute_to_files(predictor,
                        reduction: Reduction = 'mean',
                        batch_size: int = 8,
                        extra_tracks: Sequence[str] = (),
+                       neutral_value: float = NEUTRAL_VALUE,
                        progress: bool = True,
                        overwrite: bool = False) -> Dict[str, Any]:
   """Explains chosen tracks × bins of a genomic region and writes the results into `out_dir`.
@@ -211,6 +212,8 @@ def attribute_to_files(predictor,
     reduction: 'mean' (default, as the colab) or 'sum' of the masked predictions.
     batch_size: ISM mutant sequences per forward pass.
     extra_tracks: per-base bigWigs of a model's extra input channels (as `predict_to_files`).
+    neutral_value: one-hot value of N (and of the padding past chromosome ends) in each channel:
+      0 (default; enformer.py, Basenji2) or 0.25 (DeepMind's usage notebook); saved as `n_value`.
     progress: tqdm progress bar (ISM).
     overwrite: replace the files of a used `out_dir` (otherwise FileExistsError). The folder is
       locked while the files are written (a second run on it stops, naming this one).
@@ -240,16 +243,17 @@ def attribute_to_files(predictor,
     prepare_output_folder(out_dir, overwrite)
     return _attribute_into(predictor, extractor, region, window_region, out_dir, track_indices,
                            bins, head, targets, method, reduction, batch_size, extra_tracks,
-                           progress)
+                           neutral_value, progress)
 
 
 def _attribute_into(predictor, extractor, region, window_region, out_dir, track_indices, bins,
                     head, targets, method, reduction, batch_size, extra_tracks,
-                    progress) -> Dict[str, Any]:
+                    neutral_value, progress) -> Dict[str, Any]:
   """`attribute_to_files` once `out_dir` is locked and ready."""
   chrom = extractor.resolve_chromosome(region.chrom)
   interval = region.resize(predictor.sequence_length)
-  model_input = model_inputs(extractor, [interval], extra_tracks)[0]  # [L, 4 + E]
+  model_input = model_inputs(extractor, [interval], extra_tracks,
+                             neutral_value=neutral_value)[0]  # [L, 4 + E]
   one_hot = model_input[:, :NUM_NUCLEOTIDES]
   input_window = None
   if window_region is not None:
@@ -271,7 +275,8 @@ def _attribute_into(predictor, extractor, region, window_region, out_dir, track_
       tracks=np.asarray(result.tracks), bins=np.asarray(result.bins),
       track_labels=np.asarray(labels), chrom=chrom, start=result.start, end=result.end,
       bins_start=result.bins_start, window=np.asarray(result.window), method=method,
-      head=head, sequence_index=np.where(one_hot.any(1), one_hot.argmax(1), 4).astype(np.int8))
+      head=head, n_value=float(neutral_value),
+      sequence_index=np.where(one_hot.max(1) == 1, one_hot.argmax(1), 4).astype(np.int8))
   if result.ism is not None:
     arrays['ism'] = result.ism
   if extra_tracks:

@@ -12,7 +12,7 @@ import kipoiseq
 import numpy as np
 import pyfaidx
 
-from enformer.sequence import one_hot_encode
+from enformer.sequence import NEUTRAL_VALUE, one_hot_encode
 
 PathLike = Union[str, os.PathLike]
 
@@ -119,13 +119,16 @@ class FastaStringExtractor:
     pad_downstream = end - start - pad_upstream - len(sequence)
     return 'N' * pad_upstream + sequence + 'N' * pad_downstream
 
-  def extract_one_hot(self, interval: kipoiseq.Interval) -> np.ndarray:
-    """One-hot sequence of `interval`: [end - start, 4] float32 (N rows all zero)."""
-    return one_hot_encode(self.extract(interval))
+  def extract_one_hot(self, interval: kipoiseq.Interval,
+                      neutral_value: float = NEUTRAL_VALUE) -> np.ndarray:
+    """One-hot sequence of `interval`: [end - start, 4] float32 (N rows = `neutral_value`, see
+    `enformer.sequence`)."""
+    return one_hot_encode(self.extract(interval), neutral_value=neutral_value)
 
-  def extract_batch(self, intervals: Iterable[kipoiseq.Interval]) -> np.ndarray:
+  def extract_batch(self, intervals: Iterable[kipoiseq.Interval],
+                    neutral_value: float = NEUTRAL_VALUE) -> np.ndarray:
     """One-hot sequences of equal-width intervals: [B, width, 4] float32."""
-    return np.stack([self.extract_one_hot(interval) for interval in intervals])
+    return np.stack([self.extract_one_hot(interval, neutral_value) for interval in intervals])
 
   def close(self) -> None:
     self.fasta.close()

@@ -55,6 +55,8 @@ class ChunkSettings:
   shifts: Tuple[int, ...] = (0,)
   incremental: bool = True
   extra_tracks: Tuple[str, ...] = ()
+  neutral_value: float = 0.0
+  indel_anchor: str = 'notebook'
 
   def scorer(self, predictor, fasta: Optional[FastaStringExtractor] = None) -> VariantScorer:
     """The VariantScorer of `predictor` with these settings (opens the FASTA unless given)."""
@@ -63,7 +65,8 @@ class ChunkSettings:
                          head=self.head, sequence_length=self.sequence_length,
                          batch_size=self.batch_size, reverse_complement=self.reverse_complement,
                          shifts=self.shifts, incremental=self.incremental,
-                         extra_tracks=self.extra_tracks)
+                         extra_tracks=self.extra_tracks, neutral_value=self.neutral_value,
+                         indel_anchor=self.indel_anchor)
 
 
 def score_chunk(scorer: VariantScorer, sites: Sequence[VariantSite],
@@ -191,6 +194,8 @@ def score_vcf(predictor,
               reverse_complement: bool = False,
               shifts: Sequence[int] = (0,),
               extra_tracks: Sequence[str] = (),
+              neutral_value: float = 0.0,
+              indel_anchor: str = 'notebook',
               ref_mismatch: str = 'skip',
               chunk_size: int = 64,
               overwrite: bool = False,
@@ -223,6 +228,9 @@ def score_vcf(predictor,
       `target_ids` / `target_labels`.
     sequence_length, batch_size, reverse_complement, shifts, extra_tracks: see
       `VariantScorer`.
+    neutral_value: one-hot value of N: 0 (default; enformer.py, Basenji2) or 0.25 (DeepMind's
+      usage notebook). indel_anchor: 'notebook' (default) or 'variant'; see
+      `enformer.variants.scoring`.
     ref_mismatch: 'skip' or 'error' for REF alleles that differ from the genome.
     chunk_size: variants per saved chunk (and per Dask task).
     overwrite: replace a finished `out` (and discard an unfinished run with other settings).
@@ -272,7 +280,8 @@ def score_vcf(predictor,
     chunk_settings = ChunkSettings(os.path.abspath(fasta.path), head, sequence_length, batch_size,
                                    reverse_complement, tuple(int(s) for s in shifts),
                                    incremental,
-                                   tuple(os.path.abspath(path) for path in extra_tracks))
+                                   tuple(os.path.abspath(path) for path in extra_tracks),
+                                   float(neutral_value), indel_anchor)
     scorer = chunk_settings.scorer(predictor, fasta)
     num_tracks = (getattr(predictor, 'heads', None) or {}).get(head)
     if targets is not None and isinstance(num_tracks, int):
@@ -295,7 +304,8 @@ def score_vcf(predictor,
         'shifts': [m.shift for m in scorer.members], 'reverse_complement': reverse_complement,
         'chunk_size': chunk_size,
         'targets': None if targets is None else sad_io.fingerprint(
-            {'targets': _track_names(targets, len(targets))})
+            {'targets': _track_names(targets, len(targets))}),
+        'neutral_value': scorer.neutral_value, 'indel_anchor': indel_anchor,
     }
     if extra_tracks:
       settings['extra_tracks'] = [os.path.abspath(path) for path in extra_tracks]
@@ -336,7 +346,8 @@ def score_vcf(predictor,
     attrs = {
         'head': head, 'sequence_length': scorer.sequence_length,
         'shifts': np.asarray([m.shift for m in scorer.members if not m.reverse_complement]),
-        'reverse_complement': reverse_complement, 'model': model_id, 'fasta': fasta.path,
+        'reverse_complement': reverse_complement, 'neutral_value': scorer.neutral_value,
+        'indel_anchor': indel_anchor, 'model': model_id, 'fasta': fasta.path,
         'vcf': os.fspath(vcf), 'vcf_summary': summary.format(),
         'SAD_definition': sad_io.SAD_DEFINITION, 'SAR_definition': sad_io.SAR_DEFINITION
     }

@@ -12,10 +12,24 @@ With an ensemble (reverse complement and/or shifts of the window by a few bp), `
 over the ensemble members before SAD/SAR are formed. All ALTs of a multi-allelic VCF line share
 the reference predictions; references and alternatives are predicted in the same batches.
 
-Indels: kipoiseq is anchored at the variant (absolute position `pos`), so the sequence left of
-the variant is the reference and the right side is shifted (insertions push bases out of the
-window's right end; deletions pull in more bases). The colab passes the anchor relative to the
-interval, which kipoiseq clamps to the interval start; for SNVs the sequences are identical.
+Indels (`indel_anchor`; the ref sequence is always the window itself):
+  'notebook' (default): as DeepMind's usage notebook (`variant_centered_sequences`), which passes
+      kipoiseq `anchor = interval.center() - interval.start` (L/2, meant as relative), and
+      kipoiseq reads it as an absolute coordinate clamped into the window. For every variant
+      past the first L/2 bp of its chromosome the anchor therefore lies left of the variant (at
+      the window start once pos ≥ L): the bases left of the variant stay where they are, the ALT allele follows at the variant's position,
+      and the right flank moves: an insertion of k bp pushes the last k bases out of the window's
+      right end, a deletion of k bp pulls k more reference bases in at the right end. (Within
+      the first L/2 bp the anchor is the coordinate L/2, right of the variant: the bases right of
+      it stay and the left part moves instead, as in the notebook.)
+  'variant': anchored at the variant (kipoiseq anchor = `pos`, this package's rule before): an
+      insertion keeps the bases right of the variant's first base in place and pushes bases out
+      at the window's left end; a deletion is placed as with 'notebook' (kipoiseq splits it at
+      the anchor, so the right flank moves).
+For SNVs and deletions both rules give the same sequences (past the first L/2 bp).
+
+N (also the padding past chromosome ends) is one-hot encoded as `neutral_value` in each channel:
+0 by default (DeepMind's enformer.py, Basenji2 data), 0.25 to reproduce the usage notebook.
 """
 
 import dataclasses
@@ -28,7 +42,9 @@ import numpy as np
 from enformer import incremental as incremental_lib
 from enformer.io.vcf import VariantSite
 from enformer.predict import read_extra_tracks
-from enformer.sequence import one_hot_encode, reverse_complement_one_hot
+from enformer.sequence import NEUTRAL_VALUE, one_hot_encode, reverse_complement_one_hot
+
+INDEL_ANCHORS = ('notebook', 'variant')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,10 +72,19 @@ def variant_interval(chrom: str, pos: int, sequence_length: int,
 
 
 def site_sequences(extractor: VariantSeqExtractor, site: VariantSite, sequence_length: int,
-                   shift: int = 0) -> List[str]:
-  """[ref, alt_1, ..., alt_k] strings of length L for one site (VCF line)."""
+                   shift: int = 0, indel_anchor: str = 'notebook') -> List[str]:
+  """[ref, alt_1, ..., alt_k] strings of length L for one site (VCF line).
+
+  `indel_anchor` places insertions and deletions (see the module docstring): 'notebook' (default,
+  DeepMind's usage notebook: left flank kept, right flank moves) or 'variant'.
+  """
+  if indel_anchor not in INDEL_ANCHORS:
+    raise ValueError(f'indel_anchor must be one of {INDEL_ANCHORS}, got {indel_anchor!r}.')
   interval = variant_interval(site.fasta_chrom, site.pos, sequence_length, shift)
-  anchor = site.pos  # Absolute coordinate: the variant stays at the window centre (minus shift).
+  if indel_anchor == 'notebook':
+    anchor = interval.center() - interval.start  # The notebook's expression, clamped by kipoiseq.
+  else:
+    anchor = site.pos  # Absolute: the variant stays at the window centre (minus shift).
   sequences = [extractor.extract(interval, [], anchor=anchor)]
   sequences += [extractor.extract(interval, [variant], anchor=anchor) for variant in site.variants]
   return sequences
@@ -82,6 +107,8 @@ class VariantScorer:
                batch_size: int = 4,
                reverse_complement: bool = False,
                shifts: Sequence[int] = (0,),
+               neutral_value: float = NEUTRAL_VALUE,
+               indel_anchor: str = 'notebook',
                incremental: bool = True,
                extra_tracks: Sequence[str] = ()):
     """
@@ -94,6 +121,9 @@ class VariantScorer:
       batch_size: sequences per forward pass (refs and alts are mixed in one batch).
       reverse_complement: also predict the reverse complement and average.
       shifts: window shifts in bp to average over, e.g. (-1, 0, 1).
+      neutral_value: one-hot value of N in each channel: 0 (default; enformer.py, Basenji2) or
+        0.25 (DeepMind's usage notebook, kipoiseq's default).
+      indel_anchor: placement of indels, 'notebook' (default) or 'variant' (module docstring).
       incremental: score SNVs and equal-length MNVs by exact incremental inference
         (`enformer.incremental`: the reference conv-tower output once per window and ensemble
         member, a few recomputed bins per alternative); indels, and predictors without a Sonnet
@@ -103,6 +133,8 @@ class VariantScorer:
         them). Reference and alternatives share the values of the reference window; the reverse
         complement reverses them along positions. Scored by full passes (not incremental).
     """
+    if indel_anchor not in INDEL_ANCHORS:
+      raise ValueError(f'indel_anchor must be one of {INDEL_ANCHORS}, got {indel_anchor!r}.')
     if sequence_length is None:
       sequence_length = getattr(predictor, 'sequence_length', None)
     if not sequence_length:
@@ -121,6 +153,8 @@ class VariantScorer:
     self.batch_size = int(batch_size)
     self.members = ensemble_members(shifts, reverse_complement)
     self.extra_tracks = tuple(extra_tracks)
+    self.neutral_value = float(neutral_value)
+    self.indel_anchor = indel_anchor
     self._extractor = VariantSeqExtractor(reference_sequence=fasta)
     self.forward_passes = 0  # Number of predict_on_batch calls (for benchmarks).
     self.incremental = (incremental_lib.for_predictor(predictor, [head])
@@ -130,8 +164,9 @@ class VariantScorer:
     """Yields (site index, allele index (0 = ref), input [L, 4 + E]) for every ensemble member."""
     for site_index, site in enumerate(sites):
       for shift in dict.fromkeys(m.shift for m in self.members):
-        one_hots = [one_hot_encode(s) for s in
-                    site_sequences(self._extractor, site, self.sequence_length, shift)]
+        one_hots = [one_hot_encode(s, neutral_value=self.neutral_value) for s in
+                    site_sequences(self._extractor, site, self.sequence_length, shift,
+                                   self.indel_anchor)]
         extra = None  # [L, E]
         if self.extra_tracks:
           interval = variant_interval(site.fasta_chrom, site.pos, self.sequence_length, shift)
