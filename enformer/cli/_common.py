@@ -191,12 +191,13 @@ def predictor_config(args: argparse.Namespace) -> Dict[str, Any]:
 
 def load_predictor(args: argparse.Namespace):
   """The Predictor of --model (any source) with --model-arg, --sequence-length, --precision."""
-  from enformer.inference.loading import load_model  # pylint: disable=import-outside-toplevel
+  from enformer import inference  # pylint: disable=import-outside-toplevel
   from enformer.predict import check_extra_tracks  # pylint: disable=import-outside-toplevel
 
-  predictor = load_model(args.model, sequence_length=getattr(args, 'sequence_length', None),
+  predictor = inference.load_model(args.model, sequence_length=getattr(args, 'sequence_length', None),
                          precision=getattr(args, 'precision', 'float32'), **predictor_config(args))
-  check_extra_tracks(predictor.input_channels, list(getattr(args, 'extra_track', None) or []))
+  check_extra_tracks(getattr(predictor, 'input_channels', 4),
+                     list(getattr(args, 'extra_track', None) or []))
   return predictor
 
 

@@ -30,6 +30,7 @@ from enformer.inference.export import (CONFIG_FILENAME, read_export_metadata,
 from enformer.inference.checkpoints import (checkpoint_prefix, checkpoint_root, infer_config,
                                             looks_like_checkpoint, restore_checkpoint)
 from enformer.inference.predictor import Predictor
+from enformer.io.files import parse_json
 
 
 def _load_checkpoint(path: str, sequence_length: Optional[int], config: Dict[str, Any],
@@ -160,8 +161,8 @@ def _run_sequence_length(folder: str, record: Mapping[str, Any]) -> Optional[int
   for data in (record.get('train', {}).get('data') or {}).values():
     path = os.path.join(str(data), 'statistics.json')
     if tf.io.gfile.exists(path):
-      with tf.io.gfile.GFile(path) as handle:
-        return int(json.load(handle)['seq_length'])
+      with tf.io.gfile.GFile(path, 'rb') as handle:
+        return int(parse_json(handle.read(), path)['seq_length'])
   return None
 
 
@@ -175,8 +176,8 @@ def resolve_run_folder(folder: str, choice: str = 'best'
   """
   if choice not in RUN_CHOICES:
     raise ValueError(f'Choose the best or latest checkpoint of a run folder, got {choice!r}.')
-  with tf.io.gfile.GFile(os.path.join(folder, RUN_CONFIG)) as handle:
-    record = json.load(handle)
+  with tf.io.gfile.GFile(os.path.join(folder, RUN_CONFIG), 'rb') as handle:
+    record = parse_json(handle.read(), os.path.join(folder, RUN_CONFIG))
   if 'model_config' not in record:
     raise ValueError(f'{os.path.join(folder, RUN_CONFIG)} has no model_config: not a run folder '
                      'of enformer train.')
