@@ -16,7 +16,6 @@ so a wrong configuration never silently leaves random weights: the error lists t
 and shapes and the configuration the checkpoint was written for.
 """
 
-import json
 import os
 import re
 from typing import Any, Dict, Mapping, Optional, Tuple
