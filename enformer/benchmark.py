@@ -284,11 +284,18 @@ def worker_timing(config: Dict[str, object], paths: List[str], repeats: int,
   return result
 
 
-def worker_levers(config: Dict[str, object], repeats: int, ism_positions: int = 2
+ISM_WINDOW = 100  # Positions per ISM window for the positions/s rows (one reference each).
+
+
+def worker_levers(config: Dict[str, object], repeats: int, ism_positions: int = 1
                   ) -> Dict[str, object]:
   """In one process, interleaved: float32 and bfloat16 fast forwards, SNV scoring (reference +
-  alternative) and ISM (3 mutants per position, one shared reference) with full passes and with
-  incremental inference, in float32 and bfloat16. Times in s (median of `repeats`)."""
+  alternative) and ISM with full passes and with incremental inference, in float32 and bfloat16.
+
+  ISM is timed in its two parts, so that a window's cost can be derived for any window size:
+  `ism_reference` (one window's reference: a full pass whose conv-tower output is kept) and
+  `ism_full` / `ism_incremental` (`ism_positions` positions × 3 mutants, the reference already
+  computed). Times in s (median of `repeats`)."""
   model = random_model(config)
   length = config['sequence_length']
   x = random_one_hot(1, length, seed=1)
@@ -306,6 +313,7 @@ def worker_levers(config: Dict[str, object], repeats: int, ism_positions: int = 
                  for precision, forward in forwards.items()}
   sampler = RssSampler()
   rss_before = sampler.reset()
+  kept = {}
 
   def full_variant(precision: str) -> None:  # Today's scorer: ref and alt in one batch.
     _block(forwards[precision](np.concatenate([x, alt])))
@@ -313,17 +321,21 @@ def worker_levers(config: Dict[str, object], repeats: int, ism_positions: int = 
   def incremental_variant(precision: str) -> None:
     incremental[precision](x[0], alt)
 
+  def ism_reference(precision: str) -> None:
+    kept[precision] = incremental[precision].reference(x[0])
+
   def full_ism(precision: str) -> None:
     for i in range(0, len(mutants), 3):
       _block(forwards[precision](mutants[i:i + 3]))
 
-  def incremental_ism(precision: str) -> None:  # The reference once for all positions.
-    incremental[precision](x[0], mutants, batch_size=3)
+  def incremental_ism(precision: str) -> None:
+    incremental[precision].alternatives(kept[precision], mutants, batch_size=3)
 
   tasks = {f'{name}_{precision}': (function, precision)
            for name, function in [('forward', lambda p: _block(forwards[p](x))),
                                   ('variant_full', full_variant),
                                   ('variant_incremental', incremental_variant),
+                                  ('ism_reference', ism_reference),
                                   ('ism_full', full_ism), ('ism_incremental', incremental_ism)]
            for precision in fast.PRECISIONS}
   times = {key: [] for key in tasks}
@@ -347,24 +359,41 @@ def worker_levers(config: Dict[str, object], repeats: int, ism_positions: int = 
   }
 
 
+def ism_positions_per_s(median: Dict[str, float], positions: int, key: str,
+                        window: int = ISM_WINDOW) -> float:
+  """ISM positions/s over a window of `window` positions: one reference pass, then
+  `window` positions at the measured cost per position (`key` is 'ism_full_<precision>' or
+  'ism_incremental_<precision>')."""
+  precision = key.rsplit('_', 1)[1]
+  per_position = median[key] / positions
+  return window / (median[f'ism_reference_{precision}'] + window * per_position)
+
+
 def _lever_rows(levers: Dict[str, object], log) -> Dict[str, float]:
   """Prints the incremental / bfloat16 rows; returns their ratios."""
   m = levers['median_s']
   positions = levers['ism_positions']
+  ism = {f'{kind}_{p}': ism_positions_per_s(m, positions, f'ism_{kind}_{p}')
+         for kind in ('full', 'incremental') for p in fast.PRECISIONS}
   log('')
-  log(f'{"variant effects and ISM":<34}{"float32":>12}{"bfloat16":>12}')
-  for label, key, per in [('s / forward (batch 1)', 'forward', 1.0),
-                          ('variants/s, full passes', 'variant_full', -1.0),
-                          ('variants/s, incremental', 'variant_incremental', -1.0),
-                          ('ISM positions/s, full passes', 'ism_full', -positions),
-                          ('ISM positions/s, incremental', 'ism_incremental', -positions)]:
-    values = [m[f'{key}_{p}'] if per > 0 else -per / m[f'{key}_{p}'] for p in fast.PRECISIONS]
-    log(f'{label:<34}{values[0]:>12.4f}{values[1]:>12.4f}')
+  log(f'{"variant effects and ISM":<40}{"float32":>12}{"bfloat16":>12}')
+  rows = [(label, [m[f'{key}_{p}'] if per > 0 else -per / m[f'{key}_{p}']
+                   for p in fast.PRECISIONS])
+          for label, key, per in [('s / forward (batch 1)', 'forward', 1.0),
+                                  ('variants/s, full passes', 'variant_full', -1.0),
+                                  ('variants/s, incremental', 'variant_incremental', -1.0),
+                                  ('s / ISM reference (kept tower)', 'ism_reference', 1.0)]]
+  rows += [(f'ISM positions/s, {kind} ({ISM_WINDOW}-bp window)',
+            [ism[f'{kind}_{p}'] for p in fast.PRECISIONS]) for kind in ('full', 'incremental')]
+  for label, values in rows:
+    log(f'{label:<40}{values[0]:>12.4f}{values[1]:>12.4f}')
   ratios = {
       'incremental/full variants per s (float32)':
           m['variant_full_float32'] / m['variant_incremental_float32'],
-      'incremental/full ISM positions per s (float32)':
-          m['ism_full_float32'] / m['ism_incremental_float32'],
+      f'incremental/full ISM positions per s (float32, {ISM_WINDOW}-bp window)':
+          ism['incremental_float32'] / ism['full_float32'],
+      'incremental/full time per ISM mutant (float32)':
+          m['ism_incremental_float32'] / m['ism_full_float32'],
       'bfloat16/float32 forward time': m['forward_bfloat16'] / m['forward_float32'],
       'bfloat16 incremental/float32 full variants per s':
           m['variant_full_float32'] / m['variant_incremental_bfloat16'],

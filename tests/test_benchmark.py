@@ -32,3 +32,29 @@ def test_benchmark_train_step_is_the_training_step():
   assert np.isfinite(result['loss']) and result['step_s'] > 0 and result['peak_rss_gb'] > 0
   changed = sum(not np.array_equal(b, v.numpy()) for b, v in zip(before, model.trainable_variables))
   assert changed > 0.9 * len(before)
+
+
+def test_ism_positions_per_s_amortizes_one_reference_over_the_window():
+  median = {'ism_reference_float32': 8.0, 'ism_incremental_float32': 2.0 * 2,
+            'ism_full_float32': 24.0 * 2}
+  # 100 positions: one 8 s reference, then 2 s (incremental) or 24 s (full) per position.
+  assert fast_benchmark.ism_positions_per_s(median, 2, 'ism_incremental_float32', 100) == \
+      pytest.approx(100 / (8 + 200))
+  assert fast_benchmark.ism_positions_per_s(median, 2, 'ism_full_float32', 100) == \
+      pytest.approx(100 / (8 + 2400))
+
+
+def test_worker_levers_times_every_row_and_prints_the_ratios():
+  config = dict(channels=384, num_heads=4, num_transformer_layers=1, sequence_length=8192,
+                target_length=None)
+  levers = fast_benchmark.worker_levers(config, repeats=1)
+  for kind in ('forward', 'variant_full', 'variant_incremental', 'ism_reference', 'ism_full',
+               'ism_incremental'):
+    for precision in ('float32', 'bfloat16'):
+      assert len(levers['times'][f'{kind}_{precision}']) == 1
+      assert levers['median_s'][f'{kind}_{precision}'] > 0
+  lines = []
+  ratios = fast_benchmark._lever_rows(levers, lines.append)
+  assert all(np.isfinite(v) and v > 0 for v in ratios.values())
+  assert any('ISM positions/s, incremental' in line for line in lines)
+  assert levers['reference_tower_mb'] == pytest.approx(8192 // 128 * 384 * 4 / 1e6)

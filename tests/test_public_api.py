@@ -2,6 +2,7 @@
 
 import ast
 import importlib
+import json
 import pathlib
 import re
 
@@ -88,6 +89,7 @@ def test_readme_examples_import_what_exists():
 def test_seq_length_is_a_deprecated_spelling_of_sequence_length(tmp_path):
   """The library says `sequence_length`; public functions still take `seq_length=` with a warning."""
   from enformer.data.write import BasenjiWriter  # pylint: disable=import-outside-toplevel
+  from enformer.data.synthetic import make_synthetic_dataset  # pylint: disable=import-outside-toplevel
   with pytest.warns(DeprecationWarning, match='sequence_length'):
     writer = BasenjiWriter(str(tmp_path / 'a'), seq_length=256, target_length=2, num_targets=1)
   assert writer.sequence_length == 256
@@ -96,3 +98,9 @@ def test_seq_length_is_a_deprecated_spelling_of_sequence_length(tmp_path):
                   num_targets=1)
   with pytest.raises(TypeError, match='sequence_length'):
     BasenjiWriter(str(tmp_path / 'c'), target_length=2, num_targets=1)
+  # A function whose sequence_length has a default takes the old spelling too.
+  with pytest.warns(DeprecationWarning, match='sequence_length'):
+    out = make_synthetic_dataset(tmp_path / 'd', seq_length=512, train_size=2, valid_size=1,
+                                 test_size=1, chrom_sizes={'chr1': 8192, 'chr2': 4096,
+                                                           'chr3': 4096, 'chr4': 4096})
+  assert json.loads((out / 'statistics.json').read_text())['seq_length'] == 512

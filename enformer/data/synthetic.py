@@ -355,7 +355,7 @@ def _window_starts(rng: np.random.Generator, chrom_sizes: Mapping[str, int], chr
 
 def make_synthetic_dataset(out_dir: Union[str, os.PathLike],
                            *,
-                           sequence_length: int = 4096,
+                           sequence_length: Optional[int] = None,
                            num_tracks: int = 4,
                            train_size: int = 512,
                            valid_size: int = 64,
@@ -378,7 +378,7 @@ def make_synthetic_dataset(out_dir: Union[str, os.PathLike],
 
   Args:
     out_dir: output folder; the genome goes to out_dir/genome unless `genome` is given.
-    sequence_length: bp per record (multiple of 128).
+    sequence_length: bp per record (multiple of 128; default 4096).
     num_tracks: tracks (when the genome is created here).
     train_size, valid_size, test_size: records per subset.
     valid_chroms, test_chroms: held-out chromosomes.
@@ -395,7 +395,7 @@ def make_synthetic_dataset(out_dir: Union[str, os.PathLike],
   Returns:
     out_dir (the data folder, readable by get_dataset(out_dir, subset)).
   """
-  sequence_length = renamed_sequence_length(sequence_length, seq_length)
+  sequence_length = renamed_sequence_length(sequence_length, seq_length) or 4096
   if sequence_length % BIN_SIZE:
     raise ValueError(f'sequence_length must be a multiple of {BIN_SIZE}, got {sequence_length}.')
   out_dir = pathlib.Path(out_dir)
