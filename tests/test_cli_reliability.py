@@ -300,6 +300,17 @@ def test_second_train_on_a_run_folder_refuses_naming_the_first(files, tmp_path, 
   assert not (run_dir / 'history.jsonl').exists()
 
 
+def test_library_train_on_a_locked_run_folder_refuses_naming_the_first(files, tmp_path, holder):
+  from enformer.io.lock import OutputLockedError
+  from enformer.training import train
+  run_dir = tmp_path / 'run'
+  first = holder(run_dir)
+  with pytest.raises(OutputLockedError, match=f'pid {first.pid}'):
+    train(run_dir=str(run_dir), data={'human': str(files['data'])}, preset='tiny', num_steps=1,
+          progress=False)
+  assert not (run_dir / 'history.jsonl').exists() and not (run_dir / 'config.json').exists()
+
+
 def test_second_score_vcf_on_one_out_refuses_naming_the_first(files, tmp_path, holder):
   from enformer.io.lock import OutputLockedError
   from enformer.variants.pipeline import score_vcf

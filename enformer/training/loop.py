@@ -15,6 +15,7 @@ uninterrupted one. For that, dropout is reseeded at the start of every checkpoin
 depend on what ran before it.
 """
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -32,6 +33,7 @@ from enformer.models import build_model
 from enformer.data import augment as augment_lib
 from enformer.data import basenji
 from enformer.data.errors import data_errors
+from enformer.io.lock import OutputLock
 from enformer.training import checkpointing
 from enformer.training import config as config_lib
 from enformer.training import freezing
@@ -241,7 +243,8 @@ def train(config: Union[config_lib.TrainConfig, Mapping[str, Any], None] = None,
     strategy: default `get_strategy(config.tpu)` (from the environment).
 
   Returns:
-    TrainResult. Raises TrainingDivergedError (a ValueError) if the loss becomes NaN/Inf.
+    TrainResult. Raises TrainingDivergedError (a ValueError) if the loss becomes NaN/Inf, and
+    OutputLockedError if another live process trains into the same run folder.
   """
   if isinstance(config, config_lib.TrainConfig):
     config = config.replace(**overrides) if overrides else config
@@ -254,6 +257,20 @@ def train(config: Union[config_lib.TrainConfig, Mapping[str, Any], None] = None,
   tf.random.set_seed(config.seed)
   strategy = strategy or strategy_lib.get_strategy(config.tpu)
   chief = strategy_lib.is_chief(strategy)
+  # One live run per folder: the chief holds its lock (the other workers of its cluster write
+  # only their own temporary checkpoint folders).
+  lock = OutputLock(config.run_dir, what=f'run folder {config.run_dir}') if chief else \
+      contextlib.nullcontext()
+  with lock:
+    return _train(config, strategy, chief, model, model_fn, trainable_variables, train_data,
+                  valid_data)
+
+
+def _train(config: config_lib.TrainConfig, strategy: tf.distribute.Strategy, chief: bool, model,
+           model_fn: Optional[Callable[[], Any]], trainable_variables: VariableSelection,
+           train_data: Optional[Mapping[str, DataSource]],
+           valid_data: Optional[Mapping[str, DataSource]]) -> TrainResult:
+  """`train` once the run folder is locked."""
 
   train_sources = {h: _as_factory(s) for h, s in (train_data or {}).items()} or \
       _data_sources(config, config.train_subset, training=True)
