@@ -391,3 +391,14 @@ def test_empty_batch_is_a_clear_value_error():
                         heads={'human': 2}, output_length=8)
   with pytest.raises(ValueError, match='batch is empty'):
     predictor.predict_on_batch(np.zeros((0, 1024, 4), np.float32))
+
+
+def test_distributed_failures_are_known_one_line_errors():
+  import argparse
+  from enformer.cli._errors import describe
+  from enformer.distributed import NoWorkers, WorkerDied
+  args = argparse.Namespace(command='score-variants', out='scores.h5')
+  for error in (NoWorkers('The Dask cluster has had no worker for 300 s.\nmore'),
+                WorkerDied('chunk 3 ran on 4 workers and each died running it')):
+    message, known = describe(error, args)
+    assert known and '\n' not in message and message.startswith(str(error).splitlines()[0])

@@ -9,6 +9,8 @@ import sys
 import threading
 import time
 
+import dask
+import distributed
 import h5py
 import kipoiseq
 import numpy as np
@@ -17,7 +19,8 @@ import pytest
 
 from conftest import SMALL_REFERENCE_CONFIG, shared_path
 from enformer.cli import main
-from enformer.distributed import ModelLoadError, ModelSource, WorkerDied, executor, local_client
+from enformer.distributed import (ModelLoadError, ModelSource, NoWorkers, WorkerDied, executor,
+                                  local_client)
 from enformer.inference import load_model
 from enformer.io import sad as sad_io
 from enformer.predict import predict_to_files
@@ -305,3 +308,30 @@ def test_worker_dying_repeatedly_stops_the_run(files, cluster, tmp_path):
                 files['fasta'], files['vcf'], tmp_path / 'x.h5', client=cluster, **CHUNK)
   finally:
     scheduler.allowed_failures = allowed
+
+
+def test_cluster_without_workers_stops_the_run_and_keeps_what_finished():
+  """All workers leave mid-run: after the no-worker timeout, NoWorkers (not a hang); workers
+  that come back within it finish the run."""
+  with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                dashboard_address=None) as local, \
+       distributed.Client(local) as client:
+    tasks = [(i, (0.2,)) for i in range(12)]
+    with dask.config.set({executor.NO_WORKER_TIMEOUT_KEY: 60}):
+      finished = []
+      for key, _ in executor.iter_tasks(client, time.sleep, tasks, name='nap', window=4):
+        finished.append(key)
+        if len(finished) == 2:  # Every worker leaves, then one joins again.
+          local.scale(0)
+          client.sync(local._correct_state)
+          local.scale(1)
+      assert sorted(finished) == list(range(12))
+
+    finished = []
+    with dask.config.set({executor.NO_WORKER_TIMEOUT_KEY: 2}):
+      with pytest.raises(NoWorkers, match='no worker for 2 s.*rerun the same command'):
+        for key, _ in executor.iter_tasks(client, time.sleep, tasks, name='nap', window=4):
+          finished.append(key)
+          if len(finished) == 2:
+            local.scale(0)
+    assert len(finished) >= 2

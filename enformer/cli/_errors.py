@@ -132,6 +132,9 @@ def describe(error: BaseException, args: argparse.Namespace) -> Tuple[str, bool]
     return (f'No space left on the device{target}. Free some space or choose an output on '
             'another disk; files finished before were kept', True)
   tf_result = _tf_error(error) if 'tensorflow' in sys.modules else None
+  executor = sys.modules.get('enformer.distributed.executor')  # Loaded by the Dask runs only.
+  if executor is not None and isinstance(error, executor.DistributedError):
+    return _first_line(str(error)), True
   if tf_result is not None:
     message, known = tf_result
   elif isinstance(error, concurrent.futures.process.BrokenProcessPool):

@@ -11,11 +11,13 @@ Library use: `score_vcf(ModelSource('model/'), ..., client=client)` and
 from enformer.distributed.cluster import (DASK_CONFIG, client_for, connect, local_client,
                                           worker_environment)
 from enformer.distributed.executor import (DistributedError, ModelInfo, ModelLoadError,
-                                           ModelSource, WorkerDied, fetch_model_info, iter_tasks,
-                                           model_info, run_tasks, worker_cached, worker_predictor)
+                                           ModelSource, NoWorkers, WorkerDied, fetch_model_info,
+                                           iter_tasks, model_info, run_tasks, worker_cached,
+                                           worker_predictor)
 
 __all__ = [
-    'DASK_CONFIG', 'DistributedError', 'ModelInfo', 'ModelLoadError', 'ModelSource', 'WorkerDied',
+    'DASK_CONFIG', 'DistributedError', 'ModelInfo', 'ModelLoadError', 'ModelSource', 'NoWorkers',
+    'WorkerDied',
     'client_for', 'connect', 'fetch_model_info', 'iter_tasks', 'local_client', 'model_info',
     'run_tasks', 'worker_cached', 'worker_environment', 'worker_predictor'
 ]

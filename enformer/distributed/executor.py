@@ -11,6 +11,10 @@ Faults:
     `distributed.scheduler.allowed-failures` + 1 workers stops the run with `WorkerDied`.
   - a worker that cannot load the model: `ModelLoadError` naming the worker and the model; the
     run stops (remaining tasks are cancelled).
+  - every worker leaves the cluster (all jobs pre-empted or past their time limit) while tasks
+    wait: after `enformer.no-worker-timeout` seconds of Dask config (default 300; environment
+    DASK_ENFORMER__NO_WORKER_TIMEOUT) without a worker, `NoWorkers`; results already handled are
+    kept, so rerunning continues. Workers that join within that time pick the tasks up.
   - any other exception of a task stops the run with that exception.
 """
 
@@ -22,6 +26,7 @@ import time
 import uuid
 from typing import Any, Callable, Dict, Hashable, Iterable, Iterator, Optional, Tuple, TypeVar
 
+import dask
 import distributed
 
 T = TypeVar('T')
@@ -39,6 +44,15 @@ class ModelLoadError(DistributedError):
 
 class WorkerDied(DistributedError):
   """Workers died repeatedly while running the same task."""
+
+
+class NoWorkers(DistributedError):
+  """The cluster has had no worker for longer than `enformer.no-worker-timeout` seconds."""
+
+
+NO_WORKER_TIMEOUT_KEY = 'enformer.no-worker-timeout'
+NO_WORKER_TIMEOUT_S = 300.0
+_POLL_S = 2.0  # How often the driver checks for workers while it waits for results.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,6 +182,32 @@ class _Window:
     return self._value
 
 
+def _wait_for_some(client: distributed.Client, futures, description: str) -> list:
+  """Blocks until at least one of `futures` is done; returns the done ones.
+
+  Raises NoWorkers when the cluster stays without any worker for the no-worker timeout.
+  """
+  timeout = float(dask.config.get(NO_WORKER_TIMEOUT_KEY, NO_WORKER_TIMEOUT_S))
+  empty_since: Optional[float] = None
+  while True:
+    try:
+      done, _ = distributed.wait(futures, timeout=_POLL_S, return_when='FIRST_COMPLETED')
+      return list(done)
+    except TimeoutError:
+      pass
+    if client.nthreads():
+      empty_since = None
+    elif empty_since is None:
+      empty_since = time.monotonic()
+    elif time.monotonic() - empty_since > timeout:
+      raise NoWorkers(
+          f'The Dask cluster has had no worker for {timeout:.0f} s while {len(futures)} '
+          f'{description}(s) waited: its workers were lost (killed, pre-empted or past their '
+          'time limit). What finished is kept; start workers and rerun the same command to '
+          f'continue (wait longer with the Dask config {NO_WORKER_TIMEOUT_KEY}, e.g. '
+          'DASK_ENFORMER__NO_WORKER_TIMEOUT=3600).')
+
+
 def iter_tasks(client: distributed.Client,
                function: Callable[..., Any],
                tasks: Iterable[Tuple[Hashable, tuple]],
@@ -191,15 +231,14 @@ def iter_tasks(client: distributed.Client,
       else in order of completion.
 
   Raises:
-    ModelLoadError, WorkerDied, or the exception a task raised; outstanding tasks are cancelled
-    (also when the caller stops iterating).
+    ModelLoadError, WorkerDied, NoWorkers, or the exception a task raised; outstanding tasks are
+    cancelled (also when the caller stops iterating).
   """
   limit = _Window(client, window)
   token = uuid.uuid4().hex[:8]
   iterator = iter(tasks)
   outstanding: Dict[str, Tuple[int, Hashable, distributed.Future]] = {}
   finished: Dict[int, Tuple[Hashable, Any]] = {}  # ordered: results waiting for earlier ones.
-  completed = distributed.as_completed()
   submitted, next_out = 0, 0
 
   def fill() -> None:
@@ -211,22 +250,23 @@ def iter_tasks(client: distributed.Client,
       key, args = item
       future = client.submit(function, *args, key=f'{name}-{key}-{token}', pure=False)
       outstanding[future.key] = (submitted, key, future)
-      completed.add(future)
       submitted += 1
 
   try:
     fill()
-    for future in completed:
-      position, key, _ = outstanding.pop(future.key)
-      result = _result(future, f'{name} {key}')
-      future.release()
-      if not ordered:
-        yield key, result
-      else:
-        finished[position] = (key, result)
-        while next_out in finished:
-          yield finished.pop(next_out)
-          next_out += 1
+    while outstanding:
+      done = _wait_for_some(client, [future for _, _, future in outstanding.values()], name)
+      for future in sorted(done, key=lambda f: outstanding[f.key][0]):
+        position, key, _ = outstanding.pop(future.key)
+        result = _result(future, f'{name} {key}')
+        future.release()
+        if not ordered:
+          yield key, result
+        else:
+          finished[position] = (key, result)
+          while next_out in finished:
+            yield finished.pop(next_out)
+            next_out += 1
       fill()
   finally:
     if outstanding:
