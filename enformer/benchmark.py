@@ -25,7 +25,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -287,15 +287,16 @@ def worker_timing(config: Dict[str, object], paths: List[str], repeats: int,
 ISM_WINDOW = 100  # Positions per ISM window for the positions/s rows (one reference each).
 
 
-def worker_levers(config: Dict[str, object], repeats: int, ism_positions: int = 1
-                  ) -> Dict[str, object]:
+def worker_levers(config: Dict[str, object], repeats: int, ism_positions: int = 1,
+                  precisions: Sequence[str] = fast.PRECISIONS) -> Dict[str, object]:
   """In one process, interleaved: float32 and bfloat16 fast forwards, SNV scoring (reference +
   alternative) and ISM with full passes and with incremental inference, in float32 and bfloat16.
 
   ISM is timed in its two parts, so that a window's cost can be derived for any window size:
   `ism_reference` (one window's reference: a full pass whose conv-tower output is kept) and
   `ism_full` / `ism_incremental` (`ism_positions` positions × 3 mutants, the reference already
-  computed). Times in s (median of `repeats`)."""
+  computed). `precisions`: a subset of ('float32', 'bfloat16'), e.g. float32 alone on a CPU
+  without bfloat16 instructions. Times in s (median of `repeats`)."""
   model = random_model(config)
   length = config['sequence_length']
   x = random_one_hot(1, length, seed=1)
@@ -308,7 +309,7 @@ def worker_levers(config: Dict[str, object], repeats: int, ism_positions: int = 
     for b in range(3):
       mutants[3 * i + b, p] = np.roll(x[0, p], b + 1)
   forwards = {precision: fast.compile_forward(model, length, precision=precision)
-              for precision in fast.PRECISIONS}
+              for precision in precisions}
   incremental = {precision: IncrementalForward(forward)
                  for precision, forward in forwards.items()}
   sampler = RssSampler()
@@ -337,7 +338,7 @@ def worker_levers(config: Dict[str, object], repeats: int, ism_positions: int = 
                                   ('variant_incremental', incremental_variant),
                                   ('ism_reference', ism_reference),
                                   ('ism_full', full_ism), ('ism_incremental', incremental_ism)]
-           for precision in fast.PRECISIONS}
+           for precision in precisions}
   times = {key: [] for key in tasks}
   for round_index in range(repeats + 1):  # Round 0 is the warm-up (tracing).
     for key, (function, precision) in tasks.items():
@@ -346,17 +347,20 @@ def worker_levers(config: Dict[str, object], repeats: int, ism_positions: int = 
       if round_index:
         times[key].append(time.perf_counter() - start)
   median = {key: statistics.median(value) for key, value in times.items()}
-  tower = forwards['float32'].tower(x)
-  bf16 = forwards['bfloat16'](x)
-  f32 = forwards['float32'](x)
-  sampler.stop()
-  return {
+  first = forwards[precisions[0]]
+  tower = first.tower(x)
+  result = {
       'times': times, 'median_s': median, 'ism_positions': len(positions),
+      'precisions': list(precisions), 'cpu_bfloat16': fast.cpu_has_bfloat16(),
       'reference_tower_mb': float(tower.numpy().nbytes / 1e6),
       'peak_rss_gb': sampler.peak(), 'rss_before_gb': rss_before,
-      'bf16_max_rel_error': max(float(np.abs(bf16[h].numpy() - f32[h].numpy()).max() /
-                                      np.abs(f32[h].numpy()).max()) for h in f32),
   }
+  if set(fast.PRECISIONS) <= set(precisions):
+    bf16, f32 = forwards['bfloat16'](x), forwards['float32'](x)
+    result['bf16_max_rel_error'] = max(float(np.abs(bf16[h].numpy() - f32[h].numpy()).max() /
+                                             np.abs(f32[h].numpy()).max()) for h in f32)
+  sampler.stop()
+  return result
 
 
 def ism_positions_per_s(median: Dict[str, float], positions: int, key: str,
@@ -373,36 +377,40 @@ def _lever_rows(levers: Dict[str, object], log) -> Dict[str, float]:
   """Prints the incremental / bfloat16 rows; returns their ratios."""
   m = levers['median_s']
   positions = levers['ism_positions']
+  precisions = levers.get('precisions', list(fast.PRECISIONS))
   ism = {f'{kind}_{p}': ism_positions_per_s(m, positions, f'ism_{kind}_{p}')
-         for kind in ('full', 'incremental') for p in fast.PRECISIONS}
+         for kind in ('full', 'incremental') for p in precisions}
   log('')
-  log(f'{"variant effects and ISM":<40}{"float32":>12}{"bfloat16":>12}')
-  rows = [(label, [m[f'{key}_{p}'] if per > 0 else -per / m[f'{key}_{p}']
-                   for p in fast.PRECISIONS])
+  log(f'{"variant effects and ISM":<52}' + ''.join(f'{p:>12}' for p in precisions))
+  rows = [(label, [m[f'{key}_{p}'] if per > 0 else -per / m[f'{key}_{p}'] for p in precisions])
           for label, key, per in [('s / forward (batch 1)', 'forward', 1.0),
                                   ('variants/s, full passes', 'variant_full', -1.0),
                                   ('variants/s, incremental', 'variant_incremental', -1.0),
                                   ('s / ISM reference (kept tower)', 'ism_reference', 1.0)]]
-  rows += [(f'ISM positions/s, {kind} ({ISM_WINDOW}-bp window)',
-            [ism[f'{kind}_{p}'] for p in fast.PRECISIONS]) for kind in ('full', 'incremental')]
+  rows += [(f'ISM positions/s, {kind} ({ISM_WINDOW}-position window)',
+            [ism[f'{kind}_{p}'] for p in precisions]) for kind in ('full', 'incremental')]
   for label, values in rows:
-    log(f'{label:<40}{values[0]:>12.4f}{values[1]:>12.4f}')
-  ratios = {
-      'incremental/full variants per s (float32)':
-          m['variant_full_float32'] / m['variant_incremental_float32'],
-      f'incremental/full ISM positions per s (float32, {ISM_WINDOW}-bp window)':
-          ism['incremental_float32'] / ism['full_float32'],
-      'incremental/full time per ISM mutant (float32)':
-          m['ism_incremental_float32'] / m['ism_full_float32'],
-      'bfloat16/float32 forward time': m['forward_bfloat16'] / m['forward_float32'],
-      'bfloat16 incremental/float32 full variants per s':
-          m['variant_full_float32'] / m['variant_incremental_bfloat16'],
-  }
+    log(f'{label:<52}' + ''.join(f'{v:>12.4f}' for v in values))
+  ratios = {}
+  for p in precisions:
+    ratios[f'incremental/full variants per s ({p})'] = (
+        m[f'variant_full_{p}'] / m[f'variant_incremental_{p}'])
+    ratios[f'incremental/full ISM positions per s ({p}, {ISM_WINDOW}-position window)'] = (
+        ism[f'incremental_{p}'] / ism[f'full_{p}'])
+    ratios[f'incremental/full time per ISM mutant ({p})'] = (
+        m[f'ism_incremental_{p}'] / m[f'ism_full_{p}'])
+  if len(precisions) == 2:
+    ratios['bfloat16/float32 forward time'] = m['forward_bfloat16'] / m['forward_float32']
+    ratios['bfloat16 incremental/float32 full variants per s'] = (
+        m['variant_full_float32'] / m['variant_incremental_bfloat16'])
   log(f'stored reference tower output per window: {levers["reference_tower_mb"]:.1f} MB; '
       f'peak RSS during these runs {levers["peak_rss_gb"]:.2f} GB '
       f'(before: {levers["rss_before_gb"]:.2f} GB)')
-  log(f'bfloat16 vs float32 max |Δ| / max |value| (random weights): '
-      f'{levers["bf16_max_rel_error"]:.3g}')
+  if 'bf16_max_rel_error' in levers:
+    log(f'bfloat16 vs float32 max |Δ| / max |value| (random weights): '
+        f'{levers["bf16_max_rel_error"]:.3g}')
+  if levers.get('cpu_bfloat16') is False and 'bfloat16' in precisions:
+    log('this CPU has no bfloat16 instructions (AVX-512 BF16 / AMX): bfloat16 is emulated here')
   return ratios
 
 

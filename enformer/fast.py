@@ -20,6 +20,9 @@ Shapes: B = batch, L = input length (bp), T = bins at a given resolution, C = ch
 N = tracks of a head.
 """
 
+import functools
+import re
+import warnings
 from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
@@ -38,6 +41,29 @@ PRECISIONS = ('float32', 'bfloat16')
 # batch), and peak memory holds one chunk's activations instead of the whole sequence's.
 CHUNKED_BLOCKS = 3
 CHUNK_LENGTH = 16_384
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_has_bfloat16() -> Optional[bool]:
+  """Whether this machine's CPU has bfloat16 matrix instructions (AVX-512 BF16 or AMX-BF16), as
+  /proc/cpuinfo lists them; None where that cannot be read (not Linux)."""
+  try:
+    with open('/proc/cpuinfo') as f:
+      flags = f.read()
+  except OSError:
+    return None
+  return bool(re.search(r'\b(avx512_bf16|amx_bf16)\b', flags))
+
+
+def warn_if_bfloat16_is_emulated() -> None:
+  """Warns when bfloat16 would run on a CPU without bfloat16 instructions (and no GPU/TPU):
+  TensorFlow then converts every operand, which makes bfloat16 slower than float32."""
+  if cpu_has_bfloat16() is False and not tf.config.list_logical_devices('GPU') and \
+     not tf.config.list_logical_devices('TPU'):
+    warnings.warn('precision bfloat16 on a CPU without bfloat16 instructions (AVX-512 BF16 / '
+                  'AMX): TensorFlow emulates them, which is slower than float32 here. Use float32 '
+                  'on this machine; bfloat16 pays on GPUs, TPUs and CPUs with AVX-512 BF16.',
+                  RuntimeWarning, stacklevel=3)
 
 
 def positional_features(seq_len: int, feature_size: int, feature_functions: Tuple[str, ...],
@@ -178,6 +204,8 @@ class FastForward:
     if precision not in PRECISIONS:
       raise ValueError(f'Unknown precision {precision!r}; use one of {PRECISIONS}.')
     model.check_sequence_length(sequence_length)
+    if precision == 'bfloat16':
+      warn_if_bfloat16_is_emulated()
     model.build_variables()  # The fused ops read the variables; a fresh model has none yet.
     if chunk_length == -1:
       chunk_length = chunk_length_for(sequence_length)

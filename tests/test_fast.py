@@ -1,5 +1,7 @@
 """enformer.fast: the fast inference path equals the plain path and DeepMind's reference outputs."""
 
+import warnings
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -218,3 +220,17 @@ def test_bfloat16_inference_is_close_to_float32():
   assert rel_error(alts['human'], forward(alt)['human'].numpy()) <= 1e-2
   with pytest.raises(ValueError, match='fast path'):
     Predictor.from_module(model, 4096, fast=False, precision='bfloat16')
+
+
+def test_bfloat16_warns_on_a_cpu_without_bfloat16_instructions(monkeypatch):
+  model = random_model(seed=0, channels=384, num_heads=4, num_transformer_layers=1,
+                       target_length=None)
+  monkeypatch.setattr(fast, 'cpu_has_bfloat16', lambda: False)
+  with pytest.warns(RuntimeWarning, match='slower than float32'):
+    fast.compile_forward(model, 2048, precision='bfloat16')
+  monkeypatch.setattr(fast, 'cpu_has_bfloat16', lambda: True)
+  with warnings.catch_warnings():
+    warnings.simplefilter('error')
+    fast.compile_forward(model, 2048, precision='bfloat16')
+    monkeypatch.setattr(fast, 'cpu_has_bfloat16', lambda: False)
+    fast.compile_forward(model, 2048, precision='float32')
