@@ -215,3 +215,13 @@ def test_content_identity_changes_with_the_content(tmp_path):
   index.write_bytes(b'crc 2')
   assert content_identity(model) != first
   assert content_identity('https://tfhub.dev/deepmind/enformer/1') != first
+
+
+def test_lock_in_a_folder_that_cannot_hold_files_names_the_output(tmp_path):
+  blocker = tmp_path / 'file'
+  blocker.write_text('x')  # A file where the output's folder should be.
+  output = blocker / 'scores.h5'
+  with pytest.raises(OSError, match=f'cannot write --out {output} there') as raised:
+    OutputLock(output, what=f'--out {output}').acquire()
+  assert raised.value.filename == os.fspath(output)
+  assert not os.path.exists(lock_path(output))

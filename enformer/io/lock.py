@@ -131,7 +131,17 @@ class OutputLock:
       return self
 
   def _acquire_new(self) -> None:
-    os.makedirs(os.path.dirname(self.path), exist_ok=True)
+    try:
+      os.makedirs(os.path.dirname(self.path), exist_ok=True)
+      self._acquire_file()
+    except OutputLockedError:
+      raise
+    except OSError as error:  # The output's folder cannot hold files: name the output, not the lock.
+      raise type(error)(error.errno, f'cannot write {self.what} there (its lock file '
+                        f'{self.path}: {error.strerror}); choose an output in a writable folder',
+                        self.output) from error
+
+  def _acquire_file(self) -> None:
     while True:
       fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
       try:
