@@ -61,8 +61,10 @@ def warn_if_bfloat16_is_emulated() -> None:
   if cpu_has_bfloat16() is False and not tf.config.list_logical_devices('GPU') and \
      not tf.config.list_logical_devices('TPU'):
     warnings.warn('precision bfloat16 on a CPU without bfloat16 instructions (AVX-512 BF16 / '
-                  'AMX): TensorFlow emulates them, which is slower than float32 here. Use float32 '
-                  'on this machine; bfloat16 pays on GPUs, TPUs and CPUs with AVX-512 BF16.',
+                  'AMX): TensorFlow emulates them, which is slower than float32 here and less '
+                  'accurate than bfloat16 hardware (its batched matmuls accumulate with less '
+                  'precision). Use float32 on this machine; bfloat16 pays on GPUs, TPUs and CPUs '
+                  'with AVX-512 BF16.',
                   RuntimeWarning, stacklevel=3)
 
 
