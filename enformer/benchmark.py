@@ -347,8 +347,7 @@ def worker_levers(config: Dict[str, object], repeats: int, ism_positions: int = 
       if round_index:
         times[key].append(time.perf_counter() - start)
   median = {key: statistics.median(value) for key, value in times.items()}
-  first = forwards[precisions[0]]
-  tower = first.tower(x)
+  tower = kept[precisions[0]].tower  # The reference tower output ISM keeps per window.
   result = {
       'times': times, 'median_s': median, 'ism_positions': len(positions),
       'precisions': list(precisions), 'cpu_bfloat16': fast.cpu_has_bfloat16(),

@@ -134,9 +134,7 @@ class OutputLock:
     try:
       os.makedirs(os.path.dirname(self.path), exist_ok=True)
       self._acquire_file()
-    except OutputLockedError:
-      raise
-    except OSError as error:  # The output's folder cannot hold files: name the output, not the lock.
+    except OSError as error:  # The folder cannot hold files: name the output, not its lock.
       raise type(error)(error.errno, f'cannot write {self.what} there (its lock file '
                         f'{self.path}: {error.strerror}); choose an output in a writable folder',
                         self.output) from error
