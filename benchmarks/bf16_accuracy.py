@@ -34,14 +34,15 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
   return float(np.corrcoef(a, b)[0, 1])
 
 
-def sad_of(forward: IncrementalForward, window: np.ndarray, positions, rng) -> np.ndarray:
-  """SAD [S, N] (first head) of SNVs at `positions` of one window [L, 4]."""
+def sad_of(forward: IncrementalForward, reference, positions, rng) -> np.ndarray:
+  """SAD [S, N] (first head) of SNVs at `positions` of one kept reference window."""
+  window = reference.inputs  # [L, 4]
   alts = np.repeat(window[np.newaxis], len(positions), axis=0)
   for i, p in enumerate(positions):
     alts[i, p] = np.roll(window[p], int(rng.integers(1, 4)))
-  ref, alt = forward(window, alts)
-  head = next(iter(ref))
-  return alt[head].mean(axis=1) - ref[head].mean(axis=0)
+  alt = forward.alternatives(reference, alts)
+  head = next(iter(alt))
+  return alt[head].mean(axis=1) - reference.outputs[head].mean(axis=0)
 
 
 def compare(model: Enformer, windows: np.ndarray, num_snvs: int, seed: int = 0) -> dict:
@@ -68,8 +69,9 @@ def compare(model: Enformer, windows: np.ndarray, num_snvs: int, seed: int = 0) 
     for window in windows:
       margin = length // 8
       positions = rng.choice(np.arange(margin, length - margin), per_window, replace=False)
+      reference = incremental.reference(window)  # Once per window, as `score-variants` does.
       for group in range(0, per_window, 8):  # Keeps 8 alternatives' predictions in memory.
-        rows.append(sad_of(incremental, window, positions[group:group + 8], rng))
+        rows.append(sad_of(incremental, reference, positions[group:group + 8], rng))
     sads[precision] = np.concatenate(rows)[:num_snvs]
   f32, bf16 = sads['float32'], sads['bfloat16']
   relevant = np.abs(f32) > 1e-3 * np.abs(f32).max()

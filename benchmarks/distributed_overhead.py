@@ -6,7 +6,8 @@ For each core count W, one process (TensorFlow limited to W intra-op / inter-op 
           worker processes (this process only writes chunks),
 `--repeats` times each on the same VCF, after warming both up (model loaded, forward traced at every
 batch size). Only the `score_vcf` calls are measured (reading the VCF, scoring, writing the file);
-starting workers and loading models is reported separately. Two measures per run:
+starting workers and loading models is reported separately, and a short VCF is scored in both modes
+first (every function traced in the driver and in each worker, as after a real run's first chunk). Two measures per run:
   cpu:  core-seconds used: this process (driver, scheduler, single-process scoring) plus, for the
         dask runs, every worker process (getrusage before and after). Overhead = cpu(dask) /
         cpu(single) − 1: the extra core-seconds per variant, insensitive to other load.
@@ -74,10 +75,20 @@ def measure(cores: int, args) -> Dict[str, object]:
   report: Dict[str, object] = dict(cores=cores, load_single_s=round(load_single, 2))
   runs: Dict[str, List[float]] = {'single': [], 'dask': []}
   cpu: Dict[str, List[float]] = {'single': [], 'dask': []}
+  driver_cpu: List[float] = []  # Dask runs: the driver's share (client, scheduler, chunk store).
+  # A short VCF scored once per mode before measuring: every function (full and incremental
+  # forwards) is traced in the driver and in each worker, as after the first chunk of a real run.
+  warm_directory = directory / 'warm_up'
+  warm_directory.mkdir()
+  warm_fasta, warm_vcf = write_genome_and_vcf(warm_directory, 24, args.length, seed=2)
   started = time.time()
   with local_client(cores) as client:
     client.run(warm_up, source, args.batch_size)
     report['cluster_start_and_load_s'] = round(time.time() - started, 2)
+    score_vcf(predictor, str(warm_fasta), str(warm_vcf), warm_directory / 'single.h5', **options)
+    for _ in range(cores):  # Chunks go to whichever worker is free: give each one some.
+      score_vcf(source, str(warm_fasta), str(warm_vcf), warm_directory / 'dask.h5', client=client,
+                overwrite=True, **dict(options, chunk_size=4))
     report['worker_profiler'] = sorted(set(client.run(
         lambda: dask.config.get('distributed.worker.profile.enabled')).values()))
     for repeat in range(args.repeats):
@@ -92,7 +103,9 @@ def measure(cores: int, args) -> Dict[str, object]:
         runs[mode].append(time.time() - begin)
         used = cpu_seconds() - cpu_before
         if mode == 'dask':  # The workers' share (idle workers' event loops in single runs: no).
-          used += sum(client.run(cpu_seconds).values()) - workers_before
+          workers = sum(client.run(cpu_seconds).values()) - workers_before
+          driver_cpu.append(used)
+          used += workers
         cpu[mode].append(used)
         report['variants'] = len(result.scores)
         report['chunks'] = result.chunks_total
@@ -105,6 +118,7 @@ def measure(cores: int, args) -> Dict[str, object]:
   report.update(
       single_cpu_s=[round(t, 2) for t in cpu['single']],
       dask_cpu_s=[round(t, 2) for t in cpu['dask']],
+      dask_driver_cpu_s=[round(t, 2) for t in driver_cpu],
       cpu_overhead_per_pair=[round(p, 4) for p in cpu_pairs],
       cpu_overhead_median=round(float(np.median(cpu_pairs)), 4),
       single_wall_s=[round(t, 2) for t in runs['single']],

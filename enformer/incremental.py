@@ -16,7 +16,8 @@ Shapes: L = input length (bp), C_in = input channels, T = L / 128 tower bins, C 
 channels, K = alternatives, n = recomputed bins, T' = output bins, N = tracks.
 """
 
-from typing import Dict, List, Optional, Tuple
+import weakref
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -50,7 +51,8 @@ class IncrementalForward:
     radius_bins = -(-self.halo // enformer_lib.BIN_SIZE)
     self.patch_bins = 2 * radius_bins + -(-self.max_span // enformer_lib.BIN_SIZE) + 1
     self.window_length = self.patch_bins * enformer_lib.BIN_SIZE + 2 * self.halo
-    self.full_passes = 0  # Alternatives that took the full path (for tests and benchmarks).
+    # Alternatives that took each path since this object was built (tests and benchmarks).
+    self.full_passes = 0
     self.incremental_passes = 0
     channels = model.config['input_channels']
     self._alternatives = tf.function(
@@ -173,15 +175,33 @@ class Reference:
     self.outputs = outputs
 
 
+# Compiled incremental forwards per model, keyed by (length, heads, precision, max_span).
+_SHARED: 'weakref.WeakKeyDictionary[enformer_lib.Enformer, Dict[tuple, IncrementalForward]]' = (
+    weakref.WeakKeyDictionary())
+
+
+def shared(model: enformer_lib.Enformer, sequence_length: int,
+           heads: Optional[Sequence[str]] = None, *, precision: str = 'float32',
+           max_span: int = 128) -> IncrementalForward:
+  """The `IncrementalForward` of `model` for these settings, compiled (traced) once per model and
+  process and reused by every later caller: variant scorers, ISM, Dask tasks. Its pass counters
+  count over all callers."""
+  cache = _SHARED.setdefault(model, {})
+  key = (int(sequence_length), None if heads is None else tuple(heads), precision, int(max_span))
+  if key not in cache:
+    forward = fast.compile_forward(model, int(sequence_length), heads, precision=precision)
+    cache[key] = IncrementalForward(forward, max_span=max_span)
+  return cache[key]
+
+
 def for_predictor(predictor, heads: Optional[List[str]] = None,
                   max_span: int = 128) -> Optional[IncrementalForward]:
-  """An `IncrementalForward` over `predictor.model` (an `enformer.inference` Predictor), with the
-  predictor's length and precision; None when the predictor has no Sonnet module (e.g.
+  """The shared `IncrementalForward` of `predictor.model` (an `enformer.inference` Predictor) with
+  the predictor's length and precision; None when the predictor has no Sonnet module (e.g.
   DeepMind's TF-Hub module), which then runs full passes."""
   model = getattr(predictor, 'model', None)
   if model is None:
     return None
   length = getattr(predictor, 'model_sequence_length', None) or predictor.sequence_length
-  forward = fast.compile_forward(model, length, heads,
-                                 precision=getattr(predictor, 'precision', 'float32'))
-  return IncrementalForward(forward, max_span=max_span)
+  return shared(model, length, heads, precision=getattr(predictor, 'precision', 'float32'),
+                max_span=max_span)

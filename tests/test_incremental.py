@@ -112,3 +112,32 @@ def test_incremental_ism_equals_full_ism():
   forward = ism_lib.incremental_forward(model, 4096, 'human')
   assert forward.incremental_passes >= 60 and forward.full_passes == 0
   assert np.abs(fast_ism - full).max() <= 1e-3 * np.abs(full).max()
+
+
+def test_scorers_of_one_predictor_share_one_compiled_incremental_forward(tmp_path):
+  """Every VariantScorer (each score_vcf call, each Dask task) of a predictor reuses the compiled
+  incremental forward: it is traced once, not once per scorer; another precision is another."""
+  from enformer.inference import Predictor
+  from enformer.io.fasta import FastaStringExtractor
+  from enformer.io.vcf import VariantSite
+  from enformer.variants.scoring import VariantScorer
+  from kipoiseq import Variant
+  model = random_model(seed=21, channels=384, num_heads=4, num_transformer_layers=1,
+                       target_length=None, heads={'human': 4})
+  genome = ''.join(np.random.default_rng(3).choice(list('ACGT'), 8_000))
+  fasta = tmp_path / 'g.fa'
+  fasta.write_text('>chr1\n' + genome + '\n')
+  predictor = Predictor.from_module(model, 4096)
+  alt = 'A' if genome[3999] != 'A' else 'C'
+  sites = [VariantSite((Variant('chr1', 4000, genome[3999], alt),), 'chr1')]
+  scorers = [VariantScorer(predictor, FastaStringExtractor(str(fasta))) for _ in range(3)]
+  assert all(scorer.incremental is scorers[0].incremental for scorer in scorers)
+  results = [scorer.score_sites(sites)[0] for scorer in scorers]
+  assert scorers[0].incremental._alternatives.experimental_get_tracing_count() == 1
+  assert scorers[0].incremental.forward._tower_function.experimental_get_tracing_count() == 1
+  for result in results[1:]:
+    np.testing.assert_array_equal(result, results[0])
+  bf16 = VariantScorer(Predictor.from_module(model, 4096, precision='bfloat16'),
+                       FastaStringExtractor(str(fasta)))
+  assert bf16.incremental is not scorers[0].incremental
+  assert bf16.incremental.forward.precision == 'bfloat16'

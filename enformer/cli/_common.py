@@ -305,11 +305,11 @@ def track_selectors(values: Optional[Sequence[str]]) -> Optional[List[Any]]:
   return selectors
 
 
-def add_precision_argument(parser) -> argparse.Action:
-  """--precision float32|bfloat16: inference precision."""
+def add_precision_argument(parser, extra: str = '') -> argparse.Action:
+  """--precision float32|bfloat16: inference precision (`extra`: appended to the help)."""
   return parser.add_argument('--precision', type=str, choices=('float32', 'bfloat16'),
                              default='float32',
-                             help=PRECISION_HELP)
+                             help=PRECISION_HELP + extra)
 
 
 def add_extra_track_argument(parser) -> argparse.Action:

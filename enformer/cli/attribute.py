@@ -50,7 +50,7 @@ def register(subparsers) -> None:
   _common.add_n_value_argument(parser)
   _common.add_quiet_argument(parser)
   _common.add_model_config_arguments(parser)
-  _common.add_precision_argument(parser)
+  _common.add_precision_argument(parser, extra=' (--method ism; gradients run in float32)')
   _common.add_overwrite_argument(parser, help=_common.OVERWRITE_HELP + ' (the contents of a used --out folder)')
   parser.set_defaults(func=run)
 
@@ -65,6 +65,10 @@ def run(args: argparse.Namespace) -> int:
   _common.check_unused_output_folder(args.out, args.overwrite)
   if args.batch_size < 1:
     raise ValueError(f'--batch-size must be >= 1, got {args.batch_size}.')
+  if args.method == 'grad' and args.precision != 'float32':
+    raise ValueError(f'--precision {args.precision} applies to --method ism (forward passes only); '
+                     'gradient x input is computed in float32: drop --precision, or use '
+                     '--method ism.')
   from enformer.io.bed import parse_region
   from enformer.io.fasta import FastaStringExtractor
   from enformer.io.targets import read_targets

@@ -5,32 +5,25 @@ The target is the one of `enformer.interpret.gradients` (sum(prediction × mask)
 their values. Shapes: L = input length, W = window length, C = input channels.
 """
 
-import weakref
-from typing import Dict, Optional, Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from enformer import fast
+from enformer import incremental as incremental_lib
 from enformer.enformer import Enformer
 from enformer.incremental import IncrementalForward
 from enformer.interpret.gradients import (Reduction, as_batch, as_mask, compiled_functions,
                                           unwrap_model)
 from enformer.sequence import NUM_NUCLEOTIDES
 
-# Incremental forwards per model, keyed by (input length, head): compiled once, reused.
-_INCREMENTAL: 'weakref.WeakKeyDictionary[Enformer, Dict[Tuple[int, str], IncrementalForward]]' = (
-    weakref.WeakKeyDictionary())
 
-
-def incremental_forward(model: Enformer, sequence_length: int, head: str) -> IncrementalForward:
-  """The (cached) `IncrementalForward` of `model` for one length and head."""
-  cache = _INCREMENTAL.setdefault(model, {})
-  key = (int(sequence_length), head)
-  if key not in cache:
-    cache[key] = IncrementalForward(fast.compile_forward(model, sequence_length, [head]))
-  return cache[key]
+def incremental_forward(model: Enformer, sequence_length: int, head: str,
+                        precision: str = 'float32') -> IncrementalForward:
+  """The (shared, compiled once) `IncrementalForward` of `model` for one length, head and
+  precision."""
+  return incremental_lib.shared(model, sequence_length, [head], precision=precision)
 
 
 def check_window(window: Optional[Tuple[int, int]], length: int) -> Tuple[int, int]:
@@ -60,7 +53,8 @@ def in_silico_mutagenesis(model,
   Only the 4 nucleotide channels are mutated; extra input channels keep their values.
 
   Args:
-    model: as for `contribution_input_grad`.
+    model: as for `contribution_input_grad`; a Predictor's `precision` ('bfloat16') is used for
+      the forward passes.
     sequence_one_hot: [L, C] model input (or [1, L, C]): one-hot sequence + extra tracks.
     target_mask: [T, N] weights of the head's prediction; see `target_mask(...)`.
     window: (start, end) positions within the sequence (0-based, end exclusive); default the
@@ -88,23 +82,37 @@ def in_silico_mutagenesis(model,
   start, end = check_window(window, reference.shape[0])
   mask = as_mask(target_mask)
   inner, crop_length = unwrap_model(model)
-  if incremental and isinstance(inner, Enformer):
-    forward = incremental_forward(inner, crop_length or reference.shape[0], head)
-    kept = forward.reference(reference)
-    weights = mask.numpy()
-    if kept.outputs[head].shape != weights.shape:
-      bins, tracks = kept.outputs[head].shape
+  precision = getattr(model, 'precision', 'float32')  # A Predictor's inference precision.
+  weights = mask.numpy()
+  scale = 1.0 / weights.sum() if reduction == 'mean' else 1.0
+
+  def check_mask(predictions: np.ndarray) -> None:  # [T, N]
+    if predictions.shape != weights.shape:
+      bins, tracks = predictions.shape
       raise ValueError(
           f'target_mask has shape {list(weights.shape)} but the {head!r} head predicts '
           f'[{bins} bins, {tracks} tracks] for inputs of {reference.shape[0]} bp. Build the mask '
           f'with enformer.interpret.target_mask(num_bins={bins}, num_tracks={tracks}, ...).')
-    scale = 1.0 / weights.sum() if reduction == 'mean' else 1.0
+
+  if incremental and isinstance(inner, Enformer):
+    forward = incremental_forward(inner, crop_length or reference.shape[0], head, precision)
+    kept = forward.reference(reference)
+    check_mask(kept.outputs[head])
 
     def target_score(mutants: tf.Tensor, _) -> np.ndarray:
       predictions = forward.alternatives(kept, mutants.numpy(), batch_size)[head]
       return tf.constant((predictions * weights).sum(axis=(1, 2)) * scale)
 
     reference_score = float((kept.outputs[head] * weights).sum() * scale)
+  elif precision != 'float32':  # Full passes through the predictor's own (bfloat16) forward.
+    reference_predictions = model.predict_on_batch(reference[np.newaxis])[head][0]
+    check_mask(reference_predictions)
+
+    def target_score(mutants: tf.Tensor, _) -> np.ndarray:
+      predictions = model.predict_on_batch(mutants.numpy())[head]
+      return tf.constant((predictions * weights).sum(axis=(1, 2)) * scale)
+
+    reference_score = float((reference_predictions * weights).sum() * scale)
   else:
     target_score = compiled_functions(model, head, reduction, x, mask).target_score
     reference_score = float(target_score(x, mask).numpy()[0])
