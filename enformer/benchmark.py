@@ -362,13 +362,12 @@ def worker_levers(config: Dict[str, object], repeats: int, ism_positions: int = 
   return result
 
 
-def ism_positions_per_s(median: Dict[str, float], positions: int, key: str,
+def ism_positions_per_s(median: Dict[str, float], positions: int, kind: str, precision: str,
                         window: int = ISM_WINDOW) -> float:
-  """ISM positions/s over a window of `window` positions: one reference pass, then
-  `window` positions at the measured cost per position (`key` is 'ism_full_<precision>' or
-  'ism_incremental_<precision>')."""
-  precision = key.rsplit('_', 1)[1]
-  per_position = median[key] / positions
+  """ISM positions/s over a window of `window` positions: one reference pass, then `window`
+  positions at the measured cost per position of `kind` ('full' or 'incremental') mutants
+  (`median` holds the `worker_levers` medians; `positions`: positions in each timed call)."""
+  per_position = median[f'ism_{kind}_{precision}'] / positions
   return window / (median[f'ism_reference_{precision}'] + window * per_position)
 
 
@@ -377,7 +376,7 @@ def _lever_rows(levers: Dict[str, object], log) -> Dict[str, float]:
   m = levers['median_s']
   positions = levers['ism_positions']
   precisions = levers.get('precisions', list(fast.PRECISIONS))
-  ism = {f'{kind}_{p}': ism_positions_per_s(m, positions, f'ism_{kind}_{p}')
+  ism = {f'{kind}_{p}': ism_positions_per_s(m, positions, kind, p)
          for kind in ('full', 'incremental') for p in precisions}
   log('')
   log(f'{"variant effects and ISM":<52}' + ''.join(f'{p:>12}' for p in precisions))

@@ -38,9 +38,9 @@ def test_ism_positions_per_s_amortizes_one_reference_over_the_window():
   median = {'ism_reference_float32': 8.0, 'ism_incremental_float32': 2.0 * 2,
             'ism_full_float32': 24.0 * 2}
   # 100 positions: one 8 s reference, then 2 s (incremental) or 24 s (full) per position.
-  assert fast_benchmark.ism_positions_per_s(median, 2, 'ism_incremental_float32', 100) == \
+  assert fast_benchmark.ism_positions_per_s(median, 2, 'incremental', 'float32', 100) == \
       pytest.approx(100 / (8 + 200))
-  assert fast_benchmark.ism_positions_per_s(median, 2, 'ism_full_float32', 100) == \
+  assert fast_benchmark.ism_positions_per_s(median, 2, 'full', 'float32', 100) == \
       pytest.approx(100 / (8 + 2400))
 
 

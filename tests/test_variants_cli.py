@@ -119,6 +119,42 @@ def test_cli_errors(inputs, tmp_path, capsys):
   assert not (tmp_path / 'x.h5').exists()
 
 
+def test_bfloat16_scores_say_they_are_a_screen_and_never_mix_with_float32(inputs, tmp_path,
+                                                                          capsys, monkeypatch):
+  """--precision bfloat16: a note on stderr, the precision in the file, scores close to float32's,
+  and a float32 run's unfinished chunks are not resumed in bfloat16."""
+  from enformer.cli import main
+  out32, out16 = tmp_path / 'f32.h5', tmp_path / 'bf16.h5'
+  assert main(command(inputs, out32)) == 0
+  assert 'screen' not in capsys.readouterr().err
+  assert main(command(inputs, out16, '--precision', 'bfloat16')) == 0
+  assert 'rescore the variants you report with --precision float32' in capsys.readouterr().err
+  with h5py.File(out32, 'r') as f32, h5py.File(out16, 'r') as bf16:
+    assert 'precision=bfloat16' in bf16.attrs['model'] and 'precision' not in f32.attrs['model']
+    sad32, sad16 = f32['SAD'][:].astype(np.float32), bf16['SAD'][:].astype(np.float32)
+  assert sad16.shape == sad32.shape and not np.array_equal(sad16, sad32)
+  assert np.corrcoef(sad16.ravel(), sad32.ravel())[0, 1] > 0.9
+  # A float32 run that stopped before writing its file keeps its chunks; a bfloat16 run on the
+  # same --out refuses to combine them with its own (and nothing is lost).
+  from enformer.variants import pipeline
+
+  def stop(*args, **kwargs):
+    raise KeyboardInterrupt
+
+  mixed = tmp_path / 'mixed.h5'
+  monkeypatch.setattr(pipeline, 'write_score_files', stop)
+  assert main(command(inputs, mixed)) == 130  # Interrupted (Ctrl-C) after the last chunk.
+  monkeypatch.undo()
+  chunks = sorted(pathlib.Path(str(mixed) + '.partial').glob('chunk_*'))
+  assert chunks
+  assert main(command(inputs, mixed, '--precision', 'bfloat16')) == 2
+  assert 'cannot be combined' in capsys.readouterr().err
+  assert sorted(pathlib.Path(str(mixed) + '.partial').glob('chunk_*')) == chunks
+  assert main(command(inputs, mixed)) == 0  # float32 again: resumes and finishes.
+  with h5py.File(mixed, 'r') as f:
+    np.testing.assert_array_equal(f['SAD'][:].astype(np.float32), sad32)
+
+
 def test_shift_list_parses():
   from enformer.cli import build_parser
   parser = build_parser()

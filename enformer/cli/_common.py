@@ -50,8 +50,8 @@ PRECISION_HELP = (
     'inference precision. bfloat16 runs matmuls and convolutions in bfloat16 (about 2x faster on '
     'CPUs with AVX-512 BF16, and on GPUs/TPUs; several times SLOWER on CPUs without bfloat16 '
     'instructions, e.g. AVX2 only, where it warns) with float32 normalisation and outputs; needs '
-    'the Sonnet module (checkpoint, run folder or an export of this package); SAD signs of '
-    'near-zero effects can flip: benchmarks/bf16_accuracy.py measures its accuracy')
+    'the Sonnet module (checkpoint, run folder or an export of this package); '
+    'benchmarks/bf16_accuracy.py measures its accuracy on your model')
 OVERWRITE_HELP = 'replace existing outputs'
 
 _VALUE_OPTIONAL = (argparse.OPTIONAL, argparse.ZERO_OR_MORE)
