@@ -7,14 +7,12 @@ on the Basenji2 data set written by `enformer.data.synthetic`, then explained on
 held-out test chromosome.
 """
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import pytest
 
+from conftest import background_run
 from enformer import interpret as attribution
 from enformer.sequence import one_hot_encode
 
@@ -29,7 +27,8 @@ NUM_STEPS = 80  # Batch 8, learning rate 3e-3: the motifs are learnt by then.
 # (as in test_training_learning): with more threads oneDNN's sums are not bit-reproducible, and
 # the model trained in-process changed with the machine's load (validation R 0.52 vs 0.63 in two
 # runs; once track 0's enrichment in its own motif fell to that in the others, 28.7x vs 28.8x).
-_TRAIN = textwrap.dedent('''
+# Run by conftest.py in a fresh process, started when collection ends (see BACKGROUND_SCRIPT there).
+BACKGROUND_SCRIPT = textwrap.dedent('''
     import sys
     import tensorflow as tf
     tf.config.threading.set_intra_op_parallelism_threads(1)
@@ -51,18 +50,14 @@ _TRAIN = textwrap.dedent('''
 
 
 @pytest.fixture(scope='session')
-def trained(tmp_path_factory):
+def trained():
   """(model, genome): tiny Enformer trained a few CPU minutes on the synthetic genome."""
   from enformer.data.synthetic import make_synthetic_genome
   from enformer.inference import load_model
-  root = tmp_path_factory.mktemp('attribution_learning')
-  env = {**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2', 'CUDA_VISIBLE_DEVICES': ''}
-  process = subprocess.run([sys.executable, '-c', _TRAIN, str(root)], env=env,
-                           capture_output=True, text=True)
-  assert process.returncode == 0, process.stderr[-3000:]
-  print('\n' + process.stdout.strip().splitlines()[-1])
-  genome = make_synthetic_genome(root / 'genome_again', num_tracks=NUM_TRACKS, seed=3)  # Same.
-  model = load_model(f'{root / "run"}:latest', sequence_length=LENGTH).model
+  run = background_run(__name__)
+  print('\n' + run.stdout.strip().splitlines()[-1])
+  genome = make_synthetic_genome(run.root / 'genome_again', num_tracks=NUM_TRACKS, seed=3)  # Same.
+  model = load_model(f'{run.root / "run"}:latest', sequence_length=LENGTH).model
   return model, genome
 
 

@@ -18,12 +18,11 @@ lowest of them, while the first evaluation (step 35, R ≈ 0.28) stays far below
 """
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
+
+from conftest import background_run
 
 LENGTH = 2048
 NUM_TRACKS = 4
@@ -35,7 +34,8 @@ THREADS = 1
 # No timeout: one process without waits on others cannot hang; its wall time follows the load
 # (60 of the 175 steps took 12 and 26 min at load averages of 11-20 on 2 cores).
 
-_SCRIPT = textwrap.dedent('''
+# Run by conftest.py in a fresh process, started when collection ends (see BACKGROUND_SCRIPT there).
+BACKGROUND_SCRIPT = textwrap.dedent('''
     import json, sys
     import tensorflow as tf
     tf.config.threading.set_intra_op_parallelism_threads({threads})
@@ -53,7 +53,7 @@ _SCRIPT = textwrap.dedent('''
                    learning_rate=5e-4, warmup_steps=10, eval_every={eval_every},
                    deterministic=True, checkpoint_every={num_steps}, export_hub=False,
                    progress=False, seed=3)
-    with open(sys.argv[2], 'w') as f:
+    with open(root + '/result.json', 'w') as f:
       json.dump({{'validation': result.validation, 'best': result.best,
                  'losses': [[s, h, float(l), float(g)] for s, h, l, g in result.losses],
                  'steps_per_second': result.steps_per_second}}, f, default=float)
@@ -61,20 +61,11 @@ _SCRIPT = textwrap.dedent('''
             num_steps=NUM_STEPS, eval_every=EVAL_EVERY)
 
 
-def run_learning(root) -> dict:
-  """Runs the training in a fresh process; returns validation, best, per-step losses."""
-  out = root / 'result.json'
-  env = {**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2', 'CUDA_VISIBLE_DEVICES': ''}
-  process = subprocess.run([sys.executable, '-c', _SCRIPT, str(root), str(out)], env=env,
-                           capture_output=True, text=True)
-  assert process.returncode == 0, process.stderr[-3000:]
-  with open(out) as f:
-    return json.load(f)
-
-
 @pytest.fixture(scope='module')
-def learning_run(tmp_path_factory):
-  return run_learning(tmp_path_factory.mktemp('learning'))
+def learning_run() -> dict:
+  """Validation, best and per-step losses of the training run (a fresh one-thread process)."""
+  with open(background_run(__name__).root / 'result.json') as f:
+    return json.load(f)
 
 
 def test_small_enformer_learns_planted_motif_tracks(learning_run):
