@@ -287,8 +287,13 @@ def worker_timing(config: Dict[str, object], paths: List[str], repeats: int,
 ISM_WINDOW = 100  # Positions per ISM window for the positions/s rows (one reference each).
 
 
+LEVER_ROWS = ('forward', 'variant_full', 'variant_incremental', 'ism_reference', 'ism_full',
+              'ism_incremental')
+
+
 def worker_levers(config: Dict[str, object], repeats: int, ism_positions: int = 1,
-                  precisions: Sequence[str] = fast.PRECISIONS) -> Dict[str, object]:
+                  precisions: Sequence[str] = fast.PRECISIONS,
+                  rows: Sequence[str] = LEVER_ROWS) -> Dict[str, object]:
   """In one process, interleaved: float32 and bfloat16 fast forwards, SNV scoring (reference +
   alternative) and ISM with full passes and with incremental inference, in float32 and bfloat16.
 
@@ -296,7 +301,11 @@ def worker_levers(config: Dict[str, object], repeats: int, ism_positions: int = 
   `ism_reference` (one window's reference: a full pass whose conv-tower output is kept) and
   `ism_full` / `ism_incremental` (`ism_positions` positions × 3 mutants, the reference already
   computed). `precisions`: a subset of ('float32', 'bfloat16'), e.g. float32 alone on a CPU
-  without bfloat16 instructions. Times in s (median of `repeats`)."""
+  without bfloat16 instructions. `rows`: a subset of LEVER_ROWS to time (`ism_full` and
+  `ism_incremental` need `ism_reference`). Times in s (median of `repeats`)."""
+  unknown = set(rows) - set(LEVER_ROWS)
+  if unknown:
+    raise ValueError(f'unknown rows {sorted(unknown)}; choose from {LEVER_ROWS}')
   model = random_model(config)
   length = config['sequence_length']
   x = random_one_hot(1, length, seed=1)
@@ -338,7 +347,7 @@ def worker_levers(config: Dict[str, object], repeats: int, ism_positions: int = 
                                   ('variant_incremental', incremental_variant),
                                   ('ism_reference', ism_reference),
                                   ('ism_full', full_ism), ('ism_incremental', incremental_ism)]
-           for precision in precisions}
+           if name in rows for precision in precisions}
   times = {key: [] for key in tasks}
   for round_index in range(repeats + 1):  # Round 0 is the warm-up (tracing).
     for key, (function, precision) in tasks.items():
@@ -347,13 +356,13 @@ def worker_levers(config: Dict[str, object], repeats: int, ism_positions: int = 
       if round_index:
         times[key].append(time.perf_counter() - start)
   median = {key: statistics.median(value) for key, value in times.items()}
-  tower = kept[precisions[0]].tower  # The reference tower output ISM keeps per window.
   result = {
       'times': times, 'median_s': median, 'ism_positions': len(positions),
       'precisions': list(precisions), 'cpu_bfloat16': fast.cpu_has_bfloat16(),
-      'reference_tower_mb': float(tower.numpy().nbytes / 1e6),
       'peak_rss_gb': sampler.peak(), 'rss_before_gb': rss_before,
   }
+  if kept:  # The reference tower output ISM keeps per window.
+    result['reference_tower_mb'] = float(kept[precisions[0]].tower.numpy().nbytes / 1e6)
   if set(fast.PRECISIONS) <= set(precisions):
     bf16, f32 = forwards['bfloat16'](x), forwards['float32'](x)
     result['bf16_max_rel_error'] = max(float(np.abs(bf16[h].numpy() - f32[h].numpy()).max() /
