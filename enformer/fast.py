@@ -55,11 +55,17 @@ def cpu_has_bfloat16() -> Optional[bool]:
   return bool(re.search(r'\b(avx512_bf16|amx_bf16)\b', flags))
 
 
+def bfloat16_is_emulated() -> bool:
+  """Whether bfloat16 would run on a CPU without bfloat16 instructions (and no GPU/TPU), where
+  TensorFlow emulates it: slower than float32 and less accurate than bfloat16 hardware."""
+  return (cpu_has_bfloat16() is False and not tf.config.list_logical_devices('GPU') and
+          not tf.config.list_logical_devices('TPU'))
+
+
 def warn_if_bfloat16_is_emulated() -> None:
-  """Warns when bfloat16 would run on a CPU without bfloat16 instructions (and no GPU/TPU):
-  TensorFlow then converts every operand, which makes bfloat16 slower than float32."""
-  if cpu_has_bfloat16() is False and not tf.config.list_logical_devices('GPU') and \
-     not tf.config.list_logical_devices('TPU'):
+  """Warns when bfloat16 is emulated (`bfloat16_is_emulated`): TensorFlow then converts every
+  operand, which makes bfloat16 slower than float32."""
+  if bfloat16_is_emulated():
     warnings.warn('precision bfloat16 on a CPU without bfloat16 instructions (AVX-512 BF16 / '
                   'AMX): TensorFlow emulates them, which is slower than float32 here and less '
                   'accurate than bfloat16 hardware (its batched matmuls accumulate with less '

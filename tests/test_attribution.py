@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from enformer import Enformer
+from enformer import fast
 from enformer import interpret as attribution
 from enformer.sequence import one_hot_encode
 from enformer.interpret import plots as attribution_plots
@@ -129,7 +130,8 @@ def test_ism_of_a_bfloat16_predictor_runs_in_bfloat16(model, sequences, mask):
   # 0.939 where TensorFlow emulates bfloat16 (AVX2 only).
   assert np.abs(incremental - full).max() <= 1e-3 * np.abs(full).max()
   changed = float32 != 0
-  assert np.corrcoef(incremental[changed], float32[changed])[0, 1] > 0.8
+  r = np.corrcoef(incremental[changed], float32[changed])[0, 1]
+  assert r > (0.8 if fast.bfloat16_is_emulated() else 0.9), r
   assert not np.array_equal(incremental, float32)
 
 
