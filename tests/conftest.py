@@ -78,17 +78,20 @@ class BackgroundRun:
 
 _BACKGROUND: dict[str, BackgroundRun] = {}
 _BACKGROUND_STOP = threading.Event()
+_BACKGROUND_LOCK = threading.Lock()  # No run starts after the session's end has killed the others.
 
 
 def _run_in_order(runs: list[BackgroundRun]) -> None:
   env = {**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2', 'CUDA_VISIBLE_DEVICES': ''}
   for run in runs:
     try:
-      if not _BACKGROUND_STOP.is_set():
+      with _BACKGROUND_LOCK:
+        if _BACKGROUND_STOP.is_set():
+          continue
         run.process = subprocess.Popen([sys.executable, '-c', run.script, str(run.root)],
                                        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                        text=True)
-        run.stdout, run.stderr = run.process.communicate()
+      run.stdout, run.stderr = run.process.communicate()
     except Exception as error:  # Reported by the waiting fixture, not lost in this thread.
       run.stderr += f'\n{type(error).__name__}: {error}'
     finally:
@@ -114,10 +117,11 @@ def pytest_collection_finish(session):
 
 
 def pytest_sessionfinish(session):
-  _BACKGROUND_STOP.set()
-  for run in _BACKGROUND.values():
-    if run.process is not None and run.process.poll() is None:
-      run.process.kill()
+  with _BACKGROUND_LOCK:
+    _BACKGROUND_STOP.set()
+    for run in _BACKGROUND.values():
+      if run.process is not None and run.process.poll() is None:
+        run.process.kill()
   for run in _BACKGROUND.values():
     run.done.wait(timeout=60)
   if _BACKGROUND:
