@@ -18,7 +18,7 @@ from enformer import benchmark, fast
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument('--config', choices=sorted(benchmark.CONFIGS), default='quick')
+  parser.add_argument('--config', choices=sorted(benchmark.CONFIGS), default='small')
   parser.add_argument('--rounds', type=int, default=4, help='timed rounds (after one warm-up)')
   parser.add_argument('--precision', choices=fast.PRECISIONS, default='float32')
   parser.add_argument('--window', type=int, default=benchmark.ISM_WINDOW,

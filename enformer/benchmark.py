@@ -10,7 +10,7 @@ Weights are random (seeded), with non-trivial batch-norm statistics and attentio
 projections so every op contributes; outputs of both paths are compared (max |Δ| / max |value|).
 
 Benchmark sizes (`CONFIGS`; a size, not a model preset of `enformer.presets`):
-  quick   384 channels, 4 heads, 2 transformer layers on 32,768 bp: seconds (the configuration of
+  small   384 channels, 4 heads, 2 transformer layers on 32,768 bp: seconds (the configuration of
           DeepMind's small reference checkpoint used by the tests, on a shorter input)
   medium  768 channels, 8 heads, 4 layers on 196,608 bp
   full    the published architecture on 196,608 bp: minutes and several GB
@@ -42,11 +42,9 @@ CONFIGS: Dict[str, Dict[str, object]] = {
     'medium': dict(channels=768, num_heads=8, num_transformer_layers=4, sequence_length=196_608,
                    target_length=896),
     # The configuration of DeepMind's small reference checkpoint (tests), on a shorter input.
-    'quick': dict(channels=384, num_heads=4, num_transformer_layers=2, sequence_length=32_768,
+    'small': dict(channels=384, num_heads=4, num_transformer_layers=2, sequence_length=32_768,
                   target_length=None),
 }
-# Earlier names of the sizes, still accepted by `run_benchmark`.
-_RENAMED = {'small': 'quick'}
 
 
 def analytic_gflop(channels: int, num_heads: int, num_transformer_layers: int,
@@ -435,15 +433,14 @@ def _run_worker(kind: str, **kwargs) -> Dict[str, object]:
   return {'error': f'worker {kind} exited with {proc.returncode}: {tail}'}
 
 
-def run_benchmark(config_name: str = 'quick', repeats: int = 3, batch4: bool = True,
+def run_benchmark(config_name: str = 'small', repeats: int = 3, batch4: bool = True,
                   memory: bool = True, train: bool = False, recompute: bool = False,
                   plain_batch4: bool = False, sequence_length: Optional[int] = None,
                   levers: bool = True, log=print) -> Dict[str, object]:
   """Runs the benchmark and prints a report; returns all numbers.
 
   Args:
-    config_name: benchmark size, a key of CONFIGS ('quick', 'medium', 'full'; 'small' is the
-      earlier name of 'quick').
+    config_name: benchmark size, a key of CONFIGS ('small', 'medium', 'full').
     repeats: timed forwards per path after warm-up (median reported; ≥ 3 recommended).
     batch4: also time the fast path at batch 4 (interleaved with batch 1 timings).
     memory: measure peak RSS of each path in its own subprocess.
@@ -455,7 +452,6 @@ def run_benchmark(config_name: str = 'quick', repeats: int = 3, batch4: bool = T
       kept when it is too short for the size's target_length).
     log: printing function.
   """
-  config_name = _RENAMED.get(config_name, config_name)
   if config_name not in CONFIGS:
     raise ValueError(f'Unknown benchmark size {config_name!r}; choose from {sorted(CONFIGS)}.')
   if repeats < 1:

@@ -1,4 +1,4 @@
-"""Ridge regression from predicted tracks at gene TSSs to expression of new cell types (FT_S2A).
+"""Ridge regression from predicted tracks at gene TSSs to expression of new cell types.
 
 Enformer's predicted tracks (e.g. the 638 CAGE tracks) summarise each gene's promoter; a linear
 model per new cell type maps them to that cell type's measured expression:

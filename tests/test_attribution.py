@@ -254,9 +254,10 @@ def test_cli_attribute(tmp_path, model):
   fasta = tmp_path / 'genome.fa'
   fasta.write_text('>chr7\n' + '\n'.join(genome[i:i + 60] for i in range(0, 6_000, 60)) + '\n')
   prefix = tf.train.Checkpoint(module=model).write(str(tmp_path / 'ckpt' / 'model'))
-  config = ('{"channels": 384, "num_heads": 4, "num_transformer_layers": 1, '
-            '"target_length": null, "heads": {"human": 3}}')
-  common = ['attribute', '--model', prefix, '--model-config', config, '--sequence-length',
+  config = ['--model-arg', 'channels=384', '--model-arg', 'num_heads=4', '--model-arg',
+            'num_transformer_layers=1', '--model-arg', 'target_length=null', '--model-arg',
+            'heads={"human": 3}']
+  common = ['attribute', '--model', prefix, *config, '--sequence-length',
             str(LENGTH), '--fasta', str(fasta), '--region', 'chr7:2001-3000', '--tracks', '0,2',
             '--bins', '7-8', '--quiet']
   assert main(common + ['--method', 'grad', '--out', str(tmp_path / 'grad')]) == 0

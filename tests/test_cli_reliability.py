@@ -116,7 +116,7 @@ def _commands(files, tmp_path):
       'make-dataset bigwig': (lambda f: ['make-dataset', 'bigwig', '--fasta', f, '--targets',
                                          str(files['targets']), '--out', out], files['fasta']),
       'convert-basenji': (lambda f: ['convert-basenji', '--base-path', data, '--subset', 'test',
-                                     '--genome', f, '--sequence-length', '2048', '--out-tfr',
+                                     '--fasta', f, '--sequence-length', '2048', '--out-tfr',
                                      out], files['fasta']),
       'train (config)': (lambda f: ['train', '--config', f, '--data', data, '--run-dir', out],
                          files['data'] / 'statistics.json'),
@@ -196,7 +196,7 @@ def test_model_problems_are_named_before_loading(files, tmp_path, capsys):
          'chr1:1000-2000', '--out', str(tmp_path / 'o')]), capsys.readouterr())
     assert expected in line and 'Offline' not in line, line
   line = _assert_one_line_error(main(
-      ['export', '--checkpoint', str(neither), '--out', str(tmp_path / 'e')]),
+      ['export', '--model', str(neither), '--out', str(tmp_path / 'e')]),
                                 capsys.readouterr())
   assert 'neither' in line
 

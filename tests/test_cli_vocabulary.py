@@ -1,6 +1,7 @@
 """One CLI vocabulary: a flag means the same thing in every subcommand that has it."""
 
 import argparse
+import inspect
 import json
 import os
 import subprocess
@@ -55,7 +56,7 @@ def _subcommands():
 
 
 def _options(parser, hidden: bool = False):
-  """option string → action (visible ones, or only the hidden aliases)."""
+  """option string → action (visible ones, or only the hidden ones)."""
   return {option: action for action in parser._actions  # pylint: disable=protected-access
           for option in action.option_strings
           if (action.help == argparse.SUPPRESS) == hidden and option != '-h'
@@ -104,13 +105,56 @@ def test_no_flag_has_two_meanings():
   differing = {flag: meanings for flag, meanings in seen.items()
                if len(set(meanings.values())) > 1 and flag != '--data'}
   assert not differing
-  # The flags that used to mean different things are gone from the visible vocabulary.
   for name, parser in _subcommands().items():
-    visible = _options(parser)
-    assert not {'--checkpoint', '--genome', '--seq-length', '--force',
-                '--model-config'} & set(visible), name
-    if '--config' in visible:
+    if '--config' in _options(parser):
       assert name == 'train'  # A settings file; benchmark's sizes are --size.
+
+
+VALID = {
+    'export': ['export', '--model', 'm', '--out', 'o'],
+    'evaluate': ['evaluate', '--model', 'runs/x', '--data', 'd', '--out', 'o'],
+    'convert-basenji': ['convert-basenji', '--base-path', 'b', '--subset', 'valid', '--fasta',
+                        'g.fa', '--sequence-length', '1024', '--out-tfr', 't'],
+    'make-dataset': ['make-dataset', 'synthetic', '--out', 'o'],
+    'demo': ['demo'],
+    'benchmark': ['benchmark'],
+    'predict': ['predict', '--model', 'm', '--fasta', 'f', '--region', 'chr1:1-2', '--out', 'o'],
+    'score-variants': ['score-variants', '--model', 'm', '--fasta', 'f', '--vcf', 'v',
+                       '--out', 'o'],
+    'attribute': ['attribute', '--model', 'm', '--fasta', 'f', '--region', 'chr1:1-2',
+                  '--tracks', '1', '--out', 'o'],
+    'train': ['train', '--data', 'd', '--run-dir', 'r'],
+}
+REMOVED = [('export', ['--checkpoint', 'ckpt']), ('evaluate', ['--checkpoint', 'latest']),
+           ('convert-basenji', ['--genome', 'g.fa']), ('make-dataset', ['--seq-length', '2048']),
+           ('demo', ['--force']), ('benchmark', ['--config', 'full'])]
+REMOVED += [(name, flags) for name in ('predict', 'score-variants', 'attribute', 'export',
+                                       'evaluate', 'train')
+            for flags in (['--model-config', '{"channels": 96}'], ['--channels', '384'],
+                          ['--num-transformer-layers', '1'], ['--num-heads', '4'],
+                          ['--pooling-type', 'max'], ['--input-channels', '5'],
+                          ['--target-length', '0'], ['--model-heads', 'human=3'])]
+
+
+def test_no_hidden_flags(capsys):
+  """Every flag shows in --help: no second, hidden spelling of a flag is accepted."""
+  for name, parser in _subcommands().items():
+    assert not _options(parser, hidden=True), name
+  parser = build_parser()
+  for argv in VALID.values():
+    parser.parse_args(argv)
+  for name, flags in REMOVED:
+    with pytest.raises(SystemExit):
+      parser.parse_args(VALID[name] + flags)
+    assert 'unrecognized arguments' in capsys.readouterr().err, (name, flags)
+
+
+def test_benchmark_sizes_are_the_library_sizes():
+  """`--size` offers exactly the sizes `run_benchmark` knows, under the same names."""
+  from enformer import benchmark  # pylint: disable=import-outside-toplevel
+  size = _options(_subcommands()['benchmark'])['--size']
+  assert sorted(size.choices) == sorted(benchmark.CONFIGS) and size.default in benchmark.CONFIGS
+  assert inspect.signature(benchmark.run_benchmark).parameters['config_name'].default == 'small'
 
 
 def test_every_option_has_help_and_no_empty_default():
@@ -119,35 +163,20 @@ def test_every_option_has_help_and_no_empty_default():
       assert action.help and action.help.strip(), f'enformer {name} {flag} has no help'
     text = parser.format_help()
     assert '(default: None)' not in text and '(default: [])' not in text, name
-    for flag in _options(parser, hidden=True):
-      assert flag not in text.replace(f'{flag}-', ''), f'{name}: hidden {flag} shown'
 
 
-def test_old_spellings_still_parse():
+def test_shared_flags_parse():
   parser = build_parser()
-  args = parser.parse_args(['export', '--checkpoint', 'ckpt', '--out', 'o'])
-  assert args.model == 'ckpt'
-  args = parser.parse_args(['evaluate', '--model', 'runs/x', '--checkpoint', 'latest', '--data',
-                            'd', '--out', 'o'])
-  assert (args.model, args.checkpoint) == ('runs/x', 'latest')
   args = parser.parse_args(['convert-basenji', '--base-path', 'b', '--subset', 'valid',
-                            '--genome', 'g.fa', '--seq-length', '1024', '--out-tfr', 't'])
+                            '--fasta', 'g.fa', '--sequence-length', '1024', '--out-tfr', 't'])
   assert (args.fasta, args.sequence_length) == ('g.fa', 1024)
-  args = parser.parse_args(['make-dataset', 'synthetic', '--out', 'o', '--seq-length', '2048'])
+  args = parser.parse_args(['make-dataset', 'synthetic', '--out', 'o', '--sequence-length', '2048'])
   assert args.sequence_length == 2048
   assert parser.parse_args(['make-dataset', 'synthetic', '--out', 'o']).sequence_length == 4096
-  assert parser.parse_args(['demo', '--force']).overwrite
-  assert parser.parse_args(['benchmark', '--config', 'full']).size == 'full'
+  assert parser.parse_args(['demo', '--overwrite']).overwrite
+  assert parser.parse_args(['benchmark', '--size', 'full']).size == 'full'
   base = ['predict', '--model', 'm', '--fasta', 'f', '--region', 'chr1:1-2', '--out', 'o']
-  args = parser.parse_args(base + [
-      '--model-config', '{"channels": 96, "final_pointwise": false}', '--channels', '384',
-      '--num-transformer-layers', '1', '--num-heads', '4', '--pooling-type', 'max',
-      '--input-channels', '5', '--target-length', '0', '--model-heads', 'human=3', 'atac=2'])
-  assert _common.model_config_from_args(args) == dict(
-      channels=384, final_pointwise=False, num_transformer_layers=1, num_heads=4,
-      pooling_type='max', input_channels=5, target_length=None, heads={'human': 3, 'atac': 2})
-  # The documented way gives the same, and wins over the aliases.
-  args = parser.parse_args(base + ['--channels', '96', '--model-arg', 'channels=384',
+  args = parser.parse_args(base + ['--model-arg', 'channels=96', '--model-arg', 'channels=384',
                                    '--model-arg', 'heads={"human": 3}', '--model-arg',
                                    'target_length=null', '--model-arg', 'pooling_type=max'])
   assert _common.model_config_from_args(args) == dict(
@@ -234,10 +263,6 @@ def test_model_takes_a_training_run_folder(tmp_path):
   assert parse_run_folder(str(data)) is None
   with pytest.raises(ValueError, match='not one'):
     parse_run_folder(f'{data}:latest')
-  # The earlier spelling `evaluate --checkpoint latest` means RUN:latest.
-  args = build_parser().parse_args(['evaluate', '--model', str(run), '--checkpoint', 'latest',
-                                    '--data', str(data), '--out', str(tmp_path / 'e')])
-  assert parse_run_folder(f'{args.model}:{args.checkpoint}') == (str(run), 'latest')
 
 
 def test_demo_prints_its_key_numbers():

@@ -54,7 +54,8 @@ def test_convert_to_tfrecords_readable_by_get_dataset(source, genome, tmp_path):
   assert all(r.mismatch_rate == 0 for r in results)
   stats = json.loads((out / 'statistics.json').read_text())
   assert stats['seq_length'] == LONG and stats['crop_bp'] == (LONG - SEQ_LENGTH) // 2
-  long_examples = list(basenji.get_dataset(str(out), 'train', seq_length=LONG, deterministic=True))
+  long_examples = list(basenji.get_dataset(str(out), 'train', sequence_length=LONG,
+                                           deterministic=True))
   short_examples = list(basenji.get_dataset(str(source), 'train', deterministic=True))
   assert len(long_examples) == 300
   lo = (LONG - SEQ_LENGTH) // 2
@@ -65,13 +66,13 @@ def test_convert_to_tfrecords_readable_by_get_dataset(source, genome, tmp_path):
                                   short_examples[i]['target'].numpy())
   bed = pd.read_csv(out / 'sequences.bed', sep='\t', header=None)
   assert (bed[2] - bed[1] == LONG).all()
-  with pytest.raises(ValueError, match='seq_length=512'):
-    basenji.get_dataset(str(out), 'train', seq_length=SEQ_LENGTH)
+  with pytest.raises(ValueError, match='sequence_length=512'):
+    basenji.get_dataset(str(out), 'train', sequence_length=SEQ_LENGTH)
 
 
 def test_convert_to_hdf5_pads_chromosome_ends(source, genome, tmp_path):
   out = tmp_path / 'valid.h5'
-  code = cli_main(['convert-basenji', '--base-path', str(source), '--subset', 'valid', '--genome',
+  code = cli_main(['convert-basenji', '--base-path', str(source), '--subset', 'valid', '--fasta',
                    str(genome.fasta), '--tfr', 'valid-0.tfr', '--sequence-length', str(LONG),
                    '--out-hdf5', str(out)])
   assert code == 0
@@ -97,7 +98,7 @@ def test_wrong_assembly_stops_with_clear_message(source, tmp_path, capsys):
     convert.convert_basenji(str(source), 'train', str(other.fasta), LONG, out_hdf5=str(tmp_path / 'h'),
                             tfr_files=['train-1.tfr'], processes=1, progress=False)
   assert not list((tmp_path / 'h').glob('*.h5'))
-  code = cli_main(['convert-basenji', '--base-path', str(source), '--subset', 'valid', '--genome',
+  code = cli_main(['convert-basenji', '--base-path', str(source), '--subset', 'valid', '--fasta',
                    str(other.fasta), '--sequence-length', str(LONG), '--out-tfr',
                    str(tmp_path / 't')])
   assert code == 2
@@ -126,12 +127,12 @@ def test_interrupted_reconversion_keeps_the_previous_output_and_resumes(source, 
                             processes=1, progress=False)
   assert (out / 'statistics.json').read_text() == before_stats
   assert {p.name: p.read_bytes() for p in (out / 'tfrecords').iterdir()} == before
-  assert len(list(basenji.get_dataset(str(out), 'train', seq_length=LONG))) == 300
+  assert len(list(basenji.get_dataset(str(out), 'train', sequence_length=LONG))) == 300
   monkeypatch.setattr(convert, 'convert_file', original)
   results = convert.convert_basenji(str(source), 'train', str(genome.fasta), 768,
                                     out_tfr=str(out), processes=1, progress=False)
   assert [r.records for r in results] == [44]  # File 0 came from the interrupted run.
   assert json.loads((out / 'statistics.json').read_text())['seq_length'] == 768
-  examples = list(basenji.get_dataset(str(out), 'train', seq_length=768, deterministic=True))
+  examples = list(basenji.get_dataset(str(out), 'train', sequence_length=768, deterministic=True))
   assert len(examples) == 300 and examples[0]['sequence'].shape == (768, 4)
   assert not [p for p in out.iterdir() if p.name.startswith('.')]

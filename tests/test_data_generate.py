@@ -98,25 +98,25 @@ def test_make_dataset_cli_regions_and_errors(inputs, tmp_path, capsys):
   regions.write_text('chr2\t1000\t1100\nchr3\t3000\t3050\n')
   out = tmp_path / 'cli'
   code = cli_main(['make-dataset', 'bigwig', '--fasta', str(inputs['fasta']), '--targets',
-                   str(inputs['targets']), '--out', str(out), '--seq-length', '512', '--regions',
-                   str(regions), '--valid-chroms', 'chr2', '--test-chroms', 'chr3'])
+                   str(inputs['targets']), '--out', str(out), '--sequence-length', '512',
+                   '--regions', str(regions), '--valid-chroms', 'chr2', '--test-chroms', 'chr3'])
   assert code == 0
   bed = pd.read_csv(out / 'sequences.bed', sep='\t', header=None)
   assert bed.values.tolist() == [['chr2', 794, 1306, 'valid'], ['chr3', 2769, 3281, 'test']]
   code = cli_main(['make-dataset', 'bigwig', '--fasta', str(inputs['fasta']), '--targets',
-                   str(inputs['targets']), '--out', str(out), '--seq-length', '512'])
+                   str(inputs['targets']), '--out', str(out), '--sequence-length', '512'])
   assert code == 2 and 'overwrite' in capsys.readouterr().err
   bad = tmp_path / 'bad_targets.txt'
   pd.read_csv(inputs['targets'], sep='\t').assign(sum_stat='mode').to_csv(bad, sep='\t',
                                                                           index=False)
   code = cli_main(['make-dataset', 'bigwig', '--fasta', str(inputs['fasta']), '--targets',
-                   str(bad), '--out', str(tmp_path / 'x'), '--seq-length', '512'])
+                   str(bad), '--out', str(tmp_path / 'x'), '--sequence-length', '512'])
   assert code == 2 and "Unsupported sum_stat ['mode']" in capsys.readouterr().err
 
 
 def test_make_dataset_synthetic_cli(tmp_path):
   out = tmp_path / 'syn'
-  code = cli_main(['make-dataset', 'synthetic', '--out', str(out), '--seq-length', '1024',
+  code = cli_main(['make-dataset', 'synthetic', '--out', str(out), '--sequence-length', '1024',
                    '--train-size', '8', '--valid-size', '4', '--test-size', '4', '--conservation'])
   assert code == 0
   stats = json.loads((out / 'statistics.json').read_text())
@@ -134,7 +134,7 @@ def _targets_for(tmp_path, bigwig) -> pathlib.Path:
 
 
 def test_bigwig_chromosome_names_must_match_the_fasta(inputs, tmp_path, capsys):
-  """Issue 18: a bigWig named scaffold_1… over a chr1… FASTA gave all-zero targets and exit 0."""
+  """A bigWig named scaffold_1… over a chr1… FASTA: an error, not all-zero targets and exit 0."""
   bigwig = tmp_path / 'scaffolds.bw'
   bw = pyBigWig.open(str(bigwig), 'w')
   bw.addHeader([(f'scaffold_{i}', n) for i, n in enumerate(SIZES.values(), 1)])
@@ -143,8 +143,8 @@ def test_bigwig_chromosome_names_must_match_the_fasta(inputs, tmp_path, capsys):
   bw.close()
   out = tmp_path / 'out'
   code = cli_main(['make-dataset', 'bigwig', '--fasta', str(inputs['fasta']), '--targets',
-                   str(_targets_for(tmp_path, bigwig)), '--out', str(out), '--seq-length', '1024',
-                   '--valid-chroms', 'chr2', '--test-chroms', 'chr3'])
+                   str(_targets_for(tmp_path, bigwig)), '--out', str(out),
+                   '--sequence-length', '1024', '--valid-chroms', 'chr2', '--test-chroms', 'chr3'])
   err = capsys.readouterr().err
   assert code != 0 and 'scaffold_1' in err and 'chr1' in err and 'Traceback' not in err, err
   assert not (out / 'statistics.json').exists()
@@ -186,7 +186,8 @@ def test_track_zero_in_every_window_is_refused(inputs, tmp_path):
 def test_held_out_chromosomes_must_be_in_the_genome(inputs, tmp_path, capsys):
   """The defaults chr8/chr9 are not in a chr1-chr3 FASTA: an error naming them and the flag."""
   code = cli_main(['make-dataset', 'bigwig', '--fasta', str(inputs['fasta']), '--targets',
-                   str(inputs['targets']), '--out', str(tmp_path / 'out'), '--seq-length', '1024'])
+                   str(inputs['targets']), '--out', str(tmp_path / 'out'),
+                   '--sequence-length', '1024'])
   err = capsys.readouterr().err
   assert code != 0 and "['chr8']" in err and '--valid-chroms' in err, err
   with pytest.raises(ValueError, match=r"Test chromosome\(s\) \['chr9'\] \(--test-chroms\)"):

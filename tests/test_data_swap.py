@@ -20,7 +20,7 @@ import pytest
 from enformer.data import basenji, generate, synthetic
 
 ENV = {**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2', 'CUDA_VISIBLE_DEVICES': ''}
-SYNTHETIC = ['--seq-length', '1024', '--num-tracks', '2', '--train-size', '24', '--valid-size',
+SYNTHETIC = ['--sequence-length', '1024', '--num-tracks', '2', '--train-size', '24', '--valid-size',
              '4', '--test-size', '4']
 
 # Runs the CLI with BasenjiWriter.add patched to kill the process (SIGKILL) at record N.

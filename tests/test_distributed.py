@@ -29,8 +29,9 @@ from test_vcf import write_vcf
 
 LENGTH = 1024
 CONFIG = dict(SMALL_REFERENCE_CONFIG, target_length=None)  # DeepMind's small weights: 8 bins.
-FLAGS = ['--channels', '384', '--num-heads', '4', '--num-transformer-layers', '2',
-         '--pooling-type', 'attention', '--target-length', '0', '--sequence-length', str(LENGTH)]
+FLAGS = ['--model-arg', 'channels=384', '--model-arg', 'num_heads=4', '--model-arg',
+         'num_transformer_layers=2', '--model-arg', 'pooling_type=attention', '--model-arg',
+         'target_length=null', '--sequence-length', str(LENGTH)]
 CHUNK = dict(chunk_size=1, batch_size=4, progress=False)
 NUM_CHUNKS = 15  # 23 variants at 15 sites, a chunk per site.
 SLOW_BATCH_SECONDS = 0.3

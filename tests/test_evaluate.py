@@ -1,4 +1,4 @@
-"""Evaluation: per-track metrics, FT_S2A gene-level TSS metric, TSV/plot outputs, CLI."""
+"""Evaluation: per-track metrics, the gene-level TSS metric, TSV/plot outputs, CLI."""
 
 import json
 import os
@@ -94,7 +94,9 @@ def test_evaluate_cli_on_a_checkpoint(synthetic_data, tmp_path):
   model.build_variables()
   prefix = tf.train.Checkpoint(module=model).write(str(tmp_path / 'ckpt' / 'model'))
   out = tmp_path / 'eval'
-  code = main(['evaluate', '--model', prefix, '--model-config', json.dumps(config), '--data',
+  config_flags = [flag for key, value in config.items()
+                  for flag in ('--model-arg', f'{key}={json.dumps(value)}')]
+  code = main(['evaluate', '--model', prefix, *config_flags, '--data',
                str(synthetic_data), '--subset', 'valid', '--out', str(out)])
   assert code == 0
   table = pd.read_csv(out / 'per_track.tsv', sep='\t')

@@ -23,8 +23,9 @@ CONFIG = dict(channels=384, num_heads=4, num_transformer_layers=1, target_length
 MODEL_LENGTH = 8_192
 HUB_LENGTH = 16_384
 CHROM_SIZES = {'chr1': 30_000, 'chr2': 20_000, '3': 12_000}
-CONFIG_FLAGS = ['--channels', '384', '--num-heads', '4', '--num-transformer-layers', '1',
-                '--target-length', '32', '--model-heads', 'human=5313']
+CONFIG_FLAGS = ['--model-arg', 'channels=384', '--model-arg', 'num_heads=4', '--model-arg',
+                'num_transformer_layers=1', '--model-arg', 'target_length=32', '--model-arg',
+                'heads={"human": 5313}']
 
 
 @pytest.fixture(scope='module')
@@ -56,7 +57,7 @@ def exported(model, tmp_path_factory):
   folder = tmp_path_factory.mktemp('models')
   prefix = tf.train.Checkpoint(module=model).write(str(folder / 'ckpt' / 'enformer'))
   out = str(folder / 'hub')
-  assert main(['export', '--checkpoint', prefix, *CONFIG_FLAGS, '--sequence-length',
+  assert main(['export', '--model', prefix, *CONFIG_FLAGS, '--sequence-length',
                str(MODEL_LENGTH), '--hub-length', str(HUB_LENGTH), '--out', out]) == 0
   return out
 
@@ -201,7 +202,7 @@ def test_cli_predict_n_value(exported, model, genome, tmp_path):
 
 def test_cli_errors(exported, genome, tmp_path, capsys):
   checkpoint = os.path.join(os.path.dirname(exported), 'ckpt')
-  code = main(['predict', '--model', checkpoint, '--channels', '768', '--fasta', genome,
+  code = main(['predict', '--model', checkpoint, '--model-arg', 'channels=768', '--fasta', genome,
                '--region', 'chr1:1-10', '--out', str(tmp_path / 'o')])
   error = capsys.readouterr().err
   assert code == 2 and 'The checkpoint fits: channels=384' in error

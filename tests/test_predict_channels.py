@@ -28,9 +28,9 @@ CHROM_SIZES = {'chr1': 6_000, 'chr2': 8_192}
 GAP = (1_000, 1_500)  # chr1 positions without conservation data (→ 0).
 CONFIG = dict(channels=384, num_heads=4, num_transformer_layers=1, target_length=None,
               heads=HEADS, input_channels=5)
-CONFIG_FLAGS = ['--channels', '384', '--num-heads', '4', '--num-transformer-layers', '1',
-                '--target-length', '0', '--model-heads', 'atac=2', '--sequence-length',
-                str(LENGTH)]
+CONFIG_FLAGS = ['--model-arg', 'channels=384', '--model-arg', 'num_heads=4', '--model-arg',
+                'num_transformer_layers=1', '--model-arg', 'target_length=null', '--model-arg',
+                'heads={"atac": 2}', '--sequence-length', str(LENGTH)]
 REGION = 'chr1:4,001-5,000'  # Input chr1:2,452-6,548 runs past the chromosome end (N-padded).
 
 
@@ -169,7 +169,8 @@ def test_channel_mismatch_errors(model, checkpoint, predictor, files, tmp_path, 
   assert main([*common, '--extra-track', files['conservation'], '--extra-track',
                files['shuffled']]) == 2
   assert 'but 2 extra track(s) were given' in capsys.readouterr().err
-  assert main([*common, '--extra-track', files['conservation'], '--input-channels', '4']) == 2
+  assert main([*common, '--extra-track', files['conservation'], '--model-arg',
+               'input_channels=4']) == 2
   assert 'pass no --extra-track' in capsys.readouterr().err
   assert main([*common, '--extra-track', str(tmp_path / 'missing.bw')]) == 2
   assert 'missing.bw does not exist' in capsys.readouterr().err

@@ -2,7 +2,7 @@
 
 import ast
 import importlib
-import json
+import inspect
 import pathlib
 import re
 
@@ -86,21 +86,14 @@ def test_readme_examples_import_what_exists():
   assert checked >= 5  # The README has examples; an empty extraction would prove nothing.
 
 
-def test_seq_length_is_a_deprecated_spelling_of_sequence_length(tmp_path):
-  """The library says `sequence_length`; public functions still take `seq_length=` with a warning."""
+def test_sequence_length_is_the_only_spelling(tmp_path):
+  """The library says `sequence_length`; there is no other spelling to keep."""
+  from enformer.data import basenji  # pylint: disable=import-outside-toplevel
   from enformer.data.write import BasenjiWriter  # pylint: disable=import-outside-toplevel
   from enformer.data.synthetic import make_synthetic_dataset  # pylint: disable=import-outside-toplevel
-  with pytest.warns(DeprecationWarning, match='sequence_length'):
-    writer = BasenjiWriter(str(tmp_path / 'a'), seq_length=256, target_length=2, num_targets=1)
-  assert writer.sequence_length == 256
-  with pytest.raises(ValueError, match='pass only sequence_length'):
-    BasenjiWriter(str(tmp_path / 'b'), sequence_length=256, seq_length=512, target_length=2,
-                  num_targets=1)
+  for function in (BasenjiWriter, make_synthetic_dataset, basenji.get_dataset):
+    assert 'seq_length' not in inspect.signature(function).parameters, function
+  with pytest.raises(TypeError, match='seq_length'):
+    BasenjiWriter(str(tmp_path / 'a'), seq_length=256, target_length=2, num_targets=1)
   with pytest.raises(TypeError, match='sequence_length'):
     BasenjiWriter(str(tmp_path / 'c'), target_length=2, num_targets=1)
-  # A function whose sequence_length has a default takes the old spelling too.
-  with pytest.warns(DeprecationWarning, match='sequence_length'):
-    out = make_synthetic_dataset(tmp_path / 'd', seq_length=512, train_size=2, valid_size=1,
-                                 test_size=1, chrom_sizes={'chr1': 8192, 'chr2': 4096,
-                                                           'chr3': 4096, 'chr4': 4096})
-  assert json.loads((out / 'statistics.json').read_text())['seq_length'] == 512

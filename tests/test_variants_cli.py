@@ -17,8 +17,9 @@ from test_vcf import genome_for_vcf
 
 LENGTH = 4096
 CONFIG = dict(SMALL_REFERENCE_CONFIG, target_length=None)
-CONFIG_FLAGS = ['--channels', '384', '--num-heads', '4', '--num-transformer-layers', '2',
-                '--pooling-type', 'attention', '--target-length', '0']
+CONFIG_FLAGS = ['--model-arg', 'channels=384', '--model-arg', 'num_heads=4', '--model-arg',
+                'num_transformer_layers=2', '--model-arg', 'pooling_type=attention', '--model-arg',
+                'target_length=null']
 
 
 @pytest.fixture(scope='module')

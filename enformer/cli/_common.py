@@ -2,17 +2,7 @@
 
 Every subcommand adds its shared flags with the `add_*` functions below, so `--model`, `--fasta`,
 `--out`, `--sequence-length`, `--tracks`, `--targets`, `--extra-track`, `--model-arg`,
-`--overwrite` and `--quiet` are spelled, typed and explained the same way everywhere. Spellings
-of earlier releases stay accepted as hidden aliases (no help line) for one release:
-
-  --checkpoint PATH (export)          → --model PATH
-  --checkpoint best|latest (evaluate) → --model RUN / --model RUN:latest
-  --genome (convert-basenji)          → --fasta
-  --seq-length (make-dataset)         → --sequence-length
-  --force (demo)                      → --overwrite
-  --config small|medium|full (bench.) → --size
-  --model-config JSON, --channels, --num-transformer-layers, --num-heads, --pooling-type,
-  --input-channels, --target-length, --model-heads → --model-arg KEY=VALUE
+`--overwrite` and `--quiet` are spelled, typed and explained the same way everywhere.
 
 Nothing here imports TensorFlow at module level, so `enformer --help` stays fast.
 """
@@ -47,9 +37,10 @@ EXTRA_TRACK_HELP = (
     'for models with input_channels = 4 + the number given; missing values count as 0')
 QUIET_HELP = 'no progress bars'
 PRECISION_HELP = (
-    'inference precision. bfloat16 runs matmuls and convolutions in bfloat16 (about 2x faster on '
-    'CPUs with AVX-512 BF16, and on GPUs/TPUs; several times SLOWER on CPUs without bfloat16 '
-    'instructions, e.g. AVX2 only, where it warns) with float32 normalisation and outputs; needs '
+    'inference precision. bfloat16 runs matmuls and convolutions in bfloat16 (faster on CPUs '
+    'with AVX-512 BF16, and on GPUs/TPUs; SLOWER on CPUs without bfloat16 instructions, e.g. '
+    'AVX2 only, where it warns; timings in docs/performance.md) with float32 normalisation and '
+    'outputs; needs '
     'the Sonnet module (checkpoint, run folder or an export of this package); '
     'benchmarks/bf16_accuracy.py measures its accuracy on your model')
 OVERWRITE_HELP = 'replace existing outputs'
@@ -83,28 +74,11 @@ def add_parser(subparsers, name: str, **kwargs: Any) -> argparse.ArgumentParser:
   return subparsers.add_parser(name, **kwargs)
 
 
-def add_hidden_alias(parser, *option_strings: str, **kwargs: Any) -> argparse.Action:
-  """An earlier spelling, still accepted, absent from --help."""
-  return parser.add_argument(*option_strings, help=argparse.SUPPRESS, **kwargs)
-
-
-def _required_with_aliases(parser, flag: str, dest: str, aliases: Sequence[str],
-                           **kwargs: Any) -> argparse.Action:
-  """A required option whose hidden aliases also satisfy the requirement."""
-  group = parser.add_mutually_exclusive_group(required=True)
-  action = group.add_argument(flag, dest=dest, **kwargs)
-  kwargs.pop('help', None)
-  for alias in aliases:
-    add_hidden_alias(group, alias, dest=dest, **kwargs)
-  return action
-
-
 # --------------------------------------------------------------------------- model
 
-def add_model_argument(parser, aliases: Sequence[str] = ()) -> argparse.Action:
+def add_model_argument(parser) -> argparse.Action:
   """--model: any model source (required)."""
-  return _required_with_aliases(parser, '--model', 'model', aliases, metavar='MODEL',
-                                help=MODEL_HELP)
+  return parser.add_argument('--model', required=True, metavar='MODEL', help=MODEL_HELP)
 
 
 def _model_arg(text: str) -> Tuple[str, Any]:
@@ -119,7 +93,7 @@ def _model_arg(text: str) -> Tuple[str, Any]:
 
 
 def add_model_config_arguments(parser, sequence_length: bool = True) -> None:
-  """--model-arg KEY=VALUE (the one documented way), --sequence-length, and the hidden aliases.
+  """--model-arg KEY=VALUE (repeatable) and --sequence-length.
 
   Args:
     parser: the subcommand's parser.
@@ -130,44 +104,14 @@ def add_model_config_arguments(parser, sequence_length: bool = True) -> None:
                      dest='model_args', default=None, help=MODEL_ARG_HELP)
   if sequence_length:
     add_sequence_length_argument(group, help=SEQUENCE_LENGTH_MODEL_HELP)
-  add_hidden_alias(group, '--model-config', metavar='JSON')
-  for flag, kind in (('--channels', int), ('--num-transformer-layers', int), ('--num-heads', int),
-                     ('--input-channels', int), ('--target-length', int)):
-    add_hidden_alias(group, flag, type=kind)
-  add_hidden_alias(group, '--pooling-type', choices=('attention', 'max'))
-  add_hidden_alias(group, '--model-heads', nargs='+', metavar='NAME=TRACKS')
 
 
 def model_config_from_args(args: argparse.Namespace) -> Dict[str, Any]:
   """Enformer constructor arguments given on the command line (only those set).
 
-  Precedence: --model-config JSON < the single-value aliases (--channels, ...) < --model-arg.
+  A key given twice takes its last value.
   """
-  text = getattr(args, 'model_config', None)
-  try:
-    config = json.loads(text) if text else {}
-  except json.JSONDecodeError as error:
-    raise ValueError(f'--model-config is not valid JSON ({error}); prefer --model-arg KEY=VALUE, '
-                     'e.g. --model-arg channels=384.') from None
-  if not isinstance(config, dict):
-    raise ValueError('--model-config must be a JSON object of Enformer arguments; prefer '
-                     '--model-arg KEY=VALUE, e.g. --model-arg channels=384.')
-  for key in ('channels', 'num_transformer_layers', 'num_heads', 'pooling_type', 'input_channels'):
-    if getattr(args, key, None) is not None:
-      config[key] = getattr(args, key)
-  if getattr(args, 'target_length', None) is not None:
-    config['target_length'] = args.target_length or None
-  if getattr(args, 'model_heads', None):
-    heads = {}
-    for item in args.model_heads:
-      name, _, count = item.partition('=')
-      if not count.isdigit():
-        raise ValueError(f'--model-heads takes NAME=TRACKS items (e.g. human=5313), got {item!r}; '
-                         'prefer --model-arg \'heads={"human": 5313}\'.')
-      heads[name] = int(count)
-    config['heads'] = heads
-  config.update(dict(getattr(args, 'model_args', None) or []))
-  return config
+  return dict(getattr(args, 'model_args', None) or [])
 
 
 def predictor_config(args: argparse.Namespace) -> Dict[str, Any]:
@@ -225,15 +169,10 @@ def add_cluster_arguments(parser: argparse.ArgumentParser, unit: str) -> None:
 
 # --------------------------------------------------------------------------- inputs and outputs
 
-def add_fasta_argument(parser, required: bool = True, aliases: Sequence[str] = (),
+def add_fasta_argument(parser, required: bool = True,
                        help: str = FASTA_HELP) -> argparse.Action:  # pylint: disable=redefined-builtin
   """--fasta: the genome FASTA."""
-  if required:
-    return _required_with_aliases(parser, '--fasta', 'fasta', aliases, metavar='FASTA', help=help)
-  action = parser.add_argument('--fasta', metavar='FASTA', help=help)
-  for alias in aliases:
-    add_hidden_alias(parser, alias, dest='fasta')
-  return action
+  return parser.add_argument('--fasta', required=required, metavar='FASTA', help=help)
 
 
 def positive_length(text: str) -> int:
@@ -249,15 +188,9 @@ def positive_length(text: str) -> int:
 
 def add_sequence_length_argument(parser, help: str, required: bool = False,  # pylint: disable=redefined-builtin
                                  default: Optional[int] = None) -> argparse.Action:
-  """--sequence-length (hidden alias --seq-length): a length in bp, positive multiple of 128."""
-  kwargs = dict(type=positive_length, metavar='BP')
-  if required:
-    return _required_with_aliases(parser, '--sequence-length', 'sequence_length',
-                                  ('--seq-length',), help=help, **kwargs)
-  action = parser.add_argument('--sequence-length', dest='sequence_length', default=default,
-                               help=help, **kwargs)
-  add_hidden_alias(parser, '--seq-length', dest='sequence_length', default=default, **kwargs)
-  return action
+  """--sequence-length: a length in bp, positive multiple of 128."""
+  return parser.add_argument('--sequence-length', type=positive_length, metavar='BP',
+                             required=required, default=default, help=help)
 
 
 def add_out_argument(parser, help: str, required: bool = True,  # pylint: disable=redefined-builtin
@@ -342,13 +275,10 @@ def import_tensorflow_quietly() -> None:
     os.close(devnull)
 
 
-def add_overwrite_argument(parser, help: str = OVERWRITE_HELP,  # pylint: disable=redefined-builtin
-                           aliases: Sequence[str] = ()) -> argparse.Action:
+def add_overwrite_argument(parser, help: str = OVERWRITE_HELP  # pylint: disable=redefined-builtin
+                           ) -> argparse.Action:
   """--overwrite: replace existing outputs (otherwise the subcommand stops or resumes)."""
-  action = parser.add_argument('--overwrite', action='store_true', help=help)
-  for alias in aliases:
-    add_hidden_alias(parser, alias, dest='overwrite', action='store_true')
-  return action
+  return parser.add_argument('--overwrite', action='store_true', help=help)
 
 
 def add_quiet_argument(parser) -> argparse.Action:

@@ -15,12 +15,10 @@ def register(subparsers) -> None:
       'fast path (enformer.fast.compile_forward, plain graph and XLA) interleaved in one '
       'process (median after warm-up), measures peak RSS of each in its own subprocess, '
       'checks that their outputs agree, and prints analytic GFLOP, GFLOP/s, variants/s, ISM '
-      'positions/s and ratios. Weights are random. --size small takes about a minute; '
-      'full (196,608 bp, 1,536 '
-      'channels, 11 layers) takes tens of minutes and several GB.')
+      'positions/s and ratios. Weights are random. --size full is the published architecture '
+      '(196,608 bp, 1,536 channels, 11 layers); docs/performance.md has the run times.')
   parser.add_argument('--size', default='small', choices=['small', 'medium', 'full'],
                       help='architecture and input length of the benchmarked model')
-  _common.add_hidden_alias(parser, '--config', dest='size', choices=['small', 'medium', 'full'])
   _common.add_sequence_length_argument(parser, help="override the size's input length in bp")
   parser.add_argument('--repeats', type=int, default=3,
                       help='timed forwards per path after warm-up; the median is reported')

@@ -26,8 +26,7 @@ def register(subparsers) -> None:
   parser.add_argument('--base-path', required=True,
                       help='Basenji2 data folder (statistics.json, sequences.bed, tfrecords/)')
   parser.add_argument('--subset', required=True, help='train, valid or test')
-  _common.add_fasta_argument(parser, aliases=('--genome',),
-                             help=_common.FASTA_HELP + " of the data's assembly")
+  _common.add_fasta_argument(parser, help=_common.FASTA_HELP + " of the data's assembly")
   parser.add_argument('--tfr', action='append', default=None, metavar='FILE',
                       help='convert only this TFRecord file (repeatable; name or path; default: '
                       'the whole subset, in parallel processes)')

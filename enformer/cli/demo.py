@@ -18,10 +18,10 @@ def register(subparsers) -> None:
       'linking every file and plot. Finished steps are reused when run again.')
   _common.add_out_argument(parser, help='output folder', required=False, default='enformer_demo')
   parser.add_argument('--quick', action='store_true',
-                      help='smaller genome, shorter sequences and training (about a minute)')
+                      help='smaller genome, shorter sequences and training')
   _common.add_overwrite_argument(
       parser, help=_common.OVERWRITE_HELP + ': delete the previous results in --out and redo '
-      'every step (default: reuse finished steps)', aliases=('--force',))
+      'every step (default: reuse finished steps)')
   parser.add_argument('--seed', type=int, default=0, help='random seed')
   _common.add_quiet_argument(parser)
   parser.set_defaults(func=run)

@@ -11,9 +11,9 @@ _DESCRIPTION = """\
 Evaluate a model on a Basenji2 data subset: per-track Pearson R over all bins and sequences (the
 paper's metric) and R², written to OUT/per_track.tsv with track names, OUT/summary.json, and
 OUT/per_track_by_assay.png (correlations by assay type: CAGE / DNASE / CHIP / ATAC, from the
-targets description). With --tss BED (chrom, start = TSS, end, gene), also the gene-level metric
-of FT_S2A: TSS bin ±1 summed, log1p, z-scored per track across genes, then correlation across
-genes (per track) and across tracks (per gene) → OUT/gene_level.tsv.
+targets description). With --tss BED (chrom, start = TSS, end, gene), also the Enformer
+paper's gene-level metric: TSS bin ±1 summed, log1p, z-scored per track across genes, then
+correlation across genes (per track) and across tracks (per gene) → OUT/gene_level.tsv.
 
 --model takes a training run folder (its best model; RUN:latest for its latest checkpoint), a
 checkpoint folder/prefix (with --model-arg KEY=VALUE for its architecture), a SavedModel folder or
@@ -43,7 +43,6 @@ def register(subparsers) -> None:
   parser.add_argument('--layout', default=None, choices=('basenji2', 'legacy'),
                       help='data layout (default: detected)')
   _common.add_quiet_argument(parser)
-  _common.add_hidden_alias(parser, '--checkpoint', choices=('best', 'latest'), default=None)
   _common.add_model_config_arguments(parser, sequence_length=False)
   parser.set_defaults(func=run)
 
@@ -61,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
 
   import pandas as pd  # pylint: disable=import-outside-toplevel
   from enformer.data import basenji  # pylint: disable=import-outside-toplevel
-  from enformer.inference.loading import load_model, parse_run_folder  # pylint: disable=import-outside-toplevel
+  from enformer.inference.loading import load_model  # pylint: disable=import-outside-toplevel
   from enformer.io.targets import read_targets  # pylint: disable=import-outside-toplevel
   from enformer.training import evaluate as evaluate_lib  # pylint: disable=import-outside-toplevel
 
@@ -69,10 +68,7 @@ def run(args: argparse.Namespace) -> int:
     raise ValueError(f'--batch-size must be positive, got {args.batch_size}.')
   model_config = _common.model_config_from_args(args)
   info = basenji.load_info(basenji.resolve_path(args.data), args.layout)
-  source, run = args.model, parse_run_folder(args.model)
-  if args.checkpoint and run is not None:  # The earlier spelling --checkpoint best|latest.
-    source = f'{run[0]}:{args.checkpoint}'
-  predictor = load_model(source, sequence_length=info.sequence_length, **model_config)
+  predictor = load_model(args.model, sequence_length=info.sequence_length, **model_config)
   head = args.head or next(iter(predictor.heads))
   if head not in predictor.heads:
     raise ValueError(f'--head {head!r} is not a head of the model ({list(predictor.heads)}).')

@@ -24,7 +24,7 @@ def register(subparsers) -> None:
   parser = _common.add_parser(
       subparsers, 'export', help='export a checkpoint as a TF-Hub SavedModel',
       description=DESCRIPTION)
-  _common.add_model_argument(parser, aliases=('--checkpoint',))
+  _common.add_model_argument(parser)
   _common.add_out_argument(parser, help='SavedModel folder to create')
   parser.add_argument('--hub-length', type=_common.positive_length, default=None, metavar='BP',
                       help='input length of the exported signature (default 393,216, or the '

@@ -63,7 +63,7 @@ def register(subparsers) -> None:
   parser.add_argument('--no-incremental', action='store_true',
                       help='full forward passes for every allele (default: SNVs and equal-length '
                       'MNVs reuse the reference conv-tower output and recompute only the bins '
-                      'around the variant; exact within float32 rounding, ~1.6x faster)')
+                      'around the variant; exact within float32 rounding, and faster)')
   parser.add_argument('--chunk-size', type=int, default=64,
                       help='variants per saved chunk (the unit of resuming)')
   parser.add_argument('--ref-mismatch', choices=('skip', 'error'), default='skip',
@@ -95,10 +95,8 @@ def register(subparsers) -> None:
                       'schedulers without Dask; join the N files with `enformer merge-scores`')
   _common.add_model_config_arguments(parser)
   _common.add_precision_argument(parser, extra=(
-      '. SAD in bfloat16 is a screen, not a final score: against float32 it gave Pearson r '
-      '0.9995 and 97%% sign agreement on a trained model, but r 0.96, 91%% sign agreement and '
-      'half of the top 1%% variants on DeepMind\'s small reference checkpoint (random weights); '
-      'rescore the variants you report in float32'))
+      '. SAD in bfloat16 is a screen, not a final score (some signs flip and the top variants '
+      'change; docs/performance.md): rescore the variants you report in float32'))
   # Let `--shifts -1,0,1` (a value starting with '-') parse like a negative number.
   parser._negative_number_matcher = re.compile(r'^-\d+(,-?\d+)*$|^-\d*\.\d+$')
   parser.set_defaults(func=run)

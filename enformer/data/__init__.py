@@ -5,7 +5,7 @@ Modules:
   augment    — stochastic shift and reverse complement, per example, seedable.
   write      — write the Basenji2 layout from (sequence, target) examples or FASTA + BED + targets.
   convert    — GENA-LM style conversion: recover coordinates, extend to a longer context, verify.
-  generate   — build a Basenji2 data set from bigWig signal tracks (Basenji data / Epiformer step 1).
+  generate   — build a Basenji2 data set from bigWig signal tracks (as basenji_data.py does).
   synthetic  — a small genome with planted motifs and tracks that are a known function of them.
   errors     — DataError: a failed record check as one line naming the file and record.
 

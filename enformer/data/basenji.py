@@ -38,7 +38,7 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from enformer.data import augment as augment_lib
-from enformer.data.write import INPUT_TRACKS_FEATURE, POOL_WIDTH, renamed_sequence_length
+from enformer.data.write import INPUT_TRACKS_FEATURE, POOL_WIDTH
 from enformer.io.files import parse_json
 
 # Where get_dataset('human', …) looks: DeepMind's public bucket unless ENFORMER_DATA_DIR is set.
@@ -553,8 +553,7 @@ def get_dataset(organism_or_path: str,
                 options: Optional[tf.data.Options] = None,
                 auto_shard: str = 'file',
                 input_context: Optional[tf.distribute.InputContext] = None,
-                num_targets: Optional[int] = None,
-                seq_length: Optional[int] = None) -> tf.data.Dataset:
+                num_targets: Optional[int] = None) -> tf.data.Dataset:
   """A `tf.data.Dataset` of {'sequence': float32 [L, 4], 'target': float32 [T, C]}.
 
   Args:
@@ -588,7 +587,6 @@ def get_dataset(organism_or_path: str,
       its share of the files (of the records when there are fewer files than pipelines) and
       auto-sharding is turned off.
     num_targets: legacy layout only, when it cannot be inferred.
-    seq_length: deprecated spelling of `sequence_length`.
 
   Returns:
     The dataset. The data description is available as `load_info(path)`.
@@ -597,12 +595,11 @@ def get_dataset(organism_or_path: str,
     raise ValueError(f'auto_shard must be one of {sorted(_SHARD_POLICIES)}, got {auto_shard!r}.')
   path = resolve_path(organism_or_path, data_dir)
   info = load_info(path, layout, num_targets=num_targets)
-  keyword = 'seq_length' if seq_length is not None else 'sequence_length'
-  sequence_length = renamed_sequence_length(sequence_length, seq_length)
   if sequence_length is not None and sequence_length != info.sequence_length:
     raise ValueError(f'{path} holds {info.sequence_length} bp sequences, but '
-                     f'{keyword}={sequence_length} was requested. Point to the data converted to '
-                     f'that length (enformer convert-basenji --out-tfr) or drop {keyword}.')
+                     f'sequence_length={sequence_length} was requested. Point to the data '
+                     'converted to that length (enformer convert-basenji --out-tfr) or drop '
+                     'sequence_length.')
   if include_input_tracks and not info.num_input_tracks:
     raise ValueError(f'{path} has no extra input tracks (statistics.json lacks "input_tracks"); '
                      'set include_input_tracks=False.')

@@ -1,4 +1,4 @@
-"""Generate a Basenji2 data set from bigWig signal tracks (Basenji data / Epiformer step 1).
+"""Generate a Basenji2 data set from bigWig signal tracks (as Basenji's basenji_data.py does).
 
 Inputs: a genome FASTA, a targets table (index, identifier, file (bigWig), clip, scale, sum_stat,
 description — the Basenji format; `genome` optional) and either a BED of regions or a tiling of

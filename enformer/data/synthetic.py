@@ -38,7 +38,7 @@ import pyBigWig
 import pyfaidx
 from tqdm.auto import tqdm
 
-from enformer.data.write import BasenjiWriter, check_output, renamed_sequence_length
+from enformer.data.write import BasenjiWriter, check_output
 from enformer.io.atomic import remove_stale_temporaries, temporary_name
 from enformer.io.fasta import FastaStringExtractor
 from enformer.sequence import reverse_complement
@@ -355,7 +355,7 @@ def _window_starts(rng: np.random.Generator, chrom_sizes: Mapping[str, int], chr
 
 def make_synthetic_dataset(out_dir: Union[str, os.PathLike],
                            *,
-                           sequence_length: Optional[int] = None,
+                           sequence_length: int = 4096,
                            num_tracks: int = 4,
                            train_size: int = 512,
                            valid_size: int = 64,
@@ -367,7 +367,6 @@ def make_synthetic_dataset(out_dir: Union[str, os.PathLike],
                            genome: Optional[SyntheticGenome] = None,
                            overwrite: bool = True,
                            progress: bool = False,
-                           seq_length: Optional[int] = None,
                            **genome_kwargs) -> pathlib.Path:
   """Writes a Basenji2-layout data set from a synthetic genome.
 
@@ -378,7 +377,7 @@ def make_synthetic_dataset(out_dir: Union[str, os.PathLike],
 
   Args:
     out_dir: output folder; the genome goes to out_dir/genome unless `genome` is given.
-    sequence_length: bp per record (multiple of 128; default 4096).
+    sequence_length: bp per record (multiple of 128).
     num_tracks: tracks (when the genome is created here).
     train_size, valid_size, test_size: records per subset.
     valid_chroms, test_chroms: held-out chromosomes.
@@ -389,13 +388,11 @@ def make_synthetic_dataset(out_dir: Union[str, os.PathLike],
     genome: an existing SyntheticGenome to use.
     overwrite: replace an existing data set in out_dir.
     progress: show a progress bar.
-    seq_length: deprecated spelling of `sequence_length`.
     **genome_kwargs: passed to make_synthetic_genome.
 
   Returns:
     out_dir (the data folder, readable by get_dataset(out_dir, subset)).
   """
-  sequence_length = renamed_sequence_length(sequence_length, seq_length) or 4096
   if sequence_length % BIN_SIZE:
     raise ValueError(f'sequence_length must be a multiple of {BIN_SIZE}, got {sequence_length}.')
   out_dir = pathlib.Path(out_dir)

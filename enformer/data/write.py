@@ -26,7 +26,6 @@ import json
 import os
 import posixpath
 import shutil
-import warnings
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import kipoiseq
@@ -97,23 +96,6 @@ def encode_example(sequence: np.ndarray, target: np.ndarray,
 
 
 
-def renamed_sequence_length(sequence_length: Optional[int], seq_length: Optional[int]
-                            ) -> Optional[int]:
-  """`sequence_length`, or the value given under its deprecated spelling `seq_length`.
-
-  Raises:
-    ValueError: both spellings given with different values.
-  """
-  if seq_length is None:
-    return sequence_length
-  if sequence_length is not None and sequence_length != seq_length:
-    raise ValueError(f'Got sequence_length={sequence_length} and seq_length={seq_length}: pass '
-                     'only sequence_length (seq_length is its deprecated spelling).')
-  warnings.warn('seq_length= is deprecated; pass sequence_length=.', DeprecationWarning,
-                stacklevel=3)
-  return seq_length
-
-
 class BasenjiWriter:
   """Streams (sequence, target) records into a Basenji2-layout folder.
 
@@ -128,7 +110,7 @@ class BasenjiWriter:
   def __init__(self,
                out_dir: str,
                *,
-               sequence_length: Optional[int] = None,
+               sequence_length: int,
                target_length: int,
                num_targets: int,
                pool_width: int = POOL_WIDTH,
@@ -138,11 +120,7 @@ class BasenjiWriter:
                records_per_file: int = RECORDS_PER_FILE,
                overwrite: bool = False,
                extra_statistics: Optional[Mapping[str, Any]] = None,
-               extra_members: Optional[Mapping[str, str]] = None,
-               seq_length: Optional[int] = None):
-    sequence_length = renamed_sequence_length(sequence_length, seq_length)
-    if sequence_length is None:
-      raise TypeError('BasenjiWriter needs sequence_length= (bp per record).')
+               extra_members: Optional[Mapping[str, str]] = None):
     if sequence_length <= 0 or target_length <= 0 or num_targets <= 0:
       raise ValueError(f'sequence_length, target_length and num_targets must be positive, got '
                        f'{sequence_length}, {target_length}, {num_targets}.')

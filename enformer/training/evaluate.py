@@ -2,8 +2,8 @@
 
 `evaluate(predict_fn, dataset, head, ...)` streams a data subset through a predictor and returns
 per-track metrics (the paper's metric: correlation over all (sequence, bin) pairs of a track, from
-summed sufficient statistics) and, given a TSS BED and the subset's sequences.bed, the gene-level
-metric of FT_S2A:
+summed sufficient statistics) and, given a TSS BED and the subset's sequences.bed, the Enformer
+paper's gene-level metric:
 
   for each gene: the bin holding its TSS ±1 bin, summed (several TSSs of one gene are summed);
   log1p; z-score every track across genes; then
@@ -116,7 +116,7 @@ def tss_features(values: np.ndarray, bins: int) -> np.ndarray:
 
 
 def gene_level_metrics(predicted: np.ndarray, observed: np.ndarray) -> Dict[str, Any]:
-  """FT_S2A's gene-level evaluation of TSS features [G, N] (genes × tracks).
+  """The Enformer paper's gene-level evaluation of TSS features [G, N] (genes × tracks).
 
   log1p, z-score each track across genes, then Pearson R across genes (per track) and across
   tracks (per gene).

@@ -1,6 +1,6 @@
 """Fine-tuning: new heads on a pretrained trunk, partial restore, freezing.
 
-The FT_S2A / Epiformer workflow: build `Enformer(heads={'atac': 16})` (any preset or config),
+The Epiformer-style workflow: build `Enformer(heads={'atac': 16})` (any preset or config),
 restore the trunk — and optionally heads that exist in the checkpoint with the same shapes — from a
 full checkpoint, keep the new heads freshly initialised, then train a selection of variables:
 
