@@ -563,14 +563,18 @@ def get_dataset(organism_or_path: str,
     layout: 'basenji2', 'legacy' or None (detect).
     sequence_length: if given, must equal the data's sequence length (a guard for converted data).
     batch_size: batch examples ([B, L, 4], [B, T, C]); None keeps single examples.
-    shuffle: False, True (buffer 256) or a buffer size; file order is shuffled too.
+    shuffle: False, True (buffer 256) or a buffer size; file order is shuffled too, and records
+      of `num_parallel_reads` files are interleaved. False reads the records in file order (the
+      files by their integer N, then the records within each file) as basenji does, so record i
+      is the subset's row i of sequences.bed, whatever `deterministic` says.
     repeat: False, True (forever) or a number of epochs.
     augment: False, True (Augmentation(): ±3 bp shift, reverse complement) or an Augmentation.
       Keep it off for validation and test.
     seed: seed for shuffling and augmentation (None = random each run).
     deterministic: keep element order and augmentation reproducible across runs (parallel reads
-      and calls return results in order).
-    num_parallel_reads: files read concurrently (interleave cycle length).
+      and calls return results in order); always on without `shuffle`.
+    num_parallel_reads: files read concurrently when shuffling (interleave cycle length); without
+      `shuffle` files are read one after the other.
     num_parallel_calls: parallel decode/augment calls.
     prefetch: batches to prefetch (None = no prefetch).
     include_input_tracks: concatenate the extra per-base input tracks (feature 'input_tracks',
@@ -623,12 +627,21 @@ def get_dataset(organism_or_path: str,
     else:
       shard_records = True
     auto_shard = 'off'
+  # Unshuffled reads keep file order (files by N, then records within a file) whatever
+  # `deterministic` says: record i is row i of the subset in sequences.bed.
+  deterministic = deterministic or not shuffle
   dataset = tf.data.Dataset.from_tensor_slices(files)
-  if shuffle and not shard_records:  # Record sharding needs the same file order in every pipeline.
-    dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-  dataset = dataset.interleave(lambda f: _read_file(f, expected_table.lookup(f), layout.basis),
-                               cycle_length=num_parallel_reads,
-                               num_parallel_calls=num_parallel_reads, deterministic=deterministic)
+
+  def read(filename):
+    return _read_file(filename, expected_table.lookup(filename), layout.basis)
+
+  if shuffle:
+    if not shard_records:  # Record sharding needs the same file order in every pipeline.
+      dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.interleave(read, cycle_length=num_parallel_reads,
+                                 num_parallel_calls=num_parallel_reads, deterministic=deterministic)
+  else:
+    dataset = dataset.flat_map(read)  # One file after the other (an interleave would alternate).
   if shard_records:
     dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
   if shuffle:
