@@ -24,7 +24,8 @@ EXPECTED = {
     '--tracks': {'predict', 'attribute'},
     '--targets': {'predict', 'attribute', 'score-variants', 'evaluate', 'make-dataset bigwig'},
     '--extra-track': {'predict', 'attribute', 'score-variants'},
-    '--overwrite': {'score-variants', 'convert-basenji', 'make-dataset bigwig', 'demo'},
+    '--overwrite': {'score-variants', 'convert-basenji', 'make-dataset synthetic',
+                    'make-dataset bigwig', 'demo'},
     '--quiet': {'predict', 'attribute', 'score-variants', 'evaluate', 'train', 'demo',
                 'make-dataset synthetic'},
 }

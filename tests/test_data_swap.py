@@ -56,7 +56,7 @@ def test_kill_9_while_regenerating_keeps_the_previous_synthetic_data_set(tmp_pat
                                    valid_size=4, test_size=4, seed=0)
   before, targets = _snapshot(out), _records(out, 'train')
   command = [sys.executable, '-c', _KILL_AT, 'make-dataset', 'synthetic', '--out', str(out),
-             *SYNTHETIC, '--seed', '5']
+             *SYNTHETIC, '--seed', '5', '--overwrite']
   killed = subprocess.run(command, env={**ENV, 'KILL_AT_RECORD': '10'}, capture_output=True,
                           text=True, timeout=600)
   assert killed.returncode == -9, killed.stderr[-2000:]

@@ -1,11 +1,18 @@
 """`enformer make-dataset`: write a Basenji2-layout data set (synthetic, or from bigWig tracks)."""
 
 import argparse
+import os
 from typing import Dict, List, Optional
 
 from enformer.cli import _common
 from enformer.cli._inputs import check_files, check_input_file, check_output_path
 from enformer.io.lock import OutputLock
+
+
+# The data set's own files; other files in --out are never touched.
+_OVERWRITE_HELP = (_common.OVERWRITE_HELP + ': the data set that --out holds (statistics.json, '
+                   'sequences.bed, targets.txt, tfrecords/, and genome/ for synthetic); other '
+                   'files in --out are kept')
 
 
 def register(subparsers) -> None:
@@ -33,6 +40,7 @@ def register(subparsers) -> None:
                          help='add a per-base conservation input track (feature input_tracks) and '
                          'a track that depends on it')
   synthetic.add_argument('--seed', type=int, default=0, help='random seed')
+  _common.add_overwrite_argument(synthetic, help=_OVERWRITE_HELP)
   _common.add_quiet_argument(synthetic)
   synthetic.set_defaults(func=run)
 
@@ -61,7 +69,7 @@ def register(subparsers) -> None:
   bigwig.add_argument('--input-track', action='append', default=[], metavar='NAME=BIGWIG',
                       help='extra per-base input track (repeatable), stored as feature '
                       'input_tracks; e.g. conservation=phyloP.bw')
-  _common.add_overwrite_argument(bigwig, help=_common.OVERWRITE_HELP + ' (the output folder)')
+  _common.add_overwrite_argument(bigwig, help=_OVERWRITE_HELP)
   bigwig.set_defaults(func=run)
 
 
@@ -79,9 +87,18 @@ def _input_tracks(specs: List[str]) -> Dict[str, str]:
   return tracks
 
 
+def _check_no_dataset(out: str, overwrite: bool) -> None:
+  """Refuses an --out that holds a complete data set (its statistics.json) unless --overwrite."""
+  statistics = os.path.join(out, 'statistics.json')
+  if not overwrite and '://' not in out and os.path.exists(statistics):
+    raise FileExistsError(f'--out {out} already holds a data set ({statistics}). Pass '
+                          '--overwrite to replace it, or choose another --out.')
+
+
 def _check_inputs(args: argparse.Namespace) -> None:
   """The user's files exist and are of the right kind, before TensorFlow loads."""
   check_output_path(args.out, '--out', folder=True)
+  _check_no_dataset(args.out, args.overwrite)
   if args.source != 'bigwig':
     return
   check_files((args.fasta, '--fasta', 'fasta'), (args.targets, '--targets', 'text'),
@@ -94,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
   _check_inputs(args)
   # One live job per output folder: --overwrite never deletes files another run is writing.
   with OutputLock(args.out, what=f'--out {args.out}'):
+    _check_no_dataset(args.out, args.overwrite)  # Again: another run may have finished one.
     return _make_dataset(args)
 
 
@@ -104,7 +122,7 @@ def _make_dataset(args: argparse.Namespace) -> int:
                                  num_tracks=args.num_tracks, train_size=args.train_size,
                                  valid_size=args.valid_size, test_size=args.test_size,
                                  conservation=args.conservation, seed=args.seed,
-                                 progress=not args.quiet)
+                                 overwrite=args.overwrite, progress=not args.quiet)
     print(f'Wrote a synthetic Basenji2 data set to {out} (genome, motif sites and bigWigs in '
           f'{out}/genome).')
     return 0

@@ -365,7 +365,7 @@ def make_synthetic_dataset(out_dir: Union[str, os.PathLike],
                            conservation: bool = False,
                            seed: int = 0,
                            genome: Optional[SyntheticGenome] = None,
-                           overwrite: bool = True,
+                           overwrite: bool = False,
                            progress: bool = False,
                            **genome_kwargs) -> pathlib.Path:
   """Writes a Basenji2-layout data set from a synthetic genome.
@@ -386,7 +386,10 @@ def make_synthetic_dataset(out_dir: Union[str, os.PathLike],
       'sequence' [L, 5], for Enformer(input_channels=5)). Creates the genome with conservation.
     seed: seed for the genome (when created here) and the window positions.
     genome: an existing SyntheticGenome to use.
-    overwrite: replace an existing data set in out_dir.
+    overwrite: replace the data set (and its genome) that out_dir holds; without it, a folder
+      holding a complete data set (statistics.json) is refused with FileExistsError. Only the
+      data set's own files are replaced (tfrecords/, sequences.bed, targets.txt,
+      statistics.json and genome/); other files in out_dir are kept.
     progress: show a progress bar.
     **genome_kwargs: passed to make_synthetic_genome.
 
@@ -398,6 +401,10 @@ def make_synthetic_dataset(out_dir: Union[str, os.PathLike],
   out_dir = pathlib.Path(out_dir)
   check_output(str(out_dir), overwrite)
   genome_dir, staged_genome = out_dir / 'genome', None
+  if genome is None and genome_dir.exists() and not (genome_dir / 'synthetic.json').exists():
+    raise FileExistsError(f'{genome_dir} exists but is not a synthetic genome (it has no '
+                          'synthetic.json), and the data set writes its genome there. Move it, or '
+                          'choose another output folder.')
   if genome is None:
     # A new genome is written beside the old one and moved into place with the data set, so a
     # run killed midway leaves the previous genome and data set as they were.

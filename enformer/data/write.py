@@ -68,8 +68,8 @@ def check_output(out_dir: str, overwrite: bool) -> None:
   """FileExistsError when `out_dir` already holds a data set (statistics.json) and not overwrite."""
   statistics_path = posixpath.join(str(out_dir), 'statistics.json')
   if tf.io.gfile.exists(statistics_path) and not overwrite:
-    raise FileExistsError(f'{statistics_path} exists: {out_dir} already holds a data set. '
-                          'Choose another folder or pass overwrite=True (--overwrite).')
+    raise FileExistsError(f'{out_dir} already holds a data set ({statistics_path}). Pass '
+                          'overwrite=True to replace it, or choose another folder.')
 
 
 def _bytes_feature(value: bytes) -> tf.train.Feature:
