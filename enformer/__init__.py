@@ -17,6 +17,16 @@ _EXPORTS = {
     'BIN_SIZE': 'enformer.enformer',
     'TARGET_LENGTH': 'enformer.enformer',
     'HEADS': 'enformer.enformer',
+    # The rest of DeepMind's `enformer` module, as its notebooks use it (`enformer.gelu`, ...);
+    # `one_hot_encode` is the package's own (same output for ACGTN strings).
+    'TargetLengthCrop1D': 'enformer.enformer',
+    'Sequential': 'enformer.enformer',
+    'pooling_module': 'enformer.enformer',
+    'SoftmaxPooling1D': 'enformer.enformer',
+    'Residual': 'enformer.enformer',
+    'gelu': 'enformer.enformer',
+    'exponential_linspace_int': 'enformer.enformer',
+    'accepts_is_training': 'enformer.enformer',
     'build_model': 'enformer.models',
     'load_pretrained': 'enformer.training.finetune',
     'fine_tune': 'enformer.training.finetune',

@@ -14,7 +14,7 @@ import numpy as np
 import sonnet as snt
 import tensorflow as tf
 
-from enformer.dropout import dropout
+from enformer.dropout import Dropout, dropout
 
 DEFAULT_POSITIONAL_FEATURES = (
     'positional_features_exponential',
@@ -259,6 +259,41 @@ class MultiheadAttention(snt.Module):
             + tf.cast(self._embedding_layer.b, dtype))  # [B, T, H * V]
 
 
+class TransformerBlock(snt.Module):
+  """DeepMind's stand-alone transformer layer: x + attention branch, then + feed-forward branch.
+
+  The model itself is built from `enformer.enformer.TransformerBlock` (the published checkpoint
+  layout); this one has the attribute names of DeepMind's attention module (`mha_ln`, `mha`,
+  `mlp_linear1`, ...) for code written against it.
+  """
+
+  def __init__(self, channels: int, dropout_rate: float, attention_kwargs: Dict[str, object],
+               name: str = 'transformer_block'):
+    """Args:
+      channels: C, width of the input and output (the attention's H · V must equal it).
+      dropout_rate: dropout after the attention and in the feed-forward branch (training only).
+      attention_kwargs: arguments of `MultiheadAttention`.
+      name: module name.
+    """
+    super().__init__(name=name)
+    self.mha_ln = snt.LayerNorm(axis=-1, create_scale=True, create_offset=True)
+    self.mha = MultiheadAttention(**attention_kwargs)
+    self.mha_dropout = Dropout(dropout_rate)
+    self.mlp_ln = snt.LayerNorm(axis=-1, create_scale=True, create_offset=True)
+    self.mlp_linear1 = snt.Linear(channels * 2)
+    self.mlp_dropout1 = Dropout(dropout_rate)
+    self.mlp_linear2 = snt.Linear(channels)
+    self.mlp_dropout2 = Dropout(dropout_rate)
+
+  def __call__(self, inputs: tf.Tensor, is_training: bool) -> tf.Tensor:
+    """[B, T, C] → [B, T, C]."""
+    attended = self.mha(self.mha_ln(inputs), is_training=is_training)  # [B, T, H * V]
+    x = inputs + self.mha_dropout(attended, is_training=is_training)  # [B, T, C]
+    h = self.mlp_dropout1(self.mlp_linear1(self.mlp_ln(x)), is_training=is_training)  # [B, T, 2C]
+    h = self.mlp_dropout2(self.mlp_linear2(tf.nn.relu(h)), is_training=is_training)  # [B, T, C]
+    return x + h
+
+
 def relative_shift(x: tf.Tensor) -> tf.Tensor:
   """Turns logits indexed by relative distance into logits indexed by key position.
 
@@ -342,10 +377,89 @@ def positional_features_gamma(positions: tf.Tensor,
   return probabilities / tf.reduce_max(probabilities, axis=1, keepdims=True)
 
 
+# The three bases below are not used by the published model; DeepMind's module offers them (its
+# docstring's example attends with 'positional_features_sin_cos').
+
+
+def positional_features_cosine(positions: tf.Tensor,
+                               feature_size: int,
+                               seq_length: Optional[int] = None,
+                               bin_size: Optional[int] = None) -> tf.Tensor:
+  """cos(2π · position / period_i), periods 1.25 · 2**i for i = 0..feature_size − 1.
+
+  Args:
+    positions: [..., P] distances.
+    feature_size: F, number of periods.
+    seq_length: unused (DeepMind's signature).
+    bin_size: unused (DeepMind's signature).
+
+  Returns:
+    [..., P, F].
+  """
+  del seq_length, bin_size
+  periods = 1.25 * tf.pow(2.0, tf.range(feature_size, dtype=tf.float32))  # [F]
+  periods = _prepend_dims(periods, positions.shape.rank)  # [1, ..., 1, F]
+  phase = tf.cast(positions, tf.float32)[..., tf.newaxis] / periods  # [..., P, F]
+  return tf.math.cos(2 * np.pi * phase)
+
+
+def positional_features_linear_masks(positions: tf.Tensor,
+                                     feature_size: int,
+                                     seq_length: Optional[int] = None,
+                                     bin_size: Optional[int] = None) -> tf.Tensor:
+  """Indicators |position| == i for i = 0..feature_size − 1 (one feature per distance).
+
+  Args:
+    positions: [..., P] distances.
+    feature_size: F, number of distances 0..F − 1.
+    seq_length: unused (DeepMind's signature).
+    bin_size: unused (DeepMind's signature).
+
+  Returns:
+    [..., P, F] float32 of 0 and 1.
+  """
+  del seq_length, bin_size
+  distances = _prepend_dims(tf.range(feature_size, dtype=tf.float32),
+                            positions.shape.rank)  # [1, ..., 1, F]
+  magnitude = tf.abs(tf.cast(positions, tf.float32))[..., tf.newaxis]  # [..., P, 1]
+  return tf.cast(tf.equal(distances, magnitude), tf.float32)
+
+
+def positional_features_sin_cos(positions: tf.Tensor,
+                                feature_size: int,
+                                seq_length: Optional[int] = None,
+                                bin_size: Optional[int] = None,
+                                max_time: float = 10_000.0) -> tf.Tensor:
+  """The Transformer's sinusoids: F / 2 sines, then F / 2 cosines, of position / max_time**(i / F)
+  for even i = 0, 2, .., F − 2.
+
+  Args:
+    positions: [..., P] distances.
+    feature_size: F, even.
+    seq_length: unused (DeepMind's signature).
+    bin_size: unused (DeepMind's signature).
+    max_time: the timescales grow geometrically from 1 towards max_time.
+
+  Returns:
+    [..., P, F].
+  """
+  del seq_length, bin_size
+  if feature_size % 2:
+    raise ValueError(f'positional_features_sin_cos needs an even feature_size (sines and '
+                     f'cosines in pairs), got {feature_size}.')
+  exponents = tf.range(0, feature_size, 2, dtype=tf.float32) / feature_size  # [F / 2]
+  timescales = _prepend_dims(max_time**exponents, positions.shape.rank)  # [1, ..., 1, F / 2]
+  angles = tf.cast(positions, tf.float32)[..., tf.newaxis] / timescales  # [..., P, F / 2]
+  return tf.concat([tf.sin(angles), tf.cos(angles)], axis=-1)
+
+
 POSITIONAL_FEATURE_FUNCTIONS: Dict[str, Callable[..., tf.Tensor]] = {
     'positional_features_exponential': positional_features_exponential,
     'positional_features_central_mask': positional_features_central_mask,
     'positional_features_gamma': positional_features_gamma,
+    'positional_features_cosine': positional_features_cosine,
+    'positional_features_linear_masks': positional_features_linear_masks,
+    'positional_features_sin_cos': positional_features_sin_cos,
 }
 
 

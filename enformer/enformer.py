@@ -293,19 +293,36 @@ def conv_tower_filters(channels: int) -> List[int]:
 
 
 def accepts_is_training(module: object) -> bool:
-  """Whether `module(x, is_training=...)` is the way to call `module` (DeepMind's helper).
+  """Whether `module(x, is_training=...)` is the way to call `module` (DeepMind's helper): its
+  `__call__` has a parameter named `is_training`.
 
-  Sonnet 2.0.2 wraps `__call__` so that its signature reads `(*args, **kwargs)`; the modules of
-  this package that take `is_training` are therefore recognised by type, anything else by the
-  signature of its (unwrapped) `__call__`.
+  The modules of this package that take `is_training` are recognised by type; anything else (a
+  user's `snt.Module`, a function) by the signature of its `__call__` as written, seen through
+  Sonnet's name-scope wrapper (`_unwrapped_call`).
   """
   if isinstance(module, _TAKES_IS_TRAINING):
     return True
-  call = module if inspect.isfunction(module) else getattr(module, '__call__', None)
   try:
-    return 'is_training' in inspect.signature(inspect.unwrap(call)).parameters
+    return 'is_training' in inspect.signature(_unwrapped_call(module)).parameters
   except (TypeError, ValueError):
     return False
+
+
+def _unwrapped_call(module: object) -> Callable[..., object]:
+  """What `module(...)` calls, as written. Sonnet 2.0.2 replaces each method of an `snt.Module`
+  class by a name-scope wrapper whose signature reads `(self, *args, **kwargs)` and which holds
+  the original function only in its closure (no `__wrapped__`); that function is found there."""
+  if not isinstance(module, snt.Module):
+    return module  # A function, a partial, a callable object: inspect.signature reads it.
+  call = inspect.unwrap(type(module).__call__)
+  for cell in getattr(call, '__closure__', None) or ():
+    try:
+      contents = cell.cell_contents
+    except ValueError:  # An empty cell.
+      continue
+    if inspect.isfunction(contents) and contents.__name__ == '__call__':
+      return inspect.unwrap(contents)
+  return call
 
 
 LayerList = Union[Sequence[object], Callable[[], Sequence[object]]]
@@ -333,6 +350,16 @@ class Sequential(snt.Module):
     return list(self._layers)
 
   def __call__(self, inputs: tf.Tensor, is_training: bool, **kwargs) -> tf.Tensor:
+    """Calls each layer on the previous output, as DeepMind's `Sequential` does.
+
+    Args:
+      inputs: input of the first layer.
+      is_training: passed to the layers that take it (`accepts_is_training`).
+      **kwargs: passed to every layer (with or without `is_training`).
+
+    Returns:
+      The output of the last layer (`inputs` if there are none).
+    """
     outputs = inputs
     for layer in self._layers:
       if layer is None:
@@ -340,7 +367,7 @@ class Sequential(snt.Module):
       if accepts_is_training(layer):
         outputs = layer(outputs, is_training=is_training, **kwargs)
       else:
-        outputs = layer(outputs)
+        outputs = layer(outputs, **kwargs)
     return outputs
 
 
