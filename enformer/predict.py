@@ -40,8 +40,9 @@ from enformer.io import atomic
 from enformer.io import bigwig as bigwig_io
 from enformer.io.fasta import FastaStringExtractor
 from enformer.io.lock import OutputLock
+from enformer.io.outputs import OutputFolder
 from enformer.io.targets import is_cage, track_identifiers, track_labels
-from enformer.sequence import FLOAT16_MAX, NEUTRAL_VALUE, NUM_NUCLEOTIDES
+from enformer.sequence import FLOAT16_MAX, NEUTRAL_VALUE, NUM_NUCLEOTIDES, check_neutral_value
 
 # The usage colab's example tracks of the published human head: DNASE CD14+ monocyte, DNASE
 # keratinocyte, H3K27ac ChIP keratinocyte, CAGE keratinocyte.
@@ -450,9 +451,10 @@ def predict_to_files(predictor,
   """Predicts regions and writes predictions, browser tracks and PNGs into `out_dir`.
 
   `out_dir` is locked for the run (a second run on it stops, naming this one). A folder that
-  already holds files is refused unless `overwrite`, which empties it first, so no stale
-  bigWig or PNG of an earlier run stays beside the new predictions. Every file is renamed into
-  place when complete.
+  already holds files is refused unless `overwrite`, which first removes the files an earlier
+  `predict_to_files` wrote there (recorded in the folder's manifest, `enformer.io.outputs`), so
+  no stale bigWig or PNG stays beside the new predictions; other files (the FASTA, a model) are
+  kept and never replaced. Every file is renamed into place when complete.
 
   Args:
     predictor: a Predictor; with `client`, an `enformer.distributed.ModelSource`.
@@ -473,7 +475,7 @@ def predict_to_files(predictor,
     extra_tracks: per-base bigWigs of a model's extra input channels (see `iter_predictions`).
     neutral_value: one-hot value of N (0 default; 0.25 as the usage notebook), stored as the
       file attribute `neutral_value`.
-    overwrite: replace the contents of a used `out_dir`.
+    overwrite: replace the outputs of an earlier run in a used `out_dir` (other files stay).
     client: a `distributed.Client`: batches of regions are predicted by its workers; the files
       equal a single-process run's.
 
@@ -486,6 +488,7 @@ def predict_to_files(predictor,
   num_tracks = _check_head(predictor, head)
   if output_format not in ('h5', 'npz'):
     raise ValueError(f"output_format must be 'h5' or 'npz', got {output_format!r}.")
+  neutral_value = check_neutral_value(neutral_value)
   if targets is not None and len(targets) != num_tracks:
     raise ValueError(f'The targets table has {len(targets)} rows but head {head!r} has '
                      f'{num_tracks} tracks: pass the table of the same organism.')
@@ -501,20 +504,27 @@ def predict_to_files(predictor,
   extra_tracks = list(extra_tracks)
   check_extra_tracks(predictor.input_channels, extra_tracks)  # Before any file is written.
   with OutputLock(out_dir, what=f'output folder {out_dir}'):
-    atomic.prepare_output_folder(out_dir, overwrite)
-    return _predict_to_folder(predictor, fasta_file, regions, out_dir, head, stored, plot_tracks,
+    folder = OutputFolder(out_dir, 'predict', overwrite=overwrite)
+    return _predict_to_folder(predictor, fasta_file, regions, folder, head, stored, plot_tracks,
                               targets, batch_size, output_format, bigwig, bedgraph, max_plots,
                               observed, progress, extra_tracks, model, client, neutral_value)
 
 
-def _predict_to_folder(predictor, fasta_file, regions, out_dir, head, stored, plot_tracks, targets,
+def _predict_to_folder(predictor, fasta_file, regions, folder, head, stored, plot_tracks, targets,
                        batch_size, output_format, bigwig, bedgraph, max_plots, observed, progress,
                        extra_tracks, model, client, neutral_value) -> Dict[str, object]:
-  """`predict_to_files` once `out_dir` is locked and ready (`model`: what iter_predictions gets)."""
+  """`predict_to_files` once the output folder is locked and ready (`folder`: its
+  `OutputFolder`; `model`: what iter_predictions gets)."""
   written: Dict[str, object] = dict(plots=[], bigwig=[], bedgraph=[])
+  identifiers = track_identifiers(targets, plot_tracks)
+  stems = {track: f'{head}_{track}_{_safe_filename(identifier)}'
+           for track, identifier in zip(plot_tracks, identifiers)}
+  # The names known before predicting: a file of the user's under one of them stops the run now.
+  predictions_path = folder.claim(f'predictions.{output_format}')
+  extensions = ['.bw'] * bigwig + ['.bedGraph'] * bedgraph
+  folder.claim_all(stem + extension for stem in stems.values() for extension in extensions)
   with FastaStringExtractor(fasta_file) as extractor:
     chrom_sizes = extractor.chromosome_sizes
-    predictions_path = os.path.join(out_dir, f'predictions.{output_format}')
     writer = PredictionWriter(predictions_path, len(regions), predictor.output_length, stored,
                               targets, head, predictor.sequence_length, predictor.source,
                               extra_tracks, neutral_value)
@@ -535,7 +545,7 @@ def _predict_to_folder(predictor, fasta_file, regions, out_dir, head, stored, pl
           observed_bins = {t: bigwig_io.read_bigwig_bins(path, window.chrom, window.start,
                                                          window.end, BIN_SIZE)
                            for t, path in observed.items() if t in plotted}
-          png = os.path.join(out_dir, f'{i:04d}_{_safe_filename(prediction.name)}.png')
+          png = folder.claim(f'{i:04d}_{_safe_filename(prediction.name)}.png')
           plot_prediction(prediction, plotted, targets, observed_bins, png,
                           chrom_size=chrom_sizes[window.chrom])
           written['plots'].append(png)
@@ -547,9 +557,8 @@ def _predict_to_folder(predictor, fasta_file, regions, out_dir, head, stored, pl
       raise
     writer.close()
     written['predictions'] = predictions_path
-    identifiers = track_identifiers(targets, plot_tracks)
-    for track, identifier in zip(plot_tracks, identifiers):
-      stem = os.path.join(out_dir, f'{head}_{track}_{_safe_filename(identifier)}')
+    for track in plot_tracks:
+      stem = os.path.join(folder.path, stems[track])
       label = track_labels(targets, [track])[0]
       if bigwig:
         bigwig_io.write_bigwig(stem + '.bw', chrom_sizes, blocks[track], BIN_SIZE)

@@ -43,7 +43,7 @@ def register(subparsers) -> None:
                       'score)')
   parser.add_argument('--reduction', choices=('mean', 'sum'), default='mean',
                       help='target = mean (as the colab) or sum of the masked predictions')
-  parser.add_argument('--batch-size', type=int, default=8,
+  parser.add_argument('--batch-size', type=_common.positive_int, default=8,
                       help='ISM: mutant sequences per forward pass')
   _common.add_out_argument(parser, help='output folder (created)')
   _common.add_extra_track_argument(parser)
@@ -51,7 +51,7 @@ def register(subparsers) -> None:
   _common.add_quiet_argument(parser)
   _common.add_model_config_arguments(parser)
   _common.add_precision_argument(parser, extra=' (--method ism; gradients run in float32)')
-  _common.add_overwrite_argument(parser, help=_common.OVERWRITE_HELP + ' (the contents of a used --out folder)')
+  _common.add_overwrite_argument(parser)
   parser.set_defaults(func=run)
 
 

@@ -19,8 +19,8 @@ chromosome ends is N-padded) and predicted. Writes to --out:
   <head>_<track>_<id>.bedGraph  with --bedgraph
   NNNN_<region>.png          the chosen tracks (CAGE on log10(1+x)); --observed adds measured tracks
                              with the Pearson r of log2(1+x)
-A used --out is refused unless --overwrite (which replaces its contents); a region entirely past
-its chromosome's end is an error.
+A used --out is refused unless --overwrite, which replaces the files an earlier predict wrote
+there and keeps all others; a region entirely past its chromosome's end is an error.
 
 Models with extra input channels (input_channels = 4 + E, e.g. one-hot + conservation) take E
 --extra-track bigWigs in channel order: raw per-base values over the same N-padded input interval,
@@ -53,14 +53,13 @@ def register(subparsers) -> None:
   _common.add_tracks_argument(parser)
   _common.add_out_argument(parser, help='output folder (created)')
   parser.add_argument('--head', default='human', help='output head')
-  parser.add_argument('--batch-size', type=int, default=1, help='regions per model call')
+  parser.add_argument('--batch-size', type=_common.positive_int, default=1, help='regions per model call')
   parser.add_argument('--format', choices=('h5', 'npz'), default='h5',
                       help='predictions file format')
   parser.add_argument('--bedgraph', action='store_true', help='also write bedGraph files')
   parser.add_argument('--no-bigwig', action='store_true', help='do not write bigWig files')
-  parser.add_argument('--max-plots', type=int, default=10, help='PNGs for the first N regions')
-  parser.add_argument('--overwrite', action='store_true',
-                      help='replace existing outputs (the contents of a used --out folder)')
+  parser.add_argument('--max-plots', type=_common.non_negative_int, default=10, help='PNGs for the first N regions')
+  _common.add_overwrite_argument(parser)
   parser.add_argument('--observed', nargs='+', default=[], metavar='TRACK=BIGWIG',
                       help='observed coverage to draw under a predicted track, e.g. '
                       '4799=keratinocyte_cage.bw (the track is an index, identifier or '

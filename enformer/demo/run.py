@@ -58,6 +58,7 @@ from enformer.data.basenji import get_dataset
 from enformer.demo.report import key_numbers, write_demo_report
 from enformer.inference import export_hub_module, load_model
 from enformer.interpret.workflow import attribute_to_files
+from enformer.io.outputs import remove_entries
 from enformer.io.targets import read_targets
 from enformer.predict import predict_to_files
 from enformer.training import metrics
@@ -68,6 +69,9 @@ from enformer.variants import ScoreTransform, score_vcf
 PathLike = Union[str, os.PathLike]
 STATE_FILE = 'demo.json'
 REPORT_FILE = 'index.html'
+# Everything the demo writes into its folder: the state, the report and one folder per step.
+STEP_FOLDERS = ('genome', 'data', 'train', 'export', 'evaluate', 'predict', 'attribute',
+                'variants')
 DEFAULT_OUT_DIR = 'enformer_demo'
 ORGANISMS = ('human', 'mouse')
 
@@ -610,7 +614,8 @@ def run_demo(out_dir: PathLike = DEFAULT_OUT_DIR, quick: bool = False, force: bo
     out_dir: output folder (created). An existing folder must be a demo folder (holding
       demo.json) or empty.
     quick: smaller genome, shorter sequences and training (for CI; about a fifth of the time).
-    force: delete the demo folder's previous results and redo every step.
+    force: delete the demo's previous results in `out_dir` (its state, report and step
+      folders; other files stay) and redo every step.
     seed: random seed of genome, data, training and variants.
     log: where progress lines and, at the end, the key numbers go (default: print to stderr).
     progress: progress bars while writing data and training.
@@ -625,7 +630,7 @@ def run_demo(out_dir: PathLike = DEFAULT_OUT_DIR, quick: bool = False, force: bo
     raise FileExistsError(f'{out_dir} exists and is not a demo folder (no {STATE_FILE}); choose '
                           'another --out or remove it.')
   if force and (out_dir / STATE_FILE).exists():
-    shutil.rmtree(out_dir)
+    remove_entries(out_dir, (STATE_FILE, REPORT_FILE) + STEP_FOLDERS)
   out_dir.mkdir(parents=True, exist_ok=True)
   began = time.perf_counter()
   steps = _Steps(out_dir, settings, seed, log)

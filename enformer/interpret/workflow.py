@@ -21,14 +21,15 @@ from enformer.interpret.gradients import (Reduction, as_batch, forward_function,
                                           gradient_times_input, output_shape, parse_index_list,
                                           pool_contributions, target_mask)
 from enformer.interpret.ism import check_window, in_silico_mutagenesis, ism_logo_matrix
-from enformer.io.atomic import atomic_open, prepare_output_folder
+from enformer.io.atomic import atomic_open
 from enformer.io.bed import format_region, parse_region
 from enformer.io.bigwig import write_bigwig
 from enformer.io.fasta import FastaStringExtractor
 from enformer.io.lock import OutputLock
+from enformer.io.outputs import OutputFolder
 from enformer.io.targets import select_tracks, track_labels
 from enformer.predict import model_inputs
-from enformer.sequence import NEUTRAL_VALUE, NUM_NUCLEOTIDES
+from enformer.sequence import NEUTRAL_VALUE, NUM_NUCLEOTIDES, check_neutral_value
 
 
 @dataclasses.dataclass
@@ -215,7 +216,9 @@ def attribute_to_files(predictor,
     neutral_value: one-hot value of N (and of the padding past chromosome ends) in each channel:
       0 (default; enformer.py, Basenji2) or 0.25 (DeepMind's usage notebook); saved as `n_value`.
     progress: tqdm progress bar (ISM).
-    overwrite: replace the files of a used `out_dir` (otherwise FileExistsError). The folder is
+    overwrite: replace the files an earlier `attribute_to_files` wrote into a used `out_dir`
+      (recorded in the folder's manifest, `enformer.io.outputs`; other files stay and are never
+      replaced); otherwise a folder holding files is refused (FileExistsError). The folder is
       locked while the files are written (a second run on it stops, naming this one).
 
   Returns:
@@ -226,6 +229,7 @@ def attribute_to_files(predictor,
     raise FileNotFoundError(f'FASTA {fasta_file} does not exist.')
   if batch_size < 1:
     raise ValueError(f'batch_size must be >= 1, got {batch_size}.')
+  neutral_value = check_neutral_value(neutral_value)
   region = parse_region(region) if isinstance(region, str) else region
   window_region = parse_region(window) if isinstance(window, str) else window
   if head not in predictor.heads:
@@ -240,16 +244,20 @@ def attribute_to_files(predictor,
   extractor = FastaStringExtractor(fasta_file)
   extractor.check_regions([region])  # Unknown chromosome or past its end: an error.
   with OutputLock(out_dir, what=f'output folder {out_dir}'):
-    prepare_output_folder(out_dir, overwrite)
-    return _attribute_into(predictor, extractor, region, window_region, out_dir, track_indices,
+    folder = OutputFolder(out_dir, 'attribute', overwrite=overwrite)
+    return _attribute_into(predictor, extractor, region, window_region, folder, track_indices,
                            bins, head, targets, method, reduction, batch_size, extra_tracks,
                            neutral_value, progress)
 
 
-def _attribute_into(predictor, extractor, region, window_region, out_dir, track_indices, bins,
+def _attribute_into(predictor, extractor, region, window_region, folder, track_indices, bins,
                     head, targets, method, reduction, batch_size, extra_tracks,
                     neutral_value, progress) -> Dict[str, Any]:
-  """`attribute_to_files` once `out_dir` is locked and ready."""
+  """`attribute_to_files` once the output folder (`folder`, an `OutputFolder`) is locked and
+  ready."""
+  # Every output named before the work: a file of the user's under one of them stops it now.
+  npz_path, bigwig_path, tracks_png, logo_png = folder.claim_all(
+      ['attribution.npz', f'{method}_scores.bw', 'tracks.png', 'logo.png'])
   chrom = extractor.resolve_chromosome(region.chrom)
   interval = region.resize(predictor.sequence_length)
   model_input = model_inputs(extractor, [interval], extra_tracks,
@@ -283,11 +291,9 @@ def _attribute_into(predictor, extractor, region, window_region, out_dir, track_
     arrays.update(extra_inputs=result.extra_inputs, extra_tracks=np.asarray(list(extra_tracks)))
     if result.extra_scores is not None:
       arrays['extra_scores'] = result.extra_scores
-  npz_path = os.path.join(out_dir, 'attribution.npz')
   with atomic_open(npz_path, 'wb') as handle:
     np.savez_compressed(handle, **arrays)
 
-  bigwig_path = os.path.join(out_dir, f'{method}_scores.bw')
   w0, w1 = result.window
   if result.ism is None:
     blocks = [(chrom, result.start, result.scores)]
@@ -298,7 +304,6 @@ def _attribute_into(predictor, extractor, region, window_region, out_dir, track_
   panels = {f'{label} (track {index})': result.predictions[:, i]
             for i, (index, label) in enumerate(zip(result.tracks, labels))}
   method_label = 'gradient × input' if method == 'grad' else 'ISM −mean Δ (window)'
-  tracks_png, logo_png = os.path.join(out_dir, 'tracks.png'), os.path.join(out_dir, 'logo.png')
   plots_lib.plot_tracks_with_contributions(
       panels, result.pooled, (chrom, result.bins_start, result.bins_end),
       contribution_label=f'|{method_label}| per bin', highlight_bins=result.bins, path=tracks_png)

@@ -7,4 +7,6 @@ Modules (import them directly; nothing here loads TensorFlow):
   bigwig   write_bigwig / write_bedgraph / read_bigwig_bins: binned coverage tracks.
   lock     OutputLock: one live job per output (names the holder, takes over stale locks).
   atomic   atomic_path / atomic_open / atomic_directory: outputs complete or absent.
+  outputs  OutputFolder: output folders whose manifest records each command's files, so
+           overwrite removes only those.
 """

@@ -227,37 +227,15 @@ def _fsync_folder(folder: str) -> None:
     os.close(fd)
 
 
-def prepare_output_folder(path: PathLike, overwrite: bool = False) -> None:
-  """Creates an output folder; one holding files is emptied with `overwrite`, else refused.
-
-  Hidden entries (temporaries of this module) do not count. Hold an
-  `enformer.io.lock.OutputLock` on `path` around this and the writing that follows, so
-  `overwrite` never deletes files a live process is writing.
-  """
-  path = os.fspath(path)
-  if os.path.isdir(path):
-    entries = sorted(e for e in os.listdir(path) if not e.startswith('.'))
-    if entries and not overwrite:
-      shown = ', '.join(entries[:3]) + (', ...' if len(entries) > 3 else '')
-      raise FileExistsError(errno.EEXIST, f'{path} already holds files ({shown}). Pass '
-                            '--overwrite (overwrite=True) to replace them, or choose another '
-                            'output folder', path)
-    for entry in entries:
-      entry_path = os.path.join(path, entry)
-      if os.path.isdir(entry_path) and not os.path.islink(entry_path):
-        shutil.rmtree(entry_path)
-      else:
-        os.remove(entry_path)
-  os.makedirs(path, exist_ok=True)
-
-
 @contextlib.contextmanager
 def atomic_directory(path: PathLike, *, overwrite: bool = False) -> Iterator[str]:
   """Yields a temporary folder beside `path`; it replaces `path` once the block completes.
 
   A run killed midway leaves `path` as it was (plus a hidden temporary folder that the next run
-  of this host removes). With an existing `path` and `overwrite=False`, FileExistsError.
-  Hold an `enformer.io.lock.OutputLock` on `path` around this so no live process loses files.
+  of this host removes). With an existing `path` and `overwrite=False`, FileExistsError;
+  `overwrite=True` replaces the whole folder, so call it only on a folder that holds nothing
+  but an earlier output (`enformer.io.outputs.check_replaceable_folder`). Hold an
+  `enformer.io.lock.OutputLock` on `path` around this so no live process loses files.
   """
   path = os.path.abspath(os.fspath(path)).rstrip(os.sep)
   if os.path.exists(path) and not overwrite:
