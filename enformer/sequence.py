@@ -8,6 +8,7 @@ reach a chromosome end or an assembly gap reproduce the notebook's numbers only 
 """
 
 import functools
+import math
 from typing import Sequence, Tuple, Union
 
 import numpy as np
@@ -41,6 +42,24 @@ def _ascii_codes(sequence: Union[str, bytes]) -> np.ndarray:
         'N). Check the input file encoding.') from None
 
 
+def check_neutral_value(neutral_value: float) -> float:
+  """Returns `neutral_value` as a float; ValueError unless it is a finite number in [0, 1].
+
+  N is encoded as this value in each of the 4 channels: 0 (DeepMind's enformer.py, Basenji2) or
+  0.25 (the usage notebook, kipoiseq). NaN or infinity would make every prediction NaN, and
+  values outside [0, 1] are no base frequency.
+  """
+  try:
+    value = float(neutral_value)
+  except (TypeError, ValueError):
+    raise ValueError(f'The one-hot value of N must be a number in [0, 1] (0, or 0.25 as '
+                     f'DeepMind\'s usage notebook), got {neutral_value!r}.') from None
+  if not math.isfinite(value) or not 0 <= value <= 1:
+    raise ValueError(f'The one-hot value of N must be a finite number in [0, 1] (0, or 0.25 as '
+                     f'DeepMind\'s usage notebook), got {neutral_value!r}.')
+  return value
+
+
 @functools.lru_cache(maxsize=16)
 def _lookup_table(alphabet: str, neutral_alphabet: str, neutral_value: float,
                   dtype: np.dtype) -> Tuple[np.ndarray, np.ndarray]:
@@ -70,7 +89,8 @@ def one_hot_encode(sequence: Union[str, bytes],
   column: 0 (default) as DeepMind's enformer.py and the Basenji2 data, 0.25 as kipoiseq and
   DeepMind's usage notebook. Any other character raises ValueError.
   """
-  table, valid = _lookup_table(alphabet, neutral_alphabet, neutral_value, np.dtype(dtype))
+  table, valid = _lookup_table(alphabet, neutral_alphabet, check_neutral_value(neutral_value),
+                               np.dtype(dtype))
   codes = _ascii_codes(sequence)
   is_valid = np.take(valid, codes)  # np.take is ~10x faster than fancy indexing here.
   if not is_valid.all():

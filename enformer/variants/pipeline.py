@@ -24,6 +24,7 @@ from enformer.io import sad as sad_io
 from enformer.io.fasta import FastaStringExtractor
 from enformer.io.files import content_identity
 from enformer.io.lock import OutputLock
+from enformer.io.outputs import file_in_folder
 from enformer.io.targets import read_targets
 from enformer.io.vcf import VariantSite, VcfSummary, read_variants
 from enformer.variants.normalization import ScoreTransform
@@ -31,6 +32,7 @@ from enformer.variants.plotting import plot_variant_scores
 from enformer.variants.scoring import VariantScorer, flatten_sites
 
 PathLike = Union[str, os.PathLike]
+SCORES_FILE = sad_io.SCORES_FILE  # The output file of a run given a folder as `out`.
 
 
 @dataclasses.dataclass
@@ -222,7 +224,8 @@ def score_vcf(predictor,
     fasta: FASTA path or `enformer.io.fasta.FastaStringExtractor` (with `client`: a path, or an
       extractor whose `path` the workers can read).
     vcf: VCF path (plain or bgzip).
-    out: output HDF5 path.
+    out: output HDF5 path, or a folder (existing, or written with a trailing separator): then
+      `out/scores.h5`.
     head: model head to score.
     targets: targets table (path or DataFrame from `enformer.io.targets.read_targets`) for
       `target_ids` / `target_labels`.
@@ -255,6 +258,7 @@ def score_vcf(predictor,
     OutputLockedError: another live process is writing the same `out`.
   """
   started = time.time()
+  out = file_in_folder(out, SCORES_FILE)
   paths = output_paths(out)
   # One run per output: a second run on the same --out stops here, naming this one.
   with OutputLock(paths['h5'], what=f'--out {os.fspath(out)}'):
@@ -292,12 +296,14 @@ def score_vcf(predictor,
       raise ValueError(f'No scorable variants in {vcf}.\n{summary.format()}')
     columns = flatten_sites(sites)
     chunks = chunk_sites(sites, chunk_size)
+    model_path, _, model_precision = (model_id or '').partition(' precision=')
     settings = {
-        'variants': sad_io.fingerprint(columns), 'model': model_id,
-        # Content identities: a model, genome or table replaced at the same path is noticed.
-        'model_content': (content_identity(model_id.rsplit(' precision=', 1)[0])
-                          if model_id else ''),
-        'fasta': os.path.abspath(fasta.path),
+        # Local models and genomes count by content, not path or timestamps: a model replaced
+        # at the same path is noticed; a copy or `touch` of the same files resumes.
+        'variants': sad_io.fingerprint(columns),
+        'model': model_path if '://' in model_path else '',
+        'precision': model_precision or 'float32',
+        'model_content': content_identity(model_path) if model_path else '',
         'fasta_content': content_identity(fasta.path, [fasta.path + '.fai']),
         'targets_content': _table_identity(targets), 'head': head,
         'sequence_length': scorer.sequence_length,

@@ -42,7 +42,8 @@ import numpy as np
 from enformer import incremental as incremental_lib
 from enformer.io.vcf import VariantSite
 from enformer.predict import read_extra_tracks
-from enformer.sequence import NEUTRAL_VALUE, one_hot_encode, reverse_complement_one_hot
+from enformer.sequence import (NEUTRAL_VALUE, check_neutral_value, one_hot_encode,
+                               reverse_complement_one_hot)
 
 INDEL_ANCHORS = ('notebook', 'variant')
 
@@ -62,6 +63,21 @@ def ensemble_members(shifts: Sequence[int] = (0,),
     raise ValueError('Pass at least one shift (e.g. 0).')
   strands = (False, True) if reverse_complement else (False,)
   return tuple(EnsembleMember(s, rc) for s in shifts for rc in strands)
+
+
+def check_shifts(shifts: Sequence[int], sequence_length: int) -> None:
+  """ValueError unless every shift keeps the variant inside its L bp window.
+
+  The window of `variant_interval` puts the variant at index L/2 − 1 − shift (0-based), so a
+  shift must lie in [−L/2, L/2 − 1]; beyond, ref and alt windows are identical and every score
+  would be 0.
+  """
+  low, high = -(sequence_length // 2), sequence_length // 2 - 1
+  outside = [int(s) for s in shifts if not low <= int(s) <= high]
+  if outside:
+    raise ValueError(f'Shift(s) {outside} move the variant out of its {sequence_length:,} bp '
+                     f'window (every score would be 0): shifts must lie between {low:,} and '
+                     f'{high:,} bp; ensembles use a few bp, e.g. -1, 0, 1.')
 
 
 def variant_interval(chrom: str, pos: int, sequence_length: int,
@@ -120,7 +136,8 @@ class VariantScorer:
       sequence_length: model input length L (bp).
       batch_size: sequences per forward pass (refs and alts are mixed in one batch).
       reverse_complement: also predict the reverse complement and average.
-      shifts: window shifts in bp to average over, e.g. (-1, 0, 1).
+      shifts: window shifts in bp to average over, e.g. (-1, 0, 1); each must keep the variant
+        inside the window (`check_shifts`).
       neutral_value: one-hot value of N in each channel: 0 (default; enformer.py, Basenji2) or
         0.25 (DeepMind's usage notebook, kipoiseq's default).
       indel_anchor: placement of indels, 'notebook' (default) or 'variant' (module docstring).
@@ -151,9 +168,10 @@ class VariantScorer:
     self.head = head
     self.sequence_length = int(sequence_length)
     self.batch_size = int(batch_size)
+    check_shifts(shifts, self.sequence_length)
     self.members = ensemble_members(shifts, reverse_complement)
     self.extra_tracks = tuple(extra_tracks)
-    self.neutral_value = float(neutral_value)
+    self.neutral_value = check_neutral_value(neutral_value)
     self.indel_anchor = indel_anchor
     self._extractor = VariantSeqExtractor(reference_sequence=fasta)
     self.forward_passes = 0  # Number of predict_on_batch calls (for benchmarks).

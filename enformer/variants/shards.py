@@ -12,25 +12,20 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from enformer.io import sad as sad_io
+from enformer.io.sad import parse_shard  # pylint: disable=unused-import (re-exported)
 from enformer.io.lock import OutputLock
 from enformer.variants.normalization import ScoreTransform
-from enformer.variants.pipeline import PathLike, write_score_files
+from enformer.io.outputs import file_in_folder
+from enformer.variants.pipeline import SCORES_FILE, PathLike, write_score_files
 
 # Names of the shared settings in messages.
 SETTING_NAMES = {
     'variants': 'VCF variants', 'model': 'model', 'fasta': 'FASTA', 'head': 'head',
     'sequence_length': 'sequence length', 'shifts': 'shifts / --rc ensemble',
     'reverse_complement': 'reverse complement (--rc)', 'chunk_size': 'chunk size',
-    'targets': 'targets table'
+    'targets': 'targets table', 'model_content': 'model files', 'fasta_content': 'FASTA content',
+    'precision': 'precision'
 }
-
-
-def parse_shard(text: str) -> tuple:
-  """'K/N' → (K, N) with 1 ≤ K ≤ N (ValueError otherwise)."""
-  index, _, count = text.partition('/')
-  if not (index.isdigit() and count.isdigit()) or not 1 <= int(index) <= int(count):
-    raise ValueError(f'--shard takes K/N with 1 ≤ K ≤ N (e.g. 2/8), got {text!r}.')
-  return int(index), int(count)
 
 
 def _check_same_run(first: str, first_settings: Dict, path: str, settings: Dict) -> None:
@@ -53,7 +48,7 @@ def merge_scores(out: PathLike,
   """Writes the sad.h5 (+ side files) of a run scored as N shard files.
 
   Args:
-    out: output HDF5 path.
+    out: output HDF5 path, or a folder (as in `score_vcf`: then `out/scores.h5`).
     shards: the N shard files (any order).
     transform, num_pcs, tsv, plot: as in `score_vcf`.
     overwrite: replace an existing `out`.
@@ -67,7 +62,7 @@ def merge_scores(out: PathLike,
       or shards missing from the set.
     OutputLockedError: another live process is writing `out`.
   """
-  out = os.fspath(out)
+  out = file_in_folder(out, SCORES_FILE)
   with OutputLock(out, what=f'merge-scores output {out}'):
     if os.path.exists(out) and not overwrite:
       raise FileExistsError(f'{out} already exists. Pass --overwrite to replace it, or choose '
