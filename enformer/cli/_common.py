@@ -9,9 +9,12 @@ Nothing here imports TensorFlow at module level, so `enformer --help` stays fast
 
 import argparse
 import json
+import math
 import os
 import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from enformer.io.outputs import visible_entries
 
 MODEL_HELP = (
     'the model: a TF-Hub handle or URL, a SavedModel folder, a Sonnet checkpoint (folder or '
@@ -43,7 +46,7 @@ PRECISION_HELP = (
     'outputs; needs '
     'the Sonnet module (checkpoint, run folder or an export of this package); '
     'benchmarks/bf16_accuracy.py measures its accuracy on your model')
-OVERWRITE_HELP = 'replace existing outputs'
+OVERWRITE_HELP = "replace this command's earlier outputs, never other files"
 
 _VALUE_OPTIONAL = (argparse.OPTIONAL, argparse.ZERO_OR_MORE)
 
@@ -146,10 +149,22 @@ def load_predictor(args: argparse.Namespace):
   return predictor
 
 
+def n_value(text: str) -> float:
+  """--n-value: a finite number in [0, 1] (NaN or infinity would make every output NaN)."""
+  try:
+    value = float(text)
+  except ValueError:
+    value = None
+  if value is None or not math.isfinite(value) or not 0 <= value <= 1:
+    raise argparse.ArgumentTypeError(f'must be a finite number in [0, 1] (0, or 0.25 as '
+                                     f"DeepMind's usage notebook), got {text!r}")
+  return value
+
+
 def add_n_value_argument(parser: argparse.ArgumentParser) -> argparse.Action:
-  """--n-value V: the one-hot value of N (library keyword `neutral_value`)."""
+  """--n-value V: the one-hot value of N (library keyword `neutral_value`), in [0, 1]."""
   return parser.add_argument(
-      '--n-value', type=float, default=0.0, metavar='V',
+      '--n-value', type=n_value, default=0.0, metavar='V',
       help='one-hot value of N (and of the padding past chromosome ends) in each of the 4 '
       "channels: 0 as DeepMind's enformer.py and the Basenji2 training data; 0.25 as DeepMind's "
       "usage notebook (kipoiseq's default), to reproduce its numbers")
@@ -287,14 +302,19 @@ def add_quiet_argument(parser) -> argparse.Action:
 
 
 def check_unused_output_folder(out: str, overwrite: bool) -> None:
-  """Refuses an --out folder that holds files unless --overwrite (no stale outputs beside new)."""
+  """Refuses an --out folder that holds files unless --overwrite (no stale outputs beside new).
+
+  With --overwrite the command later removes only the files it wrote there before
+  (`enformer.io.outputs.OutputFolder`); other files stay.
+  """
   if overwrite or not os.path.isdir(out):
     return
-  entries = sorted(e for e in os.listdir(out) if not e.startswith('.'))
+  entries = visible_entries(out)
   if entries:
     shown = ', '.join(entries[:3]) + (', ...' if len(entries) > 3 else '')
     raise FileExistsError(f'--out {out} already holds files ({shown}). Pass --overwrite to '
-                          'replace them, or choose another --out.')
+                          'replace the outputs an earlier run of this command wrote there (other '
+                          'files are kept), or choose another --out.')
 
 
 def check_exists(path: str, flag: str) -> None:

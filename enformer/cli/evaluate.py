@@ -7,6 +7,9 @@ from enformer.cli import _common
 from enformer.cli._inputs import check_data_folder, check_files, check_model, check_output_path
 from enformer.io.lock import OutputLock
 
+# The files `write_evaluation` writes into --out (and gene_level.tsv with --tss).
+EVALUATION_FILES = ('per_track.tsv', 'summary.json', 'per_track_by_assay.png')
+
 _DESCRIPTION = """\
 Evaluate a model on a Basenji2 data subset: per-track Pearson R over all bins and sequences (the
 paper's metric) and R², written to OUT/per_track.tsv with track names, OUT/summary.json, and
@@ -14,6 +17,8 @@ OUT/per_track_by_assay.png (correlations by assay type: CAGE / DNASE / CHIP / AT
 targets description). With --tss BED (chrom, start = TSS, end, gene), also the Enformer
 paper's gene-level metric: TSS bin ±1 summed, log1p, z-scored per track across genes, then
 correlation across genes (per track) and across tracks (per gene) → OUT/gene_level.tsv.
+A used --out is refused unless --overwrite, which replaces only the files an earlier evaluate
+wrote there.
 
 --model takes a training run folder (its best model; RUN:latest for its latest checkpoint), a
 checkpoint folder/prefix (with --model-arg KEY=VALUE for its architecture), a SavedModel folder or
@@ -42,6 +47,7 @@ def register(subparsers) -> None:
                       help='evaluate only this many batches (default: all)')
   parser.add_argument('--layout', default=None, choices=('basenji2', 'legacy'),
                       help='data layout (default: detected)')
+  _common.add_overwrite_argument(parser)
   _common.add_quiet_argument(parser)
   _common.add_model_config_arguments(parser, sequence_length=False)
   parser.set_defaults(func=run)
@@ -57,10 +63,12 @@ def run(args: argparse.Namespace) -> int:
     check_data_folder(args.data, '--data')
   check_files((args.targets, '--targets', 'text'), (args.tss, '--tss', 'text'))
   check_output_path(args.out, '--out', folder=True)
+  _common.check_unused_output_folder(args.out, args.overwrite)
 
   import pandas as pd  # pylint: disable=import-outside-toplevel
   from enformer.data import basenji  # pylint: disable=import-outside-toplevel
   from enformer.inference.loading import load_model  # pylint: disable=import-outside-toplevel
+  from enformer.io.outputs import OutputFolder  # pylint: disable=import-outside-toplevel
   from enformer.io.targets import read_targets  # pylint: disable=import-outside-toplevel
   from enformer.training import evaluate as evaluate_lib  # pylint: disable=import-outside-toplevel
 
@@ -91,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
                                  targets=targets, tss_index=tss_index, progress=not args.quiet,
                                  source=f'{info.path}, subset {args.subset}')
   with OutputLock(args.out, what=f'--out {args.out}'):
+    folder = OutputFolder(args.out, 'evaluate', overwrite=args.overwrite, hint='--overwrite')
+    folder.claim_all(EVALUATION_FILES + ('gene_level.tsv',) * (result.gene_level is not None))
     paths = evaluate_lib.write_evaluation(result, args.out)
   for line in evaluate_lib.summary_lines(result):
     print(line)

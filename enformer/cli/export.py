@@ -5,13 +5,15 @@ import argparse
 from enformer.cli import _common
 from enformer.cli._inputs import check_model, check_output_path
 from enformer.io.lock import OutputLock
+from enformer.io.outputs import check_export_folder
 
 DESCRIPTION = """Export a Sonnet checkpoint (e.g. DeepMind's sonnet_weights, or a training run's) as a
 TF-Hub-compatible SavedModel: hub.load(OUT).model.predict_on_batch(x) takes x = [B, N, 4] float32
 (N = --hub-length, default 393,216 like the published module) and centre-crops it to the model's
 own input length (--sequence-length; default 196,608, or a run folder's training length). The checkpoint is verified against the model
 config first (a mismatch says which config would fit). Load the result with
-`enformer predict --model OUT` or enformer.load_model(OUT).
+`enformer predict --model OUT` or enformer.load_model(OUT). An --out that holds files is refused
+unless --overwrite, which replaces an earlier export there (and only a folder holding nothing else).
 
 Example:
   enformer export --model gs://dm-enformer/models/enformer/sonnet_weights/enformer \\
@@ -30,6 +32,8 @@ def register(subparsers) -> None:
                       help='input length of the exported signature (default 393,216, or the '
                       'model length when that is larger)')
   _common.add_model_config_arguments(parser)
+  _common.add_overwrite_argument(parser, help=_common.OVERWRITE_HELP + ' (an earlier export in '
+                                 '--out; a folder holding other files is refused)')
   parser.set_defaults(func=run)
 
 
@@ -37,6 +41,8 @@ def run(args: argparse.Namespace) -> int:
   check_model(args.model, '--model')
   _common.model_config_from_args(args)
   check_output_path(args.out, '--out', folder=True)
+  if '://' not in args.out:
+    check_export_folder(args.out, args.overwrite, hint='--overwrite')
   with OutputLock(args.out, what=f'--out {args.out}'):
     return _export(args)
 
@@ -52,7 +58,7 @@ def _export(args: argparse.Namespace) -> int:
   model_length = predictor.model_sequence_length
   hub_length = args.hub_length or max(HUB_SEQUENCE_LENGTH, model_length)
   export_hub_module(predictor.model, args.out, sequence_length=hub_length,
-                    model_sequence_length=model_length)
+                    model_sequence_length=model_length, overwrite=args.overwrite)
   heads = ', '.join(f'{k} {v}' for k, v in predictor.heads.items())
   print(f'Exported {predictor.source} to {args.out}: input [B, {hub_length:,}, '
         f'{predictor.input_channels}] (centre {model_length:,} bp seen by the model) → '

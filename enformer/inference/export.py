@@ -24,11 +24,12 @@ from enformer.fast import compile_forward
 from enformer.inference.predictor import check_crop
 from enformer.io.atomic import atomic_directory
 from enformer.io.files import parse_json
+from enformer.io.outputs import EXPORT_CONFIG, check_export_folder
 
 # Input length of DeepMind's TF-Hub module: twice the 196,608 bp the network sees (centre crop).
 HUB_SEQUENCE_LENGTH = 393_216
 # Written next to saved_model.pb by export_hub_module: model config and lengths.
-CONFIG_FILENAME = 'enformer_config.json'
+CONFIG_FILENAME = EXPORT_CONFIG
 
 
 class _HubModule(tf.Module):
@@ -56,7 +57,8 @@ class _HubModule(tf.Module):
 
 
 def export_hub_module(model: Enformer, export_dir: str, sequence_length: int = HUB_SEQUENCE_LENGTH,
-                      model_sequence_length: Optional[int] = None, *, fast: bool = True) -> str:
+                      model_sequence_length: Optional[int] = None, *, fast: bool = True,
+                      overwrite: bool = False) -> str:
   """Saves `model` as a TF-Hub-compatible SavedModel.
 
   `hub.load(export_dir).model.predict_on_batch(x)` then takes x [B, sequence_length, C] float32,
@@ -69,7 +71,10 @@ def export_hub_module(model: Enformer, export_dir: str, sequence_length: int = H
 
   Args:
     model: the Enformer (variables must exist: call it once or `model.build_variables()`).
-    export_dir: output folder (local or tf.io.gfile path); must not already hold a SavedModel.
+    export_dir: output folder (local or tf.io.gfile path). An existing one that holds files is
+      refused unless `overwrite`.
+    overwrite: replace an earlier export in `export_dir` (a local folder that holds nothing but
+      the entries of an export of this package; anything else there is refused, never lost).
     sequence_length: input length of the exported signature.
     model_sequence_length: length the network sees; default min(sequence_length, 196,608).
     fast: save the fused inference forward of `enformer.fast` (default: same numbers within
@@ -83,8 +88,12 @@ def export_hub_module(model: Enformer, export_dir: str, sequence_length: int = H
   model.check_sequence_length(model_sequence_length)
   check_crop(sequence_length, model_sequence_length)
   model.build_variables()  # Variables created in __init__ alone do not make a built model.
-  if tf.io.gfile.exists(os.path.join(export_dir, 'saved_model.pb')):
-    raise FileExistsError(f'{export_dir} already holds a SavedModel; choose a new folder.')
+  remote = '://' in export_dir
+  if remote and tf.io.gfile.exists(os.path.join(export_dir, 'saved_model.pb')) and not overwrite:
+    raise FileExistsError(f'{export_dir} already holds a SavedModel; pass overwrite=True to '
+                          'replace it, or choose a new folder.')
+  if not remote:
+    check_export_folder(export_dir, overwrite)
   hub_module = _HubModule(model, sequence_length, model_sequence_length, fast=fast)
   # A tf.train.Checkpoint root (tf.Module's read-only `variables` properties would not be saved):
   # TF-Hub's reusable SavedModel attributes next to DeepMind's `.model`.
@@ -105,9 +114,9 @@ def export_hub_module(model: Enformer, export_dir: str, sequence_length: int = H
     with tf.io.gfile.GFile(os.path.join(folder, CONFIG_FILENAME), 'w') as handle:
       json.dump(metadata, handle, indent=1)
 
-  remote = '://' in export_dir
-  if not remote and (not os.path.exists(export_dir) or not os.listdir(export_dir)):
-    # A new local folder: built beside and renamed when complete (no half-written SavedModel).
+  if not remote:
+    # Built beside and renamed when complete (no half-written SavedModel); an earlier export
+    # there (checked above) is replaced only then.
     with atomic_directory(export_dir, overwrite=True) as building:
       save(building)
   else:

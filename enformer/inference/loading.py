@@ -219,7 +219,7 @@ def load_model(handle_or_path: str, sequence_length: Optional[int] = None, *,
       `enformer train`: `RUN` or `RUN:best` (its best model), `RUN:latest` (latest checkpoint).
     sequence_length: checkpoints only: input length of the predictor (default 196,608; run
       folders: the length they trained on). SavedModels define their own (393,216 for
-      DeepMind's module).
+      DeepMind's module): for them, a different value is an error (ValueError).
     fast: when the Sonnet module is available (checkpoints, exports of this package), predict
       with the fused forward of `enformer.fast` (equal within 1e-5 relative); False: the
       reference op sequence. DeepMind's hub module always runs its own saved graph.
@@ -255,7 +255,8 @@ def load_model(handle_or_path: str, sequence_length: Optional[int] = None, *,
                        f'{_first_line(error.message)}). Offline? Copy the model to a local '
                        'folder and pass that folder.') from None
     if saved_model:
-      return _load_saved_model(handle, config, fast, precision)
+      return _check_saved_model_length(_load_saved_model(handle, config, fast, precision),
+                                       sequence_length)
     if checkpoint:
       return _load_checkpoint(handle, sequence_length, config, fast, precision)
     if local:
@@ -263,7 +264,26 @@ def load_model(handle_or_path: str, sequence_length: Optional[int] = None, *,
           f'{handle} is neither a SavedModel folder (with saved_model.pb) nor a checkpoint '
           '(prefix with .index, or a folder holding one). For TF-Hub pass the handle URL, e.g. '
           'https://tfhub.dev/deepmind/enformer/1.')
-  if config or sequence_length:
+  if config:
     raise ValueError('Model config arguments only apply to checkpoints; a TF-Hub module defines '
                      'its own architecture and input length.')
-  return _load_saved_model(handle, {}, fast, precision)
+  return _check_saved_model_length(_load_saved_model(handle, {}, fast, precision),
+                                   sequence_length)
+
+
+def _check_saved_model_length(predictor: Predictor, sequence_length: Optional[int]) -> Predictor:
+  """`predictor` of a SavedModel; ValueError when `sequence_length` is given and differs.
+
+  A SavedModel defines its own input length (and the length its network sees, after a centre
+  crop): a different requested length cannot apply, and ignoring it would predict other
+  windows than asked for.
+  """
+  lengths = {predictor.sequence_length, predictor.model_sequence_length}
+  if sequence_length is not None and int(sequence_length) not in lengths:
+    seen = ('' if predictor.model_sequence_length == predictor.sequence_length else
+            f', of which its network sees the centre {predictor.model_sequence_length:,} bp')
+    raise ValueError(f'{predictor.source} takes {predictor.sequence_length:,} bp inputs{seen}; '
+                     f'a SavedModel defines its own input length, so sequence_length='
+                     f'{int(sequence_length):,} cannot apply. Leave it out, or load the '
+                     'checkpoint the SavedModel was exported from at that length.')
+  return predictor
