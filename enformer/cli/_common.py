@@ -14,6 +14,7 @@ import os
 import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from enformer.io import quiet
 from enformer.io.outputs import visible_entries
 
 MODEL_HELP = (
@@ -91,7 +92,12 @@ def _model_arg(text: str) -> Tuple[str, Any]:
     raise argparse.ArgumentTypeError(f'expected KEY=VALUE (e.g. channels=384), got {text!r}')
   try:
     return key.strip(), json.loads(value)
-  except json.JSONDecodeError:
+  except json.JSONDecodeError as error:
+    if value.lstrip()[:1] in ('{', '[', '"'):  # Meant as JSON (a dict, list or string).
+      raise argparse.ArgumentTypeError(
+          f'{text!r}: the value is not valid JSON ({error.msg} at column {error.colno}); '
+          'JSON needs double-quoted keys and the shell needs the whole argument quoted, e.g. '
+          '--model-arg \'heads={"human": 5313}\'') from None
     return key.strip(), value
 
 
@@ -174,7 +180,7 @@ def add_cluster_arguments(parser: argparse.ArgumentParser, unit: str) -> None:
   """--workers N / --scheduler ADDRESS: run the work on a Dask cluster (docs/distributed.md)."""
   group = parser.add_argument_group('Dask cluster (same output as a single process)')
   where = group.add_mutually_exclusive_group()
-  where.add_argument('--workers', type=int, default=None, metavar='N',
+  where.add_argument('--workers', type=positive_int, default=None, metavar='N',
                      help=f'start N single-threaded worker processes on this machine (e.g. one per '
                      f'GPU or core) and run {unit} as tasks on them')
   where.add_argument('--scheduler', default=None, metavar='tcp://HOST:PORT',
@@ -188,6 +194,28 @@ def add_fasta_argument(parser, required: bool = True,
                        help: str = FASTA_HELP) -> argparse.Action:  # pylint: disable=redefined-builtin
   """--fasta: the genome FASTA."""
   return parser.add_argument('--fasta', required=required, metavar='FASTA', help=help)
+
+
+def positive_int(text: str) -> int:
+  """A count that must be at least 1 (checked while parsing, long before TensorFlow loads)."""
+  try:
+    value = int(text.replace(',', '').replace('_', ''))
+  except ValueError:
+    raise argparse.ArgumentTypeError(f'expected a whole number, got {text!r}') from None
+  if value < 1:
+    raise argparse.ArgumentTypeError(f'must be at least 1, got {value}')
+  return value
+
+
+def non_negative_int(text: str) -> int:
+  """A count that may be 0."""
+  try:
+    value = int(text.replace(',', '').replace('_', ''))
+  except ValueError:
+    raise argparse.ArgumentTypeError(f'expected a whole number, got {text!r}') from None
+  if value < 0:
+    raise argparse.ArgumentTypeError(f'must be 0 or more, got {value}')
+  return value
 
 
 def positive_length(text: str) -> int:
@@ -269,25 +297,12 @@ def add_extra_track_argument(parser) -> argparse.Action:
 # --------------------------------------------------------------------------- behaviour
 
 def import_tensorflow_quietly() -> None:
-  """Imports TensorFlow without its start-up messages, unless TF_CPP_MIN_LOG_LEVEL is set.
+  """TensorFlow, whenever a subcommand first imports it, loads without its start-up messages.
 
-  TensorFlow logs oneDNN and CUDA notes while loading (before its log level applies) and errors
-  such as `failed call to cuInit` or oneDNN's DT_HALF fallback later; neither concerns the user.
-  Level 3 hides the later ones; the loading ones are written to the process's stderr, so it
-  points at /dev/null during the import. Python errors of the import still surface.
+  Nothing is imported here: the subcommand checks its inputs first, without TensorFlow
+  (`enformer.io.quiet`; a TF_CPP_MIN_LOG_LEVEL set by the user applies as set).
   """
-  if os.environ.get('TF_CPP_MIN_LOG_LEVEL') is not None:
-    return  # The user chose what to see.
-  os.environ['TF_CPP_MIN_LOG_LEVEL'] = '3'
-  saved = os.dup(2)
-  devnull = os.open(os.devnull, os.O_WRONLY)
-  os.dup2(devnull, 2)
-  try:
-    import tensorflow  # pylint: disable=import-outside-toplevel,unused-import
-  finally:
-    os.dup2(saved, 2)
-    os.close(saved)
-    os.close(devnull)
+  quiet.quiet_tensorflow_import()
 
 
 def add_overwrite_argument(parser, help: str = OVERWRITE_HELP  # pylint: disable=redefined-builtin

@@ -6,20 +6,26 @@ truncated or corrupt file, a full disk, a held output lock, bad values, a worker
 memory) — the CLI prints `enformer CMD: error: MESSAGE` and exits 2. Anything else is a bug: one
 line too, with a hint to rerun with --debug for the traceback (exit 1).
 
-When the error itself does not name a file, the innermost traceback frame that holds one of the
-command's path arguments names it ("... (in --vcf calls.vcf.gz)").
+An error raised inside another library (a decoder, a parser) often names no file: the file being
+read in the innermost traceback frame that holds one is named then ("... (in calls.vcf.gz)").
+The package's own messages name what they need and get nothing added. A full disk is a full disk
+whoever reports it (TensorFlow says RESOURCE_EXHAUSTED); a checkpoint that does not fit the
+configuration gets its fix as --model-arg flags to paste.
 """
 
 import argparse
+import codecs
 import concurrent.futures.process
 import errno
 import gzip
 import json
 import os
 import re
+import shlex
 import sys
+import types
 import zlib
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from enformer.io.atomic import DiskFullError, is_disk_full
 from enformer.io.lock import OutputLockedError
@@ -50,29 +56,63 @@ def path_arguments(args: argparse.Namespace) -> Dict[str, str]:
   return found
 
 
-def _file_in_traceback(error: BaseException, args: argparse.Namespace) -> Optional[str]:
-  """'--flag path' of the innermost frame holding one of the command's path arguments."""
-  candidates = path_arguments(args)
-  absolute = {}
-  for path, flag in candidates.items():
-    with_abs = os.path.abspath(path)
-    absolute[with_abs] = (flag, path)
-    absolute[with_abs.rstrip(os.sep)] = (flag, path)
+def _frames(error: BaseException) -> List[types.FrameType]:
+  """The frames of the error's traceback, innermost first."""
   frames = []
   traceback = error.__traceback__
   while traceback is not None:
     frames.append(traceback.tb_frame)
     traceback = traceback.tb_next
-  for frame in reversed(frames):
+  return frames[::-1]
+
+
+def _raised_by_the_package(error: BaseException) -> bool:
+  """Whether the innermost frame is this package's code (its messages say what they need)."""
+  frames = _frames(error)
+  return bool(frames) and str(frames[0].f_globals.get('__name__', '')).startswith('enformer')
+
+
+def _as_path(value) -> Optional[str]:
+  """The path a frame local names: a path string, or the name of an open (or closed) file."""
+  if isinstance(value, os.PathLike):
+    value = os.fspath(value)
+  elif not isinstance(value, (str, bytes)):
+    value = getattr(value, 'name', None) or getattr(value, 'filename', None)
+    if isinstance(value, os.PathLike):
+      value = os.fspath(value)
+  if isinstance(value, bytes):
+    value = value.decode('utf-8', 'replace')
+  if not isinstance(value, str) or not value or len(value) > 4096 or '\n' in value:
+    return None
+  return value
+
+
+def _file_in_traceback(error: BaseException) -> Optional[str]:
+  """The file being read where a third-party library raised `error`: the innermost frame's file
+  object or path of an existing file (file objects first). None when the package raised it."""
+  if _raised_by_the_package(error):
+    return None
+  for frame in _frames(error):
+    values = list(frame.f_locals.values())
+    ordered = [v for v in values if not isinstance(v, (str, bytes, os.PathLike))] + [
+        v for v in values if isinstance(v, (str, bytes, os.PathLike))]
+    for value in ordered:
+      path = _as_path(value)
+      if path is not None and os.path.isfile(path):
+        return path
+  return None
+
+
+def _output_in_traceback(error: BaseException, args: argparse.Namespace) -> Optional[str]:
+  """'--flag path' of the innermost frame that holds one of the command's path arguments."""
+  absolute = {}
+  for path, flag in path_arguments(args).items():
+    absolute[os.path.abspath(path).rstrip(os.sep)] = f'{flag} {path}'
+  for frame in _frames(error):
     for value in list(frame.f_locals.values()):
-      if isinstance(value, os.PathLike):
-        value = os.fspath(value)
-      if isinstance(value, bytes) or not isinstance(value, str) or len(value) > 4096:
-        continue
-      key = os.path.abspath(value) if value else None
-      if key in absolute:
-        flag, path = absolute[key]
-        return f'{flag} {path}'
+      path = _as_path(value) if isinstance(value, (str, os.PathLike)) else None
+      if path is not None and os.path.abspath(path).rstrip(os.sep) in absolute:
+        return absolute[os.path.abspath(path).rstrip(os.sep)]
   return None
 
 
@@ -126,15 +166,19 @@ def describe(error: BaseException, args: argparse.Namespace) -> Tuple[str, bool]
     return f'{error.strerror or error}.', True
   if isinstance(error, OutputLockedError):
     return _first_line(str(error)), True
-  if isinstance(error, OSError) and not isinstance(error, DiskFullError) and is_disk_full(error):
-    where = _file_in_traceback(error, args)
-    target = f' writing {error.filename or where}' if (error.filename or where) else ''
+  if is_disk_full(error):  # Whatever raised it: OSError, TensorFlow, h5py, pyBigWig.
+    filename = getattr(error, 'filename', None)
+    where = os.fspath(filename) if filename else _output_in_traceback(error, args)
+    target = f' writing {where}' if where else ''
     return (f'No space left on the device{target}. Free some space or choose an output on '
             'another disk; files finished before were kept', True)
   tf_result = _tf_error(error) if 'tensorflow' in sys.modules else None
   executor = sys.modules.get('enformer.distributed.executor')  # Loaded by the Dask runs only.
   if executor is not None and isinstance(error, executor.DistributedError):
     return _first_line(str(error)), True
+  checkpoints = sys.modules.get('enformer.inference.checkpoints')  # Loaded with the model only.
+  if checkpoints is not None and isinstance(error, checkpoints.CheckpointMismatchError):
+    return _checkpoint_mismatch(error), True
   if tf_result is not None:
     message, known = tf_result
   elif isinstance(error, concurrent.futures.process.BrokenProcessPool):
@@ -146,8 +190,15 @@ def describe(error: BaseException, args: argparse.Namespace) -> Tuple[str, bool]
     message, known = (f'malformed JSON ({error.msg} at line {error.lineno} column '
                       f'{error.colno})'), True
   elif isinstance(error, UnicodeDecodeError):
-    message, known = (f'the file is not UTF-8 text (byte 0x{error.object[error.start]:02x} at '
-                      f'offset {error.start}); save it as UTF-8'), True
+    # Only the decoding of a user's text file as UTF-8 is the user's to fix; any other decoding
+    # (e.g. of data the package wrote itself) is a bug.
+    user_file = (codecs.lookup(error.encoding).name == 'utf-8'
+                 and _file_in_traceback(error) is not None)
+    if user_file:
+      message, known = (f'the file is not UTF-8 text (byte 0x{error.object[error.start]:02x} '
+                        f'at offset {error.start}); save it as UTF-8'), True
+    else:
+      message, known = f'{type(error).__name__}: {_first_line(str(error))}', False
   elif isinstance(error, (EOFError, zlib.error, gzip.BadGzipFile)):
     detail = _first_line(str(error)) or type(error).__name__
     message, known = (f'truncated or corrupt compressed file ({detail}); download or write it '
@@ -166,10 +217,32 @@ def describe(error: BaseException, args: argparse.Namespace) -> Tuple[str, bool]
   else:
     message, known = f'{type(error).__name__}: {_first_line(str(error))}', False
   if known and not _names_a_path(message, args):
-    where = _file_in_traceback(error, args)
-    if where:
+    where = _file_in_traceback(error)  # Only for errors of other libraries, which name no file.
+    if where and where not in message:
       message = f'{message.rstrip(".")} (in {where})'
   return message, known
+
+
+def _json_text(value) -> str:
+  """A --model-arg value: JSON, except text that JSON would not read (`max`, not `"max"`)."""
+  if isinstance(value, str):
+    try:
+      json.loads(value)
+    except json.JSONDecodeError:
+      return value
+  return json.dumps(value)
+
+
+def _checkpoint_mismatch(error) -> str:
+  """The library's checkpoint mismatch, its fix as --model-arg flags to paste."""
+  lines = str(error).strip().splitlines()
+  changes = getattr(error, 'changes', None) or {}
+  if changes:
+    flags = ' '.join(f'--model-arg {shlex.quote(f"{key}={_json_text(value)}")}'
+                     for key, value in changes.items())
+    lines = [line for line in lines if not line.strip().startswith('Change:')]
+    lines.append(f'  Pass: {flags}')
+  return '\n'.join(lines)
 
 
 def _names_a_path(message: str, args: argparse.Namespace) -> bool:

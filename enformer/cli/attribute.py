@@ -43,7 +43,7 @@ def register(subparsers) -> None:
                       'score)')
   parser.add_argument('--reduction', choices=('mean', 'sum'), default='mean',
                       help='target = mean (as the colab) or sum of the masked predictions')
-  parser.add_argument('--batch-size', type=int, default=8,
+  parser.add_argument('--batch-size', type=_common.positive_int, default=8,
                       help='ISM: mutant sequences per forward pass')
   _common.add_out_argument(parser, help='output folder (created)')
   _common.add_extra_track_argument(parser)

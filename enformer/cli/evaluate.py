@@ -42,8 +42,9 @@ def register(subparsers) -> None:
   _common.add_targets_argument(parser, help=_common.TARGETS_HELP + ' (default: DATA/targets.txt '
                                'when present)')
   parser.add_argument('--tss', default=None, help='TSS BED for the gene-level metric')
-  parser.add_argument('--batch-size', type=int, default=4, help='sequences per model call')
-  parser.add_argument('--max-batches', type=int, default=None,
+  parser.add_argument('--batch-size', type=_common.positive_int, default=4,
+                      help='sequences per model call')
+  parser.add_argument('--max-batches', type=_common.positive_int, default=None,
                       help='evaluate only this many batches (default: all)')
   parser.add_argument('--layout', default=None, choices=('basenji2', 'legacy'),
                       help='data layout (default: detected)')
@@ -57,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
   if args.batch_size <= 0:
     raise ValueError(f'--batch-size must be positive, got {args.batch_size}.')
   # The user's inputs first: a bad file is reported before TensorFlow and the model load.
-  check_model(args.model, run_folder=True)
+  check_model(args.model)
   if '://' not in args.data and not (args.data in ('human', 'mouse') and
                                      not os.path.exists(args.data)):  # $ENFORMER_DATA_DIR sets.
     check_data_folder(args.data, '--data')

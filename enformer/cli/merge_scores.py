@@ -24,7 +24,7 @@ def register(subparsers) -> None:
                       'effects')
   parser.add_argument('--transform', default=None,
                       help='fitted transform (.npz): adds z-scores (SAD_z) to the output')
-  parser.add_argument('--pcs', type=int, default=None,
+  parser.add_argument('--pcs', type=_common.positive_int, default=None,
                       help='with --transform: write the top-k PCs per chromosome as bgzip+tabix '
                       'TSVs (<out>.PCs.<chrom>.tsv.gz)')
   _common.add_overwrite_argument(parser, help=_common.OVERWRITE_HELP + ' (a finished merged file)')

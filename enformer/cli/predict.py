@@ -53,12 +53,14 @@ def register(subparsers) -> None:
   _common.add_tracks_argument(parser)
   _common.add_out_argument(parser, help='output folder (created)')
   parser.add_argument('--head', default='human', help='output head')
-  parser.add_argument('--batch-size', type=int, default=1, help='regions per model call')
+  parser.add_argument('--batch-size', type=_common.positive_int, default=1,
+                      help='regions per model call')
   parser.add_argument('--format', choices=('h5', 'npz'), default='h5',
                       help='predictions file format')
   parser.add_argument('--bedgraph', action='store_true', help='also write bedGraph files')
   parser.add_argument('--no-bigwig', action='store_true', help='do not write bigWig files')
-  parser.add_argument('--max-plots', type=int, default=10, help='PNGs for the first N regions')
+  parser.add_argument('--max-plots', type=_common.non_negative_int, default=10,
+                      help='PNGs for the first N regions')
   _common.add_overwrite_argument(parser)
   parser.add_argument('--observed', nargs='+', default=[], metavar='TRACK=BIGWIG',
                       help='observed coverage to draw under a predicted track, e.g. '

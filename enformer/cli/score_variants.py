@@ -60,19 +60,19 @@ def register(subparsers) -> None:
                       help='average with the reverse-complement predictions')
   parser.add_argument('--shifts', type=_shifts, default=[0],
                       help='window shifts in bp to average over, e.g. -1,0,1 (default: 0)')
-  parser.add_argument('--batch-size', type=int, default=4,
+  parser.add_argument('--batch-size', type=_common.positive_int, default=4,
                       help='sequences per forward pass (refs and alts share batches)')
   parser.add_argument('--no-incremental', action='store_true',
                       help='full forward passes for every allele (default: SNVs and equal-length '
                       'MNVs reuse the reference conv-tower output and recompute only the bins '
                       'around the variant; exact within float32 rounding, and faster)')
-  parser.add_argument('--chunk-size', type=int, default=64,
+  parser.add_argument('--chunk-size', type=_common.positive_int, default=64,
                       help='variants per saved chunk (the unit of resuming)')
   parser.add_argument('--ref-mismatch', choices=('skip', 'error'), default='skip',
                       help='REF allele differs from the genome: skip and count, or stop')
   parser.add_argument('--transform', default=None,
                       help='fitted transform (.npz): adds z-scores (SAD_z) to the output')
-  parser.add_argument('--pcs', type=int, default=None,
+  parser.add_argument('--pcs', type=_common.positive_int, default=None,
                       help='with --transform: write the top-k PCs per chromosome as '
                       'bgzip+tabix TSVs (<out>.PCs.<chrom>.tsv.gz)')
   parser.add_argument('--allow-pickle', action='store_true',
@@ -83,7 +83,7 @@ def register(subparsers) -> None:
   parser.add_argument('--fit-transform', default=None,
                       help='fit z-score + PCA on the scores of this run (a reference variant '
                       'set) and save it as .npz')
-  parser.add_argument('--fit-pcs', type=int, default=20,
+  parser.add_argument('--fit-pcs', type=_common.positive_int, default=20,
                       help='components of --fit-transform')
   _common.add_overwrite_argument(
       parser, help=_common.OVERWRITE_HELP + ' (a finished output; unfinished runs that differ '
@@ -106,8 +106,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
   import os
-  from enformer.variants import ScoreTransform, parse_shard
-  from enformer.variants.pipeline import SCORES_FILE
+  from enformer.io.sad import SCORES_FILE, parse_shard
 
   check_files((args.vcf, '--vcf', 'vcf'), (args.fasta, '--fasta', 'fasta'),
               (args.targets, '--targets', 'text'), (args.transform, '--transform', None))
@@ -126,16 +125,17 @@ def run(args: argparse.Namespace) -> int:
   if args.pcs is not None and not args.transform:
     raise ValueError('--pcs needs a fitted transform: pass --transform t.npz (fit one with '
                      '--fit-transform on a reference variant set).')
+  shard = parse_shard(args.shard) if args.shard else None
+  if shard and (args.fit_transform or args.save_transform):
+    raise ValueError('A --shard run writes only its shard file; fit or save transforms with '
+                     '`enformer merge-scores`.')
+  from enformer.variants import ScoreTransform  # TensorFlow: only once the inputs are checked.
   transform = None
   if args.transform:
     transform = ScoreTransform.load(args.transform, allow_pickle=args.allow_pickle)
     if args.save_transform:
       transform.save(args.save_transform)
       print(f'Saved the transform as {args.save_transform}', file=sys.stderr)
-  shard = parse_shard(args.shard) if args.shard else None
-  if shard and (args.fit_transform or args.save_transform):
-    raise ValueError('A --shard run writes only its shard file; fit or save transforms with '
-                     '`enformer merge-scores`.')
   # One run per --out: a second run stops here, naming the first, before loading the model.
   with OutputLock(args.out, what=f'--out {args.out}'):
     return _score(args, transform, shard)

@@ -30,6 +30,11 @@ Example:
 
 # Flags that are not plain scalar TrainConfig fields.
 _SPECIAL = ('model_args', 'data', 'run_dir')
+# Integer settings checked while parsing (before TensorFlow loads): counts are at least 1.
+_INT_TYPES = {name: _common.positive_int for name in (
+    'batch_size', 'num_steps', 'eval_every', 'eval_batches', 'eval_batch_size',
+    'checkpoint_every', 'keep_checkpoints', 'log_every', 'shuffle_buffer')}
+_INT_TYPES.update(warmup_steps=_common.non_negative_int, max_shift=_common.non_negative_int)
 
 
 def _field_type(field: dataclasses.Field):
@@ -100,7 +105,7 @@ def register(subparsers) -> None:
     if kind is bool:  # --flag alone means true; --flag false/true also works.
       kwargs.update(type=_parse_bool, metavar='BOOL', nargs='?', const=True)
     elif kind in (int, float, str):
-      kwargs.update(type=kind)
+      kwargs.update(type=_INT_TYPES.get(field.name, kind))
     parser.add_argument(flag, **kwargs)
   parser.set_defaults(func=run)
 
@@ -160,7 +165,7 @@ def _check_inputs(args: argparse.Namespace, config) -> None:
     if isinstance(path, str) and '://' not in path and not named_set:
       check_data_folder(path, f'--data (head {head})')
   if args.init_from:
-    check_model(args.init_from, '--init-from')
+    check_model(args.init_from, '--init-from', kinds=('url', 'checkpoint'))
   check_output_path(config.run_dir, '--run-dir', folder=True)
 
 

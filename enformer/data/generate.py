@@ -25,11 +25,11 @@ from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Uni
 import numpy as np
 import pandas as pd
 import kipoiseq
-import pyBigWig
 from tqdm.auto import tqdm
 
 from enformer.data.write import BasenjiWriter, check_output
 from enformer.io.bed import read_bed
+from enformer.io.bigwig import open_bigwig
 from enformer.io.fasta import FastaStringExtractor, alternative_chromosome_names
 from enformer.io.targets import read_targets
 from enformer.sequence import FLOAT16_MAX
@@ -84,9 +84,7 @@ class _BigWigReader:
 
   def __init__(self, path: str):
     self.path = path
-    self._bw = pyBigWig.open(str(path))
-    if self._bw is None:
-      raise ValueError(f'{path} is not a bigWig file.')
+    self._bw = open_bigwig(path)  # Errors name the file.
     self._chroms = self._bw.chroms()
     self._alternatives = alternative_chromosome_names
 

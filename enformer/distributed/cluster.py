@@ -14,6 +14,8 @@ from typing import Dict, Iterator, Optional
 import dask
 import distributed
 
+from enformer.io import quiet
+
 # Settings of clusters started here. Scores are small and handled by the driver as soon as they
 # arrive, so workers never need to spill to disk; TensorFlow's allocator keeps memory it has
 # freed, which the nanny would take for a leak, so memory is not policed by Dask (a worker the
@@ -34,11 +36,14 @@ DASK_CONFIG = {
 
 
 def worker_environment(threads: int = 1) -> Dict[str, str]:
-  """Environment variables of a worker process: TensorFlow/OpenMP use `threads` threads."""
+  """Environment variables of a worker process: TensorFlow/OpenMP use `threads` threads.
+
+  TensorFlow's log level is this process's (default 3: no start-up lines; `enformer.io.quiet`).
+  """
   value = str(int(threads))
   return {'TF_NUM_INTRAOP_THREADS': value, 'TF_NUM_INTEROP_THREADS': value,
           'OMP_NUM_THREADS': value,
-          'TF_CPP_MIN_LOG_LEVEL': os.environ.get('TF_CPP_MIN_LOG_LEVEL', '2')}
+          quiet.LOG_LEVEL_VARIABLE: os.environ.get(quiet.LOG_LEVEL_VARIABLE, quiet.QUIET_LEVEL)}
 
 
 @contextlib.contextmanager
@@ -57,7 +62,8 @@ def local_client(workers: int, threads_per_worker: int = 1,
     cluster = distributed.LocalCluster(
         n_workers=workers, threads_per_worker=threads_per_worker, processes=True,
         host='127.0.0.1', dashboard_address=None, memory_limit=memory_limit,
-        silence_logs=logging.ERROR, env=worker_environment(threads_per_worker))
+        silence_logs=logging.ERROR, env=worker_environment(threads_per_worker),
+        preload=[quiet.__name__])  # Workers import TensorFlow without its start-up lines.
     with cluster, distributed.Client(cluster) as client:
       yield client
 

@@ -10,6 +10,7 @@ the root `module`; a training run's `tf.train.Checkpoint(model=...)` uses `model
 
 import collections
 import dataclasses
+import glob
 import os
 import re
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
@@ -21,6 +22,43 @@ from enformer.enformer import Enformer
 VARIABLE_SUFFIX = '/.ATTRIBUTES/VARIABLE_VALUE'
 _STEM_CONV = '_trunk/_layers/0/_layers/0/w'
 _MAX_LISTED = 5
+
+
+class CheckpointMismatchError(ValueError):
+  """A checkpoint does not fit the model's configuration.
+
+  Attributes:
+    prefix: the checkpoint prefix.
+    fits: the `Enformer` configuration the checkpoint fits (as far as shapes tell).
+    changes: the arguments to change, with the values that fit ({} when shapes cannot tell).
+  """
+
+  def __init__(self, message: str, prefix: str, fits: Mapping[str, Any],
+               changes: Mapping[str, Any]):
+    super().__init__(message)
+    self.prefix, self.fits, self.changes = prefix, dict(fits), dict(changes)
+
+
+class CheckpointReadError(ValueError):
+  """A checkpoint's files are truncated or corrupt (the message names the file and the fix)."""
+
+
+def _unreadable(prefix: str, error: BaseException, part: str) -> CheckpointReadError:
+  """The error for a checkpoint whose `part` ('index' or 'data') could not be read."""
+  detail = str(getattr(error, 'message', '') or error).strip().splitlines()
+  detail = detail[0][:200] if detail else type(error).__name__
+  if part == 'index':
+    files = f'{prefix}.index'
+  else:
+    shards = sorted(tf.io.gfile.glob(glob.escape(prefix) + '.data-*'))
+    files = ', '.join(shards) if shards else f'{prefix}.data-00000-of-00001'
+  return CheckpointReadError(
+      f'Checkpoint {prefix} cannot be read: {files} is truncated or corrupt ({detail}). Copy or '
+      'download the checkpoint again (a training run: resume from an earlier checkpoint by '
+      'deleting this one).')
+
+
+_READ_ERRORS = (tf.errors.OpError, IndexError)  # IndexError: 'Read less bytes than requested'.
 
 
 def checkpoint_prefix(path: str) -> str:
@@ -96,8 +134,15 @@ ShapeMap = Mapping[str, Sequence[int]]
 
 def read_shapes(checkpoint: Union[str, os.PathLike]) -> Dict[str, Tuple[int, ...]]:
   """Checkpoint key → variable shape of every tensor of a checkpoint (folder or prefix)."""
-  reader = tf.train.load_checkpoint(checkpoint_prefix(checkpoint))
-  return {key: tuple(shape) for key, shape in reader.get_variable_to_shape_map().items()}
+  prefix = checkpoint_prefix(checkpoint)
+  try:
+    reader = tf.train.load_checkpoint(prefix)
+    shapes = reader.get_variable_to_shape_map()
+  except tf.errors.NotFoundError:
+    raise
+  except _READ_ERRORS as error:
+    raise _unreadable(prefix, error, 'index') from None
+  return {key: tuple(shape) for key, shape in shapes.items()}
 
 
 def infer_config(checkpoint: Union[str, os.PathLike, ShapeMap],
@@ -235,7 +280,7 @@ def verify_checkpoint(model: Enformer, prefix: str) -> str:
   inferred = comparison.inferred_config()
   given = {k: v for k, v in model.config.items() if k in inferred}
   differences = {k: v for k, v in inferred.items() if given.get(k) != v}
-  raise ValueError(
+  raise CheckpointMismatchError(
       f'Checkpoint {prefix} does not fit Enformer({format_config(given)}):'
       + listing('model variables missing from the checkpoint', missing,
                 lambda k: f'{short_key(k)} {list(expected[k])}')
@@ -244,7 +289,8 @@ def verify_checkpoint(model: Enformer, prefix: str) -> str:
       + listing('shape mismatches (model vs checkpoint)', mismatched,
                 lambda k: f'{short_key(k)} {list(expected[k])} vs {list(stored[k])}')
       + f'\n  The checkpoint fits: {format_config(inferred)}'
-      + (f'\n  Change: {format_config(differences)}' if differences else ''))
+      + (f'\n  Change: {format_config(differences)}' if differences else ''),
+      prefix=prefix, fits=inferred, changes=differences)
 
 
 def restore_checkpoint(model: Enformer, path: str) -> str:
@@ -252,7 +298,10 @@ def restore_checkpoint(model: Enformer, path: str) -> str:
   prefix = checkpoint_prefix(path)
   model.build_variables()
   root = verify_checkpoint(model, prefix)
-  status = tf.train.Checkpoint(**{root: model}).read(prefix)
+  try:
+    status = tf.train.Checkpoint(**{root: model}).read(prefix)
+  except _READ_ERRORS as error:  # The index was readable (verified above): the data is not.
+    raise _unreadable(prefix, error, 'data') from None
   status.expect_partial()  # Optimizer state and counters are not restored.
   status.assert_existing_objects_matched()
   return prefix

@@ -27,9 +27,16 @@ from enformer.enformer import SEQUENCE_LENGTH, Enformer
 from enformer.inference.export import (CONFIG_FILENAME, read_export_metadata,
                                        restore_exported_variables)
 from enformer.inference.checkpoints import (checkpoint_prefix, checkpoint_root, infer_config,
-                                            looks_like_checkpoint, restore_checkpoint)
+                                            restore_checkpoint)
 from enformer.inference.predictor import Predictor
+from enformer.io import model_source
 from enformer.io.files import parse_json
+from enformer.io.model_source import (RUN_BEST_CHECKPOINT, RUN_BEST_HUB, RUN_CHECKPOINTS,
+                                      RUN_CHOICES, RUN_CONFIG)
+
+# The file system of every source the loader reads (local paths and gs:// alike).
+_GFILE = model_source.FileSystem(exists=tf.io.gfile.exists, isdir=tf.io.gfile.isdir,
+                                 glob=tf.io.gfile.glob)
 
 
 def _load_checkpoint(path: str, sequence_length: Optional[int], config: Dict[str, Any],
@@ -121,15 +128,6 @@ def _load_saved_model(handle: str, config: Dict[str, Any], fast: bool = True,
 
 # --------------------------------------------------------------------------- training run folders
 
-# The layout `enformer train` writes (enformer.training.config and .checkpointing; a test checks
-# that the names agree).
-RUN_CONFIG = 'config.json'
-RUN_CHECKPOINTS = 'checkpoints'
-RUN_BEST_CHECKPOINT = os.path.join('best', 'checkpoint', 'model')
-RUN_BEST_HUB = os.path.join('best', 'hub')
-RUN_CHOICES = ('best', 'latest')
-
-
 def parse_run_folder(source: str) -> Optional[Tuple[str, str]]:
   """(run folder, 'best' or 'latest') when `source` names a training run folder, else None.
 
@@ -139,17 +137,7 @@ def parse_run_folder(source: str) -> Optional[Tuple[str, str]]:
   Raises:
     ValueError: `:best`/`:latest` after something that is not a run folder.
   """
-  source = os.fspath(source)
-  folder, choice = source, 'best'
-  for suffix in RUN_CHOICES:
-    if source.endswith(':' + suffix) and not tf.io.gfile.exists(source):
-      folder, choice = source[:-len(suffix) - 1], suffix
-  if tf.io.gfile.exists(os.path.join(folder, RUN_CONFIG)):
-    return folder, choice
-  if folder != source:
-    raise ValueError(f'{source}: ":{choice}" chooses a checkpoint of a training run folder (one '
-                     f'with {RUN_CONFIG}, written by enformer train), and {folder} is not one.')
-  return None
+  return model_source.parse_run_folder(source, _GFILE)
 
 
 def _run_sequence_length(folder: str, record: Mapping[str, Any]) -> Optional[int]:
@@ -194,16 +182,14 @@ def resolve_run_folder(folder: str, choice: str = 'best'
 
 def checkpoint_input_channels(source: str) -> Optional[int]:
   """Input depth of a checkpoint or run folder (4 + extra tracks); None for other sources."""
-  source = os.fspath(source)
-  if _is_url(source) and not source.startswith('gs://'):
-    return None
   try:
-    run = parse_run_folder(source)
-    if run is not None:
-      return int(resolve_run_folder(*run)[1].get('input_channels', 4))
-    if not looks_like_checkpoint(source):
+    resolved = model_source.resolve_model_source(source, fs=_GFILE)
+    if resolved.kind == 'run':
+      return int(resolve_run_folder(resolved.path, resolved.choice)[1].get('input_channels', 4))
+    if resolved.kind != 'checkpoint':
       return None
-    shape_map = tf.train.load_checkpoint(checkpoint_prefix(source)).get_variable_to_shape_map()
+    shape_map = tf.train.load_checkpoint(
+        checkpoint_prefix(resolved.path)).get_variable_to_shape_map()
     return int(infer_config(shape_map, checkpoint_root(shape_map))['input_channels'])
   except (FileNotFoundError, ValueError, tf.errors.OpError):
     return None  # Not readable here; load_model explains.
@@ -238,32 +224,23 @@ def load_model(handle_or_path: str, sequence_length: Optional[int] = None, *,
     FileNotFoundError: a local path that does not exist.
   """
   handle = os.fspath(handle_or_path)
-  local = not _is_url(handle)
-  run = parse_run_folder(handle) if local or handle.startswith('gs://') else None
-  if run is not None:
-    prefix, run_config, run_length = resolve_run_folder(*run)
+  try:  # The one definition of the sources (shared with the command line's input checks).
+    source = model_source.resolve_model_source(handle, fs=_GFILE)
+  except tf.errors.OpError as error:  # gs:// unreachable (offline, no credentials).
+    raise ValueError(f'Could not reach {handle} ({type(error).__name__}: '
+                     f'{_first_line(error.message)}). Offline? Copy the model to a local '
+                     'folder and pass that folder.') from None
+  if source.kind == 'run':
+    prefix, run_config, run_length = resolve_run_folder(source.path, source.choice)
     predictor = _load_checkpoint(prefix, sequence_length or run_length,
                                  {**run_config, **config}, fast, precision)
-    predictor.source = f'run {run[0]} ({run[1]}: {prefix})'
+    predictor.source = f'run {source.path} ({source.choice}: {prefix})'
     return predictor
-  if local or handle.startswith('gs://'):
-    try:
-      saved_model = tf.io.gfile.exists(os.path.join(handle, 'saved_model.pb'))
-      checkpoint = not saved_model and looks_like_checkpoint(handle)
-    except tf.errors.OpError as error:  # gs:// unreachable (offline, no credentials).
-      raise ValueError(f'Could not reach {handle} ({type(error).__name__}: '
-                       f'{_first_line(error.message)}). Offline? Copy the model to a local '
-                       'folder and pass that folder.') from None
-    if saved_model:
-      return _check_saved_model_length(_load_saved_model(handle, config, fast, precision),
-                                       sequence_length)
-    if checkpoint:
-      return _load_checkpoint(handle, sequence_length, config, fast, precision)
-    if local:
-      raise FileNotFoundError(
-          f'{handle} is neither a SavedModel folder (with saved_model.pb) nor a checkpoint '
-          '(prefix with .index, or a folder holding one). For TF-Hub pass the handle URL, e.g. '
-          'https://tfhub.dev/deepmind/enformer/1.')
+  if source.kind == 'saved_model':
+    return _check_saved_model_length(_load_saved_model(handle, config, fast, precision),
+                                     sequence_length)
+  if source.kind == 'checkpoint':
+    return _load_checkpoint(source.path, sequence_length, config, fast, precision)
   if config:
     raise ValueError('Model config arguments only apply to checkpoints; a TF-Hub module defines '
                      'its own architecture and input length.')

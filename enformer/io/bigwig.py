@@ -5,12 +5,14 @@ chromosome are dropped (bigWig cannot hold them); bins crossing its start or end
 """
 
 from typing import List, Mapping, Sequence, Tuple, Union
+import errno
 import os
 
 import numpy as np
 import pyBigWig
 
 from enformer.io.atomic import atomic_open, atomic_path
+from enformer.io.quiet import stderr_to_devnull
 
 from enformer.io.fasta import alternative_chromosome_names
 
@@ -84,6 +86,30 @@ def write_bedgraph(path: PathLike, chrom_sizes: Mapping[str, int],
         handle.write(f'{chrom}\t{s}\t{e}\t{v:.6g}\n')
 
 
+def open_bigwig(path: PathLike):
+  """A pyBigWig handle for reading `path` (close it); errors name the file.
+
+  Raises:
+    FileNotFoundError: `path` does not exist.
+    ValueError: `path` is not a readable bigWig (another format, or truncated).
+  """
+  path = os.fspath(path)
+  if not os.path.exists(path):
+    raise FileNotFoundError(errno.ENOENT, f'bigWig file {path} does not exist', path)
+  try:
+    with stderr_to_devnull():  # libBigWig prints its own lines about a file it cannot read.
+      handle = pyBigWig.open(path)
+  except RuntimeError:
+    handle = None
+  if handle is not None and not handle.isBigWig():
+    handle.close()
+    handle = None
+  if handle is None:
+    raise ValueError(f'{path} is not a readable bigWig file (another format, or truncated); '
+                     'convert bedGraph with bedGraphToBigWig, or download or write it again.')
+  return handle
+
+
 def read_bigwig_bins(path: PathLike, chrom: str, start: int, end: int,
                      bin_size: int = 128) -> np.ndarray:
   """Mean coverage of a bigWig per bin over [start, end): [(end - start) // bin_size] float32.
@@ -91,11 +117,9 @@ def read_bigwig_bins(path: PathLike, chrom: str, start: int, end: int,
   Missing data and positions outside the chromosome count as 0 (the chr prefix is resolved).
   """
   path = os.fspath(path)
-  if not os.path.exists(path):
-    raise FileNotFoundError(f'bigWig file {path} does not exist.')
   if (end - start) % bin_size:
     raise ValueError(f'Region length {end - start} is not a multiple of bin_size={bin_size}.')
-  bw = pyBigWig.open(path)
+  bw = open_bigwig(path)
   try:
     chroms = bw.chroms()
     name = chrom if chrom in chroms else next(

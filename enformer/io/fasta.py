@@ -6,12 +6,14 @@ every extracted sequence has exactly `interval.width()` letters.
 """
 
 from typing import Dict, Iterable, List, Union
+import errno
 import os
 
 import kipoiseq
 import numpy as np
 import pyfaidx
 
+from enformer.io.files import check_fasta_index
 from enformer.sequence import NEUTRAL_VALUE, one_hot_encode
 
 PathLike = Union[str, os.PathLike]
@@ -30,6 +32,11 @@ def alternative_chromosome_names(chrom: str) -> List[str]:
     if chrom == 'MT':
       names.append('chrM')
   return names
+
+
+def _first_line(error: BaseException) -> str:
+  lines = str(error).strip().splitlines()
+  return lines[0] if lines else type(error).__name__
 
 
 class FastaStringExtractor:
@@ -51,13 +58,22 @@ class FastaStringExtractor:
     if os.path.isdir(fasta_file):
       raise IsADirectoryError(f'FASTA {fasta_file} is a folder; pass the genome FASTA file.')
     self.path = fasta_file
+    check_fasta_index(fasta_file, f'FASTA {fasta_file}')  # Plain gzip, unwritable index folder.
     try:
       self.fasta = pyfaidx.Fasta(fasta_file, sequence_always_upper=False, rebuild=False)
+    except ImportError:  # pyfaidx reads bgzip through BioPython.
+      raise ValueError(f'FASTA {fasta_file} is bgzip-compressed, which needs BioPython to read '
+                       '(pip install biopython); or decompress it.') from None
     except (pyfaidx.FastaIndexingError, pyfaidx.UnsupportedCompressionFormat, EOFError,
             UnicodeDecodeError, ValueError) as error:
       reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
       raise ValueError(f'Cannot index the FASTA {fasta_file} ({reason}); check that it is a '
                        'complete FASTA file (plain, or bgzip with its .fai/.gzi).') from None
+    except OSError as error:  # Writing the index failed (pyfaidx hides why).
+      raise PermissionError(
+          errno.EACCES, f'Cannot write the index {fasta_file}.fai of FASTA {fasta_file} '
+          f'({_first_line(error)}); run `samtools faidx {fasta_file}` where you may write, or '
+          'copy the FASTA into a writable folder', fasta_file) from None
     self._chromosome_sizes = {name: len(record) for name, record in self.fasta.records.items()}
     if not self._chromosome_sizes:
       raise ValueError(f'FASTA {fasta_file} holds no sequences (empty, or not a FASTA file).')

@@ -66,8 +66,10 @@ def check_input_file(path: PathLike, flag: Optional[str] = None, *,
 def _check_kind(path: str, label: str, kind: str, head: bytes) -> None:
   name = _KIND_NAMES.get(kind, kind)
   compressed = head.startswith(GZIP_MAGIC)
+  if kind == 'fasta':
+    check_fasta_index(path, label, head)
   if kind in ('fasta', 'vcf') and compressed:
-    if head[3] & 4 and head[12:14] == b'BC':  # BGZF: complete files end with the EOF block.
+    if is_bgzf(head):  # BGZF: complete files end with the EOF block.
       with open(path, 'rb') as handle:
         handle.seek(max(os.path.getsize(path) - len(BGZF_EOF), 0))
         if handle.read() != BGZF_EOF:
@@ -89,6 +91,35 @@ def _check_kind(path: str, label: str, kind: str, head: bytes) -> None:
     raise ValueError(f'{label} is not a .npz file.')
   if kind in ('json', 'text') and b'\0' in head:
     raise ValueError(f'{label} is a binary file, but {name} text is expected.')
+
+
+def is_bgzf(head: bytes) -> bool:
+  """Whether a file's first bytes start a BGZF (bgzip) block, not a plain gzip member."""
+  return head.startswith(GZIP_MAGIC) and len(head) >= 14 and bool(head[3] & 4) and (
+      head[12:14] == b'BC')
+
+
+def check_fasta_index(path: PathLike, label: Optional[str] = None,
+                      head: Optional[bytes] = None) -> None:
+  """Checks that a FASTA can be indexed: plain or bgzip (not plain gzip, which has no random
+  access), and its .fai exists or can be written beside it (the folder is writable)."""
+  path = os.fspath(path)
+  label = label or path
+  if head is None:
+    with open(path, 'rb') as handle:
+      head = handle.read(64)
+  if head.startswith(GZIP_MAGIC) and not is_bgzf(head):
+    raise ValueError(
+        f'{label} is gzip-compressed, which allows no random access; compress it with bgzip '
+        f'instead (gunzip -c {path} | bgzip > genome.fa.gz) or decompress it.')
+  indexes = [path + '.fai'] + ([path + '.gzi'] if is_bgzf(head) else [])
+  missing = [os.path.basename(index) for index in indexes if not os.path.exists(index)]
+  folder = os.path.dirname(os.path.abspath(path))
+  if missing and not os.access(folder, os.W_OK | os.X_OK):
+    raise PermissionError(
+        errno.EACCES, f'{label} has no index ({", ".join(missing)}) and its folder {folder} is '
+        f'not writable to create one; run `samtools faidx {path}` where you may write, or copy '
+        'the FASTA into a writable folder', path)
 
 
 def check_input_folder(path: PathLike, flag: Optional[str] = None) -> str:
@@ -119,6 +150,9 @@ def check_output_path(path: PathLike, flag: Optional[str] = None, *, folder: boo
   if not folder and os.path.isdir(path):
     raise IsADirectoryError(errno.EISDIR, f'{label} is a folder, but an output file is '
                             'expected; choose a file name', path)
+  if folder and os.path.isdir(path) and not os.access(path, os.W_OK | os.X_OK):
+    raise PermissionError(errno.EACCES, f'{label} is a folder this user cannot write into; '
+                          'check its permissions or choose another output folder', path)
   parent = os.path.dirname(os.path.abspath(path))
   while not os.path.exists(parent):
     parent = os.path.dirname(parent)
@@ -164,25 +198,34 @@ def parse_json(data: Union[bytes, str], label: str):
 # index (it holds a CRC32C of every tensor), export config, checkpoint state and indexes.
 _MODEL_FILES = ('saved_model.pb', 'fingerprint.pb', 'variables/variables.index', 'checkpoint',
                 'enformer_config.json', 'config.json')
-_SAMPLE_BYTES = 1 << 20
+_WHOLE_FILE_BYTES = 64 << 20  # Files up to this size are hashed whole.
+_SAMPLES, _SAMPLE_BYTES = 64, 64 << 10  # Larger ones: this many blocks spread over the file.
 
 
 def _file_digest(path: str, digest) -> None:
-  """Adds the size, mtime and the first and last MiB of `path` to `digest`."""
-  stat = os.stat(path)
-  digest.update(f'{stat.st_size}:{stat.st_mtime_ns}:'.encode())
+  """Adds the size and content of `path` to `digest`: all of it up to 64 MiB, else its first and
+  last MiB and 64 blocks spread evenly between (about 6 MiB read, whatever the size). No
+  timestamps: a copy or a `touch` of the same content gives the same digest."""
+  size = os.path.getsize(path)
+  digest.update(f'{size}:'.encode())
   with open(path, 'rb') as handle:
-    digest.update(handle.read(_SAMPLE_BYTES))
-    if stat.st_size > 2 * _SAMPLE_BYTES:
-      handle.seek(-_SAMPLE_BYTES, os.SEEK_END)
-      digest.update(handle.read())
+    if size <= _WHOLE_FILE_BYTES:
+      for block in iter(lambda: handle.read(1 << 20), b''):
+        digest.update(block)
+      return
+    offsets = [0, size - (1 << 20)] + [
+        (size - _SAMPLE_BYTES) * i // (_SAMPLES + 1) for i in range(1, _SAMPLES + 1)]
+    for offset in offsets:
+      handle.seek(offset)
+      digest.update(handle.read(1 << 20 if offset in (0, size - (1 << 20)) else _SAMPLE_BYTES))
 
 
 def content_identity(path: PathLike, extra_files: Iterable[str] = ()) -> str:
-  """A SHA-256 that changes when the content at `path` is replaced, without reading it all.
+  """A SHA-256 of the content at `path` (not of its timestamps), without reading large files whole.
 
-  A file: its size, modification time and first / last MiB. A folder (SavedModel, checkpoint
-  folder, run folder): the same for the files that identify a model (`saved_model.pb`,
+  A file: its size and content (files over 64 MiB: their first and last MiB and 64 blocks
+  between). A folder (SavedModel, checkpoint folder, run folder): the same for the files that
+  identify a model (`saved_model.pb`,
   `fingerprint.pb`, `variables/variables.index` with its per-tensor checksums, `checkpoint`,
   every `*.index`, the config JSON), or for all its top-level files otherwise. A checkpoint
   prefix: its `.index`. Anything else (a URL): the text itself. `extra_files` (e.g. the FASTA's

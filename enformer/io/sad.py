@@ -45,6 +45,7 @@ SAD_DEFINITION = ('SAD[v, t] = mean over output bins of the alt prediction - mea
                   'shifts / reverse complement).')
 SAR_DEFINITION = ('SAR[v, t] = log2(1 + mean over bins of alt) - log2(1 + mean over bins of ref), '
                   'with the same ensemble-averaged bin means as SAD.')
+SCORES_FILE = 'scores.h5'  # The output file of a run given a folder as its output.
 VARIANT_FIELDS = ('snp', 'chr', 'pos', 'ref', 'alt')
 SCORE_DATASETS = ('SAD', 'SAR')
 
@@ -82,6 +83,25 @@ def _bytes(values: Sequence[str]) -> np.ndarray:
   """Fixed-length byte strings (|S n), like basenji writes them; never zero-width."""
   array = np.array([str(v).encode() for v in values], dtype='S')
   return array if array.dtype.itemsize else array.astype('S1')
+
+
+def parse_shard(text: str) -> Tuple[int, int]:
+  """'K/N' → (K, N) with 1 ≤ K ≤ N (ValueError otherwise)."""
+  index, _, count = text.partition('/')
+  if not (index.isdigit() and count.isdigit()) or not 1 <= int(index) <= int(count):
+    raise ValueError(f'--shard takes K/N with 1 ≤ K ≤ N (e.g. 2/8), got {text!r}.')
+  return int(index), int(count)
+
+
+def _text(values: np.ndarray) -> np.ndarray:
+  """Strings of a byte-string dataset, decoded as the UTF-8 that `_bytes` writes (numpy's
+  `astype(str)` would decode ASCII only, failing on e.g. 'β-cell' in a track description)."""
+  if values.dtype.kind == 'S':
+    return np.char.decode(values, 'utf-8', 'replace')
+  if values.dtype == object:
+    return np.array([v.decode('utf-8', 'replace') if isinstance(v, bytes) else str(v)
+                     for v in values], dtype=str)
+  return values.astype(str)
 
 
 def write_sad_h5(path: PathLike, scores: VariantScores, dtype=np.float16) -> None:
@@ -122,7 +142,7 @@ def read_sad_h5(path: PathLike) -> VariantScores:
         decoded[name] = np.array([], dtype=str)
         continue
       values = h5[name][:]
-      decoded[name] = values if name == 'pos' else values.astype(str)
+      decoded[name] = values if name == 'pos' else _text(values)
     num_variants = len(decoded['pos'])
     scores = {
         name: h5[name][:]

@@ -12,20 +12,22 @@ Under MultiWorkerMirroredStrategy every worker takes part in saving; only the ch
 the run folder, the others write to a temporary folder that is removed right away.
 """
 
+import contextlib
+import errno
 import glob
 import json
 import os
 import re
 import shutil
 import warnings
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, Iterator, List, Mapping, Optional
 
 import tensorflow as tf
 from google.protobuf import text_format
 
 from enformer.enformer import Enformer
 from enformer.inference.export import export_hub_module
-from enformer.io.atomic import atomic_open
+from enformer.io.atomic import DiskFullError, atomic_open, is_disk_full
 from enformer.io.files import read_json
 
 CHECKPOINT_DIR = 'checkpoints'
@@ -96,10 +98,26 @@ class RunCheckpoints:
     return None
 
   def save(self, step: int) -> str:
-    path = self.manager.save(checkpoint_number=step)
+    with disk_full_named(self._directory):
+      path = self.manager.save(checkpoint_number=step)
     if not self.chief:
       shutil.rmtree(self._directory, ignore_errors=True)
     return path
+
+
+@contextlib.contextmanager
+def disk_full_named(folder: str) -> Iterator[None]:
+  """Turns a full disk while writing checkpoint files into `folder` into a `DiskFullError` that
+  names the folder (TensorFlow reports it as RESOURCE_EXHAUSTED, which reads like memory)."""
+  try:
+    yield
+  except (tf.errors.OpError, OSError) as error:
+    if not is_disk_full(error) or isinstance(error, DiskFullError):
+      raise
+    raise DiskFullError(
+        errno.ENOSPC, f'No space left on the device to write a checkpoint into {folder}. Free '
+        'some space (or train into a --run-dir on another disk) and rerun: the run resumes from '
+        'its last complete checkpoint', folder) from None
 
 
 def _first_line(error: BaseException) -> str:
@@ -160,7 +178,8 @@ def export_best(model: tf.Module, run_dir: str, step: int, record: Mapping[str, 
   prefix = os.path.join(run_dir, BEST_CHECKPOINT)
   tmp_dir = os.path.join(run_dir, BEST_DIR, 'checkpoint.tmp')
   shutil.rmtree(tmp_dir, ignore_errors=True)
-  tf.train.Checkpoint(module=model).write(os.path.join(tmp_dir, 'model'))
+  with disk_full_named(tmp_dir):
+    tf.train.Checkpoint(module=model).write(os.path.join(tmp_dir, 'model'))
   # Replace the previous best only once the new one is completely written.
   final_dir = os.path.dirname(prefix)
   shutil.rmtree(final_dir, ignore_errors=True)

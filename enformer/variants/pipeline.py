@@ -32,7 +32,7 @@ from enformer.variants.plotting import plot_variant_scores
 from enformer.variants.scoring import VariantScorer, flatten_sites
 
 PathLike = Union[str, os.PathLike]
-SCORES_FILE = 'scores.h5'  # The output file of a run given a folder as `out`.
+SCORES_FILE = sad_io.SCORES_FILE  # The output file of a run given a folder as `out`.
 
 
 @dataclasses.dataclass
@@ -296,12 +296,14 @@ def score_vcf(predictor,
       raise ValueError(f'No scorable variants in {vcf}.\n{summary.format()}')
     columns = flatten_sites(sites)
     chunks = chunk_sites(sites, chunk_size)
+    model_path, _, model_precision = (model_id or '').partition(' precision=')
     settings = {
-        'variants': sad_io.fingerprint(columns), 'model': model_id,
-        # Content identities: a model, genome or table replaced at the same path is noticed.
-        'model_content': (content_identity(model_id.rsplit(' precision=', 1)[0])
-                          if model_id else ''),
-        'fasta': os.path.abspath(fasta.path),
+        # Local models and genomes count by content, not path or timestamps: a model replaced
+        # at the same path is noticed; a copy or `touch` of the same files resumes.
+        'variants': sad_io.fingerprint(columns),
+        'model': model_path if '://' in model_path else '',
+        'precision': model_precision or 'float32',
+        'model_content': content_identity(model_path) if model_path else '',
         'fasta_content': content_identity(fasta.path, [fasta.path + '.fai']),
         'targets_content': _table_identity(targets), 'head': head,
         'sequence_length': scorer.sequence_length,

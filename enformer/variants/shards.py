@@ -12,6 +12,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from enformer.io import sad as sad_io
+from enformer.io.sad import parse_shard  # pylint: disable=unused-import (re-exported)
 from enformer.io.lock import OutputLock
 from enformer.variants.normalization import ScoreTransform
 from enformer.io.outputs import file_in_folder
@@ -22,16 +23,9 @@ SETTING_NAMES = {
     'variants': 'VCF variants', 'model': 'model', 'fasta': 'FASTA', 'head': 'head',
     'sequence_length': 'sequence length', 'shifts': 'shifts / --rc ensemble',
     'reverse_complement': 'reverse complement (--rc)', 'chunk_size': 'chunk size',
-    'targets': 'targets table'
+    'targets': 'targets table', 'model_content': 'model files', 'fasta_content': 'FASTA content',
+    'precision': 'precision'
 }
-
-
-def parse_shard(text: str) -> tuple:
-  """'K/N' → (K, N) with 1 ≤ K ≤ N (ValueError otherwise)."""
-  index, _, count = text.partition('/')
-  if not (index.isdigit() and count.isdigit()) or not 1 <= int(index) <= int(count):
-    raise ValueError(f'--shard takes K/N with 1 ≤ K ≤ N (e.g. 2/8), got {text!r}.')
-  return int(index), int(count)
 
 
 def _check_same_run(first: str, first_settings: Dict, path: str, settings: Dict) -> None:
