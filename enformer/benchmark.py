@@ -32,6 +32,8 @@ import tensorflow as tf
 
 from enformer import enformer as enformer_lib
 from enformer import fast
+from enformer import testing
+from enformer.testing import random_one_hot
 from enformer.incremental import IncrementalForward
 from enformer.training import step as step_lib
 
@@ -90,33 +92,10 @@ def analytic_gflop(channels: int, num_heads: int, num_transformer_layers: int,
 
 
 def random_model(config: Dict[str, object], seed: int = 0) -> enformer_lib.Enformer:
-  """Enformer of a benchmark size with seeded random weights, non-trivial batch-norm statistics and
-  a non-zero attention output projection (the published initialisation is zero), so every op
-  contributes to the timed work.
-
-  Args:
-    config: a value of `CONFIGS` (Enformer arguments plus 'sequence_length').
-    seed: weight seed.
-  """
-  tf.random.set_seed(seed)
-  model = enformer_lib.Enformer(**{k: v for k, v in config.items() if k != 'sequence_length'})
-  model.build_variables()
-  rng = np.random.default_rng(seed)
-  for module in model.submodules:
-    if isinstance(module, enformer_lib.BatchNorm):
-      mean, var = module.moving_mean.average, module.moving_variance.average
-      mean.assign(rng.normal(0, 0.1, mean.shape).astype(np.float32))
-      var.assign(rng.uniform(0.5, 1.5, var.shape).astype(np.float32))
-  for block in model.trunk.transformer.blocks:
-    projection = block.attention_block.attention.embedding_layer.w
-    projection.assign(rng.normal(0, projection.shape[0]**-0.5, projection.shape)
-                      .astype(np.float32))
-  return model
-
-
-def random_one_hot(batch: int, length: int, seed: int = 0) -> np.ndarray:
-  rng = np.random.default_rng(seed)
-  return np.eye(4, dtype=np.float32)[rng.integers(0, 4, size=(batch, length))]
+  """Enformer of a benchmark size (a value of `CONFIGS`: Enformer arguments plus
+  'sequence_length') with seeded random weights, so that every op contributes to the timed work."""
+  return testing.random_model(seed, calibration_length=None,
+                              **{k: v for k, v in config.items() if k != 'sequence_length'})
 
 
 def _rss_gb() -> float:

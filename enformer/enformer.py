@@ -74,7 +74,8 @@ class Enformer(snt.Module):
                transformer_mlp: bool = True,
                dropout_rate: float = 0.4,
                attention_dropout_rate: float = 0.05,
-               positional_dropout_rate: float = 0.01):
+               positional_dropout_rate: float = 0.01,
+               conv_tower_divisible_by: int = 128):
     """Builds the model (variables are created on the first call).
 
     Args:
@@ -94,14 +95,20 @@ class Enformer(snt.Module):
       dropout_rate: dropout in the transformer (the final pointwise block uses rate / 8).
       attention_dropout_rate: dropout on attention weights.
       positional_dropout_rate: dropout on the relative positional features.
+      conv_tower_divisible_by: the conv tower's widths are rounded to multiples of this (128 in
+        the published model, whose checkpoints need it; smaller values allow narrow test models,
+        e.g. channels=48 with 16).
     """
     super().__init__(name=name)
-    _check_config(channels, num_heads, pooling_type, target_length, input_channels)
+    _check_config(channels, num_heads, pooling_type, target_length, input_channels,
+                  conv_tower_divisible_by)
     self._config = dict(
         channels=channels, num_transformer_layers=num_transformer_layers, num_heads=num_heads,
         pooling_type=pooling_type, heads=dict(heads if heads is not None else HEADS),
         target_length=target_length, input_channels=input_channels,
         final_pointwise=final_pointwise, transformer_mlp=transformer_mlp)
+    if conv_tower_divisible_by != 128:  # Recorded only where it differs: older configs stay valid.
+      self._config['conv_tower_divisible_by'] = conv_tower_divisible_by
     attention_kwargs = dict(
         value_size=channels // num_heads,
         key_size=64,
@@ -117,7 +124,8 @@ class Enformer(snt.Module):
     with tf.name_scope('trunk'):
       self._trunk = Trunk(
           stem=Stem(channels // 2, pooling_type),
-          conv_tower=ConvTower(conv_tower_filters(channels), pooling_type),
+          conv_tower=ConvTower(conv_tower_filters(channels, conv_tower_divisible_by),
+                               pooling_type),
           transformer=Transformer(num_transformer_layers, channels, dropout_rate,
                                   attention_kwargs, mlp=transformer_mlp),
           crop=TargetLengthCrop1D(target_length, name='target_input'),
@@ -257,17 +265,21 @@ class Enformer(snt.Module):
 
 
 def _check_config(channels: int, num_heads: int, pooling_type: str,
-                  target_length: Optional[int], input_channels: int) -> None:
+                  target_length: Optional[int], input_channels: int,
+                  conv_tower_divisible_by: int = 128) -> None:
   if pooling_type not in POOLING_TYPES:
     raise ValueError(f'Unknown pooling_type {pooling_type!r}; use one of {POOLING_TYPES}.')
   if channels <= 0 or channels % 2:
     raise ValueError(f'channels must be a positive even number (the stem uses channels / 2), '
                      f'got {channels}.')
-  if any(f <= 0 for f in conv_tower_filters(channels)):
+  if conv_tower_divisible_by <= 0:
+    raise ValueError(f'conv_tower_divisible_by must be positive, got {conv_tower_divisible_by}.')
+  filters = conv_tower_filters(channels, conv_tower_divisible_by)
+  if any(f <= 0 for f in filters):
     raise ValueError(
-        f'channels={channels} is too small: the conv tower widths '
-        f'{conv_tower_filters(channels)} are rounded to multiples of 128 from channels / 2; '
-        'use channels >= 256 (e.g. 384, 768, 1536).')
+        f'channels={channels} is too small: the conv tower widths {filters} are rounded to '
+        f'multiples of {conv_tower_divisible_by} from channels / 2; use channels >= '
+        f'{2 * conv_tower_divisible_by} or a smaller conv_tower_divisible_by.')
   if num_heads <= 0 or channels % num_heads:
     raise ValueError(f'channels ({channels}) must be divisible by num_heads ({num_heads}): each '
                      'head gets channels / num_heads value channels.')
@@ -283,9 +295,11 @@ def _check_config(channels: int, num_heads: int, pooling_type: str,
     raise ValueError(f'input_channels must be positive, got {input_channels}.')
 
 
-def conv_tower_filters(channels: int) -> List[int]:
-  """Widths of the 6 conv-tower blocks: C/2 → C, exponentially spaced, multiples of 128."""
-  return exponential_linspace_int(start=channels // 2, end=channels, num=6, divisible_by=128)
+def conv_tower_filters(channels: int, divisible_by: int = 128) -> List[int]:
+  """Widths of the 6 conv-tower blocks: C/2 → C, exponentially spaced, multiples of
+  `divisible_by`."""
+  return exponential_linspace_int(start=channels // 2, end=channels, num=6,
+                                  divisible_by=divisible_by)
 
 
 # ---------------------------------------------------------------------------------------------

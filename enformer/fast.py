@@ -23,12 +23,10 @@ N = tracks of a head.
 import functools
 import re
 import warnings
-from typing import Callable, Dict, Optional, Sequence, Tuple
+from typing import Callable, Dict, Optional, Sequence
 
-import numpy as np
 import tensorflow as tf
 
-from enformer import attention_module
 from enformer import enformer as enformer_lib
 
 Outputs = Dict[str, tf.Tensor]
@@ -72,13 +70,6 @@ def warn_if_bfloat16_is_emulated() -> None:
                   'precision). Use float32 on this machine; bfloat16 pays on GPUs, TPUs and CPUs '
                   'with AVX-512 BF16.',
                   RuntimeWarning, stacklevel=3)
-
-
-def positional_features(seq_len: int, feature_size: int, feature_functions: Tuple[str, ...],
-                        symmetric: bool) -> np.ndarray:
-  """Relative positional basis for distances -(T-1)..(T-1), cached per length: [2T - 1, R]."""
-  return attention_module.positional_features_cached(seq_len, feature_size,
-                                                     tuple(feature_functions), symmetric)
 
 
 def halo_length(model: enformer_lib.Enformer, num_blocks: int) -> int:

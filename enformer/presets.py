@@ -14,6 +14,8 @@ Presets:
   small         Small Enformer (fine-tuning studies): 5 transformer layers, no final pointwise block.
   small-no-mlp  As `small`, and the transformer blocks have no feed-forward (MLP) part.
   tiny          384 channels, 4 heads, 1 layer, all bins kept: for CPU tests and demos.
+  micro         48 channels, 2 heads, 1 layer, conv tower widths in multiples of 16, all bins kept:
+                every block of the model at about 1/15 of tiny's cost, for smoke tests.
 
 Channel count of the small Enformers: 1,536 (the paper's width). "Small" refers to depth (5 of 11
 transformer layers), the missing final pointwise block (trunk output 1,536 instead of 3,072
@@ -61,6 +63,10 @@ PRESETS: Dict[str, Preset] = {
                'CPU tests and demos: 384 channels, 1 layer, 4 heads, all bins kept',
                dict(channels=384, num_transformer_layers=1, num_heads=4,
                     pooling_type='attention', target_length=None)),
+        Preset('micro',
+               'smoke tests: 48 channels, 1 layer, 2 heads, all bins kept',
+               dict(channels=48, num_transformer_layers=1, num_heads=2,
+                    pooling_type='attention', target_length=None, conv_tower_divisible_by=16)),
     ]
 }
 

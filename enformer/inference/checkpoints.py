@@ -17,6 +17,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
+from enformer import enformer as enformer_lib
 from enformer.enformer import Enformer
 
 VARIABLE_SUFFIX = '/.ATTRIBUTES/VARIABLE_VALUE'
@@ -149,7 +150,8 @@ def infer_config(checkpoint: Union[str, os.PathLike, ShapeMap],
                  root: Optional[str] = None) -> Dict[str, Any]:
   """Architecture arguments of `Enformer` that fit a checkpoint (from its variable shapes).
 
-  Infers channels (stem conv [15, C_in, C/2]), input_channels, num_transformer_layers, num_heads
+  Infers channels (stem conv [15, C_in, C/2]), input_channels, the conv tower's rounding
+  (`conv_tower_divisible_by`, recorded only where it is not 128), num_transformer_layers, num_heads
   (r_w_bias [1, H, 1, 64]), pooling_type, final_pointwise, transformer_mlp and heads.
   target_length cannot be inferred (it has no variables).
 
@@ -173,6 +175,11 @@ def infer_config(checkpoint: Union[str, os.PathLike, ShapeMap],
   biases = keys(r'_trunk/_layers/2/_layers/\d+/.*_r_w_bias/')
   if biases:
     config['num_heads'] = int(shape_map[biases[0].string][1])
+  tower = sorted((int(m.group(1)), int(shape_map[m.string][-1]))
+                 for m in keys(r'_trunk/_layers/1/_layers/(\d+)/_layers/0/_layers/2/w/'))
+  divisible_by = _tower_rounding(config['channels'], [width for _, width in tower])
+  if divisible_by is not None and divisible_by != 128:
+    config['conv_tower_divisible_by'] = divisible_by
   config['pooling_type'] = 'attention' if keys(r'_trunk/.*_logit_linear/') else 'max'
   config['final_pointwise'] = bool(keys(r'_trunk/_layers/4/'))
   if layers:
@@ -182,6 +189,17 @@ def infer_config(checkpoint: Union[str, os.PathLike, ShapeMap],
     heads[match.group(1)] = int(shape_map[match.string][0])
   config['heads'] = heads
   return config
+
+
+def _tower_rounding(channels: int, widths: List[int]) -> Optional[int]:
+  """The `conv_tower_divisible_by` whose conv tower widths are `widths` (128 preferred)."""
+  for divisible_by in (128, 64, 32, 16, 8, 4, 2, 1):
+    try:
+      if enformer_lib.conv_tower_filters(channels, divisible_by) == widths:
+        return divisible_by
+    except ZeroDivisionError:
+      continue
+  return None
 
 
 def format_config(config: Mapping[str, Any]) -> str:
