@@ -346,14 +346,23 @@ SMALL = dict(channels=384, num_heads=4, num_transformer_layers=1, pooling_type='
              target_length=None, heads={'human': 2})
 
 
-@pytest.fixture
-def checkpoint(tmp_path):
-  """A small model's checkpoint prefix, written here."""
+@pytest.fixture(scope='module')
+def written_checkpoint(tmp_path_factory):
+  """A small model's checkpoint folder, written once."""
   import tensorflow as tf
   from enformer import Enformer
   model = Enformer(**SMALL)
   model.build_variables()
-  return tf.train.Checkpoint(module=model).write(str(tmp_path / 'ckpt' / 'model'))
+  folder = tmp_path_factory.mktemp('checkpoint') / 'ckpt'
+  tf.train.Checkpoint(module=model).write(str(folder / 'model'))
+  return folder
+
+
+@pytest.fixture
+def checkpoint(written_checkpoint, tmp_path):
+  """The prefix of this test's own copy of the checkpoint (tests damage theirs)."""
+  shutil.copytree(written_checkpoint, tmp_path / 'ckpt')
+  return str(tmp_path / 'ckpt' / 'model')
 
 
 def _truncate(path) -> None:
@@ -470,7 +479,7 @@ def test_unwritable_existing_out_is_refused_before_the_model_loads(inputs, tmp_p
   out.mkdir()
   _deny_writing(monkeypatch, out)
   for command in ('predict', 'attribute', 'export', 'evaluate'):
-    line = _error_line(main(_argv(command, str(inputs['run']), inputs, str(out))),
+    line = _error_line(main(_argv(command, str(inputs['prefix']), inputs, str(out))),
                        capsys.readouterr())
     assert f'--out {out}' in line and 'cannot write' in line, line
   os.chmod(out, 0o755)
