@@ -24,6 +24,7 @@ from enformer.io import sad as sad_io
 from enformer.io.fasta import FastaStringExtractor
 from enformer.io.files import content_identity
 from enformer.io.lock import OutputLock
+from enformer.io.model_source import parse_run_folder
 from enformer.io.outputs import file_in_folder
 from enformer.io.targets import read_targets
 from enformer.io.vcf import VariantSite, VcfSummary, read_variants
@@ -184,6 +185,20 @@ def write_score_files(scores: sad_io.VariantScores,
   return written
 
 
+def _model_identity(model_path: str) -> str:
+  """Content identity of a model path ('' for none); a run folder's `RUN:latest` / `RUN:best`
+  count by the run folder's files (its config and checkpoint indexes) and the choice."""
+  if not model_path:
+    return ''
+  try:
+    run = parse_run_folder(model_path)
+  except ValueError:
+    run = None
+  if run is None:
+    return content_identity(model_path)
+  return f'{content_identity(run[0])}:{run[1]}'
+
+
 def score_vcf(predictor,
               fasta,
               vcf: PathLike,
@@ -303,7 +318,7 @@ def score_vcf(predictor,
         'variants': sad_io.fingerprint(columns),
         'model': model_path if '://' in model_path else '',
         'precision': model_precision or 'float32',
-        'model_content': content_identity(model_path) if model_path else '',
+        'model_content': _model_identity(model_path),
         'fasta_content': content_identity(fasta.path, [fasta.path + '.fai']),
         'targets_content': _table_identity(targets), 'head': head,
         'sequence_length': scorer.sequence_length,
