@@ -28,13 +28,22 @@ SETTING_NAMES = {
 }
 
 
-def _check_same_run(first: str, first_settings: Dict, path: str, settings: Dict) -> None:
+# Settings that are content hashes: messages name the files (shard attributes) instead.
+_BY_CONTENT = {'model_content': ('model', 'model'), 'fasta_content': ('FASTA', 'fasta')}
+
+
+def _check_same_run(first: str, first_settings: Dict, path: str, settings: Dict,
+                    first_attrs: Optional[Dict] = None, attrs: Optional[Dict] = None) -> None:
   for key in sorted(set(first_settings) | set(settings)):
     if first_settings.get(key) != settings.get(key):
       name = SETTING_NAMES.get(key, key)
+      detail = f'{first_settings.get(key)!r} vs {settings.get(key)!r}'
+      if key in _BY_CONTENT:
+        name, attr = _BY_CONTENT[key]
+        detail = (f'{(first_attrs or {}).get(attr)!r} vs {(attrs or {}).get(attr)!r}, compared by '
+                  'content')
       raise ValueError(f'Shards {first} and {path} come from different runs: their {name} '
-                       f'differs ({first_settings.get(key)!r} vs {settings.get(key)!r}). Merge '
-                       'shards of one command line only.')
+                       f'differs ({detail}). Merge shards of one command line only.')
 
 
 def merge_scores(out: PathLike,
@@ -85,7 +94,8 @@ def _merge(out: str, shards: List[str], transform: Optional[ScoreTransform],
   first_settings = json.loads(first_info.settings)
   owner: Dict[int, str] = {}
   for path, scores, info in loaded:
-    _check_same_run(first, first_settings, path, json.loads(info.settings))
+    _check_same_run(first, first_settings, path, json.loads(info.settings),
+                    first_scores.attrs, scores.attrs)
     if info.shard[1] != first_info.shard[1]:
       raise ValueError(f'Shard {path} is {info.name} but {first} is {first_info.name}: all shards '
                        'of a run are split the same way (--shard K/N with the same N).')
