@@ -127,10 +127,10 @@ def resolve_model_source(source: str, label: Optional[str] = None,
     fs: file system calls (gs:// paths: pass tf.io.gfile's).
 
   Raises:
-    FileNotFoundError: the path does not exist, a run folder has no such checkpoint yet, or a
-      checkpoint / SavedModel lacks its variables data.
-    ValueError: a file or folder that is no model source; an empty saved_model.pb; a run folder
-      whose config.json is not valid JSON or has no model_config.
+    FileNotFoundError: the path does not exist or holds no model, a run folder has no such
+      checkpoint yet, or a checkpoint / SavedModel lacks its variables data.
+    ValueError: a file that is no model source; an empty saved_model.pb; a run folder whose
+      config.json is not valid JSON or has no model_config.
   """
   source = os.fspath(source)
   label = label or source
@@ -145,8 +145,8 @@ def resolve_model_source(source: str, label: Optional[str] = None,
   if not fs.exists(source):
     if source.startswith('gs://'):
       return ModelSource('url', source)  # Unreachable buckets are reported by the loader.
-    raise FileNotFoundError(f'{label} does not exist (neither a folder nor a checkpoint prefix '
-                            'with .index); check the path.')
+    raise FileNotFoundError(f'{label} does not exist (neither a SavedModel or checkpoint folder '
+                            'nor a checkpoint prefix with .index); check the path.')
   if not fs.isdir(source):
     if source.endswith('.index'):
       check_checkpoint_data(source[:-len('.index')], label, fs)
@@ -168,9 +168,10 @@ def resolve_model_source(source: str, label: Optional[str] = None,
     if prefix is not None and fs.exists(prefix + '.index'):
       check_checkpoint_data(prefix, label, fs)
     return ModelSource('checkpoint', source)
-  raise ValueError(f'{label} is neither a SavedModel folder ({SAVED_MODEL_FILE}), a checkpoint '
-                   'folder (checkpoint / *.index) nor a training run folder (config.json); for '
-                   'TF-Hub pass the handle URL, e.g. https://tfhub.dev/deepmind/enformer/1.')
+  raise FileNotFoundError(
+      f'{label} is neither a SavedModel folder ({SAVED_MODEL_FILE}), a checkpoint folder '
+      '(checkpoint / *.index) nor a training run folder (config.json); for TF-Hub pass the '
+      'handle URL, e.g. https://tfhub.dev/deepmind/enformer/1.')
 
 
 def _resolve_run(folder: str, choice: str, label: str, fs: FileSystem) -> ModelSource:
