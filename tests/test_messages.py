@@ -565,3 +565,22 @@ def test_run_folder_model_identity_counts_its_checkpoints(inputs, tmp_path):
   with open(os.path.join(copy, 'checkpoints', 'ckpt-3.index'), 'wb') as handle:
     handle.write(b'newer weights')
   assert _model_identity(f'{copy}:latest') != identity
+
+
+def test_locating_the_file_survives_objects_whose_attributes_raise(tmp_path):
+  """Frame locals whose .name raises (a closed h5py file, an eager tensor) do not break the
+  error boundary; the file being read is still named."""
+  import h5py
+  path = tmp_path / 'closed.h5'
+  with h5py.File(path, 'w') as closed:
+    pass
+  table = tmp_path / 'latin1.txt'
+  table.write_bytes('CAGE:é\n'.encode('latin-1'))
+
+  def read(unused_closed_file, text_file):
+    with open(text_file, encoding='utf-8') as handle:
+      return handle.read()
+
+  error = _raise_in(read, closed, str(table))
+  message, known = describe(error, argparse.Namespace(command='predict'))
+  assert known and str(table) in message, message

@@ -77,9 +77,12 @@ def _as_path(value) -> Optional[str]:
   if isinstance(value, os.PathLike):
     value = os.fspath(value)
   elif not isinstance(value, (str, bytes)):
-    value = getattr(value, 'name', None) or getattr(value, 'filename', None)
-    if isinstance(value, os.PathLike):
-      value = os.fspath(value)
+    try:  # Properties of closed files (h5py) or eager tensors may raise anything.
+      value = getattr(value, 'name', None) or getattr(value, 'filename', None)
+      if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    except Exception:  # pylint: disable=broad-except
+      return None
   if isinstance(value, bytes):
     value = value.decode('utf-8', 'replace')
   if not isinstance(value, str) or not value or len(value) > 4096 or '\n' in value:
