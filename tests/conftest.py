@@ -1,13 +1,11 @@
 """Shared fixtures. Tests that need ../shared skip with a reason when it is absent."""
 
 import dataclasses
+import json
 import os
 import pathlib
-import shutil
 import subprocess
 import sys
-import tempfile
-import threading
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
@@ -58,79 +56,92 @@ def reference_small_io(reference_small_dir):
   return io
 
 
-# Background scripts. A test module may define BACKGROUND_SCRIPT: Python source run as
-# `python -c SCRIPT ROOT` in a fresh process (one-thread deterministic training, minutes long).
-# The scripts of the selected modules start when collection ends and run one after another, in
-# test order, beside the in-process tests: those leave one of the two cores idle much of the time,
-# and a one-thread run's result does not depend on the load. A module's fixture waits for its own
-# script with `background_run(__name__)`.
+def run_script(script: str, root: pathlib.Path) -> subprocess.CompletedProcess:
+  """Runs Python source as `python -c SCRIPT ROOT` in a fresh process; fails on its error.
 
-
-@dataclasses.dataclass
-class BackgroundRun:
-  script: str
-  root: pathlib.Path
-  done: threading.Event = dataclasses.field(default_factory=threading.Event)
-  process: subprocess.Popen | None = None
-  stdout: str = ''
-  stderr: str = ''
-
-
-_BACKGROUND: dict[str, BackgroundRun] = {}
-_BACKGROUND_STOP = threading.Event()
-_BACKGROUND_LOCK = threading.Lock()  # No run starts after the session's end has killed the others.
-
-
-def _run_in_order(runs: list[BackgroundRun]) -> None:
+  For runs whose result must not depend on the machine's load: the script sets one intra-op and
+  one inter-op thread before TensorFlow initialises (oneDNN's sums are not bit-reproducible across
+  thread schedules), which it cannot do inside the test process.
+  """
   env = {**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2', 'CUDA_VISIBLE_DEVICES': ''}
-  for run in runs:
-    try:
-      with _BACKGROUND_LOCK:
-        if _BACKGROUND_STOP.is_set():
-          continue
-        run.process = subprocess.Popen([sys.executable, '-c', run.script, str(run.root)],
-                                       env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                       text=True)
-      run.stdout, run.stderr = run.process.communicate()
-    except Exception as error:  # Reported by the waiting fixture, not lost in this thread.
-      run.stderr += f'\n{type(error).__name__}: {error}'
-    finally:
-      run.done.set()
-
-
-def pytest_collection_finish(session):
-  if session.config.option.collectonly:
-    return
-  modules = []
-  for item in session.items:
-    module = getattr(item, 'module', None)
-    if hasattr(module, 'BACKGROUND_SCRIPT') and module not in modules:
-      modules.append(module)
-  if not modules:
-    return
-  base = pathlib.Path(tempfile.mkdtemp(prefix='enformer-tests-background-'))
-  for module in modules:
-    root = base / module.__name__.rsplit('.', 1)[-1]
-    root.mkdir()
-    _BACKGROUND[module.__name__] = BackgroundRun(module.BACKGROUND_SCRIPT, root)
-  threading.Thread(target=_run_in_order, args=(list(_BACKGROUND.values()),), daemon=True).start()
-
-
-def pytest_sessionfinish(session):
-  with _BACKGROUND_LOCK:
-    _BACKGROUND_STOP.set()
-    for run in _BACKGROUND.values():
-      if run.process is not None and run.process.poll() is None:
-        run.process.kill()
-  for run in _BACKGROUND.values():
-    run.done.wait(timeout=60)
-  if _BACKGROUND:
-    shutil.rmtree(next(iter(_BACKGROUND.values())).root.parent, ignore_errors=True)
-
-
-def background_run(module_name: str) -> BackgroundRun:
-  """Waits for the module's BACKGROUND_SCRIPT (started after collection); fails on its error."""
-  run = _BACKGROUND[module_name]
-  run.done.wait()
-  assert run.process is not None and run.process.returncode == 0, run.stderr[-3000:]
+  run = subprocess.run([sys.executable, '-c', script, str(root)], env=env, capture_output=True,
+                       text=True, check=False)
+  assert run.returncode == 0, run.stderr[-3000:]
   return run
+
+
+# One trained micro model for the tests that need a model that has learned something: a synthetic
+# genome whose 4 tracks respond to planted motifs (track 0 to CTCF, 1 to SP1, 2 to AP1 + ½ CREB,
+# 3 to CREB + ½ CTCF; chr1-2 train, chr3 valid, chr4 test), the Basenji2 data set written from it,
+# and `enformer.training.train` (the loop `enformer train` runs) on the `micro` preset without
+# dropout: Adam at TRAINED_LEARNING_RATE after 10 warm-up steps, batch 8, augmentation on.
+# It runs in a fresh one-thread process with op determinism (see `run_script`), so the model is
+# the same whatever the machine's load.
+TRAINED_GENOME = dict(num_tracks=4, seed=3, sites_per_kb=1.0)
+TRAINED_LENGTH = 2048
+TRAINED_HEAD = 'synthetic'
+TRAINED_STEPS = 280
+TRAINED_EVAL_EVERY = 70
+TRAINED_LEARNING_RATE = 4e-3
+_TRAIN_SCRIPT = f'''
+import json, sys
+import tensorflow as tf
+tf.config.threading.set_intra_op_parallelism_threads(1)
+tf.config.threading.set_inter_op_parallelism_threads(1)
+from enformer.data.synthetic import make_synthetic_dataset, make_synthetic_genome
+from enformer.training import train
+root = sys.argv[1]
+genome = make_synthetic_genome(root + '/genome', **{TRAINED_GENOME!r})
+data = make_synthetic_dataset(root + '/data', sequence_length={TRAINED_LENGTH}, genome=genome,
+                              train_size=512, valid_size=32, test_size=16, seed=3)
+result = train(run_dir=root + '/run', preset='micro', model_args=dict(dropout_rate=0.0),
+               data={{{TRAINED_HEAD!r}: str(data)}}, batch_size=8, num_steps={TRAINED_STEPS},
+               learning_rate={TRAINED_LEARNING_RATE}, warmup_steps=10,
+               eval_every={TRAINED_EVAL_EVERY}, deterministic=True,
+               checkpoint_every={TRAINED_STEPS}, export_hub=False, progress=False, seed=3)
+with open(root + '/result.json', 'w') as f:
+  json.dump({{'validation': result.validation, 'best': result.best,
+             'steps_per_second': result.steps_per_second}}, f, default=float)
+'''
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainedRun:
+  """The trained micro model's folder: `root/genome`, `root/data`, `root/run`, `result`."""
+  root: pathlib.Path
+  result: dict
+
+  @property
+  def model_path(self) -> str:
+    return f'{self.root / "run"}:latest'
+
+
+@pytest.fixture(scope='session')
+def trained_micro(tmp_path_factory) -> TrainedRun:
+  """The micro model trained on the planted-motif genome (about a minute on 2 cores)."""
+  root = tmp_path_factory.mktemp('trained_micro')
+  run_script(_TRAIN_SCRIPT, root)
+  return TrainedRun(root, json.loads((root / 'result.json').read_text()))
+
+
+@pytest.fixture(scope='session')
+def quick_demo(tmp_path_factory) -> pathlib.Path:
+  """Folder of a finished `enformer demo --quick` run (run once, through the CLI, as users do)."""
+  from enformer.cli import main
+  out = tmp_path_factory.getbasetemp() / 'enformer_demo_quick'
+  assert main(['demo', '--out', str(out), '--quick']) == 0
+  return out
+
+
+def demo_results(out: pathlib.Path) -> dict:
+  """Step name → recorded results of the demo in `out` (from demo.json)."""
+  state = json.loads((out / 'demo.json').read_text())
+  return {name: step['results'] for name, step in state['steps'].items()}
+
+
+def model_arg_flags(config: dict) -> list:
+  """['--model-arg', 'KEY=JSON', ...]: `config` as the command line takes it."""
+  flags = []
+  for key, value in config.items():
+    flags += ['--model-arg', f'{key}={json.dumps(value)}']
+  return flags

@@ -1,6 +1,6 @@
 """Attribution: gradient × input, ISM, pooling, enhancer links, plots and `enformer attribute`.
 
-Unit tests use a tiny Enformer with calibrated batch-norm statistics (one training-mode pass) and
+Unit tests use a micro Enformer (`enformer.testing.MICRO`) with calibrated batch-norm statistics (one training-mode pass) and
 random weights; `test_attribution_learning.py` checks attributions of a trained model.
 """
 
@@ -14,12 +14,13 @@ from enformer import fast
 from enformer import interpret as attribution
 from enformer.sequence import one_hot_encode
 from enformer.interpret import plots as attribution_plots
+from enformer.testing import MICRO
+from conftest import model_arg_flags
 
 LENGTH = 2048
 NUM_BINS = LENGTH // 128
 NUM_TRACKS = 3
-CONFIG = dict(channels=384, num_heads=4, num_transformer_layers=1, target_length=None,
-              heads={'human': NUM_TRACKS})
+CONFIG = dict(MICRO, heads={'human': NUM_TRACKS})
 
 
 def _random_one_hot(rng: np.random.Generator, *shape: int) -> np.ndarray:
@@ -28,7 +29,7 @@ def _random_one_hot(rng: np.random.Generator, *shape: int) -> np.ndarray:
 
 @pytest.fixture(scope='module')
 def model() -> Enformer:
-  """Tiny model, batch-norm moving averages set by one training-mode pass (no NaN/overflow)."""
+  """Micro model, batch-norm moving averages set by one training-mode pass (no NaN/overflow)."""
   tf.random.set_seed(1)
   model = Enformer(**CONFIG)
   model(_random_one_hot(np.random.default_rng(1), 4, LENGTH), is_training=True)
@@ -254,9 +255,7 @@ def test_cli_attribute(tmp_path, model):
   fasta = tmp_path / 'genome.fa'
   fasta.write_text('>chr7\n' + '\n'.join(genome[i:i + 60] for i in range(0, 6_000, 60)) + '\n')
   prefix = tf.train.Checkpoint(module=model).write(str(tmp_path / 'ckpt' / 'model'))
-  config = ['--model-arg', 'channels=384', '--model-arg', 'num_heads=4', '--model-arg',
-            'num_transformer_layers=1', '--model-arg', 'target_length=null', '--model-arg',
-            'heads={"human": 3}']
+  config = model_arg_flags(CONFIG)
   common = ['attribute', '--model', prefix, *config, '--sequence-length',
             str(LENGTH), '--fasta', str(fasta), '--region', 'chr7:2001-3000', '--tracks', '0,2',
             '--bins', '7-8', '--quiet']

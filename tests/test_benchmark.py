@@ -5,13 +5,12 @@ import numpy as np
 import pytest
 
 from enformer import benchmark as fast_benchmark
-from random_models import random_model
+from enformer.testing import MICRO, random_model
 
 
 def small_random_model(pooling_type: str, target_length=None):
-  return random_model(seed=3, channels=384, num_heads=4, num_transformer_layers=1,
-                      pooling_type=pooling_type, target_length=target_length,
-                      attention_projection=False)
+  return random_model(seed=3, **dict(MICRO, pooling_type=pooling_type,
+                                     target_length=target_length), attention_projection=False)
 
 
 def test_analytic_gflop_of_the_published_model():
@@ -45,8 +44,7 @@ def test_ism_positions_per_s_amortizes_one_reference_over_the_window():
 
 
 def test_worker_levers_times_every_row_and_prints_the_ratios():
-  config = dict(channels=384, num_heads=4, num_transformer_layers=1, sequence_length=8192,
-                target_length=None)
+  config = dict(MICRO, sequence_length=8192)
   levers = fast_benchmark.worker_levers(config, repeats=1, precisions=('float32',))
   for kind in ('forward', 'variant_full', 'variant_incremental', 'ism_reference', 'ism_full',
                'ism_incremental'):
@@ -55,7 +53,7 @@ def test_worker_levers_times_every_row_and_prints_the_ratios():
   ratios = fast_benchmark._lever_rows(levers, lines.append)
   assert all(np.isfinite(v) and v > 0 for v in ratios.values()) and len(ratios) == 3
   assert any('ISM positions/s, incremental' in line for line in lines)
-  assert levers['reference_tower_mb'] == pytest.approx(8192 // 128 * 384 * 4 / 1e6)
+  assert levers['reference_tower_mb'] == pytest.approx(8192 // 128 * MICRO['channels'] * 4 / 1e6)
 
 
 def test_lever_rows_of_both_precisions():

@@ -306,7 +306,7 @@ def test_library_train_on_a_locked_run_folder_refuses_naming_the_first(files, tm
   run_dir = tmp_path / 'run'
   first = holder(run_dir)
   with pytest.raises(OutputLockedError, match=f'pid {first.pid}'):
-    train(run_dir=str(run_dir), data={'human': str(files['data'])}, preset='tiny', num_steps=1,
+    train(run_dir=str(run_dir), data={'human': str(files['data'])}, preset='micro', num_steps=1,
           progress=False)
   assert not (run_dir / 'history.jsonl').exists() and not (run_dir / 'config.json').exists()
 

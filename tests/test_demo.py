@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from demo_artifacts import demo_results, quick_demo  # pylint: disable=unused-import
+from conftest import demo_results
 from enformer import demo as demo_lib
 from enformer.cli import main
 

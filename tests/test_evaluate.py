@@ -88,8 +88,8 @@ def test_evaluate_writes_tsv_summary_gene_level_and_plot(synthetic_data, tmp_pat
 def test_evaluate_cli_on_a_checkpoint(synthetic_data, tmp_path):
   from enformer.cli import main
   from enformer.enformer import Enformer
-  config = dict(channels=384, num_transformer_layers=1, num_heads=4, target_length=None,
-                heads={'human': 3})
+  from enformer.testing import MICRO
+  config = dict(MICRO, heads={'human': 3})
   model = Enformer(**config)
   model.build_variables()
   prefix = tf.train.Checkpoint(module=model).write(str(tmp_path / 'ckpt' / 'model'))

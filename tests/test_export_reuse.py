@@ -11,10 +11,9 @@ import tensorflow_hub as hub
 import tf_keras
 
 from enformer import export_hub_module, fast, interpret
-from random_models import random_model, random_one_hot
+from enformer.testing import MICRO, random_model, random_one_hot
 
-CONFIG = dict(channels=384, num_heads=4, num_transformer_layers=1, target_length=None,
-              heads={'human': 5, 'mouse': 2})
+CONFIG = dict(MICRO, heads={'human': 5, 'mouse': 2})
 MODEL_LENGTH = 2048
 EXPORT_LENGTH = 4096
 BINS = MODEL_LENGTH // 128

@@ -10,15 +10,11 @@ import tensorflow as tf
 from enformer import Enformer
 from enformer import inference as hub
 from enformer.training import finetune
+from enformer.testing import MICRO, random_one_hot
 from enformer.training import step as step_lib
 
-TRUNK = dict(channels=384, num_heads=4, num_transformer_layers=1, target_length=None)
+TRUNK = dict(MICRO)
 LENGTH = 2048
-
-
-def random_one_hot(batch: int, length: int, seed: int = 0) -> np.ndarray:
-  rng = np.random.default_rng(seed)
-  return np.eye(4, dtype=np.float32)[rng.integers(0, 4, size=(batch, length))]
 
 
 def randomize(model: Enformer, seed: int) -> None:
@@ -87,7 +83,7 @@ def test_restore_heads_false_keeps_all_heads_fresh(source):
 @pytest.mark.parametrize('config,message', [
     (dict(TRUNK, num_transformer_layers=2), 'not in the checkpoint'),
     (dict(TRUNK, num_transformer_layers=0), 'not in the model'),
-    (dict(TRUNK, channels=768, num_heads=8), 'differ in shape'),
+    (dict(TRUNK, channels=96, num_heads=4), 'differ in shape'),
     (dict(TRUNK, input_channels=5), 'differ in shape'),
     (dict(TRUNK, final_pointwise=False), 'not in the model'),
     (dict(TRUNK, pooling_type='max'), 'not in the model'),
@@ -100,7 +96,7 @@ def test_trunk_mismatch_refused_and_nothing_assigned(source, config, message):
   with pytest.raises(ValueError, match=message) as error:
     finetune.restore_partial(model, prefix)
   assert 'module/_trunk/' in str(error.value)  # The offending names are listed.
-  assert "'channels': 384" in str(error.value)  # And the checkpoint's configuration.
+  assert "'channels': 48" in str(error.value)  # And the checkpoint's configuration.
   for b, v in zip(before, model.variables):
     np.testing.assert_array_equal(b, v.numpy())
 
@@ -137,11 +133,11 @@ def test_other_checkpoint_root_and_folder(source, tmp_path):
       tf.train.Checkpoint(model=src, step=tf.Variable(3, dtype=tf.int64)), str(tmp_path), 2)
   manager.save()
   assert finetune.infer_config(tmp_path) == dict(
-      channels=384, num_transformer_layers=1, num_heads=4, pooling_type='attention',
-      input_channels=4, final_pointwise=True, transformer_mlp=True, heads={'human': 7, 'mouse': 5})
+      channels=48, num_transformer_layers=1, num_heads=2, conv_tower_divisible_by=16,
+      pooling_type='attention', input_channels=4, final_pointwise=True, transformer_mlp=True, heads={'human': 7, 'mouse': 5})
   model, report = finetune.load_pretrained(tmp_path, heads={'atac': 2}, target_length=None)
   assert report.root == 'model' and report.fresh_heads == ['atac']
-  assert model.config['num_heads'] == 4
+  assert model.config['num_heads'] == 2
   np.testing.assert_array_equal(model.trunk.variables[-1].numpy(), src.trunk.variables[-1].numpy())
   with pytest.raises(FileNotFoundError, match='No checkpoint at'):
     finetune.restore_partial(model, tmp_path / 'nothing')

@@ -12,16 +12,11 @@ from conftest import SMALL_REFERENCE_CONFIG, SMALL_REFERENCE_LENGTH, shared_path
 from enformer import Enformer, Predictor, export_hub_module, load_model
 from enformer import inference as enformer_hub
 from enformer.enformer import BatchNorm
+from enformer.testing import MICRO, random_model, random_one_hot
 
-TINY = dict(channels=384, num_heads=4, num_transformer_layers=1, target_length=None,
-            heads={'human': 7, 'mouse': 3})
+TINY = dict(MICRO, heads={'human': 7, 'mouse': 3})
 MODEL_LENGTH = 8_192
 EXPORT_LENGTH = 16_384
-
-
-def random_one_hot(batch: int, length: int, seed: int = 0) -> np.ndarray:
-  rng = np.random.default_rng(seed)
-  return np.eye(4, dtype=np.float32)[rng.integers(0, 4, size=(batch, length))]
 
 
 def crop(x: np.ndarray, length: int) -> np.ndarray:
@@ -225,9 +220,7 @@ def test_fast_false_is_honoured_by_export_and_attribution(tmp_path):
   (fast=False) differentiates it; both equal the fast path within float32 rounding."""
   import tensorflow_hub as hub
   from enformer.interpret import contribution_input_grad
-  from random_models import random_model, random_one_hot
-  model = random_model(seed=31, channels=384, num_heads=4, num_transformer_layers=1,
-                       target_length=None)
+  model = random_model(seed=31, **MICRO)
   enformer_hub.export_hub_module(model, str(tmp_path / 'plain'), 2048 + 256, 2048, fast=False)
   loaded = hub.load(str(tmp_path / 'plain'))
   ops = {op.type for f in loaded.model.predict_on_batch.concrete_functions

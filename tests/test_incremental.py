@@ -6,7 +6,7 @@ import pytest
 from conftest import SMALL_REFERENCE_LENGTH
 from enformer import fast
 from enformer.incremental import IncrementalForward
-from random_models import random_model, random_one_hot
+from enformer.testing import MICRO, random_model, random_one_hot
 
 
 def rel_error(ours: np.ndarray, theirs: np.ndarray) -> float:
@@ -42,9 +42,8 @@ def alternatives_of(reference: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize('config', [
-    dict(channels=384, num_heads=4, num_transformer_layers=2, target_length=None),
-    dict(channels=384, num_heads=4, num_transformer_layers=1, pooling_type='max',
-         target_length=40, input_channels=5, heads={'atac': 3}),
+    dict(MICRO, num_transformer_layers=2),
+    dict(MICRO, pooling_type='max', target_length=40, input_channels=5, heads={'atac': 3}),
 ])
 def test_incremental_equals_full_recompute(config):
   model = random_model(seed=11, **config)
@@ -67,8 +66,7 @@ def test_incremental_equals_full_recompute(config):
 def test_halo_is_large_enough_and_not_wasteful():
   """Every tower bin the change really alters lies inside the recomputed window, and the window
   is not much wider than those bins."""
-  model = random_model(seed=13, channels=384, num_heads=4, num_transformer_layers=1,
-                       target_length=None)
+  model = random_model(seed=13, **MICRO)
   length = 8192
   forward = fast.compile_forward(model, length)
   reference = random_one_hot(1, length, seed=14)[0]
@@ -100,8 +98,7 @@ def test_incremental_on_deepmind_small_reference(reference_small_model, referenc
 
 def test_incremental_ism_equals_full_ism():
   from enformer.interpret import ism as ism_lib
-  model = random_model(seed=15, channels=384, num_heads=4, num_transformer_layers=1,
-                       target_length=None)
+  model = random_model(seed=15, **MICRO)
   x = random_one_hot(1, 4096, seed=16)[0]
   mask = np.zeros((32, 5313), np.float32)
   mask[14:18, :10] = 1
@@ -122,8 +119,7 @@ def test_scorers_of_one_predictor_share_one_compiled_incremental_forward(tmp_pat
   from enformer.io.vcf import VariantSite
   from enformer.variants.scoring import VariantScorer
   from kipoiseq import Variant
-  model = random_model(seed=21, channels=384, num_heads=4, num_transformer_layers=1,
-                       target_length=None, heads={'human': 4})
+  model = random_model(seed=21, **dict(MICRO, heads={'human': 4}))
   genome = ''.join(np.random.default_rng(3).choice(list('ACGT'), 8_000))
   fasta = tmp_path / 'g.fa'
   fasta.write_text('>chr1\n' + genome + '\n')

@@ -4,18 +4,15 @@ import pathlib
 
 import numpy as np
 import pytest
+import sonnet as snt
 import tensorflow as tf
 
 from conftest import SMALL_REFERENCE_CONFIG, shared_path
 from enformer import Enformer
 from enformer import enformer as enformer_lib
+from enformer.testing import MICRO, random_one_hot
 
-TINY = dict(channels=384, num_heads=4, num_transformer_layers=1)
-
-
-def random_one_hot(batch: int, length: int, seed: int = 0) -> np.ndarray:
-  rng = np.random.default_rng(seed)
-  return np.eye(4, dtype=np.float32)[rng.integers(0, 4, size=(batch, length))]
+TINY = {k: v for k, v in MICRO.items() if k != 'target_length'}
 
 
 def checkpoint_tree(model: Enformer, directory: pathlib.Path) -> dict:
@@ -57,8 +54,8 @@ def test_custom_heads_max_pooling_and_options():
                    heads={'atac': 3, 'rna': 2}, final_pointwise=False, transformer_mlp=False)
   outputs = model(random_one_hot(1, 2048), is_training=False)
   assert {k: v.shape for k, v in outputs.items()} == {'atac': (1, 16, 3), 'rna': (1, 16, 2)}
-  assert model.trunk(random_one_hot(1, 2048), is_training=False).shape == (1, 16, 384)
-  assert model.trunk_channels == 384
+  assert model.trunk(random_one_hot(1, 2048), is_training=False).shape == (1, 16, 48)
+  assert model.trunk_channels == 48
   # Max pooling has no variables; no Keras layers are used.
   assert not any('logit_linear' in v.name for v in model.variables)
   only_rna = model(random_one_hot(1, 2048), is_training=False, output_heads=['rna'])
@@ -189,7 +186,8 @@ def test_every_trainable_variable_gets_a_gradient_from_each_head():
 @pytest.mark.parametrize('kwargs,message', [
     (dict(pooling_type='average'), "Unknown pooling_type 'average'"),
     (dict(channels=385), 'positive even number'),
-    (dict(channels=128), 'too small'),
+    (dict(channels=128, conv_tower_divisible_by=128), 'too small'),
+    (dict(conv_tower_divisible_by=0), 'must be positive'),
     (dict(channels=384, num_heads=5), 'divisible by num_heads'),
     (dict(channels=512, num_heads=8), 'must be divisible by 6'),
 ])
@@ -224,3 +222,22 @@ def test_unknown_head(tiny_model):
 def test_exponential_linspace_int_matches_published_tower():
   assert enformer_lib.conv_tower_filters(1536) == [768, 896, 1024, 1152, 1280, 1536]
   assert enformer_lib.conv_tower_filters(384) == [256, 256, 256, 256, 384, 384]
+  assert enformer_lib.conv_tower_filters(48, divisible_by=16) == [32, 32, 32, 32, 48, 48]
+
+
+def test_conv_tower_rounding_is_inferred_from_a_checkpoint(tmp_path):
+  """A micro model's checkpoint (tower widths in multiples of 16) loads with the configuration
+  that fits it; the published rounding (128) is not written into configurations."""
+  from enformer.inference import infer_config, load_model
+  model = Enformer(**MICRO, heads={'human': 3})
+  model.build_variables()
+  assert [c.w.shape[-1] for c in model.trunk.conv_tower.submodules
+          if isinstance(c, snt.Conv1D) and c.w.shape[0] == 5] == [32, 32, 32, 32, 48, 48]
+  prefix = tf.train.Checkpoint(module=model).write(str(tmp_path / 'micro' / 'ckpt'))
+  config = infer_config(prefix)
+  assert config['conv_tower_divisible_by'] == 16 and config['channels'] == 48
+  loaded = load_model(prefix, sequence_length=2048, **config, target_length=None)
+  x = random_one_hot(1, 2048)
+  np.testing.assert_allclose(loaded.predict_on_batch(x)['human'],
+                             model(x, is_training=False)['human'].numpy(), rtol=1e-5, atol=1e-6)
+  assert 'conv_tower_divisible_by' not in Enformer(channels=384, num_heads=4).config

@@ -12,6 +12,7 @@ from enformer.io import vcf as vcf_io
 from enformer.inference import Predictor
 from enformer.io.fasta import FastaStringExtractor
 from enformer.predict import model_inputs
+from enformer.testing import MICRO
 from enformer.variants import VariantScorer, site_sequences
 from enformer.variants.scoring import VariantSeqExtractor
 
@@ -109,8 +110,7 @@ def test_n_value_flag(command):
 def test_incremental_scoring_with_the_notebook_n_value(fasta):
   """Incremental SNV scoring equals full passes with N = 0.25, and the N value changes SAD."""
   tf.random.set_seed(5)
-  model = Enformer(channels=384, num_heads=4, num_transformer_layers=1,
-                            target_length=None, heads={'human': 4})
+  model = Enformer(**dict(MICRO, heads={'human': 4}))
   predictor = Predictor.from_module(model, 4096)
   site = vcf_io.VariantSite((kipoiseq.Variant('chr1', 60, GENOME[59], 'G'),), 'chr1')
   scores = {}

@@ -15,7 +15,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from demo_artifacts import demo_results, quick_demo  # pylint: disable=unused-import
+from conftest import demo_results
 
 COLAB = pathlib.Path(__file__).resolve().parent.parent / 'colab'
 NOTEBOOKS = ('enformer-usage.ipynb', 'enformer-training.ipynb')

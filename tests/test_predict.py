@@ -10,22 +10,20 @@ import pyBigWig
 import pytest
 import tensorflow as tf
 
-from conftest import shared_path
+from conftest import model_arg_flags, shared_path
 from enformer import Enformer, Predictor, load_model, one_hot_encode
 from enformer import plots, predict
 from enformer.cli import main
 from enformer.io.bed import parse_region
 from enformer.io.fasta import FastaStringExtractor
 from enformer.io.targets import read_targets
+from enformer.testing import MICRO
 
-CONFIG = dict(channels=384, num_heads=4, num_transformer_layers=1, target_length=32,
-              heads={'human': 5313})
+CONFIG = dict(MICRO, target_length=32, heads={'human': 5313})
 MODEL_LENGTH = 8_192
 HUB_LENGTH = 16_384
 CHROM_SIZES = {'chr1': 30_000, 'chr2': 20_000, '3': 12_000}
-CONFIG_FLAGS = ['--model-arg', 'channels=384', '--model-arg', 'num_heads=4', '--model-arg',
-                'num_transformer_layers=1', '--model-arg', 'target_length=32', '--model-arg',
-                'heads={"human": 5313}']
+CONFIG_FLAGS = model_arg_flags(CONFIG)
 
 
 @pytest.fixture(scope='module')
@@ -202,10 +200,10 @@ def test_cli_predict_n_value(exported, model, genome, tmp_path):
 
 def test_cli_errors(exported, genome, tmp_path, capsys):
   checkpoint = os.path.join(os.path.dirname(exported), 'ckpt')
-  code = main(['predict', '--model', checkpoint, '--model-arg', 'channels=768', '--fasta', genome,
+  code = main(['predict', '--model', checkpoint, '--model-arg', 'channels=96', '--fasta', genome,
                '--region', 'chr1:1-10', '--out', str(tmp_path / 'o')])
   error = capsys.readouterr().err
-  assert code == 2 and 'The checkpoint fits: channels=384' in error
+  assert code == 2 and 'The checkpoint fits: channels=48' in error
   assert main(['predict', '--model', exported, '--fasta', genome, '--region', 'chrX:1-10',
                '--out', str(tmp_path / 'o')]) == 2
   assert "'chrX' is not in" in capsys.readouterr().err

@@ -13,6 +13,7 @@ import pyBigWig
 import pytest
 import tensorflow as tf
 
+from conftest import model_arg_flags
 from enformer import Enformer, Predictor, one_hot_encode, predict
 from enformer import interpret as attribution
 from enformer.cli import main
@@ -20,17 +21,16 @@ from enformer.data.basenji import get_dataset
 from enformer.data.generate import generate_dataset
 from enformer.io.bigwig import write_bigwig
 from enformer.io.fasta import FastaStringExtractor
+from enformer.testing import MICRO
 
 LENGTH = 4_096
 BINS = LENGTH // 128
 HEADS = {'atac': 2}
 CHROM_SIZES = {'chr1': 6_000, 'chr2': 8_192}
 GAP = (1_000, 1_500)  # chr1 positions without conservation data (→ 0).
-CONFIG = dict(channels=384, num_heads=4, num_transformer_layers=1, target_length=None,
-              heads=HEADS, input_channels=5)
-CONFIG_FLAGS = ['--model-arg', 'channels=384', '--model-arg', 'num_heads=4', '--model-arg',
-                'num_transformer_layers=1', '--model-arg', 'target_length=null', '--model-arg',
-                'heads={"atac": 2}', '--sequence-length', str(LENGTH)]
+CONFIG = dict(MICRO, heads=HEADS, input_channels=5)
+CONFIG_FLAGS = [*model_arg_flags({k: v for k, v in CONFIG.items() if k != 'input_channels'}),
+                '--sequence-length', str(LENGTH)]
 REGION = 'chr1:4,001-5,000'  # Input chr1:2,452-6,548 runs past the chromosome end (N-padded).
 
 

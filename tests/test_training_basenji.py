@@ -49,7 +49,7 @@ def test_a_few_steps_on_basenji_cage_lower_the_loss(tmp_path):
   path, info = _records()
   records = basenji.get_dataset(path, 'train', layout='legacy', deterministic=True).take(2)
   windows = cut_windows(records, WINDOW, random=False).cache()
-  result = train(run_dir=str(tmp_path / 'run'), preset='tiny',
+  result = train(run_dir=str(tmp_path / 'run'), preset='micro',
                  model_args={'heads': {'cage': info.num_targets}}, train_data={'cage': windows},
                  batch_size=2, num_steps=6, learning_rate=2e-3, warmup_steps=1, shuffle_buffer=0,
                  checkpoint_every=6, export_hub=False, progress=False, seed=0)

@@ -9,10 +9,10 @@ import pytest
 import tensorflow as tf
 
 from enformer import Enformer
+from enformer.testing import MICRO
 from enformer.training import step as step_lib
 
-CONFIG = dict(channels=384, num_transformer_layers=1, num_heads=4, target_length=None,
-              heads={'human': 3}, dropout_rate=0.0, attention_dropout_rate=0.0,
+CONFIG = dict(MICRO, heads={'human': 3}, dropout_rate=0.0, attention_dropout_rate=0.0,
               positional_dropout_rate=0.0)
 
 

@@ -7,10 +7,10 @@ import tensorflow as tf
 
 from enformer import Enformer
 from enformer.training import recompute
+from enformer.testing import MICRO
 from enformer.training import step as step_lib
 
-CONFIG = dict(channels=384, num_transformer_layers=1, num_heads=4, target_length=None,
-              heads={'human': 3})
+CONFIG = dict(MICRO, heads={'human': 3})
 LENGTH = 2048
 
 
@@ -83,8 +83,8 @@ def test_recomputed_block_reuses_dropout_masks():
   model = _model(dropout_rate=0.4, attention_dropout_rate=0.3, positional_dropout_rate=0.3)
   block = model.trunk.layers[2].layers[0]  # Transformer block 0 (attention + MLP dropout).
   rng = np.random.default_rng(2)
-  x = tf.constant(rng.normal(size=(2, LENGTH // 128, 384)).astype(np.float32))
-  weights = tf.constant(rng.normal(size=(2, LENGTH // 128, 384)).astype(np.float32))
+  x = tf.constant(rng.normal(size=(2, LENGTH // 128, MICRO['channels'])).astype(np.float32))
+  weights = tf.constant(rng.normal(size=(2, LENGTH // 128, MICRO['channels'])).astype(np.float32))
   seed = tf.constant([3, 4], tf.int64)
   variables = block.trainable_variables
 

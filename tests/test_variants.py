@@ -8,6 +8,7 @@ import pytest
 
 from conftest import shared_path
 from enformer.io import sad as sad_io
+from enformer.testing import MICRO
 from enformer.io import vcf as vcf_io
 from enformer.io.fasta import FastaStringExtractor
 from enformer.sequence import one_hot_encode
@@ -186,8 +187,7 @@ def test_scorer_errors(fasta):
 def tiny_predictor():
   import enformer
   from enformer.inference import Predictor
-  model = enformer.Enformer(channels=384, num_heads=4, num_transformer_layers=1,
-                            target_length=None, heads={'human': 8})
+  model = enformer.Enformer(**dict(MICRO, heads={'human': 8}))
   return Predictor.from_module(model, LENGTH)
 
 
@@ -221,8 +221,7 @@ def test_incremental_scores_equal_full_passes(fasta, genome_sequence, shifts, rc
            site('chr1', 2200, ref_at(genome_sequence, 2200, 3), ref_at(genome_sequence, 2200))]
   import enformer
   from enformer.inference import Predictor
-  model = enformer.Enformer(channels=384, num_heads=4, num_transformer_layers=1,
-                            target_length=None, heads={'human': 8})
+  model = enformer.Enformer(**dict(MICRO, heads={'human': 8}))
   predictor = Predictor.from_module(model, 4096)  # 32 bins: room for the recomputed window.
   full = VariantScorer(predictor, fasta, incremental=False, shifts=shifts, reverse_complement=rc)
   fast_scorer = VariantScorer(predictor, fasta, shifts=shifts, reverse_complement=rc)
