@@ -318,8 +318,9 @@ def _train(config: config_lib.TrainConfig, strategy: tf.distribute.Strategy, chi
   else:
     train_writer = valid_writer = tf.summary.create_noop_writer()
 
+  # The rate is the mean over the run (smoothing=0), from the end of the traced first steps.
   progress = tqdm(total=config.num_steps, initial=start, unit='step', dynamic_ncols=True,
-                  disable=not (config.progress and chief), desc='train')
+                  smoothing=0, disable=not (config.progress and chief), desc='train')
   if resumed_from and chief:
     progress.write(f'Resumed from {resumed_from} (step {start}).')
 
@@ -360,6 +361,10 @@ def _train(config: config_lib.TrainConfig, strategy: tf.distribute.Strategy, chi
       step_variable.assign(step + 1)
       losses.append((step + 1, head, loss, grad_norm))
       progress.update(1)
+      if step + 1 - start == len(heads):
+        # Each head's first step traced its function: the rate (and ETA) starts after them.
+        progress.reset(total=config.num_steps)
+        progress.initial = progress.n = step + 1
       progress.set_postfix(head=head, loss=f'{loss:.4f}', lr=f'{lr:.2e}', refresh=False)
       if (step + 1) % config.log_every == 0:
         with train_writer.as_default(step=step + 1):
