@@ -21,9 +21,9 @@ import kipoiseq
 import numpy as np
 import tensorflow as tf
 
-from enformer import fast
+from enformer.inference import fast
 from enformer.enformer import Enformer
-from enformer.incremental import IncrementalForward
+from enformer.inference.incremental import IncrementalForward
 from enformer.inference import load_model
 from enformer.io.fasta import FastaStringExtractor
 from enformer.sequence import one_hot_encode

@@ -13,7 +13,8 @@ Usage:
 import argparse
 import json
 
-from enformer import benchmark, fast
+from enformer import benchmark
+from enformer.inference import fast
 
 
 def main() -> None:

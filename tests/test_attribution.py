@@ -10,10 +10,10 @@ import pytest
 import tensorflow as tf
 
 from enformer import Enformer
-from enformer import fast
+from enformer.inference import fast
 from enformer import interpret as attribution
 from enformer.sequence import one_hot_encode
-from enformer.interpret import plots as attribution_plots
+from enformer.plots import attribution as attribution_plots
 from enformer.testing import MICRO
 from conftest import model_arg_flags
 
@@ -61,7 +61,7 @@ def test_gradient_times_input_matches_tape(model, sequences, mask):
   batched = attribution.contribution_input_grad(model, sequences, mask)
   single = attribution.contribution_input_grad(model, sequences[1], mask, head='human')
   assert batched.shape == (2, LENGTH) and single.shape == (LENGTH,)
-  # Attribution differentiates the fused forward of enformer.fast: other float32 rounding.
+  # Attribution differentiates the fused forward of enformer.inference.fast: other float32 rounding.
   tolerance = 1e-4 * np.abs(expected).max()
   np.testing.assert_allclose(batched, expected, rtol=0, atol=tolerance)
   np.testing.assert_allclose(single, expected[1], rtol=0, atol=tolerance)

@@ -50,7 +50,7 @@ def test_worker_levers_times_every_row_and_prints_the_ratios():
                'ism_incremental'):
     assert len(levers['times'][f'{kind}_float32']) == 1 and levers['median_s'][f'{kind}_float32']
   lines = []
-  ratios = fast_benchmark._lever_rows(levers, lines.append)
+  ratios = fast_benchmark.lever_rows(levers, lines.append)
   assert all(np.isfinite(v) and v > 0 for v in ratios.values()) and len(ratios) == 3
   assert any('ISM positions/s, incremental' in line for line in lines)
   assert levers['reference_tower_mb'] == pytest.approx(8192 // 128 * MICRO['channels'] * 4 / 1e6)
@@ -65,7 +65,7 @@ def test_lever_rows_of_both_precisions():
                 reference_tower_mb=9.4, peak_rss_gb=3.0, rss_before_gb=2.0,
                 bf16_max_rel_error=0.01, cpu_bfloat16=False)
   lines = []
-  ratios = fast_benchmark._lever_rows(levers, lines.append)
+  ratios = fast_benchmark.lever_rows(levers, lines.append)
   assert ratios['bfloat16/float32 forward time'] == pytest.approx(0.5)
   assert ratios['incremental/full variants per s (float32)'] == pytest.approx(2 / 3)
   assert any('emulated' in line for line in lines)

@@ -23,7 +23,7 @@ from enformer.distributed import (ModelLoadError, ModelSource, NoWorkers, Worker
                                   local_client)
 from enformer.inference import load_model
 from enformer.io import sad as sad_io
-from enformer.predict import predict_to_files
+from enformer.inference.regions import predict_to_files
 from enformer.variants import ScoreTransform, score_vcf
 from test_vcf import write_vcf
 

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 
-from enformer.training import evaluate as evaluate_lib
+from enformer.evaluation import tracks as evaluate_lib
+from enformer.evaluation.tss import expression_at_tss
 
 
 @pytest.fixture(scope='module')
@@ -39,8 +40,8 @@ def test_gene_level_metric_by_hand():
   for gene in (0, 7):
     assert result['across_tracks'][gene] == pytest.approx(
         np.corrcoef(zp[gene], zy[gene])[0, 1], abs=1e-9)
-  assert evaluate_lib.tss_features(np.arange(10.0)[:, None], 0)[0] == 0 + 1
-  assert evaluate_lib.tss_features(np.arange(10.0)[:, None], 5)[0] == 4 + 5 + 6
+  assert expression_at_tss(np.arange(10.0)[:, None], 0)[0] == 0 + 1
+  assert expression_at_tss(np.arange(10.0)[:, None], 5)[0] == 4 + 5 + 6
 
 
 def test_evaluate_writes_tsv_summary_gene_level_and_plot(synthetic_data, tmp_path):

@@ -10,7 +10,8 @@ import tensorflow as tf
 import tensorflow_hub as hub
 import tf_keras
 
-from enformer import export_hub_module, fast, interpret
+from enformer import export_hub_module, interpret
+from enformer.inference import fast
 from enformer.testing import MICRO, random_model, random_one_hot
 
 CONFIG = dict(MICRO, heads={'human': 5, 'mouse': 2})

@@ -1,4 +1,4 @@
-"""enformer.fast: the fast inference path equals the plain path and DeepMind's reference outputs."""
+"""enformer.inference.fast: the fast inference path equals the plain path and DeepMind's reference outputs."""
 
 import warnings
 
@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from conftest import SMALL_REFERENCE_LENGTH
 from enformer import attention_module
-from enformer import fast
+from enformer.inference import fast
 from enformer import presets
 from enformer.testing import MICRO, random_model, random_one_hot
 
@@ -202,7 +202,7 @@ def test_fast_equals_reference_across_the_model_family(preset, overrides):
 def test_bfloat16_inference_is_close_to_float32():
   """precision='bfloat16': float32 outputs close to float32 inference (per-track correlation),
   through Predictor and the incremental path alike."""
-  from enformer.incremental import IncrementalForward
+  from enformer.inference.incremental import IncrementalForward
   from enformer.inference import Predictor
   model = random_model(seed=21, **MICRO)
   x = random_one_hot(2, 4096, seed=22)

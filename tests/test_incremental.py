@@ -1,11 +1,11 @@
-"""enformer.incremental: reference tower once, a recomputed window per alternative == full passes."""
+"""enformer.inference.incremental: reference tower once, a recomputed window per alternative == full passes."""
 
 import numpy as np
 import pytest
 
 from conftest import SMALL_REFERENCE_LENGTH
-from enformer import fast
-from enformer.incremental import IncrementalForward
+from enformer.inference import fast
+from enformer.inference.incremental import IncrementalForward
 from enformer.testing import MICRO, random_model, random_one_hot
 
 

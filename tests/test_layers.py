@@ -128,5 +128,5 @@ def test_the_checks_see_cycles_and_upward_imports():
   assert import_cycles({'a': {'b'}, 'b': {'c'}, 'c': {'a'}, 'd': {'a'}}) == [['a', 'b', 'c']]
   assert import_cycles({'a': {'b'}, 'b': set()}) == []
   edges, _ = import_graph()
-  assert f'{ROOT}.enformer' in edges[f'{ROOT}.fast']  # A real edge is seen.
+  assert f'{ROOT}.enformer' in edges[f'{ROOT}.inference.fast']  # A real edge is seen.
   assert any(b.startswith(CLI) for b in edges[f'{ROOT}.__main__'])

@@ -312,7 +312,7 @@ def test_full_disk_is_reported_as_a_full_disk_whatever_raised_it(tmp_path, monke
 def test_no_hint_naming_an_unrelated_argument(inputs, tmp_path, monkeypatch):
   """A value that equals a local variable (--head human, a FASTA path in the frame) is not
   named as the culprit of the package's own, complete messages."""
-  from enformer import predict as predict_lib
+  from enformer.inference import regions as predict_lib
   from enformer.io.fasta import FastaStringExtractor
   monkeypatch.chdir(tmp_path)
   (tmp_path / 'human').write_text('a file that happens to be called like the head')

@@ -11,7 +11,7 @@ from enformer.cli import build_parser
 from enformer.io import vcf as vcf_io
 from enformer.inference import Predictor
 from enformer.io.fasta import FastaStringExtractor
-from enformer.predict import model_inputs
+from enformer.inference.regions import model_inputs
 from enformer.testing import MICRO
 from enformer.variants import VariantScorer, site_sequences
 from enformer.variants.scoring import VariantSeqExtractor

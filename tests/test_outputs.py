@@ -305,7 +305,7 @@ def test_n_value_outside_0_1_is_refused(value, capsys):
 
 
 def test_n_value_library_checks(predictor, tmp_path):
-  from enformer.predict import predict_to_files  # pylint: disable=import-outside-toplevel
+  from enformer.inference.regions import predict_to_files  # pylint: disable=import-outside-toplevel
   from enformer.io.bed import parse_region  # pylint: disable=import-outside-toplevel
   from enformer.sequence import check_neutral_value, one_hot_encode  # pylint: disable=import-outside-toplevel
   assert check_neutral_value(0) == 0.0 and check_neutral_value(0.25) == 0.25

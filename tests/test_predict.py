@@ -1,4 +1,4 @@
-"""Tests of enformer.predict, enformer.plots and the `enformer predict` / `enformer export` CLI."""
+"""Tests of enformer.inference.regions, enformer.plots.tracks and the `enformer predict` / `enformer export` CLI."""
 
 import os
 
@@ -12,7 +12,9 @@ import tensorflow as tf
 
 from conftest import model_arg_flags, shared_path
 from enformer import Enformer, Predictor, load_model, one_hot_encode
-from enformer import plots, predict
+from enformer.inference import regions as predict
+from enformer.io.predictions import read_predictions
+from enformer.plots import tracks as plots
 from enformer.cli import main
 from enformer.io.bed import parse_region
 from enformer.io.fasta import FastaStringExtractor
@@ -133,7 +135,7 @@ def test_cli_predict_region(exported, model, genome, targets_file, tmp_path):
     assert tracks == [4799, 0, 41] and handle.attrs['complete'] == 1
     assert handle['track_description'][0].decode() == table.loc[4799, 'description']
     assert handle['chrom'][0].decode() == 'chr1' and handle.attrs['sequence_length'] == HUB_LENGTH
-  result = predict.read_predictions(os.path.join(out, 'predictions.h5'))
+  result = read_predictions(os.path.join(out, 'predictions.h5'))
   # The hub input (16,384 bp) is centred like the model input, so the bins are the same.
   expected = direct_prediction(model, genome, 'chr1', 11_000 - 4096)[:, tracks]
   np.testing.assert_allclose(result['predictions'][0], expected, rtol=0,
@@ -166,7 +168,7 @@ def test_cli_predict_bed_batch_npz_observed(exported, genome, tmp_path):
   assert main(['predict', '--model', exported, '--fasta', genome, '--bed', str(bed),
                '--tracks', '3', '5', '--batch-size', '2', '--format', 'npz',
                '--observed', f'5={observed}', '--out', out]) == 0
-  result = predict.read_predictions(os.path.join(out, 'predictions.npz'))
+  result = read_predictions(os.path.join(out, 'predictions.npz'))
   assert result['predictions'].shape == (3, 32, 2)
   assert list(result['name']) == ['near_start', 'no_chr_prefix', 'overlapping']
   assert list(result['chrom']) == ['chr1', '3', 'chr1'] and result['complete'] == 1
@@ -186,7 +188,7 @@ def test_cli_predict_n_value(exported, model, genome, tmp_path):
   assert main(['predict', '--model', exported, '--fasta', genome, '--region',
                'chr2:19,901-20,000', '--tracks', '0', '1', '--n-value', '0.25', '--no-bigwig',
                '--max-plots', '0', '--out', out]) == 0
-  result = predict.read_predictions(os.path.join(out, 'predictions.h5'))
+  result = read_predictions(os.path.join(out, 'predictions.h5'))
   assert result['neutral_value'] == 0.25
   model_input = kipoiseq.Interval('chr2', 19_950 - 4096, 19_950 + 4096)  # 4,046 bp past the end.
   with FastaStringExtractor(genome) as fasta:

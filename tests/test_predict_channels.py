@@ -1,6 +1,6 @@
 """Models with extra input channels (one-hot + a per-base conservation bigWig) through prediction
 and attribution: `enformer predict --extra-track`, `enformer attribute --extra-track`, the library
-(`enformer.predict.model_inputs`, `enformer.interpret`) and agreement with the training data
+(`enformer.inference.regions.model_inputs`, `enformer.interpret`) and agreement with the training data
 written by `enformer.data.generate` (same values, same alignment, float16 rounding)."""
 
 import os
@@ -14,7 +14,9 @@ import pytest
 import tensorflow as tf
 
 from conftest import model_arg_flags
-from enformer import Enformer, Predictor, one_hot_encode, predict
+from enformer import Enformer, Predictor, one_hot_encode
+from enformer.inference import regions as predict
+from enformer.io.predictions import read_predictions
 from enformer import interpret as attribution
 from enformer.cli import main
 from enformer.data.basenji import get_dataset
@@ -142,7 +144,7 @@ def test_cli_predict_extra_track(model, checkpoint, files, tmp_path, capsys):
     assert main(['predict', '--model', checkpoint, *CONFIG_FLAGS, '--fasta', files['fasta'],
                  '--region', REGION, '--head', 'atac', '--extra-track', files[name],
                  '--observed', f'0={files["observed"]}', '--format', 'npz', '--out', out]) == 0
-    outputs[name] = predict.read_predictions(os.path.join(out, 'predictions.npz'))
+    outputs[name] = read_predictions(os.path.join(out, 'predictions.npz'))
   capsys.readouterr()
   result = outputs['conservation']
   assert result['predictions'].shape == (1, BINS, 2)
@@ -193,7 +195,7 @@ def test_attribution_of_a_five_channel_model(predictor, files):
   grad_x = (tape.gradient(target, xt) * xt).numpy()[0]  # [L, 5]
   scores = attribution.contribution_input_grad(predictor, x, mask, head='atac')
   extra = attribution.extra_channel_contributions(predictor, x, mask, head='atac')
-  # Attribution differentiates the fused forward of enformer.fast: other float32 rounding.
+  # Attribution differentiates the fused forward of enformer.inference.fast: other float32 rounding.
   np.testing.assert_allclose(scores, grad_x[:, :4].sum(1), rtol=0,
                              atol=1e-4 * np.abs(grad_x[:, :4].sum(1)).max())
   np.testing.assert_allclose(extra, grad_x[:, 4:], rtol=0, atol=1e-4 * np.abs(grad_x[:, 4:]).max())
@@ -265,7 +267,7 @@ def test_five_channel_model_exports_and_predicts_from_the_saved_model(model, fil
                '--head', 'atac', '--extra-track', files['conservation'], '--format', 'npz',
                '--out', out]) == 0
   capsys.readouterr()
-  result = predict.read_predictions(os.path.join(out, 'predictions.npz'))
+  result = read_predictions(os.path.join(out, 'predictions.npz'))
   x = expected_input(files['fasta'], files['conservation'], 'chr1', 2_452, 2_452 + LENGTH)
   direct = model(x[np.newaxis], is_training=False)['atac'].numpy()[0]
   np.testing.assert_allclose(result['predictions'][0], direct, rtol=1e-4, atol=1e-5)

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from enformer import ridge
+from enformer.evaluation import ridge
+from enformer.plots.evaluation import plot_heldout
 
 
 def test_tss_features_sum_three_central_bins_log1p():
@@ -11,13 +12,13 @@ def test_tss_features_sum_three_central_bins_log1p():
   sums = ridge.tss_bin_sum(predictions, [3, 1])
   np.testing.assert_array_equal(sums[0], predictions[0, 2:5].sum(axis=0))
   np.testing.assert_array_equal(sums[1], predictions[1, 0:3].sum(axis=0))
-  np.testing.assert_allclose(ridge.tss_features(predictions, 3),
+  np.testing.assert_allclose(ridge.tss_log_features(predictions, 3),
                              np.log1p(predictions[:, 2:5].sum(axis=1)), rtol=1e-6)
   np.testing.assert_array_equal(ridge.tss_bin_sum(predictions[0], 3), sums[0])
   with pytest.raises(ValueError, match='no room'):
     ridge.tss_bin_sum(predictions, [0, 3])
   with pytest.raises(ValueError, match='non-negative'):
-    ridge.tss_features(-predictions - 1, 3)
+    ridge.tss_log_features(-predictions - 1, 3)
 
 
 def synthetic(num_genes=1500, num_tracks=30, num_cell_types=3, noise=0.1, seed=0):
@@ -26,7 +27,7 @@ def synthetic(num_genes=1500, num_tracks=30, num_cell_types=3, noise=0.1, seed=0
   # Correlated tracks, like real CAGE/DNase predictions: a shared promoter activity + track noise.
   activity = rng.gamma(2.0, 1.0, (num_genes, 1, 1))
   predictions = activity * rng.gamma(2.0, 1.0, (num_genes, 9, num_tracks)).astype(np.float32)
-  features = ridge.tss_features(predictions, 4)
+  features = ridge.tss_log_features(predictions, 4)
   mean, std = ridge.zscore_statistics(features)
   true_coef = rng.normal(0, 1, (num_cell_types, num_tracks)) * (rng.random(
       (num_cell_types, num_tracks)) < 0.4)
@@ -65,7 +66,7 @@ def test_ridge_recovers_known_coefficients(tmp_path):
 
   png = tmp_path / 'heldout.png'
   mask = ridge.heldout_split(len(features), 0.2, seed=0)
-  ridge.plot_heldout(model, features, expression, mask, png)
+  plot_heldout(model, features, expression, mask, png)
   assert png.stat().st_size > 10_000
 
 

@@ -449,7 +449,7 @@ def test_nan_data_in_train_is_one_data_error(tmp_path):
 def test_nan_data_in_evaluate_is_one_data_error(tmp_path):
   from enformer.data import basenji
   from enformer.data.errors import DataError
-  from enformer.training import evaluate as evaluate_lib
+  from enformer.evaluation import tracks as evaluate_lib
   data, path = _poisoned_dataset(tmp_path, 'test', 3)
   predict = lambda x: {'human': np.ones((len(x), 8, 2), np.float32)}
   with pytest.raises(DataError, match=rf'Bad record in {path}: record 3 has a target with NaN'):

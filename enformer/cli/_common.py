@@ -131,7 +131,7 @@ def predictor_config(args: argparse.Namespace) -> Dict[str, Any]:
   reported before the model is built. Dask workers load the model from this config too.
   """
   from enformer.inference.loading import checkpoint_input_channels  # pylint: disable=import-outside-toplevel
-  from enformer.predict import check_extra_tracks  # pylint: disable=import-outside-toplevel
+  from enformer.inference.regions import check_extra_tracks  # pylint: disable=import-outside-toplevel
 
   config = model_config_from_args(args)
   if 'input_channels' not in config:
@@ -146,7 +146,7 @@ def predictor_config(args: argparse.Namespace) -> Dict[str, Any]:
 def load_predictor(args: argparse.Namespace):
   """The Predictor of --model (any source) with --model-arg, --sequence-length, --precision."""
   from enformer import inference  # pylint: disable=import-outside-toplevel
-  from enformer.predict import check_extra_tracks  # pylint: disable=import-outside-toplevel
+  from enformer.inference.regions import check_extra_tracks  # pylint: disable=import-outside-toplevel
 
   predictor = inference.load_model(args.model, sequence_length=getattr(args, 'sequence_length', None),
                          precision=getattr(args, 'precision', 'float32'), **predictor_config(args))

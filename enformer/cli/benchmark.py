@@ -12,7 +12,7 @@ def register(subparsers) -> None:
       subparsers, 'benchmark',
       help='benchmark plain vs fast (fused, chunked) inference: s/forward, GFLOP/s, peak RSS',
       description='Times the plain path (model(x, is_training=False) under tf.function) and the '
-      'fast path (enformer.fast.compile_forward, plain graph and XLA) interleaved in one '
+      'fast path (enformer.inference.fast.compile_forward, plain graph and XLA) interleaved in one '
       'process (median after warm-up), measures peak RSS of each in its own subprocess, '
       'checks that their outputs agree, and prints analytic GFLOP, GFLOP/s, variants/s, ISM '
       'positions/s and ratios. Weights are random. --size full is the published architecture '

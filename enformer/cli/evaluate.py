@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
   from enformer.inference.loading import load_model  # pylint: disable=import-outside-toplevel
   from enformer.io.outputs import OutputFolder  # pylint: disable=import-outside-toplevel
   from enformer.io.targets import read_targets  # pylint: disable=import-outside-toplevel
-  from enformer.training import evaluate as evaluate_lib  # pylint: disable=import-outside-toplevel
+  from enformer.evaluation import tracks as evaluate_lib  # pylint: disable=import-outside-toplevel
 
   if args.batch_size <= 0:
     raise ValueError(f'--batch-size must be positive, got {args.batch_size}.')

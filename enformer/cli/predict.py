@@ -127,7 +127,7 @@ def _predict_with(args: argparse.Namespace, regions, targets, observed_paths, cl
   """`_predict` in this process (client None) or on the Dask cluster of `client`."""
   from enformer.distributed import ModelSource, fetch_model_info
   from enformer.io.targets import select_tracks
-  from enformer.predict import predict_to_files  # TensorFlow: only once the inputs are checked.
+  from enformer.inference.regions import predict_to_files  # TensorFlow: only once the inputs are checked.
   if client is None:
     predictor = model = _common.load_predictor(args)
   else:  # The workers load the model.

@@ -38,22 +38,15 @@ import os
 import pathlib
 import shutil
 import sys
-import textwrap
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import kipoiseq
-import matplotlib
+import numpy as np
+import pandas as pd
+import pyfaidx
+from sklearn.metrics import roc_auc_score
 
-if not os.environ.get('MPLBACKEND'):
-  matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # pylint: disable=wrong-import-position
-import numpy as np  # pylint: disable=wrong-import-position
-import pandas as pd  # pylint: disable=wrong-import-position
-import pyfaidx  # pylint: disable=wrong-import-position
-from sklearn.metrics import roc_auc_score  # pylint: disable=wrong-import-position
-
-# pylint: disable=wrong-import-position
 from enformer.data import synthetic
 from enformer.data.basenji import get_dataset
 from enformer.demo.report import key_numbers, write_demo_report
@@ -61,11 +54,11 @@ from enformer.inference import export_hub_module, load_model
 from enformer.interpret.workflow import attribute_to_files
 from enformer.io.outputs import remove_entries
 from enformer.io.targets import read_targets
-from enformer.predict import predict_to_files
+from enformer.inference.regions import predict_to_files
+from enformer.plots.demo import plot_hit_vs_miss, plot_pearson_per_track
 from enformer.training import metrics
 from enformer.training.loop import train
 from enformer.variants import ScoreTransform, score_vcf
-# pylint: enable=wrong-import-position
 
 PathLike = Union[str, os.PathLike]
 STATE_FILE = 'demo.json'
@@ -361,33 +354,11 @@ def _evaluate_step(settings: DemoSettings, seed: int, data: Dict[str, Any], mode
           mean_shuffled_pearson_r=float(np.nanmean(frame['shuffled_pearson_r'])),
           mean_r2=float(np.nanmean(frame['r2'])), labels=frame['description'].tolist())
     plot = step_dir / 'pearson.png'
-    _plot_pearson(tables, plot)
+    plot_pearson_per_track(tables, plot)
     outputs.append(plot)
     results['plot'] = plot
     return _stringify(results), outputs
   return step
-
-
-def _plot_pearson(tables: Dict[str, Any], path: pathlib.Path) -> None:
-  fig, axes = plt.subplots(1, len(tables), figsize=(5.5 * len(tables), 3.6), squeeze=False)
-  for ax, (organism, frame) in zip(axes[0], tables.items()):
-    x = np.arange(len(frame))
-    ax.bar(x - 0.2, frame['pearson_r'], width=0.4, label='trained model')
-    ax.bar(x + 0.2, frame['shuffled_pearson_r'], width=0.4, color='0.6',
-           label='shuffled-label baseline')
-    # Track index over its motif recipe, wrapped so neighbouring labels never overlap.
-    labels = [f'{i}\n' + textwrap.fill(d.split(' ', 1)[-1], 10)
-              for i, d in zip(frame['track'], frame['description'])]
-    ax.set_xticks(x, labels, fontsize=8)
-    ax.set_ylim(min(-0.1, float(np.nanmin(frame['shuffled_pearson_r'])) - 0.05), 1.3)
-    ax.set_yticks(np.arange(0, 1.01, 0.2))
-    ax.axhline(0, color='0.3', linewidth=0.5)
-    ax.set_ylabel('Pearson R')
-    ax.set_title(f'{organism}: test-chromosome Pearson R per track', fontsize=10)
-    ax.legend(fontsize=8, loc='upper center', ncol=2, frameon=False)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
 
 
 def _strongest_peak(genome_dir: str, chrom: str, length: int, sequence_length: int,
@@ -557,7 +528,7 @@ def _variants_step(settings: DemoSettings, seed: int, genomes: Dict[str, Any], m
                 variant_class=str(classes[i]), track=int(np.abs(sad[i]).argmax()),
                 sad=float(sad[i, np.abs(sad[i]).argmax()])) for i in order]
     plot = step_dir / 'sad_hit_vs_miss.png'
-    _plot_hit_vs_miss(hit, miss, plot)
+    plot_hit_vs_miss(hit, miss, plot)
     results = dict(
         vcf=vcf, sad_h5=out, tsv=result.paths.get('tsv', [None])[0], transform=transform_path,
         variants=len(classes), hit_mean_abs_sad=float(hit.mean()),
@@ -574,24 +545,6 @@ def _variants_step(settings: DemoSettings, seed: int, genomes: Dict[str, Any], m
                                                   result.paths.get('tsv', [])]
     return _stringify(results), outputs
   return step
-
-
-def _plot_hit_vs_miss(hit: np.ndarray, miss: np.ndarray, path: pathlib.Path) -> None:
-  """Largest |SAD| per variant by class; the bars are the class medians the report quotes."""
-  rng = np.random.default_rng(0)
-  fig, ax = plt.subplots(figsize=(4.5, 3.5))
-  for x, (label, values) in enumerate([('destroys a motif', hit), ('far from motifs', miss)]):
-    ax.scatter(x + rng.uniform(-0.12, 0.12, len(values)), values, s=14, alpha=0.8)
-    ax.hlines(np.median(values), x - 0.25, x + 0.25, color='k',
-              label='median' if x == 0 else None)
-  ax.set_xticks([0, 1], ['destroys a motif', 'far from motifs'])
-  ax.set_ylabel('max over tracks |SAD|')
-  ax.set_yscale('log')
-  ax.legend(fontsize=8, loc='upper right', frameon=False)
-  ax.set_title('Variant effects on the held-out chromosome', fontsize=10)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
 
 
 def _stringify(value):

@@ -207,7 +207,7 @@ def load_model(handle_or_path: str, sequence_length: Optional[int] = None, *,
       folders: the length they trained on). SavedModels define their own (393,216 for
       DeepMind's module): for them, a different value is an error (ValueError).
     fast: when the Sonnet module is available (checkpoints, exports of this package), predict
-      with the fused forward of `enformer.fast` (equal within 1e-5 relative); False: the
+      with the fused forward of `enformer.inference.fast` (equal within 1e-5 relative); False: the
       reference op sequence. DeepMind's hub module always runs its own saved graph.
     precision: 'float32' (default) or 'bfloat16' (fast path with the Sonnet module only; see
       `Predictor.from_module`).

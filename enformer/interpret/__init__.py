@@ -4,7 +4,8 @@
   ism        in-silico saturation mutagenesis
   links      enhancer–gene link scores (the paper's enhancer prioritisation)
   workflow   `attribute_interval` (one input) and `attribute_to_files` (`enformer attribute`)
-  plots      tracks with pooled contributions, sequence logos, ISM heatmaps (matplotlib)
+
+Their figures are drawn by `enformer.plots.attribution`.
 
 The functions of `gradients`, `ism` and `links` are importable from here, e.g.
 `from enformer.interpret import contribution_input_grad, target_mask`.

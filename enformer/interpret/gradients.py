@@ -26,7 +26,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import tensorflow as tf
 
-from enformer import fast
+from enformer.inference import fast
 from enformer.enformer import BIN_SIZE, Enformer
 from enformer.sequence import NUM_NUCLEOTIDES
 
@@ -73,7 +73,7 @@ def forward_function(model, head: str, fast_path: bool = True) -> Callable[[tf.T
         x = x[:, trim:trim + crop_length]
       if not fast_path:  # The reference op sequence.
         return ref()(x, is_training=False, output_heads=[head])[head]
-      # The fused inference forward of enformer.fast (= model(x, is_training=False) within
+      # The fused inference forward of enformer.inference.fast (= model(x, is_training=False) within
       # float32 rounding; faster, and its gradient needs less memory).
       embedding = fast.fast_trunk(ref(), x, fast.chunk_length_for(x.shape[1]))
       return fast.fast_heads(ref(), embedding, [head])[head]
@@ -260,7 +260,7 @@ def contribution_input_grad(model,
       `target_mask(...)`.
     head: output head, e.g. 'human' or 'mouse'.
     reduction: 'mean' (divide by sum(mask), default) or 'sum'.
-    fast: differentiate the fused inference forward of `enformer.fast` (default; equal within
+    fast: differentiate the fused inference forward of `enformer.inference.fast` (default; equal within
       float32 rounding, less time and memory); False: the reference op sequence. Applies to
       Sonnet modules (a SavedModel differentiates its own saved graph).
 

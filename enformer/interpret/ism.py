@@ -11,9 +11,9 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
-from enformer import incremental as incremental_lib
+from enformer.inference import incremental as incremental_lib
 from enformer.enformer import Enformer
-from enformer.incremental import IncrementalForward
+from enformer.inference.incremental import IncrementalForward
 from enformer.interpret.gradients import (Reduction, as_batch, as_mask, compiled_functions,
                                           unwrap_model)
 from enformer.sequence import NUM_NUCLEOTIDES
@@ -65,7 +65,7 @@ def in_silico_mutagenesis(model,
     progress: show a tqdm progress bar.
     incremental: for a Sonnet `Enformer` (or a Predictor over one), reuse the reference's
       conv-tower output and recompute only the tower bins around each substitution
-      (`enformer.incremental`; exact within float32 rounding, ~4x faster at full size). False:
+      (`enformer.inference.incremental`; exact within float32 rounding, ~4x faster at full size). False:
       a full forward pass per mutant.
 
   Returns:

@@ -16,7 +16,7 @@ import pandas as pd
 import tensorflow as tf
 
 from enformer.enformer import BIN_SIZE
-from enformer.interpret import plots as plots_lib
+from enformer.plots import attribution as plots_lib
 from enformer.interpret.gradients import (Reduction, as_batch, forward_function,
                                           gradient_times_input, output_shape, parse_index_list,
                                           pool_contributions, target_mask)
@@ -28,7 +28,7 @@ from enformer.io.fasta import FastaStringExtractor
 from enformer.io.lock import OutputLock
 from enformer.io.outputs import OutputFolder
 from enformer.io.targets import select_tracks, track_labels
-from enformer.predict import model_inputs
+from enformer.inference.regions import model_inputs
 from enformer.sequence import NEUTRAL_VALUE, NUM_NUCLEOTIDES, check_neutral_value
 
 

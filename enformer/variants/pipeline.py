@@ -29,7 +29,7 @@ from enformer.io.outputs import file_in_folder
 from enformer.io.targets import read_targets
 from enformer.io.vcf import VariantSite, VcfSummary, read_variants
 from enformer.variants.normalization import ScoreTransform
-from enformer.variants.plotting import plot_variant_scores
+from enformer.plots.variants import plot_variant_scores
 from enformer.variants.scoring import VariantScorer, flatten_sites
 
 PathLike = Union[str, os.PathLike]

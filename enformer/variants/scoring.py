@@ -39,9 +39,9 @@ import kipoiseq
 from kipoiseq.extractors import VariantSeqExtractor
 import numpy as np
 
-from enformer import incremental as incremental_lib
+from enformer.inference import incremental as incremental_lib
 from enformer.io.vcf import VariantSite
-from enformer.predict import read_extra_tracks
+from enformer.inference.regions import read_extra_tracks
 from enformer.sequence import (NEUTRAL_VALUE, check_neutral_value, one_hot_encode,
                                reverse_complement_one_hot)
 
@@ -142,11 +142,11 @@ class VariantScorer:
         0.25 (DeepMind's usage notebook, kipoiseq's default).
       indel_anchor: placement of indels, 'notebook' (default) or 'variant' (module docstring).
       incremental: score SNVs and equal-length MNVs by exact incremental inference
-        (`enformer.incremental`: the reference conv-tower output once per window and ensemble
+        (`enformer.inference.incremental`: the reference conv-tower output once per window and ensemble
         member, a few recomputed bins per alternative); indels, and predictors without a Sonnet
         module, take full passes. False: full passes for every allele.
       extra_tracks: per-base bigWigs of the extra input channels of a model with
-        `input_channels = 4 + len(extra_tracks)`, in channel order (as `enformer.predict` reads
+        `input_channels = 4 + len(extra_tracks)`, in channel order (as `enformer.inference.regions` reads
         them). Reference and alternatives share the values of the reference window; the reverse
         complement reverses them along positions. Scored by full passes (not incremental).
     """

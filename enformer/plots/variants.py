@@ -3,9 +3,8 @@
 import os
 from typing import Union
 
-import numpy as np
-import matplotlib
 import matplotlib.pyplot as plt
+import numpy as np
 
 from enformer.io.atomic import atomic_write
 from enformer.io.sad import VariantScores
@@ -32,7 +31,6 @@ def plot_variant_scores(scores: VariantScores, path: Union[str, os.PathLike],
   Returns:
     The path written.
   """
-  matplotlib.use('Agg')
 
   if dataset not in scores.scores:
     raise ValueError(f'{dataset} is not in the scores; choose one of {sorted(scores.scores)}.')

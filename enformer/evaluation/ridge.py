@@ -4,7 +4,7 @@ Enformer's predicted tracks (e.g. the 638 CAGE tracks) summarise each gene's pro
 model per new cell type maps them to that cell type's measured expression:
 
   1. features: per gene, the 3 output bins centred on the TSS bin, summed, log1p  → [G, N]
-     (`tss_features`);
+     (`tss_log_features`);
   2. z-score each track across the training genes (statistics kept for prediction);
   3. one scikit-learn ridge regression per cell type, alpha chosen by cross-validation
      (`sklearn.linear_model.RidgeCV`: efficient leave-one-out by default, or k-fold);
@@ -22,21 +22,16 @@ import numpy as np
 from sklearn.linear_model import RidgeCV
 from sklearn.model_selection import KFold
 from tqdm.auto import tqdm
-import matplotlib
-import matplotlib.pyplot as plt
-
-from enformer.training import evaluate
-
-from enformer.io.atomic import atomic_open, atomic_write
+from enformer.evaluation.tss import TSS_BINS, expression_at_tss, pearson_r
+from enformer.io.atomic import atomic_open
 
 PathLike = Union[str, os.PathLike]
 DEFAULT_ALPHAS = np.logspace(-3, 6, 19)
-TSS_BINS = 3  # Bins summed around the TSS bin: the TSS bin and one on each side.
 
 
 def tss_bin_sum(predictions: np.ndarray,
                 tss_bins: Union[int, Sequence[int], np.ndarray]) -> np.ndarray:
-  """Sums the 3 bins centred on each gene's TSS bin (`enformer.training.evaluate.tss_features`).
+  """Sums the 3 bins centred on each gene's TSS bin (`enformer.evaluation.tss.expression_at_tss`).
 
   Args:
     predictions: [G, T, N] predicted tracks per gene (T bins), or [T, N] for one gene.
@@ -60,11 +55,11 @@ def tss_bin_sum(predictions: np.ndarray,
     raise ValueError(
         f'TSS bins {centres[outside][:5].tolist()} leave no room for {TSS_BINS} bins in '
         f'{num_bins} output bins; predict windows centred on the TSS (TSS bin = bins // 2).')
-  sums = np.stack([evaluate.tss_features(p, int(c)) for p, c in zip(predictions, centres)])
+  sums = expression_at_tss(predictions, centres)
   return sums[0] if single else sums
 
 
-def tss_features(predictions: np.ndarray,
+def tss_log_features(predictions: np.ndarray,
                  tss_bins: Union[int, Sequence[int], np.ndarray]) -> np.ndarray:
   """log1p of `tss_bin_sum`: the per-gene features before z-scoring, [G, N] float32."""
   sums = tss_bin_sum(predictions, tss_bins)
@@ -79,14 +74,6 @@ def zscore_statistics(features: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
   mean = features.mean(axis=0)
   std = features.std(axis=0)
   return mean, np.where(std > 0, std, 1.0)
-
-
-def pearson_r(x: np.ndarray, y: np.ndarray) -> float:
-  """Pearson correlation of two vectors (NaN when either is constant)."""
-  x = np.asarray(x, np.float64) - np.mean(x)
-  y = np.asarray(y, np.float64) - np.mean(y)
-  denominator = np.sqrt((x * x).sum() * (y * y).sum())
-  return float((x * y).sum() / denominator) if denominator > 0 else float('nan')
 
 
 @dataclasses.dataclass
@@ -123,7 +110,7 @@ class RidgeExpressionModel:
     return (features - self.feature_mean) / self.feature_std
 
   def predict(self, features: np.ndarray) -> np.ndarray:
-    """Predicted expression [G, C] from log1p TSS features [G, N] (`tss_features`)."""
+    """Predicted expression [G, C] from log1p TSS features [G, N] (`tss_log_features`)."""
     return self.standardize(features) @ self.coef.T + self.intercept
 
   def save(self, path: PathLike) -> None:
@@ -178,7 +165,7 @@ def fit_ridge(features: np.ndarray,
   """Fits one ridge regression per cell type from TSS features to measured expression.
 
   Args:
-    features: [G, N] log1p TSS features (`tss_features`), not yet z-scored.
+    features: [G, N] log1p TSS features (`tss_log_features`), not yet z-scored.
     expression: [G, C] measured expression (e.g. log1p CAGE/RNA) of C new cell types.
     cell_types, track_names: names for the C targets and N features.
     heldout: fraction of genes held out at random (seeded), or a boolean mask [G] (e.g. genes on
@@ -236,27 +223,3 @@ def fit_ridge(features: np.ndarray,
                               intercept=intercept, alpha=chosen, feature_mean=mean,
                               feature_std=std, heldout_r=heldout_r, num_train=int(train.sum()),
                               num_heldout=int(mask.sum()))
-
-
-def plot_heldout(model: RidgeExpressionModel, features: np.ndarray, expression: np.ndarray,
-                 heldout: np.ndarray, path: PathLike, max_panels: int = 12) -> None:
-  """Scatter of predicted vs measured expression on held-out genes, one panel per cell type."""
-  matplotlib.use('Agg')
-  predicted = model.predict(np.asarray(features)[heldout])
-  measured = np.asarray(expression)[heldout]
-  num = min(len(model.cell_types), max_panels)
-  columns = min(num, 4)
-  rows = -(-num // columns)
-  figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.0 * rows), squeeze=False)
-  for c, axis in enumerate(axes.flat):
-    if c >= num:
-      axis.axis('off')
-      continue
-    axis.scatter(measured[:, c], predicted[:, c], s=4, alpha=0.5)
-    axis.set_title(f'{model.cell_types[c]}  R={model.heldout_r[c]:.2f}', fontsize=9)
-    axis.set_xlabel('measured')
-    axis.set_ylabel('predicted')
-  figure.suptitle(f'Ridge on TSS features: {int(np.sum(heldout))} held-out genes')
-  figure.tight_layout()
-  atomic_write(path, lambda temporary: figure.savefig(temporary, dpi=120))
-  plt.close(figure)

@@ -255,7 +255,7 @@ class FastForward:
     if x.shape[1] != self.sequence_length:
       raise ValueError(
           f'This fast forward was compiled for {self.sequence_length:,} bp inputs, got '
-          f'{x.shape[1]:,} bp. Call enformer.fast.compile_forward(model, {x.shape[1]}).')
+          f'{x.shape[1]:,} bp. Call enformer.inference.fast.compile_forward(model, {x.shape[1]}).')
     if x.shape[0] == 0:
       raise ValueError('Empty batch: pass at least one sequence [B >= 1, L, C].')
     return x

@@ -23,12 +23,12 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
-import matplotlib
-import matplotlib.pyplot as plt
 from tqdm.auto import tqdm
 
 from enformer.data.errors import DataError, data_errors
+from enformer.evaluation.tss import expression_at_tss
 from enformer.io.atomic import atomic_open, atomic_write
+from enformer.plots.evaluation import plot_by_assay
 from enformer.training import metrics as metrics_lib
 
 ASSAYS = ('CAGE', 'DNASE', 'CHIP', 'ATAC')
@@ -107,12 +107,6 @@ def index_tss(tss: Union[str, os.PathLike, pd.DataFrame], sequences: pd.DataFram
     raise ValueError(f'None of the {len(tss)} TSSs falls inside a record of this subset: check '
                      'the chromosome names and the assembly of the TSS BED.')
   return TssIndex(genes=genes, sites=sites, num_tss=found, num_missing=missing)
-
-
-def tss_features(values: np.ndarray, bins: int) -> np.ndarray:
-  """Sum of bins [bins − 1, bins + 1] (clipped to the record) of values [T, N] → [N]."""
-  low, high = max(0, bins - 1), min(values.shape[0], bins + 2)
-  return values[low:high].sum(axis=0)
 
 
 def gene_level_metrics(predicted: np.ndarray, observed: np.ndarray) -> Dict[str, Any]:
@@ -211,8 +205,8 @@ def evaluate(predict_fn: PredictFn,
         gene_predicted, gene_observed = np.zeros(shape), np.zeros(shape)
       for i in range(len(predicted)):
         for gene, bins in tss_index.sites.get(record + i, []):
-          gene_predicted[gene] += tss_features(predicted[i], bins)
-          gene_observed[gene] += tss_features(observed[i], bins)
+          gene_predicted[gene] += expression_at_tss(predicted[i], bins)
+          gene_observed[gene] += expression_at_tss(observed[i], bins)
     record += len(predicted)
   if record == 0:
     raise ValueError('The evaluation data set is empty.')
@@ -267,28 +261,6 @@ def _summary(table: pd.DataFrame, gene_level: Optional[Dict[str, Any]]) -> Dict[
         'genes': len(gene_level['genes']), 'tss_used': gene_level['num_tss'],
         'tss_outside_records': gene_level['num_missing']}
   return summary
-
-
-def plot_by_assay(table: pd.DataFrame, path: str, title: str = '') -> str:
-  """PNG: per-track Pearson R by assay type (box + points), with the mean of each."""
-  matplotlib.use('Agg')
-  groups = [(assay, g['pearson_r'].dropna().to_numpy()) for assay, g in table.groupby('assay')]
-  groups = [(a, v) for a, v in groups if len(v)]
-  fig, ax = plt.subplots(figsize=(1.8 + 1.4 * max(1, len(groups)), 4))
-  if groups:
-    ax.boxplot([v for _, v in groups], showfliers=False)
-    rng = np.random.default_rng(0)
-    for i, (_, values) in enumerate(groups, start=1):
-      ax.scatter(i + rng.uniform(-0.15, 0.15, len(values)), values, s=8, alpha=0.6)
-    ax.set_xticks(range(1, len(groups) + 1))
-    ax.set_xticklabels([f'{a}\nn={len(v)}\nmean {v.mean():.3f}' for a, v in groups])
-  ax.set_ylabel('Pearson R (per track, over bins and sequences)')
-  ax.set_title(title or 'Per-track correlation by assay')
-  ax.grid(axis='y', alpha=0.3)
-  fig.tight_layout()
-  atomic_write(path, lambda temporary: fig.savefig(temporary, dpi=120))
-  plt.close(fig)
-  return path
 
 
 def write_evaluation(result: Evaluation, out_dir: str) -> Dict[str, str]:

@@ -1,28 +1,23 @@
 """Plots of attributions: predicted tracks with pooled contribution scores (usage colab, Fig. 2a),
 sequence logos of gradient × input or ISM (logomaker), and ISM heatmaps.
 
-All functions draw with matplotlib (Agg backend when nothing else is selected) and return the
-figure; pass `path` to also save a PNG.
+All functions return the figure; pass `path` to also save a PNG (backend: see `enformer.plots`).
 """
 
 import os
 from typing import Mapping, Optional, Sequence, Tuple, Union
 
-import matplotlib
+import kipoiseq
+import logomaker
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-if not os.environ.get('MPLBACKEND'):
-  matplotlib.use('Agg')
-import kipoiseq  # pylint: disable=g-import-not-at-top,wrong-import-position
-import logomaker  # pylint: disable=g-import-not-at-top,wrong-import-position
-import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
-import numpy as np  # pylint: disable=wrong-import-position
-import pandas as pd  # pylint: disable=wrong-import-position
-
-from enformer import plots  # pylint: disable=wrong-import-position
-from enformer.interpret.gradients import contribution_logo_matrix  # pylint: disable=wrong-import-position
-from enformer.interpret.ism import ism_logo_matrix  # pylint: disable=wrong-import-position
-from enformer.io.atomic import atomic_write  # pylint: disable=wrong-import-position
-from enformer.sequence import BASES  # pylint: disable=wrong-import-position
+from enformer.interpret.gradients import contribution_logo_matrix
+from enformer.interpret.ism import ism_logo_matrix
+from enformer.io.atomic import atomic_write
+from enformer.plots.tracks import plot_tracks
+from enformer.sequence import BASES
 
 PathLike = Union[str, os.PathLike]
 Interval = Tuple[str, int, int]  # chrom, start (0-based), end — or any object with those fields.
@@ -50,7 +45,7 @@ def plot_tracks_with_contributions(tracks: Mapping[str, np.ndarray],
                                    path: Optional[PathLike] = None) -> plt.Figure:
   """Predicted tracks above the pooled |contribution| scores, on the output bins (Fig. 2a style).
 
-  The panels are drawn by `enformer.plots.plot_tracks` (CAGE titles on log10(1 + x)); the
+  The panels are drawn by `enformer.plots.tracks.plot_tracks` (CAGE titles on log10(1 + x)); the
   contribution panel is the last one, in red.
 
   Args:
@@ -77,7 +72,7 @@ def plot_tracks_with_contributions(tracks: Mapping[str, np.ndarray],
                      f'{sorted(lengths)}. Pool with num_bins=<model output length>.')
   if contribution_label in tracks:
     raise ValueError(f'A track is already titled {contribution_label!r}.')
-  fig = plots.plot_tracks({**tracks, contribution_label: pooled},
+  fig = plot_tracks({**tracks, contribution_label: pooled},
                           kipoiseq.Interval(chrom, start, end), height=height, width=11)
   axes = fig.axes
   for collection in axes[-1].collections:

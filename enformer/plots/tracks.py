@@ -1,19 +1,16 @@
 """Figures of predicted (and observed) genomic tracks, like the usage colab's `plot_tracks`.
 
-Matplotlib with the Agg backend (no display needed); functions return the Figure and save it
-when given a path.
+Functions return the Figure and save it when given a path (backend: see `enformer.plots`).
 """
 
-from typing import Mapping, Optional, Union
 import os
+from typing import Mapping, Optional, Sequence, Union
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # pylint: disable=wrong-import-position
-import numpy as np  # pylint: disable=wrong-import-position
-
-from enformer.io.atomic import atomic_write  # pylint: disable=wrong-import-position
+from enformer.io.targets import track_labels
+from enformer.plots import close, save
 
 PREDICTED_COLOR = '#1f77b4'
 OBSERVED_COLOR = '#d62728'
@@ -42,7 +39,7 @@ def plot_tracks(tracks: Mapping[str, np.ndarray],
                 log_cage: bool = True,
                 title: str = '',
                 chrom_size: Optional[int] = None,
-                path: Optional[Union[str, os.PathLike]] = None) -> 'matplotlib.figure.Figure':
+                path: Optional[Union[str, os.PathLike]] = None) -> plt.Figure:
   """One filled panel per track over the genomic interval (the colab's plot_tracks).
 
   Args:
@@ -91,10 +88,29 @@ def plot_tracks(tracks: Mapping[str, np.ndarray],
   if title:
     fig.suptitle(title)
   fig.tight_layout()
-  if path is not None:
-    atomic_write(path, lambda temporary: fig.savefig(temporary, dpi=100))
+  save(fig, path)
   return fig
 
 
-def close(fig: 'matplotlib.figure.Figure') -> None:
-  plt.close(fig)
+def _plot_title(prediction) -> str:
+  region = prediction.region
+  coordinates = f'{region.chrom}:{region.start + 1:,}-{region.end:,}'
+  return coordinates if prediction.name == coordinates else f'{prediction.name}  ({coordinates})'
+
+
+def plot_prediction(prediction, tracks: Sequence[int], targets=None,
+                    observed: Optional[Mapping[int, np.ndarray]] = None, path: Optional[str] = None,
+                    title: str = '', chrom_size: Optional[int] = None):
+  """PNG of the chosen `tracks` (indices) of one `enformer.inference.regions.RegionPrediction`
+  (CAGE on log10(1+x)); `observed`: track index → [bins].
+
+  Bins past the chromosome ends (when `chrom_size` is given, or before position 0) are shaded.
+  """
+  columns = [prediction.track_indices.index(t) for t in tracks]
+  labels = track_labels(targets, tracks)
+  values = {label: prediction.values[:, c] for label, c in zip(labels, columns)}
+  observed_by_label = {label: observed[t] for label, t in zip(labels, tracks)
+                       if observed is not None and t in observed}
+  fig = plot_tracks(values, prediction.output_interval, observed=observed_by_label,
+                    title=title or _plot_title(prediction), chrom_size=chrom_size, path=path)
+  close(fig)

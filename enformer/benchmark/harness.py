@@ -1,21 +1,5 @@
-"""Benchmark of the plain and fast (`enformer.fast`, plain graph and XLA) inference paths, and of
-the training step.
-
-Timings of the two paths are taken in ONE process, interleaved (plain, fast, plain, fast, …) after
-a warm-up, and summarised by the median, so that load from other processes affects both alike.
-Peak memory is measured in a fresh subprocess per configuration (`ru_maxrss`), so each number is
-the peak of that path alone.
-
-Weights are random (seeded), with non-trivial batch-norm statistics and attention output
-projections so every op contributes; outputs of both paths are compared (max |Δ| / max |value|).
-
-Benchmark sizes (`CONFIGS`; a size, not a model preset of `enformer.presets`):
-  small   384 channels, 4 heads, 2 transformer layers on 32,768 bp: seconds (the configuration of
-          DeepMind's small reference checkpoint used by the tests, on a shorter input)
-  medium  768 channels, 8 heads, 4 layers on 196,608 bp
-  full    the published architecture on 196,608 bp: minutes and several GB
-`enformer benchmark` runs `run_benchmark`.
-"""
+"""The timed harness of `enformer benchmark`: interleaved plain/fast timings, peak memory in fresh
+processes, the training step and the incremental-inference levers."""
 
 import json
 import os
@@ -31,10 +15,11 @@ import numpy as np
 import tensorflow as tf
 
 from enformer import enformer as enformer_lib
-from enformer import fast
+from enformer.inference import fast
 from enformer import testing
 from enformer.testing import random_one_hot
-from enformer.incremental import IncrementalForward
+from enformer.inference.incremental import IncrementalForward
+from enformer.benchmark.flops import analytic_gflop, matmul_gflops
 from enformer.training import step as step_lib
 
 CONFIGS: Dict[str, Dict[str, object]] = {
@@ -47,48 +32,6 @@ CONFIGS: Dict[str, Dict[str, object]] = {
     'small': dict(channels=384, num_heads=4, num_transformer_layers=2, sequence_length=32_768,
                   target_length=None),
 }
-
-
-def analytic_gflop(channels: int, num_heads: int, num_transformer_layers: int,
-                   sequence_length: int, target_length: Optional[int],
-                   heads: Optional[Dict[str, int]] = None, pooling_type: str = 'attention',
-                   key_size: int = 64, batch_size: int = 1) -> Dict[str, float]:
-  """GFLOP (2 × multiply-adds) of one forward of the reference architecture, by part.
-
-  Counts convolutions, linear layers, attention matmuls (content, relative and value) and the
-  softmax-pooling logits at every position, as the reference computes them. Elementwise work
-  (batch norm, GELU, softmax) is not counted.
-  """
-  heads = dict(heads if heads is not None else enformer_lib.HEADS)
-  half = channels // 2
-  length = sequence_length
-  pool = 1 if pooling_type == 'attention' else 0
-  parts = {'stem': 2.0 * length * (15 * 4 * half + half * half + pool * half * half)}
-  tower = 0.0
-  c_in = half
-  for c_out in enformer_lib.conv_tower_filters(channels):
-    length //= 2
-    tower += 2.0 * length * (5 * c_in * c_out + c_out * c_out + pool * c_out * c_out)
-    c_in = c_out
-  parts['conv_tower'] = tower
-  length //= 2
-  t = length
-  value_size = channels // num_heads
-  hk, hv = num_heads * key_size, num_heads * value_size
-  per_layer = 2.0 * (t * channels * (2 * hk + hv)  # q, k, v
-                     + (2 * t - 1) * value_size * hk  # r_k (R = C / H features)
-                     + num_heads * t * t * key_size  # content logits
-                     + num_heads * t * (2 * t - 1) * key_size  # relative logits
-                     + num_heads * t * t * value_size  # weights @ v
-                     + t * hv * channels  # output projection
-                     + 2 * t * channels * 2 * channels)  # MLP
-  parts['transformer'] = num_transformer_layers * per_layer
-  out = target_length or t
-  parts['final_pointwise'] = 2.0 * out * channels * 2 * channels
-  parts['heads'] = 2.0 * out * 2 * channels * sum(heads.values())
-  parts = {k: v * batch_size / 1e9 for k, v in parts.items()}
-  parts['total'] = sum(parts.values())
-  return parts
 
 
 def random_model(config: Dict[str, object], seed: int = 0) -> enformer_lib.Enformer:
@@ -169,20 +112,6 @@ def measure_train_step(model, sequence_length: int, batch_size: int = 1, steps: 
 def worker_train(config: Dict[str, object], recompute: bool = False) -> Dict[str, float]:
   """In a fresh process: `measure_train_step` at batch 1 (peak RSS is this process's alone)."""
   return measure_train_step(random_model(config), config['sequence_length'], recompute=recompute)
-
-
-def matmul_gflops(size: int = 4096, repeats: int = 5) -> float:
-  """Achieved GFLOP/s of one large float32 matmul (best of `repeats`): this machine's ceiling
-  for the dense work that dominates Enformer."""
-  a, b = tf.random.normal([size, size]), tf.random.normal([size, size])
-  matmul = tf.function(tf.matmul)
-  matmul(a, b).numpy()
-  best = np.inf
-  for _ in range(repeats):
-    start = time.perf_counter()
-    matmul(a, b).numpy()
-    best = min(best, time.perf_counter() - start)
-  return 2 * size**3 / best / 1e9
 
 
 class RssSampler:
@@ -357,7 +286,7 @@ def ism_positions_per_s(median: Dict[str, float], positions: int, kind: str, pre
   return window / (median[f'ism_reference_{precision}'] + window * per_position)
 
 
-def _lever_rows(levers: Dict[str, object], log) -> Dict[str, float]:
+def lever_rows(levers: Dict[str, object], log) -> Dict[str, float]:
   """Prints the incremental / bfloat16 rows; returns their ratios."""
   m = levers['median_s']
   positions = levers['ism_positions']
@@ -400,7 +329,7 @@ def _lever_rows(levers: Dict[str, object], log) -> Dict[str, float]:
 
 def _run_worker(kind: str, **kwargs) -> Dict[str, object]:
   """Runs `worker_<kind>(**kwargs)` in a fresh Python process; returns its JSON result."""
-  code = ('import json, sys; from enformer import benchmark as b; '
+  code = ('import json, sys; from enformer.benchmark import harness as b; '
           f'r = b.worker_{kind}(**json.loads(sys.argv[1])); print("RESULT " + json.dumps(r))')
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3')
   proc = subprocess.run([sys.executable, '-c', code, json.dumps(kwargs)], capture_output=True,
@@ -513,7 +442,7 @@ def run_benchmark(config_name: str = 'small', repeats: int = 3, batch4: bool = T
     report['levers'] = _run_worker('levers', config=config, repeats=repeats)
     if 'error' in report['levers']:
       raise RuntimeError(report['levers']['error'])
-    ratios.update(_lever_rows(report['levers'], log))
+    ratios.update(lever_rows(report['levers'], log))
   report['ratios'] = ratios
   for k, v in ratios.items():
     log(f'{k}: {v:.3f}')
