@@ -22,7 +22,7 @@ import tensorflow as tf
 from enformer.cli import main as cli_main
 from enformer.data import basenji, write
 
-from random_models import random_model
+from enformer.testing import MICRO, random_model
 
 ENV = {**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2', 'CUDA_VISIBLE_DEVICES': ''}
 
@@ -93,8 +93,7 @@ def test_evaluate_tss_on_many_files_equals_one_file(tmp_path):
   tss = tmp_path / 'tss.bed'
   tss.write_text(''.join(f'chr1\t{i * length + (i % bins) * 128 + 5}\t'
                          f'{i * length + (i % bins) * 128 + 6}\tg{i}\n' for i in range(count)))
-  config = dict(channels=384, num_heads=4, num_transformer_layers=1, pooling_type='max',
-                target_length=None, heads={'human': tracks})
+  config = dict(MICRO, pooling_type='max', heads={'human': tracks})
   model = random_model(0, calibration_length=length, **config)
   prefix = tf.train.Checkpoint(module=model).write(str(tmp_path / 'ckpt' / 'model'))
   model_args = [a for key, value in config.items()

@@ -14,10 +14,10 @@ import pytest
 
 from enformer.cli import main
 from enformer.io import outputs
+from enformer.testing import MICRO
 
 LENGTH = 2048
-CONFIG = dict(channels=384, num_heads=4, num_transformer_layers=1, pooling_type='max',
-              target_length=None, heads={'human': 3})
+CONFIG = dict(MICRO, pooling_type='max', heads={'human': 3})
 CHROM_SIZES = {'chr1': 12_000, 'chr2': 6_000}
 
 
