@@ -10,7 +10,8 @@ Each block is a named module that owns two definitions side by side:
 - `fused(x, ...)`: inference only (`is_training=False`), mathematically identical but with fewer
   passes over memory (batch norm folded into an affine fused with GELU, width-1 convolutions and
   linear layers as matmuls, pair softmax pooling as a sigmoid, attention one head at a time).
-`enformer.fast` compiles the fused path (chunking the high-resolution stages, optionally XLA).
+`enformer.inference.fast` compiles the fused path (chunking the high-resolution stages, optionally
+XLA).
 The fused methods compute in the dtype of their input (float32, or bfloat16 with batch-norm
 folding, layer-norm statistics and softmax in float32).
 
@@ -53,8 +54,10 @@ def statistics_dtype(dtype: tf.DType) -> tf.DType:
 
 
 def _matmul(x: tf.Tensor, w: tf.Tensor) -> tf.Tensor:
-  """[..., C] @ [C, D] → [..., D] in the dtype of `x`."""
-  return tf.einsum('...c,cd->...d', x, _as(w, x.dtype))
+  """[..., C] @ [C, D] → [..., D] in the dtype of `x`, as one 2-D matmul: the gradient of `w`
+  is then x^T · dy, where an einsum over `...` materialises a [C, D] outer product per position
+  (gigabytes at 16 kb, the cost of fine-tuning or an eager tape through an export)."""
+  return tf.tensordot(x, _as(w, x.dtype), axes=1)
 
 
 class Enformer(snt.Module):

@@ -10,17 +10,19 @@ callable (the same function as `.model.predict_on_batch`), so `hub.KerasLayer(ex
 without `signature=`; it exposes `variables`, `trainable_variables` and `regularization_losses`, so
 `hub.KerasLayer(export_dir, trainable=True)` fine-tunes and a GradientTape can train
 `loaded.trainable_variables`; the 'serving_default' signature keeps `keras.layers.TFSMLayer`
-working. Gradients flow through the same fused forward the library's attribution differentiates.
+working. Gradients through the export are the library's attribution gradients: the saved
+function's gradient recomputes the forward inside the backward pass (`with_recomputed_gradient`),
+so an eager tape keeps no activations and differentiates the same single graph.
 """
 
 import json
 import os
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Sequence
 
 import tensorflow as tf
 
 from enformer.enformer import SEQUENCE_LENGTH, Enformer
-from enformer.fast import compile_forward
+from enformer.inference.fast import compile_forward
 from enformer.inference.predictor import check_crop
 from enformer.io.atomic import atomic_directory
 from enformer.io.files import parse_json
@@ -42,10 +44,11 @@ class _HubModule(tf.Module):
     trim = (sequence_length - model_sequence_length) // 2
     channels = model.config['input_channels']
 
-    if fast:  # The fused forward in a plain graph (no XLA).
-      forward = compile_forward(model, model_sequence_length).function
+    if fast:  # The fused forward's ops, traced into this function (no nested call, no XLA).
+      forward = compile_forward(model, model_sequence_length).function.python_function
     else:
       forward = lambda x: model(x, is_training=False)  # The reference op sequence.
+    forward = with_recomputed_gradient(forward, model.head_names)
 
     def predict_on_batch(x: tf.Tensor) -> Dict[str, tf.Tensor]:
       """[B, sequence_length, C] → {head: [B, T, N]} on the centre model_sequence_length bp."""
@@ -54,6 +57,43 @@ class _HubModule(tf.Module):
     self.predict_on_batch = tf.function(
         predict_on_batch,
         input_signature=[tf.TensorSpec([None, sequence_length, channels], tf.float32)])
+
+
+def with_recomputed_gradient(forward: Callable[[tf.Tensor], Dict[str, tf.Tensor]],
+                             heads: Sequence[str]) -> Callable[[tf.Tensor], Dict[str, tf.Tensor]]:
+  """`forward` (x [B, L, C] → {head: [B, T, N]}, reading model variables) with a gradient that
+  runs `forward` again under a tape, inside the backward pass, and differentiates it there.
+
+  Called from a traced function (the export's `predict_on_batch`), the forward pass then keeps
+  no activations for the backward pass, and the backward pass is one graph: the forward and its
+  gradient together, exactly as the library's attribution (`enformer.interpret`) differentiates
+  the model. The gradients through the saved function are therefore the library's (same ops,
+  same numbers, same memory), whether the caller's tape is eager or inside a tf.function; without
+  this, an eager tape differentiates a forward function that returns every activation the
+  backward pass might need. The gradients of the variables read by `forward` come from the same
+  recomputation (fine-tuning through the export).
+  """
+  heads = list(heads)
+
+  @tf.custom_gradient
+  def flat_forward(x: tf.Tensor):
+    outputs = forward(x)
+
+    def gradient(*upstream: tf.Tensor, variables: Optional[Sequence[tf.Variable]] = None):
+      variables = list(variables or [])
+      with tf.GradientTape(watch_accessed_variables=False) as tape:
+        tape.watch(x)
+        tape.watch(variables)
+        recomputed = forward(x)
+      ys = [recomputed[head] for head in heads]
+      dys = [tf.zeros_like(y) if dy is None else dy for y, dy in zip(ys, upstream)]
+      gradients = tape.gradient(ys, [x] + variables, output_gradients=dys,
+                                unconnected_gradients=tf.UnconnectedGradients.ZERO)
+      return gradients[0], gradients[1:]
+
+    return [outputs[head] for head in heads], gradient
+
+  return lambda x: dict(zip(heads, flat_forward(x)))
 
 
 def export_hub_module(model: Enformer, export_dir: str, sequence_length: int = HUB_SEQUENCE_LENGTH,
@@ -77,8 +117,8 @@ def export_hub_module(model: Enformer, export_dir: str, sequence_length: int = H
       the entries of an export of this package; anything else there is refused, never lost).
     sequence_length: input length of the exported signature.
     model_sequence_length: length the network sees; default min(sequence_length, 196,608).
-    fast: save the fused inference forward of `enformer.fast` (default: same numbers within
-      float32 rounding, less time and memory); False: the reference op sequence.
+    fast: save the fused inference forward of `enformer.inference.fast` (default: same numbers
+      within float32 rounding, less time and memory); False: the reference op sequence.
 
   Returns:
     export_dir.
@@ -110,7 +150,9 @@ def export_hub_module(model: Enformer, export_dir: str, sequence_length: int = H
 
   def save(folder: str) -> None:
     tf.saved_model.save(root, folder,
-                        signatures={'serving_default': root.model.predict_on_batch})
+                        signatures={'serving_default': root.model.predict_on_batch},
+                        # The recomputing gradient of `with_recomputed_gradient` goes with it.
+                        options=tf.saved_model.SaveOptions(experimental_custom_gradients=True))
     with tf.io.gfile.GFile(os.path.join(folder, CONFIG_FILENAME), 'w') as handle:
       json.dump(metadata, handle, indent=1)
 
