@@ -53,6 +53,10 @@ _EXPORTS = {
     'target_mask': 'enformer.interpret.gradients',
     'in_silico_mutagenesis': 'enformer.interpret.ism',
     'attribute_to_files': 'enformer.interpret.workflow',
+    'predict_to_files': 'enformer.inference.regions',
+    'train': 'enformer.training.loop',
+    'TrainConfig': 'enformer.training.config',
+    'run_demo': 'enformer.demo.run',
 }
 
 __all__ = sorted(_EXPORTS)

@@ -402,3 +402,24 @@ def test_distributed_failures_are_known_one_line_errors():
                 WorkerDied('chunk 3 ran on 4 workers and each died running it')):
     message, known = describe(error, args)
     assert known and '\n' not in message and message.startswith(str(error).splitlines()[0])
+
+
+def test_distributed_failures_go_through_the_one_error_boundary(files, tmp_path, capsys,
+                                                                monkeypatch):
+  """A Dask run that loses every worker is a known failure: one line, exit 2, as any other (the
+  subcommands used to catch it themselves and exit 1)."""
+  import enformer.variants
+  from enformer.cli import _common
+  from enformer.distributed import NoWorkers
+
+  def no_workers(*args, **kwargs):
+    raise NoWorkers('no worker for 2 s (all left the cluster): start workers and rerun the '
+                    'same command')
+
+  monkeypatch.setattr(_common, 'load_predictor', lambda args: object())
+  monkeypatch.setattr(enformer.variants, 'score_vcf', no_workers)
+  code = main(['score-variants', '--model', str(files['model']), '--fasta', str(files['fasta']),
+               '--vcf', str(files['vcf']), '--out', str(tmp_path / 'scores.h5'), '--quiet'])
+  err = capsys.readouterr().err.strip()
+  assert code == 2 and err.count('\n') == 0, err
+  assert err.startswith('enformer score-variants: error: no worker for 2 s'), err

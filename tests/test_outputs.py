@@ -235,7 +235,7 @@ def test_demo_overwrite_removes_only_the_demos_files(tmp_path, monkeypatch):
 
   monkeypatch.setattr(demo_run, '_Steps', stop)  # Only the cleaning runs.
   with pytest.raises(Stop):
-    demo_run.run_demo(out, quick=True, force=True, log=lambda line: None)
+    demo_run.run_demo(out, quick=True, overwrite=True, log=lambda line: None)
   assert sorted(os.listdir(out)) == ['my_notes.txt']
 
 

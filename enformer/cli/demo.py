@@ -30,7 +30,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
   check_output_path(args.out, '--out', folder=True)
   from enformer.demo import run_demo
-  path = run_demo(args.out, quick=args.quick, force=args.overwrite, seed=args.seed,
+  path = run_demo(args.out, quick=args.quick, overwrite=args.overwrite, seed=args.seed,
                   progress=not args.quiet)
   print(f'Demo report: {path}')
   return 0

@@ -2,7 +2,6 @@
 
 import argparse
 import os
-import sys
 
 from enformer.cli import _common
 from enformer.cli._inputs import (check_files, check_input_file, check_many, check_model,
@@ -114,13 +113,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _predict(args: argparse.Namespace, regions, targets, observed_paths) -> int:
   """`run` once the inputs are checked and --out is locked."""
-  from enformer.distributed import DistributedError, client_for
+  from enformer.distributed import client_for
+  # A DistributedError (e.g. every worker left) reaches the one error boundary (`_errors`).
   with client_for(getattr(args, 'workers', None), getattr(args, 'scheduler', None)) as client:
-    try:
-      return _predict_with(args, regions, targets, observed_paths, client)
-    except DistributedError as error:
-      print(f'enformer predict: error: {error}', file=sys.stderr)
-      return 1
+    return _predict_with(args, regions, targets, observed_paths, client)
 
 
 def _predict_with(args: argparse.Namespace, regions, targets, observed_paths, client) -> int:

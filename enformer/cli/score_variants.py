@@ -144,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
 def _score(args: argparse.Namespace, transform, shard) -> int:
   """`run` once the inputs are checked and --out is locked."""
   import os
-  from enformer.distributed import DistributedError, ModelSource, client_for
+  from enformer.distributed import ModelSource, client_for
   from enformer.variants import ScoreTransform, score_vcf
   model_id = args.model if '://' in args.model else os.path.abspath(args.model)
   if args.precision != 'float32':  # Never resume a float32 run's chunks in bfloat16.
@@ -166,11 +166,8 @@ def _score(args: argparse.Namespace, transform, shard) -> int:
       handle = args.model if '://' in args.model else os.path.abspath(args.model)
       predictor = ModelSource(handle, getattr(args, 'sequence_length', None),
                               dict(_common.predictor_config(args), precision=args.precision))
-    try:
-      result = score_vcf(predictor, args.fasta, args.vcf, args.out, client=client, **options)
-    except DistributedError as error:
-      print(f'enformer score-variants: error: {error}', file=sys.stderr)
-      return 1
+    # A DistributedError (e.g. every worker left) reaches the one error boundary (`_errors`).
+    result = score_vcf(predictor, args.fasta, args.vcf, args.out, client=client, **options)
   if args.fit_transform:
     fitted = ScoreTransform.fit(result.scores.sad, args.fit_pcs,
                                 target_ids=result.scores.target_ids)

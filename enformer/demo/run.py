@@ -562,7 +562,7 @@ def _stringify(value):
 
 # --------------------------------------------------------------------------- entry point
 
-def run_demo(out_dir: PathLike = DEFAULT_OUT_DIR, quick: bool = False, force: bool = False,
+def run_demo(out_dir: PathLike = DEFAULT_OUT_DIR, *, quick: bool = False, overwrite: bool = False,
              seed: int = 0, log: Optional[Callable[[str], None]] = None,
              progress: bool = True) -> pathlib.Path:
   """Runs (or resumes) the demo in `out_dir` and returns the path of its index.html report.
@@ -571,7 +571,7 @@ def run_demo(out_dir: PathLike = DEFAULT_OUT_DIR, quick: bool = False, force: bo
     out_dir: output folder (created). An existing folder must be a demo folder (holding
       demo.json) or empty.
     quick: smaller genome, shorter sequences and training (for CI; about a fifth of the time).
-    force: delete the demo's previous results in `out_dir` (its state, report and step
+    overwrite: delete the demo's previous results in `out_dir` (its state, report and step
       folders; other files stay) and redo every step.
     seed: random seed of genome, data, training and variants.
     log: where progress lines and, at the end, the key numbers go (default: print to stderr).
@@ -586,7 +586,7 @@ def run_demo(out_dir: PathLike = DEFAULT_OUT_DIR, quick: bool = False, force: bo
   if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / STATE_FILE).exists():
     raise FileExistsError(f'{out_dir} exists and is not a demo folder (no {STATE_FILE}); choose '
                           'another --out or remove it.')
-  if force and (out_dir / STATE_FILE).exists():
+  if overwrite and (out_dir / STATE_FILE).exists():
     remove_entries(out_dir, (STATE_FILE, REPORT_FILE) + STEP_FOLDERS)
   out_dir.mkdir(parents=True, exist_ok=True)
   began = time.perf_counter()

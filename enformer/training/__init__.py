@@ -12,7 +12,7 @@ Modules:
   metrics        streaming per-track Pearson R and R² from summed sufficient statistics
   checkpointing  keep-last-K checkpoints, resume, best-by-validation export
   loop           train(...) → TrainResult
-  evaluate       per-track and gene-level (TSS) evaluation, TSV + plots
+  (evaluation of trained models: `enformer.evaluation`)
   recompute      activation recomputation (`recompute=True`, `enformer train --recompute`)
   windows        shorter bin-aligned training windows cut from long records
 """
