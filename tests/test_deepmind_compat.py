@@ -14,9 +14,8 @@ import sonnet as snt
 import tensorflow as tf
 
 import enformer
-from enformer import attention_module
+from enformer import attention_module, interpret, testing
 from enformer import enformer as enformer_module
-from enformer import interpret, testing
 
 # Every public name of DeepMind's enformer.py and attention_module.py.
 DEEPMIND_ENFORMER_NAMES = (
