@@ -245,13 +245,12 @@ class Enformer(snt.Module):
     x = tf.ensure_shape(x, [None, SEQUENCE_LENGTH, self._config['input_channels']])
     return self(x, is_training=False)
 
-  def build_variables(self, sequence_length: Optional[int] = None) -> None:
+  def build_variables(self) -> None:
     """Creates every variable with one cheap pass (a single 128 bp bin, crop skipped).
 
-    Variables do not depend on the length, so this avoids a full-length forward pass before
-    restoring a checkpoint. Moving averages are untouched.
+    Variables do not depend on the input length, so this avoids a full-length forward pass
+    before restoring a checkpoint. Moving averages are untouched.
     """
-    del sequence_length  # Variable shapes are independent of the length.
     x = tf.zeros([1, BIN_SIZE, self._config['input_channels']], tf.float32)
     for stage in self._trunk.layers:
       if stage is None or isinstance(stage, TargetLengthCrop1D):
@@ -303,6 +302,12 @@ def conv_tower_filters(channels: int, divisible_by: int = 128) -> List[int]:
   `divisible_by`."""
   return exponential_linspace_int(start=channels // 2, end=channels, num=6,
                                   divisible_by=divisible_by)
+
+
+def _layer(index: int) -> property:
+  """A read-only property naming `self._layers[index]`: a block's parts keep DeepMind's order in
+  `_layers` (and so DeepMind's checkpoint keys) and are read by name."""
+  return property(lambda self: self._layers[index])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -534,13 +539,8 @@ class ConvBlock(Sequential):
     super().__init__(lambda: [BatchNorm(), gelu, snt.Conv1D(filters, width, w_init=w_init)],
                      name=name)
 
-  @property
-  def batch_norm(self) -> BatchNorm:
-    return self._layers[0]
-
-  @property
-  def conv(self) -> snt.Conv1D:
-    return self._layers[2]
+  batch_norm: BatchNorm = _layer(0)
+  conv: snt.Conv1D = _layer(2)
 
   @property
   def width(self) -> int:
@@ -670,17 +670,9 @@ class Stem(Sequential):
         pooling_module(pooling_type, pool_size=2),
     ], name=name)
 
-  @property
-  def conv(self) -> snt.Conv1D:
-    return self._layers[0]
-
-  @property
-  def residual(self) -> Residual:
-    return self._layers[1]
-
-  @property
-  def pool(self) -> snt.Module:
-    return self._layers[2]
+  conv: snt.Conv1D = _layer(0)
+  residual: Residual = _layer(1)
+  pool: snt.Module = _layer(2)
 
   def receptive_radius(self) -> int:
     """Input positions each side that one output position depends on (at 1 bp)."""
@@ -703,17 +695,9 @@ class ConvTowerBlock(Sequential):
         pooling_module(pooling_type, pool_size=2),
     ], name=name)
 
-  @property
-  def conv_block(self) -> ConvBlock:
-    return self._layers[0]
-
-  @property
-  def residual(self) -> Residual:
-    return self._layers[1]
-
-  @property
-  def pool(self) -> snt.Module:
-    return self._layers[2]
+  conv_block: ConvBlock = _layer(0)
+  residual: Residual = _layer(1)
+  pool: snt.Module = _layer(2)
 
   @property
   def filters(self) -> int:
@@ -757,13 +741,8 @@ class AttentionBlock(Sequential):
         Dropout(dropout_rate),
     ], name=name)
 
-  @property
-  def layer_norm(self) -> LayerNorm:
-    return self._layers[0]
-
-  @property
-  def attention(self) -> attention_module.MultiheadAttention:
-    return self._layers[1]
+  layer_norm: LayerNorm = _layer(0)
+  attention: attention_module.MultiheadAttention = _layer(1)
 
   def fused(self, inputs: tf.Tensor, positional_features: Optional[np.ndarray]) -> tf.Tensor:
     return self.attention.fused(self.layer_norm.fused(inputs), positional_features)
@@ -782,17 +761,9 @@ class MLPBlock(Sequential):
         Dropout(dropout_rate),
     ], name=name)
 
-  @property
-  def layer_norm(self) -> LayerNorm:
-    return self._layers[0]
-
-  @property
-  def linear_in(self) -> snt.Linear:
-    return self._layers[1]
-
-  @property
-  def linear_out(self) -> snt.Linear:
-    return self._layers[4]
+  layer_norm: LayerNorm = _layer(0)
+  linear_in: snt.Linear = _layer(1)
+  linear_out: snt.Linear = _layer(4)
 
   def fused(self, inputs: tf.Tensor, positional_features: Optional[np.ndarray] = None
             ) -> tf.Tensor:
@@ -894,9 +865,7 @@ class FinalPointwise(Sequential):
   def __init__(self, filters: int, dropout_rate: float, name: str = 'final_pointwise'):
     super().__init__(lambda: [ConvBlock(filters, 1), Dropout(dropout_rate), gelu], name=name)
 
-  @property
-  def conv_block(self) -> ConvBlock:
-    return self._layers[0]
+  conv_block: ConvBlock = _layer(0)
 
   def fused(self, inputs: tf.Tensor) -> tf.Tensor:
     return gelu(self.conv_block.fused(inputs))
@@ -908,9 +877,7 @@ class Head(Sequential):
   def __init__(self, num_tracks: int, name: str):
     super().__init__(lambda: [snt.Linear(num_tracks), tf.nn.softplus], name=name)
 
-  @property
-  def linear(self) -> snt.Linear:
-    return self._layers[0]
+  linear: snt.Linear = _layer(0)
 
   def fused(self, inputs: tf.Tensor) -> tf.Tensor:
     """Inference; the output is float32 for 16-bit compute, else the compute dtype."""
@@ -927,37 +894,16 @@ class Trunk(Sequential):
     super().__init__([stem, conv_tower, transformer, crop, final_pointwise], name=name,
                      keep_none=True)
 
-  @property
-  def stem(self) -> Stem:
-    return self._layers[0]
-
-  @property
-  def conv_tower(self) -> ConvTower:
-    return self._layers[1]
-
-  @property
-  def transformer(self) -> Transformer:
-    return self._layers[2]
-
-  @property
-  def crop(self) -> TargetLengthCrop1D:
-    return self._layers[3]
-
-  @property
-  def final_pointwise(self) -> Optional[FinalPointwise]:
-    return self._layers[4]
+  stem: Stem = _layer(0)
+  conv_tower: ConvTower = _layer(1)
+  transformer: Transformer = _layer(2)
+  crop: TargetLengthCrop1D = _layer(3)
+  final_pointwise: Optional[FinalPointwise] = _layer(4)
 
   def fused_after_tower(self, tower_output: tf.Tensor) -> tf.Tensor:
     """Inference from the conv-tower output [B, T, C] to the embedding [B, T', trunk_channels]."""
     x = self.crop.fused(self.transformer.fused(tower_output))
     return self.final_pointwise.fused(x) if self.final_pointwise is not None else x
-
-  def fused(self, inputs: tf.Tensor) -> tf.Tensor:
-    """Inference on the whole sequence at once: [B, L, C_in] → [B, T', trunk_channels]."""
-    x = self.stem.fused(inputs)
-    for block in self.conv_tower.blocks:
-      x = block.fused(x)
-    return self.fused_after_tower(x)
 
 
 _TAKES_IS_TRAINING = (BatchNorm, snt.BatchNorm, snt.Dropout, Sequential, Residual,
