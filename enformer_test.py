@@ -2,7 +2,8 @@
 
 Builds `Enformer()` (1536 channels, 11 transformer layers, 8 heads, attention pooling), runs one
 random 196,608 bp sequence with `is_training=True` and checks the output shapes (1, 896, 5313) and
-(1, 896, 1643); checks that the default inference path (`enformer.inference.fast` through `Predictor`)
+(1, 896, 1643); checks that the default inference path (`enformer.inference.fast` through
+`Predictor`)
 equals `model(x, is_training=False)` within 1e-5 of the largest output; then checks that the model
 built by that forward pass holds exactly DeepMind's checkpoint variable tree (skipped when
 ../shared is absent).
@@ -46,7 +47,8 @@ class TestEnformer(unittest.TestCase):
       self.assertTrue(np.isfinite(output.numpy()).all())
 
   def test_fast_path_equals_the_reference_op_sequence(self):
-    """The default inference path (enformer.inference.fast, via Predictor) at full size and length."""
+    """The default inference path (enformer.inference.fast, via Predictor) at full size and
+    length."""
     x = _get_random_input()
     expected = self.model(x, is_training=False)
     outputs = enformer.Predictor.from_module(self.model).predict_on_batch(x)

@@ -7,7 +7,8 @@ For each core count W, one process (TensorFlow limited to W intra-op / inter-op 
 `--repeats` times each on the same VCF, after warming both up (model loaded, forward traced at every
 batch size). Only the `score_vcf` calls are measured (reading the VCF, scoring, writing the file);
 starting workers and loading models is reported separately, and a short VCF is scored in both modes
-first (every function traced in the driver and in each worker, as after a real run's first chunk). Two measures per run:
+first (every function traced in the driver and in each worker, as after a real run's first chunk).
+Two measures per run:
   cpu:  core-seconds used: this process (driver, scheduler, single-process scoring) plus, for the
         dask runs, every worker process (getrusage before and after). Overhead = cpu(dask) /
         cpu(single) − 1: the extra core-seconds per variant, insensitive to other load.

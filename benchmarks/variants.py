@@ -162,7 +162,8 @@ def main(argv: List[str] = None) -> int:
   parser.add_argument('--length', type=int, default=8192, help='input length (quick size)')
   parser.add_argument('--repeats', type=int, default=2, help='timings per approach (best kept)')
   parser.add_argument('--plain', action='store_true',
-                      help='predict with model(x, is_training=False) instead of enformer.inference.fast')
+                      help='predict with model(x, is_training=False) instead of '
+                           'enformer.inference.fast')
   args = parser.parse_args(argv)
   default = '2,4,8' if args.config == 'quick' else '1,2,4'
   args.batch_sizes = [int(b) for b in (args.batch_sizes or default).split(',')]

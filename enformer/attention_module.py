@@ -51,7 +51,8 @@ class MultiheadAttention(snt.Module):
       relative_positions: whether to add relative-position logits.
       relative_position_symmetric: if True, features depend on |distance| only; otherwise the
         features are doubled with a sign-multiplied copy.
-      relative_position_functions: names of the basis functions (see `POSITIONAL_FEATURE_FUNCTIONS`).
+      relative_position_functions: names of the basis functions (see
+        `POSITIONAL_FEATURE_FUNCTIONS`).
       num_relative_position_features: R; must be divisible by the number of basis functions
         (times 2 unless symmetric). Default: the largest such number ≤ V.
       positional_dropout_rate: dropout rate on the positional features (training only).

@@ -30,7 +30,7 @@ import tensorflow as tf
 
 from enformer import attention_module
 from enformer.dropout import Dropout
-from enformer.sequence import one_hot_encode  # pylint: disable=unused-import  (DeepMind's API)
+from enformer.sequence import one_hot_encode  # noqa: F401  (DeepMind's API: enformer.one_hot_encode)
 
 SEQUENCE_LENGTH = 196_608
 BIN_SIZE = 128

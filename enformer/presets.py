@@ -11,7 +11,8 @@ Presets:
                 8 attention heads, attention pooling, heads human 5,313 / mouse 1,643.
   notebook      DeepMind's training notebook: 4x narrower (1536 // 4 = 384 channels), 8 heads,
                 11 layers, max pooling.
-  small         Small Enformer (fine-tuning studies): 5 transformer layers, no final pointwise block.
+  small         Small Enformer (fine-tuning studies): 5 transformer layers, no final pointwise
+                block.
   small-no-mlp  As `small`, and the transformer blocks have no feed-forward (MLP) part.
   tiny          384 channels, 4 heads, 1 layer, all bins kept: for CPU tests and demos.
   micro         48 channels, 2 heads, 1 layer, conv tower widths in multiples of 16, all bins kept:
@@ -21,7 +22,8 @@ Channel count of the small Enformers: 1,536 (the paper's width). "Small" refers 
 transformer layers), the missing final pointwise block (trunk output 1,536 instead of 3,072
 channels) and, for `small-no-mlp`, the missing feed-forward blocks. Keeping the paper's width keeps
 the stem, the conv tower and the kept transformer layers the same shape as the published weights,
-so they can be initialised from DeepMind's checkpoint (`enformer.training.finetune.restore_partial(...,
+so they can be initialised from DeepMind's checkpoint
+(`enformer.training.finetune.restore_partial(...,
 allow_unused_trunk=True)`); only heads (whose input width changes) start fresh. Pass
 `channels=768` (or 384) for a narrower variant.
 """
@@ -71,7 +73,8 @@ PRESETS: Dict[str, Preset] = {
 }
 
 
-# Fine-tuning selections (`enformer.training.freezing.trainable_variables`, `enformer train --freeze`):
+# Fine-tuning selections (`enformer.training.freezing.trainable_variables`,
+# `enformer train --freeze`):
 # what stays trainable for each choice. Kept here so the CLI lists them without TensorFlow.
 FREEZE_CHOICES = ('trunk', 'heads-and-norms', 'none')
 FREEZE_HELP = {

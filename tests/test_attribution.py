@@ -1,6 +1,7 @@
 """Attribution: gradient × input, ISM, pooling, enhancer links, plots and `enformer attribute`.
 
-Unit tests use a micro Enformer (`enformer.testing.MICRO`) with calibrated batch-norm statistics (one training-mode pass) and
+Unit tests use a micro Enformer (`enformer.testing.MICRO`) with calibrated batch-norm statistics
+(one training-mode pass) and
 random weights; `test_attribution_learning.py` checks attributions of a trained model.
 """
 

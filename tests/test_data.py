@@ -58,7 +58,8 @@ def test_synthetic_genome_is_deterministic_and_tracks_follow_motifs(genome, tmp_
   # The bigWigs hold the same per-base signal and the targets table points at them.
   import pyBigWig
   with pyBigWig.open(str(genome.bigwigs[2])) as bw:
-    np.testing.assert_allclose(bw.values('chr2', 1000, 3000), genome.signal('chr2', 1000, 3000)[:, 2],
+    np.testing.assert_allclose(bw.values('chr2', 1000, 3000),
+                               genome.signal('chr2', 1000, 3000)[:, 2],
                                rtol=1e-6)
   table = pd.read_csv(genome.targets, sep='\t')
   assert list(table.columns) == list(write.TARGET_COLUMNS)

@@ -10,7 +10,6 @@ import pytest
 
 from enformer.cli import main as cli_main
 from enformer.data import basenji, convert, synthetic, write
-from enformer.sequence import one_hot_encode
 
 SEQ_LENGTH = 512
 LONG = 1024
@@ -95,7 +94,8 @@ def test_wrong_assembly_stops_with_clear_message(source, tmp_path, capsys):
   other = synthetic.make_synthetic_genome(tmp_path / 'other', chrom_sizes={'chr1': 40_000,
                                                                            'chr2': 30_000}, seed=12)
   with pytest.raises(ValueError, match='probably a different assembly'):
-    convert.convert_basenji(str(source), 'train', str(other.fasta), LONG, out_hdf5=str(tmp_path / 'h'),
+    convert.convert_basenji(str(source), 'train', str(other.fasta), LONG,
+                            out_hdf5=str(tmp_path / 'h'),
                             tfr_files=['train-1.tfr'], processes=1, progress=False)
   assert not list((tmp_path / 'h').glob('*.h5'))
   code = cli_main(['convert-basenji', '--base-path', str(source), '--subset', 'valid', '--fasta',

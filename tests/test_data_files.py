@@ -106,7 +106,7 @@ def test_truncated_file_is_an_error_with_or_without_subset_counts(tmp_path, coun
   assert sum(1 for _ in tf.data.TFRecordDataset(str(path), 'ZLIB').ignore_errors()) < 32
   if counts == 'none':  # nothing says how many records: every file is checked to its end first
     with pytest.raises(ValueError, match=r'valid-7\.tfr: record \d+ cannot be read \(the '
-                       'compressed stream ends before its end marker\)'):
+                       r'compressed stream ends before its end marker\)'):
       basenji.get_dataset(str(folder), 'valid')
   else:
     with pytest.raises(tf.errors.InvalidArgumentError,

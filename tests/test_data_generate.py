@@ -50,7 +50,8 @@ def inputs(tmp_path_factory):
 
 def test_generate_from_bigwigs(inputs, tmp_path):
   out = tmp_path / 'data'
-  counts = generate.generate_dataset(out, inputs['fasta'], inputs['targets'], sequence_length=SEQ_LENGTH,
+  counts = generate.generate_dataset(out, inputs['fasta'], inputs['targets'],
+                                     sequence_length=SEQ_LENGTH,
                                      crop_bp=256, valid_chroms=['chr2'], test_chroms=['chr3'],
                                      blacklist=inputs['blacklist'], max_n_fraction=0.5,
                                      input_tracks={'conservation': inputs['root'] / 'cons.bw'},

@@ -10,8 +10,6 @@ import hashlib
 import json
 import os
 import pathlib
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd

@@ -12,7 +12,6 @@ import time
 import dask
 import distributed
 import h5py
-import kipoiseq
 import numpy as np
 import pyBigWig
 import pytest

@@ -1,4 +1,5 @@
-"""enformer.inference.fast: the fast inference path equals the plain path and DeepMind's reference outputs."""
+"""enformer.inference.fast: the fast inference path equals the plain path and DeepMind's reference
+outputs."""
 
 import warnings
 
@@ -169,9 +170,10 @@ FAMILY = [
 ]
 
 
-@pytest.mark.parametrize('preset,overrides', FAMILY,
-                         ids=[f'{p}-{"-".join(str(v) for k, v in o.items() if k not in NARROW) or "default"}'
-                              for p, o in FAMILY])
+@pytest.mark.parametrize(
+    'preset,overrides', FAMILY,
+    ids=[f'{p}-{"-".join(str(v) for k, v in o.items() if k not in NARROW) or "default"}'
+         for p, o in FAMILY])
 def test_fast_equals_reference_across_the_model_family(preset, overrides):
   """Each block's fused inference equals its reference __call__ for every configuration, with
   calibrated batch-norm statistics, chunked and whole-sequence high-resolution stages.

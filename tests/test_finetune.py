@@ -134,7 +134,8 @@ def test_other_checkpoint_root_and_folder(source, tmp_path):
   manager.save()
   assert finetune.infer_config(tmp_path) == dict(
       channels=48, num_transformer_layers=1, num_heads=2, conv_tower_divisible_by=16,
-      pooling_type='attention', input_channels=4, final_pointwise=True, transformer_mlp=True, heads={'human': 7, 'mouse': 5})
+      pooling_type='attention', input_channels=4, final_pointwise=True, transformer_mlp=True,
+      heads={'human': 7, 'mouse': 5})
   model, report = finetune.load_pretrained(tmp_path, heads={'atac': 2}, target_length=None)
   assert report.root == 'model' and report.fresh_heads == ['atac']
   assert model.config['num_heads'] == 2

@@ -1,4 +1,5 @@
-"""Tests of enformer.inference: Predictor, export_hub_module round trip, checkpoint restore and checks."""
+"""Tests of enformer.inference: Predictor, export_hub_module round trip, checkpoint restore and
+checks."""
 
 import json
 
@@ -146,10 +147,12 @@ def test_load_reference_checkpoint_reproduces_io(reference_small_io):
 
 
 @pytest.mark.parametrize('override, expected', [
-    (dict(num_transformer_layers=3), r'(?s)missing from the checkpoint.*transformer.*num_transformer_layers=2'),
+    (dict(num_transformer_layers=3),
+     r'(?s)missing from the checkpoint.*transformer.*num_transformer_layers=2'),
     (dict(channels=768), r'(?s)shape mismatches.*\[15, 4, 384\] vs \[15, 4, 192\].*channels=384'),
     (dict(num_transformer_layers=1), r'checkpoint variables the model lacks'),
-    (dict(heads={'human': 5313}), r"(?s)lacks.*_heads/mouse.*heads=\{'human': 5313, 'mouse': 1643\}"),
+    (dict(heads={'human': 5313}),
+     r"(?s)lacks.*_heads/mouse.*heads=\{'human': 5313, 'mouse': 1643\}"),
 ])
 def test_checkpoint_mismatch_is_reported(override, expected):
   checkpoint = shared_path('reference', 'small', 'checkpoint')
@@ -211,8 +214,9 @@ def test_contribution_input_grad_through_predictors(tiny_model, exported, plain_
   assert not with_module[:trim].any() and not with_module[trim + MODEL_LENGTH:].any()
   assert_close(with_module[trim:trim + MODEL_LENGTH], expected, 1e-4)
   # Through the SavedModel's own function (no Sonnet module), like DeepMind's hub module.
-  assert_close(plain_predictor.contribution_input_grad(x, mask, head='human')[trim:trim + MODEL_LENGTH],
-               expected, 1e-4)
+  assert_close(
+      plain_predictor.contribution_input_grad(x, mask, head='human')[trim:trim + MODEL_LENGTH],
+      expected, 1e-4)
 
 
 def test_fast_false_is_honoured_by_export_and_attribution(tmp_path):

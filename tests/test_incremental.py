@@ -1,4 +1,5 @@
-"""enformer.inference.incremental: reference tower once, a recomputed window per alternative == full passes."""
+"""enformer.inference.incremental: reference tower once, a recomputed window per alternative ==
+full passes."""
 
 import numpy as np
 import pytest

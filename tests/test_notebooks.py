@@ -96,7 +96,8 @@ def test_setup_cell_installs_the_checkout_or_asks_for_the_repository(name, tmp_p
 
   real_find_spec = importlib.util.find_spec
   monkeypatch.setattr(importlib.util, 'find_spec',
-                      lambda module, *a: None if module == 'enformer' else real_find_spec(module, *a))
+                      lambda module, *a: (None if module == 'enformer'
+                                          else real_find_spec(module, *a)))
   exec(setup[0], {})  # pylint: disable=exec-used
   assert installs == [[sys.executable, '-m', 'pip', 'install', '--quiet', str(COLAB.parent)]]
   monkeypatch.chdir(tmp_path)  # Outside a checkout: REPOSITORY must be edited first.
@@ -125,7 +126,8 @@ def test_usage_notebook_on_demo_artifacts(quick_demo, kernel_env, tmp_path):
       VARIANT=(hit[0], int(hit[1]), hit[3], hit[4], hit[2]),
       VARIANT_TRACKS={'track 0': 0, 'track 2': 2}, NUM_VCF_VARIANTS=5, NUM_PCS=3), tmp_path)
   images = _outputs(notebook, 'display_data')
-  assert sum('image/png' in o.get('data', {}) for o in images) >= 4  # tracks, contributions, logo, variant
+  # tracks, contributions, logo, variant
+  assert sum('image/png' in o.get('data', {}) for o in images) >= 4
   text = _text(notebook)
   assert 'Predictor(SavedModel' in text
   assert 'PC2' in text and 'PC3' not in text  # NUM_PCS = 3 components

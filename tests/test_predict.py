@@ -1,4 +1,5 @@
-"""Tests of enformer.inference.regions, enformer.plots.tracks and the `enformer predict` / `enformer export` CLI."""
+"""Tests of enformer.inference.regions, enformer.plots.tracks and the `enformer predict` /
+`enformer export` CLI."""
 
 import os
 
@@ -11,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import model_arg_flags, shared_path
-from enformer import Enformer, Predictor, load_model, one_hot_encode
+from enformer import Predictor, load_model, one_hot_encode
 from enformer.inference import regions as predict
 from enformer.io.predictions import read_predictions
 from enformer.plots import tracks as plots

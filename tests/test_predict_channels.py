@@ -1,6 +1,7 @@
 """Models with extra input channels (one-hot + a per-base conservation bigWig) through prediction
 and attribution: `enformer predict --extra-track`, `enformer attribute --extra-track`, the library
-(`enformer.inference.regions.model_inputs`, `enformer.interpret`) and agreement with the training data
+(`enformer.inference.regions.model_inputs`, `enformer.interpret`) and agreement with the training
+data
 written by `enformer.data.generate` (same values, same alignment, float16 rounding)."""
 
 import os

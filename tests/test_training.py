@@ -300,7 +300,8 @@ def test_multi_worker_two_processes_identical_weights(tmp_path):
       strategy = get_strategy()  # From TF_CONFIG; configures generous coordination timeouts.
       weights = run(sys.argv[1], strategy, 2)
       np.savez(sys.argv[2], **{{k.replace('/', '|'): v for k, v in weights.items()}})
-      print(type(strategy).__name__, strategy.num_replicas_in_sync, f'{{time.time() - began:.1f}} s')
+      print(type(strategy).__name__, strategy.num_replicas_in_sync,
+            f'{{time.time() - began:.1f}} s')
   ''', tmp_path, 'worker.py')
   env = {**ENV, 'ENFORMER_REGISTER_TIMEOUT': str(REGISTER_TIMEOUT),
          'http_proxy': 'http://127.0.0.1:9', 'https_proxy': 'http://127.0.0.1:9'}
@@ -366,7 +367,8 @@ def test_workers_bypass_proxies_and_startup_timeout_is_one_clear_error(monkeypat
 
 def test_kill_and_resume_equals_uninterrupted_run(tmp_path):
   from enformer.data.synthetic import make_synthetic_dataset
-  data = make_synthetic_dataset(tmp_path / 'data', sequence_length=2048, num_tracks=3, train_size=32,
+  data = make_synthetic_dataset(tmp_path / 'data', sequence_length=2048, num_tracks=3,
+                                train_size=32,
                                 valid_size=8, test_size=4, seed=3)
   def command(run_dir):
     # Dropout, augmentation and shuffling stay on: deterministic mode must replay them.

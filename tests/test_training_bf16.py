@@ -5,7 +5,6 @@ follow the activations' dtype.
 """
 
 import numpy as np
-import pytest
 import tensorflow as tf
 
 from enformer import Enformer

@@ -1,4 +1,5 @@
-"""Variant scoring: sequences, SAD/SAR, batching and ensembles, sad.h5 files, resuming, transforms."""
+"""Variant scoring: sequences, SAD/SAR, batching and ensembles, sad.h5 files, resuming,
+transforms."""
 
 import pathlib
 import warnings
@@ -137,7 +138,8 @@ def test_sad_sar_definitions(fasta, genome_sequence):
 
 
 def test_multiallelic_sites_share_reference_and_batch_together(fasta, genome_sequence):
-  sites = [snv_site(genome_sequence, 2000, ['A', 'C', 'G', 'T']), snv_site(genome_sequence, 3000, ['A'])]
+  sites = [snv_site(genome_sequence, 2000, ['A', 'C', 'G', 'T']),
+           snv_site(genome_sequence, 3000, ['A'])]
   predictor = CountingPredictor()
   scorer = VariantScorer(predictor, fasta, batch_size=7)
   sad, _ = scorer.score_sites(sites)
@@ -244,7 +246,7 @@ def toy_vcf(tmp_path, genome_sequence):
     alts = ','.join([b for b in 'ACGT' if b != ref][:3 if i % 3 == 0 else 1])
     rows.append(f'chr1\t{pos}\trs{i}\t{ref}\t{alts}\t.\t.\t.')
   rows.append('chr1\t700\tsv\tA\t<DEL>\t.\t.\t.')
-  rows.append(f'chr2\t1001\tlast\tA\tAT\t.\t.\t.')
+  rows.append('chr2\t1001\tlast\tA\tAT\t.\t.\t.')
   return write_vcf(tmp_path / 'toy.vcf', rows)
 
 

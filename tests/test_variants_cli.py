@@ -1,4 +1,5 @@
-"""`enformer score-variants` end to end: DeepMind-layout small weights, shared VCFs, kill -9 and resume."""
+"""`enformer score-variants` end to end: DeepMind-layout small weights, shared VCFs, kill -9 and
+resume."""
 
 import os
 import pathlib
@@ -35,7 +36,8 @@ def inputs(tmp_path_factory):
 def command(inputs, out, *extra):
   return ['score-variants', '--model', str(inputs['model']), *CONFIG_FLAGS, '--sequence-length',
           str(LENGTH), '--fasta', str(inputs['fasta']), '--vcf', str(inputs['vcf']), '--targets',
-          str(inputs['targets']), '--out', str(out), '--chunk-size', '2', '--batch-size', '4', '--quiet', *extra]
+          str(inputs['targets']), '--out', str(out), '--chunk-size', '2', '--batch-size', '4',
+          '--quiet', *extra]
 
 
 def test_kill_resume_equals_uninterrupted_run(inputs):
@@ -101,7 +103,8 @@ def test_kill_resume_equals_uninterrupted_run(inputs):
 
   # A finished output is never replaced without --overwrite.
   again = subprocess.run(cli + command(inputs, out), env=env, capture_output=True, text=True)
-  assert again.returncode == 2 and 'already exists' in again.stderr and '--overwrite' in again.stderr
+  assert (again.returncode == 2 and 'already exists' in again.stderr
+          and '--overwrite' in again.stderr)
 
 
 def test_cli_errors(inputs, tmp_path, capsys):

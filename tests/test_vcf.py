@@ -1,7 +1,6 @@
 """VCF reading (enformer.io.vcf): formats, multi-allelic split, skip policies, chr prefixes."""
 
 import gzip
-import os
 import pathlib
 import shutil
 from typing import Dict, Iterable, Optional, Sequence, Tuple

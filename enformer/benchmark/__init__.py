@@ -1,4 +1,5 @@
-"""Benchmark of the plain and fast (`enformer.inference.fast`, plain graph and XLA) inference paths, and of
+"""Benchmark of the plain and fast (`enformer.inference.fast`, plain graph and XLA) inference paths,
+and of
 the training step.
 
 Timings of the two paths are taken in ONE process, interleaved (plain, fast, plain, fast, …) after

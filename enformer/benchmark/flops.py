@@ -1,7 +1,7 @@
 """Analytic FLOPs of an Enformer forward pass, and the machine's measured matmul throughput."""
 
 import time
-from typing import Dict, Mapping, Optional
+from typing import Dict, Optional
 
 import numpy as np
 import tensorflow as tf

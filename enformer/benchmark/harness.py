@@ -372,7 +372,6 @@ def run_benchmark(config_name: str = 'small', repeats: int = 3, batch4: bool = T
     config['sequence_length'] = sequence_length
     if config['target_length'] is not None and sequence_length // 128 < config['target_length']:
       config['target_length'] = None
-  length = config['sequence_length']
   flops = analytic_gflop(**config)
   log(f'config {config_name}: {config}; {os.cpu_count()} CPUs')
   log('analytic GFLOP per sequence: ' + ', '.join(f'{k} {v:.1f}' for k, v in flops.items()))

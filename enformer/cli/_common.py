@@ -148,8 +148,9 @@ def load_predictor(args: argparse.Namespace):
   from enformer import inference  # pylint: disable=import-outside-toplevel
   from enformer.inference.regions import check_extra_tracks  # pylint: disable=import-outside-toplevel
 
-  predictor = inference.load_model(args.model, sequence_length=getattr(args, 'sequence_length', None),
-                         precision=getattr(args, 'precision', 'float32'), **predictor_config(args))
+  predictor = inference.load_model(
+      args.model, sequence_length=getattr(args, 'sequence_length', None),
+      precision=getattr(args, 'precision', 'float32'), **predictor_config(args))
   check_extra_tracks(getattr(predictor, 'input_channels', 4),
                      list(getattr(args, 'extra_track', None) or []))
   return predictor

@@ -16,7 +16,8 @@ def register(subparsers) -> None:
       subparsers, 'convert-basenji',
       help='extend Basenji2 records to a longer input with the genome FASTA (HDF5 or TFRecords)',
       description=(
-          'Recover each record\'s coordinates from sequences.bed (rows N*256..N*256+255 of a subset '
+          'Recover each record\'s coordinates from sequences.bed '
+          '(rows N*256..N*256+255 of a subset '
           'belong to {subset}-N.tfr), extend them around the centre to --sequence-length with the '
           'genome FASTA (N-padded past chromosome ends), verify that the centre equals the '
           'record\'s one-hot (stops when the mismatch rate says the assembly is wrong, e.g. mm39 '
@@ -68,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
   compared = sum(r.compared_bases for r in results)
   mismatched = sum(r.mismatched_bases for r in results)
   print(f'Converted {records} records in {len(results)} files to {args.sequence_length} bp '
-        f'→ {args.out_hdf5 or args.out_tfr}; base mismatch rate {mismatched / max(compared, 1):.4%} '
+        f'→ {args.out_hdf5 or args.out_tfr}; base mismatch rate '
+        f'{mismatched / max(compared, 1):.4%} '
         f'({mismatched} of {compared}), records with mismatches: '
         f'{sum(r.mismatched_records for r in results)}.')
   return 0

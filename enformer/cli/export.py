@@ -7,13 +7,14 @@ from enformer.cli._inputs import check_model, check_output_path
 from enformer.io.lock import OutputLock
 from enformer.io.outputs import check_export_folder
 
-DESCRIPTION = """Export a Sonnet checkpoint (e.g. DeepMind's sonnet_weights, or a training run's) as a
-TF-Hub-compatible SavedModel: hub.load(OUT).model.predict_on_batch(x) takes x = [B, N, 4] float32
-(N = --hub-length, default 393,216 like the published module) and centre-crops it to the model's
-own input length (--sequence-length; default 196,608, or a run folder's training length). The checkpoint is verified against the model
-config first (a mismatch says which config would fit). Load the result with
-`enformer predict --model OUT` or enformer.load_model(OUT). An --out that holds files is refused
-unless --overwrite, which replaces an earlier export there (and only a folder holding nothing else).
+DESCRIPTION = """Export a Sonnet checkpoint (e.g. DeepMind's sonnet_weights, or a training run's) as
+a TF-Hub-compatible SavedModel: hub.load(OUT).model.predict_on_batch(x) takes x = [B, N, 4] float32
+(N = --hub-length, default 393,216 like the published module) and centre-crops it to the model's own
+input length (--sequence-length; default 196,608, or a run folder's training length). The checkpoint
+is verified against the model config first (a mismatch says which config would fit). Load the result
+with `enformer predict --model OUT` or enformer.load_model(OUT). An --out that holds files is
+refused unless --overwrite, which replaces an earlier export there (and only a folder holding
+nothing else).
 
 Example:
   enformer export --model gs://dm-enformer/models/enformer/sonnet_weights/enformer \\

@@ -127,7 +127,8 @@ def _make_dataset(args: argparse.Namespace) -> int:
           f'{out}/genome).')
     return 0
   from enformer.data.generate import generate_dataset  # pylint: disable=import-outside-toplevel
-  counts = generate_dataset(args.out, args.fasta, args.targets, sequence_length=args.sequence_length,
+  counts = generate_dataset(args.out, args.fasta, args.targets,
+                            sequence_length=args.sequence_length,
                             crop_bp=args.crop_bp, pool_width=args.pool_width, regions=args.regions,
                             stride=args.stride, chroms=_split(args.chroms),
                             valid_chroms=_split(args.valid_chroms) or (),

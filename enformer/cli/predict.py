@@ -1,4 +1,5 @@
-"""`enformer predict`: predict genomic regions from a FASTA with a TF-Hub module, SavedModel or checkpoint."""
+"""`enformer predict`: predict genomic regions from a FASTA with a TF-Hub module, SavedModel or
+checkpoint."""
 
 import argparse
 import os
@@ -10,8 +11,8 @@ from enformer.io.lock import OutputLock
 
 DESCRIPTION = """Predict genomic tracks for regions of a genome.
 
-Each region (--region chr:start-end, 1-based inclusive, or every line of --bed) is resized around its
-centre to the model's input length (393,216 bp for the published TF-Hub module; sequence past
+Each region (--region chr:start-end, 1-based inclusive, or every line of --bed) is resized around
+its centre to the model's input length (393,216 bp for the published TF-Hub module; sequence past
 chromosome ends is N-padded) and predicted. Writes to --out:
   predictions.h5 (or .npz)   [regions, bins, tracks] with bin coordinates and track names
   <head>_<track>_<id>.bw     bigWig per chosen track (chromosome sizes from the FASTA index)
@@ -123,7 +124,8 @@ def _predict_with(args: argparse.Namespace, regions, targets, observed_paths, cl
   """`_predict` in this process (client None) or on the Dask cluster of `client`."""
   from enformer.distributed import ModelSource, fetch_model_info
   from enformer.io.targets import select_tracks
-  from enformer.inference.regions import predict_to_files  # TensorFlow: only once the inputs are checked.
+  # TensorFlow: only once the inputs are checked.
+  from enformer.inference.regions import predict_to_files
   if client is None:
     predictor = model = _common.load_predictor(args)
   else:  # The workers load the model.

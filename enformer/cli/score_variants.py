@@ -54,7 +54,8 @@ def register(subparsers) -> None:
   parser.add_argument('--tsv', action='store_true',
                       help='also write a long-format TSV (one row per variant and track)')
   parser.add_argument('--plot', action='store_true',
-                      help='also write <out>.png: SAD heatmap of the tracks with the largest effects')
+                      help='also write <out>.png: SAD heatmap of the tracks with the '
+                           'largest effects')
   parser.add_argument('--head', default='human', help='output head to score')
   parser.add_argument('--rc', action='store_true',
                       help='average with the reverse-complement predictions')

@@ -1,11 +1,13 @@
 """Training augmentation for (sequence, target) examples: stochastic shift and reverse complement.
 
 Enformer and Basenji train with two per-example augmentations:
-  * a stochastic shift of the input by up to ±3 bp (smaller than a 128 bp bin, so the target is kept);
+  * a stochastic shift of the input by up to ±3 bp (smaller than a 128 bp bin, so the target is
+    kept);
   * reverse complement of the input, with the target reversed along its bins axis.
 
 Both are applied per example with stateless random ops from a per-example seed, so a given seed
-always gives the same augmentation regardless of how many parallel calls run. Augmentation is for training only;
+always gives the same augmentation regardless of how many parallel calls run.
+Augmentation is for training only;
 `get_dataset` leaves it off unless asked.
 
 Padding: a shift by s > 0 moves the sequence right by s positions, filling the first s positions

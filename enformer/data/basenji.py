@@ -108,7 +108,8 @@ def tfrecord_files(path: str, subset: str, layout: str = 'basenji2') -> List[str
     pattern = posixpath.join(path, f'*{subset}-*.tfrecord')
   files = [f for f in tf.io.gfile.glob(pattern) if file_number(f, subset) >= 0]
   if not files:
-    raise FileNotFoundError(f'No TFRecord files match {pattern}. Check the data path and the subset '
+    raise FileNotFoundError(f'No TFRecord files match {pattern}. Check the data path and the '
+                            'subset '
                             f'name ({subset!r}; Basenji2 uses train, valid and test).')
   return sorted(files, key=lambda f: file_number(f, subset))
 
@@ -185,7 +186,8 @@ def load_info(path: str,
                      f'(found {sorted(features)}).')
   seq_bytes = len(features['sequence'].bytes_list.value[0])
   if seq_bytes % 4:
-    raise ValueError(f'{sorted(files)[0]}: sequence has {seq_bytes} bytes, not a [L, 4] uint8 one-hot.')
+    raise ValueError(f'{sorted(files)[0]}: sequence has {seq_bytes} bytes, not a [L, 4] uint8 '
+                     'one-hot.')
   sequence_length = seq_bytes // 4
   params = _read_legacy_params(path)
   pool_width = int(params.get('target_pool', pool_width))

@@ -30,7 +30,7 @@ import multiprocessing
 import os
 import posixpath
 import shutil
-from typing import Dict, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 import pandas as pd

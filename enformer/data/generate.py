@@ -42,7 +42,8 @@ PathLike = Union[str, os.PathLike]
 
 
 def read_target_table(targets: Union[PathLike, pd.DataFrame]) -> pd.DataFrame:
-  """Targets table with the columns generation needs (defaults: clip inf, scale 1, sum_stat mean)."""
+  """Targets table with the columns generation needs (defaults: clip inf, scale 1, sum_stat
+  mean)."""
   if isinstance(targets, pd.DataFrame):
     table = targets.copy()
   else:
@@ -208,7 +209,8 @@ def _check_tracks_not_zero(table: pd.DataFrame, track_max: np.ndarray, num_windo
   zero = np.flatnonzero(track_max <= 0)
   if not len(zero):
     return
-  names = [f'{table["identifier"].iloc[i] if "identifier" in table else i} ({table["file"].iloc[i]})'
+  names = [f'{table["identifier"].iloc[i] if "identifier" in table else i} '
+           f'({table["file"].iloc[i]})'
            for i in zero]
   raise ValueError(f'Track(s) {"; ".join(names[:5])} are 0 in all {num_windows} windows written: '
                    'the bigWig has no signal there (wrong file, assembly or chromosome names, or a '
@@ -295,7 +297,8 @@ def generate_dataset(out_dir: PathLike,
   test_chroms = _held_out('Test', '--test-chroms', test_chroms, fasta, available, fasta_name)
   window_chroms = list(dict.fromkeys(w[0] for w in windows))
   if not windows:
-    raise ValueError(f'No window of {sequence_length} bp: the chromosomes used ({_shown(available)}) '
+    raise ValueError(f'No window of {sequence_length} bp: the chromosomes used '
+                     f'({_shown(available)}) '
                      'are shorter than --seq-length, or the regions BED is empty.')
   for kind, flag, held_out in (('validation', '--valid-chroms', valid_chroms),
                                ('test', '--test-chroms', test_chroms)):

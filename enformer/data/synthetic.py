@@ -128,7 +128,8 @@ def _slice_padded(values: np.ndarray, start: int, end: int) -> np.ndarray:
 
 
 def default_track_weights(num_tracks: int, motif_names: Sequence[str]) -> pd.DataFrame:
-  """Track t responds to motif t mod M (weight 1) and, for t ≥ 2, to motif t+1 mod M (weight 0.5)."""
+  """Track t responds to motif t mod M (weight 1) and, for t ≥ 2, to motif t+1 mod M
+  (weight 0.5)."""
   weights = np.zeros((num_tracks, len(motif_names)), np.float32)
   for t in range(num_tracks):
     weights[t, t % len(motif_names)] = 1.0
@@ -157,7 +158,8 @@ def _plant_sites(rng: np.random.Generator, chrom_length: int, motif_lengths: Seq
   motifs = rng.integers(0, len(motif_lengths), size=num_sites)
   strands = rng.choice([1, -1], size=num_sites)
   offsets = rng.integers(0, min_gap // 2 + 1, size=num_sites)
-  return [(int(s * slot + o), int(m), int(st)) for s, m, st, o in zip(slots, motifs, strands, offsets)]
+  return [(int(s * slot + o), int(m), int(st))
+          for s, m, st, o in zip(slots, motifs, strands, offsets)]
 
 
 def make_synthetic_genome(out_dir: Union[str, os.PathLike],
@@ -431,7 +433,8 @@ def make_synthetic_dataset(out_dir: Union[str, os.PathLike],
                                     progress=progress)
   finally:
     if staged_genome is not None:
-      shutil.rmtree(staged_genome, ignore_errors=True)  # Gone already when the data set was swapped in.
+      # Gone already when the data set was swapped in.
+      shutil.rmtree(staged_genome, ignore_errors=True)
 
 
 def _write_synthetic_dataset(out_dir: pathlib.Path, genome: SyntheticGenome,
@@ -441,7 +444,8 @@ def _write_synthetic_dataset(out_dir: pathlib.Path, genome: SyntheticGenome,
                              valid_chroms: Sequence[str], test_chroms: Sequence[str],
                              conservation: bool, seed: int, overwrite: bool,
                              progress: bool) -> pathlib.Path:
-  """The data set part of make_synthetic_dataset; `staged_genome` moves to out_dir/genome with it."""
+  """The data set part of make_synthetic_dataset; `staged_genome` moves to out_dir/genome with
+  it."""
   if conservation and genome.conservation_bigwig is None:
     raise ValueError('conservation=True needs a genome made with conservation=True.')
   held_out = set(valid_chroms) | set(test_chroms)

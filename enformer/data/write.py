@@ -4,13 +4,15 @@ One folder per organism:
   statistics.json   num_targets, train_seqs, valid_seqs, test_seqs, seq_length, pool_width, crop_bp,
                     target_length (+ records_per_file, num_input_tracks, input_tracks when present)
   sequences.bed     chrom, start, end, subset — one row per record, in record order within a subset
-  targets.txt       the track table (index, genome, identifier, file, clip, scale, sum_stat, description)
+  targets.txt       the track table (index, genome, identifier, file, clip, scale, sum_stat,
+                    description)
   tfrecords/{subset}-{N}.tfr
                     ZLIB-compressed tf.train.Example records, 256 per file:
                     'sequence' = bytes of a bool one-hot [seq_length, 4] (A, C, G, T; N = all False)
                     'target'   = bytes of float16 [target_length, num_targets]
                     'input_tracks' (optional) = bytes of float16 [seq_length, num_input_tracks],
-                                 extra per-base inputs such as conservation (see `INPUT_TRACKS_FEATURE`).
+                                 extra per-base inputs such as conservation (see
+                                 `INPUT_TRACKS_FEATURE`).
 
 `BasenjiWriter` streams examples into that layout; `write_dataset` and `write_from_fasta` wrap it.
 
@@ -104,7 +106,8 @@ class BasenjiWriter:
       writer.add('train', one_hot, target, interval=('chr1', 0, 4096))
   `close()` (or leaving the `with` block without an exception) writes statistics.json,
   sequences.bed and targets.txt. If the block raises, the TFRecord files written so far are closed
-  (and complete) but no statistics.json is written, so the folder is not mistaken for a finished set.
+  (and complete) but no statistics.json is written, so the folder is not mistaken for a finished
+  set.
   """
 
   def __init__(self,
@@ -415,7 +418,8 @@ def write_from_fasta(out_dir: str,
   Args:
     fasta: indexed (or indexable) FASTA; sequences are read with
       `enformer.io.fasta.FastaStringExtractor`, N-padded past chromosome ends.
-    bed: records with columns chrom, start, end, subset (BED path or DataFrame); all of equal length.
+    bed: records with columns chrom, start, end, subset (BED path or DataFrame); all of equal
+      length.
     targets: [num_records, T, C] array aligned with the BED rows, or a function
       (chrom, start, end) → [T, C].
     targets_table: the track table written to targets.txt.

@@ -7,7 +7,7 @@ import datetime
 import html
 import os
 import pathlib
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 STYLE = """
 body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; margin: 2em auto;
@@ -94,7 +94,8 @@ def write_demo_report(out_dir: pathlib.Path, settings: Mapping[str, Any],
       '<!DOCTYPE html><html><head><meta charset="utf-8"><title>enformer demo</title>',
       f'<style>{STYLE}</style></head><body>',
       '<h1>enformer demo: a small Enformer trained, exported and used on a synthetic genome</h1>',
-      f'<p>Mode <b>{_e(settings["name"])}</b>; made {_e(datetime.datetime.now().isoformat(timespec="seconds"))}; '
+      f'<p>Mode <b>{_e(settings["name"])}</b>; made '
+      f'{_e(datetime.datetime.now().isoformat(timespec="seconds"))}; '
       f'this run took {total_seconds:.0f} s (steps reused from earlier runs count with the time '
       'they took then). Re-running <code>enformer demo</code> reuses finished steps; '
       '<code>--overwrite</code> redoes everything.</p>']
@@ -119,7 +120,8 @@ def write_demo_report(out_dir: pathlib.Path, settings: Mapping[str, Any],
                      Raw(f'{hit:.4g} vs {miss:.4g} ({ratio:.1f}×; AUROC {variants["auroc"]:.2f})')))
   if attribution:
     key_rows.append(('top 1% gradient × input bases inside planted motifs',
-                     Raw(f'{attribution["top_in_motifs"]:.0%} vs {attribution["motif_base_rate"]:.1%}'
+                     Raw(f'{attribution["top_in_motifs"]:.0%} vs '
+                         f'{attribution["motif_base_rate"]:.1%}'
                          f' of all bases ({attribution["enrichment"]:.1f}× enrichment)')))
   if 'train' in r:
     key_rows.append(('training', Raw(f'{r["train"]["steps"]} steps, '
@@ -169,7 +171,8 @@ def write_demo_report(out_dir: pathlib.Path, settings: Mapping[str, Any],
     parts += ['<h2>4. TF-Hub export</h2>',
               f'<p>{link(out_dir, _rel(out_dir, x["path"]))}: '
               f'<code>hub.load(path).model.predict_on_batch(x)</code> takes x '
-              f'[B, {x["sequence_length"]:,}, 4] and centre-crops to the {x["model_sequence_length"]:,} '
+              f'[B, {x["sequence_length"]:,}, 4] and centre-crops to the '
+              f'{x["model_sequence_length"]:,} '
               f'bp the network sees (like DeepMind\'s module: 393,216 → 196,608); output '
               f'{x["output_length"]} bins × {_e(x["heads"])}; {x["parameters"]:,} parameters.</p>',
               _files(out_dir, 'export')]

@@ -8,7 +8,8 @@
   data       Basenji2-layout data sets (train / valid / test split by chromosome)
   train      an Enformer of preset 'tiny' (with max pooling; --quick: the same blocks 8x
              narrower, 48 channels) trained with `enformer.training.train` (deterministic:
-             the same seed gives the same model on one machine), human and mouse batches alternating (checkpoints,
+             the same seed gives the same model on one machine), human and mouse batches
+             alternating (checkpoints,
              best-by-validation model, TensorBoard logs). Human tracks 0-1 and both mouse tracks
              respond to the GC-rich CTCF and SP1 motifs, which random DNA hardly ever nearly
              matches: the network learns them within ~100 steps. Human tracks 2-3 respond mainly
@@ -349,7 +350,8 @@ def _evaluate_step(settings: DemoSettings, seed: int, data: Dict[str, Any], mode
       outputs.append(path)
       results[organism] = dict(
           sequences=len(targets), bins=targets.shape[1], tsv=path,
-          pearson_r=frame['pearson_r'].tolist(), shuffled_pearson_r=frame['shuffled_pearson_r'].tolist(),
+          pearson_r=frame['pearson_r'].tolist(),
+          shuffled_pearson_r=frame['shuffled_pearson_r'].tolist(),
           mean_pearson_r=float(np.nanmean(frame['pearson_r'])),
           mean_shuffled_pearson_r=float(np.nanmean(frame['shuffled_pearson_r'])),
           mean_r2=float(np.nanmean(frame['r2'])), labels=frame['description'].tolist())

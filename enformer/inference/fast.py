@@ -111,7 +111,8 @@ def tower_window(model: enformer_lib.Enformer, window: tf.Tensor, start: tf.Tens
             num_blocks: int, halo: int) -> tf.Tensor:
   """Stem + first `num_blocks` conv-tower blocks on `window` [1, W, C_in], the input positions
   [start − halo, start − halo + W) of a sequence of `length` bp (zeros outside it); returns the
-  outputs for [start, start + W − 2·halo) at 2^(k+1) bp resolution: [1, (W − 2·halo) / 2^(k+1), C_k].
+  outputs for [start, start + W − 2·halo) at 2^(k+1) bp resolution:
+  [1, (W − 2·halo) / 2^(k+1), C_k].
   `start` may be a tensor; it and `halo` are multiples of 2^(k+1)."""
 
   def valid(resolution: int, size: int) -> tf.Tensor:

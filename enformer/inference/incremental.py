@@ -6,7 +6,8 @@ give each 128 bp conv-tower output a receptive field of a few hundred bp. So the
 a sequence that differs from the reference only in [a, b] equals the reference's except in the
 bins whose receptive field reaches [a, b]. `IncrementalForward` computes and keeps the reference
 tower output once, recomputes for each alternative only a window of tower bins around its
-changes (the halo is derived from the architecture: `enformer.inference.fast.halo_length`), splices it in
+changes (the halo is derived from the architecture: `enformer.inference.fast.halo_length`),
+splices it in
 and runs the transformer, final block and heads — about a quarter of a full forward pass at full
 size. Alternatives whose changes span more than `max_span` bp (e.g. indels, which shift the
 sequence downstream) take the full path. The results equal a full recompute within float32

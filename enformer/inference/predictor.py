@@ -77,7 +77,8 @@ class Predictor:
       sequence_length: input length in bp; default 196,608 (SEQUENCE_LENGTH).
       model_sequence_length: length the network sees (inputs are centre-cropped to it);
         default sequence_length.
-      fast: run the fused inference forward of `enformer.inference.fast.compile_forward` (same variables,
+      fast: run the fused inference forward of `enformer.inference.fast.compile_forward`
+        (same variables,
         equal within 1e-5 relative, less time and memory); False: `model(x, is_training=False)`.
       precision: 'float32', or 'bfloat16' (fast path only: matmuls and convolutions in bfloat16
         with float32 batch-norm folding, layer-norm statistics, softmax and outputs; about 2x
@@ -122,7 +123,8 @@ class Predictor:
       raise ValueError(
           f'Expected inputs of shape [batch, {self.sequence_length:,}, {self.input_channels}] '
           f'(one-hot sequence of the length this model takes), got {list(shape)}.{hint} Resize '
-          'genomic intervals to the input length around their centre (enformer.inference.regions does).')
+          'genomic intervals to the input length around their centre '
+          '(enformer.inference.regions does).')
 
   def predict_on_batch(self, inputs) -> Dict[str, np.ndarray]:
     """Predictions for a batch of one-hot sequences.

@@ -90,7 +90,8 @@ def output_interval(model_input: kipoiseq.Interval, output_length: int) -> kipoi
 
 
 def default_tracks(num_tracks: int) -> List[int]:
-  """Tracks to draw when none are chosen: the colab's for the published human head, else the first 4."""
+  """Tracks to draw when none are chosen: the colab's for the published human head, else
+  the first 4."""
   if num_tracks == HEADS['human']:
     return list(COLAB_HUMAN_TRACKS)
   return list(range(min(4, num_tracks)))
@@ -160,7 +161,8 @@ def predict_batch(predictor, extractor: FastaStringExtractor,
                   regions: Sequence[kipoiseq.Interval], head: str, track_indices: Sequence[int],
                   extra_tracks: Sequence[str] = (),
                   neutral_value: float = NEUTRAL_VALUE) -> List[RegionPrediction]:
-  """One model call for `regions` (chromosomes resolved to the FASTA's names); see iter_predictions."""
+  """One model call for `regions` (chromosomes resolved to the FASTA's names); see
+  iter_predictions."""
   batch = []
   for region in regions:
     chrom = extractor.resolve_chromosome(region.chrom)
@@ -205,7 +207,8 @@ def iter_predictions(predictor,
   """Predicts regions in batches, yielding one RegionPrediction per region in order.
 
   Args:
-    predictor: an `enformer.inference.Predictor` (from `load_model` or `Predictor.from_module`); with
+    predictor: an `enformer.inference.Predictor` (from `load_model` or `Predictor.from_module`);
+      with
       `client`, an `enformer.distributed.ModelSource` (each worker loads the model once).
     extractor: FASTA access; region chromosomes are resolved to its names ('1' ↔ 'chr1').
     regions: intervals of any width (kipoiseq.Interval, 0-based half-open).

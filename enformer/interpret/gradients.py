@@ -260,7 +260,8 @@ def contribution_input_grad(model,
       `target_mask(...)`.
     head: output head, e.g. 'human' or 'mouse'.
     reduction: 'mean' (divide by sum(mask), default) or 'sum'.
-    fast: differentiate the fused inference forward of `enformer.inference.fast` (default; equal within
+    fast: differentiate the fused inference forward of `enformer.inference.fast`
+      (default; equal within
       float32 rounding, less time and memory); False: the reference op sequence. Applies to
       Sonnet modules (a SavedModel differentiates its own saved graph).
 

@@ -65,7 +65,8 @@ def in_silico_mutagenesis(model,
     progress: show a tqdm progress bar.
     incremental: for a Sonnet `Enformer` (or a Predictor over one), reuse the reference's
       conv-tower output and recompute only the tower bins around each substitution
-      (`enformer.inference.incremental`; exact within float32 rounding, ~4x faster at full size). False:
+      (`enformer.inference.incremental`; exact within float32 rounding, ~4x faster at full size).
+      False:
       a full forward pass per mutant.
 
   Returns:

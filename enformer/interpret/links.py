@@ -11,7 +11,8 @@ from typing import Iterable, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from enformer.enformer import BIN_SIZE
-from enformer.interpret.gradients import as_batch, contribution_input_grad, output_shape, target_mask
+from enformer.interpret.gradients import (as_batch, contribution_input_grad, output_shape,
+                                          target_mask)
 
 
 @dataclasses.dataclass

@@ -1,4 +1,5 @@
-"""Sequence extraction from indexed FASTA files (pyfaidx), like the usage colab's FastaStringExtractor.
+"""Sequence extraction from indexed FASTA files (pyfaidx), like the usage colab's
+FastaStringExtractor.
 
 Intervals are 0-based, half-open (BED / kipoiseq convention). Parts of an interval that fall
 before position 0 or past the chromosome end are padded with 'N' (one-hot: all-zero rows), so

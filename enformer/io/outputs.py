@@ -9,8 +9,8 @@ beside the outputs), under the command's name. The one rule for an output folder
     outputs), never others: the user's FASTA, models or another command's outputs stay;
   * a file this command did not write is never replaced: claiming its name is refused.
 
-    folder = OutputFolder('out', 'predict', overwrite=True)   # removes predict's earlier outputs
-    path = folder.claim('predictions.h5')                      # recorded, then written by the caller
+    folder = OutputFolder('out', 'predict', overwrite=True)  # removes predict's earlier outputs
+    path = folder.claim('predictions.h5')                     # recorded, then written by the caller
 
 `check_output_folder` runs the same checks without changing anything (a command line checks its
 --out before loading a model). A command whose output is a whole folder (a SavedModel) uses

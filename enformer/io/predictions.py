@@ -1,4 +1,5 @@
-"""Region predictions on disk: HDF5 (written incrementally) or npz, with coordinates and track names.
+"""Region predictions on disk: HDF5 (written incrementally) or npz, with coordinates and
+track names.
 
 `PredictionWriter` writes what `enformer.inference.regions` predicts; `read_predictions` reads
 either format back into numpy arrays.

@@ -118,8 +118,10 @@ def write_sad_h5(path: PathLike, scores: VariantScores, dtype=np.float16) -> Non
     h5.create_dataset('target_labels', data=_bytes(scores.target_labels))
     for name, values in scores.scores.items():
       values = np.asarray(values)
-      if values.ndim == 2 and values.shape != (num_variants, num_targets) and name in SCORE_DATASETS:
-        raise ValueError(f'{name} has shape {values.shape}, expected {(num_variants, num_targets)}.')
+      if (values.ndim == 2 and values.shape != (num_variants, num_targets)
+          and name in SCORE_DATASETS):
+        raise ValueError(f'{name} has shape {values.shape}, expected '
+                         f'{(num_variants, num_targets)}.')
       h5.create_dataset(name, data=values.astype(dtype))
     h5['SAD'].attrs['definition'] = SAD_DEFINITION
     if 'SAR' in h5:

@@ -4,7 +4,8 @@ Layout of a run folder:
   checkpoints/ckpt-<step>.*   the last K checkpoints: `tf.train.Checkpoint(module=model,
                               optimizer=..., step=..., best_score=...)`; the model part has
                               DeepMind's tree (`module/_trunk/...`), so `enformer.load_model` and
-                              `enformer.training.finetune.restore_partial` read these files directly.
+                              `enformer.training.finetune.restore_partial` read these files
+                              directly.
   best/checkpoint/model-*     the best model by validation mean Pearson R (model only);
   best/best.json              its step and metrics; best/hub/ the TF-Hub SavedModel (end of run).
 
@@ -198,7 +199,8 @@ def read_best(run_dir: str) -> Optional[Dict[str, Any]]:
 
 def export_best_hub(model_config: Mapping[str, Any], run_dir: str,
                     sequence_length: int) -> Optional[str]:
-  """Exports the best checkpoint as a TF-Hub-compatible SavedModel (`enformer.inference.export`) to best/hub.
+  """Exports the best checkpoint as a TF-Hub-compatible SavedModel (`enformer.inference.export`)
+  to best/hub.
 
   Returns the export folder, or None when there is no best checkpoint yet.
   """

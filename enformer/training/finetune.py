@@ -13,7 +13,8 @@ checkpoint with the same shape, and every trunk variable of the checkpoint must 
 `allow_unused_trunk=True`, e.g. a 5-layer Enformer initialised from the 11-layer one); otherwise a
 ValueError lists the offending names and shapes. Checkpoints are read by variable path (DeepMind's
 tree: `module/_trunk/...`, `module/_heads/<name>/...`), so the root object may be called `module`
-(DeepMind, `enformer.inference`) or anything else (e.g. a training run's `tf.train.Checkpoint(model=...)`).
+(DeepMind, `enformer.inference`) or anything else (e.g. a training run's
+`tf.train.Checkpoint(model=...)`).
 """
 
 import dataclasses

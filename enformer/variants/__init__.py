@@ -11,7 +11,8 @@
 from enformer.variants.normalization import ScoreTransform
 from enformer.variants.pipeline import (ChunkSettings, ScoreVcfResult, chunk_sites, score_chunk,
                                         score_vcf, shard_chunks, write_score_files)
-from enformer.variants.shards import merge_scores, parse_shard
+from enformer.io.sad import parse_shard
+from enformer.variants.shards import merge_scores
 from enformer.variants.scoring import (EnsembleMember, VariantScorer, ensemble_members,
                                        flatten_sites, scores_from_means, site_sequences,
                                        variant_interval)

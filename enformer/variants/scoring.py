@@ -17,7 +17,8 @@ Indels (`indel_anchor`; the ref sequence is always the window itself):
       kipoiseq `anchor = interval.center() - interval.start` (L/2, meant as relative), and
       kipoiseq reads it as an absolute coordinate clamped into the window. For every variant
       past the first L/2 bp of its chromosome the anchor therefore lies left of the variant (at
-      the window start once pos ≥ L): the bases left of the variant stay where they are, the ALT allele follows at the variant's position,
+      the window start once pos ≥ L): the bases left of the variant stay where they are, the ALT
+      allele follows at the variant's position,
       and the right flank moves: an insertion of k bp pushes the last k bases out of the window's
       right end, a deletion of k bp pulls k more reference bases in at the right end. (Within
       the first L/2 bp the anchor is the coordinate L/2, right of the variant: the bases right of
@@ -107,7 +108,8 @@ def site_sequences(extractor: VariantSeqExtractor, site: VariantSite, sequence_l
 
 
 class VariantScorer:
-  """Scores variants with any predictor that has `predict_on_batch(x [B, L, 4]) -> {head: [B, T, N]}`.
+  """Scores variants with any predictor that has
+  `predict_on_batch(x [B, L, 4]) -> {head: [B, T, N]}`.
 
   Example:
     >>> predictor = enformer.load_model('enformer_model')
@@ -142,11 +144,13 @@ class VariantScorer:
         0.25 (DeepMind's usage notebook, kipoiseq's default).
       indel_anchor: placement of indels, 'notebook' (default) or 'variant' (module docstring).
       incremental: score SNVs and equal-length MNVs by exact incremental inference
-        (`enformer.inference.incremental`: the reference conv-tower output once per window and ensemble
+        (`enformer.inference.incremental`: the reference conv-tower output once per window and
+        ensemble
         member, a few recomputed bins per alternative); indels, and predictors without a Sonnet
         module, take full passes. False: full passes for every allele.
       extra_tracks: per-base bigWigs of the extra input channels of a model with
-        `input_channels = 4 + len(extra_tracks)`, in channel order (as `enformer.inference.regions` reads
+        `input_channels = 4 + len(extra_tracks)`, in channel order (as
+        `enformer.inference.regions` reads
         them). Reference and alternatives share the values of the reference window; the reverse
         complement reverses them along positions. Scored by full passes (not incremental).
     """
@@ -281,7 +285,8 @@ class VariantScorer:
     return scores_from_means(ref_means[ref_rows], alt_means)
 
 
-def scores_from_means(ref_means: np.ndarray, alt_means: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+def scores_from_means(ref_means: np.ndarray,
+                      alt_means: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
   """SAD = alt − ref and SAR = log2(1 + alt) − log2(1 + ref) from bin means [V, N] (float32)."""
   sad = alt_means - ref_means
   sar = np.log2(1 + alt_means) - np.log2(1 + ref_means)

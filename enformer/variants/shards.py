@@ -12,7 +12,6 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from enformer.io import sad as sad_io
-from enformer.io.sad import parse_shard  # pylint: disable=unused-import (re-exported)
 from enformer.io.lock import OutputLock
 from enformer.variants.normalization import ScoreTransform
 from enformer.io.outputs import file_in_folder
