@@ -21,6 +21,21 @@ SMALL_REFERENCE_CONFIG = dict(channels=384, num_heads=4, num_transformer_layers=
 SMALL_REFERENCE_LENGTH = 131_072
 
 
+# Session fixtures that build something costly: with pytest-xdist (`-n 2 --dist loadgroup`), the
+# tests that use one run in one worker, so it is built once.
+_GROUPED_FIXTURES = ('quick_demo', 'trained_micro')
+
+
+@pytest.hookimpl(tryfirst=True)  # Before pytest-xdist reads the groups.
+def pytest_collection_modifyitems(config, items):
+  del config
+  for item in items:
+    for name in _GROUPED_FIXTURES:
+      if name in getattr(item, 'fixturenames', ()):
+        item.add_marker(pytest.mark.xdist_group(name))
+        break
+
+
 def shared_path(*parts: str) -> pathlib.Path:
   """Path inside ../shared, or skips the test when it is not there."""
   path = SHARED.joinpath(*parts)

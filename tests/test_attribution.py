@@ -16,7 +16,7 @@ from enformer import interpret as attribution
 from enformer.sequence import one_hot_encode
 from enformer.plots import attribution as attribution_plots
 from enformer.testing import MICRO
-from conftest import model_arg_flags
+from conftest import SMALL_REFERENCE_CONFIG, model_arg_flags
 
 LENGTH = 2048
 NUM_BINS = LENGTH // 128
@@ -247,6 +247,7 @@ def test_plots(tmp_path, model, sequences, mask):
                                                      ('chr1', 0, 512))
 
 
+@pytest.mark.slow
 def test_cli_attribute(tmp_path, model):
   """`enformer attribute` on a FASTA and checkpoint written here: npz, bigWig and PNGs."""
   import pyBigWig
@@ -318,20 +319,29 @@ def test_cli_attribute(tmp_path, model):
                              rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_gradient_of_deepmind_reference_weights_equals_the_reference_op_sequence(
-    reference_small_model, reference_small_io):
-  """On DeepMind's small reference model (131,072 bp, chunked high-resolution stages), the fused
-  forward's gradient × input equals the tape through model(x, is_training=False)."""
-  x = reference_small_io['one_hot'][:1]
-  mask = attribution.target_mask(896, 5313, range(440, 456), [10, 4828])
+    reference_small_dir, reference_small_io):
+  """With DeepMind's small reference weights on the central 32,768 bp of its input (all 256 bins
+  kept; the high-resolution stages run in two chunks of 16,384 bp), the fused forward's
+  gradient × input equals the tape through model(x, is_training=False)."""
+  length = 32_768
+  assert fast.chunk_length_for(length) < length  # Chunked, as at full length.
+  model = Enformer(**SMALL_REFERENCE_CONFIG, target_length=None)
+  model.build_variables()
+  tf.train.Checkpoint(module=model).read(
+      str(reference_small_dir / 'checkpoint' / 'enformer')).assert_existing_objects_matched()
+  start = (reference_small_io['one_hot'].shape[1] - length) // 2
+  x = reference_small_io['one_hot'][:1, start:start + length]
+  mask = attribution.target_mask(length // 128, 5313, range(120, 136), [10, 4828])
 
   @tf.function  # Graph mode: eager gradients of the pooling would allocate [L/2, C, C].
   def reference_gradient_times_input(xt):
     with tf.GradientTape() as tape:
       tape.watch(xt)
-      target = tf.reduce_sum(reference_small_model(xt, is_training=False)['human'] * mask)
+      target = tf.reduce_sum(model(xt, is_training=False)['human'] * mask)
     return tape.gradient(target, xt) * xt
 
   expected = reference_gradient_times_input(tf.constant(x)).numpy().sum(-1)[0] / mask.sum()
-  scores = attribution.contribution_input_grad(reference_small_model, x[0], mask)
+  scores = attribution.contribution_input_grad(model, x[0], mask)
   assert np.abs(scores - expected).max() <= 2e-5 * np.abs(expected).max()

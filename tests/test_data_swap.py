@@ -50,6 +50,7 @@ def _records(folder: pathlib.Path, subset: str) -> np.ndarray:
                                                                     deterministic=True)])
 
 
+@pytest.mark.slow
 def test_kill_9_while_regenerating_keeps_the_previous_synthetic_data_set(tmp_path):
   out = tmp_path / 'syn'
   synthetic.make_synthetic_dataset(out, sequence_length=1024, num_tracks=2, train_size=24,

@@ -26,6 +26,8 @@ from enformer.inference.regions import predict_to_files
 from enformer.variants import ScoreTransform, score_vcf
 from test_vcf import write_vcf
 
+pytestmark = pytest.mark.slow  # The demo, notebooks, Dask clusters or several processes.
+
 LENGTH = 1024
 CONFIG = dict(SMALL_REFERENCE_CONFIG, target_length=None)  # DeepMind's small weights: 8 bins.
 FLAGS = ['--model-arg', 'channels=384', '--model-arg', 'num_heads=4', '--model-arg',

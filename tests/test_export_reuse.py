@@ -59,6 +59,7 @@ def test_hub_keras_layer_without_signature_and_tfsm_layer(exported):
   np.testing.assert_allclose(tfsm(x)['human'].numpy(), expected, rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_fine_tuning_through_the_saved_model(model, exported):
   x = random_one_hot(4, EXPORT_LENGTH, seed=3)
   target = np.random.default_rng(4).uniform(0, 2, (4, BINS, 5)).astype(np.float32)

@@ -30,6 +30,7 @@ def reference_fast(reference_small_model):
   return fast.compile_forward(reference_small_model, SMALL_REFERENCE_LENGTH)
 
 
+@pytest.mark.slow
 def test_fast_path_matches_deepmind_reference(reference_fast, reference_small_io):
   io = reference_small_io
   outputs = reference_fast(io['one_hot'])
@@ -56,10 +57,10 @@ def test_fast_equals_plain(pooling_type, target_length, lengths):
   model = small_random_model(pooling_type, target_length)
   plain = fast.plain_forward(model)
   rng = np.random.default_rng(0)
-  for length in lengths:
+  for i, length in enumerate(lengths):
     x = np.eye(4, dtype=np.float32)[rng.integers(0, 4, size=(2, length))]
     expected = plain(x)
-    for mode in fast.MODES:
+    for mode in fast.MODES if i == 0 else ('graph',):  # XLA compiles are slow: one length.
       outputs = fast.compile_forward(model, length, mode=mode)(x)
       assert sorted(outputs) == sorted(expected)
       for head in outputs:

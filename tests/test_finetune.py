@@ -168,6 +168,7 @@ def train_steps(model: Enformer, variables, steps: int = 3) -> None:
       train_step.train(batch, head)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('choice', finetune.FREEZE_CHOICES)
 def test_frozen_variables_unchanged_after_steps(source, choice):
   _, prefix = source

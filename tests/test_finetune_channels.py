@@ -41,6 +41,7 @@ def validation_r(data: str, run_dir: str, with_extra: bool) -> float:
   return result.final_pearson_r
 
 
+@pytest.mark.slow
 def test_extra_channel_carries_signal_the_sequence_does_not(conservation_data, tmp_path):
   r_extra = validation_r(conservation_data, str(tmp_path / 'extra'), with_extra=True)
   r_sequence = validation_r(conservation_data, str(tmp_path / 'sequence'), with_extra=False)

@@ -83,6 +83,7 @@ def test_halo_is_large_enough_and_not_wasteful():
   assert incremental.patch_bins <= 2 * len(changed_bins) + 2  # The window is not much wider.
 
 
+@pytest.mark.slow
 def test_incremental_on_deepmind_small_reference(reference_small_model, reference_small_io):
   forward = fast.compile_forward(reference_small_model, SMALL_REFERENCE_LENGTH)
   incremental = IncrementalForward(forward)

@@ -75,6 +75,7 @@ def test_small_variable_tree_equals_deepmind(tmp_path):
   assert checkpoint_tree(model, tmp_path) == expected
 
 
+@pytest.mark.slow
 def test_full_size_variable_tree_equals_deepmind(tmp_path):
   """Full size built without a 196,608 bp pass (build_variables uses one 128 bp bin)."""
   expected = read_tree_file(shared_path('reference', 'checkpoint_variables_full.txt'))
@@ -110,6 +111,7 @@ def test_variable_names_equal_deepmind(tmp_path):
   assert names == recorded
 
 
+@pytest.mark.slow
 def test_parity_with_deepmind_small_reference(reference_small_model, reference_small_io):
   """Restored DeepMind checkpoint reproduces DeepMind's outputs (is_training=False)."""
   model, io = reference_small_model, reference_small_io

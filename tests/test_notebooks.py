@@ -17,6 +17,8 @@ from nbclient import NotebookClient
 
 from conftest import demo_results
 
+pytestmark = pytest.mark.slow  # The demo, notebooks, Dask clusters or several processes.
+
 COLAB = pathlib.Path(__file__).resolve().parent.parent / 'colab'
 NOTEBOOKS = ('enformer-usage.ipynb', 'enformer-training.ipynb')
 

@@ -186,6 +186,7 @@ def test_channel_mismatch_errors(model, checkpoint, predictor, files, tmp_path, 
     predict.check_extra_tracks(one_hot_only.input_channels, [files['conservation']])
 
 
+@pytest.mark.slow
 def test_attribution_of_a_five_channel_model(predictor, files):
   x = expected_input(files['fasta'], files['conservation'], 'chr2', 2_000, 2_000 + LENGTH)
   mask = attribution.target_mask(BINS, 2, [15, 16], [0])

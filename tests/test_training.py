@@ -181,6 +181,7 @@ def test_truncated_checkpoint_falls_back_to_the_previous_one(tmp_path, damage):
 # ------------------------------------------------------------------------- distributed tests
 
 
+@pytest.mark.slow
 def test_mirrored_two_cpus_equals_default_strategy(tmp_path):
   script = _python('''
       tf.config.set_logical_device_configuration(
@@ -286,6 +287,7 @@ def _run_cluster(script: str, args_of, num_workers: int, env: dict):
   return results
 
 
+@pytest.mark.slow
 def test_multi_worker_two_processes_identical_weights(tmp_path):
   """MultiWorkerMirroredStrategy: 2 worker processes on 127.0.0.1, 2 steps, identical weights.
 
@@ -365,6 +367,7 @@ def test_workers_bypass_proxies_and_startup_timeout_is_one_clear_error(monkeypat
     strategy_lib.get_strategy(environ={'TF_CONFIG': tf_config, 'ENFORMER_REGISTER_TIMEOUT': 'x'})
 
 
+@pytest.mark.slow
 def test_kill_and_resume_equals_uninterrupted_run(tmp_path):
   from enformer.data.synthetic import make_synthetic_dataset
   data = make_synthetic_dataset(tmp_path / 'data', sequence_length=2048, num_tracks=3,

@@ -16,6 +16,8 @@ from conftest import SMALL_REFERENCE_CONFIG, shared_path
 from enformer.io import sad as sad_io
 from test_vcf import genome_for_vcf
 
+pytestmark = pytest.mark.slow  # The demo, notebooks, Dask clusters or several processes.
+
 LENGTH = 4096
 CONFIG = dict(SMALL_REFERENCE_CONFIG, target_length=None)
 CONFIG_FLAGS = ['--model-arg', 'channels=384', '--model-arg', 'num_heads=4', '--model-arg',
