@@ -4,9 +4,7 @@ Names are imported lazily, so `import enformer` (and `enformer --help`) does not
 until a name that needs it is used.
 """
 
-import importlib
-import importlib.util
-from typing import Any
+from enformer.lazy import lazy_attributes
 
 __version__ = '0.1.0'
 
@@ -62,13 +60,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-  if name in _EXPORTS:
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
-  if importlib.util.find_spec(f'{__name__}.{name}') is not None:  # e.g. enformer.interpret
-    return importlib.import_module(f'{__name__}.{name}')
-  raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
-
-
-def __dir__():
-  return sorted(list(globals()) + list(_EXPORTS))
+__getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS, globals(), submodules=True)

@@ -160,3 +160,16 @@ def model_arg_flags(config: dict) -> list:
   for key, value in config.items():
     flags += ['--model-arg', f'{key}={json.dumps(value)}']
   return flags
+
+
+def write_random_fasta(path: pathlib.Path, chrom_sizes: dict, seed: int = 0,
+                       width: int = 80) -> str:
+  """A FASTA of uniformly random bases, chromosome name → length; returns its path."""
+  rng = np.random.default_rng(seed)
+  with open(path, 'w') as handle:
+    for name, size in chrom_sizes.items():
+      sequence = ''.join(rng.choice(list('ACGT'), size))
+      handle.write(f'>{name}\n')
+      for i in range(0, size, width):
+        handle.write(sequence[i:i + width] + '\n')
+  return str(path)

@@ -9,9 +9,9 @@ command wrote before (recorded in the folder's manifest, `enformer.io.outputs`),
 import json
 import os
 
-import numpy as np
 import pytest
 
+from conftest import write_random_fasta
 from enformer.cli import main
 from enformer.io import outputs
 from enformer.testing import MICRO
@@ -29,14 +29,7 @@ def _one_line_error(capsys, command: str) -> str:
 
 
 def _write_genome(path) -> str:
-  rng = np.random.default_rng(0)
-  with open(path, 'w') as handle:
-    for name, size in CHROM_SIZES.items():
-      sequence = ''.join(rng.choice(list('ACGT'), size))
-      handle.write(f'>{name}\n')
-      for i in range(0, size, 80):
-        handle.write(sequence[i:i + 80] + '\n')
-  return str(path)
+  return write_random_fasta(path, CHROM_SIZES)
 
 
 @pytest.fixture(scope='module')

@@ -11,7 +11,7 @@ import pyBigWig
 import pytest
 import tensorflow as tf
 
-from conftest import model_arg_flags, shared_path
+from conftest import model_arg_flags, shared_path, write_random_fasta
 from enformer import Predictor, load_model, one_hot_encode
 from enformer.inference import regions as predict
 from enformer.io.predictions import read_predictions
@@ -31,15 +31,7 @@ CONFIG_FLAGS = model_arg_flags(CONFIG)
 
 @pytest.fixture(scope='module')
 def genome(tmp_path_factory):
-  rng = np.random.default_rng(0)
-  path = tmp_path_factory.mktemp('genome') / 'genome.fa'
-  with open(path, 'w') as handle:
-    for name, size in CHROM_SIZES.items():
-      sequence = ''.join(rng.choice(list('ACGT'), size))
-      handle.write(f'>{name}\n')
-      for i in range(0, size, 80):
-        handle.write(sequence[i:i + 80] + '\n')
-  return str(path)
+  return write_random_fasta(tmp_path_factory.mktemp('genome') / 'genome.fa', CHROM_SIZES)
 
 
 @pytest.fixture(scope='module')

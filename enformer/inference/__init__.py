@@ -12,29 +12,27 @@ The names below are importable from here and loaded on first use, so that import
 submodule (e.g. `enformer.inference.fast`) does not import the others.
 """
 
-import importlib
-from typing import Any
+from enformer.lazy import lazy_attributes
 
 _EXPORTS = {
-    'VARIABLE_SUFFIX': 'checkpoints', 'checkpoint_prefix': 'checkpoints',
-    'checkpoint_root': 'checkpoints', 'checkpoint_variables': 'checkpoints',
-    'infer_config': 'checkpoints', 'looks_like_checkpoint': 'checkpoints',
-    'model_variable_shapes': 'checkpoints', 'restore_checkpoint': 'checkpoints',
-    'verify_checkpoint': 'checkpoints',
-    'CONFIG_FILENAME': 'export', 'HUB_SEQUENCE_LENGTH': 'export', 'export_hub_module': 'export',
-    'load_model': 'loading',
-    'Predictor': 'predictor',
-    'predict_to_files': 'regions',
+    'VARIABLE_SUFFIX': 'enformer.inference.checkpoints',
+    'checkpoint_prefix': 'enformer.inference.checkpoints',
+    'checkpoint_root': 'enformer.inference.checkpoints',
+    'checkpoint_variables': 'enformer.inference.checkpoints',
+    'infer_config': 'enformer.inference.checkpoints',
+    'looks_like_checkpoint': 'enformer.inference.checkpoints',
+    'model_variable_shapes': 'enformer.inference.checkpoints',
+    'restore_checkpoint': 'enformer.inference.checkpoints',
+    'verify_checkpoint': 'enformer.inference.checkpoints',
+    'CONFIG_FILENAME': 'enformer.inference.export',
+    'HUB_SEQUENCE_LENGTH': 'enformer.inference.export',
+    'export_hub_module': 'enformer.inference.export',
+    'load_model': 'enformer.inference.loading',
+    'Predictor': 'enformer.inference.predictor',
+    'predict_to_files': 'enformer.inference.regions',
 }
 
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-  if name in _EXPORTS:
-    return getattr(importlib.import_module(f'{__name__}.{_EXPORTS[name]}'), name)
-  raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
-
-
-def __dir__():
-  return sorted(list(globals()) + list(_EXPORTS))
+__getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS, globals())

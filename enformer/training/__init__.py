@@ -17,8 +17,7 @@ Modules:
   windows        shorter bin-aligned training windows cut from long records
 """
 
-import importlib
-from typing import Any
+from enformer.lazy import lazy_attributes
 
 # Public name → module (imported lazily, so `enformer train --help` does not load TensorFlow).
 _EXPORTS = {
@@ -34,7 +33,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-  if name in _EXPORTS:
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
-  raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+__getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS, globals())
