@@ -1,9 +1,11 @@
 """Shared fixtures. Tests that need ../shared skip with a reason when it is absent."""
 
 import dataclasses
+import fcntl
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -21,19 +23,27 @@ SMALL_REFERENCE_CONFIG = dict(channels=384, num_heads=4, num_transformer_layers=
 SMALL_REFERENCE_LENGTH = 131_072
 
 
-# Session fixtures that build something costly: with pytest-xdist (`-n 2 --dist loadgroup`), the
-# tests that use one run in one worker, so it is built once.
-_GROUPED_FIXTURES = ('quick_demo', 'trained_micro')
+def built_once(tmp_path_factory, name: str, build) -> pathlib.Path:
+  """The folder `name` that `build(folder)` fills, made once for the whole run.
 
-
-@pytest.hookimpl(tryfirst=True)  # Before pytest-xdist reads the groups.
-def pytest_collection_modifyitems(config, items):
-  del config
-  for item in items:
-    for name in _GROUPED_FIXTURES:
-      if name in getattr(item, 'fixturenames', ()):
-        item.add_marker(pytest.mark.xdist_group(name))
-        break
+  pytest-xdist runs session fixtures once per worker process; the workers share the parent of
+  their base temporary folders, so the first to arrive builds there (under a file lock) and the
+  others wait for it and reuse its folder.
+  """
+  worker = os.environ.get('PYTEST_XDIST_WORKER')
+  root = tmp_path_factory.getbasetemp().parent if worker else tmp_path_factory.getbasetemp()
+  folder = root / name
+  with open(root / f'{name}.lock', 'w') as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+      if not (folder / '.built').exists():
+        shutil.rmtree(folder, ignore_errors=True)  # A build that failed part-way.
+        folder.mkdir()
+        build(folder)
+        (folder / '.built').write_text('')
+    finally:
+      fcntl.flock(lock, fcntl.LOCK_UN)
+  return folder
 
 
 def shared_path(*parts: str) -> pathlib.Path:
@@ -134,8 +144,8 @@ class TrainedRun:
 @pytest.fixture(scope='session')
 def trained_micro(tmp_path_factory) -> TrainedRun:
   """The micro model trained on the planted-motif genome (about a minute on 2 cores)."""
-  root = tmp_path_factory.mktemp('trained_micro')
-  run_script(_TRAIN_SCRIPT, root)
+  root = built_once(tmp_path_factory, 'trained_micro', lambda folder: run_script(_TRAIN_SCRIPT,
+                                                                                 folder))
   return TrainedRun(root, json.loads((root / 'result.json').read_text()))
 
 
@@ -143,9 +153,11 @@ def trained_micro(tmp_path_factory) -> TrainedRun:
 def quick_demo(tmp_path_factory) -> pathlib.Path:
   """Folder of a finished `enformer demo --quick` run (run once, through the CLI, as users do)."""
   from enformer.cli import main
-  out = tmp_path_factory.getbasetemp() / 'enformer_demo_quick'
-  assert main(['demo', '--out', str(out), '--quick']) == 0
-  return out
+
+  def build(folder):
+    assert main(['demo', '--out', str(folder / 'demo'), '--quick']) == 0
+
+  return built_once(tmp_path_factory, 'enformer_demo_quick', build) / 'demo'
 
 
 def demo_results(out: pathlib.Path) -> dict:

@@ -25,11 +25,11 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope='module')
-def trained(trained_micro):
+def trained(trained_micro, tmp_path_factory):
   """(model, genome): the micro Enformer of `conftest.trained_micro` and its genome."""
   from enformer.data.synthetic import make_synthetic_genome
   from enformer.inference import load_model
-  genome = make_synthetic_genome(trained_micro.root / 'genome_again', **TRAINED_GENOME)  # Same.
+  genome = make_synthetic_genome(tmp_path_factory.mktemp('genome'), **TRAINED_GENOME)  # The same.
   model = load_model(trained_micro.model_path, sequence_length=LENGTH).model
   return model, genome
 
