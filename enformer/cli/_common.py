@@ -197,12 +197,17 @@ def add_fasta_argument(parser, required: bool = True,
   return parser.add_argument('--fasta', required=required, metavar='FASTA', help=help)
 
 
+def _whole_number(text: str, what: str = 'a whole number') -> int:
+  """`text` as an int (thousands separators ',' and '_' allowed), else an argparse error."""
+  try:
+    return int(text.replace(',', '').replace('_', ''))
+  except ValueError:
+    raise argparse.ArgumentTypeError(f'expected {what}, got {text!r}') from None
+
+
 def positive_int(text: str) -> int:
   """A count that must be at least 1 (checked while parsing, long before TensorFlow loads)."""
-  try:
-    value = int(text.replace(',', '').replace('_', ''))
-  except ValueError:
-    raise argparse.ArgumentTypeError(f'expected a whole number, got {text!r}') from None
+  value = _whole_number(text)
   if value < 1:
     raise argparse.ArgumentTypeError(f'must be at least 1, got {value}')
   return value
@@ -210,10 +215,7 @@ def positive_int(text: str) -> int:
 
 def non_negative_int(text: str) -> int:
   """A count that may be 0."""
-  try:
-    value = int(text.replace(',', '').replace('_', ''))
-  except ValueError:
-    raise argparse.ArgumentTypeError(f'expected a whole number, got {text!r}') from None
+  value = _whole_number(text)
   if value < 0:
     raise argparse.ArgumentTypeError(f'must be 0 or more, got {value}')
   return value
@@ -221,10 +223,7 @@ def non_negative_int(text: str) -> int:
 
 def positive_length(text: str) -> int:
   """An input length in bp: a positive multiple of 128 (the bin size)."""
-  try:
-    value = int(text.replace(',', '').replace('_', ''))
-  except ValueError:
-    raise argparse.ArgumentTypeError(f'expected a length in bp, got {text!r}') from None
+  value = _whole_number(text, 'a length in bp')
   if value <= 0 or value % 128:
     raise argparse.ArgumentTypeError(f'must be a positive multiple of 128, got {value}')
   return value

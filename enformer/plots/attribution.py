@@ -15,7 +15,7 @@ import pandas as pd
 
 from enformer.interpret.gradients import contribution_logo_matrix
 from enformer.interpret.ism import ism_logo_matrix
-from enformer.io.atomic import atomic_write
+from enformer.plots import save
 from enformer.plots.tracks import plot_tracks
 from enformer.sequence import BASES
 
@@ -30,8 +30,7 @@ def _interval_fields(interval) -> Tuple[str, int, int]:
 
 
 def _save(fig: plt.Figure, path: Optional[PathLike]) -> plt.Figure:
-  if path is not None:
-    atomic_write(path, lambda temporary: fig.savefig(temporary, dpi=120, bbox_inches='tight'))
+  save(fig, path, dpi=120, bbox_inches='tight')
   return fig
 
 

@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from enformer.io.atomic import atomic_write
+from enformer.plots import save
 
 PathLike = Union[str, os.PathLike]
 
@@ -28,7 +28,7 @@ def plot_by_assay(table: pd.DataFrame, path: str, title: str = '') -> str:
   ax.set_title(title or 'Per-track correlation by assay')
   ax.grid(axis='y', alpha=0.3)
   fig.tight_layout()
-  atomic_write(path, lambda temporary: fig.savefig(temporary, dpi=120))
+  save(fig, path, dpi=120)
   plt.close(fig)
   return path
 
@@ -53,5 +53,5 @@ def plot_heldout(model, features: np.ndarray, expression: np.ndarray,
     axis.set_ylabel('predicted')
   figure.suptitle(f'Ridge on TSS features: {int(np.sum(heldout))} held-out genes')
   figure.tight_layout()
-  atomic_write(path, lambda temporary: figure.savefig(temporary, dpi=120))
+  save(figure, path, dpi=120)
   plt.close(figure)

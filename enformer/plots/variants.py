@@ -6,7 +6,7 @@ from typing import Union
 import matplotlib.pyplot as plt
 import numpy as np
 
-from enformer.io.atomic import atomic_write
+from enformer.plots import save
 from enformer.io.sad import VariantScores
 
 
@@ -56,6 +56,6 @@ def plot_variant_scores(scores: VariantScores, path: Union[str, os.PathLike],
                  fontsize=9)
   figure.colorbar(image, ax=axis, shrink=0.6, label=dataset)
   figure.tight_layout()
-  atomic_write(path, lambda temporary: figure.savefig(temporary, dpi=120))
+  save(figure, path, dpi=120)
   plt.close(figure)
   return os.fspath(path)
