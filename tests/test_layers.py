@@ -130,3 +130,18 @@ def test_the_checks_see_cycles_and_upward_imports():
   edges, _ = import_graph()
   assert f'{ROOT}.enformer' in edges[f'{ROOT}.inference.fast']  # A real edge is seen.
   assert any(b.startswith(CLI) for b in edges[f'{ROOT}.__main__'])
+
+
+# Workflow packages build on the layers below them (io, inference, evaluation, ...); only other
+# workflows, the demo, the CLI and the top-level package may import them.
+WORKFLOWS = (f'{ROOT}.variants', f'{ROOT}.genes')
+WORKFLOW_USERS = (f'{ROOT}.genes', f'{ROOT}.demo', CLI, f'{ROOT}.__main__')
+
+
+def test_lower_layers_never_import_workflow_packages():
+  edges, _ = import_graph()
+  within = lambda module, packages: any(module == p or module.startswith(p + '.')
+                                        for p in packages)
+  upward = sorted(f'{a} -> {b}' for a, targets in edges.items() for b in targets
+                  if within(b, WORKFLOWS) and not within(a, WORKFLOWS + WORKFLOW_USERS))
+  assert not upward, 'Lower layers importing a workflow package: ' + '; '.join(upward)
