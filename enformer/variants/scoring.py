@@ -88,6 +88,17 @@ def variant_interval(chrom: str, pos: int, sequence_length: int,
   return kipoiseq.Interval(chrom, interval.start + shift, interval.end + shift)
 
 
+def sequence_anchor(interval: kipoiseq.Interval, pos: int, indel_anchor: str = 'notebook') -> int:
+  """The 0-based genome coordinate where kipoiseq anchors the alleles of a site at 1-based `pos`
+  in `interval` (clamped into the window, as kipoiseq clamps it): bases on the anchor's side of a
+  variant keep their window positions, the others move by the indel's length."""
+  if indel_anchor == 'notebook':
+    anchor = interval.center() - interval.start  # The notebook's expression (meant as relative).
+  else:
+    anchor = pos  # Absolute: the variant stays at the window centre (minus shift).
+  return max(min(int(anchor), interval.end), interval.start)
+
+
 def site_sequences(extractor: VariantSeqExtractor, site: VariantSite, sequence_length: int,
                    shift: int = 0, indel_anchor: str = 'notebook') -> List[str]:
   """[ref, alt_1, ..., alt_k] strings of length L for one site (VCF line).
@@ -98,10 +109,7 @@ def site_sequences(extractor: VariantSeqExtractor, site: VariantSite, sequence_l
   if indel_anchor not in INDEL_ANCHORS:
     raise ValueError(f'indel_anchor must be one of {INDEL_ANCHORS}, got {indel_anchor!r}.')
   interval = variant_interval(site.fasta_chrom, site.pos, sequence_length, shift)
-  if indel_anchor == 'notebook':
-    anchor = interval.center() - interval.start  # The notebook's expression, clamped by kipoiseq.
-  else:
-    anchor = site.pos  # Absolute: the variant stays at the window centre (minus shift).
+  anchor = sequence_anchor(interval, site.pos, indel_anchor)
   sequences = [extractor.extract(interval, [], anchor=anchor)]
   sequences += [extractor.extract(interval, [variant], anchor=anchor) for variant in site.variants]
   return sequences
@@ -276,6 +284,36 @@ class VariantScorer:
     if not ref_means:
       return np.zeros((0, 0)), np.zeros((0, 0))
     return np.stack(ref_means), np.stack(alt_means)
+
+  def site_predictions(self, site: VariantSite
+                       ) -> Iterator[Tuple[EnsembleMember, np.ndarray, np.ndarray]]:
+    """(member, ref [T', N], alts [A, T', N]) of one site for each ensemble member, float64.
+
+    Predictions are in genome orientation (a reverse-complement member's bins are flipped
+    back), so bin i of every member covers the same bases relative to its (shifted) window.
+    SNVs take the incremental path when the scorer has one, as in `bin_means`.
+    """
+    jobs = self._jobs([site])
+    for member in self.members:  # `_jobs` yields each member's ref and alts consecutively.
+      one_hots = np.stack([next(jobs)[2] for _ in range(1 + len(site.variants))])
+      if self.incremental is not None:
+        ref, alts = self.incremental(one_hots[0], one_hots[1:], batch_size=self.batch_size)
+        ref, alts = ref[self.head], alts[self.head]
+      else:
+        outputs = []
+        for start in range(0, len(one_hots), self.batch_size):
+          predictions = self.predictor.predict_on_batch(one_hots[start:start + self.batch_size])
+          self.forward_passes += 1
+          if self.head not in predictions:
+            raise ValueError(f'Unknown head {self.head!r}; the model returned heads '
+                             f'{sorted(predictions)}. Pass --head with one of them.')
+          outputs.append(np.asarray(predictions[self.head]))
+        stacked = np.concatenate(outputs)
+        ref, alts = stacked[0], stacked[1:]
+      ref, alts = np.asarray(ref, np.float64), np.asarray(alts, np.float64)
+      if member.reverse_complement:
+        ref, alts = ref[::-1], alts[:, ::-1]
+      yield member, ref, alts
 
   def score_sites(self, sites: Sequence[VariantSite],
                   progress=None) -> Tuple[np.ndarray, np.ndarray]:
