@@ -554,17 +554,17 @@ def test_dask_workers_import_tensorflow_quietly(monkeypatch):
 def test_run_folder_model_identity_counts_its_checkpoints(inputs, tmp_path):
   """RUN:latest is identified by the run's files, not by the text of the path: a copy of the run
   is the same model, a new checkpoint in it is not."""
-  from enformer.variants.pipeline import _model_identity
+  from enformer.variants.pipeline import model_identity
   run = str(inputs['run'])
-  identity = _model_identity(f'{run}:latest')
+  identity = model_identity(f'{run}:latest')
   copy = str(tmp_path / 'run_copy')
   shutil.copytree(run, copy)
-  assert _model_identity(f'{copy}:latest') == identity
-  assert _model_identity(f'{copy}:best') != identity
+  assert model_identity(f'{copy}:latest') == identity
+  assert model_identity(f'{copy}:best') != identity
   _write_fake_checkpoint(os.path.join(copy, 'checkpoints', 'ckpt-3'))
   with open(os.path.join(copy, 'checkpoints', 'ckpt-3.index'), 'wb') as handle:
     handle.write(b'newer weights')
-  assert _model_identity(f'{copy}:latest') != identity
+  assert model_identity(f'{copy}:latest') != identity
 
 
 def test_locating_the_file_survives_objects_whose_attributes_raise(tmp_path):

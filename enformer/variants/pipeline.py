@@ -120,7 +120,8 @@ def output_paths(out: PathLike) -> Dict[str, str]:
   return {'h5': out, 'tsv': stem + '.tsv', 'pcs': stem + '.PCs', 'png': stem + '.png'}
 
 
-def _track_names(targets, num_tracks: int):
+def track_names(targets, num_tracks: int):
+  """(target_ids, target_labels) of a targets table, else ('t0', ...) and ''; checks the count."""
   if targets is None:
     return [f't{i}' for i in range(num_tracks)], [''] * num_tracks
   if len(targets) != num_tracks:
@@ -130,7 +131,7 @@ def _track_names(targets, num_tracks: int):
           targets['description'].astype(str).tolist())
 
 
-def _table_identity(targets) -> str:
+def table_identity(targets) -> str:
   """Content hash of a targets table (DataFrame), '' without one."""
   if targets is None:
     return ''
@@ -185,7 +186,7 @@ def write_score_files(scores: sad_io.VariantScores,
   return written
 
 
-def _model_identity(model_path: str) -> str:
+def model_identity(model_path: str) -> str:
   """Content identity of a model path ('' for none); a run folder's `RUN:latest` / `RUN:best`
   count by the run folder's files (its config and checkpoint indexes) and the choice."""
   if not model_path:
@@ -276,7 +277,7 @@ def score_vcf(predictor,
   out = file_in_folder(out, SCORES_FILE)
   paths = output_paths(out)
   # One run per output: a second run on the same --out stops here, naming this one.
-  with OutputLock(paths['h5'], what=f'--out {os.fspath(out)}'):
+  with OutputLock(paths['h5'], what=f'output {os.fspath(out)}'):
     if os.path.exists(paths['h5']) and not overwrite:
       raise FileExistsError(f'{paths["h5"]} already exists (a finished run). Pass --overwrite '
                             '(overwrite=True) to replace it, or choose another --out.')
@@ -304,7 +305,7 @@ def score_vcf(predictor,
     scorer = chunk_settings.scorer(predictor, fasta)
     num_tracks = (getattr(predictor, 'heads', None) or {}).get(head)
     if targets is not None and isinstance(num_tracks, int):
-      _track_names(targets, num_tracks)  # Fail before scoring if the table does not fit the head.
+      track_names(targets, num_tracks)  # Fail before scoring if the table does not fit the head.
     summary = VcfSummary()
     sites = read_variants(vcf, fasta, ref_mismatch=ref_mismatch, summary=summary)
     if not sites:
@@ -318,14 +319,14 @@ def score_vcf(predictor,
         'variants': sad_io.fingerprint(columns),
         'model': model_path if '://' in model_path else '',
         'precision': model_precision or 'float32',
-        'model_content': _model_identity(model_path),
+        'model_content': model_identity(model_path),
         'fasta_content': content_identity(fasta.path, [fasta.path + '.fai']),
-        'targets_content': _table_identity(targets), 'head': head,
+        'targets_content': table_identity(targets), 'head': head,
         'sequence_length': scorer.sequence_length,
         'shifts': [m.shift for m in scorer.members], 'reverse_complement': reverse_complement,
         'chunk_size': chunk_size,
         'targets': None if targets is None else sad_io.fingerprint(
-            {'targets': _track_names(targets, len(targets))}),
+            {'targets': track_names(targets, len(targets))}),
         'neutral_value': scorer.neutral_value, 'indel_anchor': indel_anchor,
     }
     if extra_tracks:
@@ -363,7 +364,7 @@ def score_vcf(predictor,
                   name='score-chunk')
 
     arrays = store.concatenate(selected, sad_io.SCORE_DATASETS)
-    target_ids, target_labels = _track_names(targets, arrays['SAD'].shape[1])
+    target_ids, target_labels = track_names(targets, arrays['SAD'].shape[1])
     attrs = {
         'head': head, 'sequence_length': scorer.sequence_length,
         'shifts': np.asarray([m.shift for m in scorer.members if not m.reverse_complement]),
