@@ -486,3 +486,21 @@ def test_progress_rate_leaves_out_the_traced_first_steps(tmp_path, capsys):
   # Tracing two heads takes seconds, a micro step milliseconds: counted in, the rate would be a
   # small fraction of the timed steps/s.
   assert rate > 0.3 * result.steps_per_second, (bar, result.steps_per_second)
+
+
+@pytest.mark.parametrize('tf_config, chief', [
+    (None, True),
+    ('{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 0}}', True),
+    ('{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 1}}', False),
+    ('{"cluster": {"chief": ["c:0"], "worker": ["a:1"]}, "task": {"type": "worker", "index": 0}}',
+     False),
+    ('{"cluster": {"chief": ["c:0"], "worker": ["a:1"]}, "task": {"type": "chief", "index": 0}}',
+     True),
+    ('not json', True),
+])
+def test_chief_task_from_tf_config(tf_config, chief):
+  """The process that locks the run folder before any strategy exists: the chief, or worker 0 of
+  a cluster without one (MultiWorkerMirroredStrategy's convention)."""
+  from enformer.training.strategy import is_chief_task
+  environ = {} if tf_config is None else {'TF_CONFIG': tf_config}
+  assert is_chief_task(environ) is chief

@@ -8,6 +8,7 @@ Nothing here imports TensorFlow at module level, so `enformer --help` stays fast
 """
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -15,6 +16,7 @@ import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from enformer.io import quiet
+from enformer.io.lock import OutputLock
 from enformer.io.outputs import visible_entries
 
 MODEL_HELP = (
@@ -314,6 +316,18 @@ def add_overwrite_argument(parser, help: str = OVERWRITE_HELP  # pylint: disable
 def add_quiet_argument(parser) -> argparse.Action:
   """--quiet: no progress bars (TensorFlow's start-up messages are always hidden)."""
   return parser.add_argument('--quiet', action='store_true', help=QUIET_HELP)
+
+
+def output_lock(path: str, flag: str = '--out') -> contextlib.AbstractContextManager:
+  """The lock a subcommand holds on its output from its input checks to its end.
+
+  Taken before the model loads, so a second run on the same output stops at once, naming the first
+  (`enformer.io.lock`); the library function the command calls locks the same output again
+  (re-entrant). Remote outputs (gs://) have no lock.
+  """
+  if '://' in path:
+    return contextlib.nullcontext()
+  return OutputLock(path, what=f'{flag} {path}')
 
 
 def check_unused_output_folder(out: str, overwrite: bool) -> None:

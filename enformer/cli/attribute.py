@@ -5,7 +5,6 @@ import os
 
 from enformer.cli import _common
 from enformer.cli._inputs import check_files, check_many, check_model, check_output_path
-from enformer.io.lock import OutputLock
 
 
 def register(subparsers) -> None:
@@ -77,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
   targets = read_targets(args.targets) if args.targets else None
 
   # One run per --out: a second run stops here, naming the first, before loading the model.
-  with OutputLock(args.out, what=f'--out {args.out}'):
+  with _common.output_lock(args.out):
     return _attribute(args, targets)
 
 

@@ -1,12 +1,10 @@
 """`enformer convert-basenji`: extend Basenji2 records to a longer context (GENA-LM workflow)."""
 
 import argparse
-import contextlib
 import os
 
 from enformer.cli._inputs import (check_files, check_input_file, check_input_folder,
                                   check_output_path)
-from enformer.io.lock import OutputLock
 
 from enformer.cli import _common
 
@@ -58,8 +56,8 @@ def run(args: argparse.Namespace) -> int:
       check_output_path(path, flag, folder=flag == '--out-tfr' or not path.endswith('.h5'))
   from enformer.data.convert import convert_basenji  # pylint: disable=import-outside-toplevel
   out = args.out_hdf5 or args.out_tfr
-  lock = OutputLock(out, what=f'output {out}') if '://' not in out else contextlib.nullcontext()
-  with lock:  # One live conversion per output; --overwrite never deletes under another.
+  flag = '--out-hdf5' if args.out_hdf5 else '--out-tfr'
+  with _common.output_lock(out, flag):  # --overwrite never deletes under another conversion.
     results = convert_basenji(args.base_path, args.subset, args.fasta, args.sequence_length,
                               tfr_files=args.tfr, out_hdf5=args.out_hdf5, out_tfr=args.out_tfr,
                               processes=args.processes, max_mismatch_rate=args.max_mismatch_rate,

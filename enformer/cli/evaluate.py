@@ -5,7 +5,6 @@ import os
 
 from enformer.cli import _common
 from enformer.cli._inputs import check_data_folder, check_files, check_model, check_output_path
-from enformer.io.lock import OutputLock
 
 # The files `write_evaluation` writes into --out (and gene_level.tsv with --tss).
 EVALUATION_FILES = ('per_track.tsv', 'summary.json', 'per_track_by_assay.png')
@@ -55,8 +54,6 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-  if args.batch_size <= 0:
-    raise ValueError(f'--batch-size must be positive, got {args.batch_size}.')
   # The user's inputs first: a bad file is reported before TensorFlow and the model load.
   check_model(args.model)
   if '://' not in args.data and not (args.data in ('human', 'mouse') and
@@ -65,16 +62,19 @@ def run(args: argparse.Namespace) -> int:
   check_files((args.targets, '--targets', 'text'), (args.tss, '--tss', 'text'))
   check_output_path(args.out, '--out', folder=True)
   _common.check_unused_output_folder(args.out, args.overwrite)
+  # One run per --out: a second run stops here, naming the first, before loading the model.
+  with _common.output_lock(args.out):
+    return _evaluate(args)
 
-  import pandas as pd  # pylint: disable=import-outside-toplevel
+
+def _evaluate(args: argparse.Namespace) -> int:
+  """`run` once the inputs are checked and --out is locked."""
   from enformer.data import basenji  # pylint: disable=import-outside-toplevel
   from enformer.inference.loading import load_model  # pylint: disable=import-outside-toplevel
   from enformer.io.outputs import OutputFolder  # pylint: disable=import-outside-toplevel
   from enformer.io.targets import read_targets  # pylint: disable=import-outside-toplevel
   from enformer.evaluation import tracks as evaluate_lib  # pylint: disable=import-outside-toplevel
 
-  if args.batch_size <= 0:
-    raise ValueError(f'--batch-size must be positive, got {args.batch_size}.')
   model_config = _common.model_config_from_args(args)
   info = basenji.load_info(basenji.resolve_path(args.data), args.layout)
   predictor = load_model(args.model, sequence_length=info.sequence_length, **model_config)
@@ -84,25 +84,16 @@ def run(args: argparse.Namespace) -> int:
 
   targets_path = args.targets or os.path.join(info.path, 'targets.txt')
   targets = read_targets(targets_path) if os.path.exists(targets_path) else None
-  tss_index = None
-  if args.tss:
-    bed = os.path.join(info.path, 'sequences.bed')
-    if not os.path.exists(bed):
-      raise FileNotFoundError(f'--tss needs {bed} (record coordinates; Basenji2 layout).')
-    sequences = pd.read_csv(bed, sep='\t', header=None).iloc[:, :4]
-    sequences.columns = ['chrom', 'start', 'end', 'subset']
-    sequences = sequences[sequences['subset'] == args.subset].reset_index(drop=True)
-    tss_index = evaluate_lib.index_tss(args.tss, sequences, info.target_length, info.pool_width,
-                                       info.crop_bp)
+  tss_index = (evaluate_lib.index_subset_tss(args.tss, info.path, args.subset, info.target_length,
+                                             info.pool_width, info.crop_bp) if args.tss else None)
   dataset = basenji.get_dataset(info.path, args.subset, layout=args.layout, deterministic=True)
   result = evaluate_lib.evaluate(predictor.predict_on_batch, dataset, head,
                                  batch_size=args.batch_size, max_batches=args.max_batches,
                                  targets=targets, tss_index=tss_index, progress=not args.quiet,
                                  source=f'{info.path}, subset {args.subset}')
-  with OutputLock(args.out, what=f'--out {args.out}'):
-    folder = OutputFolder(args.out, 'evaluate', overwrite=args.overwrite, hint='--overwrite')
-    folder.claim_all(EVALUATION_FILES + ('gene_level.tsv',) * (result.gene_level is not None))
-    paths = evaluate_lib.write_evaluation(result, args.out)
+  folder = OutputFolder(args.out, 'evaluate', overwrite=args.overwrite, hint='--overwrite')
+  folder.claim_all(EVALUATION_FILES + ('gene_level.tsv',) * (result.gene_level is not None))
+  paths = evaluate_lib.write_evaluation(result, args.out)
   for line in evaluate_lib.summary_lines(result):
     print(line)
   print('Wrote ' + ', '.join(paths.values()))

@@ -4,7 +4,6 @@ import argparse
 
 from enformer.cli import _common
 from enformer.cli._inputs import check_model, check_output_path
-from enformer.io.lock import OutputLock
 from enformer.io.outputs import check_export_folder
 
 DESCRIPTION = """Export a Sonnet checkpoint (e.g. DeepMind's sonnet_weights, or a training run's) as
@@ -44,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
   check_output_path(args.out, '--out', folder=True)
   if '://' not in args.out:
     check_export_folder(args.out, args.overwrite, hint='--overwrite')
-  with OutputLock(args.out, what=f'--out {args.out}'):
+  with _common.output_lock(args.out):
     return _export(args)
 
 

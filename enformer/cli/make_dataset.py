@@ -6,7 +6,6 @@ from typing import Dict, List, Optional
 
 from enformer.cli import _common
 from enformer.cli._inputs import check_files, check_input_file, check_output_path
-from enformer.io.lock import OutputLock
 
 
 # The data set's own files; other files in --out are never touched.
@@ -110,7 +109,7 @@ def _check_inputs(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
   _check_inputs(args)
   # One live job per output folder: --overwrite never deletes files another run is writing.
-  with OutputLock(args.out, what=f'--out {args.out}'):
+  with _common.output_lock(args.out):
     _check_no_dataset(args.out, args.overwrite)  # Again: another run may have finished one.
     return _make_dataset(args)
 

@@ -7,7 +7,6 @@ import os
 from enformer.cli import _common
 from enformer.cli._inputs import (check_files, check_input_file, check_many, check_model,
                                   check_output_path)
-from enformer.io.lock import OutputLock
 
 DESCRIPTION = """Predict genomic tracks for regions of a genome.
 
@@ -108,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     check_input_file(path, '--observed', kind='bigwig')
     observed_paths.append((spec, path))
   # One run per --out: a second run stops here, naming the first, before loading the model.
-  with OutputLock(args.out, what=f'--out {args.out}'):
+  with _common.output_lock(args.out):
     return _predict(args, regions, targets, observed_paths)
 
 

@@ -7,7 +7,6 @@ from typing import List
 
 from enformer.cli import _common
 from enformer.cli._inputs import check_files, check_model, check_output_path
-from enformer.io.lock import OutputLock
 from enformer.io.outputs import file_in_folder
 
 INDEL_RULE = """Sequences: the reference is the L bp window centred on the variant (kipoiseq
@@ -138,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
       transform.save(args.save_transform)
       print(f'Saved the transform as {args.save_transform}', file=sys.stderr)
   # One run per --out: a second run stops here, naming the first, before loading the model.
-  with OutputLock(args.out, what=f'--out {args.out}'):
+  with _common.output_lock(args.out):
     return _score(args, transform, shard)
 
 

@@ -2,14 +2,12 @@
 
 import argparse
 import dataclasses
-import json
 import os
 import typing
 
 from enformer.cli import _common
 from enformer.cli._inputs import (check_data_folder, check_input_file, check_model,
                                   check_output_path)
-from enformer.io.lock import OutputLock
 
 _DESCRIPTION = """\
 Train Enformer on Basenji2 data (Poisson loss per head, heads alternating step by step, Adam with
@@ -145,19 +143,6 @@ def build_config(args: argparse.Namespace):
   return resolve_config(args.config, **overrides)
 
 
-def _is_chief_process() -> bool:
-  """False for the non-chief workers of a multi-worker run (TF_CONFIG); they share the folder."""
-  try:
-    tf_config = json.loads(os.environ.get('TF_CONFIG') or '{}')
-  except json.JSONDecodeError:
-    return True  # The strategy reports a malformed TF_CONFIG.
-  task = tf_config.get('task') or {}
-  cluster = tf_config.get('cluster') or {}
-  if task.get('type') in (None, 'chief'):
-    return True
-  return task.get('type') == 'worker' and int(task.get('index', 0)) == 0 and 'chief' not in cluster
-
-
 def _check_inputs(args: argparse.Namespace, config) -> None:
   """The data folders, --config and --init-from exist, and --run-dir can be a folder."""
   for head, path in (config.data or {}).items():
@@ -174,10 +159,11 @@ def run(args: argparse.Namespace) -> int:
     check_input_file(args.config, '--config', kind='text')
   config = build_config(args)
   _check_inputs(args, config)
-  if not _is_chief_process():
+  from enformer.training.strategy import is_chief_task  # pylint: disable=import-outside-toplevel
+  if not is_chief_task():  # The other workers of a cluster share the chief's run folder.
     return _train(args, config)
   # One live run per folder: a second `train` on it stops here, naming the first.
-  with OutputLock(config.run_dir, what=f'run folder {config.run_dir}'):
+  with _common.output_lock(config.run_dir, 'run folder'):
     return _train(args, config)
 
 

@@ -382,7 +382,7 @@ def convert_basenji(base_path: str,
 
   lock = staging = None
   if out_tfr:
-    lock = OutputLock(out_tfr, what=f'--out-tfr {out_tfr}').acquire()
+    lock = OutputLock(out_tfr, what=f'TFRecord output {out_tfr}').acquire()
   try:
     if out_tfr:
       staging = os.path.join(out_tfr, f'.convert-{subset}-{sequence_length}.partial')

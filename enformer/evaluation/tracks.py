@@ -19,10 +19,12 @@ summary.json, gene_level.tsv (when computed) and a PNG of per-track correlations
 import dataclasses
 import json
 import os
+import posixpath
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 import pandas as pd
+import tensorflow as tf
 from tqdm.auto import tqdm
 
 from enformer.data.errors import DataError, data_errors
@@ -107,6 +109,24 @@ def index_tss(tss: Union[str, os.PathLike, pd.DataFrame], sequences: pd.DataFram
     raise ValueError(f'None of the {len(tss)} TSSs falls inside a record of this subset: check '
                      'the chromosome names and the assembly of the TSS BED.')
   return TssIndex(genes=genes, sites=sites, num_tss=found, num_missing=missing)
+
+
+def index_subset_tss(tss: Union[str, os.PathLike, pd.DataFrame], data_path: str, subset: str,
+                     num_bins: int, pool_width: int = 128, crop_bp: int = 0) -> TssIndex:
+  """`index_tss` for one subset of a Basenji2 data folder: its records from sequences.bed.
+
+  Record i of the subset is the subset's row i of `data_path`/sequences.bed (the order every
+  unshuffled read of the subset follows).
+  """
+  bed = posixpath.join(data_path, 'sequences.bed')
+  if not tf.io.gfile.exists(bed):
+    raise FileNotFoundError(f'The gene-level metric needs {bed} (the records\' coordinates, '
+                            'Basenji2 layout); this data folder has none.')
+  with tf.io.gfile.GFile(bed) as handle:
+    sequences = pd.read_csv(handle, sep='\t', header=None).iloc[:, :4]
+  sequences.columns = ['chrom', 'start', 'end', 'subset']
+  sequences = sequences[sequences['subset'] == subset].reset_index(drop=True)
+  return index_tss(tss, sequences, num_bins, pool_width, crop_bp)
 
 
 def gene_level_metrics(predicted: np.ndarray, observed: np.ndarray) -> Dict[str, Any]:

@@ -217,6 +217,25 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
   return task_type == 'worker' and task_id == 0 and 'chief' not in cluster
 
 
+def is_chief_task(environ: Optional[Mapping[str, str]] = None) -> bool:
+  """Whether this process is the chief of its cluster, from $TF_CONFIG (before any strategy).
+
+  True without TF_CONFIG, for the `chief` task, and for worker 0 of a cluster without a chief
+  (MultiWorkerMirroredStrategy's convention); False for the other workers, which share the chief's
+  run folder. A malformed TF_CONFIG counts as chief (`get_strategy` reports it).
+  """
+  environ = os.environ if environ is None else environ
+  try:
+    tf_config = json.loads(environ.get('TF_CONFIG') or '{}')
+  except json.JSONDecodeError:
+    return True
+  task = tf_config.get('task') or {}
+  cluster = tf_config.get('cluster') or {}
+  if task.get('type') in (None, 'chief'):
+    return True
+  return task.get('type') == 'worker' and int(task.get('index', 0)) == 0 and 'chief' not in cluster
+
+
 def worker_id(strategy: tf.distribute.Strategy) -> int:
   resolver = getattr(strategy, 'cluster_resolver', None)
   if resolver is None or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
