@@ -23,7 +23,8 @@ SETTING_NAMES = {
     'sequence_length': 'sequence length', 'shifts': 'shifts / --rc ensemble',
     'reverse_complement': 'reverse complement (--rc)', 'chunk_size': 'chunk size',
     'targets': 'targets table', 'model_content': 'model files', 'fasta_content': 'FASTA content',
-    'precision': 'precision'
+    'precision': 'precision', 'gtf_content': 'GTF content', 'genes': 'genes and TSSs',
+    'gene_stat': 'gene statistic (--gene-stat)'
 }
 
 
@@ -31,8 +32,9 @@ SETTING_NAMES = {
 _BY_CONTENT = {'model_content': ('model', 'model'), 'fasta_content': ('FASTA', 'fasta')}
 
 
-def _check_same_run(first: str, first_settings: Dict, path: str, settings: Dict,
-                    first_attrs: Optional[Dict] = None, attrs: Optional[Dict] = None) -> None:
+def check_same_run(first: str, first_settings: Dict, path: str, settings: Dict,
+                   first_attrs: Optional[Dict] = None, attrs: Optional[Dict] = None) -> None:
+  """ValueError naming the first setting in which two shards' runs differ."""
   for key in sorted(set(first_settings) | set(settings)):
     if first_settings.get(key) != settings.get(key):
       name = SETTING_NAMES.get(key, key)
@@ -93,8 +95,8 @@ def _merge(out: str, shards: List[str], transform: Optional[ScoreTransform],
   first_settings = json.loads(first_info.settings)
   owner: Dict[int, str] = {}
   for path, scores, info in loaded:
-    _check_same_run(first, first_settings, path, json.loads(info.settings),
-                    first_scores.attrs, scores.attrs)
+    check_same_run(first, first_settings, path, json.loads(info.settings),
+                   first_scores.attrs, scores.attrs)
     if info.shard[1] != first_info.shard[1]:
       raise ValueError(f'Shard {path} is {info.name} but {first} is {first_info.name}: all shards '
                        'of a run are split the same way (--shard K/N with the same N).')
