@@ -113,12 +113,13 @@ def tower_window(model: enformer_lib.Enformer, window: tf.Tensor, start: tf.Tens
   [start − halo, start − halo + W) of a sequence of `length` bp (zeros outside it); returns the
   outputs for [start, start + W − 2·halo) at 2^(k+1) bp resolution:
   [1, (W − 2·halo) / 2^(k+1), C_k].
-  `start` may be a tensor; it and `halo` are multiples of 2^(k+1)."""
+  `start` may be a tensor; it and `halo` are multiples of 2^(k+1). A batch of B windows
+  [B, W, C_in] takes B starts (a [B] tensor), one per window."""
 
   def valid(resolution: int, size: int) -> tf.Tensor:
-    positions = (start - halo) // resolution + tf.range(size)
+    positions = (tf.reshape(start, [-1, 1]) - halo) // resolution + tf.range(size)  # [1|B, size]
     inside = (positions >= 0) & (positions < length // resolution)
-    return tf.cast(inside, window.dtype)[tf.newaxis, :, tf.newaxis]
+    return tf.cast(inside, window.dtype)[..., tf.newaxis]
 
   y = _high_resolution(model, window, num_blocks, valid)
   out_resolution = 2**(num_blocks + 1)
