@@ -9,7 +9,8 @@ from enformer.cli import _common
 def register(subparsers) -> None:
   parser = _common.add_parser(
       subparsers, 'merge-scores',
-      help='join the N shard files of `score-variants --shard K/N` into one sad.h5',
+      help='join the N shard files of `score-variants` (sad.h5) or `score-genes` (sed.h5) '
+      '--shard K/N into one file',
       description=(
           'Checks that the shard files are complete, disjoint and from the same model, VCF, '
           'targets and settings (naming any mismatch), and writes the sad.h5 a single '
@@ -32,6 +33,9 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+  from enformer.io.sed import is_sed_file
+  if args.shards and is_sed_file(args.shards[0]):  # Shards of `enformer score-genes`.
+    return _merge_gene_scores(args)
   from enformer.variants import ScoreTransform, merge_scores
 
   if args.pcs is not None and not args.transform:
@@ -43,4 +47,17 @@ def run(args: argparse.Namespace) -> int:
   for kind, paths in written.items():
     shown = paths if len(paths) <= 3 else paths[:3] + [f'... ({len(paths)} files)']
     print(f'  {kind}: {", ".join(shown)}', file=sys.stderr)
+  return 0
+
+
+def _merge_gene_scores(args: argparse.Namespace) -> int:
+  """Joins sed.h5 shards of `enformer score-genes --shard K/N`."""
+  from enformer.genes import merge_gene_scores
+  if args.transform or args.pcs or args.plot:
+    raise ValueError('--transform, --pcs and --plot apply to score-variants shards; these are '
+                     'score-genes shards (sed.h5): pass --tsv at most.')
+  written = merge_gene_scores(args.out, args.shards, tsv=args.tsv, overwrite=args.overwrite)
+  print(f'Merged {len(args.shards)} shards.', file=sys.stderr)
+  for kind, paths in written.items():
+    print(f'  {kind}: {", ".join(paths)}', file=sys.stderr)
   return 0
