@@ -100,6 +100,7 @@ def forward_function(model, head: str, fast_path: bool = True) -> Callable[[tf.T
 class _CompiledFunctions:
   gradient_times_input: Callable  # [B, L, C], [T, N] → [B, L, C] gradient × input per channel.
   target_score: Callable
+  gradient: Callable  # [B, L, C], [T, N] → [B, L, C] d target / d x.
 
 
 # (id(model), head, reduction, input shape, mask shape) → compiled functions; entries vanish
@@ -138,25 +139,30 @@ def compiled_functions(model, head: str, reduction: Reduction, x: tf.Tensor,
       score = score / tf.reduce_sum(mask)
     return score
 
-  def gradient_times_input(x: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
-    """[B, L, C], [T, N] → [B, L, C]: d target / d x · x for every channel."""
+  def gradient(x: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """[B, L, C], [T, N] → [B, L, C]: d target / d x for every channel."""
     with tf.GradientTape() as tape:
       tape.watch(x)
       # Inference mode: sequences are independent, so the gradient of the batch sum is the
       # gradient of each sequence's own target.
       total = tf.reduce_sum(target_score(x, mask))
-    gradient = tape.gradient(total, x)
-    if gradient is None:
+    grads = tape.gradient(total, x)
+    if grads is None:
       raise ValueError('No gradient flows from the model output to its input; attribution '
                        'needs a differentiable model (a SavedModel exported without gradients '
                        'cannot be used — load the checkpoint instead).')
-    return gradient * x
+    return grads
+
+  def gradient_times_input(x: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """[B, L, C], [T, N] → [B, L, C]: d target / d x · x for every channel."""
+    return gradient(x, mask) * x
 
   signature = [tf.TensorSpec([None, length, channels], tf.float32),
                tf.TensorSpec(mask_shape, tf.float32)]
   functions = _CompiledFunctions(
       gradient_times_input=tf.function(gradient_times_input, input_signature=signature),
-      target_score=tf.function(target_score, input_signature=signature))
+      target_score=tf.function(target_score, input_signature=signature),
+      gradient=tf.function(gradient, input_signature=signature))
   _CACHE[key] = functions
   try:
     weakref.finalize(model, _CACHE.pop, key, None)
@@ -300,6 +306,22 @@ def gradient_times_input(model, sequence_one_hot, target_mask, head: str,
   functions = compiled_functions(model, head, reduction, x, mask, fast)
   per_channel = functions.gradient_times_input(x, mask).numpy()
   return per_channel if batched else per_channel[0]
+
+
+def input_gradient(model, sequence_one_hot, target_mask, head: str = 'human',
+                   reduction: Reduction = 'mean', fast: bool = True) -> np.ndarray:
+  """d target / d x of every input channel (the gradient itself, not × input).
+
+  What hypothetical contributions are made of (`enformer.interpret.motifs`): the gradient at
+  the bases a sequence does not hold. Arguments as for `contribution_input_grad`.
+
+  Returns:
+    float32 numpy [L, C] (or [B, L, C] for a batch).
+  """
+  x, batched = as_batch(sequence_one_hot)
+  mask = as_mask(target_mask)
+  grads = compiled_functions(model, head, reduction, x, mask, fast).gradient(x, mask).numpy()
+  return grads if batched else grads[0]
 
 
 def pool_contributions(scores: np.ndarray,

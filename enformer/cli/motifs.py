@@ -1,0 +1,120 @@
+"""`enformer motifs`: TF-MoDISco patterns of chosen tracks, named by TOMTOM against JASPAR."""
+
+import argparse
+import os
+import sys
+
+from enformer.cli import _common
+from enformer.cli._inputs import check_files, check_model, check_output_path
+from enformer.io.lock import OutputLock
+
+DESCRIPTION = '''\
+Which transcription-factor motifs drive chosen tracks? For every region the contribution scores
+of the tracks' sum over the region's output bins are computed (--method grad: batched gradients,
+hypothetical contributions = gradient minus its mean over the 4 bases; --method ism: in-silico
+mutagenesis of the window), the --window-size bp around each region's centre go to TF-MoDISco
+(modisco-lite), and TOMTOM (memelite) names each pattern by its best matches in JASPAR CORE
+vertebrates (offline, from pyjaspar) or a MEME file of your own (--motif-db).
+
+Regions: a BED file (--bed), or the --top N peaks of the tracks' predicted signal in an `enformer
+predict` output (--predictions).
+
+Writes into --out: contributions.h5 (one-hot, hypothetical and actual contributions in the layout
+`modisco motifs --h5py` reads), modisco.h5 (modisco-lite's format), motifs.tsv (pattern, sign,
+num_seqlets, match_rank, match_id, match_name, q_value, p_value) and report.html with a logo of
+each pattern beside its best matches. The contribution step is resumable: rerun the same command
+after an interruption.'''
+
+
+def register(subparsers) -> None:
+  parser = _common.add_parser(
+      subparsers, 'motifs',
+      help='TF-MoDISco motifs of chosen tracks, matched to JASPAR with TOMTOM',
+      description=DESCRIPTION,
+      epilog='Example: enformer motifs --model enformer_ckpt --fasta hg38.fa --bed peaks.bed '
+      '--tracks CAGE:K562 --targets targets_human.txt --out motifs/')
+  _common.add_model_argument(parser)
+  _common.add_fasta_argument(parser)
+  where = parser.add_mutually_exclusive_group(required=True)
+  where.add_argument('--bed', help='BED file of the regions to explain')
+  where.add_argument('--predictions', metavar='FILE',
+                     help='an `enformer predict` output (HDF5 or npz): explain its --top peaks')
+  parser.add_argument('--top', type=_common.positive_int, default=None, metavar='N',
+                      help='with --predictions: the N strongest peaks of the tracks\' summed '
+                      'prediction, at least --window-size bp apart')
+  parser.add_argument('--head', default='human', help='output head')
+  _common.add_tracks_argument(parser, required=True)
+  _common.add_targets_argument(parser)
+  parser.add_argument('--method', choices=('grad', 'ism'), default='grad',
+                      help='grad: gradients (batched); ism: saturation mutagenesis of the window')
+  parser.add_argument('--window-size', type=_common.positive_int, default=400, metavar='BP',
+                      help="bp around each region's centre kept for MoDISco")
+  parser.add_argument('--motif-db', default=None, metavar='MEME',
+                      help='MEME file of motifs to match (default: JASPAR2026 CORE vertebrates, '
+                      'shipped with pyjaspar)')
+  parser.add_argument('--matches', type=_common.positive_int, default=3, metavar='K',
+                      help='TOMTOM matches listed per pattern')
+  parser.add_argument('--batch-size', type=_common.positive_int, default=8,
+                      help='regions per gradient batch (ISM: mutants per forward pass)')
+  parser.add_argument('--chunk-size', type=_common.positive_int, default=64,
+                      help='regions per saved chunk (the unit of resuming)')
+  _common.add_out_argument(parser, help='output folder (created)')
+  _common.add_n_value_argument(parser)
+  _common.add_quiet_argument(parser)
+  _common.add_model_config_arguments(parser)
+  _common.add_overwrite_argument(parser)
+  parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+  # The user's inputs first: a bad file is reported before TensorFlow and the model load.
+  check_files((args.fasta, '--fasta', 'fasta'), (args.targets, '--targets', 'text'),
+              (args.bed, '--bed', 'text'), (args.motif_db, '--motif-db', 'text'))
+  if args.predictions:
+    kind = 'npz' if args.predictions.endswith('.npz') else 'h5'
+    check_files((args.predictions, '--predictions', kind))
+    if args.top is None:
+      raise ValueError('--predictions needs --top N: how many of its strongest peaks to explain.')
+  elif args.top is not None:
+    raise ValueError('--top picks peaks from an `enformer predict` output: pass it with '
+                     '--predictions FILE (or give the regions with --bed).')
+  check_model(args.model)
+  _common.model_config_from_args(args)
+  check_output_path(args.out, '--out', folder=True)
+  _common.check_unused_output_folder(args.out, args.overwrite)
+  from enformer.io.bed import read_bed
+  from enformer.io.fasta import FastaStringExtractor
+  from enformer.io.targets import read_targets
+  targets = read_targets(args.targets) if args.targets else None
+  tracks = _common.track_selectors(args.tracks)
+  regions = None
+  if args.bed:
+    regions = read_bed(args.bed)
+    with FastaStringExtractor(args.fasta) as extractor:
+      extractor.check_regions(regions)
+
+  # One run per --out: a second run stops here, naming the first, before loading the model.
+  with OutputLock(args.out, what=f'--out {args.out}'):
+    return _motifs(args, targets, tracks, regions)
+
+
+def _motifs(args: argparse.Namespace, targets, tracks, regions) -> int:
+  """`run` once the inputs are checked and --out is locked."""
+  from enformer.interpret import motifs
+  if regions is None:
+    regions = motifs.top_regions(args.predictions, tracks, args.top, width=args.window_size,
+                                 targets=targets)
+  database = motifs.load_motif_db(args.motif_db)
+  predictor = _common.load_predictor(args)
+  result = motifs.find_motifs(
+      predictor, args.fasta, regions, args.out, tracks=tracks, head=args.head, targets=targets,
+      method=args.method, window=args.window_size, batch_size=args.batch_size,
+      chunk_size=args.chunk_size, motif_db=database, num_matches=args.matches,
+      neutral_value=args.n_value, model_id=args.model, progress=not args.quiet,
+      overwrite=args.overwrite)
+  print(result.summary())
+  resumed = f', resumed {result.chunks_resumed} chunks' if result.chunks_resumed else ''
+  print(f'wrote {os.path.join(args.out, "")}{{contributions.h5, modisco.h5, motifs.tsv, '
+        f'report.html}} in {result.seconds:.1f} s ({result.regions_per_second:.1f} regions/s '
+        f'for the contributions{resumed})', file=sys.stderr)
+  return 0
