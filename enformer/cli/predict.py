@@ -48,6 +48,18 @@ def register(subparsers) -> None:
   where.add_argument('--region', action='append',
                      help='chrom:start-end, 1-based inclusive (repeatable)')
   where.add_argument('--bed', help='BED file of regions (batch mode)')
+  where.add_argument('--gtf', help='gene annotation (GTF, plain or gzip): predict each gene in a '
+                     'window centred on its first TSS and write expression.h5, expression.h5ad '
+                     '(and --tsv: expression.tsv), genes x tracks: the prediction summed over '
+                     "each TSS's bin and its two neighbours, summed over the gene's TSSs")
+  genes = parser.add_argument_group('genes (with --gtf)')
+  genes.add_argument('--genes', default=None,
+                     help='only these genes: comma-separated ids or names, or a file of them')
+  genes.add_argument('--gene-types', default=None,
+                     help='only these gene types, e.g. protein_coding,lncRNA')
+  genes.add_argument('--per-tss', action='store_true',
+                     help='one window and one row per TSS (default: per gene)')
+  genes.add_argument('--tsv', action='store_true', help='also write expression.tsv')
   _common.add_targets_argument(parser)
   _common.add_tracks_argument(parser)
   _common.add_out_argument(parser, help='output folder (created)')
@@ -92,6 +104,8 @@ def run(args: argparse.Namespace) -> int:
   _common.model_config_from_args(args)
   check_output_path(args.out, '--out', folder=True)
   _common.check_unused_output_folder(args.out, args.overwrite)
+  if args.gtf:
+    return _predict_genes(args)
   from enformer.io.bed import parse_region, read_bed
   from enformer.io.fasta import FastaStringExtractor
   from enformer.io.targets import read_targets
@@ -160,4 +174,36 @@ def _predict_with(args: argparse.Namespace, regions, targets, observed_paths, cl
   for key in ('bigwig', 'bedgraph', 'plots'):
     if summary[key]:
       print(f'{key}: {len(summary[key])} file(s), e.g. {summary[key][0]}')
+  return 0
+
+
+def _predict_genes(args: argparse.Namespace) -> int:
+  """`enformer predict --gtf`: expression per gene (or TSS) at TSS-centred windows."""
+  import os
+  check_files((args.gtf, '--gtf', None if args.gtf.endswith('.gz') else 'text'))
+  if args.genes and not os.path.isfile(args.genes):
+    args.genes = [name.strip() for name in args.genes.split(',') if name.strip()]
+  gene_types = ([t.strip() for t in args.gene_types.split(',') if t.strip()]
+                if args.gene_types else None)
+  with _common.output_lock(args.out):
+    from enformer.distributed import client_for
+    from enformer.genes.predict import EXPRESSION_FILES, predict_gene_expression
+    with client_for(getattr(args, 'workers', None), getattr(args, 'scheduler', None)) as client:
+      if client is None:
+        model = _common.load_predictor(args)
+      else:  # The workers load the model.
+        from enformer.distributed import ModelSource
+        handle = args.model if '://' in args.model else os.path.abspath(args.model)
+        model = ModelSource(handle, getattr(args, 'sequence_length', None),
+                            dict(_common.predictor_config(args), precision=args.precision))
+      result = predict_gene_expression(
+          model, args.fasta, args.gtf, args.out, head=args.head, targets=args.targets,
+          gene_types=gene_types, genes=args.genes, per_tss=args.per_tss, tsv=args.tsv,
+          batch_size=args.batch_size, extra_tracks=args.extra_track, neutral_value=args.n_value,
+          progress=not args.quiet, overwrite=args.overwrite, client=client)
+  rows, tracks = result.expression.shape
+  names = [EXPRESSION_FILES[k] for k in ('h5', 'h5ad')] + (
+      [EXPRESSION_FILES['tsv']] if args.tsv else [])
+  print(f'Expression of {rows} {"TSSs" if args.per_tss else "genes"} x {tracks} tracks: '
+        f'{", ".join(os.path.join(args.out, n) for n in names)}')
   return 0
