@@ -303,3 +303,14 @@ def test_cli_score_variants_extra_track(model, checkpoint, files, tmp_path, caps
   np.testing.assert_allclose(sad[0], means[1] - means[0], rtol=1e-2,
                              atol=1e-3 * np.abs(means[0]).max())
   assert np.abs(means[1] - means[0]).max() > 0
+
+
+def test_load_model_reads_input_channels_from_the_checkpoint(model, checkpoint):
+  """The library, not only the command line, builds a 5-channel model from a bare checkpoint."""
+  from enformer.inference import load_model
+  config = {k: v for k, v in CONFIG.items() if k != 'input_channels'}
+  predictor = load_model(checkpoint, sequence_length=LENGTH, **config)
+  assert predictor.input_channels == 5
+  x = np.random.default_rng(1).random((1, LENGTH, 5)).astype(np.float32)
+  np.testing.assert_allclose(predictor.predict_on_batch(x)['atac'],
+                             model(x, is_training=False)['atac'].numpy(), rtol=1e-4, atol=1e-5)

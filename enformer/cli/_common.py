@@ -128,21 +128,26 @@ def model_config_from_args(args: argparse.Namespace) -> Dict[str, Any]:
 def predictor_config(args: argparse.Namespace) -> Dict[str, Any]:
   """Model config of --model from --model-arg, checked against --extra-track.
 
-  A checkpoint's input_channels is read from its stem convolution unless given, so a model with
-  extra input channels needs no configuration for them, and a wrong number of --extra-track is
-  reported before the model is built. Dask workers load the model from this config too.
+  The loader reads a checkpoint's input_channels from its stem convolution unless given, so a
+  model with extra input channels needs no configuration for them; a wrong number of
+  --extra-track is reported here, before the model is built. Dask workers load the model from this
+  config too.
   """
   from enformer.inference.loading import checkpoint_input_channels  # pylint: disable=import-outside-toplevel
   from enformer.inference.regions import check_extra_tracks  # pylint: disable=import-outside-toplevel
 
   config = model_config_from_args(args)
-  if 'input_channels' not in config:
-    found = checkpoint_input_channels(args.model)
-    if found is not None:
-      config['input_channels'] = found
-  if 'input_channels' in config:
-    check_extra_tracks(config['input_channels'], list(getattr(args, 'extra_track', None) or []))
+  channels = config.get('input_channels') or checkpoint_input_channels(args.model)
+  if channels is not None:
+    check_extra_tracks(channels, list(getattr(args, 'extra_track', None) or []))
   return config
+
+
+def model_source(args: argparse.Namespace):
+  """What Dask workers load for --model: `ModelSource.of` with the command's model settings."""
+  from enformer.distributed import ModelSource  # pylint: disable=import-outside-toplevel
+  return ModelSource.of(args.model, getattr(args, 'sequence_length', None),
+                        precision=getattr(args, 'precision', 'float32'), **predictor_config(args))
 
 
 def load_predictor(args: argparse.Namespace):

@@ -2,7 +2,6 @@
 checkpoint."""
 
 import argparse
-import os
 
 from enformer.cli import _common
 from enformer.cli._inputs import (check_files, check_input_file, check_many, check_model,
@@ -135,16 +134,14 @@ def _predict(args: argparse.Namespace, regions, targets, observed_paths) -> int:
 
 def _predict_with(args: argparse.Namespace, regions, targets, observed_paths, client) -> int:
   """`_predict` in this process (client None) or on the Dask cluster of `client`."""
-  from enformer.distributed import ModelSource, fetch_model_info
+  from enformer.distributed import fetch_model_info
   from enformer.io.targets import select_tracks
   # TensorFlow: only once the inputs are checked.
   from enformer.inference.regions import predict_to_files
   if client is None:
     predictor = model = _common.load_predictor(args)
   else:  # The workers load the model.
-    handle = args.model if '://' in args.model else os.path.abspath(args.model)
-    model = ModelSource(handle, getattr(args, 'sequence_length', None),
-                        dict(_common.predictor_config(args), precision=args.precision))
+    model = _common.model_source(args)
     predictor = fetch_model_info(client, model)
   if args.head not in predictor.heads:
     raise ValueError(f'--head {args.head!r} is not a head of the model: {sorted(predictor.heads)}.')

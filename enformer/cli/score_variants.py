@@ -144,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
 def _score(args: argparse.Namespace, transform, shard) -> int:
   """`run` once the inputs are checked and --out is locked."""
   import os
-  from enformer.distributed import ModelSource, client_for
+  from enformer.distributed import client_for
   from enformer.variants import ScoreTransform, score_vcf
   model_id = args.model if '://' in args.model else os.path.abspath(args.model)
   if args.precision != 'float32':  # Never resume a float32 run's chunks in bfloat16.
@@ -163,9 +163,7 @@ def _score(args: argparse.Namespace, transform, shard) -> int:
     if client is None:
       predictor = _common.load_predictor(args)  # TensorFlow: only once the arguments are checked.
     else:  # The workers load the model; this process needs no TensorFlow.
-      handle = args.model if '://' in args.model else os.path.abspath(args.model)
-      predictor = ModelSource(handle, getattr(args, 'sequence_length', None),
-                              dict(_common.predictor_config(args), precision=args.precision))
+      predictor = _common.model_source(args)
     # A DistributedError (e.g. every worker left) reaches the one error boundary (`_errors`).
     result = score_vcf(predictor, args.fasta, args.vcf, args.out, client=client, **options)
   if args.fit_transform:

@@ -21,6 +21,7 @@ Faults:
 import dataclasses
 import importlib
 import json
+import os
 import threading
 import time
 import uuid
@@ -73,6 +74,18 @@ class ModelSource:
   sequence_length: Optional[int] = None
   config: Dict[str, Any] = dataclasses.field(default_factory=dict)
   loader: str = DEFAULT_LOADER
+
+  @classmethod
+  def of(cls, handle: str, sequence_length: Optional[int] = None, *, precision: str = 'float32',
+         **config: Any) -> 'ModelSource':
+    """The source of `load_model(handle, sequence_length, precision=..., **config)` on workers.
+
+    A local path is made absolute (workers may run in another folder); URLs stay as given.
+    """
+    handle = os.fspath(handle)
+    if '://' not in handle:
+      handle = os.path.abspath(handle)
+    return cls(handle, sequence_length, dict(config, precision=precision))
 
   @property
   def key(self) -> str:
