@@ -5,6 +5,8 @@
   scoring     GeneScorer: variant × gene REF/ALT expression (indel-aligned), sed_scores
   pipeline    score_genes: resumable VCF × GTF → sed.h5 (+ TSV), one process, Dask or shards
   shards      merge_gene_scores: N shard files → the single run's sed.h5
+  haplotypes  predict_haplotypes: every sample's two haplotypes of a phased VCF per gene or
+              region (exact reuse of identical and locally identical haplotypes) → h5ad
 
 The names below are loaded on first use: importing `enformer.genes.annotation` (or `expression`)
 imports no TensorFlow.
@@ -24,6 +26,8 @@ _EXPORTS = {
     'ScoreGenesResult': 'enformer.genes.pipeline',
     'score_genes': 'enformer.genes.pipeline',
     'merge_gene_scores': 'enformer.genes.shards',
+    'PredictHaplotypesResult': 'enformer.genes.haplotypes',
+    'predict_haplotypes': 'enformer.genes.haplotypes',
 }
 
 __all__ = sorted(_EXPORTS)

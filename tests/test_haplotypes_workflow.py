@@ -1,0 +1,204 @@
+"""predict_haplotypes (enformer.genes.haplotypes) and the phased-VCF reader (enformer.io.genotypes)
+on files the tests write: values equal full passes of hand-built haplotype sequences; phasing,
+multi-allelic sites, missing calls, unknown samples, chromosome naming, chromosome ends, resume."""
+
+import anndata
+import numpy as np
+import pysam
+import pytest
+
+from conftest import write_random_fasta
+from enformer.genes import haplotypes as haplotypes_lib
+from enformer.genes.expression import gene_expression
+from enformer.inference import fast
+from enformer.inference.predictor import Predictor
+from enformer.io.fasta import FastaStringExtractor
+from enformer.io.genotypes import Edit, PhasedVcf, UnphasedGenotypeError
+from enformer.sequence import one_hot_encode
+from enformer.testing import MICRO, random_model
+from test_genes_annotation import gtf_line, write_gtf
+
+LENGTH = 2048
+CONFIG = dict(MICRO, target_length=8, heads={'human': 3})
+SAMPLES = ['S1', 'S2', 'S3', 'S4']
+
+
+def write_phased_vcf(path, rows, samples=SAMPLES, contigs=('chr1', 'chr2')):
+  """bgzipped + tabix-indexed VCF; `rows`: (chrom, 1-based pos, ref, alts, [GT per sample])."""
+  header = ['##fileformat=VCFv4.2', '##FORMAT=<ID=GT,Number=1,Type=String,Description="GT">']
+  header += [f'##contig=<ID={c}>' for c in contigs]
+  header.append('\t'.join(['#CHROM', 'POS', 'ID', 'REF', 'ALT', 'QUAL', 'FILTER', 'INFO',
+                           'FORMAT'] + list(samples)))
+  lines = [f'{c}\t{p}\t.\t{r}\t{a}\t.\tPASS\t.\tGT\t' + '\t'.join(g)
+           for c, p, r, a, g in sorted(rows, key=lambda row: (row[0], row[1]))]
+  path.write_text('\n'.join(header + lines) + '\n')
+  return pysam.tabix_index(str(path), preset='vcf', force=True)
+
+
+@pytest.fixture(scope='module')
+def genome(tmp_path_factory):
+  folder = tmp_path_factory.mktemp('haplotypes')
+  fasta = write_random_fasta(folder / 'g.fa', {'1': 6000, '2': 3000}, seed=3)
+  extractor = FastaStringExtractor(fasta)
+  base = lambda chrom, pos: extractor.extract(type('I', (), dict(chrom=chrom, start=pos - 1,
+                                                                 end=pos))())
+  other = lambda b: 'G' if b != 'G' else 'T'
+  third = lambda b: 'C' if b not in 'CG' else 'A'
+  rows = [
+      # VCF names 'chr1', 'chr2'; the FASTA and GTF '1', '2'.
+      ('chr1', 3000, base('1', 3000), other(base('1', 3000)), ['0|1', '1|0', '0|0', '1|1']),
+      ('chr1', 3100, base('1', 3100), f'{other(base("1", 3100))},{third(base("1", 3100))}',
+       ['0|2', '2|1', '.|1', '0|0']),  # Multi-allelic, a missing allele.
+      ('chr1', 3500, base('1', 3500), '<DEL>', ['1|1', '0|0', '0|0', '0|0']),  # Symbolic.
+      ('chr1', 2500, base('1', 2500), other(base('1', 2500)), ['0|0', '0|0', '0|1', '0|0']),
+      ('chr2', 50, base('2', 50), other(base('2', 50)), ['1|0', '0|0', '0|0', '0|1']),
+      ('chr2', 120, base('2', 120), base('2', 120) + 'AC', ['0|0', '0|0', '0|0', '1|0']),  # Ins.
+  ]
+  vcf = write_phased_vcf(folder / 'p.vcf', rows)
+  gtf = write_gtf(folder / 'g.gtf', [
+      gtf_line('1', 'transcript', 3001, 3600, '+', 'GENE1', 'T1'),
+      gtf_line('1', 'transcript', 2801, 3050, '-', 'GENE2', 'T2'),
+      gtf_line('2', 'transcript', 101, 900, '+', 'EDGE', 'T3'),  # Its window passes the start.
+  ])
+  model = random_model(seed=5, **CONFIG)
+  predictor = Predictor.from_module(model, LENGTH)
+  return dict(folder=folder, fasta=fasta, vcf=vcf, gtf=gtf, rows=rows, predictor=predictor,
+              forward=fast.compile_forward(model, LENGTH, ['human']))
+
+
+def built_haplotype(fasta, chrom, start, rows, sample, haplotype):
+  """The SNV haplotype of `sample` in [start, start + L), written from the rows by hand."""
+  sequence = list(FastaStringExtractor(fasta).extract(type('I', (), dict(
+      chrom=chrom, start=start, end=start + LENGTH))()))
+  for vcf_chrom, pos, ref, alts, genotypes in rows:
+    allele = genotypes[SAMPLES.index(sample)].split('|')[haplotype]
+    if vcf_chrom != 'chr' + chrom or allele in ('0', '.') or not start < pos <= start + LENGTH:
+      continue
+    alt = alts.split(',')[int(allele) - 1]
+    if len(alt) == 1 == len(ref) and not alt.startswith('<'):
+      sequence[pos - 1 - start] = alt
+  return ''.join(sequence)
+
+
+def test_values_equal_full_passes_of_hand_built_haplotypes(genome, tmp_path):
+  result = haplotypes_lib.predict_haplotypes(
+      genome['predictor'], genome['fasta'], genome['vcf'], tmp_path, gtf=genome['gtf'],
+      samples=['S1', 'S2', 'S3'], tsv=True, mean_haplotypes=True, progress=False)
+  data = anndata.read_h5ad(tmp_path / 'haplotypes.h5ad')
+  assert list(data.var.index) == ['GENE1', 'GENE2', 'EDGE']
+  assert list(data.obs['sample'][:6]) == ['S1', 'S1', 'S2', 'S2', 'S3', 'S3']
+  assert list(data.obs['haplotype']) == ['1', '2'] * 3 + ['mean'] * 3
+  assert list(data.uns['tracks']) == ['t0', 't1', 't2'] and data.layers['t2'].shape == (9, 3)
+  windows = haplotypes_lib.gene_windows(
+      haplotypes_lib.read_genes(genome['gtf'], fasta=genome['fasta']), LENGTH)
+  for g, window in enumerate(windows[:2]):
+    for i, sample in enumerate(['S1', 'S2', 'S3']):
+      for h in (0, 1):
+        x = one_hot_encode(built_haplotype(genome['fasta'], window.chrom, window.start,
+                                           genome['rows'], sample, h))
+        predictions = genome['forward'](x[np.newaxis])['human'].numpy()[0]
+        expected = gene_expression(predictions, window.start + (LENGTH - 8 * 128) // 2,
+                                   window.tss)
+        ours = np.stack([data.layers[t][2 * i + h, g] for t in data.uns['tracks']])
+        np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
+  layer = data.layers['t0']
+  # S1 (0|1, 0|2) and S2 (1|0, 2|1): S1's haplotype 2 is S2's haplotype 1; S1's haplotype 1 is
+  # the reference, S2's haplotype 2 carries one ALT.
+  assert layer[1, 0] == layer[2, 0] and len({layer[0, 0], layer[1, 0], layer[3, 0]}) == 3
+  np.testing.assert_allclose(layer[6:], (layer[0:6:2] + layer[1:6:2]) / 2, rtol=1e-6)
+  summary = result.summary
+  # The windows of GENE1 and GENE2 hold S3's '.' and the symbolic ALT (S1's 1|1: 2 alleles).
+  assert summary.missing_calls == 2 and summary.skipped_symbolic == 2
+  assert result.stats.reused > 0 and result.stats.full_passes == 0
+  table = (tmp_path / 'haplotypes.tsv').read_text().splitlines()
+  assert table[0].split('\t') == ['sample', 'haplotype', 'gene_id', 'track', 'expression']
+  assert len(table) == 1 + 9 * 3 * 3
+
+
+def test_indel_haplotypes_take_full_passes_aligned_to_reference(genome, tmp_path):
+  result = haplotypes_lib.predict_haplotypes(
+      genome['predictor'], genome['fasta'], genome['vcf'], tmp_path, gtf=genome['gtf'],
+      genes=['EDGE'], samples=['S4', 'S1'], progress=False)
+  # S4 haplotype 1 carries the insertion (full pass), S4 haplotype 2 the SNV at 50 (chr2 start).
+  assert result.stats.full_passes == 1 and result.stats.haplotypes == 4
+  values = result.data.layers['t0'][:, 0]
+  assert len(set(values.tolist())) >= 3
+  # The insertion's sequence: built by hand, centred on the haplotype position of the centre.
+  fasta = FastaStringExtractor(genome['fasta'])
+  window = haplotypes_lib.gene_windows(haplotypes_lib.read_genes(
+      genome['gtf'], fasta=fasta, genes=['EDGE']), LENGTH)[0]
+  ref = genome['rows'][-1][2]
+  sequence, place = haplotypes_lib._haplotype_sequence(  # pylint: disable=protected-access
+      fasta, window, LENGTH, [Edit(119, ref, ref + 'AC')])
+  reference = fasta.extract(type('I', (), dict(chrom='2', start=window.start,
+                                               end=window.start + LENGTH))())
+  assert window.start + LENGTH // 2 < 119  # Right of the centre: the right flank moves.
+  hand = reference[:120 - window.start] + 'AC' + reference[120 - window.start:]
+  assert sequence == hand[:LENGTH] and len(sequence) == LENGTH
+  assert place(window.start + LENGTH // 2) == LENGTH // 2
+  assert place(119) == 119 - window.start and place(130) == 130 - window.start + 2
+
+
+def test_reader_phasing_errors_and_naming(genome, tmp_path):
+  with pytest.raises(ValueError, match='Sample.*NOBODY.*its samples are: S1, S2, S3, S4'):
+    PhasedVcf(genome['vcf'], ['S1', 'NOBODY'])
+  rows = [('1', 10, 'A', 'G', ['0/1', '1|1'])]
+  vcf = write_phased_vcf(tmp_path / 'u.vcf', rows, samples=['A', 'B'], contigs=('1',))
+  with PhasedVcf(vcf) as genotypes, pytest.raises(UnphasedGenotypeError, match='unphased'):
+    genotypes.haplotypes('chr1', 0, 100)  # 'chr1' finds the VCF's '1'.
+  with PhasedVcf(vcf, unphased=True) as genotypes:
+    edits = genotypes.haplotypes('chr1', 0, 100)
+  assert edits == [[], [Edit(9, 'A', 'G')], [Edit(9, 'A', 'G')], [Edit(9, 'A', 'G')]]
+  with PhasedVcf(genome['vcf'], ['S2']) as genotypes:
+    s2 = genotypes.haplotypes('1', 2990, 3200)
+  assert [[e.start for e in h] for h in s2] == [[2999, 3099], [3099]]  # 1|0 and 2|1.
+
+
+def test_resume_after_a_crash_equals_an_uninterrupted_run(genome, tmp_path, monkeypatch):
+  common = dict(gtf=genome['gtf'], samples=['S1', 'S3'], tsv=True, progress=False)
+  haplotypes_lib.predict_haplotypes(genome['predictor'], genome['fasta'], genome['vcf'],
+                                    tmp_path / 'whole', **common)
+  original = haplotypes_lib.predict_window
+  calls = []
+
+  def crash_on_second(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == 2:
+      raise RuntimeError('simulated kill')
+    return original(*args, **kwargs)
+
+  monkeypatch.setattr(haplotypes_lib, 'predict_window', crash_on_second)
+  with pytest.raises(RuntimeError, match='simulated kill'):
+    haplotypes_lib.predict_haplotypes(genome['predictor'], genome['fasta'], genome['vcf'],
+                                      tmp_path / 'resumed', **common)
+  assert (tmp_path / 'resumed' / 'haplotypes.h5ad.partial' / 'chunk_000000.npz').exists()
+  monkeypatch.setattr(haplotypes_lib, 'predict_window', original)
+  result = haplotypes_lib.predict_haplotypes(genome['predictor'], genome['fasta'], genome['vcf'],
+                                             tmp_path / 'resumed', **common)
+  assert result.windows_resumed == 1
+  assert ((tmp_path / 'whole' / 'haplotypes.tsv').read_bytes() ==
+          (tmp_path / 'resumed' / 'haplotypes.tsv').read_bytes())
+  whole = anndata.read_h5ad(tmp_path / 'whole' / 'haplotypes.h5ad')
+  resumed = anndata.read_h5ad(tmp_path / 'resumed' / 'haplotypes.h5ad')
+  for track in whole.uns['tracks']:
+    np.testing.assert_array_equal(whole.layers[track], resumed.layers[track])
+  assert not (tmp_path / 'resumed' / 'haplotypes.h5ad.partial').exists()
+  with pytest.raises(FileExistsError, match='already exists'):
+    haplotypes_lib.predict_haplotypes(genome['predictor'], genome['fasta'], genome['vcf'],
+                                      tmp_path / 'resumed', **common)
+
+
+def test_regions_with_bins(genome, tmp_path):
+  bed = tmp_path / 'r.bed'
+  bed.write_text('1\t2900\t3200\tR1\n')
+  result = haplotypes_lib.predict_haplotypes(
+      genome['predictor'], genome['fasta'], genome['vcf'], tmp_path / 'out', bed=bed, bins=True,
+      samples=['S1'], tracks=[1], progress=False)
+  data = result.data
+  assert data.shape == (2, 8) and list(data.var['bin']) == list(range(8))
+  window = haplotypes_lib.region_windows(
+      haplotypes_lib.read_bed(bed), FastaStringExtractor(genome['fasta']), LENGTH)[0]
+  x = one_hot_encode(built_haplotype(genome['fasta'], '1', window.start, genome['rows'], 'S1', 1))
+  expected = genome['forward'](x[np.newaxis])['human'].numpy()[0][:, 1]
+  np.testing.assert_allclose(data.layers['t1'][1], expected, rtol=1e-5,
+                             atol=1e-5 * np.abs(expected).max())
