@@ -33,8 +33,11 @@ def command(checkpoint, paths, out, *extra):
 @pytest.mark.slow  # Five CLI runs of a micro model (~14 s).
 def test_score_genes_cli_incremental_equals_full_passes_and_shards_merge(
     checkpoint, inputs, tmp_path):  # noqa: F811
-  assert main(command(checkpoint, inputs, tmp_path / 'inc.h5', '--tsv')) == 0
-  assert main(command(checkpoint, inputs, tmp_path / 'full.h5', '--no-incremental')) == 0
+  background = str(tmp_path / 'bg.npz')
+  assert main(command(checkpoint, inputs, tmp_path / 'inc.h5', '--tsv', '--fit-background',
+                      background)) == 0
+  assert main(command(checkpoint, inputs, tmp_path / 'full.h5', '--no-incremental',
+                      '--background', background)) == 0
   for k in (1, 2):
     assert main(command(checkpoint, inputs, tmp_path / f's{k}.h5', '--shard', f'{k}/2')) == 0
   assert main(['merge-scores', str(tmp_path / 'merged.h5'), str(tmp_path / 's2.h5'),
@@ -46,6 +49,8 @@ def test_score_genes_cli_incremental_equals_full_passes_and_shards_merge(
     np.testing.assert_allclose(a['REF'][:].astype(np.float32), ref, rtol=2e-3,
                                atol=1e-3 * np.abs(ref).max())
     assert np.abs(a['SED'][:]).max() > 0  # The model sees the SNVs.
+    quantiles = b['SED_quantile'][:]  # Its own background: |quantiles| spread over [0, 1].
+    assert np.abs(quantiles).max() == 1 and np.all(quantiles * b['SED'][:] >= 0)
     for name in ('si', 'gene', 'SED', 'logSED'):
       np.testing.assert_array_equal(a[name][:], m[name][:])
   assert (tmp_path / 'inc.tsv').exists()

@@ -57,6 +57,13 @@ def register(subparsers) -> None:
                            'FOLDER/sed.h5); --tsv writes the table beside it')
   parser.add_argument('--tsv', action='store_true',
                       help='also write a tidy TSV (one row per variant, gene and track)')
+  parser.add_argument('--background', default=None, metavar='FIT',
+                      help='fitted background (.npz from --fit-background): adds SED_quantile '
+                      'and logSED_quantile, the signed quantile of |score| among the '
+                      "background's, in [-1, 1]")
+  parser.add_argument('--fit-background', default=None, metavar='NPZ',
+                      help='fit a background on the scores of this run (e.g. common variants: '
+                      'pass them as --vcf) and save its per-track SED and logSED quantiles here')
   parser.add_argument('--head', default='human', help='output head to score')
   parser.add_argument('--rc', action='store_true',
                       help='average with the reverse-complement predictions')
@@ -94,14 +101,22 @@ def run(args: argparse.Namespace) -> int:
 
   check_files((args.vcf, '--vcf', 'vcf'), (args.fasta, '--fasta', 'fasta'),
               (args.gtf, '--gtf', None if args.gtf.endswith('.gz') else 'text'),
-              (args.targets, '--targets', 'text'))
+              (args.targets, '--targets', 'text'), (args.background, '--background', 'npz'))
   check_model(args.model)
   args.out = file_in_folder(args.out, SED_FILE)
   check_output_path(args.out, '--out')
   if os.path.isfile(args.out) and not args.overwrite:
     raise FileExistsError(f'{args.out} already exists (a finished run). Pass --overwrite to '
                           'replace it, or choose another --out.')
+  if args.fit_background:
+    check_output_path(args.fit_background, '--fit-background')
+    if os.path.exists(args.fit_background) and not args.overwrite:
+      raise FileExistsError(f'{args.fit_background} already exists; pass --overwrite to replace '
+                            'it.')
   shard = parse_shard(args.shard) if args.shard else None
+  if shard and (args.fit_background or args.background):
+    raise ValueError('--fit-background and --background need the whole run: score without '
+                     '--shard.')
   if shard and args.tsv:
     raise ValueError('A --shard run writes only its shard file; pass --tsv to `enformer '
                      'merge-scores` instead.')
@@ -117,6 +132,7 @@ def _score(args: argparse.Namespace, genes, shard) -> int:
   import os
   from enformer.distributed import ModelSource, client_for
   from enformer.genes import score_genes
+  from enformer.variants.background import Background
   model_id = args.model if '://' in args.model else os.path.abspath(args.model)
   if args.precision != 'float32':
     model_id += f' precision={args.precision}'
@@ -126,7 +142,8 @@ def _score(args: argparse.Namespace, genes, shard) -> int:
                  ref_mismatch=args.ref_mismatch, chunk_size=args.chunk_size,
                  overwrite=args.overwrite, tsv=args.tsv, model_id=model_id,
                  progress=not args.quiet, run_settings={'command': ' '.join(sys.argv)},
-                 incremental=not args.no_incremental, shard=shard, neutral_value=args.n_value)
+                 incremental=not args.no_incremental, shard=shard, neutral_value=args.n_value,
+                 background=Background.load(args.background) if args.background else None)
   with client_for(args.workers, args.scheduler) as client:
     if client is None:
       predictor = _common.load_predictor(args)
@@ -136,8 +153,12 @@ def _score(args: argparse.Namespace, genes, shard) -> int:
                               dict(_common.predictor_config(args), precision=args.precision))
     result = score_genes(predictor, args.fasta, args.vcf, args.gtf, args.out, client=client,
                          **options)
-  print(result.summary.format(), file=sys.stderr)
   scores = result.scores
+  if args.fit_background:
+    Background.fit({name: scores.scores[name] for name in ('SED', 'logSED')},
+                   scores.target_ids).save(args.fit_background)
+    result.paths['background'] = [args.fit_background]
+  print(result.summary.format(), file=sys.stderr)
   resumed = (f', resumed {result.chunks_resumed}/{result.chunks_total} chunks'
              if result.chunks_resumed else '')
   print(f'Scored {len(scores.snp)} variants against {result.num_genes} genes: {len(scores)} '

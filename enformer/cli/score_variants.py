@@ -85,6 +85,13 @@ def register(subparsers) -> None:
                       'set) and save it as .npz')
   parser.add_argument('--fit-pcs', type=_common.positive_int, default=20,
                       help='components of --fit-transform')
+  parser.add_argument('--background', default=None, metavar='FIT',
+                      help='fitted background (.npz from --fit-background): adds SAD_quantile '
+                      'and SAR_quantile, the signed quantile of |score| among the background\'s, '
+                      'in [-1, 1]')
+  parser.add_argument('--fit-background', default=None, metavar='NPZ',
+                      help='fit a background on the scores of this run (e.g. common variants) '
+                      'and save its per-track SAD and SAR quantiles here (.npz)')
   _common.add_overwrite_argument(
       parser, help=_common.OVERWRITE_HELP + ' (a finished output; unfinished runs that differ '
       'are discarded)')
@@ -109,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
   from enformer.io.sad import SCORES_FILE, parse_shard
 
   check_files((args.vcf, '--vcf', 'vcf'), (args.fasta, '--fasta', 'fasta'),
-              (args.targets, '--targets', 'text'), (args.transform, '--transform', None))
+              (args.targets, '--targets', 'text'), (args.transform, '--transform', None),
+              (args.background, '--background', 'npz'))
   check_model(args.model)
   args.out = file_in_folder(args.out, SCORES_FILE)  # --out results/ as the folder commands take.
   check_output_path(args.out, '--out')
@@ -117,15 +125,22 @@ def run(args: argparse.Namespace) -> int:
     raise FileExistsError(f'{args.out} already exists (a finished run). Pass --overwrite to '
                           'replace it, or choose another --out.')
   for path, flag in ((args.fit_transform, '--fit-transform'),
-                     (args.save_transform, '--save-transform')):
+                     (args.save_transform, '--save-transform'),
+                     (args.fit_background, '--fit-background')):
     if path:
       check_output_path(path, flag)
+  if args.fit_background and os.path.exists(args.fit_background) and not args.overwrite:
+    raise FileExistsError(f'{args.fit_background} already exists; pass --overwrite to replace '
+                          'it.')
   if args.fit_transform and os.path.exists(args.fit_transform) and not args.overwrite:
     raise FileExistsError(f'{args.fit_transform} already exists; pass --overwrite to replace it.')
   if args.pcs is not None and not args.transform:
     raise ValueError('--pcs needs a fitted transform: pass --transform t.npz (fit one with '
                      '--fit-transform on a reference variant set).')
   shard = parse_shard(args.shard) if args.shard else None
+  if shard and (args.fit_background or args.background):
+    raise ValueError('--fit-background and --background need the whole run: score without '
+                     '--shard.')
   if shard and (args.fit_transform or args.save_transform):
     raise ValueError('A --shard run writes only its shard file; fit or save transforms with '
                      '`enformer merge-scores`.')
@@ -146,6 +161,7 @@ def _score(args: argparse.Namespace, transform, shard) -> int:
   import os
   from enformer.distributed import client_for
   from enformer.variants import ScoreTransform, score_vcf
+  from enformer.variants.background import Background
   model_id = args.model if '://' in args.model else os.path.abspath(args.model)
   if args.precision != 'float32':  # Never resume a float32 run's chunks in bfloat16.
     model_id += f' precision={args.precision}'
@@ -158,7 +174,8 @@ def _score(args: argparse.Namespace, transform, shard) -> int:
                  model_id=model_id, plot=args.plot, progress=not args.quiet,
                  run_settings={'command': ' '.join(sys.argv)},
                  incremental=not args.no_incremental, shard=shard,
-                 neutral_value=args.n_value)
+                 neutral_value=args.n_value,
+                 background=Background.load(args.background) if args.background else None)
   with client_for(args.workers, args.scheduler) as client:
     if client is None:
       predictor = _common.load_predictor(args)  # TensorFlow: only once the arguments are checked.
@@ -171,6 +188,10 @@ def _score(args: argparse.Namespace, transform, shard) -> int:
                                 target_ids=result.scores.target_ids)
     fitted.save(args.fit_transform)
     result.paths['transform'] = [args.fit_transform]
+  if args.fit_background:
+    Background.fit({name: result.scores.scores[name] for name in ('SAD', 'SAR')},
+                   result.scores.target_ids).save(args.fit_background)
+    result.paths['background'] = [args.fit_background]
 
   print(result.summary.format(), file=sys.stderr)
   count = len(result.scores)

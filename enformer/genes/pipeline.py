@@ -33,6 +33,7 @@ from enformer.io.lock import OutputLock
 from enformer.io.outputs import file_in_folder
 from enformer.io.targets import read_targets
 from enformer.io.vcf import VariantSite, VcfSummary, read_variants
+from enformer.variants.background import Background
 from enformer.variants.pipeline import (ChunkSettings, chunk_sites, model_identity, shard_chunks,
                                         table_identity, track_names)
 from enformer.variants.scoring import flatten_sites
@@ -132,6 +133,15 @@ def gene_scores(pairs: Mapping[str, np.ndarray], genes: pd.DataFrame, columns: M
       scores={'SED': sed, 'logSED': log_sed, 'REF': ref, 'ALT': alt}, attrs=dict(attrs))
 
 
+def add_quantile_scores(scores: Dict[str, np.ndarray], background: Background,
+                        target_ids: Sequence[str] = ()) -> None:
+  """Adds `<stat>_quantile` for each statistic of `scores` the background holds."""
+  if len(target_ids):
+    background.check_targets(target_ids)
+  for name in [n for n in scores if n in background.stats]:
+    scores[f'{name}_quantile'] = background.quantile_score(name, scores[name])
+
+
 def write_gene_score_files(scores: sed_io.GeneScores, out: PathLike, *,
                            tsv: bool = False) -> Dict[str, List[str]]:
   """Writes `out` (sed.h5 layout) and, with `tsv`, the TSV beside it; the HDF5 goes last."""
@@ -167,6 +177,7 @@ def score_genes(predictor,
                 chunk_size: int = 64,
                 overwrite: bool = False,
                 tsv: bool = False,
+                background: Optional[Background] = None,
                 model_id: str = '',
                 progress: bool = True,
                 run_settings: Optional[Mapping[str, object]] = None,
@@ -185,6 +196,8 @@ def score_genes(predictor,
     gene_types: keep only genes of these biotypes.
     genes: keep only these gene ids or names (or a file of them).
     gene_stat: 'sum' or 'max' over a gene's TSSs.
+    background: a fitted `Background` with SED and/or logSED quantiles: adds `SED_quantile` /
+      `logSED_quantile` [P, T] (signed quantile of |score| among the background's, in [−1, 1]).
     out: output HDF5 path, or a folder (then `out/sed.h5`); `tsv` writes `<out>.tsv` beside it.
     shard: (K, N): score only chunks K−1, K−1+N, ... into the shard file `out`; join the N shard
       files with `enformer.genes.merge_gene_scores`. Excludes tsv.
@@ -201,9 +214,12 @@ def score_genes(predictor,
                             '(overwrite=True) to replace it, or choose another --out.')
     if gene_stat not in GENE_STATS:
       raise ValueError(f'gene_stat must be one of {GENE_STATS}, got {gene_stat!r}.')
-    if shard is not None and tsv:
+    if shard is not None and (tsv or background is not None):
       raise ValueError('A --shard run writes only its shard file; pass --tsv to '
-                       '`enformer merge-scores` instead.')
+                       '`enformer merge-scores` instead, and score with --background unsharded.')
+    if background is not None and not set(background.stats) & {'SED', 'logSED'}:
+      raise ValueError(f'The background holds {background.stats} distributions, not SED or '
+                       'logSED: fit it with `enformer score-genes --fit-background`.')
     source = None
     if client is not None:
       if not isinstance(predictor, ModelSource):
@@ -306,6 +322,8 @@ def score_genes(predictor,
     attrs.update(run_settings or {})
     rows = np.concatenate([np.arange(offsets[i], offsets[i + 1]) for i in selected])
     scores = gene_scores(pairs, gene_table, columns, rows, target_ids, target_labels, attrs)
+    if background is not None:
+      add_quantile_scores(scores.scores, background, target_ids if targets is not None else ())
     if shard is None:
       written = write_gene_score_files(scores, out, tsv=tsv)
     else:

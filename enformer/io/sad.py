@@ -157,7 +157,8 @@ def read_sad_h5(path: PathLike) -> VariantScores:
 def write_sad_tsv(path: PathLike, scores: VariantScores) -> None:
   """Long-format TSV like basenji's text output: one row per variant × track.
 
-  Columns: snp chr pos ref alt target_index target_id target_label SAD SAR.
+  Columns: snp chr pos ref alt target_index target_id target_label SAD SAR (and any
+  `*_quantile` scores).
   """
   num_variants, num_targets = len(scores), len(scores.target_ids)
   repeat = lambda values: np.repeat(np.asarray(values), num_targets)
@@ -169,6 +170,8 @@ def write_sad_tsv(path: PathLike, scores: VariantScores) -> None:
       'target_label': tile(scores.target_labels),
       'SAD': np.asarray(scores.sad, np.float32).ravel(),
       'SAR': np.asarray(scores.sar, np.float32).ravel()})
+  for name in [n for n in scores.scores if n.endswith('_quantile')]:
+    table[name] = np.asarray(scores.scores[name], np.float32).ravel()
   table.to_csv(path, sep='\t', index=False, float_format='%.6g')
 
 

@@ -28,6 +28,7 @@ from enformer.io.model_source import parse_run_folder
 from enformer.io.outputs import file_in_folder
 from enformer.io.targets import read_targets
 from enformer.io.vcf import VariantSite, VcfSummary, read_variants
+from enformer.variants.background import Background
 from enformer.variants.normalization import ScoreTransform
 from enformer.plots.variants import plot_variant_scores
 from enformer.variants.scoring import VariantScorer, flatten_sites
@@ -146,7 +147,8 @@ def write_score_files(scores: sad_io.VariantScores,
                       num_pcs: Optional[int] = None,
                       tsv: bool = False,
                       plot: bool = False,
-                      check_targets: bool = True) -> Dict[str, List[str]]:
+                      check_targets: bool = True,
+                      background: Optional[Background] = None) -> Dict[str, List[str]]:
   """Writes `out` (sad.h5 layout) and its side files from float32 scores; the HDF5 goes last.
 
   Args:
@@ -154,7 +156,10 @@ def write_score_files(scores: sad_io.VariantScores,
     out: output HDF5 path (see `output_paths` for the side files).
     transform, num_pcs: z-scores (SAD_z) and the top-k PCs per chromosome (tabix TSVs + 'PC').
     tsv, plot: also write the long TSV / the SAD heatmap PNG.
-    check_targets: the track identifiers come from a targets table: require the transform's.
+    check_targets: the track identifiers come from a targets table: require the transform's
+      (and the background's).
+    background: adds `SAD_quantile` / `SAR_quantile` for the statistics it holds
+      (`enformer.variants.background`).
 
   Returns:
     Kind ('h5', 'tsv', 'pcs', 'png') → paths written.
@@ -175,6 +180,11 @@ def write_score_files(scores: sad_io.VariantScores,
       scores.scores['PC'] = pcs
       written['pcs'] = sad_io.write_pc_tables(paths['pcs'], scores.chr, scores.pos, scores.snp,
                                               scores.ref, scores.alt, pcs)
+  if background is not None:
+    if check_targets:
+      background.check_targets(scores.target_ids)
+    for name in [n for n in sad_io.SCORE_DATASETS if n in background.stats]:
+      scores.scores[f'{name}_quantile'] = background.quantile_score(name, scores.scores[name])
   if plot:
     written['png'] = [plot_variant_scores(scores, paths['png'])]
   if tsv:
@@ -220,6 +230,7 @@ def score_vcf(predictor,
               tsv: bool = False,
               transform: Optional[ScoreTransform] = None,
               num_pcs: Optional[int] = None,
+              background: Optional[Background] = None,
               model_id: str = '',
               plot: bool = False,
               progress: bool = True,
@@ -257,6 +268,9 @@ def score_vcf(predictor,
     transform: fitted `ScoreTransform`: adds dataset `SAD_z` (z-scores) to `out`.
     num_pcs: with `transform`, also write the top-k PCs per chromosome as tabix-indexed TSVs
       and dataset `PC` [V, k].
+    background: fitted `enformer.variants.background.Background` with SAD and/or SAR
+      quantiles: adds `SAD_quantile` / `SAR_quantile` (signed quantile of |score| among the
+      background's, in [−1, 1]).
     model_id: identifies the model in the resume fingerprint: its path (the content of the files
       there is fingerprinted too, so a model replaced at that path is not resumed) or handle.
     plot: also write `<out>.png`, a SAD heatmap of the tracks with the largest effects.
@@ -283,7 +297,10 @@ def score_vcf(predictor,
                             '(overwrite=True) to replace it, or choose another --out.')
     if num_pcs is not None and transform is None:
       raise ValueError('--pcs needs a fitted transform: pass --transform t.npz.')
-    if shard is not None and (tsv or plot or transform is not None):
+    if background is not None and not set(background.stats) & set(sad_io.SCORE_DATASETS):
+      raise ValueError(f'The background holds {background.stats} distributions, not SAD or SAR: '
+                       'fit it with `enformer score-variants --fit-background`.')
+    if shard is not None and (tsv or plot or transform is not None or background is not None):
       raise ValueError('A --shard run writes only its shard file; pass --tsv, --plot, --transform '
                        'and --pcs to `enformer merge-scores` instead.')
     source = None
@@ -383,7 +400,8 @@ def score_vcf(predictor,
 
     if shard is None:
       written = write_score_files(scores, out, transform=transform, num_pcs=num_pcs, tsv=tsv,
-                                  plot=plot, check_targets=targets is not None)
+                                  plot=plot, check_targets=targets is not None,
+                                  background=background)
     else:
       shard_info = sad_io.ShardInfo(shard=tuple(shard), num_chunks=len(chunks),
                                     num_variants=len(columns['pos']), chunk_index=selected,
