@@ -7,9 +7,11 @@ import os
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 
 from enformer.cli import _common, build_parser
+from enformer.io.targets import parse_track_selectors, select_track, select_tracks
 
 # Shared flags and the subcommands that must have them.
 EXPECTED = {
@@ -195,13 +197,20 @@ def test_tracks_one_syntax():
   attribute = parser.parse_args(['attribute', '--model', 'm', '--fasta', 'f', '--region', 'c:1-2',
                                  '--out', 'o', '--tracks', '4828,10-12', 'CAGE:K562'])
   expected = [4828, 10, 11, 12, 'CAGE:K562']
-  assert _common.track_selectors(predict.tracks) == expected
-  assert _common.track_selectors(attribute.tracks) == expected
+  assert parse_track_selectors(predict.tracks) == expected
+  assert parse_track_selectors(attribute.tracks) == expected
   # A description may hold commas and dashes: it stays one selector.
-  assert _common.track_selectors(['CHIP:H3K4me3:foreskin, male - newborn']) == [
+  assert parse_track_selectors(['CHIP:H3K4me3:foreskin, male - newborn']) == [
       'CHIP:H3K4me3:foreskin, male - newborn']
   with pytest.raises(ValueError, match='ends before it starts'):
-    _common.track_selectors(['12-10'])
+    parse_track_selectors(['12-10'])
+  # The library reads the same text: select_tracks takes what users type.
+  table = pd.DataFrame({'identifier': [f'T{i}' for i in range(20)],
+                        'description': [f'CAGE:cell {i}, male - adult' for i in range(20)]})
+  assert select_tracks(table, ['4,10-12', 'T2', 'cell 7, male']) == [4, 10, 11, 12, 2, 7]
+  assert select_track(table, '13') == 13
+  with pytest.raises(ValueError, match='matches 20 tracks'):
+    select_track(table, 'CAGE')
 
 
 def test_help_does_not_import_tensorflow():

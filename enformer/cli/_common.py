@@ -12,8 +12,7 @@ import contextlib
 import json
 import math
 import os
-import re
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from enformer.io import quiet
 from enformer.io.lock import OutputLock
@@ -257,35 +256,9 @@ def add_targets_argument(parser, required: bool = False,
 
 
 def add_tracks_argument(parser, required: bool = False) -> argparse.Action:
-  """--tracks TRACK [TRACK ...]: which tracks (see `track_selectors`)."""
+  """--tracks TRACK [TRACK ...]: which tracks (`enformer.io.targets.select_tracks` reads them)."""
   return parser.add_argument('--tracks', nargs='+', required=required, metavar='TRACK',
                              help=TRACKS_HELP)
-
-
-_INDEX_LIST = re.compile(r'^\d+(-\d+)?(,\d+(-\d+)?)*$')
-
-
-def track_selectors(values: Optional[Sequence[str]]) -> Optional[List[Any]]:
-  """--tracks values → selectors for `enformer.io.targets.select_tracks`.
-
-  Indices and ranges become ints ('10-12' → 10, 11, 12; '4828,5111' → 4828, 5111); anything else
-  (an identifier or a description substring, which may hold commas or dashes) stays text.
-  """
-  if values is None:
-    return None
-  selectors: List[Any] = []
-  for value in values:
-    text = value.strip()
-    if not _INDEX_LIST.match(text):
-      if text:
-        selectors.append(text)
-      continue
-    for part in text.split(','):
-      first, _, last = part.partition('-')
-      if last and int(last) < int(first):
-        raise ValueError(f'--tracks range {part} ends before it starts.')
-      selectors.extend(range(int(first), int(last or first) + 1))
-  return selectors
 
 
 def add_precision_argument(parser, extra: str = '') -> argparse.Action:

@@ -85,7 +85,7 @@ def _attribute(args: argparse.Namespace, targets) -> int:
   from enformer.interpret.workflow import attribute_to_files
   predictor = _common.load_predictor(args)
   written = attribute_to_files(
-      predictor, args.fasta, args.region, args.out, tracks=_common.track_selectors(args.tracks),
+      predictor, args.fasta, args.region, args.out, tracks=args.tracks,
       bins=args.bins,
       head=args.head, targets=targets, method=args.method, window=args.window,
       reduction=args.reduction, batch_size=args.batch_size, extra_tracks=args.extra_track,

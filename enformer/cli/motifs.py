@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
   from enformer.io.fasta import FastaStringExtractor
   from enformer.io.targets import read_targets
   targets = read_targets(args.targets) if args.targets else None
-  tracks = _common.track_selectors(args.tracks)
+  tracks = list(args.tracks)
   regions = None
   if args.bed:
     regions = read_bed(args.bed)

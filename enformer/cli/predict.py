@@ -85,15 +85,6 @@ def register(subparsers) -> None:
   parser.set_defaults(func=run)
 
 
-def _resolve_track(spec: str, targets, num_tracks: int) -> int:
-  from enformer.io.targets import select_tracks
-  found = select_tracks(targets, [spec], num_tracks)
-  if len(found) != 1:
-    raise ValueError(f'--observed track {spec!r} matches {len(found)} tracks; use an index or an '
-                     'identifier.')
-  return found[0]
-
-
 def run(args: argparse.Namespace) -> int:
   # The user's inputs first: a bad file is reported before TensorFlow and the model load.
   check_files((args.fasta, '--fasta', 'fasta'), (args.bed, '--bed', 'text'),
@@ -135,7 +126,7 @@ def _predict(args: argparse.Namespace, regions, targets, observed_paths) -> int:
 def _predict_with(args: argparse.Namespace, regions, targets, observed_paths, client) -> int:
   """`_predict` in this process (client None) or on the Dask cluster of `client`."""
   from enformer.distributed import fetch_model_info
-  from enformer.io.targets import select_tracks
+  from enformer.io.targets import select_track, select_tracks
   # TensorFlow: only once the inputs are checked.
   from enformer.inference.regions import predict_to_files
   if client is None:
@@ -146,11 +137,10 @@ def _predict_with(args: argparse.Namespace, regions, targets, observed_paths, cl
   if args.head not in predictor.heads:
     raise ValueError(f'--head {args.head!r} is not a head of the model: {sorted(predictor.heads)}.')
   num_tracks = predictor.heads[args.head]
-  tracks = (select_tracks(targets, _common.track_selectors(args.tracks), num_tracks)
-            if args.tracks else None)
+  tracks = select_tracks(targets, args.tracks, num_tracks) if args.tracks else None
   observed = {}
   for spec, path in observed_paths:
-    observed[_resolve_track(spec, targets, num_tracks)] = path
+    observed[select_track(targets, spec, num_tracks)] = path
   plot_tracks = None
   if observed and tracks is None:
     plot_tracks = list(observed)

@@ -151,28 +151,6 @@ def attribute_interval(model,
 
 # --------------------------------------------------------------------------- regions to files
 
-def track_selectors(tracks: Union[str, Sequence[Union[int, str]]]) -> List[Union[int, str]]:
-  """'4828,5111' / '10-12' / 'CAGE:K562' (or a list of them) → list of selectors, ranges expanded.
-
-  Indices and inclusive index ranges become ints; anything else (a track identifier or a
-  description substring, resolved with a targets table) stays a string.
-  """
-  parts = tracks.split(',') if isinstance(tracks, str) else list(tracks)
-  selectors: List[Union[int, str]] = []
-  for part in parts:
-    if isinstance(part, (int, np.integer)):
-      selectors.append(int(part))
-      continue
-    part = str(part).strip()
-    if not part:
-      continue
-    try:
-      selectors.extend(parse_index_list(part))
-    except ValueError:
-      selectors.append(part)
-  return selectors
-
-
 def attribute_to_files(predictor,
                        fasta_file: str,
                        region: Union[str, kipoiseq.Interval],
@@ -235,7 +213,7 @@ def attribute_to_files(predictor,
   if head not in predictor.heads:
     raise ValueError(f'Head {head!r} is not a head of this model: {list(predictor.heads)}.')
   num_tracks = predictor.heads[head]
-  track_indices = select_tracks(targets, track_selectors(tracks), num_tracks)
+  track_indices = select_tracks(targets, tracks, num_tracks)
   num_bins = predictor.output_length
   if bins is None:
     bins = [num_bins // 2 - 1, num_bins // 2, num_bins // 2 + 1][:num_bins]

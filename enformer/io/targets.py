@@ -5,13 +5,15 @@ row i describes output track i of the head. Tracks are selected by index, identi
 (e.g. 'CNhs11760') or a case-insensitive substring of the description (e.g. 'CAGE:K562').
 """
 
-from typing import List, Optional, Sequence, Union
 import os
+import re
+from typing import List, Optional, Sequence, Union
 
 import pandas as pd
 
 REQUIRED_COLUMNS = ('identifier', 'description')
 Selector = Union[int, str]
+_INDEX_LIST = re.compile(r'^\d+(-\d+)?(,\d+(-\d+)?)*$')
 
 
 def targets_path(organism: str, directory: Union[str, os.PathLike]) -> str:
@@ -58,12 +60,40 @@ def is_cage(descriptions: Union[str, Sequence[str]]) -> Union[bool, List[bool]]:
   return [is_cage(d) for d in descriptions]
 
 
+def parse_track_selectors(values: Union[Selector, Sequence[Selector]]) -> List[Selector]:
+  """Track selectors as users write them → ints and texts for `select_tracks`.
+
+  Indices, inclusive ranges and comma lists of them become ints ('10-12' → 10, 11, 12;
+  '4828,5111' → 4828, 5111); anything else (an identifier or a description substring, which may
+  hold commas or dashes, e.g. 'CHIP:H3K4me3:foreskin, male - newborn') stays one text selector.
+  """
+  if isinstance(values, (str, int)):
+    values = [values]
+  selectors: List[Selector] = []
+  for value in values:
+    if isinstance(value, int) or (hasattr(value, 'dtype') and not isinstance(value, str)):
+      selectors.append(int(value))
+      continue
+    text = str(value).strip()
+    if not _INDEX_LIST.match(text):
+      if text:
+        selectors.append(text)
+      continue
+    for part in text.split(','):
+      first, _, last = part.partition('-')
+      if last and int(last) < int(first):
+        raise ValueError(f'Track range {part} ends before it starts.')
+      selectors.extend(range(int(first), int(last or first) + 1))
+  return selectors
+
+
 def select_tracks(targets: Optional[pd.DataFrame], selectors: Sequence[Selector],
                   num_tracks: Optional[int] = None) -> List[int]:
   """Track indices for `selectors`, in the given order (duplicates removed).
 
-  Each selector is an int or digit string (track index), an identifier (exact), or a
-  case-insensitive substring of the description (all matching tracks).
+  Each selector is an int, an index list or range as text ('4828,5111', '10-12'; see
+  `parse_track_selectors`), an identifier (exact), or a case-insensitive substring of the
+  description (all matching tracks).
 
   Args:
     targets: table from read_targets, or None (then only indices are allowed).
@@ -76,7 +106,7 @@ def select_tracks(targets: Optional[pd.DataFrame], selectors: Sequence[Selector]
     raise ValueError(f'The targets table has {len(targets)} rows but the head has {num_tracks} '
                      'tracks: use the table of the same organism as --head.')
   indices: List[int] = []
-  for selector in selectors:
+  for selector in parse_track_selectors(selectors):
     text = str(selector).strip()
     if isinstance(selector, int) or text.isdigit():
       index = int(text)
@@ -96,6 +126,17 @@ def select_tracks(targets: Optional[pd.DataFrame], selectors: Sequence[Selector]
                          + '; '.join(targets['description'].astype(str).head(3)) + '.')
     indices.extend(int(i) for i in found if int(i) not in indices)
   return indices
+
+
+def select_track(targets: Optional[pd.DataFrame], selector: Selector,
+                 num_tracks: Optional[int] = None) -> int:
+  """The one track `selector` names (an index or identifier; a description substring must
+  match exactly one track)."""
+  found = select_tracks(targets, [selector], num_tracks)
+  if len(found) != 1:
+    raise ValueError(f'Track {selector!r} matches {len(found)} tracks; name one track by its index '
+                     'or identifier.')
+  return found[0]
 
 
 def track_labels(targets: Optional[pd.DataFrame], indices: Sequence[int]) -> List[str]:
