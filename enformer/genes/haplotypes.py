@@ -59,7 +59,7 @@ from enformer.io.fasta import FastaStringExtractor
 from enformer.io.files import content_identity
 from enformer.io.genotypes import Edit, GenotypeSummary, PhasedVcf, select_samples, substitutions
 from enformer.io.lock import OutputLock
-from enformer.io.targets import read_targets
+from enformer.io.targets import read_targets, select_tracks
 from enformer.sequence import one_hot_encode
 from enformer.variants.pipeline import model_identity, shard_chunks, table_identity, track_names
 
@@ -356,8 +356,9 @@ def predict_haplotypes(predictor,
     gtf, genes, gene_types: genes (`enformer.genes.read_genes`); or `bed`: regions.
     samples: sample ids, a file of ids, or None for all.
     unphased: read unphased heterozygous calls in the order written (otherwise an error).
-    head: model head. tracks: output track indices to keep (default all). targets: targets table
-      (path or DataFrame) naming the tracks.
+    head: model head. tracks: tracks to keep (default all): indices, or with `targets`
+      identifiers or description substrings (`enformer.io.targets.select_tracks`).
+    targets: targets table (path or DataFrame) naming the tracks.
     bins: regions: every output bin of the window instead of the region's mean.
     gene_stat: 'sum' or 'max' over a gene's TSSs.
     mean_haplotypes: also write each sample's diploid mean (obs rows with haplotype 'mean').
@@ -385,8 +386,8 @@ def predict_haplotypes(predictor,
   os.makedirs(out, exist_ok=True)
   with OutputLock(path, what=f'output {path}'):
     if os.path.exists(path) and not overwrite:
-      raise FileExistsError(f'{path} already exists (a finished run). Pass --overwrite '
-                            '(overwrite=True) to replace it, or choose another output folder.')
+      raise FileExistsError(f'{path} already exists (a finished run); replace it with '
+                            'overwrite=True, or choose another output folder.')
     source = None
     if client is not None:
       if not isinstance(predictor, ModelSource):
@@ -403,11 +404,8 @@ def predict_haplotypes(predictor,
     if num_tracks is None:
       raise ValueError(f'The model has no head {head!r}; its heads are '
                        f'{sorted(getattr(predictor, "heads", {}) or {})}.')
-    track_indices = list(range(num_tracks)) if tracks is None else [int(t) for t in tracks]
-    bad = [t for t in track_indices if not 0 <= t < num_tracks]
-    if bad:
-      raise ValueError(f'Track indices {bad[:5]} are outside head {head!r} ({num_tracks} '
-                       'tracks).')
+    track_indices = (list(range(num_tracks)) if tracks is None else
+                     select_tracks(targets, list(tracks), num_tracks))
     all_ids, all_labels = track_names(targets, num_tracks)
     length = int(getattr(predictor, 'model_sequence_length', None) or predictor.sequence_length)
     gene_table = None
@@ -437,7 +435,7 @@ def predict_haplotypes(predictor,
     selected = (list(range(len(windows))) if shard is None else
                 shard_chunks(len(windows), shard))
     if not selected:
-      raise ValueError(f'--shard {shard[0]}/{shard[1]} holds no window: there are only '
+      raise ValueError(f'Shard {shard[0]}/{shard[1]} holds no window: there are only '
                        f'{len(windows)}; use fewer shards.')
     store = sad_io.ChunkStore(path, fingerprint_settings if shard is None else
                               dict(fingerprint_settings, shard=list(shard)), overwrite=overwrite)

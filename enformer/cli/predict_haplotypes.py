@@ -1,0 +1,156 @@
+"""`enformer predict-haplotypes`: phased VCF → predictions of every sample's two haplotypes per
+gene (expression at its TSSs) or region, as AnnData (resumable)."""
+
+import argparse
+import sys
+
+from enformer.cli import _common
+from enformer.cli._inputs import check_files, check_model, check_output_path
+from enformer.cli.score_genes import _names  # One --gene-types / --genes parser.
+
+RULES = """Haplotypes: haplotype 1 is the allele left of '|' in a genotype, haplotype 2 the right
+one; GT allele k of a multi-allelic record is its k-th ALT. Missing alleles ('.') are the
+reference (counted). Unphased heterozygous calls ('0/1') stop the run unless --unphased, which
+reads them in the order written: their haplotypes are then arbitrary and only the mean of the two
+(--mean-haplotypes) is meaningful. Symbolic and structural ALTs (<DEL>, *, breakends) are skipped
+and counted. Windows: one of --sequence-length (the model's) bp per gene, centred on its first TSS,
+or per BED region, centred on it. Haplotypes made of substitutions are predicted exactly with
+reuse: identical haplotypes once, conv-tower patches once per distinct local haplotype,
+transformer and heads once per distinct haplotype. A haplotype with an indel takes a full pass of
+its own sequence, centred on the haplotype position of the window's centre; the gene's TSSs are
+read at their haplotype positions (a deleted TSS at the base after the deletion).
+Values: genes, per track the prediction summed over each TSS's bin and its two neighbours, summed
+over the gene's TSSs (as score-genes); regions, the mean over the output bins overlapping the
+region, or with --per-bin every output bin of the window.
+Output: OUT/haplotypes.h5ad (AnnData: obs = sample x haplotype with columns sample and haplotype
+('1', '2', 'mean'); var = genes (gene_id, gene_name, chrom, strand, tss) or regions or region bins;
+one layer per track, named by its identifier (t0, t1, ... without --targets); X = the first
+track); --tsv adds OUT/haplotypes.tsv (sample, haplotype, gene_id, track, expression)."""
+
+
+def register(subparsers) -> None:
+  parser = _common.add_parser(
+      subparsers, 'predict-haplotypes',
+      help="predict every sample's two haplotypes of a phased VCF at genes (GTF) or regions "
+      '(BED) into AnnData',
+      description=(
+          'Personal genomes: for each selected sample of a phased, bgzipped and indexed VCF, '
+          'predicts both haplotypes at every gene (expression at its TSSs) or region, exactly '
+          'and with reuse across samples (far fewer full-pass equivalents than one full pass '
+          'per haplotype). Resumable: rerun the same command after an interruption to continue. '
+          '--workers N / --scheduler ADDRESS predict windows on a Dask cluster (same output); '
+          '--shard K/N predicts every N-th window into OUT/haplotypes.K-of-N.h5ad.'),
+      epilog=RULES)
+  _common.add_model_argument(parser)
+  _common.add_fasta_argument(parser)
+  parser.add_argument('--vcf', required=True,
+                      help='phased genotypes: bgzipped VCF with a .tbi or .csi index')
+  where = parser.add_mutually_exclusive_group(required=True)
+  where.add_argument('--gtf', default=None,
+                     help='genes (GENCODE / Ensembl GTF, plain or gzip): one window per gene')
+  where.add_argument('--bed', default=None, help='regions (BED): one window per region')
+  parser.add_argument('--samples', default=None,
+                      help='samples: comma-separated ids or a file of ids (default: all)')
+  parser.add_argument('--unphased', action='store_true',
+                      help='read unphased calls in the order written instead of stopping')
+  parser.add_argument('--gene-types', type=_names, default=None,
+                      help='with --gtf: keep only these gene types, e.g. protein_coding,lncRNA')
+  parser.add_argument('--genes', default=None,
+                      help='with --gtf: keep only these genes (comma-separated ids or names, or '
+                      'a file of them)')
+  parser.add_argument('--per-bin', action='store_true', dest='bins',
+                      help='with --bed: every output bin of the window instead of the mean over '
+                      'the region')
+  parser.add_argument('--head', default='human', help='output head')
+  _common.add_tracks_argument(parser)
+  _common.add_targets_argument(parser)
+  _common.add_out_argument(parser, help='output folder (haplotypes.h5ad, haplotypes.tsv)')
+  parser.add_argument('--tsv', action='store_true',
+                      help='also write OUT/haplotypes.tsv (one row per sample, haplotype, gene '
+                      'and track)')
+  parser.add_argument('--mean-haplotypes', action='store_true',
+                      help="also write each sample's diploid mean (haplotype 'mean')")
+  parser.add_argument('--batch-size', type=_common.positive_int, default=4,
+                      help='haplotypes per transformer pass')
+  _common.add_overwrite_argument(
+      parser, help=_common.OVERWRITE_HELP + ' (a finished output; unfinished runs that differ '
+      'are discarded)')
+  _common.add_n_value_argument(parser)
+  _common.add_quiet_argument(parser)
+  _common.add_cluster_arguments(parser, 'windows')
+  parser.add_argument('--shard', default=None, metavar='K/N',
+                      help='predict only shard K of N (every N-th window) into '
+                      'OUT/haplotypes.K-of-N.h5ad; join with anndata.concat(files, axis=1, '
+                      "merge='same')")
+  _common.add_model_config_arguments(parser)
+  _common.add_precision_argument(parser)
+  parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+  import os
+  from enformer.io.genotypes import select_samples
+  from enformer.io.sad import parse_shard
+
+  check_files((args.vcf, '--vcf', 'vcf'), (args.fasta, '--fasta', 'fasta'),
+              (args.gtf, '--gtf', None if (args.gtf or '').endswith('.gz') else 'text'),
+              (args.bed, '--bed', 'text'), (args.targets, '--targets', 'text'))
+  check_model(args.model)
+  check_output_path(args.out, '--out', folder=True)
+  if args.bins and not args.bed:
+    raise ValueError('--per-bin needs --bed regions (genes give the expression at their TSSs).')
+  if (args.genes or args.gene_types) and not args.gtf:
+    raise ValueError('--genes and --gene-types select genes of --gtf; pass --gtf.')
+  shard = parse_shard(args.shard) if args.shard else None
+  if shard and args.tsv:
+    raise ValueError('A --shard run writes only its shard file; write the TSV from the joined '
+                     'AnnData (or run without --shard).')
+  samples = args.samples
+  if samples is not None and not os.path.isfile(samples):
+    samples = _names(samples)
+  select_samples(args.vcf, samples)  # Unknown samples: one line naming the known ones.
+  name = 'haplotypes.h5ad' if shard is None else f'haplotypes.{shard[0]}-of-{shard[1]}.h5ad'
+  path = os.path.join(args.out, name)
+  if os.path.isfile(path) and not args.overwrite:
+    raise FileExistsError(f'{path} already exists (a finished run). Pass --overwrite to replace '
+                          'it, or choose another --out.')
+  with _common.output_lock(path):
+    return _predict(args, samples, shard)
+
+
+def _predict(args: argparse.Namespace, samples, shard) -> int:
+  """`run` once the inputs are checked and the output is locked."""
+  import os
+  from enformer.distributed import client_for
+  from enformer.genes.haplotypes import predict_haplotypes
+  model_id = args.model if '://' in args.model else os.path.abspath(args.model)
+  if args.precision != 'float32':
+    model_id += f' precision={args.precision}'
+  genes = None
+  if args.genes:
+    genes = os.path.abspath(args.genes) if os.path.isfile(args.genes) else _names(args.genes)
+  options = dict(gtf=args.gtf, bed=args.bed, genes=genes, gene_types=args.gene_types,
+                 samples=samples, unphased=args.unphased, head=args.head,
+                 tracks=args.tracks, targets=args.targets,
+                 bins=args.bins, mean_haplotypes=args.mean_haplotypes, tsv=args.tsv,
+                 neutral_value=args.n_value, batch_size=args.batch_size,
+                 overwrite=args.overwrite, progress=not args.quiet, model_id=model_id,
+                 run_settings={'command': ' '.join(sys.argv)}, shard=shard)
+  with client_for(args.workers, args.scheduler) as client:
+    if client is None:
+      predictor = _common.load_predictor(args)
+    else:  # The workers load the model; this process needs no TensorFlow.
+      predictor = _common.model_source(args)
+    result = predict_haplotypes(predictor, args.fasta, args.vcf, args.out, client=client,
+                                **options)
+  print(result.summary.format(), file=sys.stderr)
+  print(result.stats.format(), file=sys.stderr)
+  resumed = (f', resumed {result.windows_resumed}/{result.windows_total} windows'
+             if result.windows_resumed else '')
+  data = result.data
+  print(f'Predicted {data.n_obs} sample haplotypes x {data.n_vars} '
+        f'{"genes" if args.gtf else "regions"} x {len(data.uns["tracks"])} tracks in '
+        f'{result.seconds:.1f} s{resumed}.', file=sys.stderr)
+  for kind, path in result.paths.items():
+    print(f'  {kind}: {path}', file=sys.stderr)
+  return 0

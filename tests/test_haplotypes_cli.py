@@ -1,0 +1,75 @@
+"""`enformer predict-haplotypes` on a micro checkpoint: the CLI equals the library, one-line
+errors, and a Dask run equals a single process."""
+
+import anndata
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import model_arg_flags
+from enformer.cli import main
+from enformer.genes.haplotypes import predict_haplotypes
+from enformer.testing import random_model
+from test_haplotypes_workflow import CONFIG, LENGTH, genome, write_phased_vcf  # noqa: F401
+
+
+@pytest.fixture(scope='module')
+def checkpoint(genome):  # noqa: F811
+  model = random_model(seed=5, **CONFIG)
+  return tf.train.Checkpoint(module=model).write(str(genome['folder'] / 'ckpt' / 'enformer'))
+
+
+def command(checkpoint, genome, out, *extra):  # noqa: F811
+  return ['predict-haplotypes', '--model', checkpoint, *model_arg_flags(CONFIG),
+          '--sequence-length', str(LENGTH), '--fasta', str(genome['fasta']), '--vcf',
+          str(genome['vcf']), '--gtf', str(genome['gtf']), '--out', str(out), '--quiet', *extra]
+
+
+def test_cli_equals_the_library_and_reports_reuse(checkpoint, genome, tmp_path,  # noqa: F811
+                                                  capsys):
+  assert main(command(checkpoint, genome, tmp_path / 'cli', '--samples', 'S2,S1', '--tracks',
+                      '2', '0', '--tsv')) == 0
+  err = capsys.readouterr().err
+  assert 'full-pass equivalents' in err and 'missing allele calls' in err
+  data = anndata.read_h5ad(tmp_path / 'cli' / 'haplotypes.h5ad')
+  assert list(data.obs['sample']) == ['S2', 'S2', 'S1', 'S1']
+  assert list(data.uns['tracks']) == ['t2', 't0']
+  expected = predict_haplotypes(genome['predictor'], genome['fasta'], genome['vcf'],
+                                tmp_path / 'lib',
+                                gtf=genome['gtf'], samples=['S2', 'S1'], tracks=[2, 0],
+                                progress=False).data
+  for track in ('t2', 't0'):
+    np.testing.assert_allclose(data.layers[track], expected.layers[track], rtol=1e-6)
+
+
+def test_cli_errors_are_one_line(checkpoint, genome, tmp_path, capsys):  # noqa: F811
+  def error(*extra, vcf=None):
+    args = command(checkpoint, genome, tmp_path / 'x', *extra)
+    if vcf is not None:
+      args[args.index('--vcf') + 1] = str(vcf)
+    assert main(args) == 2
+    return capsys.readouterr().err.strip().splitlines()[-1]
+
+  assert error('--samples', 'S1,NOBODY').startswith(
+      'enformer predict-haplotypes: error: Sample(s) NOBODY not in VCF')
+  assert 'its samples are: S1, S2, S3, S4' in error('--samples', 'NOBODY')
+  assert '--per-bin needs --bed' in error('--per-bin')
+  chrom, pos, ref, alt, _ = genome['rows'][0]
+  unphased = write_phased_vcf(tmp_path / 'u.vcf', [(chrom, pos, ref, alt, ['0/1'])],
+                              samples=['U'])
+  message = error(vcf=unphased)
+  assert 'unphased genotype 0/1' in message and 'order written' in message
+  assert not (tmp_path / 'x' / 'haplotypes.h5ad').exists()
+
+
+@pytest.mark.slow  # Starts a Dask worker process that loads TensorFlow and the model (~20 s).
+def test_dask_equals_a_single_process(checkpoint, genome, tmp_path):  # noqa: F811
+  single = command(checkpoint, genome, tmp_path / 'one', '--samples', 'S1,S4')
+  assert main(single) == 0
+  assert main(command(checkpoint, genome, tmp_path / 'dask', '--samples', 'S1,S4',
+                      '--workers', '1')) == 0
+  one = anndata.read_h5ad(tmp_path / 'one' / 'haplotypes.h5ad')
+  dask = anndata.read_h5ad(tmp_path / 'dask' / 'haplotypes.h5ad')
+  for track in one.uns['tracks']:  # A single-threaded worker rounds a few values differently.
+    np.testing.assert_allclose(one.layers[track], dask.layers[track], rtol=1e-5, atol=1e-6)
+  assert dict(one.uns['work']) == dict(dask.uns['work'])
