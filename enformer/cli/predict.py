@@ -6,6 +6,7 @@ import argparse
 from enformer.cli import _common
 from enformer.cli._inputs import (check_files, check_input_file, check_many, check_model,
                                   check_output_path)
+from enformer.cli.score_genes import _names  # One --gene-types / --genes parser.
 
 DESCRIPTION = """Predict genomic tracks for regions of a genome.
 
@@ -54,7 +55,7 @@ def register(subparsers) -> None:
   genes = parser.add_argument_group('genes (with --gtf)')
   genes.add_argument('--genes', default=None,
                      help='only these genes: comma-separated ids or names, or a file of them')
-  genes.add_argument('--gene-types', default=None,
+  genes.add_argument('--gene-types', type=_names, default=None,
                      help='only these gene types, e.g. protein_coding,lncRNA')
   genes.add_argument('--per-tss', action='store_true',
                      help='one window and one row per TSS (default: per gene)')
@@ -169,9 +170,7 @@ def _predict_genes(args: argparse.Namespace) -> int:
   import os
   check_files((args.gtf, '--gtf', None if args.gtf.endswith('.gz') else 'text'))
   if args.genes and not os.path.isfile(args.genes):
-    args.genes = [name.strip() for name in args.genes.split(',') if name.strip()]
-  gene_types = ([t.strip() for t in args.gene_types.split(',') if t.strip()]
-                if args.gene_types else None)
+    args.genes = _names(args.genes)
   with _common.output_lock(args.out):
     from enformer.distributed import client_for
     from enformer.genes.predict import EXPRESSION_FILES, predict_gene_expression
@@ -185,7 +184,7 @@ def _predict_genes(args: argparse.Namespace) -> int:
                             dict(_common.predictor_config(args), precision=args.precision))
       result = predict_gene_expression(
           model, args.fasta, args.gtf, args.out, head=args.head, targets=args.targets,
-          gene_types=gene_types, genes=args.genes, per_tss=args.per_tss, tsv=args.tsv,
+          gene_types=args.gene_types, genes=args.genes, per_tss=args.per_tss, tsv=args.tsv,
           batch_size=args.batch_size, extra_tracks=args.extra_track, neutral_value=args.n_value,
           progress=not args.quiet, overwrite=args.overwrite, client=client)
   rows, tracks = result.expression.shape

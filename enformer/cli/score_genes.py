@@ -23,6 +23,7 @@ bin edge), a deletion k bp back; a deleted TSS is read at the base after the del
 
 
 def _names(text: str):
+  """'a,b' → ['a', 'b'] (the --gene-types / --genes parser of the gene commands)."""
   return [value.strip() for value in text.split(',') if value.strip()]
 
 
