@@ -291,3 +291,19 @@ def test_demo_prints_its_key_numbers():
   # The plot draws medians, and so do the numbers.
   assert lines[2] == ('variants: median max-track |SAD| 0.08 (motif-destroying) vs 0.0002 (far '
                       'from motifs), 400×; AUROC 0.74')
+
+
+def test_library_errors_name_arguments_and_the_cli_shows_its_flags():
+  """Library messages name arguments as the library spells them (`run_dir`); the error boundary
+  shows the flag of the command that ran (--run-dir), and leaves names it has no flag for."""
+  from enformer.cli._errors import describe
+  parser = build_parser()
+  train = parser.parse_args(['train', '--data', 'd', '--run-dir', 'r'])
+  message, known = describe(ValueError('Choose a new `run_dir`, or lower `learning_rate`; '
+                                       'see `enformer train --help` and `extra_tracks`.'), train)
+  assert known
+  assert message == ('Choose a new --run-dir, or lower --learning-rate; see `enformer train '
+                     '--help` and `extra_tracks`.')
+  predict = parser.parse_args(['predict', '--model', 'm', '--fasta', 'f', '--region', 'c:1-2',
+                               '--out', 'o'])
+  assert describe(ValueError('pass no `extra_tracks`'), predict)[0] == 'pass no --extra-track'

@@ -191,7 +191,7 @@ def test_held_out_chromosomes_must_be_in_the_genome(inputs, tmp_path, capsys):
                    '--sequence-length', '1024'])
   err = capsys.readouterr().err
   assert code != 0 and "['chr8']" in err and '--valid-chroms' in err, err
-  with pytest.raises(ValueError, match=r"Test chromosome\(s\) \['chr9'\] \(--test-chroms\)"):
+  with pytest.raises(ValueError, match=r"Test chromosome\(s\) \['chr9'\] \(`test_chroms`\)"):
     generate.generate_dataset(tmp_path / 'out', inputs['fasta'], inputs['targets'],
                               sequence_length=1024, valid_chroms=['chr2'], progress=False)
   with pytest.raises(ValueError, match=r"Validation chromosome\(s\) \['chr2'\].*--chroms|"

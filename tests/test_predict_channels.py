@@ -168,7 +168,7 @@ def test_channel_mismatch_errors(model, checkpoint, predictor, files, tmp_path, 
             '--region', REGION, '--head', 'atac', '--out', str(tmp_path / 'out')]
   assert main(common) == 2  # input_channels read from the checkpoint's stem convolution.
   assert ('model expects 5 input channels (4 one-hot + 1 extra) but 0 extra track(s) were given: '
-          'pass 1 --extra-track bigWig') in capsys.readouterr().err
+          'pass 1 bigWig as --extra-track') in capsys.readouterr().err
   assert main([*common, '--extra-track', files['conservation'], '--extra-track',
                files['shuffled']]) == 2
   assert 'but 2 extra track(s) were given' in capsys.readouterr().err
@@ -182,7 +182,7 @@ def test_channel_mismatch_errors(model, checkpoint, predictor, files, tmp_path, 
       ValueError, match='expects 5 input channels'):
     predict.predict_region(predictor, extractor, kipoiseq.Interval('chr2', 0, 1000), head='atac')
   one_hot_only = Predictor.from_module(Enformer(**{**CONFIG, 'input_channels': 4}), LENGTH)
-  with pytest.raises(ValueError, match='pass no --extra-track'):
+  with pytest.raises(ValueError, match='pass no `extra_tracks`'):
     predict.check_extra_tracks(one_hot_only.input_channels, [files['conservation']])
 
 

@@ -363,7 +363,7 @@ def test_transform_matches_sklearn_and_round_trips(tmp_path, reference_scores):
   import joblib
   pickled = tmp_path / 'deepmind_style.pkl'
   joblib.dump(pipeline, pickled)
-  with pytest.raises(ValueError, match='--allow-pickle'):
+  with pytest.raises(ValueError, match='`allow_pickle`'):
     ScoreTransform.load(pickled)
   with pytest.warns(UserWarning, match='arbitrary code'):
     converted = ScoreTransform.load(pickled, allow_pickle=True)

@@ -223,7 +223,30 @@ def describe(error: BaseException, args: argparse.Namespace) -> Tuple[str, bool]
     where = _file_in_traceback(error)  # Only for errors of other libraries, which name no file.
     if where and where not in message:
       message = f'{message.rstrip(".")} (in {where})'
-  return message, known
+  return with_flags(message, args), known
+
+
+# Library arguments whose command-line flag is not `--` + the argument's name with dashes.
+_FLAG_OF_ARGUMENT = {
+    'extra_tracks': '--extra-track', 'num_pcs': '--pcs', 'train_data': '--data',
+    'reverse_complement': '--rc', 'neutral_value': '--n-value', 'input_tracks': '--input-track',
+}
+
+
+def with_flags(message: str, args: argparse.Namespace) -> str:
+  """The library's message with each argument it names (`run_dir`) as this command's flag.
+
+  Library errors name arguments as the library spells them, in backticks; a command that has the
+  matching flag shows the flag instead (`run_dir` → --run-dir). Other backticked words stay.
+  """
+  dests = vars(args)
+
+  def flag(match: re.Match) -> str:
+    name = match.group(1)
+    spelled = _FLAG_OF_ARGUMENT.get(name, '--' + name.replace('_', '-'))
+    return spelled if spelled[2:].replace('-', '_') in dests else match.group(0)
+
+  return re.sub(r'`([a-z][a-z0-9_]*)`', flag, message)
 
 
 def _json_text(value) -> str:

@@ -604,7 +604,7 @@ def get_dataset(organism_or_path: str,
   if sequence_length is not None and sequence_length != info.sequence_length:
     raise ValueError(f'{path} holds {info.sequence_length} bp sequences, but '
                      f'sequence_length={sequence_length} was requested. Point to the data '
-                     'converted to that length (enformer convert-basenji --out-tfr) or drop '
+                     'converted to that length (`enformer convert-basenji`) or drop '
                      'sequence_length.')
   if include_input_tracks and not info.num_input_tracks:
     raise ValueError(f'{path} has no extra input tracks (statistics.json lacks "input_tracks"); '

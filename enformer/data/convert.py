@@ -363,7 +363,7 @@ def convert_basenji(base_path: str,
     One ConversionResult per converted file (skipped files are not listed).
   """
   if (out_hdf5 is None) == (out_tfr is None):
-    raise ValueError('Pass exactly one of --out-hdf5 and --out-tfr.')
+    raise ValueError('Pass exactly one of `out_hdf5` and `out_tfr`.')
   if not os.path.exists(fasta):
     raise FileNotFoundError(f'Genome FASTA {fasta} does not exist.')
   info = basenji.load_info(base_path, 'basenji2')

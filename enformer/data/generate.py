@@ -143,7 +143,7 @@ def _held_out(kind: str, flag: str, names: Sequence[str], fasta: PathLike,
 
   Args:
     kind: 'Validation' or 'Test'.
-    flag: the CLI flag that sets them.
+    flag: the argument that sets them, in backticks.
     names: the chromosomes asked for ('chr8' matches a FASTA's '8').
     available: chromosome → size of the chromosomes windows come from.
     resolve: FASTA name of a chromosome, or None.
@@ -292,20 +292,20 @@ def generate_dataset(out_dir: PathLike,
       return None
 
   available = {c: sizes[c] for c in (chroms if chroms is not None else sizes)}
-  valid_chroms = _held_out('Validation', '--valid-chroms', valid_chroms, fasta, available,
+  valid_chroms = _held_out('Validation', '`valid_chroms`', valid_chroms, fasta, available,
                            fasta_name)
-  test_chroms = _held_out('Test', '--test-chroms', test_chroms, fasta, available, fasta_name)
+  test_chroms = _held_out('Test', '`test_chroms`', test_chroms, fasta, available, fasta_name)
   window_chroms = list(dict.fromkeys(w[0] for w in windows))
   if not windows:
     raise ValueError(f'No window of {sequence_length} bp: the chromosomes used '
                      f'({_shown(available)}) '
-                     'are shorter than --seq-length, or the regions BED is empty.')
-  for kind, flag, held_out in (('validation', '--valid-chroms', valid_chroms),
-                               ('test', '--test-chroms', test_chroms)):
+                     'are shorter than `sequence_length`, or the regions BED is empty.')
+  for kind, flag, held_out in (('validation', '`valid_chroms`', valid_chroms),
+                               ('test', '`test_chroms`', test_chroms)):
     if held_out and not any(fasta_name(c) in held_out for c in window_chroms):
       raise ValueError(f'No window of {sequence_length} bp lies on the {kind} chromosome(s) '
                        f'{held_out} (windows are on {_shown(window_chroms)}): they are shorter '
-                       f'than --seq-length or the regions miss them. Choose other {flag}.')
+                       f'than `sequence_length` or the regions miss them. Choose other {flag}.')
   blacklisted = _read_blacklist(blacklist)
   readers = [_BigWigReader(str(path)) for path in table['file']]
   input_readers = [_BigWigReader(str(path)) for path in input_tracks.values()]

@@ -42,9 +42,12 @@ _GFILE = model_source.FileSystem(exists=tf.io.gfile.exists, isdir=tf.io.gfile.is
 def _load_checkpoint(path: str, sequence_length: Optional[int], config: Dict[str, Any],
                      fast: bool = True, precision: str = 'float32') -> Predictor:
   if 'input_channels' not in config:  # One-hot + extra tracks: the stem's depth says how many.
-    shape_map = tf.train.load_checkpoint(checkpoint_prefix(path)).get_variable_to_shape_map()
-    config = {**config, 'input_channels': int(
-        infer_config(shape_map, checkpoint_root(shape_map))['input_channels'])}
+    try:
+      shape_map = tf.train.load_checkpoint(checkpoint_prefix(path)).get_variable_to_shape_map()
+      config = {**config, 'input_channels': int(
+          infer_config(shape_map, checkpoint_root(shape_map))['input_channels'])}
+    except (tf.errors.OpError, RuntimeError, ValueError, KeyError):
+      pass  # An unreadable or foreign checkpoint: `restore_checkpoint` says what is wrong.
   model = Enformer(**config)
   prefix = restore_checkpoint(model, path)
   predictor = Predictor.from_module(model, sequence_length, fast=fast, precision=precision)

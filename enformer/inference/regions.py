@@ -108,8 +108,8 @@ def check_extra_tracks(input_channels: int, extra_tracks: Sequence[str]) -> None
                      'channels are needed.')
   if expected != len(extra_tracks):
     plural = 's' if expected != 1 else ''
-    fix = (f'pass {expected} --extra-track bigWig{plural} (extra_tracks=[...]) in channel order'
-           if expected else 'pass no --extra-track (extra_tracks=())')
+    fix = (f'pass {expected} bigWig{plural} as `extra_tracks`, in channel order'
+           if expected else 'pass no `extra_tracks`')
     raise ValueError(f'The model expects {input_channels} input channels (4 one-hot + {expected} '
                      f'extra) but {len(extra_tracks)} extra track(s) were given: {fix}.')
   for path in extra_tracks:

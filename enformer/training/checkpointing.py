@@ -95,7 +95,7 @@ class RunCheckpoints:
           f'No checkpoint of {self.run_dir} can be read: '
           + '; '.join(f'{p}: {e}' for p, e in failures)
           + f'. Delete {os.path.join(self.run_dir, CHECKPOINT_DIR)} to start this run over, or '
-          'train into another --run-dir.')
+          'train into another `run_dir`.')
     return None
 
   def save(self, step: int) -> str:
@@ -117,7 +117,7 @@ def disk_full_named(folder: str) -> Iterator[None]:
       raise
     raise DiskFullError(
         errno.ENOSPC, f'No space left on the device to write a checkpoint into {folder}. Free '
-        'some space (or train into a --run-dir on another disk) and rerun: the run resumes from '
+        'some space (or train into a `run_dir` on another disk) and rerun: the run resumes from '
         'its last complete checkpoint', folder) from None
 
 

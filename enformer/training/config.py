@@ -189,7 +189,7 @@ def save_resolved(config: TrainConfig, model_config: Mapping[str, Any],
     if changed:
       raise ValueError(
           f'{config.run_dir} holds a run with different settings ({"; ".join(changed)}). '
-          'Resume with the same settings or choose a new --run-dir.')
+          'Resume with the same settings or choose a new `run_dir`.')
   with atomic_open(path, 'w') as f:
     json.dump(record, f, indent=2, sort_keys=True)
   return path

@@ -291,8 +291,7 @@ def fine_tune(config: Any = None,
       raise ValueError(
           f'The batch-norm statistics in {prefix} were never updated (moving-average counters '
           'are 0), so frozen batch norm would not normalise and training would diverge. '
-          'Start from a trained checkpoint, or pass batch_norm_frozen=False '
-          '(--batch-norm-frozen false).')
+          'Start from a trained checkpoint, or set `batch_norm_frozen` to false.')
     if strategy_lib.is_chief(tf.distribute.get_strategy()):
       tf.io.gfile.makedirs(config.run_dir)
       with tf.io.gfile.GFile(os.path.join(config.run_dir, 'finetune.json'), 'w') as f:

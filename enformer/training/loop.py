@@ -152,7 +152,7 @@ def _check_sources(sources: Mapping[str, Callable[[], tf.data.Dataset]], model, 
   unknown = [h for h in sources if h not in model.heads]
   if unknown:
     raise ValueError(f'{kind} data for head(s) {unknown}, but the model has heads '
-                     f'{list(model.heads)}. Name data after model heads (e.g. --data human=DIR).')
+                     f'{list(model.heads)}. Name data after model heads (e.g. `data` human=DIR).')
 
 
 def _sequence_length(source: Callable[[], tf.data.Dataset]) -> Optional[int]:
@@ -277,8 +277,8 @@ def _train(config: config_lib.TrainConfig, strategy: tf.distribute.Strategy, chi
   valid_sources = {h: _as_factory(s) for h, s in (valid_data or {}).items()} if \
       train_data is not None else _data_sources(config, config.valid_subset, training=False)
   if not train_sources:
-    raise ValueError('No training data: give data (head → Basenji2 folder, e.g. '
-                     '--data human=path/to/human) or train_data.')
+    raise ValueError('No training data: give `data` (head → Basenji2 folder, e.g. '
+                     'human=path/to/human) or `train_data`.')
 
   with strategy.scope():
     if model is None:
@@ -357,7 +357,7 @@ def _train(config: config_lib.TrainConfig, strategy: tf.distribute.Strategy, chi
         raise TrainingDivergedError(
             f'Loss {loss} / gradient norm {grad_norm} at step {step} (head {head}): training '
             f'stopped. The last good checkpoint is kept: {checkpoints.latest or "none saved"}. '
-            'Check the data for NaN/huge targets, or lower --learning-rate / --clip-norm.')
+            'Check the data for NaN/huge targets, or lower `learning_rate` / `clip_norm`.')
       step_variable.assign(step + 1)
       losses.append((step + 1, head, loss, grad_norm))
       progress.update(1)

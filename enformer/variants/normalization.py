@@ -67,7 +67,7 @@ class ScoreTransform:
     k = self.num_components if num_components is None else int(num_components)
     if not 1 <= k <= self.num_components:
       raise ValueError(f'Asked for {k} PCs but the transform has {self.num_components}; pass '
-                       f'--pcs between 1 and {self.num_components} (or refit with more).')
+                       f'`num_pcs` between 1 and {self.num_components} (or refit with more).')
     z = (self._check(scores) - self.mean) / self.scale
     projected = (z - self.pca_mean) @ self.components[:k].T
     if self.whiten:
@@ -131,8 +131,8 @@ class ScoreTransform:
     if not allow_pickle:
       raise ValueError(f'{path} is not an .npz transform; it looks like a pickle (e.g. the '
                        "scikit-learn pipeline DeepMind shipped). Unpickling runs arbitrary code: "
-                       'only if you trust the file, pass --allow-pickle (allow_pickle=True), then '
-                       'save it as .npz with --save-transform.')
+                       'only if you trust the file, set `allow_pickle`, then save it as .npz '
+                       '(`save_transform`).')
     warnings.warn(f'Loading the pickle {path}: unpickling can execute arbitrary code. Convert it '
                   'once to .npz (ScoreTransform.save) and use that instead.', stacklevel=2)
     obj = joblib.load(path)
