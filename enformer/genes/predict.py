@@ -29,7 +29,7 @@ from enformer.inference.regions import iter_predictions
 from enformer.io.atomic import atomic_write
 from enformer.io.fasta import FastaStringExtractor
 from enformer.io.outputs import OutputFolder
-from enformer.io.sad import _bytes
+from enformer.io.sad import byte_strings
 from enformer.io.targets import read_targets
 from enformer.variants.pipeline import track_names
 
@@ -74,14 +74,14 @@ def tss_windows(genes: pd.DataFrame, per_tss: bool = False) -> pd.DataFrame:
 def write_expression_h5(path: PathLike, result: GeneExpression) -> None:
   with h5py.File(path, 'w') as h5:
     for name in ('gene_id', 'gene_name', 'chrom', 'strand'):
-      h5.create_dataset(name, data=_bytes(result.rows[name].astype(str)))
+      h5.create_dataset(name, data=byte_strings(result.rows[name].astype(str)))
     h5.create_dataset('tss', data=result.rows['tss'].to_numpy(np.int64))
     h5.create_dataset('expression', data=result.expression.astype(np.float32))
     h5['expression'].attrs['definition'] = (
         'Prediction summed over the bin of each TSS and its two neighbours (those inside the '
         'output), summed over the TSSs in the window (per-TSS rows: that TSS only).')
-    h5.create_dataset('target_ids', data=_bytes(result.target_ids))
-    h5.create_dataset('target_labels', data=_bytes(result.target_labels))
+    h5.create_dataset('target_ids', data=byte_strings(result.target_ids))
+    h5.create_dataset('target_labels', data=byte_strings(result.target_labels))
 
 
 def write_expression_tsv(path: PathLike, result: GeneExpression) -> None:

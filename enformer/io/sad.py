@@ -79,8 +79,8 @@ class VariantScores:
     return self.scores['SAR']
 
 
-def _bytes(values: Sequence[str]) -> np.ndarray:
-  """Fixed-length byte strings (|S n), like basenji writes them; never zero-width."""
+def byte_strings(values: Sequence[str]) -> np.ndarray:
+  """Fixed-length UTF-8 byte strings (|S n), as basenji and Borzoi write them; never zero-width."""
   array = np.array([str(v).encode() for v in values], dtype='S')
   return array if array.dtype.itemsize else array.astype('S1')
 
@@ -93,8 +93,8 @@ def parse_shard(text: str) -> Tuple[int, int]:
   return int(index), int(count)
 
 
-def _text(values: np.ndarray) -> np.ndarray:
-  """Strings of a byte-string dataset, decoded as the UTF-8 that `_bytes` writes (numpy's
+def decoded_strings(values: np.ndarray) -> np.ndarray:
+  """Strings of a byte-string dataset, decoded as the UTF-8 that `byte_strings` writes (numpy's
   `astype(str)` would decode ASCII only, failing on e.g. 'β-cell' in a track description)."""
   if values.dtype.kind == 'S':
     return np.char.decode(values, 'utf-8', 'replace')
@@ -113,9 +113,9 @@ def write_sad_h5(path: PathLike, scores: VariantScores, dtype=np.float16) -> Non
       if len(values) != num_variants:
         raise ValueError(f'{name} has {len(values)} entries for {num_variants} variants.')
       h5.create_dataset(name, data=np.asarray(values, np.uint32) if name == 'pos' else
-                        _bytes(values))
-    h5.create_dataset('target_ids', data=_bytes(scores.target_ids))
-    h5.create_dataset('target_labels', data=_bytes(scores.target_labels))
+                        byte_strings(values))
+    h5.create_dataset('target_ids', data=byte_strings(scores.target_ids))
+    h5.create_dataset('target_labels', data=byte_strings(scores.target_labels))
     for name, values in scores.scores.items():
       values = np.asarray(values)
       if (values.ndim == 2 and values.shape != (num_variants, num_targets)
@@ -144,7 +144,7 @@ def read_sad_h5(path: PathLike) -> VariantScores:
         decoded[name] = np.array([], dtype=str)
         continue
       values = h5[name][:]
-      decoded[name] = values if name == 'pos' else _text(values)
+      decoded[name] = values if name == 'pos' else decoded_strings(values)
     num_variants = len(decoded['pos'])
     scores = {
         name: h5[name][:]

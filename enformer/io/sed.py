@@ -31,7 +31,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from enformer.io.sad import ShardInfo, _bytes, _text
+from enformer.io.sad import ShardInfo, byte_strings, decoded_strings
 
 PathLike = Union[str, os.PathLike]
 SED_FILE = 'sed.h5'  # The output file of a run given a folder as its output.
@@ -84,20 +84,20 @@ def write_sed_h5(path: PathLike, scores: GeneScores, dtype=np.float16,
   num_pairs, num_targets = len(scores), len(scores.target_ids)
   with h5py.File(path, 'w') as h5:
     h5.create_dataset('si', data=np.asarray(scores.si, np.int64))
-    h5.create_dataset('gene', data=_bytes(scores.gene))
+    h5.create_dataset('gene', data=byte_strings(scores.gene))
     for field, name in _VARIANT_DATASETS.items():
       values = getattr(scores, field)
       h5.create_dataset(name, data=np.asarray(values, np.uint32) if field == 'pos' else
-                        _bytes(values))
-    h5.create_dataset('target_ids', data=_bytes(scores.target_ids))
-    h5.create_dataset('target_labels', data=_bytes(scores.target_labels))
+                        byte_strings(values))
+    h5.create_dataset('target_ids', data=byte_strings(scores.target_ids))
+    h5.create_dataset('target_labels', data=byte_strings(scores.target_labels))
     for name, values in scores.scores.items():
       values = np.asarray(values)
       if values.shape != (num_pairs, num_targets):
         raise ValueError(f'{name} has shape {values.shape}, expected {(num_pairs, num_targets)}.')
       h5.create_dataset(name, data=_clip(values, dtype))
-    h5.create_dataset('gene_name', data=_bytes(scores.gene_name))
-    h5.create_dataset('strand', data=_bytes(scores.strand))
+    h5.create_dataset('gene_name', data=byte_strings(scores.gene_name))
+    h5.create_dataset('strand', data=byte_strings(scores.strand))
     h5.create_dataset('tss_distance', data=np.asarray(scores.tss_distance, np.int64))
     if 'SED' in h5:
       h5['SED'].attrs['definition'] = SED_DEFINITION
@@ -127,7 +127,7 @@ def read_sed_h5(path: PathLike):
   if not os.path.exists(path):
     raise FileNotFoundError(f'Score file {path} does not exist.')
   with h5py.File(path, 'r') as h5:
-    text = lambda name: _text(h5[name][:]) if name in h5 else None
+    text = lambda name: decoded_strings(h5[name][:]) if name in h5 else None
     num_pairs = len(h5['si'])
     fields = {field: (h5[name][:] if field == 'pos' else text(name))
               for field, name in _VARIANT_DATASETS.items()}
