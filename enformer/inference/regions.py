@@ -281,9 +281,10 @@ def _safe_filename(text: str) -> str:
 
 
 def predict_to_files(predictor,
-                     fasta_file: str,
+                     fasta: str,
                      regions: Sequence[kipoiseq.Interval],
                      out_dir: str,
+                     *,
                      head: str = 'human',
                      tracks: Optional[Sequence[int]] = None,
                      plot_tracks: Optional[Sequence[int]] = None,
@@ -309,7 +310,7 @@ def predict_to_files(predictor,
 
   Args:
     predictor: a Predictor; with `client`, an `enformer.distributed.ModelSource`.
-    fasta_file: indexed (or indexable) FASTA of the genome.
+    fasta: indexed (or indexable) FASTA of the genome.
     regions: intervals (any width; resized to the input length around their centre).
     out_dir: output folder (created).
     head: output head.
@@ -356,7 +357,7 @@ def predict_to_files(predictor,
   check_extra_tracks(predictor.input_channels, extra_tracks)  # Before any file is written.
   with OutputLock(out_dir, what=f'output folder {out_dir}'):
     folder = OutputFolder(out_dir, 'predict', overwrite=overwrite)
-    return _predict_to_folder(predictor, fasta_file, regions, folder, head, stored, plot_tracks,
+    return _predict_to_folder(predictor, fasta, regions, folder, head, stored, plot_tracks,
                               targets, batch_size, output_format, bigwig, bedgraph, max_plots,
                               observed, progress, extra_tracks, model, client, neutral_value)
 

@@ -152,9 +152,10 @@ def attribute_interval(model,
 # --------------------------------------------------------------------------- regions to files
 
 def attribute_to_files(predictor,
-                       fasta_file: str,
+                       fasta: str,
                        region: Union[str, kipoiseq.Interval],
                        out_dir: str,
+                       *,
                        tracks: Union[str, Sequence[Union[int, str]]],
                        bins: Union[None, str, Sequence[int]] = None,
                        head: str = 'human',
@@ -177,7 +178,7 @@ def attribute_to_files(predictor,
 
   Args:
     predictor: a Predictor (`enformer.load_model`).
-    fasta_file: indexed (or indexable) FASTA of the genome.
+    fasta: indexed (or indexable) FASTA of the genome.
     region: 'chrom:start-end' (1-based inclusive) or a 0-based kipoiseq.Interval.
     out_dir: output folder (created).
     tracks: tracks of `head` to explain: indices, ranges ('10-12'), and with `targets` also
@@ -203,8 +204,8 @@ def attribute_to_files(predictor,
     Summary: 'result' (the IntervalAttribution), 'interval' (the model input, 0-based),
     'npz', 'bigwig', 'plots' (paths written) and 'summary' (one line describing the top score).
   """
-  if not os.path.exists(fasta_file):
-    raise FileNotFoundError(f'FASTA {fasta_file} does not exist.')
+  if not os.path.exists(fasta):
+    raise FileNotFoundError(f'FASTA {fasta} does not exist.')
   if batch_size < 1:
     raise ValueError(f'batch_size must be >= 1, got {batch_size}.')
   neutral_value = check_neutral_value(neutral_value)
@@ -219,7 +220,7 @@ def attribute_to_files(predictor,
     bins = [num_bins // 2 - 1, num_bins // 2, num_bins // 2 + 1][:num_bins]
   elif isinstance(bins, str):
     bins = parse_index_list(bins)
-  extractor = FastaStringExtractor(fasta_file)
+  extractor = FastaStringExtractor(fasta)
   extractor.check_regions([region])  # Unknown chromosome or past its end: an error.
   with OutputLock(out_dir, what=f'output folder {out_dir}'):
     folder = OutputFolder(out_dir, 'attribute', overwrite=overwrite)
