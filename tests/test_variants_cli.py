@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import SMALL_REFERENCE_CONFIG, shared_path
+from conftest import SMALL_REFERENCE_CONFIG, model_arg_flags, shared_path
 from enformer.io import sad as sad_io
 from test_vcf import genome_for_vcf
 
@@ -36,7 +36,8 @@ def inputs(tmp_path_factory):
 
 
 def command(inputs, out, *extra):
-  return ['score-variants', '--model', str(inputs['model']), *CONFIG_FLAGS, '--sequence-length',
+  return ['score-variants', '--model', str(inputs['model']), *inputs.get('flags', CONFIG_FLAGS),
+          '--sequence-length',
           str(LENGTH), '--fasta', str(inputs['fasta']), '--vcf', str(inputs['vcf']), '--targets',
           str(inputs['targets']), '--out', str(out), '--chunk-size', '2', '--batch-size', '4',
           '--quiet', *extra]
@@ -125,10 +126,21 @@ def test_cli_errors(inputs, tmp_path, capsys):
   assert not (tmp_path / 'x.h5').exists()
 
 
-def test_bfloat16_scores_say_they_are_a_screen_and_never_mix_with_float32(inputs, tmp_path,
+@pytest.fixture(scope='module')
+def micro_inputs(inputs, tmp_path_factory):
+  """`inputs` with a micro-width random model (5,313 human tracks) in place of the reference."""
+  import tensorflow as tf
+  from enformer.testing import MICRO, random_model
+  folder = tmp_path_factory.mktemp('micro')
+  tf.train.Checkpoint(module=random_model(0, **MICRO)).write(str(folder / 'enformer'))
+  return dict(inputs, model=folder / 'enformer', flags=model_arg_flags(MICRO))
+
+
+def test_bfloat16_scores_say_they_are_a_screen_and_never_mix_with_float32(micro_inputs, tmp_path,
                                                                           capsys, monkeypatch):
   """--precision bfloat16: a note on stderr, the precision in the file, scores close to float32's,
   and a float32 run's unfinished chunks are not resumed in bfloat16."""
+  inputs = micro_inputs
   from enformer.cli import main
   out32, out16 = tmp_path / 'f32.h5', tmp_path / 'bf16.h5'
   assert main(command(inputs, out32)) == 0
