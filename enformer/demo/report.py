@@ -230,6 +230,8 @@ def write_demo_report(out_dir: pathlib.Path, settings: Mapping[str, Any],
               '<h3>Top variant effects</h3>',
               table(['variant', 'position', 'change', 'class', 'track', 'SAD'], rows, digits=4),
               image(out_dir, _rel(out_dir, v['plot'])), _files(out_dir, 'variants')]
+  if r.get('genes'):
+    parts += _genes_section(out_dir, r['genes'])
   parts += ['<h2>Next</h2><p>The notebooks in <code>colab/</code> run on these files: '
             '<code>enformer-usage.ipynb</code> (predictions, contribution scores, variant effects) '
             'and <code>enformer-training.ipynb</code> (training on human and mouse, evaluation, '
@@ -237,6 +239,35 @@ def write_demo_report(out_dir: pathlib.Path, settings: Mapping[str, Any],
   path = out_dir / 'index.html'
   path.write_text('\n'.join(parts), encoding='utf-8')
   return path
+
+
+def _genes_section(out_dir: pathlib.Path, g: Mapping[str, Any]) -> List[str]:
+  """The genes step: score-genes of the variants and predict --gtf (`enformer.demo.genes`)."""
+  rows = [(t['variant'], t['gene_name'], t['tss_distance'], t['track'], t['sed'], t['log_sed'],
+           t['quantile']) for t in g['top']]
+  pearson = ', '.join(f'{v:.2f}' for v in g['expression_pearson'])
+  return [
+      '<h2>Genes</h2>',
+      f'<p>{g["genes"]} genes on planted motifs of the held-out chromosome '
+      f'({link(out_dir, _rel(out_dir, g["gtf"]), "GTF")}; {g["multi_tss_genes"]} with two TSSs, '
+      f'{g["minus_strand_genes"]} on the minus strand). <code>score-genes</code> of the variants: '
+      f'{g["pairs"]} variant–gene pairs ({g["variants_with_genes"]} variants reach a TSS) in '
+      f'{link(out_dir, _rel(out_dir, g["sed_h5"]), "sed.h5")} (Borzoi\'s layout) and '
+      f'{link(out_dir, _rel(out_dir, g["sed_tsv"]), "TSV")}; quantiles against the '
+      f'far-from-motif variants ({link(out_dir, _rel(out_dir, g["background"]), "npz")}): the '
+      f'strongest motif-destroying variant ranks at <b>{g["hit_top_quantile"]:.3f}</b>. Median '
+      f'max-track |SED|: {g["hit_median_max_abs_sed"]:.4g} (motif-destroying) vs '
+      f'{g["miss_median_max_abs_sed"]:.4g} (far from motifs).</p>',
+      '<h3>Top variant–gene pairs</h3>',
+      table(['variant', 'gene', 'distance to TSS', 'track', 'SED', 'logSED', 'quantile'], rows,
+            digits=4),
+      image(out_dir, _rel(out_dir, g['sed_plot'])),
+      f'<p><code>predict --gtf</code>: expression at each gene\'s TSSs '
+      f'({link(out_dir, _rel(out_dir, g["expression_dir"]), "expression.h5 / .tsv / .h5ad")}); '
+      f'Pearson r of log(1 + x), predicted vs observed, per track: {pearson}.</p>',
+      image(out_dir, _rel(out_dir, g['expression_plot'])),
+      '<p>Commands: ' + ''.join(f'<br><code>{_e(c)}</code>' for c in g['commands']) + '</p>',
+      _files(out_dir, 'genes')]
 
 
 def _sad_summary(variants: Mapping[str, Any]) -> Tuple[float, float, float, str]:
@@ -267,6 +298,11 @@ def key_numbers(results: Mapping[str, Mapping[str, Any]]) -> List[str]:
     hit, miss, ratio, stat = _sad_summary(variants)
     lines.append(f'variants: {stat} max-track |SAD| {hit:.3g} (motif-destroying) vs {miss:.3g} '
                  f'(far from motifs), {ratio:.0f}×; AUROC {variants["auroc"]:.2f}')
+  genes = results.get('genes', {})
+  if genes:
+    lines.append(f'genes: {genes["pairs"]} variant-gene pairs, top motif-destroying variant at '
+                 f'quantile {genes["hit_top_quantile"]:.3f}; expression r per track '
+                 + ', '.join(f'{v:.2f}' for v in genes['expression_pearson']))
   return lines
 
 
