@@ -19,15 +19,16 @@ MoDISco), T output bins, N tracks of the head, w motif width.
 """
 
 import dataclasses
-import gc
 import html
+import json
 import os
+import subprocess
+import sys
 import time
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import h5py
 import kipoiseq
-import modiscolite
 import numpy as np
 import pandas as pd
 import scipy.stats
@@ -69,6 +70,11 @@ MODISCO_DEFAULTS = dict(sliding_window_size=20, flank_size=5, trim_to_window_siz
 # Trimming of a pattern before TOMTOM, as modisco-lite's report: keep the span whose per-position
 # |contribution| is at least this fraction of the maximum.
 TRIM_THRESHOLD = 0.3
+# A trimmed pattern with less information than this (bits, uniform background) is not matched:
+# TOMTOM finds near-uniform queries "similar" to the low-information columns of long motifs with
+# tiny p-values (q ~ 1e-12 for noise around 0.25 against JASPAR), which would name noise. 4 bits
+# are two fully specified bases; MoDISco's own filter asks 0.6 bits per base over 6 bases.
+MIN_QUERY_BITS = 4.0
 CONTRIBUTIONS_FILE = 'contributions.h5'
 MODISCO_FILE = 'modisco.h5'
 TABLE_FILE = 'motifs.tsv'
@@ -346,41 +352,50 @@ class Contributions:
 
 # --------------------------------------------------------------------------- MoDISco, TOMTOM
 
-def run_modisco(one_hot: np.ndarray, hypothetical: np.ndarray, path: Optional[PathLike] = None,
-                **options) -> Tuple[Optional[list], Optional[list]]:
-  """TF-MoDISco (modisco-lite) on [R, W, 4] one-hot and hypothetical contributions.
+# TF-MoDISco in a fresh Python process (argv: contributions.h5, output, JSON options): modisco-lite
+# compiles its numba kernels into numba's on-disk cache only in a process without other threads
+# (TensorFlow's), so run there they are compiled once and later runs load them in milliseconds
+# (in this process it compiled them on every run: ~25 s of CPU).
+_MODISCO_SCRIPT = """
+import json, sys
+import h5py
+import modiscolite
+contributions, out, options = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+with h5py.File(contributions, 'r') as h5:
+  one_hot = h5['raw/seq'][()].transpose(0, 2, 1).astype('float32')
+  hypothetical = h5['shap/seq'][()].transpose(0, 2, 1).astype('float32')
+positive, negative = modiscolite.tfmodisco.TFMoDISco(
+    one_hot=one_hot, hypothetical_contribs=hypothetical, **options)
+modiscolite.io.save_hdf5(out, positive, negative, one_hot.shape[1])
+"""
+
+
+def run_modisco(contributions: PathLike, path: PathLike, **options) -> None:
+  """TF-MoDISco (modisco-lite) on a contributions file; writes modisco-lite's HDF5 at `path`.
 
   Args:
-    one_hot, hypothetical: [R, W, 4].
-    path: write modisco-lite's own HDF5 here (atomically).
+    contributions: an HDF5 file in the layout modisco-lite reads (`Contributions.write`).
+    path: the output (written atomically).
     options: `modiscolite.tfmodisco.TFMoDISco` arguments over `MODISCO_DEFAULTS` (modisco-lite's
-      command-line defaults).
-
-  Returns:
-    (positive patterns, negative patterns): modisco-lite SeqletSets, None where none was found.
+      command-line defaults), JSON-serialisable.
   """
   settings = {**MODISCO_DEFAULTS, **options}
-  one_hot = np.asarray(one_hot, np.float32)
-  hypothetical = np.asarray(hypothetical, np.float32)
-  window = one_hot.shape[1]
+  with h5py.File(os.fspath(contributions), 'r') as h5:
+    window = int(h5['raw/seq'].shape[-1])
   if window < settings['sliding_window_size'] + 2 * settings['flank_size']:
     raise ValueError(f'The window ({window} bp) must hold a MoDISco seqlet '
                      f'({settings["sliding_window_size"]} bp + 2 × {settings["flank_size"]} bp '
                      'flanks); choose a wider window.')
-  try:
-    positive, negative = modiscolite.tfmodisco.TFMoDISco(
-        one_hot=one_hot, hypothetical_contribs=hypothetical, **settings)
-  except ValueError as error:
-    # Too few seqlets to cluster (e.g. no contribution stands out): no patterns, not a failure.
-    if 'sample' not in str(error) and 'empty' not in str(error).lower():
-      raise
-    positive, negative = None, None
-  if path is not None:
-    def write(temporary: str) -> None:
-      modiscolite.io.save_hdf5(temporary, positive, negative, window)
-      gc.collect()  # save_hdf5 leaves its h5py.File to be closed when collected.
-    atomic_write(os.fspath(path), write)
-  return positive, negative
+
+  def write(temporary: str) -> None:
+    run = subprocess.run([sys.executable, '-c', _MODISCO_SCRIPT, os.fspath(contributions),
+                          temporary, json.dumps(settings)], capture_output=True, text=True,
+                         check=False)
+    if run.returncode != 0:
+      lines = [line for line in run.stderr.strip().splitlines() if line.strip()]
+      raise RuntimeError(f'TF-MoDISco (modisco-lite) failed: {lines[-1] if lines else run}')
+
+  atomic_write(os.fspath(path), write)
 
 
 @dataclasses.dataclass
@@ -424,25 +439,38 @@ def read_patterns(path: PathLike) -> List[Pattern]:
   return patterns
 
 
+def information_bits(ppm: np.ndarray) -> float:
+  """Total information content (bits, uniform background) of a [w, 4] probability matrix."""
+  ppm = np.clip(np.asarray(ppm, np.float64), 1e-12, None)
+  ppm = ppm / ppm.sum(1, keepdims=True)
+  return float((2.0 + (ppm * np.log2(ppm)).sum(1)).sum())
+
+
 def match_patterns(patterns: Sequence[Pattern], database: MotifDatabase,
                    num_matches: int = 3) -> pd.DataFrame:
   """TOMTOM (memelite) of each pattern's trimmed PPM against `database`.
 
   q-values: Benjamini–Hochberg over the pattern's p-values against every motif of the database
-  (as MEME's tomtom computes them per query).
+  (as MEME's tomtom computes them per query). A pattern whose trimmed PPM holds less than
+  `MIN_QUERY_BITS` of information is not matched.
 
   Returns:
     One row per pattern and match (best first), columns `TABLE_COLUMNS` + `p_value`; a pattern
-    without any match (an empty database cannot happen) still has its rows.
+    that is not matched has one row with match_rank 0, no match and q_value 1.
   """
   rows = []
-  if patterns:
-    queries = []
-    for pattern in patterns:
-      start, end = pattern.trimmed()
+  queries, queried = [], []
+  for pattern in patterns:
+    start, end = pattern.trimmed()
+    if information_bits(pattern.ppm[start:end]) >= MIN_QUERY_BITS:
       queries.append(np.ascontiguousarray(pattern.ppm[start:end].T))  # [4, w]
+      queried.append(pattern)
+    else:
+      rows.append(dict(pattern=pattern.name, sign=pattern.sign, num_seqlets=pattern.num_seqlets,
+                       match_rank=0, match_id='', match_name='', q_value=1.0, p_value=1.0))
+  if queries:
     p_values = tomtom(queries, list(database.matrices))[0]  # [P, M]
-    for pattern, p_row in zip(patterns, p_values):
+    for pattern, p_row in zip(queried, p_values):
       p_row = np.clip(np.nan_to_num(p_row, nan=1.0), 0.0, 1.0)
       q_row = scipy.stats.false_discovery_control(p_row)
       for rank, m in enumerate(np.argsort(p_row, kind='stable')[:num_matches], start=1):
@@ -450,6 +478,8 @@ def match_patterns(patterns: Sequence[Pattern], database: MotifDatabase,
                          num_seqlets=pattern.num_seqlets, match_rank=rank,
                          match_id=database.ids[m], match_name=database.names[m],
                          q_value=float(q_row[m]), p_value=float(p_row[m])))
+  order = {pattern.name: i for i, pattern in enumerate(patterns)}
+  rows.sort(key=lambda row: (order[row['pattern']], row['match_rank']))
   return pd.DataFrame(rows, columns=list(TABLE_COLUMNS) + ['p_value'])
 
 
@@ -624,8 +654,7 @@ def find_motifs(predictor,
                        'ISM delta minus its mean over the 4 bases')))
     contributions.write(paths[0])
 
-    run_modisco(contributions.one_hot, contributions.hypothetical, paths[1],
-                **dict(modisco_options or {}))
+    run_modisco(paths[0], paths[1], **dict(modisco_options or {}))
     patterns = read_patterns(paths[1])
     database = motif_db if motif_db is not None else jaspar_motifs()
     table = match_patterns(patterns, database, num_matches)
@@ -651,7 +680,8 @@ def _write_logos(folder: OutputFolder, patterns: Sequence[Pattern], table: pd.Da
     os.makedirs(os.path.dirname(path), exist_ok=True)
     rows = table[table['pattern'] == pattern.name]
     matches = [(f'{row.match_id} {row.match_name} (q={row.q_value:.2g})',
-                database.matrices[database.index(row.match_id)]) for row in rows.itertuples()]
+                database.matrices[database.index(row.match_id)])
+               for row in rows.itertuples() if row.match_id]
     start, end = pattern.trimmed()
     figure = plots_lib.plot_pattern(
         pattern.cwm[start:end], matches, title=f'{pattern.name} ({pattern.num_seqlets} seqlets)',

@@ -1,0 +1,181 @@
+"""enformer.interpret.motifs and `enformer motifs`: hypothetical contributions, peak picking,
+TOMTOM against JASPAR, MEME files, the resumable contribution step and the command's checks.
+
+The proof that the pipeline finds planted motifs (and none in an untrained model) is in
+tests/test_motifs_learning.py.
+"""
+
+import h5py
+import kipoiseq
+import numpy as np
+import pandas as pd
+import pytest
+from memelite.io import write_meme
+
+from conftest import write_random_fasta
+from enformer.cli import main
+from enformer.inference.predictor import Predictor
+from enformer.interpret import contribution_input_grad, target_mask
+from enformer.interpret import motifs
+from enformer.interpret.gradients import input_gradient
+from enformer.testing import MICRO, random_model, random_one_hot
+
+LENGTH = 512
+
+
+@pytest.fixture(scope='module')
+def jaspar():
+  return motifs.jaspar_motifs()
+
+
+@pytest.fixture(scope='module')
+def predictor():
+  return Predictor.from_module(random_model(0, **dict(MICRO, heads={'human': 3})), LENGTH)
+
+
+@pytest.mark.slow  # Traces two gradient functions (~11 s on 2 cores).
+def test_hypothetical_contributions_come_from_the_input_gradient(predictor):
+  x = random_one_hot(2, LENGTH, seed=1)
+  mask = target_mask(LENGTH // 128, 3, [1, 2], [0, 2])
+  gradient = input_gradient(predictor, x, mask, 'human', reduction='sum')  # [2, L, 4]
+  # The gradient at the bases present is gradient × input.
+  np.testing.assert_allclose((gradient * x).sum(-1),
+                             contribution_input_grad(predictor, x, mask, 'human', 'sum'),
+                             rtol=1e-5, atol=1e-6)
+  hypothetical = motifs.hypothetical_from_gradient(gradient)
+  np.testing.assert_allclose(hypothetical.sum(-1), 0, atol=1e-5)
+  # Only the shift common to the 4 bases (which no one-hot input can change) is removed.
+  np.testing.assert_allclose((hypothetical * x).sum(-1),
+                             (gradient * x).sum(-1) - gradient.mean(-1), rtol=1e-5, atol=1e-6)
+  ism = np.array([[0.0, -1.0, 2.0, 3.0]])  # Reference A.
+  np.testing.assert_allclose(motifs.hypothetical_from_ism(ism), [[-1.0, -2.0, 1.0, 2.0]])
+
+
+def test_target_bins_overlap_the_region():
+  region = kipoiseq.Interval('chr1', 1000, 1300)
+  # Input [488, 1512) of 1024 bp, 6 output bins from 576: bins cover [576 + 128 b, ...).
+  assert motifs.target_bins(region, 488, 6, 1024) == [3, 4, 5]
+  assert motifs.target_bins(kipoiseq.Interval('chr1', 0, 1), 488, 6, 1024) == [3]
+
+
+def test_top_regions_takes_separated_peaks_of_the_summed_tracks():
+  values = np.zeros((2, 8, 3), np.float32)  # [regions, bins, tracks in the file]
+  values[0, 2, 1] = 5.0    # Strongest peak of track 11 (column 1).
+  values[0, 3, 2] = 4.5    # Next bin: too close to the first.
+  values[1, 6, 2] = 3.0
+  values[1, 1, 0] = 100.0  # Track 10 is not selected.
+  data = dict(predictions=values, track_index=np.array([10, 11, 12]),
+              bin_start=np.stack([np.arange(8) * 128, 5000 + np.arange(8) * 128]),
+              chrom=np.array(['chr1', 'chr1']), bin_size=128)
+  regions = motifs.top_regions(data, [11, 12], 5, width=200)
+  assert [(r.chrom, r.start, r.end, r.name) for r in regions[:2]] == [
+      ('chr1', 2 * 128 + 64 - 100, 2 * 128 + 64 + 100, 'peak0'),
+      ('chr1', 5000 + 6 * 128 + 64 - 100, 5000 + 6 * 128 + 64 + 100, 'peak1')]
+  assert all(abs(motifs.region_centre(a) - motifs.region_centre(b)) >= 200
+             for i, a in enumerate(regions) for b in regions[i + 1:] if a.chrom == b.chrom)
+  with pytest.raises(ValueError, match='not in the predictions file'):
+    motifs.top_regions(data, [3], 1, width=200)
+
+
+def _pattern(name: str, ppm: np.ndarray) -> motifs.Pattern:
+  """A pattern whose contributions are its information content (as a clean seqlet cluster's)."""
+  ppm = np.asarray(ppm, np.float64)
+  return motifs.Pattern(name=name, sign='pos', num_seqlets=30, ppm=ppm,
+                        cwm=motifs.plots_lib.information_content(ppm))
+
+
+def test_tomtom_names_a_jaspar_motif_and_not_noise(jaspar):
+  ctcf = jaspar.matrices[jaspar.index('MA0139')].T  # [w, 4]
+  rng = np.random.default_rng(0)
+  noise = 0.25 + rng.uniform(-0.03, 0.03, (12, 4))
+  table = motifs.match_patterns([_pattern('pos_patterns.pattern_0', ctcf),
+                                 _pattern('pos_patterns.pattern_1', noise / noise.sum(1)[:, None])],
+                                jaspar, num_matches=2)
+  assert list(table.columns[:7]) == list(motifs.TABLE_COLUMNS)
+  # Noise is not queried: TOMTOM would find it "similar" to low-information motifs (q ~ 1e-12).
+  assert motifs.information_bits(noise / noise.sum(1)[:, None]) < motifs.MIN_QUERY_BITS
+  assert table[['pattern', 'match_rank']].values.tolist() == [
+      ['pos_patterns.pattern_0', 1], ['pos_patterns.pattern_0', 2], ['pos_patterns.pattern_1', 0]]
+  assert motifs.best_matches(table) == {'pos_patterns.pattern_0': 'MA0139.2'}
+  assert table['q_value'].between(0, 1).all() and (table['q_value'] >= table['p_value']).all()
+
+
+def test_a_meme_file_is_a_motif_database(tmp_path, jaspar):
+  path = str(tmp_path / 'own.meme')
+  chosen = [jaspar.index('MA0139'), jaspar.index('MA0079')]
+  write_meme(path, {f'{jaspar.ids[i]} {jaspar.names[i]}': jaspar.matrices[i] for i in chosen})
+  database = motifs.read_meme_motifs(path)
+  assert database.ids == [jaspar.ids[i] for i in chosen]
+  assert database.names == ['CTCF', 'SP1']
+  np.testing.assert_allclose(database.matrices[0], jaspar.matrices[chosen[0]], atol=1e-6)
+  (tmp_path / 'empty.meme').write_text('MEME version 4\n')
+  with pytest.raises(ValueError, match='holds no motifs'):
+    motifs.read_meme_motifs(tmp_path / 'empty.meme')
+
+
+@pytest.fixture()
+def genome(tmp_path):
+  fasta = write_random_fasta(tmp_path / 'genome.fa', {'chr1': 6000}, seed=2)
+  regions = [kipoiseq.Interval('chr1', 500 + 700 * i, 600 + 700 * i) for i in range(7)]
+  return fasta, regions
+
+
+def _contributions(out) -> dict:
+  with h5py.File(out / 'contributions.h5', 'r') as h5:
+    return {name: h5[name][()] for name in ('raw/seq', 'shap/seq', 'projected_shap/seq', 'start')}
+
+
+@pytest.mark.slow  # Two runs and a resumed one (~9 s on 2 cores, most of it tracing).
+def test_an_interrupted_run_resumes_to_the_same_contributions(tmp_path, genome, predictor,
+                                                               jaspar, monkeypatch):
+  fasta, regions = genome
+  settings = dict(tracks=[0, 1], window=96, chunk_size=3, batch_size=2, motif_db=jaspar,
+                  progress=False)
+  whole = motifs.find_motifs(predictor, fasta, regions, tmp_path / 'whole', **settings)
+  assert whole.chunks_resumed == 0
+  expected = _contributions(tmp_path / 'whole')
+  assert expected['raw/seq'].shape == expected['shap/seq'].shape == (7, 4, 96)
+  np.testing.assert_array_equal(expected['projected_shap/seq'],
+                                expected['shap/seq'] * expected['raw/seq'])
+  assert {'contributions.h5', 'modisco.h5', 'motifs.tsv', 'report.html'} <= set(whole.files)
+  assert list(pd.read_csv(tmp_path / 'whole' / 'motifs.tsv', sep='\t').columns[:7]) == list(
+      motifs.TABLE_COLUMNS)
+
+  calls = []
+  original = motifs.region_contributions
+
+  def interrupted(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == 2:
+      raise KeyboardInterrupt
+    return original(*args, **kwargs)
+
+  monkeypatch.setattr(motifs, 'region_contributions', interrupted)
+  with pytest.raises(KeyboardInterrupt):
+    motifs.find_motifs(predictor, fasta, regions, tmp_path / 'resumed', **settings)
+  monkeypatch.setattr(motifs, 'region_contributions', original)
+  with pytest.raises(FileExistsError, match='changed: window'):
+    motifs.find_motifs(predictor, fasta, regions, tmp_path / 'resumed',
+                       **dict(settings, window=64))
+  resumed = motifs.find_motifs(predictor, fasta, regions, tmp_path / 'resumed', **settings)
+  assert resumed.chunks_resumed == 1
+  for name, values in _contributions(tmp_path / 'resumed').items():
+    np.testing.assert_array_equal(values, expected[name], err_msg=name)
+  assert not (tmp_path / 'resumed' / '.contributions.partial').exists()
+
+
+@pytest.mark.parametrize('flags, message', [
+    (['--predictions', 'PRED'], '--predictions needs --top N'),
+    (['--bed', 'BED', '--top', '3'], '--top picks peaks'),
+    (['--bed', 'missing.bed'], '--bed missing.bed does not exist'),
+])
+def test_command_line_checks(tmp_path, capsys, flags, message):
+  fasta = write_random_fasta(tmp_path / 'genome.fa', {'chr1': 1000})
+  (tmp_path / 'regions.bed').write_text('chr1\t10\t20\n')
+  (tmp_path / 'pred.h5').write_bytes(b'\x89HDF\r\n\x1a\n' + bytes(100))
+  flags = [{'PRED': str(tmp_path / 'pred.h5'), 'BED': str(tmp_path / 'regions.bed')}.get(f, f)
+           for f in flags]
+  code = main(['motifs', '--model', str(tmp_path / 'ckpt'), '--fasta', fasta, '--tracks', '0',
+               '--out', str(tmp_path / 'out'), *flags])
+  assert code == 2
+  assert message in capsys.readouterr().err
