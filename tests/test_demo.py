@@ -132,7 +132,7 @@ def test_same_seed_trains_the_same_model(quick_demo, tmp_path):
   import dataclasses
   from enformer.demo import run as demo_run
   data = demo_results(quick_demo)['data']
-  settings = dataclasses.replace(demo_run.QUICK, num_steps=30, eval_every=30, warmup_steps=5)
+  settings = dataclasses.replace(demo_run.QUICK, num_steps=8, eval_every=8, warmup_steps=2)
 
   def train(seed, folder):
     results, _ = demo_run._train_step(settings, seed, data, progress=False)(tmp_path / folder,
