@@ -21,7 +21,6 @@ from enformer.inference.predictor import Predictor
 from enformer.interpret import motifs
 from enformer.io.bed import read_bed
 from enformer.plots.motifs import information_content
-from enformer.sequence import reverse_complement
 from enformer.testing import MICRO, random_model
 
 pytestmark = pytest.mark.slow
@@ -53,16 +52,6 @@ def _family(consensus: str, jaspar: motifs.MotifDatabase, size: int = 5) -> set:
   return set(motifs.match_patterns([pattern], jaspar, num_matches=size)['match_id'])
 
 
-def _holds(pattern: motifs.Pattern, consensus: str, mismatches: int = 1) -> bool:
-  """Whether the pattern's consensus holds `consensus` (either strand, ≤ `mismatches`)."""
-  text = ''.join('ACGT'[i] for i in pattern.ppm.argmax(1))
-  for query in (consensus, reverse_complement(consensus)):
-    for start in range(len(text) - len(query) + 1):
-      if sum(a != b for a, b in zip(text[start:], query)) <= mismatches:
-        return True
-  return False
-
-
 def test_modisco_recovers_each_planted_motif_and_tomtom_names_its_factor(
     trained_micro, sites, jaspar, tmp_path):
   fasta, bed = sites
@@ -75,7 +64,7 @@ def test_modisco_recovers_each_planted_motif_and_tomtom_names_its_factor(
   best = motifs.best_matches(table)
   recovered = {}
   for factor, consensus in DEFAULT_MOTIFS.items():
-    holding = [p.name for p in patterns if p.sign == 'pos' and _holds(p, consensus)]
+    holding = [p.name for p in patterns if p.sign == 'pos' and p.holds(consensus)]
     assert holding, f'no MoDISco pattern holds {factor} ({consensus}): {table}'
     family = _family(consensus, jaspar)
     named = [name for name in holding if best.get(name) in family]

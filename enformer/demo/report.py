@@ -232,6 +232,8 @@ def write_demo_report(out_dir: pathlib.Path, settings: Mapping[str, Any],
               image(out_dir, _rel(out_dir, v['plot'])), _files(out_dir, 'variants')]
   if r.get('genes'):
     parts += _genes_section(out_dir, r['genes'])
+  if r.get('motifs'):
+    parts += _motifs_section(out_dir, r['motifs'])
   parts += ['<h2>Next</h2><p>The notebooks in <code>colab/</code> run on these files: '
             '<code>enformer-usage.ipynb</code> (predictions, contribution scores, variant effects) '
             'and <code>enformer-training.ipynb</code> (training on human and mouse, evaluation, '
@@ -270,6 +272,28 @@ def _genes_section(out_dir: pathlib.Path, g: Mapping[str, Any]) -> List[str]:
       _files(out_dir, 'genes')]
 
 
+def _motifs_section(out_dir: pathlib.Path, m: Mapping[str, Any]) -> List[str]:
+  """The motifs step: TF-MoDISco patterns and TOMTOM matches (`enformer.demo.motifs`)."""
+  rows = [(p['name'], p['num_seqlets'], p['consensus'], ', '.join(p['planted']) or '-',
+           f'{p["match_id"]} {p["match_name"]}', p['q_value']) for p in m['patterns']]
+  recovered = ', '.join(f'{name} ({"yes" if found else "no"})'
+                        for name, found in m['recovered'].items())
+  return [
+      '<h2>Motifs</h2>',
+      f'<p>Gradient contributions of the sum of human tracks {m["tracks"][0]}-{m["tracks"][-1]} '
+      f'around {m["regions"]} planted sites of {", ".join(m["chroms"])} ({m["window"]} bp each; '
+      f'{m["regions_per_second"]:.1f} regions/s), TF-MoDISco (modisco-lite) patterns of them and '
+      'their best TOMTOM match in JASPAR CORE vertebrates. Planted motifs found as a pattern '
+      f'with a significant match (q &lt; 0.05): {recovered}. Full table: '
+      f'{link(out_dir, _rel(out_dir, m["table"]), "motifs.tsv")}; '
+      f'{link(out_dir, _rel(out_dir, m["report"]), "report.html")}. '
+      f'Command: <code>{_e(m["command"])}</code></p>',
+      table(['pattern', 'seqlets', 'consensus', 'planted motif', 'best match', 'q'], rows,
+            digits=4),
+      *[image(out_dir, _rel(out_dir, p['logo']), p['name']) for p in m['patterns']],
+      _files(out_dir, 'motifs')]
+
+
 def _sad_summary(variants: Mapping[str, Any]) -> Tuple[float, float, float, str]:
   """(hit, miss, ratio, 'median') of the largest |SAD| per variant ('mean' for older runs)."""
   if 'hit_median_abs_sad' in variants:
@@ -303,6 +327,11 @@ def key_numbers(results: Mapping[str, Mapping[str, Any]]) -> List[str]:
     lines.append(f'genes: {genes["pairs"]} variant-gene pairs, top motif-destroying variant at '
                  f'quantile {genes["hit_top_quantile"]:.3f}; expression r per track '
                  + ', '.join(f'{v:.2f}' for v in genes['expression_pearson']))
+  found = results.get('motifs', {})
+  if found:
+    lines.append(f'motifs: {len(found["patterns"])} MoDISco patterns; planted motifs found '
+                 + ', '.join(f'{name} {"yes" if hits else "no"}'
+                             for name, hits in found['recovered'].items()))
   return lines
 
 

@@ -30,6 +30,8 @@
   genes      a GTF of genes on planted motifs of the test chromosome; `score-genes` of the
              variants (sed.h5, quantiles against the far-from-motif variants) and `predict --gtf`
              (expression per gene vs the observed signal) (`enformer.demo.genes`)
+  motifs     `enformer motifs` on the planted sites of the held-out chromosomes: TF-MoDISco
+             patterns and their TOMTOM matches in JASPAR (`enformer.demo.motifs`)
   report     index.html linking every file and plot, with the key numbers and timings
 
 Steps are resumable: a finished step records its results in `demo.json` and is skipped when
@@ -54,6 +56,7 @@ from sklearn.metrics import roc_auc_score
 from enformer.data import synthetic
 from enformer.data.basenji import get_dataset
 from enformer.demo.genes import genes_step
+from enformer.demo.motifs import motifs_step
 from enformer.demo.report import key_numbers, write_demo_report
 from enformer.inference import export_hub_module, load_model
 from enformer.interpret.workflow import attribute_to_files
@@ -70,7 +73,7 @@ STATE_FILE = 'demo.json'
 REPORT_FILE = 'index.html'
 # Everything the demo writes into its folder: the state, the report and one folder per step.
 STEP_FOLDERS = ('genome', 'data', 'train', 'export', 'evaluate', 'predict', 'attribute',
-                'variants', 'genes')
+                'variants', 'genes', 'motifs')
 DEFAULT_OUT_DIR = 'enformer_demo'
 ORGANISMS = ('human', 'mouse')
 
@@ -608,6 +611,7 @@ def run_demo(out_dir: PathLike = DEFAULT_OUT_DIR, *, quick: bool = False, overwr
   steps.run('variants', 'variants', _variants_step(settings, seed, genomes, model_path))
   steps.run('genes', 'genes', genes_step(genomes, steps.records['variants'].results, model_path,
                                          TEST_CHROM))
+  steps.run('motifs', 'motifs', motifs_step(genomes, model_path))
   total = time.perf_counter() - began
   path = write_demo_report(out_dir, settings.to_dict(), steps.records, total)
   log(f'[report] {path}  ({total:.0f} s in this run)')

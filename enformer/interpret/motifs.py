@@ -52,7 +52,7 @@ from enformer.io.predictions import read_predictions
 from enformer.io.targets import select_tracks, track_labels
 from enformer import plots
 from enformer.plots import motifs as plots_lib
-from enformer.sequence import NEUTRAL_VALUE, NUM_NUCLEOTIDES
+from enformer.sequence import NEUTRAL_VALUE, NUM_NUCLEOTIDES, reverse_complement
 
 PathLike = Union[str, os.PathLike]
 
@@ -414,6 +414,21 @@ class Pattern:
   num_seqlets: int
   ppm: np.ndarray
   cwm: np.ndarray
+
+  @property
+  def consensus(self) -> str:
+    """The most frequent base at each position."""
+    return ''.join('ACGT'[i] for i in self.ppm.argmax(1))
+
+  def holds(self, sequence: str, mismatches: int = 1) -> bool:
+    """Whether `sequence` (or its reverse complement) lies in the consensus with at most
+    `mismatches` differences."""
+    text = self.consensus
+    for query in (sequence.upper(), reverse_complement(sequence.upper())):
+      for start in range(len(text) - len(query) + 1):
+        if sum(a != b for a, b in zip(text[start:], query)) <= mismatches:
+          return True
+    return False
 
   def trimmed(self, threshold: float = TRIM_THRESHOLD) -> Tuple[int, int]:
     """(start, end) of the span whose |CWM| per position is ≥ threshold × its maximum."""
