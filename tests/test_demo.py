@@ -14,7 +14,8 @@ from enformer.cli import main
 
 pytestmark = pytest.mark.slow  # The demo, notebooks, Dask clusters or several processes.
 
-STEPS = ('genome', 'data', 'train', 'export', 'evaluate', 'predict', 'attribute', 'variants')
+STEPS = ('genome', 'data', 'train', 'export', 'evaluate', 'predict', 'attribute', 'variants',
+         'genes', 'motifs')
 
 
 def test_every_promised_file_exists(quick_demo):
