@@ -23,6 +23,56 @@ SMALL_REFERENCE_CONFIG = dict(channels=384, num_heads=4, num_transformer_layers=
 SMALL_REFERENCE_LENGTH = 131_072
 
 
+# The test files that use each costly session build (`built_once`). Under pytest-xdist each group
+# runs on one worker, so the build happens once and no worker waits idle while another builds it;
+# every other file is one unit of work (its module fixtures are built once). A test that uses one
+# of these fixtures from a file not listed here is refused at collection.
+# A file that uses two builds joins their groups into one.
+SHARED_BUILDS = {
+    'quick_demo': ('test_demo.py', 'test_notebooks.py', 'test_genes_demo.py',
+                   'test_motifs_learning.py'),
+    'trained_micro': ('test_attribution_learning.py', 'test_motifs_learning.py',
+                      'test_training_learning.py'),
+}
+
+
+def _groups_of_files() -> dict:
+  group_of = {}
+  for group, names in SHARED_BUILDS.items():
+    joined = {group} | {g for name in names for g in group_of.get(name, ())}
+    for name, groups in list(group_of.items()):
+      if groups & joined:
+        joined |= groups
+    for name in [n for n, g in group_of.items() if g & joined] + list(names):
+      group_of[name] = joined
+  return {name: '+'.join(sorted(groups)) for name, groups in group_of.items()}
+
+
+_GROUP_OF_FILE = _groups_of_files()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+  """Work units for the xdist workers: a group of `SHARED_BUILDS`, else one test file."""
+  from xdist.scheduler import LoadScopeScheduling
+
+  class _Scheduling(LoadScopeScheduling):
+
+    def _split_scope(self, nodeid: str) -> str:
+      path = nodeid.split('::', 1)[0]
+      return _GROUP_OF_FILE.get(pathlib.PurePath(path).name, path)
+
+  return _Scheduling(config, log)
+
+
+def pytest_collection_modifyitems(config, items):
+  for item in items:
+    for group in set(SHARED_BUILDS) & set(getattr(item, 'fixturenames', ())):
+      if item.path.name not in SHARED_BUILDS[group]:
+        raise pytest.UsageError(f'{item.nodeid} uses the {group} fixture: add {item.path.name} '
+                                f'to SHARED_BUILDS[{group!r}] in tests/conftest.py.')
+
+
 def built_once(tmp_path_factory, name: str, build) -> pathlib.Path:
   """The folder `name` that `build(folder)` fills, made once for the whole run.
 
