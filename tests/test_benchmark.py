@@ -23,6 +23,7 @@ def test_analytic_gflop_of_the_published_model():
   assert doubled['total'] == pytest.approx(2 * parts['total'])
 
 
+@pytest.mark.slow
 def test_benchmark_train_step_is_the_training_step():
   """The benchmark times enformer.training's step: one step changes the weights, loss is finite."""
   model = small_random_model('attention')

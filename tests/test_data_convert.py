@@ -45,6 +45,7 @@ def test_subset_intervals_map_rows_to_files(source):
   assert rows.loc[257, 'index_in_file'] == 1
 
 
+@pytest.mark.slow
 def test_convert_to_tfrecords_readable_by_get_dataset(source, genome, tmp_path):
   out = tmp_path / 'long'
   results = convert.convert_basenji(str(source), 'train', str(genome.fasta), LONG,

@@ -214,6 +214,7 @@ def micro_export(tmp_path_factory):
   return model, tf.saved_model.load(path), path
 
 
+@pytest.mark.slow
 def test_gradient_through_export_is_the_library_gradient(micro_export):
   """An eager tape through the SavedModel, and the library differentiating the SavedModel, give
   the library's own gradient × input of the Sonnet module (the same single graph: at 131 kb an

@@ -46,6 +46,7 @@ def test_root_is_callable_and_exposes_variables(model, exported):
   assert list(loaded.regularization_losses) == []
 
 
+@pytest.mark.slow
 def test_hub_keras_layer_without_signature_and_tfsm_layer(exported):
   x = random_one_hot(2, EXPORT_LENGTH, seed=2)
   loaded = tf.saved_model.load(exported)  # Held: a dropped root takes its variables with it.
@@ -81,6 +82,7 @@ def test_fine_tuning_through_the_saved_model(model, exported):
   assert sum(float(tf.reduce_sum(tf.abs(g))) > 0 for g in used) == len(used)
 
 
+@pytest.mark.slow
 def test_gradient_through_export_is_as_exact_as_the_library(model, exported):
   """Gradient × input through the SavedModel vs the float64 evaluation of the same math."""
   x = random_one_hot(1, MODEL_LENGTH, seed=5)[0]

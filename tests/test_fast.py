@@ -68,6 +68,7 @@ def test_fast_equals_plain(pooling_type, target_length, lengths):
         assert rel_error(outputs[head], expected[head].numpy()) <= 1e-5, (length, head)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('pooling_type', ['attention', 'max'])
 def test_chunked_high_resolution_stages_equal_the_whole_sequence(pooling_type):
   """Chunks with halo (masked like 'SAME' padding at the sequence ends) give the same numbers,
@@ -172,7 +173,8 @@ FAMILY = [
 
 
 @pytest.mark.parametrize(
-    'preset,overrides', FAMILY,
+    'preset,overrides',
+    [pytest.param(p, o, marks=pytest.mark.slow) if p != 'tiny' else (p, o) for p, o in FAMILY],
     ids=[f'{p}-{"-".join(str(v) for k, v in o.items() if k not in NARROW) or "default"}'
          for p, o in FAMILY])
 def test_fast_equals_reference_across_the_model_family(preset, overrides):
@@ -202,6 +204,7 @@ def test_fast_equals_reference_across_the_model_family(preset, overrides):
       assert rel_error(outputs[head], exact[head].numpy()) <= max(1e-5, 1.5 * reference_error)
 
 
+@pytest.mark.slow
 def test_bfloat16_inference_is_close_to_float32():
   """precision='bfloat16': float32 outputs close to float32 inference (per-track correlation),
   through Predictor and the incremental path alike."""

@@ -190,6 +190,7 @@ def test_frozen_variables_unchanged_after_steps(source, choice):
     assert changed == selected
 
 
+@pytest.mark.slow
 def test_fine_tune_with_the_training_loop(source, tmp_path):
   """`fine_tune`: restore, freeze the trunk, train a new head with `enformer.training.train`."""
   src, prefix = source

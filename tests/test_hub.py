@@ -71,6 +71,7 @@ def test_predictor_from_module(tiny_model):
     predictor.predict_on_batch(random_one_hot(1, 4096))
 
 
+@pytest.mark.slow
 def test_export_round_trip_with_hub_load(tiny_model, exported):
   loaded = hub.load(exported)
   x = random_one_hot(2, EXPORT_LENGTH, seed=1)
@@ -133,6 +134,7 @@ def test_export_rejects_bad_crop(tiny_model, tmp_path):
                       model_sequence_length=MODEL_LENGTH)
 
 
+@pytest.mark.slow
 def test_load_reference_checkpoint_reproduces_io(reference_small_io):
   checkpoint = shared_path('reference', 'small', 'checkpoint')
   # The folder resolves to its prefix (the mismatch tests below load the folder form).
@@ -201,6 +203,7 @@ def test_missing_paths_and_unreachable_handles(tmp_path):
     load_model('https://tfhub.dev/deepmind/enformer/1', channels=384)
 
 
+@pytest.mark.slow
 def test_contribution_input_grad_through_predictors(tiny_model, exported, plain_predictor):
   from enformer import interpret as attribution
   x = random_one_hot(1, EXPORT_LENGTH, seed=6)[0]
@@ -219,6 +222,7 @@ def test_contribution_input_grad_through_predictors(tiny_model, exported, plain_
       expected, 1e-4)
 
 
+@pytest.mark.slow
 def test_fast_false_is_honoured_by_export_and_attribution(tmp_path):
   """export_hub_module(fast=False) saves the reference op sequence and contribution_input_grad
   (fast=False) differentiates it; both equal the fast path within float32 rounding."""

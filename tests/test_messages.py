@@ -518,6 +518,7 @@ def test_resume_after_touch_or_copy_of_the_same_model(inputs, tmp_path):
 
 # --------------------------------------------------------------------------- quiet workers
 
+@pytest.mark.slow
 def test_dask_workers_import_tensorflow_quietly(monkeypatch):
   """Local clusters preload `enformer.io.quiet` into their workers, and a process with that
   preload imports TensorFlow without the start-up lines on stderr."""

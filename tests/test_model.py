@@ -140,6 +140,7 @@ def test_restore_consumes_every_variable(reference_small_dir):
   status.assert_existing_objects_matched()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('graph', [False, True], ids=['eager', 'tf.function'])
 def test_is_training_reaches_batch_norm_and_dropout(graph):
   """The reference's signature inspection fails on Sonnet 2.0.2; ours passes is_training."""

@@ -156,6 +156,7 @@ def test_predict_overwrite_keeps_the_users_files(saved_model, tmp_path, capsys):
   assert (project / 'predictions.h5').read_text() == 'my notes'
 
 
+@pytest.mark.slow
 def test_attribute_overwrite_keeps_the_users_files(saved_model, tmp_path, capsys):
   project, fasta, before = _project(tmp_path, saved_model)
   args = ['attribute', '--model', str(project / 'model'), '--fasta', fasta,
@@ -172,6 +173,7 @@ def test_attribute_overwrite_keeps_the_users_files(saved_model, tmp_path, capsys
 
 # --------------------------------------------------------------------------- evaluate, export
 
+@pytest.mark.slow
 def test_evaluate_refuses_a_used_out_and_overwrites_only_its_files(saved_model, tmp_path,
                                                                    capsys):
   from enformer.data.synthetic import make_synthetic_dataset  # pylint: disable=import-outside-toplevel
@@ -191,6 +193,7 @@ def test_evaluate_refuses_a_used_out_and_overwrites_only_its_files(saved_model, 
   assert sorted(outputs.read_manifest(out)['evaluate']) == sorted(written)
 
 
+@pytest.mark.slow
 def test_export_refuses_a_used_out_and_overwrites_only_an_export(saved_model, tmp_path, capsys):
   out = tmp_path / 'export'
   out.mkdir()
@@ -269,6 +272,7 @@ def test_shifts_that_move_the_variant_out_of_the_window_are_refused(predictor, v
   assert not os.path.exists(tmp_path / 'scores.h5')
 
 
+@pytest.mark.slow
 def test_score_variants_out_folder(saved_model, variant_inputs, tmp_path, capsys):
   fasta, vcf = variant_inputs
   args = ['score-variants', '--model', saved_model, '--fasta', fasta, '--vcf', vcf, '--quiet']

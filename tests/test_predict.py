@@ -110,6 +110,7 @@ def test_plot_tracks_png(tmp_path):
     plots.plot_tracks({'a': values}, interval, observed={'b': values})
 
 
+@pytest.mark.slow
 def test_cli_predict_region(exported, model, genome, targets_file, tmp_path):
   out = str(tmp_path / 'out')
   assert main(['predict', '--model', exported, '--fasta', genome, '--region',
@@ -143,6 +144,7 @@ def test_cli_predict_region(exported, model, genome, targets_file, tmp_path):
   assert image.shape[0] > 300 and image.std() > 0
 
 
+@pytest.mark.slow
 def test_cli_predict_bed_batch_npz_observed(exported, genome, tmp_path):
   bed = tmp_path / 'regions.bed'
   bed.write_text('chr1\t1000\t1200\tnear_start\nchr3\t5000\t5100\tno_chr_prefix\n'
@@ -170,6 +172,7 @@ def test_cli_predict_bed_batch_npz_observed(exported, genome, tmp_path):
   assert len([f for f in os.listdir(out) if f.endswith('.png')]) == 3
 
 
+@pytest.mark.slow
 def test_cli_predict_n_value(exported, model, genome, tmp_path):
   """--n-value 0.25 (the usage notebook's N) reaches the padding past the chromosome end."""
   out = str(tmp_path / 'out')
@@ -203,6 +206,7 @@ def test_cli_errors(exported, genome, tmp_path, capsys):
   assert '--targets' in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_export_cli_round_trip(exported, model):
   predictor = load_model(exported)
   assert (predictor.sequence_length, predictor.model_sequence_length) == (HUB_LENGTH,

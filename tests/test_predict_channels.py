@@ -138,6 +138,7 @@ def test_read_extra_tracks_missing_values_are_zero(files):
       files['fasta'], files['conservation'], 'chr1', 5_900, 6_100)[:, 4])
 
 
+@pytest.mark.slow
 def test_cli_predict_extra_track(model, checkpoint, files, tmp_path, capsys):
   outputs = {}
   for name in ('conservation', 'shuffled'):
@@ -242,6 +243,7 @@ def test_attribution_of_a_five_channel_model(predictor, files):
     assert np.isnan(links[1].score)  # Another chromosome.
 
 
+@pytest.mark.slow
 def test_cli_attribute_extra_track(checkpoint, files, tmp_path, capsys):
   out = str(tmp_path / 'attr')
   assert main(['attribute', '--model', checkpoint, *CONFIG_FLAGS, '--fasta', files['fasta'],
@@ -259,6 +261,7 @@ def test_cli_attribute_extra_track(checkpoint, files, tmp_path, capsys):
     assert os.path.exists(os.path.join(out, name))
 
 
+@pytest.mark.slow
 def test_five_channel_model_exports_and_predicts_from_the_saved_model(model, files, tmp_path,
                                                                      capsys):
   """`enformer export` of a 5-channel model, then `enformer predict --extra-track` from it."""

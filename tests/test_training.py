@@ -130,6 +130,7 @@ def test_config_file_then_flags(tmp_path):
     config_lib.TrainConfig(warmup_steps=-1)
 
 
+@pytest.mark.slow
 def test_resume_refuses_changed_settings_and_nan_stops(tmp_path):
   from enformer.training import TrainingDivergedError, train
   rng = np.random.default_rng(0)
@@ -432,6 +433,7 @@ def _poisoned_dataset(root, subset: str, record: int):
   return data, path
 
 
+@pytest.mark.slow
 def test_nan_data_in_train_is_one_data_error(tmp_path):
   """NaN targets reached train/evaluate as a TensorFlow traceback; now a ValueError naming them."""
   from enformer.data.errors import DataError
@@ -467,6 +469,7 @@ def test_nan_data_in_evaluate_is_one_data_error(tmp_path):
                           source=str(data))
 
 
+@pytest.mark.slow
 def test_progress_rate_leaves_out_the_traced_first_steps(tmp_path, capsys):
   """The bar's rate (and so its ETA) counts the steps after each head's first, traced step: the
   demo's first bar showed an ETA of hours."""

@@ -41,6 +41,7 @@ def test_cut_windows_align_sequence_and_bins():
     cut_windows(records, info.sequence_length * 2, random=False)
 
 
+@pytest.mark.slow
 def test_a_few_steps_on_basenji_cage_lower_the_loss(tmp_path):
   """Six steps on the same 2 real windows: the training loss goes down."""
   from enformer.data import basenji

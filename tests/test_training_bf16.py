@@ -33,6 +33,7 @@ def _first_loss_and_step(precision: str):
   return losses, moved, dtypes
 
 
+@pytest.mark.slow
 def test_bfloat16_step_runs_with_finite_loss_close_to_float32():
   losses_32, _, _ = _first_loss_and_step('float32')
   losses_16, moved, dtypes = _first_loss_and_step('bfloat16')

@@ -212,6 +212,7 @@ def test_batched_enformer_matches_colab_two_calls(tiny_predictor, fasta, genome_
   assert scorer.forward_passes == 2  # 5 sequences (2 refs, 3 alts) in batches of 3.
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('shifts,rc', [((0,), False), ((-1, 0, 1), True)])
 def test_incremental_scores_equal_full_passes(fasta, genome_sequence, shifts, rc):
   """The default incremental path (SNVs, a multi-allelic site, an MNV; a deletion falls back to
