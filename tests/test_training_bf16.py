@@ -5,6 +5,7 @@ follow the activations' dtype.
 """
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from enformer import Enformer
