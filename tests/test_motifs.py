@@ -17,6 +17,7 @@ from enformer.cli import main
 from enformer.inference.predictor import Predictor
 from enformer.interpret import contribution_input_grad, target_mask
 from enformer.interpret import motifs
+from enformer.interpret import scan as scan_lib
 from enformer.interpret.gradients import input_gradient
 from enformer.testing import MICRO, random_model, random_one_hot
 
@@ -168,6 +169,8 @@ def test_an_interrupted_run_resumes_to_the_same_contributions(tmp_path, genome, 
     (['--predictions', 'PRED'], '--predictions needs --top N'),
     (['--bed', 'BED', '--top', '3'], '--top picks peaks'),
     (['--bed', 'missing.bed'], '--bed missing.bed does not exist'),
+    (['--scan', 'MA0139'], '--scan needs --vcf'),
+    (['--bed', 'BED', '--vcf', 'BED'], '--vcf goes with --scan'),
 ])
 def test_command_line_checks(tmp_path, capsys, flags, message):
   fasta = write_random_fasta(tmp_path / 'genome.fa', {'chr1': 1000})
@@ -179,3 +182,48 @@ def test_command_line_checks(tmp_path, capsys, flags, message):
                '--out', str(tmp_path / 'out'), *flags])
   assert code == 2
   assert message in capsys.readouterr().err
+
+
+def _planted_fasta(path, core: str) -> str:
+  """chr1: 400 random bases with `core` planted at 200 (0-based)."""
+  rng = np.random.default_rng(5)
+  sequence = ''.join(rng.choice(list('ACGT'), 400))
+  sequence = sequence[:200] + core + sequence[200 + len(core):]
+  path.write_text(f'>chr1\n{sequence}\n')
+  return str(path)
+
+
+def _vcf(path, rows) -> str:
+  lines = ['##fileformat=VCFv4.2', '#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO']
+  lines += [f'chr1\t{pos}\t{name}\t{ref}\t{alt}\t.\tPASS\t.' for name, pos, ref, alt in rows]
+  path.write_text('\n'.join(lines) + '\n')
+  return str(path)
+
+
+def test_scan_finds_the_motifs_a_variant_breaks_or_creates(tmp_path, jaspar, capsys):
+  ap1, broken = 'ATGACTCATC', 'ATCACTCATC'  # The planted AP1 site; its TGA core broken.
+  intact = _planted_fasta(tmp_path / 'intact.fa', ap1)
+  vcf = _vcf(tmp_path / 'v.vcf', [('core', 203, 'G', 'C'), ('far', 40, 'A', 'G')])
+  fos_jun = f'{jaspar.ids[jaspar.index("MA0099")]} FOS::JUN'
+  # The REF genome holds the second variant's REF only if base 40 is an A: write it so.
+  sequence = open(intact).read().split('\n')[1]
+  (tmp_path / 'intact.fa').write_text(f'>chr1\n{sequence[:39]}A{sequence[40:]}\n')
+  table = scan_lib.scan_variants(intact, vcf, ['MA0099', 'MA0139'], database=jaspar)
+  assert table['id'].tolist() == ['core', 'far']
+  assert table['motif_lost'].tolist() == [fos_jun, '']
+  assert table['motif_gained'].tolist() == ['', '']
+  motif_id = fos_jun.split(' ')[0]
+  assert table.loc[0, f'p_ref:{motif_id}'] < 1e-4 <= table.loc[0, f'p_alt:{motif_id}']
+
+  mutant = _planted_fasta(tmp_path / 'mutant.fa', broken)
+  own = str(tmp_path / 'own.meme')  # --motif-db: a MEME file of the user's.
+  write_meme(own, {fos_jun: jaspar.matrices[jaspar.index('MA0099')]})
+  assert main(['motifs', '--scan', 'MA0099', '--motif-db', own, '--fasta', mutant, '--vcf',
+               _vcf(tmp_path / 'back.vcf', [('restore', 203, 'C', 'G')]),
+               '--out', str(tmp_path / 'scan')]) == 0
+  written = pd.read_csv(tmp_path / 'scan' / 'scan.tsv', sep='\t', keep_default_na=False)
+  assert written['motif_gained'].tolist() == [fos_jun]
+  assert '1 create one, 0 break one' in capsys.readouterr().out
+  assert main(['motifs', '--scan', 'NOPE', '--motif-db', own, '--fasta', mutant, '--vcf', vcf,
+               '--out', str(tmp_path / 'scan2')]) == 2
+  assert "Motif 'NOPE' is not in" in capsys.readouterr().err

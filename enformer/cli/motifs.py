@@ -23,7 +23,13 @@ Writes into --out: contributions.h5 (one-hot, hypothetical and actual contributi
 `modisco motifs --h5py` reads), modisco.h5 (modisco-lite's format), motifs.tsv (pattern, sign,
 num_seqlets, match_rank, match_id, match_name, q_value, p_value) and report.html with a logo of
 each pattern beside its best matches. The contribution step is resumable: rerun the same command
-after an interruption.'''
+after an interruption.
+
+--scan MOTIF_ID ... --vcf VCF: which of these known motifs each variant creates or breaks. FIMO
+(memelite) scans the REF and ALT alleles with their flanks; a motif is lost when the REF allele
+has a hit (p < 1e-4) and the ALT allele's best p-value is at least 10 times larger (no hit: p = 1),
+gained in the opposite case. Writes scan.tsv (chrom, pos, id, ref, alt, motif_gained, motif_lost,
+then p_ref:ID and p_alt:ID per motif); no model is needed.'''
 
 
 def register(subparsers) -> None:
@@ -33,9 +39,9 @@ def register(subparsers) -> None:
       description=DESCRIPTION,
       epilog='Example: enformer motifs --model enformer_ckpt --fasta hg38.fa --bed peaks.bed '
       '--tracks CAGE:K562 --targets targets_human.txt --out motifs/')
-  _common.add_model_argument(parser)
+  _common.add_model_argument(parser).required = False  # Not with --scan.
   _common.add_fasta_argument(parser)
-  where = parser.add_mutually_exclusive_group(required=True)
+  where = parser.add_mutually_exclusive_group()
   where.add_argument('--bed', help='BED file of the regions to explain')
   where.add_argument('--predictions', metavar='FILE',
                      help='an `enformer predict` output (HDF5 or npz): explain its --top peaks')
@@ -43,7 +49,7 @@ def register(subparsers) -> None:
                       help='with --predictions: the N strongest peaks of the tracks\' summed '
                       'prediction, at least --window-size bp apart')
   parser.add_argument('--head', default='human', help='output head')
-  _common.add_tracks_argument(parser, required=True)
+  _common.add_tracks_argument(parser)
   _common.add_targets_argument(parser)
   parser.add_argument('--method', choices=('grad', 'ism'), default='grad',
                       help='grad: gradients (batched); ism: saturation mutagenesis of the window')
@@ -58,6 +64,10 @@ def register(subparsers) -> None:
                       help='regions per gradient batch (ISM: mutants per forward pass)')
   parser.add_argument('--chunk-size', type=_common.positive_int, default=64,
                       help='regions per saved chunk (the unit of resuming)')
+  parser.add_argument('--scan', nargs='+', default=None, metavar='MOTIF_ID',
+                      help='motif ids (JASPAR, e.g. MA0139 for CTCF, or of --motif-db) to scan '
+                      'on the REF and ALT alleles of --vcf with FIMO')
+  parser.add_argument('--vcf', default=None, help='with --scan: the variants')
   _common.add_out_argument(parser, help='output folder (created)')
   _common.add_n_value_argument(parser)
   _common.add_quiet_argument(parser)
@@ -67,6 +77,17 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+  if args.scan:
+    return _scan(args)
+  if args.vcf:
+    raise ValueError('--vcf goes with --scan MOTIF_ID ...: the motifs to look for around the '
+                     'variants.')
+  missing = [flag for flag, value in (('--model', args.model), ('--tracks', args.tracks),
+                                      ('--bed or --predictions', args.bed or args.predictions))
+             if not value]
+  if missing:
+    raise ValueError(f'{", ".join(missing)} required: the model, the tracks to explain and the '
+                     'regions (or --scan MOTIF_ID ... --vcf VCF to scan variants for motifs).')
   # The user's inputs first: a bad file is reported before TensorFlow and the model load.
   check_files((args.fasta, '--fasta', 'fasta'), (args.targets, '--targets', 'text'),
               (args.bed, '--bed', 'text'), (args.motif_db, '--motif-db', 'text'))
@@ -117,4 +138,24 @@ def _motifs(args: argparse.Namespace, targets, tracks, regions) -> int:
   print(f'wrote {os.path.join(args.out, "")}{{contributions.h5, modisco.h5, motifs.tsv, '
         f'report.html}} in {result.seconds:.1f} s ({result.regions_per_second:.1f} regions/s '
         f'for the contributions{resumed})', file=sys.stderr)
+  return 0
+
+
+def _scan(args: argparse.Namespace) -> int:
+  """--scan: FIMO on the REF and ALT alleles of --vcf (no model)."""
+  if not args.vcf:
+    raise ValueError('--scan needs --vcf VCF: the variants whose alleles are scanned.')
+  check_files((args.fasta, '--fasta', 'fasta'), (args.vcf, '--vcf', 'vcf'),
+              (args.motif_db, '--motif-db', 'text'))
+  check_output_path(args.out, '--out', folder=True)
+  _common.check_unused_output_folder(args.out, args.overwrite)
+  from enformer.interpret import motifs, scan
+  database = motifs.load_motif_db(args.motif_db)
+  table = scan.scan_to_folder(args.fasta, args.vcf, args.out, args.scan, database=database,
+                              overwrite=args.overwrite)
+  gained = int((table['motif_gained'] != '').sum())
+  lost = int((table['motif_lost'] != '').sum())
+  print(f'{len(table)} variants scanned for {len(args.scan)} motifs: {gained} create one, '
+        f'{lost} break one')
+  print(f'wrote {os.path.join(args.out, scan.SCAN_FILE)}', file=sys.stderr)
   return 0

@@ -99,7 +99,8 @@ class MotifDatabase:
     for i, known in enumerate(self.ids):
       if known == motif_id or known.split('.')[0] == motif_id:
         return i
-    raise KeyError(f'Motif {motif_id!r} is not in {self.source} ({len(self)} motifs).')
+    raise ValueError(f'Motif {motif_id!r} is not in {self.source} ({len(self)} motifs); give '
+                     'a matrix id such as MA0139.2 or MA0139.')
 
 
 def _probabilities(counts: np.ndarray) -> np.ndarray:
