@@ -23,9 +23,11 @@ Values: genes, per track the prediction summed over each TSS's bin and its two n
 over the gene's TSSs (as score-genes); regions, the mean over the output bins overlapping the
 region, or with --per-bin every output bin of the window.
 Output: OUT/haplotypes.h5ad (AnnData: obs = sample x haplotype with columns sample and haplotype
-('1', '2', 'mean'); var = genes (gene_id, gene_name, chrom, strand, tss) or regions or region bins;
-one layer per track, named by its identifier (t0, t1, ... without --targets); X = the first
-track); --tsv adds OUT/haplotypes.tsv (sample, haplotype, gene_id, track, expression)."""
+('1', '2', 'mean'); var = gene x track, gene-major, index GENE|TRACK, columns gene_id, gene_name,
+chrom, strand, tss, track (its identifier; t0, t1, ... without --targets), track_index,
+track_description (regions: region, chrom, start, end; --per-bin: bin_id, region, bin, chrom,
+start); X holds every value); --tsv adds OUT/haplotypes.tsv (sample, haplotype, gene_id, track,
+expression)."""
 
 
 def register(subparsers) -> None:

@@ -22,14 +22,17 @@ Values per sample × haplotype × gene (or region) × track:
            of the window (haplotype coordinates for indel haplotypes, centred on the region).
 
 Output `DIR/haplotypes.h5ad` (AnnData): obs = sample × haplotype (columns `sample`, `haplotype`
-'1' / '2', and 'mean' rows with `mean_haplotypes`), var = genes (index gene_id; gene_name,
-chrom, strand, tss) or regions (index name; chrom, start, end) or region bins (index
-'name:bin'; region, bin, chrom, start), one layer per track (named by its identifier; X is the
-first track), `uns`: tracks, track_indices, head, the work done (`HaplotypeStats`) and the VCF
-summary. `tsv=True` also writes `DIR/haplotypes.tsv` (sample, haplotype, gene_id, track,
-expression; one row per value). Windows are the chunks of resuming (`<file>.partial/`), of Dask
-tasks (`client=`) and of shards (`shard=(K, N)`: `DIR/haplotypes.K-of-N.h5ad` holds shard K's
-windows; `anndata.concat(files, axis=1, merge='same')` joins them).
+'1' / '2', and 'mean' rows with `mean_haplotypes`); var = gene × track, gene-major (index
+'GENE|TRACK'; columns gene_id, gene_name, chrom, strand, tss, track, track_index,
+track_description), or region × track (region, chrom, start, end, ...) or region bin × track
+(bin_id 'name:bin', region, bin, chrom, start, ...): tracks are the third axis, flattened into
+var, so X [obs, genes · tracks] holds every value (one matrix, whatever the number of tracks;
+`track_matrix(data, track)` gives one track's [obs, genes]); `uns`: tracks, track_indices,
+head, the work done (`HaplotypeStats`) and the VCF summary. `tsv=True` also writes
+`DIR/haplotypes.tsv` (sample, haplotype, gene_id, track, expression; one row per value).
+Windows are the chunks of resuming (`<file>.partial/`), of Dask tasks (`client=`) and of
+shards (`shard=(K, N)`: `DIR/haplotypes.K-of-N.h5ad` holds shard K's windows;
+`anndata.concat(files, axis=1, merge='same')` joins them).
 """
 
 import dataclasses
@@ -299,18 +302,37 @@ def _var_table(windows: Sequence[Window], genes: Optional[pd.DataFrame], bins: b
   return table
 
 
+def _with_tracks(table: pd.DataFrame, ids: Sequence[str], indices: Sequence[int],
+                 labels: Sequence[str]) -> pd.DataFrame:
+  """One row per (row of `table`, track), row-major: var of the AnnData (index 'ID|TRACK')."""
+  key = table.index.name
+  repeated = table.reset_index().loc[np.repeat(np.arange(len(table)), len(ids))]
+  repeated = repeated.reset_index(drop=True).assign(
+      track=np.tile(np.asarray(ids, str), len(table)),
+      track_index=np.tile(np.asarray(indices, np.int64), len(table)),
+      track_description=np.tile(np.asarray(labels, str), len(table)))
+  repeated.index = (repeated[key].astype(str) + '|' + repeated['track']).to_numpy()
+  return repeated
+
+
+def track_matrix(data: anndata.AnnData, track: str) -> np.ndarray:
+  """[obs, genes (or regions, bins)] values of one track of a `predict_haplotypes` AnnData."""
+  columns = np.flatnonzero(data.var['track'].to_numpy() == track)
+  if not columns.size:
+    raise ValueError(f'No track {track!r} in this AnnData; its tracks are '
+                     f'{list(data.uns["tracks"])[:10]}.')
+  return np.asarray(data.X[:, columns])
+
+
 def _write_tsv(path: str, data: anndata.AnnData) -> None:
-  """Tidy table: sample, haplotype, gene_id (or region / bin id), track, expression."""
-  key = 'gene_id' if data.var.index.name == 'gene_id' else data.var.index.name
-  parts = []
-  for track in data.uns['tracks']:
-    values = np.asarray(data.layers[track])
-    parts.append(pd.DataFrame({
-        'sample': np.repeat(data.obs['sample'].to_numpy(), data.n_vars),
-        'haplotype': np.repeat(data.obs['haplotype'].to_numpy(), data.n_vars),
-        key: np.tile(data.var.index.to_numpy(), data.n_obs),
-        'track': track, 'expression': values.ravel()}))
-  table = pd.concat(parts, ignore_index=True)
+  """Tidy table: sample, haplotype, gene_id (or region / bin_id), track, expression."""
+  key = data.var.columns[0]
+  table = pd.DataFrame({
+      'sample': np.repeat(data.obs['sample'].to_numpy(), data.n_vars),
+      'haplotype': np.repeat(data.obs['haplotype'].to_numpy(), data.n_vars),
+      key: np.tile(data.var[key].to_numpy(), data.n_obs),
+      'track': np.tile(data.var['track'].to_numpy(), data.n_obs),
+      'expression': np.asarray(data.X).ravel()})
   atomic_write(path, lambda p: table.to_csv(p, sep='\t', index=False, float_format='%.7g'))
 
 
@@ -481,16 +503,17 @@ def predict_haplotypes(predictor,
                       ignore_index=True)
     obs.index = (obs['sample'] + '_' + obs['haplotype']).to_numpy()
     ids = [str(all_ids[t]) for t in track_indices]
-    layers = {track: values[..., j] for j, track in enumerate(ids)}
+    labels = [str(all_labels[t]) for t in track_indices]
+    var = _with_tracks(var, ids, track_indices, labels)
     uns = {'tracks': ids, 'track_indices': np.asarray(track_indices),
-           'track_descriptions': [str(all_labels[t]) for t in track_indices], 'head': head,
+           'track_descriptions': labels, 'head': head,
            'sequence_length': length, 'value': ('expression at the TSSs' if gtf is not None else
                                                 'output bins' if bins else 'region mean'),
            'work': {**{n: getattr(stats, n) for n in _STATS},
                     'full_pass_equivalents': stats.full_pass_equivalents},
            'vcf_summary': summary.as_dict(), 'vcf': settings.vcf, 'model': model_id,
            **{k: str(v) for k, v in (run_settings or {}).items()}}
-    data = anndata.AnnData(X=values[..., 0].copy(), obs=obs, var=var, layers=layers, uns=uns)
+    data = anndata.AnnData(X=values.reshape(len(obs), -1), obs=obs, var=var, uns=uns)
     paths = {}
     if tsv:
       _write_tsv(tsv_path, data)
