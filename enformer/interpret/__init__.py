@@ -4,8 +4,10 @@
   ism        in-silico saturation mutagenesis
   links      enhancer–gene link scores (the paper's enhancer prioritisation)
   workflow   `attribute_interval` (one input) and `attribute_to_files` (`enformer attribute`)
+  motifs     TF-MoDISco patterns of many regions named by TOMTOM against JASPAR (`enformer motifs`)
+  scan       FIMO on the REF and ALT alleles of variants: motifs gained or lost (`motifs --scan`)
 
-Their figures are drawn by `enformer.plots.attribution`.
+Their figures are drawn by `enformer.plots.attribution` and `enformer.plots.motifs`.
 
 The functions of `gradients`, `ism` and `links` are importable from here, e.g.
 `from enformer.interpret import contribution_input_grad, target_mask`.

@@ -9,6 +9,7 @@ return the Figure and save it atomically when given a path.
   variants     variant × track heatmaps of scores
   evaluation   per-assay Pearson R, held-out expression fits
   demo         the demo report's figures
+  motifs       MoDISco patterns beside the logos of their JASPAR matches
 """
 
 import os
