@@ -21,6 +21,7 @@ Usage:
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import pathlib
@@ -62,13 +63,14 @@ def measure(cores: int, args) -> Dict[str, object]:
   sys.path.insert(0, str(REPO / 'benchmarks'))
   from variants import write_genome_and_vcf
   from enformer.distributed import ModelSource, local_client, worker_predictor
-  from enformer.variants import score_vcf
+  from enformer.variants import ScoringSettings, score_vcf
 
   directory = pathlib.Path(tempfile.mkdtemp(prefix='dask_overhead_'))
   fasta, vcf = write_genome_and_vcf(directory, args.variants, args.length, seed=1)
   source = ModelSource(args.model, args.length, SMALL_CONFIG)
-  options = dict(batch_size=args.batch_size, chunk_size=args.chunk_size, progress=False,
-                 model_id=args.model)
+  settings = ScoringSettings(batch_size=args.batch_size, chunk_size=args.chunk_size,
+                             model_id=args.model)
+  options = dict(settings=settings, progress=False)
   started = time.time()
   warm_up(source, args.batch_size)  # This process: the single-process predictor.
   predictor = worker_predictor(source)
@@ -89,7 +91,8 @@ def measure(cores: int, args) -> Dict[str, object]:
     score_vcf(predictor, str(warm_fasta), str(warm_vcf), warm_directory / 'single.h5', **options)
     for _ in range(cores):  # Chunks go to whichever worker is free: give each one some.
       score_vcf(source, str(warm_fasta), str(warm_vcf), warm_directory / 'dask.h5', client=client,
-                overwrite=True, **dict(options, chunk_size=4))
+                overwrite=True, settings=dataclasses.replace(settings, chunk_size=4),
+                progress=False)
     report['worker_profiler'] = sorted(set(client.run(
         lambda: dask.config.get('distributed.worker.profile.enabled')).values()))
     for repeat in range(args.repeats):

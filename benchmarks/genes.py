@@ -73,6 +73,7 @@ def main(argv: List[str] = None) -> int:
 
   from enformer import Enformer
   from enformer.genes import score_genes
+  from enformer.variants import ScoringSettings
   from enformer.inference import Predictor
 
   config, length = CONFIGS[args.config]
@@ -89,11 +90,12 @@ def main(argv: List[str] = None) -> int:
     warm_vcf = folder / 'warm.vcf'
     warm_vcf.write_text(''.join(vcf.read_text().splitlines(True)[:3]))
     for mode, incremental in (('incremental', True), ('full', False)):
-      score_genes(predictor, fasta, warm_vcf, gtf, folder / f'warm_{mode}.h5',
-                  incremental=incremental, batch_size=args.batch_size, progress=False)
+      settings = ScoringSettings(incremental=incremental, batch_size=args.batch_size)
+      score_genes(predictor, fasta, warm_vcf, gtf, folder / f'warm_{mode}.h5', settings=settings,
+                  progress=False)
       began = time.perf_counter()
-      result = score_genes(predictor, fasta, vcf, gtf, folder / f'{mode}.h5',
-                           incremental=incremental, batch_size=args.batch_size, progress=False)
+      result = score_genes(predictor, fasta, vcf, gtf, folder / f'{mode}.h5', settings=settings,
+                           progress=False)
       seconds = time.perf_counter() - began
       results.update({'pairs': len(result.scores), 'variants': len(result.scores.snp),
                       f'{mode}_seconds': round(seconds, 2),

@@ -47,6 +47,7 @@ _EXPORTS = {
     'VariantScorer': 'enformer.variants',
     'ScoreTransform': 'enformer.variants',
     'score_vcf': 'enformer.variants',
+    'ScoringSettings': 'enformer.variants',
     'contribution_input_grad': 'enformer.interpret.gradients',
     'target_mask': 'enformer.interpret.gradients',
     'in_silico_mutagenesis': 'enformer.interpret.ism',

@@ -339,18 +339,19 @@ class StandIn:
 
 
 def test_resume_refuses_a_model_replaced_at_the_same_path(files, tmp_path):
-  from enformer.variants.pipeline import score_vcf
+  from enformer.variants.pipeline import ScoringSettings, score_vcf
   model = tmp_path / 'model'
   model.mkdir()
   (model / 'checkpoint').write_text('model_checkpoint_path: "ckpt-1"')
   (model / 'ckpt-1.index').write_bytes(b'weights v1')
   out = tmp_path / 'scores.h5'
-  common = dict(chunk_size=2, batch_size=2, progress=False, model_id=str(model))
+  common = dict(settings=ScoringSettings(chunk_size=2, batch_size=2, model_id=str(model)),
+                progress=False)
   with pytest.raises(RuntimeError, match='simulated crash'):
     score_vcf(StandIn(fail_after=2), str(files['fasta']), str(files['vcf']), out, **common)
   assert len(os.listdir(tmp_path / 'scores.h5.partial')) > 1  # Some chunks were saved.
   (model / 'ckpt-1.index').write_bytes(b'weights v2, same path')  # The model is replaced.
-  with pytest.raises(FileExistsError, match='model_content.*--overwrite to discard'):
+  with pytest.raises(FileExistsError, match='model_content.*`overwrite` to discard'):
     score_vcf(StandIn(scale=2.0), str(files['fasta']), str(files['vcf']), out, **common)
   result = score_vcf(StandIn(scale=2.0), str(files['fasta']), str(files['vcf']), out,
                      overwrite=True, **common)

@@ -23,7 +23,7 @@ from enformer.distributed import (ModelLoadError, ModelSource, NoWorkers, Worker
 from enformer.inference import load_model
 from enformer.io import sad as sad_io
 from enformer.inference.regions import predict_to_files
-from enformer.variants import ScoreTransform, score_vcf
+from enformer.variants import ScoreTransform, ScoringSettings, score_vcf
 from test_vcf import write_vcf
 
 pytestmark = pytest.mark.slow  # The demo, notebooks, Dask clusters or several processes.
@@ -33,7 +33,7 @@ CONFIG = dict(SMALL_REFERENCE_CONFIG, target_length=None)  # DeepMind's small we
 FLAGS = ['--model-arg', 'channels=384', '--model-arg', 'num_heads=4', '--model-arg',
          'num_transformer_layers=2', '--model-arg', 'pooling_type=attention', '--model-arg',
          'target_length=null', '--sequence-length', str(LENGTH)]
-CHUNK = dict(chunk_size=1, batch_size=4, progress=False)
+CHUNK = dict(chunk_size=1, batch_size=4)  # The ScoringSettings of every run here.
 NUM_CHUNKS = 15  # 23 variants at 15 sites, a chunk per site.
 SLOW_BATCH_SECONDS = 0.3
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -116,11 +116,12 @@ def reference(files, predictor):
   """Single-process outputs, computed once per set of options."""
   done = {}
 
-  def run(name, **options):
+  def run(name, ensemble=None, **options):
     if name not in done:
       out = files['directory'] / f'single_{name}.h5'
-      score_vcf(predictor, files['fasta'], files['vcf'], out, model_id=files['checkpoint'],
-                **CHUNK, **options)
+      settings = ScoringSettings(model_id=files['checkpoint'], **CHUNK, **(ensemble or {}))
+      score_vcf(predictor, files['fasta'], files['vcf'], out, settings=settings, progress=False,
+                **options)
       done[name] = out
     return done[name]
 
@@ -150,13 +151,14 @@ def assert_same_file(path, expected):
 
 def test_cluster_scores_equal_single_process(files, source, cluster, reference, transform,
                                              tmp_path):
-  for name, options in (('plain', {}), ('ensemble', dict(
-      reverse_complement=True, shifts=(0, 1), transform=transform, num_pcs=2))):
+  for name, ensemble, options in (('plain', {}, {}), ('ensemble', dict(
+      reverse_complement=True, shifts=(0, 1)), dict(transform=transform, num_pcs=2))):
     out = tmp_path / f'{name}.h5'
-    result = score_vcf(source, files['fasta'], files['vcf'], out, client=cluster,
-                       model_id=files['checkpoint'], **CHUNK, **options)
+    settings = ScoringSettings(model_id=files['checkpoint'], **CHUNK, **ensemble)
+    result = score_vcf(source, files['fasta'], files['vcf'], out, settings=settings,
+                       client=cluster, progress=False, **options)
     assert result.chunks_total == NUM_CHUNKS and len(result.scores) == 23
-    assert_same_file(out, reference(name, **options))
+    assert_same_file(out, reference(name, ensemble, **options))
     assert not pathlib.Path(str(out) + '.partial').exists()
   with h5py.File(out, 'r') as h5:
     assert {'SAD_z', 'PC'} <= set(h5) and h5['SAD'].shape == (23, 5313)
@@ -190,8 +192,9 @@ def test_worker_killed_mid_task_run_completes(files, cluster, reference, tmp_pat
   killer = threading.Thread(target=kill_a_busy_worker)
   killer.start()
   slow = ModelSource(files['checkpoint'], LENGTH, CONFIG, loader='test_distributed:load_slowly')
-  score_vcf(slow, files['fasta'], files['vcf'], out, client=cluster, model_id=files['checkpoint'],
-            **CHUNK)
+  score_vcf(slow, files['fasta'], files['vcf'], out,
+            settings=ScoringSettings(model_id=files['checkpoint'], **CHUNK), client=cluster,
+            progress=False)
   killer.join()
   assert killed and killed[0][1] < NUM_CHUNKS, 'no worker was killed during the run'
   assert killed[0][0] not in cluster.run(os.getpid).values()
@@ -205,12 +208,13 @@ def test_driver_killed_rerun_resumes(files, cluster, reference, tmp_path, capsys
   driver = (
       'import sys, distributed\n'
       'from enformer.distributed import ModelSource\n'
-      'from enformer.variants import score_vcf\n'
+      'from enformer.variants import ScoringSettings, score_vcf\n'
       f'client = distributed.Client({address!r})\n'
       f'source = ModelSource({files["checkpoint"]!r}, {LENGTH}, {CONFIG!r}, '
       'loader="test_distributed:load_slowly")\n'
       f'score_vcf(source, {files["fasta"]!r}, {files["vcf"]!r}, {str(out)!r}, client=client, '
-      f'model_id={os.path.abspath(files["checkpoint"])!r}, **{CHUNK!r})\n')
+      f'settings=ScoringSettings(model_id={os.path.abspath(files["checkpoint"])!r}, '
+      f'**{CHUNK!r}), progress=False)\n')
   env = dict(os.environ, PYTHONPATH=str(REPO))
   process = subprocess.Popen([sys.executable, '-c', driver], env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE)
@@ -240,8 +244,9 @@ def test_shards_merge_equals_single_run_and_mismatches_are_refused(files, predic
   shards = []
   for k in (1, 2, 3):
     shards.append(str(tmp_path / f'shard{k}.h5'))
-    result = score_vcf(predictor, files['fasta'], files['vcf'], shards[-1], shard=(k, 3),
-                       model_id=files['checkpoint'], **CHUNK)
+    result = score_vcf(predictor, files['fasta'], files['vcf'], shards[-1],
+                       settings=ScoringSettings(model_id=files['checkpoint'], **CHUNK),
+                       shard=(k, 3), progress=False)
     assert result.chunks_total == len(range(k - 1, NUM_CHUNKS, 3))
   out = tmp_path / 'merged.h5'
   transform_path = files['directory'] / 't.npz'
@@ -257,8 +262,9 @@ def test_shards_merge_equals_single_run_and_mismatches_are_refused(files, predic
   assert 'Shard(s) 3/3 missing' in refused(shards[0], shards[1])
   assert 'overlap' in refused(*shards, shards[0])
   other = str(tmp_path / 'other_model.h5')
-  score_vcf(predictor, files['fasta'], files['vcf'], other, shard=(3, 3), model_id='other/model',
-            **CHUNK)
+  score_vcf(predictor, files['fasta'], files['vcf'], other,
+            settings=ScoringSettings(model_id='other/model', **CHUNK), shard=(3, 3),
+            progress=False)
   message = refused(shards[0], shards[1], other)
   assert 'model differs' in message and 'other/model' in message
   assert 'not a shard file' in refused(shards[0], shards[1], str(reference('plain')))
@@ -268,7 +274,7 @@ def test_model_load_failure_is_a_clear_error(files, cluster, tmp_path):
   missing = str(tmp_path / 'no_such_model')
   with pytest.raises(ModelLoadError, match='could not load the model.*no_such_model'):
     score_vcf(ModelSource(missing), files['fasta'], files['vcf'], tmp_path / 'x.h5',
-              client=cluster, **CHUNK)
+              settings=ScoringSettings(**CHUNK), client=cluster, progress=False)
 
 
 def test_predict_on_cluster_equals_single_process(files, predictor, cluster, tmp_path):
@@ -307,7 +313,8 @@ def test_worker_dying_repeatedly_stops_the_run(files, cluster, tmp_path):
   try:
     with pytest.raises(WorkerDied, match='died'):
       score_vcf(ModelSource(files['checkpoint'], loader='test_distributed:die_loading'),
-                files['fasta'], files['vcf'], tmp_path / 'x.h5', client=cluster, **CHUNK)
+                files['fasta'], files['vcf'], tmp_path / 'x.h5',
+                settings=ScoringSettings(**CHUNK), client=cluster, progress=False)
   finally:
     scheduler.allowed_failures = allowed
 

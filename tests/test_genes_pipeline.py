@@ -9,6 +9,7 @@ import pytest
 from conftest import write_random_fasta
 from enformer.genes import merge_gene_scores, score_genes
 from enformer.io.fasta import FastaStringExtractor
+from enformer.variants import ScoringSettings
 from test_genes_annotation import gtf_line, write_gtf
 from test_genes_scoring import BinPredictor
 from test_vcf import write_vcf
@@ -90,15 +91,15 @@ def test_filters_and_gene_stat_reach_the_scores(tmp_path, inputs):
 
 def test_resume_after_a_crash_equals_an_uninterrupted_run(tmp_path, inputs):
   fasta, vcf, gtf = inputs
-  whole = score_genes(BinPredictor(), fasta, vcf, gtf, tmp_path / 'whole.h5', chunk_size=2,
-                      progress=False).scores
+  whole = score_genes(BinPredictor(), fasta, vcf, gtf, tmp_path / 'whole.h5',
+                      settings=ScoringSettings(chunk_size=2), progress=False).scores
   out = tmp_path / 'resumed.h5'
   with pytest.raises(RuntimeError, match='simulated crash'):
-    score_genes(CrashingPredictor(fail_after=5), fasta, vcf, gtf, out, chunk_size=2,
-                incremental=False, progress=False)
+    score_genes(CrashingPredictor(fail_after=5), fasta, vcf, gtf, out,
+                settings=ScoringSettings(chunk_size=2, incremental=False), progress=False)
   assert (tmp_path / 'resumed.h5.partial').is_dir() and not out.exists()
-  resumed = score_genes(BinPredictor(), fasta, vcf, gtf, out, chunk_size=2, incremental=False,
-                        progress=False)
+  resumed = score_genes(BinPredictor(), fasta, vcf, gtf, out,
+                        settings=ScoringSettings(chunk_size=2, incremental=False), progress=False)
   assert resumed.chunks_resumed >= 1
   for name in ('SED', 'REF', 'ALT'):
     np.testing.assert_allclose(resumed.scores.scores[name], whole.scores[name], atol=1e-4)
@@ -110,10 +111,12 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(tmp_path, inputs):
 def test_shards_merge_into_the_single_run(tmp_path, inputs):
   fasta, vcf, gtf = inputs
   single = tmp_path / 'single.h5'
-  score_genes(BinPredictor(), fasta, vcf, gtf, single, chunk_size=2, progress=False)
+  score_genes(BinPredictor(), fasta, vcf, gtf, single, settings=ScoringSettings(chunk_size=2),
+              progress=False)
   shards = [tmp_path / f'shard{k}.h5' for k in (1, 2, 3)]
   for k, path in enumerate(shards, start=1):
-    score_genes(BinPredictor(), fasta, vcf, gtf, path, chunk_size=2, shard=(k, 3), progress=False)
+    score_genes(BinPredictor(), fasta, vcf, gtf, path, settings=ScoringSettings(chunk_size=2),
+                shard=(k, 3), progress=False)
   with pytest.raises(ValueError, match='missing'):
     merge_gene_scores(tmp_path / 'part.h5', shards[:2])
   merged = tmp_path / 'merged.h5'

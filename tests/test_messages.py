@@ -235,19 +235,19 @@ def test_merge_scores_of_shards_scored_with_targets(inputs, tmp_path, capsys):
   """A targets table whose descriptions are not ASCII ('β-cell'): the shards merge (the labels
   were decoded as ASCII and reported as 'the file is not UTF-8 text')."""
   from enformer.io.sad import read_sad_h5
-  from enformer.variants.pipeline import score_vcf
+  from enformer.variants.pipeline import ScoringSettings, score_vcf
+  settings = ScoringSettings(targets=str(inputs['targets']), chunk_size=2, batch_size=2)
   shards = []
   for index in (1, 2):
     shards.append(str(tmp_path / f'sad.{index}.h5'))
     score_vcf(StandIn(), str(inputs['fasta']), str(inputs['vcf']), shards[-1],
-              targets=str(inputs['targets']), chunk_size=2, batch_size=2, progress=False,
-              shard=(index, 2))
+              settings=settings, progress=False, shard=(index, 2))
   merged = str(tmp_path / 'merged.h5')
   assert main(['merge-scores', merged, *shards, '--tsv']) == 0, capsys.readouterr().err
   scores = read_sad_h5(merged)
   assert list(scores.target_labels) == ['CAGE:a', 'DNASE:β-cell']
   whole = score_vcf(StandIn(), str(inputs['fasta']), str(inputs['vcf']), tmp_path / 'one.h5',
-                    targets=str(inputs['targets']), chunk_size=2, batch_size=2, progress=False)
+                    settings=settings, progress=False)
   np.testing.assert_array_equal(scores.sad, whole.scores.sad)
 
 
@@ -491,15 +491,15 @@ def test_resume_after_touch_or_copy_of_the_same_model(inputs, tmp_path):
   """The resume fingerprint counts the model's and genome's content: `touch` or `cp -r` of the
   same files resumes; other content does not (see test_cli_reliability)."""
   from enformer.io.files import content_identity
-  from enformer.variants.pipeline import score_vcf
+  from enformer.variants.pipeline import ScoringSettings, score_vcf
   model = tmp_path / 'model'
   _write_fake_checkpoint(str(model / 'ckpt-1'))
   (model / 'checkpoint').write_text('model_checkpoint_path: "ckpt-1"\n')
   out = tmp_path / 'scores.h5'
-  common = dict(chunk_size=2, batch_size=2, progress=False)
+  common = dict(chunk_size=2, batch_size=2)
   with pytest.raises(RuntimeError, match='simulated crash'):
     score_vcf(StandIn(fail_after=2), str(inputs['fasta']), str(inputs['vcf']), out,
-              model_id=str(model), **common)
+              settings=ScoringSettings(model_id=str(model), **common), progress=False)
   identity = content_identity(model)
   later = os.stat(model / 'ckpt-1.index').st_mtime + 3600
   for path in (model / 'ckpt-1.index', model / 'checkpoint', inputs['fasta']):
@@ -509,10 +509,10 @@ def test_resume_after_touch_or_copy_of_the_same_model(inputs, tmp_path):
   shutil.copytree(model, copy)  # cp -r: new times, new path, same content
   assert content_identity(copy) == identity
   resumed = score_vcf(StandIn(), str(inputs['fasta']), str(inputs['vcf']), out,
-                      model_id=str(copy), **common)
+                      settings=ScoringSettings(model_id=str(copy), **common), progress=False)
   assert resumed.chunks_resumed > 0
   fresh = score_vcf(StandIn(), str(inputs['fasta']), str(inputs['vcf']), tmp_path / 'fresh.h5',
-                    model_id=str(model), **common)
+                    settings=ScoringSettings(model_id=str(model), **common), progress=False)
   np.testing.assert_array_equal(resumed.scores.sad, fresh.scores.sad)
 
 

@@ -13,8 +13,8 @@ from enformer.testing import MICRO
 from enformer.io import vcf as vcf_io
 from enformer.io.fasta import FastaStringExtractor
 from enformer.sequence import one_hot_encode
-from enformer.variants import (ScoreTransform, VariantScorer, chunk_sites, score_vcf,
-                               site_sequences)
+from enformer.variants import (ScoreTransform, ScoringSettings, VariantScorer, chunk_sites,
+                               score_vcf, site_sequences)
 from enformer.variants.scoring import VariantSeqExtractor
 from test_vcf import write_vcf
 
@@ -179,7 +179,7 @@ def test_scorer_errors(fasta):
     predict_on_batch = CountingPredictor.predict_on_batch
   with pytest.raises(ValueError, match='sequence_length'):
     VariantScorer(NoLength(), fasta)
-  with pytest.raises(ValueError, match="Unknown head 'mouse'.*--head"):
+  with pytest.raises(ValueError, match="Unknown head 'mouse'.*`head`"):
     VariantScorer(CountingPredictor(), fasta, head='mouse')
   with pytest.raises(ValueError, match='at least one shift'):
     VariantScorer(CountingPredictor(), fasta, shifts=())
@@ -257,8 +257,9 @@ def test_score_vcf_writes_sad_h5_layout(tmp_path, fasta, toy_vcf):
   targets.write_text('index\tgenome\tidentifier\tfile\tclip\tscale\tsum_stat\tdescription\n'
                      '0\t0\tGC\tx\t32\t2\tmean\tG+C count\n1\t0\tA\tx\t32\t2\tmean\tA count\n'
                      '2\t0\tAw\tx\t32\t2\tmean\tCAGE:weighted A\n')
-  result = score_vcf(CountingPredictor(), fasta, toy_vcf, out, targets=targets, tsv=True,
-                     chunk_size=4, plot=True, progress=False)
+  result = score_vcf(CountingPredictor(), fasta, toy_vcf, out,
+                     settings=ScoringSettings(targets=targets, chunk_size=4), tsv=True, plot=True,
+                     progress=False)
   import matplotlib.image
   image = matplotlib.image.imread(result.paths['png'][0])
   assert image.ndim == 3 and image.shape[0] > 200 and image[..., :3].std() > 0.05
@@ -286,35 +287,37 @@ def test_score_vcf_writes_sad_h5_layout(tmp_path, fasta, toy_vcf):
   table = pd.read_csv(result.paths['tsv'][0], sep='\t')
   assert len(table) == 19 * 3 and list(table.columns[:5]) == ['snp', 'chr', 'pos', 'ref', 'alt']
   np.testing.assert_allclose(table['SAD'].to_numpy().reshape(19, 3), sad, rtol=1e-5, atol=1e-7)
-  with pytest.raises(FileExistsError, match='--overwrite'):
+  with pytest.raises(FileExistsError, match='`overwrite`'):
     score_vcf(CountingPredictor(), fasta, toy_vcf, out, progress=False)
   wide = CountingPredictor()
   wide.heads = {'human': 8}
   with pytest.raises(ValueError, match='targets table has 3 rows but the head predicts 8'):
-    score_vcf(wide, fasta, toy_vcf, tmp_path / 'wide.h5', targets=targets, progress=False)
+    score_vcf(wide, fasta, toy_vcf, tmp_path / 'wide.h5',
+              settings=ScoringSettings(targets=targets), progress=False)
   assert not wide.batches  # Checked before any prediction.
   other = ScoreTransform.fit(sad.astype(np.float64), 2, target_ids=['x', 'y', 'z'])
   with pytest.raises(ValueError, match='fitted on other tracks'):
-    score_vcf(CountingPredictor(), fasta, toy_vcf, tmp_path / 'other.h5', targets=targets,
-              transform=other, progress=False)
+    score_vcf(CountingPredictor(), fasta, toy_vcf, tmp_path / 'other.h5',
+              settings=ScoringSettings(targets=targets), transform=other, progress=False)
 
 
 def test_resume_after_crash_equals_uninterrupted_run(tmp_path, fasta, toy_vcf):
   full = CountingPredictor()
-  reference = score_vcf(full, fasta, toy_vcf, tmp_path / 'full.h5', chunk_size=4,
-                        batch_size=3, progress=False)
+  reference = score_vcf(full, fasta, toy_vcf, tmp_path / 'full.h5',
+                        settings=ScoringSettings(chunk_size=4, batch_size=3), progress=False)
   out = tmp_path / 'resumed.h5'
   with pytest.raises(RuntimeError, match='simulated crash'):
-    score_vcf(CountingPredictor(fail_after=5), fasta, toy_vcf, out, chunk_size=4, batch_size=3,
-              progress=False)
+    score_vcf(CountingPredictor(fail_after=5), fasta, toy_vcf, out,
+              settings=ScoringSettings(chunk_size=4, batch_size=3), progress=False)
   assert not out.exists()
   saved = sorted(p.name for p in pathlib.Path(str(out) + '.partial').glob('chunk_*.npz'))
   assert saved == ['chunk_000000.npz', 'chunk_000001.npz']
   with pytest.raises(FileExistsError, match='unfinished run with different'):
-    score_vcf(CountingPredictor(), fasta, toy_vcf, out, chunk_size=4, shifts=(0, 1),
-              progress=False)
+    score_vcf(CountingPredictor(), fasta, toy_vcf, out,
+              settings=ScoringSettings(chunk_size=4, shifts=(0, 1)), progress=False)
   predictor = CountingPredictor()
-  resumed = score_vcf(predictor, fasta, toy_vcf, out, chunk_size=4, batch_size=3, progress=False)
+  resumed = score_vcf(predictor, fasta, toy_vcf, out,
+                      settings=ScoringSettings(chunk_size=4, batch_size=3), progress=False)
   assert resumed.chunks_resumed == 2 and resumed.chunks_total == len(chunk_sites(
       vcf_io.read_variants(toy_vcf, fasta), 4))
   # Only the missing chunks are predicted again.
@@ -404,5 +407,5 @@ def test_score_vcf_with_transform_writes_zscores_and_pcs(tmp_path, fasta, toy_vc
                              transform.zscore(raw.scores.sad), rtol=1e-2, atol=1e-2)
   assert [pathlib.Path(p).name for p in result.paths['pcs']] == ['norm.PCs.chr1.tsv.gz',
                                                                  'norm.PCs.chr2.tsv.gz']
-  with pytest.raises(ValueError, match='--pcs needs a fitted transform'):
+  with pytest.raises(ValueError, match='`num_pcs` needs a fitted `transform`'):
     score_vcf(CountingPredictor(), fasta, toy_vcf, tmp_path / 'x.h5', num_pcs=2, progress=False)

@@ -45,13 +45,14 @@ def command(inputs, out, *extra):
 
 def test_kill_resume_equals_uninterrupted_run(inputs):
   from enformer.inference import load_model
-  from enformer.variants import ScoreTransform, score_vcf
+  from enformer.variants import ScoreTransform, ScoringSettings, score_vcf
 
   # An uninterrupted run (library call); a transform fitted on its scores.
   predictor = load_model(str(inputs['model']), sequence_length=LENGTH, **CONFIG)
   reference = inputs['directory'] / 'uninterrupted.h5'
+  settings = ScoringSettings(targets=inputs['targets'], chunk_size=2, batch_size=4)
   uninterrupted = score_vcf(predictor, inputs['fasta'], inputs['vcf'], reference,
-                            targets=inputs['targets'], chunk_size=2, batch_size=4, progress=False)
+                            settings=settings, progress=False)
   transform_path = inputs['directory'] / 't.npz'
   ScoreTransform.fit(uninterrupted.scores.sad.astype(np.float64), 3).save(transform_path)
 

@@ -1,13 +1,14 @@
 """`enformer score-genes`: VCF × GTF → gene-level variant effects (SED, logSED), Borzoi sed.h5."""
 
 import argparse
-import re
+import os
 import sys
 
 from enformer.cli import _common
-from enformer.cli._inputs import check_files, check_model, check_output_path
-from enformer.cli.score_variants import INDEL_RULE, _shifts
-from enformer.io.outputs import file_in_folder
+from enformer.cli._inputs import check_files, check_model
+from enformer.cli.score_variants import (INDEL_RULE, add_run_arguments, add_scoring_arguments,
+                                         check_run_arguments, load_model_or_source,
+                                         print_written, scoring_settings)
 
 GENE_RULE = """Genes: a variant is paired with each gene that has a TSS in the output bins of its
 window (the window score-variants uses; the output covers its central target_length x 128 bp; a
@@ -65,59 +66,23 @@ def register(subparsers) -> None:
   parser.add_argument('--fit-background', default=None, metavar='NPZ',
                       help='fit a background on the scores of this run (e.g. common variants: '
                       'pass them as --vcf) and save its per-track SED and logSED quantiles here')
-  parser.add_argument('--head', default='human', help='output head to score')
-  parser.add_argument('--rc', action='store_true',
-                      help='average with the reverse-complement predictions')
-  parser.add_argument('--shifts', type=_shifts, default=[0],
-                      help='window shifts in bp to average over, e.g. -1,0,1 (default: 0)')
-  parser.add_argument('--batch-size', type=_common.positive_int, default=4,
-                      help='sequences per forward pass')
-  parser.add_argument('--no-incremental', action='store_true',
-                      help='full forward passes for every allele (default: SNVs reuse the '
-                      'reference conv-tower output; exact within float32 rounding)')
-  parser.add_argument('--chunk-size', type=_common.positive_int, default=64,
-                      help='variants per saved chunk (the unit of resuming)')
-  parser.add_argument('--ref-mismatch', choices=('skip', 'error'), default='skip',
-                      help='REF allele differs from the genome: skip and count, or stop')
-  _common.add_overwrite_argument(
-      parser, help=_common.OVERWRITE_HELP + ' (a finished output; unfinished runs that differ '
-      'are discarded)')
-  _common.add_extra_track_argument(parser)
-  _common.add_n_value_argument(parser)
-  _common.add_quiet_argument(parser)
-  _common.add_cluster_arguments(parser, 'chunks of variants')
-  parser.add_argument('--shard', default=None, metavar='K/N',
-                      help='score only shard K of N (every N-th chunk) into --out; join the N '
-                      'files with `enformer merge-scores`')
-  _common.add_model_config_arguments(parser)
-  _common.add_precision_argument(parser)
-  parser._negative_number_matcher = re.compile(r'^-\d+(,-?\d+)*$|^-\d*\.\d+$')
+  add_scoring_arguments(
+      parser, batch_help='sequences per forward pass',
+      incremental_help='full forward passes for every allele (default: SNVs reuse the '
+      'reference conv-tower output; exact within float32 rounding)')
+  add_run_arguments(parser, shard_help='score only shard K of N (every N-th chunk) into --out; '
+                    'join the N files with `enformer merge-scores`')
   parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-  import os
-  from enformer.io.sad import parse_shard
   from enformer.io.sed import SED_FILE
 
   check_files((args.vcf, '--vcf', 'vcf'), (args.fasta, '--fasta', 'fasta'),
               (args.gtf, '--gtf', None if args.gtf.endswith('.gz') else 'text'),
               (args.targets, '--targets', 'text'), (args.background, '--background', 'npz'))
   check_model(args.model)
-  args.out = file_in_folder(args.out, SED_FILE)
-  check_output_path(args.out, '--out')
-  if os.path.isfile(args.out) and not args.overwrite:
-    raise FileExistsError(f'{args.out} already exists (a finished run). Pass --overwrite to '
-                          'replace it, or choose another --out.')
-  if args.fit_background:
-    check_output_path(args.fit_background, '--fit-background')
-    if os.path.exists(args.fit_background) and not args.overwrite:
-      raise FileExistsError(f'{args.fit_background} already exists; pass --overwrite to replace '
-                            'it.')
-  shard = parse_shard(args.shard) if args.shard else None
-  if shard and (args.fit_background or args.background):
-    raise ValueError('--fit-background and --background need the whole run: score without '
-                     '--shard.')
+  shard = check_run_arguments(args, SED_FILE)
   if shard and args.tsv:
     raise ValueError('A --shard run writes only its shard file; pass --tsv to `enformer '
                      'merge-scores` instead.')
@@ -130,28 +95,16 @@ def run(args: argparse.Namespace) -> int:
 
 def _score(args: argparse.Namespace, genes, shard) -> int:
   """`run` once the inputs are checked and --out is locked."""
-  import os
-  from enformer.distributed import ModelSource, client_for
+  from enformer.distributed import client_for
   from enformer.genes import score_genes
   from enformer.variants.background import Background
-  model_id = args.model if '://' in args.model else os.path.abspath(args.model)
-  if args.precision != 'float32':
-    model_id += f' precision={args.precision}'
-  options = dict(head=args.head, targets=args.targets, gene_types=args.gene_types, genes=genes,
-                 gene_stat=args.gene_stat, batch_size=args.batch_size, reverse_complement=args.rc,
-                 shifts=args.shifts, extra_tracks=args.extra_track,
-                 ref_mismatch=args.ref_mismatch, chunk_size=args.chunk_size,
-                 overwrite=args.overwrite, tsv=args.tsv, model_id=model_id,
+  options = dict(settings=scoring_settings(args), gene_types=args.gene_types, genes=genes,
+                 gene_stat=args.gene_stat, overwrite=args.overwrite, tsv=args.tsv,
                  progress=not args.quiet, run_settings={'command': ' '.join(sys.argv)},
-                 incremental=not args.no_incremental, shard=shard, neutral_value=args.n_value,
+                 shard=shard,
                  background=Background.load(args.background) if args.background else None)
   with client_for(args.workers, args.scheduler) as client:
-    if client is None:
-      predictor = _common.load_predictor(args)
-    else:
-      handle = args.model if '://' in args.model else os.path.abspath(args.model)
-      predictor = ModelSource(handle, getattr(args, 'sequence_length', None),
-                              dict(_common.predictor_config(args), precision=args.precision))
+    predictor = load_model_or_source(args, client)
     result = score_genes(predictor, args.fasta, args.vcf, args.gtf, args.out, client=client,
                          **options)
   scores = result.scores
@@ -165,6 +118,5 @@ def _score(args: argparse.Namespace, genes, shard) -> int:
   print(f'Scored {len(scores.snp)} variants against {result.num_genes} genes: {len(scores)} '
         f'variant-gene pairs x {len(scores.target_ids)} tracks in {result.seconds:.1f} s'
         f'{resumed}.', file=sys.stderr)
-  for kind, paths in result.paths.items():
-    print(f'  {kind}: {", ".join(paths)}', file=sys.stderr)
+  print_written(result.paths)
   return 0

@@ -1,6 +1,7 @@
 """`enformer score-variants`: VCF → SAD/SAR in basenji's sad.h5 layout (resumable)."""
 
 import argparse
+import os
 import re
 import sys
 from typing import List
@@ -55,21 +56,11 @@ def register(subparsers) -> None:
   parser.add_argument('--plot', action='store_true',
                       help='also write <out>.png: SAD heatmap of the tracks with the '
                            'largest effects')
-  parser.add_argument('--head', default='human', help='output head to score')
-  parser.add_argument('--rc', action='store_true',
-                      help='average with the reverse-complement predictions')
-  parser.add_argument('--shifts', type=_shifts, default=[0],
-                      help='window shifts in bp to average over, e.g. -1,0,1 (default: 0)')
-  parser.add_argument('--batch-size', type=_common.positive_int, default=4,
-                      help='sequences per forward pass (refs and alts share batches)')
-  parser.add_argument('--no-incremental', action='store_true',
-                      help='full forward passes for every allele (default: SNVs and equal-length '
-                      'MNVs reuse the reference conv-tower output and recompute only the bins '
-                      'around the variant; exact within float32 rounding, and faster)')
-  parser.add_argument('--chunk-size', type=_common.positive_int, default=64,
-                      help='variants per saved chunk (the unit of resuming)')
-  parser.add_argument('--ref-mismatch', choices=('skip', 'error'), default='skip',
-                      help='REF allele differs from the genome: skip and count, or stop')
+  add_scoring_arguments(
+      parser, batch_help='sequences per forward pass (refs and alts share batches)',
+      incremental_help='full forward passes for every allele (default: SNVs and equal-length '
+      'MNVs reuse the reference conv-tower output and recompute only the bins around the '
+      'variant; exact within float32 rounding, and faster)')
   parser.add_argument('--transform', default=None,
                       help='fitted transform (.npz): adds z-scores (SAD_z) to the output')
   parser.add_argument('--pcs', type=_common.positive_int, default=None,
@@ -92,6 +83,34 @@ def register(subparsers) -> None:
   parser.add_argument('--fit-background', default=None, metavar='NPZ',
                       help='fit a background on the scores of this run (e.g. common variants) '
                       'and save its per-track SAD and SAR quantiles here (.npz)')
+  add_run_arguments(
+      parser, shard_help='score only shard K of N (every N-th chunk) into --out, for batch '
+      'schedulers without Dask; join the N files with `enformer merge-scores`',
+      precision_extra=(
+          '. SAD in bfloat16 is a screen, not a final score (some signs flip and the top '
+          'variants change; docs/performance.md): rescore the variants you report in float32'))
+  parser.set_defaults(func=run)
+
+
+def add_scoring_arguments(parser: argparse.ArgumentParser, *, batch_help: str,
+                          incremental_help: str) -> None:
+  """The flags of `ScoringSettings` that score-variants and score-genes share."""
+  parser.add_argument('--head', default='human', help='output head to score')
+  parser.add_argument('--rc', action='store_true',
+                      help='average with the reverse-complement predictions')
+  parser.add_argument('--shifts', type=_shifts, default=[0],
+                      help='window shifts in bp to average over, e.g. -1,0,1 (default: 0)')
+  parser.add_argument('--batch-size', type=_common.positive_int, default=4, help=batch_help)
+  parser.add_argument('--no-incremental', action='store_true', help=incremental_help)
+  parser.add_argument('--chunk-size', type=_common.positive_int, default=64,
+                      help='variants per saved chunk (the unit of resuming)')
+  parser.add_argument('--ref-mismatch', choices=('skip', 'error'), default='skip',
+                      help='REF allele differs from the genome: skip and count, or stop')
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, *, shard_help: str,
+                      precision_extra: str = '') -> None:
+  """How a scoring run runs: --overwrite, inputs, --quiet, Dask, --shard, model and precision."""
   _common.add_overwrite_argument(
       parser, help=_common.OVERWRITE_HELP + ' (a finished output; unfinished runs that differ '
       'are discarded)')
@@ -99,48 +118,83 @@ def register(subparsers) -> None:
   _common.add_n_value_argument(parser)
   _common.add_quiet_argument(parser)
   _common.add_cluster_arguments(parser, 'chunks of variants')
-  parser.add_argument('--shard', default=None, metavar='K/N',
-                      help='score only shard K of N (every N-th chunk) into --out, for batch '
-                      'schedulers without Dask; join the N files with `enformer merge-scores`')
+  parser.add_argument('--shard', default=None, metavar='K/N', help=shard_help)
   _common.add_model_config_arguments(parser)
-  _common.add_precision_argument(parser, extra=(
-      '. SAD in bfloat16 is a screen, not a final score (some signs flip and the top variants '
-      'change; docs/performance.md): rescore the variants you report in float32'))
+  if precision_extra:
+    _common.add_precision_argument(parser, extra=precision_extra)
+  else:
+    _common.add_precision_argument(parser)
   # Let `--shifts -1,0,1` (a value starting with '-') parse like a negative number.
   parser._negative_number_matcher = re.compile(r'^-\d+(,-?\d+)*$|^-\d*\.\d+$')
-  parser.set_defaults(func=run)
+
+
+def check_run_arguments(args: argparse.Namespace, default_name: str):
+  """Checks --out (a file, or a folder: then FOLDER/default_name: writable, not a finished run),
+  --fit-background (writable, new unless --overwrite) and --shard; returns the shard (K, N) or
+  None."""
+  from enformer.io.sad import parse_shard
+  args.out = file_in_folder(args.out, default_name)  # --out results/ as the folder commands take.
+  check_output_path(args.out, '--out')
+  if os.path.isfile(args.out) and not args.overwrite:
+    raise FileExistsError(f'{args.out} already exists (a finished run). Pass --overwrite to '
+                          'replace it, or choose another --out.')
+  if args.fit_background:
+    check_output_path(args.fit_background, '--fit-background')
+    if os.path.exists(args.fit_background) and not args.overwrite:
+      raise FileExistsError(f'{args.fit_background} already exists; pass --overwrite to replace '
+                            'it.')
+  shard = parse_shard(args.shard) if args.shard else None
+  if shard and (args.fit_background or args.background):
+    raise ValueError('--fit-background and --background need the whole run: score without '
+                     '--shard.')
+  return shard
+
+
+def scoring_settings(args: argparse.Namespace):
+  """The `ScoringSettings` of the command's flags (the model identified by path and precision)."""
+  from enformer.variants.pipeline import ScoringSettings
+  model_id = args.model if '://' in args.model else os.path.abspath(args.model)
+  if args.precision != 'float32':  # Never resume a float32 run's chunks in bfloat16.
+    model_id += f' precision={args.precision}'
+  return ScoringSettings(
+      head=args.head, targets=args.targets, batch_size=args.batch_size,
+      reverse_complement=args.rc, shifts=args.shifts, extra_tracks=args.extra_track or (),
+      neutral_value=args.n_value, ref_mismatch=args.ref_mismatch, chunk_size=args.chunk_size,
+      incremental=not args.no_incremental, model_id=model_id)
+
+
+def load_model_or_source(args: argparse.Namespace, client):
+  """The model in this process, or with a Dask `client` what its workers load (then this
+  process needs no TensorFlow)."""
+  if client is None:
+    return _common.load_predictor(args)  # TensorFlow: only once the arguments are checked.
+  return _common.model_source(args)
+
+
+def print_written(paths) -> None:
+  """One line per kind of file written (at most three paths each)."""
+  for kind, written in paths.items():
+    shown = written if len(written) <= 3 else written[:3] + [f'... ({len(written)} files)']
+    print(f'  {kind}: {", ".join(shown)}', file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
-  import os
-  from enformer.io.sad import SCORES_FILE, parse_shard
+  from enformer.io.sad import SCORES_FILE
 
   check_files((args.vcf, '--vcf', 'vcf'), (args.fasta, '--fasta', 'fasta'),
               (args.targets, '--targets', 'text'), (args.transform, '--transform', None),
               (args.background, '--background', 'npz'))
   check_model(args.model)
-  args.out = file_in_folder(args.out, SCORES_FILE)  # --out results/ as the folder commands take.
-  check_output_path(args.out, '--out')
-  if os.path.isfile(args.out) and not args.overwrite:
-    raise FileExistsError(f'{args.out} already exists (a finished run). Pass --overwrite to '
-                          'replace it, or choose another --out.')
+  shard = check_run_arguments(args, SCORES_FILE)
   for path, flag in ((args.fit_transform, '--fit-transform'),
-                     (args.save_transform, '--save-transform'),
-                     (args.fit_background, '--fit-background')):
+                     (args.save_transform, '--save-transform')):
     if path:
       check_output_path(path, flag)
-  if args.fit_background and os.path.exists(args.fit_background) and not args.overwrite:
-    raise FileExistsError(f'{args.fit_background} already exists; pass --overwrite to replace '
-                          'it.')
   if args.fit_transform and os.path.exists(args.fit_transform) and not args.overwrite:
     raise FileExistsError(f'{args.fit_transform} already exists; pass --overwrite to replace it.')
   if args.pcs is not None and not args.transform:
     raise ValueError('--pcs needs a fitted transform: pass --transform t.npz (fit one with '
                      '--fit-transform on a reference variant set).')
-  shard = parse_shard(args.shard) if args.shard else None
-  if shard and (args.fit_background or args.background):
-    raise ValueError('--fit-background and --background need the whole run: score without '
-                     '--shard.')
   if shard and (args.fit_transform or args.save_transform):
     raise ValueError('A --shard run writes only its shard file; fit or save transforms with '
                      '`enformer merge-scores`.')
@@ -158,29 +212,19 @@ def run(args: argparse.Namespace) -> int:
 
 def _score(args: argparse.Namespace, transform, shard) -> int:
   """`run` once the inputs are checked and --out is locked."""
-  import os
   from enformer.distributed import client_for
   from enformer.variants import ScoreTransform, score_vcf
   from enformer.variants.background import Background
-  model_id = args.model if '://' in args.model else os.path.abspath(args.model)
-  if args.precision != 'float32':  # Never resume a float32 run's chunks in bfloat16.
-    model_id += f' precision={args.precision}'
+  if args.precision != 'float32':
     print(f'note: SAD in {args.precision} is a screen (signs of small effects can flip); '
           'rescore the variants you report with --precision float32.', file=sys.stderr)
-  options = dict(head=args.head, targets=args.targets, batch_size=args.batch_size,
-                 reverse_complement=args.rc, shifts=args.shifts, extra_tracks=args.extra_track,
-                 ref_mismatch=args.ref_mismatch, chunk_size=args.chunk_size,
-                 overwrite=args.overwrite, tsv=args.tsv, transform=transform, num_pcs=args.pcs,
-                 model_id=model_id, plot=args.plot, progress=not args.quiet,
-                 run_settings={'command': ' '.join(sys.argv)},
-                 incremental=not args.no_incremental, shard=shard,
-                 neutral_value=args.n_value,
+  options = dict(settings=scoring_settings(args), overwrite=args.overwrite, tsv=args.tsv,
+                 transform=transform, num_pcs=args.pcs, plot=args.plot,
+                 progress=not args.quiet, run_settings={'command': ' '.join(sys.argv)},
+                 shard=shard,
                  background=Background.load(args.background) if args.background else None)
   with client_for(args.workers, args.scheduler) as client:
-    if client is None:
-      predictor = _common.load_predictor(args)  # TensorFlow: only once the arguments are checked.
-    else:  # The workers load the model; this process needs no TensorFlow.
-      predictor = _common.model_source(args)
+    predictor = load_model_or_source(args, client)
     # A DistributedError (e.g. every worker left) reaches the one error boundary (`_errors`).
     result = score_vcf(predictor, args.fasta, args.vcf, args.out, client=client, **options)
   if args.fit_transform:
@@ -199,7 +243,5 @@ def _score(args: argparse.Namespace, transform, shard) -> int:
              if result.chunks_resumed else '')
   print(f'Scored {count} variants × {result.scores.sad.shape[1]} tracks in '
         f'{result.seconds:.1f} s{resumed}.', file=sys.stderr)
-  for kind, paths in result.paths.items():
-    shown = paths if len(paths) <= 3 else paths[:3] + [f'... ({len(paths)} files)']
-    print(f'  {kind}: {", ".join(shown)}', file=sys.stderr)
+  print_written(result.paths)
   return 0

@@ -25,6 +25,7 @@ from enformer.evaluation.tss import pearson_r
 from enformer.genes.expression import BIN_SIZE, gene_expression
 from enformer.genes.pipeline import score_genes
 from enformer.genes.predict import predict_gene_expression
+from enformer.variants.pipeline import ScoringSettings
 from enformer.inference import load_model
 from enformer.plots.genes import plot_expression_vs_observed, plot_sed_top_genes
 from enformer.variants.background import Background
@@ -60,9 +61,9 @@ def genes_step(genomes: Dict[str, Any], variants: Dict[str, Any], model_path: st
     sed_path = step_dir / 'sed.h5'
     if sed_path.exists():  # Scored by an interrupted earlier run (its record is missing).
       sed_path.unlink()
+    scoring = ScoringSettings(targets=human['targets'], batch_size=8, model_id=model_path)
     result = score_genes(predictor, human['fasta'], variants['vcf'], gtf, sed_path,
-                         targets=human['targets'], batch_size=8, progress=False, tsv=True,
-                         model_id=model_path)
+                         settings=scoring, progress=False, tsv=True)
     scores = result.scores
     # The far-from-motif variants as the background (a stand-in for common variants).
     is_hit = np.char.startswith(scores.snp.astype(str), 'hit_')[scores.si]

@@ -66,7 +66,7 @@ from enformer.inference.regions import predict_to_files
 from enformer.plots.demo import plot_hit_vs_miss, plot_pearson_per_track
 from enformer.training import metrics
 from enformer.training.loop import train
-from enformer.variants import ScoreTransform, score_vcf
+from enformer.variants import ScoreTransform, ScoringSettings, score_vcf
 
 PathLike = Union[str, os.PathLike]
 STATE_FILE = 'demo.json'
@@ -519,8 +519,9 @@ def _variants_step(settings: DemoSettings, seed: int, genomes: Dict[str, Any], m
     if out.exists():  # Scored by an interrupted earlier run (its record is missing).
       out.unlink()
     predictor = load_model(model_path)
-    result = score_vcf(predictor, human['fasta'], vcf, out, head='human',
-                       targets=human['targets'], batch_size=8, tsv=True, model_id=model_path)
+    scoring = ScoringSettings(head='human', targets=human['targets'], batch_size=8,
+                              model_id=model_path)
+    result = score_vcf(predictor, human['fasta'], vcf, out, settings=scoring, tsv=True)
     sad = result.scores.scores['SAD'].astype(np.float64)  # [V, tracks]
     transform = ScoreTransform.fit(sad, num_components=min(4, sad.shape[1]),
                                    target_ids=result.scores.target_ids)

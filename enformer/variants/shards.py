@@ -1,13 +1,14 @@
-"""Join the shard files of `enformer score-variants --shard K/N` into one sad.h5.
+"""Join the shard files of a sharded `score_vcf` run (`shard=(K, N)`) into one sad.h5.
 
 Shards are for batch schedulers without Dask: N jobs each score every N-th chunk of the same VCF
 into their own resumable file; `merge_scores` checks that the shards are complete, disjoint and from
 the same model, VCF, targets and settings, and writes the file a single run would have written.
 """
 
+import contextlib
 import json
 import os
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -20,11 +21,11 @@ from enformer.variants.pipeline import SCORES_FILE, PathLike, write_score_files
 # Names of the shared settings in messages.
 SETTING_NAMES = {
     'variants': 'VCF variants', 'model': 'model', 'fasta': 'FASTA', 'head': 'head',
-    'sequence_length': 'sequence length', 'shifts': 'shifts / --rc ensemble',
-    'reverse_complement': 'reverse complement (--rc)', 'chunk_size': 'chunk size',
+    'sequence_length': 'sequence length', 'shifts': 'shifts / reverse-complement ensemble',
+    'reverse_complement': 'reverse complement', 'chunk_size': 'chunk size',
     'targets': 'targets table', 'model_content': 'model files', 'fasta_content': 'FASTA content',
     'precision': 'precision', 'gtf_content': 'GTF content', 'genes': 'genes and TSSs',
-    'gene_stat': 'gene statistic (--gene-stat)'
+    'gene_stat': 'gene statistic'
 }
 
 
@@ -73,24 +74,45 @@ def merge_scores(out: PathLike,
     OutputLockedError: another live process is writing `out`.
   """
   out = file_in_folder(out, SCORES_FILE)
+  with claim_merged_output(out, overwrite):
+    loaded, order = load_shards(shards, sad_io.read_shard_h5)
+    return _merge(out, loaded, order, transform, num_pcs, tsv, plot)
+
+
+@contextlib.contextmanager
+def claim_merged_output(out: str, overwrite: bool) -> Iterator[None]:
+  """Holds the merged file's lock and refuses an existing one unless `overwrite`."""
   with OutputLock(out, what=f'merge-scores output {out}'):
     if os.path.exists(out) and not overwrite:
-      raise FileExistsError(f'{out} already exists. Pass --overwrite to replace it, or choose '
+      raise FileExistsError(f'{out} already exists. Pass `overwrite` to replace it, or choose '
                             'another output.')
-    return _merge(out, [os.fspath(path) for path in shards], transform, num_pcs, tsv, plot)
+    yield
 
 
-def _merge(out: str, shards: List[str], transform: Optional[ScoreTransform],
-           num_pcs: Optional[int], tsv: bool, plot: bool) -> Dict[str, List[str]]:
+def load_shards(shards: Sequence[PathLike], read: Callable[[str], Tuple[Any, sad_io.ShardInfo]]
+                ) -> Tuple[List[Tuple[str, Any, sad_io.ShardInfo]], np.ndarray]:
+  """Reads the shard files of one run with `read` and checks that they are the whole run.
+
+  Shared by `merge_scores` (sad.h5) and `enformer.genes.merge_gene_scores` (sed.h5).
+
+  Returns:
+    (path, scores, info) per shard, in the order given, and the order [V] that puts their
+    concatenated variants in the whole run's order.
+
+  Raises:
+    FileNotFoundError: a shard file is missing (or unfinished: its `.partial/` exists).
+    ValueError: shards of different runs (naming the setting that differs), split into a
+      different number of shards, overlapping, missing from the set, or not a shard file.
+  """
   if not shards:
     raise ValueError('Pass the shard files to merge.')
   loaded = []
-  for path in shards:
+  for path in map(os.fspath, shards):
     if not os.path.exists(path):
       unfinished = ' (unfinished: rerun its command to finish it)' if os.path.isdir(
           path + '.partial') else ''
       raise FileNotFoundError(f'Shard {path} does not exist{unfinished}.')
-    loaded.append((path, *sad_io.read_shard_h5(path)))
+    loaded.append((path, *read(path)))
   first, first_scores, first_info = loaded[0]
   first_settings = json.loads(first_info.settings)
   owner: Dict[int, str] = {}
@@ -99,7 +121,7 @@ def _merge(out: str, shards: List[str], transform: Optional[ScoreTransform],
                    first_scores.attrs, scores.attrs)
     if info.shard[1] != first_info.shard[1]:
       raise ValueError(f'Shard {path} is {info.name} but {first} is {first_info.name}: all shards '
-                       'of a run are split the same way (--shard K/N with the same N).')
+                       'of a run are split the same way (`shard` K/N with the same N).')
     if list(scores.target_ids) != list(first_scores.target_ids):
       raise ValueError(f'Shards {first} and {path} have different track identifiers.')
     for chunk in map(int, info.chunk_index):
@@ -113,11 +135,19 @@ def _merge(out: str, shards: List[str], transform: Optional[ScoreTransform],
     names = sorted({f'{chunk % count + 1}/{count}' for chunk in missing})
     raise ValueError(f'Shard(s) {", ".join(names)} missing: chunks {missing[:10]} of '
                      f'{first_info.num_chunks} are in none of the files given.')
-
   rows = np.concatenate([np.asarray(info.variant_index) for _, _, info in loaded])
   order = np.argsort(rows, kind='stable')
   if not np.array_equal(rows[order], np.arange(first_info.num_variants)):
     raise ValueError('The shards do not hold each variant of the run exactly once; rescore them.')
+  return loaded, order
+
+
+def _merge(out: str, loaded: List[Tuple[str, Any, sad_io.ShardInfo]], order: np.ndarray,
+           transform: Optional[ScoreTransform], num_pcs: Optional[int], tsv: bool,
+           plot: bool) -> Dict[str, List[str]]:
+  """Writes the merged sad.h5 of checked shards (`load_shards`)."""
+  first_scores, first_info = loaded[0][1], loaded[0][2]
+  first_settings = json.loads(first_info.settings)
   pick = lambda name: np.concatenate([getattr(s, name) for _, s, _ in loaded])[order]
   scores = sad_io.VariantScores(
       snp=pick('snp'), chr=pick('chr'), pos=pick('pos'), ref=pick('ref'), alt=pick('alt'),
