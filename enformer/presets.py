@@ -95,8 +95,7 @@ def preset_config(name: str, **overrides: Any) -> Dict[str, Any]:
     ValueError: unknown preset name.
   """
   if name not in PRESETS:
-    raise ValueError(f'Unknown preset {name!r}; choose one of {preset_names()} '
-                     '(see `enformer train --help`).')
+    raise ValueError(f'Unknown preset {name!r}; choose one of {preset_names()}.')
   config = dict(PRESETS[name].config)
   config.update(overrides)
   return config

@@ -1,9 +1,12 @@
 """One CLI vocabulary: a flag means the same thing in every subcommand that has it."""
 
 import argparse
+import ast
 import inspect
 import json
 import os
+import pathlib
+import re
 import subprocess
 import sys
 
@@ -307,3 +310,34 @@ def test_library_errors_name_arguments_and_the_cli_shows_its_flags():
   predict = parser.parse_args(['predict', '--model', 'm', '--fasta', 'f', '--region', 'c:1-2',
                                '--out', 'o'])
   assert describe(ValueError('pass no `extra_tracks`'), predict)[0] == 'pass no --extra-track'
+  # No library message spells a command-line flag.
+  package = pathlib.Path(__file__).resolve().parent.parent / 'enformer'
+  flag = re.compile(r"""['"][^'"\n]*(?<![\w-])--[a-z][a-z-]+""")
+  offending = []
+  for path in package.rglob('*.py'):
+    if 'cli' in path.relative_to(package).parts or path.name == '__main__.py':
+      continue
+    if path.relative_to(package).parts[0] == 'demo':
+      continue  # The demo builds real command lines to show users what to run.
+    text = path.read_text()
+    documentation = _docstring_lines(text)  # Docstrings show usage; messages are code.
+    for number, line in enumerate(text.splitlines(), 1):
+      code = line.split('#')[0]
+      if number in documentation:
+        continue
+      if ('raise' in code or "f'" in code or "'" in code) and flag.search(code) and \
+          'add_argument' not in code and 'argv' not in code:
+        offending.append(f'{path.relative_to(package)}:{number}: {line.strip()}')
+  assert not offending, '\n'.join(offending)
+
+
+def _docstring_lines(text: str) -> set:
+  """Line numbers of the module's, classes' and functions' docstrings in Python source `text`."""
+  lines = set()
+  for node in ast.walk(ast.parse(text)):
+    if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+      body = node.body
+      if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) and \
+          isinstance(body[0].value.value, str):
+        lines.update(range(body[0].lineno, body[0].end_lineno + 1))
+  return lines

@@ -85,7 +85,7 @@ def test_targets_selection():
   with pytest.raises(ValueError, match='rows but the head has 1643'):
     targets.select_tracks(table, [1], num_tracks=1643)
   assert targets.select_tracks(None, [3]) == [3]
-  with pytest.raises(ValueError, match='--targets'):
+  with pytest.raises(ValueError, match='`targets`'):
     targets.select_tracks(None, ['CAGE'])
 
 

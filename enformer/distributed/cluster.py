@@ -57,7 +57,7 @@ def local_client(workers: int, threads_per_worker: int = 1,
     memory_limit: per-worker memory limit (Dask syntax, '0' = none, see DASK_CONFIG).
   """
   if workers < 1:
-    raise ValueError(f'--workers must be at least 1, got {workers}.')
+    raise ValueError(f'`workers` must be at least 1, got {workers}.')
   with dask.config.set(DASK_CONFIG):
     cluster = distributed.LocalCluster(
         n_workers=workers, threads_per_worker=threads_per_worker, processes=True,
@@ -73,15 +73,15 @@ def connect(address: str, timeout: float = 60.0) -> distributed.Client:
   try:
     client = distributed.Client(address, timeout=timeout)
   except (OSError, TimeoutError) as error:
-    raise ValueError(f'Cannot reach the Dask scheduler at {address} ({error}); check --scheduler '
+    raise ValueError(f'Cannot reach the Dask scheduler at {address} ({error}); check `scheduler` '
                      '(tcp://HOST:PORT, as printed by the scheduler).') from None
   try:
     client.wait_for_workers(1, timeout=timeout)
   except TimeoutError:
     client.close()
     raise ValueError(f'The Dask scheduler at {address} has no workers after {timeout:.0f} s; start '
-                     f'some (e.g. `dask worker {address} --nthreads 1`, or cluster.scale(...)).'
-                     ) from None
+                     f'some (e.g. `dask worker {address}` with one thread each, or '
+                     'cluster.scale(...)).') from None
   return client
 
 
@@ -90,7 +90,7 @@ def client_for(workers: Optional[int] = None,
                scheduler: Optional[str] = None) -> Iterator[Optional[distributed.Client]]:
   """The client of `--workers N` or `--scheduler ADDRESS`, or None for a single-process run."""
   if workers and scheduler:
-    raise ValueError('Pass either --workers (a local cluster) or --scheduler (a running '
+    raise ValueError('Pass either `workers` (a local cluster) or `scheduler` (a running '
                      'cluster), not both.')
   if scheduler:
     client = connect(scheduler)

@@ -166,7 +166,7 @@ def _result(future: distributed.Future, description: str) -> Any:
     raise WorkerDied(
         f'{description} ran on {error.allowed_failures + 1} workers and each died running it '
         '(the worker process was killed, e.g. out of memory: see the worker logs); stopped. Give '
-        'the workers more memory or use a smaller --batch-size.') from error
+        'the workers more memory or use a smaller `batch_size`.') from error
 
 
 def fetch_model_info(client: distributed.Client, source: ModelSource) -> ModelInfo:

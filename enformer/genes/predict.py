@@ -138,7 +138,7 @@ def predict_gene_expression(predictor,
     table = read_genes(gtf, fasta=extractor, gene_types=gene_types, genes=genes)
     if table.empty:
       raise ValueError(f'No gene of {gtf} is left to predict (after the gene filters).')
-    folder = (OutputFolder(out, 'predict', overwrite=overwrite, hint='--overwrite')
+    folder = (OutputFolder(out, 'predict', overwrite=overwrite)
               if out is not None else None)
     windows = tss_windows(table, per_tss)
     regions = [kipoiseq.Interval(chrom, tss, tss + 1, name=gene_id)

@@ -239,7 +239,7 @@ def atomic_directory(path: PathLike, *, overwrite: bool = False) -> Iterator[str
   """
   path = os.path.abspath(os.fspath(path)).rstrip(os.sep)
   if os.path.exists(path) and not overwrite:
-    raise FileExistsError(errno.EEXIST, f'{path} already exists. Pass --overwrite to replace '
+    raise FileExistsError(errno.EEXIST, f'{path} already exists. Pass `overwrite` to replace '
                           'it, or choose another output', path)
   os.makedirs(os.path.dirname(path), exist_ok=True)
   remove_stale_temporaries(path)

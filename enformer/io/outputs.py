@@ -85,14 +85,14 @@ def _folder_exists_error(path: str, entries: List[str], hint: str) -> FileExists
 
 
 def check_output_folder(path: PathLike, overwrite: bool = False, *,
-                        hint: str = 'overwrite=True') -> None:
+                        hint: str = '`overwrite`') -> None:
   """Raises what `OutputFolder` would raise for `path`, without changing anything.
 
   Args:
     path: the output folder (it need not exist).
     overwrite: whether the earlier outputs may be replaced.
-    hint: how the caller names the overwrite option in messages ('--overwrite' on the
-      command line).
+    hint: how messages name the overwrite option (the argument `overwrite`, which the CLI's
+      error boundary shows as the running command's flag).
 
   Raises:
     NotADirectoryError: `path` is a file.
@@ -115,7 +115,7 @@ class OutputFolder:
   """
 
   def __init__(self, path: PathLike, command: str, *, overwrite: bool = False,
-               hint: str = 'overwrite=True'):
+               hint: str = '`overwrite`'):
     """
     Args:
       path: the output folder (created).
@@ -181,7 +181,7 @@ class OutputFolder:
 
 def check_replaceable_folder(path: PathLike, own_entries: Collection[str], *, marker: str,
                              overwrite: bool = False, what: str = 'output',
-                             hint: str = 'overwrite=True', hidden: bool = False) -> bool:
+                             hint: str = '`overwrite`', hidden: bool = False) -> bool:
   """Checks an output that is a whole folder (e.g. a SavedModel) before it is (re)written.
 
   A missing or empty folder is fine. One that holds files is refused unless `overwrite`, and
@@ -223,7 +223,7 @@ def check_replaceable_folder(path: PathLike, own_entries: Collection[str], *, ma
 
 
 def check_export_folder(path: PathLike, overwrite: bool = False, *,
-                        hint: str = 'overwrite=True') -> bool:
+                        hint: str = '`overwrite`') -> bool:
   """`check_replaceable_folder` for a SavedModel export folder (hidden entries count too)."""
   return check_replaceable_folder(path, EXPORT_ENTRIES, marker=EXPORT_CONFIG, overwrite=overwrite,
                                   what='SavedModel', hint=hint, hidden=True)

@@ -89,7 +89,7 @@ def parse_shard(text: str) -> Tuple[int, int]:
   """'K/N' → (K, N) with 1 ≤ K ≤ N (ValueError otherwise)."""
   index, _, count = text.partition('/')
   if not (index.isdigit() and count.isdigit()) or not 1 <= int(index) <= int(count):
-    raise ValueError(f'--shard takes K/N with 1 ≤ K ≤ N (e.g. 2/8), got {text!r}.')
+    raise ValueError(f'`shard` takes K/N with 1 ≤ K ≤ N (e.g. 2/8), got {text!r}.')
   return int(index), int(count)
 
 
@@ -254,8 +254,8 @@ class ChunkStore:
           detail = (f' (changed: {", ".join(changed)})' if changed and previous_settings else '')
           raise FileExistsError(
               f'{self.directory} holds an unfinished run with different inputs or settings'
-              f'{detail}; its scores cannot be combined with this run. Pass --overwrite to '
-              'discard it and start over, or choose another --out.')
+              f'{detail}; its scores cannot be combined with this run. Pass `overwrite` to '
+              'discard it and start over, or choose another `out`.')
         shutil.rmtree(self.directory)
     os.makedirs(self.directory, exist_ok=True)
     if not os.path.exists(manifest):
@@ -329,7 +329,7 @@ def read_shard_h5(path: PathLike) -> Tuple[VariantScores, ShardInfo]:
   path = os.fspath(path)
   scores = read_sad_h5(path)
   if 'shard' not in scores.attrs:
-    raise ValueError(f'{path} is not a shard file (it was written without --shard).')
+    raise ValueError(f'{path} is not a shard file (it was written without `shard`).')
   with h5py.File(path, 'r') as h5:
     chunk_index, variant_index = h5['chunk_index'][:], h5['variant_index'][:]
   attrs = scores.attrs

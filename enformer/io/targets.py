@@ -104,7 +104,7 @@ def select_tracks(targets: Optional[pd.DataFrame], selectors: Sequence[Selector]
     num_tracks = len(targets)
   if targets is not None and num_tracks is not None and len(targets) != num_tracks:
     raise ValueError(f'The targets table has {len(targets)} rows but the head has {num_tracks} '
-                     'tracks: use the table of the same organism as --head.')
+                     'tracks: use the table of the same organism as `head`.')
   indices: List[int] = []
   for selector in parse_track_selectors(selectors):
     text = str(selector).strip()
@@ -114,7 +114,7 @@ def select_tracks(targets: Optional[pd.DataFrame], selectors: Sequence[Selector]
         raise ValueError(f'Track index {index} is out of range: the head has {num_tracks} tracks.')
       found = [index]
     elif targets is None:
-      raise ValueError(f'Track {selector!r} is not an index; pass a targets table (--targets) to '
+      raise ValueError(f'Track {selector!r} is not an index; pass a targets table (`targets`) to '
                        'select tracks by identifier or description.')
     else:
       exact = targets.index[targets['identifier'].astype(str) == text].tolist()

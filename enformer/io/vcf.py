@@ -258,7 +258,7 @@ def read_variants(path: PathLike,
           raise RefMismatchError(
               f'{path}, line {site.line}: REF {site.ref} at {site.chrom}:{site.pos} differs from '
               f'the genome ({genome}). Check that the VCF and FASTA use the same assembly, or '
-              "skip such records with ref_mismatch='skip' (CLI: --ref-mismatch skip).")
+              "skip such records with `ref_mismatch` 'skip'.")
         summary.skipped_ref_mismatch += len(alts)
         continue
     summary.kept += len(alts)

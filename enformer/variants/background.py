@@ -101,13 +101,13 @@ class Background:
   def load(cls, path: PathLike) -> 'Background':
     path = os.fspath(path)
     if not os.path.isfile(path):
-      raise FileNotFoundError(f'Background {path} does not exist; fit one with '
-                              '--fit-background on a background variant set.')
+      raise FileNotFoundError(f'Background {path} does not exist; fit one on a background '
+                              'variant set (`fit_background`).')
     try:
       with np.load(path, allow_pickle=False) as data:
         stats = [str(s) for s in data['stats']]
         return cls(data['probabilities'], {s: data[f'quantiles_{s}'] for s in stats},
                    data['target_ids'], dict(zip(stats, map(int, data['num_variants']))))
     except (KeyError, ValueError, OSError) as error:
-      raise ValueError(f'{path} is not a background file ({error}); fit one with '
-                       '--fit-background.') from None
+      raise ValueError(f'{path} is not a background file ({error}); fit one on a '
+                       'background variant set (`fit_background`).') from None

@@ -174,7 +174,7 @@ class VariantScorer:
     heads = getattr(predictor, 'heads', None)
     if heads is not None and head not in heads:
       raise ValueError(f'Unknown head {head!r}; the model has heads {sorted(heads)}. '
-                       'Pass --head with one of them.')
+                       'Pass one of them as `head`.')
     self.predictor = predictor
     self.fasta = fasta
     self.head = head
@@ -216,7 +216,7 @@ class VariantScorer:
     self.forward_passes += 1
     if self.head not in outputs:
       raise ValueError(f'Unknown head {self.head!r}; the model returned heads {sorted(outputs)}. '
-                       'Pass --head with one of them.')
+                       'Pass one of them as `head`.')
     return np.asarray(outputs[self.head], np.float64).mean(axis=1)
 
   def bin_means(self, sites: Sequence[VariantSite],
@@ -306,7 +306,7 @@ class VariantScorer:
           self.forward_passes += 1
           if self.head not in predictions:
             raise ValueError(f'Unknown head {self.head!r}; the model returned heads '
-                             f'{sorted(predictions)}. Pass --head with one of them.')
+                             f'{sorted(predictions)}. Pass one of them as `head`.')
           outputs.append(np.asarray(predictions[self.head]))
         stacked = np.concatenate(outputs)
         ref, alts = stacked[0], stacked[1:]
