@@ -409,3 +409,30 @@ def test_score_vcf_with_transform_writes_zscores_and_pcs(tmp_path, fasta, toy_vc
                                                                  'norm.PCs.chr2.tsv.gz']
   with pytest.raises(ValueError, match='`num_pcs` needs a fitted `transform`'):
     score_vcf(CountingPredictor(), fasta, toy_vcf, tmp_path / 'x.h5', num_pcs=2, progress=False)
+
+
+def test_scoring_messages_name_arguments_and_the_cli_shows_its_flags(tmp_path, fasta, toy_vcf):
+  """The pipeline's messages name `overwrite`, `out`, `shard`, `chunk_size`; score-variants shows
+  its flags for them (--overwrite, --out, --shard, --chunk-size)."""
+  from enformer.cli import build_parser
+  from enformer.cli._errors import describe
+  from enformer.variants.pipeline import claim_output, shard_chunks
+  out = tmp_path / 'scores.h5'
+  out.write_bytes(b'finished')
+  args = build_parser().parse_args(['score-variants', '--model', 'm', '--fasta', 'f', '--vcf',
+                                    'v', '--out', str(out)])
+  with pytest.raises(FileExistsError) as finished:
+    with claim_output(str(out), overwrite=False):
+      pass
+  assert 'Pass `overwrite` to replace it, or choose another `out`' in str(finished.value)
+  assert 'Pass --overwrite to replace it, or choose another --out' in describe(finished.value,
+                                                                              args)[0]
+  with pytest.raises(ValueError) as bad:
+    shard_chunks(3, (4, 3))
+  assert describe(bad.value, args)[0].startswith('--shard K/N needs 1 ≤ K ≤ N, got 4/3')
+  with pytest.raises(ValueError) as empty:
+    score_vcf(CountingPredictor(), fasta, toy_vcf, tmp_path / 'x.h5',
+              settings=ScoringSettings(chunk_size=50), shard=(2, 2), progress=False)
+  assert '1 chunks of `chunk_size` 50' in str(empty.value)
+  assert 'chunks of --chunk-size 50; use fewer shards or a smaller --chunk-size' in describe(
+      empty.value, args)[0]
