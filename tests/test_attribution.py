@@ -53,6 +53,7 @@ def _target(model, x: np.ndarray, mask: np.ndarray) -> np.ndarray:
   return (predictions * mask).sum(axis=(1, 2)) / mask.sum()
 
 
+@pytest.mark.slow
 def test_gradient_times_input_matches_tape(model, sequences, mask):
   x = tf.constant(sequences)
   with tf.GradientTape() as tape:

@@ -237,6 +237,7 @@ def test_gradient_through_export_is_the_library_gradient(micro_export):
   assert np.abs(through_library[pad:-pad] - library).max() <= 1e-7 * scale
 
 
+@pytest.mark.slow
 def test_variable_gradients_through_export(micro_export):
   """Fine-tuning through the export: the variables' gradients are those of the module."""
   model, loaded, _ = micro_export

@@ -49,7 +49,7 @@ def test_fast_path_accepts_uint8_and_selected_heads(reference_small_model, refer
 
 
 @pytest.mark.parametrize('pooling_type,target_length,lengths', [
-    ('attention', None, [2048, 6144]),
+    pytest.param('attention', None, [2048, 6144], marks=pytest.mark.slow),
     ('attention', 24, [4096]),
     ('max', None, [2048, 4096]),
 ])

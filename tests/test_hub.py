@@ -89,6 +89,7 @@ def test_export_round_trip_with_hub_load(tiny_model, exported):
                       model_sequence_length=MODEL_LENGTH)
 
 
+@pytest.mark.slow
 def test_export_round_trip_with_load_model(tiny_model, exported):
   predictor = load_model(exported)
   assert (predictor.sequence_length, predictor.model_sequence_length) == (EXPORT_LENGTH,

@@ -98,6 +98,7 @@ def test_incremental_on_deepmind_small_reference(reference_small_model, referenc
     assert_effects_exact(ref_outputs[head], alt_outputs[head], value)
 
 
+@pytest.mark.slow
 def test_incremental_ism_equals_full_ism():
   from enformer.interpret import ism as ism_lib
   model = random_model(seed=15, **MICRO)

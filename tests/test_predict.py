@@ -191,6 +191,7 @@ def test_cli_predict_n_value(exported, model, genome, tmp_path):
   assert np.abs(outputs[0.25] - outputs[0.0]).max() > 1e-3 * scale  # The N value matters here.
 
 
+@pytest.mark.slow
 def test_cli_errors(exported, genome, tmp_path, capsys):
   checkpoint = os.path.join(os.path.dirname(exported), 'ckpt')
   code = main(['predict', '--model', checkpoint, '--model-arg', 'channels=96', '--model-arg',
