@@ -227,3 +227,21 @@ def test_scan_finds_the_motifs_a_variant_breaks_or_creates(tmp_path, jaspar, cap
   assert main(['motifs', '--scan', 'NOPE', '--motif-db', own, '--fasta', mutant, '--vcf', vcf,
                '--out', str(tmp_path / 'scan2')]) == 2
   assert "Motif 'NOPE' is not in" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # Traces the incremental forward (~5 s on 2 cores).
+def test_ism_contributions_are_the_mutagenesis_of_the_centred_window(tmp_path, predictor):
+  fasta = write_random_fasta(tmp_path / 'genome.fa', {'chr1': 2000}, seed=4)
+  region = kipoiseq.Interval('chr1', 900, 1000)
+  extractor = motifs.FastaStringExtractor(fasta)
+  arrays = motifs.region_contributions(predictor, extractor, [region], sequence_length=LENGTH,
+                                       tracks=[1], head='human', method='ism', window=32)
+  x = extractor.extract_one_hot(motifs.centred('chr1', 950, LENGTH))  # [L, 4]
+  offset = (LENGTH - 32) // 2
+  bins = motifs.target_bins(region, 950 - LENGTH // 2, LENGTH // 128, LENGTH)
+  ism = motifs.in_silico_mutagenesis(predictor, x, target_mask(LENGTH // 128, 3, bins, [1]),
+                                     (offset, offset + 32), 'human', reduction='sum',
+                                     progress=False)
+  np.testing.assert_array_equal(arrays['one_hot'][0], x[offset:offset + 32].astype(np.int8))
+  np.testing.assert_allclose(arrays['hypothetical'][0], motifs.hypothetical_from_ism(ism),
+                             rtol=1e-5, atol=1e-7)

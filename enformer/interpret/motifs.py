@@ -382,7 +382,7 @@ def run_modisco(contributions: PathLike, path: PathLike, **options) -> None:
   """
   settings = {**MODISCO_DEFAULTS, **options}
   with h5py.File(os.fspath(contributions), 'r') as h5:
-    window = int(h5['raw/seq'].shape[-1])
+    regions, window = int(h5['raw/seq'].shape[0]), int(h5['raw/seq'].shape[-1])
   if window < settings['sliding_window_size'] + 2 * settings['flank_size']:
     raise ValueError(f'The window ({window} bp) must hold a MoDISco seqlet '
                      f'({settings["sliding_window_size"]} bp + 2 × {settings["flank_size"]} bp '
@@ -394,6 +394,10 @@ def run_modisco(contributions: PathLike, path: PathLike, **options) -> None:
                          check=False)
     if run.returncode != 0:
       lines = [line for line in run.stderr.strip().splitlines() if line.strip()]
+      if 'extract_seqlets' in run.stderr:  # Its null distribution needs more windows.
+        raise ValueError(f'TF-MoDISco cannot find seqlets in {regions} regions of {window} bp '
+                         f'({lines[-1] if lines else "failed"}): explain more regions or wider '
+                         'windows (hundreds of regions of 200-1,000 bp are usual).')
       raise RuntimeError(f'TF-MoDISco (modisco-lite) failed: {lines[-1] if lines else run}')
 
   atomic_write(os.fspath(path), write)
