@@ -19,6 +19,7 @@ Usage:
   python benchmarks/haplotypes.py                          # quick: 384 ch, 1 layer, 16 kb
   python benchmarks/haplotypes.py --config full            # published size, 196,608 bp
   python benchmarks/haplotypes.py --genes 4 --samples 20   # smaller
+  python benchmarks/haplotypes.py --config full --plan-only   # the work alone, no predictions
 
 Prints one JSON line per density: haplotypes, distinct haplotypes, tower patches, transformer
 passes, full-pass equivalents, seconds, the full-pass baseline and the ratios.
@@ -105,6 +106,41 @@ def write_vcf(directory: pathlib.Path, name: str, sequence: str,
   return pysam.tabix_index(str(path), preset='vcf', force=True)
 
 
+def plan_only(args: argparse.Namespace) -> int:
+  """Full-pass equivalents of the synthetic populations, from the plan alone (no predictions)."""
+  from enformer import Enformer  # pylint: disable=import-outside-toplevel
+  from enformer.inference import fast  # pylint: disable=import-outside-toplevel
+  from enformer.inference.haplotypes import HaplotypeForward, HaplotypeStats  # pylint: disable=import-outside-toplevel
+
+  config, length = CONFIGS[args.config]
+  model = Enformer(**config)
+  forward = HaplotypeForward(fast.compile_forward(model, length, ['human']))
+  rng = np.random.default_rng(1)
+  for density in args.densities.split(','):
+    sites = int(args.sites_per_kb * length / 1000) if density == 'realistic' else 20
+    singletons = SINGLETONS_PER_KB if density == 'realistic' else 0.0
+    total, variants = HaplotypeStats(), []
+    began = time.perf_counter()
+    for _ in range(args.genes):
+      bases = rng.integers(0, 4, length)
+      reference = np.eye(4, dtype=np.float32)[bases]
+      haplotypes = population(rng, 0, length, args.samples, sites, singletons)
+      variants += [len(h) for h in haplotypes]
+      total.add(forward.work(reference, [[(p, (bases[p] + o) % 4) for p, o in h.items()]
+                                         for h in haplotypes]))
+    print(json.dumps({
+        'config': args.config, 'density': density, 'plan_only': True, 'sequence_length': length,
+        'genes': args.genes, 'samples': args.samples, 'sites_per_window': sites,
+        'variants_per_haplotype': round(float(np.mean(variants)), 1),
+        'haplotypes': total.haplotypes, 'distinct': total.distinct,
+        'tower_patches': total.patches, 'transformer_passes': total.transformer_passes,
+        'tower_share': round(total.tower_share, 3),
+        'full_pass_equivalents': round(total.full_pass_equivalents, 1),
+        'fewer_full_pass_equivalents': round(total.speedup, 2),
+        'planning_seconds': round(time.perf_counter() - began, 1)}), flush=True)
+  return 0
+
+
 def main(argv: List[str] = None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--config', choices=tuple(CONFIGS), default='quick')
@@ -115,7 +151,12 @@ def main(argv: List[str] = None) -> int:
   parser.add_argument('--densities', default='realistic,sparse')
   parser.add_argument('--batch-size', type=int, default=4)
   parser.add_argument('--baseline-batches', type=int, default=5)
+  parser.add_argument('--plan-only', action='store_true',
+                      help='count the work (full-pass equivalents) without running the model: '
+                      'HaplotypeForward.work on the same synthetic populations')
   args = parser.parse_args(argv)
+  if args.plan_only:
+    return plan_only(args)
 
   from enformer import Enformer  # pylint: disable=import-outside-toplevel
   from enformer.genes import haplotypes as haplotypes_lib  # pylint: disable=import-outside-toplevel
@@ -131,6 +172,8 @@ def main(argv: List[str] = None) -> int:
   with tempfile.TemporaryDirectory() as directory:
     folder = pathlib.Path(directory)
     fasta, gtf, sequence, tss = write_genome(folder, args.genes, length)
+    starts = [w.start for w in haplotypes_lib.gene_windows(
+        haplotypes_lib.read_genes(gtf, fasta=fasta), length)]  # The windows the library reads.
     # Baseline: full passes of random sequences in batches (the first one untimed).
     batch = np.stack([one_hot_encode(sequence[t - length // 2:t + length // 2])
                       for t in tss[:1]] * args.batch_size)
@@ -144,8 +187,8 @@ def main(argv: List[str] = None) -> int:
     for density in args.densities.split(','):
       sites = (int(args.sites_per_kb * length / 1000) if density == 'realistic' else 20)
       singletons = SINGLETONS_PER_KB if density == 'realistic' else 0.0
-      windows = [population(rng, t - length // 2, length, args.samples, sites, singletons)
-                 for t in tss]
+      windows = [population(rng, start, length, args.samples, sites, singletons)
+                 for start in starts]
       vcf = write_vcf(folder, density, sequence, windows, args.samples)
       haplotypes_lib.predict_haplotypes(predictor, fasta, vcf, folder / f'warm_{density}',
                                         gtf=gtf, genes=['G0'], samples=['S0'], progress=False,
@@ -157,7 +200,7 @@ def main(argv: List[str] = None) -> int:
       seconds = time.perf_counter() - began
       stats = result.stats
       # Same outputs: gene 0's first 8 haplotypes rebuilt base by base, full passes.
-      start = tss[0] - length // 2
+      start = starts[0]
       rebuilt = []
       for haplotype in windows[0][:8]:
         letters = list(sequence[start:start + length])

@@ -66,6 +66,7 @@ def test_haplotypes_equal_full_passes_of_built_sequences(setup):
   # Local haplotypes repeat: fewer patches than (distinct haplotypes × patches per haplotype).
   assert stats.tower_bp < (stats.distinct - 1) * LENGTH
   assert 0 < stats.full_pass_equivalents < stats.haplotypes
+  assert predictor.work(reference, haplotypes) == stats  # The plan alone counts the same work.
 
 
 def test_sparse_haplotypes_recompute_what_the_incremental_path_does(setup):

@@ -344,6 +344,24 @@ class HaplotypeForward:
                for head, value in ref_outputs.items()}, stats)
     return {head: np.stack([results[d][head] for d in inverse]) for head in ref_outputs}, stats
 
+  def work(self, reference: np.ndarray, haplotypes: Iterable[Haplotype], *,
+           offset: int = 0) -> HaplotypeStats:
+    """The `HaplotypeStats` that `__call__` would report for these inputs, without running the
+    model (the plan only: distinct haplotypes, patches, transformer passes)."""
+    haplotypes = list(haplotypes)
+    reference = self._crop(np.asarray(reference, np.float32))
+    stats = HaplotypeStats(haplotypes=len(haplotypes), windows=1, tower_share=self.tower_share,
+                           sequence_length=self.sequence_length)
+    distinct = {self._canonical(reference, haplotype, offset) for haplotype in haplotypes}
+    changed = [(np.asarray(p, np.int64), np.asarray(b, np.int8)) for p, b in distinct if p]
+    stats.distinct, stats.reference_like = len(distinct), len(distinct) - len(changed)
+    if changed:
+      bins, _, keys = self._plan(changed)
+      stats.patches = sum(len(set(k) - {None}) for k in keys)
+      stats.tower_bp = stats.patches * (bins * BIN + 2 * self.halo)
+      stats.transformer_passes = len(changed)
+    return stats
+
   def _predict(self, reference: np.ndarray, tower: tf.Tensor,
                haplotypes: List[Tuple[np.ndarray, np.ndarray]],
                stats: HaplotypeStats) -> List[Outputs]:
