@@ -74,3 +74,36 @@ def test_dask_equals_a_single_process(checkpoint, genome, tmp_path):  # noqa: F8
   # A single-threaded worker rounds a few values differently.
   np.testing.assert_allclose(one.X, dask.X, rtol=1e-5, atol=1e-6)
   assert dict(one.uns['work']) == dict(dask.uns['work'])
+
+
+@pytest.mark.slow  # A CLI process killed with SIGKILL, then resumed (~30 s).
+def test_kill_9_and_rerun_gives_identical_files(checkpoint, genome, tmp_path):  # noqa: F811
+  import os
+  import signal
+  import subprocess
+  import sys
+  import time
+  bed = tmp_path / 'many.bed'
+  bed.write_text(''.join(f'1\t{start}\t{start + 100}\tR{start}\n'
+                         for start in range(200, 5800, 140)))  # 40 regions: 40 chunks.
+  args = command(checkpoint, genome, tmp_path / 'killed', '--tsv')
+  args[args.index('--gtf'):args.index('--gtf') + 2] = ['--bed', str(bed)]
+  process = subprocess.Popen([sys.executable, '-m', 'enformer', *args],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  partial = tmp_path / 'killed' / 'haplotypes.h5ad.partial'
+  deadline = time.time() + 120
+  while time.time() < deadline and len(list(partial.glob('chunk_*.npz'))) < 3:
+    time.sleep(0.05)
+  os.kill(process.pid, signal.SIGKILL)
+  process.wait()
+  done = len(list(partial.glob('chunk_*.npz')))
+  assert 3 <= done < 40 and not (tmp_path / 'killed' / 'haplotypes.h5ad').exists()
+  assert main(args) == 0  # The same command resumes.
+  whole = command(checkpoint, genome, tmp_path / 'whole', '--tsv')
+  whole[whole.index('--gtf'):whole.index('--gtf') + 2] = ['--bed', str(bed)]
+  assert main(whole) == 0
+  assert ((tmp_path / 'killed' / 'haplotypes.tsv').read_bytes() ==
+          (tmp_path / 'whole' / 'haplotypes.tsv').read_bytes())
+  killed = anndata.read_h5ad(tmp_path / 'killed' / 'haplotypes.h5ad')
+  np.testing.assert_array_equal(killed.X, anndata.read_h5ad(
+      tmp_path / 'whole' / 'haplotypes.h5ad').X)
