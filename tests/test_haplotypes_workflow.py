@@ -10,6 +10,7 @@ import pytest
 from conftest import write_random_fasta
 from enformer.genes import haplotypes as haplotypes_lib
 from enformer.genes.expression import gene_expression
+from enformer.genes.predict import predict_gene_expression
 from enformer.inference import fast
 from enformer.inference.predictor import Predictor
 from enformer.io.fasta import FastaStringExtractor
@@ -204,3 +205,15 @@ def test_regions_with_bins(genome, tmp_path):
   expected = genome['forward'](x[np.newaxis])['human'].numpy()[0][:, 1]
   np.testing.assert_allclose(haplotypes_lib.track_matrix(data, 't1')[1], expected, rtol=1e-5,
                              atol=1e-5 * np.abs(expected).max())
+
+
+def test_a_reference_haplotype_equals_predict_gtf(genome, tmp_path):
+  """The same windows and expression at the TSSs as `predict --gtf` (predict_gene_expression):
+  S3's haplotype 1 holds only 0 and '.' alleles at GENE1 and GENE2, so it is the reference."""
+  expression = predict_gene_expression(genome['predictor'], genome['fasta'], genome['gtf'],
+                                       genes=['GENE1', 'GENE2'], progress=False).expression
+  ours = haplotypes_lib.predict_haplotypes(
+      genome['predictor'], genome['fasta'], genome['vcf'], tmp_path, gtf=genome['gtf'],
+      genes=['GENE1', 'GENE2'], samples=['S3'], progress=False).data.X.reshape(2, 2, 3)
+  np.testing.assert_allclose(ours[0], expression, rtol=1e-5, atol=1e-5 * np.abs(expression).max())
+  assert not np.allclose(ours[1], expression)  # Haplotype 2 carries two ALTs.
