@@ -436,3 +436,12 @@ def test_scoring_messages_name_arguments_and_the_cli_shows_its_flags(tmp_path, f
   assert '1 chunks of `chunk_size` 50' in str(empty.value)
   assert 'chunks of --chunk-size 50; use fewer shards or a smaller --chunk-size' in describe(
       empty.value, args)[0]
+
+
+def test_scoring_settings_are_normalised_hashable_and_give_the_workers_absolute_paths():
+  settings = ScoringSettings(shifts=[-1, '0'], extra_tracks=None, neutral_value=0)
+  assert settings.shifts == (-1, 0) and settings.extra_tracks == ()
+  assert isinstance(settings.neutral_value, float)
+  assert hash(settings) == hash(ScoringSettings(shifts=(-1, 0)))  # Worker cache keys.
+  chunk = settings.chunk_settings('genome.fa')
+  assert pathlib.Path(chunk.fasta).is_absolute() and chunk.shifts == (-1, 0)

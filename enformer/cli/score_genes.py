@@ -6,9 +6,9 @@ import sys
 
 from enformer.cli import _common
 from enformer.cli._inputs import check_files, check_model
-from enformer.cli.score_variants import (INDEL_RULE, add_run_arguments, add_scoring_arguments,
-                                         check_run_arguments, load_model_or_source,
-                                         print_written, scoring_settings)
+from enformer.cli.score_variants import (INDEL_RULE, add_background_arguments, add_run_arguments,
+                                         add_scoring_arguments, check_run_arguments,
+                                         load_model_or_source, print_written, scoring_settings)
 
 GENE_RULE = """Genes: a variant is paired with each gene that has a TSS in the output bins of its
 window (the window score-variants uses; the output covers its central target_length x 128 bp; a
@@ -59,13 +59,8 @@ def register(subparsers) -> None:
                            'FOLDER/sed.h5); --tsv writes the table beside it')
   parser.add_argument('--tsv', action='store_true',
                       help='also write a tidy TSV (one row per variant, gene and track)')
-  parser.add_argument('--background', default=None, metavar='FIT',
-                      help='fitted background (.npz from --fit-background): adds SED_quantile '
-                      'and logSED_quantile, the signed quantile of |score| among the '
-                      "background's, in [-1, 1]")
-  parser.add_argument('--fit-background', default=None, metavar='NPZ',
-                      help='fit a background on the scores of this run (e.g. common variants: '
-                      'pass them as --vcf) and save its per-track SED and logSED quantiles here')
+  add_background_arguments(parser, ('SED', 'logSED'),
+                           example='common variants: pass them as --vcf')
   add_scoring_arguments(
       parser, batch_help='sequences per forward pass',
       incremental_help='full forward passes for every allele (default: SNVs reuse the '

@@ -76,13 +76,7 @@ def register(subparsers) -> None:
                       'set) and save it as .npz')
   parser.add_argument('--fit-pcs', type=_common.positive_int, default=20,
                       help='components of --fit-transform')
-  parser.add_argument('--background', default=None, metavar='FIT',
-                      help='fitted background (.npz from --fit-background): adds SAD_quantile '
-                      'and SAR_quantile, the signed quantile of |score| among the background\'s, '
-                      'in [-1, 1]')
-  parser.add_argument('--fit-background', default=None, metavar='NPZ',
-                      help='fit a background on the scores of this run (e.g. common variants) '
-                      'and save its per-track SAD and SAR quantiles here (.npz)')
+  add_background_arguments(parser, ('SAD', 'SAR'), example='common variants')
   add_run_arguments(
       parser, shard_help='score only shard K of N (every N-th chunk) into --out, for batch '
       'schedulers without Dask; join the N files with `enformer merge-scores`',
@@ -106,6 +100,18 @@ def add_scoring_arguments(parser: argparse.ArgumentParser, *, batch_help: str,
                       help='variants per saved chunk (the unit of resuming)')
   parser.add_argument('--ref-mismatch', choices=('skip', 'error'), default='skip',
                       help='REF allele differs from the genome: skip and count, or stop')
+
+
+def add_background_arguments(parser: argparse.ArgumentParser, stats, *, example: str) -> None:
+  """--background and --fit-background of the statistics `stats` (e.g. SAD and SAR)."""
+  first, second = stats
+  parser.add_argument('--background', default=None, metavar='FIT',
+                      help=f'fitted background (.npz from --fit-background): adds {first}_quantile '
+                      f'and {second}_quantile, the signed quantile of |score| among the '
+                      "background's, in [-1, 1]")
+  parser.add_argument('--fit-background', default=None, metavar='NPZ',
+                      help=f'fit a background on the scores of this run (e.g. {example}) and '
+                      f'save its per-track {first} and {second} quantiles here (.npz)')
 
 
 def add_run_arguments(parser: argparse.ArgumentParser, *, shard_help: str,
@@ -158,7 +164,7 @@ def scoring_settings(args: argparse.Namespace):
     model_id += f' precision={args.precision}'
   return ScoringSettings(
       head=args.head, targets=args.targets, batch_size=args.batch_size,
-      reverse_complement=args.rc, shifts=args.shifts, extra_tracks=args.extra_track or (),
+      reverse_complement=args.rc, shifts=args.shifts, extra_tracks=args.extra_track,
       neutral_value=args.n_value, ref_mismatch=args.ref_mismatch, chunk_size=args.chunk_size,
       incremental=not args.no_incremental, model_id=model_id)
 

@@ -314,29 +314,41 @@ class ShardInfo:
     return f'{self.shard[0]}/{self.shard[1]}'
 
 
+def write_shard_info(h5: h5py.File, info: ShardInfo) -> None:
+  """Adds a shard file's `info` to an open score file (sad.h5 or sed.h5 layout)."""
+  h5.create_dataset('chunk_index', data=np.asarray(info.chunk_index, np.int64))
+  h5.create_dataset('variant_index', data=np.asarray(info.variant_index, np.int64))
+  h5.attrs.update(shard=info.name, num_chunks=info.num_chunks, num_variants=info.num_variants,
+                  run_settings=info.settings)
+
+
+def pop_shard_info(h5: h5py.File, attrs: Dict[str, object]) -> Optional[ShardInfo]:
+  """The `ShardInfo` of an open score file, its attributes removed from `attrs` (the file's
+  attributes); None for a file that is not a shard."""
+  if 'shard' not in attrs:
+    return None
+  index, count = (int(v) for v in str(attrs.pop('shard')).split('/'))
+  return ShardInfo(shard=(index, count), num_chunks=int(attrs.pop('num_chunks')),
+                   num_variants=int(attrs.pop('num_variants')),
+                   chunk_index=h5['chunk_index'][:], variant_index=h5['variant_index'][:],
+                   settings=str(attrs.pop('run_settings')))
+
+
 def write_shard_h5(path: PathLike, scores: VariantScores, info: ShardInfo) -> None:
   """Writes a shard file: `scores` (float32) of the shard's variants plus `info`."""
   write_sad_h5(path, scores, dtype=np.float32)
   with h5py.File(path, 'a') as h5:
-    h5.create_dataset('chunk_index', data=np.asarray(info.chunk_index, np.int64))
-    h5.create_dataset('variant_index', data=np.asarray(info.variant_index, np.int64))
-    h5.attrs.update(shard=info.name, num_chunks=info.num_chunks, num_variants=info.num_variants,
-                    run_settings=info.settings)
+    write_shard_info(h5, info)
 
 
 def read_shard_h5(path: PathLike) -> Tuple[VariantScores, ShardInfo]:
   """Reads a file written by `write_shard_h5` (ValueError for any other sad.h5 file)."""
   path = os.fspath(path)
   scores = read_sad_h5(path)
-  if 'shard' not in scores.attrs:
-    raise ValueError(f'{path} is not a shard file (it was written without `shard`).')
   with h5py.File(path, 'r') as h5:
-    chunk_index, variant_index = h5['chunk_index'][:], h5['variant_index'][:]
-  attrs = scores.attrs
-  index, count = (int(v) for v in str(attrs.pop('shard')).split('/'))
-  info = ShardInfo(shard=(index, count), num_chunks=int(attrs.pop('num_chunks')),
-                   num_variants=int(attrs.pop('num_variants')), chunk_index=chunk_index,
-                   variant_index=variant_index, settings=str(attrs.pop('run_settings')))
+    info = pop_shard_info(h5, scores.attrs)
+  if info is None:
+    raise ValueError(f'{path} is not a shard file (it was written without `shard`).')
   return scores, info
 
 

@@ -31,7 +31,8 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from enformer.io.sad import ShardInfo, byte_strings, decoded_strings
+from enformer.io.sad import (ShardInfo, byte_strings, decoded_strings, pop_shard_info,
+                             write_shard_info)
 
 PathLike = Union[str, os.PathLike]
 SED_FILE = 'sed.h5'  # The output file of a run given a folder as its output.
@@ -106,10 +107,7 @@ def write_sed_h5(path: PathLike, scores: GeneScores, dtype=np.float16,
     for key, value in scores.attrs.items():
       h5.attrs[key] = value
     if shard is not None:
-      h5.create_dataset('chunk_index', data=np.asarray(shard.chunk_index, np.int64))
-      h5.create_dataset('variant_index', data=np.asarray(shard.variant_index, np.int64))
-      h5.attrs.update(shard=shard.name, num_chunks=shard.num_chunks,
-                      num_variants=shard.num_variants, run_settings=shard.settings)
+      write_shard_info(h5, shard)
 
 
 def is_sed_file(path: PathLike) -> bool:
@@ -135,13 +133,7 @@ def read_sed_h5(path: PathLike):
               if h5[name].ndim == 2 and h5[name].shape[0] == num_pairs}
     empty = np.array([''] * num_pairs)
     attrs = dict(h5.attrs)
-    info = None
-    if 'shard' in attrs:
-      index, count = (int(v) for v in str(attrs.pop('shard')).split('/'))
-      info = ShardInfo(shard=(index, count), num_chunks=int(attrs.pop('num_chunks')),
-                       num_variants=int(attrs.pop('num_variants')),
-                       chunk_index=h5['chunk_index'][:], variant_index=h5['variant_index'][:],
-                       settings=str(attrs.pop('run_settings')))
+    info = pop_shard_info(h5, attrs)
     result = GeneScores(
         si=h5['si'][:].astype(np.int64), gene=text('gene'),
         gene_name=text('gene_name') if 'gene_name' in h5 else empty,

@@ -253,7 +253,8 @@ class ScoringSettings:
 
   def __post_init__(self):
     object.__setattr__(self, 'shifts', tuple(int(shift) for shift in self.shifts))
-    object.__setattr__(self, 'extra_tracks', tuple(os.fspath(path) for path in self.extra_tracks))
+    object.__setattr__(self, 'extra_tracks',
+                       tuple(os.fspath(path) for path in self.extra_tracks or ()))
     object.__setattr__(self, 'neutral_value', float(self.neutral_value))
 
   def chunk_settings(self, fasta_path: str) -> ChunkSettings:
