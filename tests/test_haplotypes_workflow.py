@@ -14,7 +14,7 @@ from enformer.genes.predict import predict_gene_expression
 from enformer.inference import fast
 from enformer.inference.predictor import Predictor
 from enformer.io.fasta import FastaStringExtractor
-from enformer.io.genotypes import Edit, PhasedVcf, UnphasedGenotypeError
+from enformer.io.genotypes import Edit, PhasedVcf, UnphasedGenotypeError, substitutions
 from enformer.sequence import one_hot_encode
 from enformer.testing import MICRO, random_model
 from test_genes_annotation import gtf_line, write_gtf
@@ -152,6 +152,9 @@ def test_reader_phasing_errors_and_naming(genome, tmp_path):
   with PhasedVcf(vcf, unphased=True) as genotypes:
     edits = genotypes.haplotypes('chr1', 0, 100)
   assert edits == [[], [Edit(9, 'A', 'G')], [Edit(9, 'A', 'G')], [Edit(9, 'A', 'G')]]
+  # An MNV that straddles the window's start: only its base inside the window counts.
+  assert substitutions([Edit(99, 'A', 'C'), Edit(100, 'G', 'T')], 100, 50) == [(0, 3)]
+  assert substitutions([Edit(120, 'A', 'AT')], 100, 50) is None  # An indel: its own sequence.
   with PhasedVcf(genome['vcf'], ['S2']) as genotypes:
     s2 = genotypes.haplotypes('1', 2990, 3200)
   assert [[e.start for e in h] for h in s2] == [[2999, 3099], [3099]]  # 1|0 and 2|1.

@@ -219,7 +219,7 @@ def predict_window(forward: HaplotypeForward, fasta: FastaStringExtractor, vcf: 
                          reference=(reference, window.start), summary=summary)
   simple, simple_rows, indel_rows = [], [], []
   for row, haplotype in enumerate(edits):
-    substituted = substitutions(haplotype, window.start)
+    substituted = substitutions(haplotype, window.start, length)
     if substituted is None:
       indel_rows.append(row)
     else:

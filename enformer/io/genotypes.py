@@ -246,12 +246,16 @@ class PhasedVcf:
     return alleles
 
 
-def substitutions(edits: Sequence[Edit], offset: int) -> Optional[List[Tuple[int, int]]]:
-  """(window position, base index in 'ACGT') of a haplotype made only of substitutions, or
-  None when it holds an indel (or an N allele), which needs its own sequence."""
+def substitutions(edits: Sequence[Edit], offset: int,
+                  length: int) -> Optional[List[Tuple[int, int]]]:
+  """(window position, base index in 'ACGT') of a haplotype made only of substitutions, within
+  the window [offset, offset + length) (records that straddle its ends may hold bases outside
+  it: they are dropped), or None when it holds an indel (or an N allele), which needs its own
+  sequence."""
   result = []
   for edit in edits:
     if not edit.is_substitution or edit.alt not in 'ACGT':
       return None
-    result.append((edit.start - offset, 'ACGT'.index(edit.alt)))
+    if offset <= edit.start < offset + length:
+      result.append((edit.start - offset, 'ACGT'.index(edit.alt)))
   return result
