@@ -29,8 +29,7 @@ SMALL_REFERENCE_LENGTH = 131_072
 # of these fixtures from a file not listed here is refused at collection.
 # A file that uses two builds joins their groups into one.
 SHARED_BUILDS = {
-    'quick_demo': ('test_demo.py', 'test_notebooks.py', 'test_genes_demo.py',
-                   'test_motifs_learning.py'),
+    'quick_demo': ('test_demo.py', 'test_notebooks.py'),
     'trained_micro': ('test_attribution_learning.py', 'test_motifs_learning.py',
                       'test_training_learning.py'),
 }

@@ -1,5 +1,7 @@
-"""`enformer demo --quick`: every promised file, the report's links, learning beats a baseline."""
+"""`enformer demo --quick`: every promised file, the report's links, learning beats a baseline,
+the genes and motifs it finds."""
 
+import os
 import re
 
 import h5py
@@ -11,6 +13,9 @@ import pytest
 from conftest import demo_results
 from enformer import demo as demo_lib
 from enformer.cli import main
+from enformer.data.synthetic import DEFAULT_MOTIFS
+from enformer.interpret import motifs
+from test_motifs_learning import jaspar_family
 
 pytestmark = pytest.mark.slow  # The demo, notebooks, Dask clusters or several processes.
 
@@ -144,3 +149,32 @@ def test_same_seed_trains_the_same_model(quick_demo, tmp_path):
   first, again, other = train(0, 'a'), train(0, 'b'), train(1, 'c')
   np.testing.assert_allclose(again, first, rtol=1e-5)
   assert not np.allclose(other, first, rtol=1e-3)
+
+
+def test_demo_genes_step(quick_demo):
+  genes = demo_results(quick_demo)['genes']
+  assert genes['pairs'] > 0 and genes['genes'] > 10
+  assert genes['hit_top_quantile'] > 0.99  # A motif-destroying SNV at a TSS vs the background.
+  assert genes['hit_median_max_abs_sed'] > 10 * genes['miss_median_max_abs_sed']
+  assert genes['expression_pearson'][0] > 0.5  # The CTCF track at the genes' TSSs.
+  with h5py.File(genes['sed_h5']) as h5:
+    assert h5['SED'].shape == (genes['pairs'], 4)
+  assert len(pd.read_csv(quick_demo / 'genes' / 'expression' / 'expression.tsv', sep='\t')) == \
+      genes['genes'] * 4
+  assert '<h2>Genes</h2>' in (quick_demo / 'index.html').read_text()
+
+
+def test_the_quick_demo_finds_the_motifs_its_model_learned(quick_demo):
+  """--quick's model learns the CTCF and SP1 tracks (R ~0.95; AP1 and CREB stay below 0.4):
+  its motifs step recovers those two, named within their JASPAR families, and shows them."""
+  jaspar = motifs.jaspar_motifs()
+  results = demo_results(quick_demo)['motifs']
+  for factor in ('CTCF', 'SP1'):
+    assert results['recovered'][factor], results['patterns']
+    pattern = next(p for p in results['patterns'] if p['name'] == results['recovered'][factor][0])
+    assert pattern['match_id'] in jaspar_family(DEFAULT_MOTIFS[factor], jaspar), pattern
+  report = (quick_demo / 'index.html').read_text()
+  assert '<h2>Motifs</h2>' in report and 'motifs/motifs/motifs.tsv' in report
+  for pattern in results['patterns']:
+    assert pattern['match_id'] in report
+    assert f'src="{os.path.relpath(pattern["logo"], quick_demo)}"' in report
