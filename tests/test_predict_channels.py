@@ -291,7 +291,7 @@ def test_cli_score_variants_extra_track(model, checkpoint, files, tmp_path, caps
   common = ['score-variants', '--model', checkpoint, *CONFIG_FLAGS, '--fasta', files['fasta'],
             '--vcf', str(vcf), '--head', 'atac', '--quiet']
   assert main([*common, '--out', str(tmp_path / 'none.h5')]) == 2  # The channel is needed.
-  assert 'pass 1 --extra-track' in capsys.readouterr().err
+  assert 'pass 1 bigWig as --extra-track' in capsys.readouterr().err
   out = tmp_path / 'scores.h5'
   assert main([*common, '--extra-track', files['conservation'], '--out', str(out)]) == 0
   capsys.readouterr()
