@@ -33,11 +33,11 @@ def conservation_data(tmp_path_factory) -> str:
 def validation_r(data: str, run_dir: str, with_extra: bool) -> float:
   def source(subset: str):
     return lambda: get_dataset(data, subset, include_input_tracks=with_extra, prefetch=None)
-  model = build_model('tiny', heads={'atac': 1}, input_channels=5 if with_extra else 4)
+  model = build_model('micro', heads={'atac': 1}, input_channels=5 if with_extra else 4)
   result = train(run_dir=run_dir, model=model, train_data={'atac': source('train')},
-                 valid_data={'atac': source('valid')}, batch_size=8, num_steps=20,
-                 warmup_steps=0, learning_rate=2e-3, clip_norm=10.0, eval_every=20,
-                 checkpoint_every=20, export_hub=False, progress=False, seed=0)
+                 valid_data={'atac': source('valid')}, batch_size=8, num_steps=40,
+                 warmup_steps=0, learning_rate=4e-3, clip_norm=10.0, eval_every=40,
+                 checkpoint_every=40, export_hub=False, progress=False, seed=0)
   return result.final_pearson_r
 
 
