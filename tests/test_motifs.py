@@ -19,7 +19,9 @@ from enformer.interpret import contribution_input_grad, target_mask
 from enformer.interpret import motifs
 from enformer.interpret import scan as scan_lib
 from enformer.interpret.gradients import input_gradient
+from enformer.io import sad as sad_io
 from enformer.testing import MICRO, random_model, random_one_hot
+from enformer.variants import score_vcf
 
 LENGTH = 512
 
@@ -227,6 +229,60 @@ def test_scan_finds_the_motifs_a_variant_breaks_or_creates(tmp_path, jaspar, cap
   assert main(['motifs', '--scan', 'NOPE', '--motif-db', own, '--fasta', mutant, '--vcf', vcf,
                '--out', str(tmp_path / 'scan2')]) == 2
   assert "Motif 'NOPE' is not in" in capsys.readouterr().err
+
+
+class _BaseCounts:
+  """Stand-in model for `score_vcf`: per 128 bp bin, G+C count and A count (2 tracks)."""
+  sequence_length = 256
+  heads = {'human': 2}
+
+  def __init__(self):
+    self.batches = 0
+
+  def predict_on_batch(self, x):
+    self.batches += 1
+    bins = np.asarray(x).reshape(len(x), -1, 128, 4)
+    return {'human': np.stack([bins[..., 1:3].sum((2, 3)), bins[..., 0].sum(2)],
+                              -1).astype(np.float32)}
+
+
+def test_score_variants_scan_reports_the_planted_motif_lost(tmp_path, jaspar, capsys):
+  """score_vcf(scan_motifs=...) / score-variants --scan: motif_gained / motif_lost of each
+  variant in the TSV and sad.h5 (the planted AP1 site's core SNV breaks FOS::JUN)."""
+  intact = _planted_fasta(tmp_path / 'intact.fa', 'ATGACTCATC')
+  sequence = open(intact).read().split('\n')[1]
+  (tmp_path / 'intact.fa').write_text(f'>chr1\n{sequence[:39]}A{sequence[40:]}\n')
+  vcf = _vcf(tmp_path / 'v.vcf', [('far', 40, 'A', 'G'), ('core', 203, 'G', 'C')])
+  fos_jun = f'{jaspar.ids[jaspar.index("MA0099")]} FOS::JUN'
+  out = tmp_path / 'scores.h5'
+  result = score_vcf(_BaseCounts(), intact, vcf, out, tsv=True, progress=False,
+                     scan_motifs=['MA0099', 'MA0139'], motif_database=jaspar)
+  assert result.scores.annotations['motif_lost'].tolist() == ['', fos_jun]
+  table = pd.read_csv(result.paths['tsv'][0], sep='\t', keep_default_na=False)
+  assert len(table) == 2 * 2
+  assert table.groupby('snp')['motif_lost'].first().to_dict() == {'core': fos_jun, 'far': ''}
+  assert (table['motif_gained'] == '').all()
+  written = sad_io.read_sad_h5(out)
+  assert written.annotations['motif_lost'].tolist() == ['', fos_jun]
+  assert written.annotations['motif_gained'].tolist() == ['', '']
+  assert written.sad.shape == (2, 2)
+  model = _BaseCounts()
+  with pytest.raises(ValueError, match="Motif 'NOPE' is not in"):
+    score_vcf(model, intact, vcf, tmp_path / 'nope.h5', progress=False, scan_motifs=['NOPE'],
+              motif_database=jaspar)
+  assert model.batches == 0  # Checked before any prediction.
+  saved = tmp_path / 'model'  # The checks below stop before the model is loaded.
+  saved.mkdir()
+  (saved / 'saved_model.pb').write_bytes(b'graph')
+  own = str(tmp_path / 'own.meme')
+  write_meme(own, {fos_jun: jaspar.matrices[jaspar.index('MA0099')]})
+  command = ['score-variants', '--model', str(saved), '--fasta', intact, '--vcf', vcf]
+  assert main(command + ['--out', str(tmp_path / 'a.h5'), '--scan', 'NOPE',
+                         '--motif-db', own]) == 2
+  assert "Motif 'NOPE' is not in" in capsys.readouterr().err
+  assert main(command + ['--out', str(tmp_path / 'b.h5'), '--scan', 'MA0099',
+                         '--shard', '1/2']) == 2
+  assert '--scan needs the whole run' in capsys.readouterr().err
 
 
 @pytest.mark.slow  # Traces the incremental forward (~5 s on 2 cores).

@@ -77,6 +77,13 @@ def register(subparsers) -> None:
   parser.add_argument('--fit-pcs', type=_common.positive_int, default=20,
                       help='components of --fit-transform')
   add_background_arguments(parser, ('SAD', 'SAR'), example='common variants')
+  parser.add_argument('--scan', nargs='+', default=None, metavar='MOTIF_ID',
+                      help='motif ids (JASPAR, e.g. MA0139 for CTCF, or of --motif-db): add '
+                      'motif_gained / motif_lost per variant (FIMO on the REF and ALT alleles, as '
+                      '`enformer motifs --scan`) to --out and the --tsv')
+  parser.add_argument('--motif-db', default=None,
+                      help='with --scan: a MEME file of motifs (default: JASPAR CORE vertebrates '
+                      'shipped with pyjaspar)')
   add_run_arguments(
       parser, shard_help='score only shard K of N (every N-th chunk) into --out, for batch '
       'schedulers without Dask; join the N files with `enformer merge-scores`',
@@ -189,9 +196,14 @@ def run(args: argparse.Namespace) -> int:
 
   check_files((args.vcf, '--vcf', 'vcf'), (args.fasta, '--fasta', 'fasta'),
               (args.targets, '--targets', 'text'), (args.transform, '--transform', None),
-              (args.background, '--background', 'npz'))
+              (args.background, '--background', 'npz'), (args.motif_db, '--motif-db', 'text'))
   check_model(args.model)
   shard = check_run_arguments(args, SCORES_FILE)
+  if args.motif_db and not args.scan:
+    raise ValueError('--motif-db goes with --scan MOTIF_ID ...: the motifs to look for.')
+  if shard and args.scan:
+    raise ValueError('--scan needs the whole run: score without --shard, or scan the VCF with '
+                     '`enformer motifs --scan`.')
   for path, flag in ((args.fit_transform, '--fit-transform'),
                      (args.save_transform, '--save-transform')):
     if path:
@@ -211,12 +223,17 @@ def run(args: argparse.Namespace) -> int:
     if args.save_transform:
       transform.save(args.save_transform)
       print(f'Saved the transform as {args.save_transform}', file=sys.stderr)
+  database = None
+  if args.scan:  # Unknown motif ids stop here, before the model is loaded.
+    from enformer.interpret import motifs, scan
+    database = motifs.load_motif_db(args.motif_db)
+    scan.select_motifs(database, args.scan)
   # One run per --out: a second run stops here, naming the first, before loading the model.
   with _common.output_lock(args.out):
-    return _score(args, transform, shard)
+    return _score(args, transform, shard, database)
 
 
-def _score(args: argparse.Namespace, transform, shard) -> int:
+def _score(args: argparse.Namespace, transform, shard, database=None) -> int:
   """`run` once the inputs are checked and --out is locked."""
   from enformer.distributed import client_for
   from enformer.variants import ScoreTransform, score_vcf
@@ -228,7 +245,8 @@ def _score(args: argparse.Namespace, transform, shard) -> int:
                  transform=transform, num_pcs=args.pcs, plot=args.plot,
                  progress=not args.quiet, run_settings={'command': ' '.join(sys.argv)},
                  shard=shard,
-                 background=Background.load(args.background) if args.background else None)
+                 background=Background.load(args.background) if args.background else None,
+                 scan_motifs=args.scan or (), motif_database=database)
   with client_for(args.workers, args.scheduler) as client:
     predictor = load_model_or_source(args, client)
     # A DistributedError (e.g. every worker left) reaches the one error boundary (`_errors`).
@@ -249,5 +267,10 @@ def _score(args: argparse.Namespace, transform, shard) -> int:
              if result.chunks_resumed else '')
   print(f'Scored {count} variants × {result.scores.sad.shape[1]} tracks in '
         f'{result.seconds:.1f} s{resumed}.', file=sys.stderr)
+  if args.scan:
+    annotations = result.scores.annotations
+    print(f'Motifs ({", ".join(args.scan)}): {int((annotations["motif_gained"] != "").sum())} '
+          f'variants create one, {int((annotations["motif_lost"] != "").sum())} break one.',
+          file=sys.stderr)
   print_written(result.paths)
   return 0

@@ -55,7 +55,9 @@ class VariantScores:
   """Scores of V variants on T tracks, as stored in sad.h5 (strings decoded to str).
 
   `scores` maps a dataset name ('SAD', 'SAR', optionally 'SAD_z', ...) to [V, T] arrays;
-  `attrs` holds file-level attributes (settings of the run).
+  `attrs` holds file-level attributes (settings of the run); `annotations` maps a name (e.g.
+  'motif_gained', 'motif_lost') to per-variant strings [V], written as byte-string datasets and as
+  TSV columns.
   """
   snp: np.ndarray
   chr: np.ndarray
@@ -66,6 +68,7 @@ class VariantScores:
   target_labels: np.ndarray
   scores: Dict[str, np.ndarray]
   attrs: Dict[str, object] = dataclasses.field(default_factory=dict)
+  annotations: Dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
   def __len__(self) -> int:
     return len(self.pos)
@@ -116,6 +119,10 @@ def write_sad_h5(path: PathLike, scores: VariantScores, dtype=np.float16) -> Non
                         byte_strings(values))
     h5.create_dataset('target_ids', data=byte_strings(scores.target_ids))
     h5.create_dataset('target_labels', data=byte_strings(scores.target_labels))
+    for name, values in scores.annotations.items():
+      if len(values) != num_variants:
+        raise ValueError(f'{name} has {len(values)} entries for {num_variants} variants.')
+      h5.create_dataset(name, data=byte_strings(values))
     for name, values in scores.scores.items():
       values = np.asarray(values)
       if (values.ndim == 2 and values.shape != (num_variants, num_targets)
@@ -151,14 +158,20 @@ def read_sad_h5(path: PathLike) -> VariantScores:
         for name in h5
         if h5[name].ndim == 2 and h5[name].shape[0] == num_variants and name not in decoded
     }
-    return VariantScores(scores=scores, attrs=dict(h5.attrs), **decoded)
+    annotations = {  # Per-variant strings other than the variant fields (e.g. motif_lost).
+        name: decoded_strings(h5[name][:])
+        for name in h5
+        if h5[name].ndim == 1 and h5[name].shape[0] == num_variants and name not in decoded
+        and h5[name].dtype.kind == 'S'
+    }
+    return VariantScores(scores=scores, attrs=dict(h5.attrs), annotations=annotations, **decoded)
 
 
 def write_sad_tsv(path: PathLike, scores: VariantScores) -> None:
   """Long-format TSV like basenji's text output: one row per variant × track.
 
   Columns: snp chr pos ref alt target_index target_id target_label SAD SAR (and any
-  `*_quantile` scores).
+  `*_quantile` scores), then the per-variant `annotations` (e.g. motif_gained, motif_lost).
   """
   num_variants, num_targets = len(scores), len(scores.target_ids)
   repeat = lambda values: np.repeat(np.asarray(values), num_targets)
@@ -172,6 +185,8 @@ def write_sad_tsv(path: PathLike, scores: VariantScores) -> None:
       'SAR': np.asarray(scores.sar, np.float32).ravel()})
   for name in [n for n in scores.scores if n.endswith('_quantile')]:
     table[name] = np.asarray(scores.scores[name], np.float32).ravel()
+  for name, values in scores.annotations.items():
+    table[name] = repeat(np.asarray(values, str))
   table.to_csv(path, sep='\t', index=False, float_format='%.6g')
 
 

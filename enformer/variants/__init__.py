@@ -5,7 +5,8 @@
   pipeline       score_vcf: resumable VCF → sad.h5 (+ TSV, PC tables, PNG), single process, on a
                  Dask cluster (client=) or as one of N shards (shard=); ScoringSettings: how to
                  score (shared with enformer.genes.score_genes); run_chunks: the chunk loop both
-                 run; score_chunk: one chunk
+                 run; score_chunk: one chunk; motif_annotations: motif_gained / motif_lost of
+                 each variant (FIMO, `scan_motifs=`)
   shards         merge_scores: N shard files → the single run's sad.h5
   plotting       plot_variant_scores: heatmap of variants × top tracks
 """

@@ -23,6 +23,8 @@ from tqdm.auto import tqdm
 
 from enformer.distributed import (ModelSource, fetch_model_info, run_tasks, worker_cached,
                                   worker_predictor)
+from enformer.interpret.motifs import MotifDatabase, jaspar_motifs
+from enformer.interpret.scan import scan_variants, select_motifs
 from enformer.io import sad as sad_io
 from enformer.io.fasta import FastaStringExtractor
 from enformer.io.files import content_identity
@@ -451,6 +453,22 @@ def run_chunks(vcf: PathLike,
                     np.cumsum([0] + sizes), prints, store, shard, attrs)
 
 
+def motif_annotations(scores: sad_io.VariantScores, fasta: PathLike, vcf: PathLike,
+                      motif_ids: Sequence[str],
+                      database: Optional[MotifDatabase] = None) -> Dict[str, np.ndarray]:
+  """'motif_gained' and 'motif_lost' [V] of the scored variants: ';'-separated 'ID NAME' of the
+  `motif_ids` each variant creates or breaks (`enformer.interpret.scan.scan_variants`), '' for
+  none; joined to `scores` on chromosome, position, REF and ALT."""
+  table = scan_variants(fasta, vcf, motif_ids, database=database)
+  found = {(str(c), int(p), str(r), str(a)): (gained, lost) for c, p, r, a, gained, lost in zip(
+      table['chrom'], table['pos'], table['ref'], table['alt'], table['motif_gained'],
+      table['motif_lost'])}
+  pairs = [found.get((str(c), int(p), str(r), str(a)), ('', ''))
+           for c, p, r, a in zip(scores.chr, scores.pos, scores.ref, scores.alt)]
+  return {'motif_gained': np.array([g for g, _ in pairs], str),
+          'motif_lost': np.array([lost for _, lost in pairs], str)}
+
+
 def score_vcf(predictor,
               fasta,
               vcf: PathLike,
@@ -466,7 +484,9 @@ def score_vcf(predictor,
               progress: bool = True,
               run_settings: Optional[Mapping[str, object]] = None,
               client=None,
-              shard: Optional[Tuple[int, int]] = None) -> ScoreVcfResult:
+              shard: Optional[Tuple[int, int]] = None,
+              scan_motifs: Sequence[str] = (),
+              motif_database: Optional[MotifDatabase] = None) -> ScoreVcfResult:
   """Scores every ALT allele of a VCF and writes `out` in the sad.h5 layout (plus SAR).
 
   Resumable: chunks of `settings.chunk_size` variants are saved under `<out>.partial/` as they
@@ -505,6 +525,10 @@ def score_vcf(predictor,
     shard: (K, N): score only chunks K−1, K−1+N, ... into the shard file `out` (float32 scores
       and the chunk indices, see `enformer.io.sad.write_shard_h5`); join the N shard files with
       `enformer.variants.shards.merge_scores`. Excludes tsv, plot, transform and num_pcs.
+    scan_motifs: motif ids of `motif_database` (e.g. 'MA0139' for CTCF): adds `motif_gained` /
+      `motif_lost` per variant (`enformer.interpret.scan.scan_variants`: FIMO on the REF and ALT
+      alleles) as string datasets of `out` and columns of the TSV. Not with `shard`.
+    motif_database: the motifs of `scan_motifs` (default JASPAR CORE vertebrates).
 
   Raises:
     OutputLockedError: another live process is writing the same `out`.
@@ -523,6 +547,12 @@ def score_vcf(predictor,
       raise ValueError('A sharded run (`shard`) writes only its shard file; pass `tsv`, `plot`, '
                        '`transform` and `num_pcs` when merging the shards (merge_scores) instead, '
                        'and score with a `background` unsharded.')
+    if scan_motifs:
+      if shard is not None:
+        raise ValueError('A sharded run (`shard`) writes only its shard file; scan motifs '
+                         '(`scan_motifs`) in an unsharded run.')
+      motif_database = motif_database if motif_database is not None else jaspar_motifs()
+      select_motifs(motif_database, scan_motifs)  # Unknown ids: an error before any scoring.
     inputs = open_inputs(predictor, fasta, settings, client)
     chunk_settings = settings.chunk_settings(inputs.fasta.path)
     scorer = chunk_settings.scorer(inputs.predictor, inputs.fasta)
@@ -538,6 +568,10 @@ def score_vcf(predictor,
     scores = sad_io.VariantScores(
         **run.variant_columns(), target_ids=np.asarray(target_ids),
         target_labels=np.asarray(target_labels), scores=dict(arrays), attrs=attrs)
+    if scan_motifs:
+      scores.annotations.update(motif_annotations(scores, inputs.fasta.path, vcf, scan_motifs,
+                                                  motif_database))
+      scores.attrs['motif_scan'] = ', '.join(select_motifs(motif_database, scan_motifs))
     if shard is None:
       written = write_score_files(scores, out, transform=transform, num_pcs=num_pcs, tsv=tsv,
                                   plot=plot, check_targets=inputs.targets is not None,
