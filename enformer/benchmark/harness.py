@@ -341,7 +341,7 @@ def _run_worker(kind: str, **kwargs) -> Dict[str, object]:
   return {'error': f'worker {kind} exited with {proc.returncode}: {tail}'}
 
 
-def run_benchmark(config_name: str = 'small', repeats: int = 3, batch4: bool = True,
+def run_benchmark(config_name: str = 'small', *, repeats: int = 3, batch4: bool = True,
                   memory: bool = True, train: bool = False, recompute: bool = False,
                   plain_batch4: bool = False, sequence_length: Optional[int] = None,
                   levers: bool = True, log=print) -> Dict[str, object]:

@@ -268,7 +268,7 @@ def _remote_model(predictor, client) -> Tuple[ModelSource, ModelInfo]:
 
 
 def predict_region(predictor, extractor: FastaStringExtractor, region: kipoiseq.Interval,
-                   head: str = 'human', tracks: Optional[Sequence[int]] = None,
+                   head: str = 'human', *, tracks: Optional[Sequence[int]] = None,
                    extra_tracks: Sequence[str] = (),
                    neutral_value: float = NEUTRAL_VALUE) -> RegionPrediction:
   """Predictions for one region (see iter_predictions)."""

@@ -37,6 +37,7 @@ def _save(fig: plt.Figure, path: Optional[PathLike]) -> plt.Figure:
 def plot_tracks_with_contributions(tracks: Mapping[str, np.ndarray],
                                    pooled_contributions: np.ndarray,
                                    interval,
+                                   *,
                                    contribution_label: str = 'Enformer gradient × input',
                                    clip_quantile: Optional[float] = 0.995,
                                    highlight_bins: Optional[Sequence[int]] = None,

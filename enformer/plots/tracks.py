@@ -35,6 +35,7 @@ def pearson_log2(predicted: np.ndarray, observed: np.ndarray) -> float:
 def plot_tracks(tracks: Mapping[str, np.ndarray],
                 interval,
                 observed: Optional[Mapping[str, np.ndarray]] = None,
+                *,
                 height: float = 1.5,
                 width: float = 11.0,
                 log_cage: bool = True,
