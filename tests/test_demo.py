@@ -1,9 +1,10 @@
 """`enformer demo --quick`: every promised file, the report's links, learning beats a baseline,
-the genes and motifs it finds."""
+the genes, motifs and personal-genome predictions it makes."""
 
 import os
 import re
 
+import anndata
 import h5py
 import matplotlib.image
 import numpy as np
@@ -20,7 +21,7 @@ from test_motifs_learning import jaspar_family
 pytestmark = pytest.mark.slow  # The demo, notebooks, Dask clusters or several processes.
 
 STEPS = ('genome', 'data', 'train', 'export', 'evaluate', 'predict', 'attribute', 'variants',
-         'genes', 'motifs')
+         'genes', 'motifs', 'haplotypes')
 
 
 def test_every_promised_file_exists(quick_demo):
@@ -178,3 +179,50 @@ def test_the_quick_demo_finds_the_motifs_its_model_learned(quick_demo):
   for pattern in results['patterns']:
     assert pattern['match_id'] in report
     assert f'src="{os.path.relpath(pattern["logo"], quick_demo)}"' in report
+
+
+def test_demo_haplotypes_step(quick_demo):
+  """predict-haplotypes on the demo's phased VCF: a sample homozygous for a motif-destroying SNV at
+  a gene's TSS expresses the gene less on the motif's track than the reference sample, a
+  heterozygous one lies halfway (whichever haplotype carries it), genes without a variant in
+  their window do not change, and the files open with anndata and pandas."""
+  results = demo_results(quick_demo)
+  haplotypes = results['haplotypes']
+  data = anndata.read_h5ad(haplotypes['h5ad'])
+  assert data.obs['sample'].unique().tolist() == [s for s, _ in haplotypes['samples']] == [
+      'ref_hom', 'het_0_1', 'het_1_0', 'alt_hom']
+  assert data.n_obs == 4 * 3 and data.n_vars == len(haplotypes['genes']) * 4
+
+  def value(sample, haplotype, gene, track):
+    row = np.flatnonzero((data.obs['sample'] == sample) & (data.obs['haplotype'] == haplotype))
+    column = np.flatnonzero((data.var['gene_id'] == gene) & (data.var['track'] == track))
+    return float(np.asarray(data.X)[row[0], column[0]])
+
+  # Tracks that respond to one motif alone (track0 ← CTCF, track1 ← SP1: learned by --quick).
+  single = {next(iter(w)): t for t, w in results['genome']['human']['track_weights'].items()
+            if len(w) == 1}
+  drops = []
+  for gene in haplotypes['genes']:
+    tracks = [single[gene['motif']]] if gene['motif'] in single else []
+    for track in (tracks if gene['motif'] else data.uns['tracks']):
+      ref, alt = value('ref_hom', 'mean', gene['gene_id'], track), value('alt_hom', 'mean',
+                                                                          gene['gene_id'], track)
+      het = value('het_0_1', 'mean', gene['gene_id'], track)
+      carrier = value('het_0_1', '2', gene['gene_id'], track)
+      assert carrier == pytest.approx(value('alt_hom', '1', gene['gene_id'], track), rel=1e-6)
+      assert carrier == pytest.approx(value('het_1_0', '1', gene['gene_id'], track), rel=1e-6)
+      assert value('het_0_1', '1', gene['gene_id'], track) == pytest.approx(ref, rel=1e-6)
+      assert het == pytest.approx((ref + alt) / 2, rel=1e-5)
+      if gene['motif']:
+        assert alt < 0.95 * ref and alt < het < ref, (gene, track, ref, het, alt)
+        drops.append(alt / ref)
+      else:  # A control gene: no variant in its window.
+        assert alt == pytest.approx(ref, rel=1e-6), (gene, track)
+  assert len(drops) >= 2 and min(drops) < 0.5, (drops, haplotypes['genes'])
+  assert any(not gene['motif'] for gene in haplotypes['genes'])
+  table = pd.read_csv(haplotypes['tsv'], sep='\t')
+  assert len(table) == data.n_obs * data.n_vars
+  assert haplotypes['distinct'] < haplotypes['haplotypes']  # Identical haplotypes predicted once.
+  report = (quick_demo / 'index.html').read_text()
+  assert '<h2>Personal genomes</h2>' in report
+  assert f'src="{os.path.relpath(haplotypes["heatmap"], quick_demo)}"' in report

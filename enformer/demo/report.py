@@ -234,6 +234,8 @@ def write_demo_report(out_dir: pathlib.Path, settings: Mapping[str, Any],
     parts += _genes_section(out_dir, r['genes'])
   if r.get('motifs'):
     parts += _motifs_section(out_dir, r['motifs'])
+  if r.get('haplotypes'):
+    parts += _haplotypes_section(out_dir, r['haplotypes'])
   parts += ['<h2>Next</h2><p>The notebooks in <code>colab/</code> run on these files: '
             '<code>enformer-usage.ipynb</code> (predictions, contribution scores, variant effects) '
             'and <code>enformer-training.ipynb</code> (training on human and mouse, evaluation, '
@@ -294,6 +296,30 @@ def _motifs_section(out_dir: pathlib.Path, m: Mapping[str, Any]) -> List[str]:
       _files(out_dir, 'motifs')]
 
 
+def _haplotypes_section(out_dir: pathlib.Path, h: Mapping[str, Any]) -> List[str]:
+  """The personal-genomes step: predict-haplotypes on a phased VCF (`enformer.demo.haplotypes`)."""
+  samples = [name for name, _ in h['samples']]  # [name, genotype] pairs, in VCF order.
+  rows = [(g['gene_name'], g['motif'] or 'none (control)', *[g[s] for s in samples])
+          for g in h['genes']]
+  genotypes = ', '.join(f'{name} ({gt})' for name, gt in h['samples'])
+  return [
+      '<h2>Personal genomes</h2>',
+      f'<p>A phased VCF ({link(out_dir, _rel(out_dir, h["vcf"]), "phased.vcf.gz")}) of the '
+      f'{h["variants"]} motif-destroying SNVs with four samples: {_e(genotypes)}. '
+      '<code>predict-haplotypes --gtf</code> predicts both haplotypes of every sample at genes '
+      'whose TSS is one of these sites and at control genes without a variant in their window: '
+      f'{h["haplotypes"]} haplotype windows, {h["distinct"]} distinct, '
+      f'{h["full_pass_equivalents"]:.2f} full-pass equivalents. Output: '
+      f'{link(out_dir, _rel(out_dir, h["h5ad"]), "haplotypes.h5ad")} (obs = sample × haplotype '
+      f'1, 2 and the diploid mean; var = gene × track) and '
+      f'{link(out_dir, _rel(out_dir, h["tsv"]), "TSV")}. Expression at the TSSs on '
+      f'{_e(h["track"])} ({_e(h["track_description"])}), diploid mean:</p>',
+      table(['gene', 'motif at its TSS', *samples], rows, digits=4),
+      image(out_dir, _rel(out_dir, h['heatmap']), 'samples × genes'),
+      f'<p>Command: <code>{_e(h["command"])}</code></p>',
+      _files(out_dir, 'haplotypes')]
+
+
 def _sad_summary(variants: Mapping[str, Any]) -> Tuple[float, float, float, str]:
   """(hit, miss, ratio, 'median') of the largest |SAD| per variant ('mean' for older runs)."""
   if 'hit_median_abs_sad' in variants:
@@ -332,6 +358,12 @@ def key_numbers(results: Mapping[str, Mapping[str, Any]]) -> List[str]:
     lines.append(f'motifs: {len(found["patterns"])} MoDISco patterns; planted motifs found '
                  + ', '.join(f'{name} {"yes" if hits else "no"}'
                              for name, hits in found['recovered'].items()))
+  haplotypes = results.get('haplotypes', {})
+  if haplotypes:
+    lines.append(f'personal genomes: {len(haplotypes["samples"])} samples x '
+                 f'{len(haplotypes["genes"])} genes, {haplotypes["distinct"]} distinct of '
+                 f'{haplotypes["haplotypes"]} haplotype windows; heat map of '
+                 f'{haplotypes["track"]}')
   return lines
 
 

@@ -32,6 +32,9 @@
              (expression per gene vs the observed signal) (`enformer.demo.genes`)
   motifs     `enformer motifs` on the planted sites of the held-out chromosomes: TF-MoDISco
              patterns and their TOMTOM matches in JASPAR (`enformer.demo.motifs`)
+  haplotypes `enformer predict-haplotypes --gtf`: a phased VCF of four samples carrying the
+             motif-destroying variants (0|0, 0|1, 1|0, 1|1) at genes on their sites
+             (`enformer.demo.haplotypes`)
   report     index.html linking every file and plot, with the key numbers and timings
 
 Steps are resumable: a finished step records its results in `demo.json` and is skipped when
@@ -56,6 +59,7 @@ from sklearn.metrics import roc_auc_score
 from enformer.data import synthetic
 from enformer.data.basenji import get_dataset
 from enformer.demo.genes import genes_step
+from enformer.demo.haplotypes import haplotypes_step
 from enformer.demo.motifs import motifs_step
 from enformer.demo.report import key_numbers, write_demo_report
 from enformer.inference import export_hub_module, load_model
@@ -73,7 +77,7 @@ STATE_FILE = 'demo.json'
 REPORT_FILE = 'index.html'
 # Everything the demo writes into its folder: the state, the report and one folder per step.
 STEP_FOLDERS = ('genome', 'data', 'train', 'export', 'evaluate', 'predict', 'attribute',
-                'variants', 'genes', 'motifs')
+                'variants', 'genes', 'motifs', 'haplotypes')
 DEFAULT_OUT_DIR = 'enformer_demo'
 ORGANISMS = ('human', 'mouse')
 
@@ -613,6 +617,8 @@ def run_demo(out_dir: PathLike = DEFAULT_OUT_DIR, *, quick: bool = False, overwr
   steps.run('genes', 'genes', genes_step(genomes, steps.records['variants'].results, model_path,
                                          TEST_CHROM))
   steps.run('motifs', 'motifs', motifs_step(genomes, model_path))
+  steps.run('haplotypes', 'haplotypes', haplotypes_step(
+      genomes, steps.records['variants'].results, steps.records['genes'].results, model_path))
   total = time.perf_counter() - began
   path = write_demo_report(out_dir, settings.to_dict(), steps.records, total)
   log(f'[report] {path}  ({total:.0f} s in this run)')

@@ -10,6 +10,7 @@ return the Figure and save it atomically when given a path.
   evaluation   per-assay Pearson R, held-out expression fits
   demo         the demo report's figures
   motifs       MoDISco patterns beside the logos of their JASPAR matches
+  haplotypes   samples × genes heat map of predicted expression (personal genomes)
 """
 
 import os
