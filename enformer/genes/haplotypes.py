@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from enformer.distributed import (ModelSource, fetch_model_info, run_tasks, worker_cached,
+from enformer.distributed import (ModelSource, run_tasks, worker_cached,
                                   worker_predictor)
 from enformer.genes.annotation import read_genes
 from enformer.genes.expression import GENE_STATS, gene_expression
@@ -64,7 +64,8 @@ from enformer.io.genotypes import Edit, GenotypeSummary, PhasedVcf, select_sampl
 from enformer.io.lock import OutputLock
 from enformer.io.targets import read_targets, select_tracks
 from enformer.sequence import one_hot_encode
-from enformer.variants.pipeline import model_identity, shard_chunks, table_identity, track_names
+from enformer.variants.pipeline import (model_identity, shard_chunks, table_identity, track_names,
+                                       worker_model)
 
 PathLike = Union[str, os.PathLike]
 HAPLOTYPES_FILE = 'haplotypes.h5ad'
@@ -410,13 +411,7 @@ def predict_haplotypes(predictor,
     if os.path.exists(path) and not overwrite:
       raise FileExistsError(f'{path} already exists (a finished run); replace it with '
                             'overwrite=True, or choose another output folder.')
-    source = None
-    if client is not None:
-      if not isinstance(predictor, ModelSource):
-        raise TypeError('With client=, pass the model as enformer.distributed.ModelSource (the '
-                        'workers load it); a loaded predictor cannot be sent to workers.')
-      source, predictor = predictor, fetch_model_info(client, predictor)
-      model_id = model_id or source.key
+    source, predictor, model_id = worker_model(predictor, client, model_id)
     if isinstance(fasta, (str, os.PathLike)):
       fasta = FastaStringExtractor(fasta)
     if isinstance(targets, (str, os.PathLike)):

@@ -278,15 +278,21 @@ class ScoringInputs:
   client: Any = None
 
 
+def worker_model(predictor, client, model_id: Optional[str] = None):
+  """(source, predictor, model_id): without `client` (None, predictor, model_id); with it, the
+  ModelSource the workers load, the model's info fetched from a worker, and model_id defaulting
+  to the source's key."""
+  if client is None:
+    return None, predictor, model_id
+  if not isinstance(predictor, ModelSource):
+    raise TypeError('With client=, pass the model as enformer.distributed.ModelSource (the '
+                    'workers load it); a loaded predictor cannot be sent to workers.')
+  return predictor, fetch_model_info(client, predictor), model_id or predictor.key
+
+
 def open_inputs(predictor, fasta, settings: ScoringSettings, client=None) -> ScoringInputs:
   """Opens the FASTA and the targets table; with `client`, the model's info from a worker."""
-  source, model_id = None, settings.model_id
-  if client is not None:
-    if not isinstance(predictor, ModelSource):
-      raise TypeError('With client=, pass the model as enformer.distributed.ModelSource (the '
-                      'workers load it); a loaded predictor cannot be sent to workers.')
-    source, predictor = predictor, fetch_model_info(client, predictor)
-    model_id = model_id or source.key
+  source, predictor, model_id = worker_model(predictor, client, settings.model_id)
   if isinstance(fasta, (str, os.PathLike)):
     fasta = FastaStringExtractor(fasta)
   targets = settings.targets
