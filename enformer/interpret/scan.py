@@ -29,6 +29,9 @@ SCAN_COLUMNS = ('chrom', 'pos', 'id', 'ref', 'alt', 'motif_gained', 'motif_lost'
 THRESHOLD = 1e-4  # FIMO's default p-value threshold.
 FOLD = 10.0
 SCAN_FILE = 'scan.tsv'
+REGION_SCAN_FILE = 'scan_regions.tsv'
+REGION_HIT_COLUMNS = ('chrom', 'start', 'end', 'strand', 'motif_id', 'motif_name', 'score',
+                      'p_value', 'region')
 
 
 def select_motifs(database: MotifDatabase, ids: Sequence[str]) -> Dict[str, np.ndarray]:
@@ -97,14 +100,7 @@ def scan_variants(fasta: PathLike,
       spans += [(flank, flank + len(variant.ref)), (flank, flank + max(len(variant.alt), 1))]
   if not rows:
     raise ValueError(f'No variants to scan in {os.fspath(vcf)}.')
-  width = max(len(s) for s in sequences)
-  one_hot = np.zeros((len(sequences), 4, width), np.float32)  # N (and padding): all zero.
-  for i, sequence in enumerate(sequences):
-    codes = np.frombuffer(sequence.upper().encode(), np.uint8)
-    for channel, base in enumerate(b'ACGT'):
-      one_hot[i, channel, :len(codes)] = codes == base
-  found = [frame for frame in fimo(motifs, one_hot, threshold=threshold, dim=0) if len(frame)]
-  hits = pd.concat(found) if found else pd.DataFrame(columns=['sequence_name'])
+  hits = _fimo_hits(motifs, sequences, threshold)
   by_sequence = dict(tuple(hits.groupby('sequence_name')))  # Sequence index → its hits.
   for row, i in zip(rows, range(0, len(sequences), 2)):
     ref_p = _best_p_values(by_sequence.get(i), names, *spans[i])
@@ -118,6 +114,53 @@ def scan_variants(fasta: PathLike,
       row[f'p_ref:{motif_id}'] = ref_p[name]
       row[f'p_alt:{motif_id}'] = alt_p[name]
   return pd.DataFrame(rows)
+
+
+def _fimo_hits(motifs: Dict[str, np.ndarray], sequences: Sequence[str],
+               threshold: float) -> pd.DataFrame:
+  """FIMO's hits of `motifs` in `sequences` (one frame; `sequence_name` = sequence index)."""
+  width = max(len(s) for s in sequences)
+  one_hot = np.zeros((len(sequences), 4, width), np.float32)  # N (and padding): all zero.
+  for i, sequence in enumerate(sequences):
+    codes = np.frombuffer(sequence.upper().encode(), np.uint8)
+    for channel, base in enumerate(b'ACGT'):
+      one_hot[i, channel, :len(codes)] = codes == base
+  found = [frame for frame in fimo(motifs, one_hot, threshold=threshold, dim=0) if len(frame)]
+  return pd.concat(found) if found else pd.DataFrame(columns=['sequence_name'])
+
+
+def scan_regions(fasta: PathLike,
+                 regions: Sequence[kipoiseq.Interval],
+                 motif_ids: Sequence[str],
+                 *,
+                 database: Optional[MotifDatabase] = None,
+                 threshold: float = THRESHOLD) -> pd.DataFrame:
+  """Every FIMO hit of `motif_ids` in genomic `regions` (0-based intervals), either strand.
+
+  Returns:
+    One row per hit, by region then position: `REGION_HIT_COLUMNS` (start/end: 0-based genome
+    coordinates of the hit; strand '+' or '-' of the motif; region: 'chrom:start-end', 1-based).
+  """
+  motifs = select_motifs(database if database is not None else jaspar_motifs(), motif_ids)
+  extractor = FastaStringExtractor(os.fspath(fasta))
+  extractor.check_regions(regions)
+  if not regions:
+    raise ValueError('No regions to scan.')
+  sequences = [extractor.extract(region) for region in regions]
+  hits = _fimo_hits(motifs, sequences, threshold)
+  rows = []
+  for hit in hits.to_dict('records'):
+    region = regions[int(hit['sequence_name'])]
+    name = str(hit['motif_name'])
+    strand = '-' if name.endswith('-rc') or hit.get('strand') == '-' else '+'
+    motif_id, _, motif_name = (name[:-3] if name.endswith('-rc') else name).partition(' ')
+    rows.append(dict(chrom=region.chrom, start=region.start + int(hit['start']),
+                     end=region.start + int(hit['end']), strand=strand, motif_id=motif_id,
+                     motif_name=motif_name, score=float(hit['score']),
+                     p_value=float(hit['p-value']),
+                     region=f'{region.chrom}:{region.start + 1}-{region.end}'))
+  table = pd.DataFrame(rows, columns=list(REGION_HIT_COLUMNS))
+  return table.sort_values(['region', 'start', 'motif_id'], kind='stable').reset_index(drop=True)
 
 
 def scan_to_folder(fasta: PathLike,
@@ -134,12 +177,30 @@ def scan_to_folder(fasta: PathLike,
   Returns:
     The table written.
   """
+  return _write_table(out, SCAN_FILE, overwrite, lambda: scan_variants(
+      fasta, vcf, motif_ids, database=database, threshold=threshold, fold=fold))
+
+
+def scan_regions_to_folder(fasta: PathLike,
+                           regions: Sequence[kipoiseq.Interval],
+                           out: PathLike,
+                           motif_ids: Sequence[str],
+                           *,
+                           database: Optional[MotifDatabase] = None,
+                           threshold: float = THRESHOLD,
+                           overwrite: bool = False) -> pd.DataFrame:
+  """`scan_regions` written to `out/scan_regions.tsv` (an `OutputFolder` of 'motifs-scan')."""
+  return _write_table(out, REGION_SCAN_FILE, overwrite, lambda: scan_regions(
+      fasta, regions, motif_ids, database=database, threshold=threshold))
+
+
+def _write_table(out: PathLike, name: str, overwrite: bool, table_fn) -> pd.DataFrame:
+  """`table_fn()` written as `out/name` (TSV), the folder locked and its outputs recorded."""
   out = os.fspath(out)
   with OutputLock(out, what=f'output folder {out}'):
     folder = OutputFolder(out, 'motifs-scan', overwrite=overwrite)
-    path = folder.claim(SCAN_FILE)
-    table = scan_variants(fasta, vcf, motif_ids, database=database, threshold=threshold,
-                          fold=fold)
+    path = folder.claim(name)
+    table = table_fn()
     with atomic_open(path, 'w') as handle:
       table.to_csv(handle, sep='\t', index=False, float_format='%.4g')
   return table
