@@ -10,16 +10,19 @@ import kipoiseq
 import numpy as np
 import pandas as pd
 import pytest
+import tensorflow as tf
 from memelite.io import write_meme
 
-from conftest import write_random_fasta
+from conftest import model_arg_flags, write_random_fasta
 from enformer.cli import main
+from enformer.inference import load_model
 from enformer.inference.predictor import Predictor
 from enformer.interpret import contribution_input_grad, target_mask
 from enformer.interpret import motifs
 from enformer.interpret import scan as scan_lib
 from enformer.interpret.gradients import input_gradient
 from enformer.io import sad as sad_io
+from enformer.io.bed import read_bed
 from enformer.testing import MICRO, random_model, random_one_hot
 from enformer.variants import score_vcf
 
@@ -301,3 +304,86 @@ def test_ism_contributions_are_the_mutagenesis_of_the_centred_window(tmp_path, p
   np.testing.assert_array_equal(arrays['one_hot'][0], x[offset:offset + 32].astype(np.int8))
   np.testing.assert_allclose(arrays['hypothetical'][0], motifs.hypothetical_from_ism(ism),
                              rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.slow  # A Dask worker process loads TensorFlow and the model (~25 s on 2 cores).
+def test_dask_contributions_equal_a_single_process_and_resume_its_store(tmp_path, jaspar,
+                                                                        monkeypatch, capsys):
+  """`enformer motifs --workers 1` (a LocalCluster on 127.0.0.1): the workers compute the
+  contributions (the driver's function is broken), continue a killed single-process run's chunk
+  store, and write the files a single process writes."""
+  config = dict(MICRO, heads={'human': 3})
+  checkpoint = tf.train.Checkpoint(module=random_model(0, **config)).write(
+      str(tmp_path / 'ckpt' / 'enformer'))
+  fasta = write_random_fasta(tmp_path / 'genome.fa', {'chr1': 6000}, seed=6)
+  bed = tmp_path / 'regions.bed'
+  bed.write_text(''.join(f'chr1\t{500 + 650 * i}\t{1012 + 650 * i}\tr{i}\n' for i in range(8)))
+  regions = read_bed(str(bed))
+  own = str(tmp_path / 'own.meme')
+  write_meme(own, {f'{jaspar.ids[i]} {jaspar.names[i]}': jaspar.matrices[i]
+                   for i in (jaspar.index('MA0139'), jaspar.index('MA0079'))})
+  settings = dict(tracks=[0, 2], window=128, chunk_size=3, batch_size=4,
+                  motif_db=motifs.read_meme_motifs(own), model_id=checkpoint, progress=False)
+  predictor = load_model(checkpoint, sequence_length=LENGTH, **config)
+  motifs.find_motifs(predictor, fasta, regions, tmp_path / 'one', **settings)
+  expected = _contributions(tmp_path / 'one')
+
+  calls = []
+  original = motifs.region_contributions
+
+  def interrupted(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == 2:
+      raise KeyboardInterrupt
+    return original(*args, **kwargs)
+
+  monkeypatch.setattr(motifs, 'region_contributions', interrupted)
+  with pytest.raises(KeyboardInterrupt):  # A killed run: chunk 0 of 3 in the store.
+    motifs.find_motifs(predictor, fasta, regions, tmp_path / 'dask', **settings)
+
+  def not_here(*args, **kwargs):
+    raise AssertionError('contributions computed in the driver')
+
+  monkeypatch.setattr(motifs, 'region_contributions', not_here)  # Spawned workers keep theirs.
+  capsys.readouterr()
+  assert main(['motifs', '--model', checkpoint, *model_arg_flags(config), '--sequence-length',
+               str(LENGTH), '--fasta', fasta, '--bed', str(bed), '--tracks', '0', '2',
+               '--window-size', '128', '--chunk-size', '3', '--batch-size', '4', '--motif-db',
+               own, '--out', str(tmp_path / 'dask'), '--quiet', '--workers', '1']) == 0
+  assert 'resumed 1 chunks' in capsys.readouterr().err
+  got = _contributions(tmp_path / 'dask')
+  np.testing.assert_array_equal(got['raw/seq'], expected['raw/seq'])
+  np.testing.assert_array_equal(got['start'], expected['start'])
+  largest = np.abs(expected['shap/seq']).max()
+  assert largest > 0
+  for name in ('shap/seq', 'projected_shap/seq'):
+    np.testing.assert_allclose(got[name], expected[name], rtol=0, atol=1e-5 * largest,
+                               err_msg=name)
+  with h5py.File(tmp_path / 'one' / 'contributions.h5', 'r') as one, h5py.File(
+      tmp_path / 'dask' / 'contributions.h5', 'r') as dask:
+    assert sorted(one.keys()) == sorted(dask.keys())
+    assert {k: str(v) for k, v in one.attrs.items()} == {k: str(v) for k, v in dask.attrs.items()}
+  one_table = pd.read_csv(tmp_path / 'one' / 'motifs.tsv', sep='\t')
+  dask_table = pd.read_csv(tmp_path / 'dask' / 'motifs.tsv', sep='\t')
+  assert list(dask_table.columns) == list(one_table.columns) == list(motifs.TABLE_COLUMNS) + [
+      'p_value']
+  names = {p.name for p in (tmp_path / 'dask').iterdir()}
+  assert names == {p.name for p in (tmp_path / 'one').iterdir()}
+  assert {'contributions.h5', 'modisco.h5', 'motifs.tsv', 'report.html'} <= names
+  assert not [name for name in names if name.endswith('.partial')]  # The chunk store is gone.
+
+
+def test_command_line_cluster_flags_are_checked(tmp_path, capsys):
+  fasta = write_random_fasta(tmp_path / 'genome.fa', {'chr1': 1000})
+  (tmp_path / 'regions.bed').write_text('chr1\t10\t20\n')
+  (tmp_path / 'v.vcf').write_text('##fileformat=VCFv4.2\n')
+  common = ['motifs', '--fasta', fasta, '--out', str(tmp_path / 'out')]
+  with pytest.raises(SystemExit) as exit_info:  # argparse: before anything is read.
+    main(common + ['--model', str(tmp_path / 'ckpt'), '--tracks', '0', '--bed',
+                   str(tmp_path / 'regions.bed'), '--workers', '0'])
+  assert exit_info.value.code == 2
+  assert capsys.readouterr().err.strip().splitlines()[-1] == (
+      'enformer motifs: error: argument --workers: must be at least 1, got 0')
+  assert main(common + ['--scan', 'MA0139', '--vcf', str(tmp_path / 'v.vcf'), '--workers',
+                        '2']) == 2
+  assert '--scan runs no model: drop them' in capsys.readouterr().err

@@ -23,7 +23,8 @@ Writes into --out: contributions.h5 (one-hot, hypothetical and actual contributi
 `modisco motifs --h5py` reads), modisco.h5 (modisco-lite's format), motifs.tsv (pattern, sign,
 num_seqlets, match_rank, match_id, match_name, q_value, p_value) and report.html with a logo of
 each pattern beside its best matches. The contribution step is resumable: rerun the same command
-after an interruption.
+after an interruption. --workers N / --scheduler ADDRESS run its chunks of regions on a Dask
+cluster (same output; a killed run resumes with or without the cluster).
 
 --scan MOTIF_ID ... --vcf VCF: which of these known motifs each variant creates or breaks. FIMO
 (memelite) scans the REF and ALT alleles with their flanks; a motif is lost when the REF allele
@@ -73,6 +74,7 @@ def register(subparsers) -> None:
   _common.add_quiet_argument(parser)
   _common.add_model_config_arguments(parser)
   _common.add_overwrite_argument(parser)
+  _common.add_cluster_arguments(parser, 'the contribution step (chunks of regions)')
   parser.set_defaults(func=run)
 
 
@@ -121,18 +123,22 @@ def run(args: argparse.Namespace) -> int:
 
 def _motifs(args: argparse.Namespace, targets, tracks, regions) -> int:
   """`run` once the inputs are checked and --out is locked."""
+  from enformer.distributed import client_for
   from enformer.interpret import motifs
   if regions is None:
     regions = motifs.top_regions(args.predictions, tracks, args.top, width=args.window_size,
                                  targets=targets)
   database = motifs.load_motif_db(args.motif_db)
-  predictor = _common.load_predictor(args)
-  result = motifs.find_motifs(
-      predictor, args.fasta, regions, args.out, tracks=tracks, head=args.head, targets=targets,
-      method=args.method, window=args.window_size, batch_size=args.batch_size,
-      chunk_size=args.chunk_size, motif_db=database, num_matches=args.matches,
-      neutral_value=args.n_value, model_id=args.model, progress=not args.quiet,
-      overwrite=args.overwrite)
+  with client_for(args.workers, args.scheduler) as client:
+    # With a cluster the workers load the model; this process loads no weights.
+    predictor = (_common.load_predictor(args) if client is None else
+                 _common.model_source(args))
+    result = motifs.find_motifs(
+        predictor, args.fasta, regions, args.out, tracks=tracks, head=args.head,
+        targets=targets, method=args.method, window=args.window_size,
+        batch_size=args.batch_size, chunk_size=args.chunk_size, motif_db=database,
+        num_matches=args.matches, neutral_value=args.n_value, model_id=args.model,
+        progress=not args.quiet, overwrite=args.overwrite, client=client)
   print(result.summary())
   resumed = f', resumed {result.chunks_resumed} chunks' if result.chunks_resumed else ''
   print(f'wrote {os.path.join(args.out, "")}{{contributions.h5, modisco.h5, motifs.tsv, '
@@ -145,6 +151,9 @@ def _scan(args: argparse.Namespace) -> int:
   """--scan: FIMO on the REF and ALT alleles of --vcf (no model)."""
   if not args.vcf:
     raise ValueError('--scan needs --vcf VCF: the variants whose alleles are scanned.')
+  if args.workers or args.scheduler:
+    raise ValueError('--workers / --scheduler run the contribution step on a Dask cluster; '
+                     '--scan runs no model: drop them.')
   check_files((args.fasta, '--fasta', 'fasta'), (args.vcf, '--vcf', 'vcf'),
               (args.motif_db, '--motif-db', 'text'))
   check_output_path(args.out, '--out', folder=True)

@@ -13,11 +13,11 @@ from enformer.distributed.cluster import (DASK_CONFIG, client_for, connect, loca
 from enformer.distributed.executor import (DistributedError, ModelInfo, ModelLoadError,
                                            ModelSource, NoWorkers, WorkerDied, fetch_model_info,
                                            iter_tasks, model_info, run_tasks, worker_cached,
-                                           worker_predictor)
+                                           worker_model, worker_predictor)
 
 __all__ = [
     'DASK_CONFIG', 'DistributedError', 'ModelInfo', 'ModelLoadError', 'ModelSource', 'NoWorkers',
     'WorkerDied',
     'client_for', 'connect', 'fetch_model_info', 'iter_tasks', 'local_client', 'model_info',
-    'run_tasks', 'worker_cached', 'worker_environment', 'worker_predictor'
+    'run_tasks', 'worker_cached', 'worker_environment', 'worker_model', 'worker_predictor'
 ]

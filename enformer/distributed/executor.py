@@ -178,6 +178,23 @@ def fetch_model_info(client: distributed.Client, source: ModelSource) -> ModelIn
     future.release()
 
 
+def worker_model(predictor, client: Optional[distributed.Client],
+                 model_id: Optional[str] = None) -> Tuple[Optional[ModelSource], Any,
+                                                          Optional[str]]:
+  """(source, predictor, model_id) of a workflow run in this process or on a cluster.
+
+  Without `client`: (None, predictor, model_id). With it: the ModelSource the workers load, the
+  model's info fetched from a worker (the driver loads no weights), and `model_id` defaulting to
+  the source's key.
+  """
+  if client is None:
+    return None, predictor, model_id
+  if not isinstance(predictor, ModelSource):
+    raise TypeError('With client=, pass the model as enformer.distributed.ModelSource (the '
+                    'workers load it); a loaded predictor cannot be sent to workers.')
+  return predictor, fetch_model_info(client, predictor), model_id or predictor.key
+
+
 class _Window:
   """Tasks in flight: fixed, or 4 per worker thread (at least 8), re-read every 5 s."""
 

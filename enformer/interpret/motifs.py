@@ -12,7 +12,9 @@ Borzoi paper's tfmodisco script), offline and with the field's own tools:
      (`jaspar_motifs`, shipped by `pyjaspar`; or a MEME file, `read_meme_motifs`): `match_patterns`.
 
 `find_motifs` runs all three into an output folder (what `enformer motifs` runs); the contribution
-step is resumable (chunks of regions in a hidden chunk store, as `score-variants`).
+step is resumable (chunks of regions in a hidden chunk store, as `score-variants`), and with
+`client=` its chunks run on the workers of a Dask cluster (`contributions_on_worker`), each saved
+into the same chunk store as it arrives.
 
 Shapes: R regions, L model input length, W window (bp around each region's centre kept for
 MoDISco), T output bins, N tracks of the head, w motif width.
@@ -24,6 +26,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -37,6 +40,8 @@ from memelite.io import read_meme
 from pyjaspar import jaspardb
 from tqdm.auto import tqdm
 
+from enformer.distributed import (ModelSource, run_tasks, worker_cached, worker_model,
+                                  worker_predictor)
 from enformer.enformer import BIN_SIZE
 from enformer.interpret.gradients import input_gradient, output_shape, target_mask
 from enformer.interpret.ism import in_silico_mutagenesis
@@ -299,6 +304,38 @@ def _num_tracks(model, head: str) -> int:
   if isinstance(heads, Mapping) and isinstance(heads.get(head), int):
     return int(heads[head])
   return output_shape(model, int(getattr(model, 'sequence_length')), head)[1]
+
+
+@dataclasses.dataclass(frozen=True)
+class ContributionSettings:
+  """Everything that explains a chunk of regions except the model and the regions (picklable,
+  for Dask workers): the keyword arguments of `region_contributions` and the FASTA's path."""
+  fasta: str
+  sequence_length: int
+  tracks: Tuple[int, ...]
+  head: str = 'human'
+  method: str = 'grad'
+  window: int = 400
+  batch_size: int = 8
+  neutral_value: float = NEUTRAL_VALUE
+
+  def contributions(self, model, extractor: FastaStringExtractor,
+                    regions: Sequence[kipoiseq.Interval],
+                    progress: Optional[tqdm] = None) -> Dict[str, np.ndarray]:
+    """`region_contributions` of `regions` with these settings (one chunk of the store)."""
+    return region_contributions(
+        model, extractor, regions, sequence_length=self.sequence_length,
+        tracks=list(self.tracks), head=self.head, method=self.method, window=self.window,
+        batch_size=self.batch_size, neutral_value=self.neutral_value, progress=progress)
+
+
+def contributions_on_worker(source: ModelSource, settings: ContributionSettings,
+                            regions: Sequence[kipoiseq.Interval]) -> Dict[str, np.ndarray]:
+  """Dask task: one chunk's contributions ('one_hot' [R, W, 4], 'hypothetical' [R, W, 4]) with
+  the worker's cached model (one FASTA handle per thread)."""
+  extractor = worker_cached(('motifs-fasta', settings.fasta, threading.get_ident()),
+                            lambda: FastaStringExtractor(settings.fasta))
+  return settings.contributions(worker_predictor(source), extractor, regions)
 
 
 @dataclasses.dataclass
@@ -577,16 +614,20 @@ def find_motifs(predictor,
                 neutral_value: float = NEUTRAL_VALUE,
                 model_id: str = '',
                 progress: bool = True,
-                overwrite: bool = False) -> MotifResult:
+                overwrite: bool = False,
+                client=None) -> MotifResult:
   """Contribution scores → TF-MoDISco → TOMTOM for `regions`, written into the folder `out`.
 
   Writes contributions.h5 (`Contributions`), modisco.h5 (modisco-lite's format), motifs.tsv (one
   row per pattern and match: `TABLE_COLUMNS`, p_value) and report.html with logos/ (each
   pattern's contribution logo beside its best matches). Resumable: chunks of `chunk_size` regions
   are kept in `out/.contributions.partial/` as they finish; rerunning the same call skips them.
+  With `client`, the chunks run on the Dask workers and are saved into the same store (the same
+  files; a killed run resumes in either mode).
 
   Args:
-    predictor: a Predictor (`enformer.load_model`).
+    predictor: a Predictor (`enformer.load_model`); with `client`, an
+      `enformer.distributed.ModelSource` (each worker loads the model once).
     fasta: genome FASTA.
     regions: regions to explain (`enformer.io.bed.read_bed`, `top_regions`).
     out: output folder.
@@ -605,6 +646,8 @@ def find_motifs(predictor,
     progress: progress bar over regions.
     overwrite: replace this command's earlier outputs in `out` (and discard an unfinished run with
       other settings).
+    client: a `distributed.Client`: chunks of regions are explained by its workers (the driver
+      writes each as it arrives, then runs MoDISco and TOMTOM).
 
   Returns:
     A MotifResult.
@@ -618,6 +661,7 @@ def find_motifs(predictor,
                       ('num_matches', num_matches)):
     if int(value) < 1:
       raise ValueError(f'{name} must be >= 1, got {value}.')
+  source, predictor, model_id = worker_model(predictor, client, model_id)
   sequence_length = int(predictor.sequence_length)
   if window > sequence_length:
     raise ValueError(f'The window ({window:,} bp) is longer than the model input '
@@ -647,17 +691,26 @@ def find_motifs(predictor,
     chunks = [list(range(i, min(i + chunk_size, len(regions))))
               for i in range(0, len(regions), chunk_size)]
     done = store.done(len(chunks))
+    todo = [index for index in range(len(chunks)) if index not in done]
+    chunk_settings = ContributionSettings(
+        os.path.abspath(extractor.path), sequence_length, tuple(track_indices), head, method,
+        int(window), int(batch_size), float(neutral_value))
     contribution_started = time.time()
     with tqdm(total=len(regions), initial=sum(len(chunks[i]) for i in done), unit='region',
               desc='contributions', disable=not progress) as bar:
-      for index, members in enumerate(chunks):
-        if index in done:
-          continue
-        arrays = region_contributions(
-            predictor, extractor, [regions[i] for i in members], sequence_length=sequence_length,
-            tracks=track_indices, head=head, method=method, window=window,
-            batch_size=batch_size, neutral_value=neutral_value, progress=bar)
-        store.save(index, **arrays)
+      if client is None:
+        for index in todo:
+          store.save(index, **chunk_settings.contributions(
+              predictor, extractor, [regions[i] for i in chunks[index]], progress=bar))
+      else:
+
+        def save(index: int, arrays: Dict[str, np.ndarray]) -> None:
+          store.save(index, **arrays)
+          bar.update(len(chunks[index]))
+
+        run_tasks(client, contributions_on_worker,
+                  ((index, (source, chunk_settings, [regions[i] for i in chunks[index]]))
+                   for index in todo), save, name='motifs-chunk')
     contribution_seconds = time.time() - contribution_started
     arrays = store.concatenate(len(chunks), ['one_hot', 'hypothetical'])
     windows = [centred(r.chrom, region_centre(r), window) for r in regions]

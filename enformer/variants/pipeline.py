@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from enformer.distributed import (ModelSource, fetch_model_info, run_tasks, worker_cached,
+from enformer.distributed import (ModelSource, run_tasks, worker_cached, worker_model,
                                   worker_predictor)
 from enformer.interpret.motifs import MotifDatabase, jaspar_motifs
 from enformer.interpret.scan import scan_variants, select_motifs
@@ -276,18 +276,6 @@ class ScoringInputs:
   targets: Optional[pd.DataFrame]
   model_id: str
   client: Any = None
-
-
-def worker_model(predictor, client, model_id: Optional[str] = None):
-  """(source, predictor, model_id): without `client` (None, predictor, model_id); with it, the
-  ModelSource the workers load, the model's info fetched from a worker, and model_id defaulting
-  to the source's key."""
-  if client is None:
-    return None, predictor, model_id
-  if not isinstance(predictor, ModelSource):
-    raise TypeError('With client=, pass the model as enformer.distributed.ModelSource (the '
-                    'workers load it); a loaded predictor cannot be sent to workers.')
-  return predictor, fetch_model_info(client, predictor), model_id or predictor.key
 
 
 def open_inputs(predictor, fasta, settings: ScoringSettings, client=None) -> ScoringInputs:
