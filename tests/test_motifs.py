@@ -234,6 +234,36 @@ def test_scan_finds_the_motifs_a_variant_breaks_or_creates(tmp_path, jaspar, cap
   assert "Motif 'NOPE' is not in" in capsys.readouterr().err
 
 
+def test_scan_regions_lists_every_hit_in_genome_coordinates(tmp_path, jaspar):
+  """FIMO over BED regions: the planted AP1 site at 200-210 is a FOS::JUN hit in genome
+  coordinates whichever region holds it; a region without it has no hit there."""
+  intact = _planted_fasta(tmp_path / 'intact.fa', 'ATGACTCATC')
+  regions = [kipoiseq.Interval('chr1', 150, 260), kipoiseq.Interval('chr1', 180, 400),
+             kipoiseq.Interval('chr1', 0, 150)]
+  table = scan_lib.scan_regions(intact, regions, ['MA0099'], database=jaspar)
+  assert list(table.columns) == list(scan_lib.REGION_HIT_COLUMNS)
+  planted = table[(table['start'] >= 200) & (table['end'] <= 210)]
+  assert sorted(planted['region'].unique()) == ['chr1:151-260', 'chr1:181-400']
+  assert (planted['motif_name'] == 'FOS::JUN').all() and (planted['p_value'] < 1e-4).all()
+  # The same hits from both regions: the same genome positions and strands.
+  hits = {region: set(zip(rows['start'], rows['end'], rows['strand']))
+          for region, rows in planted.groupby('region')}
+  assert hits['chr1:151-260'] == hits['chr1:181-400']
+  assert not ((table['region'] == 'chr1:1-150') & (table['end'] > 150)).any()
+  with pytest.raises(ValueError, match='chr9'):
+    scan_lib.scan_regions(intact, [kipoiseq.Interval('chr9', 0, 100)], ['MA0099'],
+                          database=jaspar)
+  bed = tmp_path / 'regions.bed'  # The command line: the same table in scan_regions.tsv.
+  bed.write_text(''.join(f'chr1\t{r.start}\t{r.end}\n' for r in regions))
+  assert main(['motifs', '--scan', 'MA0099', '--fasta', intact, '--bed', str(bed), '--out',
+               str(tmp_path / 'scan')]) == 0
+  written = pd.read_csv(tmp_path / 'scan' / 'scan_regions.tsv', sep='\t')
+  assert len(written) == len(table) and set(written['region']) == set(table['region'])
+  vcf = _vcf(tmp_path / 'v.vcf', [('core', 203, 'G', 'C')])
+  assert main(['motifs', '--scan', 'MA0099', '--fasta', intact, '--bed', str(bed), '--vcf', vcf,
+               '--out', str(tmp_path / 'both')]) == 2
+
+
 class _BaseCounts:
   """Stand-in model for `score_vcf`: per 128 bp bin, G+C count and A count (2 tracks)."""
   sequence_length = 256

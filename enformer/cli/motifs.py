@@ -30,7 +30,9 @@ cluster (same output; a killed run resumes with or without the cluster).
 (memelite) scans the REF and ALT alleles with their flanks; a motif is lost when the REF allele
 has a hit (p < 1e-4) and the ALT allele's best p-value is at least 10 times larger (no hit: p = 1),
 gained in the opposite case. Writes scan.tsv (chrom, pos, id, ref, alt, motif_gained, motif_lost,
-then p_ref:ID and p_alt:ID per motif); no model is needed.'''
+then p_ref:ID and p_alt:ID per motif); no model is needed. --scan MOTIF_ID ... --bed BED: every
+FIMO hit (p < 1e-4, either strand) in the regions, in genome coordinates: scan_regions.tsv (chrom,
+start, end, strand, motif_id, motif_name, score, p_value, region).'''
 
 
 def register(subparsers) -> None:
@@ -148,18 +150,27 @@ def _motifs(args: argparse.Namespace, targets, tracks, regions) -> int:
 
 
 def _scan(args: argparse.Namespace) -> int:
-  """--scan: FIMO on the REF and ALT alleles of --vcf (no model)."""
-  if not args.vcf:
-    raise ValueError('--scan needs --vcf VCF: the variants whose alleles are scanned.')
+  """--scan: FIMO on the REF and ALT alleles of --vcf, or over the --bed regions (no model)."""
+  if bool(args.vcf) == bool(args.bed):
+    raise ValueError('--scan needs --vcf VCF (which motifs each variant creates or breaks) or '
+                     '--bed BED (every hit in the regions), not both.')
   if args.workers or args.scheduler:
     raise ValueError('--workers / --scheduler run the contribution step on a Dask cluster; '
                      '--scan runs no model: drop them.')
   check_files((args.fasta, '--fasta', 'fasta'), (args.vcf, '--vcf', 'vcf'),
-              (args.motif_db, '--motif-db', 'text'))
+              (args.bed, '--bed', 'text'), (args.motif_db, '--motif-db', 'text'))
   check_output_path(args.out, '--out', folder=True)
   _common.check_unused_output_folder(args.out, args.overwrite)
   from enformer.interpret import motifs, scan
   database = motifs.load_motif_db(args.motif_db)
+  if args.bed:
+    from enformer.io.bed import read_bed
+    table = scan.scan_regions_to_folder(args.fasta, read_bed(args.bed), args.out, args.scan,
+                                        database=database, overwrite=args.overwrite)
+    print(f'{len(table)} hits of {len(args.scan)} motifs in {table["region"].nunique()} of the '
+          'regions')
+    print(f'wrote {os.path.join(args.out, scan.REGION_SCAN_FILE)}', file=sys.stderr)
+    return 0
   table = scan.scan_to_folder(args.fasta, args.vcf, args.out, args.scan, database=database,
                               overwrite=args.overwrite)
   gained = int((table['motif_gained'] != '').sum())
