@@ -126,6 +126,24 @@ def genome(tmp_path):
   return fasta, regions
 
 
+def _interrupted_after_one_chunk(monkeypatch, run) -> None:
+  """`run()` stopped by Ctrl-C when the contributions of its second chunk start (the first is
+  in the chunk store); `region_contributions` is restored afterwards."""
+  calls = []
+  original = motifs.region_contributions
+
+  def interrupted(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == 2:
+      raise KeyboardInterrupt
+    return original(*args, **kwargs)
+
+  monkeypatch.setattr(motifs, 'region_contributions', interrupted)
+  with pytest.raises(KeyboardInterrupt):
+    run()
+  monkeypatch.setattr(motifs, 'region_contributions', original)
+
+
 def _contributions(out) -> dict:
   with h5py.File(out / 'contributions.h5', 'r') as h5:
     return {name: h5[name][()] for name in ('raw/seq', 'shap/seq', 'projected_shap/seq', 'start')}
@@ -147,19 +165,8 @@ def test_an_interrupted_run_resumes_to_the_same_contributions(tmp_path, genome, 
   assert list(pd.read_csv(tmp_path / 'whole' / 'motifs.tsv', sep='\t').columns[:7]) == list(
       motifs.TABLE_COLUMNS)
 
-  calls = []
-  original = motifs.region_contributions
-
-  def interrupted(*args, **kwargs):
-    calls.append(1)
-    if len(calls) == 2:
-      raise KeyboardInterrupt
-    return original(*args, **kwargs)
-
-  monkeypatch.setattr(motifs, 'region_contributions', interrupted)
-  with pytest.raises(KeyboardInterrupt):
-    motifs.find_motifs(predictor, fasta, regions, tmp_path / 'resumed', **settings)
-  monkeypatch.setattr(motifs, 'region_contributions', original)
+  _interrupted_after_one_chunk(monkeypatch, lambda: motifs.find_motifs(
+      predictor, fasta, regions, tmp_path / 'resumed', **settings))
   with pytest.raises(FileExistsError, match='changed: window'):
     motifs.find_motifs(predictor, fasta, regions, tmp_path / 'resumed',
                        **dict(settings, window=64))
@@ -358,18 +365,8 @@ def test_dask_contributions_equal_a_single_process_and_resume_its_store(tmp_path
   motifs.find_motifs(predictor, fasta, regions, tmp_path / 'one', **settings)
   expected = _contributions(tmp_path / 'one')
 
-  calls = []
-  original = motifs.region_contributions
-
-  def interrupted(*args, **kwargs):
-    calls.append(1)
-    if len(calls) == 2:
-      raise KeyboardInterrupt
-    return original(*args, **kwargs)
-
-  monkeypatch.setattr(motifs, 'region_contributions', interrupted)
-  with pytest.raises(KeyboardInterrupt):  # A killed run: chunk 0 of 3 in the store.
-    motifs.find_motifs(predictor, fasta, regions, tmp_path / 'dask', **settings)
+  _interrupted_after_one_chunk(monkeypatch, lambda: motifs.find_motifs(  # Chunk 0 of 3 stored.
+      predictor, fasta, regions, tmp_path / 'dask', **settings))
 
   def not_here(*args, **kwargs):
     raise AssertionError('contributions computed in the driver')
