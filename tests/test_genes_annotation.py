@@ -29,6 +29,16 @@ def write_gtf(path, lines):
   return path
 
 
+# Genes on chr1 ('1': the FASTA says chr1) and chr2: PLUS with two TSSs (4000, 4300), MINUS on the
+# minus strand (TSS 3700), END near chr2's end (TSS 2998).
+TWO_STRAND_GENES = [
+    gtf_line('1', 'transcript', 4001, 4500, '+', 'PLUS', 'T1', 'PLUSNAME'),
+    gtf_line('1', 'transcript', 4301, 4600, '+', 'PLUS', 'T2', 'PLUSNAME'),
+    gtf_line('1', 'transcript', 3000, 3701, '-', 'MINUS', 'T3', 'MINUSNAME'),
+    gtf_line('2', 'transcript', 2000, 2999, '-', 'END', 'T5', 'ENDNAME'),
+]
+
+
 LINES = [
     # Plus strand, two transcripts (TSS 100 and 150, GTF 1-based 101 and 151), a repeated TSS.
     gtf_line('1', 'gene', 101, 900, '+', 'ENSG1.3', name='PLUS'),

@@ -16,7 +16,7 @@ from enformer.genes.predict import predict_gene_expression
 from enformer.inference import Predictor
 from enformer.io.fasta import FastaStringExtractor
 from enformer.testing import MICRO, random_model
-from test_genes_annotation import gtf_line, write_gtf
+from test_genes_annotation import TWO_STRAND_GENES, write_gtf
 
 LENGTH = 2048
 CONFIG = dict(MICRO, target_length=8, heads={'human': 3})
@@ -26,12 +26,7 @@ CONFIG = dict(MICRO, target_length=8, heads={'human': 3})
 def setup(tmp_path_factory):
   folder = tmp_path_factory.mktemp('genes_expression')
   fasta = write_random_fasta(folder / 'g.fa', {'chr1': 8000, 'chr2': 3000})
-  gtf = write_gtf(folder / 'g.gtf', [
-      gtf_line('1', 'transcript', 4001, 4500, '+', 'PLUS', 'T1', 'PLUSNAME'),
-      gtf_line('1', 'transcript', 4301, 4600, '+', 'PLUS', 'T2', 'PLUSNAME'),
-      gtf_line('1', 'transcript', 3000, 3701, '-', 'MINUS', 'T3', 'MINUSNAME'),
-      gtf_line('2', 'transcript', 2000, 2999, '-', 'END', 'T5', 'ENDNAME'),
-  ])
+  gtf = write_gtf(folder / 'g.gtf', TWO_STRAND_GENES)
   model = random_model(seed=3, **CONFIG)
   return folder, fasta, gtf, model
 

@@ -10,7 +10,7 @@ from conftest import write_random_fasta
 from enformer.genes import merge_gene_scores, score_genes
 from enformer.io.fasta import FastaStringExtractor
 from enformer.variants import ScoringSettings
-from test_genes_annotation import gtf_line, write_gtf
+from test_genes_annotation import TWO_STRAND_GENES, write_gtf
 from test_genes_scoring import BinPredictor
 from test_vcf import write_vcf
 
@@ -32,12 +32,7 @@ class CrashingPredictor(BinPredictor):
 def inputs(tmp_path_factory):
   folder = tmp_path_factory.mktemp('genes_pipeline')
   fasta = write_random_fasta(folder / 'g.fa', {'chr1': 8000, 'chr2': 3000})
-  gtf = write_gtf(folder / 'g.gtf.gz', [
-      gtf_line('1', 'transcript', 4001, 4500, '+', 'PLUS', 'T1', 'PLUSNAME'),
-      gtf_line('1', 'transcript', 4301, 4600, '+', 'PLUS', 'T2', 'PLUSNAME'),
-      gtf_line('1', 'transcript', 3000, 3701, '-', 'MINUS', 'T3', 'MINUSNAME'),
-      gtf_line('2', 'transcript', 2000, 2999, '-', 'END', 'T5', 'ENDNAME'),
-  ])
+  gtf = write_gtf(folder / 'g.gtf.gz', TWO_STRAND_GENES)
   extractor = FastaStringExtractor(fasta)
   rows = []
   for index, (chrom, pos) in enumerate([('1', 3900), ('1', 4101), ('1', 500), ('2', 2900),
