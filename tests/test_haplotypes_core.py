@@ -4,8 +4,11 @@ full passes of independently built haplotype sequences."""
 import numpy as np
 import pytest
 
+import tensorflow as tf
+
 from enformer.inference import fast
-from enformer.inference.haplotypes import HaplotypeForward
+from enformer.inference.haplotypes import (HaplotypeForward, input_halo, stage_halos, tower_macs,
+                                           trimmed_tower)
 from enformer.testing import MICRO, random_model, random_one_hot
 
 LENGTH = 8192
@@ -63,10 +66,21 @@ def test_haplotypes_equal_full_passes_of_built_sequences(setup):
   # the reference: predicted by the reference pass.
   assert stats.haplotypes == 13 and stats.reused >= 2 and stats.reference_like == 1
   assert stats.transformer_passes == stats.distinct - 1
-  # Local haplotypes repeat: fewer patches than (distinct haplotypes × patches per haplotype).
-  assert stats.tower_bp < (stats.distinct - 1) * LENGTH
+  # Local haplotypes repeat: less tower work than one full tower per distinct haplotype.
+  assert 0 < stats.tower_work < stats.distinct - 1
   assert 0 < stats.full_pass_equivalents < stats.haplotypes
   assert predictor.work(reference, haplotypes) == stats  # The plan alone counts the same work.
+  # Patch sizes are mixed within the window, and the segments own each bin at most once.
+  segments = predictor.plan(reference, haplotypes)
+  assert len({segment.bins for segment in segments}) >= 2
+  assert all(a.last <= b.first for a, b in zip(segments, segments[1:]))
+  assert segments[0].first == 0 and segments[-1].last == LENGTH // 128  # Variants at both ends.
+  assert stats.tower_work == pytest.approx(sum(
+      predictor.patch_work[s.bins] * len({tuple(sorted(
+          (p, b) for p, b in h
+          if s.first * 128 - 259 <= p < s.last * 128 + 259 and reference[p].argmax() != b))
+                                          for h in haplotypes} - {()})
+      for s in segments), rel=1e-12)
 
 
 def test_sparse_haplotypes_recompute_what_the_incremental_path_does(setup):
@@ -77,17 +91,22 @@ def test_sparse_haplotypes_recompute_what_the_incremental_path_does(setup):
   expected = forward(np.stack([build(reference, h) for h in haplotypes]))['human'].numpy()
   assert rel_error(outputs['human'], expected) <= 1e-5
   assert stats.distinct == 3 and stats.reused == 1
-  # One patch of the bins an SNV reaches per variant cluster, as incremental.IncrementalForward.
-  assert stats.patches == 3 and stats.tower_bp == 3 * (predictor.reach * 128 + 2 * predictor.halo)
+  # One patch per variant cluster, of the smallest size that holds the bins it reaches (4000:
+  # bins 29-33; 100 and 105: bins 0-2; LENGTH - 2: bins 61-63), as incremental.IncrementalForward.
+  assert predictor.reach == 6
+  assert [(s.first, s.last, s.bins) for s in predictor.plan(reference, haplotypes)] == [
+      (0, 3, 3), (29, 34, 5), (61, 64, 3)]
+  assert stats.patches == 3
+  assert stats.tower_work == sum(predictor.patch_work[p] for p in (3, 5, 3))
 
 
-def test_the_receptive_field_is_exact_and_one_bin_less_is_caught(setup):
-  """The patches' context (`receptive_radius`, rounded up to whole bins) is exact; one bin less
-  misses context and the outputs differ from full passes (what the exactness test would catch)."""
+def test_the_receptive_field_is_exact_and_a_shorter_context_is_caught(setup):
+  """The patches' context (`receptive_radius`, `stage_halos`) is exact; trimming one position
+  more after any one convolution misses context and the outputs differ from full passes."""
   model, forward, reference = setup
   predictor = HaplotypeForward(forward)
-  assert predictor.radius == 259 and predictor.halo == 384  # 7 + 2 · (2 + 4 + ... + 64) bp.
-  assert predictor.halo <= fast.halo_length(model, 6)
+  assert predictor.radius == 259  # 7 + 2 · (2 + 4 + ... + 64) bp.
+  assert predictor.halos == (252, 248, 240, 224, 192, 128, 0) and predictor.input_halo == 259
   # A variant changes exactly the bins `_reached_bins` names (full towers, ref vs SNV).
   for position in (1000, 1000 + 127, 1000 + 386 - 259):
     towers = forward.tower(np.stack([reference, build(reference, [(position, (
@@ -98,10 +117,70 @@ def test_the_receptive_field_is_exact_and_one_bin_less_is_caught(setup):
   haplotypes = population(reference, seed=24, count=6, sites=30)
   expected = forward(np.stack([build(reference, h) for h in haplotypes]))['human'].numpy()
   short = HaplotypeForward(forward)
-  short.radius -= 128
-  short.halo -= 128
+  short.halos = (252, 248, 240, 224 - 16, 192, 128, 0)  # One position less after block 2.
   outputs, _ = short(reference, haplotypes)
   assert rel_error(outputs['human'], expected) > 1e-4
+
+
+def test_trimmed_patches_equal_tower_window_and_each_stage_context_is_needed(setup):
+  """`trimmed_tower` (cropped after each convolution) == `fast.tower_window` (the full 384 bp halo
+  at every stage) at the sequence's start, middle and end; one position less of context after any
+  one convolution changes the patch's end bins."""
+  model, _, reference = setup
+  halos = stage_halos(model)
+  bins, num_blocks = 4, len(model.trunk.conv_tower.blocks)
+  padded = np.pad(reference, [(384, 384), (0, 0)])
+  for start in (0, 30 * 128, LENGTH - bins * 128):
+    window = padded[start:start + bins * 128 + 2 * 384][np.newaxis]
+    expected = fast.tower_window(model, tf.constant(window), start, LENGTH, num_blocks, 384)
+    trim = 384 - input_halo(model, halos)
+    ours = trimmed_tower(model, tf.constant(window[:, trim:window.shape[1] - trim]),
+                         tf.constant([start]), LENGTH, halos)
+    assert ours.shape == expected.shape == (1, bins, model.trunk.conv_tower.blocks[-1].filters)
+    assert rel_error(ours.numpy(), expected.numpy()) <= 1e-5, start
+    for stage in range(num_blocks):
+      shorter = list(halos)
+      shorter[stage] -= 2**(stage + 1)  # One position at the stage's resolution.
+      trim = 384 - input_halo(model, shorter)
+      wrong = trimmed_tower(model, tf.constant(window[:, trim:window.shape[1] - trim]),
+                            tf.constant([start]), LENGTH, shorter).numpy()
+      error = np.abs(wrong - expected.numpy()).max(-1)[0] / np.abs(expected.numpy()).max()
+      assert error.max() > 1e-4, (start, stage)
+      assert error[1:-1].max() <= 1e-5, (start, stage)  # Only the end bins miss context.
+
+
+def _graph_macs(function, *specs) -> int:
+  """Multiply-adds of the convolutions and matmuls in a traced graph, from its ops' shapes."""
+  total = 0
+  for op in function.get_concrete_function(*specs).graph.get_operations():
+    if op.type == 'Conv2D':  # conv1d: [B, 1, T, C_out] outputs, [1, k, C_in, C_out] filter.
+      out, kernel = op.outputs[0].shape, op.inputs[1].shape
+      total += int(np.prod(out)) * kernel[1] * kernel[2]
+    elif op.type in ('MatMul', 'BatchMatMulV2'):
+      a = op.inputs[0].shape
+      adjoint = op.get_attr('transpose_a' if op.type == 'MatMul' else 'adj_x')
+      total += int(np.prod(op.outputs[0].shape)) * (a[-2] if adjoint else a[-1])
+    elif op.type == 'Einsum':
+      total += int(np.prod(op.outputs[0].shape)) * op.inputs[0].shape[-1]
+  return total
+
+
+def test_a_patch_counts_the_multiply_adds_it_computes(setup):
+  model, forward, _ = setup
+  predictor = HaplotypeForward(forward)
+  full = _graph_macs(tf.function(lambda x: fast.fast_tower(model, x), autograph=False),
+                     tf.TensorSpec([1, LENGTH, 4], tf.float32))
+  assert full == tower_macs(model, LENGTH)
+  patch = tf.function(lambda x, start: trimmed_tower(model, x, start, LENGTH, predictor.halos),
+                      autograph=False)
+  for bins in (2, 5, 24):
+    counted = _graph_macs(patch, tf.TensorSpec([1, bins * 128 + 2 * 259, 4], tf.float32),
+                          tf.TensorSpec([1], tf.int32))
+    assert counted == tower_macs(model, bins * 128, predictor.halos), bins
+    assert predictor.patch_work[bins] == counted / full
+  # The context costs: per bin, short patches cost more than long ones, all more than a tower's.
+  per_bin = [predictor.patch_work[p] / p for p in predictor.patch_bins]
+  assert all(a > b > 1 / 64 for a, b in zip(per_bin, per_bin[1:]))
 
 
 def test_positions_with_offset_and_bad_input(setup):

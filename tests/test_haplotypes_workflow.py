@@ -113,6 +113,8 @@ def test_values_equal_full_passes_of_hand_built_haplotypes(genome, tmp_path):
   # The windows of GENE1 and GENE2 hold S3's '.' and the symbolic ALT (S1's 1|1: 2 alleles).
   assert summary.missing_calls == 2 and summary.skipped_symbolic == 2
   assert result.stats.reused > 0 and result.stats.full_passes == 0
+  # The patches' exact cost comes back from the chunk store into the stats and the h5ad.
+  assert result.stats.tower_work > 0 and data.uns['work']['tower_work'] == result.stats.tower_work
   table = (tmp_path / 'haplotypes.tsv').read_text().splitlines()
   assert table[0].split('\t') == ['sample', 'haplotype', 'gene_id', 'track', 'expression']
   assert len(table) == 1 + 9 * 3 * 3

@@ -211,7 +211,7 @@ def predict_window(forward: HaplotypeForward, fasta: FastaStringExtractor, vcf: 
                    window: Window, settings: HaplotypeSettings) -> Dict[str, np.ndarray]:
   """Values of one window for each sample's two haplotypes, as saved in the chunk store:
   'values' [2S, V, N] float32 (rows: sample 1 haplotype 1, sample 1 haplotype 2, ...), 'stats'
-  and 'summary' (counts, int64)."""
+  and 'summary' (counts, int64), 'tower_work' (float64, in full towers)."""
   length = forward.sequence_length
   reference = fasta.extract(kipoiseq.Interval(window.chrom, window.start, window.start + length))
   one_hot = one_hot_encode(reference, neutral_value=settings.neutral_value)
@@ -254,6 +254,7 @@ def predict_window(forward: HaplotypeForward, fasta: FastaStringExtractor, vcf: 
   return {'values': np.stack(values).astype(np.float32),
           'tower_share': np.float64(forward.tower_share),
           'stats': np.asarray([getattr(stats, name) for name in _STATS], np.int64),
+          'tower_work': np.float64(stats.tower_work),
           'summary': np.asarray([getattr(summary, name) for name in _SUMMARY], np.int64)}
 
 
@@ -270,10 +271,11 @@ def predict_window_on_worker(source: ModelSource, settings: HaplotypeSettings,
   return predict_window(forward, fasta, vcf, window, settings)
 
 
-def _stats_of(arrays: Sequence[np.ndarray], tower_share: float, length: int) -> HaplotypeStats:
+def _stats_of(arrays: Sequence[np.ndarray], tower_share: float, length: int,
+              tower_work: float = 0.0) -> HaplotypeStats:
   total = np.sum(arrays, axis=0) if len(arrays) else np.zeros(len(_STATS), np.int64)
   return HaplotypeStats(**{name: int(v) for name, v in zip(_STATS, total)},
-                        tower_share=tower_share, sequence_length=length)
+                        tower_work=tower_work, tower_share=tower_share, sequence_length=length)
 
 
 def _summary_of(arrays: Sequence[np.ndarray]) -> GenotypeSummary:
@@ -484,7 +486,8 @@ def predict_haplotypes(predictor,
     chunks = [store.load(i) for i in selected]
     values = np.concatenate([c['values'] for c in chunks], axis=1)  # [2S, V, N]
     share = float(chunks[0]['tower_share'])
-    stats = _stats_of([c['stats'] for c in chunks], share, length)
+    stats = _stats_of([c['stats'] for c in chunks], share, length,
+                      float(sum(c['tower_work'] for c in chunks)))
     summary = _summary_of([c['summary'] for c in chunks])
     num_bins = chunks[0]['values'].shape[1] if bins and bed is not None else 0
     var = _var_table([windows[i] for i in selected],
@@ -504,7 +507,7 @@ def predict_haplotypes(predictor,
            'track_descriptions': labels, 'head': head,
            'sequence_length': length, 'value': ('expression at the TSSs' if gtf is not None else
                                                 'output bins' if bins else 'region mean'),
-           'work': {**{n: getattr(stats, n) for n in _STATS},
+           'work': {**{n: getattr(stats, n) for n in _STATS}, 'tower_work': stats.tower_work,
                     'full_pass_equivalents': stats.full_pass_equivalents},
            'vcf_summary': summary.as_dict(), 'vcf': settings.vcf, 'model': model_id,
            **{k: str(v) for k, v in (run_settings or {}).items()}}

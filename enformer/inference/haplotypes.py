@@ -12,14 +12,18 @@ phased SNVs). Across a population, two things repeat, and each is computed once:
   patches and the reference tower, then the transformer, final block and heads run once per
   distinct haplotype (in batches).
 
-Patches cover only the bins that some variant reaches; their size is chosen per window from a few
-candidates by the exact work it would cost (distinct local haplotypes × patch input length), so a
-window whose haplotypes carry a single SNV recomputes the same bins as the incremental SNV path,
-and a dense window uses longer patches only where that is cheaper. The results equal full passes
-of the haplotype sequences within float32 rounding.
+Patches cover only the bins that some variant reaches. A window's tower bins are split into
+segments by a dynamic programme; each segment's bins are computed by the smallest candidate patch
+size that holds them, once per distinct local haplotype of the segment (the variants in the
+receptive field of the segment's own bins: the patch's other bins are discarded), at the exact
+multiply-adds that costs. A patch is cropped after every convolution to the context the remaining
+stages still need (`stage_halos`, `trimmed_tower`), so its cost is counted exactly
+(`patch_macs`). A window whose haplotypes carry a single SNV recomputes the bins the incremental
+SNV path does; a dense window mixes short and long patches. The results equal full passes of the
+haplotype sequences within float32 rounding.
 
 Shapes: L = input length (bp), C_in = input channels, T = L / 128 tower bins, C = tower channels,
-P = bins per patch, W = P · 128 + 2 · halo patch input length, K = haplotypes, D = distinct
+P = bins per patch, W = P · 128 + 2 · radius patch input length, K = haplotypes, D = distinct
 haplotypes, T' = output bins, N = tracks.
 """
 
@@ -27,6 +31,7 @@ import dataclasses
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
+import sonnet as snt
 import tensorflow as tf
 
 from enformer import enformer as enformer_lib
@@ -49,8 +54,10 @@ class HaplotypeStats:
     distinct: distinct haplotypes among them (per window), the reference included when asked for.
     reference_like: distinct haplotypes equal to the reference (predicted by the reference pass).
     windows: reference windows (one full pass each).
-    patches: tower patches computed (one per distinct non-reference local haplotype and patch).
-    tower_bp: input bp that the computed patches cover (their halos included).
+    patches: tower patches computed (one per distinct non-reference local haplotype and segment).
+    tower_bp: input bp that the computed patches cover (their context included).
+    tower_work: the computed patches' multiply-adds in units of one full stem + conv tower
+      (`patch_macs` ÷ `tower_macs`).
     transformer_passes: transformer + heads runs on spliced towers (one per distinct haplotype
       that differs from the reference).
     full_passes: haplotypes that took a full forward pass (e.g. indels, in the workflow).
@@ -63,6 +70,7 @@ class HaplotypeStats:
   windows: int = 0
   patches: int = 0
   tower_bp: int = 0
+  tower_work: float = 0.0
   transformer_passes: int = 0
   full_passes: int = 0
   tower_share: float = 0.0
@@ -76,12 +84,9 @@ class HaplotypeStats:
   @property
   def full_pass_equivalents(self) -> float:
     """All this work in units of one full forward pass: reference passes and full passes count 1,
-    patches count tower_share × their input length / L, transformer + heads runs count
-    1 − tower_share."""
-    if not self.sequence_length:
-      return float(self.windows + self.full_passes)
-    return (self.windows + self.full_passes +
-            self.tower_share * self.tower_bp / self.sequence_length +
+    patches count tower_share × `tower_work` (their exact multiply-adds ÷ a full tower's),
+    transformer + heads runs count 1 − tower_share."""
+    return (self.windows + self.full_passes + self.tower_share * self.tower_work +
             (1 - self.tower_share) * self.transformer_passes)
 
   @property
@@ -92,7 +97,7 @@ class HaplotypeStats:
   def add(self, other: 'HaplotypeStats') -> None:
     """Adds the counts of `other` (same model and length) to these."""
     for field in ('haplotypes', 'distinct', 'reference_like', 'windows', 'patches', 'tower_bp',
-                  'transformer_passes', 'full_passes'):
+                  'tower_work', 'transformer_passes', 'full_passes'):
       setattr(self, field, getattr(self, field) + getattr(other, field))
     self.tower_share = other.tower_share or self.tower_share
     self.sequence_length = other.sequence_length or self.sequence_length
@@ -101,7 +106,8 @@ class HaplotypeStats:
     """One line for logs and reports."""
     return (f'{self.haplotypes:,} haplotypes in {self.windows:,} windows: {self.distinct:,} '
             f'distinct ({self.reused:,} reused, {self.reference_like:,} equal to the reference), '
-            f'{self.patches:,} tower patches, {self.transformer_passes:,} transformer passes, '
+            f'{self.patches:,} tower patches ({self.tower_work:,.2f} full towers), '
+            f'{self.transformer_passes:,} transformer passes, '
             f'{self.full_passes:,} full passes = {self.full_pass_equivalents:,.1f} full-pass '
             f'equivalents ({self.speedup:.2f}× fewer than one full pass per haplotype)')
 
@@ -144,12 +150,116 @@ def receptive_radius(model: enformer_lib.Enformer) -> int:
   return radius
 
 
+def stage_halos(model: enformer_lib.Enformer) -> Tuple[int, ...]:
+  """bp of context each side of a patch that the remaining stages need after each convolution:
+  after the stem's (index 0) and after conv-tower block i's (index i + 1; the last is 0).
+
+  Block i's width-w convolution reads (w // 2) positions each side at its input resolution
+  2^(i+1) bp, so the context before it is the context after it plus (w // 2) · 2^(i+1) bp, rounded
+  up to a multiple of 2^(i+1) (the resolution after the pooling that precedes it, so that pooled
+  pairs stay on the sequence's grid). Published model: (252, 248, 240, 224, 192, 128, 0); the
+  patch input needs the stem convolution's half-width more (`receptive_radius`).
+  """
+  blocks = model.trunk.conv_tower.blocks
+  halos = [0]
+  for i in reversed(range(len(blocks))):
+    resolution = 2**(i + 1)
+    need = halos[0] + (blocks[i].conv_block.width // 2) * resolution
+    halos.insert(0, -(-need // resolution) * resolution)
+  return tuple(halos)
+
+
+def input_halo(model: enformer_lib.Enformer, halos: Sequence[int]) -> int:
+  """bp of input each side of a patch: `halos[0]` plus the stem convolution's half-width."""
+  return halos[0] + model.trunk.stem.conv.kernel_shape // 2
+
+
+def trimmed_tower(model: enformer_lib.Enformer, windows: tf.Tensor, starts: tf.Tensor,
+                  length: int, halos: Sequence[int]) -> tf.Tensor:
+  """Stem + conv tower of patches, each cropped after every convolution to `halos`.
+
+  Args:
+    model: the Enformer whose fused blocks run.
+    windows: [B, S + 2 · input_halo, C_in] the input positions [start − input_halo, start + S +
+      input_halo) of a sequence of `length` bp (zeros outside it); S a multiple of 128.
+    starts: [B] int32, each patch's first output position in bp (a multiple of 128).
+    length: L, the sequence's length (positions outside [0, L) are masked as 'SAME' padding
+      would see them, as `fast.tower_window` does).
+    halos: `stage_halos(model)` (fewer bp at some stage gives wrong bins near the patch's ends).
+
+  Returns:
+    [B, S / 128, C] tower bins of [start, start + S), equal to `fast.tower_window`'s.
+  """
+  stem = model.trunk.stem
+  edge = stem.conv.kernel_shape // 2
+  x = enformer_lib.fused_conv(stem.conv, windows)  # [B, S + 2 · (halos[0] + edge), C0]
+  x = x[:, edge:x.shape[1] - edge]  # [B, S + 2 · halos[0], C0]
+  x = stem.pool.fused(stem.residual.fused(x))  # [B, (S + 2 · halos[0]) / 2, C0]
+  for i, block in enumerate(model.trunk.conv_tower.blocks):
+    resolution = 2**(i + 1)
+    positions = (tf.reshape(starts, [-1, 1]) - halos[i]) // resolution + tf.range(x.shape[1])
+    inside = (positions >= 0) & (positions < length // resolution)  # [B, (S + 2 · h_i) / res]
+    y = block.conv_block.fused(x, tf.cast(inside, x.dtype)[..., tf.newaxis])
+    trim = (halos[i] - halos[i + 1]) // resolution
+    y = y[:, trim:y.shape[1] - trim]  # [B, (S + 2 · h_(i+1)) / res, C_i]
+    x = block.pool.fused(block.residual.fused(y))  # [B, (S + 2 · h_(i+1)) / (2 · res), C_i]
+  return x
+
+
+def _weights(module) -> int:
+  """Multiply-adds per position of a convolution (width × C_in × C_out) or a pooling's logits."""
+  if isinstance(module, snt.Conv1D):
+    return int(np.prod(module.w.shape))
+  linear = getattr(module, 'logit_linear', None)  # Attention pooling; max pooling has none.
+  return int(np.prod(linear.w.shape)) if linear is not None else 0
+
+
+def tower_macs(model: enformer_lib.Enformer, span: int,
+               halos: Optional[Sequence[int]] = None) -> int:
+  """Multiply-adds of the stem and conv tower for `span` bp of output positions.
+
+  Each convolution counts its weights × the positions it computes ('SAME': its input's), a
+  pointwise block and an attention pooling's logits (on pair differences) at their positions.
+  halos None: the whole sequence (`span` = L, no context); `stage_halos`: one trimmed patch
+  (`trimmed_tower`), context included.
+  """
+  blocks = model.trunk.conv_tower.blocks
+  stem = model.trunk.stem
+  if halos is None:
+    halos, edge = (0,) * (len(blocks) + 1), 0
+  else:
+    edge = stem.conv.kernel_shape // 2
+  width = span + 2 * halos[0]
+  macs = _weights(stem.conv) * (width + 2 * edge)
+  macs += _weights(stem.residual.module.conv) * width + _weights(stem.pool) * (width // 2)
+  for i, block in enumerate(blocks):
+    resolution = 2**(i + 1)
+    width = (span + 2 * halos[i + 1]) // resolution
+    macs += _weights(block.conv_block.conv) * ((span + 2 * halos[i]) // resolution)
+    macs += _weights(block.residual.module.conv) * width + _weights(block.pool) * (width // 2)
+  return macs
+
+
 @dataclasses.dataclass(frozen=True)
-class _Patch:
-  """Tower bins [first, last) taken from a patch computed over bins [start, start + P)."""
-  start: int
+class Segment:
+  """Tower bins [first, last) taken from a patch of `bins` bins computed over [start, start + P)."""
   first: int
   last: int
+  bins: int
+  start: int
+
+
+def _mix64(values: np.ndarray) -> np.ndarray:
+  """splitmix64 of uint64 values: pseudo-random 64-bit codes (for the plan's key counts)."""
+  with np.errstate(over='ignore'):
+    z = values.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+# Candidate patch sizes in tower bins (chosen by the plans of `benchmarks/haplotypes.py`).
+PATCH_BINS = (2, 3, 4, 5, 6, 8, 11, 14, 18, 24, 32, 48)
 
 
 class HaplotypeForward:
@@ -166,8 +276,8 @@ class HaplotypeForward:
                batch_size: int = 4, patch_batch_size: int = 16):
     """Args:
       forward: the compiled fast forward of the model (its length, heads and precision).
-      patch_bins: candidate patch sizes in tower bins (each is traced once when first used);
-        default: the bins one SNV reaches (`reach`) and 2, 4 and 8 times that, up to T.
+      patch_bins: candidate patch sizes in tower bins (each is traced once when first used;
+        sizes above T are clipped to T); default `PATCH_BINS`.
       batch_size: spliced towers per transformer pass.
       patch_batch_size: patches per conv-tower call.
     """
@@ -175,19 +285,26 @@ class HaplotypeForward:
     self.forward = forward
     self.sequence_length = forward.sequence_length
     self.num_bins = forward.sequence_length // BIN
-    # The context each side of a patch: the receptive radius in whole bins (`tower_window` needs
-    # a multiple of 128 bp). The tower bins a variant at x changes: `_reached_bins`.
+    # The tower bins a variant at x changes: `_reached_bins` (the receptive radius each side).
+    # A patch keeps `halos` bp of context after each convolution and reads `input_halo` bp of
+    # input each side (= the radius unless a stage rounds up).
     self.radius = receptive_radius(model)
-    self.halo = -(-self.radius // BIN) * BIN
-    self.reach = int(np.ptp(self._reached_bins(self.halo + np.arange(BIN)), axis=0).max() + 1)
+    self.halos = stage_halos(model)
+    self.input_halo = input_halo(model, self.halos)
+    self.reach = int(np.ptp(self._reached_bins(self.radius + BIN + np.arange(BIN)), axis=0).max()
+                     + 1)
     if patch_bins is None:
-      patch_bins = [self.reach * factor for factor in (1, 2, 4, 8)]
+      patch_bins = PATCH_BINS
     self.patch_bins = sorted({min(int(p), self.num_bins) for p in patch_bins if int(p) > 0})
     if not self.patch_bins:
       raise ValueError(f'patch_bins must hold positive sizes, got {patch_bins!r}.')
     self.batch_size = int(batch_size)
     self.patch_batch_size = int(patch_batch_size)
     self.tower_share = tower_share(model, self.sequence_length, forward.heads)
+    full = tower_macs(model, self.sequence_length)
+    # Each candidate size's exact cost in full stem + conv towers.
+    self.patch_work = {bins: tower_macs(model, bins * BIN, self.halos) / full
+                       for bins in self.patch_bins}
     self.channels = model.config['input_channels']
     self._patch_functions: Dict[int, tf.types.experimental.GenericFunction] = {}
     self._splice = tf.function(
@@ -202,16 +319,16 @@ class HaplotypeForward:
     """tf.function: windows [B, W, C_in], starts [B] (first bin) → tower bins [B, P, C]."""
     if bins not in self._patch_functions:
       model = self.forward.model
-      num_blocks = len(model.trunk.conv_tower.blocks)
       dtype = self.forward.dtype
+      halos = self.halos
 
       def patches(windows: tf.Tensor, starts: tf.Tensor) -> tf.Tensor:
-        return fast.tower_window(model, tf.cast(windows, dtype), starts * BIN,
-                                 self.sequence_length, num_blocks, self.halo)
+        return trimmed_tower(model, tf.cast(windows, dtype), starts * BIN, self.sequence_length,
+                             halos)
 
       self._patch_functions[bins] = tf.function(
           patches, autograph=False, jit_compile=self.forward.mode == 'xla',
-          input_signature=[tf.TensorSpec([None, bins * BIN + 2 * self.halo, self.channels],
+          input_signature=[tf.TensorSpec([None, bins * BIN + 2 * self.input_halo, self.channels],
                                          tf.float32),
                            tf.TensorSpec([None], tf.int32)])
     return self._patch_functions[bins]
@@ -256,45 +373,78 @@ class HaplotypeForward:
     return np.stack([-((self.radius + BIN - 1 - positions) // BIN),
                      (positions + self.radius) // BIN])
 
-  def _patches_for(self, positions: np.ndarray, bins: int) -> List[_Patch]:
-    """Patches of `bins` bins covering every tower bin that a variant at `positions` reaches."""
-    low, high = np.clip(self._reached_bins(positions), 0, self.num_bins - 1)
-    high = high + 1
-    patches, first, last = [], int(low[0]), int(high[0])
-    for a, b in list(zip(low[1:].tolist(), high[1:].tolist())) + [(None, None)]:
-      if a is not None and a <= last:
-        last = max(last, b)
-        continue
-      for begin in range(first, last, bins):  # Cluster [first, last) in pieces of `bins`.
-        start = min(begin, self.num_bins - bins)
-        patches.append(_Patch(start, begin, min(begin + bins, last)))
-      if a is not None:
-        first, last = a, b
-    return patches
+  def _fields(self, positions: np.ndarray, segments: Sequence[Tuple[int, int]]
+              ) -> Tuple[np.ndarray, np.ndarray]:
+    """[S] first and [S] last index into sorted `positions` of the variants in the receptive
+    field of each segment's own bins [first, last)."""
+    bounds = np.asarray(segments, np.int64).reshape(-1, 2) * BIN
+    return (np.searchsorted(positions, bounds[:, 0] - self.radius),
+            np.searchsorted(positions, bounds[:, 1] + self.radius))
 
-  def _local_keys(self, haplotypes: List[Tuple[np.ndarray, np.ndarray]], patch: _Patch,
-                  bins: int) -> List[Optional[bytes]]:
-    """Each haplotype's variants in the receptive field of `patch`, as a key (None: none)."""
-    begin = patch.start * BIN - self.radius
-    end = (patch.start + bins) * BIN + self.radius
-    keys = []
-    for positions, bases in haplotypes:
-      i, j = np.searchsorted(positions, [begin, end])
-      keys.append(None if i == j else positions[i:j].tobytes() + bases[i:j].tobytes())
-    return keys
+  def _plan(self, haplotypes: List[Tuple[np.ndarray, np.ndarray]]) -> List[Segment]:
+    """Segments (own bins, patch size, patch start) covering every bin that a variant reaches,
+    at the least estimated cost: Σ (distinct local haplotypes of the segment) × `patch_work`.
 
-  def _plan(self, haplotypes: List[Tuple[np.ndarray, np.ndarray]]):
-    """The cheapest patch size for these (distinct, non-reference) haplotypes:
-    (bins, patches, per patch the local key of each haplotype)."""
-    positions = np.unique(np.concatenate([p for p, _ in haplotypes]))
-    best = None
-    for bins in self.patch_bins:
-      patches = self._patches_for(positions, bins)
-      keys = [self._local_keys(haplotypes, patch, bins) for patch in patches]
-      work = sum(len(set(k) - {None}) for k in keys) * (bins * BIN + 2 * self.halo)
-      if best is None or work < best[0]:
-        best = (work, bins, patches, keys)
-    return best[1:]
+    A dynamic programme over segment ends; the distinct local haplotypes of every segment
+    [a, a + l) are counted at once per length l from prefix sums of pseudo-random 64-bit codes of
+    the (position, base) pairs (equal variant sets give equal sums; execution groups by the exact
+    variants, so a collision could only make the plan a little worse).
+    """
+    num_bins, longest = self.num_bins, self.patch_bins[-1]
+    bins = np.arange(num_bins + 1)
+    begins = np.empty((len(haplotypes), num_bins + 1), np.uint64)  # [D, T + 1] prefix sums.
+    ends = np.empty_like(begins)
+    for d, (positions, bases) in enumerate(haplotypes):
+      codes = _mix64(positions.astype(np.uint64) * np.uint64(4) + bases.astype(np.uint64))
+      sums = np.concatenate([np.zeros(1, np.uint64), np.cumsum(codes, dtype=np.uint64)])
+      first, last = self._fields(positions, np.stack([bins, bins], axis=1))
+      begins[d], ends[d] = sums[first], sums[last]
+    counts = np.full((longest, num_bins), np.inf)  # [l − 1, a]: distinct keys of [a, a + l).
+    for length in range(1, longest + 1):
+      with np.errstate(over='ignore'):
+        keys = (ends[:, length:] - begins[:, :num_bins + 1 - length]).T  # [T + 1 − l, D]
+      keys = np.sort(keys[:num_bins + 1 - length], axis=1)
+      counts[length - 1, :num_bins + 1 - length] = (
+          (np.diff(keys, axis=1) != 0).sum(axis=1) + (keys[:, 0] != 0))
+    sizes = np.asarray(self.patch_bins)
+    size_of = sizes[np.searchsorted(sizes, np.arange(1, longest + 1))]  # [l − 1] → P.
+    costs = counts * np.array([self.patch_work[p] for p in size_of])[:, np.newaxis]
+    best = np.zeros(num_bins + 1)
+    choice = np.zeros(num_bins + 1, np.int64)
+    lengths = np.arange(1, longest + 1)
+    for end in range(1, num_bins + 1):
+      usable = lengths[:end]
+      candidates = best[end - usable] + costs[usable - 1, end - usable]
+      k = int(np.argmin(candidates))
+      best[end], choice[end] = candidates[k], usable[k]
+    segments, end = [], num_bins
+    while end > 0:
+      length = int(choice[end])
+      if counts[length - 1, end - length] > 0:
+        size = int(size_of[length - 1])
+        segments.append(Segment(end - length, end, size, min(end - length, num_bins - size)))
+      end -= length
+    return segments[::-1]
+
+  def _groups(self, haplotypes: List[Tuple[np.ndarray, np.ndarray]],
+              segments: List[Segment]) -> List[Dict[bytes, List[int]]]:
+    """Per segment: its distinct non-reference local haplotypes (the exact variants in its own
+    bins' receptive field, as bytes) → the haplotypes that carry each."""
+    groups: List[Dict[bytes, List[int]]] = [{} for _ in segments]
+    spans = [(segment.first, segment.last) for segment in segments]
+    for d, (positions, bases) in enumerate(haplotypes):
+      for group, i, j in zip(groups, *self._fields(positions, spans)):
+        if i < j:
+          group.setdefault(positions[i:j].tobytes() + bases[i:j].tobytes(), []).append(d)
+    return groups
+
+  def _count(self, segments: List[Segment], groups: List[Dict[bytes, List[int]]],
+             stats: HaplotypeStats) -> None:
+    """Adds the patches of a plan to `stats` (the same sums for a run and for `work`)."""
+    for segment, group in zip(segments, groups):
+      stats.patches += len(group)
+      stats.tower_bp += len(group) * (segment.bins * BIN + 2 * self.input_halo)
+      stats.tower_work += len(group) * self.patch_work[segment.bins]
 
   # ------------------------------------------------------------------ prediction
 
@@ -344,6 +494,19 @@ class HaplotypeForward:
                for head, value in ref_outputs.items()}, stats)
     return {head: np.stack([results[d][head] for d in inverse]) for head in ref_outputs}, stats
 
+  def _distinct(self, reference: np.ndarray, haplotypes: List[Haplotype], offset: int):
+    """(the distinct canonical haplotypes, those that differ from the reference as arrays)."""
+    distinct = {self._canonical(reference, haplotype, offset) for haplotype in haplotypes}
+    return distinct, [(np.asarray(p, np.int64), np.asarray(b, np.int8)) for p, b in distinct if p]
+
+  def plan(self, reference: np.ndarray, haplotypes: Iterable[Haplotype], *,
+           offset: int = 0) -> List[Segment]:
+    """The segments of tower bins that `__call__` computes for these inputs, in order (each
+    once per distinct local haplotype; `patch_work[segment.bins]` full towers each)."""
+    reference = self._crop(np.asarray(reference, np.float32))
+    _, changed = self._distinct(reference, list(haplotypes), offset)
+    return self._plan(changed) if changed else []
+
   def work(self, reference: np.ndarray, haplotypes: Iterable[Haplotype], *,
            offset: int = 0) -> HaplotypeStats:
     """The `HaplotypeStats` that `__call__` would report for these inputs, without running the
@@ -352,13 +515,11 @@ class HaplotypeForward:
     reference = self._crop(np.asarray(reference, np.float32))
     stats = HaplotypeStats(haplotypes=len(haplotypes), windows=1, tower_share=self.tower_share,
                            sequence_length=self.sequence_length)
-    distinct = {self._canonical(reference, haplotype, offset) for haplotype in haplotypes}
-    changed = [(np.asarray(p, np.int64), np.asarray(b, np.int8)) for p, b in distinct if p]
+    distinct, changed = self._distinct(reference, haplotypes, offset)
     stats.distinct, stats.reference_like = len(distinct), len(distinct) - len(changed)
     if changed:
-      bins, _, keys = self._plan(changed)
-      stats.patches = sum(len(set(k) - {None}) for k in keys)
-      stats.tower_bp = stats.patches * (bins * BIN + 2 * self.halo)
+      segments = self._plan(changed)
+      self._count(segments, self._groups(changed, segments), stats)
       stats.transformer_passes = len(changed)
     return stats
 
@@ -366,38 +527,41 @@ class HaplotypeForward:
                haplotypes: List[Tuple[np.ndarray, np.ndarray]],
                stats: HaplotypeStats) -> List[Outputs]:
     """Outputs of distinct haplotypes that differ from the reference."""
-    bins, patches, keys = self._plan(haplotypes)
-    padded = np.pad(reference, [(self.halo, self.halo), (0, 0)])
-    width = bins * BIN + 2 * self.halo
+    segments = self._plan(haplotypes)
+    groups = self._groups(haplotypes, segments)
+    self._count(segments, groups, stats)
+    padded = np.pad(reference, [(self.input_halo, self.input_halo), (0, 0)])
+    one_hot = np.eye(4, dtype=np.float32)
+    windows: Dict[int, List[np.ndarray]] = {bins: [] for bins in self.patch_bins}
+    starts: Dict[int, List[int]] = {bins: [] for bins in self.patch_bins}
+    placed = []  # (segment, the local haplotype's index among its size's, its haplotypes).
+    for segment, group in zip(segments, groups):
+      width = segment.bins * BIN + 2 * self.input_halo
+      begin = segment.start * BIN  # In `padded`: the window's first position.
+      for members in group.values():
+        positions, bases = haplotypes[members[0]]
+        i, j = self._fields(positions, [(segment.first, segment.last)])
+        window = padded[begin:begin + width].copy()
+        # Only the variants that reach the segment's own bins (the others' bins are discarded).
+        window[positions[i[0]:j[0]] + self.input_halo - begin, :4] = one_hot[bases[i[0]:j[0]]]
+        placed.append((segment, len(windows[segment.bins]), members))
+        windows[segment.bins].append(window)
+        starts[segment.bins].append(segment.start)
+    parts, offsets = [tower[0]], {}  # [T, C], then [n · P, C] per size.
+    row = self.num_bins
+    for bins in self.patch_bins:
+      offsets[bins] = row
+      function = self._patch_function(bins) if windows[bins] else None
+      for i in range(0, len(windows[bins]), self.patch_batch_size):
+        computed_bins = function(np.stack(windows[bins][i:i + self.patch_batch_size]),
+                                 np.asarray(starts[bins][i:i + self.patch_batch_size], np.int32))
+        parts.append(tf.reshape(computed_bins, [-1, tower.shape[-1]]))
+      row += len(windows[bins]) * bins
     rows = np.tile(np.arange(self.num_bins, dtype=np.int32), (len(haplotypes), 1))  # [D, T]
-    windows, starts = [], []
-    for patch, patch_keys in zip(patches, keys):
-      computed: Dict[bytes, int] = {}
-      begin = patch.start * BIN  # In `padded`: the window's first position.
-      owned = np.arange(patch.first, patch.last)
-      for d, key in enumerate(patch_keys):
-        if key is None:
-          continue  # The reference tower's bins.
-        if key not in computed:
-          computed[key] = len(windows)
-          window = padded[begin:begin + width].copy()
-          positions, bases = haplotypes[d]
-          inside = ((positions >= begin - self.radius) &  # The patch's receptive field.
-                    (positions < begin + bins * BIN + self.radius))
-          window[positions[inside] + self.halo - begin, :4] = np.eye(4, dtype=np.float32)[
-              bases[inside]]
-          windows.append(window)
-          starts.append(patch.start)
-        rows[d, patch.first:patch.last] = (self.num_bins + computed[key] * bins +
-                                           owned - patch.start)
-    stats.patches += len(windows)
-    stats.tower_bp += len(windows) * width
-    function = self._patch_function(bins)
-    parts = [tower[0]]  # [T, C]
-    for i in range(0, len(windows), self.patch_batch_size):
-      computed_bins = function(np.stack(windows[i:i + self.patch_batch_size]),
-                               np.asarray(starts[i:i + self.patch_batch_size], np.int32))
-      parts.append(tf.reshape(computed_bins, [-1, tower.shape[-1]]))
+    for segment, index, members in placed:
+      owned = np.arange(segment.first, segment.last)
+      rows[np.asarray(members)[:, np.newaxis], owned] = (
+          offsets[segment.bins] + index * segment.bins + owned - segment.start)
     table = tf.concat(parts, axis=0)  # [T + patches · P, C]
     results = []
     for i in range(0, len(haplotypes), self.batch_size):
