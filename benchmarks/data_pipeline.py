@@ -24,8 +24,9 @@ import tensorflow as tf
 
 def records_per_second(path: str, *, repeats: int, parallel: int, augment: bool) -> float:
   from enformer.data import basenji
-  dataset = basenji.get_dataset(path, 'train', repeat=repeats, augment=augment, seed=0,
-                                num_parallel_reads=parallel, num_parallel_calls=parallel)
+  dataset = basenji.get_dataset(path, 'train', settings=basenji.DatasetSettings(
+      repeat=repeats, augment=augment, seed=0, num_parallel_reads=parallel,
+      num_parallel_calls=parallel))
   iterator = iter(dataset)
   next(iterator)  # Start-up (file open, tracing) is not throughput.
   count, start = 0, time.perf_counter()

@@ -34,8 +34,8 @@ def windows(path: str, window: int, *, random: bool, seed: int):
   info = basenji.load_info(path, 'legacy')
 
   def make():
-    records = basenji.get_dataset(path, 'train', layout='legacy', shuffle=random, repeat=random,
-                                  seed=seed, deterministic=True, prefetch=None)
+    records = basenji.get_dataset(path, 'train', layout='legacy', settings=basenji.DatasetSettings(
+        shuffle=random, repeat=random, seed=seed, deterministic=True, prefetch=None))
     return cut_windows(records, window, random=random, seed=seed)
   make()  # Checks the window against the records now.
   return make, info

@@ -80,7 +80,8 @@ def test_synthetic_dataset_roundtrip(genome, dataset_dir):
   assert set(bed[bed.subset == 'test'].chrom) == {'chr4'}
   assert not set(bed[bed.subset == 'train'].chrom) & {'chr3', 'chr4'}
 
-  examples = list(basenji.get_dataset(str(dataset_dir), 'valid', deterministic=True))
+  examples = list(basenji.get_dataset(str(dataset_dir), 'valid',
+                                      settings=basenji.DatasetSettings(deterministic=True)))
   assert len(examples) == 20
   valid_bed = bed[bed.subset == 'valid'].reset_index(drop=True)
   for i in (0, 7, 19):
@@ -93,18 +94,20 @@ def test_synthetic_dataset_roundtrip(genome, dataset_dir):
 
 
 def test_get_dataset_batching_shuffle_determinism(dataset_dir):
-  kwargs = dict(batch_size=16, shuffle=64, augment=True, seed=7, deterministic=True)
+  kwargs = dict(batch_size=16, settings=basenji.DatasetSettings(shuffle=64, augment=True, seed=7,
+                                                                deterministic=True))
   first = [b['sequence'].numpy() for b in basenji.get_dataset(str(dataset_dir), 'train', **kwargs)]
   second = [b['sequence'].numpy() for b in basenji.get_dataset(str(dataset_dir), 'train', **kwargs)]
   assert [b.shape for b in first] == [(16, SEQ_LENGTH, 4)] * 18 + [(12, SEQ_LENGTH, 4)]
   for a, b in zip(first, second):
     np.testing.assert_array_equal(a, b)
   plain = np.concatenate([b['sequence'].numpy() for b in basenji.get_dataset(
-      str(dataset_dir), 'train', batch_size=16, deterministic=True)])
+      str(dataset_dir), 'train', batch_size=16,
+      settings=basenji.DatasetSettings(deterministic=True))])
   assert not np.array_equal(np.concatenate(first), plain)
 
-  repeated = basenji.get_dataset(str(dataset_dir), 'test', repeat=3, batch_size=4,
-                                 drop_remainder=True)
+  repeated = basenji.get_dataset(str(dataset_dir), 'test', batch_size=4,
+                                 settings=basenji.DatasetSettings(repeat=3, drop_remainder=True))
   assert sum(1 for _ in repeated) == 30 // 4
 
 
@@ -120,7 +123,8 @@ def test_sharding_across_workers(dataset_dir):
   # What MultiWorkerMirroredStrategy applies to each of 2 workers: whole files, disjoint, even
   # with shuffling and augmentation.
   def worker_targets(**kwargs):
-    dataset = basenji.get_dataset(str(dataset_dir), 'train', **kwargs)
+    dataset = basenji.get_dataset(str(dataset_dir), 'train',
+                                  settings=basenji.DatasetSettings(**kwargs))
     return [np.stack([e['target'].numpy() for e in _AutoShardDataset(dataset, 2, i)])
             for i in range(2)]
   for kwargs in ({}, dict(shuffle=True, augment=True, seed=1)):
@@ -138,7 +142,8 @@ def test_sharding_across_workers(dataset_dir):
 def test_zipped_human_mouse(dataset_dir, tmp_path):
   zipped = basenji.get_zipped_dataset('valid', paths={'human': str(dataset_dir),
                                                       'mouse': str(dataset_dir)},
-                                      batch_size=8, deterministic=True)
+                                      batch_size=8, settings=basenji.DatasetSettings(
+                                          repeat=True, deterministic=True))
   batches = list(zipped.take(5))  # valid has 20 records: repeats until taken.
   assert set(batches[0]) == {'human', 'mouse'}
   assert batches[4]['mouse']['target'].shape == (8, SEQ_LENGTH // 128, 4)
@@ -150,7 +155,8 @@ def test_write_dataset_from_examples_and_fasta(tmp_path, genome):
                rng.uniform(0, 5, (2, 3)).astype(np.float32)) for _ in range(5)]
   out = write.write_dataset(tmp_path / 'mem', {'train': examples, 'valid': examples[:2]},
                             progress=False)
-  read = list(basenji.get_dataset(out, 'train', deterministic=True))
+  read = list(basenji.get_dataset(out, 'train', settings=basenji.DatasetSettings(
+      deterministic=True)))
   assert len(read) == 5
   for (sequence, target), got in zip(examples, read):
     np.testing.assert_array_equal(got['sequence'].numpy(), sequence)
@@ -167,7 +173,8 @@ def test_write_dataset_from_examples_and_fasta(tmp_path, genome):
   assert len(test) == 1
   sequence = test[0]['sequence'].numpy()
   assert sequence[100:].sum() == 0 and sequence[:100].sum() == 100  # N past the chromosome end
-  first = next(iter(basenji.get_dataset(out, 'train', deterministic=True)))
+  first = next(iter(basenji.get_dataset(out, 'train',
+                                        settings=basenji.DatasetSettings(deterministic=True))))
   assert first['sequence'].numpy()[:100].sum() == 0  # N before position 0
 
 
@@ -236,7 +243,7 @@ def test_truncated_file_names_file_and_record(dataset_dir, tmp_path):
       pass
   assert 'DataLossError' in str(error.value) and 'record' in str(error.value)
   with pytest.raises(ValueError, match=r'train-1\.tfr: record \d+ cannot be read'):
-    basenji.get_dataset(str(copy), 'train', verify=True)
+    basenji.get_dataset(str(copy), 'train', settings=basenji.DatasetSettings(verify=True))
 
 
 def test_size_mismatch_and_bad_targets(dataset_dir, tmp_path):
@@ -247,7 +254,8 @@ def test_size_mismatch_and_bad_targets(dataset_dir, tmp_path):
   with pytest.raises(tf.errors.InvalidArgumentError,
                      match=r"valid-0\.tfr: record 0 has feature target of 128 bytes, expected "
                      r'160 \(float16 \[16, 5\]'):
-    next(iter(basenji.get_dataset(str(copy), 'valid', deterministic=True)))
+    next(iter(basenji.get_dataset(str(copy), 'valid',
+                                  settings=basenji.DatasetSettings(deterministic=True))))
 
   bad = tmp_path / 'bad'
   target = np.ones((2, 3), np.float32)
@@ -261,7 +269,8 @@ def test_size_mismatch_and_bad_targets(dataset_dir, tmp_path):
     w.write(write.encode_example(good[0], broken))
   with pytest.raises(tf.errors.InvalidArgumentError,
                      match=r'train-0\.tfr: record 1 has a target with NaN'):
-    list(basenji.get_dataset(str(bad), 'train', deterministic=True))
+    list(basenji.get_dataset(str(bad), 'train', settings=basenji.DatasetSettings(
+        deterministic=True)))
   with pytest.raises(ValueError, match='NaN'):
     write.write_dataset(tmp_path / 'nan', {'train': [(good[0], broken)]}, progress=False)
 
@@ -274,7 +283,8 @@ def test_legacy_basenji_layout():
   files = basenji.tfrecord_files(str(folder), 'train', 'legacy')
   assert [pathlib.Path(f).name for f in files] == [
       'cage10-train-00000-of-00100.tfrecord', 'cage10-train-00001-of-00100.tfrecord']
-  examples = list(basenji.get_dataset(str(folder), 'train', deterministic=True))
+  examples = list(basenji.get_dataset(str(folder), 'train',
+                                      settings=basenji.DatasetSettings(deterministic=True)))
   assert len(examples) == 20
   sequence, target = examples[0]['sequence'].numpy(), examples[0]['target'].numpy()
   assert sequence.shape == (262_144, 4) and target.shape == (2048, 10)

@@ -54,9 +54,10 @@ def test_convert_to_tfrecords_readable_by_get_dataset(source, genome, tmp_path):
   assert all(r.mismatch_rate == 0 for r in results)
   stats = json.loads((out / 'statistics.json').read_text())
   assert stats['seq_length'] == LONG and stats['crop_bp'] == (LONG - SEQ_LENGTH) // 2
+  ordered = basenji.DatasetSettings(deterministic=True)
   long_examples = list(basenji.get_dataset(str(out), 'train', sequence_length=LONG,
-                                           deterministic=True))
-  short_examples = list(basenji.get_dataset(str(source), 'train', deterministic=True))
+                                           settings=ordered))
+  short_examples = list(basenji.get_dataset(str(source), 'train', settings=ordered))
   assert len(long_examples) == 300
   lo = (LONG - SEQ_LENGTH) // 2
   for i in (0, 255, 256, 299):
@@ -134,6 +135,7 @@ def test_interrupted_reconversion_keeps_the_previous_output_and_resumes(source, 
                                     out_tfr=str(out), processes=1, progress=False)
   assert [r.records for r in results] == [44]  # File 0 came from the interrupted run.
   assert json.loads((out / 'statistics.json').read_text())['seq_length'] == 768
-  examples = list(basenji.get_dataset(str(out), 'train', sequence_length=768, deterministic=True))
+  examples = list(basenji.get_dataset(str(out), 'train', sequence_length=768,
+                                      settings=basenji.DatasetSettings(deterministic=True)))
   assert len(examples) == 300 and examples[0]['sequence'].shape == (768, 4)
   assert not [p for p in out.iterdir() if p.name.startswith('.')]

@@ -42,8 +42,9 @@ def _write_folder(folder: pathlib.Path, records_per_file: int, num_records: int,
 
 
 def _indices(folder: pathlib.Path, **kwargs) -> list:
+  settings = basenji.DatasetSettings(deterministic=True, **kwargs)
   targets = [e['target'].numpy() for e in basenji.get_dataset(str(folder), 'valid',
-                                                               deterministic=True, **kwargs)]
+                                                               settings=settings)]
   return [int(t[0, 0]) * 64 + int(t[0, 1]) for t in targets]
 
 
@@ -114,7 +115,7 @@ def test_truncated_file_is_an_error_with_or_without_subset_counts(tmp_path, coun
                        'is truncated'):
       _indices(folder)
   with pytest.raises(ValueError, match=r'valid-7\.tfr: record \d+ cannot be read'):
-    basenji.get_dataset(str(folder), 'valid', verify=True)
+    basenji.get_dataset(str(folder), 'valid', settings=basenji.DatasetSettings(verify=True))
 
 
 def test_corrupted_first_file_missing_and_extra_files(two_per_file, tmp_path):

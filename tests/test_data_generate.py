@@ -66,8 +66,8 @@ def test_generate_from_bigwigs(inputs, tmp_path):
   # 3072 is N-rich; 4096 overlaps the blacklist region 5000-5100.
   assert train_starts == [0, 1024, 2048, 5120, 6144, 7168]
 
-  examples = list(basenji.get_dataset(str(out), 'train', deterministic=True,
-                                      include_input_tracks=True))
+  examples = list(basenji.get_dataset(str(out), 'train', include_input_tracks=True,
+                                      settings=basenji.DatasetSettings(deterministic=True)))
   assert len(examples) == 6
   for example, start in zip(examples, train_starts):
     sequence = example['sequence'].numpy()
@@ -161,7 +161,8 @@ def test_bigwig_chromosome_names_must_match_the_fasta(inputs, tmp_path, capsys):
                                      _targets_for(tmp_path, bare), sequence_length=SEQ_LENGTH,
                                      valid_chroms=['chr2'], test_chroms=['chr3'], progress=False)
   assert counts['train'] == 7 and counts['valid'] == 4
-  example = next(iter(basenji.get_dataset(str(tmp_path / 'bare'), 'valid', deterministic=True)))
+  example = next(iter(basenji.get_dataset(str(tmp_path / 'bare'), 'valid',
+                                          settings=basenji.DatasetSettings(deterministic=True))))
   expected = inputs['signal']['chr2'][:SEQ_LENGTH].reshape(-1, 128).mean(1)
   np.testing.assert_allclose(example['target'].numpy()[:, 0], expected, rtol=2e-3)
 

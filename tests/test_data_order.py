@@ -59,16 +59,19 @@ def test_unshuffled_reads_are_in_file_order(tmp_path, records_per_file, count, s
   files = sorted(os.listdir(data / 'tfrecords'))
   assert len(files) > 10 and 'valid-10.tfr' in files  # valid-10 sorts before valid-2 as text.
   for deterministic in (True, False):
-    dataset = basenji.get_dataset(str(data), 'valid', deterministic=deterministic)
+    dataset = basenji.get_dataset(str(data), 'valid',
+                                  settings=basenji.DatasetSettings(deterministic=deterministic))
     assert _markers(dataset) == list(range(count)), deterministic
-  batched = basenji.get_dataset(str(data), 'valid', batch_size=5, num_parallel_reads=8)
+  batched = basenji.get_dataset(str(data), 'valid', batch_size=5,
+                                settings=basenji.DatasetSettings(num_parallel_reads=8))
   assert _markers(batched, batched=True) == list(range(count))
   if count > 256:
     return
-  twice = basenji.get_dataset(str(data), 'valid', repeat=2)
+  twice = basenji.get_dataset(str(data), 'valid', settings=basenji.DatasetSettings(repeat=2))
   assert _markers(twice) == list(range(count)) * 2
   # Shuffled training reads may interleave files, but still read every record once.
-  shuffled = _markers(basenji.get_dataset(str(data), 'valid', shuffle=True, seed=1))
+  shuffled = _markers(basenji.get_dataset(str(data), 'valid', settings=basenji.DatasetSettings(
+      shuffle=True, seed=1)))
   assert sorted(shuffled) == list(range(count))
 
 

@@ -46,8 +46,9 @@ def _snapshot(folder: pathlib.Path) -> dict:
 
 
 def _records(folder: pathlib.Path, subset: str) -> np.ndarray:
+  settings = basenji.DatasetSettings(deterministic=True)
   return np.stack([e['target'].numpy() for e in basenji.get_dataset(str(folder), subset,
-                                                                    deterministic=True)])
+                                                                    settings=settings)])
 
 
 @pytest.mark.slow

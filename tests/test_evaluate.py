@@ -45,8 +45,8 @@ def test_gene_level_metric_by_hand():
 
 
 def test_evaluate_writes_tsv_summary_gene_level_and_plot(synthetic_data, tmp_path):
-  from enformer.data.basenji import get_dataset
-  dataset = get_dataset(synthetic_data, 'test', deterministic=True)
+  from enformer.data.basenji import DatasetSettings, get_dataset
+  dataset = get_dataset(synthetic_data, 'test', settings=DatasetSettings(deterministic=True))
   rng = np.random.default_rng(1)
   noise = [0.0, 0.3, 3.0]
 

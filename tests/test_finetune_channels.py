@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from enformer.models import build_model
-from enformer.data.basenji import get_dataset
+from enformer.data.basenji import DatasetSettings, get_dataset
 from enformer.data.write import BasenjiWriter
 from enformer.training import train
 
@@ -32,7 +32,8 @@ def conservation_data(tmp_path_factory) -> str:
 
 def validation_r(data: str, run_dir: str, with_extra: bool) -> float:
   def source(subset: str):
-    return lambda: get_dataset(data, subset, include_input_tracks=with_extra, prefetch=None)
+    return lambda: get_dataset(data, subset, include_input_tracks=with_extra,
+                               settings=DatasetSettings(prefetch=None))
   model = build_model('micro', heads={'atac': 1}, input_channels=5 if with_extra else 4)
   result = train(run_dir=run_dir, model=model, train_data={'atac': source('train')},
                  valid_data={'atac': source('valid')}, batch_size=8, num_steps=40,

@@ -20,7 +20,7 @@ from enformer.inference import regions as predict
 from enformer.io.predictions import read_predictions
 from enformer import interpret as attribution
 from enformer.cli import main
-from enformer.data.basenji import get_dataset
+from enformer.data.basenji import DatasetSettings, get_dataset
 from enformer.data.generate import generate_dataset
 from enformer.io.bigwig import write_bigwig
 from enformer.io.fasta import FastaStringExtractor
@@ -114,8 +114,8 @@ def test_model_inputs_match_the_training_data(files, tmp_path):
   generate_dataset(out, files['fasta'], targets, sequence_length=LENGTH, chroms=['chr2'],
                    valid_chroms=(), test_chroms=(),
                    input_tracks={'conservation': files['conservation']}, progress=False)
-  records = list(get_dataset(out, 'train', include_input_tracks=True, deterministic=True,
-                             prefetch=None))
+  records = list(get_dataset(out, 'train', include_input_tracks=True,
+                             settings=DatasetSettings(deterministic=True, prefetch=None)))
   assert len(records) == 2
   with FastaStringExtractor(files['fasta']) as extractor:
     intervals = [kipoiseq.Interval('chr2', i * LENGTH, (i + 1) * LENGTH) for i in range(2)]

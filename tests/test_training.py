@@ -422,7 +422,8 @@ def _poisoned_dataset(root, subset: str, record: int):
   from enformer.data.synthetic import make_synthetic_dataset
   data = make_synthetic_dataset(root / 'data', sequence_length=1024, num_tracks=2, train_size=8,
                                 valid_size=4, test_size=4, seed=1)
-  records = list(basenji.get_dataset(str(data), subset, deterministic=True))
+  records = list(basenji.get_dataset(str(data), subset,
+                                     settings=basenji.DatasetSettings(deterministic=True)))
   path = data / 'tfrecords' / f'{subset}-0.tfr'
   with tf.io.TFRecordWriter(str(path), tf.io.TFRecordOptions('ZLIB')) as writer:
     for index, example in enumerate(records):
@@ -460,9 +461,11 @@ def test_nan_data_in_evaluate_is_one_data_error(tmp_path):
   data, path = _poisoned_dataset(tmp_path, 'test', 3)
   predict = lambda x: {'human': np.ones((len(x), 8, 2), np.float32)}
   with pytest.raises(DataError, match=rf'Bad record in {path}: record 3 has a target with NaN'):
-    evaluate_lib.evaluate(predict, basenji.get_dataset(str(data), 'test', deterministic=True),
+    evaluate_lib.evaluate(predict, basenji.get_dataset(
+        str(data), 'test', settings=basenji.DatasetSettings(deterministic=True)),
                           'human', batch_size=2, progress=False, source=str(data))
-  unchecked = basenji.get_dataset(str(data), 'test', deterministic=True, check_values=False)
+  unchecked = basenji.get_dataset(str(data), 'test', settings=basenji.DatasetSettings(
+      deterministic=True, check_values=False))
   with pytest.raises(DataError, match=rf"evaluation data \({data}\) holds NaN .* 'target' of "
                      r'record\(s\) \[3\]'):
     evaluate_lib.evaluate(predict, unchecked, 'human', batch_size=2, progress=False,

@@ -23,7 +23,8 @@ def test_cut_windows_align_sequence_and_bins():
   from enformer.data import basenji
   from enformer.training.windows import cut_windows
   path, info = _records()
-  records = basenji.get_dataset(path, 'train', layout='legacy', deterministic=True).take(2)
+  records = basenji.get_dataset(path, 'train', layout='legacy',
+                                settings=basenji.DatasetSettings(deterministic=True)).take(2)
   full = list(records.as_numpy_iterator())
   centre = list(cut_windows(records, WINDOW, random=False).as_numpy_iterator())
   bins = WINDOW // 128
@@ -48,7 +49,8 @@ def test_a_few_steps_on_basenji_cage_lower_the_loss(tmp_path):
   from enformer.training import train
   from enformer.training.windows import cut_windows
   path, info = _records()
-  records = basenji.get_dataset(path, 'train', layout='legacy', deterministic=True).take(2)
+  records = basenji.get_dataset(path, 'train', layout='legacy',
+                                settings=basenji.DatasetSettings(deterministic=True)).take(2)
   windows = cut_windows(records, WINDOW, random=False).cache()
   result = train(run_dir=str(tmp_path / 'run'), preset='micro',
                  model_args={'heads': {'cage': info.num_targets}}, train_data={'cage': windows},

@@ -86,7 +86,8 @@ def _evaluate(args: argparse.Namespace) -> int:
   targets = read_targets(targets_path) if os.path.exists(targets_path) else None
   tss_index = (evaluate_lib.index_subset_tss(args.tss, info.path, args.subset, info.target_length,
                                              info.pool_width, info.crop_bp) if args.tss else None)
-  dataset = basenji.get_dataset(info.path, args.subset, layout=args.layout, deterministic=True)
+  dataset = basenji.get_dataset(info.path, args.subset, layout=args.layout,
+                                settings=basenji.DatasetSettings(deterministic=True))
   result = evaluate_lib.evaluate(predictor.predict_on_batch, dataset, head,
                                  batch_size=args.batch_size, max_batches=args.max_batches,
                                  targets=targets, tss_index=tss_index, progress=not args.quiet,

@@ -533,38 +533,26 @@ def read_file_records(info: DatasetInfo,
   return records.map(decoder)
 
 
-def get_dataset(organism_or_path: str,
-                subset: str,
-                *,
-                data_dir: Optional[str] = None,
-                layout: Optional[str] = None,
-                sequence_length: Optional[int] = None,
-                batch_size: Optional[int] = None,
-                drop_remainder: bool = False,
-                shuffle: Union[bool, int] = False,
-                repeat: Union[bool, int] = False,
-                augment: Union[bool, augment_lib.Augmentation] = False,
-                seed: Optional[int] = None,
-                deterministic: bool = False,
-                num_parallel_reads: int = 4,
-                num_parallel_calls: int = 4,
-                prefetch: Optional[int] = tf.data.AUTOTUNE,
-                include_input_tracks: bool = False,
-                check_values: bool = True,
-                verify: bool = False,
-                options: Optional[tf.data.Options] = None,
-                auto_shard: str = 'file',
-                input_context: Optional[tf.distribute.InputContext] = None,
-                num_targets: Optional[int] = None) -> tf.data.Dataset:
-  """A `tf.data.Dataset` of {'sequence': float32 [L, 4], 'target': float32 [T, C]}.
+_SHARD_POLICIES = {'file': tf.data.experimental.AutoShardPolicy.FILE,
+                   'data': tf.data.experimental.AutoShardPolicy.DATA,
+                   'off': tf.data.experimental.AutoShardPolicy.OFF}
 
-  Args:
-    organism_or_path: 'human' or 'mouse' (read from `data_dir`, default $ENFORMER_DATA_DIR or
-      gs://basenji_barnyard/data) or a data folder (local or any tf.io.gfile path such as gs://).
-    subset: 'train', 'valid' or 'test'.
-    layout: 'basenji2', 'legacy' or None (detect).
-    sequence_length: if given, must equal the data's sequence length (a guard for converted data).
-    batch_size: batch examples ([B, L, 4], [B, T, C]); None keeps single examples.
+
+def _is_count(value: Any) -> bool:
+  """A non-negative int (not a bool)."""
+  return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 0
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSettings:
+  """How `get_dataset` reads a subset: shuffling, augmentation, parallelism, checks.
+
+  What names the data (folder, subset, layout, length, batch size) is passed to `get_dataset`
+  directly; these are the input-pipeline choices. Build it once and pass it as `settings=`;
+  `dataclasses.replace(settings, seed=2)` makes a variant of it. Values are checked when it is
+  built.
+
+  Attributes:
     shuffle: False, True (buffer 256) or a buffer size; file order is shuffled too, and records
       of `num_parallel_reads` files are interleaved. False reads the records in file order (the
       files by their integer N, then the records within each file) as basenji does, so record i
@@ -575,30 +563,102 @@ def get_dataset(organism_or_path: str,
     seed: seed for shuffling and augmentation (None = random each run).
     deterministic: keep element order and augmentation reproducible across runs (parallel reads
       and calls return results in order); always on without `shuffle`.
+    drop_remainder: with `batch_size`, drop the last batch when it is smaller.
     num_parallel_reads: files read concurrently when shuffling (interleave cycle length); without
       `shuffle` files are read one after the other.
-    num_parallel_calls: parallel decode/augment calls.
-    prefetch: batches to prefetch (None = no prefetch).
-    include_input_tracks: concatenate the extra per-base input tracks (feature 'input_tracks',
-      float16 [L, E]) to the one-hot → 'sequence' [L, 4 + E], for `Enformer(input_channels=4 + E)`.
+    num_parallel_calls: parallel decode/augment calls (or tf.data.AUTOTUNE).
+    prefetch: batches to prefetch (tf.data.AUTOTUNE by default; None or 0 = no prefetch).
     check_values: fail on NaN/infinite/negative targets.
     verify: count the records of every file once first (`verify_tfrecords`: exact file/record
       errors before training). Without it, each file's count is checked as its last record is
       read, against the counts of `file_layout` (which reads at most the first file once).
-    options: extra tf.data.Options merged into the defaults (auto-sharding, determinism).
     auto_shard: how `strategy.experimental_distribute_dataset` splits the data across workers:
       'file' (each worker reads whole files; a subset with a single file falls back to 'data'),
       'data' (every worker reads everything and keeps its share) or 'off'.
+    options: extra tf.data.Options merged into the defaults (auto-sharding, determinism).
+  """
+  shuffle: Union[bool, int] = False
+  repeat: Union[bool, int] = False
+  augment: Union[bool, augment_lib.Augmentation] = False
+  seed: Optional[int] = None
+  deterministic: bool = False
+  drop_remainder: bool = False
+  num_parallel_reads: int = 4
+  num_parallel_calls: int = 4
+  prefetch: Optional[int] = tf.data.AUTOTUNE
+  check_values: bool = True
+  verify: bool = False
+  auto_shard: str = 'file'
+  options: Optional[tf.data.Options] = dataclasses.field(default=None, hash=False)
+
+  def __post_init__(self):
+    if self.auto_shard not in _SHARD_POLICIES:
+      raise ValueError(f'DatasetSettings.auto_shard must be one of {sorted(_SHARD_POLICIES)}, '
+                       f'got {self.auto_shard!r}.')
+    for name, count in (('shuffle', 'a buffer size'), ('repeat', 'a number of epochs')):
+      value = getattr(self, name)
+      if not (isinstance(value, bool) or _is_count(value)):
+        raise ValueError(f'DatasetSettings.{name} must be False, True or {count} (an integer '
+                         f'≥ 0), got {value!r}.')
+    if not isinstance(self.augment, (bool, augment_lib.Augmentation)):
+      raise ValueError(f'DatasetSettings.augment must be False, True or an '
+                       f'enformer.data.augment.Augmentation, got {self.augment!r}.')
+    if self.seed is not None and not (isinstance(self.seed, (int, np.integer))
+                                      and not isinstance(self.seed, bool)):
+      raise ValueError(f'DatasetSettings.seed must be None (random each run) or an integer, got '
+                       f'{self.seed!r}.')
+    for name in ('num_parallel_reads', 'num_parallel_calls'):
+      value = getattr(self, name)
+      if not ((_is_count(value) and value >= 1) or value == tf.data.AUTOTUNE):
+        raise ValueError(f'DatasetSettings.{name} must be at least 1 (or tf.data.AUTOTUNE), '
+                         f'got {value!r}.')
+    if self.prefetch is not None and not (_is_count(self.prefetch)
+                                          or self.prefetch == tf.data.AUTOTUNE):
+      raise ValueError(f'DatasetSettings.prefetch must be a number of batches ≥ 0, '
+                       f'tf.data.AUTOTUNE or None, got {self.prefetch!r}.')
+    if self.options is not None and not isinstance(self.options, tf.data.Options):
+      raise ValueError(f'DatasetSettings.options must be a tf.data.Options or None, got '
+                       f'{type(self.options).__name__}.')
+
+
+def get_dataset(organism_or_path: str,
+                subset: str,
+                *,
+                data_dir: Optional[str] = None,
+                layout: Optional[str] = None,
+                sequence_length: Optional[int] = None,
+                num_targets: Optional[int] = None,
+                include_input_tracks: bool = False,
+                batch_size: Optional[int] = None,
+                settings: DatasetSettings = DatasetSettings(),
+                input_context: Optional[tf.distribute.InputContext] = None) -> tf.data.Dataset:
+  """A `tf.data.Dataset` of {'sequence': float32 [L, 4], 'target': float32 [T, C]}.
+
+  Args:
+    organism_or_path: 'human' or 'mouse' (read from `data_dir`, default $ENFORMER_DATA_DIR or
+      gs://basenji_barnyard/data) or a data folder (local or any tf.io.gfile path such as gs://).
+    subset: 'train', 'valid' or 'test'.
+    layout: 'basenji2', 'legacy' or None (detect).
+    sequence_length: if given, must equal the data's sequence length (a guard for converted data).
+    num_targets: legacy layout only, when it cannot be inferred.
+    include_input_tracks: concatenate the extra per-base input tracks (feature 'input_tracks',
+      float16 [L, E]) to the one-hot → 'sequence' [L, 4 + E], for `Enformer(input_channels=4 + E)`.
+    batch_size: batch examples ([B, L, 4], [B, T, C]); None keeps single examples.
+    settings: the input-pipeline choices (shuffling, augmentation, seed, parallelism, checks,
+      auto-sharding); `DatasetSettings()` reads the records once, in file order, unaugmented.
     input_context: from `strategy.distribute_datasets_from_function`: this pipeline reads only
       its share of the files (of the records when there are fewer files than pipelines) and
       auto-sharding is turned off.
-    num_targets: legacy layout only, when it cannot be inferred.
 
   Returns:
     The dataset. The data description is available as `load_info(path)`.
   """
-  if auto_shard not in _SHARD_POLICIES:
-    raise ValueError(f'auto_shard must be one of {sorted(_SHARD_POLICIES)}, got {auto_shard!r}.')
+  if not isinstance(settings, DatasetSettings):
+    raise TypeError(f'settings must be an enformer.data.basenji.DatasetSettings, got '
+                    f'{type(settings).__name__}.')
+  shuffle, augment, seed = settings.shuffle, settings.augment, settings.seed
+  num_parallel_reads, num_parallel_calls = settings.num_parallel_reads, settings.num_parallel_calls
+  auto_shard = settings.auto_shard
   path = resolve_path(organism_or_path, data_dir)
   info = load_info(path, layout, num_targets=num_targets)
   if sequence_length is not None and sequence_length != info.sequence_length:
@@ -609,9 +669,9 @@ def get_dataset(organism_or_path: str,
   if include_input_tracks and not info.num_input_tracks:
     raise ValueError(f'{path} has no extra input tracks (statistics.json lacks "input_tracks"); '
                      'set include_input_tracks=False.')
-  layout = file_layout(info, subset, progress=verify)
+  layout = file_layout(info, subset, progress=settings.verify)
   files, expected = list(layout.files), list(layout.counts)
-  if verify and layout.records_per_file:
+  if settings.verify and layout.records_per_file:
     verify_tfrecords(files, expected, progress=True)
   if seed is None and (shuffle or augment):
     seed = int(np.random.SeedSequence().generate_state(1)[0] >> 1)
@@ -631,7 +691,7 @@ def get_dataset(organism_or_path: str,
     auto_shard = 'off'
   # Unshuffled reads keep file order (files by N, then records within a file) whatever
   # `deterministic` says: record i is row i of the subset in sequences.bed.
-  deterministic = deterministic or not shuffle
+  deterministic = settings.deterministic or not shuffle
   dataset = tf.data.Dataset.from_tensor_slices(files)
 
   def read(filename):
@@ -649,9 +709,9 @@ def get_dataset(organism_or_path: str,
   if shuffle:
     buffer = 256 if shuffle is True else int(shuffle)
     dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
-  if repeat:
-    dataset = dataset.repeat(None if repeat is True else int(repeat))
-  decode = _make_decoder(info, include_input_tracks, check_values)
+  if settings.repeat:
+    dataset = dataset.repeat(None if settings.repeat is True else int(settings.repeat))
+  decode = _make_decoder(info, include_input_tracks, settings.check_values)
   if augment:
     # Decode and augment in one parallel map; seeds are drawn in record order first.
     dataset = augment_lib.with_seeds(dataset, seed).map(
@@ -662,16 +722,12 @@ def get_dataset(organism_or_path: str,
     dataset = dataset.map(decode, num_parallel_calls=num_parallel_calls,
                           deterministic=deterministic)
   if batch_size:
-    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder,
+    dataset = dataset.batch(batch_size, drop_remainder=settings.drop_remainder,
                             num_parallel_calls=num_parallel_calls, deterministic=deterministic)
-  if prefetch:
-    dataset = dataset.prefetch(prefetch)
-  return dataset.with_options(_options(deterministic, auto_shard, len(files), options))
-
-
-_SHARD_POLICIES = {'file': tf.data.experimental.AutoShardPolicy.FILE,
-                   'data': tf.data.experimental.AutoShardPolicy.DATA,
-                   'off': tf.data.experimental.AutoShardPolicy.OFF}
+  if settings.prefetch:
+    dataset = dataset.prefetch(settings.prefetch)
+  return dataset.with_options(_options(deterministic, auto_shard, len(files),
+                                      settings.options))
 
 
 def _options(deterministic: bool, auto_shard: str, num_files: int,
@@ -691,16 +747,17 @@ def get_zipped_dataset(subset: str,
                        *,
                        data_dir: Optional[str] = None,
                        paths: Optional[Mapping[str, str]] = None,
-                       repeat: Union[bool, int] = True,
+                       settings: DatasetSettings = DatasetSettings(repeat=True),
                        **kwargs: Any) -> tf.data.Dataset:
   """Human and mouse data zipped for alternating training: elements {organism: example}.
 
-  Each organism's dataset is built with `get_dataset(..., repeat=repeat, **kwargs)` (repeated
-  forever by default, so the smaller organism does not end the zip). `paths` maps organism → folder
-  when the data is not under `data_dir/{organism}`.
+  Each organism's dataset is built with `get_dataset(..., settings=settings, **kwargs)` (`kwargs`:
+  the data keywords, e.g. `batch_size`). The default settings repeat forever, so the smaller
+  organism does not end the zip. `paths` maps organism → folder when the data is not under
+  `data_dir/{organism}`.
   """
   paths = dict(paths or {})
   datasets = {organism: get_dataset(paths.get(organism, organism), subset, data_dir=data_dir,
-                                    repeat=repeat, **kwargs)
+                                    settings=settings, **kwargs)
               for organism in organisms}
   return tf.data.Dataset.zip(datasets)

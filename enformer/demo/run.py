@@ -57,7 +57,7 @@ import pyfaidx
 from sklearn.metrics import roc_auc_score
 
 from enformer.data import synthetic
-from enformer.data.basenji import get_dataset
+from enformer.data.basenji import DatasetSettings, get_dataset
 from enformer.demo.genes import genes_step
 from enformer.demo.haplotypes import haplotypes_step
 from enformer.demo.motifs import motifs_step
@@ -334,7 +334,8 @@ def _evaluate_step(settings: DemoSettings, seed: int, data: Dict[str, Any], mode
     results, outputs, tables = {}, [], {}
     for organism in ORGANISMS:
       predictions, targets = [], []
-      for batch in get_dataset(data[organism]['path'], 'test', batch_size=8, deterministic=True):
+      for batch in get_dataset(data[organism]['path'], 'test', batch_size=8,
+                               settings=DatasetSettings(deterministic=True)):
         sequence = np.pad(batch['sequence'].numpy(), ((0, 0), (pad, pad), (0, 0)))  # N context
         predictions.append(predictor.predict_on_batch(sequence)[organism])
         targets.append(batch['target'].numpy())

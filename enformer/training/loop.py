@@ -107,15 +107,16 @@ def _data_sources(config: config_lib.TrainConfig, subset: str, training: bool
   """Per-head example sources from config.data (Basenji2 folders via enformer.data)."""
   sources = {}
   for offset, (head, path) in enumerate(config.data.items()):
-    kwargs = dict(layout=config.data_layout, seed=config.seed + offset,
-                  deterministic=config.deterministic, prefetch=None)
+    settings = basenji.DatasetSettings(seed=config.seed + offset,
+                                       deterministic=config.deterministic, prefetch=None)
     if training:
       augmentation = (augment_lib.Augmentation(max_shift=config.max_shift)
                       if config.augment else False)
-      kwargs.update(shuffle=config.shuffle_buffer or False, repeat=True, augment=augmentation)
+      settings = dataclasses.replace(settings, shuffle=config.shuffle_buffer or False,
+                                     repeat=True, augment=augmentation)
 
-    def source(path=path, kwargs=kwargs):
-      return basenji.get_dataset(path, subset, **kwargs)
+    def source(path=path, settings=settings):
+      return basenji.get_dataset(path, subset, layout=config.data_layout, settings=settings)
     sources[head] = source
   return sources
 
