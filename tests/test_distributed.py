@@ -22,7 +22,7 @@ from enformer.distributed import (ModelLoadError, ModelSource, NoWorkers, Worker
                                   local_client)
 from enformer.inference import load_model
 from enformer.io import sad as sad_io
-from enformer.inference.regions import predict_to_files
+from enformer.inference.regions import PredictionOutputs, predict_to_files
 from enformer.variants import ScoreTransform, ScoringSettings, score_vcf
 from test_vcf import write_vcf
 
@@ -281,7 +281,7 @@ def test_predict_on_cluster_equals_single_process(files, predictor, cluster, tmp
   from enformer.io.bed import read_bed
   regions = read_bed(files['bed'])
   single = predict_to_files(predictor, files['fasta'], regions, str(tmp_path / 'single'),
-                            batch_size=1, max_plots=0, progress=False)
+                            batch_size=1, outputs=PredictionOutputs(max_plots=0), progress=False)
   # Batches of 1 region, 4 regions per task: 2 tasks.
   assert main(['predict', '--model', files['checkpoint'], *FLAGS, '--fasta', files['fasta'],
                '--bed', files['bed'], '--max-plots', '0', '--out', str(tmp_path / 'dask'),

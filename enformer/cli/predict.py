@@ -129,7 +129,7 @@ def _predict_with(args: argparse.Namespace, regions, targets, observed_paths, cl
   from enformer.distributed import fetch_model_info
   from enformer.io.targets import select_track, select_tracks
   # TensorFlow: only once the inputs are checked.
-  from enformer.inference.regions import predict_to_files
+  from enformer.inference.regions import PredictionOutputs, predict_to_files
   if client is None:
     predictor = model = _common.load_predictor(args)
   else:  # The workers load the model.
@@ -150,13 +150,14 @@ def _predict_with(args: argparse.Namespace, regions, targets, observed_paths, cl
     if missing:
       raise ValueError(f'--observed tracks {missing} are not among --tracks.')
   print(f'{predictor}; {len(regions)} region(s).')
+  outputs = PredictionOutputs(output_format=args.format, bigwig=not args.no_bigwig,
+                              bedgraph=args.bedgraph, plot_tracks=plot_tracks,
+                              max_plots=args.max_plots, observed=observed)
   summary = predict_to_files(
-      model, args.fasta, regions, args.out, head=args.head, tracks=tracks,
-      plot_tracks=plot_tracks, targets=targets, batch_size=args.batch_size,
-      output_format=args.format, bigwig=not args.no_bigwig, bedgraph=args.bedgraph,
-      max_plots=args.max_plots, observed=observed, extra_tracks=args.extra_track,
-      progress=not args.quiet, overwrite=args.overwrite, client=client,
-      neutral_value=args.n_value)
+      model, args.fasta, regions, args.out, head=args.head, tracks=tracks, targets=targets,
+      batch_size=args.batch_size, outputs=outputs, extra_tracks=args.extra_track,
+      neutral_value=args.n_value, progress=not args.quiet, overwrite=args.overwrite,
+      client=client)
   print(f'Predictions: {summary["predictions"]} ({summary["regions"]} regions × '
         f'{predictor.output_length} bins × {summary["tracks"]} tracks)')
   for key in ('bigwig', 'bedgraph', 'plots'):

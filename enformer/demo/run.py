@@ -66,7 +66,7 @@ from enformer.inference import export_hub_module, load_model
 from enformer.interpret.workflow import attribute_to_files
 from enformer.io.outputs import remove_entries
 from enformer.io.targets import read_targets
-from enformer.inference.regions import predict_to_files
+from enformer.inference.regions import PredictionOutputs, predict_to_files
 from enformer.plots.demo import plot_hit_vs_miss, plot_pearson_per_track
 from enformer.training import metrics
 from enformer.training.loop import train
@@ -397,10 +397,10 @@ def _predict_step(settings: DemoSettings, genomes: Dict[str, Any], model_path: s
     region_text = f'{TEST_CHROM}:{start + 1}-{start + export["sequence_length"]}'
     predictor = load_model(model_path)
     tracks = list(range(predictor.heads['human']))
+    outputs = PredictionOutputs(plot_tracks=tracks, observed=dict(enumerate(human['bigwigs'])))
     written = predict_to_files(
         predictor, human['fasta'], [region], str(step_dir), head='human',
-        targets=read_targets(human['targets']), plot_tracks=tracks,
-        observed={t: path for t, path in enumerate(human['bigwigs'])}, progress=False)
+        targets=read_targets(human['targets']), outputs=outputs, progress=False)
     outputs = sorted(p for p in step_dir.rglob('*') if p.is_file())
     results = dict(region=region_text, plots=written['plots'], files=outputs,
                    predictions=written['predictions'],

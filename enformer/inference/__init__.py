@@ -30,6 +30,7 @@ _EXPORTS = {
     'load_model': 'enformer.inference.loading',
     'Predictor': 'enformer.inference.predictor',
     'predict_to_files': 'enformer.inference.regions',
+    'PredictionOutputs': 'enformer.inference.regions',
 }
 
 __all__ = sorted(_EXPORTS)

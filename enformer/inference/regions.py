@@ -280,6 +280,60 @@ def _safe_filename(text: str) -> str:
   return ''.join(c if c.isalnum() or c in '-_.' else '_' for c in text)[:120]
 
 
+def _is_count(value) -> bool:
+  """A non-negative int (not a bool)."""
+  return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 0
+
+
+@dataclasses.dataclass(frozen=True)
+class PredictionOutputs:
+  """Which files `predict_to_files` writes besides the predictions, and what they show.
+
+  Build it once and pass it as `outputs=`; `dataclasses.replace(outputs, max_plots=0)` makes a
+  variant of it. Values are checked when it is built; whether the tracks exist is checked by
+  `predict_to_files` against the head.
+
+  Attributes:
+    output_format: format of the predictions file: 'h5' (predictions.h5) or 'npz'
+      (predictions.npz).
+    bigwig: write a bigWig file per track of `plot_tracks` (genome browsers).
+    bedgraph: write a bedGraph file per track of `plot_tracks`.
+    plot_tracks: track indices drawn in the PNGs and written as bigWig/bedGraph; must be among
+      the predicted tracks. None: the predicted tracks when at most 12 were chosen, else the
+      usage colab's example tracks (the first 4 for other heads).
+    max_plots: PNGs for the first `max_plots` regions (0: none).
+    observed: track index → observed bigWig path, drawn under that track's prediction with the
+      Pearson r of log2(1 + x) (tracks that are not plotted are not read).
+  """
+  output_format: str = 'h5'
+  bigwig: bool = True
+  bedgraph: bool = False
+  plot_tracks: Optional[Tuple[int, ...]] = None
+  max_plots: int = 10
+  observed: Optional[Mapping[int, str]] = dataclasses.field(default=None, hash=False)
+
+  def __post_init__(self):
+    if self.output_format not in ('h5', 'npz'):
+      raise ValueError(f"PredictionOutputs.output_format must be 'h5' or 'npz', got "
+                       f'{self.output_format!r}.')
+    if not _is_count(self.max_plots):
+      raise ValueError(f'PredictionOutputs.max_plots must be a number of regions ≥ 0 (0: no '
+                       f'PNGs), got {self.max_plots!r}.')
+    if self.plot_tracks is not None:
+      bad = [t for t in self.plot_tracks if not _is_count(t)]
+      if bad:
+        raise ValueError(f'PredictionOutputs.plot_tracks must be track indices (integers ≥ 0), '
+                         f'got {bad[:5]}.')
+      object.__setattr__(self, 'plot_tracks', tuple(int(t) for t in self.plot_tracks))
+    observed = dict(self.observed or {})
+    bad = [t for t in observed if not _is_count(t)]
+    if bad:
+      raise ValueError(f'PredictionOutputs.observed maps track indices (integers ≥ 0) to bigWig '
+                       f'paths; got the keys {bad[:5]}.')
+    object.__setattr__(self, 'observed', {int(t): os.fspath(path)
+                                          for t, path in observed.items()})
+
+
 def predict_to_files(predictor,
                      fasta: str,
                      regions: Sequence[kipoiseq.Interval],
@@ -287,17 +341,12 @@ def predict_to_files(predictor,
                      *,
                      head: str = 'human',
                      tracks: Optional[Sequence[int]] = None,
-                     plot_tracks: Optional[Sequence[int]] = None,
                      targets=None,
                      batch_size: int = 1,
-                     output_format: str = 'h5',
-                     bigwig: bool = True,
-                     bedgraph: bool = False,
-                     max_plots: int = 10,
-                     observed: Optional[Mapping[int, str]] = None,
-                     progress: bool = True,
+                     outputs: PredictionOutputs = PredictionOutputs(),
                      extra_tracks: Sequence[str] = (),
                      neutral_value: float = NEUTRAL_VALUE,
+                     progress: bool = True,
                      overwrite: bool = False,
                      client=None) -> Dict[str, object]:
   """Predicts regions and writes predictions, browser tracks and PNGs into `out_dir`.
@@ -315,18 +364,15 @@ def predict_to_files(predictor,
     out_dir: output folder (created).
     head: output head.
     tracks: track indices stored in the predictions file (default all tracks of the head).
-    plot_tracks: tracks drawn and written as bigWig/bedGraph (default: `tracks` when at most
-      12 were chosen, else the colab's example tracks / the first 4). Must be among `tracks`.
     targets: targets table (read_targets) for track names, or None.
     batch_size: regions per model call.
-    output_format: 'h5' or 'npz'.
-    bigwig, bedgraph: write per-track browser files for `plot_tracks`.
-    max_plots: PNGs for the first `max_plots` regions.
-    observed: track index → observed bigWig path, drawn under the prediction with log2 Pearson r.
-    progress: tqdm progress bar.
+    outputs: the files written besides the predictions (format, bigWig/bedGraph, PNGs and the
+      tracks they show, observed tracks); `PredictionOutputs()`: predictions.h5, a bigWig per
+      plotted track and PNGs of the first 10 regions.
     extra_tracks: per-base bigWigs of a model's extra input channels (see `iter_predictions`).
     neutral_value: one-hot value of N (0 default; 0.25 as the usage notebook), stored as the
       file attribute `neutral_value`.
+    progress: tqdm progress bar.
     overwrite: replace the outputs of an earlier run in a used `out_dir` (other files stay).
     client: a `distributed.Client`: batches of regions are predicted by its workers; the files
       equal a single-process run's.
@@ -334,17 +380,19 @@ def predict_to_files(predictor,
   Returns:
     Summary: paths written ('predictions', 'bigwig', 'bedgraph', 'plots') and counts.
   """
+  if not isinstance(outputs, PredictionOutputs):
+    raise TypeError(f'outputs must be an enformer.inference.regions.PredictionOutputs, got '
+                    f'{type(outputs).__name__}.')
   model = predictor  # What iter_predictions gets: the predictor, or the workers' ModelSource.
   if client is not None:
     _, predictor = _remote_model(predictor, client)
   num_tracks = _check_head(predictor, head)
-  if output_format not in ('h5', 'npz'):
-    raise ValueError(f"output_format must be 'h5' or 'npz', got {output_format!r}.")
   neutral_value = check_neutral_value(neutral_value)
   if targets is not None and len(targets) != num_tracks:
     raise ValueError(f'The targets table has {len(targets)} rows but head {head!r} has '
                      f'{num_tracks} tracks: pass the table of the same organism.')
   stored = list(range(num_tracks)) if tracks is None else list(tracks)
+  plot_tracks = outputs.plot_tracks
   if plot_tracks is None:
     plot_tracks = stored if tracks is not None and len(stored) <= MAX_PLOTTED_TRACKS else [
         t for t in default_tracks(num_tracks) if t in stored] or stored[:4]
@@ -352,19 +400,18 @@ def predict_to_files(predictor,
   if missing:
     raise ValueError(f'Tracks {missing} are plotted but not among the predicted tracks.')
   plot_tracks = list(plot_tracks)
-  observed = dict(observed or {})
   extra_tracks = list(extra_tracks)
   check_extra_tracks(predictor.input_channels, extra_tracks)  # Before any file is written.
   with OutputLock(out_dir, what=f'output folder {out_dir}'):
     folder = OutputFolder(out_dir, 'predict', overwrite=overwrite)
     return _predict_to_folder(predictor, fasta, regions, folder, head, stored, plot_tracks,
-                              targets, batch_size, output_format, bigwig, bedgraph, max_plots,
-                              observed, progress, extra_tracks, model, client, neutral_value)
+                              targets, batch_size, outputs, progress, extra_tracks, model, client,
+                              neutral_value)
 
 
 def _predict_to_folder(predictor, fasta_file, regions, folder, head, stored, plot_tracks, targets,
-                       batch_size, output_format, bigwig, bedgraph, max_plots, observed, progress,
-                       extra_tracks, model, client, neutral_value) -> Dict[str, object]:
+                       batch_size, outputs: PredictionOutputs, progress, extra_tracks, model,
+                       client, neutral_value) -> Dict[str, object]:
   """`predict_to_files` once the output folder is locked and ready (`folder`: its
   `OutputFolder`; `model`: what iter_predictions gets)."""
   written: Dict[str, object] = dict(plots=[], bigwig=[], bedgraph=[])
@@ -372,8 +419,8 @@ def _predict_to_folder(predictor, fasta_file, regions, folder, head, stored, plo
   stems = {track: f'{head}_{track}_{_safe_filename(identifier)}'
            for track, identifier in zip(plot_tracks, identifiers)}
   # The names known before predicting: a file of the user's under one of them stops the run now.
-  predictions_path = folder.claim(f'predictions.{output_format}')
-  extensions = ['.bw'] * bigwig + ['.bedGraph'] * bedgraph
+  predictions_path = folder.claim(f'predictions.{outputs.output_format}')
+  extensions = ['.bw'] * outputs.bigwig + ['.bedGraph'] * outputs.bedgraph
   folder.claim_all(stem + extension for stem in stems.values() for extension in extensions)
   with FastaStringExtractor(fasta_file) as extractor:
     chrom_sizes = extractor.chromosome_sizes
@@ -392,11 +439,11 @@ def _predict_to_folder(predictor, fasta_file, regions, folder, head, stored, plo
         for track, column in zip(plot_tracks, columns):
           blocks[track].append((prediction.region.chrom, prediction.output_interval.start,
                                 prediction.values[:, column]))
-        if i < max_plots and plotted:
+        if i < outputs.max_plots and plotted:
           window = prediction.output_interval
           observed_bins = {t: bigwig_io.read_bigwig_bins(path, window.chrom, window.start,
                                                          window.end, BIN_SIZE)
-                           for t, path in observed.items() if t in plotted}
+                           for t, path in outputs.observed.items() if t in plotted}
           png = folder.claim(f'{i:04d}_{_safe_filename(prediction.name)}.png')
           plot_prediction(prediction, plotted, targets, observed_bins, png,
                           chrom_size=chrom_sizes[window.chrom])
@@ -412,10 +459,10 @@ def _predict_to_folder(predictor, fasta_file, regions, folder, head, stored, plo
     for track in plot_tracks:
       stem = os.path.join(folder.path, stems[track])
       label = track_labels(targets, [track])[0]
-      if bigwig:
+      if outputs.bigwig:
         bigwig_io.write_bigwig(stem + '.bw', chrom_sizes, blocks[track], BIN_SIZE)
         written['bigwig'].append(stem + '.bw')
-      if bedgraph:
+      if outputs.bedgraph:
         bigwig_io.write_bedgraph(stem + '.bedGraph', chrom_sizes, blocks[track], BIN_SIZE,
                                  track_name=label)
         written['bedgraph'].append(stem + '.bedGraph')
