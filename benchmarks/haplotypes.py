@@ -2,10 +2,11 @@
 
 Writes a random genome, a GTF of `--genes` genes (one TSS each, 3 windows apart) and a phased,
 bgzipped VCF of `--samples` samples, then runs `predict_haplotypes` end to end (VCF reading,
-chunk store and h5ad writing included) after an untimed warm-up on one gene. The baseline is one
-full forward pass per haplotype: the median time of batches of `--batch-size` full passes, times
-the number of haplotypes. Outputs are checked: one gene's haplotypes are rebuilt base by base,
-predicted with full passes, and compared (max |Δ| / max |value|).
+chunk store and h5ad writing included) after an untimed warm-up on one gene (and tracing each
+candidate patch size once). The baseline is one full forward pass per haplotype: the median time
+of batches of `--batch-size` full passes, times the number of haplotypes. Outputs are checked: one
+gene's haplotypes are rebuilt base by base, predicted with full passes, and compared (max |Δ| /
+max |value|).
 
 Densities (synthetic populations, per window):
   realistic  ~1 SNV per kb per haplotype: segregating sites at `--sites-per-kb` with allele
@@ -21,11 +22,14 @@ Usage:
   python benchmarks/haplotypes.py --genes 4 --samples 20   # smaller
   python benchmarks/haplotypes.py --config full --plan-only   # the work alone, no predictions
 
-Prints one JSON line per density: haplotypes, distinct haplotypes, tower patches, transformer
-passes, full-pass equivalents, seconds, the full-pass baseline and the ratios.
+Prints one JSON line per density: haplotypes, distinct haplotypes, tower patches and their work
+(in full towers per haplotype), transformer passes, full-pass equivalents, seconds, the full-pass
+baseline and the ratios (with --plan-only: the segments per patch size and the planning time per
+window instead of the timings).
 """
 
 import argparse
+import collections
 import json
 import os
 import pathlib
@@ -119,25 +123,29 @@ def plan_only(args: argparse.Namespace) -> int:
   for density in args.densities.split(','):
     sites = int(args.sites_per_kb * length / 1000) if density == 'realistic' else 20
     singletons = SINGLETONS_PER_KB if density == 'realistic' else 0.0
-    total, variants = HaplotypeStats(), []
-    began = time.perf_counter()
+    total, variants, sizes, seconds = HaplotypeStats(), [], collections.Counter(), 0.0
     for _ in range(args.genes):
       bases = rng.integers(0, 4, length)
       reference = np.eye(4, dtype=np.float32)[bases]
       haplotypes = population(rng, 0, length, args.samples, sites, singletons)
+      haplotypes = [[(p, (bases[p] + o) % 4) for p, o in h.items()] for h in haplotypes]
       variants += [len(h) for h in haplotypes]
-      total.add(forward.work(reference, [[(p, (bases[p] + o) % 4) for p, o in h.items()]
-                                         for h in haplotypes]))
+      began = time.perf_counter()
+      total.add(forward.work(reference, haplotypes))
+      seconds += time.perf_counter() - began
+      sizes.update(segment.bins for segment in forward.plan(reference, haplotypes))
     print(json.dumps({
         'config': args.config, 'density': density, 'plan_only': True, 'sequence_length': length,
         'genes': args.genes, 'samples': args.samples, 'sites_per_window': sites,
         'variants_per_haplotype': round(float(np.mean(variants)), 1),
         'haplotypes': total.haplotypes, 'distinct': total.distinct,
         'tower_patches': total.patches, 'transformer_passes': total.transformer_passes,
+        'tower_work_per_haplotype': round(total.tower_work / total.haplotypes, 4),
+        'segments_by_patch_bins': dict(sorted(sizes.items())),
         'tower_share': round(total.tower_share, 3),
         'full_pass_equivalents': round(total.full_pass_equivalents, 1),
         'fewer_full_pass_equivalents': round(total.speedup, 2),
-        'planning_seconds': round(time.perf_counter() - began, 1)}), flush=True)
+        'planning_seconds_per_window': round(seconds / args.genes, 2)}), flush=True)
   return 0
 
 
@@ -184,6 +192,7 @@ def main(argv: List[str] = None) -> int:
       forward.forward(batch)['human'].numpy()
       times.append(time.perf_counter() - began)
     full_pass_s = float(np.median(times)) / args.batch_size
+    forward.warm_up()  # Traces each patch size once (untimed, as the baseline's trace).
     for density in args.densities.split(','):
       sites = (int(args.sites_per_kb * length / 1000) if density == 'realistic' else 20)
       singletons = SINGLETONS_PER_KB if density == 'realistic' else 0.0
@@ -220,6 +229,7 @@ def main(argv: List[str] = None) -> int:
                                           1),
           'haplotypes': stats.haplotypes, 'distinct': stats.distinct, 'reused': stats.reused,
           'tower_patches': stats.patches, 'transformer_passes': stats.transformer_passes,
+          'tower_work_per_haplotype': round(stats.tower_work / stats.haplotypes, 4),
           'tower_share': round(stats.tower_share, 3),
           'full_pass_equivalents': round(stats.full_pass_equivalents, 1),
           'fewer_full_pass_equivalents': round(stats.speedup, 2),

@@ -185,11 +185,14 @@ def test_a_patch_counts_the_multiply_adds_it_computes(setup):
 
 def test_positions_with_offset_and_bad_input(setup):
   _, forward, reference = setup
-  predictor = HaplotypeForward(forward, patch_bins=[predictor_bins := 16])
-  assert predictor.patch_bins == [predictor_bins]
+  predictor = HaplotypeForward(forward, patch_bins=[predictor_bins := 16, 99])
+  assert predictor.patch_bins == [predictor_bins, 64]  # Clipped to the 64 bins.
+  predictor.warm_up()  # Traces each size once; a run then reuses the traces.
   ours, _ = predictor(reference, [[(1_000_500, 2)]], offset=1_000_000)
   expected = forward(build(reference, [(500, 2)])[np.newaxis])['human'].numpy()
   assert rel_error(ours['human'], expected) <= 1e-5
+  assert [predictor._patch_function(p).experimental_get_tracing_count()  # pylint: disable=protected-access
+          for p in predictor.patch_bins] == [1, 1]
   with pytest.raises(ValueError, match='outside'):
     predictor(reference, [[(LENGTH, 0)]])
   with pytest.raises(ValueError, match='one allele per position'):

@@ -333,6 +333,14 @@ class HaplotypeForward:
                            tf.TensorSpec([None], tf.int32)])
     return self._patch_functions[bins]
 
+  def warm_up(self) -> None:
+    """Traces the patch function of every candidate size now (a run traces each size when it
+    first uses it: about a second each at the published size on a CPU), e.g. before timing."""
+    for bins in self.patch_bins:
+      self._patch_function(bins)(
+          np.zeros((1, bins * BIN + 2 * self.input_halo, self.channels), np.float32),
+          np.zeros(1, np.int32))
+
   def _splice_graph(self, table: tf.Tensor, rows: tf.Tensor) -> Dict[str, tf.Tensor]:
     """table [R, C] of tower bins (the reference's first), rows [B, T] → {head: [B, T', N]}."""
     return self.forward.after_tower(tf.gather(table, rows))  # Towers [B, T, C].
