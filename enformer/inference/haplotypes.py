@@ -116,15 +116,11 @@ def tower_share(model: enformer_lib.Enformer, sequence_length: int,
                 heads: Optional[Sequence[str]] = None) -> float:
   """Share of the multiply-adds of one forward pass spent in the stem and conv tower.
 
-  The stem and tower count every weight matrix at the resolution of its block's input (they
-  scale with L); the transformer, final block and heads are `analytic_gflop`'s.
+  The stem and tower are counted as the fused forward computes them (`tower_macs` of the whole
+  sequence: attention pooling's logits on pair differences, at half the positions), the same
+  counting as a patch's cost; the transformer, final block and heads are `analytic_gflop`'s.
   """
-  tower = sum(int(np.prod(v.shape)) for v in model.trunk.stem.trainable_variables
-              if v.name.endswith('/w:0')) * sequence_length
-  for i, block in enumerate(model.trunk.conv_tower.blocks):
-    weights = sum(int(np.prod(v.shape)) for v in block.trainable_variables
-                  if v.name.endswith('/w:0'))
-    tower += weights * sequence_length // 2**(i + 1)
+  tower = tower_macs(model, sequence_length)
   config = model.config
   selected = model.select_heads(heads)
   rest = analytic_gflop(config['channels'], config['num_heads'], config['num_transformer_layers'],
