@@ -239,7 +239,8 @@ class Enformer(snt.Module):
 
 
   # The depth is left open so models with extra input channels trace (and save) too.
-  @tf.function(input_signature=[tf.TensorSpec([None, SEQUENCE_LENGTH, None], tf.float32)])
+  @tf.function(input_signature=[tf.TensorSpec([None, SEQUENCE_LENGTH, None], tf.float32)],
+               autograph=False)
   def predict_on_batch(self, x: tf.Tensor) -> Dict[str, tf.Tensor]:
     """Inference on [B, 196,608, input_channels] sequences (graph mode, `is_training=False`)."""
     x = tf.ensure_shape(x, [None, SEQUENCE_LENGTH, self._config['input_channels']])

@@ -55,7 +55,7 @@ class _HubModule(tf.Module):
       return forward(x[:, trim:trim + model_sequence_length])
 
     self.predict_on_batch = tf.function(
-        predict_on_batch,
+        predict_on_batch, autograph=False,
         input_signature=[tf.TensorSpec([None, sequence_length, channels], tf.float32)])
 
 

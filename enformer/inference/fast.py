@@ -317,7 +317,7 @@ def plain_forward(model: enformer_lib.Enformer,
   """The baseline: `model(x, is_training=False)` under `tf.function` (reference op sequence)."""
   heads = model.select_heads(heads)
 
-  @tf.function
+  @tf.function(autograph=False)
   def forward(x: tf.Tensor) -> Outputs:
     return model(x, is_training=False, output_heads=heads)
 

@@ -98,7 +98,8 @@ class Predictor:
     forward = (compile_forward(model, model_sequence_length, precision=precision).function
                if fast else None)
 
-    @tf.function(input_signature=[tf.TensorSpec([None, sequence_length, channels], tf.float32)])
+    @tf.function(input_signature=[tf.TensorSpec([None, sequence_length, channels], tf.float32)],
+                 autograph=False)
     def predict(x: tf.Tensor) -> Dict[str, tf.Tensor]:
       x = x[:, trim:trim + model_sequence_length]
       return forward(x) if forward is not None else model(x, is_training=False)

@@ -160,9 +160,10 @@ def compiled_functions(model, head: str, reduction: Reduction, x: tf.Tensor,
   signature = [tf.TensorSpec([None, length, channels], tf.float32),
                tf.TensorSpec(mask_shape, tf.float32)]
   functions = _CompiledFunctions(
-      gradient_times_input=tf.function(gradient_times_input, input_signature=signature),
-      target_score=tf.function(target_score, input_signature=signature),
-      gradient=tf.function(gradient, input_signature=signature))
+      gradient_times_input=tf.function(gradient_times_input, input_signature=signature,
+                                       autograph=False),
+      target_score=tf.function(target_score, input_signature=signature, autograph=False),
+      gradient=tf.function(gradient, input_signature=signature, autograph=False))
   _CACHE[key] = functions
   try:
     weakref.finalize(model, _CACHE.pop, key, None)

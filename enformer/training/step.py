@@ -169,7 +169,7 @@ class TrainStep:
         loss = self.strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
         norm = self.strategy.reduce(tf.distribute.ReduceOp.MEAN, norm, axis=None)
         return loss, norm
-      self._train_functions[head] = tf.function(step)
+      self._train_functions[head] = tf.function(step, autograph=False)
     return self._train_functions[head](batch)
 
   def _replica_evaluate(self, batch: Dict[str, tf.Tensor], head: str) -> tf.Tensor:
@@ -182,5 +182,5 @@ class TrainStep:
       def step(batch):
         stats = self.strategy.run(self._replica_evaluate, args=(batch, head))
         return self.strategy.reduce(tf.distribute.ReduceOp.SUM, stats, axis=None)
-      self._eval_functions[head] = tf.function(step)
+      self._eval_functions[head] = tf.function(step, autograph=False)
     return self._eval_functions[head](batch)
