@@ -15,12 +15,23 @@ Densities (synthetic populations, per window):
              local haplotypes repeat), plus private singletons at 0.05 per kb
   sparse     20 segregating sites per window, the same frequencies and founders (≤ 20 variants
              per haplotype)
+  coalescent 1000 Genomes-like: `--samples` diploid individuals of one population (`--population`,
+             CEU or YRI; a comma-separated list runs each) simulated with msprime under stdpopsim's
+             published human demography (`--demography`, HomSap OutOfAfrica_3G09: Gutenkunst et
+             al. 2009), one independent simulation per window, recombination 1e-8 per bp per
+             generation, binary SNVs at `--mutation-rate` (default: the rate the demography was
+             inferred with, 2.35e-8; 1.29e-8 is the species' pedigree rate, see
+             docs/performance.md). The reference is the simulated ancestral sequence (derived
+             alleles are ALT) or, with `--reference haplotype`, one extra simulated haplotype.
+             Prints the panel's population-genetic numbers beside the work (`panel`). Needs
+             `pip install msprime stdpopsim` (benchmark-only dependencies).
 
 Usage:
   python benchmarks/haplotypes.py                          # quick: 384 ch, 1 layer, 16 kb
   python benchmarks/haplotypes.py --config full            # published size, 196,608 bp
   python benchmarks/haplotypes.py --genes 4 --samples 20   # smaller
   python benchmarks/haplotypes.py --config full --plan-only   # the work alone, no predictions
+  python benchmarks/haplotypes.py --densities coalescent --population CEU,YRI
 
 Prints one JSON line per density: haplotypes, distinct haplotypes, tower patches and their work
 (in full towers per haplotype), transformer passes, full-pass equivalents, seconds, the full-pass
@@ -30,12 +41,14 @@ window instead of the timings).
 
 import argparse
 import collections
+import importlib.util
 import json
 import os
 import pathlib
+import sys
 import tempfile
 import time
-from typing import Dict, List
+from typing import Dict, List, Optional, Tuple
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
@@ -49,6 +62,9 @@ CONFIGS = {
 FOUNDERS = 12
 SWITCH_KB = 20.0
 SINGLETONS_PER_KB = 0.05
+RECOMBINATION_RATE = 1e-8  # Per bp per generation (human genome-wide mean ~1.1e-8).
+# Populations, one line per window and density: (density, population or None).
+Run = Tuple[str, Optional[str]]
 
 
 def write_genome(directory: pathlib.Path, genes: int, length: int, seed: int = 0):
@@ -87,6 +103,92 @@ def population(rng: np.random.Generator, start: int, length: int, samples: int, 
   return haplotypes
 
 
+def coalescent(rng: np.random.Generator, start: int, length: int, samples: int,
+               population: str, demography: str, mutation_rate: Optional[float],
+               reference: str = 'ancestral') -> Tuple[List[Dict[int, int]], Dict[str, float]]:
+  """2 × samples haplotypes of one window from a coalescent simulation, and the panel's numbers.
+
+  msprime simulates `samples` diploid individuals of `population` under stdpopsim's HomSap
+  `demography` over `length` bp (recombination `RECOMBINATION_RATE`), then binary mutations on a
+  discrete genome at `mutation_rate` (None: the rate the demography was inferred with). Each site's
+  ALT base is a random offset 1–3 from the reference base. The reference is the ancestral sequence
+  (derived alleles are ALT), or with `reference='haplotype'` the first haplotype of one extra
+  simulated individual (not in the panel; ALT = differs from it).
+
+  Returns:
+    The haplotypes ({position: ALT offset} each; haplotypes 2s and 2s + 1 are sample s) and the
+    panel's numbers for this window: nucleotide diversity (π) and Watterson's θ per bp, Tajima's
+    D, segregating sites and derived singletons per kb, derived singletons per kb per haplotype,
+    variants (non-reference alleles) per kb per haplotype and non-reference sites per kb per
+    individual (either haplotype differs from the reference).
+  """
+  import msprime  # pylint: disable=import-outside-toplevel
+  import stdpopsim  # pylint: disable=import-outside-toplevel
+  model = stdpopsim.get_species('HomSap').get_demographic_model(demography)
+  extra = 1 if reference == 'haplotype' else 0
+  ancestry = msprime.sim_ancestry(
+      samples={population: samples + extra}, demography=model.model, sequence_length=length,
+      recombination_rate=RECOMBINATION_RATE, random_seed=int(rng.integers(1, 2**31 - 1)))
+  tree_sequence = msprime.sim_mutations(
+      ancestry, rate=mutation_rate or model.mutation_rate, model=msprime.BinaryMutationModel(),
+      discrete_genome=True, random_seed=int(rng.integers(1, 2**31 - 1)))
+  panel = tree_sequence.samples()[:2 * samples]
+  derived = tree_sequence.genotype_matrix(samples=panel).astype(bool)  # [sites, 2 · samples]
+  positions = tree_sequence.tables.sites.position.astype(np.int64) + start
+  if extra:  # ALT = differs from the extra individual's first haplotype.
+    reference_haplotype = tree_sequence.genotype_matrix(
+        samples=tree_sequence.samples()[2 * samples:2 * samples + 1]).astype(bool)  # [sites, 1]
+    alternative = derived ^ reference_haplotype
+  else:
+    alternative = derived
+  offsets = rng.integers(1, 4, len(positions))
+  haplotypes = [{int(p): int(o) for p, o in zip(positions[carried], offsets[carried])}
+                for carried in alternative.T]
+  counts = derived.sum(1)  # Derived alleles per site in the panel.
+  segregating = int(((counts > 0) & (counts < 2 * samples)).sum())
+  individual = alternative[:, 0::2] | alternative[:, 1::2]  # [sites, samples]
+  kb = length / 1000
+  stats = {
+      'pi_per_bp': float(tree_sequence.diversity(sample_sets=panel)),
+      'watterson_theta_per_bp': float(segregating / np.sum(1 / np.arange(1, 2 * samples)) /
+                                      length),
+      'tajimas_d': float(tree_sequence.Tajimas_D(sample_sets=panel)),
+      'segregating_sites_per_kb': segregating / kb,
+      'singletons_per_kb': float((counts == 1).sum()) / kb,
+      'singletons_per_kb_per_haplotype': float((counts == 1).sum()) / kb / (2 * samples),
+      'singleton_fraction': float((counts == 1).sum()) / max(segregating, 1),
+      'variants_per_kb_per_haplotype': float(alternative.sum(0).mean()) / kb,
+      'non_reference_sites_per_kb_per_individual': float(individual.sum(0).mean()) / kb}
+  return haplotypes, stats
+
+
+def window_population(args: argparse.Namespace, run: Run, rng: np.random.Generator, start: int,
+                      length: int) -> Tuple[List[Dict[int, int]], Optional[Dict[str, float]]]:
+  """One window's haplotypes at a density (and the panel's numbers for `coalescent`)."""
+  density, name = run
+  if density == 'coalescent':
+    return coalescent(rng, start, length, args.samples, name, args.demography,
+                      args.mutation_rate, args.reference)
+  singletons = SINGLETONS_PER_KB if density == 'realistic' else 0.0
+  return (population(rng, start, length, args.samples, configured_sites(args, run, length),
+                     singletons), None)
+
+
+def configured_sites(args: argparse.Namespace, run: Run, length: int) -> Optional[int]:
+  """Segregating sites per window of the synthetic densities (None for `coalescent`)."""
+  return {'realistic': int(args.sites_per_kb * length / 1000), 'sparse': 20}.get(run[0])
+
+
+def panel_summary(stats: List[Dict[str, float]], args: argparse.Namespace,
+                  run: Run) -> Dict[str, object]:
+  """The population and the mean of its windows' numbers (`coalescent`), for the JSON line."""
+  if run[0] != 'coalescent':
+    return {}
+  return {'population': run[1], 'demography': args.demography,
+          'mutation_rate': args.mutation_rate, 'reference': args.reference,
+          'panel': {k: float(f'{np.mean([s[k] for s in stats]):.4g}') for k in stats[0]}}
+
+
 def write_vcf(directory: pathlib.Path, name: str, sequence: str,
               windows: List[List[Dict[int, int]]], samples: int) -> str:
   """Phased bgzipped VCF of the windows' haplotypes (1-based POS; genotype k|l per sample)."""
@@ -120,14 +222,15 @@ def plan_only(args: argparse.Namespace) -> int:
   model = Enformer(**config)
   forward = HaplotypeForward(fast.compile_forward(model, length, ['human']))
   rng = np.random.default_rng(1)
-  for density in args.densities.split(','):
-    sites = int(args.sites_per_kb * length / 1000) if density == 'realistic' else 20
-    singletons = SINGLETONS_PER_KB if density == 'realistic' else 0.0
+  for run in runs(args):
     total, variants, sizes, seconds = HaplotypeStats(), [], collections.Counter(), 0.0
+    panels, sites = [], []
     for _ in range(args.genes):
       bases = rng.integers(0, 4, length)
       reference = np.eye(4, dtype=np.float32)[bases]
-      haplotypes = population(rng, 0, length, args.samples, sites, singletons)
+      haplotypes, panel = window_population(args, run, rng, 0, length)
+      panels.append(panel)
+      sites.append(len(set().union(*haplotypes)))
       haplotypes = [[(p, (bases[p] + o) % 4) for p, o in h.items()] for h in haplotypes]
       variants += [len(h) for h in haplotypes]
       began = time.perf_counter()
@@ -135,8 +238,10 @@ def plan_only(args: argparse.Namespace) -> int:
       seconds += time.perf_counter() - began
       sizes.update(segment.bins for segment in forward.plan(reference, haplotypes))
     print(json.dumps({
-        'config': args.config, 'density': density, 'plan_only': True, 'sequence_length': length,
-        'genes': args.genes, 'samples': args.samples, 'sites_per_window': sites,
+        'config': args.config, 'density': run[0], **panel_summary(panels, args, run),
+        'plan_only': True, 'sequence_length': length, 'genes': args.genes,
+        'samples': args.samples, 'sites_per_window': configured_sites(args, run, length),
+        'variant_sites_per_window': round(float(np.mean(sites)), 1),
         'variants_per_haplotype': round(float(np.mean(variants)), 1),
         'haplotypes': total.haplotypes, 'distinct': total.distinct,
         'tower_patches': total.patches, 'transformer_passes': total.transformer_passes,
@@ -149,6 +254,37 @@ def plan_only(args: argparse.Namespace) -> int:
   return 0
 
 
+def runs(args: argparse.Namespace) -> List[Run]:
+  """The densities to run, `coalescent` once per population."""
+  return [(density, name) for density in args.densities.split(',')
+          for name in (args.population.split(',') if density == 'coalescent' else [None])]
+
+
+def check_coalescent(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+  """Exits with one line if `coalescent` is asked for without msprime/stdpopsim or with an
+  unknown demography or population (before TensorFlow is imported)."""
+  unknown = set(args.densities.split(',')) - {'realistic', 'sparse', 'coalescent'}
+  if unknown:
+    parser.error(f'unknown densities {sorted(unknown)}: use realistic, sparse or coalescent')
+  if 'coalescent' not in args.densities.split(','):
+    return
+  if not all(importlib.util.find_spec(m) for m in ('msprime', 'stdpopsim')):
+    print('benchmarks/haplotypes.py: the coalescent density needs msprime and stdpopsim: '
+          'pip install msprime stdpopsim', file=sys.stderr)
+    raise SystemExit(2)
+  import stdpopsim  # pylint: disable=import-outside-toplevel
+  species = stdpopsim.get_species('HomSap')
+  models = [m.id for m in species.demographic_models]
+  if args.demography not in models:
+    parser.error(f'--demography {args.demography} is not a HomSap model: one of {models}')
+  model = species.get_demographic_model(args.demography)
+  names = [p.name for p in model.populations]
+  missing = [p for p in args.population.split(',') if p not in names]
+  if missing:
+    parser.error(f'--population {",".join(missing)} is not in {args.demography}: one of {names}')
+  args.mutation_rate = args.mutation_rate or model.mutation_rate
+
+
 def main(argv: List[str] = None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--config', choices=tuple(CONFIGS), default='quick')
@@ -156,13 +292,25 @@ def main(argv: List[str] = None) -> int:
   parser.add_argument('--samples', type=int, default=100)
   parser.add_argument('--sites-per-kb', type=float, default=4.0,
                       help='segregating sites per kb at the realistic density')
-  parser.add_argument('--densities', default='realistic,sparse')
+  parser.add_argument('--densities', default='realistic,sparse',
+                      help='comma-separated: realistic, sparse, coalescent')
+  parser.add_argument('--population', default='CEU',
+                      help='coalescent: population(s) of --demography to sample, comma-separated')
+  parser.add_argument('--demography', default='OutOfAfrica_3G09',
+                      help="coalescent: stdpopsim HomSap demographic model")
+  parser.add_argument('--mutation-rate', type=float, default=None,
+                      help='coalescent: per bp per generation (default: the rate the demography '
+                      'was inferred with)')
+  parser.add_argument('--reference', choices=('ancestral', 'haplotype'), default='ancestral',
+                      help='coalescent: the reference is the ancestral sequence or one more '
+                      'simulated haplotype')
   parser.add_argument('--batch-size', type=int, default=4)
   parser.add_argument('--baseline-batches', type=int, default=5)
   parser.add_argument('--plan-only', action='store_true',
                       help='count the work (full-pass equivalents) without running the model: '
                       'HaplotypeForward.work on the same synthetic populations')
   args = parser.parse_args(argv)
+  check_coalescent(parser, args)
   if args.plan_only:
     return plan_only(args)
 
@@ -193,11 +341,11 @@ def main(argv: List[str] = None) -> int:
       times.append(time.perf_counter() - began)
     full_pass_s = float(np.median(times)) / args.batch_size
     forward.warm_up()  # Traces each patch size once (untimed, as the baseline's trace).
-    for density in args.densities.split(','):
-      sites = (int(args.sites_per_kb * length / 1000) if density == 'realistic' else 20)
-      singletons = SINGLETONS_PER_KB if density == 'realistic' else 0.0
-      windows = [population(rng, start, length, args.samples, sites, singletons)
-                 for start in starts]
+    for run in runs(args):
+      density = run[0] if run[1] is None else f'{run[0]}_{run[1]}'
+      windows, panels = zip(*[window_population(args, run, rng, start, length)
+                              for start in starts])
+      sites = float(np.mean([len(set().union(*w)) for w in windows]))
       vcf = write_vcf(folder, density, sequence, windows, args.samples)
       haplotypes_lib.predict_haplotypes(predictor, fasta, vcf, folder / f'warm_{density}',
                                         gtf=gtf, genes=['G0'], samples=['S0'], progress=False,
@@ -223,8 +371,10 @@ def main(argv: List[str] = None) -> int:
       ours = np.asarray(result.data.X[:8, (result.data.var['gene_id'] == 'G0').to_numpy()])
       baseline_s = full_pass_s * stats.haplotypes
       print(json.dumps({
-          'config': args.config, 'density': density, 'sequence_length': length,
-          'genes': args.genes, 'samples': args.samples, 'sites_per_window': sites,
+          'config': args.config, 'density': run[0], **panel_summary(panels, args, run),
+          'sequence_length': length, 'genes': args.genes, 'samples': args.samples,
+          'sites_per_window': configured_sites(args, run, length),
+          'variant_sites_per_window': round(sites, 1),
           'variants_per_haplotype': round(float(np.mean([len(h) for w in windows for h in w])),
                                           1),
           'haplotypes': stats.haplotypes, 'distinct': stats.distinct, 'reused': stats.reused,
