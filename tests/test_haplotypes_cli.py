@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from conftest import model_arg_flags
 from enformer.cli import main
+from enformer.genes import haplotypes as haplotypes_lib
 from enformer.genes.haplotypes import predict_haplotypes
 from enformer.testing import random_model
 from test_haplotypes_workflow import CONFIG, LENGTH, genome, write_phased_vcf  # noqa: F401
@@ -107,3 +108,31 @@ def test_kill_9_and_rerun_gives_identical_files(checkpoint, genome, tmp_path):  
   killed = anndata.read_h5ad(tmp_path / 'killed' / 'haplotypes.h5ad')
   np.testing.assert_array_equal(killed.X, anndata.read_h5ad(
       tmp_path / 'whole' / 'haplotypes.h5ad').X)
+
+
+def test_cli_indels_skip_reaches_the_library_and_resume_needs_the_same_choice(
+    checkpoint, genome, tmp_path, capsys, monkeypatch):  # noqa: F811
+  args = command(checkpoint, genome, tmp_path / 'out', '--genes', 'EDGE', '--samples', 'S4')
+  skip = args + ['--indels', 'skip']
+
+  def killed(*unused_args, **unused_kwargs):
+    raise RuntimeError('simulated kill')
+
+  with monkeypatch.context() as patch:  # Killed after the run's record is written.
+    patch.setattr(haplotypes_lib, 'haplotype_forward', killed)
+    assert main(skip) == 1
+  assert (tmp_path / 'out' / 'haplotypes.h5ad.partial' / 'run.json').exists()
+  capsys.readouterr()
+  assert main(args) == 2  # The default, 'full': refused, naming the setting and the fix.
+  message = capsys.readouterr().err.strip().splitlines()[-1]
+  assert message.startswith('enformer predict-haplotypes: error: ')
+  assert 'changed: indels' in message and '--overwrite' in message
+  assert main(skip) == 0  # The same choice resumes.
+  err = capsys.readouterr().err
+  assert '1 carried indel alleles left out' in err and '0 full passes' in err
+  data = anndata.read_h5ad(tmp_path / 'out' / 'haplotypes.h5ad')
+  assert data.uns['indels'] == 'skip' and data.uns['vcf_summary']['skipped_indels'] == 1
+  assert data.uns['work']['full_passes'] == 0
+  with pytest.raises(SystemExit) as exit_status:  # argparse: exit 2 before any model is read.
+    main(command(checkpoint, genome, tmp_path / 'x', '--indels', 'drop'))
+  assert exit_status.value.code == 2 and "invalid choice: 'drop'" in capsys.readouterr().err

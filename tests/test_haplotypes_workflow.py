@@ -14,7 +14,8 @@ from enformer.genes.predict import predict_gene_expression
 from enformer.inference import fast
 from enformer.inference.predictor import Predictor
 from enformer.io.fasta import FastaStringExtractor
-from enformer.io.genotypes import Edit, PhasedVcf, UnphasedGenotypeError, substitutions
+from enformer.io.genotypes import (Edit, GenotypeSummary, PhasedVcf, UnphasedGenotypeError,
+                                   substitutions)
 from enformer.sequence import one_hot_encode
 from enformer.testing import MICRO, random_model
 from test_genes_annotation import gtf_line, write_gtf
@@ -222,3 +223,83 @@ def test_a_reference_haplotype_equals_predict_gtf(genome, tmp_path):
       genes=['GENE1', 'GENE2'], samples=['S3'], progress=False).data.X.reshape(2, 2, 3)
   np.testing.assert_allclose(ours[0], expression, rtol=1e-5, atol=1e-5 * np.abs(expression).max())
   assert not np.allclose(ours[1], expression)  # Haplotype 2 carries two ALTs.
+
+
+@pytest.fixture(scope='module')
+def indel_vcf(genome):
+  """S1 carries SNVs and an indel on each haplotype; S2 the same SNVs without the indels."""
+  fasta = FastaStringExtractor(genome['fasta'])
+  bases = lambda pos, n=1: fasta.extract(type('I', (), dict(chrom='2', start=pos - 1,
+                                                            end=pos - 1 + n))())
+  other = lambda b: 'G' if b != 'G' else 'T'
+  rows = [('chr2', 50, bases(50), other(bases(50)), ['1|0', '1|0']),
+          ('chr2', 120, bases(120), bases(120) + 'AC', ['1|0', '0|0']),  # Insertion.
+          ('chr2', 200, bases(200), other(bases(200)), ['1|1', '1|1']),
+          ('chr2', 300, bases(300, 4), bases(300), ['0|1', '0|0'])]  # Deletion of 3 bp.
+  return dict(rows=rows, vcf=write_phased_vcf(genome['folder'] / 'indels.vcf', rows,
+                                              samples=['S1', 'S2']))
+
+
+def test_reader_skips_indels_and_counts_the_carried_ones(indel_vcf):
+  summaries = {}
+  for mode in ('full', 'skip'):
+    summaries[mode] = GenotypeSummary()
+    with PhasedVcf(indel_vcf['vcf'], indels=mode) as genotypes:
+      edits = genotypes.haplotypes('2', 0, 1000, summary=summaries[mode])
+    starts = [[e.start for e in h] for h in edits]
+    if mode == 'skip':  # S1's haplotypes are S2's: the SNVs, the reference at the indels.
+      assert starts == [[49, 199], [199], [49, 199], [199]]
+    else:
+      assert starts == [[49, 119, 199], [199, 299], [49, 199], [199]]
+  assert summaries['skip'].skipped_indels == 2 and summaries['full'].skipped_indels == 0
+  assert summaries['skip'].alleles_used == 6 and summaries['full'].alleles_used == 8
+  assert '2 carried indel alleles left out' in summaries['skip'].format()
+  assert 'indel' not in summaries['full'].format()
+  with pytest.raises(ValueError, match="indels must be 'full'.*or 'skip'.*'drop'"):
+    PhasedVcf(indel_vcf['vcf'], indels='drop')
+
+
+def test_skipped_indels_give_the_snv_haplotypes_without_full_passes(genome, indel_vcf, tmp_path,
+                                                                    monkeypatch):
+  common = dict(gtf=genome['gtf'], genes=['EDGE'], samples=['S1', 'S2'], progress=False)
+  run = lambda out, **extra: haplotypes_lib.predict_haplotypes(
+      genome['predictor'], genome['fasta'], indel_vcf['vcf'], tmp_path / out, **common, **extra)
+  # A 'full' run killed before its first window, resumed with 'skip': refused, as any changed
+  # setting is, until `overwrite` discards it.
+  def killed(*args, **kwargs):
+    raise RuntimeError('simulated kill')
+
+  with monkeypatch.context() as patch:
+    patch.setattr(haplotypes_lib, 'predict_window', killed)
+    with pytest.raises(RuntimeError, match='simulated kill'):
+      run('skip')
+  with pytest.raises(FileExistsError, match=r'changed: indels\)'):
+    run('skip', indels='skip')
+  skip = run('skip', indels='skip', overwrite=True)
+  full = run('full')
+  assert skip.stats.full_passes == 0 and skip.stats.haplotypes == 4
+  assert full.stats.full_passes == 2 and full.summary.skipped_indels == 0
+  assert skip.summary.skipped_indels == 2 and skip.summary.alleles_used == 6
+  data = anndata.read_h5ad(tmp_path / 'skip' / 'haplotypes.h5ad')
+  assert data.uns['indels'] == 'skip' and data.uns['vcf_summary']['skipped_indels'] == 2
+  assert data.uns['work']['full_passes'] == 0
+  assert full.data.uns['indels'] == 'full'
+  # S1's haplotypes without their indels are S2's (the same distinct haplotypes) ...
+  np.testing.assert_array_equal(skip.data.X[0:2], skip.data.X[2:4])
+  np.testing.assert_allclose(skip.data.X[2:4], full.data.X[2:4], rtol=1e-6)  # S2: no indel.
+  assert not np.allclose(full.data.X[0], full.data.X[2])  # 'full' predicts the insertion.
+  # ... and equal full passes of the SNV haplotypes built by hand (indels left out).
+  window = haplotypes_lib.gene_windows(haplotypes_lib.read_genes(
+      genome['gtf'], fasta=genome['fasta'], genes=['EDGE']), LENGTH)[0]
+  for h in (0, 1):
+    sequence = built_haplotype(genome['fasta'], '2', window.start, indel_vcf['rows'], 'S1', h)
+    predictions = genome['forward'](one_hot_encode(sequence)[np.newaxis])['human'].numpy()[0]
+    expected = gene_expression(predictions, window.start + (LENGTH - 8 * 128) // 2, window.tss)
+    np.testing.assert_allclose(skip.data.X[h], expected, rtol=1e-5,
+                               atol=1e-5 * np.abs(expected).max())
+  with PhasedVcf(indel_vcf['vcf'], indels='skip') as genotypes, pytest.raises(
+      ValueError, match="handles indels as 'skip', the settings as 'full'"):
+    haplotypes_lib.predict_window(None, None, genotypes, window,
+                                  haplotypes_lib.HaplotypeSettings('g.fa', 'v.vcf', ('S1',)))
+  with pytest.raises(ValueError, match="indels must be 'full'"):
+    run('bad', indels='drop')

@@ -13,7 +13,11 @@ sample's two haplotypes as lists of edits (0-based start, REF, ALT) against the 
   * haploid calls (`1`, e.g. male chrX) put their allele on both haplotypes;
   * symbolic and structural ALTs (`<DEL>`, `*`, breakends) are skipped, and counted; so are ALTs
     with letters other than ACGTN and REF alleles that differ from the genome;
-  * equal-length substitutions (MNVs) become one edit per differing base.
+  * equal-length substitutions (MNVs) become one edit per differing base;
+  * indels (REF and ALT of different lengths) are one edit each with `indels='full'` (the
+    default); with `indels='skip'` they are left out (the haplotype takes the reference there,
+    keeping its substitutions) and the carried indel alleles are counted: an approximation that
+    keeps every haplotype a substitution haplotype (see `enformer.genes.haplotypes`).
 
 Chromosome names are matched as the FASTA does ('chr1' ↔ '1'). Counts go into a
 `GenotypeSummary`.
@@ -30,6 +34,7 @@ from enformer.io.vcf import is_symbolic_allele
 
 PathLike = Union[str, os.PathLike]
 _NUCLEOTIDES = frozenset('ACGTN')
+INDEL_MODES = ('full', 'skip')
 
 
 @dataclasses.dataclass(frozen=True, order=True)
@@ -55,6 +60,7 @@ class GenotypeSummary:
   skipped_invalid_allele: int = 0
   skipped_ref_mismatch: int = 0
   skipped_overlapping: int = 0
+  skipped_indels: int = 0  # Carried indel alleles left out (indels='skip').
 
   def add(self, other: 'GenotypeSummary') -> None:
     for field in dataclasses.fields(self):
@@ -74,10 +80,25 @@ class GenotypeSummary:
                           (self.skipped_ref_mismatch, 'records whose REF differs from the genome '
                            'skipped'),
                           (self.skipped_overlapping, 'alleles overlapping an earlier allele of '
-                           'the same haplotype skipped')):
+                           'the same haplotype skipped'),
+                          (self.skipped_indels, 'carried indel alleles left out (indels skipped: '
+                           'those haplotypes are predicted with their substitutions only)')):
       if count:
         lines.append(f'  {count:,} {reason}')
     return '\n'.join(lines)
+
+
+def check_indels(indels: str) -> str:
+  """`indels` if it is one of `INDEL_MODES` ('full', 'skip'), else a ValueError."""
+  if indels not in INDEL_MODES:
+    raise ValueError(f"indels must be 'full' (an indel haplotype takes a full pass of its own "
+                     f"sequence) or 'skip' (indel alleles left out), got {indels!r}.")
+  return indels
+
+
+def _is_indel(edits: Sequence[Edit]) -> bool:
+  """Whether an allele's edits change the sequence length (an indel)."""
+  return any(len(edit.ref) != len(edit.alt) for edit in edits)
 
 
 class UnphasedGenotypeError(ValueError):
@@ -127,8 +148,11 @@ class PhasedVcf:
   """
 
   def __init__(self, path: PathLike, samples: Union[None, str, Iterable[str]] = None, *,
-               unphased: bool = False):
+               unphased: bool = False, indels: str = 'full'):
+    """Opens `path` for `samples` (see `select_samples`); `unphased` and `indels`: see the
+    module docstring."""
     self.path = os.fspath(path)
+    self.indels = check_indels(indels)
     self.samples = select_samples(self.path, samples)
     self.unphased = bool(unphased)
     try:
@@ -206,6 +230,9 @@ class PhasedVcf:
             summary.missing_calls += 1
             continue
           if allele == 0 or alleles.get(allele) is None:
+            continue
+          if self.indels == 'skip' and _is_indel(alleles[allele]):
+            summary.skipped_indels += 1
             continue
           row = 2 * s + h
           for edit in alleles[allele]:
