@@ -58,18 +58,10 @@ def pytest_xdist_make_scheduler(config, log):
   class _Scheduling(LoadScopeScheduling):
 
     def _split_scope(self, nodeid: str) -> str:
-      return _scope(nodeid)
+      path = nodeid.split('::', 1)[0]
+      return _GROUP_OF_FILE.get(pathlib.PurePath(path).name, path)
 
-  # Units go out in the order `pytest_collection_modifyitems` leaves them (costliest first), not
-  # xdist's default of the most tests first.
-  config.option.loadscopereorder = False
   return _Scheduling(config, log)
-
-
-def _scope(nodeid: str) -> str:
-  """The xdist work unit of a test: its `SHARED_BUILDS` group, else its file."""
-  path = nodeid.split('::', 1)[0]
-  return _GROUP_OF_FILE.get(pathlib.PurePath(path).name, path)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -78,16 +70,6 @@ def pytest_collection_modifyitems(config, items):
       if item.path.name not in SHARED_BUILDS[group]:
         raise pytest.UsageError(f'{item.nodeid} uses the {group} fixture: add {item.path.name} '
                                 f'to SHARED_BUILDS[{group!r}] in tests/conftest.py.')
-  # Costliest work units first (a slow test counts 10), so that no long unit starts last while
-  # the other worker has nothing left; the order inside a unit is kept.
-  cost, first = {}, {}
-  for index, item in enumerate(items):
-    scope = _scope(item.nodeid)
-    cost[scope] = cost.get(scope, 0) + (10 if item.get_closest_marker('slow') else 1)
-    first.setdefault(scope, index)
-  order = {id(item): index for index, item in enumerate(items)}
-  items.sort(key=lambda item: (-cost[_scope(item.nodeid)], first[_scope(item.nodeid)],
-                               order[id(item)]))
 
 
 def built_once(tmp_path_factory, name: str, build) -> pathlib.Path:
