@@ -281,14 +281,12 @@ class HaplotypeForward:
     self.forward = forward
     self.sequence_length = forward.sequence_length
     self.num_bins = forward.sequence_length // BIN
-    # The tower bins a variant at x changes: `_reached_bins` (the receptive radius each side).
-    # A patch keeps `halos` bp of context after each convolution and reads `input_halo` bp of
-    # input each side (= the radius unless a stage rounds up).
+    # The tower bins a variant changes: those whose receptive field (`radius` bp each side,
+    # `_fields`) holds it. A patch keeps `halos` bp of context after each convolution and reads
+    # `input_halo` bp of input each side (= the radius unless a stage rounds up).
     self.radius = receptive_radius(model)
     self.halos = stage_halos(model)
     self.input_halo = input_halo(model, self.halos)
-    self.reach = int(np.ptp(self._reached_bins(self.radius + BIN + np.arange(BIN)), axis=0).max()
-                     + 1)
     if patch_bins is None:
       patch_bins = PATCH_BINS
     self.patch_bins = sorted({min(int(p), self.num_bins) for p in patch_bins if int(p) > 0})
@@ -371,11 +369,6 @@ class HaplotypeForward:
       positions.append(position)
       bases.append(base)
     return tuple(positions), tuple(bases)
-
-  def _reached_bins(self, positions: np.ndarray) -> np.ndarray:
-    """[2, V]: first and last tower bin whose receptive field holds each position (unclipped)."""
-    return np.stack([-((self.radius + BIN - 1 - positions) // BIN),
-                     (positions + self.radius) // BIN])
 
   def _fields(self, positions: np.ndarray, segments: Sequence[Tuple[int, int]]
               ) -> Tuple[np.ndarray, np.ndarray]:
