@@ -37,6 +37,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm.auto import tqdm
 
+from enformer.checks import is_count
 from enformer.data import augment as augment_lib
 from enformer.data.write import INPUT_TRACKS_FEATURE, POOL_WIDTH
 from enformer.io.files import parse_json
@@ -538,11 +539,6 @@ _SHARD_POLICIES = {'file': tf.data.experimental.AutoShardPolicy.FILE,
                    'off': tf.data.experimental.AutoShardPolicy.OFF}
 
 
-def _is_count(value: Any) -> bool:
-  """A non-negative int (not a bool)."""
-  return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 0
-
-
 @dataclasses.dataclass(frozen=True)
 class DatasetSettings:
   """How `get_dataset` reads a subset: shuffling, augmentation, parallelism, checks.
@@ -597,7 +593,7 @@ class DatasetSettings:
                        f'got {self.auto_shard!r}.')
     for name, count in (('shuffle', 'a buffer size'), ('repeat', 'a number of epochs')):
       value = getattr(self, name)
-      if not (isinstance(value, bool) or _is_count(value)):
+      if not (isinstance(value, bool) or is_count(value)):
         raise ValueError(f'DatasetSettings.{name} must be False, True or {count} (an integer '
                          f'≥ 0), got {value!r}.')
     if not isinstance(self.augment, (bool, augment_lib.Augmentation)):
@@ -609,10 +605,10 @@ class DatasetSettings:
                        f'{self.seed!r}.')
     for name in ('num_parallel_reads', 'num_parallel_calls'):
       value = getattr(self, name)
-      if not ((_is_count(value) and value >= 1) or value == tf.data.AUTOTUNE):
+      if not ((is_count(value) and value >= 1) or value == tf.data.AUTOTUNE):
         raise ValueError(f'DatasetSettings.{name} must be at least 1 (or tf.data.AUTOTUNE), '
                          f'got {value!r}.')
-    if self.prefetch is not None and not (_is_count(self.prefetch)
+    if self.prefetch is not None and not (is_count(self.prefetch)
                                           or self.prefetch == tf.data.AUTOTUNE):
       raise ValueError(f'DatasetSettings.prefetch must be a number of batches ≥ 0, '
                        f'tf.data.AUTOTUNE or None, got {self.prefetch!r}.')

@@ -31,6 +31,7 @@ import kipoiseq
 import numpy as np
 import tqdm
 
+from enformer.checks import is_count
 from enformer.enformer import BIN_SIZE, HEADS
 from enformer.distributed import (ModelInfo, ModelSource, fetch_model_info, iter_tasks,
                                   worker_cached, worker_predictor)
@@ -280,11 +281,6 @@ def _safe_filename(text: str) -> str:
   return ''.join(c if c.isalnum() or c in '-_.' else '_' for c in text)[:120]
 
 
-def _is_count(value) -> bool:
-  """A non-negative int (not a bool)."""
-  return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 0
-
-
 @dataclasses.dataclass(frozen=True)
 class PredictionOutputs:
   """Which files `predict_to_files` writes besides the predictions, and what they show.
@@ -316,17 +312,17 @@ class PredictionOutputs:
     if self.output_format not in ('h5', 'npz'):
       raise ValueError(f"PredictionOutputs.output_format must be 'h5' or 'npz', got "
                        f'{self.output_format!r}.')
-    if not _is_count(self.max_plots):
+    if not is_count(self.max_plots):
       raise ValueError(f'PredictionOutputs.max_plots must be a number of regions ≥ 0 (0: no '
                        f'PNGs), got {self.max_plots!r}.')
     if self.plot_tracks is not None:
-      bad = [t for t in self.plot_tracks if not _is_count(t)]
+      bad = [t for t in self.plot_tracks if not is_count(t)]
       if bad:
         raise ValueError(f'PredictionOutputs.plot_tracks must be track indices (integers ≥ 0), '
                          f'got {bad[:5]}.')
       object.__setattr__(self, 'plot_tracks', tuple(int(t) for t in self.plot_tracks))
     observed = dict(self.observed or {})
-    bad = [t for t in observed if not _is_count(t)]
+    bad = [t for t in observed if not is_count(t)]
     if bad:
       raise ValueError(f'PredictionOutputs.observed maps track indices (integers ≥ 0) to bigWig '
                        f'paths; got the keys {bad[:5]}.')
