@@ -33,8 +33,8 @@ import tqdm
 
 from enformer.checks import is_count
 from enformer.enformer import BIN_SIZE, HEADS
-from enformer.distributed import (ModelInfo, ModelSource, fetch_model_info, iter_tasks,
-                                  worker_cached, worker_predictor)
+from enformer.distributed import (ModelSource, iter_tasks, worker_cached, worker_model,
+                                  worker_predictor)
 from enformer.io import atomic
 from enformer.io import bigwig as bigwig_io
 from enformer.io.fasta import FastaStringExtractor
@@ -226,7 +226,7 @@ def iter_predictions(predictor,
   """
   source = None
   if client is not None:
-    source, predictor = _remote_model(predictor, client)
+    source, predictor, _ = worker_model(predictor, client)
   num_tracks = _check_head(predictor, head)
   extra_tracks = list(extra_tracks)
   check_extra_tracks(predictor.input_channels, extra_tracks)
@@ -259,13 +259,6 @@ def iter_predictions(predictor,
                                      name='predict-regions', ordered=True):
       yield from predictions
       bar.update(len(predictions))
-
-
-def _remote_model(predictor, client) -> Tuple[ModelSource, ModelInfo]:
-  if not isinstance(predictor, ModelSource):
-    raise TypeError('With client=, pass the model as enformer.distributed.ModelSource (the '
-                    'workers load it); a loaded predictor cannot be sent to workers.')
-  return predictor, fetch_model_info(client, predictor)
 
 
 def predict_region(predictor, extractor: FastaStringExtractor, region: kipoiseq.Interval,
@@ -381,7 +374,7 @@ def predict_to_files(predictor,
                     f'{type(outputs).__name__}.')
   model = predictor  # What iter_predictions gets: the predictor, or the workers' ModelSource.
   if client is not None:
-    _, predictor = _remote_model(predictor, client)
+    _, predictor, _ = worker_model(predictor, client)
   num_tracks = _check_head(predictor, head)
   neutral_value = check_neutral_value(neutral_value)
   if targets is not None and len(targets) != num_tracks:
