@@ -2,9 +2,9 @@
 
 Writes a random genome, a GTF of `--genes` genes (one TSS each, 3 windows apart) and a phased,
 bgzipped VCF of `--samples` samples, then runs `predict_haplotypes` end to end (VCF reading,
-chunk store and h5ad writing included) after an untimed warm-up on one gene (and tracing each
-candidate patch size once). The baseline is one full forward pass per haplotype: the median time
-of batches of `--batch-size` full passes, times the number of haplotypes. Outputs are checked: one
+chunk store and h5ad writing included) after an untimed warm-up on one gene. The baseline is
+one full forward pass per haplotype: the median time of batches of `--batch-size` full passes,
+times the number of haplotypes. Outputs are checked: one
 gene's haplotypes are rebuilt base by base, predicted with full passes, and compared (max |Δ| /
 max |value|).
 
@@ -33,14 +33,13 @@ Usage:
   python benchmarks/haplotypes.py --config full --plan-only   # the work alone, no predictions
   python benchmarks/haplotypes.py --densities coalescent --population CEU,YRI
 
-Prints one JSON line per density: haplotypes, distinct haplotypes, tower patches and their work
-(in full towers per haplotype), transformer passes, full-pass equivalents, seconds, the full-pass
-baseline and the ratios (with --plan-only: the segments per patch size and the planning time per
-window instead of the timings).
+Prints one JSON line per density: haplotypes, distinct haplotypes, stem and conv-tower positions
+computed and their work (in full towers per haplotype), transformer passes, full-pass
+equivalents, seconds, the full-pass baseline and the ratios (with --plan-only: the planning time
+per window instead of the timings).
 """
 
 import argparse
-import collections
 import importlib.util
 import json
 import os
@@ -223,7 +222,7 @@ def plan_only(args: argparse.Namespace) -> int:
   forward = HaplotypeForward(fast.compile_forward(model, length, ['human']))
   rng = np.random.default_rng(1)
   for run in runs(args):
-    total, variants, sizes, seconds = HaplotypeStats(), [], collections.Counter(), 0.0
+    total, variants, seconds = HaplotypeStats(), [], 0.0
     panels, sites = [], []
     for _ in range(args.genes):
       bases = rng.integers(0, 4, length)
@@ -236,7 +235,6 @@ def plan_only(args: argparse.Namespace) -> int:
       began = time.perf_counter()
       total.add(forward.work(reference, haplotypes))
       seconds += time.perf_counter() - began
-      sizes.update(segment.bins for segment in forward.plan(reference, haplotypes))
     print(json.dumps({
         'config': args.config, 'density': run[0], **panel_summary(panels, args, run),
         'plan_only': True, 'sequence_length': length, 'genes': args.genes,
@@ -244,9 +242,9 @@ def plan_only(args: argparse.Namespace) -> int:
         'variant_sites_per_window': round(float(np.mean(sites)), 1),
         'variants_per_haplotype': round(float(np.mean(variants)), 1),
         'haplotypes': total.haplotypes, 'distinct': total.distinct,
-        'tower_patches': total.patches, 'transformer_passes': total.transformer_passes,
+        'tower_positions': total.tower_positions,
+        'transformer_passes': total.transformer_passes,
         'tower_work_per_haplotype': round(total.tower_work / total.haplotypes, 4),
-        'segments_by_patch_bins': dict(sorted(sizes.items())),
         'tower_share': round(total.tower_share, 3),
         'full_pass_equivalents': round(total.full_pass_equivalents, 1),
         'fewer_full_pass_equivalents': round(total.speedup, 2),
@@ -340,7 +338,6 @@ def main(argv: List[str] = None) -> int:
       forward.forward(batch)['human'].numpy()
       times.append(time.perf_counter() - began)
     full_pass_s = float(np.median(times)) / args.batch_size
-    forward.warm_up()  # Traces each patch size once (untimed, as the baseline's trace).
     for run in runs(args):
       density = run[0] if run[1] is None else f'{run[0]}_{run[1]}'
       windows, panels = zip(*[window_population(args, run, rng, start, length)
@@ -378,7 +375,8 @@ def main(argv: List[str] = None) -> int:
           'variants_per_haplotype': round(float(np.mean([len(h) for w in windows for h in w])),
                                           1),
           'haplotypes': stats.haplotypes, 'distinct': stats.distinct, 'reused': stats.reused,
-          'tower_patches': stats.patches, 'transformer_passes': stats.transformer_passes,
+          'tower_positions': stats.tower_positions,
+          'transformer_passes': stats.transformer_passes,
           'tower_work_per_haplotype': round(stats.tower_work / stats.haplotypes, 4),
           'tower_share': round(stats.tower_share, 3),
           'full_pass_equivalents': round(stats.full_pass_equivalents, 1),

@@ -1,14 +1,15 @@
 """enformer.inference.haplotypes: per-distinct-haplotype and per-distinct-local-haplotype reuse ==
 full passes of independently built haplotype sequences."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 import tensorflow as tf
 
 from enformer.inference import fast
-from enformer.inference.haplotypes import (HaplotypeForward, input_halo, stage_halos, tower_macs,
-                                           trimmed_tower)
+from enformer.inference.haplotypes import HaplotypeForward, stage_positions, tower_macs
 from enformer.testing import MICRO, random_model, random_one_hot
 
 LENGTH = 8192
@@ -50,11 +51,22 @@ def population(reference: np.ndarray, seed: int, count: int, sites: int):
   return haplotypes
 
 
-def reached_bins(predictor: HaplotypeForward, position: int) -> np.ndarray:
-  """The tower bins whose receptive field holds `position`, as the plan sees them."""
-  bins = [(t, t + 1) for t in range(predictor.num_bins)]
-  first, last = predictor._fields(np.array([position]), bins)  # pylint: disable=protected-access
-  return np.flatnonzero(last > first)
+def stage_work(predictor: HaplotypeForward, reference: np.ndarray, haplotypes) -> float:
+  """Σ over stages of the distinct (output position, variants in its input) × the stage's
+  multiply-adds, counted position by position (independent of the library's hashing)."""
+  work = 0.0
+  for stage in predictor.stages:
+    j = np.arange(stage.length)
+    low, high = j * stage.resolution - stage.extent, (j + 1) * stage.resolution + stage.extent
+    keys = set()
+    for haplotype in haplotypes:
+      variants = sorted((p, b) for p, b in haplotype if reference[p].argmax() != b)
+      positions = np.array([p for p, _ in variants], np.int64).reshape(-1)
+      holds = (positions >= low[:, np.newaxis]) & (positions < high[:, np.newaxis])  # [n, V]
+      for position in np.flatnonzero(holds.any(axis=1)):
+        keys.add((position, tuple(v for v, h in zip(variants, holds[position]) if h)))
+    work += len(keys) * stage.macs / predictor.full_tower_macs
+  return work
 
 
 def rel_error(ours: np.ndarray, theirs: np.ndarray) -> float:
@@ -77,83 +89,57 @@ def test_haplotypes_equal_full_passes_of_built_sequences(setup):
   assert 0 < stats.tower_work < stats.distinct - 1
   assert 0 < stats.full_pass_equivalents < stats.haplotypes
   assert predictor.work(reference, haplotypes) == stats  # The plan alone counts the same work.
-  # Patch sizes are mixed within the window, and the segments own each bin at most once.
-  segments = predictor.plan(reference, haplotypes)
-  assert len({segment.bins for segment in segments}) >= 2
-  assert all(a.last <= b.first for a, b in zip(segments, segments[1:]))
-  assert segments[0].first == 0 and segments[-1].last == LENGTH // 128  # Variants at both ends.
-  assert stats.tower_work == pytest.approx(sum(
-      predictor.patch_work[s.bins] * len({tuple(sorted(
-          (p, b) for p, b in h
-          if s.first * 128 - 259 <= p < s.last * 128 + 259 and reference[p].argmax() != b))
-                                          for h in haplotypes} - {()})
-      for s in segments), rel=1e-12)
+  # Each distinct (stage output, variants in its input) is computed once, at its multiply-adds.
+  assert stats.tower_work == pytest.approx(stage_work(predictor, reference, haplotypes), rel=1e-12)
 
 
-def test_sparse_haplotypes_recompute_what_the_incremental_path_does(setup):
+def test_sparse_haplotypes_compute_each_variants_cone_once(setup):
   _, forward, reference = setup
-  haplotypes = [[(4000, 1)], [(4000, 1)], [(100, 2), (105, 3)], [(LENGTH - 2, 0)]]
+  haplotypes = [[(4000, 1)], [(4000, 1)], [(100, 2), (105, 3)], [(LENGTH - 2, 0)], [(0, 3)]]
+  haplotypes = [[(p, b if reference[p].argmax() != b else (b + 1) % 4) for p, b in h]
+                for h in haplotypes]
   predictor = HaplotypeForward(forward)
   outputs, stats = predictor(reference, haplotypes)
   expected = forward(np.stack([build(reference, h) for h in haplotypes]))['human'].numpy()
   assert rel_error(outputs['human'], expected) <= 1e-5
-  assert stats.distinct == 3 and stats.reused == 1
-  # One patch per variant cluster, of the smallest size that holds the bins it reaches (4000:
-  # bins 29-33; 100 and 105: bins 0-2; LENGTH - 2: bins 61-63), as incremental.IncrementalForward.
-  assert max(len(reached_bins(predictor, p)) for p in range(1000, 1000 + 128)) == 6
-  assert [(s.first, s.last, s.bins) for s in predictor.plan(reference, haplotypes)] == [
-      (0, 3, 3), (29, 34, 5), (61, 64, 3)]
-  assert stats.patches == 3
-  assert stats.tower_work == sum(predictor.patch_work[p] for p in (3, 5, 3))
+  assert stats.distinct == 4 and stats.reused == 1
+  # Each distinct haplotype computes the cone of its variants once: at each stage the outputs
+  # whose input holds one of them (100 and 105 share most of theirs), as the incremental path.
+  cones = 0
+  for haplotype in ([(4000, 1)], [(100, 2), (105, 3)], [(LENGTH - 2, 0)], [(0, 3)]):
+    for stage in predictor.stages:
+      first, last = predictor.reached(stage, [p for p, _ in haplotype])
+      cones += len(set().union(*(range(a, b) for a, b in zip(first, last))))
+  assert stats.tower_positions == cones
+  assert stats.tower_work == pytest.approx(stage_work(predictor, reference, haplotypes), rel=1e-12)
 
 
-def test_the_receptive_field_is_exact_and_a_shorter_context_is_caught(setup):
-  """The patches' context (`receptive_radius`, `stage_halos`) is exact; trimming one position
-  more after any one convolution misses context and the outputs differ from full passes."""
-  model, forward, reference = setup
+def test_each_stage_changes_where_the_plan_says_and_less_reach_is_caught(setup):
+  """A variant changes exactly the stage outputs `reached` says, at every stage (whole-sequence
+  stages, reference vs SNV); a stage that reaches one input position less gives wrong outputs."""
+  _, forward, reference = setup
   predictor = HaplotypeForward(forward)
-  assert predictor.radius == 259  # 7 + 2 · (2 + 4 + ... + 64) bp.
-  assert predictor.halos == (252, 248, 240, 224, 192, 128, 0) and predictor.input_halo == 259
-  # A variant changes exactly the bins whose receptive field the plan says holds it (full
-  # towers, ref vs SNV).
-  for position in (1000, 1000 + 127, 1000 + 386 - 259):
-    towers = forward.tower(np.stack([reference, build(reference, [(position, (
-        reference[position].argmax() + 1) % 4)])])).numpy()
-    changed = np.flatnonzero(np.abs(towers[1] - towers[0]).max(-1) > 1e-6 * np.abs(towers).max())
-    np.testing.assert_array_equal(changed, reached_bins(predictor, position), err_msg=position)
+  assert predictor.radius == predictor.stages[-1].extent == 259  # 7 + 2 · (2 + 4 + ... + 64) bp.
+  for position in (1000, 1000 + 127, 1000 + 386 - 259, 3):
+    base = (reference[position].argmax() + 1) % 4
+    ours = predictor._reference_stages(reference[np.newaxis])  # pylint: disable=protected-access
+    theirs = predictor._reference_stages(  # pylint: disable=protected-access
+        build(reference, [(position, base)])[np.newaxis])
+    for stage, a, b in zip(predictor.stages, ours, theirs):
+      a, b = a.numpy(), b.numpy()
+      changed = np.flatnonzero(np.abs(b - a).max(-1) > 1e-6 * np.abs(a).max())
+      first, last = predictor.reached(stage, [position])
+      np.testing.assert_array_equal(changed, np.arange(first[0], last[0]),
+                                    err_msg=f'{position} {stage}')
   haplotypes = population(reference, seed=24, count=6, sites=30)
   expected = forward(np.stack([build(reference, h) for h in haplotypes]))['human'].numpy()
-  short = HaplotypeForward(forward)
-  short.halos = (252, 248, 240, 224 - 16, 192, 128, 0)  # One position less after block 2.
-  outputs, _ = short(reference, haplotypes)
-  assert rel_error(outputs['human'], expected) > 1e-4
-
-
-def test_trimmed_patches_equal_tower_window_and_each_stage_context_is_needed(setup):
-  """`trimmed_tower` (cropped after each convolution) == `fast.tower_window` (the full 384 bp halo
-  at every stage) at the sequence's start, middle and end; one position less of context after any
-  one convolution changes the patch's end bins."""
-  model, _, reference = setup
-  halos = stage_halos(model)
-  bins, num_blocks = 4, len(model.trunk.conv_tower.blocks)
-  padded = np.pad(reference, [(384, 384), (0, 0)])
-  for start in (0, 30 * 128, LENGTH - bins * 128):
-    window = padded[start:start + bins * 128 + 2 * 384][np.newaxis]
-    expected = fast.tower_window(model, tf.constant(window), start, LENGTH, num_blocks, 384)
-    trim = 384 - input_halo(model, halos)
-    ours = trimmed_tower(model, tf.constant(window[:, trim:window.shape[1] - trim]),
-                         tf.constant([start]), LENGTH, halos)
-    assert ours.shape == expected.shape == (1, bins, model.trunk.conv_tower.blocks[-1].filters)
-    assert rel_error(ours.numpy(), expected.numpy()) <= 1e-5, start
-    for stage in range(num_blocks):
-      shorter = list(halos)
-      shorter[stage] -= 2**(stage + 1)  # One position at the stage's resolution.
-      trim = 384 - input_halo(model, shorter)
-      wrong = trimmed_tower(model, tf.constant(window[:, trim:window.shape[1] - trim]),
-                            tf.constant([start]), LENGTH, shorter).numpy()
-      error = np.abs(wrong - expected.numpy()).max(-1)[0] / np.abs(expected.numpy()).max()
-      assert error.max() > 1e-4, (start, stage)
-      assert error[1:-1].max() <= 1e-5, (start, stage)  # Only the end bins miss context.
+  stages = predictor.stages
+  for index, stage in enumerate(stages):
+    less = stage.resolution // 2  # One input position less of reach at this stage.
+    predictor.stages = stages[:index] + (dataclasses.replace(stage, extent=stage.extent - less),
+                                         ) + stages[index + 1:]
+    outputs, _ = predictor(reference, haplotypes)
+    assert rel_error(outputs['human'], expected) > 1e-4, index
 
 
 def _graph_macs(function, *specs) -> int:
@@ -172,34 +158,37 @@ def _graph_macs(function, *specs) -> int:
   return total
 
 
-def test_a_patch_counts_the_multiply_adds_it_computes(setup):
+def test_a_stage_counts_the_multiply_adds_it_computes(setup):
   model, forward, _ = setup
   predictor = HaplotypeForward(forward)
   full = _graph_macs(tf.function(lambda x: fast.fast_tower(model, x), autograph=False),
                      tf.TensorSpec([1, LENGTH, 4], tf.float32))
-  assert full == tower_macs(model, LENGTH)
-  patch = tf.function(lambda x, start: trimmed_tower(model, x, start, LENGTH, predictor.halos),
-                      autograph=False)
-  for bins in (2, 5, 24):
-    counted = _graph_macs(patch, tf.TensorSpec([1, bins * 128 + 2 * 259, 4], tf.float32),
-                          tf.TensorSpec([1], tf.int32))
-    assert counted == tower_macs(model, bins * 128, predictor.halos), bins
-    assert predictor.patch_work[bins] == counted / full
-  # The context costs: per bin, short patches cost more than long ones, all more than a tower's.
-  per_bin = [predictor.patch_work[p] / p for p in predictor.patch_bins]
-  assert all(a > b > 1 / 64 for a, b in zip(per_bin, per_bin[1:]))
+  assert full == tower_macs(model, LENGTH) == predictor.full_tower_macs
+  channels = [4] + [stage.channels for stage in predictor.stages]
+  for stage, inputs in zip(predictor.stages, channels):
+    function = tf.function(lambda t, r, m, i=stage.index: stage_positions(model, i, t, r, m),
+                           autograph=False)
+    counted = _graph_macs(function, tf.TensorSpec([100, inputs], tf.float32),
+                          tf.TensorSpec([7, 2, stage.width], tf.int32),
+                          tf.TensorSpec([7, 2, stage.width], tf.float32))
+    assert counted == 7 * stage.macs, stage
+  # Every position of every stage, once, is one full tower.
+  assert sum(stage.length * stage.macs for stage in predictor.stages) == full
 
 
-def test_positions_with_offset_and_bad_input(setup):
-  _, forward, reference = setup
-  predictor = HaplotypeForward(forward, patch_bins=[predictor_bins := 16, 99])
-  assert predictor.patch_bins == [predictor_bins, 64]  # Clipped to the 64 bins.
-  predictor.warm_up()  # Traces each size once; a run then reuses the traces.
-  ours, _ = predictor(reference, [[(1_000_500, 2)]], offset=1_000_000)
-  expected = forward(build(reference, [(500, 2)])[np.newaxis])['human'].numpy()
+def test_max_pooling_and_positions_with_offset_and_bad_input(setup):
+  _, _, reference = setup
+  forward = fast.compile_forward(random_model(seed=25, **{**MICRO, 'pooling_type': 'max'}), LENGTH,
+                                 ['human'])
+  predictor = HaplotypeForward(forward, positions_per_call=5)
+  haplotypes = [[(1_000_500, 2), (1_000_530, 1)], [(1_000_500, 2)]]
+  ours, _ = predictor(reference, haplotypes, offset=1_000_000)
+  expected = forward(np.stack([build(reference, [(p - 1_000_000, b) for p, b in h])
+                               for h in haplotypes]))['human'].numpy()
   assert rel_error(ours['human'], expected) <= 1e-5
-  assert [predictor._patch_function(p).experimental_get_tracing_count()  # pylint: disable=protected-access
-          for p in predictor.patch_bins] == [1, 1]
+  # Calls of any number of positions reuse one trace per stage.
+  assert [f.experimental_get_tracing_count()
+          for f in predictor._stage_functions] == [1] * 7  # pylint: disable=protected-access
   with pytest.raises(ValueError, match='outside'):
     predictor(reference, [[(LENGTH, 0)]])
   with pytest.raises(ValueError, match='one allele per position'):

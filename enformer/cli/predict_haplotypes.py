@@ -14,16 +14,16 @@ reference (counted). Unphased heterozygous calls ('0/1') stop the run unless --u
 reads them in the order written: their haplotypes are then arbitrary and only the mean of the two
 (--mean-haplotypes) is meaningful. Symbolic and structural ALTs (<DEL>, *, breakends) are skipped
 and counted. Windows: one of --sequence-length (the model's) bp per gene, centred on its first TSS,
-or per BED region, centred on it. Haplotypes made of substitutions are predicted exactly with
-reuse: identical haplotypes once, conv-tower patches once per distinct local haplotype,
-transformer and heads once per distinct haplotype. Indels (--indels): 'full' (the default,
-exact) gives a haplotype with an indel in a window a full pass of its own sequence, centred on the
+or per BED region, centred on it. Haplotypes made of substitutions are predicted exactly with reuse:
+identical haplotypes once, each conv-tower output once per distinct set of variants in its input,
+transformer and heads once per distinct haplotype. Indels (--indels): 'full' (the default, exact)
+gives a haplotype with an indel in a window a full pass of its own sequence, centred on the
 haplotype position of the window's centre, the gene's TSSs read at their haplotype positions (a
-deleted TSS at the base after the deletion); on real phased VCFs (1000 Genomes: ~4% of variant
-sites are short indels) nearly every haplotype has one in a 196 kb window and takes a full pass,
-losing the reuse. 'skip' leaves indel alleles out: each haplotype keeps its SNVs/MNVs and takes the
-reference at its indels, so all haplotypes are predicted with reuse, as substitution haplotypes
-(an approximation); the indel alleles left out are counted in the log and in uns['vcf_summary']
+deleted TSS at the base after the deletion); on real phased VCFs (1000 Genomes: ~4% of variant sites
+are short indels) nearly every haplotype has one in a 196 kb window and takes a full pass, losing
+the reuse. 'skip' leaves indel alleles out: each haplotype keeps its SNVs/MNVs and takes the
+reference at its indels, so all haplotypes are predicted with reuse, as substitution haplotypes (an
+approximation); the indel alleles left out are counted in the log and in uns['vcf_summary']
 (skipped_indels). A resumed run must use the same --indels.
 Values: genes, per track the prediction summed over each TSS's bin and its two neighbours, summed
 over the gene's TSSs (as score-genes); regions, the mean over the output bins overlapping the

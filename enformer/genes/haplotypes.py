@@ -6,8 +6,9 @@ region (centred on the region). For each window, every selected sample's two hap
 from the VCF (`enformer.io.genotypes`: haplotype 1 is the allele left of '|'), and predicted:
 
   * haplotypes made of substitutions go through `enformer.inference.haplotypes.HaplotypeForward`:
-    identical haplotypes once, conv-tower patches once per distinct local haplotype, transformer
-    and heads once per distinct haplotype; exact (equal to full passes within float32 rounding);
+    identical haplotypes once, each stem and conv-tower output once per distinct set of variants
+    in its input, transformer and heads once per distinct haplotype; exact (equal to full passes
+    within float32 rounding);
   * haplotypes that carry an indel take a full pass of their own sequence, aligned to reference
     coordinates: the haplotype sequence is built with all its edits, and its L bp window is
     centred on the haplotype position of the reference window's centre (the TSS for genes); a
@@ -77,7 +78,7 @@ from enformer.variants.pipeline import (model_identity, shard_chunks, table_iden
 PathLike = Union[str, os.PathLike]
 HAPLOTYPES_FILE = 'haplotypes.h5ad'
 BIN = 128
-_STATS = ('haplotypes', 'distinct', 'reference_like', 'windows', 'patches', 'tower_bp',
+_STATS = ('haplotypes', 'distinct', 'reference_like', 'windows', 'tower_positions',
           'transformer_passes', 'full_passes')
 _SUMMARY = tuple(field.name for field in dataclasses.fields(GenotypeSummary))
 

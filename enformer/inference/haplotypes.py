@@ -5,29 +5,28 @@ phased SNVs). Across a population, two things repeat, and each is computed once:
 
 - whole haplotypes: haplotypes identical within the window (after dropping substitutions that
   equal the reference base) are predicted once (`HaplotypeStats.reused` counts the others);
-- local haplotypes: everything before the transformer is local (`enformer.inference.incremental`:
-  a conv-tower bin depends only on the input within `receptive_radius` bp of it), so each patch of
-  tower bins is computed once per distinct set of variants inside its receptive field (its local
-  haplotype) and once for the reference. Each haplotype's tower output is spliced from these
-  patches and the reference tower, then the transformer, final block and heads run once per
-  distinct haplotype (in batches).
+- local haplotypes: everything before the transformer is local. An output position of a stem or
+  conv-tower stage depends only on the input within its `Stage.extent` (a conv-tower bin: 259 bp
+  each side at the published size), so it differs from the reference only where a variant lies
+  there, and it is the same for every haplotype that carries the same variants there. The stages
+  run one after another over the reference window once; then, stage by stage, each distinct
+  (output position, variants in its input) is computed once from the previous stage's outputs
+  (the haplotype's own where its variants reach, else the reference's), at exactly the
+  multiply-adds of that position (`Stage.macs`; nothing is recomputed for context). Each
+  haplotype's tower output is the reference tower with its reached bins replaced, and the
+  transformer, final block and heads run once per distinct haplotype (in batches).
 
-Patches cover only the bins that some variant reaches. A window's tower bins are split into
-segments by a dynamic programme; each segment's bins are computed by the smallest candidate patch
-size that holds them, once per distinct local haplotype of the segment (the variants in the
-receptive field of the segment's own bins: the patch's other bins are discarded), at the exact
-multiply-adds that costs. A patch is cropped after every convolution to the context the remaining
-stages still need (`stage_halos`, `trimmed_tower`), so its cost is counted exactly
-(`patch_macs`). A window whose haplotypes carry a single SNV recomputes the bins the incremental
-SNV path does; a dense window mixes short and long patches. The results equal full passes of the
-haplotype sequences within float32 rounding.
+A window whose haplotypes carry a single SNV computes that SNV's cone of positions through the
+stages; a population's common variants are computed once for all their carriers. The results
+equal full passes of the haplotype sequences within float32 rounding.
 
 Shapes: L = input length (bp), C_in = input channels, T = L / 128 tower bins, C = tower channels,
-P = bins per patch, W = P · 128 + 2 · radius patch input length, K = haplotypes, D = distinct
-haplotypes, T' = output bins, N = tracks.
+n_s, C_s = output positions and channels of stage s, U = stage outputs computed, K = haplotypes,
+D = distinct haplotypes, T' = output bins, N = tracks.
 """
 
 import dataclasses
+import functools
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -54,10 +53,10 @@ class HaplotypeStats:
     distinct: distinct haplotypes among them (per window), the reference included when asked for.
     reference_like: distinct haplotypes equal to the reference (predicted by the reference pass).
     windows: reference windows (one full pass each).
-    patches: tower patches computed (one per distinct non-reference local haplotype and segment).
-    tower_bp: input bp that the computed patches cover (their context included).
-    tower_work: the computed patches' multiply-adds in units of one full stem + conv tower
-      (`patch_macs` ÷ `tower_macs`).
+    tower_positions: stem and conv-tower outputs computed (all stages; one per distinct output
+      position and variants in its input).
+    tower_work: their multiply-adds in units of one full stem + conv tower (`Stage.macs` ÷
+      `tower_macs`).
     transformer_passes: transformer + heads runs on spliced towers (one per distinct haplotype
       that differs from the reference).
     full_passes: haplotypes that took a full forward pass (e.g. indels, in the workflow).
@@ -68,8 +67,7 @@ class HaplotypeStats:
   distinct: int = 0
   reference_like: int = 0
   windows: int = 0
-  patches: int = 0
-  tower_bp: int = 0
+  tower_positions: int = 0
   tower_work: float = 0.0
   transformer_passes: int = 0
   full_passes: int = 0
@@ -84,7 +82,8 @@ class HaplotypeStats:
   @property
   def full_pass_equivalents(self) -> float:
     """All this work in units of one full forward pass: reference passes and full passes count 1,
-    patches count tower_share × `tower_work` (their exact multiply-adds ÷ a full tower's),
+    computed stage outputs count tower_share × `tower_work` (their multiply-adds ÷ a full
+    tower's),
     transformer + heads runs count 1 − tower_share."""
     return (self.windows + self.full_passes + self.tower_share * self.tower_work +
             (1 - self.tower_share) * self.transformer_passes)
@@ -96,7 +95,7 @@ class HaplotypeStats:
 
   def add(self, other: 'HaplotypeStats') -> None:
     """Adds the counts of `other` (same model and length) to these."""
-    for field in ('haplotypes', 'distinct', 'reference_like', 'windows', 'patches', 'tower_bp',
+    for field in ('haplotypes', 'distinct', 'reference_like', 'windows', 'tower_positions',
                   'tower_work', 'transformer_passes', 'full_passes'):
       setattr(self, field, getattr(self, field) + getattr(other, field))
     self.tower_share = other.tower_share or self.tower_share
@@ -106,7 +105,7 @@ class HaplotypeStats:
     """One line for logs and reports."""
     return (f'{self.haplotypes:,} haplotypes in {self.windows:,} windows: {self.distinct:,} '
             f'distinct ({self.reused:,} reused, {self.reference_like:,} equal to the reference), '
-            f'{self.patches:,} tower patches ({self.tower_work:,.2f} full towers), '
+            f'{self.tower_positions:,} tower positions ({self.tower_work:,.2f} full towers), '
             f'{self.transformer_passes:,} transformer passes, '
             f'{self.full_passes:,} full passes = {self.full_pass_equivalents:,.1f} full-pass '
             f'equivalents ({self.speedup:.2f}× fewer than one full pass per haplotype)')
@@ -118,7 +117,7 @@ def tower_share(model: enformer_lib.Enformer, sequence_length: int,
 
   The stem and tower are counted as the fused forward computes them (`tower_macs` of the whole
   sequence: attention pooling's logits on pair differences, at half the positions), the same
-  counting as a patch's cost; the transformer, final block and heads are `analytic_gflop`'s.
+  counting as `Stage.macs`; the transformer, final block and heads are `analytic_gflop`'s.
   """
   tower = tower_macs(model, sequence_length)
   config = model.config
@@ -146,62 +145,6 @@ def receptive_radius(model: enformer_lib.Enformer) -> int:
   return radius
 
 
-def stage_halos(model: enformer_lib.Enformer) -> Tuple[int, ...]:
-  """bp of context each side of a patch that the remaining stages need after each convolution:
-  after the stem's (index 0) and after conv-tower block i's (index i + 1; the last is 0).
-
-  Block i's width-w convolution reads (w // 2) positions each side at its input resolution
-  2^(i+1) bp, so the context before it is the context after it plus (w // 2) · 2^(i+1) bp, rounded
-  up to a multiple of 2^(i+1) (the resolution after the pooling that precedes it, so that pooled
-  pairs stay on the sequence's grid). Published model: (252, 248, 240, 224, 192, 128, 0); the
-  patch input needs the stem convolution's half-width more (`receptive_radius`).
-  """
-  blocks = model.trunk.conv_tower.blocks
-  halos = [0]
-  for i in reversed(range(len(blocks))):
-    resolution = 2**(i + 1)
-    need = halos[0] + (blocks[i].conv_block.width // 2) * resolution
-    halos.insert(0, -(-need // resolution) * resolution)
-  return tuple(halos)
-
-
-def input_halo(model: enformer_lib.Enformer, halos: Sequence[int]) -> int:
-  """bp of input each side of a patch: `halos[0]` plus the stem convolution's half-width."""
-  return halos[0] + model.trunk.stem.conv.kernel_shape // 2
-
-
-def trimmed_tower(model: enformer_lib.Enformer, windows: tf.Tensor, starts: tf.Tensor,
-                  length: int, halos: Sequence[int]) -> tf.Tensor:
-  """Stem + conv tower of patches, each cropped after every convolution to `halos`.
-
-  Args:
-    model: the Enformer whose fused blocks run.
-    windows: [B, S + 2 · input_halo, C_in] the input positions [start − input_halo, start + S +
-      input_halo) of a sequence of `length` bp (zeros outside it); S a multiple of 128.
-    starts: [B] int32, each patch's first output position in bp (a multiple of 128).
-    length: L, the sequence's length (positions outside [0, L) are masked as 'SAME' padding
-      would see them, as `fast.tower_window` does).
-    halos: `stage_halos(model)` (fewer bp at some stage gives wrong bins near the patch's ends).
-
-  Returns:
-    [B, S / 128, C] tower bins of [start, start + S), equal to `fast.tower_window`'s.
-  """
-  stem = model.trunk.stem
-  edge = stem.conv.kernel_shape // 2
-  x = enformer_lib.fused_conv(stem.conv, windows)  # [B, S + 2 · (halos[0] + edge), C0]
-  x = x[:, edge:x.shape[1] - edge]  # [B, S + 2 · halos[0], C0]
-  x = stem.pool.fused(stem.residual.fused(x))  # [B, (S + 2 · halos[0]) / 2, C0]
-  for i, block in enumerate(model.trunk.conv_tower.blocks):
-    resolution = 2**(i + 1)
-    positions = (tf.reshape(starts, [-1, 1]) - halos[i]) // resolution + tf.range(x.shape[1])
-    inside = (positions >= 0) & (positions < length // resolution)  # [B, (S + 2 · h_i) / res]
-    y = block.conv_block.fused(x, tf.cast(inside, x.dtype)[..., tf.newaxis])
-    trim = (halos[i] - halos[i + 1]) // resolution
-    y = y[:, trim:y.shape[1] - trim]  # [B, (S + 2 · h_(i+1)) / res, C_i]
-    x = block.pool.fused(block.residual.fused(y))  # [B, (S + 2 · h_(i+1)) / (2 · res), C_i]
-  return x
-
-
 def _weights(module) -> int:
   """Multiply-adds per position of a convolution (width × C_in × C_out) or a pooling's logits."""
   if isinstance(module, snt.Conv1D):
@@ -210,43 +153,104 @@ def _weights(module) -> int:
   return int(np.prod(linear.w.shape)) if linear is not None else 0
 
 
-def tower_macs(model: enformer_lib.Enformer, span: int,
-               halos: Optional[Sequence[int]] = None) -> int:
-  """Multiply-adds of the stem and conv tower for `span` bp of output positions.
+def tower_macs(model: enformer_lib.Enformer, length: int) -> int:
+  """Multiply-adds of the stem and conv tower over a whole sequence of `length` bp.
 
   Each convolution counts its weights × the positions it computes ('SAME': its input's), a
   pointwise block and an attention pooling's logits (on pair differences) at their positions.
-  halos None: the whole sequence (`span` = L, no context); `stage_halos`: one trimmed patch
-  (`trimmed_tower`), context included.
   """
   blocks = model.trunk.conv_tower.blocks
   stem = model.trunk.stem
-  if halos is None:
-    halos, edge = (0,) * (len(blocks) + 1), 0
-  else:
-    edge = stem.conv.kernel_shape // 2
-  width = span + 2 * halos[0]
-  macs = _weights(stem.conv) * (width + 2 * edge)
-  macs += _weights(stem.residual.module.conv) * width + _weights(stem.pool) * (width // 2)
+  macs = _weights(stem.conv) * length
+  macs += _weights(stem.residual.module.conv) * length + _weights(stem.pool) * (length // 2)
   for i, block in enumerate(blocks):
-    resolution = 2**(i + 1)
-    width = (span + 2 * halos[i + 1]) // resolution
-    macs += _weights(block.conv_block.conv) * ((span + 2 * halos[i]) // resolution)
+    width = length // 2**(i + 1)
+    macs += _weights(block.conv_block.conv) * width
     macs += _weights(block.residual.module.conv) * width + _weights(block.pool) * (width // 2)
   return macs
 
 
 @dataclasses.dataclass(frozen=True)
-class Segment:
-  """Tower bins [first, last) taken from a patch of `bins` bins computed over [start, start + P)."""
-  first: int
-  last: int
-  bins: int
-  start: int
+class Stage:
+  """One stage of the stem + conv tower as the sparse computation sees it.
+
+  Output position j of a stage pools the convolution outputs at input positions 2j and 2j + 1;
+  each reads `width` input positions centred on it. In bp, j depends on the input
+  [j · resolution − extent, j · resolution + resolution − 1 + extent].
+
+  Attributes:
+    index: 0 the stem, i + 1 conv-tower block i.
+    resolution: bp per output position (2, 4, ..., 128).
+    extent: bp beyond its own span each side that an output position depends on.
+    width: the convolution's width (at the input's resolution).
+    length: output positions of a whole sequence.
+    channels: output channels.
+    macs: multiply-adds of one output position (two convolution outputs, two pointwise outputs,
+      one pooling logit on the pair's difference), as `tower_macs` counts them.
+  """
+  index: int
+  resolution: int
+  extent: int
+  width: int
+  length: int
+  channels: int
+  macs: int
+
+
+def tower_stages(model: enformer_lib.Enformer, length: int) -> Tuple[Stage, ...]:
+  """The stem and conv-tower blocks of `model` for a sequence of `length` bp (see `Stage`)."""
+  stem = model.trunk.stem
+  width = stem.conv.kernel_shape
+  stages = [Stage(0, 2, width // 2, width, length // 2, stem.conv.output_channels,
+                  2 * _weights(stem.conv) + 2 * _weights(stem.residual.module.conv) +
+                  _weights(stem.pool))]
+  for i, block in enumerate(model.trunk.conv_tower.blocks):
+    previous = stages[-1]
+    width = block.conv_block.width
+    stages.append(Stage(
+        i + 1, 2 * previous.resolution, previous.extent + (width // 2) * previous.resolution,
+        width, length // (2 * previous.resolution), block.filters,
+        2 * _weights(block.conv_block.conv) + 2 * _weights(block.residual.module.conv) +
+        _weights(block.pool)))
+  return tuple(stages)
+
+
+def stage_positions(model: enformer_lib.Enformer, stage: int, table: tf.Tensor, rows: tf.Tensor,
+                    inside: tf.Tensor) -> tf.Tensor:
+  """Output positions of one stage, each from the input positions its convolutions read.
+
+  Args:
+    model: the Enformer whose fused blocks run.
+    stage: `Stage.index` (0 the stem, i + 1 conv-tower block i).
+    table: [R, C_in] input positions to gather from (the stem's: one-hot rows).
+    rows: [U, 2, w] int32, for each output position, the rows of `table` that its two
+      convolution outputs read (input positions 2j + k − w // 2 + t, k < 2, t < w).
+    inside: [U, 2, w] 1 where that input position lies inside the sequence, else 0 (what 'SAME'
+      padding sees: zeros after the block's batch norm and GELU; the stem's input rows outside
+      the sequence must be zero rows).
+
+  Returns:
+    [U, C] the stage's outputs at those positions, equal to the whole sequence's (float
+    rounding aside).
+  """
+  x = tf.gather(table, rows)  # [U, 2, w, C_in]
+  if stage == 0:
+    module = model.trunk.stem
+    conv = module.conv
+  else:
+    module = model.trunk.conv_tower.blocks[stage - 1]
+    conv = module.conv_block.conv
+    x = module.conv_block.batch_norm.fused_gelu(x) * tf.cast(inside, x.dtype)[..., tf.newaxis]
+  w = tf.cast(tf.reshape(conv.w, [-1, conv.output_channels]), x.dtype)  # [w · C_in, C]
+  y = tf.matmul(tf.reshape(x, [-1, w.shape[0]]), w)  # One matmul: [2U, w · C_in] @ [w · C_in, C].
+  if conv.with_bias:
+    y += tf.cast(conv.b, y.dtype)
+  y = tf.reshape(y, [-1, 2, conv.output_channels])  # [U, 2, C]
+  return module.pool.fused(module.residual.fused(y))[:, 0]  # [U, C]
 
 
 def _mix64(values: np.ndarray) -> np.ndarray:
-  """splitmix64 of uint64 values: pseudo-random 64-bit codes (for the plan's key counts)."""
+  """splitmix64 of uint64 values: pseudo-random 64-bit codes."""
   with np.errstate(over='ignore'):
     z = values.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
@@ -254,8 +258,20 @@ def _mix64(values: np.ndarray) -> np.ndarray:
     return z ^ (z >> np.uint64(31))
 
 
-# Candidate patch sizes in tower bins (chosen by the plans of `benchmarks/haplotypes.py`).
-PATCH_BINS = (2, 3, 4, 5, 6, 8, 11, 14, 18, 24, 32, 48)
+@dataclasses.dataclass
+class _Reached:
+  """The output positions of one stage that some haplotype's variants reach, and which of them
+  are computed.
+
+  Attributes:
+    haplotypes, positions: [Q] the (haplotype, output position) pairs reached, sorted.
+    rows: [Q] each pair's computed output (an index into `representative`).
+    representative: [U] for each computed output, the index of one pair it stands for.
+  """
+  haplotypes: np.ndarray
+  positions: np.ndarray
+  rows: np.ndarray
+  representative: np.ndarray
 
 
 class HaplotypeForward:
@@ -268,72 +284,54 @@ class HaplotypeForward:
     >>> outputs['human'].shape   # [3, T', N]; stats.format() tells the reuse.
   """
 
-  def __init__(self, forward: fast.FastForward, *, patch_bins: Optional[Sequence[int]] = None,
-               batch_size: int = 4, patch_batch_size: int = 16):
+  def __init__(self, forward: fast.FastForward, *, batch_size: int = 4,
+               positions_per_call: int = 4096):
     """Args:
       forward: the compiled fast forward of the model (its length, heads and precision).
-      patch_bins: candidate patch sizes in tower bins (each is traced once when first used;
-        sizes above T are clipped to T); default `PATCH_BINS`.
       batch_size: spliced towers per transformer pass.
-      patch_batch_size: patches per conv-tower call.
+      positions_per_call: stage outputs computed per call (bounds the gathered inputs' memory:
+        at the published size, 4,096 positions of the last block gather 200 MB).
     """
     model = forward.model
     self.forward = forward
     self.sequence_length = forward.sequence_length
     self.num_bins = forward.sequence_length // BIN
-    # The tower bins a variant changes: those whose receptive field (`radius` bp each side,
-    # `_fields`) holds it. A patch keeps `halos` bp of context after each convolution and reads
-    # `input_halo` bp of input each side (= the radius unless a stage rounds up).
     self.radius = receptive_radius(model)
-    self.halos = stage_halos(model)
-    self.input_halo = input_halo(model, self.halos)
-    if patch_bins is None:
-      patch_bins = PATCH_BINS
-    self.patch_bins = sorted({min(int(p), self.num_bins) for p in patch_bins if int(p) > 0})
-    if not self.patch_bins:
-      raise ValueError(f'patch_bins must hold positive sizes, got {patch_bins!r}.')
+    self.stages = tower_stages(model, self.sequence_length)
     self.batch_size = int(batch_size)
-    self.patch_batch_size = int(patch_batch_size)
+    self.positions_per_call = int(positions_per_call)
     self.tower_share = tower_share(model, self.sequence_length, forward.heads)
-    full = tower_macs(model, self.sequence_length)
-    # Each candidate size's exact cost in full stem + conv towers.
-    self.patch_work = {bins: tower_macs(model, bins * BIN, self.halos) / full
-                       for bins in self.patch_bins}
+    self.full_tower_macs = tower_macs(model, self.sequence_length)
     self.channels = model.config['input_channels']
-    self._patch_functions: Dict[int, tf.types.experimental.GenericFunction] = {}
+    dtype = forward.dtype
+    self._stage_functions = []
+    inputs = [self.channels] + [stage.channels for stage in self.stages[:-1]]
+    for stage, channels in zip(self.stages, inputs):
+      self._stage_functions.append(tf.function(
+          functools.partial(stage_positions, model, stage.index), autograph=False,
+          input_signature=[tf.TensorSpec([None, channels], dtype),
+                           tf.TensorSpec([None, 2, stage.width], tf.int32),
+                           tf.TensorSpec([None, 2, stage.width], dtype)]))
+    self._reference_stages = tf.function(self._reference_graph, autograph=False,
+                                         input_signature=[tf.TensorSpec(
+                                             [1, self.sequence_length, self.channels],
+                                             tf.float32)])
     self._splice = tf.function(
         self._splice_graph, autograph=False, jit_compile=forward.mode == 'xla',
-        input_signature=[tf.TensorSpec([None, model.trunk.conv_tower.blocks[-1].filters],
-                                       forward.dtype),
+        input_signature=[tf.TensorSpec([None, self.stages[-1].channels], dtype),
                          tf.TensorSpec([None, self.num_bins], tf.int32)])
 
   # ------------------------------------------------------------------ compiled parts
 
-  def _patch_function(self, bins: int):
-    """tf.function: windows [B, W, C_in], starts [B] (first bin) → tower bins [B, P, C]."""
-    if bins not in self._patch_functions:
-      model = self.forward.model
-      dtype = self.forward.dtype
-      halos = self.halos
-
-      def patches(windows: tf.Tensor, starts: tf.Tensor) -> tf.Tensor:
-        return trimmed_tower(model, tf.cast(windows, dtype), starts * BIN, self.sequence_length,
-                             halos)
-
-      self._patch_functions[bins] = tf.function(
-          patches, autograph=False, jit_compile=self.forward.mode == 'xla',
-          input_signature=[tf.TensorSpec([None, bins * BIN + 2 * self.input_halo, self.channels],
-                                         tf.float32),
-                           tf.TensorSpec([None], tf.int32)])
-    return self._patch_functions[bins]
-
-  def warm_up(self) -> None:
-    """Traces the patch function of every candidate size now (a run traces each size when it
-    first uses it: about a second each at the published size on a CPU), e.g. before timing."""
-    for bins in self.patch_bins:
-      self._patch_function(bins)(
-          np.zeros((1, bins * BIN + 2 * self.input_halo, self.channels), np.float32),
-          np.zeros(1, np.int32))
+  def _reference_graph(self, x: tf.Tensor) -> List[tf.Tensor]:
+    """[1, L, C_in] → each stage's outputs over the whole sequence, [n_s, C_s] each."""
+    model = self.forward.model
+    x = model.trunk.stem.fused(tf.cast(x, self.forward.dtype))
+    outputs = [x[0]]
+    for block in model.trunk.conv_tower.blocks:
+      x = block.fused(x)
+      outputs.append(x[0])
+    return outputs
 
   def _splice_graph(self, table: tf.Tensor, rows: tf.Tensor) -> Dict[str, tf.Tensor]:
     """table [R, C] of tower bins (the reference's first), rows [B, T] → {head: [B, T', N]}."""
@@ -370,89 +368,71 @@ class HaplotypeForward:
       bases.append(base)
     return tuple(positions), tuple(bases)
 
-  def _fields(self, positions: np.ndarray, segments: Sequence[Tuple[int, int]]
-              ) -> Tuple[np.ndarray, np.ndarray]:
-    """[S] first and [S] last index into sorted `positions` of the variants in the receptive
-    field of each segment's own bins [first, last)."""
-    bounds = np.asarray(segments, np.int64).reshape(-1, 2) * BIN
-    return (np.searchsorted(positions, bounds[:, 0] - self.radius),
-            np.searchsorted(positions, bounds[:, 1] + self.radius))
+  def reached(self, stage: Stage, positions: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """[V] variant positions (bp) → ([V] first, [V] last + 1) output positions of `stage` whose
+    input holds each (clipped to the sequence)."""
+    positions = np.asarray(positions, np.int64)
+    first = -((stage.extent + stage.resolution - 1 - positions) // stage.resolution)
+    last = (positions + stage.extent) // stage.resolution + 1
+    return np.maximum(first, 0), np.minimum(last, stage.length)
 
-  def _plan(self, haplotypes: List[Tuple[np.ndarray, np.ndarray]]) -> List[Segment]:
-    """Segments (own bins, patch size, patch start) covering every bin that a variant reaches,
-    at the least estimated cost: Σ (distinct local haplotypes of the segment) × `patch_work`.
+  def _reach(self, haplotypes: List[Tuple[np.ndarray, np.ndarray]]) -> List[_Reached]:
+    """Per stage, the outputs the haplotypes' variants reach and which are computed: one per
+    distinct (output position, variants of the haplotype in its input) — a population's common
+    local haplotypes are computed once.
 
-    A dynamic programme over segment ends; the distinct local haplotypes of every segment
-    [a, a + l) are counted at once per length l from prefix sums of pseudo-random 64-bit codes of
-    the (position, base) pairs (equal variant sets give equal sums; execution groups by the exact
-    variants, so a collision could only make the plan a little worse).
+    The variant sets are compared by two independent 64-bit sums of pseudo-random codes of their
+    (position, base) pairs (a 128-bit key: equal sets give equal keys; two different sets of one
+    position collide with probability ~2^-128).
     """
-    num_bins, longest = self.num_bins, self.patch_bins[-1]
-    bins = np.arange(num_bins + 1)
-    begins = np.empty((len(haplotypes), num_bins + 1), np.uint64)  # [D, T + 1] prefix sums.
-    ends = np.empty_like(begins)
-    for d, (positions, bases) in enumerate(haplotypes):
-      codes = _mix64(positions.astype(np.uint64) * np.uint64(4) + bases.astype(np.uint64))
-      sums = np.concatenate([np.zeros(1, np.uint64), np.cumsum(codes, dtype=np.uint64)])
-      first, last = self._fields(positions, np.stack([bins, bins], axis=1))
-      begins[d], ends[d] = sums[first], sums[last]
-    counts = np.full((longest, num_bins), np.inf)  # [l − 1, a]: distinct keys of [a, a + l).
-    for length in range(1, longest + 1):
+    sizes = np.array([len(p) for p, _ in haplotypes])
+    owner = np.repeat(np.arange(len(haplotypes)), sizes)  # [V] sorted by (haplotype, position)
+    positions = np.concatenate([p for p, _ in haplotypes]).astype(np.int64)
+    bases = np.concatenate([b for _, b in haplotypes]).astype(np.int64)
+    span = np.int64(self.sequence_length + 1)
+    keys = owner * span + positions  # [V], sorted.
+    first_code = _mix64(positions * 4 + bases)
+    codes = [first_code, _mix64(first_code ^ np.uint64(0xD1B54A32D192ED03))]
+    with np.errstate(over='ignore'):
+      sums = [np.concatenate([np.zeros(1, np.uint64), np.cumsum(c, dtype=np.uint64)])
+              for c in codes]
+    reached = []
+    for stage in self.stages:
+      first, last = self.reached(stage, positions)
+      counts = last - first
+      pair_owner = np.repeat(owner, counts)
+      pair_position = (np.repeat(first - np.cumsum(counts) + counts, counts) +
+                       np.arange(counts.sum()))
+      pairs = np.unique(pair_owner * stage.length + pair_position)
+      pair_owner, pair_position = pairs // stage.length, pairs % stage.length
+      base = pair_owner * span
+      low = np.clip(pair_position * stage.resolution - stage.extent, 0, span - 1)
+      high = np.clip((pair_position + 1) * stage.resolution + stage.extent, 0, span - 1)
+      i, j = np.searchsorted(keys, base + low), np.searchsorted(keys, base + high)
       with np.errstate(over='ignore'):
-        keys = (ends[:, length:] - begins[:, :num_bins + 1 - length]).T  # [T + 1 − l, D]
-      keys = np.sort(keys[:num_bins + 1 - length], axis=1)
-      counts[length - 1, :num_bins + 1 - length] = (
-          (np.diff(keys, axis=1) != 0).sum(axis=1) + (keys[:, 0] != 0))
-    sizes = np.asarray(self.patch_bins)
-    size_of = sizes[np.searchsorted(sizes, np.arange(1, longest + 1))]  # [l − 1] → P.
-    costs = counts * np.array([self.patch_work[p] for p in size_of])[:, np.newaxis]
-    best = np.zeros(num_bins + 1)
-    choice = np.zeros(num_bins + 1, np.int64)
-    lengths = np.arange(1, longest + 1)
-    for end in range(1, num_bins + 1):
-      usable = lengths[:end]
-      candidates = best[end - usable] + costs[usable - 1, end - usable]
-      k = int(np.argmin(candidates))
-      best[end], choice[end] = candidates[k], usable[k]
-    segments, end = [], num_bins
-    while end > 0:
-      length = int(choice[end])
-      if counts[length - 1, end - length] > 0:
-        size = int(size_of[length - 1])
-        segments.append(Segment(end - length, end, size, min(end - length, num_bins - size)))
-      end -= length
-    return segments[::-1]
+        key = np.stack([pair_position.astype(np.uint64)] + [s[j] - s[i] for s in sums], axis=1)
+      _, representative, rows = np.unique(key, axis=0, return_index=True, return_inverse=True)
+      reached.append(_Reached(pair_owner, pair_position, rows.reshape(-1), representative))
+    return reached
 
-  def _groups(self, haplotypes: List[Tuple[np.ndarray, np.ndarray]],
-              segments: List[Segment]) -> List[Dict[bytes, List[int]]]:
-    """Per segment: its distinct non-reference local haplotypes (the exact variants in its own
-    bins' receptive field, as bytes) → the haplotypes that carry each."""
-    groups: List[Dict[bytes, List[int]]] = [{} for _ in segments]
-    spans = [(segment.first, segment.last) for segment in segments]
-    for d, (positions, bases) in enumerate(haplotypes):
-      for group, i, j in zip(groups, *self._fields(positions, spans)):
-        if i < j:
-          group.setdefault(positions[i:j].tobytes() + bases[i:j].tobytes(), []).append(d)
-    return groups
-
-  def _count(self, segments: List[Segment], groups: List[Dict[bytes, List[int]]],
-             stats: HaplotypeStats) -> None:
-    """Adds the patches of a plan to `stats` (the same sums for a run and for `work`)."""
-    for segment, group in zip(segments, groups):
-      stats.patches += len(group)
-      stats.tower_bp += len(group) * (segment.bins * BIN + 2 * self.input_halo)
-      stats.tower_work += len(group) * self.patch_work[segment.bins]
+  def _count(self, reached: List[_Reached], stats: HaplotypeStats) -> None:
+    """Adds the computed stage outputs to `stats` (the same sums for a run and for `work`)."""
+    for stage, r in zip(self.stages, reached):
+      stats.tower_positions += len(r.representative)
+      stats.tower_work += len(r.representative) * stage.macs / self.full_tower_macs
 
   # ------------------------------------------------------------------ prediction
 
-  def reference(self, reference: np.ndarray) -> Tuple[np.ndarray, tf.Tensor, Outputs]:
-    """(reference inputs [L, C_in], its tower [1, T, C], its outputs {head: [T', N]})."""
+  def reference(self, reference: np.ndarray) -> Tuple[np.ndarray, List[tf.Tensor], Outputs]:
+    """(reference inputs [L, C_in], each stage's outputs [n_s, C_s], its outputs
+    {head: [T', N]})."""
     reference = self._crop(np.asarray(reference, np.float32))
     if reference.ndim != 2 or reference.shape[1] != self.channels:
       raise ValueError(f'The reference must be [L, {self.channels}], got {reference.shape}.')
-    tower = self.forward.tower(reference[np.newaxis])
-    outputs = {head: value.numpy()[0] for head, value in self.forward.after_tower(tower).items()}
-    return reference, tower, outputs
+    stages = self._reference_stages(reference[np.newaxis])
+    outputs = {head: value.numpy()[0]
+               for head, value in self.forward.after_tower(stages[-1][tf.newaxis]).items()}
+    return reference, stages, outputs
 
   def __call__(self, reference: np.ndarray, haplotypes: Iterable[Haplotype], *,
                offset: int = 0) -> Tuple[Outputs, HaplotypeStats]:
@@ -470,7 +450,7 @@ class HaplotypeForward:
       ({head: [K, T', N]} float32, the `HaplotypeStats` of this window).
     """
     haplotypes = list(haplotypes)
-    reference, tower, ref_outputs = self.reference(reference)
+    reference, stages, ref_outputs = self.reference(reference)
     stats = HaplotypeStats(haplotypes=len(haplotypes), windows=1, tower_share=self.tower_share,
                            sequence_length=self.sequence_length)
     index: Dict[Tuple[Tuple[int, ...], Tuple[int, ...]], int] = {}
@@ -483,7 +463,7 @@ class HaplotypeForward:
     stats.reference_like = stats.distinct - len(changed)
     results: List[Optional[Outputs]] = [ref_outputs if not p.size else None for p, _ in distinct]
     if changed:
-      for d, outputs in zip(changed, self._predict(reference, tower,
+      for d, outputs in zip(changed, self._predict(reference, stages,
                                                    [distinct[d] for d in changed], stats)):
         results[d] = outputs
     if not haplotypes:
@@ -496,18 +476,10 @@ class HaplotypeForward:
     distinct = {self._canonical(reference, haplotype, offset) for haplotype in haplotypes}
     return distinct, [(np.asarray(p, np.int64), np.asarray(b, np.int8)) for p, b in distinct if p]
 
-  def plan(self, reference: np.ndarray, haplotypes: Iterable[Haplotype], *,
-           offset: int = 0) -> List[Segment]:
-    """The segments of tower bins that `__call__` computes for these inputs, in order (each
-    once per distinct local haplotype; `patch_work[segment.bins]` full towers each)."""
-    reference = self._crop(np.asarray(reference, np.float32))
-    _, changed = self._distinct(reference, list(haplotypes), offset)
-    return self._plan(changed) if changed else []
-
   def work(self, reference: np.ndarray, haplotypes: Iterable[Haplotype], *,
            offset: int = 0) -> HaplotypeStats:
     """The `HaplotypeStats` that `__call__` would report for these inputs, without running the
-    model (the plan only: distinct haplotypes, patches, transformer passes)."""
+    model (distinct haplotypes, stage outputs computed, transformer passes)."""
     haplotypes = list(haplotypes)
     reference = self._crop(np.asarray(reference, np.float32))
     stats = HaplotypeStats(haplotypes=len(haplotypes), windows=1, tower_share=self.tower_share,
@@ -515,51 +487,60 @@ class HaplotypeForward:
     distinct, changed = self._distinct(reference, haplotypes, offset)
     stats.distinct, stats.reference_like = len(distinct), len(distinct) - len(changed)
     if changed:
-      segments = self._plan(changed)
-      self._count(segments, self._groups(changed, segments), stats)
+      self._count(self._reach(changed), stats)
       stats.transformer_passes = len(changed)
     return stats
 
-  def _predict(self, reference: np.ndarray, tower: tf.Tensor,
+  def _stage_inputs(self, stage: Stage, previous: Optional[_Reached], previous_length: int,
+                    owners: np.ndarray, positions: np.ndarray
+                    ) -> Tuple[np.ndarray, np.ndarray]:
+    """Rows and inside-mask [U, 2, w] of the inputs read by outputs `positions` [U] of haplotypes
+    `owners` [U]: a haplotype's own computed input where its variants reach, else the reference's
+    (rows of the previous stage's table: its `previous_length` reference rows, then the
+    computed ones)."""
+    taps = (np.arange(2)[:, np.newaxis] + np.arange(stage.width) - stage.width // 2)  # [2, w]
+    inputs = 2 * positions[:, np.newaxis, np.newaxis] + taps  # [U, 2, w]
+    inside = (inputs >= 0) & (inputs < previous_length)
+    clipped = np.clip(inputs, 0, previous_length - 1)
+    keys = owners[:, np.newaxis, np.newaxis] * previous_length + clipped
+    known = previous.haplotypes * previous_length + previous.positions  # Sorted.
+    found = np.minimum(np.searchsorted(known, keys), len(known) - 1)
+    hit = (known[found] == keys) & inside
+    rows = np.where(hit, previous_length + previous.rows[found], clipped)
+    if stage.index == 0:
+      rows = np.where(inside, rows, previous_length + len(previous.representative))  # Zero row.
+    return rows.astype(np.int32), inside
+
+  def _predict(self, reference: np.ndarray, stages: List[tf.Tensor],
                haplotypes: List[Tuple[np.ndarray, np.ndarray]],
                stats: HaplotypeStats) -> List[Outputs]:
     """Outputs of distinct haplotypes that differ from the reference."""
-    segments = self._plan(haplotypes)
-    groups = self._groups(haplotypes, segments)
-    self._count(segments, groups, stats)
-    padded = np.pad(reference, [(self.input_halo, self.input_halo), (0, 0)])
-    one_hot = np.eye(4, dtype=np.float32)
-    windows: Dict[int, List[np.ndarray]] = {bins: [] for bins in self.patch_bins}
-    starts: Dict[int, List[int]] = {bins: [] for bins in self.patch_bins}
-    placed = []  # (segment, the local haplotype's index among its size's, its haplotypes).
-    for segment, group in zip(segments, groups):
-      width = segment.bins * BIN + 2 * self.input_halo
-      begin = segment.start * BIN  # In `padded`: the window's first position.
-      for members in group.values():
-        positions, bases = haplotypes[members[0]]
-        i, j = self._fields(positions, [(segment.first, segment.last)])
-        window = padded[begin:begin + width].copy()
-        # Only the variants that reach the segment's own bins (the others' bins are discarded).
-        window[positions[i[0]:j[0]] + self.input_halo - begin, :4] = one_hot[bases[i[0]:j[0]]]
-        placed.append((segment, len(windows[segment.bins]), members))
-        windows[segment.bins].append(window)
-        starts[segment.bins].append(segment.start)
-    parts, offsets = [tower[0]], {}  # [T, C], then [n · P, C] per size.
-    row = self.num_bins
-    for bins in self.patch_bins:
-      offsets[bins] = row
-      function = self._patch_function(bins) if windows[bins] else None
-      for i in range(0, len(windows[bins]), self.patch_batch_size):
-        computed_bins = function(np.stack(windows[bins][i:i + self.patch_batch_size]),
-                                 np.asarray(starts[bins][i:i + self.patch_batch_size], np.int32))
-        parts.append(tf.reshape(computed_bins, [-1, tower.shape[-1]]))
-      row += len(windows[bins]) * bins
+    reached = self._reach(haplotypes)
+    self._count(reached, stats)
+    # The stem's input table: the reference rows, each variant's edited row, a zero row.
+    sizes = np.array([len(p) for p, _ in haplotypes])
+    positions = np.concatenate([p for p, _ in haplotypes])
+    edited = reference[positions].copy()
+    edited[:, :4] = np.eye(4, dtype=np.float32)[np.concatenate([b for _, b in haplotypes])]
+    variants = _Reached(np.repeat(np.arange(len(haplotypes)), sizes), positions,
+                        np.arange(len(positions)), np.arange(len(positions)))
+    dtype = self.forward.dtype
+    table = tf.cast(np.concatenate([reference, edited, np.zeros((1, self.channels), np.float32)]),
+                    dtype)
+    previous, previous_length = variants, self.sequence_length
+    for stage, function, r, stage_reference in zip(self.stages, self._stage_functions, reached,
+                                                    stages):
+      rows, inside = self._stage_inputs(stage, previous, previous_length,
+                                        r.haplotypes[r.representative],
+                                        r.positions[r.representative])
+      computed = [stage_reference]
+      for i in range(0, len(rows), self.positions_per_call):
+        computed.append(function(table, rows[i:i + self.positions_per_call],
+                                 tf.cast(inside[i:i + self.positions_per_call], dtype)))
+      table = tf.concat(computed, axis=0)  # [n_s + U, C_s]
+      previous, previous_length = r, stage.length
     rows = np.tile(np.arange(self.num_bins, dtype=np.int32), (len(haplotypes), 1))  # [D, T]
-    for segment, index, members in placed:
-      owned = np.arange(segment.first, segment.last)
-      rows[np.asarray(members)[:, np.newaxis], owned] = (
-          offsets[segment.bins] + index * segment.bins + owned - segment.start)
-    table = tf.concat(parts, axis=0)  # [T + patches · P, C]
+    rows[previous.haplotypes, previous.positions] = self.num_bins + previous.rows
     results = []
     for i in range(0, len(haplotypes), self.batch_size):
       outputs = self._splice(table, rows[i:i + self.batch_size])
