@@ -443,6 +443,13 @@ def batch_norm_statistics_held() -> Iterator[None]:
     _BATCH_NORM_STATE.held = previous
 
 
+# Sonnet's batch norm __call__ without its `smart_autograph` wrapper, which converts it with
+# autograph each time a graph is traced (~0.1 s per call site, a second or more per model trace).
+# `BatchNorm` always passes Python bools, for which the unconverted method computes the same ops;
+# it runs inside the module's name scope (Sonnet scopes `BatchNorm.__call__` itself).
+_BATCH_NORM_CALL = inspect.unwrap(snt.BaseBatchNorm.__call__)
+
+
 class BatchNorm(snt.distribute.CrossReplicaBatchNorm):
   """Cross-replica batch norm with EMA statistics (decay 0.9), as in the published model.
 
@@ -470,8 +477,8 @@ class BatchNorm(snt.distribute.CrossReplicaBatchNorm):
       return tf.cast(self(tf.cast(inputs, tf.float32), is_training), inputs.dtype)
     training = bool(is_training) and not self.frozen
     if training and getattr(_BATCH_NORM_STATE, 'held', False):
-      return super().__call__(inputs, is_training=False, test_local_stats=True)
-    return super().__call__(inputs, is_training=training)
+      return _BATCH_NORM_CALL(self, inputs, is_training=False, test_local_stats=True)
+    return _BATCH_NORM_CALL(self, inputs, is_training=training)
 
   def inference_affine(self, dtype: tf.DType = tf.float32) -> Tuple[tf.Tensor, tf.Tensor]:
     """Inference batch norm as x · a + b; a, b: [C] (tf.nn.batch_normalization's formula with

@@ -186,6 +186,12 @@ def test_max_pooling_and_positions_with_offset_and_bad_input(setup):
   expected = forward(np.stack([build(reference, [(p - 1_000_000, b) for p, b in h])
                                for h in haplotypes]))['human'].numpy()
   assert rel_error(ours['human'], expected) <= 1e-5
+  # `reduce` keeps what it returns of each distinct haplotype (the reference's included).
+  pick = lambda outputs: {'bin_3': outputs['human'][3, :2]}
+  reduced, _ = predictor(reference, haplotypes + [[]], offset=1_000_000, reduce=pick)
+  np.testing.assert_array_equal(reduced['bin_3'][:2], ours['human'][:, 3, :2])
+  assert reduced['bin_3'].shape == (3, 2) and predictor(reference, [], reduce=pick)[0][
+      'bin_3'].shape == (0, 2)
   # Calls of any number of positions reuse one trace per stage.
   assert [f.experimental_get_tracing_count()
           for f in predictor._stage_functions] == [1] * 7  # pylint: disable=protected-access

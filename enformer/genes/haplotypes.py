@@ -108,6 +108,10 @@ class HaplotypeSettings:
   batch_size: int = 4
   indels: str = 'full'  # 'full': an indel haplotype takes a full pass; 'skip': indels left out.
 
+  def open_vcf(self) -> PhasedVcf:
+    """The genotype reader these settings predict with (its samples, phasing and indels)."""
+    return PhasedVcf(self.vcf, list(self.samples), unphased=self.unphased, indels=self.indels)
+
 
 @dataclasses.dataclass
 class PredictHaplotypesResult:
@@ -223,7 +227,7 @@ def predict_window(forward: HaplotypeForward, fasta: FastaStringExtractor, vcf: 
   and 'summary' (counts, int64), 'tower_work' (float64, in full towers)."""
   if vcf.indels != settings.indels:
     raise ValueError(f'The VCF reader handles indels as {vcf.indels!r}, the settings as '
-                     f'{settings.indels!r}; open it with PhasedVcf(..., indels=settings.indels).')
+                     f'{settings.indels!r}; open it with settings.open_vcf().')
   length = forward.sequence_length
   reference = fasta.extract(kipoiseq.Interval(window.chrom, window.start, window.start + length))
   one_hot = one_hot_encode(reference, neutral_value=settings.neutral_value)
@@ -238,14 +242,17 @@ def predict_window(forward: HaplotypeForward, fasta: FastaStringExtractor, vcf: 
     else:
       simple.append(substituted)
       simple_rows.append(row)
-  outputs, stats = forward(one_hot, simple)
-  predictions = outputs[settings.head]  # [K, T', N]
   tracks = list(settings.tracks) if settings.tracks is not None else slice(None)
-  num_bins = predictions.shape[1]
-  output_start = window.start + (length - num_bins * BIN) // 2
+
+  def reduce(outputs: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    predictions = outputs[settings.head]  # [T', N]
+    output_start = window.start + (length - predictions.shape[0] * BIN) // 2
+    return {'values': _reduce(predictions[:, tracks], window, output_start, settings)}
+
+  reduced, stats = forward(one_hot, simple, reduce=reduce)
   values: List[Optional[np.ndarray]] = [None] * len(edits)
   for k, row in enumerate(simple_rows):
-    values[row] = _reduce(predictions[k][:, tracks], window, output_start, settings)
+    values[row] = reduced['values'][k]
   distinct: Dict[Tuple[Edit, ...], List[int]] = {}
   for row in indel_rows:
     distinct.setdefault(tuple(edits[row]), []).append(row)
@@ -256,8 +263,8 @@ def predict_window(forward: HaplotypeForward, fasta: FastaStringExtractor, vcf: 
     full = forward.forward(np.stack([one_hot_encode(s, neutral_value=settings.neutral_value)
                                      for s, _ in built]))[settings.head].numpy()
     for key, (_, place), prediction in zip(keys[i:i + settings.batch_size], built, full):
-      value = _reduce(prediction[:, tracks], window, (length - num_bins * BIN) // 2, settings,
-                      place)
+      value = _reduce(prediction[:, tracks], window, (length - len(prediction) * BIN) // 2,
+                      settings, place)
       for row in distinct[key]:
         values[row] = value
   stats.haplotypes += len(indel_rows)
@@ -278,9 +285,7 @@ def predict_window_on_worker(source: ModelSource, settings: HaplotypeSettings,
                                                     settings.batch_size))
   fasta, vcf = worker_cached(
       ('haplotype-inputs', settings, threading.get_ident()),
-      lambda: (FastaStringExtractor(settings.fasta),
-               PhasedVcf(settings.vcf, list(settings.samples), unphased=settings.unphased,
-                         indels=settings.indels)))
+      lambda: (FastaStringExtractor(settings.fasta), settings.open_vcf()))
   return predict_window(forward, fasta, vcf, window, settings)
 
 
@@ -486,7 +491,7 @@ def predict_haplotypes(predictor,
       bar.set_postfix_str(f'windows {len(done)}/{len(selected)}')
       if client is None:
         forward = haplotype_forward(predictor, head, batch_size)
-        with PhasedVcf(vcf, chosen, unphased=unphased, indels=indels) as genotypes:
+        with settings.open_vcf() as genotypes:
           for count, index in enumerate(todo, start=len(done) + 1):
             store.save(index, **predict_window(forward, fasta, genotypes, windows[index],
                                                settings))

@@ -48,6 +48,11 @@ class Edit:
   def is_substitution(self) -> bool:
     return len(self.ref) == len(self.alt) == 1
 
+  @property
+  def is_indel(self) -> bool:
+    """Whether the edit changes the sequence length."""
+    return len(self.ref) != len(self.alt)
+
 
 @dataclasses.dataclass
 class GenotypeSummary:
@@ -94,11 +99,6 @@ def check_indels(indels: str) -> str:
     raise ValueError(f"indels must be 'full' (an indel haplotype takes a full pass of its own "
                      f"sequence) or 'skip' (indel alleles left out), got {indels!r}.")
   return indels
-
-
-def _is_indel(edits: Sequence[Edit]) -> bool:
-  """Whether an allele's edits change the sequence length (an indel)."""
-  return any(len(edit.ref) != len(edit.alt) for edit in edits)
 
 
 class UnphasedGenotypeError(ValueError):
@@ -231,7 +231,7 @@ class PhasedVcf:
             continue
           if allele == 0 or alleles.get(allele) is None:
             continue
-          if self.indels == 'skip' and _is_indel(alleles[allele]):
+          if self.indels == 'skip' and any(edit.is_indel for edit in alleles[allele]):
             summary.skipped_indels += 1
             continue
           row = 2 * s + h

@@ -69,20 +69,27 @@ class Adam(snt.optimizers.Adam):
     self.initialize(parameters)
     self.step.assign_add(1)
     step = tf.cast(self.step, tf.float32)
+    scalars = {}  # Per dtype, the step's scalars: computed once, not once per variable.
     for update, param, m_var, v_var in zip(updates, parameters, self.m, self.v):
       if update is None:
         continue
       if isinstance(update, tf.IndexedSlices):
         update = tf.convert_to_tensor(update)
       dtype = update.dtype
-      beta_1 = tf.cast(self.beta1, dtype)
-      beta_2 = tf.cast(self.beta2, dtype)
-      m = beta_1 * m_var + (1. - beta_1) * update
-      v = beta_2 * v_var + (1. - beta_2) * update * update
-      m_hat = m / (1. - tf.pow(beta_1, tf.cast(step, dtype)))
-      v_hat = v / (1. - tf.pow(beta_2, tf.cast(step, dtype)))
-      delta = tf.cast(self.learning_rate, dtype) * m_hat / (
-          tf.sqrt(v_hat) + tf.cast(self.epsilon, dtype))
+      if dtype not in scalars:
+        beta_1 = tf.cast(self.beta1, dtype)
+        beta_2 = tf.cast(self.beta2, dtype)
+        scalars[dtype] = (beta_1, beta_2, 1. - beta_1, 1. - beta_2,
+                          1. - tf.pow(beta_1, tf.cast(step, dtype)),
+                          1. - tf.pow(beta_2, tf.cast(step, dtype)),
+                          tf.cast(self.learning_rate, dtype), tf.cast(self.epsilon, dtype))
+      beta_1, beta_2, rest_1, rest_2, correction_1, correction_2, rate, epsilon = scalars[dtype]
+      # Sonnet's update, operation for operation.
+      m = beta_1 * m_var + rest_1 * update
+      v = beta_2 * v_var + rest_2 * update * update
+      m_hat = m / correction_1
+      v_hat = v / correction_2
+      delta = rate * m_hat / (tf.sqrt(v_hat) + epsilon)
       param.assign_sub(delta)
       m_var.assign(m)
       v_var.assign(v)
