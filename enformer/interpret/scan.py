@@ -23,6 +23,7 @@ from enformer.io.fasta import FastaStringExtractor
 from enformer.io.lock import OutputLock
 from enformer.io.outputs import OutputFolder
 from enformer.io.vcf import read_variants
+from enformer.sequence import one_hot_encode
 
 PathLike = Union[str, os.PathLike]
 SCAN_COLUMNS = ('chrom', 'pos', 'id', 'ref', 'alt', 'motif_gained', 'motif_lost')
@@ -120,11 +121,9 @@ def _fimo_hits(motifs: Dict[str, np.ndarray], sequences: Sequence[str],
                threshold: float) -> pd.DataFrame:
   """FIMO's hits of `motifs` in `sequences` (one frame; `sequence_name` = sequence index)."""
   width = max(len(s) for s in sequences)
-  one_hot = np.zeros((len(sequences), 4, width), np.float32)  # N (and padding): all zero.
+  one_hot = np.zeros((len(sequences), 4, width), np.float32)  # The padding: all zero.
   for i, sequence in enumerate(sequences):
-    codes = np.frombuffer(sequence.upper().encode(), np.uint8)
-    for channel, base in enumerate(b'ACGT'):
-      one_hot[i, channel, :len(codes)] = codes == base
+    one_hot[i, :, :len(sequence)] = one_hot_encode(sequence, neutral_value=0.0).T  # N: zeros.
   found = [frame for frame in fimo(motifs, one_hot, threshold=threshold, dim=0) if len(frame)]
   return pd.concat(found) if found else pd.DataFrame(columns=['sequence_name'])
 
