@@ -119,7 +119,8 @@ def test_each_stage_changes_where_the_plan_says_and_less_reach_is_caught(setup):
   stages, reference vs SNV); a stage that reaches one input position less gives wrong outputs."""
   _, forward, reference = setup
   predictor = HaplotypeForward(forward)
-  assert predictor.radius == predictor.stages[-1].extent == 259  # 7 + 2 · (2 + 4 + ... + 64) bp.
+  # 7 bp (the stem's half-width), then + 2 · 2^(i+1) bp per block: a tower bin's 259 bp.
+  assert [stage.extent for stage in predictor.stages] == [7, 11, 19, 35, 67, 131, 259]
   for position in (1000, 1000 + 127, 1000 + 386 - 259, 3):
     base = (reference[position].argmax() + 1) % 4
     ours = predictor._reference_stages(reference[np.newaxis])  # pylint: disable=protected-access

@@ -130,21 +130,6 @@ def tower_share(model: enformer_lib.Enformer, sequence_length: int,
   return 2.0 * tower / (2.0 * tower + after)
 
 
-def receptive_radius(model: enformer_lib.Enformer) -> int:
-  """bp each side of a conv-tower output bin that the bin depends on: bin t reads input
-  [128·t − r, 128·t + 127 + r].
-
-  Each stage's convolution reads its half-width at its input resolution (the stem's at 1 bp,
-  conv-tower block i's at 2^(i+1) bp); the pooling that follows merges a pair of positions that
-  already lies inside the output position's span, so it adds nothing (`fast.halo_length` counts
-  one position per pair, an upper bound, for its chunk halos).
-  """
-  radius = model.trunk.stem.conv.kernel_shape // 2
-  for i, block in enumerate(model.trunk.conv_tower.blocks):
-    radius += (block.conv_block.width // 2) * 2**(i + 1)
-  return radius
-
-
 def _weights(module) -> int:
   """Multiply-adds per position of a convolution (width × C_in × C_out) or a pooling's logits."""
   if isinstance(module, snt.Conv1D):
@@ -176,7 +161,9 @@ class Stage:
 
   Output position j of a stage pools the convolution outputs at input positions 2j and 2j + 1;
   each reads `width` input positions centred on it. In bp, j depends on the input
-  [j · resolution − extent, j · resolution + resolution − 1 + extent].
+  [j · resolution − extent, j · resolution + resolution − 1 + extent]: each convolution adds its
+  half-width at its input's resolution; the pooled pair lies inside j's own span and adds nothing
+  (`fast.halo_length` counts one position per pair, an upper bound, for its chunk halos).
 
   Attributes:
     index: 0 the stem, i + 1 conv-tower block i.
@@ -296,7 +283,6 @@ class HaplotypeForward:
     self.forward = forward
     self.sequence_length = forward.sequence_length
     self.num_bins = forward.sequence_length // BIN
-    self.radius = receptive_radius(model)
     self.stages = tower_stages(model, self.sequence_length)
     self.batch_size = int(batch_size)
     self.positions_per_call = int(positions_per_call)
@@ -498,7 +484,7 @@ class HaplotypeForward:
       stats.transformer_passes = len(changed)
     return stats
 
-  def _stage_inputs(self, stage: Stage, previous: Optional[_Reached], previous_length: int,
+  def _stage_inputs(self, stage: Stage, previous: _Reached, previous_length: int,
                     owners: np.ndarray, positions: np.ndarray
                     ) -> Tuple[np.ndarray, np.ndarray]:
     """Rows and inside-mask [U, 2, w] of the inputs read by outputs `positions` [U] of haplotypes
