@@ -3,13 +3,12 @@
 Builds `Enformer()` (1536 channels, 11 transformer layers, 8 heads, attention pooling), runs one
 random 196,608 bp sequence with `is_training=True` and checks the output shapes (1, 896, 5313) and
 (1, 896, 1643); checks that the default inference path (`enformer.inference.fast` through
-`Predictor`)
-equals `model(x, is_training=False)` within 1e-5 of the largest output; then checks that the model
-built by that forward pass holds exactly DeepMind's checkpoint variable tree (skipped when
-../shared is absent).
+`Predictor`) equals `model(x, is_training=False)` within 1e-5 of the largest output; then checks
+that the model built by that forward pass holds exactly DeepMind's checkpoint variable tree
+(skipped when ../shared is absent).
 
-It takes up to about two minutes on 2 CPU cores (measured on the project's 2-core machine: 41 s
-alone, 56 s while other jobs loaded it) and peaks at 4.7 GB of memory.
+It takes about 1½ minutes on 2 CPU cores (2-vCPU AMD EPYC, AVX2 only: 88–97 s) and peaks at
+6.3 GB of memory.
 """
 
 import os
@@ -23,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 import enformer
+from enformer import cpu_memory
 
 SHARED = pathlib.Path(os.environ.get('ENFORMER_SHARED',
                                      pathlib.Path(__file__).resolve().parent.parent / 'shared'))
@@ -37,6 +37,7 @@ class TestEnformer(unittest.TestCase):
 
   @classmethod
   def setUpClass(cls):
+    cpu_memory.use_pooled_cpu_memory()  # As the `enformer` command (before the first operation).
     cls.model = enformer.Enformer(channels=1536, num_transformer_layers=11)
     cls.outputs = cls.model(_get_random_input(), is_training=True)
 

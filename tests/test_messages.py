@@ -30,10 +30,12 @@ TARGETS = ('index\tidentifier\tfile\tclip\tscale\tsum_stat\tdescription\n'
            '0\tt0\tt0.bw\t32\t1\tsum\tCAGE:a\n1\tt1\tt1.bw\t32\t1\tsum\tDNASE:β-cell\n')
 
 
-def _run_python(code: str, timeout: float = 300) -> subprocess.CompletedProcess:
-  """`code` in a fresh interpreter (its own sys.modules), with the repository on the path."""
+def _run_python(code: str, timeout: float = 300, **env_vars: str) -> subprocess.CompletedProcess:
+  """`code` in a fresh interpreter (its own sys.modules), with the repository on the path and
+  `env_vars` set."""
   env = dict(os.environ, PYTHONPATH=REPO)
   env.pop('TF_CPP_MIN_LOG_LEVEL', None)
+  env.update(env_vars)
   return subprocess.run([sys.executable, '-c', textwrap.dedent(code)], env=env,
                         capture_output=True, text=True, timeout=timeout, check=False)
 
@@ -519,9 +521,11 @@ def test_resume_after_touch_or_copy_of_the_same_model(inputs, tmp_path):
 # --------------------------------------------------------------------------- quiet workers
 
 @pytest.mark.slow
-def test_dask_workers_import_tensorflow_quietly(monkeypatch):
+def test_dask_workers_import_tensorflow_quietly_and_pool_cpu_memory(monkeypatch):
   """Local clusters preload `enformer.io.quiet` into their workers, and a process with that
-  preload imports TensorFlow without the start-up lines on stderr."""
+  preload imports TensorFlow without the start-up lines on stderr; with the workers' environment
+  its CPU tensors come from TensorFlow's pool (`enformer.cpu_memory`: only a pooling allocator
+  has statistics), up to the machine's memory."""
   from enformer.distributed import cluster
   seen = {}
 
@@ -535,20 +539,26 @@ def test_dask_workers_import_tensorflow_quietly(monkeypatch):
     def __exit__(self, *unused):
       return False
 
-  monkeypatch.delenv('TF_CPP_MIN_LOG_LEVEL', raising=False)
+  for name in ('TF_CPP_MIN_LOG_LEVEL', 'TF_CPU_ALLOCATOR_USE_BFC', 'TF_CPU_BFC_MEM_LIMIT_IN_MB'):
+    monkeypatch.delenv(name, raising=False)
   monkeypatch.setattr(cluster.distributed, 'LocalCluster', FakeCluster)
   monkeypatch.setattr(cluster.distributed, 'Client', lambda unused: FakeCluster())
   with cluster.local_client(1):
     pass
   assert 'enformer.io.quiet' in seen['preload']
   assert seen['env']['TF_CPP_MIN_LOG_LEVEL'] == '3'
+  assert seen['env']['TF_CPU_ALLOCATOR_USE_BFC'] == 'true'
+  memory_mb = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') // 2**20
+  assert seen['env']['TF_CPU_BFC_MEM_LIMIT_IN_MB'] == str(memory_mb)
+  pool = {name: seen['env'][name] for name in ('TF_CPU_ALLOCATOR_USE_BFC',
+                                                'TF_CPU_BFC_MEM_LIMIT_IN_MB')}
   result = _run_python('''
       from enformer.io import quiet
       quiet.dask_setup(None)  # What the worker runs at start.
       import tensorflow as tf
-      print(int(tf.constant(1) + 1))
-      ''')
-  assert result.returncode == 0 and result.stdout.strip() == '2', result.stderr
+      print(int(tf.constant(1) + 1), tf.config.experimental.get_memory_info('CPU:0')['peak'] > 0)
+      ''', **pool)
+  assert result.returncode == 0 and result.stdout.split() == ['2', 'True'], result.stderr
   assert result.stderr.strip() == '', result.stderr
 
 

@@ -17,6 +17,7 @@ import sys
 import warnings
 from typing import List, Optional
 
+from enformer import cpu_memory
 from enformer.cli import _common
 from enformer.cli._errors import describe
 
@@ -46,6 +47,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     return 0
   debug = args.debug or os.environ.get('ENFORMER_DEBUG', '').lower() not in ('', '0', 'false')
   warnings.formatwarning = _one_line_warning
+  cpu_memory.use_pooled_cpu_memory()
   if not debug:  # --debug shows TensorFlow's own start-up messages too.
     _common.import_tensorflow_quietly()
   try:

@@ -14,6 +14,7 @@ from typing import Dict, Iterator, Optional
 import dask
 import distributed
 
+from enformer import cpu_memory
 from enformer.io import quiet
 
 # Settings of clusters started here. Scores are small and handled by the driver as soon as they
@@ -38,12 +39,14 @@ DASK_CONFIG = {
 def worker_environment(threads: int = 1) -> Dict[str, str]:
   """Environment variables of a worker process: TensorFlow/OpenMP use `threads` threads.
 
-  TensorFlow's log level is this process's (default 3: no start-up lines; `enformer.io.quiet`).
+  TensorFlow's log level is this process's (default 3: no start-up lines; `enformer.io.quiet`);
+  CPU tensors come from TensorFlow's pool (`enformer.cpu_memory`).
   """
   value = str(int(threads))
   return {'TF_NUM_INTRAOP_THREADS': value, 'TF_NUM_INTEROP_THREADS': value,
           'OMP_NUM_THREADS': value,
-          quiet.LOG_LEVEL_VARIABLE: os.environ.get(quiet.LOG_LEVEL_VARIABLE, quiet.QUIET_LEVEL)}
+          quiet.LOG_LEVEL_VARIABLE: os.environ.get(quiet.LOG_LEVEL_VARIABLE, quiet.QUIET_LEVEL),
+          **cpu_memory.environment()}
 
 
 @contextlib.contextmanager
