@@ -14,6 +14,12 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 import numpy as np
 import pytest
 
+from enformer import cpu_memory
+
+# The test processes (and those they start) allocate CPU tensors as the `enformer` command does:
+# from TensorFlow's pool (`enformer.cpu_memory`), set before TensorFlow's first operation.
+cpu_memory.use_pooled_cpu_memory()
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED = pathlib.Path(os.environ.get('ENFORMER_SHARED', REPO.parent / 'shared'))
 
