@@ -40,14 +40,6 @@ def seeded_dropout(seed: tf.Tensor) -> Iterator[None]:
     _STATE.seeds = previous
 
 
-def next_seed() -> Optional[tf.Tensor]:
-  """The seed (int64 [2]) of this thread's next seeded dropout call; None outside
-  `seeded_dropout`. For code that draws dropout seeds of its own (`enformer.training.recompute`)
-  and must follow the enclosing seed rather than the global random stream."""
-  seeds = getattr(_STATE, 'seeds', None)
-  return None if seeds is None else seeds.next_seed()
-
-
 def dropout(x: tf.Tensor, rate: float, noise_shape: Optional[Sequence[int]] = None) -> tf.Tensor:
   """`tf.nn.dropout(x, rate)`, or its seeded stateless form inside `seeded_dropout`."""
   seeds = getattr(_STATE, 'seeds', None)

@@ -110,29 +110,3 @@ def test_recomputed_block_reuses_dropout_masks():
   assert np.abs(out.numpy() - other.numpy()).max() > 0.1
   # Outside recomputed blocks tf.nn.dropout behaves as before.
   assert tf.nn.dropout(tf.ones([1000]), rate=0.5).numpy().min() == 0.0
-
-
-def test_a_seeded_step_replays_its_dropout_masks_and_is_traced_once():
-  """Deterministic training passes each step a seed (`dropout_seed(run seed, step)`): the same
-  seed gives the same step (recomputed blocks draw their masks from it too), another seed other
-  masks, and new seeds do not retrace the step."""
-  model = _model(dropout_rate=0.4, attention_dropout_rate=0.3, positional_dropout_rate=0.3)
-  optimizer = step_lib.Adam(1e-3)
-  optimizer.initialize(model.trainable_variables)
-  train_step = step_lib.TrainStep(model, optimizer, model.trainable_variables,
-                                  tf.distribute.get_strategy(), 2, 10.0, recompute=True)
-  x, y = _batch()
-  state = list(model.variables) + list(optimizer.variables)
-  start = [v.numpy() for v in state]
-
-  def run(step: int):
-    for variable, value in zip(state, start):
-      variable.assign(value)
-    loss, norm = train_step.train({'sequence': x, 'target': y}, 'human',
-                                  step_lib.dropout_seed(7, step))
-    return float(loss), float(norm)
-
-  first, again, other = run(5), run(5), run(6)
-  assert again == pytest.approx(first, rel=1e-6)
-  assert abs(other[0] - first[0]) > 1e-3 * abs(first[0]), (first, other)
-  assert train_step._train_functions[('human', False)].experimental_get_tracing_count() == 1

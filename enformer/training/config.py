@@ -48,8 +48,8 @@ class TrainConfig:
     max_shift: largest augmentation shift in bp.
     shuffle_buffer: examples in the shuffle buffer (0: no shuffling).
     seed: seed of shuffling, augmentation, initialisation and dropout.
-    deterministic: reproducible runs: op determinism, ordered input, dropout masks drawn from
-      (seed, step, replica), so a killed and resumed run equals an uninterrupted one.
+    deterministic: reproducible runs: op determinism, ordered input, dropout reseeded at every
+      checkpoint boundary, so a killed and resumed run equals an uninterrupted one.
     eval_every: validate every this many steps (and at the end).
     eval_batches: validation batches per evaluation (None: the whole validation subset).
     eval_batch_size: validation global batch size (None: batch_size).

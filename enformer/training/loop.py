@@ -10,9 +10,9 @@ across replicas (and shards it across workers).
 Resume: on start, the latest checkpoint of `run_dir/checkpoints` is restored (model, optimizer,
 step, learning rate, best score) and every head's data stream skips the batches it already
 consumed, so with `deterministic=True` a killed and resumed run ends with the same weights as an
-uninterrupted one. For that, every dropout mask of a step is drawn from a seed of (seed, step,
-replica) (`step.dropout_seed`, stateless dropout), so what a step computes does not depend on the
-steps run before it in the same process; the step is traced once per head.
+uninterrupted one. For that, dropout is reseeded at the start of every checkpoint interval
+(tf.random.set_seed(seed, step) and a retrace), so the random stream after a checkpoint does not
+depend on what ran before it.
 """
 
 import contextlib
@@ -331,14 +331,17 @@ def _train(config: config_lib.TrainConfig, strategy: tf.distribute.Strategy, chi
   eval_batch_size = config.eval_batch_size or config.batch_size
   try:
     for step in range(start, config.num_steps):
+      if config.deterministic and (step == start or step % config.checkpoint_every == 0):
+        # Dropout's random stream restarts at every checkpoint boundary (see module docstring).
+        tf.random.set_seed(config.seed * 1_000_003 + step)
+        train_step.reset_functions()
       head = heads[step % len(heads)]
       lr = step_lib.learning_rate_at(step, config.learning_rate, config.warmup_steps)
       learning_rate.assign(lr)
       began = time.perf_counter()
       with data_errors(f'the training data of head {head}'):
         batch = next(iterators[head])
-      seed = step_lib.dropout_seed(config.seed, step) if config.deterministic else None
-      loss, grad_norm = train_step.train(batch, head, seed)
+      loss, grad_norm = train_step.train(batch, head)
       loss, grad_norm = float(loss), float(grad_norm)
       if step > start:
         timed_steps += 1

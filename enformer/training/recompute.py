@@ -53,15 +53,12 @@ def recompute_block(block, inputs: tf.Tensor, seed: Optional[tf.Tensor] = None) 
     block: a module taking (inputs, is_training), e.g. a conv-tower or transformer block. Its
       variables must exist already (e.g. `Enformer.build_variables()`).
     inputs: [B, T, C] block input.
-    seed: int64 [2] seed of the block's dropout masks (default: the next seed of the enclosing
-      `enformer.dropout.seeded_dropout`, else drawn from the global stream).
+    seed: int64 [2] seed of the block's dropout masks (default: drawn from the global stream).
 
   Returns:
     The block output: `seeded_block_call(block, inputs, seed)`, with its gradient computed by
     recomputing that call in the backward pass.
   """
-  if seed is None:
-    seed = dropout_lib.next_seed()  # Inside a seeded training step: from the step's seed.
   if seed is None:
     seed = tf.random.uniform([2], maxval=_MAX_SEED, dtype=tf.int64)
 

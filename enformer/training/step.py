@@ -6,13 +6,11 @@ mean over the global batch; gradients are all-reduced (summed) across replicas, 
 global norm and applied by Adam to every replica's copy of the variables.
 """
 
-import contextlib
 from typing import Dict, Optional, Sequence, Tuple
 
 import sonnet as snt
 import tensorflow as tf
 
-from enformer import dropout as dropout_lib
 from enformer import enformer as enformer_lib
 from enformer.training import strategy as strategy_lib
 from enformer.training import metrics
@@ -45,12 +43,6 @@ def learning_rate_at(step: int, peak: float, warmup_steps: int) -> float:
   if warmup_steps <= 0:
     return float(peak)
   return float(peak) * min(1.0, (step + 1) / warmup_steps)
-
-
-def dropout_seed(seed: int, step: int) -> tf.Tensor:
-  """The dropout seed (int32 [2]) of training step `step` of a run seeded `seed`: what
-  `TrainStep.train(..., seed=)` takes in deterministic runs."""
-  return tf.random.experimental.stateless_fold_in(tf.constant([seed, 0], tf.int64), step)
 
 
 class Adam(snt.optimizers.Adam):
@@ -135,8 +127,12 @@ class TrainStep:
     self.clip_norm = float(clip_norm)
     self.precision = precision
     self.recompute = bool(recompute)
-    self._train_functions: Dict[Tuple[str, bool], tf.types.experimental.GenericFunction] = {}
+    self._train_functions: Dict[str, tf.types.experimental.GenericFunction] = {}
     self._eval_functions: Dict[str, tf.types.experimental.GenericFunction] = {}
+
+  def reset_functions(self) -> None:
+    """Forgets traced functions (the next call retraces, taking the current global seed)."""
+    self._train_functions.clear()
 
   def _call_model(self, sequence: tf.Tensor, head: str, is_training: bool) -> tf.Tensor:
     if self.recompute and is_training:
@@ -154,15 +150,8 @@ class TrainStep:
       return tf.cast(outputs, tf.float32)
     return self._call_model(sequence, head, is_training)
 
-  def _replica_train(self, batch: Dict[str, tf.Tensor], head: str,
-                     seed: Optional[tf.Tensor]) -> Tuple[tf.Tensor, tf.Tensor]:
-    context = tf.distribute.get_replica_context()
-    if seed is None:
-      masks = contextlib.nullcontext()
-    else:  # Each replica its own masks (its examples differ), a function of the step's seed.
-      replica = tf.cast(context.replica_id_in_sync_group, tf.int32)
-      masks = dropout_lib.seeded_dropout(tf.random.experimental.stateless_fold_in(seed, replica))
-    with masks, tf.GradientTape() as tape:
+  def _replica_train(self, batch: Dict[str, tf.Tensor], head: str) -> Tuple[tf.Tensor, tf.Tensor]:
+    with tf.GradientTape() as tape:
       predictions = self._forward(batch['sequence'], head, is_training=True)
       per_example = poisson_loss(batch['target'], predictions)  # [B_replica]
       loss = tf.reduce_sum(per_example) / self.global_batch_size
@@ -170,6 +159,7 @@ class TrainStep:
     used = [i for i, g in enumerate(gradients) if g is not None]
     if not used:
       raise ValueError(f'No trainable variable receives a gradient from head {head!r}.')
+    context = tf.distribute.get_replica_context()
     reduced = context.all_reduce(tf.distribute.ReduceOp.SUM, [gradients[i] for i in used])
     clipped, norm = tf.clip_by_global_norm(reduced, self.clip_norm)
     updates = [None] * len(self.variables)
@@ -178,26 +168,16 @@ class TrainStep:
     self.optimizer.apply(updates, self.variables)
     return loss, norm
 
-  def train(self, batch, head: str,
-            seed: Optional[tf.Tensor] = None) -> Tuple[tf.Tensor, tf.Tensor]:
-    """One step on a distributed global batch for `head` → (mean loss, gradient global norm).
-
-    Args:
-      batch: the distributed global batch ({'sequence', 'target'}).
-      head: the head it trains.
-      seed: None: dropout masks come from TensorFlow's global random stream. An int32/int64 [2]
-        tensor (`dropout_seed`): every dropout mask of the step is a function of it (and of the
-        replica), so a step replays exactly; a new seed per call does not retrace.
-    """
-    key = (head, seed is None)
-    if key not in self._train_functions:
-      def step(batch, seed):
-        loss, norm = self.strategy.run(self._replica_train, args=(batch, head, seed))
+  def train(self, batch, head: str) -> Tuple[tf.Tensor, tf.Tensor]:
+    """One step on a distributed global batch for `head` → (mean loss, gradient global norm)."""
+    if head not in self._train_functions:
+      def step(batch):
+        loss, norm = self.strategy.run(self._replica_train, args=(batch, head))
         loss = self.strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
         norm = self.strategy.reduce(tf.distribute.ReduceOp.MEAN, norm, axis=None)
         return loss, norm
-      self._train_functions[key] = tf.function(step, autograph=False)
-    return self._train_functions[key](batch, seed)
+      self._train_functions[head] = tf.function(step, autograph=False)
+    return self._train_functions[head](batch)
 
   def _replica_evaluate(self, batch: Dict[str, tf.Tensor], head: str) -> tf.Tensor:
     predictions = self._forward(batch['sequence'], head, is_training=False)
