@@ -4,8 +4,9 @@ Without a GPU, TensorFlow allocates each CPU tensor with malloc unless TF_CPU_AL
 set (with a GPU it pools host memory anyway). A full-size pass allocates and frees tensors of tens
 to hundreds of MB; glibc maps each one anew and the kernel zeroes its pages at first touch. With
 TensorFlow's BFC allocator the memory is kept and reused: `python -m enformer_test` (three
-full-size passes) took 97 s instead of 119 s, 11.6 s instead of 49.6 s of it in the kernel, with
-a lower peak (6.3 instead of 6.5 GB; 2-vCPU AMD EPYC, AVX2 only, docs/performance.md).
+full-size passes, two of them eager) took 94 s instead of 119 s, 10 s instead of 50 s of it in the
+kernel, with a lower peak (6.3 instead of 6.5 GB); the fast path's predictions 5% less time
+(2-vCPU AMD EPYC, AVX2 only; docs/performance.md).
 
 The pool returns nothing to the system before the process ends, and TensorFlow caps it at 64 GB
 unless TF_CPU_BFC_MEM_LIMIT_IN_MB says otherwise; `environment()` sets that to the machine's

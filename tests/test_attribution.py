@@ -336,7 +336,8 @@ def test_gradient_of_deepmind_reference_weights_equals_the_reference_op_sequence
   x = reference_small_io['one_hot'][:1, start:start + length]
   mask = attribution.target_mask(length // 128, 5313, range(120, 136), [10, 4828])
 
-  @tf.function  # Graph mode: eager gradients of the pooling would allocate [L/2, C, C].
+  # Graph mode: eager gradients of the pooling would allocate [L/2, C, C].
+  @tf.function(autograph=False)
   def reference_gradient_times_input(xt):
     with tf.GradientTape() as tape:
       tape.watch(xt)

@@ -97,7 +97,8 @@ def test_gradient_through_export_is_as_exact_as_the_library(model, exported):
     return (tape.gradient(score, xt) * xt).numpy()[0].sum(-1)
 
   exact = gradient_times_input(
-      tf.function(lambda t: fast.fast_heads(model, fast.fast_trunk(model, t), ['human'])), x,
+      tf.function(lambda t: fast.fast_heads(model, fast.fast_trunk(model, t), ['human']),
+                  autograph=False), x,
       tf.float64)
   library = interpret.contribution_input_grad(model, x, mask)
   loaded = tf.saved_model.load(exported)

@@ -41,7 +41,7 @@ def _gradients_and_statistics(recompute_flag: bool):
                                   recompute=recompute_flag)
   x, y = _batch()
 
-  @tf.function
+  @tf.function(autograph=False)
   def gradients():
     with tf.GradientTape() as tape:
       loss = tf.reduce_mean(step_lib.poisson_loss(y, train_step._forward(x, 'human', True)))
@@ -88,7 +88,7 @@ def test_recomputed_block_reuses_dropout_masks():
   seed = tf.constant([3, 4], tf.int64)
   variables = block.trainable_variables
 
-  @tf.function
+  @tf.function(autograph=False)
   def gradients(checkpointed: bool):
     with tf.GradientTape() as tape:
       tape.watch(x)
