@@ -21,7 +21,7 @@ def test_the_pool_is_on_up_to_the_machines_memory_unless_the_user_says_otherwise
   assert os.environ[cpu_memory.USE_POOL_VARIABLE] == 'false'
 
 
-def test_the_command_sets_the_pool_before_its_subcommand_runs(monkeypatch, tmp_path, capsys):
+def test_the_command_sets_the_pool_before_its_subcommand_runs(monkeypatch, tmp_path):
   monkeypatch.delenv(cpu_memory.USE_POOL_VARIABLE, raising=False)
   monkeypatch.delenv(cpu_memory.LIMIT_VARIABLE, raising=False)
   # A subcommand that stops at its input checks, before TensorFlow.
