@@ -375,10 +375,11 @@ def test_kill_and_resume_equals_uninterrupted_run(tmp_path):
                                 train_size=32,
                                 valid_size=8, test_size=4, seed=3)
   def command(run_dir):
-    # Dropout, augmentation and shuffling stay on: deterministic mode must replay them.
+    # Dropout, augmentation and shuffling stay on: deterministic mode must replay them. Killed
+    # after ckpt-4, the rerun starts at a checkpoint interval that the uninterrupted run crossed.
     return [sys.executable, '-m', 'enformer', 'train', '--preset', 'micro', '--data', str(data),
             '--run-dir', str(run_dir), '--batch-size', '2', '--num-steps', '8',
-            '--warmup-steps', '2', '--checkpoint-every', '2', '--eval-every', '8',
+            '--warmup-steps', '2', '--checkpoint-every', '4', '--eval-every', '8',
             '--deterministic', 'true', '--export-hub', 'false', '--progress', 'false',
             '--shuffle-buffer', '16']
   reference = subprocess.Popen(command(tmp_path / 'uninterrupted'), env=ENV,
