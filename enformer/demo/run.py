@@ -101,7 +101,9 @@ class DemoSettings:
     num_tracks: organism → signal tracks.
     train_size, valid_size, test_size: records per subset and organism.
     num_steps, batch_size, warmup_steps, learning_rate: training.
-    eval_batches: validation batches per evaluation during training.
+    eval_every: steps between validations (the best model by validation is kept).
+    checkpoint_every: steps between checkpoints, from which an interrupted training resumes
+      (deterministic training retraces its step at each).
     variants_per_class: SNVs that destroy motifs, and as many far from motifs.
     model_args: `Enformer` arguments overriding preset `MODEL_PRESET` (default: max pooling,
       see `DEFAULT_MODEL_ARGS`).
@@ -118,6 +120,7 @@ class DemoSettings:
   warmup_steps: int
   learning_rate: float
   eval_every: int
+  checkpoint_every: int
   variants_per_class: int
   model_args: Dict[str, Any] = dataclasses.field(
       default_factory=lambda: dict(DEFAULT_MODEL_ARGS))
@@ -133,7 +136,7 @@ FULL = DemoSettings(
     num_tracks={'human': 4, 'mouse': 2},
     train_size=1024, valid_size=32, test_size=96,
     num_steps=1000, batch_size=16, warmup_steps=50, learning_rate=2e-3, eval_every=250,
-    variants_per_class=24)
+    checkpoint_every=250, variants_per_class=24)
 
 # --quick: 1,024 bp inputs (8 bins) and the tiny model's blocks at 48 channels (conv tower in
 # multiples of 16; 1/12 of its training step) at twice the learning rate. The CTCF/SP1 tracks are
@@ -147,7 +150,7 @@ QUICK = DemoSettings(
     num_tracks={'human': 4, 'mouse': 2},
     train_size=256, valid_size=16, test_size=64,
     num_steps=500, batch_size=8, warmup_steps=50, learning_rate=4e-3, eval_every=250,
-    variants_per_class=10, model_args=dict(QUICK_MODEL_ARGS))
+    checkpoint_every=500, variants_per_class=10, model_args=dict(QUICK_MODEL_ARGS))
 
 TEST_CHROM = 'chr4'  # The synthetic data sets hold chr4 out as the test subset.
 
@@ -290,7 +293,7 @@ def _train_step(settings: DemoSettings, seed: int, data: Dict[str, Any], progres
         data={organism: data[organism]['path'] for organism in ORGANISMS},
         batch_size=settings.batch_size, num_steps=settings.num_steps,
         warmup_steps=settings.warmup_steps, learning_rate=settings.learning_rate,
-        eval_every=settings.eval_every, checkpoint_every=settings.eval_every,
+        eval_every=settings.eval_every, checkpoint_every=settings.checkpoint_every,
         keep_checkpoints=2, seed=seed, export_hub=False, progress=progress, deterministic=True)
     best = result.best or {}
     best_prefix = step_dir / 'best' / 'checkpoint' / 'model'
