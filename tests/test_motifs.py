@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import tensorflow as tf
 from memelite.io import write_meme
+from pyjaspar import jaspardb
 
 from conftest import model_arg_flags, write_random_fasta
 from enformer.cli import main
@@ -104,6 +105,28 @@ def test_tomtom_names_a_jaspar_motif_and_not_noise(jaspar):
       ['pos_patterns.pattern_0', 1], ['pos_patterns.pattern_0', 2], ['pos_patterns.pattern_1', 0]]
   assert motifs.best_matches(table) == {'pos_patterns.pattern_0': 'MA0139.2'}
   assert table['q_value'].between(0, 1).all() and (table['q_value'] >= table['p_value']).all()
+
+
+@pytest.mark.parametrize('collection, tax_group', [('CORE', 'vertebrates'), ('CORE', 'insects')])
+def test_jaspar_motifs_are_pyjaspars_selection(jaspar, collection, tax_group):
+  """The motifs, order, names and matrices of pyjaspar's own `fetch_motifs` (latest versions:
+  the insects' selection holds base ids with several versions, of which only the newest is
+  kept)."""
+  ours = jaspar if tax_group == 'vertebrates' else motifs.jaspar_motifs(collection=collection,
+                                                                          tax_group=tax_group)
+  database = jaspardb(release=motifs.JASPAR_RELEASE)
+  theirs = database.fetch_motifs(collection=collection, tax_group=[tax_group], all_versions=False)
+  if tax_group == 'insects':  # Small enough to list every version too (vertebrates: 4 s more).
+    every_version = database.fetch_motifs(collection=collection, tax_group=[tax_group],
+                                          all_versions=True)
+    assert len(every_version) > len(theirs) > 100
+  assert ours.ids == [m.matrix_id for m in theirs]
+  assert ours.names == [m.name for m in theirs]
+  for matrix, motif in zip(ours.matrices, theirs):
+    counts = np.array([motif.counts[base] for base in 'ACGT'])
+    np.testing.assert_array_equal(matrix, counts / counts.sum(0, keepdims=True))
+  with pytest.raises(ValueError, match='has no CORE motifs'):
+    motifs.jaspar_motifs(tax_group='no such taxon')
 
 
 def test_a_meme_file_is_a_motif_database(tmp_path, jaspar):
