@@ -120,8 +120,8 @@ def jaspar_motifs(release: str = JASPAR_RELEASE, collection: str = 'CORE',
 
   The motifs, their order and matrices are those of pyjaspar's
   `fetch_motifs(collection=, tax_group=[...], all_versions=False)`, read in three queries of its
-  database (JASPAR's MATRIX, MATRIX_ANNOTATION and MATRIX_DATA tables) rather than about ten per
-  motif: 0.3 s instead of 3 s.
+  database (JASPAR's MATRIX, MATRIX_ANNOTATION and MATRIX_DATA tables) rather than pyjaspar's
+  ten or so per motif.
   """
   connection = jaspardb(release=release).conn
   selected = [row[0] for row in connection.execute(
