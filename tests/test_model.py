@@ -10,15 +10,9 @@ import tensorflow as tf
 from conftest import SMALL_REFERENCE_CONFIG, shared_path
 from enformer import Enformer
 from enformer import enformer as enformer_lib
-from enformer.testing import MICRO, random_model, random_one_hot
+from enformer.testing import MICRO, checkpoint_tree, random_model, random_one_hot
 
 TINY = {k: v for k, v in MICRO.items() if k not in ('target_length', 'pooling_type')}
-
-
-def checkpoint_tree(model: Enformer, directory: pathlib.Path) -> dict:
-  """Variable name → shape of tf.train.Checkpoint(module=model), as DeepMind's files list it."""
-  prefix = tf.train.Checkpoint(module=model).write(str(directory / 'ckpt'))
-  return {name: list(shape) for name, shape in tf.train.list_variables(prefix)}
 
 
 def read_tree_file(path: pathlib.Path) -> dict:
@@ -68,20 +62,20 @@ def test_extra_input_channels():
   assert model(x, is_training=False)['human'].shape == (1, 16, 5313)
 
 
-def test_small_variable_tree_equals_deepmind(tmp_path):
+def test_small_variable_tree_equals_deepmind():
   expected = read_tree_file(shared_path('reference', 'small', 'checkpoint_variables.txt'))
   model = Enformer(**SMALL_REFERENCE_CONFIG)
   model.build_variables()
-  assert checkpoint_tree(model, tmp_path) == expected
+  assert checkpoint_tree(model) == expected
 
 
 @pytest.mark.slow
-def test_full_size_variable_tree_equals_deepmind(tmp_path):
+def test_full_size_variable_tree_equals_deepmind():
   """Full size built without a 196,608 bp pass (build_variables uses one 128 bp bin)."""
   expected = read_tree_file(shared_path('reference', 'checkpoint_variables_full.txt'))
   model = Enformer()
   model.build_variables()
-  assert checkpoint_tree(model, tmp_path) == expected
+  assert checkpoint_tree(model) == expected
   num_params = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
   assert 245e6 < num_params < 255e6  # ~251 M parameters.
 
