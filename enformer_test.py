@@ -59,11 +59,7 @@ class TestEnformer(unittest.TestCase):
     reference = SHARED / 'reference' / 'checkpoint_variables_full.txt'
     if not reference.exists():
       self.skipTest(f'{reference} not found (../shared is only in the project workspace).')
-    expected = {}
-    for line in reference.read_text().splitlines():
-      name, shape = line.split('\t')
-      expected[name] = [int(d) for d in shape.strip('[]').split(',') if d.strip()]
-    self.assertEqual(testing.checkpoint_tree(self.model), expected)
+    self.assertEqual(testing.checkpoint_tree(self.model), testing.read_checkpoint_tree(reference))
 
 
 if __name__ == '__main__':

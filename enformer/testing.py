@@ -12,8 +12,9 @@ channels with the conv tower rounded to multiples of 16. A training step of it c
 the `tiny` preset's.
 """
 
+import os
 import uuid
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Union
 
 import numpy as np
 import tensorflow as tf
@@ -40,6 +41,17 @@ def checkpoint_tree(module: tf.Module) -> Dict[str, List[int]]:
   finally:
     if tf.io.gfile.exists(directory):
       tf.io.gfile.rmtree(directory)
+
+
+def read_checkpoint_tree(path: Union[str, os.PathLike]) -> Dict[str, List[int]]:
+  """Name → shape from a file of `name<TAB>[d0, d1, ...]` lines, as DeepMind's reference trees
+  are written (`checkpoint_variables_full.txt`); comparable with `checkpoint_tree`."""
+  tree = {}
+  with open(path) as handle:
+    for line in handle.read().splitlines():
+      name, shape = line.split('\t')
+      tree[name] = [int(d) for d in shape.strip('[]').split(',') if d.strip()]
+  return tree
 
 
 def random_one_hot(batch: int, length: int, seed: int = 0, channels: int = 4) -> np.ndarray:

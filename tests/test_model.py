@@ -10,17 +10,10 @@ import tensorflow as tf
 from conftest import SMALL_REFERENCE_CONFIG, shared_path
 from enformer import Enformer
 from enformer import enformer as enformer_lib
-from enformer.testing import MICRO, checkpoint_tree, random_model, random_one_hot
+from enformer.testing import (MICRO, checkpoint_tree, random_model, random_one_hot,
+                              read_checkpoint_tree)
 
 TINY = {k: v for k, v in MICRO.items() if k not in ('target_length', 'pooling_type')}
-
-
-def read_tree_file(path: pathlib.Path) -> dict:
-  tree = {}
-  for line in path.read_text().splitlines():
-    name, shape = line.split('\t')
-    tree[name] = eval(shape)  # Shapes are written as Python lists, e.g. [1, 1, 192].
-  return tree
 
 
 @pytest.fixture(scope='module')
@@ -63,7 +56,7 @@ def test_extra_input_channels():
 
 
 def test_small_variable_tree_equals_deepmind():
-  expected = read_tree_file(shared_path('reference', 'small', 'checkpoint_variables.txt'))
+  expected = read_checkpoint_tree(shared_path('reference', 'small', 'checkpoint_variables.txt'))
   model = Enformer(**SMALL_REFERENCE_CONFIG)
   model.build_variables()
   assert checkpoint_tree(model) == expected
@@ -72,7 +65,7 @@ def test_small_variable_tree_equals_deepmind():
 @pytest.mark.slow
 def test_full_size_variable_tree_equals_deepmind():
   """Full size built without a 196,608 bp pass (build_variables uses one 128 bp bin)."""
-  expected = read_tree_file(shared_path('reference', 'checkpoint_variables_full.txt'))
+  expected = read_checkpoint_tree(shared_path('reference', 'checkpoint_variables_full.txt'))
   model = Enformer()
   model.build_variables()
   assert checkpoint_tree(model) == expected
