@@ -6,8 +6,8 @@ motifs (smoothed motif density; track 0 responds to CTCF, track 1 to SP1, track 
 track 3 to CREB + ½ CTCF), written in the Basenji2 layout, and validates it on the held-out chr3.
 Validation mean Pearson R over tracks must reach THRESHOLD. Run with `pytest -s` to see the curve.
 
-Threshold: in a fresh one-thread process with op determinism the run is the same whatever the
-load; it reached R 0.345, 0.581, 0.805 and 0.969 at steps 70-280 (0.979 at 350 in a longer run).
+Threshold: in a fresh one-thread process with op determinism and oneDNN's AVX2 code the run is
+the same whatever the load and CPU; it reached R 0.065, 0.594, 0.933 and 0.979 at steps 70-280.
 THRESHOLD = 0.85 sits well below the final R, while the first evaluation stays far below it.
 """
 
