@@ -7,8 +7,8 @@ random 196,608 bp sequence with `is_training=True` and checks the output shapes 
 that the model built by that forward pass holds exactly DeepMind's checkpoint variable tree
 (skipped when ../shared is absent).
 
-It takes about 1½ minutes on 2 CPU cores (2-vCPU AMD EPYC, AVX2 only: 88–97 s) and peaks at
-6.3 GB of memory.
+It takes 1–1½ minutes on 2 CPU cores (2-vCPU AMD EPYC: 88–97 s with AVX2 only, 70 s with
+AVX-512 BF16) and peaks at 6.3 GB of memory.
 """
 
 import os
