@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 
 from enformer.checks import is_count
 from enformer.data import augment as augment_lib
+from enformer.data.augment import no_autograph
 from enformer.data.write import INPUT_TRACKS_FEATURE, POOL_WIDTH
 from enformer.io.files import parse_json
 
@@ -426,7 +427,7 @@ def _read_file(filename: tf.Tensor, expected: tf.Tensor, basis: str = 'statistic
   the expected count comes from.
   """
   records = tf.data.TFRecordDataset(filename, _COMPRESSION).ignore_errors()
-  records = records.map(lambda r: (tf.constant(False), r))
+  records = records.map(no_autograph(lambda r: (tf.constant(False), r)))
   end_marker = tf.data.Dataset.from_tensors((tf.constant(True), tf.constant(b'')))
 
   def message(index):
@@ -445,8 +446,8 @@ def _read_file(filename: tf.Tensor, expected: tf.Tensor, basis: str = 'statistic
                    lambda: tf.constant(True))
 
   return (records.concatenate(end_marker).enumerate()
-          .filter(check)
-          .map(lambda index, element: (filename, index, element[1])))
+          .filter(no_autograph(check))
+          .map(no_autograph(lambda index, element: (filename, index, element[1]))))
 
 
 def _make_decoder(info: DatasetInfo, include_input_tracks: bool, check_values: bool):
@@ -531,7 +532,7 @@ def read_file_records(info: DatasetInfo,
   """
   decoder = _make_decoder(info, include_input_tracks, check_values)
   records = _read_file(tf.constant(filename), tf.constant(expected_count, tf.int64), basis)
-  return records.map(decoder)
+  return records.map(no_autograph(decoder))
 
 
 _SHARD_POLICIES = {'file': tf.data.experimental.AutoShardPolicy.FILE,
@@ -696,10 +697,11 @@ def get_dataset(organism_or_path: str,
   if shuffle:
     if not shard_records:  # Record sharding needs the same file order in every pipeline.
       dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.interleave(read, cycle_length=num_parallel_reads,
+    dataset = dataset.interleave(no_autograph(read), cycle_length=num_parallel_reads,
                                  num_parallel_calls=num_parallel_reads, deterministic=deterministic)
   else:
-    dataset = dataset.flat_map(read)  # One file after the other (an interleave would alternate).
+    # One file after the other (an interleave would alternate).
+    dataset = dataset.flat_map(no_autograph(read))
   if shard_records:
     dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
   if shuffle:
@@ -711,11 +713,11 @@ def get_dataset(organism_or_path: str,
   if augment:
     # Decode and augment in one parallel map; seeds are drawn in record order first.
     dataset = augment_lib.with_seeds(dataset, seed).map(
-        lambda record, example_seed: augment_lib.augment_example(decode(*record), example_seed,
-                                                                 augment),
+        no_autograph(lambda record, example_seed: augment_lib.augment_example(
+            decode(*record), example_seed, augment)),
         num_parallel_calls=num_parallel_calls, deterministic=deterministic)
   else:
-    dataset = dataset.map(decode, num_parallel_calls=num_parallel_calls,
+    dataset = dataset.map(no_autograph(decode), num_parallel_calls=num_parallel_calls,
                           deterministic=deterministic)
   if batch_size:
     dataset = dataset.batch(batch_size, drop_remainder=settings.drop_remainder,

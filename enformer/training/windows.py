@@ -11,6 +11,7 @@ from typing import Optional
 
 import tensorflow as tf
 
+from enformer.data.augment import no_autograph
 from enformer.enformer import BIN_SIZE
 
 
@@ -53,6 +54,6 @@ def cut_windows(dataset: tf.data.Dataset, window: int, *, random: bool,
     return {**example, 'sequence': sequence, 'target': target}
 
   if random:
-    return dataset.map(lambda e: cut(e, tf.random.uniform(
-        [], 0, num_bins - bins + 1, dtype=tf.int32, seed=seed)))
-  return dataset.map(lambda e: cut(e, (num_bins - bins) // 2))
+    return dataset.map(no_autograph(lambda e: cut(e, tf.random.uniform(
+        [], 0, num_bins - bins + 1, dtype=tf.int32, seed=seed))))
+  return dataset.map(no_autograph(lambda e: cut(e, (num_bins - bins) // 2)))
