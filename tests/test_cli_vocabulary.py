@@ -155,6 +155,26 @@ def test_no_hidden_flags(capsys):
     assert 'unrecognized arguments' in capsys.readouterr().err, (name, flags)
 
 
+ABBREVIATED = [(['train', '--data', 'd', '--run-dir', 'r', '--checkpoint', '5'], '--checkpoint'),
+               (['predict', '--model', 'm', '--fasta', 'f', '--region', 'chr1:1-2', '--out', 'o',
+                 '--seq', '1024'], '--seq'),
+               (['demo', '--over'], '--over'),
+               (['--deb', 'demo'], '--deb')]
+
+
+def test_abbreviated_flags_are_refused(capsys):
+  """A prefix of a long flag is no hidden alias: a usage error (exit 2) naming it."""
+  assert not build_parser().allow_abbrev
+  for name, parser in _subcommands().items():
+    assert not parser.allow_abbrev, name
+  for argv, flag in ABBREVIATED:
+    with pytest.raises(SystemExit) as exit_info:
+      build_parser().parse_args(argv)
+    assert exit_info.value.code == 2, argv
+    err = capsys.readouterr().err
+    assert 'unrecognized arguments' in err and flag in err, (argv, err)
+
+
 def test_benchmark_sizes_are_the_library_sizes():
   """`--size` offers exactly the sizes `run_benchmark` knows, under the same names."""
   from enformer import benchmark  # pylint: disable=import-outside-toplevel

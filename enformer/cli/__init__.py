@@ -24,7 +24,7 @@ from enformer.cli._errors import describe
 
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
-      prog='enformer',
+      prog='enformer', allow_abbrev=False,
       description='Enformer: DNA sequence → genomic tracks. Prediction, variant scoring, '
       'attribution, Basenji2 data and training.')
   from enformer import __version__

@@ -74,8 +74,12 @@ class HelpFormatter(argparse.HelpFormatter):
 
 
 def add_parser(subparsers, name: str, **kwargs: Any) -> argparse.ArgumentParser:
-  """A subcommand parser with the shared help formatter."""
+  """A subcommand parser with the shared help formatter; abbreviated long flags are refused.
+
+  (argparse would otherwise read `--checkpoint 5` as `--checkpoint-every 5`: hidden aliases.)
+  """
   kwargs.setdefault('formatter_class', HelpFormatter)
+  kwargs.setdefault('allow_abbrev', False)
   return subparsers.add_parser(name, **kwargs)
 
 
