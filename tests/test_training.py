@@ -495,19 +495,26 @@ def test_progress_rate_leaves_out_the_traced_first_steps(tmp_path, capsys):
   assert rate > 0.3 * result.steps_per_second, (bar, result.steps_per_second)
 
 
-@pytest.mark.parametrize('tf_config, chief', [
-    (None, True),
-    ('{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 0}}', True),
-    ('{"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 1}}', False),
-    ('{"cluster": {"chief": ["c:0"], "worker": ["a:1"]}, "task": {"type": "worker", "index": 0}}',
-     False),
-    ('{"cluster": {"chief": ["c:0"], "worker": ["a:1"]}, "task": {"type": "chief", "index": 0}}',
-     True),
-    ('not json', True),
+@pytest.mark.parametrize('task_type, task_id, cluster, chief', [
+    (None, None, {}, True),
+    ('worker', 0, {'worker': ['a:1', 'b:2']}, True),
+    ('worker', 1, {'worker': ['a:1', 'b:2']}, False),
+    ('worker', 0, {'chief': ['c:0'], 'worker': ['a:1']}, False),
+    ('chief', 0, {'chief': ['c:0'], 'worker': ['a:1']}, True),
 ])
-def test_chief_task_from_tf_config(tf_config, chief):
-  """The process that locks the run folder before any strategy exists: the chief, or worker 0 of
-  a cluster without one (MultiWorkerMirroredStrategy's convention)."""
-  from enformer.training.strategy import is_chief_task
-  environ = {} if tf_config is None else {'TF_CONFIG': tf_config}
-  assert is_chief_task(environ) is chief
+def test_chief_of_a_multi_worker_strategy(task_type, task_id, cluster, chief):
+  """The process that locks the run folder and writes the real files: the chief, or worker 0 of
+  a cluster without one (MultiWorkerMirroredStrategy's convention); the one chief test."""
+  from enformer.training.strategy import is_chief
+
+  class StandIn(tf.distribute.MultiWorkerMirroredStrategy):  # pylint: disable=abstract-method
+    def __init__(self):  # pylint: disable=super-init-not-called
+      pass
+
+    @property
+    def cluster_resolver(self):
+      return tf.distribute.cluster_resolver.SimpleClusterResolver(
+          tf.train.ClusterSpec(cluster), task_type=task_type, task_id=task_id)
+
+  assert is_chief(StandIn()) is chief
+  assert is_chief(tf.distribute.get_strategy())

@@ -159,15 +159,8 @@ def run(args: argparse.Namespace) -> int:
     check_input_file(args.config, '--config', kind='text')
   config = build_config(args)
   _check_inputs(args, config)
-  from enformer.training.strategy import is_chief_task  # pylint: disable=import-outside-toplevel
-  if not is_chief_task():  # The other workers of a cluster share the chief's run folder.
-    return _train(args, config)
-  # One live run per folder: a second `train` on it stops here, naming the first.
-  with _common.output_lock(config.run_dir, 'run folder'):
-    return _train(args, config)
-
-
-def _train(args: argparse.Namespace, config) -> int:
+  # One live run per folder: `train` (and `fine_tune` through it) locks the run folder on the
+  # chief, so a second `train` on it stops before reading data, naming the first.
   from enformer.training import train  # pylint: disable=import-outside-toplevel
   if args.init_from:
     from enformer.training.finetune import fine_tune  # pylint: disable=import-outside-toplevel

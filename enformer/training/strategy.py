@@ -206,7 +206,13 @@ def _seconds(value: Optional[float], environ: Mapping[str, str], variable: str, 
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
-  """True for the process that writes summaries, exports and the real checkpoint files."""
+  """True for the process that locks the run folder and writes summaries, exports and the real
+  checkpoint files.
+
+  The one chief test of the package: every process of a single-machine strategy; under
+  MultiWorkerMirroredStrategy the `chief` task, or worker 0 of a cluster without a chief (its
+  convention). The other workers share the chief's run folder.
+  """
   resolver = getattr(strategy, 'cluster_resolver', None)
   if resolver is None or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
     return True
@@ -214,26 +220,7 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
   if task_type in (None, 'chief'):
     return True
   cluster = resolver.cluster_spec().as_dict()
-  return task_type == 'worker' and task_id == 0 and 'chief' not in cluster
-
-
-def is_chief_task(environ: Optional[Mapping[str, str]] = None) -> bool:
-  """Whether this process is the chief of its cluster, from $TF_CONFIG (before any strategy).
-
-  True without TF_CONFIG, for the `chief` task, and for worker 0 of a cluster without a chief
-  (MultiWorkerMirroredStrategy's convention); False for the other workers, which share the chief's
-  run folder. A malformed TF_CONFIG counts as chief (`get_strategy` reports it).
-  """
-  environ = os.environ if environ is None else environ
-  try:
-    tf_config = json.loads(environ.get('TF_CONFIG') or '{}')
-  except json.JSONDecodeError:
-    return True
-  task = tf_config.get('task') or {}
-  cluster = tf_config.get('cluster') or {}
-  if task.get('type') in (None, 'chief'):
-    return True
-  return task.get('type') == 'worker' and int(task.get('index', 0)) == 0 and 'chief' not in cluster
+  return task_type == 'worker' and int(task_id or 0) == 0 and 'chief' not in cluster
 
 
 def worker_id(strategy: tf.distribute.Strategy) -> int:
