@@ -361,3 +361,22 @@ def _docstring_lines(text: str) -> set:
           isinstance(body[0].value.value, str):
         lines.update(range(body[0].lineno, body[0].end_lineno + 1))
   return lines
+
+
+def test_one_model_identity_and_one_names_parser(tmp_path, monkeypatch):
+  """Every workflow names its model one way (`ModelSource.identity`: absolute path, precision
+  unless float32) and reads --genes / --samples one way (a file, else comma-separated names)."""
+  from enformer.distributed import ModelSource  # pylint: disable=import-outside-toplevel
+  monkeypatch.chdir(tmp_path)
+  args = argparse.Namespace(model='runs/x', precision='float32')
+  assert _common.model_id(args) == str(tmp_path / 'runs/x')
+  args.precision = 'bfloat16'
+  assert _common.model_id(args) == f'{tmp_path / "runs/x"} precision=bfloat16'
+  assert ModelSource.of('gs://b/m', precision='bfloat16').identity == 'gs://b/m precision=bfloat16'
+  assert _common.model_for(args, client=object()) == ModelSource.of('runs/x', None,
+                                                                     precision='bfloat16')
+  assert _common.names(' a, b,,c ') == ['a', 'b', 'c']
+  assert _common.names_or_file(None) is None
+  (tmp_path / 'genes.txt').write_text('A\nB\n')
+  assert _common.names_or_file('genes.txt') == str(tmp_path / 'genes.txt')
+  assert _common.names_or_file('A,B') == ['A', 'B']

@@ -12,7 +12,7 @@ import contextlib
 import json
 import math
 import os
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from enformer.io import quiet
 from enformer.io.lock import OutputLock
@@ -151,6 +151,19 @@ def model_source(args: argparse.Namespace):
   from enformer.distributed import ModelSource  # pylint: disable=import-outside-toplevel
   return ModelSource.of(args.model, getattr(args, 'sequence_length', None),
                         precision=getattr(args, 'precision', 'float32'), **predictor_config(args))
+
+
+def model_for(args: argparse.Namespace, client):
+  """The model of a workflow: loaded in this process (`client` None), or with a Dask `client` the
+  `ModelSource` its workers load (this process then loads no weights and needs no TensorFlow)."""
+  return load_predictor(args) if client is None else model_source(args)
+
+
+def model_id(args: argparse.Namespace) -> str:
+  """--model (absolute unless a URL) and --precision: the model in a run's resume fingerprint
+  (`ModelSource.identity`)."""
+  from enformer.distributed import ModelSource  # pylint: disable=import-outside-toplevel
+  return ModelSource.of(args.model, precision=getattr(args, 'precision', 'float32')).identity
 
 
 def load_predictor(args: argparse.Namespace):
@@ -326,6 +339,19 @@ def check_unused_output_folder(out: str, overwrite: bool) -> None:
     raise FileExistsError(f'--out {out} already holds files ({shown}). Pass --overwrite to '
                           'replace the outputs an earlier run of this command wrote there (other '
                           'files are kept), or choose another --out.')
+
+
+def names(text: str) -> List[str]:
+  """'a,b' → ['a', 'b']: the comma-separated lists of --gene-types, --genes and --samples."""
+  return [value.strip() for value in text.split(',') if value.strip()]
+
+
+def names_or_file(text: Optional[str]) -> Union[None, str, List[str]]:
+  """--genes / --samples: an existing file's absolute path (one name a line, read by the
+  library), else a comma-separated list of names; None stays None."""
+  if not text:
+    return None
+  return os.path.abspath(text) if os.path.isfile(text) else names(text)
 
 
 def check_exists(path: str, flag: str) -> None:

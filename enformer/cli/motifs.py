@@ -6,7 +6,6 @@ import sys
 
 from enformer.cli import _common
 from enformer.cli._inputs import check_files, check_model, check_output_path
-from enformer.io.lock import OutputLock
 
 DESCRIPTION = '''\
 Which transcription-factor motifs drive chosen tracks? For every region the contribution scores
@@ -119,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
       extractor.check_regions(regions)
 
   # One run per --out: a second run stops here, naming the first, before loading the model.
-  with OutputLock(args.out, what=f'--out {args.out}'):
+  with _common.output_lock(args.out):
     return _motifs(args, targets, tracks, regions)
 
 
@@ -133,13 +132,12 @@ def _motifs(args: argparse.Namespace, targets, tracks, regions) -> int:
   database = motifs.load_motif_db(args.motif_db)
   with client_for(args.workers, args.scheduler) as client:
     # With a cluster the workers load the model; this process loads no weights.
-    predictor = (_common.load_predictor(args) if client is None else
-                 _common.model_source(args))
+    predictor = _common.model_for(args, client)
     result = motifs.find_motifs(
         predictor, args.fasta, regions, args.out, tracks=tracks, head=args.head,
         targets=targets, method=args.method, window=args.window_size,
         batch_size=args.batch_size, chunk_size=args.chunk_size, motif_db=database,
-        num_matches=args.matches, neutral_value=args.n_value, model_id=args.model,
+        num_matches=args.matches, neutral_value=args.n_value, model_id=_common.model_id(args),
         progress=not args.quiet, overwrite=args.overwrite, client=client)
   print(result.summary())
   resumed = f', resumed {result.chunks_resumed} chunks' if result.chunks_resumed else ''

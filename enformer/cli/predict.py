@@ -6,7 +6,6 @@ import argparse
 from enformer.cli import _common
 from enformer.cli._inputs import (check_files, check_input_file, check_many, check_model,
                                   check_output_path)
-from enformer.cli.score_genes import _names  # One --gene-types / --genes parser.
 
 DESCRIPTION = """Predict genomic tracks for regions of a genome.
 
@@ -55,7 +54,7 @@ def register(subparsers) -> None:
   genes = parser.add_argument_group('genes (with --gtf)')
   genes.add_argument('--genes', default=None,
                      help='only these genes: comma-separated ids or names, or a file of them')
-  genes.add_argument('--gene-types', type=_names, default=None,
+  genes.add_argument('--gene-types', type=_common.names, default=None,
                      help='only these gene types, e.g. protein_coding,lncRNA')
   genes.add_argument('--per-tss', action='store_true',
                      help='one window and one row per TSS (default: per gene)')
@@ -130,11 +129,9 @@ def _predict_with(args: argparse.Namespace, regions, targets, observed_paths, cl
   from enformer.io.targets import select_track, select_tracks
   # TensorFlow: only once the inputs are checked.
   from enformer.inference.regions import PredictionOutputs, predict_to_files
-  if client is None:
-    predictor = model = _common.load_predictor(args)
-  else:  # The workers load the model.
-    model = _common.model_source(args)
-    predictor = fetch_model_info(client, model)
+  model = _common.model_for(args, client)
+  # With a cluster the workers load the model; this process fetches its shape from one.
+  predictor = model if client is None else fetch_model_info(client, model)
   if args.head not in predictor.heads:
     raise ValueError(f'--head {args.head!r} is not a head of the model: {sorted(predictor.heads)}.')
   num_tracks = predictor.heads[args.head]
@@ -170,22 +167,14 @@ def _predict_genes(args: argparse.Namespace) -> int:
   """`enformer predict --gtf`: expression per gene (or TSS) at TSS-centred windows."""
   import os
   check_files((args.gtf, '--gtf', None if args.gtf.endswith('.gz') else 'text'))
-  if args.genes and not os.path.isfile(args.genes):
-    args.genes = _names(args.genes)
   with _common.output_lock(args.out):
     from enformer.distributed import client_for
     from enformer.genes.predict import EXPRESSION_FILES, predict_gene_expression
     with client_for(getattr(args, 'workers', None), getattr(args, 'scheduler', None)) as client:
-      if client is None:
-        model = _common.load_predictor(args)
-      else:  # The workers load the model.
-        from enformer.distributed import ModelSource
-        handle = args.model if '://' in args.model else os.path.abspath(args.model)
-        model = ModelSource(handle, getattr(args, 'sequence_length', None),
-                            dict(_common.predictor_config(args), precision=args.precision))
       result = predict_gene_expression(
-          model, args.fasta, args.gtf, args.out, head=args.head, targets=args.targets,
-          gene_types=args.gene_types, genes=args.genes, per_tss=args.per_tss, tsv=args.tsv,
+          _common.model_for(args, client), args.fasta, args.gtf, args.out, head=args.head,
+          targets=args.targets, gene_types=args.gene_types,
+          genes=_common.names_or_file(args.genes), per_tss=args.per_tss, tsv=args.tsv,
           batch_size=args.batch_size, extra_tracks=args.extra_track, neutral_value=args.n_value,
           progress=not args.quiet, overwrite=args.overwrite, client=client)
   rows, tracks = result.expression.shape

@@ -6,7 +6,6 @@ import sys
 
 from enformer.cli import _common
 from enformer.cli._inputs import check_files, check_model, check_output_path
-from enformer.cli.score_genes import _names  # One --gene-types / --genes parser.
 
 RULES = """Haplotypes: haplotype 1 is the allele left of '|' in a genotype, haplotype 2 the right
 one; GT allele k of a multi-allelic record is its k-th ALT. Missing alleles ('.') are the
@@ -67,7 +66,7 @@ def register(subparsers) -> None:
                       "haplotype; 'skip': indel alleles are left out (counted), each haplotype "
                       'keeps its SNVs and is predicted with reuse (an approximation: the SNV '
                       'haplotypes)')
-  parser.add_argument('--gene-types', type=_names, default=None,
+  parser.add_argument('--gene-types', type=_common.names, default=None,
                       help='with --gtf: keep only these gene types, e.g. protein_coding,lncRNA')
   parser.add_argument('--genes', default=None,
                       help='with --gtf: keep only these genes (comma-separated ids or names, or '
@@ -104,6 +103,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
   import os
   from enformer.io.genotypes import select_samples
+  from enformer.io.haplotypes import haplotypes_file
   from enformer.io.sad import parse_shard
 
   check_files((args.vcf, '--vcf', 'vcf'), (args.fasta, '--fasta', 'fasta'),
@@ -119,12 +119,9 @@ def run(args: argparse.Namespace) -> int:
   if shard and args.tsv:
     raise ValueError('A --shard run writes only its shard file; write the TSV from the joined '
                      'AnnData (or run without --shard).')
-  samples = args.samples
-  if samples is not None and not os.path.isfile(samples):
-    samples = _names(samples)
+  samples = _common.names_or_file(args.samples)
   select_samples(args.vcf, samples)  # Unknown samples: one line naming the known ones.
-  name = 'haplotypes.h5ad' if shard is None else f'haplotypes.{shard[0]}-of-{shard[1]}.h5ad'
-  path = os.path.join(args.out, name)
+  path = os.path.join(args.out, haplotypes_file(shard))
   if os.path.isfile(path) and not args.overwrite:
     raise FileExistsError(f'{path} already exists (a finished run). Pass --overwrite to replace '
                           'it, or choose another --out.')
@@ -134,27 +131,18 @@ def run(args: argparse.Namespace) -> int:
 
 def _predict(args: argparse.Namespace, samples, shard) -> int:
   """`run` once the inputs are checked and the output is locked."""
-  import os
   from enformer.distributed import client_for
   from enformer.genes.haplotypes import predict_haplotypes
-  model_id = args.model if '://' in args.model else os.path.abspath(args.model)
-  if args.precision != 'float32':
-    model_id += f' precision={args.precision}'
-  genes = None
-  if args.genes:
-    genes = os.path.abspath(args.genes) if os.path.isfile(args.genes) else _names(args.genes)
-  options = dict(gtf=args.gtf, bed=args.bed, genes=genes, gene_types=args.gene_types,
-                 samples=samples, unphased=args.unphased, indels=args.indels, head=args.head,
-                 tracks=args.tracks, targets=args.targets,
+  options = dict(gtf=args.gtf, bed=args.bed, genes=_common.names_or_file(args.genes),
+                 gene_types=args.gene_types, samples=samples, unphased=args.unphased,
+                 indels=args.indels, head=args.head, tracks=args.tracks, targets=args.targets,
                  bins=args.bins, mean_haplotypes=args.mean_haplotypes, tsv=args.tsv,
                  neutral_value=args.n_value, batch_size=args.batch_size,
-                 overwrite=args.overwrite, progress=not args.quiet, model_id=model_id,
+                 overwrite=args.overwrite, progress=not args.quiet,
+                 model_id=_common.model_id(args),
                  run_settings={'command': ' '.join(sys.argv)}, shard=shard)
   with client_for(args.workers, args.scheduler) as client:
-    if client is None:
-      predictor = _common.load_predictor(args)
-    else:  # The workers load the model; this process needs no TensorFlow.
-      predictor = _common.model_source(args)
+    predictor = _common.model_for(args, client)
     result = predict_haplotypes(predictor, args.fasta, args.vcf, args.out, client=client,
                                 **options)
   print(result.summary.format(), file=sys.stderr)

@@ -1,14 +1,13 @@
 """`enformer score-genes`: VCF × GTF → gene-level variant effects (SED, logSED), Borzoi sed.h5."""
 
 import argparse
-import os
 import sys
 
 from enformer.cli import _common
 from enformer.cli._inputs import check_files, check_model
 from enformer.cli.score_variants import (INDEL_RULE, add_background_arguments, add_run_arguments,
                                          add_scoring_arguments, check_run_arguments,
-                                         load_model_or_source, print_written, scoring_settings)
+                                         print_written, scoring_settings)
 
 GENE_RULE = """Genes: a variant is paired with each gene that has a TSS in the output bins of its
 window (the window score-variants uses; the output covers its central target_length x 128 bp; a
@@ -21,11 +20,6 @@ variant from the anchor sit len(ALT) - len(REF) bp away in the ALT window, so ea
 the ALT predictions at its shifted position (Borzoi's indel compensation): an insertion of k bp
 between the variant's anchored side and a TSS moves the TSS k bp (and its bin when it crosses a
 bin edge), a deletion k bp back; a deleted TSS is read at the base after the deletion."""
-
-
-def _names(text: str):
-  """'a,b' → ['a', 'b'] (the --gene-types / --genes parser of the gene commands)."""
-  return [value.strip() for value in text.split(',') if value.strip()]
 
 
 def register(subparsers) -> None:
@@ -47,7 +41,7 @@ def register(subparsers) -> None:
   parser.add_argument('--gtf', required=True,
                       help='gene annotation (GENCODE / Ensembl GTF, plain or gzip); chr1/1 '
                       'naming is matched to the FASTA')
-  parser.add_argument('--gene-types', type=_names, default=None,
+  parser.add_argument('--gene-types', type=_common.names, default=None,
                       help='keep only these gene types, e.g. protein_coding,lncRNA')
   parser.add_argument('--genes', default=None,
                       help='keep only these genes: comma-separated ids or names, or a file of '
@@ -81,9 +75,7 @@ def run(args: argparse.Namespace) -> int:
   if shard and args.tsv:
     raise ValueError('A --shard run writes only its shard file; pass --tsv to `enformer '
                      'merge-scores` instead.')
-  genes = None
-  if args.genes:
-    genes = os.path.abspath(args.genes) if os.path.isfile(args.genes) else _names(args.genes)
+  genes = _common.names_or_file(args.genes)
   with _common.output_lock(args.out):
     return _score(args, genes, shard)
 
@@ -99,7 +91,7 @@ def _score(args: argparse.Namespace, genes, shard) -> int:
                  shard=shard,
                  background=Background.load(args.background) if args.background else None)
   with client_for(args.workers, args.scheduler) as client:
-    predictor = load_model_or_source(args, client)
+    predictor = _common.model_for(args, client)
     result = score_genes(predictor, args.fasta, args.vcf, args.gtf, args.out, client=client,
                          **options)
   scores = result.scores

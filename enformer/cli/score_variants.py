@@ -166,22 +166,11 @@ def check_run_arguments(args: argparse.Namespace, default_name: str):
 def scoring_settings(args: argparse.Namespace):
   """The `ScoringSettings` of the command's flags (the model identified by path and precision)."""
   from enformer.variants.pipeline import ScoringSettings
-  model_id = args.model if '://' in args.model else os.path.abspath(args.model)
-  if args.precision != 'float32':  # Never resume a float32 run's chunks in bfloat16.
-    model_id += f' precision={args.precision}'
   return ScoringSettings(
       head=args.head, targets=args.targets, batch_size=args.batch_size,
       reverse_complement=args.rc, shifts=args.shifts, extra_tracks=args.extra_track,
       neutral_value=args.n_value, ref_mismatch=args.ref_mismatch, chunk_size=args.chunk_size,
-      incremental=not args.no_incremental, model_id=model_id)
-
-
-def load_model_or_source(args: argparse.Namespace, client):
-  """The model in this process, or with a Dask `client` what its workers load (then this
-  process needs no TensorFlow)."""
-  if client is None:
-    return _common.load_predictor(args)  # TensorFlow: only once the arguments are checked.
-  return _common.model_source(args)
+      incremental=not args.no_incremental, model_id=_common.model_id(args))
 
 
 def print_written(paths) -> None:
@@ -248,7 +237,7 @@ def _score(args: argparse.Namespace, transform, shard, database=None) -> int:
                  background=Background.load(args.background) if args.background else None,
                  scan_motifs=args.scan or (), motif_database=database)
   with client_for(args.workers, args.scheduler) as client:
-    predictor = load_model_or_source(args, client)
+    predictor = _common.model_for(args, client)
     # A DistributedError (e.g. every worker left) reaches the one error boundary (`_errors`).
     result = score_vcf(predictor, args.fasta, args.vcf, args.out, client=client, **options)
   if args.fit_transform:

@@ -88,6 +88,13 @@ class ModelSource:
     return cls(handle, sequence_length, dict(config, precision=precision))
 
   @property
+  def identity(self) -> str:
+    """The model in a run's resume fingerprint and metadata: its handle, with ' precision=P'
+    unless float32 (a bfloat16 run never resumes a float32 run's results)."""
+    precision = self.config.get('precision', 'float32')
+    return self.handle + ('' if precision == 'float32' else f' precision={precision}')
+
+  @property
   def key(self) -> str:
     """Identifies the model in the worker cache."""
     return json.dumps([self.loader, self.handle, self.sequence_length, self.config],

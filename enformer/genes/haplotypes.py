@@ -69,6 +69,7 @@ from enformer.io.fasta import FastaStringExtractor
 from enformer.io.files import content_identity
 from enformer.io.genotypes import (Edit, GenotypeSummary, PhasedVcf, check_indels, select_samples,
                                    substitutions)
+from enformer.io.haplotypes import HAPLOTYPES_TSV, haplotypes_file
 from enformer.io.lock import OutputLock
 from enformer.io.targets import read_targets, select_tracks
 from enformer.sequence import one_hot_encode
@@ -76,7 +77,6 @@ from enformer.variants.pipeline import (model_identity, shard_chunks, table_iden
                                        worker_model)
 
 PathLike = Union[str, os.PathLike]
-HAPLOTYPES_FILE = 'haplotypes.h5ad'
 BIN = 128
 _STATS = ('haplotypes', 'distinct', 'reference_like', 'windows', 'tower_positions',
           'transformer_passes', 'full_passes')
@@ -429,9 +429,8 @@ def predict_haplotypes(predictor,
     raise ValueError('A shard run writes only its shard file; write the TSV from the joined '
                      'AnnData.')
   out = os.fspath(out)
-  name = HAPLOTYPES_FILE if shard is None else f'haplotypes.{shard[0]}-of-{shard[1]}.h5ad'
-  path = os.path.join(out, name)
-  tsv_path = os.path.join(out, 'haplotypes.tsv')
+  path = os.path.join(out, haplotypes_file(shard))
+  tsv_path = os.path.join(out, HAPLOTYPES_TSV)
   os.makedirs(out, exist_ok=True)
   with OutputLock(path, what=f'output {path}'):
     if os.path.exists(path) and not overwrite:
