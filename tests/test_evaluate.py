@@ -106,3 +106,31 @@ def test_evaluate_cli_on_a_checkpoint(synthetic_data, tmp_path):
   assert (out / 'per_track_by_assay.png').stat().st_size > 1000
   assert main(['evaluate', '--model', prefix, '--data', str(tmp_path / 'missing'), '--out',
                str(out)]) == 2
+
+
+def test_evaluate_to_files_checks_the_head_and_claims_its_files(synthetic_data, tmp_path):
+  """The library entry point of `enformer evaluate`: head default and check, targets default,
+  the files written and claimed in the output folder (replaced only with `overwrite`)."""
+  from enformer.data.basenji import load_info
+  bins = load_info(synthetic_data).target_length
+
+  class StandIn:
+    heads = {'human': 3}
+
+    def predict_on_batch(self, x):
+      return {'human': np.random.default_rng(len(x)).random((len(x), bins, 3))}
+
+  out = tmp_path / 'eval'
+  with pytest.raises(ValueError, match='`head`'):
+    evaluate_lib.evaluate_to_files(StandIn(), synthetic_data, str(out), head='mouse',
+                                   progress=False)
+  result, paths = evaluate_lib.evaluate_to_files(StandIn(), synthetic_data, str(out),
+                                                 subset='valid', progress=False)
+  assert result.head == 'human' and set(paths) == {'per_track', 'summary', 'plot'}
+  assert sorted(os.path.basename(p) for p in paths.values()) == sorted(
+      evaluate_lib.EVALUATION_FILES)
+  with pytest.raises(FileExistsError):
+    evaluate_lib.evaluate_to_files(StandIn(), synthetic_data, str(out), subset='valid',
+                                   progress=False)
+  evaluate_lib.evaluate_to_files(StandIn(), synthetic_data, str(out), subset='valid',
+                                 progress=False, overwrite=True)

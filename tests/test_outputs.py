@@ -318,6 +318,32 @@ def test_n_value_library_checks(predictor, tmp_path):
   assert not os.path.exists(tmp_path / 'o')
 
 
+def test_observed_tracks_are_resolved_by_the_library(predictor, tmp_path):
+  """`PredictionOutputs.observed` takes track selectors: resolved with the targets table, they
+  must be among the chosen `tracks` and, with none chosen, are the plotted tracks."""
+  import pyBigWig  # pylint: disable=import-outside-toplevel
+  from enformer.inference.regions import PredictionOutputs, predict_to_files  # pylint: disable=import-outside-toplevel
+  from enformer.io.bed import parse_region  # pylint: disable=import-outside-toplevel
+  from enformer.io.targets import parse_track_files  # pylint: disable=import-outside-toplevel
+  assert parse_track_files(['5=a.bw', 'CAGE:x=b.bw']) == {'5': 'a.bw', 'CAGE:x': 'b.bw'}
+  with pytest.raises(ValueError, match='`observed` takes TRACK=BIGWIG'):
+    parse_track_files(['a.bw'])
+  fasta = _write_genome(tmp_path / 'genome.fa')
+  observed = str(tmp_path / 'observed.bw')
+  bw = pyBigWig.open(observed, 'w')
+  bw.addHeader(list(CHROM_SIZES.items()))
+  bw.addEntries(['chr1'], [0], ends=[CHROM_SIZES['chr1']], values=[2.0])
+  bw.close()
+  regions = [parse_region('chr1:3,001-4,000')]
+  outputs = PredictionOutputs(bigwig=False, max_plots=1, observed={'1': observed})
+  with pytest.raises(ValueError, match='`observed` tracks \\[1\\] are not among `tracks`'):
+    predict_to_files(predictor, fasta, regions, str(tmp_path / 'a'), tracks=[0], outputs=outputs,
+                     progress=False)
+  summary = predict_to_files(predictor, fasta, regions, str(tmp_path / 'b'), outputs=outputs,
+                             progress=False)
+  assert summary['plotted_tracks'] == [1] and len(summary['plots']) == 1
+
+
 # --------------------------------------------------------------------------- --sequence-length
 
 def test_sequence_length_with_a_saved_model(saved_model, tmp_path, capsys):

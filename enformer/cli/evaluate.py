@@ -1,13 +1,9 @@
 """`enformer evaluate`: per-track Pearson R / R² (TSV + summary + plot), optional TSS gene level."""
 
 import argparse
-import os
 
 from enformer.cli import _common
 from enformer.cli._inputs import check_data_folder, check_files, check_model, check_output_path
-
-# The files `write_evaluation` writes into --out (and gene_level.tsv with --tss).
-EVALUATION_FILES = ('per_track.tsv', 'summary.json', 'per_track_by_assay.png')
 
 _DESCRIPTION = """\
 Evaluate a model on a Basenji2 data subset: per-track Pearson R over all bins and sequences (the
@@ -56,8 +52,8 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
   # The user's inputs first: a bad file is reported before TensorFlow and the model load.
   check_model(args.model)
-  if '://' not in args.data and not (args.data in ('human', 'mouse') and
-                                     not os.path.exists(args.data)):  # $ENFORMER_DATA_DIR sets.
+  from enformer.data.sets import is_named_set  # pylint: disable=import-outside-toplevel
+  if not is_named_set(args.data):  # Named sets live under $ENFORMER_DATA_DIR.
     check_data_folder(args.data, '--data')
   check_files((args.targets, '--targets', 'text'), (args.tss, '--tss', 'text'))
   check_output_path(args.out, '--out', folder=True)
@@ -69,32 +65,13 @@ def run(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
   """`run` once the inputs are checked and --out is locked."""
-  from enformer.data import basenji  # pylint: disable=import-outside-toplevel
-  from enformer.inference.loading import load_model  # pylint: disable=import-outside-toplevel
-  from enformer.io.outputs import OutputFolder  # pylint: disable=import-outside-toplevel
-  from enformer.io.targets import read_targets  # pylint: disable=import-outside-toplevel
   from enformer.evaluation import tracks as evaluate_lib  # pylint: disable=import-outside-toplevel
 
-  model_config = _common.model_config_from_args(args)
-  info = basenji.load_info(basenji.resolve_path(args.data), args.layout)
-  predictor = load_model(args.model, sequence_length=info.sequence_length, **model_config)
-  head = args.head or next(iter(predictor.heads))
-  if head not in predictor.heads:
-    raise ValueError(f'--head {head!r} is not a head of the model ({list(predictor.heads)}).')
-
-  targets_path = args.targets or os.path.join(info.path, 'targets.txt')
-  targets = read_targets(targets_path) if os.path.exists(targets_path) else None
-  tss_index = (evaluate_lib.index_subset_tss(args.tss, info.path, args.subset, info.target_length,
-                                             info.pool_width, info.crop_bp) if args.tss else None)
-  dataset = basenji.get_dataset(info.path, args.subset, layout=args.layout,
-                                settings=basenji.DatasetSettings(deterministic=True))
-  result = evaluate_lib.evaluate(predictor.predict_on_batch, dataset, head,
-                                 batch_size=args.batch_size, max_batches=args.max_batches,
-                                 targets=targets, tss_index=tss_index, progress=not args.quiet,
-                                 source=f'{info.path}, subset {args.subset}')
-  folder = OutputFolder(args.out, 'evaluate', overwrite=args.overwrite, hint='--overwrite')
-  folder.claim_all(EVALUATION_FILES + ('gene_level.tsv',) * (result.gene_level is not None))
-  paths = evaluate_lib.write_evaluation(result, args.out)
+  result, paths = evaluate_lib.evaluate_to_files(
+      args.model, args.data, args.out, subset=args.subset, head=args.head, targets=args.targets,
+      tss=args.tss, layout=args.layout, batch_size=args.batch_size, max_batches=args.max_batches,
+      model_config=_common.model_config_from_args(args), progress=not args.quiet,
+      overwrite=args.overwrite)
   for line in evaluate_lib.summary_lines(result):
     print(line)
   print('Wrote ' + ', '.join(paths.values()))

@@ -4,7 +4,7 @@ checkpoint."""
 import argparse
 
 from enformer.cli import _common
-from enformer.cli._inputs import (check_files, check_input_file, check_many, check_model,
+from enformer.cli._inputs import (check_files, check_many, check_model,
                                   check_output_path)
 
 DESCRIPTION = """Predict genomic tracks for regions of a genome.
@@ -98,35 +98,30 @@ def run(args: argparse.Namespace) -> int:
     return _predict_genes(args)
   from enformer.io.bed import parse_region, read_bed
   from enformer.io.fasta import FastaStringExtractor
-  from enformer.io.targets import read_targets
+  from enformer.io.targets import parse_track_files, read_targets
   regions = read_bed(args.bed) if args.bed else [parse_region(r) for r in args.region]
   with FastaStringExtractor(args.fasta) as extractor:
     extractor.check_regions(regions)
   targets = read_targets(args.targets) if args.targets else None
-  observed_paths = []
-  for item in args.observed:
-    spec, _, path = item.partition('=')
-    if not path:
-      raise ValueError(f'--observed takes TRACK=BIGWIG items, got {item!r}.')
-    check_input_file(path, '--observed', kind='bigwig')
-    observed_paths.append((spec, path))
+  observed = parse_track_files(args.observed, 'observed')  # Resolved by predict_to_files.
+  check_many(observed.values(), '--observed', 'bigwig')
   # One run per --out: a second run stops here, naming the first, before loading the model.
   with _common.output_lock(args.out):
-    return _predict(args, regions, targets, observed_paths)
+    return _predict(args, regions, targets, observed)
 
 
-def _predict(args: argparse.Namespace, regions, targets, observed_paths) -> int:
+def _predict(args: argparse.Namespace, regions, targets, observed) -> int:
   """`run` once the inputs are checked and --out is locked."""
   from enformer.distributed import client_for
   # A DistributedError (e.g. every worker left) reaches the one error boundary (`_errors`).
   with client_for(getattr(args, 'workers', None), getattr(args, 'scheduler', None)) as client:
-    return _predict_with(args, regions, targets, observed_paths, client)
+    return _predict_with(args, regions, targets, observed, client)
 
 
-def _predict_with(args: argparse.Namespace, regions, targets, observed_paths, client) -> int:
+def _predict_with(args: argparse.Namespace, regions, targets, observed, client) -> int:
   """`_predict` in this process (client None) or on the Dask cluster of `client`."""
   from enformer.distributed import fetch_model_info
-  from enformer.io.targets import select_track, select_tracks
+  from enformer.io.targets import select_tracks
   # TensorFlow: only once the inputs are checked.
   from enformer.inference.regions import PredictionOutputs, predict_to_files
   model = _common.model_for(args, client)
@@ -136,19 +131,9 @@ def _predict_with(args: argparse.Namespace, regions, targets, observed_paths, cl
     raise ValueError(f'--head {args.head!r} is not a head of the model: {sorted(predictor.heads)}.')
   num_tracks = predictor.heads[args.head]
   tracks = select_tracks(targets, args.tracks, num_tracks) if args.tracks else None
-  observed = {}
-  for spec, path in observed_paths:
-    observed[select_track(targets, spec, num_tracks)] = path
-  plot_tracks = None
-  if observed and tracks is None:
-    plot_tracks = list(observed)
-  elif observed:
-    missing = [t for t in observed if t not in tracks]
-    if missing:
-      raise ValueError(f'--observed tracks {missing} are not among --tracks.')
   print(f'{predictor}; {len(regions)} region(s).')
   outputs = PredictionOutputs(output_format=args.format, bigwig=not args.no_bigwig,
-                              bedgraph=args.bedgraph, plot_tracks=plot_tracks,
+                              bedgraph=args.bedgraph,
                               max_plots=args.max_plots, observed=observed)
   summary = predict_to_files(
       model, args.fasta, regions, args.out, head=args.head, tracks=tracks, targets=targets,

@@ -2,7 +2,6 @@
 
 import argparse
 import dataclasses
-import os
 import typing
 
 from enformer.cli import _common
@@ -145,9 +144,9 @@ def build_config(args: argparse.Namespace):
 
 def _check_inputs(args: argparse.Namespace, config) -> None:
   """The data folders, --config and --init-from exist, and --run-dir can be a folder."""
+  from enformer.data.sets import is_named_set  # pylint: disable=import-outside-toplevel
   for head, path in (config.data or {}).items():
-    named_set = path in ('human', 'mouse') and not os.path.exists(path)  # $ENFORMER_DATA_DIR.
-    if isinstance(path, str) and '://' not in path and not named_set:
+    if isinstance(path, str) and not is_named_set(path):  # Named: under $ENFORMER_DATA_DIR.
       check_data_folder(path, f'--data (head {head})')
   if args.init_from:
     check_model(args.init_from, '--init-from', kinds=('url', 'checkpoint'))

@@ -26,7 +26,6 @@ expected versus found.
 
 import dataclasses
 import concurrent.futures
-import os
 import posixpath
 import re
 import struct
@@ -40,12 +39,12 @@ from tqdm.auto import tqdm
 from enformer.checks import is_count
 from enformer.data import augment as augment_lib
 from enformer.data.augment import no_autograph
+from enformer.data.sets import DEFAULT_DATA_DIR, ORGANISMS, is_named_set, resolve_path  # noqa: F401
 from enformer.data.write import INPUT_TRACKS_FEATURE, POOL_WIDTH
 from enformer.io.files import parse_json
 
-# Where get_dataset('human', …) looks: DeepMind's public bucket unless ENFORMER_DATA_DIR is set.
-DEFAULT_DATA_DIR = 'gs://basenji_barnyard/data'
-ORGANISMS = ('human', 'mouse')
+# Where get_dataset('human', …) looks (DEFAULT_DATA_DIR, ORGANISMS, is_named_set, resolve_path):
+# enformer.data.sets, which imports no TensorFlow (the CLI checks --data with it).
 LAYOUTS = ('basenji2', 'legacy')
 _COMPRESSION = 'ZLIB'
 
@@ -85,16 +84,6 @@ class DatasetInfo:
   @property
   def num_input_tracks(self) -> int:
     return len(self.input_track_names)
-
-
-def resolve_path(organism_or_path: str, data_dir: Optional[str] = None) -> str:
-  """'human'/'mouse' → {data_dir}/{organism} (data_dir defaults to $ENFORMER_DATA_DIR or
-  gs://basenji_barnyard/data); anything else is taken as a folder path."""
-  organism_or_path = os.fspath(organism_or_path)
-  if organism_or_path in ORGANISMS and not tf.io.gfile.isdir(organism_or_path):
-    base = data_dir or os.environ.get('ENFORMER_DATA_DIR', DEFAULT_DATA_DIR)
-    return posixpath.join(str(base), organism_or_path)
-  return organism_or_path.rstrip('/')
 
 
 def file_number(path: str, subset: str) -> int:

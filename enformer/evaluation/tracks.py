@@ -11,6 +11,10 @@ paper's gene-level metric:
     * correlation across tracks, per gene   ("across tracks": does the model get which cell types
       express the gene)
 
+`evaluate_to_files(model, data, out, ...)` does it all for a Basenji2 data folder: loads the model
+at the data's input length (or takes a loaded predictor), evaluates one subset and writes the
+files below into an output folder it claims (`enformer.io.outputs.OutputFolder`).
+
 `write_evaluation` writes per_track.tsv (index, identifier, description, assay, pearson_r, r2),
 summary.json, gene_level.tsv (when computed) and a PNG of per-track correlations by assay type
 (CAGE / DNASE / CHIP / ATAC / other, from the targets description).
@@ -27,9 +31,13 @@ import pandas as pd
 import tensorflow as tf
 from tqdm.auto import tqdm
 
+from enformer.data import basenji
 from enformer.data.errors import DataError, data_errors
 from enformer.evaluation.tss import expression_at_tss
+from enformer.inference.loading import load_model
 from enformer.io.atomic import atomic_open, atomic_write
+from enformer.io.outputs import OutputFolder
+from enformer.io.targets import read_targets
 from enformer.plots.evaluation import plot_by_assay
 from enformer.training import metrics as metrics_lib
 
@@ -283,19 +291,23 @@ def _summary(table: pd.DataFrame, gene_level: Optional[Dict[str, Any]]) -> Dict[
   return summary
 
 
+# The files `write_evaluation` writes (and GENE_LEVEL_FILE with a TSS BED).
+EVALUATION_FILES = ('per_track.tsv', 'summary.json', 'per_track_by_assay.png')
+GENE_LEVEL_FILE = 'gene_level.tsv'
+
+
 def write_evaluation(result: Evaluation, out_dir: str) -> Dict[str, str]:
   """Writes per_track.tsv, summary.json, gene_level.tsv (if any) and per_track_by_assay.png."""
   os.makedirs(out_dir, exist_ok=True)
-  paths = {'per_track': os.path.join(out_dir, 'per_track.tsv'),
-           'summary': os.path.join(out_dir, 'summary.json'),
-           'plot': os.path.join(out_dir, 'per_track_by_assay.png')}
+  paths = {kind: os.path.join(out_dir, name)
+           for kind, name in zip(('per_track', 'summary', 'plot'), EVALUATION_FILES)}
   atomic_write(paths['per_track'], lambda temporary: result.per_track.to_csv(
       temporary, sep='\t', index=False, float_format='%.6g'))
   with atomic_open(paths['summary'], 'w') as f:
     json.dump({'head': result.head, 'sequences': result.num_sequences, **result.summary}, f,
               indent=2)
   if result.gene_level is not None:
-    paths['gene_level'] = os.path.join(out_dir, 'gene_level.tsv')
+    paths['gene_level'] = os.path.join(out_dir, GENE_LEVEL_FILE)
     table = pd.DataFrame({'gene': result.gene_level['genes'],
                           'pearson_r_across_tracks': result.gene_level['across_tracks']})
     atomic_write(paths['gene_level'], lambda temporary: table.to_csv(
@@ -303,6 +315,54 @@ def write_evaluation(result: Evaluation, out_dir: str) -> Dict[str, str]:
   plot_by_assay(result.per_track, paths['plot'],
                 f'{result.head}: {result.num_sequences} sequences')
   return paths
+
+
+def evaluate_to_files(model: Any, data: str, out: str, *, subset: str = 'test',
+                      head: Optional[str] = None, targets: Optional[str] = None,
+                      tss: Optional[str] = None, layout: Optional[str] = None,
+                      batch_size: int = 4, max_batches: Optional[int] = None,
+                      model_config: Optional[Mapping[str, Any]] = None, progress: bool = True,
+                      overwrite: bool = False) -> Tuple[Evaluation, Dict[str, str]]:
+  """Evaluates a model on a subset of a Basenji2 data folder and writes the result files.
+
+  Args:
+    model: a model source for `enformer.inference.load_model` (loaded at the data's input length
+      with `model_config`), or a loaded predictor (`predict_on_batch`, `heads`).
+    data: a Basenji2 (or legacy basenji) data folder, or 'human'/'mouse' under $ENFORMER_DATA_DIR.
+    out: the output folder (created); its files are this function's outputs (`OutputFolder`
+      'evaluate': with `overwrite` those of an earlier evaluation are replaced, others kept).
+    subset: the data subset, e.g. 'test'.
+    head: the model head to evaluate (default: its only or first head).
+    targets: targets table for track names (default: DATA/targets.txt when present).
+    tss: TSS BED for the gene-level metric.
+    layout: 'basenji2' or 'legacy' (default: detected).
+    batch_size, max_batches, progress: as for `evaluate`.
+    model_config: Enformer constructor arguments for a model source.
+    overwrite: replace the files an earlier evaluation wrote into `out`.
+
+  Returns:
+    (the Evaluation, {kind: path} of the files written).
+  """
+  info = basenji.load_info(basenji.resolve_path(data), layout)
+  predictor = model
+  if isinstance(model, (str, os.PathLike)):
+    predictor = load_model(os.fspath(model), sequence_length=info.sequence_length,
+                           **dict(model_config or {}))
+  head = head or next(iter(predictor.heads))
+  if head not in predictor.heads:
+    raise ValueError(f'`head` {head!r} is not a head of the model ({list(predictor.heads)}).')
+  targets_path = targets or os.path.join(info.path, 'targets.txt')
+  table = read_targets(targets_path) if os.path.exists(targets_path) else None
+  tss_index = (index_subset_tss(tss, info.path, subset, info.target_length, info.pool_width,
+                                info.crop_bp) if tss else None)
+  dataset = basenji.get_dataset(info.path, subset, layout=layout,
+                                settings=basenji.DatasetSettings(deterministic=True))
+  result = evaluate(predictor.predict_on_batch, dataset, head, batch_size=batch_size,
+                    max_batches=max_batches, targets=table, tss_index=tss_index,
+                    progress=progress, source=f'{info.path}, subset {subset}')
+  folder = OutputFolder(out, 'evaluate', overwrite=overwrite)
+  folder.claim_all(EVALUATION_FILES + (GENE_LEVEL_FILE,) * (result.gene_level is not None))
+  return result, write_evaluation(result, out)
 
 
 def summary_lines(result: Evaluation) -> List[str]:

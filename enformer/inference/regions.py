@@ -42,7 +42,7 @@ from enformer.io.lock import OutputLock
 from enformer.io.outputs import OutputFolder
 from enformer.io.predictions import PredictionWriter
 from enformer.plots.tracks import plot_prediction
-from enformer.io.targets import is_cage, track_identifiers, track_labels
+from enformer.io.targets import Selector, is_cage, select_track, track_identifiers, track_labels
 from enformer.sequence import FLOAT16_MAX, NEUTRAL_VALUE, NUM_NUCLEOTIDES, check_neutral_value
 
 # The usage colab's example tracks of the published human head: DNASE CD14+ monocyte, DNASE
@@ -288,18 +288,22 @@ class PredictionOutputs:
     bigwig: write a bigWig file per track of `plot_tracks` (genome browsers).
     bedgraph: write a bedGraph file per track of `plot_tracks`.
     plot_tracks: track indices drawn in the PNGs and written as bigWig/bedGraph; must be among
-      the predicted tracks. None: the predicted tracks when at most 12 were chosen, else the
+      the predicted tracks. None: the observed tracks when `observed` is given and the predicted
+      tracks are not chosen; else the predicted tracks when at most 12 were chosen, else the
       usage colab's example tracks (the first 4 for other heads).
     max_plots: PNGs for the first `max_plots` regions (0: none).
-    observed: track index → observed bigWig path, drawn under that track's prediction with the
-      Pearson r of log2(1 + x) (tracks that are not plotted are not read).
+    observed: track → observed bigWig path, drawn under that track's prediction with the
+      Pearson r of log2(1 + x) (tracks that are not plotted are not read). A track is an index,
+      or a selector of `enformer.io.targets.select_track` (identifier or description substring
+      matching one track) that `predict_to_files` resolves with its targets table; it must be
+      among the predicted `tracks` when those are chosen.
   """
   output_format: str = 'h5'
   bigwig: bool = True
   bedgraph: bool = False
   plot_tracks: Optional[Tuple[int, ...]] = None
   max_plots: int = 10
-  observed: Optional[Mapping[int, str]] = dataclasses.field(default=None, hash=False)
+  observed: Optional[Mapping[Selector, str]] = dataclasses.field(default=None, hash=False)
 
   def __post_init__(self):
     if self.output_format not in ('h5', 'npz'):
@@ -315,11 +319,12 @@ class PredictionOutputs:
                          f'got {bad[:5]}.')
       object.__setattr__(self, 'plot_tracks', tuple(int(t) for t in self.plot_tracks))
     observed = dict(self.observed or {})
-    bad = [t for t in observed if not is_count(t)]
+    bad = [t for t in observed
+           if not (is_count(t) or (isinstance(t, str) and t.strip()))]
     if bad:
-      raise ValueError(f'PredictionOutputs.observed maps track indices (integers ≥ 0) to bigWig '
-                       f'paths; got the keys {bad[:5]}.')
-    object.__setattr__(self, 'observed', {int(t): os.fspath(path)
+      raise ValueError(f'PredictionOutputs.observed maps tracks (indices ≥ 0, identifiers or '
+                       f'descriptions) to bigWig paths; got the keys {bad[:5]}.')
+    object.__setattr__(self, 'observed', {t if isinstance(t, str) else int(t): os.fspath(path)
                                           for t, path in observed.items()})
 
 
@@ -381,7 +386,16 @@ def predict_to_files(predictor,
     raise ValueError(f'The targets table has {len(targets)} rows but head {head!r} has '
                      f'{num_tracks} tracks: pass the table of the same organism.')
   stored = list(range(num_tracks)) if tracks is None else list(tracks)
+  observed = {select_track(targets, track, num_tracks): path
+              for track, path in outputs.observed.items()}
+  if tracks is not None:
+    missing = [t for t in observed if t not in stored]
+    if missing:
+      raise ValueError(f'`observed` tracks {missing} are not among `tracks`.')
+  outputs = dataclasses.replace(outputs, observed=observed)
   plot_tracks = outputs.plot_tracks
+  if plot_tracks is None and observed and tracks is None:
+    plot_tracks = list(observed)  # The tracks measured: drawn with their observations.
   if plot_tracks is None:
     plot_tracks = stored if tracks is not None and len(stored) <= MAX_PLOTTED_TRACKS else [
         t for t in default_tracks(num_tracks) if t in stored] or stored[:4]

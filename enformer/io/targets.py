@@ -7,7 +7,7 @@ row i describes output track i of the head. Tracks are selected by index, identi
 
 import os
 import re
-from typing import List, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import pandas as pd
 
@@ -137,6 +137,23 @@ def select_track(targets: Optional[pd.DataFrame], selector: Selector,
     raise ValueError(f'Track {selector!r} matches {len(found)} tracks; name one track by its index '
                      'or identifier.')
   return found[0]
+
+
+def parse_track_files(items: Sequence[str], what: str = 'observed') -> Dict[str, str]:
+  """'TRACK=BIGWIG' items → {track selector: bigWig path} (a selector given twice: its last).
+
+  Args:
+    items: e.g. ['4799=keratinocyte_cage.bw', 'CAGE:K562=k562.bw'] (the track: an index,
+      identifier or description substring) is split from the path at the first '='.
+    what: the argument the items were given as, for messages.
+  """
+  found = {}
+  for item in items:
+    selector, sep, path = str(item).partition('=')
+    if not sep or not selector.strip() or not path:
+      raise ValueError(f'`{what}` takes TRACK=BIGWIG items, got {item!r}.')
+    found[selector.strip()] = path
+  return found
 
 
 def track_labels(targets: Optional[pd.DataFrame], indices: Sequence[int]) -> List[str]:
