@@ -7,6 +7,7 @@ random weights; `test_attribution_learning.py` checks attributions of a trained 
 
 import matplotlib.image
 import numpy as np
+import pandas as pd
 import pytest
 import tensorflow as tf
 
@@ -179,6 +180,15 @@ def test_target_mask_and_errors(model, sequences):
     attribution.target_mask(16, 5, [16], [0])
   with pytest.raises(ValueError, match='Cannot read index'):
     attribution.parse_index_list('4-x')
+  # Tracks are read by the one track-selector parser (names need a targets table).
+  table = pd.DataFrame({'identifier': [f'T{i}' for i in range(5)],
+                        'description': ['CAGE:a', 'DNASE:b', 'CAGE:c', 'ATAC:d', 'CHIP:e']})
+  np.testing.assert_array_equal(attribution.target_mask(16, 5, [3], 'CAGE', targets=table),
+                                attribution.target_mask(16, 5, [3], '0,2'))
+  with pytest.raises(ValueError, match='not an index'):
+    attribution.target_mask(16, 5, [3], 'CAGE')
+  with pytest.raises(ValueError, match='out of range'):
+    attribution.target_mask(16, 5, [3], [5])
   with pytest.raises(ValueError, match='selects nothing'):
     attribution.contribution_input_grad(model, sequences, np.zeros((NUM_BINS, NUM_TRACKS)))
   with pytest.raises(ValueError, match='target_mask has shape'):

@@ -24,9 +24,11 @@ import weakref
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
+import pandas as pd
 import tensorflow as tf
 
 from enformer.inference import fast
+from enformer.io.targets import Selector, select_tracks
 from enformer.enformer import BIN_SIZE, Enformer
 from enformer.sequence import NUM_NUCLEOTIDES
 
@@ -199,7 +201,8 @@ def as_mask(target_mask) -> tf.Tensor:
 # --------------------------------------------------------------------------- target masks
 
 def parse_index_list(text: str) -> List[int]:
-  """'4828,5111' or '447-449' or '1,5-7' → sorted unique indices (ranges inclusive)."""
+  """Output bins: '447-449' or '1,5-7' → sorted unique indices (ranges inclusive; a single
+  negative index counts from the end). Tracks are read by `enformer.io.targets.select_tracks`."""
   indices = set()
   for part in str(text).split(','):
     part = part.strip()
@@ -223,14 +226,18 @@ def parse_index_list(text: str) -> List[int]:
 
 
 def target_mask(num_bins: int, num_tracks: int, bins: Union[Sequence[int], str],
-                tracks: Union[Sequence[int], str]) -> np.ndarray:
+                tracks: Union[Sequence[Selector], str],
+                targets: Optional[pd.DataFrame] = None) -> np.ndarray:
   """Mask [num_bins, num_tracks] float32 that is 1 at every (bin, track) of `bins` × `tracks`.
 
-  `bins` and `tracks` are index lists or strings like '447-449' and '4828,5111'. Negative
-  indices count from the end. Out-of-range indices raise ValueError.
+  `bins`: an index list or a string like '447-449' (`parse_index_list`; negative indices count
+  from the end). `tracks`: track selectors as `enformer.io.targets.select_tracks` reads them
+  (indices, ranges such as '4828,5111' or '10-12', and with `targets` identifiers or
+  description substrings). Out-of-range indices raise ValueError.
   """
   bins = parse_index_list(bins) if isinstance(bins, str) else [int(b) for b in bins]
-  tracks = parse_index_list(tracks) if isinstance(tracks, str) else [int(t) for t in tracks]
+  tracks = select_tracks(targets, [tracks] if isinstance(tracks, str) else list(tracks),
+                         num_tracks)
   for name, values, size in (('bin', bins, num_bins), ('track', tracks, num_tracks)):
     if not values:
       raise ValueError(f'Select at least one {name}.')
