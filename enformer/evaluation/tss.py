@@ -42,7 +42,11 @@ def _window(tss_bin: int, num_bins: int):
 
 
 def pearson_r(x: np.ndarray, y: np.ndarray) -> float:
-  """Pearson correlation of two vectors (NaN when either is constant)."""
+  """Pearson correlation of two vectors, in float64 (NaN when either is constant).
+
+  The package's one Pearson r of two vectors (the plots', the ridge probe's, the demo's);
+  `enformer.training.metrics` streams the per-track one over batches.
+  """
   x = np.asarray(x, np.float64).ravel()
   y = np.asarray(y, np.float64).ravel()
   x, y = x - x.mean(), y - y.mean()
