@@ -322,9 +322,3 @@ def check_unused_output_folder(out: str, overwrite: bool) -> None:
     raise FileExistsError(f'--out {out} already holds files ({shown}). Pass --overwrite to '
                           'replace the outputs an earlier run of this command wrote there (other '
                           'files are kept), or choose another --out.')
-
-
-def check_exists(path: str, flag: str) -> None:
-  """Raises FileNotFoundError naming the flag when an input path does not exist."""
-  if not os.path.exists(path):
-    raise FileNotFoundError(f'{flag} {path} does not exist.')
