@@ -1,7 +1,7 @@
 """Plain vs fast Enformer inference (and training step) benchmark; same as `enformer benchmark`.
 
-  python benchmarks/benchmark.py --size small            # about a minute
-  python benchmarks/benchmark.py --size full --train     # published size: tens of minutes, GBs
+  python benchmarks/benchmark.py --size compact            # about a minute
+  python benchmarks/benchmark.py --size paper --train     # published size: tens of minutes, GBs
 
 See enformer/benchmark.py for what is measured and how.
 """

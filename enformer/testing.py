@@ -14,13 +14,15 @@ the `tiny` preset's.
 
 import os
 import uuid
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
+import h5py
 import numpy as np
 import tensorflow as tf
 
 from enformer import enformer as enformer_lib
 from enformer import presets
+from enformer.io.lock import Holder, lock_path
 
 MICRO: Dict[str, Any] = presets.preset_config('micro')
 
@@ -96,3 +98,35 @@ def random_model(seed: int = 0, *, calibration_length: Optional[int] = 2048,
     length = max(length, (config['target_length'] + 2) * enformer_lib.BIN_SIZE)
   model(random_one_hot(2, length, seed + 1, config.get('input_channels', 4)), is_training=True)
   return model
+
+
+def read_holder(output: Union[str, os.PathLike]) -> Optional[Holder]:
+  """The holder recorded in the lock file of `output` (live or stale), or None."""
+  try:
+    with open(lock_path(output)) as handle:
+      return Holder.parse(handle.read())
+  except OSError:
+    return None
+
+
+def compare_layout(path: Union[str, os.PathLike], reference: Union[str, os.PathLike],
+                   ignore: Optional[Sequence[str]] = ('SAD_pct', 'percentiles')) -> List[str]:
+  """Differences in dataset kinds/dtypes/ranks between two sad.h5-layout files (empty = same).
+
+  Byte-string widths and sizes are allowed to differ; `ignore` names datasets of `reference`
+  that need not be present in `path` (basenji's percentile tables).
+  """
+  problems = []
+  with h5py.File(path, 'r') as ours, h5py.File(reference, 'r') as theirs:
+    for name in theirs:
+      if name in (ignore or ()):
+        continue
+      if name not in ours:
+        problems.append(f'missing dataset {name}')
+        continue
+      a, b = ours[name], theirs[name]
+      if a.dtype.kind != b.dtype.kind or (a.dtype.kind != 'S' and a.dtype != b.dtype):
+        problems.append(f'{name}: dtype {a.dtype} vs {b.dtype}')
+      if a.ndim != b.ndim:
+        problems.append(f'{name}: rank {a.ndim} vs {b.ndim}')
+  return problems

@@ -215,12 +215,12 @@ def test_enhancer_link_scores():
   assert scores['C'] == 0.0
   assert np.isnan(scores['other']) and np.isnan(scores['outside'])
   assert links[0].distance_to_tss == 102_005 - 105_000
-  assert attribution.tss_bins(16, 100_000, 2048, 100_000 + 1030) == [7, 8, 9]
+  assert attribution.tss_window_bins(16, 100_000, 2048, 100_000 + 1030) == [7, 8, 9]
   with pytest.raises(ValueError, match='outside the output bins'):
-    attribution.tss_bins(8, 100_000, 2048, 100_000 + 100)
+    attribution.tss_window_bins(8, 100_000, 2048, 100_000 + 100)
 
 
-def test_enhancer_gene_link_scores_uses_tss_bins(model, sequences):
+def test_enhancer_gene_link_scores_uses_tss_window_bins(model, sequences):
   contributions, links = attribution.enhancer_gene_link_scores(
       model, sequences[0], 'chr1', 50_000, tss=50_000 + 1024, enhancers=[
           ('chr1', 50_900, 51_100, 'near'), ('chr1', 40_000, 40_100, 'outside')],

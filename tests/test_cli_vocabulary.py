@@ -133,7 +133,7 @@ VALID = {
 }
 REMOVED = [('export', ['--checkpoint', 'ckpt']), ('evaluate', ['--checkpoint', 'latest']),
            ('convert-basenji', ['--genome', 'g.fa']), ('make-dataset', ['--seq-length', '2048']),
-           ('demo', ['--force']), ('benchmark', ['--config', 'full'])]
+           ('demo', ['--force']), ('benchmark', ['--config', 'paper'])]
 REMOVED += [(name, flags) for name in ('predict', 'score-variants', 'attribute', 'export',
                                        'evaluate', 'train')
             for flags in (['--model-config', '{"channels": 96}'], ['--channels', '384'],
@@ -180,7 +180,7 @@ def test_benchmark_sizes_are_the_library_sizes():
   from enformer import benchmark  # pylint: disable=import-outside-toplevel
   size = _options(_subcommands()['benchmark'])['--size']
   assert sorted(size.choices) == sorted(benchmark.CONFIGS) and size.default in benchmark.CONFIGS
-  assert inspect.signature(benchmark.run_benchmark).parameters['config_name'].default == 'small'
+  assert inspect.signature(benchmark.run_benchmark).parameters['config_name'].default == 'compact'
 
 
 def test_every_option_has_help_and_no_empty_default():
@@ -200,7 +200,7 @@ def test_shared_flags_parse():
   assert args.sequence_length == 2048
   assert parser.parse_args(['make-dataset', 'synthetic', '--out', 'o']).sequence_length == 4096
   assert parser.parse_args(['demo', '--overwrite']).overwrite
-  assert parser.parse_args(['benchmark', '--size', 'full']).size == 'full'
+  assert parser.parse_args(['benchmark', '--size', 'paper']).size == 'paper'
   base = ['predict', '--model', 'm', '--fasta', 'f', '--region', 'chr1:1-2', '--out', 'o']
   args = parser.parse_args(base + ['--model-arg', 'channels=96', '--model-arg', 'channels=384',
                                    '--model-arg', 'heads={"human": 3}', '--model-arg',

@@ -109,3 +109,24 @@ def test_bigwig_and_bedgraph_round_trip(tmp_path):
   lines = graph.read_text().splitlines()
   assert lines[0].startswith('track type=bedGraph') and lines[1:] == [
       'chr1\t896\t1000\t0', 'chr2\t512\t640\t0', 'chr2\t640\t700\t1']
+
+
+def test_read_sequences_bed_and_tss_bed(tmp_path):
+  path = tmp_path / 'sequences.bed'
+  path.write_text('1\t0\t100\ttrain\n1\t100\t200\tvalid\n')
+  table = bed.read_sequences_bed(path)
+  assert list(table.columns) == ['chrom', 'start', 'end', 'subset']
+  assert table['chrom'].tolist() == ['1', '1'] and table['end'].dtype == np.int64
+  with open(path) as handle:
+    assert bed.read_sequences_bed(handle)['subset'].tolist() == ['train', 'valid']
+  three = tmp_path / 'three.bed'
+  three.write_text('# records\nchr2\t5\t10\n')
+  assert bed.read_sequences_bed(three, default_subset='train')['subset'].tolist() == ['train']
+  with pytest.raises(ValueError, match='chrom, start, end, subset'):
+    bed.read_sequences_bed(three)
+  tss = tmp_path / 'tss.bed'
+  tss.write_text('chr1\t150\t151\tGENE\t0\t+\n')
+  assert bed.read_tss_bed(tss).to_dict('records') == [
+      {'chrom': 'chr1', 'start': 150, 'end': 151, 'name': 'GENE'}]
+  with pytest.raises(FileNotFoundError, match='TSS BED'):
+    bed.read_tss_bed(tmp_path / 'missing.bed')

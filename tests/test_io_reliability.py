@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from enformer.io import atomic
-from enformer.io.lock import OutputLock, OutputLockedError, lock_path, read_holder
+from enformer.io.lock import OutputLock, OutputLockedError, lock_path
+from enformer.testing import read_holder
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -169,8 +169,6 @@ def test_truncated_checkpoint_falls_back_to_the_previous_one(tmp_path, damage):
                     r'.*ckpt-4'):
     assert resumer.restore_latest().endswith('ckpt-4')
   assert int(step.numpy()) == 4 and float(value.numpy().min()) == 4.0
-  with pytest.warns(UserWarning, match=r'ckpt-6 cannot be read.*ckpt-4'):
-    assert checkpointing.latest_readable_checkpoint(str(folder)).endswith('ckpt-4')
   # Every checkpoint damaged: one error naming them and what to do.
   for prefix in ('ckpt-2', 'ckpt-4'):
     (folder / f'{prefix}.index').write_bytes(b'')

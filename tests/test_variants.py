@@ -9,6 +9,7 @@ import pytest
 
 from conftest import shared_path
 from enformer.io import sad as sad_io
+from enformer import testing
 from enformer.testing import MICRO
 from enformer.io import vcf as vcf_io
 from enformer.io.fasta import FastaStringExtractor
@@ -264,7 +265,7 @@ def test_score_vcf_writes_sad_h5_layout(tmp_path, fasta, toy_vcf):
   image = matplotlib.image.imread(result.paths['png'][0])
   assert image.ndim == 3 and image.shape[0] > 200 and image[..., :3].std() > 0.05
   assert result.summary.kept == 19 and result.summary.skipped_symbolic == 1
-  assert sad_io.compare_layout(out, shared_path('data', 'basenji_sad', 'sad.h5')) == []
+  assert testing.compare_layout(out, shared_path('data', 'basenji_sad', 'sad.h5')) == []
   import h5py
   with h5py.File(out, 'r') as h5:
     assert h5['pos'].dtype == np.uint32 and h5['SAD'].dtype == np.float16

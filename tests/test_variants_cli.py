@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import SMALL_REFERENCE_CONFIG, model_arg_flags, shared_path
+from enformer import testing
 from enformer.io import sad as sad_io
 from test_vcf import genome_for_vcf
 
@@ -87,7 +88,7 @@ def test_kill_resume_equals_uninterrupted_run(inputs):
       np.testing.assert_array_equal(ours[name][:], theirs[name][:], err_msg=name)
     assert ours['SAD'].shape == (16, 5313) and np.isfinite(ours['SAD'][:]).all()
     assert np.abs(ours['SAD'][:]).max() > 0
-  assert sad_io.compare_layout(out, shared_path('data', 'basenji_sad', 'sad.h5')) == []
+  assert testing.compare_layout(out, shared_path('data', 'basenji_sad', 'sad.h5')) == []
   scores = sad_io.read_sad_h5(out)
   basenji = sad_io.read_sad_h5(shared_path('data', 'basenji_sad', 'sad.h5'))
   for name in ('snp', 'chr', 'pos', 'ref'):

@@ -1,5 +1,5 @@
 """The timed harness of `enformer benchmark`: interleaved plain/fast timings, peak memory in fresh
-processes, the training step and the incremental-inference levers."""
+processes, the training step, and variant and ISM scoring (incremental inference, bfloat16)."""
 
 import json
 import os
@@ -23,14 +23,14 @@ from enformer.benchmark.flops import analytic_gflop, matmul_gflops
 from enformer.training import step as step_lib
 
 CONFIGS: Dict[str, Dict[str, object]] = {
-    # The published architecture.
-    'full': dict(channels=1536, num_heads=8, num_transformer_layers=11, sequence_length=196_608,
-                 target_length=896),
+    # The `paper` preset's architecture (the published model).
+    'paper': dict(channels=1536, num_heads=8, num_transformer_layers=11, sequence_length=196_608,
+                  target_length=896),
     'medium': dict(channels=768, num_heads=8, num_transformer_layers=4, sequence_length=196_608,
                    target_length=896),
     # The configuration of DeepMind's small reference checkpoint (tests), on a shorter input.
-    'small': dict(channels=384, num_heads=4, num_transformer_layers=2, sequence_length=32_768,
-                  target_length=None),
+    'compact': dict(channels=384, num_heads=4, num_transformer_layers=2, sequence_length=32_768,
+                    target_length=None),
 }
 
 
@@ -193,13 +193,13 @@ def worker_timing(config: Dict[str, object], paths: List[str], repeats: int,
 ISM_WINDOW = 100  # Positions per ISM window for the positions/s rows (one reference each).
 
 
-LEVER_ROWS = ('forward', 'variant_full', 'variant_incremental', 'ism_reference', 'ism_full',
+SCORING_ROWS = ('forward', 'variant_full', 'variant_incremental', 'ism_reference', 'ism_full',
               'ism_incremental')
 
 
-def worker_levers(config: Dict[str, object], repeats: int, ism_positions: int = 1,
+def worker_scoring(config: Dict[str, object], repeats: int, ism_positions: int = 1,
                   precisions: Sequence[str] = fast.PRECISIONS,
-                  rows: Sequence[str] = LEVER_ROWS) -> Dict[str, object]:
+                  rows: Sequence[str] = SCORING_ROWS) -> Dict[str, object]:
   """In one process, interleaved: float32 and bfloat16 fast forwards, SNV scoring (reference +
   alternative) and ISM with full passes and with incremental inference, in float32 and bfloat16.
 
@@ -207,11 +207,11 @@ def worker_levers(config: Dict[str, object], repeats: int, ism_positions: int = 
   `ism_reference` (one window's reference: a full pass whose conv-tower output is kept) and
   `ism_full` / `ism_incremental` (`ism_positions` positions × 3 mutants, the reference already
   computed). `precisions`: a subset of ('float32', 'bfloat16'), e.g. float32 alone on a CPU
-  without bfloat16 instructions. `rows`: a subset of LEVER_ROWS to time (`ism_full` and
+  without bfloat16 instructions. `rows`: a subset of SCORING_ROWS to time (`ism_full` and
   `ism_incremental` need `ism_reference`). Times in s (median of `repeats`)."""
-  unknown = set(rows) - set(LEVER_ROWS)
+  unknown = set(rows) - set(SCORING_ROWS)
   if unknown:
-    raise ValueError(f'unknown rows {sorted(unknown)}; choose from {LEVER_ROWS}')
+    raise ValueError(f'unknown rows {sorted(unknown)}; choose from {SCORING_ROWS}')
   model = random_model(config)
   length = config['sequence_length']
   x = random_one_hot(1, length, seed=1)
@@ -281,16 +281,16 @@ def ism_positions_per_s(median: Dict[str, float], positions: int, kind: str, pre
                         window: int = ISM_WINDOW) -> float:
   """ISM positions/s over a window of `window` positions: one reference pass, then `window`
   positions at the measured cost per position of `kind` ('full' or 'incremental') mutants
-  (`median` holds the `worker_levers` medians; `positions`: positions in each timed call)."""
+  (`median` holds the `worker_scoring` medians; `positions`: positions in each timed call)."""
   per_position = median[f'ism_{kind}_{precision}'] / positions
   return window / (median[f'ism_reference_{precision}'] + window * per_position)
 
 
-def lever_rows(levers: Dict[str, object], log) -> Dict[str, float]:
+def scoring_rows(scoring: Dict[str, object], log) -> Dict[str, float]:
   """Prints the incremental / bfloat16 rows; returns their ratios."""
-  m = levers['median_s']
-  positions = levers['ism_positions']
-  precisions = levers.get('precisions', list(fast.PRECISIONS))
+  m = scoring['median_s']
+  positions = scoring['ism_positions']
+  precisions = scoring.get('precisions', list(fast.PRECISIONS))
   ism = {f'{kind}_{p}': ism_positions_per_s(m, positions, kind, p)
          for kind in ('full', 'incremental') for p in precisions}
   log('')
@@ -316,13 +316,13 @@ def lever_rows(levers: Dict[str, object], log) -> Dict[str, float]:
     ratios['bfloat16/float32 forward time'] = m['forward_bfloat16'] / m['forward_float32']
     ratios['bfloat16 incremental/float32 full variants per s'] = (
         m['variant_full_float32'] / m['variant_incremental_bfloat16'])
-  log(f'stored reference tower output per window: {levers["reference_tower_mb"]:.1f} MB; '
-      f'peak RSS during these runs {levers["peak_rss_gb"]:.2f} GB '
-      f'(before: {levers["rss_before_gb"]:.2f} GB)')
-  if 'bf16_max_rel_error' in levers:
+  log(f'stored reference tower output per window: {scoring["reference_tower_mb"]:.1f} MB; '
+      f'peak RSS during these runs {scoring["peak_rss_gb"]:.2f} GB '
+      f'(before: {scoring["rss_before_gb"]:.2f} GB)')
+  if 'bf16_max_rel_error' in scoring:
     log(f'bfloat16 vs float32 max |Δ| / max |value| (random weights): '
-        f'{levers["bf16_max_rel_error"]:.3g}')
-  if levers.get('cpu_bfloat16') is False and 'bfloat16' in precisions:
+        f'{scoring["bf16_max_rel_error"]:.3g}')
+  if scoring.get('cpu_bfloat16') is False and 'bfloat16' in precisions:
     log('this CPU has no bfloat16 instructions (AVX-512 BF16 / AMX): bfloat16 is emulated here')
   return ratios
 
@@ -341,21 +341,21 @@ def _run_worker(kind: str, **kwargs) -> Dict[str, object]:
   return {'error': f'worker {kind} exited with {proc.returncode}: {tail}'}
 
 
-def run_benchmark(config_name: str = 'small', *, repeats: int = 3, batch4: bool = True,
+def run_benchmark(config_name: str = 'compact', *, repeats: int = 3, batch4: bool = True,
                   memory: bool = True, train: bool = False, recompute: bool = False,
                   plain_batch4: bool = False, sequence_length: Optional[int] = None,
-                  levers: bool = True, log=print) -> Dict[str, object]:
+                  scoring: bool = True, log=print) -> Dict[str, object]:
   """Runs the benchmark and prints a report; returns all numbers.
 
   Args:
-    config_name: benchmark size, a key of CONFIGS ('small', 'medium', 'full').
+    config_name: benchmark size, a key of CONFIGS ('compact', 'medium', 'paper').
     repeats: timed forwards per path after warm-up (median reported; ≥ 3 recommended).
     batch4: also time the fast path at batch 4 (interleaved with batch 1 timings).
     memory: measure peak RSS of each path in its own subprocess.
     train: measure a forward + backward step (batch 1) in a subprocess.
     recompute: with `train`, also measure the step with per-block activation recomputation.
     plain_batch4: also time the plain path at batch 4 (slow; large memory at full size).
-    levers: also time incremental SNV scoring and ISM, and bfloat16 inference (`worker_levers`).
+    scoring: also time incremental SNV scoring and ISM, and bfloat16 inference (`worker_scoring`).
     sequence_length: input length in bp instead of the size's (a multiple of 128; all bins are
       kept when it is too short for the size's target_length).
     log: printing function.
@@ -437,11 +437,11 @@ def run_benchmark(config_name: str = 'small', *, repeats: int = 3, batch4: bool 
                                      'fast_b4': 1 / (3 * per_seq4)}
     log(f'variants/s (2 forwards each): {report["variants_per_s"]}')
     log(f'ISM positions/s (3 forwards each): {report["ism_positions_per_s"]}')
-  if levers:
-    report['levers'] = _run_worker('levers', config=config, repeats=repeats)
-    if 'error' in report['levers']:
-      raise RuntimeError(report['levers']['error'])
-    ratios.update(lever_rows(report['levers'], log))
+  if scoring:
+    report['scoring'] = _run_worker('scoring', config=config, repeats=repeats)
+    if 'error' in report['scoring']:
+      raise RuntimeError(report['scoring']['error'])
+    ratios.update(scoring_rows(report['scoring'], log))
   report['ratios'] = ratios
   for k, v in ratios.items():
     log(f'{k}: {v:.3f}')

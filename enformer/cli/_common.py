@@ -353,8 +353,3 @@ def names_or_file(text: Optional[str]) -> Union[None, str, List[str]]:
     return None
   return os.path.abspath(text) if os.path.isfile(text) else names(text)
 
-
-def check_exists(path: str, flag: str) -> None:
-  """Raises FileNotFoundError naming the flag when an input path does not exist."""
-  if not os.path.exists(path):
-    raise FileNotFoundError(f'{flag} {path} does not exist.')

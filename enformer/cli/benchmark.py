@@ -15,10 +15,12 @@ def register(subparsers) -> None:
       'fast path (enformer.inference.fast.compile_forward, plain graph and XLA) interleaved in one '
       'process (median after warm-up), measures peak RSS of each in its own subprocess, '
       'checks that their outputs agree, and prints analytic GFLOP, GFLOP/s, variants/s, ISM '
-      'positions/s and ratios. Weights are random. --size full is the published architecture '
+      'positions/s and ratios. Weights are random. --size paper is the published architecture '
       '(196,608 bp, 1,536 channels, 11 layers); docs/performance.md has the run times.')
-  parser.add_argument('--size', default='small', choices=['small', 'medium', 'full'],
-                      help='architecture and input length of the benchmarked model')
+  parser.add_argument('--size', default='compact', choices=['compact', 'medium', 'paper'],
+                      help='architecture and input length of the benchmarked model: compact (384 '
+                      'channels, 2 layers, 32,768 bp), medium (768 channels, 4 layers, 196,608 '
+                      'bp) or paper (the published model, 196,608 bp)')
   _common.add_sequence_length_argument(parser, help="override the size's input length in bp")
   parser.add_argument('--repeats', type=int, default=3,
                       help='timed forwards per path after warm-up; the median is reported')
@@ -27,8 +29,9 @@ def register(subparsers) -> None:
   parser.add_argument('--no-batch4', action='store_true', help='skip the batch-4 timings')
   parser.add_argument('--plain-batch4', action='store_true',
                       help='also time the plain path at batch 4 (slow, large memory)')
-  parser.add_argument('--no-levers', action='store_true',
-                      help='skip the incremental variant/ISM and bfloat16 rows')
+  parser.add_argument('--no-scoring', action='store_true',
+                      help='skip the variant-effect and ISM scoring rows (full passes vs '
+                      'incremental inference, float32 vs bfloat16)')
   parser.add_argument('--train', action='store_true',
                       help="also measure enformer train's step (forward, backward, Adam) at "
                       'batch 1')
@@ -50,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
   report = run_benchmark(
       args.size, repeats=args.repeats, batch4=not args.no_batch4, memory=not args.no_memory,
       train=args.train, recompute=args.recompute, plain_batch4=args.plain_batch4,
-      sequence_length=args.sequence_length, levers=not args.no_levers)
+      sequence_length=args.sequence_length, scoring=not args.no_scoring)
   if args.json is not None:
     with atomic_open(args.json, 'w') as handle:
       handle.write(json.dumps(report, indent=1))

@@ -9,7 +9,7 @@ from enformer.cli._inputs import check_output_path
 def register(subparsers) -> None:
   parser = _common.add_parser(
       subparsers, 'demo',
-      help='run the whole product offline on a synthetic genome (report in index.html)',
+      help='run the workflows end to end offline on a synthetic genome (report in index.html)',
       description='Runs every workflow of the package offline on a built-in synthetic genome with '
       'planted motifs: writes the genome and signal tracks, a Basenji2 data set, trains a small '
       'Enformer (human and mouse heads), evaluates per-track Pearson R against a shuffled-label '

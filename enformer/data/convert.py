@@ -42,6 +42,7 @@ from tqdm.auto import tqdm
 from enformer.data import basenji
 from enformer.data.basenji import file_layout, file_number, load_info
 from enformer.data.write import encode_example
+from enformer.io.bed import read_sequences_bed
 from enformer.io.fasta import FastaStringExtractor
 from enformer.io.lock import OutputLock
 from enformer.sequence import one_hot_encode
@@ -82,9 +83,7 @@ def subset_intervals(base_path: str, subset: str) -> pd.DataFrame:
     raise FileNotFoundError(f'{bed_path} not found: record coordinates come from sequences.bed '
                             'of the Basenji2 data folder.')
   with tf.io.gfile.GFile(bed_path) as f:
-    table = pd.read_csv(f, sep='\t', header=None, usecols=[0, 1, 2, 3],
-                        names=['chrom', 'start', 'end', 'subset'],
-                        dtype={'chrom': str, 'start': np.int64, 'end': np.int64, 'subset': str})
+    table = read_sequences_bed(f)
   rows = table[table['subset'] == subset].reset_index(drop=True).drop(columns='subset')
   if rows.empty:
     raise ValueError(f'{bed_path} has no rows for subset {subset!r} (subsets: '
@@ -297,8 +296,7 @@ def _write_tfr_layout(base_path: str, out_dir: str, subset: str, sequence_length
   bed_path = posixpath.join(out_dir, 'sequences.bed')
   if tf.io.gfile.exists(bed_path) and compatible:
     with tf.io.gfile.GFile(bed_path) as f:
-      old = pd.read_csv(f, sep='\t', header=None, names=['chrom', 'start', 'end', 'subset'],
-                        dtype={'chrom': str, 'subset': str})
+      old = read_sequences_bed(f)
     new = pd.concat([old[old['subset'] != subset], new])
   with tf.io.gfile.GFile(posixpath.join(write_dir, 'sequences.bed'), 'w') as f:
     f.write(new.to_csv(sep='\t', header=False, index=False))

@@ -37,8 +37,10 @@ import tensorflow as tf
 from tqdm.auto import tqdm
 
 from enformer.io.atomic import remove_stale_temporaries, temporary_name
+from enformer.io.bed import read_sequences_bed
 from enformer.io.fasta import FastaStringExtractor
 from enformer.io.lock import OutputLock
+from enformer.io.targets import read_targets
 from enformer.sequence import one_hot_encode
 
 RECORDS_PER_FILE = 256
@@ -168,7 +170,7 @@ class BasenjiWriter:
   def _targets_table(self, targets) -> pd.DataFrame:
     if targets is None:
       return default_targets_table(self.num_targets)
-    table = targets if isinstance(targets, pd.DataFrame) else pd.read_csv(targets, sep='\t')
+    table = targets if isinstance(targets, pd.DataFrame) else read_targets(targets)
     if len(table) != self.num_targets:
       raise ValueError(f'The targets table has {len(table)} rows but records have '
                        f'{self.num_targets} targets; they must match (row i = target i).')
@@ -392,12 +394,9 @@ def write_dataset(out_dir: str,
 
 def read_bed_intervals(bed: Union[str, pd.DataFrame]) -> pd.DataFrame:
   """Reads a BED of records: columns chrom, start, end and (optional 4th) subset."""
-  if isinstance(bed, pd.DataFrame):
-    table = bed.copy()
-  else:
-    table = pd.read_csv(bed, sep='\t', header=None, comment='#')
-    table = table.iloc[:, :4]
-    table.columns = ['chrom', 'start', 'end', 'subset'][:table.shape[1]]
+  if not isinstance(bed, pd.DataFrame):
+    return read_sequences_bed(bed, default_subset='train')
+  table = bed.copy()
   if 'subset' not in table:
     table['subset'] = 'train'
   return table

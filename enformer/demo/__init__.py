@@ -1,4 +1,4 @@
-"""`enformer demo`: the whole product, offline, on a synthetic genome with planted motifs.
+"""`enformer demo`: the workflows end to end, offline, on a synthetic genome with planted motifs.
 
   run     `run_demo(out_dir)`: genome → data → train → export → evaluate → predict → attribute →
           variants, each step resumable, calling the library's workflows (never the CLI)

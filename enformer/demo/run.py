@@ -1,4 +1,4 @@
-"""`enformer demo`: the whole product, offline, on a synthetic genome with planted motifs.
+"""`enformer demo`: the workflows end to end, offline, on a synthetic genome with planted motifs.
 
 `run_demo(out_dir)` runs these steps, each writing into its own folder of `out_dir`:
 

@@ -36,6 +36,7 @@ from enformer.data.errors import DataError, data_errors
 from enformer.evaluation.tss import expression_at_tss
 from enformer.inference.loading import load_model
 from enformer.io.atomic import atomic_open, atomic_write
+from enformer.io.bed import read_sequences_bed, read_tss_bed
 from enformer.io.outputs import OutputFolder
 from enformer.io.targets import read_targets
 from enformer.plots.evaluation import plot_by_assay
@@ -82,15 +83,7 @@ def index_tss(tss: Union[str, os.PathLike, pd.DataFrame], sequences: pd.DataFram
     crop_bp: bp cropped from each side of a record before binning.
   """
   if not isinstance(tss, pd.DataFrame):
-    path = os.fspath(tss)
-    if not os.path.exists(path):
-      raise FileNotFoundError(f'TSS BED {path} does not exist.')
-    tss = pd.read_csv(path, sep='\t', header=None, comment='#')
-    if tss.shape[1] < 4:
-      raise ValueError(f'{path}: a TSS BED needs 4 columns (chrom, start, end, gene name), '
-                       f'found {tss.shape[1]}.')
-    tss = tss.iloc[:, :4]
-    tss.columns = ['chrom', 'start', 'end', 'name']
+    tss = read_tss_bed(tss)
   genes: List[str] = []
   gene_index: Dict[str, int] = {}
   sites: Dict[int, List[Tuple[int, int]]] = {}
@@ -131,8 +124,7 @@ def index_subset_tss(tss: Union[str, os.PathLike, pd.DataFrame], data_path: str,
     raise FileNotFoundError(f'The gene-level metric needs {bed} (the records\' coordinates, '
                             'Basenji2 layout); this data folder has none.')
   with tf.io.gfile.GFile(bed) as handle:
-    sequences = pd.read_csv(handle, sep='\t', header=None).iloc[:, :4]
-  sequences.columns = ['chrom', 'start', 'end', 'subset']
+    sequences = read_sequences_bed(handle)
   sequences = sequences[sequences['subset'] == subset].reset_index(drop=True)
   return index_tss(tss, sequences, num_bins, pool_width, crop_bp)
 

@@ -5,7 +5,7 @@ neighbours, those inside the output (the Enformer paper's CAGE-at-TSS): bins [b 
 clipped to [0, T − 1] for a TSS in bin b of T output bins.
 """
 
-from typing import Sequence, Union
+from typing import Sequence, Tuple, Union
 
 import numpy as np
 
@@ -25,7 +25,7 @@ def expression_at_tss(values: np.ndarray,
   """
   values = np.asarray(values)
   if values.ndim == 2:
-    low, high = _window(int(tss_bins), values.shape[0])
+    low, high = tss_window(int(tss_bins), values.shape[0])
     return values[low:high].sum(axis=0)
   if values.ndim != 3:
     raise ValueError(f'values must be [bins, tracks] or [genes, bins, tracks], got shape '
@@ -34,15 +34,23 @@ def expression_at_tss(values: np.ndarray,
   return np.stack([expression_at_tss(v, int(c)) for v, c in zip(values, centres)])
 
 
-def _window(tss_bin: int, num_bins: int):
+def tss_window(tss_bin: int, num_bins: int, flank_bins: int = TSS_BINS // 2) -> Tuple[int, int]:
+  """Bins [low, high) of the TSS bin ± `flank_bins`, clipped to the `num_bins` output bins.
+
+  Raises:
+    ValueError: the TSS bin is not one of the output bins.
+  """
   if not 0 <= tss_bin < num_bins:
     raise ValueError(f'TSS bin {tss_bin} is outside the {num_bins} output bins.')
-  half = TSS_BINS // 2
-  return max(0, tss_bin - half), min(num_bins, tss_bin + half + 1)
+  return max(0, tss_bin - flank_bins), min(num_bins, tss_bin + flank_bins + 1)
 
 
 def pearson_r(x: np.ndarray, y: np.ndarray) -> float:
-  """Pearson correlation of two vectors (NaN when either is constant)."""
+  """Pearson correlation of two vectors, in float64 (NaN when either is constant).
+
+  The package's one Pearson r of two vectors (the plots', the ridge probe's, the demo's);
+  `enformer.training.metrics` streams the per-track one over batches.
+  """
   x = np.asarray(x, np.float64).ravel()
   y = np.asarray(y, np.float64).ravel()
   x, y = x - x.mean(), y - y.mean()

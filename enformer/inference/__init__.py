@@ -20,7 +20,6 @@ _EXPORTS = {
     'checkpoint_root': 'enformer.inference.checkpoints',
     'checkpoint_variables': 'enformer.inference.checkpoints',
     'infer_config': 'enformer.inference.checkpoints',
-    'looks_like_checkpoint': 'enformer.inference.checkpoints',
     'model_variable_shapes': 'enformer.inference.checkpoints',
     'restore_checkpoint': 'enformer.inference.checkpoints',
     'verify_checkpoint': 'enformer.inference.checkpoints',

@@ -323,12 +323,3 @@ def restore_checkpoint(model: Enformer, path: str) -> str:
   status.expect_partial()  # Optimizer state and counters are not restored.
   status.assert_existing_objects_matched()
   return prefix
-
-
-def looks_like_checkpoint(path: str) -> bool:
-  """True when `path` is a checkpoint prefix (with .index) or a folder holding one."""
-  if tf.io.gfile.exists(path + '.index'):
-    return True
-  return tf.io.gfile.isdir(path) and bool(
-      tf.io.gfile.exists(os.path.join(path, 'checkpoint'))
-      or tf.io.gfile.glob(os.path.join(path, '*.index')))

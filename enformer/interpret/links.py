@@ -11,6 +11,7 @@ from typing import Iterable, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from enformer.enformer import BIN_SIZE
+from enformer.evaluation.tss import tss_window
 from enformer.interpret.gradients import (as_batch, contribution_input_grad, output_shape,
                                           target_mask)
 
@@ -82,11 +83,13 @@ def enhancer_link_scores(contributions: np.ndarray,
   return links
 
 
-def tss_bins(num_bins: int, sequence_start: int, sequence_length: int, tss: int,
-             flank_bins: int = 1, bin_size: int = BIN_SIZE) -> List[int]:
-  """Output bins holding a TSS ± `flank_bins` (the paper's gene-level CAGE readout).
+def tss_window_bins(num_bins: int, sequence_start: int, sequence_length: int, tss: int,
+                    flank_bins: int = 1, bin_size: int = BIN_SIZE) -> List[int]:
+  """Output bins of one TSS's window: its bin ± `flank_bins`, those inside the output.
 
-  The output bins are the central `num_bins` of the sequence's sequence_length / bin_size bins.
+  The paper's gene-level CAGE readout (`enformer.evaluation.tss.tss_window`) for the TSS at genome
+  position `tss`. The output bins are the central `num_bins` of the sequence's
+  sequence_length / bin_size bins.
   """
   first_bin_start = sequence_start + (sequence_length - num_bins * bin_size) // 2
   centre = (int(tss) - first_bin_start) // bin_size
@@ -94,7 +97,7 @@ def tss_bins(num_bins: int, sequence_start: int, sequence_length: int, tss: int,
     raise ValueError(f'TSS {tss} is outside the output bins of the sequence starting at '
                      f'{sequence_start} ({num_bins} bins of {bin_size} bp, centred): centre the '
                      'sequence on the gene.')
-  return [b for b in range(centre - flank_bins, centre + flank_bins + 1) if 0 <= b < num_bins]
+  return list(range(*tss_window(centre, num_bins, flank_bins)))
 
 
 def enhancer_gene_link_scores(model,
@@ -126,7 +129,7 @@ def enhancer_gene_link_scores(model,
   x, _ = as_batch(sequence_one_hot)
   length = int(x.shape[1])
   num_bins, num_tracks = output_shape(model, length, head, input_channels=int(x.shape[2]))
-  bins = tss_bins(num_bins, sequence_start, length, tss, flank_bins)
+  bins = tss_window_bins(num_bins, sequence_start, length, tss, flank_bins)
   mask = target_mask(num_bins, num_tracks, bins, tracks)
   contributions = contribution_input_grad(model, x, mask, head)[0]
   return contributions, enhancer_link_scores(contributions, sequence_chrom, sequence_start,

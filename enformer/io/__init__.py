@@ -2,7 +2,8 @@
 
 Modules (import them directly; nothing here loads TensorFlow):
   fasta    FastaStringExtractor: N-padded interval extraction, chr-prefix resolution.
-  bed      read_bed / parse_region: genomic intervals as kipoiseq.Interval.
+  bed      read_bed / parse_region: genomic intervals as kipoiseq.Interval; read_sequences_bed
+           (a data set's record index) and read_tss_bed.
   targets  read_targets / select_tracks: targets_{organism}.txt track tables.
   bigwig   write_bigwig / write_bedgraph / read_bigwig_bins: binned coverage tracks.
   lock     OutputLock: one live job per output (names the holder, takes over stale locks).

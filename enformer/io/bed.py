@@ -1,10 +1,19 @@
-"""BED regions and 'chr:start-end' strings as kipoiseq.Interval (0-based, half-open)."""
+"""BED files and 'chr:start-end' strings (0-based, half-open coordinates).
 
-from typing import List, Union
+  read_bed            regions of a BED file as kipoiseq.Interval
+  read_sequences_bed  a data set's sequences.bed (Basenji2's record index: chrom, start, end,
+                      subset)
+  read_tss_bed        a TSS BED (chrom, start = the TSS, end, gene name)
+  parse_region / format_region  'chr1:1,000,001-1,001,000' ↔ Interval
+"""
+
+from typing import List, Optional, TextIO, Union
 import os
 import re
 
 import kipoiseq
+import numpy as np
+import pandas as pd
 
 _REGION = re.compile(r'^\s*([^:\s]+):([\d,_]+)-([\d,_]+)\s*$')
 
@@ -61,3 +70,54 @@ def read_bed(path: Union[str, os.PathLike]) -> List[kipoiseq.Interval]:
   if not intervals:
     raise ValueError(f'BED file {path} contains no regions.')
   return intervals
+
+
+SEQUENCES_BED_COLUMNS = ('chrom', 'start', 'end', 'subset')
+TSS_BED_COLUMNS = ('chrom', 'start', 'end', 'name')
+
+
+def read_sequences_bed(source: Union[str, os.PathLike, TextIO],
+                       default_subset: Optional[str] = None) -> pd.DataFrame:
+  """Reads a data set's sequences.bed: one row per record, each subset's rows in record order.
+
+  Args:
+    source: a local path, or an open text file (e.g. a `tf.io.gfile.GFile` for remote folders).
+    default_subset: the subset of every row when the file has only 3 columns (chrom, start, end);
+      None: a 4th column (subset) is required.
+
+  Returns:
+    DataFrame with columns chrom (str), start, end (int64) and subset (str), in file order.
+    Lines starting with '#' are skipped; columns after the 4th are ignored.
+  """
+  if not hasattr(source, 'read'):
+    source = os.fspath(source)
+  table = pd.read_csv(source, sep='\t', header=None, comment='#', dtype=str)
+  table = table.iloc[:, :len(SEQUENCES_BED_COLUMNS)]
+  if table.shape[1] < len(SEQUENCES_BED_COLUMNS):
+    if default_subset is None or table.shape[1] < 3:
+      raise ValueError(f'{getattr(source, "name", source)}: sequences.bed needs the columns '
+                       f'chrom, start, end, subset; found {table.shape[1]}.')
+    table[3] = default_subset
+  table.columns = list(SEQUENCES_BED_COLUMNS)
+  return table.astype({'start': np.int64, 'end': np.int64})
+
+
+def read_tss_bed(path: Union[str, os.PathLike]) -> pd.DataFrame:
+  """Reads a TSS BED: columns chrom, start (the TSS, 0-based), end, name (the gene).
+
+  Lines starting with '#' are skipped; columns after the 4th are ignored.
+
+  Raises:
+    FileNotFoundError: no file at `path`.
+    ValueError: fewer than 4 columns.
+  """
+  path = os.fspath(path)
+  if not os.path.exists(path):
+    raise FileNotFoundError(f'TSS BED {path} does not exist.')
+  table = pd.read_csv(path, sep='\t', header=None, comment='#')
+  if table.shape[1] < len(TSS_BED_COLUMNS):
+    raise ValueError(f'{path}: a TSS BED needs 4 columns (chrom, start, end, gene name), '
+                     f'found {table.shape[1]}.')
+  table = table.iloc[:, :len(TSS_BED_COLUMNS)]
+  table.columns = list(TSS_BED_COLUMNS)
+  return table

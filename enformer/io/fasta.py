@@ -155,9 +155,3 @@ class FastaStringExtractor:
 
   def __exit__(self, *exc) -> None:
     self.close()
-
-
-def read_chromosome_sizes(fasta_file: PathLike) -> Dict[str, int]:
-  """Chromosome sizes from a FASTA (its .fai index; created if missing)."""
-  with FastaStringExtractor(fasta_file) as extractor:
-    return extractor.chromosome_sizes

@@ -84,15 +84,6 @@ def lock_path(output: PathLike) -> str:
   return os.path.abspath(os.fspath(output)).rstrip(os.sep) + LOCK_SUFFIX
 
 
-def read_holder(output: PathLike) -> Optional[Holder]:
-  """The holder recorded in the lock file of `output` (live or stale), or None."""
-  try:
-    with open(lock_path(output)) as handle:
-      return Holder.parse(handle.read())
-  except OSError:
-    return None
-
-
 class OutputLock:
   """Exclusive, re-entrant lock on one output path (see the module docstring).
 

@@ -370,26 +370,3 @@ def read_shard_h5(path: PathLike) -> Tuple[VariantScores, ShardInfo]:
 def finish_atomically(path: PathLike, write) -> None:
   """Calls write(temporary_path), then renames it to `path` (no half-written final files)."""
   atomic_write(path, write)
-
-
-def compare_layout(path: PathLike, reference: PathLike,
-                   ignore: Optional[Sequence[str]] = ('SAD_pct', 'percentiles')) -> List[str]:
-  """Differences in dataset kinds/dtypes/ranks between two sad.h5-layout files (empty = same).
-
-  Byte-string widths and sizes are allowed to differ; `ignore` names datasets of `reference`
-  that need not be present in `path` (basenji's percentile tables).
-  """
-  problems = []
-  with h5py.File(path, 'r') as ours, h5py.File(reference, 'r') as theirs:
-    for name in theirs:
-      if name in (ignore or ()):
-        continue
-      if name not in ours:
-        problems.append(f'missing dataset {name}')
-        continue
-      a, b = ours[name], theirs[name]
-      if a.dtype.kind != b.dtype.kind or (a.dtype.kind != 'S' and a.dtype != b.dtype):
-        problems.append(f'{name}: dtype {a.dtype} vs {b.dtype}')
-      if a.ndim != b.ndim:
-        problems.append(f'{name}: rank {a.ndim} vs {b.ndim}')
-  return problems

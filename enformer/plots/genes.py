@@ -6,6 +6,7 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
+from enformer.evaluation.tss import pearson_r
 from enformer.plots import PathLike, close, save
 
 
@@ -39,7 +40,7 @@ def plot_expression_vs_observed(predicted: np.ndarray, observed: np.ndarray,
   for track, ax in enumerate(axes[0]):
     x, y = np.log1p(observed[:, track]), np.log1p(np.maximum(predicted[:, track], 0))
     ax.scatter(x, y, s=12, alpha=0.8)
-    r = np.corrcoef(x, y)[0, 1] if x.std() > 0 and y.std() > 0 else float('nan')
+    r = pearson_r(x, y)
     ax.set_title(f'{track_names[track]}: r = {r:.2f}', fontsize=9)
     ax.set_xlabel('observed log(1 + x)', fontsize=8)
     if track == 0:

@@ -9,6 +9,7 @@ from typing import Mapping, Optional, Sequence, Union
 import matplotlib.pyplot as plt
 import numpy as np
 
+from enformer.evaluation.tss import pearson_r
 from enformer.io.targets import track_labels
 from enformer.plots import close, save
 
@@ -25,11 +26,8 @@ def log10_1p_if_cage(title: str, values: np.ndarray) -> tuple:
 
 def pearson_log2(predicted: np.ndarray, observed: np.ndarray) -> float:
   """Pearson correlation of log2(1 + x) between two binned tracks (nan when one is constant)."""
-  a, b = (np.log2(1 + np.asarray(predicted, np.float64)),
-          np.log2(1 + np.asarray(observed, np.float64)))
-  if a.std() == 0 or b.std() == 0:
-    return float('nan')
-  return float(np.corrcoef(a, b)[0, 1])
+  return pearson_r(np.log2(1 + np.asarray(predicted, np.float64)),
+                   np.log2(1 + np.asarray(observed, np.float64)))
 
 
 def plot_tracks(tracks: Mapping[str, np.ndarray],

@@ -24,7 +24,6 @@ import warnings
 from typing import Any, Dict, Iterator, List, Mapping, Optional
 
 import tensorflow as tf
-from google.protobuf import text_format
 
 from enformer.enformer import Enformer
 from enformer.inference.export import export_hub_module
@@ -140,35 +139,6 @@ def run_checkpoints(directory: str, listed: List[str] = ()) -> List[str]:
     match = re.search(r'ckpt-(\d+)$', prefix)
     return int(match.group(1)) if match else -1
   return sorted(found, key=step, reverse=True)
-
-
-def latest_readable_checkpoint(directory: str) -> Optional[str]:
-  """The newest checkpoint of `directory` whose every tensor reads back (None: none there).
-
-  Skipped (truncated or corrupt) checkpoints are named in a warning; ValueError when all are.
-  """
-  try:
-    state = tf.train.get_checkpoint_state(directory)
-  except (tf.errors.OpError, text_format.ParseError):
-    state = None  # A damaged state file: the .index files are listed below.
-  listed = list(state.all_model_checkpoint_paths) if state else []
-  failures = []
-  for prefix in run_checkpoints(directory, listed):
-    try:
-      reader = tf.train.load_checkpoint(prefix)
-      for name in reader.get_variable_to_shape_map():
-        reader.get_tensor(name)
-    except (tf.errors.OpError, IndexError, ValueError) as error:
-      failures.append((prefix, _first_line(error)))
-      continue
-    if failures:
-      warnings.warn(f'Checkpoint {failures[0][0]} cannot be read ({failures[0][1]}); using the '
-                    f'previous intact checkpoint {prefix} instead.', stacklevel=2)
-    return prefix
-  if failures:
-    raise ValueError(f'No checkpoint in {directory} can be read: '
-                     + '; '.join(f'{p}: {e}' for p, e in failures) + '.')
-  return None
 
 
 def export_best(model: tf.Module, run_dir: str, step: int, record: Mapping[str, Any],

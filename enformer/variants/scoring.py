@@ -23,7 +23,7 @@ Indels (`indel_anchor`; the ref sequence is always the window itself):
       right end, a deletion of k bp pulls k more reference bases in at the right end. (Within
       the first L/2 bp the anchor is the coordinate L/2, right of the variant: the bases right of
       it stay and the left part moves instead, as in the notebook.)
-  'variant': anchored at the variant (kipoiseq anchor = `pos`, this package's rule before): an
+  'variant': anchored at the variant (kipoiseq anchor = `pos`): an
       insertion keeps the bases right of the variant's first base in place and pushes bases out
       at the window's left end; a deletion is placed as with 'notebook' (kipoiseq splits it at
       the anchor, so the right flank moves).
