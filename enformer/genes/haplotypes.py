@@ -360,7 +360,7 @@ def _write_tsv(path: str, data: anndata.AnnData) -> None:
 def predict_haplotypes(predictor,
                        fasta,
                        vcf: PathLike,
-                       out: PathLike,
+                       out_dir: PathLike,
                        *,
                        gtf: Optional[PathLike] = None,
                        bed: Optional[PathLike] = None,
@@ -385,9 +385,9 @@ def predict_haplotypes(predictor,
                        client=None,
                        shard: Optional[Tuple[int, int]] = None) -> PredictHaplotypesResult:
   """Predicts every selected sample's two haplotypes at each gene (`gtf`) or region (`bed`) and
-  writes `out/haplotypes.h5ad` (see the module docstring for the layout).
+  writes `out_dir/haplotypes.h5ad` (see the module docstring for the layout).
 
-  Resumable: each window's values are saved under `out/haplotypes.h5ad.partial/` as it finishes;
+  Resumable: each window's values are saved under `out_dir/haplotypes.h5ad.partial/` as it finishes;
   rerunning the same call after an interruption (even kill -9) skips finished windows, and the
   final files equal an uninterrupted run's. A finished output is not replaced unless `overwrite`.
 
@@ -396,7 +396,7 @@ def predict_haplotypes(predictor,
       folder or export of this package); with `client`, an `enformer.distributed.ModelSource`.
     fasta: FASTA path or `FastaStringExtractor`.
     vcf: phased, bgzipped and indexed (.tbi / .csi) VCF.
-    out: output folder.
+    out_dir: output folder.
     gtf, genes, gene_types: genes (`enformer.genes.read_genes`); or `bed`: regions.
     samples: sample ids, a file of ids, or None for all.
     unphased: read unphased heterozygous calls in the order written (otherwise an error).
@@ -410,14 +410,14 @@ def predict_haplotypes(predictor,
     bins: regions: every output bin of the window instead of the region's mean.
     gene_stat: 'sum' or 'max' over a gene's TSSs.
     mean_haplotypes: also write each sample's diploid mean (obs rows with haplotype 'mean').
-    tsv: also write `out/haplotypes.tsv`.
+    tsv: also write `out_dir/haplotypes.tsv`.
     neutral_value: one-hot value of N. batch_size: haplotypes per transformer pass.
     overwrite: replace a finished output (and discard an unfinished run with other settings).
     progress: a tqdm bar over samples × windows.
     model_id: the model's path or handle, for the resume fingerprint.
     run_settings: extra `uns` entries (e.g. the command line).
     client: a `distributed.Client`: windows are predicted by its workers (same output).
-    shard: (K, N): predict only windows K−1, K−1+N, ... into `out/haplotypes.K-of-N.h5ad`.
+    shard: (K, N): predict only windows K−1, K−1+N, ... into `out_dir/haplotypes.K-of-N.h5ad`.
   """
   started = time.time()
   if (gtf is None) == (bed is None):
@@ -428,11 +428,11 @@ def predict_haplotypes(predictor,
   if shard is not None and tsv:
     raise ValueError('A shard run writes only its shard file; write the TSV from the joined '
                      'AnnData.')
-  out = os.fspath(out)
+  out_dir = os.fspath(out_dir)
   name = HAPLOTYPES_FILE if shard is None else f'haplotypes.{shard[0]}-of-{shard[1]}.h5ad'
-  path = os.path.join(out, name)
-  tsv_path = os.path.join(out, 'haplotypes.tsv')
-  os.makedirs(out, exist_ok=True)
+  path = os.path.join(out_dir, name)
+  tsv_path = os.path.join(out_dir, 'haplotypes.tsv')
+  os.makedirs(out_dir, exist_ok=True)
   with OutputLock(path, what=f'output {path}'):
     if os.path.exists(path) and not overwrite:
       raise FileExistsError(f'{path} already exists (a finished run); replace it with '
