@@ -179,15 +179,15 @@ def predict_batch(predictor, extractor: FastaStringExtractor,
           for (region, model_input), values in zip(batch, outputs)]
 
 
-def predict_regions_on_worker(source: ModelSource, fasta_file: str,
+def predict_regions_on_worker(source: ModelSource, fasta: str,
                               regions: Sequence[kipoiseq.Interval], head: str,
                               track_indices: Sequence[int], batch_size: int,
                               extra_tracks: Sequence[str] = (),
                               neutral_value: float = NEUTRAL_VALUE) -> List[RegionPrediction]:
   """Dask task: `predict_batch` over `regions` with the worker's cached model and FASTA."""
   predictor = worker_predictor(source)
-  extractor = worker_cached(('fasta', fasta_file, threading.get_ident()),
-                            lambda: FastaStringExtractor(fasta_file))
+  extractor = worker_cached(('fasta', fasta, threading.get_ident()),
+                            lambda: FastaStringExtractor(fasta))
   predictions = []
   for first in range(0, len(regions), batch_size):
     predictions += predict_batch(predictor, extractor, regions[first:first + batch_size], head,
