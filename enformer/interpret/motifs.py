@@ -312,8 +312,8 @@ def region_contributions(model,
         hypothetical[batch] = hypothetical_from_gradient(gradient[:, offset:offset + window])
       else:
         for row, i in enumerate(batch):
-          ism = in_silico_mutagenesis(model, x[row], mask, (offset, offset + window), head,
-                                      reduction='sum', batch_size=max(batch_size, 8),
+          ism = in_silico_mutagenesis(model, x[row], mask, window=(offset, offset + window),
+                                      head=head, reduction='sum', batch_size=max(batch_size, 8),
                                       progress=False)
           hypothetical[i] = hypothetical_from_ism(ism)
       if progress is not None:
