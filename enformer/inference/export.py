@@ -183,13 +183,13 @@ def read_export_metadata(path: str) -> Optional[Dict[str, Any]]:
     return parse_json(handle.read(), config_path)
 
 
-def restore_exported_variables(model: Enformer, export_dir: str) -> None:
+def restore_exported_variables(model: Enformer, path: str) -> None:
   """Restores the variables of a SavedModel written by `export_hub_module` into `model`.
 
-  `model` must have the exported configuration (`read_export_metadata(export_dir)['config']`).
+  `model` must have the exported configuration (`read_export_metadata(path)['config']`).
   """
   model.build_variables()
   status = tf.train.Checkpoint(model=_ExportedModel(model)).read(
-      os.path.join(export_dir, 'variables', 'variables'))
+      os.path.join(path, 'variables', 'variables'))
   status.expect_partial()
   status.assert_existing_objects_matched()
