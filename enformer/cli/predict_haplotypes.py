@@ -136,19 +136,21 @@ def _predict(args: argparse.Namespace, samples, shard) -> int:
   """`run` once the inputs are checked and the output is locked."""
   import os
   from enformer.distributed import client_for
-  from enformer.genes.haplotypes import predict_haplotypes
+  from enformer.genes.haplotypes import HaplotypeSettings, predict_haplotypes
   model_id = args.model if '://' in args.model else os.path.abspath(args.model)
   if args.precision != 'float32':
     model_id += f' precision={args.precision}'
   genes = None
   if args.genes:
     genes = os.path.abspath(args.genes) if os.path.isfile(args.genes) else _names(args.genes)
+  settings = HaplotypeSettings(unphased=args.unphased, indels=args.indels, head=args.head,
+                               tracks=args.tracks, targets=args.targets,
+                               bins=args.bins, mean_haplotypes=args.mean_haplotypes, tsv=args.tsv,
+                               neutral_value=args.n_value, batch_size=args.batch_size,
+                               model_id=model_id)
   options = dict(gtf=args.gtf, bed=args.bed, genes=genes, gene_types=args.gene_types,
-                 samples=samples, unphased=args.unphased, indels=args.indels, head=args.head,
-                 tracks=args.tracks, targets=args.targets,
-                 bins=args.bins, mean_haplotypes=args.mean_haplotypes, tsv=args.tsv,
-                 neutral_value=args.n_value, batch_size=args.batch_size,
-                 overwrite=args.overwrite, progress=not args.quiet, model_id=model_id,
+                 samples=samples, settings=settings,
+                 overwrite=args.overwrite, progress=not args.quiet,
                  run_settings={'command': ' '.join(sys.argv)}, shard=shard)
   with client_for(args.workers, args.scheduler) as client:
     if client is None:
