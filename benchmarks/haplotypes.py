@@ -344,13 +344,13 @@ def main(argv: List[str] = None) -> int:
                               for start in starts])
       sites = float(np.mean([len(set().union(*w)) for w in windows]))
       vcf = write_vcf(folder, density, sequence, windows, args.samples)
+      settings = haplotypes_lib.HaplotypeSettings(batch_size=args.batch_size)
       haplotypes_lib.predict_haplotypes(predictor, fasta, vcf, folder / f'warm_{density}',
                                         gtf=gtf, genes=['G0'], samples=['S0'], progress=False,
-                                        batch_size=args.batch_size)
+                                        settings=settings)
       began = time.perf_counter()
       result = haplotypes_lib.predict_haplotypes(predictor, fasta, vcf, folder / density,
-                                                 gtf=gtf, progress=False,
-                                                 batch_size=args.batch_size)
+                                                 gtf=gtf, progress=False, settings=settings)
       seconds = time.perf_counter() - began
       stats = result.stats
       # Same outputs: gene 0's first 8 haplotypes rebuilt base by base, full passes.

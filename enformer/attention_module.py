@@ -30,6 +30,7 @@ class MultiheadAttention(snt.Module):
                value_size: int,
                key_size: int,
                num_heads: int,
+               *,
                scaling: bool = True,
                attention_dropout_rate: float = 0.1,
                relative_positions: bool = False,

@@ -100,10 +100,10 @@ def random_model(seed: int = 0, *, calibration_length: Optional[int] = 2048,
   return model
 
 
-def read_holder(output: Union[str, os.PathLike]) -> Optional[Holder]:
-  """The holder recorded in the lock file of `output` (live or stale), or None."""
+def read_holder(out: Union[str, os.PathLike]) -> Optional[Holder]:
+  """The holder recorded in the lock file of `out` (live or stale), or None."""
   try:
-    with open(lock_path(output)) as handle:
+    with open(lock_path(out)) as handle:
       return Holder.parse(handle.read())
   except OSError:
     return None

@@ -37,7 +37,8 @@ def test_cli_equals_the_library_and_reports_reuse(checkpoint, genome, tmp_path, 
   assert list(data.uns['tracks']) == ['t2', 't0']
   expected = predict_haplotypes(genome['predictor'], genome['fasta'], genome['vcf'],
                                 tmp_path / 'lib',
-                                gtf=genome['gtf'], samples=['S2', 'S1'], tracks=[2, 0],
+                                gtf=genome['gtf'], samples=['S2', 'S1'],
+                                settings=haplotypes_lib.HaplotypeSettings(tracks=[2, 0]),
                                 progress=False).data
   assert list(data.var['track'][:2]) == ['t2', 't0']
   assert list(data.var.index) == list(expected.var.index)

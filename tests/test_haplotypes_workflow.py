@@ -85,7 +85,8 @@ def built_haplotype(fasta, chrom, start, rows, sample, haplotype):
 def test_values_equal_full_passes_of_hand_built_haplotypes(genome, tmp_path):
   result = haplotypes_lib.predict_haplotypes(
       genome['predictor'], genome['fasta'], genome['vcf'], tmp_path, gtf=genome['gtf'],
-      samples=['S1', 'S2', 'S3'], tsv=True, mean_haplotypes=True, progress=False)
+      samples=['S1', 'S2', 'S3'], progress=False,
+      settings=haplotypes_lib.HaplotypeSettings(tsv=True, mean_haplotypes=True))
   data = anndata.read_h5ad(tmp_path / 'haplotypes.h5ad')
   assert list(data.var['gene_id'][::3]) == ['GENE1', 'GENE2', 'EDGE']
   assert list(data.var.index[:2]) == ['GENE1|t0', 'GENE1|t1']  # Gene × track, gene-major.
@@ -164,7 +165,8 @@ def test_reader_phasing_errors_and_naming(genome, tmp_path):
 
 
 def test_resume_after_a_crash_equals_an_uninterrupted_run(genome, tmp_path, monkeypatch):
-  common = dict(gtf=genome['gtf'], samples=['S1', 'S3'], tsv=True, progress=False)
+  common = dict(gtf=genome['gtf'], samples=['S1', 'S3'], progress=False,
+                settings=haplotypes_lib.HaplotypeSettings(tsv=True))
   haplotypes_lib.predict_haplotypes(genome['predictor'], genome['fasta'], genome['vcf'],
                                     tmp_path / 'whole', **common)
   original = haplotypes_lib.predict_window
@@ -201,8 +203,9 @@ def test_regions_with_bins(genome, tmp_path):
   bed = tmp_path / 'r.bed'
   bed.write_text('1\t2900\t3200\tR1\n')
   result = haplotypes_lib.predict_haplotypes(
-      genome['predictor'], genome['fasta'], genome['vcf'], tmp_path / 'out', bed=bed, bins=True,
-      samples=['S1'], tracks=[1], progress=False)
+      genome['predictor'], genome['fasta'], genome['vcf'], tmp_path / 'out', bed=bed,
+      samples=['S1'], settings=haplotypes_lib.HaplotypeSettings(bins=True, tracks=[1]),
+      progress=False)
   data = result.data
   assert data.shape == (2, 8) and list(data.var['bin']) == list(range(8))
   window = haplotypes_lib.region_windows(
@@ -262,8 +265,9 @@ def test_reader_skips_indels_and_counts_the_carried_ones(indel_vcf):
 def test_skipped_indels_give_the_snv_haplotypes_without_full_passes(genome, indel_vcf, tmp_path,
                                                                     monkeypatch):
   common = dict(gtf=genome['gtf'], genes=['EDGE'], samples=['S1', 'S2'], progress=False)
-  run = lambda out, **extra: haplotypes_lib.predict_haplotypes(
-      genome['predictor'], genome['fasta'], indel_vcf['vcf'], tmp_path / out, **common, **extra)
+  run = lambda out, indels='full', **extra: haplotypes_lib.predict_haplotypes(
+      genome['predictor'], genome['fasta'], indel_vcf['vcf'], tmp_path / out, **common,
+      settings=haplotypes_lib.HaplotypeSettings(indels=indels), **extra)
   # A 'full' run killed before its first window, resumed with 'skip': refused, as any changed
   # setting is, until `overwrite` discards it.
   def killed(*args, **kwargs):
@@ -300,6 +304,6 @@ def test_skipped_indels_give_the_snv_haplotypes_without_full_passes(genome, inde
   with PhasedVcf(indel_vcf['vcf'], indels='skip') as genotypes, pytest.raises(
       ValueError, match="handles indels as 'skip', the settings as 'full'"):
     haplotypes_lib.predict_window(None, None, genotypes, window,
-                                  haplotypes_lib.HaplotypeSettings('g.fa', 'v.vcf', ('S1',)))
-  with pytest.raises(ValueError, match="indels must be 'full'"):
-    run('bad', indels='drop')
+                                  haplotypes_lib.WindowSettings('g.fa', 'v.vcf', ('S1',)))
+  with pytest.raises(ValueError, match="HaplotypeSettings.indels must be 'full'"):
+    haplotypes_lib.HaplotypeSettings(indels='drop')

@@ -359,7 +359,7 @@ def test_ism_contributions_are_the_mutagenesis_of_the_centred_window(tmp_path, p
   offset = (LENGTH - 32) // 2
   bins = motifs.target_bins(region, 950 - LENGTH // 2, LENGTH // 128, LENGTH)
   ism = motifs.in_silico_mutagenesis(predictor, x, target_mask(LENGTH // 128, 3, bins, [1]),
-                                     (offset, offset + 32), 'human', reduction='sum',
+                                     window=(offset, offset + 32), head='human', reduction='sum',
                                      progress=False)
   np.testing.assert_array_equal(arrays['one_hot'][0], x[offset:offset + 32].astype(np.int8))
   np.testing.assert_allclose(arrays['hypothetical'][0], motifs.hypothetical_from_ism(ism),

@@ -206,7 +206,8 @@ def test_attribution_of_a_five_channel_model(predictor, files):
 
   # ISM mutates bases only; the extra channel keeps its value.
   window = (15 * 128 + 10, 15 * 128 + 14)
-  ism = attribution.in_silico_mutagenesis(predictor, x, mask, window, head='atac', progress=False)
+  ism = attribution.in_silico_mutagenesis(predictor, x, mask, window=window, head='atac',
+                                          progress=False)
   assert ism.shape == (4, 4)
   assert np.count_nonzero(ism) == 12  # 3 substitutions per base, 0 at the reference.
   mutant = x.copy()

@@ -97,3 +97,35 @@ def test_sequence_length_is_the_only_spelling(tmp_path):
     BasenjiWriter(str(tmp_path / 'a'), seq_length=256, target_length=2, num_targets=1)
   with pytest.raises(TypeError, match='sequence_length'):
     BasenjiWriter(str(tmp_path / 'c'), target_length=2, num_targets=1)
+
+
+_OFF_VOCABULARY = {'output', 'output_dir', 'out_path', 'out_file', 'fasta_path', 'fasta_file',
+                   'genome_fasta', 'force', 'export_dir', 'targets_table'}
+
+
+def _public_functions():
+  """(file:line name, ast.arguments) of every public function and public class's method."""
+  root = pathlib.Path(enformer.__file__).resolve().parent
+
+  def visit(node, prefix, where):
+    for child in ast.iter_child_nodes(node):
+      if isinstance(child, ast.FunctionDef):
+        if not child.name.startswith('_') or child.name == '__init__':
+          yield f'{where}:{child.lineno} {prefix}{child.name}', child.args
+      elif isinstance(child, ast.ClassDef) and not child.name.startswith('_'):
+        yield from visit(child, f'{child.name}.', where)
+
+  for path in sorted(root.rglob('*.py')):
+    if 'cli' not in path.relative_to(root).parts[:1]:
+      yield from visit(ast.parse(path.read_text()), '', path.relative_to(root))
+
+
+def test_one_argument_vocabulary():
+  """`fasta`, `out` (a file), `out_dir` (a folder), `overwrite`; keyword-only options past the
+  first few arguments of a wide signature."""
+  for name, args in _public_functions():
+    names = {a.arg for a in args.posonlyargs + args.args + args.kwonlyargs}
+    assert not names & _OFF_VOCABULARY, f'{name}: {sorted(names & _OFF_VOCABULARY)}'
+    positional = [a.arg for a in args.posonlyargs + args.args if a.arg not in ('self', 'cls')]
+    assert len(positional) + len(args.kwonlyargs) <= 8 or len(positional) <= 6, (
+        f'{name}: {len(positional)} positional parameters; make the options keyword-only')

@@ -1,5 +1,5 @@
-"""The settings objects of the widest signatures: `DatasetSettings` (get_dataset) and
-`PredictionOutputs` (predict_to_files).
+"""The settings objects of the widest signatures: `DatasetSettings` (get_dataset),
+`PredictionOutputs` (predict_to_files) and `HaplotypeSettings` (predict_haplotypes).
 
 Each checks its values when built, with an error naming the field and what to pass, and its
 `dataclasses.replace` variants change what the function does.
@@ -145,3 +145,34 @@ def test_predict_to_files_writes_what_its_outputs_say(micro_predictor, tmp_path)
   with pytest.raises(TypeError, match='max_plots'):
     predict_to_files(micro_predictor, fasta, regions, str(tmp_path / 'kw'), max_plots=0)  # pylint: disable=unexpected-keyword-arg
   assert not os.path.exists(tmp_path / 'kw')
+
+
+@pytest.mark.parametrize('field, value, fix', [
+    ('gene_stat', 'mean', r"one of \('sum', 'max'\), got 'mean'"),
+    ('indels', 'drop', "'full'"),
+    ('batch_size', 0, 'a number of haplotypes ≥ 1, got 0'),
+    ('tracks', '0', 'a sequence of track indices or names'),
+])
+def test_haplotype_settings_errors_name_the_field_and_the_fix(field, value, fix):
+  from enformer.genes import haplotypes  # pylint: disable=import-outside-toplevel
+  with pytest.raises(ValueError, match=rf'HaplotypeSettings\.{field} must be {fix}'):
+    haplotypes.HaplotypeSettings(**{field: value})
+  with pytest.raises(ValueError, match=rf'HaplotypeSettings\.{field} must be'):
+    dataclasses.replace(haplotypes.HaplotypeSettings(), **{field: value})
+
+
+def test_haplotype_settings_are_what_predict_haplotypes_takes(tmp_path):
+  import enformer.genes  # pylint: disable=import-outside-toplevel
+  from enformer.genes import haplotypes  # pylint: disable=import-outside-toplevel
+  settings = haplotypes.HaplotypeSettings(tracks=[2, 0], batch_size=np.int64(8), neutral_value=0)
+  assert settings.tracks == (2, 0) and settings.neutral_value == 0.0
+  assert hash(settings) == hash(dataclasses.replace(settings))
+  assert enformer.genes.HaplotypeSettings is haplotypes.HaplotypeSettings
+  window = settings.window_settings('g.fa', 'v.vcf', ['S1'], [2, 0])
+  assert window.fasta == os.path.abspath('g.fa') and window.tracks == (2, 0)
+  assert window.batch_size == 8 and window.indels == 'full'
+  with pytest.raises(TypeError, match='settings must be an enformer.genes.HaplotypeSettings'):
+    haplotypes.predict_haplotypes(None, 'g.fa', 'v.vcf', tmp_path, gtf='g.gtf',
+                                  settings={'tsv': True})
+  with pytest.raises(TypeError, match='tsv'):
+    haplotypes.predict_haplotypes(None, 'g.fa', 'v.vcf', tmp_path, gtf='g.gtf', tsv=True)  # pylint: disable=unexpected-keyword-arg

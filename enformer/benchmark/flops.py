@@ -10,7 +10,7 @@ from enformer import enformer as enformer_lib
 
 
 def analytic_gflop(channels: int, num_heads: int, num_transformer_layers: int,
-                   sequence_length: int, target_length: Optional[int],
+                   sequence_length: int, target_length: Optional[int], *,
                    heads: Optional[Dict[str, int]] = None, pooling_type: str = 'attention',
                    key_size: int = 64, batch_size: int = 1) -> Dict[str, float]:
   """GFLOP (2 × multiply-adds) of one forward of the reference architecture, by part.

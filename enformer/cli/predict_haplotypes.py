@@ -132,14 +132,15 @@ def run(args: argparse.Namespace) -> int:
 def _predict(args: argparse.Namespace, samples, shard) -> int:
   """`run` once the inputs are checked and the output is locked."""
   from enformer.distributed import client_for
-  from enformer.genes.haplotypes import predict_haplotypes
+  from enformer.genes.haplotypes import HaplotypeSettings, predict_haplotypes
+  settings = HaplotypeSettings(unphased=args.unphased, indels=args.indels, head=args.head,
+                               tracks=args.tracks, targets=args.targets, bins=args.bins,
+                               mean_haplotypes=args.mean_haplotypes, tsv=args.tsv,
+                               neutral_value=args.n_value, batch_size=args.batch_size,
+                               model_id=_common.model_id(args))
   options = dict(gtf=args.gtf, bed=args.bed, genes=_common.names_or_file(args.genes),
-                 gene_types=args.gene_types, samples=samples, unphased=args.unphased,
-                 indels=args.indels, head=args.head, tracks=args.tracks, targets=args.targets,
-                 bins=args.bins, mean_haplotypes=args.mean_haplotypes, tsv=args.tsv,
-                 neutral_value=args.n_value, batch_size=args.batch_size,
+                 gene_types=args.gene_types, samples=samples, settings=settings,
                  overwrite=args.overwrite, progress=not args.quiet,
-                 model_id=_common.model_id(args),
                  run_settings={'command': ' '.join(sys.argv)}, shard=shard)
   with client_for(args.workers, args.scheduler) as client:
     predictor = _common.model_for(args, client)

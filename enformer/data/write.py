@@ -405,39 +405,41 @@ def read_bed_intervals(bed: Union[str, pd.DataFrame]) -> pd.DataFrame:
 def write_from_fasta(out_dir: str,
                      fasta: str,
                      bed: Union[str, pd.DataFrame],
-                     targets: Union[np.ndarray, Callable[[str, int, int], np.ndarray]],
+                     values: Union[np.ndarray, Callable[[str, int, int], np.ndarray]],
                      *,
                      pool_width: int = POOL_WIDTH,
                      crop_bp: int = 0,
-                     targets_table: Optional[Union[pd.DataFrame, str]] = None,
+                     targets: Optional[Union[pd.DataFrame, str]] = None,
                      overwrite: bool = False,
                      progress: bool = True) -> str:
   """Writes the Basenji2 layout from a FASTA, a BED of records and their targets.
 
   Args:
+    out_dir: output folder (local or any tf.io.gfile path).
     fasta: indexed (or indexable) FASTA; sequences are read with
       `enformer.io.fasta.FastaStringExtractor`, N-padded past chromosome ends.
     bed: records with columns chrom, start, end, subset (BED path or DataFrame); all of equal
       length.
-    targets: [num_records, T, C] array aligned with the BED rows, or a function
-      (chrom, start, end) → [T, C].
-    targets_table: the track table written to targets.txt.
+    values: the target values: a [num_records, T, C] array aligned with the BED rows, or a
+      function (chrom, start, end) → [T, C].
+    targets: a targets table (DataFrame or path) written to targets.txt; default placeholder
+      rows (as `write_dataset`).
 
   Returns:
     out_dir.
   """
   records = read_bed_intervals(bed)
-  if not callable(targets):
-    targets = np.asarray(targets)
-    if len(targets) != len(records):
-      raise ValueError(f'targets has {len(targets)} rows but the BED has {len(records)} records; '
+  if not callable(values):
+    values = np.asarray(values)
+    if len(values) != len(records):
+      raise ValueError(f'values has {len(values)} rows but the BED has {len(records)} records; '
                        'they must be aligned.')
   genome = FastaStringExtractor(fasta)
 
   def examples(subset_rows):
     for row_index, row in subset_rows.iterrows():
       chrom, start, end = str(row['chrom']), int(row['start']), int(row['end'])
-      target = targets(chrom, start, end) if callable(targets) else targets[row_index]
+      target = values(chrom, start, end) if callable(values) else values[row_index]
       yield {'sequence': genome.extract(kipoiseq.Interval(chrom, start, end)), 'target': target,
              'interval': (chrom, start, end)}
 
@@ -446,5 +448,5 @@ def write_from_fasta(out_dir: str,
              for subset in sorted(records['subset'].unique(), key=_subset_order)}
   with genome:
     return write_dataset(out_dir, grouped, pool_width=pool_width, crop_bp=crop_bp,
-                         targets=targets_table, overwrite=overwrite, progress=progress)
+                         targets=targets, overwrite=overwrite, progress=progress)
 

@@ -28,7 +28,7 @@ import pandas as pd
 import pysam
 
 from enformer.genes.annotation import read_genes
-from enformer.genes.haplotypes import predict_haplotypes, track_matrix
+from enformer.genes.haplotypes import HaplotypeSettings, predict_haplotypes, track_matrix
 from enformer.inference import load_model
 from enformer.plots.haplotypes import plot_haplotype_heatmap
 
@@ -107,9 +107,11 @@ def haplotypes_step(genomes: Dict[str, Any], variants: Dict[str, Any], genes: Di
     vcf = write_phased_vcf(step_dir / VCF_NAME, hits,
                            {c: human['chrom_sizes'][c] for c in sorted(set(hits['chrom']))})
     gene_ids = [gene_id for gene_id, _ in chosen]
+    settings = HaplotypeSettings(targets=human['targets'], mean_haplotypes=True, tsv=True,
+                                 model_id=model_path)
     result = predict_haplotypes(predictor, human['fasta'], vcf, step_dir, gtf=genes['gtf'],
-                                genes=gene_ids, targets=human['targets'], mean_haplotypes=True,
-                                tsv=True, progress=False, overwrite=True, model_id=model_path)
+                                genes=gene_ids, settings=settings, progress=False,
+                                overwrite=True)
     data = result.data
     mean = data[data.obs['haplotype'] == 'mean']
     samples = mean.obs['sample'].tolist()

@@ -7,7 +7,8 @@
   shards      merge_gene_scores: N shard files → the single run's sed.h5
   predict     predict_gene_expression: TSS-centred windows → expression.h5 / .tsv / .h5ad
   haplotypes  predict_haplotypes: every sample's two haplotypes of a phased VCF per gene or
-              region (exact reuse of identical and locally identical haplotypes) → h5ad
+              region (exact reuse of identical and locally identical haplotypes) → h5ad;
+              HaplotypeSettings: how it predicts
 
 The names below are loaded on first use: importing `enformer.genes.annotation` (or `expression`)
 imports no TensorFlow.
@@ -29,6 +30,7 @@ _EXPORTS = {
     'merge_gene_scores': 'enformer.genes.shards',
     'GeneExpression': 'enformer.genes.predict',
     'predict_gene_expression': 'enformer.genes.predict',
+    'HaplotypeSettings': 'enformer.genes.haplotypes',
     'PredictHaplotypesResult': 'enformer.genes.haplotypes',
     'predict_haplotypes': 'enformer.genes.haplotypes',
 }

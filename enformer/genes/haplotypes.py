@@ -35,8 +35,8 @@ track_description), or region × track (region, chrom, start, end, ...) or regio
 (bin_id 'name:bin', region, bin, chrom, start, ...): tracks are the third axis, flattened into
 var, so X [obs, genes · tracks] holds every value (one matrix, whatever the number of tracks;
 `track_matrix(data, track)` gives one track's [obs, genes]); `uns`: tracks, track_indices,
-head, the work done (`HaplotypeStats`) and the VCF summary. `tsv=True` also writes
-`DIR/haplotypes.tsv` (sample, haplotype, gene_id, track, expression; one row per value).
+head, the work done (`HaplotypeStats`) and the VCF summary. `HaplotypeSettings(tsv=True)` also
+writes `DIR/haplotypes.tsv` (sample, haplotype, gene_id, track, expression; one row per value).
 Windows are the chunks of resuming (`<file>.partial/`), of Dask tasks (`client=`) and of
 shards (`shard=(K, N)`: `DIR/haplotypes.K-of-N.h5ad` holds shard K's windows;
 `anndata.concat(files, axis=1, merge='same')` joins them).
@@ -47,7 +47,7 @@ import os
 import threading
 import time
 import weakref
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import anndata
 import kipoiseq
@@ -55,6 +55,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from enformer.checks import is_count
 from enformer.distributed import (ModelSource, run_tasks, worker_cached,
                                   worker_predictor)
 from enformer.genes.annotation import read_genes
@@ -95,6 +96,74 @@ class Window:
 
 @dataclasses.dataclass(frozen=True)
 class HaplotypeSettings:
+  """How `predict_haplotypes` predicts and what it writes besides `haplotypes.h5ad`.
+
+  Build it once (the CLI builds it from its flags) and pass it as `settings=`;
+  `dataclasses.replace(settings, batch_size=8)` makes a variant of it. Values are checked when it
+  is built; whether the head and tracks exist is checked by `predict_haplotypes` against the model.
+
+  Attributes:
+    head: model head ('human' or 'mouse').
+    targets: targets table (path, or DataFrame from `enformer.io.targets.read_targets`) naming
+      the head's tracks; None: 't0', 't1', ...
+    tracks: tracks to keep (None: all): indices, or with `targets` identifiers or description
+      substrings (`enformer.io.targets.select_tracks`).
+    bins: regions: every output bin of the window instead of the region's mean.
+    gene_stat: 'sum' or 'max' over a gene's TSSs.
+    unphased: read unphased heterozygous calls in the order written (otherwise an error).
+    indels: 'full' (exact: a haplotype with an indel in a window takes a full pass of its own
+      sequence there) or 'skip' (indel alleles are left out and counted; each haplotype keeps
+      its substitutions and takes the reference at its indels, so every haplotype is predicted
+      with reuse: the values are those of the substitution haplotypes, an approximation).
+    neutral_value: one-hot value of N.
+    batch_size: haplotypes per transformer pass.
+    mean_haplotypes: also write each sample's diploid mean (obs rows with haplotype 'mean').
+    tsv: also write `out_dir/haplotypes.tsv` (one row per value).
+    model_id: the model's path or handle, for the resume fingerprint (its files count by
+      content), with ' precision=bfloat16' appended for a reduced-precision model.
+  """
+  head: str = 'human'
+  targets: Any = dataclasses.field(default=None, compare=False)
+  tracks: Optional[Tuple[Any, ...]] = None
+  bins: bool = False
+  gene_stat: str = 'sum'
+  unphased: bool = False
+  indels: str = 'full'
+  neutral_value: float = 0.0
+  batch_size: int = 4
+  mean_haplotypes: bool = False
+  tsv: bool = False
+  model_id: str = ''
+
+  def __post_init__(self):
+    if self.gene_stat not in GENE_STATS:
+      raise ValueError(f'HaplotypeSettings.gene_stat must be one of {GENE_STATS}, got '
+                       f'{self.gene_stat!r}.')
+    try:
+      check_indels(self.indels)
+    except ValueError as error:
+      raise ValueError(f'HaplotypeSettings.{error}') from None
+    if not is_count(self.batch_size) or self.batch_size < 1:
+      raise ValueError(f'HaplotypeSettings.batch_size must be a number of haplotypes ≥ 1, got '
+                       f'{self.batch_size!r}.')
+    if self.tracks is not None:
+      if isinstance(self.tracks, (str, bytes)):
+        raise ValueError('HaplotypeSettings.tracks must be a sequence of track indices or '
+                         f'names (or None: all), got the string {self.tracks!r}.')
+      object.__setattr__(self, 'tracks', tuple(self.tracks))
+    object.__setattr__(self, 'neutral_value', float(self.neutral_value))
+
+  def window_settings(self, fasta: str, vcf: str, samples: Sequence[str],
+                      track_indices: Sequence[int]) -> 'WindowSettings':
+    """The picklable part that predicts a window (absolute paths, the tracks as indices)."""
+    return WindowSettings(os.path.abspath(fasta), os.path.abspath(vcf), tuple(samples),
+                          self.head, None if self.tracks is None else tuple(track_indices),
+                          bool(self.bins), bool(self.unphased), self.neutral_value,
+                          self.gene_stat, int(self.batch_size), indels=self.indels)
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowSettings:
   """Everything that predicts a window except the model (picklable, for Dask workers)."""
   fasta: str
   vcf: str
@@ -201,7 +270,7 @@ def _haplotype_sequence(fasta: FastaStringExtractor, window: Window, length: int
 
 
 def _reduce(predictions: np.ndarray, window: Window, output_start: int,
-            settings: HaplotypeSettings, place=None) -> np.ndarray:
+            settings: WindowSettings, place=None) -> np.ndarray:
   """[T', N] predictions of one haplotype → [V, N] values (see the module docstring); `place`
   maps reference positions to the predictions' coordinates (indel haplotypes)."""
   place = place or (lambda t: t)
@@ -221,7 +290,7 @@ def _reduce(predictions: np.ndarray, window: Window, output_start: int,
 
 
 def predict_window(forward: HaplotypeForward, fasta: FastaStringExtractor, vcf: PhasedVcf,
-                   window: Window, settings: HaplotypeSettings) -> Dict[str, np.ndarray]:
+                   window: Window, settings: WindowSettings) -> Dict[str, np.ndarray]:
   """Values of one window for each sample's two haplotypes, as saved in the chunk store:
   'values' [2S, V, N] float32 (rows: sample 1 haplotype 1, sample 1 haplotype 2, ...), 'stats'
   and 'summary' (counts, int64), 'tower_work' (float64, in full towers)."""
@@ -277,7 +346,7 @@ def predict_window(forward: HaplotypeForward, fasta: FastaStringExtractor, vcf: 
           'summary': np.asarray([getattr(summary, name) for name in _SUMMARY], np.int64)}
 
 
-def predict_window_on_worker(source: ModelSource, settings: HaplotypeSettings,
+def predict_window_on_worker(source: ModelSource, settings: WindowSettings,
                              window: Window) -> Dict[str, np.ndarray]:
   """Dask task: `predict_window` with the worker's cached model, forward and input files."""
   forward = worker_cached(('haplotype-forward', source.key, settings.head, settings.batch_size),
@@ -360,83 +429,69 @@ def _write_tsv(path: str, data: anndata.AnnData) -> None:
 def predict_haplotypes(predictor,
                        fasta,
                        vcf: PathLike,
-                       out: PathLike,
+                       out_dir: PathLike,
                        *,
                        gtf: Optional[PathLike] = None,
                        bed: Optional[PathLike] = None,
                        genes: Union[PathLike, Sequence[str], None] = None,
                        gene_types: Optional[Sequence[str]] = None,
                        samples: Union[None, str, Sequence[str]] = None,
-                       unphased: bool = False,
-                       indels: str = 'full',
-                       head: str = 'human',
-                       tracks: Optional[Sequence[int]] = None,
-                       targets=None,
-                       bins: bool = False,
-                       gene_stat: str = 'sum',
-                       mean_haplotypes: bool = False,
-                       tsv: bool = False,
-                       neutral_value: float = 0.0,
-                       batch_size: int = 4,
+                       settings: Optional[HaplotypeSettings] = None,
                        overwrite: bool = False,
                        progress: bool = True,
-                       model_id: str = '',
                        run_settings: Optional[Mapping[str, object]] = None,
                        client=None,
                        shard: Optional[Tuple[int, int]] = None) -> PredictHaplotypesResult:
   """Predicts every selected sample's two haplotypes at each gene (`gtf`) or region (`bed`) and
-  writes `out/haplotypes.h5ad` (see the module docstring for the layout).
+  writes `out_dir/haplotypes.h5ad` (see the module docstring for the layout).
 
-  Resumable: each window's values are saved under `out/haplotypes.h5ad.partial/` as it finishes;
+  Resumable: each window's values are saved under `out_dir/haplotypes.h5ad.partial/` as it finishes;
   rerunning the same call after an interruption (even kill -9) skips finished windows, and the
   final files equal an uninterrupted run's. A finished output is not replaced unless `overwrite`.
+
+  Example:
+    >>> settings = HaplotypeSettings(targets='targets_human.txt', tracks=(4828,), tsv=True)
+    >>> result = predict_haplotypes(enformer.load_model('model/'), 'hg38.fa', 'phased.vcf.gz',
+    ...                             'haplotypes/', gtf='genes.gtf', settings=settings)
+    >>> result.data  # AnnData [samples × 2, genes × tracks]
 
   Args:
     predictor: a Predictor with its Sonnet module (`enformer.load_model` of a checkpoint, run
       folder or export of this package); with `client`, an `enformer.distributed.ModelSource`.
     fasta: FASTA path or `FastaStringExtractor`.
     vcf: phased, bgzipped and indexed (.tbi / .csi) VCF.
-    out: output folder.
+    out_dir: output folder.
     gtf, genes, gene_types: genes (`enformer.genes.read_genes`); or `bed`: regions.
     samples: sample ids, a file of ids, or None for all.
-    unphased: read unphased heterozygous calls in the order written (otherwise an error).
-    indels: 'full' (exact: a haplotype with an indel in a window takes a full pass of its own
-      sequence there) or 'skip' (indel alleles are left out and counted; each haplotype keeps
-      its substitutions and takes the reference at its indels, so every haplotype is predicted
-      with reuse: the values are those of the substitution haplotypes, an approximation).
-    head: model head. tracks: tracks to keep (default all): indices, or with `targets`
-      identifiers or description substrings (`enformer.io.targets.select_tracks`).
-    targets: targets table (path or DataFrame) naming the tracks.
-    bins: regions: every output bin of the window instead of the region's mean.
-    gene_stat: 'sum' or 'max' over a gene's TSSs.
-    mean_haplotypes: also write each sample's diploid mean (obs rows with haplotype 'mean').
-    tsv: also write `out/haplotypes.tsv`.
-    neutral_value: one-hot value of N. batch_size: haplotypes per transformer pass.
+    settings: how to predict and what else to write (`HaplotypeSettings`: head, targets, tracks,
+      bins, gene_stat, unphased, indels, neutral_value, batch_size, mean_haplotypes, tsv,
+      model_id); None: its defaults.
     overwrite: replace a finished output (and discard an unfinished run with other settings).
     progress: a tqdm bar over samples × windows.
-    model_id: the model's path or handle, for the resume fingerprint.
     run_settings: extra `uns` entries (e.g. the command line).
     client: a `distributed.Client`: windows are predicted by its workers (same output).
-    shard: (K, N): predict only windows K−1, K−1+N, ... into `out/haplotypes.K-of-N.h5ad`.
+    shard: (K, N): predict only windows K−1, K−1+N, ... into `out_dir/haplotypes.K-of-N.h5ad`.
   """
   started = time.time()
+  settings = HaplotypeSettings() if settings is None else settings
+  if not isinstance(settings, HaplotypeSettings):
+    raise TypeError('settings must be an enformer.genes.HaplotypeSettings, got '
+                    f'{type(settings).__name__}.')
+  head, targets, tracks, bins = settings.head, settings.targets, settings.tracks, settings.bins
   if (gtf is None) == (bed is None):
     raise ValueError('Pass genes (a GTF) or regions (a BED file), one of the two.')
-  if gene_stat not in GENE_STATS:
-    raise ValueError(f'gene_stat must be one of {GENE_STATS}, got {gene_stat!r}.')
-  check_indels(indels)
-  if shard is not None and tsv:
+  if shard is not None and settings.tsv:
     raise ValueError('A shard run writes only its shard file; write the TSV from the joined '
                      'AnnData.')
-  out = os.fspath(out)
-  path = os.path.join(out, haplotypes_file(shard))
-  tsv_path = os.path.join(out, HAPLOTYPES_TSV)
-  os.makedirs(out, exist_ok=True)
+  out_dir = os.fspath(out_dir)
+  path = os.path.join(out_dir, haplotypes_file(shard))
+  tsv_path = os.path.join(out_dir, HAPLOTYPES_TSV)
+  os.makedirs(out_dir, exist_ok=True)
   with OutputLock(path, what=f'output {path}'):
     if os.path.exists(path) and not overwrite:
       raise FileExistsError(f'{path} already exists (a finished run); replace it with '
                             'overwrite=True, or choose another output folder.')
-    source, predictor, model_id = worker_model(predictor, client, model_id)
+    source, predictor, model_id = worker_model(predictor, client, settings.model_id)
     if isinstance(fasta, (str, os.PathLike)):
       fasta = FastaStringExtractor(fasta)
     if isinstance(targets, (str, os.PathLike)):
@@ -459,22 +514,18 @@ def predict_haplotypes(predictor,
       windows = gene_windows(gene_table, length)
     else:
       windows = region_windows(read_bed(bed), fasta, length)
-    settings = HaplotypeSettings(os.path.abspath(fasta.path), os.path.abspath(vcf),
-                                 tuple(chosen), head,
-                                 None if tracks is None else tuple(track_indices), bool(bins),
-                                 bool(unphased), float(neutral_value), gene_stat, int(batch_size),
-                                 indels=indels)
+    window_settings = settings.window_settings(fasta.path, vcf, chosen, track_indices)
     model_path, _, model_precision = (model_id or '').partition(' precision=')
     fingerprint_settings = {
         'windows': sad_io.fingerprint({'windows': [dataclasses.astuple(w) for w in windows]}),
-        'samples': list(chosen), 'vcf_content': content_identity(settings.vcf),
+        'samples': list(chosen), 'vcf_content': content_identity(window_settings.vcf),
         'model': model_path if '://' in model_path else '',
         'precision': model_precision or 'float32', 'model_content': model_identity(model_path),
         'fasta_content': content_identity(fasta.path, [fasta.path + '.fai']),
         'targets_content': table_identity(targets), 'head': head, 'tracks': track_indices,
-        'bins': bool(bins), 'unphased': bool(unphased), 'indels': indels,
-        'neutral_value': float(neutral_value),
-        'gene_stat': gene_stat, 'sequence_length': length,
+        'bins': bool(bins), 'unphased': bool(settings.unphased), 'indels': settings.indels,
+        'neutral_value': settings.neutral_value,
+        'gene_stat': settings.gene_stat, 'sequence_length': length,
     }
     selected = (list(range(len(windows))) if shard is None else
                 shard_chunks(len(windows), shard))
@@ -489,11 +540,11 @@ def predict_haplotypes(predictor,
               unit='sample·window', desc='predict-haplotypes', disable=not progress) as bar:
       bar.set_postfix_str(f'windows {len(done)}/{len(selected)}')
       if client is None:
-        forward = haplotype_forward(predictor, head, batch_size)
-        with settings.open_vcf() as genotypes:
+        forward = haplotype_forward(predictor, head, settings.batch_size)
+        with window_settings.open_vcf() as genotypes:
           for count, index in enumerate(todo, start=len(done) + 1):
             store.save(index, **predict_window(forward, fasta, genotypes, windows[index],
-                                               settings))
+                                               window_settings))
             bar.update(len(chosen))
             bar.set_postfix_str(f'windows {count}/{len(selected)}')
       else:
@@ -506,7 +557,7 @@ def predict_haplotypes(predictor,
           bar.set_postfix_str(f'windows {finished[0]}/{len(selected)}')
 
         run_tasks(client, predict_window_on_worker,
-                  ((index, (source, settings, windows[index])) for index in todo), save,
+                  ((index, (source, window_settings, windows[index])) for index in todo), save,
                   name='predict-haplotypes-window')
     chunks = [store.load(i) for i in selected]
     values = np.concatenate([c['values'] for c in chunks], axis=1)  # [2S, V, N]
@@ -519,7 +570,7 @@ def predict_haplotypes(predictor,
                      None if gene_table is None else gene_table.iloc[selected], bool(bins),
                      num_bins, length)
     obs = pd.DataFrame({'sample': np.repeat(chosen, 2), 'haplotype': ['1', '2'] * len(chosen)})
-    if mean_haplotypes:
+    if settings.mean_haplotypes:
       mean = values.reshape(len(chosen), 2, *values.shape[1:]).mean(axis=1)
       values = np.concatenate([values, mean])
       obs = pd.concat([obs, pd.DataFrame({'sample': chosen, 'haplotype': 'mean'})],
@@ -534,12 +585,13 @@ def predict_haplotypes(predictor,
                                                 'output bins' if bins else 'region mean'),
            'work': {**{n: getattr(stats, n) for n in _STATS}, 'tower_work': stats.tower_work,
                     'full_pass_equivalents': stats.full_pass_equivalents},
-           'vcf_summary': summary.as_dict(), 'vcf': settings.vcf, 'indels': indels,
+           'vcf_summary': summary.as_dict(), 'vcf': window_settings.vcf,
+           'indels': settings.indels,
            'model': model_id,
            **{k: str(v) for k, v in (run_settings or {}).items()}}
     data = anndata.AnnData(X=values.reshape(len(obs), -1), obs=obs, var=var, uns=uns)
     paths = {}
-    if tsv:
+    if settings.tsv:
       _write_tsv(tsv_path, data)
       paths['tsv'] = tsv_path
     atomic_write(path, data.write_h5ad)  # Last: once it exists, the run is finished.

@@ -98,7 +98,7 @@ def write_expression_tsv(path: PathLike, result: GeneExpression) -> None:
 def predict_gene_expression(predictor,
                             fasta,
                             gtf: PathLike,
-                            out: Optional[PathLike] = None,
+                            out_dir: Optional[PathLike] = None,
                             *,
                             head: str = 'human',
                             targets=None,
@@ -119,13 +119,13 @@ def predict_gene_expression(predictor,
     predictor: `enformer.inference.Predictor` (or, with `client`, a ModelSource).
     fasta: FASTA path or extractor; GTF chromosomes are resolved against it.
     gtf: GTF path; gene_types, genes: filters (`read_genes`).
-    out: output folder (None: write nothing, return the table).
+    out_dir: output folder (None: write nothing, return the table).
     head, targets: output head and its targets table (path or DataFrame) for track names.
     per_tss: one window per TSS instead of one per gene (centred on its first TSS).
     stat: 'sum' or 'max' over the TSSs read in a window.
     tsv: also write expression.tsv.
     batch_size, extra_tracks, neutral_value, progress, client: as `iter_predictions`.
-    overwrite: replace this command's earlier outputs in `out`.
+    overwrite: replace this command's earlier outputs in `out_dir`.
 
   Returns:
     GeneExpression with rows in GTF gene order (per TSS: transcription order).
@@ -138,8 +138,8 @@ def predict_gene_expression(predictor,
     table = read_genes(gtf, fasta=extractor, gene_types=gene_types, genes=genes)
     if table.empty:
       raise ValueError(f'No gene of {gtf} is left to predict (after the gene filters).')
-    folder = (OutputFolder(out, 'predict', overwrite=overwrite)
-              if out is not None else None)
+    folder = (OutputFolder(out_dir, 'predict', overwrite=overwrite)
+              if out_dir is not None else None)
     windows = tss_windows(table, per_tss)
     regions = [kipoiseq.Interval(chrom, tss, tss + 1, name=gene_id)
                for chrom, tss, gene_id in zip(windows['chrom'], windows['tss'],

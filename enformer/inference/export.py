@@ -96,24 +96,24 @@ def with_recomputed_gradient(forward: Callable[[tf.Tensor], Dict[str, tf.Tensor]
   return lambda x: dict(zip(heads, flat_forward(x)))
 
 
-def export_hub_module(model: Enformer, export_dir: str, sequence_length: int = HUB_SEQUENCE_LENGTH,
+def export_hub_module(model: Enformer, out_dir: str, sequence_length: int = HUB_SEQUENCE_LENGTH,
                       model_sequence_length: Optional[int] = None, *, fast: bool = True,
                       overwrite: bool = False) -> str:
   """Saves `model` as a TF-Hub-compatible SavedModel.
 
-  `hub.load(export_dir).model.predict_on_batch(x)` then takes x [B, sequence_length, C] float32,
+  `hub.load(out_dir).model.predict_on_batch(x)` then takes x [B, sequence_length, C] float32,
   centre-crops it to `model_sequence_length` and returns {head: [B, T, N]}, like DeepMind's
   published module (393,216 → 196,608). The loaded root is the same function (`loaded(x)`,
-  `hub.KerasLayer(export_dir)`) and has `variables` / `trainable_variables` (fine-tuning with
-  `hub.KerasLayer(export_dir, trainable=True)` or a GradientTape). `enformer_config.json` next to
+  `hub.KerasLayer(out_dir)`) and has `variables` / `trainable_variables` (fine-tuning with
+  `hub.KerasLayer(out_dir, trainable=True)` or a GradientTape). `enformer_config.json` next to
   `saved_model.pb` records the model config and both lengths, so `load_model` rebuilds the Sonnet
   module too.
 
   Args:
     model: the Enformer (variables must exist: call it once or `model.build_variables()`).
-    export_dir: output folder (local or tf.io.gfile path). An existing one that holds files is
+    out_dir: output folder (local or tf.io.gfile path). An existing one that holds files is
       refused unless `overwrite`.
-    overwrite: replace an earlier export in `export_dir` (a local folder that holds nothing but
+    overwrite: replace an earlier export in `out_dir` (a local folder that holds nothing but
       the entries of an export of this package; anything else there is refused, never lost).
     sequence_length: input length of the exported signature.
     model_sequence_length: length the network sees; default min(sequence_length, 196,608).
@@ -121,19 +121,19 @@ def export_hub_module(model: Enformer, export_dir: str, sequence_length: int = H
       within float32 rounding, less time and memory); False: the reference op sequence.
 
   Returns:
-    export_dir.
+    out_dir.
   """
   if model_sequence_length is None:
     model_sequence_length = min(sequence_length, SEQUENCE_LENGTH)
   model.check_sequence_length(model_sequence_length)
   check_crop(sequence_length, model_sequence_length)
   model.build_variables()  # Variables created in __init__ alone do not make a built model.
-  remote = '://' in export_dir
-  if remote and tf.io.gfile.exists(os.path.join(export_dir, 'saved_model.pb')) and not overwrite:
-    raise FileExistsError(f'{export_dir} already holds a SavedModel; pass overwrite=True to '
+  remote = '://' in out_dir
+  if remote and tf.io.gfile.exists(os.path.join(out_dir, 'saved_model.pb')) and not overwrite:
+    raise FileExistsError(f'{out_dir} already holds a SavedModel; pass overwrite=True to '
                           'replace it, or choose a new folder.')
   if not remote:
-    check_export_folder(export_dir, overwrite)
+    check_export_folder(out_dir, overwrite)
   hub_module = _HubModule(model, sequence_length, model_sequence_length, fast=fast)
   # A tf.train.Checkpoint root (tf.Module's read-only `variables` properties would not be saved):
   # TF-Hub's reusable SavedModel attributes next to DeepMind's `.model`.
@@ -159,11 +159,11 @@ def export_hub_module(model: Enformer, export_dir: str, sequence_length: int = H
   if not remote:
     # Built beside and renamed when complete (no half-written SavedModel); an earlier export
     # there (checked above) is replaced only then.
-    with atomic_directory(export_dir, overwrite=True) as building:
+    with atomic_directory(out_dir, overwrite=True) as building:
       save(building)
   else:
-    save(export_dir)
-  return export_dir
+    save(out_dir)
+  return out_dir
 
 
 class _ExportedModel(tf.Module):
@@ -183,13 +183,13 @@ def read_export_metadata(path: str) -> Optional[Dict[str, Any]]:
     return parse_json(handle.read(), config_path)
 
 
-def restore_exported_variables(model: Enformer, export_dir: str) -> None:
+def restore_exported_variables(model: Enformer, path: str) -> None:
   """Restores the variables of a SavedModel written by `export_hub_module` into `model`.
 
-  `model` must have the exported configuration (`read_export_metadata(export_dir)['config']`).
+  `model` must have the exported configuration (`read_export_metadata(path)['config']`).
   """
   model.build_variables()
   status = tf.train.Checkpoint(model=_ExportedModel(model)).read(
-      os.path.join(export_dir, 'variables', 'variables'))
+      os.path.join(path, 'variables', 'variables'))
   status.expect_partial()
   status.assert_existing_objects_matched()

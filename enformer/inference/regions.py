@@ -179,15 +179,15 @@ def predict_batch(predictor, extractor: FastaStringExtractor,
           for (region, model_input), values in zip(batch, outputs)]
 
 
-def predict_regions_on_worker(source: ModelSource, fasta_file: str,
+def predict_regions_on_worker(source: ModelSource, fasta: str,
                               regions: Sequence[kipoiseq.Interval], head: str,
                               track_indices: Sequence[int], batch_size: int,
                               extra_tracks: Sequence[str] = (),
                               neutral_value: float = NEUTRAL_VALUE) -> List[RegionPrediction]:
   """Dask task: `predict_batch` over `regions` with the worker's cached model and FASTA."""
   predictor = worker_predictor(source)
-  extractor = worker_cached(('fasta', fasta_file, threading.get_ident()),
-                            lambda: FastaStringExtractor(fasta_file))
+  extractor = worker_cached(('fasta', fasta, threading.get_ident()),
+                            lambda: FastaStringExtractor(fasta))
   predictions = []
   for first in range(0, len(regions), batch_size):
     predictions += predict_batch(predictor, extractor, regions[first:first + batch_size], head,
@@ -198,6 +198,7 @@ def predict_regions_on_worker(source: ModelSource, fasta_file: str,
 def iter_predictions(predictor,
                      extractor: FastaStringExtractor,
                      regions: Iterable[kipoiseq.Interval],
+                     *,
                      head: str = 'human',
                      tracks: Optional[Sequence[int]] = None,
                      batch_size: int = 1,
@@ -266,8 +267,9 @@ def predict_region(predictor, extractor: FastaStringExtractor, region: kipoiseq.
                    extra_tracks: Sequence[str] = (),
                    neutral_value: float = NEUTRAL_VALUE) -> RegionPrediction:
   """Predictions for one region (see iter_predictions)."""
-  return next(iter_predictions(predictor, extractor, [region], head, tracks, progress=False,
-                               extra_tracks=extra_tracks, neutral_value=neutral_value))
+  return next(iter_predictions(predictor, extractor, [region], head=head, tracks=tracks,
+                               progress=False, extra_tracks=extra_tracks,
+                               neutral_value=neutral_value))
 
 
 def _safe_filename(text: str) -> str:
@@ -428,15 +430,17 @@ def _predict_to_folder(predictor, fasta_file, regions, folder, head, stored, plo
   with FastaStringExtractor(fasta_file) as extractor:
     chrom_sizes = extractor.chromosome_sizes
     writer = PredictionWriter(predictions_path, len(regions), predictor.output_length, stored,
-                              targets, head, predictor.sequence_length, predictor.source,
-                              extra_tracks, neutral_value)
+                              targets=targets, head=head,
+                              sequence_length=predictor.sequence_length, model=predictor.source,
+                              extra_tracks=extra_tracks, neutral_value=neutral_value)
     blocks: Dict[int, list] = {t: [] for t in plot_tracks}
     columns = [stored.index(t) for t in plot_tracks]
     plotted = plot_tracks[:MAX_PLOTTED_TRACKS]
     try:
-      for i, prediction in enumerate(iter_predictions(model, extractor, regions, head, stored,
-                                                      batch_size, progress, extra_tracks,
-                                                      client=client,
+      for i, prediction in enumerate(iter_predictions(model, extractor, regions, head=head,
+                                                      tracks=stored, batch_size=batch_size,
+                                                      progress=progress,
+                                                      extra_tracks=extra_tracks, client=client,
                                                       neutral_value=neutral_value)):
         writer.add(prediction)
         for track, column in zip(plot_tracks, columns):

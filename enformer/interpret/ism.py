@@ -39,6 +39,7 @@ def check_window(window: Optional[Tuple[int, int]], length: int) -> Tuple[int, i
 def in_silico_mutagenesis(model,
                           sequence_one_hot,
                           target_mask,
+                          *,
                           window: Optional[Tuple[int, int]] = None,
                           head: str = 'human',
                           reduction: Reduction = 'mean',

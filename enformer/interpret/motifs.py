@@ -312,8 +312,8 @@ def region_contributions(model,
         hypothetical[batch] = hypothetical_from_gradient(gradient[:, offset:offset + window])
       else:
         for row, i in enumerate(batch):
-          ism = in_silico_mutagenesis(model, x[row], mask, (offset, offset + window), head,
-                                      reduction='sum', batch_size=max(batch_size, 8),
+          ism = in_silico_mutagenesis(model, x[row], mask, window=(offset, offset + window),
+                                      head=head, reduction='sum', batch_size=max(batch_size, 8),
                                       progress=False)
           hypothetical[i] = hypothetical_from_ism(ism)
       if progress is not None:
@@ -575,7 +575,7 @@ class MotifResult:
   """What `find_motifs` wrote and found.
 
   Attributes:
-    out: the output folder.
+    out_dir: the output folder.
     table: motifs.tsv as a DataFrame.
     patterns: the MoDISco patterns.
     num_regions: regions explained; chunks_resumed: chunks of them found done.
@@ -583,7 +583,7 @@ class MotifResult:
       run's regions only).
     files: paths written.
   """
-  out: str
+  out_dir: str
   table: pd.DataFrame
   patterns: List[Pattern]
   num_regions: int
@@ -621,7 +621,7 @@ def model_identity(model_id: str) -> str:
 def find_motifs(predictor,
                 fasta: PathLike,
                 regions: Sequence[kipoiseq.Interval],
-                out: PathLike,
+                out_dir: PathLike,
                 *,
                 tracks: Sequence[Any],
                 head: str = 'human',
@@ -638,12 +638,12 @@ def find_motifs(predictor,
                 progress: bool = True,
                 overwrite: bool = False,
                 client=None) -> MotifResult:
-  """Contribution scores → TF-MoDISco → TOMTOM for `regions`, written into the folder `out`.
+  """Contribution scores → TF-MoDISco → TOMTOM for `regions`, written into the folder `out_dir`.
 
   Writes contributions.h5 (`Contributions`), modisco.h5 (modisco-lite's format), motifs.tsv (one
   row per pattern and match: `TABLE_COLUMNS`, p_value) and report.html with logos/ (each
   pattern's contribution logo beside its best matches). Resumable: chunks of `chunk_size` regions
-  are kept in `out/.contributions.partial/` as they finish; rerunning the same call skips them.
+  are kept in `out_dir/.contributions.partial/` as they finish; rerunning the same call skips them.
   With `client`, the chunks run on the Dask workers and are saved into the same store (the same
   files; a killed run resumes in either mode).
 
@@ -652,7 +652,7 @@ def find_motifs(predictor,
       `enformer.distributed.ModelSource` (each worker loads the model once).
     fasta: genome FASTA.
     regions: regions to explain (`enformer.io.bed.read_bed`, `top_regions`).
-    out: output folder.
+    out_dir: output folder.
     tracks: selectors of the head's tracks whose sum is explained.
     head: output head.
     targets: targets table (track names, selection by name).
@@ -666,8 +666,8 @@ def find_motifs(predictor,
     neutral_value: one-hot value of N.
     model_id: the model's path or handle, for the resume fingerprint (its files count by content).
     progress: progress bar over regions.
-    overwrite: replace this command's earlier outputs in `out` (and discard an unfinished run with
-      other settings).
+    overwrite: replace this command's earlier outputs in `out_dir` (and discard an unfinished run
+      with other settings).
     client: a `distributed.Client`: chunks of regions are explained by its workers (the driver
       writes each as it arrives, then runs MoDISco and TOMTOM).
 
@@ -694,11 +694,11 @@ def find_motifs(predictor,
   if getattr(predictor, 'input_channels', NUM_NUCLEOTIDES) != NUM_NUCLEOTIDES:
     raise ValueError('Motif discovery explains one-hot-only models; this model takes '
                      f'{predictor.input_channels} input channels.')
-  out = os.fspath(out)
+  out_dir = os.fspath(out_dir)
   extractor = FastaStringExtractor(os.fspath(fasta))
   extractor.check_regions([centred(r.chrom, region_centre(r), window) for r in regions])
-  with OutputLock(out, what=f'output folder {out}'):
-    folder = OutputFolder(out, 'motifs', overwrite=overwrite)
+  with OutputLock(out_dir, what=f'output folder {out_dir}'):
+    folder = OutputFolder(out_dir, 'motifs', overwrite=overwrite)
     paths = folder.claim_all([CONTRIBUTIONS_FILE, MODISCO_FILE, TABLE_FILE, REPORT_FILE])
     settings = {
         'regions': sad_io.fingerprint({'regions': [(r.chrom, int(r.start), int(r.end))
@@ -709,7 +709,8 @@ def find_motifs(predictor,
         'sequence_length': sequence_length, 'chunk_size': int(chunk_size),
         'neutral_value': float(neutral_value),
     }
-    store = sad_io.ChunkStore(os.path.join(out, '.contributions'), settings, overwrite=overwrite)
+    store = sad_io.ChunkStore(os.path.join(out_dir, '.contributions'), settings,
+                              overwrite=overwrite)
     chunks = [list(range(i, min(i + chunk_size, len(regions))))
               for i in range(0, len(regions), chunk_size)]
     done = store.done(len(chunks))
@@ -760,7 +761,7 @@ def find_motifs(predictor,
         regions=len(regions), method=method, window=window, tracks=', '.join(labels),
         head=head, model=model_id or 'the model'))
     store.remove()
-  return MotifResult(out=out, table=table, patterns=patterns, num_regions=len(regions),
+  return MotifResult(out_dir=out_dir, table=table, patterns=patterns, num_regions=len(regions),
                      chunks_resumed=len(done), seconds=time.time() - started,
                      contribution_seconds=contribution_seconds, files=folder.claimed)
 

@@ -164,40 +164,40 @@ def scan_regions(fasta: PathLike,
 
 def scan_to_folder(fasta: PathLike,
                    vcf: PathLike,
-                   out: PathLike,
+                   out_dir: PathLike,
                    motif_ids: Sequence[str],
                    *,
                    database: Optional[MotifDatabase] = None,
                    threshold: float = THRESHOLD,
                    fold: float = FOLD,
                    overwrite: bool = False) -> pd.DataFrame:
-  """`scan_variants` written to `out/scan.tsv` (an `OutputFolder` of command 'motifs-scan').
+  """`scan_variants` written to `out_dir/scan.tsv` (an `OutputFolder` of command 'motifs-scan').
 
   Returns:
     The table written.
   """
-  return _write_table(out, SCAN_FILE, overwrite, lambda: scan_variants(
+  return _write_table(out_dir, SCAN_FILE, overwrite, lambda: scan_variants(
       fasta, vcf, motif_ids, database=database, threshold=threshold, fold=fold))
 
 
 def scan_regions_to_folder(fasta: PathLike,
                            regions: Sequence[kipoiseq.Interval],
-                           out: PathLike,
+                           out_dir: PathLike,
                            motif_ids: Sequence[str],
                            *,
                            database: Optional[MotifDatabase] = None,
                            threshold: float = THRESHOLD,
                            overwrite: bool = False) -> pd.DataFrame:
-  """`scan_regions` written to `out/scan_regions.tsv` (an `OutputFolder` of 'motifs-scan')."""
-  return _write_table(out, REGION_SCAN_FILE, overwrite, lambda: scan_regions(
+  """`scan_regions` written to `out_dir/scan_regions.tsv` (an `OutputFolder` of 'motifs-scan')."""
+  return _write_table(out_dir, REGION_SCAN_FILE, overwrite, lambda: scan_regions(
       fasta, regions, motif_ids, database=database, threshold=threshold))
 
 
-def _write_table(out: PathLike, name: str, overwrite: bool, table_fn) -> pd.DataFrame:
-  """`table_fn()` written as `out/name` (TSV), the folder locked and its outputs recorded."""
-  out = os.fspath(out)
-  with OutputLock(out, what=f'output folder {out}'):
-    folder = OutputFolder(out, 'motifs-scan', overwrite=overwrite)
+def _write_table(out_dir: PathLike, name: str, overwrite: bool, table_fn) -> pd.DataFrame:
+  """`table_fn()` written as `out_dir/name` (TSV), the folder locked and its outputs recorded."""
+  out_dir = os.fspath(out_dir)
+  with OutputLock(out_dir, what=f'output folder {out_dir}'):
+    folder = OutputFolder(out_dir, 'motifs-scan', overwrite=overwrite)
     path = folder.claim(name)
     table = table_fn()
     with atomic_open(path, 'w') as handle:

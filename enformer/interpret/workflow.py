@@ -81,6 +81,7 @@ def attribute_interval(model,
                        sequence_one_hot: np.ndarray,
                        chrom: str,
                        start: int,
+                       *,
                        tracks: Union[Sequence[int], str],
                        bins: Union[Sequence[int], str],
                        head: str = 'human',
@@ -137,8 +138,8 @@ def attribute_interval(model,
     if window is None:
       window = (bins_offset + bins[0] * BIN_SIZE, bins_offset + (bins[-1] + 1) * BIN_SIZE)
     window = check_window(window, length)
-    ism = in_silico_mutagenesis(model, model_input, mask, window, head, reduction, batch_size,
-                                progress)
+    ism = in_silico_mutagenesis(model, model_input, mask, window=window, head=head,
+                                reduction=reduction, batch_size=batch_size, progress=progress)
     scores = np.zeros(length, np.float32)
     scores[window[0]:window[1]] = ism_logo_matrix(one_hot[window[0]:window[1]], ism).sum(1)
   return IntervalAttribution(
@@ -252,7 +253,7 @@ def _attribute_into(predictor, extractor, region, window_region, folder, track_i
     input_window = (window_region.start - interval.start, window_region.end - interval.start)
 
   result = attribute_interval(
-      predictor, model_input, chrom, interval.start, track_indices, bins, head=head,
+      predictor, model_input, chrom, interval.start, tracks=track_indices, bins=bins, head=head,
       method=method, window=input_window, reduction=reduction, batch_size=batch_size,
       progress=progress)
 

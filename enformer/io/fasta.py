@@ -51,33 +51,33 @@ class FastaStringExtractor:
   matched exactly first, then with/without the 'chr' prefix ('chr1' ↔ '1', 'chrM' ↔ 'MT').
   """
 
-  def __init__(self, fasta_file: PathLike):
-    fasta_file = os.fspath(fasta_file)
-    if not os.path.exists(fasta_file):
-      raise FileNotFoundError(f'FASTA file {fasta_file} does not exist. Pass the path of the '
+  def __init__(self, fasta: PathLike):
+    fasta = os.fspath(fasta)
+    if not os.path.exists(fasta):
+      raise FileNotFoundError(f'FASTA file {fasta} does not exist. Pass the path of the '
                               'reference genome (e.g. hg38.fa, optionally bgzipped with a .fai).')
-    if os.path.isdir(fasta_file):
-      raise IsADirectoryError(f'FASTA {fasta_file} is a folder; pass the genome FASTA file.')
-    self.path = fasta_file
-    check_fasta_index(fasta_file, f'FASTA {fasta_file}')  # Plain gzip, unwritable index folder.
+    if os.path.isdir(fasta):
+      raise IsADirectoryError(f'FASTA {fasta} is a folder; pass the genome FASTA file.')
+    self.path = fasta
+    check_fasta_index(fasta, f'FASTA {fasta}')  # Plain gzip, unwritable index folder.
     try:
-      self.fasta = pyfaidx.Fasta(fasta_file, sequence_always_upper=False, rebuild=False)
+      self.fasta = pyfaidx.Fasta(fasta, sequence_always_upper=False, rebuild=False)
     except ImportError:  # pyfaidx reads bgzip through BioPython.
-      raise ValueError(f'FASTA {fasta_file} is bgzip-compressed, which needs BioPython to read '
+      raise ValueError(f'FASTA {fasta} is bgzip-compressed, which needs BioPython to read '
                        '(pip install biopython); or decompress it.') from None
     except (pyfaidx.FastaIndexingError, pyfaidx.UnsupportedCompressionFormat, EOFError,
             UnicodeDecodeError, ValueError) as error:
       reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-      raise ValueError(f'Cannot index the FASTA {fasta_file} ({reason}); check that it is a '
+      raise ValueError(f'Cannot index the FASTA {fasta} ({reason}); check that it is a '
                        'complete FASTA file (plain, or bgzip with its .fai/.gzi).') from None
     except OSError as error:  # Writing the index failed (pyfaidx hides why).
       raise PermissionError(
-          errno.EACCES, f'Cannot write the index {fasta_file}.fai of FASTA {fasta_file} '
-          f'({_first_line(error)}); run `samtools faidx {fasta_file}` where you may write, or '
-          'copy the FASTA into a writable folder', fasta_file) from None
+          errno.EACCES, f'Cannot write the index {fasta}.fai of FASTA {fasta} '
+          f'({_first_line(error)}); run `samtools faidx {fasta}` where you may write, or '
+          'copy the FASTA into a writable folder', fasta) from None
     self._chromosome_sizes = {name: len(record) for name, record in self.fasta.records.items()}
     if not self._chromosome_sizes:
-      raise ValueError(f'FASTA {fasta_file} holds no sequences (empty, or not a FASTA file).')
+      raise ValueError(f'FASTA {fasta} holds no sequences (empty, or not a FASTA file).')
 
   @property
   def chromosome_sizes(self) -> Dict[str, int]:

@@ -79,21 +79,21 @@ class Holder:
     return True
 
 
-def lock_path(output: PathLike) -> str:
-  """The lock file of an output file or folder: `<output>.lock` beside it."""
-  return os.path.abspath(os.fspath(output)).rstrip(os.sep) + LOCK_SUFFIX
+def lock_path(out: PathLike) -> str:
+  """The lock file of an output file or folder: `<out>.lock` beside it."""
+  return os.path.abspath(os.fspath(out)).rstrip(os.sep) + LOCK_SUFFIX
 
 
 class OutputLock:
   """Exclusive, re-entrant lock on one output path (see the module docstring).
 
   Args:
-    output: the output file or folder to own (need not exist yet; its parent folder is created).
+    out: the output file or folder to own (need not exist yet; its parent folder is created).
     what: how to name the output in messages, e.g. '--out scores.h5' or 'run folder runs/a'.
   """
 
-  def __init__(self, output: PathLike, what: Optional[str] = None):
-    self.output = os.path.abspath(os.fspath(output)).rstrip(os.sep)
+  def __init__(self, out: PathLike, what: Optional[str] = None):
+    self.output = os.path.abspath(os.fspath(out)).rstrip(os.sep)
     self.path = self.output + LOCK_SUFFIX
     self.what = what or self.output
     self._fd: Optional[int] = None

@@ -32,7 +32,7 @@ class PredictionWriter:
   """
 
   def __init__(self, path: str, num_regions: int, num_bins: int, track_indices: Sequence[int],
-               targets=None, head: str = 'human', sequence_length: int = 0, model: str = '',
+               *, targets=None, head: str = 'human', sequence_length: int = 0, model: str = '',
                extra_tracks: Sequence[str] = (), neutral_value: float = NEUTRAL_VALUE,
                bin_size: int = 128):
     self.path = path

@@ -246,13 +246,13 @@ class ChunkStore:
 
   Each chunk is written to a temporary name and renamed into place, so a run killed at any
   moment leaves only complete chunks behind; rerunning the same command skips them. The caller
-  holds an `enformer.io.lock.OutputLock` on `out_path` while using the store (`score_vcf` does),
+  holds an `enformer.io.lock.OutputLock` on `out` while using the store (`score_vcf` does),
   so no two runs share one store.
   """
 
-  def __init__(self, out_path: PathLike, settings: Mapping[str, object], overwrite: bool = False):
-    self.out_path = os.fspath(out_path)
-    self.directory = self.out_path + '.partial'
+  def __init__(self, out: PathLike, settings: Mapping[str, object], overwrite: bool = False):
+    self.out = os.fspath(out)
+    self.directory = self.out + '.partial'
     self.fingerprint = fingerprint(settings)
     manifest = os.path.join(self.directory, 'run.json')
     if os.path.isdir(self.directory):

@@ -259,9 +259,9 @@ class ScoringSettings:
                        tuple(os.fspath(path) for path in self.extra_tracks or ()))
     object.__setattr__(self, 'neutral_value', float(self.neutral_value))
 
-  def chunk_settings(self, fasta_path: str) -> ChunkSettings:
+  def chunk_settings(self, fasta: str) -> ChunkSettings:
     """The picklable part the workers score chunks with (absolute paths)."""
-    return ChunkSettings(os.path.abspath(fasta_path), self.head, self.sequence_length,
+    return ChunkSettings(os.path.abspath(fasta), self.head, self.sequence_length,
                          self.batch_size, self.reverse_complement, self.shifts, self.incremental,
                          tuple(os.path.abspath(path) for path in self.extra_tracks),
                          self.neutral_value, self.indel_anchor)

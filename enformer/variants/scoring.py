@@ -128,6 +128,7 @@ class VariantScorer:
   def __init__(self,
                predictor,
                fasta,
+               *,
                head: str = 'human',
                sequence_length: Optional[int] = None,
                batch_size: int = 4,
