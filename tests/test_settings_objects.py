@@ -102,8 +102,9 @@ def test_get_dataset_follows_its_settings(marked_data):
     ('output_format', 'bw', "'h5' or 'npz', got 'bw'"),
     ('max_plots', -1, r'a number of regions ≥ 0 \(0: no PNGs\)'),
     ('plot_tracks', (0, -2), r'track indices \(integers ≥ 0\), got \[-2\]'),
-    ('observed', {'DNase': 'a.bw'}, r"track indices \(integers ≥ 0\) to bigWig paths; got the "
-                                    r"keys \['DNase'\]"),
+    ('observed', {-1: 'a.bw', 'DNase': 'b.bw', ' ': 'c.bw'},
+     r"tracks \(indices ≥ 0, identifiers or descriptions\) to bigWig paths; got the keys "
+     r"\[-1, ' '\]"),
 ])
 def test_prediction_outputs_errors_name_the_field_and_the_fix(field, value, fix):
   message = rf'PredictionOutputs\.{field} (must be|maps) {fix}'
