@@ -380,3 +380,27 @@ def test_one_model_identity_and_one_names_parser(tmp_path, monkeypatch):
   (tmp_path / 'genes.txt').write_text('A\nB\n')
   assert _common.names_or_file('genes.txt') == str(tmp_path / 'genes.txt')
   assert _common.names_or_file('A,B') == ['A', 'B']
+
+
+def test_train_help_gives_each_settings_default_as_train_config_has_it():
+  """`train`'s settings flags default to None (a --config file's values stand), so their help must
+  state TrainConfig's real default, in the form the flag takes, and nothing stale."""
+  import dataclasses  # pylint: disable=import-outside-toplevel
+  from enformer.training.config import TrainConfig  # pylint: disable=import-outside-toplevel
+  options = _options(_subcommands()['train'])
+  for field in dataclasses.fields(TrainConfig):
+    action = options.get('--' + field.name.replace('_', '-'))
+    if action is None or field.default is dataclasses.MISSING:
+      continue
+    assert action.default is None, field.name
+    stated = re.findall(r'\(default:? ([^)]*)\)', action.help)
+    assert len(stated) == 1, (field.name, action.help)
+    if field.default is None:
+      continue  # The help says what None means.
+    value = stated[0]
+    if isinstance(field.default, bool):
+      assert value == str(field.default).lower(), field.name
+    elif isinstance(field.default, (int, float)):
+      assert float(value) == field.default, field.name
+    else:
+      assert value == field.default, field.name

@@ -33,46 +33,54 @@ _INT_TYPES = {name: _common.positive_int for name in (
     'checkpoint_every', 'keep_checkpoints', 'log_every', 'shuffle_buffer')}
 _INT_TYPES.update(warmup_steps=_common.non_negative_int, max_shift=_common.non_negative_int)
 
-# One help sentence per TrainConfig flag, with its default (TrainConfig's docstring describes the
-# fields; these say what each flag sets).
+# One help sentence per TrainConfig flag (TrainConfig's docstring describes the fields; these say
+# what each flag sets). The flags default to None (a --config file's values stand unless a flag is
+# given), so `_help` appends TrainConfig's own default; the fields whose default is None say here
+# what None means.
 _HELP = {
-    'preset': "model preset (see Presets above; default paper)",
+    'preset': "model preset (see Presets above)",
     'data_layout': "layout of the --data folders: basenji2 or legacy (default: detected from "
                    'the folder)',
-    'train_subset': 'subset of the data folders to train on (default train)',
-    'valid_subset': 'subset of the data folders to validate on (default valid)',
-    'batch_size': 'global batch size, split across replicas (default 64)',
-    'num_steps': 'total optimizer steps (default 150000)',
-    'learning_rate': 'peak learning rate, reached at the end of the linear warm-up (default 5e-4)',
-    'warmup_steps': 'steps of linear learning-rate warm-up (default 5000, as in the paper)',
-    'clip_norm': 'global-norm gradient clipping threshold (default 0.2, as in the paper)',
-    'adam_beta1': "Adam's decay rate of the gradient mean (default 0.9)",
-    'adam_beta2': "Adam's decay rate of the squared-gradient mean (default 0.999)",
-    'adam_epsilon': "Adam's term added to the denominator for stability (default 1e-8)",
-    'precision': 'float32, or bfloat16 (bfloat16 compute with float32 variables; for TPU/GPU) '
-                 '(default float32)',
+    'train_subset': 'subset of the data folders to train on',
+    'valid_subset': 'subset of the data folders to validate on',
+    'batch_size': 'global batch size, split across replicas',
+    'num_steps': 'total optimizer steps',
+    'learning_rate': 'peak learning rate, reached at the end of the linear warm-up',
+    'warmup_steps': 'steps of linear learning-rate warm-up (the paper: 5000)',
+    'clip_norm': 'global-norm gradient clipping threshold (the paper: 0.2)',
+    'adam_beta1': "Adam's decay rate of the gradient mean",
+    'adam_beta2': "Adam's decay rate of the squared-gradient mean",
+    'adam_epsilon': "Adam's term added to the denominator for stability",
+    'precision': 'float32, or bfloat16 (bfloat16 compute with float32 variables; for TPU/GPU)',
     'recompute': "recompute each conv-tower and transformer block's activations in the backward "
-                 'pass instead of storing them: less memory, about one extra forward pass per step '
-                 '(default false)',
+                 'pass instead of storing them: less memory, about one extra forward pass per step',
     'augment': 'shift training examples by up to ±--max-shift bp and reverse-complement them at '
-               'random (default true)',
-    'max_shift': 'largest augmentation shift in bp (default 3)',
-    'shuffle_buffer': 'examples in the shuffle buffer; 0 turns shuffling off (default 256)',
-    'seed': 'seed of shuffling, augmentation, initialisation and dropout (default 42)',
+               'random',
+    'max_shift': 'largest augmentation shift in bp',
+    'shuffle_buffer': 'examples in the shuffle buffer; 0 turns shuffling off',
+    'seed': 'seed of shuffling, augmentation, initialisation and dropout',
     'deterministic': 'make the run reproducible: op determinism, ordered input, dropout reseeded '
                      'at every checkpoint, so a killed and resumed run equals an uninterrupted '
-                     'one (default false)',
-    'eval_every': 'validate every this many steps, and at the end (default 1000)',
+                     'one',
+    'eval_every': 'validate every this many steps, and at the end',
     'eval_batches': 'validation batches per evaluation (default: the whole validation subset)',
     'eval_batch_size': 'global batch size of validation (default: --batch-size)',
-    'checkpoint_every': 'save a checkpoint every this many steps, and at the end (default 1000)',
-    'keep_checkpoints': 'how many recent checkpoints to keep (default 5)',
-    'log_every': 'write training summaries every this many steps (default 10)',
-    'export_hub': 'export the best model as a TF-Hub-compatible SavedModel at the end '
-                  '(default true)',
+    'checkpoint_every': 'save a checkpoint every this many steps, and at the end',
+    'keep_checkpoints': 'how many recent checkpoints to keep',
+    'log_every': 'write training summaries every this many steps',
+    'export_hub': 'export the best model as a TF-Hub-compatible SavedModel at the end',
     'tpu': 'TPU name or address (TPUClusterResolver) (default: TF_CONFIG or the local devices)',
-    'progress': 'show a progress bar (default true)',
+    'progress': 'show a progress bar',
 }
+
+
+def _help(field: dataclasses.Field) -> str:
+  """The flag's help sentence with TrainConfig's default, written as the flag takes it."""
+  if field.default is None:
+    return _HELP[field.name]
+  value = field.default
+  shown = str(value).lower() if isinstance(value, bool) else value
+  return f'{_HELP[field.name]} (default {shown})'
 
 
 def _field_type(field: dataclasses.Field):
@@ -138,7 +146,7 @@ def register(subparsers) -> None:
       continue
     kind = _field_type(field)
     flag = '--' + field.name.replace('_', '-')
-    kwargs = dict(help=_HELP[field.name], default=None, dest=field.name)
+    kwargs = dict(help=_help(field), default=None, dest=field.name)
     if kind is bool:  # --flag alone means true; --flag false/true also works.
       kwargs.update(type=_parse_bool, metavar='BOOL', nargs='?', const=True)
     elif kind in (int, float, str):

@@ -11,9 +11,9 @@ paper's gene-level metric:
     * correlation across tracks, per gene   ("across tracks": does the model get which cell types
       express the gene)
 
-`evaluate_to_files(model, data, out, ...)` does it all for a Basenji2 data folder: loads the model
-at the data's input length (or takes a loaded predictor), evaluates one subset and writes the
-files below into an output folder it claims (`enformer.io.outputs.OutputFolder`).
+`evaluate_to_files(model, data, out_dir, ...)` does it all for a Basenji2 data folder: loads the
+model at the data's input length (or takes a loaded predictor), evaluates one subset and writes
+the files below into an output folder it claims (`enformer.io.outputs.OutputFolder`).
 
 `write_evaluation` writes per_track.tsv (index, identifier, description, assay, pearson_r, r2),
 summary.json, gene_level.tsv (when computed) and a PNG of per-track correlations by assay type
@@ -309,7 +309,7 @@ def write_evaluation(result: Evaluation, out_dir: str) -> Dict[str, str]:
   return paths
 
 
-def evaluate_to_files(model: Any, data: str, out: str, *, subset: str = 'test',
+def evaluate_to_files(model: Any, data: str, out_dir: str, *, subset: str = 'test',
                       head: Optional[str] = None, targets: Optional[str] = None,
                       tss: Optional[str] = None, layout: Optional[str] = None,
                       batch_size: int = 4, max_batches: Optional[int] = None,
@@ -321,7 +321,7 @@ def evaluate_to_files(model: Any, data: str, out: str, *, subset: str = 'test',
     model: a model source for `enformer.inference.load_model` (loaded at the data's input length
       with `model_config`), or a loaded predictor (`predict_on_batch`, `heads`).
     data: a Basenji2 (or legacy basenji) data folder, or 'human'/'mouse' under $ENFORMER_DATA_DIR.
-    out: the output folder (created); its files are this function's outputs (`OutputFolder`
+    out_dir: the output folder (created); its files are this function's outputs (`OutputFolder`
       'evaluate': with `overwrite` those of an earlier evaluation are replaced, others kept).
     subset: the data subset, e.g. 'test'.
     head: the model head to evaluate (default: its only or first head).
@@ -330,7 +330,7 @@ def evaluate_to_files(model: Any, data: str, out: str, *, subset: str = 'test',
     layout: 'basenji2' or 'legacy' (default: detected).
     batch_size, max_batches, progress: as for `evaluate`.
     model_config: Enformer constructor arguments for a model source.
-    overwrite: replace the files an earlier evaluation wrote into `out`.
+    overwrite: replace the files an earlier evaluation wrote into `out_dir`.
 
   Returns:
     (the Evaluation, {kind: path} of the files written).
@@ -352,9 +352,9 @@ def evaluate_to_files(model: Any, data: str, out: str, *, subset: str = 'test',
   result = evaluate(predictor.predict_on_batch, dataset, head, batch_size=batch_size,
                     max_batches=max_batches, targets=table, tss_index=tss_index,
                     progress=progress, source=f'{info.path}, subset {subset}')
-  folder = OutputFolder(out, 'evaluate', overwrite=overwrite)
+  folder = OutputFolder(out_dir, 'evaluate', overwrite=overwrite)
   folder.claim_all(EVALUATION_FILES + (GENE_LEVEL_FILE,) * (result.gene_level is not None))
-  return result, write_evaluation(result, out)
+  return result, write_evaluation(result, out_dir)
 
 
 def summary_lines(result: Evaluation) -> List[str]:
