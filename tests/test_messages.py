@@ -565,7 +565,7 @@ def test_dask_workers_import_tensorflow_quietly_and_pool_cpu_memory(monkeypatch)
 def test_run_folder_model_identity_counts_its_checkpoints(inputs, tmp_path):
   """RUN:latest is identified by the run's files, not by the text of the path: a copy of the run
   is the same model, a new checkpoint in it is not."""
-  from enformer.variants.pipeline import model_identity
+  from enformer.io.model_source import model_identity
   run = str(inputs['run'])
   identity = model_identity(f'{run}:latest')
   copy = str(tmp_path / 'run_copy')

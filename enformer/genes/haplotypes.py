@@ -72,9 +72,10 @@ from enformer.io.genotypes import (Edit, GenotypeSummary, PhasedVcf, check_indel
                                    substitutions)
 from enformer.io.haplotypes import HAPLOTYPES_TSV, haplotypes_file
 from enformer.io.lock import OutputLock
+from enformer.io.model_source import model_identity
 from enformer.io.targets import read_targets, select_tracks
 from enformer.sequence import one_hot_encode
-from enformer.variants.pipeline import (model_identity, shard_chunks, table_identity, track_names,
+from enformer.variants.pipeline import (shard_chunks, table_identity, track_names,
                                        worker_model)
 
 PathLike = Union[str, os.PathLike]

@@ -51,7 +51,7 @@ from enformer.io.bed import format_region
 from enformer.io.fasta import FastaStringExtractor
 from enformer.io.files import content_identity
 from enformer.io.lock import OutputLock
-from enformer.io.model_source import parse_run_folder
+from enformer.io.model_source import model_identity
 from enformer.io.outputs import OutputFolder
 from enformer.io.predictions import read_predictions
 from enformer.io.targets import select_tracks, track_labels
@@ -604,18 +604,12 @@ class MotifResult:
             f'{len(named)} matched (q < {SIGNIFICANT_Q}){": " + shown if shown else ""}')
 
 
-def model_identity(model_id: str) -> str:
-  """Content identity of a model path for the resume fingerprint ('' for none); a run folder's
-  `RUN:latest` / `RUN:best` count by the run folder's files and the choice."""
-  if not model_id:
-    return ''
-  path, _, precision = model_id.partition(' precision=')
-  try:
-    run = parse_run_folder(path)
-  except ValueError:
-    run = None
-  identity = content_identity(path) if run is None else f'{content_identity(run[0])}:{run[1]}'
-  return identity + (f' {precision}' if precision else '')
+def _model_content(model_id: str) -> str:
+  """The resume fingerprint's model entry: the content identity of a model id ('PATH' or
+  'PATH precision=P'), with its precision."""
+  path, _, precision = (model_id or '').partition(' precision=')
+  return model_identity(path) + (f' {precision}' if precision else '')
+
 
 
 def find_motifs(predictor,
@@ -703,7 +697,7 @@ def find_motifs(predictor,
     settings = {
         'regions': sad_io.fingerprint({'regions': [(r.chrom, int(r.start), int(r.end))
                                                    for r in regions]}),
-        'model_content': model_identity(model_id),
+        'model_content': _model_content(model_id),
         'fasta_content': content_identity(extractor.path, [extractor.path + '.fai']),
         'head': head, 'tracks': track_indices, 'method': method, 'window': int(window),
         'sequence_length': sequence_length, 'chunk_size': int(chunk_size),

@@ -19,7 +19,7 @@ import os
 import re
 from typing import Callable, List, Optional, Tuple
 
-from enformer.io.files import read_json
+from enformer.io.files import content_identity, read_json
 
 # The layout `enformer train` writes (enformer.training.config and .checkpointing; a test checks
 # that the names agree).
@@ -82,6 +82,22 @@ def parse_run_folder(source: str, fs: FileSystem = LOCAL) -> Optional[Tuple[str,
     raise ValueError(f'{source}: ":{choice}" chooses a checkpoint of a training run folder (one '
                      f'with {RUN_CONFIG}, written by enformer train), and {folder} is not one.')
   return None
+
+
+
+def model_identity(model_path: str) -> str:
+  """Content identity of a model path for resume fingerprints ('' for none): the files' sizes and
+  times (`enformer.io.files.content_identity`); a run folder's `RUN:latest` / `RUN:best` count by
+  the run folder's files (its config and checkpoint indexes) and the choice."""
+  if not model_path:
+    return ''
+  try:
+    run = parse_run_folder(model_path)
+  except ValueError:
+    run = None
+  if run is None:
+    return content_identity(model_path)
+  return f'{content_identity(run[0])}:{run[1]}'
 
 
 def _escape(path: str) -> str:

@@ -29,7 +29,7 @@ from enformer.io import sad as sad_io
 from enformer.io.fasta import FastaStringExtractor
 from enformer.io.files import content_identity
 from enformer.io.lock import OutputLock
-from enformer.io.model_source import parse_run_folder
+from enformer.io.model_source import model_identity
 from enformer.io.outputs import file_in_folder
 from enformer.io.targets import read_targets
 from enformer.io.vcf import VariantSite, VcfSummary, read_variants
@@ -200,19 +200,6 @@ def write_score_files(scores: sad_io.VariantScores,
   written['h5'] = [paths['h5']]
   return written
 
-
-def model_identity(model_path: str) -> str:
-  """Content identity of a model path ('' for none); a run folder's `RUN:latest` / `RUN:best`
-  count by the run folder's files (its config and checkpoint indexes) and the choice."""
-  if not model_path:
-    return ''
-  try:
-    run = parse_run_folder(model_path)
-  except ValueError:
-    run = None
-  if run is None:
-    return content_identity(model_path)
-  return f'{content_identity(run[0])}:{run[1]}'
 
 
 @dataclasses.dataclass(frozen=True)
