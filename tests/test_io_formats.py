@@ -130,3 +130,6 @@ def test_read_sequences_bed_and_tss_bed(tmp_path):
       {'chrom': 'chr1', 'start': 150, 'end': 151, 'name': 'GENE'}]
   with pytest.raises(FileNotFoundError, match='TSS BED'):
     bed.read_tss_bed(tmp_path / 'missing.bed')
+  numbered = tmp_path / 'numbered.bed'  # Ensembl-style names: '1' must match sequences.bed's.
+  numbered.write_text('1\t150\t151\tGENE\n')
+  assert bed.read_tss_bed(numbered)['chrom'].tolist() == ['1']

@@ -103,7 +103,7 @@ def read_sequences_bed(source: Union[str, os.PathLike, TextIO],
 
 
 def read_tss_bed(path: Union[str, os.PathLike]) -> pd.DataFrame:
-  """Reads a TSS BED: columns chrom, start (the TSS, 0-based), end, name (the gene).
+  """Reads a TSS BED: columns chrom (str), start (the TSS, 0-based), end, name (the gene).
 
   Lines starting with '#' are skipped; columns after the 4th are ignored.
 
@@ -114,7 +114,7 @@ def read_tss_bed(path: Union[str, os.PathLike]) -> pd.DataFrame:
   path = os.fspath(path)
   if not os.path.exists(path):
     raise FileNotFoundError(f'TSS BED {path} does not exist.')
-  table = pd.read_csv(path, sep='\t', header=None, comment='#')
+  table = pd.read_csv(path, sep='\t', header=None, comment='#', dtype={0: str})  # chr '1': str.
   if table.shape[1] < len(TSS_BED_COLUMNS):
     raise ValueError(f'{path}: a TSS BED needs 4 columns (chrom, start, end, gene name), '
                      f'found {table.shape[1]}.')
