@@ -104,14 +104,14 @@ _OFF_VOCABULARY = {'output', 'output_dir', 'out_path', 'out_file', 'fasta_path',
 
 
 def _public_functions():
-  """(file:line name, ast.arguments) of every public function and public class's method."""
+  """(file:line name, ast.FunctionDef) of every public function and public class's method."""
   root = pathlib.Path(enformer.__file__).resolve().parent
 
   def visit(node, prefix, where):
     for child in ast.iter_child_nodes(node):
       if isinstance(child, ast.FunctionDef):
         if not child.name.startswith('_') or child.name == '__init__':
-          yield f'{where}:{child.lineno} {prefix}{child.name}', child.args
+          yield f'{where}:{child.lineno} {prefix}{child.name}', child
       elif isinstance(child, ast.ClassDef) and not child.name.startswith('_'):
         yield from visit(child, f'{child.name}.', where)
 
@@ -123,8 +123,13 @@ def _public_functions():
 def test_one_argument_vocabulary():
   """`fasta`, `out` (a file), `out_dir` (a folder), `overwrite`; keyword-only options past the
   first few arguments of a wide signature."""
-  for name, args in _public_functions():
+  for name, function in _public_functions():
+    args = function.args
     names = {a.arg for a in args.posonlyargs + args.args + args.kwonlyargs}
+    described = re.search(r'^\s*out: (.*)$', ast.get_docstring(function) or '', re.M)
+    if 'out' in names and described:  # A folder only is `out_dir`.
+      text = re.split(r'[;.]', described.group(1).lower())[0]  # Its first clause.
+      assert 'folder' not in text or 'file' in text or 'path' in text, f'{name}: {text}'
     assert not names & _OFF_VOCABULARY, f'{name}: {sorted(names & _OFF_VOCABULARY)}'
     positional = [a.arg for a in args.posonlyargs + args.args if a.arg not in ('self', 'cls')]
     assert len(positional) + len(args.kwonlyargs) <= 8 or len(positional) <= 6, (
