@@ -22,8 +22,9 @@ import numpy as np
 import enformer
 from enformer import cpu_memory, testing
 
-SHARED = pathlib.Path(os.environ.get('ENFORMER_SHARED',
-                                     pathlib.Path(__file__).resolve().parent.parent / 'shared'))
+SHARED = pathlib.Path(
+    os.environ.get('ENFORMER_SHARED', pathlib.Path(__file__).resolve().parent.parent / 'shared')
+)
 
 
 def _get_random_input() -> np.ndarray:

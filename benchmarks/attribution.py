@@ -21,8 +21,10 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 import numpy as np
 
 CONFIGS = {
-    'quick': dict(model=dict(channels=384, num_heads=4, num_transformer_layers=1,
-                             target_length=None), sequence_length=4096),
+    'quick': dict(
+        model=dict(channels=384, num_heads=4, num_transformer_layers=1, target_length=None),
+        sequence_length=4096,
+    ),
     'full': dict(model=dict(), sequence_length=196_608),
 }
 
@@ -31,6 +33,7 @@ def _neutral_batch_norm(model) -> None:
   """Moving mean 0 and variance 1 in every batch norm (a random model with finite outputs)."""
   import tensorflow as tf
   from enformer.enformer import BatchNorm
+
   for module in model.submodules:
     if isinstance(module, BatchNorm):
       module.moving_mean.update(tf.zeros_like(module.moving_mean.value))
@@ -41,6 +44,7 @@ def run(config_name: str, grad_calls: int, ism_positions: int, batch_size: int) 
   import tensorflow as tf
   from enformer import Enformer
   from enformer import interpret as attribution
+
   config = CONFIGS[config_name]
   length = config['sequence_length']
   tf.random.set_seed(0)
@@ -49,13 +53,15 @@ def run(config_name: str, grad_calls: int, ism_positions: int, batch_size: int) 
   _neutral_batch_norm(model)
   num_bins, num_tracks = attribution.output_shape(model, length, 'human')
   centre = num_bins // 2
-  mask = attribution.target_mask(num_bins, num_tracks, [centre - 1, centre, centre + 1],
-                                 [4828 % num_tracks, 5111 % num_tracks])
+  mask = attribution.target_mask(
+      num_bins, num_tracks, [centre - 1, centre, centre + 1], [4828 % num_tracks, 5111 % num_tracks]
+  )
   rng = np.random.default_rng(0)
   x = np.eye(4, dtype=np.float32)[rng.integers(0, 4, length)]
 
-  results = dict(config=config_name, sequence_length=length, model=model.config,
-                 ism_batch_size=batch_size)
+  results = dict(
+      config=config_name, sequence_length=length, model=model.config, ism_batch_size=batch_size
+  )
   start = time.perf_counter()
   scores = attribution.contribution_input_grad(model, x, mask)
   results['grad_first_call_s'] = time.perf_counter() - start
@@ -70,13 +76,15 @@ def run(config_name: str, grad_calls: int, ism_positions: int, batch_size: int) 
 
   window = (length // 2, length // 2 + 1)
   start = time.perf_counter()
-  attribution.in_silico_mutagenesis(model, x, mask, window=window, batch_size=batch_size,
-                                    progress=False)  # Warm-up: traces the batched forward.
+  attribution.in_silico_mutagenesis(
+      model, x, mask, window=window, batch_size=batch_size, progress=False
+  )  # Warm-up: traces the batched forward.
   results['ism_warmup_s'] = time.perf_counter() - start
   window = (length // 2, length // 2 + ism_positions)
   start = time.perf_counter()
-  attribution.in_silico_mutagenesis(model, x, mask, window=window, batch_size=batch_size,
-                                    progress=True)
+  attribution.in_silico_mutagenesis(
+      model, x, mask, window=window, batch_size=batch_size, progress=True
+  )
   seconds = time.perf_counter() - start
   results['ism_positions'] = ism_positions
   results['ism_positions_per_s'] = ism_positions / seconds
@@ -85,21 +93,33 @@ def run(config_name: str, grad_calls: int, ism_positions: int, batch_size: int) 
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = argparse.ArgumentParser(
+      description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
   parser.add_argument('--config', choices=sorted(CONFIGS), default='quick')
-  parser.add_argument('--grad-calls', type=int, default=None,
-                      help='timed gradient × input calls (default 5 quick, 1 full)')
-  parser.add_argument('--ism-positions', type=int, default=None,
-                      help='ISM window length (default 64 quick, 1 full)')
-  parser.add_argument('--batch-size', type=int, default=None,
-                      help='ISM mutants per forward pass (default 8 quick, 3 full)')
+  parser.add_argument(
+      '--grad-calls',
+      type=int,
+      default=None,
+      help='timed gradient × input calls (default 5 quick, 1 full)',
+  )
+  parser.add_argument(
+      '--ism-positions', type=int, default=None, help='ISM window length (default 64 quick, 1 full)'
+  )
+  parser.add_argument(
+      '--batch-size',
+      type=int,
+      default=None,
+      help='ISM mutants per forward pass (default 8 quick, 3 full)',
+  )
   args = parser.parse_args(argv)
   full = args.config == 'full'
-  results = run(args.config,
-                args.grad_calls if args.grad_calls is not None else (1 if full else 5),
-                args.ism_positions or (1 if full else 64),
-                args.batch_size or (3 if full else 8))
+  results = run(
+      args.config,
+      args.grad_calls if args.grad_calls is not None else (1 if full else 5),
+      args.ism_positions or (1 if full else 64),
+      args.batch_size or (3 if full else 8),
+  )
   print(json.dumps(results, indent=2, default=str))
   return 0
 

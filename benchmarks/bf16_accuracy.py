@@ -49,17 +49,24 @@ def compare(model: Enformer, windows: np.ndarray, num_snvs: int, seed: int = 0) 
   """float32 vs bfloat16 on `windows` [W, L, 4] and `num_snvs` SNVs spread over them."""
   length = windows.shape[1]
   forwards = {p: fast.compile_forward(model, length, precision=p) for p in fast.PRECISIONS}
-  predictions = {p: {h: np.concatenate([f(w[np.newaxis])[h].numpy() for w in windows])
-                     for h in model.head_names} for p, f in forwards.items()}
+  predictions = {
+      p: {
+          h: np.concatenate([f(w[np.newaxis])[h].numpy() for w in windows])
+          for h in model.head_names
+      }
+      for p, f in forwards.items()
+  }
   result = {'windows': int(len(windows)), 'sequence_length': int(length), 'heads': {}}
   for head in model.head_names:
     f32, bf16 = predictions['float32'][head], predictions['bfloat16'][head]
-    tracks = [pearson(f32[..., t], bf16[..., t]) for t in range(f32.shape[-1])
-              if np.std(f32[..., t]) > 0]
+    tracks = [
+        pearson(f32[..., t], bf16[..., t]) for t in range(f32.shape[-1]) if np.std(f32[..., t]) > 0
+    ]
     result['heads'][head] = {
         'track_pearson_median': float(np.median(tracks)),
         'track_pearson_min': float(np.min(tracks)),
-        'max_rel_error': float(np.abs(bf16 - f32).max() / np.abs(f32).max())}
+        'max_rel_error': float(np.abs(bf16 - f32).max() / np.abs(f32).max()),
+    }
   per_window = -(-num_snvs // len(windows))
   sads = {}
   for precision, forward in forwards.items():
@@ -71,7 +78,7 @@ def compare(model: Enformer, windows: np.ndarray, num_snvs: int, seed: int = 0) 
       positions = rng.choice(np.arange(margin, length - margin), per_window, replace=False)
       reference = incremental.reference(window)  # Once per window, as `score-variants` does.
       for group in range(0, per_window, 8):  # Keeps 8 alternatives' predictions in memory.
-        rows.append(sad_of(incremental, reference, positions[group:group + 8], rng))
+        rows.append(sad_of(incremental, reference, positions[group : group + 8], rng))
     sads[precision] = np.concatenate(rows)[:num_snvs]
   f32, bf16 = sads['float32'], sads['bfloat16']
   relevant = np.abs(f32) > 1e-3 * np.abs(f32).max()
@@ -79,23 +86,29 @@ def compare(model: Enformer, windows: np.ndarray, num_snvs: int, seed: int = 0) 
   rank32 = np.argsort(-np.abs(f32).max(axis=1))[:top]
   rank16 = np.argsort(-np.abs(bf16).max(axis=1))[:top]
   result['sad'] = {
-      'snvs': int(len(f32)), 'tracks': int(f32.shape[1]),
+      'snvs': int(len(f32)),
+      'tracks': int(f32.shape[1]),
       'pearson': pearson(f32, bf16),
       'sign_agreement': float(np.mean(np.sign(f32[relevant]) == np.sign(bf16[relevant]))),
       'top1pct_overlap': float(len(set(rank32) & set(rank16)) / top),
       'top1pct_size': top,
-      'max_abs_error_over_max_abs_sad': float(np.abs(bf16 - f32).max() / np.abs(f32).max())}
+      'max_abs_error_over_max_abs_sad': float(np.abs(bf16 - f32).max() / np.abs(f32).max()),
+  }
   return result
 
 
 def reference_windows(reference_dir: pathlib.Path):
   config = json.loads((reference_dir / 'config.json').read_text())
-  model = Enformer(channels=config['channels'], num_heads=config['num_heads'],
-                   num_transformer_layers=config['num_transformer_layers'],
-                   pooling_type=config['pooling_type'])
+  model = Enformer(
+      channels=config['channels'],
+      num_heads=config['num_heads'],
+      num_transformer_layers=config['num_transformer_layers'],
+      pooling_type=config['pooling_type'],
+  )
   model.build_variables()
-  tf.train.Checkpoint(module=model).read(str(reference_dir / 'checkpoint' / 'enformer')
-                                         ).assert_consumed()
+  tf.train.Checkpoint(module=model).read(
+      str(reference_dir / 'checkpoint' / 'enformer')
+  ).assert_consumed()
   io = np.load(reference_dir / 'io.npz')
   return model, np.eye(5, dtype=np.float32)[io['sequence_index']][..., :4]
 
@@ -110,8 +123,9 @@ def fasta_windows(model_path: str, fasta: str, count: int, seed: int):
   for _ in range(count):
     chrom = chroms[int(rng.integers(len(chroms)))]
     start = int(rng.integers(0, extractor.chromosome_sizes[chrom] - length))
-    windows.append(one_hot_encode(extractor.extract(kipoiseq.Interval(chrom, start,
-                                                                       start + length))))
+    windows.append(
+        one_hot_encode(extractor.extract(kipoiseq.Interval(chrom, start, start + length)))
+    )
   return predictor.model, np.stack(windows)
 
 

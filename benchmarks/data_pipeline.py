@@ -24,9 +24,18 @@ import tensorflow as tf
 
 def records_per_second(path: str, *, repeats: int, parallel: int, augment: bool) -> float:
   from enformer.data import basenji
-  dataset = basenji.get_dataset(path, 'train', settings=basenji.DatasetSettings(
-      repeat=repeats, augment=augment, seed=0, num_parallel_reads=parallel,
-      num_parallel_calls=parallel))
+
+  dataset = basenji.get_dataset(
+      path,
+      'train',
+      settings=basenji.DatasetSettings(
+          repeat=repeats,
+          augment=augment,
+          seed=0,
+          num_parallel_reads=parallel,
+          num_parallel_calls=parallel,
+      ),
+  )
   iterator = iter(dataset)
   next(iterator)  # Start-up (file open, tracing) is not throughput.
   count, start = 0, time.perf_counter()
@@ -38,11 +47,18 @@ def records_per_second(path: str, *, repeats: int, parallel: int, augment: bool)
 
 def write_human_shaped(path: str, records: int) -> None:
   from enformer.data.write import BasenjiWriter
+
   rng = np.random.default_rng(0)
   sequence_length, target_length, num_targets = 131_072, 896, 5313
   crop = (sequence_length - target_length * 128) // 2
-  with BasenjiWriter(path, sequence_length=sequence_length, target_length=target_length,
-                     num_targets=num_targets, crop_bp=crop, overwrite=True) as writer:
+  with BasenjiWriter(
+      path,
+      sequence_length=sequence_length,
+      target_length=target_length,
+      num_targets=num_targets,
+      crop_bp=crop,
+      overwrite=True,
+  ) as writer:
     for _ in range(records):
       sequence = np.eye(4, dtype=bool)[rng.integers(0, 4, sequence_length)]
       target = rng.gamma(0.5, 2.0, (target_length, num_targets)).astype(np.float16)
@@ -52,8 +68,14 @@ def write_human_shaped(path: str, records: int) -> None:
 def training_step_seconds(batch, steps: int = 3) -> float:
   import sonnet as snt
   from enformer import Enformer
-  model = Enformer(channels=384, num_heads=4, num_transformer_layers=2, target_length=None,
-                   heads={'human': int(batch['target'].shape[-1])})
+
+  model = Enformer(
+      channels=384,
+      num_heads=4,
+      num_transformer_layers=2,
+      target_length=None,
+      heads={'human': int(batch['target'].shape[-1])},
+  )
   optimizer = snt.optimizers.Adam(1e-4)
 
   @tf.function
@@ -81,9 +103,13 @@ def main() -> None:
   args = parser.parse_args()
 
   from enformer.data import basenji, synthetic
+
   with tempfile.TemporaryDirectory() as tmp:
-    small = str(synthetic.make_synthetic_dataset(os.path.join(tmp, 'synthetic'), train_size=512,
-                                                 valid_size=8, test_size=8))
+    small = str(
+        synthetic.make_synthetic_dataset(
+            os.path.join(tmp, 'synthetic'), train_size=512, valid_size=8, test_size=8
+        )
+    )
     rows = []
     for augment in (False, True):
       rate = records_per_second(small, repeats=4, parallel=args.parallel, augment=augment)
@@ -98,16 +124,22 @@ def main() -> None:
     batch = next(iter(basenji.get_dataset(small, 'train', batch_size=args.batch_size)))
     step = training_step_seconds(batch)
 
-  print(f'\nInput pipeline: get_dataset read + decode (+ augment), {args.parallel} parallel '
-        f'reads/calls, {os.cpu_count()} CPUs')
+  print(
+      f'\nInput pipeline: get_dataset read + decode (+ augment), {args.parallel} parallel '
+      f'reads/calls, {os.cpu_count()} CPUs'
+  )
   for name, augment, rate in rows:
     print(f'  {name:42s} augment={str(augment):5s} {rate:9.1f} records/s')
-  print(f'\nTraining step (forward+backward+Adam) of Enformer(channels=384, num_heads=4, '
-        f'num_transformer_layers=2) on a batch of {args.batch_size} × 4,096 bp: '
-        f'{step * 1000:.0f} ms → needs {args.batch_size / step:.1f} records/s')
+  print(
+      f'\nTraining step (forward+backward+Adam) of Enformer(channels=384, num_heads=4, '
+      f'num_transformer_layers=2) on a batch of {args.batch_size} × 4,096 bp: '
+      f'{step * 1000:.0f} ms → needs {args.batch_size / step:.1f} records/s'
+  )
   synthetic_rate = rows[1][2]
-  print(f'Pipeline headroom on the synthetic data (augmented): '
-        f'{synthetic_rate / (args.batch_size / step):.1f}× what training consumes.')
+  print(
+      f'Pipeline headroom on the synthetic data (augmented): '
+      f'{synthetic_rate / (args.batch_size / step):.1f}× what training consumes.'
+  )
 
 
 if __name__ == '__main__':

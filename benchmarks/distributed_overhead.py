@@ -39,13 +39,19 @@ import numpy as np
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SMALL_CHECKPOINT = REPO.parent / 'shared' / 'reference' / 'small' / 'checkpoint' / 'enformer'
-SMALL_CONFIG = dict(channels=384, num_heads=4, num_transformer_layers=2, pooling_type='attention',
-                    target_length=None)
+SMALL_CONFIG = dict(
+    channels=384,
+    num_heads=4,
+    num_transformer_layers=2,
+    pooling_type='attention',
+    target_length=None,
+)
 
 
 def warm_up(source, batch_size: int) -> int:
   """Worker (or local) warm-up: load the model, trace the forward at batch sizes 1..batch_size."""
   from enformer.distributed import worker_predictor
+
   predictor = worker_predictor(source)
   for size in range(1, batch_size + 1):
     predictor.predict_on_batch(np.zeros((size, predictor.sequence_length, 4), np.float32))
@@ -68,8 +74,9 @@ def measure(cores: int, args) -> Dict[str, object]:
   directory = pathlib.Path(tempfile.mkdtemp(prefix='dask_overhead_'))
   fasta, vcf = write_genome_and_vcf(directory, args.variants, args.length, seed=1)
   source = ModelSource(args.model, args.length, SMALL_CONFIG)
-  settings = ScoringSettings(batch_size=args.batch_size, chunk_size=args.chunk_size,
-                             model_id=args.model)
+  settings = ScoringSettings(
+      batch_size=args.batch_size, chunk_size=args.chunk_size, model_id=args.model
+  )
   options = dict(settings=settings, progress=False)
   started = time.time()
   warm_up(source, args.batch_size)  # This process: the single-process predictor.
@@ -90,11 +97,19 @@ def measure(cores: int, args) -> Dict[str, object]:
     report['cluster_start_and_load_s'] = round(time.time() - started, 2)
     score_vcf(predictor, str(warm_fasta), str(warm_vcf), warm_directory / 'single.h5', **options)
     for _ in range(cores):  # Chunks go to whichever worker is free: give each one some.
-      score_vcf(source, str(warm_fasta), str(warm_vcf), warm_directory / 'dask.h5', client=client,
-                overwrite=True, settings=dataclasses.replace(settings, chunk_size=4),
-                progress=False)
-    report['worker_profiler'] = sorted(set(client.run(
-        lambda: dask.config.get('distributed.worker.profile.enabled')).values()))
+      score_vcf(
+          source,
+          str(warm_fasta),
+          str(warm_vcf),
+          warm_directory / 'dask.h5',
+          client=client,
+          overwrite=True,
+          settings=dataclasses.replace(settings, chunk_size=4),
+          progress=False,
+      )
+    report['worker_profiler'] = sorted(
+        set(client.run(lambda: dask.config.get('distributed.worker.profile.enabled')).values())
+    )
     for repeat in range(args.repeats):
       for mode in ('single', 'dask') if repeat % 2 == 0 else ('dask', 'single'):
         out = directory / f'{mode}_{repeat}.h5'
@@ -114,9 +129,11 @@ def measure(cores: int, args) -> Dict[str, object]:
         report['variants'] = len(result.scores)
         report['chunks'] = result.chunks_total
   import h5py
+
   with h5py.File(directory / 'single_0.h5', 'r') as a, h5py.File(directory / 'dask_0.h5', 'r') as b:
-    report['max_abs_sad_difference'] = float(np.abs(a['SAD'][:].astype(np.float32) -
-                                                    b['SAD'][:].astype(np.float32)).max())
+    report['max_abs_sad_difference'] = float(
+        np.abs(a['SAD'][:].astype(np.float32) - b['SAD'][:].astype(np.float32)).max()
+    )
   pairs = [d / s - 1 for s, d in zip(runs['single'], runs['dask'])]
   cpu_pairs = [d / s - 1 for s, d in zip(cpu['single'], cpu['dask'])]
   report.update(
@@ -131,7 +148,8 @@ def measure(cores: int, args) -> Dict[str, object]:
       dask_variants_per_s=round(report['variants'] / float(np.median(runs['dask'])), 3),
       wall_overhead_per_pair=[round(p, 4) for p in pairs],
       wall_overhead_median=round(float(np.median(pairs)), 4),
-      load_average=os.getloadavg()[0])
+      load_average=os.getloadavg()[0],
+  )
   return report
 
 
@@ -143,8 +161,11 @@ def main(argv: List[str] = None) -> int:
   parser.add_argument('--batch-size', type=int, default=4)
   parser.add_argument('--chunk-size', type=int, default=16, help='variants per chunk (task)')
   parser.add_argument('--repeats', type=int, default=3, help='runs per mode (alternating)')
-  parser.add_argument('--model', default=str(SMALL_CHECKPOINT),
-                      help="checkpoint of DeepMind's small configuration (../shared)")
+  parser.add_argument(
+      '--model',
+      default=str(SMALL_CHECKPOINT),
+      help="checkpoint of DeepMind's small configuration (../shared)",
+  )
   parser.add_argument('--json', default=None, help='also write the reports here')
   parser.add_argument('--only', type=int, default=None, help=argparse.SUPPRESS)
   args = parser.parse_args(argv)
@@ -154,10 +175,20 @@ def main(argv: List[str] = None) -> int:
   reports = []
   for cores in (int(c) for c in args.cores.split(',')):
     value = str(cores)
-    env = dict(os.environ, TF_NUM_INTRAOP_THREADS=value, TF_NUM_INTEROP_THREADS=value,
-               OMP_NUM_THREADS=value, PYTHONPATH=str(REPO))
-    command = [sys.executable, __file__, *(argv if argv is not None else sys.argv[1:]),
-               '--only', value]
+    env = dict(
+        os.environ,
+        TF_NUM_INTRAOP_THREADS=value,
+        TF_NUM_INTEROP_THREADS=value,
+        OMP_NUM_THREADS=value,
+        PYTHONPATH=str(REPO),
+    )
+    command = [
+        sys.executable,
+        __file__,
+        *(argv if argv is not None else sys.argv[1:]),
+        '--only',
+        value,
+    ]
     output = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
     reports.append(json.loads(output.strip().splitlines()[-1]))
     print(json.dumps(reports[-1]), flush=True)

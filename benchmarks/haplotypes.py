@@ -54,8 +54,10 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 import numpy as np  # pylint: disable=wrong-import-position
 
 CONFIGS = {
-    'quick': (dict(channels=384, num_heads=4, num_transformer_layers=1, target_length=None),
-              16_384),
+    'quick': (
+        dict(channels=384, num_heads=4, num_transformer_layers=1, target_length=None),
+        16_384,
+    ),
     'full': ({}, 196_608),
 }
 FOUNDERS = 12
@@ -72,17 +74,22 @@ def write_genome(directory: pathlib.Path, genes: int, length: int, seed: int = 0
   size = (3 * genes + 2) * length
   sequence = ''.join(np.array(list('ACGT'))[rng.integers(0, 4, size)])
   fasta = directory / 'genome.fa'
-  fasta.write_text('>chr1\n' + '\n'.join(sequence[i:i + 80] for i in range(0, size, 80)) + '\n')
+  fasta.write_text('>chr1\n' + '\n'.join(sequence[i : i + 80] for i in range(0, size, 80)) + '\n')
   tss = [(3 * g + 2) * length for g in range(genes)]
   gtf = directory / 'genes.gtf'
-  gtf.write_text(''.join(
-      f'chr1\tbench\ttranscript\t{t + 1}\t{t + 2000}\t.\t+\t.\tgene_id "G{g}"; transcript_id '
-      f'"G{g}.1"; gene_name "G{g}"; gene_type "protein_coding";\n' for g, t in enumerate(tss)))
+  gtf.write_text(
+      ''.join(
+          f'chr1\tbench\ttranscript\t{t + 1}\t{t + 2000}\t.\t+\t.\tgene_id "G{g}"; transcript_id '
+          f'"G{g}.1"; gene_name "G{g}"; gene_type "protein_coding";\n'
+          for g, t in enumerate(tss)
+      )
+  )
   return fasta, gtf, sequence, tss
 
 
-def population(rng: np.random.Generator, start: int, length: int, samples: int, sites: int,
-               singletons: float) -> List[Dict[int, int]]:
+def population(
+    rng: np.random.Generator, start: int, length: int, samples: int, sites: int, singletons: float
+) -> List[Dict[int, int]]:
   """2 × samples haplotypes of one window: {position: ALT offset 1-3} each."""
   positions = np.sort(rng.choice(np.arange(start, start + length), sites, replace=False))
   frequencies = np.clip(rng.beta(0.5, 1.5, sites), 0.01, 0.99)
@@ -90,8 +97,7 @@ def population(rng: np.random.Generator, start: int, length: int, samples: int, 
   founders = rng.random((FOUNDERS, sites)) < frequencies  # [F, sites]
   haplotypes = []
   for _ in range(2 * samples):
-    switches = np.sort(rng.uniform(start, start + length,
-                                   rng.poisson(length / (SWITCH_KB * 1000))))
+    switches = np.sort(rng.uniform(start, start + length, rng.poisson(length / (SWITCH_KB * 1000))))
     segment = np.searchsorted(switches, positions)  # Which segment holds each site.
     chosen = rng.integers(0, FOUNDERS, len(switches) + 1)[segment]
     carried = founders[chosen, np.arange(sites)]
@@ -102,9 +108,16 @@ def population(rng: np.random.Generator, start: int, length: int, samples: int, 
   return haplotypes
 
 
-def coalescent(rng: np.random.Generator, start: int, length: int, samples: int,
-               population: str, demography: str, mutation_rate: Optional[float],
-               reference: str = 'ancestral') -> Tuple[List[Dict[int, int]], Dict[str, float]]:
+def coalescent(
+    rng: np.random.Generator,
+    start: int,
+    length: int,
+    samples: int,
+    population: str,
+    demography: str,
+    mutation_rate: Optional[float],
+    reference: str = 'ancestral',
+) -> Tuple[List[Dict[int, int]], Dict[str, float]]:
   """2 × samples haplotypes of one window from a coalescent simulation, and the panel's numbers.
 
   msprime simulates `samples` diploid individuals of `population` under stdpopsim's HomSap
@@ -123,54 +136,72 @@ def coalescent(rng: np.random.Generator, start: int, length: int, samples: int,
   """
   import msprime  # pylint: disable=import-outside-toplevel
   import stdpopsim  # pylint: disable=import-outside-toplevel
+
   model = stdpopsim.get_species('HomSap').get_demographic_model(demography)
   extra = 1 if reference == 'haplotype' else 0
   ancestry = msprime.sim_ancestry(
-      samples={population: samples + extra}, demography=model.model, sequence_length=length,
-      recombination_rate=RECOMBINATION_RATE, random_seed=int(rng.integers(1, 2**31 - 1)))
+      samples={population: samples + extra},
+      demography=model.model,
+      sequence_length=length,
+      recombination_rate=RECOMBINATION_RATE,
+      random_seed=int(rng.integers(1, 2**31 - 1)),
+  )
   tree_sequence = msprime.sim_mutations(
-      ancestry, rate=mutation_rate or model.mutation_rate, model=msprime.BinaryMutationModel(),
-      discrete_genome=True, random_seed=int(rng.integers(1, 2**31 - 1)))
-  panel = tree_sequence.samples()[:2 * samples]
+      ancestry,
+      rate=mutation_rate or model.mutation_rate,
+      model=msprime.BinaryMutationModel(),
+      discrete_genome=True,
+      random_seed=int(rng.integers(1, 2**31 - 1)),
+  )
+  panel = tree_sequence.samples()[: 2 * samples]
   derived = tree_sequence.genotype_matrix(samples=panel).astype(bool)  # [sites, 2 · samples]
   positions = tree_sequence.tables.sites.position.astype(np.int64) + start
   if extra:  # ALT = differs from the extra individual's first haplotype.
     reference_haplotype = tree_sequence.genotype_matrix(
-        samples=tree_sequence.samples()[2 * samples:2 * samples + 1]).astype(bool)  # [sites, 1]
+        samples=tree_sequence.samples()[2 * samples : 2 * samples + 1]
+    ).astype(
+        bool
+    )  # [sites, 1]
     alternative = derived ^ reference_haplotype
   else:
     alternative = derived
   offsets = rng.integers(1, 4, len(positions))
-  haplotypes = [{int(p): int(o) for p, o in zip(positions[carried], offsets[carried])}
-                for carried in alternative.T]
+  haplotypes = [
+      {int(p): int(o) for p, o in zip(positions[carried], offsets[carried])}
+      for carried in alternative.T
+  ]
   counts = derived.sum(1)  # Derived alleles per site in the panel.
   segregating = int(((counts > 0) & (counts < 2 * samples)).sum())
   individual = alternative[:, 0::2] | alternative[:, 1::2]  # [sites, samples]
   kb = length / 1000
   stats = {
       'pi_per_bp': float(tree_sequence.diversity(sample_sets=panel)),
-      'watterson_theta_per_bp': float(segregating / np.sum(1 / np.arange(1, 2 * samples)) /
-                                      length),
+      'watterson_theta_per_bp': float(segregating / np.sum(1 / np.arange(1, 2 * samples)) / length),
       'tajimas_d': float(tree_sequence.Tajimas_D(sample_sets=panel)),
       'segregating_sites_per_kb': segregating / kb,
       'singletons_per_kb': float((counts == 1).sum()) / kb,
       'singletons_per_kb_per_haplotype': float((counts == 1).sum()) / kb / (2 * samples),
       'singleton_fraction': float((counts == 1).sum()) / max(segregating, 1),
       'variants_per_kb_per_haplotype': float(alternative.sum(0).mean()) / kb,
-      'non_reference_sites_per_kb_per_individual': float(individual.sum(0).mean()) / kb}
+      'non_reference_sites_per_kb_per_individual': float(individual.sum(0).mean()) / kb,
+  }
   return haplotypes, stats
 
 
-def window_population(args: argparse.Namespace, run: Run, rng: np.random.Generator, start: int,
-                      length: int) -> Tuple[List[Dict[int, int]], Optional[Dict[str, float]]]:
+def window_population(
+    args: argparse.Namespace, run: Run, rng: np.random.Generator, start: int, length: int
+) -> Tuple[List[Dict[int, int]], Optional[Dict[str, float]]]:
   """One window's haplotypes at a density (and the panel's numbers for `coalescent`)."""
   density, name = run
   if density == 'coalescent':
-    return coalescent(rng, start, length, args.samples, name, args.demography,
-                      args.mutation_rate, args.reference)
+    return coalescent(
+        rng, start, length, args.samples, name, args.demography, args.mutation_rate, args.reference
+    )
   singletons = SINGLETONS_PER_KB if density == 'realistic' else 0.0
-  return (population(rng, start, length, args.samples, configured_sites(args, run, length),
-                     singletons), None)
+  return (
+      population(rng, start, length, args.samples, configured_sites(args, run, length), singletons),
+      None,
+  )
 
 
 def configured_sites(args: argparse.Namespace, run: Run, length: int) -> Optional[int]:
@@ -178,20 +209,31 @@ def configured_sites(args: argparse.Namespace, run: Run, length: int) -> Optiona
   return {'realistic': int(args.sites_per_kb * length / 1000), 'sparse': 20}.get(run[0])
 
 
-def panel_summary(stats: List[Dict[str, float]], args: argparse.Namespace,
-                  run: Run) -> Dict[str, object]:
+def panel_summary(
+    stats: List[Dict[str, float]], args: argparse.Namespace, run: Run
+) -> Dict[str, object]:
   """The population and the mean of its windows' numbers (`coalescent`), for the JSON line."""
   if run[0] != 'coalescent':
     return {}
-  return {'population': run[1], 'demography': args.demography,
-          'mutation_rate': args.mutation_rate, 'reference': args.reference,
-          'panel': {k: float(f'{np.mean([s[k] for s in stats]):.4g}') for k in stats[0]}}
+  return {
+      'population': run[1],
+      'demography': args.demography,
+      'mutation_rate': args.mutation_rate,
+      'reference': args.reference,
+      'panel': {k: float(f'{np.mean([s[k] for s in stats]):.4g}') for k in stats[0]},
+  }
 
 
-def write_vcf(directory: pathlib.Path, name: str, sequence: str,
-              windows: List[List[Dict[int, int]]], samples: int) -> str:
+def write_vcf(
+    directory: pathlib.Path,
+    name: str,
+    sequence: str,
+    windows: List[List[Dict[int, int]]],
+    samples: int,
+) -> str:
   """Phased bgzipped VCF of the windows' haplotypes (1-based POS; genotype k|l per sample)."""
   import pysam  # pylint: disable=import-outside-toplevel
+
   rows = []
   for haplotypes in windows:
     for position in sorted(set().union(*haplotypes)):
@@ -200,12 +242,18 @@ def write_vcf(directory: pathlib.Path, name: str, sequence: str,
       letters = ['ACGT'[('ACGT'.index(ref) + o) % 4] for o in alts]
       calls = [str(alts.index(h[position]) + 1) if position in h else '0' for h in haplotypes]
       genotypes = '\t'.join(f'{calls[2 * s]}|{calls[2 * s + 1]}' for s in range(samples))
-      rows.append(f'chr1\t{position + 1}\t.\t{ref}\t{",".join(letters)}\t.\tPASS\t.\tGT\t'
-                  f'{genotypes}')
-  header = ['##fileformat=VCFv4.2', '##contig=<ID=chr1>',
-            '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
-            '\t'.join(['#CHROM', 'POS', 'ID', 'REF', 'ALT', 'QUAL', 'FILTER', 'INFO', 'FORMAT'] +
-                      [f'S{s}' for s in range(samples)])]
+      rows.append(
+          f'chr1\t{position + 1}\t.\t{ref}\t{",".join(letters)}\t.\tPASS\t.\tGT\t' f'{genotypes}'
+      )
+  header = [
+      '##fileformat=VCFv4.2',
+      '##contig=<ID=chr1>',
+      '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
+      '\t'.join(
+          ['#CHROM', 'POS', 'ID', 'REF', 'ALT', 'QUAL', 'FILTER', 'INFO', 'FORMAT']
+          + [f'S{s}' for s in range(samples)]
+      ),
+  ]
   path = directory / f'{name}.vcf'
   path.write_text('\n'.join(header + rows) + '\n')
   return pysam.tabix_index(str(path), preset='vcf', force=True)
@@ -235,27 +283,42 @@ def plan_only(args: argparse.Namespace) -> int:
       began = time.perf_counter()
       total.add(forward.work(reference, haplotypes))
       seconds += time.perf_counter() - began
-    print(json.dumps({
-        'config': args.config, 'density': run[0], **panel_summary(panels, args, run),
-        'plan_only': True, 'sequence_length': length, 'genes': args.genes,
-        'samples': args.samples, 'sites_per_window': configured_sites(args, run, length),
-        'variant_sites_per_window': round(float(np.mean(sites)), 1),
-        'variants_per_haplotype': round(float(np.mean(variants)), 1),
-        'haplotypes': total.haplotypes, 'distinct': total.distinct,
-        'tower_positions': total.tower_positions,
-        'transformer_passes': total.transformer_passes,
-        'tower_work_per_haplotype': round(total.tower_work / total.haplotypes, 4),
-        'tower_share': round(total.tower_share, 3),
-        'full_pass_equivalents': round(total.full_pass_equivalents, 1),
-        'fewer_full_pass_equivalents': round(total.speedup, 2),
-        'planning_seconds_per_window': round(seconds / args.genes, 2)}), flush=True)
+    print(
+        json.dumps(
+            {
+                'config': args.config,
+                'density': run[0],
+                **panel_summary(panels, args, run),
+                'plan_only': True,
+                'sequence_length': length,
+                'genes': args.genes,
+                'samples': args.samples,
+                'sites_per_window': configured_sites(args, run, length),
+                'variant_sites_per_window': round(float(np.mean(sites)), 1),
+                'variants_per_haplotype': round(float(np.mean(variants)), 1),
+                'haplotypes': total.haplotypes,
+                'distinct': total.distinct,
+                'tower_positions': total.tower_positions,
+                'transformer_passes': total.transformer_passes,
+                'tower_work_per_haplotype': round(total.tower_work / total.haplotypes, 4),
+                'tower_share': round(total.tower_share, 3),
+                'full_pass_equivalents': round(total.full_pass_equivalents, 1),
+                'fewer_full_pass_equivalents': round(total.speedup, 2),
+                'planning_seconds_per_window': round(seconds / args.genes, 2),
+            }
+        ),
+        flush=True,
+    )
   return 0
 
 
 def runs(args: argparse.Namespace) -> List[Run]:
   """The densities to run, `coalescent` once per population."""
-  return [(density, name) for density in args.densities.split(',')
-          for name in (args.population.split(',') if density == 'coalescent' else [None])]
+  return [
+      (density, name)
+      for density in args.densities.split(',')
+      for name in (args.population.split(',') if density == 'coalescent' else [None])
+  ]
 
 
 def check_coalescent(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -267,10 +330,14 @@ def check_coalescent(parser: argparse.ArgumentParser, args: argparse.Namespace) 
   if 'coalescent' not in args.densities.split(','):
     return
   if not all(importlib.util.find_spec(m) for m in ('msprime', 'stdpopsim')):
-    print('benchmarks/haplotypes.py: the coalescent density needs msprime and stdpopsim: '
-          'pip install msprime stdpopsim', file=sys.stderr)
+    print(
+        'benchmarks/haplotypes.py: the coalescent density needs msprime and stdpopsim: '
+        'pip install msprime stdpopsim',
+        file=sys.stderr,
+    )
     raise SystemExit(2)
   import stdpopsim  # pylint: disable=import-outside-toplevel
+
   species = stdpopsim.get_species('HomSap')
   models = [m.id for m in species.demographic_models]
   if args.demography not in models:
@@ -288,25 +355,48 @@ def main(argv: List[str] = None) -> int:
   parser.add_argument('--config', choices=tuple(CONFIGS), default='quick')
   parser.add_argument('--genes', type=int, default=20)
   parser.add_argument('--samples', type=int, default=100)
-  parser.add_argument('--sites-per-kb', type=float, default=4.0,
-                      help='segregating sites per kb at the realistic density')
-  parser.add_argument('--densities', default='realistic,sparse',
-                      help='comma-separated: realistic, sparse, coalescent')
-  parser.add_argument('--population', default='CEU',
-                      help='coalescent: population(s) of --demography to sample, comma-separated')
-  parser.add_argument('--demography', default='OutOfAfrica_3G09',
-                      help="coalescent: stdpopsim HomSap demographic model")
-  parser.add_argument('--mutation-rate', type=float, default=None,
-                      help='coalescent: per bp per generation (default: the rate the demography '
-                      'was inferred with)')
-  parser.add_argument('--reference', choices=('ancestral', 'haplotype'), default='ancestral',
-                      help='coalescent: the reference is the ancestral sequence or one more '
-                      'simulated haplotype')
+  parser.add_argument(
+      '--sites-per-kb',
+      type=float,
+      default=4.0,
+      help='segregating sites per kb at the realistic density',
+  )
+  parser.add_argument(
+      '--densities',
+      default='realistic,sparse',
+      help='comma-separated: realistic, sparse, coalescent',
+  )
+  parser.add_argument(
+      '--population',
+      default='CEU',
+      help='coalescent: population(s) of --demography to sample, comma-separated',
+  )
+  parser.add_argument(
+      '--demography',
+      default='OutOfAfrica_3G09',
+      help='coalescent: stdpopsim HomSap demographic model',
+  )
+  parser.add_argument(
+      '--mutation-rate',
+      type=float,
+      default=None,
+      help='coalescent: per bp per generation (default: the rate the demography '
+      'was inferred with)',
+  )
+  parser.add_argument(
+      '--reference',
+      choices=('ancestral', 'haplotype'),
+      default='ancestral',
+      help='coalescent: the reference is the ancestral sequence or one more ' 'simulated haplotype',
+  )
   parser.add_argument('--batch-size', type=int, default=4)
   parser.add_argument('--baseline-batches', type=int, default=5)
-  parser.add_argument('--plan-only', action='store_true',
-                      help='count the work (full-pass equivalents) without running the model: '
-                      'HaplotypeForward.work on the same synthetic populations')
+  parser.add_argument(
+      '--plan-only',
+      action='store_true',
+      help='count the work (full-pass equivalents) without running the model: '
+      'HaplotypeForward.work on the same synthetic populations',
+  )
   args = parser.parse_args(argv)
   check_coalescent(parser, args)
   if args.plan_only:
@@ -326,11 +416,15 @@ def main(argv: List[str] = None) -> int:
   with tempfile.TemporaryDirectory() as directory:
     folder = pathlib.Path(directory)
     fasta, gtf, sequence, tss = write_genome(folder, args.genes, length)
-    starts = [w.start for w in haplotypes_lib.gene_windows(
-        haplotypes_lib.read_genes(gtf, fasta=fasta), length)]  # The windows the library reads.
+    starts = [
+        w.start
+        for w in haplotypes_lib.gene_windows(haplotypes_lib.read_genes(gtf, fasta=fasta), length)
+    ]  # The windows the library reads.
     # Baseline: full passes of random sequences in batches (the first one untimed).
-    batch = np.stack([one_hot_encode(sequence[t - length // 2:t + length // 2])
-                      for t in tss[:1]] * args.batch_size)
+    batch = np.stack(
+        [one_hot_encode(sequence[t - length // 2 : t + length // 2]) for t in tss[:1]]
+        * args.batch_size
+    )
     forward.forward(batch)['human'].numpy()  # Warm-up (traces the graph).
     times = []
     for _ in range(args.baseline_batches):
@@ -340,52 +434,79 @@ def main(argv: List[str] = None) -> int:
     full_pass_s = float(np.median(times)) / args.batch_size
     for run in runs(args):
       density = run[0] if run[1] is None else f'{run[0]}_{run[1]}'
-      windows, panels = zip(*[window_population(args, run, rng, start, length)
-                              for start in starts])
+      windows, panels = zip(*[window_population(args, run, rng, start, length) for start in starts])
       sites = float(np.mean([len(set().union(*w)) for w in windows]))
       vcf = write_vcf(folder, density, sequence, windows, args.samples)
       settings = haplotypes_lib.HaplotypeSettings(batch_size=args.batch_size)
-      haplotypes_lib.predict_haplotypes(predictor, fasta, vcf, folder / f'warm_{density}',
-                                        gtf=gtf, genes=['G0'], samples=['S0'], progress=False,
-                                        settings=settings)
+      haplotypes_lib.predict_haplotypes(
+          predictor,
+          fasta,
+          vcf,
+          folder / f'warm_{density}',
+          gtf=gtf,
+          genes=['G0'],
+          samples=['S0'],
+          progress=False,
+          settings=settings,
+      )
       began = time.perf_counter()
-      result = haplotypes_lib.predict_haplotypes(predictor, fasta, vcf, folder / density,
-                                                 gtf=gtf, progress=False, settings=settings)
+      result = haplotypes_lib.predict_haplotypes(
+          predictor, fasta, vcf, folder / density, gtf=gtf, progress=False, settings=settings
+      )
       seconds = time.perf_counter() - began
       stats = result.stats
       # Same outputs: gene 0's first 8 haplotypes rebuilt base by base, full passes.
       start = starts[0]
       rebuilt = []
       for haplotype in windows[0][:8]:
-        letters = list(sequence[start:start + length])
+        letters = list(sequence[start : start + length])
         for position, offset in haplotype.items():
           letters[position - start] = 'ACGT'[('ACGT'.index(sequence[position]) + offset) % 4]
         rebuilt.append(one_hot_encode(''.join(letters)))
-      full = np.concatenate([forward.forward(np.stack(rebuilt[i:i + args.batch_size]))['human']
-                             .numpy() for i in range(0, 8, args.batch_size)])
+      full = np.concatenate(
+          [
+              forward.forward(np.stack(rebuilt[i : i + args.batch_size]))['human'].numpy()
+              for i in range(0, 8, args.batch_size)
+          ]
+      )
       output_start = start + (length - full.shape[1] * 128) // 2
       expected = np.stack([gene_expression(p, output_start, [tss[0]]) for p in full])
       ours = np.asarray(result.data.X[:8, (result.data.var['gene_id'] == 'G0').to_numpy()])
       baseline_s = full_pass_s * stats.haplotypes
-      print(json.dumps({
-          'config': args.config, 'density': run[0], **panel_summary(panels, args, run),
-          'sequence_length': length, 'genes': args.genes, 'samples': args.samples,
-          'sites_per_window': configured_sites(args, run, length),
-          'variant_sites_per_window': round(sites, 1),
-          'variants_per_haplotype': round(float(np.mean([len(h) for w in windows for h in w])),
-                                          1),
-          'haplotypes': stats.haplotypes, 'distinct': stats.distinct, 'reused': stats.reused,
-          'tower_positions': stats.tower_positions,
-          'transformer_passes': stats.transformer_passes,
-          'tower_work_per_haplotype': round(stats.tower_work / stats.haplotypes, 4),
-          'tower_share': round(stats.tower_share, 3),
-          'full_pass_equivalents': round(stats.full_pass_equivalents, 1),
-          'fewer_full_pass_equivalents': round(stats.speedup, 2),
-          'seconds': round(seconds, 1), 'full_pass_s': round(full_pass_s, 4),
-          'baseline_seconds': round(baseline_s, 1),
-          'wall_time_ratio': round(baseline_s / seconds, 2),
-          'max_rel_error_vs_full_passes': float(np.abs(ours - expected).max() /
-                                                np.abs(expected).max())}), flush=True)
+      print(
+          json.dumps(
+              {
+                  'config': args.config,
+                  'density': run[0],
+                  **panel_summary(panels, args, run),
+                  'sequence_length': length,
+                  'genes': args.genes,
+                  'samples': args.samples,
+                  'sites_per_window': configured_sites(args, run, length),
+                  'variant_sites_per_window': round(sites, 1),
+                  'variants_per_haplotype': round(
+                      float(np.mean([len(h) for w in windows for h in w])), 1
+                  ),
+                  'haplotypes': stats.haplotypes,
+                  'distinct': stats.distinct,
+                  'reused': stats.reused,
+                  'tower_positions': stats.tower_positions,
+                  'transformer_passes': stats.transformer_passes,
+                  'tower_work_per_haplotype': round(stats.tower_work / stats.haplotypes, 4),
+                  'tower_share': round(stats.tower_share, 3),
+                  'full_pass_equivalents': round(stats.full_pass_equivalents, 1),
+                  'fewer_full_pass_equivalents': round(stats.speedup, 2),
+                  'seconds': round(seconds, 1),
+                  'full_pass_s': round(full_pass_s, 4),
+                  'baseline_seconds': round(baseline_s, 1),
+                  'wall_time_ratio': round(baseline_s / seconds, 2),
+                  'max_rel_error_vs_full_passes': float(
+                      np.abs(ours - expected).max() / np.abs(expected).max()
+                  ),
+              }
+          ),
+          flush=True,
+      )
   return 0
 
 

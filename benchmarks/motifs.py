@@ -30,8 +30,16 @@ from enformer.testing import MICRO, random_model  # pylint: disable=wrong-import
 
 CONFIGS = {
     'quick': dict(model=dict(MICRO, heads={'human': 4}), sequence_length=2048),
-    'small': dict(model=dict(channels=384, num_heads=4, num_transformer_layers=1,
-                             target_length=None, heads={'human': 4}), sequence_length=16_384),
+    'small': dict(
+        model=dict(
+            channels=384,
+            num_heads=4,
+            num_transformer_layers=1,
+            target_length=None,
+            heads={'human': 4},
+        ),
+        sequence_length=16_384,
+    ),
     'full': dict(model=dict(), sequence_length=196_608),
 }
 
@@ -39,8 +47,9 @@ CONFIGS = {
 def run(config_name: str, num_regions: int, window: int, batch_size: int) -> dict:
   config = CONFIGS[config_name]
   length = config['sequence_length']
-  model = random_model(0, calibration_length=None if config_name == 'full' else 2048,
-                       **config['model'])
+  model = random_model(
+      0, calibration_length=None if config_name == 'full' else 2048, **config['model']
+  )
   predictor = Predictor.from_module(model, length)
   folder = tempfile.mkdtemp()
   size = length + (num_regions + 2) * window
@@ -48,19 +57,25 @@ def run(config_name: str, num_regions: int, window: int, batch_size: int) -> dic
   fasta = os.path.join(folder, 'genome.fa')
   with open(fasta, 'w') as handle:
     handle.write('>chr1\n' + ''.join(rng.choice(list('ACGT'), size)) + '\n')
-  regions = [kipoiseq.Interval('chr1', length // 2 + i * window, length // 2 + (i + 1) * window)
-             for i in range(num_regions)]
+  regions = [
+      kipoiseq.Interval('chr1', length // 2 + i * window, length // 2 + (i + 1) * window)
+      for i in range(num_regions)
+  ]
   extractor = FastaStringExtractor(fasta)
-  settings = dict(sequence_length=length, tracks=[0, 1], head='human', window=window,
-                  batch_size=batch_size)
+  settings = dict(
+      sequence_length=length, tracks=[0, 1], head='human', window=window, batch_size=batch_size
+  )
   motifs.region_contributions(predictor, extractor, regions[:batch_size], **settings)  # Tracing.
   began = time.perf_counter()
   arrays = motifs.region_contributions(predictor, extractor, regions, **settings)
   contribution_seconds = time.perf_counter() - began
   contributions = motifs.Contributions(
-      one_hot=arrays['one_hot'], hypothetical=arrays['hypothetical'],
-      chrom=np.asarray(['chr1'] * num_regions), start=np.asarray([r.start for r in regions]),
-      end=np.asarray([r.end for r in regions]))
+      one_hot=arrays['one_hot'],
+      hypothetical=arrays['hypothetical'],
+      chrom=np.asarray(['chr1'] * num_regions),
+      start=np.asarray([r.start for r in regions]),
+      end=np.asarray([r.end for r in regions]),
+  )
   contributions.write(os.path.join(folder, 'contributions.h5'))
   began = time.perf_counter()
   motifs.run_modisco(os.path.join(folder, 'contributions.h5'), os.path.join(folder, 'm.h5'))
@@ -72,15 +87,24 @@ def run(config_name: str, num_regions: int, window: int, batch_size: int) -> dic
   began = time.perf_counter()
   motifs.match_patterns(patterns, database)
   tomtom_seconds = time.perf_counter() - began
-  return dict(config=config_name, sequence_length=length, regions=num_regions, window=window,
-              batch_size=batch_size, regions_per_second=num_regions / contribution_seconds,
-              modisco_seconds=modisco_seconds, patterns=len(patterns),
-              jaspar_load_seconds=jaspar_seconds, tomtom_seconds=tomtom_seconds)
+  return dict(
+      config=config_name,
+      sequence_length=length,
+      regions=num_regions,
+      window=window,
+      batch_size=batch_size,
+      regions_per_second=num_regions / contribution_seconds,
+      modisco_seconds=modisco_seconds,
+      patterns=len(patterns),
+      jaspar_load_seconds=jaspar_seconds,
+      tomtom_seconds=tomtom_seconds,
+  )
 
 
 def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = argparse.ArgumentParser(
+      description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
   parser.add_argument('--config', choices=sorted(CONFIGS), default='quick')
   parser.add_argument('--regions', type=int, default=200)
   parser.add_argument('--window', type=int, default=200)

@@ -20,8 +20,11 @@ def main() -> None:
   args = parser.parse_args()
   sequence = ''.join(np.random.default_rng(0).choice(list('ACGTN'), size=LENGTH))
   one_hot_encode(sequence, neutral_value=0.25)  # Warm the lookup-table cache.
-  ours = min(timeit.repeat(lambda: one_hot_encode(sequence, neutral_value=0.25), number=1,
-                           repeat=args.repeats))
+  ours = min(
+      timeit.repeat(
+          lambda: one_hot_encode(sequence, neutral_value=0.25), number=1, repeat=args.repeats
+      )
+  )
   theirs = min(timeit.repeat(lambda: one_hot_dna(sequence), number=1, repeat=args.repeats))
   # kipoiseq encodes N as 0.25 by default; compare with the same neutral value.
   same = np.array_equal(one_hot_encode(sequence, neutral_value=0.25), one_hot_dna(sequence))

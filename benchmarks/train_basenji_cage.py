@@ -31,19 +31,28 @@ def windows(path: str, window: int, *, random: bool, seed: int):
   data description."""
   from enformer.data import basenji  # pylint: disable=import-outside-toplevel
   from enformer.training.windows import cut_windows  # pylint: disable=import-outside-toplevel
+
   info = basenji.load_info(path, 'legacy')
 
   def make():
-    records = basenji.get_dataset(path, 'train', layout='legacy', settings=basenji.DatasetSettings(
-        shuffle=random, repeat=random, seed=seed, deterministic=True, prefetch=None))
+    records = basenji.get_dataset(
+        path,
+        'train',
+        layout='legacy',
+        settings=basenji.DatasetSettings(
+            shuffle=random, repeat=random, seed=seed, deterministic=True, prefetch=None
+        ),
+    )
     return cut_windows(records, window, random=random, seed=seed)
+
   make()  # Checks the window against the records now.
   return make, info
 
 
 def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = argparse.ArgumentParser(
+      description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
   parser.add_argument('--data', default=str(DEFAULT_DATA), help='legacy Basenji data folder')
   parser.add_argument('--window', type=int, default=8192, help='bp per training window')
   parser.add_argument('--steps', type=int, default=600)
@@ -60,21 +69,36 @@ def main() -> None:
     raise SystemExit(f'{args.data} not found: point --data to the legacy basenji_cage folder.')
 
   from enformer.training import train  # pylint: disable=import-outside-toplevel
+
   train_windows, info = windows(args.data, args.window, random=True, seed=args.seed)
   centre_windows, _ = windows(args.data, args.window, random=False, seed=args.seed)
   run_dir = args.run_dir or tempfile.mkdtemp(prefix='basenji_cage_run_')
-  print(f'{args.data}: {info.sequence_length:,} bp records, {info.num_targets} tracks; training on '
-        f'random {args.window:,} bp windows, batch {args.batch_size}, {args.steps} steps; '
-        f'run folder {run_dir}')
+  print(
+      f'{args.data}: {info.sequence_length:,} bp records, {info.num_targets} tracks; training on '
+      f'random {args.window:,} bp windows, batch {args.batch_size}, {args.steps} steps; '
+      f'run folder {run_dir}'
+  )
   began = time.perf_counter()
   result = train(
-      run_dir=run_dir, preset='tiny',
-      model_args=dict(channels=args.channels, num_transformer_layers=args.layers,
-                      heads={'cage': info.num_targets}),
-      train_data={'cage': train_windows}, valid_data={'cage': centre_windows},
-      batch_size=args.batch_size, num_steps=args.steps, learning_rate=args.learning_rate,
-      warmup_steps=args.warmup_steps, eval_every=args.eval_every,
-      checkpoint_every=args.steps, seed=args.seed, export_hub=False, augment=False)
+      run_dir=run_dir,
+      preset='tiny',
+      model_args=dict(
+          channels=args.channels,
+          num_transformer_layers=args.layers,
+          heads={'cage': info.num_targets},
+      ),
+      train_data={'cage': train_windows},
+      valid_data={'cage': centre_windows},
+      batch_size=args.batch_size,
+      num_steps=args.steps,
+      learning_rate=args.learning_rate,
+      warmup_steps=args.warmup_steps,
+      eval_every=args.eval_every,
+      checkpoint_every=args.steps,
+      seed=args.seed,
+      export_hub=False,
+      augment=False,
+  )
   seconds = time.perf_counter() - began
   losses = {step: loss for step, _, loss, _ in result.losses}
   print('\nstep  mean loss (last interval)  training Pearson R (centre windows, mean of tracks)')
@@ -85,8 +109,10 @@ def main() -> None:
     previous = step
     nan = f' ({record["nan_tracks"]} NaN tracks skipped)' if record['nan_tracks'] else ''
     print(f'{step:5d}  {sum(interval) / len(interval):10.4f}  {record["pearson_r"]:10.4f}{nan}')
-  print(f'{result.steps_per_second:.3f} steps/s; {seconds:.0f} s in all '
-        f'(strategy: {result.strategy})')
+  print(
+      f'{result.steps_per_second:.3f} steps/s; {seconds:.0f} s in all '
+      f'(strategy: {result.strategy})'
+  )
 
 
 if __name__ == '__main__':

@@ -29,19 +29,26 @@ CONFIGS = {'quick': ('tiny', 16_384), 'full': ('paper', 196_608)}
 
 
 def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument('--config', choices=sorted(CONFIGS),
-                      help='shorthand for --preset and --sequence-length')
+  parser = argparse.ArgumentParser(
+      description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
+  parser.add_argument(
+      '--config', choices=sorted(CONFIGS), help='shorthand for --preset and --sequence-length'
+  )
   parser.add_argument('--preset', default=None, help='model preset (default tiny)')
   parser.add_argument('--sequence-length', type=int, default=None, help='bp (default 16,384)')
   parser.add_argument('--batch-size', '--batch', type=int, default=4)
-  parser.add_argument('--recompute', action='store_true',
-                      help='recompute block activations in the backward pass')
+  parser.add_argument(
+      '--recompute', action='store_true', help='recompute block activations in the backward pass'
+  )
   parser.add_argument('--precision', choices=('float32', 'bfloat16'), default='float32')
   parser.add_argument('--steps', type=int, default=5, help='timed steps after the warm-up step')
-  parser.add_argument('--tracks', type=int, default=None,
-                      help='tracks of the human head (default: the preset heads)')
+  parser.add_argument(
+      '--tracks',
+      type=int,
+      default=None,
+      help='tracks of the human head (default: the preset heads)',
+  )
   parser.add_argument('--model-arg', action='append', default=[], metavar='KEY=JSON')
   args = parser.parse_args()
   preset, length = CONFIGS[args.config or 'quick']
@@ -55,15 +62,25 @@ def main() -> None:
   if args.tracks:
     overrides['heads'] = {'human': args.tracks}
   model = build_model(args.preset, **overrides)
-  result = measure_train_step(model, args.sequence_length, args.batch_size, args.steps,
-                              recompute=args.recompute, precision=args.precision)
+  result = measure_train_step(
+      model,
+      args.sequence_length,
+      args.batch_size,
+      args.steps,
+      recompute=args.recompute,
+      precision=args.precision,
+  )
   median = result['step_s']
-  print(f'preset {args.preset} {overrides or ""}: {result["parameters_m"]:.1f} M parameters, '
-        f'{args.sequence_length:,} bp, batch {args.batch_size}, {args.precision}'
-        f'{", recompute" if args.recompute else ""}; loss {result["loss"]:.4f}')
-  print(f'first step (tracing) {result["first_step_s"]:.1f} s; median of {args.steps} steps '
-        f'{median:.3f} s/step ({args.batch_size / median:.2f} examples/s); peak RSS '
-        f'{result["peak_rss_gb"]:.2f} GB')
+  print(
+      f'preset {args.preset} {overrides or ""}: {result["parameters_m"]:.1f} M parameters, '
+      f'{args.sequence_length:,} bp, batch {args.batch_size}, {args.precision}'
+      f'{", recompute" if args.recompute else ""}; loss {result["loss"]:.4f}'
+  )
+  print(
+      f'first step (tracing) {result["first_step_s"]:.1f} s; median of {args.steps} steps '
+      f'{median:.3f} s/step ({args.batch_size / median:.2f} examples/s); peak RSS '
+      f'{result["peak_rss_gb"]:.2f} GB'
+  )
 
 
 if __name__ == '__main__':

@@ -28,18 +28,20 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 import numpy as np
 
 
-def write_genome_and_vcf(directory: pathlib.Path, num_variants: int, sequence_length: int,
-                         seed: int = 0):
+def write_genome_and_vcf(
+    directory: pathlib.Path, num_variants: int, sequence_length: int, seed: int = 0
+):
   """Random 2-chromosome FASTA and a VCF: 75% SNVs, 15% tri-allelic SNVs, 10% small indels."""
   rng = np.random.default_rng(seed)
   chrom_length = max(2 * sequence_length, 200_000)
-  genome = {c: ''.join(np.array(list('ACGT'))[rng.integers(0, 4, chrom_length)])
-            for c in ('chr1', 'chr2')}
+  genome = {
+      c: ''.join(np.array(list('ACGT'))[rng.integers(0, 4, chrom_length)]) for c in ('chr1', 'chr2')
+  }
   fasta = directory / 'genome.fa'
   with open(fasta, 'w') as handle:
     for chrom, sequence in genome.items():
       handle.write(f'>{chrom}\n')
-      handle.writelines(sequence[i:i + 80] + '\n' for i in range(0, chrom_length, 80))
+      handle.writelines(sequence[i : i + 80] + '\n' for i in range(0, chrom_length, 80))
   rows = []
   for i in range(num_variants):
     chrom = ('chr1', 'chr2')[i % 2]
@@ -54,11 +56,14 @@ def write_genome_and_vcf(directory: pathlib.Path, num_variants: int, sequence_le
     elif kind < 0.95:
       ref_allele, alts = ref, ref + 'AC'
     else:
-      ref_allele, alts = genome[chrom][pos - 1:pos + 2], ref
+      ref_allele, alts = genome[chrom][pos - 1 : pos + 2], ref
     rows.append(f'{chrom}\t{pos}\tv{i}\t{ref_allele}\t{alts}\t.\t.\t.')
   vcf = directory / 'variants.vcf'
-  vcf.write_text('##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n' +
-                 '\n'.join(rows) + '\n')
+  vcf.write_text(
+      '##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n'
+      + '\n'.join(rows)
+      + '\n'
+  )
   return fasta, vcf
 
 
@@ -66,6 +71,7 @@ def colab_scores(predictor, extractor, sites, sequence_length: int, head: str) -
   """The colab's approach: per variant, ref and alt in two separate batch-1 forward passes."""
   from enformer.sequence import one_hot_encode
   from enformer.variants import site_sequences
+
   scores = []
   for site in sites:
     for variant in site.variants:
@@ -87,8 +93,10 @@ def bench_quick(args) -> Dict[str, object]:
 
   model = Enformer(channels=384, num_heads=4, num_transformer_layers=1, target_length=None)
   predictor = Predictor.from_module(model, args.length, fast=not args.plain)
-  results: Dict[str, object] = {'config': 'quick: channels=384, num_heads=4, 1 layer, '
-                                f'{args.length} bp input, heads human 5313 / mouse 1643'}
+  results: Dict[str, object] = {
+      'config': 'quick: channels=384, num_heads=4, 1 layer, '
+      f'{args.length} bp input, heads human 5313 / mouse 1643'
+  }
   with tempfile.TemporaryDirectory() as directory:
     fasta_path, vcf = write_genome_and_vcf(pathlib.Path(directory), args.variants, args.length)
     fasta = FastaStringExtractor(fasta_path)
@@ -112,7 +120,8 @@ def bench_quick(args) -> Dict[str, object]:
         best[batch] = min(best.get(batch, np.inf), time.perf_counter() - start)
         results[f'batched_b{batch}_forward_passes'] = scorer.forward_passes
         results[f'batched_b{batch}_max_abs_diff_vs_colab_rel'] = float(
-            np.abs(sad - colab).max() / np.abs(colab).max())
+            np.abs(sad - colab).max() / np.abs(colab).max()
+        )
     colab_rate = num_variants / best['colab']
     results['colab_two_calls_variants_per_s'] = round(colab_rate, 2)
     for batch in args.batch_sizes:
@@ -129,8 +138,10 @@ def bench_full(args) -> Dict[str, object]:
 
   model = Enformer()  # Published size; random weights (speed does not depend on them).
   predictor = Predictor.from_module(model, SEQUENCE_LENGTH, fast=not args.plain)
-  results: Dict[str, object] = {'config': 'full: channels=1536, 8 heads, 11 layers, 196,608 bp',
-                                'forward': 'plain' if args.plain else 'fast'}
+  results: Dict[str, object] = {
+      'config': 'full: channels=1536, 8 heads, 11 layers, 196,608 bp',
+      'forward': 'plain' if args.plain else 'fast',
+  }
   rng = np.random.default_rng(0)
   one_hot = lambda b: np.eye(4, dtype=np.float32)[rng.integers(0, 4, (b, SEQUENCE_LENGTH))]
   start = time.perf_counter()
@@ -156,14 +167,17 @@ def bench_full(args) -> Dict[str, object]:
 def main(argv: List[str] = None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--config', choices=('quick', 'full'), default='quick')
-  parser.add_argument('--batch-sizes', default=None,
-                      help='comma-separated (default 2,4,8 quick; 1,2,4 full)')
+  parser.add_argument(
+      '--batch-sizes', default=None, help='comma-separated (default 2,4,8 quick; 1,2,4 full)'
+  )
   parser.add_argument('--variants', type=int, default=64, help='VCF records (quick size)')
   parser.add_argument('--length', type=int, default=8192, help='input length (quick size)')
   parser.add_argument('--repeats', type=int, default=2, help='timings per approach (best kept)')
-  parser.add_argument('--plain', action='store_true',
-                      help='predict with model(x, is_training=False) instead of '
-                           'enformer.inference.fast')
+  parser.add_argument(
+      '--plain',
+      action='store_true',
+      help='predict with model(x, is_training=False) instead of ' 'enformer.inference.fast',
+  )
   args = parser.parse_args(argv)
   default = '2,4,8' if args.config == 'quick' else '1,2,4'
   args.batch_sizes = [int(b) for b in (args.batch_sizes or default).split(',')]

@@ -26,21 +26,23 @@ DEFAULT_POSITIONAL_FEATURES = (
 class MultiheadAttention(snt.Module):
   """Multi-head self-attention with relative positions (content + position logits)."""
 
-  def __init__(self,
-               value_size: int,
-               key_size: int,
-               num_heads: int,
-               *,
-               scaling: bool = True,
-               attention_dropout_rate: float = 0.1,
-               relative_positions: bool = False,
-               relative_position_symmetric: bool = False,
-               relative_position_functions: Optional[Sequence[str]] = None,
-               num_relative_position_features: Optional[int] = None,
-               positional_dropout_rate: float = 0.1,
-               zero_initialize: bool = True,
-               initializer: Optional[snt.initializers.Initializer] = None,
-               name: Optional[str] = None):
+  def __init__(
+      self,
+      value_size: int,
+      key_size: int,
+      num_heads: int,
+      *,
+      scaling: bool = True,
+      attention_dropout_rate: float = 0.1,
+      relative_positions: bool = False,
+      relative_position_symmetric: bool = False,
+      relative_position_functions: Optional[Sequence[str]] = None,
+      num_relative_position_features: Optional[int] = None,
+      positional_dropout_rate: float = 0.1,
+      zero_initialize: bool = True,
+      initializer: Optional[snt.initializers.Initializer] = None,
+      name: Optional[str] = None,
+  ):
     """Creates the module.
 
     Args:
@@ -70,12 +72,14 @@ class MultiheadAttention(snt.Module):
     self._relative_positions = relative_positions
     self._relative_position_symmetric = relative_position_symmetric
     self._relative_position_functions = tuple(
-        relative_position_functions or DEFAULT_POSITIONAL_FEATURES)
+        relative_position_functions or DEFAULT_POSITIONAL_FEATURES
+    )
     for function_name in self._relative_position_functions:
       get_positional_feature_function(function_name)  # Fails early on unknown names.
     if num_relative_position_features is None:
       divisible_by = len(self._relative_position_functions) * (
-          1 if relative_position_symmetric else 2)
+          1 if relative_position_symmetric else 2
+      )
       num_relative_position_features = (value_size // divisible_by) * divisible_by
     self._num_relative_position_features = num_relative_position_features
     self._positional_dropout_rate = positional_dropout_rate
@@ -83,18 +87,22 @@ class MultiheadAttention(snt.Module):
     self._initializer = initializer or snt.initializers.VarianceScaling(scale=2.0)
     key_proj_size = key_size * num_heads
     embedding_size = value_size * num_heads
-    self._q_layer = snt.Linear(key_proj_size, with_bias=False, w_init=self._initializer,
-                               name='q_layer')
-    self._k_layer = snt.Linear(key_proj_size, with_bias=False, w_init=self._initializer,
-                               name='k_layer')
-    self._v_layer = snt.Linear(embedding_size, with_bias=False, w_init=self._initializer,
-                               name='v_layer')
+    self._q_layer = snt.Linear(
+        key_proj_size, with_bias=False, w_init=self._initializer, name='q_layer'
+    )
+    self._k_layer = snt.Linear(
+        key_proj_size, with_bias=False, w_init=self._initializer, name='k_layer'
+    )
+    self._v_layer = snt.Linear(
+        embedding_size, with_bias=False, w_init=self._initializer, name='v_layer'
+    )
     w_init = snt.initializers.Zeros() if zero_initialize else self._initializer
     self._embedding_layer = snt.Linear(embedding_size, w_init=w_init, name='embedding_layer')
 
     if relative_positions:
-      self._r_k_layer = snt.Linear(key_proj_size, with_bias=False, w_init=self._initializer,
-                                   name='r_k_layer')
+      self._r_k_layer = snt.Linear(
+          key_proj_size, with_bias=False, w_init=self._initializer, name='r_k_layer'
+      )
       bias_shape = [1, num_heads, 1, key_size]
       self._r_w_bias = tf.Variable(self._initializer(bias_shape, tf.float32), name='r_w_bias')
       self._r_r_bias = tf.Variable(self._initializer(bias_shape, tf.float32), name='r_r_bias')
@@ -114,7 +122,8 @@ class MultiheadAttention(snt.Module):
         feature_size=self._num_relative_position_features,
         seq_length=seq_len,
         feature_functions=self._relative_position_functions,
-        symmetric=self._relative_position_symmetric)
+        symmetric=self._relative_position_symmetric,
+    )
 
   @property
   def num_heads(self) -> int:
@@ -169,9 +178,12 @@ class MultiheadAttention(snt.Module):
     [2T - 1, R] (None without relative positions)."""
     if not self._relative_positions:
       return None
-    return positional_features_cached(seq_len, self._num_relative_position_features,
-                                      self._relative_position_functions,
-                                      self._relative_position_symmetric)
+    return positional_features_cached(
+        seq_len,
+        self._num_relative_position_features,
+        self._relative_position_functions,
+        self._relative_position_symmetric,
+    )
 
   def __call__(self, inputs: tf.Tensor, is_training: bool = False) -> tf.Tensor:
     """Attends over the sequence.
@@ -193,8 +205,9 @@ class MultiheadAttention(snt.Module):
       q *= self._key_size**-0.5
 
     if self._relative_positions:
-      positional_encodings = tf.cast(self.relative_position_encodings(seq_len),
-                                     inputs.dtype)  # [1, 2T-1, R]; bf16 under mixed precision.
+      positional_encodings = tf.cast(
+          self.relative_position_encodings(seq_len), inputs.dtype
+      )  # [1, 2T-1, R]; bf16 under mixed precision.
       if is_training:
         positional_encodings = dropout(positional_encodings, self._positional_dropout_rate)
       r_k = self._multihead_output(self._r_k_layer, positional_encodings)  # [1, H, 2T-1, K]
@@ -212,7 +225,6 @@ class MultiheadAttention(snt.Module):
     output = tf.transpose(output, [0, 2, 1, 3])  # [B, T, H, V]
     output = snt.reshape(output, output_shape=[embedding_size], preserve_dims=2)  # [B, T, H * V]
     return self._embedding_layer(output)
-
 
   def fused(self, inputs: tf.Tensor, positional_features: Optional[np.ndarray]) -> tf.Tensor:
     """Inference (`is_training=False`) with the heads evaluated one after another, so only one
@@ -238,8 +250,11 @@ class MultiheadAttention(snt.Module):
     if relative:
       r_w_bias = tf.cast(tf.reshape(self._r_w_bias, [num_heads, 1, 1, key_size]), dtype)
       r_r_bias = tf.cast(tf.reshape(self._r_r_bias, [num_heads, 1, 1, key_size]), dtype)
-      r_k = tf.einsum('pr,rhk->hpk', tf.constant(positional_features, dtype),
-                      heads_of(self._r_k_layer.w, key_size))  # [H, 2T - 1, K]
+      r_k = tf.einsum(
+          'pr,rhk->hpk',
+          tf.constant(positional_features, dtype),
+          heads_of(self._r_k_layer.w, key_size),
+      )  # [H, 2T - 1, K]
       elems = (q + r_w_bias, q + r_r_bias, k, v, r_k)
     else:
       elems = (q, q, k, v, tf.zeros([num_heads, 0, key_size], dtype))
@@ -254,11 +269,13 @@ class MultiheadAttention(snt.Module):
       return tf.einsum('bts,bsv->btv', weights, v_h)  # [B, T, V]
 
     signature = tf.TensorSpec([inputs.shape[0], inputs.shape[1], value_size], dtype)
-    output = tf.map_fn(one_head, elems, fn_output_signature=signature,
-                       parallel_iterations=1)  # [H, B, T, V]
+    output = tf.map_fn(
+        one_head, elems, fn_output_signature=signature, parallel_iterations=1
+    )  # [H, B, T, V]
     w_out = tf.cast(tf.reshape(self._embedding_layer.w, [num_heads, value_size, -1]), dtype)
-    return (tf.einsum('hbtv,hvd->btd', output, w_out)
-            + tf.cast(self._embedding_layer.b, dtype))  # [B, T, H * V]
+    return tf.einsum('hbtv,hvd->btd', output, w_out) + tf.cast(
+        self._embedding_layer.b, dtype
+    )  # [B, T, H * V]
 
 
 class TransformerBlock(snt.Module):
@@ -269,13 +286,18 @@ class TransformerBlock(snt.Module):
   `mlp_linear1`, ...) for code written against it.
   """
 
-  def __init__(self, channels: int, dropout_rate: float, attention_kwargs: Dict[str, object],
-               name: str = 'transformer_block'):
+  def __init__(
+      self,
+      channels: int,
+      dropout_rate: float,
+      attention_kwargs: Dict[str, object],
+      name: str = 'transformer_block',
+  ):
     """Args:
-      channels: C, width of the input and output (the attention's H · V must equal it).
-      dropout_rate: dropout after the attention and in the feed-forward branch (training only).
-      attention_kwargs: arguments of `MultiheadAttention`.
-      name: module name.
+    channels: C, width of the input and output (the attention's H · V must equal it).
+    dropout_rate: dropout after the attention and in the feed-forward branch (training only).
+    attention_kwargs: arguments of `MultiheadAttention`.
+    name: module name.
     """
     super().__init__(name=name)
     self.mha_ln = snt.LayerNorm(axis=-1, create_scale=True, create_offset=True)
@@ -316,15 +338,18 @@ def relative_shift(x: tf.Tensor) -> tf.Tensor:
 
 # Positional basis functions. Each maps |positions| [..., P] to [..., P, feature_size].
 
+
 def _prepend_dims(x: tf.Tensor, num_dims: int) -> tf.Tensor:
   return tf.reshape(x, shape=[1] * num_dims + x.shape)
 
 
-def positional_features_exponential(positions: tf.Tensor,
-                                    feature_size: int,
-                                    seq_length: Optional[int] = None,
-                                    bin_size: Optional[int] = None,
-                                    min_half_life: float = 3.0) -> tf.Tensor:
+def positional_features_exponential(
+    positions: tf.Tensor,
+    feature_size: int,
+    seq_length: Optional[int] = None,
+    bin_size: Optional[int] = None,
+    min_half_life: float = 3.0,
+) -> tf.Tensor:
   """Exponential decays with half-lives spaced log-uniformly from 2**min_half_life to T."""
   del bin_size  # Unused, as in DeepMind's signature.
   if seq_length is None:
@@ -337,10 +362,12 @@ def positional_features_exponential(positions: tf.Tensor,
   return tf.exp(-tf.math.log(2.0) / half_life * positions[..., tf.newaxis])
 
 
-def positional_features_central_mask(positions: tf.Tensor,
-                                     feature_size: int,
-                                     seq_length: Optional[int] = None,
-                                     bin_size: Optional[int] = None) -> tf.Tensor:
+def positional_features_central_mask(
+    positions: tf.Tensor,
+    feature_size: int,
+    seq_length: Optional[int] = None,
+    bin_size: Optional[int] = None,
+) -> tf.Tensor:
   """Indicators |position| < 2**i - 1 for i = 1..feature_size."""
   del seq_length, bin_size
   center_widths = tf.pow(2.0, tf.range(1, feature_size + 1, dtype=tf.float32)) - 1
@@ -350,17 +377,19 @@ def positional_features_central_mask(positions: tf.Tensor,
 
 def gamma_pdf(x: tf.Tensor, concentration: tf.Tensor, rate: tf.Tensor) -> tf.Tensor:
   """Gamma probability density, computed in log space."""
-  log_unnormalized_prob = tf.math.xlogy(concentration - 1., x) - rate * x
+  log_unnormalized_prob = tf.math.xlogy(concentration - 1.0, x) - rate * x
   log_normalization = tf.math.lgamma(concentration) - concentration * tf.math.log(rate)
   return tf.exp(log_unnormalized_prob - log_normalization)
 
 
-def positional_features_gamma(positions: tf.Tensor,
-                              feature_size: int,
-                              seq_length: Optional[int] = None,
-                              bin_size: Optional[int] = None,
-                              stddev: Optional[float] = None,
-                              start_mean: Optional[float] = None) -> tf.Tensor:
+def positional_features_gamma(
+    positions: tf.Tensor,
+    feature_size: int,
+    seq_length: Optional[int] = None,
+    bin_size: Optional[int] = None,
+    stddev: Optional[float] = None,
+    start_mean: Optional[float] = None,
+) -> tf.Tensor:
   """Gamma densities with means spaced linearly up to T, each scaled to a maximum of 1."""
   del bin_size
   if seq_length is None:
@@ -371,10 +400,11 @@ def positional_features_gamma(positions: tf.Tensor,
     start_mean = seq_length / feature_size
   mean = tf.linspace(start_mean, seq_length, num=feature_size)
   mean = _prepend_dims(mean, positions.shape.rank)
-  concentration = (mean / stddev)**2
+  concentration = (mean / stddev) ** 2
   rate = mean / stddev**2
   probabilities = gamma_pdf(
-      tf.abs(tf.cast(positions, dtype=tf.float32))[..., tf.newaxis], concentration, rate)
+      tf.abs(tf.cast(positions, dtype=tf.float32))[..., tf.newaxis], concentration, rate
+  )
   probabilities += 1e-8  # Numerical stability.
   return probabilities / tf.reduce_max(probabilities, axis=1, keepdims=True)
 
@@ -383,10 +413,12 @@ def positional_features_gamma(positions: tf.Tensor,
 # docstring's example attends with 'positional_features_sin_cos').
 
 
-def positional_features_cosine(positions: tf.Tensor,
-                               feature_size: int,
-                               seq_length: Optional[int] = None,
-                               bin_size: Optional[int] = None) -> tf.Tensor:
+def positional_features_cosine(
+    positions: tf.Tensor,
+    feature_size: int,
+    seq_length: Optional[int] = None,
+    bin_size: Optional[int] = None,
+) -> tf.Tensor:
   """cos(2π · position / period_i), periods 1.25 · 2**i for i = 0..feature_size − 1.
 
   Args:
@@ -405,10 +437,12 @@ def positional_features_cosine(positions: tf.Tensor,
   return tf.math.cos(2 * np.pi * phase)
 
 
-def positional_features_linear_masks(positions: tf.Tensor,
-                                     feature_size: int,
-                                     seq_length: Optional[int] = None,
-                                     bin_size: Optional[int] = None) -> tf.Tensor:
+def positional_features_linear_masks(
+    positions: tf.Tensor,
+    feature_size: int,
+    seq_length: Optional[int] = None,
+    bin_size: Optional[int] = None,
+) -> tf.Tensor:
   """Indicators |position| == i for i = 0..feature_size − 1 (one feature per distance).
 
   Args:
@@ -421,17 +455,20 @@ def positional_features_linear_masks(positions: tf.Tensor,
     [..., P, F] float32 of 0 and 1.
   """
   del seq_length, bin_size
-  distances = _prepend_dims(tf.range(feature_size, dtype=tf.float32),
-                            positions.shape.rank)  # [1, ..., 1, F]
+  distances = _prepend_dims(
+      tf.range(feature_size, dtype=tf.float32), positions.shape.rank
+  )  # [1, ..., 1, F]
   magnitude = tf.abs(tf.cast(positions, tf.float32))[..., tf.newaxis]  # [..., P, 1]
   return tf.cast(tf.equal(distances, magnitude), tf.float32)
 
 
-def positional_features_sin_cos(positions: tf.Tensor,
-                                feature_size: int,
-                                seq_length: Optional[int] = None,
-                                bin_size: Optional[int] = None,
-                                max_time: float = 10_000.0) -> tf.Tensor:
+def positional_features_sin_cos(
+    positions: tf.Tensor,
+    feature_size: int,
+    seq_length: Optional[int] = None,
+    bin_size: Optional[int] = None,
+    max_time: float = 10_000.0,
+) -> tf.Tensor:
   """The Transformer's sinusoids: F / 2 sines, then F / 2 cosines, of position / max_time**(i / F)
   for even i = 0, 2, .., F − 2.
 
@@ -447,8 +484,10 @@ def positional_features_sin_cos(positions: tf.Tensor,
   """
   del seq_length, bin_size
   if feature_size % 2:
-    raise ValueError(f'positional_features_sin_cos needs an even feature_size (sines and '
-                     f'cosines in pairs), got {feature_size}.')
+    raise ValueError(
+        f'positional_features_sin_cos needs an even feature_size (sines and '
+        f'cosines in pairs), got {feature_size}.'
+    )
   exponents = tf.range(0, feature_size, 2, dtype=tf.float32) / feature_size  # [F / 2]
   timescales = _prepend_dims(max_time**exponents, positions.shape.rank)  # [1, ..., 1, F / 2]
   angles = tf.cast(positions, tf.float32)[..., tf.newaxis] / timescales  # [..., P, F / 2]
@@ -467,17 +506,21 @@ POSITIONAL_FEATURE_FUNCTIONS: Dict[str, Callable[..., tf.Tensor]] = {
 
 def get_positional_feature_function(name: str) -> Callable[..., tf.Tensor]:
   if name not in POSITIONAL_FEATURE_FUNCTIONS:
-    raise ValueError(f'Unknown positional feature function {name!r}; '
-                     f'choose from {sorted(POSITIONAL_FEATURE_FUNCTIONS)}.')
+    raise ValueError(
+        f'Unknown positional feature function {name!r}; '
+        f'choose from {sorted(POSITIONAL_FEATURE_FUNCTIONS)}.'
+    )
   return POSITIONAL_FEATURE_FUNCTIONS[name]
 
 
-def positional_features_all(positions: tf.Tensor,
-                            feature_size: int,
-                            seq_length: Optional[int] = None,
-                            bin_size: Optional[int] = None,
-                            feature_functions: Optional[Sequence[str]] = None,
-                            symmetric: bool = False) -> tf.Tensor:
+def positional_features_all(
+    positions: tf.Tensor,
+    feature_size: int,
+    seq_length: Optional[int] = None,
+    bin_size: Optional[int] = None,
+    feature_functions: Optional[Sequence[str]] = None,
+    symmetric: bool = False,
+) -> tf.Tensor:
   """Concatenates the basis functions evaluated at `positions` (DeepMind's argument order).
 
   Args:
@@ -497,30 +540,39 @@ def positional_features_all(positions: tf.Tensor,
     raise ValueError(
         f'feature_size ({feature_size}) must be divisible by {num_components}: '
         f'{len(feature_functions)} basis functions'
-        f'{"" if symmetric else " × 2 for the sign-multiplied copy"}.')
+        f'{"" if symmetric else " × 2 for the sign-multiplied copy"}.'
+    )
   num_basis_per_class = feature_size // num_components
   abs_positions = tf.abs(positions)
-  embeddings = tf.concat([
-      get_positional_feature_function(f)(abs_positions, num_basis_per_class, seq_length, bin_size)
-      for f in feature_functions
-  ], axis=-1)
+  embeddings = tf.concat(
+      [
+          get_positional_feature_function(f)(
+              abs_positions, num_basis_per_class, seq_length, bin_size
+          )
+          for f in feature_functions
+      ],
+      axis=-1,
+  )
   if not symmetric:
-    embeddings = tf.concat([embeddings, tf.sign(positions)[..., tf.newaxis] * embeddings],
-                           axis=-1)
+    embeddings = tf.concat([embeddings, tf.sign(positions)[..., tf.newaxis] * embeddings], axis=-1)
   return embeddings
 
 
-
 @functools.lru_cache(maxsize=16)
-def positional_features_cached(seq_len: int, feature_size: int, feature_functions: Tuple[str, ...],
-                               symmetric: bool) -> np.ndarray:
+def positional_features_cached(
+    seq_len: int, feature_size: int, feature_functions: Tuple[str, ...], symmetric: bool
+) -> np.ndarray:
   """Relative positional basis for distances -(T-1)..(T-1) as a read-only array [2T - 1, R],
   computed once per argument set with the same function as
   `MultiheadAttention.relative_position_encodings` (identical values)."""
   with tf.init_scope():  # Eager even when first called while tracing a tf.function.
     distances = tf.range(-seq_len + 1, seq_len, dtype=tf.float32)[tf.newaxis]
     features = positional_features_all(
-        positions=distances, feature_size=feature_size, seq_length=seq_len,
-        feature_functions=feature_functions, symmetric=symmetric).numpy()[0]
+        positions=distances,
+        feature_size=feature_size,
+        seq_length=seq_len,
+        feature_functions=feature_functions,
+        symmetric=symmetric,
+    ).numpy()[0]
   features.setflags(write=False)
   return features

@@ -45,8 +45,9 @@ def dropout(x: tf.Tensor, rate: float, noise_shape: Optional[Sequence[int]] = No
   seeds = getattr(_STATE, 'seeds', None)
   if seeds is None:
     return tf.nn.dropout(x, rate=rate, noise_shape=noise_shape)
-  return tf.nn.experimental.stateless_dropout(x, rate, seed=seeds.next_seed(),
-                                              noise_shape=noise_shape)
+  return tf.nn.experimental.stateless_dropout(
+      x, rate, seed=seeds.next_seed(), noise_shape=noise_shape
+  )
 
 
 class Dropout(snt.Dropout):

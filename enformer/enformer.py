@@ -63,22 +63,24 @@ def _matmul(x: tf.Tensor, w: tf.Tensor) -> tf.Tensor:
 class Enformer(snt.Module):
   """Main model: trunk (conv stem, conv tower, transformer, crop, pointwise) + softplus heads."""
 
-  def __init__(self,
-               channels: int = 1536,
-               num_transformer_layers: int = 11,
-               num_heads: int = 8,
-               pooling_type: str = 'attention',
-               name: str = 'enformer',
-               *,
-               heads: Optional[Mapping[str, int]] = None,
-               target_length: Optional[int] = TARGET_LENGTH,
-               input_channels: int = 4,
-               final_pointwise: bool = True,
-               transformer_mlp: bool = True,
-               dropout_rate: float = 0.4,
-               attention_dropout_rate: float = 0.05,
-               positional_dropout_rate: float = 0.01,
-               conv_tower_divisible_by: int = 128):
+  def __init__(
+      self,
+      channels: int = 1536,
+      num_transformer_layers: int = 11,
+      num_heads: int = 8,
+      pooling_type: str = 'attention',
+      name: str = 'enformer',
+      *,
+      heads: Optional[Mapping[str, int]] = None,
+      target_length: Optional[int] = TARGET_LENGTH,
+      input_channels: int = 4,
+      final_pointwise: bool = True,
+      transformer_mlp: bool = True,
+      dropout_rate: float = 0.4,
+      attention_dropout_rate: float = 0.05,
+      positional_dropout_rate: float = 0.01,
+      conv_tower_divisible_by: int = 128,
+  ):
     """Builds the model (variables are created on the first call).
 
     Args:
@@ -103,13 +105,20 @@ class Enformer(snt.Module):
         e.g. channels=48 with 16).
     """
     super().__init__(name=name)
-    _check_config(channels, num_heads, pooling_type, target_length, input_channels,
-                  conv_tower_divisible_by)
+    _check_config(
+        channels, num_heads, pooling_type, target_length, input_channels, conv_tower_divisible_by
+    )
     self._config = dict(
-        channels=channels, num_transformer_layers=num_transformer_layers, num_heads=num_heads,
-        pooling_type=pooling_type, heads=dict(heads if heads is not None else HEADS),
-        target_length=target_length, input_channels=input_channels,
-        final_pointwise=final_pointwise, transformer_mlp=transformer_mlp)
+        channels=channels,
+        num_transformer_layers=num_transformer_layers,
+        num_heads=num_heads,
+        pooling_type=pooling_type,
+        heads=dict(heads if heads is not None else HEADS),
+        target_length=target_length,
+        input_channels=input_channels,
+        final_pointwise=final_pointwise,
+        transformer_mlp=transformer_mlp,
+    )
     if conv_tower_divisible_by != 128:  # Recorded only where it differs: older configs stay valid.
       self._config['conv_tower_divisible_by'] = conv_tower_divisible_by
     attention_kwargs = dict(
@@ -123,20 +132,25 @@ class Enformer(snt.Module):
         relative_position_functions=attention_module.DEFAULT_POSITIONAL_FEATURES,
         num_relative_position_features=channels // num_heads,
         positional_dropout_rate=positional_dropout_rate,
-        zero_initialize=True)
+        zero_initialize=True,
+    )
     with tf.name_scope('trunk'):
       self._trunk = Trunk(
           stem=Stem(channels // 2, pooling_type),
-          conv_tower=ConvTower(conv_tower_filters(channels, conv_tower_divisible_by),
-                               pooling_type),
-          transformer=Transformer(num_transformer_layers, channels, dropout_rate,
-                                  attention_kwargs, mlp=transformer_mlp),
+          conv_tower=ConvTower(conv_tower_filters(channels, conv_tower_divisible_by), pooling_type),
+          transformer=Transformer(
+              num_transformer_layers, channels, dropout_rate, attention_kwargs, mlp=transformer_mlp
+          ),
           crop=TargetLengthCrop1D(target_length, name='target_input'),
-          final_pointwise=(FinalPointwise(channels * 2, dropout_rate / 8)
-                           if final_pointwise else None))
+          final_pointwise=(
+              FinalPointwise(channels * 2, dropout_rate / 8) if final_pointwise else None
+          ),
+      )
     with tf.name_scope('heads'):
-      self._heads = {head: Head(num_tracks, name=f'head_{head}')
-                     for head, num_tracks in self._config['heads'].items()}
+      self._heads = {
+          head: Head(num_tracks, name=f'head_{head}')
+          for head, num_tracks in self._config['heads'].items()
+      }
 
   @property
   def config(self) -> Dict[str, object]:
@@ -173,19 +187,22 @@ class Enformer(snt.Module):
       raise ValueError(
           f'Input length {sequence_length} bp is not divisible by {BIN_SIZE} (the bin size: '
           f'{NUM_POOLINGS} poolings by 2). Resize or pad the sequence to a multiple of {BIN_SIZE}, '
-          f'e.g. {SEQUENCE_LENGTH:,} bp.')
+          f'e.g. {SEQUENCE_LENGTH:,} bp.'
+      )
     target_length = self._config['target_length']
     num_bins = sequence_length // BIN_SIZE
     if target_length is not None and num_bins < target_length:
       raise ValueError(
           f'Input of {sequence_length:,} bp gives {num_bins} bins, fewer than target_length='
           f'{target_length}. Use at least {target_length * BIN_SIZE:,} bp, or build the model '
-          f'with target_length <= {num_bins} (or None to keep all bins).')
+          f'with target_length <= {num_bins} (or None to keep all bins).'
+      )
     if target_length is not None and (num_bins - target_length) % 2:
       raise ValueError(
           f'{num_bins} bins cannot be centre-cropped to target_length={target_length}: the '
           'difference must be even. Change the input length by a multiple of 256 bp or use '
-          f'target_length={target_length - 1}.')
+          f'target_length={target_length - 1}.'
+      )
 
   def check_inputs(self, inputs: tf.Tensor) -> None:
     """Validates the static shape of a batch [B, L, input_channels]."""
@@ -193,20 +210,21 @@ class Enformer(snt.Module):
     if shape.rank != 3:
       raise ValueError(
           f'Enformer expects inputs of rank 3 [batch, length, {self._config["input_channels"]}], '
-          f'got shape {shape}. Add a batch axis, e.g. x[np.newaxis].')
+          f'got shape {shape}. Add a batch axis, e.g. x[np.newaxis].'
+      )
     if shape[-1] is not None and shape[-1] != self._config['input_channels']:
       raise ValueError(
           f'The last input dimension must be {self._config["input_channels"]} (one-hot A,C,G,T'
           f'{" + extra tracks" if self._config["input_channels"] > 4 else ""}), got {shape[-1]}. '
           'Encode with enformer.one_hot_encode, or build the model with input_channels='
-          f'{shape[-1]}.')
+          f'{shape[-1]}.'
+      )
     if shape[1] is not None:
       self.check_sequence_length(shape[1])
 
-  def __call__(self,
-               inputs: tf.Tensor,
-               is_training: bool,
-               output_heads: Optional[Sequence[str]] = None) -> Dict[str, tf.Tensor]:
+  def __call__(
+      self, inputs: tf.Tensor, is_training: bool, output_heads: Optional[Sequence[str]] = None
+  ) -> Dict[str, tf.Tensor]:
     """Predicts the tracks of each head.
 
     Args:
@@ -233,14 +251,16 @@ class Enformer(snt.Module):
       output_heads = [output_heads]
     unknown = [h for h in output_heads if h not in self._heads]
     if unknown:
-      raise ValueError(f'Unknown head(s) {unknown}; this model has heads {self.head_names}. '
-                       'Pass heads={...} to Enformer to add new ones.')
+      raise ValueError(
+          f'Unknown head(s) {unknown}; this model has heads {self.head_names}. '
+          'Pass heads={...} to Enformer to add new ones.'
+      )
     return list(output_heads)
 
-
   # The depth is left open so models with extra input channels trace (and save) too.
-  @tf.function(input_signature=[tf.TensorSpec([None, SEQUENCE_LENGTH, None], tf.float32)],
-               autograph=False)
+  @tf.function(
+      input_signature=[tf.TensorSpec([None, SEQUENCE_LENGTH, None], tf.float32)], autograph=False
+  )
   def predict_on_batch(self, x: tf.Tensor) -> Dict[str, tf.Tensor]:
     """Inference on [B, 196,608, input_channels] sequences (graph mode, `is_training=False`)."""
     x = tf.ensure_shape(x, [None, SEQUENCE_LENGTH, self._config['input_channels']])
@@ -267,14 +287,20 @@ class Enformer(snt.Module):
         module.frozen = frozen
 
 
-def _check_config(channels: int, num_heads: int, pooling_type: str,
-                  target_length: Optional[int], input_channels: int,
-                  conv_tower_divisible_by: int = 128) -> None:
+def _check_config(
+    channels: int,
+    num_heads: int,
+    pooling_type: str,
+    target_length: Optional[int],
+    input_channels: int,
+    conv_tower_divisible_by: int = 128,
+) -> None:
   if pooling_type not in POOLING_TYPES:
     raise ValueError(f'Unknown pooling_type {pooling_type!r}; use one of {POOLING_TYPES}.')
   if channels <= 0 or channels % 2:
-    raise ValueError(f'channels must be a positive even number (the stem uses channels / 2), '
-                     f'got {channels}.')
+    raise ValueError(
+        f'channels must be a positive even number (the stem uses channels / 2), ' f'got {channels}.'
+    )
   if conv_tower_divisible_by <= 0:
     raise ValueError(f'conv_tower_divisible_by must be positive, got {conv_tower_divisible_by}.')
   filters = conv_tower_filters(channels, conv_tower_divisible_by)
@@ -282,16 +308,20 @@ def _check_config(channels: int, num_heads: int, pooling_type: str,
     raise ValueError(
         f'channels={channels} is too small: the conv tower widths {filters} are rounded to '
         f'multiples of {conv_tower_divisible_by} from channels / 2; use channels >= '
-        f'{2 * conv_tower_divisible_by} or a smaller conv_tower_divisible_by.')
+        f'{2 * conv_tower_divisible_by} or a smaller conv_tower_divisible_by.'
+    )
   if num_heads <= 0 or channels % num_heads:
-    raise ValueError(f'channels ({channels}) must be divisible by num_heads ({num_heads}): each '
-                     'head gets channels / num_heads value channels.')
+    raise ValueError(
+        f'channels ({channels}) must be divisible by num_heads ({num_heads}): each '
+        'head gets channels / num_heads value channels.'
+    )
   value_size = channels // num_heads
   if value_size % 6:
     raise ValueError(
         f'channels / num_heads = {value_size} must be divisible by 6: the relative positional '
         'features (3 basis functions, each with a sign-multiplied copy) have channels / num_heads '
-        'dimensions. E.g. channels=1536 with 8 heads, 384 with 4 or 8, 768 with 8.')
+        'dimensions. E.g. channels=1536 with 8 heads, 384 with 4 or 8, 768 with 8.'
+    )
   if target_length is not None and target_length <= 0:
     raise ValueError(f'target_length must be positive or None, got {target_length}.')
   if input_channels <= 0:
@@ -301,8 +331,9 @@ def _check_config(channels: int, num_heads: int, pooling_type: str,
 def conv_tower_filters(channels: int, divisible_by: int = 128) -> List[int]:
   """Widths of the 6 conv-tower blocks: C/2 → C, exponentially spaced, multiples of
   `divisible_by`."""
-  return exponential_linspace_int(start=channels // 2, end=channels, num=6,
-                                  divisible_by=divisible_by)
+  return exponential_linspace_int(
+      start=channels // 2, end=channels, num=6, divisible_by=divisible_by
+  )
 
 
 def _layer(index: int) -> property:
@@ -358,8 +389,9 @@ class Sequential(snt.Module):
   this module's name scope so that the layers' variables are named under it.
   """
 
-  def __init__(self, layers: Optional[LayerList] = None, name: Optional[str] = None,
-               keep_none: bool = False):
+  def __init__(
+      self, layers: Optional[LayerList] = None, name: Optional[str] = None, keep_none: bool = False
+  ):
     super().__init__(name=name)
     if layers is None:
       layers = []
@@ -460,11 +492,14 @@ class BatchNorm(snt.distribute.CrossReplicaBatchNorm):
 
   def __init__(self, name: str = 'cross_replica_batch_norm'):
     # The moving averages are built in the enclosing scope (DeepMind's variable names).
-    super().__init__(create_scale=True, create_offset=True,
-                     scale_init=snt.initializers.Ones(),
-                     moving_mean=snt.ExponentialMovingAverage(0.9),
-                     moving_variance=snt.ExponentialMovingAverage(0.9),
-                     name=name)
+    super().__init__(
+        create_scale=True,
+        create_offset=True,
+        scale_init=snt.initializers.Ones(),
+        moving_mean=snt.ExponentialMovingAverage(0.9),
+        moving_variance=snt.ExponentialMovingAverage(0.9),
+        name=name,
+    )
     self.frozen = False
 
   @property
@@ -498,10 +533,12 @@ class BatchNorm(snt.distribute.CrossReplicaBatchNorm):
 class LayerNorm(snt.LayerNorm):
   """`snt.LayerNorm` over the last axis with a fused inference method."""
 
-  def __init__(self, scale_init: Optional[snt.initializers.Initializer] = None,
-               name: Optional[str] = None):
-    super().__init__(axis=-1, create_scale=True, create_offset=True, scale_init=scale_init,
-                     name=name)
+  def __init__(
+      self, scale_init: Optional[snt.initializers.Initializer] = None, name: Optional[str] = None
+  ):
+    super().__init__(
+        axis=-1, create_scale=True, create_offset=True, scale_init=scale_init, name=name
+    )
 
   @property
   def eps(self) -> float:
@@ -542,10 +579,16 @@ def fused_conv(conv: snt.Conv1D, x: tf.Tensor) -> tf.Tensor:
 class ConvBlock(Sequential):
   """Batch norm → GELU → Conv1D(filters, width): [B, T, C] → [B, T, filters]."""
 
-  def __init__(self, filters: int, width: int = 1,
-               w_init: Optional[snt.initializers.Initializer] = None, name: str = 'conv_block'):
-    super().__init__(lambda: [BatchNorm(), gelu, snt.Conv1D(filters, width, w_init=w_init)],
-                     name=name)
+  def __init__(
+      self,
+      filters: int,
+      width: int = 1,
+      w_init: Optional[snt.initializers.Initializer] = None,
+      name: str = 'conv_block',
+  ):
+    super().__init__(
+        lambda: [BatchNorm(), gelu, snt.Conv1D(filters, width, w_init=w_init)], name=name
+    )
 
   batch_norm: BatchNorm = _layer(0)
   conv: snt.Conv1D = _layer(2)
@@ -568,8 +611,12 @@ class ConvBlock(Sequential):
     return inputs + (y + _as(self.conv.b, y.dtype)) if self.conv.with_bias else inputs + y
 
 
-def conv_block(filters: int, width: int = 1, w_init: Optional[snt.initializers.Initializer] = None,
-               name: str = 'conv_block') -> ConvBlock:
+def conv_block(
+    filters: int,
+    width: int = 1,
+    w_init: Optional[snt.initializers.Initializer] = None,
+    name: str = 'conv_block',
+) -> ConvBlock:
   """Batch norm → GELU → Conv1D(filters, width) (DeepMind's helper)."""
   return ConvBlock(filters, width, w_init=w_init, name=name)
 
@@ -577,13 +624,18 @@ def conv_block(filters: int, width: int = 1, w_init: Optional[snt.initializers.I
 class SoftmaxPooling1D(snt.Module):
   """Pools by a softmax-weighted sum over windows: [B, T, C] → [B, T / pool_size, C]."""
 
-  def __init__(self, pool_size: int = 2, per_channel: bool = False, w_init_scale: float = 0.0,
-               name: str = 'softmax_pooling'):
+  def __init__(
+      self,
+      pool_size: int = 2,
+      per_channel: bool = False,
+      w_init_scale: float = 0.0,
+      name: str = 'softmax_pooling',
+  ):
     """Args:
-      pool_size: window size (and stride).
-      per_channel: one attention logit per channel (True) or one shared logit.
-      w_init_scale: logits are initialised to w_init_scale × input (2.0: close to max pooling).
-      name: module name.
+    pool_size: window size (and stride).
+    per_channel: one attention logit per channel (True) or one shared logit.
+    w_init_scale: logits are initialised to w_init_scale × input (2.0: close to max pooling).
+    name: module name.
     """
     super().__init__(name=name)
     self._pool_size = pool_size
@@ -609,7 +661,8 @@ class SoftmaxPooling1D(snt.Module):
     self._logit_linear = snt.Linear(
         output_size=num_features if self._per_channel else 1,
         with_bias=False,
-        w_init=snt.initializers.Identity(self._w_init_scale))
+        w_init=snt.initializers.Identity(self._w_init_scale),
+    )
 
   def __call__(self, inputs: tf.Tensor) -> tf.Tensor:
     _, length, num_features = inputs.shape
@@ -647,8 +700,7 @@ class MaxPooling1D(snt.Module):
     return self._pool_size
 
   def __call__(self, inputs: tf.Tensor) -> tf.Tensor:
-    return tf.nn.max_pool1d(inputs, ksize=self._pool_size, strides=self._pool_size,
-                            padding='SAME')
+    return tf.nn.max_pool1d(inputs, ksize=self._pool_size, strides=self._pool_size, padding='SAME')
 
   def fused(self, inputs: tf.Tensor) -> tf.Tensor:
     """Inference: the maximum of each pair as one elementwise pass."""
@@ -672,11 +724,14 @@ class Stem(Sequential):
   """Conv1D(C/2, 15) → Residual(pointwise ConvBlock) → pool: [B, L, C_in] → [B, L/2, C/2]."""
 
   def __init__(self, filters: int, pooling_type: str, name: str = 'stem'):
-    super().__init__(lambda: [
-        snt.Conv1D(filters, 15),
-        Residual(ConvBlock(filters, 1, name='pointwise_conv_block')),
-        pooling_module(pooling_type, pool_size=2),
-    ], name=name)
+    super().__init__(
+        lambda: [
+            snt.Conv1D(filters, 15),
+            Residual(ConvBlock(filters, 1, name='pointwise_conv_block')),
+            pooling_module(pooling_type, pool_size=2),
+        ],
+        name=name,
+    )
 
   conv: snt.Conv1D = _layer(0)
   residual: Residual = _layer(1)
@@ -697,11 +752,14 @@ class ConvTowerBlock(Sequential):
   """ConvBlock(width 5) → Residual(pointwise ConvBlock) → pool: [B, T, C] → [B, T/2, filters]."""
 
   def __init__(self, filters: int, pooling_type: str, name: str):
-    super().__init__(lambda: [
-        ConvBlock(filters, 5),
-        Residual(ConvBlock(filters, 1, name='pointwise_conv_block')),
-        pooling_module(pooling_type, pool_size=2),
-    ], name=name)
+    super().__init__(
+        lambda: [
+            ConvBlock(filters, 5),
+            Residual(ConvBlock(filters, 1, name='pointwise_conv_block')),
+            pooling_module(pooling_type, pool_size=2),
+        ],
+        name=name,
+    )
 
   conv_block: ConvBlock = _layer(0)
   residual: Residual = _layer(1)
@@ -724,10 +782,13 @@ class ConvTower(Sequential):
   """Six ConvTowerBlocks, C/2 → C channels, each halving the resolution."""
 
   def __init__(self, filters: Sequence[int], pooling_type: str, name: str = 'conv_tower'):
-    super().__init__(lambda: [
-        ConvTowerBlock(num_filters, pooling_type, name=f'conv_tower_block_{i}')
-        for i, num_filters in enumerate(filters)
-    ], name=name)
+    super().__init__(
+        lambda: [
+            ConvTowerBlock(num_filters, pooling_type, name=f'conv_tower_block_{i}')
+            for i, num_filters in enumerate(filters)
+        ],
+        name=name,
+    )
 
   @property
   def blocks(self) -> List[ConvTowerBlock]:
@@ -741,13 +802,21 @@ class ConvTower(Sequential):
 class AttentionBlock(Sequential):
   """LayerNorm → MultiheadAttention → Dropout (the residual branch named 'mha')."""
 
-  def __init__(self, attention_kwargs: Mapping[str, object], dropout_rate: float, index: int,
-               name: str = 'mha'):
-    super().__init__(lambda: [
-        LayerNorm(scale_init=snt.initializers.Ones()),
-        attention_module.MultiheadAttention(**attention_kwargs, name=f'attention_{index}'),
-        Dropout(dropout_rate),
-    ], name=name)
+  def __init__(
+      self,
+      attention_kwargs: Mapping[str, object],
+      dropout_rate: float,
+      index: int,
+      name: str = 'mha',
+  ):
+    super().__init__(
+        lambda: [
+            LayerNorm(scale_init=snt.initializers.Ones()),
+            attention_module.MultiheadAttention(**attention_kwargs, name=f'attention_{index}'),
+            Dropout(dropout_rate),
+        ],
+        name=name,
+    )
 
   layer_norm: LayerNorm = _layer(0)
   attention: attention_module.MultiheadAttention = _layer(1)
@@ -760,21 +829,23 @@ class MLPBlock(Sequential):
   """LayerNorm → Linear(2C) → Dropout → ReLU → Linear(C) → Dropout (named 'mlp')."""
 
   def __init__(self, channels: int, dropout_rate: float, name: str = 'mlp'):
-    super().__init__(lambda: [
-        LayerNorm(),
-        snt.Linear(channels * 2),
-        Dropout(dropout_rate),
-        tf.nn.relu,
-        snt.Linear(channels),
-        Dropout(dropout_rate),
-    ], name=name)
+    super().__init__(
+        lambda: [
+            LayerNorm(),
+            snt.Linear(channels * 2),
+            Dropout(dropout_rate),
+            tf.nn.relu,
+            snt.Linear(channels),
+            Dropout(dropout_rate),
+        ],
+        name=name,
+    )
 
   layer_norm: LayerNorm = _layer(0)
   linear_in: snt.Linear = _layer(1)
   linear_out: snt.Linear = _layer(4)
 
-  def fused(self, inputs: tf.Tensor, positional_features: Optional[np.ndarray] = None
-            ) -> tf.Tensor:
+  def fused(self, inputs: tf.Tensor, positional_features: Optional[np.ndarray] = None) -> tf.Tensor:
     del positional_features
     h = tf.nn.relu(fused_linear(self.linear_in, self.layer_norm.fused(inputs)))
     return fused_linear(self.linear_out, h)
@@ -789,13 +860,22 @@ def fused_linear(linear: snt.Linear, x: tf.Tensor) -> tf.Tensor:
 class TransformerBlock(Sequential):
   """Residual(attention) → Residual(MLP): [B, T, C] → [B, T, C]."""
 
-  def __init__(self, index: int, channels: int, dropout_rate: float,
-               attention_kwargs: Mapping[str, object], mlp: bool = True,
-               name: Optional[str] = None):
-    super().__init__(lambda: [
-        Residual(AttentionBlock(attention_kwargs, dropout_rate, index)),
-        Residual(MLPBlock(channels, dropout_rate)) if mlp else None,
-    ], name=name or f'transformer_block_{index}')
+  def __init__(
+      self,
+      index: int,
+      channels: int,
+      dropout_rate: float,
+      attention_kwargs: Mapping[str, object],
+      mlp: bool = True,
+      name: Optional[str] = None,
+  ):
+    super().__init__(
+        lambda: [
+            Residual(AttentionBlock(attention_kwargs, dropout_rate, index)),
+            Residual(MLPBlock(channels, dropout_rate)) if mlp else None,
+        ],
+        name=name or f'transformer_block_{index}',
+    )
 
   @property
   def attention_block(self) -> AttentionBlock:
@@ -815,13 +895,22 @@ class TransformerBlock(Sequential):
 class Transformer(Sequential):
   """`num_layers` TransformerBlocks."""
 
-  def __init__(self, num_layers: int, channels: int, dropout_rate: float,
-               attention_kwargs: Mapping[str, object], mlp: bool = True,
-               name: str = 'transformer'):
-    super().__init__(lambda: [
-        TransformerBlock(i, channels, dropout_rate, attention_kwargs, mlp=mlp)
-        for i in range(num_layers)
-    ], name=name)
+  def __init__(
+      self,
+      num_layers: int,
+      channels: int,
+      dropout_rate: float,
+      attention_kwargs: Mapping[str, object],
+      mlp: bool = True,
+      name: str = 'transformer',
+  ):
+    super().__init__(
+        lambda: [
+            TransformerBlock(i, channels, dropout_rate, attention_kwargs, mlp=mlp)
+            for i in range(num_layers)
+        ],
+        name=name,
+    )
 
   @property
   def blocks(self) -> List[TransformerBlock]:
@@ -860,9 +949,11 @@ class TargetLengthCrop1D(snt.Module):
     length = inputs.shape[-2]
     trim = (length - self._target_length) // 2
     if trim < 0:
-      raise ValueError(f'Cannot crop {length} positions to target_length='
-                       f'{self._target_length}: the input is too short.')
-    return inputs[..., trim:trim + self._target_length, :]
+      raise ValueError(
+          f'Cannot crop {length} positions to target_length='
+          f'{self._target_length}: the input is too short.'
+      )
+    return inputs[..., trim : trim + self._target_length, :]
 
   fused = __call__
 
@@ -895,12 +986,19 @@ class Head(Sequential):
 class Trunk(Sequential):
   """stem → conv tower → transformer → crop → final pointwise (slot 4 may be empty)."""
 
-  def __init__(self, stem: Stem, conv_tower: ConvTower, transformer: Transformer,
-               crop: TargetLengthCrop1D, final_pointwise: Optional[FinalPointwise],
-               name: str = 'trunk'):
+  def __init__(
+      self,
+      stem: Stem,
+      conv_tower: ConvTower,
+      transformer: Transformer,
+      crop: TargetLengthCrop1D,
+      final_pointwise: Optional[FinalPointwise],
+      name: str = 'trunk',
+  ):
     # The slot of the final block stays at index 4 either way (checkpoint paths use indices).
-    super().__init__([stem, conv_tower, transformer, crop, final_pointwise], name=name,
-                     keep_none=True)
+    super().__init__(
+        [stem, conv_tower, transformer, crop, final_pointwise], name=name, keep_none=True
+    )
 
   stem: Stem = _layer(0)
   conv_tower: ConvTower = _layer(1)
@@ -914,8 +1012,14 @@ class Trunk(Sequential):
     return self.final_pointwise.fused(x) if self.final_pointwise is not None else x
 
 
-_TAKES_IS_TRAINING = (BatchNorm, snt.BatchNorm, snt.Dropout, Sequential, Residual,
-                      attention_module.MultiheadAttention)
+_TAKES_IS_TRAINING = (
+    BatchNorm,
+    snt.BatchNorm,
+    snt.Dropout,
+    Sequential,
+    Residual,
+    attention_module.MultiheadAttention,
+)
 
 
 def exponential_linspace_int(start: int, end: int, num: int, divisible_by: int = 1) -> List[int]:

@@ -10,9 +10,9 @@ import importlib.util
 from typing import Any, Callable, Dict, List, Mapping, Tuple
 
 
-def lazy_attributes(package: str, exports: Mapping[str, str], namespace: Dict[str, Any],
-                    submodules: bool = False
-                    ) -> Tuple[Callable[[str], Any], Callable[[], List[str]]]:
+def lazy_attributes(
+    package: str, exports: Mapping[str, str], namespace: Dict[str, Any], submodules: bool = False
+) -> Tuple[Callable[[str], Any], Callable[[], List[str]]]:
   """(`__getattr__`, `__dir__`) of `package`, whose name → defining module map is `exports`.
 
   Args:

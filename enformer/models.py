@@ -1,6 +1,6 @@
 """Enformer models from the named configurations of `enformer.presets`.
 
-    model = build_model('small', heads={'rna': 50})  # [B, L, 4] → {'rna': [B, T, 50]}
+model = build_model('small', heads={'rna': 50})  # [B, L, 4] → {'rna': [B, T, 50]}
 """
 
 from typing import Any

@@ -37,38 +37,72 @@ PAPER = 'paper'
 @dataclasses.dataclass(frozen=True)
 class Preset:
   """A named configuration: `config` holds `Enformer` constructor arguments."""
+
   name: str
   description: str
   config: Mapping[str, Any]
 
 
 PRESETS: Dict[str, Preset] = {
-    preset.name: preset for preset in [
-        Preset('paper',
-               'published Enformer: 1536 channels, 11 layers, 8 heads, attention pooling',
-               dict(channels=1536, num_transformer_layers=11, num_heads=8,
-                    pooling_type='attention')),
-        Preset('notebook',
-               "training notebook: 4x narrower (384 channels), 11 layers, 8 heads, max pooling",
-               dict(channels=1536 // 4, num_transformer_layers=11, num_heads=8,
-                    pooling_type='max')),
-        Preset('small',
-               'small Enformer: 1536 channels, 5 layers, no final pointwise block',
-               dict(channels=1536, num_transformer_layers=5, num_heads=8,
-                    pooling_type='attention', final_pointwise=False)),
-        Preset('small-no-mlp',
-               'small Enformer without transformer MLPs: 1536 channels, 5 layers, no final '
-               'pointwise block',
-               dict(channels=1536, num_transformer_layers=5, num_heads=8,
-                    pooling_type='attention', final_pointwise=False, transformer_mlp=False)),
-        Preset('tiny',
-               'CPU tests and demos: 384 channels, 1 layer, 4 heads, all bins kept',
-               dict(channels=384, num_transformer_layers=1, num_heads=4,
-                    pooling_type='attention', target_length=None)),
-        Preset('micro',
-               'smoke tests: 48 channels, 1 layer, 2 heads, all bins kept',
-               dict(channels=48, num_transformer_layers=1, num_heads=2,
-                    pooling_type='attention', target_length=None, conv_tower_divisible_by=16)),
+    preset.name: preset
+    for preset in [
+        Preset(
+            'paper',
+            'published Enformer: 1536 channels, 11 layers, 8 heads, attention pooling',
+            dict(channels=1536, num_transformer_layers=11, num_heads=8, pooling_type='attention'),
+        ),
+        Preset(
+            'notebook',
+            'training notebook: 4x narrower (384 channels), 11 layers, 8 heads, max pooling',
+            dict(channels=1536 // 4, num_transformer_layers=11, num_heads=8, pooling_type='max'),
+        ),
+        Preset(
+            'small',
+            'small Enformer: 1536 channels, 5 layers, no final pointwise block',
+            dict(
+                channels=1536,
+                num_transformer_layers=5,
+                num_heads=8,
+                pooling_type='attention',
+                final_pointwise=False,
+            ),
+        ),
+        Preset(
+            'small-no-mlp',
+            'small Enformer without transformer MLPs: 1536 channels, 5 layers, no final '
+            'pointwise block',
+            dict(
+                channels=1536,
+                num_transformer_layers=5,
+                num_heads=8,
+                pooling_type='attention',
+                final_pointwise=False,
+                transformer_mlp=False,
+            ),
+        ),
+        Preset(
+            'tiny',
+            'CPU tests and demos: 384 channels, 1 layer, 4 heads, all bins kept',
+            dict(
+                channels=384,
+                num_transformer_layers=1,
+                num_heads=4,
+                pooling_type='attention',
+                target_length=None,
+            ),
+        ),
+        Preset(
+            'micro',
+            'smoke tests: 48 channels, 1 layer, 2 heads, all bins kept',
+            dict(
+                channels=48,
+                num_transformer_layers=1,
+                num_heads=2,
+                pooling_type='attention',
+                target_length=None,
+                conv_tower_divisible_by=16,
+            ),
+        ),
     ]
 }
 

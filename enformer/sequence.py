@@ -31,15 +31,18 @@ def _ascii_codes(sequence: Union[str, bytes]) -> np.ndarray:
   if isinstance(sequence, (bytes, bytearray, memoryview)):
     return np.frombuffer(bytes(sequence), dtype=np.uint8)  # Bytes are ASCII codes already.
   if not isinstance(sequence, str):
-    raise TypeError(f'one_hot_encode takes a DNA string (str or bytes), got '
-                    f'{type(sequence).__name__}; for several sequences use one_hot_encode_batch.')
+    raise TypeError(
+        f'one_hot_encode takes a DNA string (str or bytes), got '
+        f'{type(sequence).__name__}; for several sequences use one_hot_encode_batch.'
+    )
   try:
     return np.frombuffer(sequence.encode('ascii'), dtype=np.uint8)
   except UnicodeEncodeError as error:
     raise ValueError(
         f'Sequence contains a non-ASCII character {sequence[error.start]!r} at position '
         f'{error.start}; DNA must be written with the letters A, C, G, T (or IUPAC codes such as '
-        'N). Check the input file encoding.') from None
+        'N). Check the input file encoding.'
+    ) from None
 
 
 def check_neutral_value(neutral_value: float) -> float:
@@ -52,17 +55,22 @@ def check_neutral_value(neutral_value: float) -> float:
   try:
     value = float(neutral_value)
   except (TypeError, ValueError):
-    raise ValueError(f'The one-hot value of N must be a number in [0, 1] (0, or 0.25 as '
-                     f'DeepMind\'s usage notebook), got {neutral_value!r}.') from None
+    raise ValueError(
+        f'The one-hot value of N must be a number in [0, 1] (0, or 0.25 as '
+        f"DeepMind's usage notebook), got {neutral_value!r}."
+    ) from None
   if not math.isfinite(value) or not 0 <= value <= 1:
-    raise ValueError(f'The one-hot value of N must be a finite number in [0, 1] (0, or 0.25 as '
-                     f'DeepMind\'s usage notebook), got {neutral_value!r}.')
+    raise ValueError(
+        f'The one-hot value of N must be a finite number in [0, 1] (0, or 0.25 as '
+        f"DeepMind's usage notebook), got {neutral_value!r}."
+    )
   return value
 
 
 @functools.lru_cache(maxsize=16)
-def _lookup_table(alphabet: str, neutral_alphabet: str, neutral_value: float,
-                  dtype: np.dtype) -> Tuple[np.ndarray, np.ndarray]:
+def _lookup_table(
+    alphabet: str, neutral_alphabet: str, neutral_value: float, dtype: np.dtype
+) -> Tuple[np.ndarray, np.ndarray]:
   """Returns (table [256, len(alphabet)], valid [256] bool) indexed by ASCII code."""
   table = np.zeros((256, len(alphabet)), dtype=dtype)
   valid = np.zeros(256, dtype=bool)
@@ -77,11 +85,13 @@ def _lookup_table(alphabet: str, neutral_alphabet: str, neutral_value: float,
   return table, valid
 
 
-def one_hot_encode(sequence: Union[str, bytes],
-                   alphabet: str = BASES,
-                   neutral_alphabet: str = 'N',
-                   neutral_value: float = NEUTRAL_VALUE,
-                   dtype=np.float32) -> np.ndarray:
+def one_hot_encode(
+    sequence: Union[str, bytes],
+    alphabet: str = BASES,
+    neutral_alphabet: str = 'N',
+    neutral_value: float = NEUTRAL_VALUE,
+    dtype=np.float32,
+) -> np.ndarray:
   """One-hot encodes a DNA string (str, or ASCII bytes): [len(sequence), len(alphabet)].
 
   Lowercase (soft-masked) letters encode like uppercase; `neutral_alphabet` and the other IUPAC
@@ -89,8 +99,9 @@ def one_hot_encode(sequence: Union[str, bytes],
   column: 0 (default) as DeepMind's enformer.py and the Basenji2 data, 0.25 as kipoiseq and
   DeepMind's usage notebook. Any other character raises ValueError.
   """
-  table, valid = _lookup_table(alphabet, neutral_alphabet, check_neutral_value(neutral_value),
-                               np.dtype(dtype))
+  table, valid = _lookup_table(
+      alphabet, neutral_alphabet, check_neutral_value(neutral_value), np.dtype(dtype)
+  )
   codes = _ascii_codes(sequence)
   is_valid = np.take(valid, codes)  # np.take is ~10x faster than fancy indexing here.
   if not is_valid.all():
@@ -98,7 +109,8 @@ def one_hot_encode(sequence: Union[str, bytes],
     raise ValueError(
         f'Sequence contains {chr(codes[position])!r} at position {position}, which is not a '
         f'nucleotide ({alphabet}, IUPAC codes or N). Pass only sequence lines (no FASTA header '
-        'or numbers).')
+        'or numbers).'
+    )
   return np.take(table, codes, axis=0)
 
 
@@ -106,8 +118,10 @@ def one_hot_encode_batch(sequences: Sequence[str], **kwargs) -> np.ndarray:
   """One-hot encodes equal-length strings: [len(sequences), L, 4]."""
   lengths = {len(s) for s in sequences}
   if len(lengths) > 1:
-    raise ValueError(f'Sequences in a batch must have equal lengths, got lengths '
-                     f'{sorted(lengths)}. Resize the intervals to a common length first.')
+    raise ValueError(
+        f'Sequences in a batch must have equal lengths, got lengths '
+        f'{sorted(lengths)}. Resize the intervals to a common length first.'
+    )
   if not sequences:
     raise ValueError('one_hot_encode_batch needs at least one sequence.')
   return np.stack([one_hot_encode(s, **kwargs) for s in sequences])
@@ -124,6 +138,8 @@ def reverse_complement_one_hot(one_hot: np.ndarray) -> np.ndarray:
   Reversing the channel order swaps A↔T and C↔G; all-zero (N) rows stay all-zero.
   """
   if one_hot.shape[-1] != 4:
-    raise ValueError(f'Expected one-hot arrays with 4 channels (A, C, G, T) in the last axis, '
-                     f'got shape {one_hot.shape}.')
+    raise ValueError(
+        f'Expected one-hot arrays with 4 channels (A, C, G, T) in the last axis, '
+        f'got shape {one_hot.shape}.'
+    )
   return one_hot[..., ::-1, ::-1]

@@ -66,8 +66,13 @@ def random_one_hot(batch: int, length: int, seed: int = 0, channels: int = 4) ->
   return x
 
 
-def random_model(seed: int = 0, *, calibration_length: Optional[int] = 2048,
-                 attention_projection: bool = True, **config: Any) -> enformer_lib.Enformer:
+def random_model(
+    seed: int = 0,
+    *,
+    calibration_length: Optional[int] = 2048,
+    attention_projection: bool = True,
+    **config: Any,
+) -> enformer_lib.Enformer:
   """`Enformer(**config)` with seeded random weights.
 
   Args:
@@ -84,8 +89,9 @@ def random_model(seed: int = 0, *, calibration_length: Optional[int] = 2048,
   rng = np.random.default_rng(seed)
   for block in model.trunk.transformer.blocks if attention_projection else []:
     projection = block.attention_block.attention.embedding_layer.w
-    projection.assign(rng.normal(0, projection.shape[0]**-0.5, projection.shape)
-                      .astype(np.float32))
+    projection.assign(
+        rng.normal(0, projection.shape[0] ** -0.5, projection.shape).astype(np.float32)
+    )
   if calibration_length is None:
     for module in model.submodules:
       if isinstance(module, enformer_lib.BatchNorm):
@@ -109,8 +115,11 @@ def read_holder(out: Union[str, os.PathLike]) -> Optional[Holder]:
     return None
 
 
-def compare_layout(path: Union[str, os.PathLike], reference: Union[str, os.PathLike],
-                   ignore: Optional[Sequence[str]] = ('SAD_pct', 'percentiles')) -> List[str]:
+def compare_layout(
+    path: Union[str, os.PathLike],
+    reference: Union[str, os.PathLike],
+    ignore: Optional[Sequence[str]] = ('SAD_pct', 'percentiles'),
+) -> List[str]:
   """Differences in dataset kinds/dtypes/ranks between two sad.h5-layout files (empty = same).
 
   Byte-string widths and sizes are allowed to differ; `ignore` names datasets of `reference`

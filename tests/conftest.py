@@ -24,8 +24,9 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED = pathlib.Path(os.environ.get('ENFORMER_SHARED', REPO.parent / 'shared'))
 
 # The configuration of ../shared/reference/small (written by DeepMind's implementation).
-SMALL_REFERENCE_CONFIG = dict(channels=384, num_heads=4, num_transformer_layers=2,
-                              pooling_type='attention')
+SMALL_REFERENCE_CONFIG = dict(
+    channels=384, num_heads=4, num_transformer_layers=2, pooling_type='attention'
+)
 SMALL_REFERENCE_LENGTH = 131_072
 
 
@@ -36,8 +37,11 @@ SMALL_REFERENCE_LENGTH = 131_072
 # A file that uses two builds joins their groups into one.
 SHARED_BUILDS = {
     'quick_demo': ('test_demo.py', 'test_notebooks.py'),
-    'trained_micro': ('test_attribution_learning.py', 'test_motifs_learning.py',
-                      'test_training_learning.py'),
+    'trained_micro': (
+        'test_attribution_learning.py',
+        'test_motifs_learning.py',
+        'test_training_learning.py',
+    ),
 }
 
 
@@ -74,8 +78,10 @@ def pytest_collection_modifyitems(config, items):
   for item in items:
     for group in set(SHARED_BUILDS) & set(getattr(item, 'fixturenames', ())):
       if item.path.name not in SHARED_BUILDS[group]:
-        raise pytest.UsageError(f'{item.nodeid} uses the {group} fixture: add {item.path.name} '
-                                f'to SHARED_BUILDS[{group!r}] in tests/conftest.py.')
+        raise pytest.UsageError(
+            f'{item.nodeid} uses the {group} fixture: add {item.path.name} '
+            f'to SHARED_BUILDS[{group!r}] in tests/conftest.py.'
+        )
 
 
 def built_once(tmp_path_factory, name: str, build) -> pathlib.Path:
@@ -105,8 +111,10 @@ def shared_path(*parts: str) -> pathlib.Path:
   """Path inside ../shared, or skips the test when it is not there."""
   path = SHARED.joinpath(*parts)
   if not path.exists():
-    pytest.skip(f'{path} not found: the ../shared fixtures are only present in the project '
-                'workspace (set ENFORMER_SHARED to point elsewhere).')
+    pytest.skip(
+        f'{path} not found: the ../shared fixtures are only present in the project '
+        'workspace (set ENFORMER_SHARED to point elsewhere).'
+    )
   return path
 
 
@@ -120,10 +128,12 @@ def reference_small_model(reference_small_dir):
   """Enformer(384 channels, 4 heads, 2 layers) with DeepMind's small reference weights."""
   import tensorflow as tf
   from enformer import Enformer
+
   model = Enformer(**SMALL_REFERENCE_CONFIG)
   model.build_variables()
-  status = tf.train.Checkpoint(module=model).read(str(reference_small_dir / 'checkpoint' /
-                                                      'enformer'))
+  status = tf.train.Checkpoint(module=model).read(
+      str(reference_small_dir / 'checkpoint' / 'enformer')
+  )
   status.assert_consumed()
   return model
 
@@ -145,10 +155,19 @@ def run_script(script: str, root: pathlib.Path) -> subprocess.CompletedProcess:
   oneDNN (which also computes the matrix products of TensorFlow's own kernels) is held to its
   AVX2 code, so that a CPU with AVX-512 sums in the same order as one without.
   """
-  env = {**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2', 'CUDA_VISIBLE_DEVICES': '',
-         'ONEDNN_MAX_CPU_ISA': 'AVX2'}
-  run = subprocess.run([sys.executable, '-c', script, str(root)], env=env, capture_output=True,
-                       text=True, check=False)
+  env = {
+      **os.environ,
+      'TF_CPP_MIN_LOG_LEVEL': '2',
+      'CUDA_VISIBLE_DEVICES': '',
+      'ONEDNN_MAX_CPU_ISA': 'AVX2',
+  }
+  run = subprocess.run(
+      [sys.executable, '-c', script, str(root)],
+      env=env,
+      capture_output=True,
+      text=True,
+      check=False,
+  )
   assert run.returncode == 0, run.stderr[-3000:]
   return run
 
@@ -170,7 +189,7 @@ TRAINED_HEAD = 'synthetic'
 TRAINED_STEPS = 280
 TRAINED_EVAL_EVERY = 70
 TRAINED_LEARNING_RATE = 4e-3
-_TRAIN_SCRIPT = f'''
+_TRAIN_SCRIPT = f"""
 import json, sys
 import tensorflow as tf
 tf.config.threading.set_intra_op_parallelism_threads(1)
@@ -189,12 +208,13 @@ result = train(run_dir=root + '/run', preset='micro', model_args=dict(dropout_ra
 with open(root + '/result.json', 'w') as f:
   json.dump({{'validation': result.validation, 'best': result.best,
              'steps_per_second': result.steps_per_second}}, f, default=float)
-'''
+"""
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainedRun:
   """The trained micro model's folder: `root/genome`, `root/data`, `root/run`, `result`."""
+
   root: pathlib.Path
   result: dict
 
@@ -206,8 +226,9 @@ class TrainedRun:
 @pytest.fixture(scope='session')
 def trained_micro(tmp_path_factory) -> TrainedRun:
   """The micro model trained on the planted-motif genome (about a minute on 2 cores)."""
-  root = built_once(tmp_path_factory, 'trained_micro', lambda folder: run_script(_TRAIN_SCRIPT,
-                                                                                 folder))
+  root = built_once(
+      tmp_path_factory, 'trained_micro', lambda folder: run_script(_TRAIN_SCRIPT, folder)
+  )
   return TrainedRun(root, json.loads((root / 'result.json').read_text()))
 
 
@@ -236,8 +257,9 @@ def model_arg_flags(config: dict) -> list:
   return flags
 
 
-def write_random_fasta(path: pathlib.Path, chrom_sizes: dict, seed: int = 0,
-                       width: int = 80) -> str:
+def write_random_fasta(
+    path: pathlib.Path, chrom_sizes: dict, seed: int = 0, width: int = 80
+) -> str:
   """A FASTA of uniformly random bases, chromosome name → length; returns its path."""
   rng = np.random.default_rng(seed)
   with open(path, 'w') as handle:
@@ -245,5 +267,5 @@ def write_random_fasta(path: pathlib.Path, chrom_sizes: dict, seed: int = 0,
       sequence = ''.join(rng.choice(list('ACGT'), size))
       handle.write(f'>{name}\n')
       for i in range(0, size, width):
-        handle.write(sequence[i:i + width] + '\n')
+        handle.write(sequence[i : i + width] + '\n')
   return str(path)

@@ -10,8 +10,11 @@ from enformer.testing import MICRO, random_model
 
 
 def small_random_model(pooling_type: str, target_length=None):
-  return random_model(seed=3, **dict(MICRO, pooling_type=pooling_type,
-                                     target_length=target_length), attention_projection=False)
+  return random_model(
+      seed=3,
+      **dict(MICRO, pooling_type=pooling_type, target_length=target_length),
+      attention_projection=False,
+  )
 
 
 def test_analytic_gflop_of_the_published_model():
@@ -36,20 +39,31 @@ def test_benchmark_train_step_is_the_training_step():
 
 
 def test_ism_positions_per_s_amortizes_one_reference_over_the_window():
-  median = {'ism_reference_float32': 8.0, 'ism_incremental_float32': 2.0 * 2,
-            'ism_full_float32': 24.0 * 2}
+  median = {
+      'ism_reference_float32': 8.0,
+      'ism_incremental_float32': 2.0 * 2,
+      'ism_full_float32': 24.0 * 2,
+  }
   # 100 positions: one 8 s reference, then 2 s (incremental) or 24 s (full) per position.
-  assert fast_benchmark.ism_positions_per_s(median, 2, 'incremental', 'float32', 100) == \
-      pytest.approx(100 / (8 + 200))
-  assert fast_benchmark.ism_positions_per_s(median, 2, 'full', 'float32', 100) == \
-      pytest.approx(100 / (8 + 2400))
+  assert fast_benchmark.ism_positions_per_s(
+      median, 2, 'incremental', 'float32', 100
+  ) == pytest.approx(100 / (8 + 200))
+  assert fast_benchmark.ism_positions_per_s(median, 2, 'full', 'float32', 100) == pytest.approx(
+      100 / (8 + 2400)
+  )
 
 
 def test_worker_scoring_times_every_row_and_prints_the_ratios():
   config = dict(MICRO, sequence_length=8192)
   scoring = fast_benchmark.worker_scoring(config, repeats=1, precisions=('float32',))
-  for kind in ('forward', 'variant_full', 'variant_incremental', 'ism_reference', 'ism_full',
-               'ism_incremental'):
+  for kind in (
+      'forward',
+      'variant_full',
+      'variant_incremental',
+      'ism_reference',
+      'ism_full',
+      'ism_incremental',
+  ):
     assert len(scoring['times'][f'{kind}_float32']) == 1 and scoring['median_s'][f'{kind}_float32']
   lines = []
   ratios = fast_benchmark.scoring_rows(scoring, lines.append)
@@ -59,13 +73,29 @@ def test_worker_scoring_times_every_row_and_prints_the_ratios():
 
 
 def test_scoring_rows_of_both_precisions():
-  kinds = ('forward', 'variant_full', 'variant_incremental', 'ism_reference', 'ism_full',
-           'ism_incremental')
-  median = {f'{k}_{p}': (i + 1) * (0.5 if p == 'bfloat16' else 1.0)
-            for i, k in enumerate(kinds) for p in ('float32', 'bfloat16')}
-  scoring = dict(median_s=median, ism_positions=1, precisions=['float32', 'bfloat16'],
-                reference_tower_mb=9.4, peak_rss_gb=3.0, rss_before_gb=2.0,
-                bf16_max_rel_error=0.01, cpu_bfloat16=False)
+  kinds = (
+      'forward',
+      'variant_full',
+      'variant_incremental',
+      'ism_reference',
+      'ism_full',
+      'ism_incremental',
+  )
+  median = {
+      f'{k}_{p}': (i + 1) * (0.5 if p == 'bfloat16' else 1.0)
+      for i, k in enumerate(kinds)
+      for p in ('float32', 'bfloat16')
+  }
+  scoring = dict(
+      median_s=median,
+      ism_positions=1,
+      precisions=['float32', 'bfloat16'],
+      reference_tower_mb=9.4,
+      peak_rss_gb=3.0,
+      rss_before_gb=2.0,
+      bf16_max_rel_error=0.01,
+      cpu_bfloat16=False,
+  )
   lines = []
   ratios = fast_benchmark.scoring_rows(scoring, lines.append)
   assert ratios['bfloat16/float32 forward time'] == pytest.approx(0.5)

@@ -20,37 +20,71 @@ from enformer.io.targets import parse_track_selectors, select_track, select_trac
 EXPECTED = {
     '--model': {'predict', 'attribute', 'score-variants', 'evaluate', 'export'},
     '--model-arg': {'predict', 'attribute', 'score-variants', 'evaluate', 'export', 'train'},
-    '--fasta': {'predict', 'attribute', 'score-variants', 'convert-basenji',
-                'make-dataset bigwig'},
-    '--out': {'predict', 'attribute', 'score-variants', 'evaluate', 'export', 'demo',
-              'make-dataset synthetic', 'make-dataset bigwig'},
-    '--sequence-length': {'predict', 'attribute', 'score-variants', 'export', 'benchmark',
-                          'convert-basenji', 'make-dataset synthetic', 'make-dataset bigwig'},
+    '--fasta': {'predict', 'attribute', 'score-variants', 'convert-basenji', 'make-dataset bigwig'},
+    '--out': {
+        'predict',
+        'attribute',
+        'score-variants',
+        'evaluate',
+        'export',
+        'demo',
+        'make-dataset synthetic',
+        'make-dataset bigwig',
+    },
+    '--sequence-length': {
+        'predict',
+        'attribute',
+        'score-variants',
+        'export',
+        'benchmark',
+        'convert-basenji',
+        'make-dataset synthetic',
+        'make-dataset bigwig',
+    },
     '--tracks': {'predict', 'attribute'},
     '--targets': {'predict', 'attribute', 'score-variants', 'evaluate', 'make-dataset bigwig'},
     '--extra-track': {'predict', 'attribute', 'score-variants'},
-    '--overwrite': {'score-variants', 'convert-basenji', 'make-dataset synthetic',
-                    'make-dataset bigwig', 'demo'},
-    '--quiet': {'predict', 'attribute', 'score-variants', 'evaluate', 'train', 'demo',
-                'make-dataset synthetic'},
+    '--overwrite': {
+        'score-variants',
+        'convert-basenji',
+        'make-dataset synthetic',
+        'make-dataset bigwig',
+        'demo',
+    },
+    '--quiet': {
+        'predict',
+        'attribute',
+        'score-variants',
+        'evaluate',
+        'train',
+        'demo',
+        'make-dataset synthetic',
+    },
 }
 # Flags whose help text is the same everywhere (the others add what differs, e.g. file vs folder).
 SAME_HELP = {
-    '--model': _common.MODEL_HELP, '--model-arg': _common.MODEL_ARG_HELP,
-    '--tracks': _common.TRACKS_HELP, '--extra-track': _common.EXTRA_TRACK_HELP,
+    '--model': _common.MODEL_HELP,
+    '--model-arg': _common.MODEL_ARG_HELP,
+    '--tracks': _common.TRACKS_HELP,
+    '--extra-track': _common.EXTRA_TRACK_HELP,
     '--quiet': _common.QUIET_HELP,
 }
-HELP_PREFIX = {'--fasta': _common.FASTA_HELP, '--overwrite': _common.OVERWRITE_HELP,
-               '--targets': 'targets table'}
+HELP_PREFIX = {
+    '--fasta': _common.FASTA_HELP,
+    '--overwrite': _common.OVERWRITE_HELP,
+    '--targets': 'targets table',
+}
 
 
 def _subcommands():
   """{'predict': parser, ..., 'make-dataset synthetic': parser, ...}."""
+
   def children(parser):
     for action in parser._actions:  # pylint: disable=protected-access
       if isinstance(action, argparse._SubParsersAction):  # pylint: disable=protected-access
         return action.choices
     return {}
+
   found = {}
   for name, parser in children(build_parser()).items():
     nested = children(parser)
@@ -63,10 +97,12 @@ def _subcommands():
 
 def _options(parser, hidden: bool = False):
   """option string → action (visible ones, or only the hidden ones)."""
-  return {option: action for action in parser._actions  # pylint: disable=protected-access
-          for option in action.option_strings
-          if (action.help == argparse.SUPPRESS) == hidden and option != '-h'
-          and option != '--help'}
+  return {
+      option: action
+      for action in parser._actions  # pylint: disable=protected-access
+      for option in action.option_strings
+      if (action.help == argparse.SUPPRESS) == hidden and option != '-h' and option != '--help'
+  }
 
 
 def _meaning(action):
@@ -96,7 +132,8 @@ def test_shared_flags_exist_with_the_same_meaning():
 def _kind(action):
   """What a flag takes: 'switch' (alone means true) or its value type; repeatability aside."""
   if isinstance(action, argparse._StoreTrueAction) or (  # pylint: disable=protected-access
-      action.nargs == '?' and action.const is True):
+      action.nargs == '?' and action.const is True
+  ):
     return action.dest, 'switch'
   return action.dest, action.type
 
@@ -108,8 +145,11 @@ def test_no_flag_has_two_meanings():
     for flag, action in _options(parser).items():
       seen.setdefault(flag, {})[name] = _kind(action)
   # --data: a data folder in both; train also takes HEAD=DIR for several heads.
-  differing = {flag: meanings for flag, meanings in seen.items()
-               if len(set(meanings.values())) > 1 and flag != '--data'}
+  differing = {
+      flag: meanings
+      for flag, meanings in seen.items()
+      if len(set(meanings.values())) > 1 and flag != '--data'
+  }
   assert not differing
   for name, parser in _subcommands().items():
     if '--config' in _options(parser):
@@ -119,27 +159,71 @@ def test_no_flag_has_two_meanings():
 VALID = {
     'export': ['export', '--model', 'm', '--out', 'o'],
     'evaluate': ['evaluate', '--model', 'runs/x', '--data', 'd', '--out', 'o'],
-    'convert-basenji': ['convert-basenji', '--base-path', 'b', '--subset', 'valid', '--fasta',
-                        'g.fa', '--sequence-length', '1024', '--out-tfr', 't'],
+    'convert-basenji': [
+        'convert-basenji',
+        '--base-path',
+        'b',
+        '--subset',
+        'valid',
+        '--fasta',
+        'g.fa',
+        '--sequence-length',
+        '1024',
+        '--out-tfr',
+        't',
+    ],
     'make-dataset': ['make-dataset', 'synthetic', '--out', 'o'],
     'demo': ['demo'],
     'benchmark': ['benchmark'],
     'predict': ['predict', '--model', 'm', '--fasta', 'f', '--region', 'chr1:1-2', '--out', 'o'],
-    'score-variants': ['score-variants', '--model', 'm', '--fasta', 'f', '--vcf', 'v',
-                       '--out', 'o'],
-    'attribute': ['attribute', '--model', 'm', '--fasta', 'f', '--region', 'chr1:1-2',
-                  '--tracks', '1', '--out', 'o'],
+    'score-variants': [
+        'score-variants',
+        '--model',
+        'm',
+        '--fasta',
+        'f',
+        '--vcf',
+        'v',
+        '--out',
+        'o',
+    ],
+    'attribute': [
+        'attribute',
+        '--model',
+        'm',
+        '--fasta',
+        'f',
+        '--region',
+        'chr1:1-2',
+        '--tracks',
+        '1',
+        '--out',
+        'o',
+    ],
     'train': ['train', '--data', 'd', '--run-dir', 'r'],
 }
-REMOVED = [('export', ['--checkpoint', 'ckpt']), ('evaluate', ['--checkpoint', 'latest']),
-           ('convert-basenji', ['--genome', 'g.fa']), ('make-dataset', ['--seq-length', '2048']),
-           ('demo', ['--force']), ('benchmark', ['--config', 'paper'])]
-REMOVED += [(name, flags) for name in ('predict', 'score-variants', 'attribute', 'export',
-                                       'evaluate', 'train')
-            for flags in (['--model-config', '{"channels": 96}'], ['--channels', '384'],
-                          ['--num-transformer-layers', '1'], ['--num-heads', '4'],
-                          ['--pooling-type', 'max'], ['--input-channels', '5'],
-                          ['--target-length', '0'], ['--model-heads', 'human=3'])]
+REMOVED = [
+    ('export', ['--checkpoint', 'ckpt']),
+    ('evaluate', ['--checkpoint', 'latest']),
+    ('convert-basenji', ['--genome', 'g.fa']),
+    ('make-dataset', ['--seq-length', '2048']),
+    ('demo', ['--force']),
+    ('benchmark', ['--config', 'paper']),
+]
+REMOVED += [
+    (name, flags)
+    for name in ('predict', 'score-variants', 'attribute', 'export', 'evaluate', 'train')
+    for flags in (
+        ['--model-config', '{"channels": 96}'],
+        ['--channels', '384'],
+        ['--num-transformer-layers', '1'],
+        ['--num-heads', '4'],
+        ['--pooling-type', 'max'],
+        ['--input-channels', '5'],
+        ['--target-length', '0'],
+        ['--model-heads', 'human=3'],
+    )
+]
 
 
 def test_no_hidden_flags(capsys):
@@ -155,11 +239,27 @@ def test_no_hidden_flags(capsys):
     assert 'unrecognized arguments' in capsys.readouterr().err, (name, flags)
 
 
-ABBREVIATED = [(['train', '--data', 'd', '--run-dir', 'r', '--checkpoint', '5'], '--checkpoint'),
-               (['predict', '--model', 'm', '--fasta', 'f', '--region', 'chr1:1-2', '--out', 'o',
-                 '--seq', '1024'], '--seq'),
-               (['demo', '--over'], '--over'),
-               (['--deb', 'demo'], '--deb')]
+ABBREVIATED = [
+    (['train', '--data', 'd', '--run-dir', 'r', '--checkpoint', '5'], '--checkpoint'),
+    (
+        [
+            'predict',
+            '--model',
+            'm',
+            '--fasta',
+            'f',
+            '--region',
+            'chr1:1-2',
+            '--out',
+            'o',
+            '--seq',
+            '1024',
+        ],
+        '--seq',
+    ),
+    (['demo', '--over'], '--over'),
+    (['--deb', 'demo'], '--deb'),
+]
 
 
 def test_abbreviated_flags_are_refused(capsys):
@@ -178,6 +278,7 @@ def test_abbreviated_flags_are_refused(capsys):
 def test_benchmark_sizes_are_the_library_sizes():
   """`--size` offers exactly the sizes `run_benchmark` knows, under the same names."""
   from enformer import benchmark  # pylint: disable=import-outside-toplevel
+
   size = _options(_subcommands()['benchmark'])['--size']
   assert sorted(size.choices) == sorted(benchmark.CONFIGS) and size.default in benchmark.CONFIGS
   assert inspect.signature(benchmark.run_benchmark).parameters['config_name'].default == 'compact'
@@ -193,8 +294,21 @@ def test_every_option_has_help_and_no_empty_default():
 
 def test_shared_flags_parse():
   parser = build_parser()
-  args = parser.parse_args(['convert-basenji', '--base-path', 'b', '--subset', 'valid',
-                            '--fasta', 'g.fa', '--sequence-length', '1024', '--out-tfr', 't'])
+  args = parser.parse_args(
+      [
+          'convert-basenji',
+          '--base-path',
+          'b',
+          '--subset',
+          'valid',
+          '--fasta',
+          'g.fa',
+          '--sequence-length',
+          '1024',
+          '--out-tfr',
+          't',
+      ]
+  )
   assert (args.fasta, args.sequence_length) == ('g.fa', 1024)
   args = parser.parse_args(['make-dataset', 'synthetic', '--out', 'o', '--sequence-length', '2048'])
   assert args.sequence_length == 2048
@@ -202,11 +316,24 @@ def test_shared_flags_parse():
   assert parser.parse_args(['demo', '--overwrite']).overwrite
   assert parser.parse_args(['benchmark', '--size', 'paper']).size == 'paper'
   base = ['predict', '--model', 'm', '--fasta', 'f', '--region', 'chr1:1-2', '--out', 'o']
-  args = parser.parse_args(base + ['--model-arg', 'channels=96', '--model-arg', 'channels=384',
-                                   '--model-arg', 'heads={"human": 3}', '--model-arg',
-                                   'target_length=null', '--model-arg', 'pooling_type=max'])
+  args = parser.parse_args(
+      base
+      + [
+          '--model-arg',
+          'channels=96',
+          '--model-arg',
+          'channels=384',
+          '--model-arg',
+          'heads={"human": 3}',
+          '--model-arg',
+          'target_length=null',
+          '--model-arg',
+          'pooling_type=max',
+      ]
+  )
   assert _common.model_config_from_args(args) == dict(
-      channels=384, heads={'human': 3}, target_length=None, pooling_type='max')
+      channels=384, heads={'human': 3}, target_length=None, pooling_type='max'
+  )
   with pytest.raises(SystemExit):
     parser.parse_args(base + ['--model-arg', 'channels'])
   with pytest.raises(SystemExit):
@@ -215,21 +342,55 @@ def test_shared_flags_parse():
 
 def test_tracks_one_syntax():
   parser = build_parser()
-  predict = parser.parse_args(['predict', '--model', 'm', '--fasta', 'f', '--region', 'c:1-2',
-                               '--out', 'o', '--tracks', '4828', '10-12', 'CAGE:K562'])
-  attribute = parser.parse_args(['attribute', '--model', 'm', '--fasta', 'f', '--region', 'c:1-2',
-                                 '--out', 'o', '--tracks', '4828,10-12', 'CAGE:K562'])
+  predict = parser.parse_args(
+      [
+          'predict',
+          '--model',
+          'm',
+          '--fasta',
+          'f',
+          '--region',
+          'c:1-2',
+          '--out',
+          'o',
+          '--tracks',
+          '4828',
+          '10-12',
+          'CAGE:K562',
+      ]
+  )
+  attribute = parser.parse_args(
+      [
+          'attribute',
+          '--model',
+          'm',
+          '--fasta',
+          'f',
+          '--region',
+          'c:1-2',
+          '--out',
+          'o',
+          '--tracks',
+          '4828,10-12',
+          'CAGE:K562',
+      ]
+  )
   expected = [4828, 10, 11, 12, 'CAGE:K562']
   assert parse_track_selectors(predict.tracks) == expected
   assert parse_track_selectors(attribute.tracks) == expected
   # A description may hold commas and dashes: it stays one selector.
   assert parse_track_selectors(['CHIP:H3K4me3:foreskin, male - newborn']) == [
-      'CHIP:H3K4me3:foreskin, male - newborn']
+      'CHIP:H3K4me3:foreskin, male - newborn'
+  ]
   with pytest.raises(ValueError, match='ends before it starts'):
     parse_track_selectors(['12-10'])
   # The library reads the same text: select_tracks takes what users type.
-  table = pd.DataFrame({'identifier': [f'T{i}' for i in range(20)],
-                        'description': [f'CAGE:cell {i}, male - adult' for i in range(20)]})
+  table = pd.DataFrame(
+      {
+          'identifier': [f'T{i}' for i in range(20)],
+          'description': [f'CAGE:cell {i}, male - adult' for i in range(20)],
+      }
+  )
   assert select_tracks(table, ['4,10-12', 'T2', 'cell 7, male']) == [4, 10, 11, 12, 2, 7]
   assert select_track(table, '13') == 13
   with pytest.raises(ValueError, match='matches 20 tracks'):
@@ -237,13 +398,16 @@ def test_tracks_one_syntax():
 
 
 def test_help_does_not_import_tensorflow():
-  code = ('import sys\nfrom enformer.cli import build_parser, main\n'
-          'try:\n  main(["predict", "--help"])\nexcept SystemExit:\n  pass\n'
-          'build_parser().format_help()\n'
-          'assert "tensorflow" not in sys.modules, "TensorFlow imported"\n')
+  code = (
+      'import sys\nfrom enformer.cli import build_parser, main\n'
+      'try:\n  main(["predict", "--help"])\nexcept SystemExit:\n  pass\n'
+      'build_parser().format_help()\n'
+      'assert "tensorflow" not in sys.modules, "TensorFlow imported"\n'
+  )
   env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-  result = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True,
-                          check=False)
+  result = subprocess.run(
+      [sys.executable, '-c', code], env=env, capture_output=True, text=True, check=False
+  )
   assert result.returncode == 0, result.stderr
   assert '--model MODEL' in result.stdout
 
@@ -256,22 +420,38 @@ def test_model_takes_a_training_run_folder(tmp_path):
   from enformer import Enformer  # pylint: disable=import-outside-toplevel
   from enformer.inference import loading  # pylint: disable=import-outside-toplevel
   from enformer.training import checkpointing, config as train_config  # pylint: disable=import-outside-toplevel
+
   load_model, parse_run_folder = loading.load_model, loading.parse_run_folder
 
   # The loader reads the layout that training writes.
-  assert (loading.RUN_CONFIG, loading.RUN_CHECKPOINTS, loading.RUN_BEST_CHECKPOINT,
-          loading.RUN_BEST_HUB) == (train_config.CONFIG_FILE, checkpointing.CHECKPOINT_DIR,
-                                    checkpointing.BEST_CHECKPOINT, checkpointing.BEST_HUB)
+  assert (
+      loading.RUN_CONFIG,
+      loading.RUN_CHECKPOINTS,
+      loading.RUN_BEST_CHECKPOINT,
+      loading.RUN_BEST_HUB,
+  ) == (
+      train_config.CONFIG_FILE,
+      checkpointing.CHECKPOINT_DIR,
+      checkpointing.BEST_CHECKPOINT,
+      checkpointing.BEST_HUB,
+  )
   length = 1_024
-  config = dict(channels=384, num_heads=4, num_transformer_layers=0, target_length=None,
-                heads={'human': 2}, pooling_type='max')
+  config = dict(
+      channels=384,
+      num_heads=4,
+      num_transformer_layers=0,
+      target_length=None,
+      heads={'human': 2},
+      pooling_type='max',
+  )
   data = tmp_path / 'data'
   data.mkdir()
   (data / 'statistics.json').write_text(json.dumps({'seq_length': length}))
   run = tmp_path / 'run'
   run.mkdir()
-  (run / 'config.json').write_text(json.dumps({'train': {'data': {'human': str(data)}},
-                                               'model_config': config}))
+  (run / 'config.json').write_text(
+      json.dumps({'train': {'data': {'human': str(data)}}, 'model_config': config})
+  )
   x = np.eye(4, dtype=np.float32)[np.random.default_rng(0).integers(0, 4, (1, length))]
   outputs = {}
   for seed, choice in ((1, 'latest'), (2, 'best')):
@@ -281,8 +461,9 @@ def test_model_takes_a_training_run_folder(tmp_path):
     if choice == 'latest':
       with pytest.raises(FileNotFoundError, match=':latest'):
         load_model(str(run))  # No validation ran yet: no best model.
-      manager = tf.train.CheckpointManager(tf.train.Checkpoint(module=model),
-                                           str(run / 'checkpoints'), 2, checkpoint_name='ckpt')
+      manager = tf.train.CheckpointManager(
+          tf.train.Checkpoint(module=model), str(run / 'checkpoints'), 2, checkpoint_name='ckpt'
+      )
       manager.save(checkpoint_number=3)
     else:
       tf.train.Checkpoint(module=model).write(str(run / 'best' / 'checkpoint' / 'model'))
@@ -291,8 +472,9 @@ def test_model_takes_a_training_run_folder(tmp_path):
     assert parse_run_folder(source) == (str(run), choice)
     predictor = load_model(source)
     assert predictor.sequence_length == length and predictor.heads == {'human': 2}
-    np.testing.assert_allclose(predictor.predict_on_batch(x)['human'], outputs[choice],
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        predictor.predict_on_batch(x)['human'], outputs[choice], rtol=1e-4, atol=1e-5
+    )
   assert parse_run_folder(str(data)) is None
   with pytest.raises(ValueError, match='not one'):
     parse_run_folder(f'{data}:latest')
@@ -300,35 +482,59 @@ def test_model_takes_a_training_run_folder(tmp_path):
 
 def test_demo_prints_its_key_numbers():
   from enformer.demo.report import key_numbers  # pylint: disable=import-outside-toplevel
+
   results = {
-      'evaluate': {'human': dict(mean_pearson_r=0.61, pearson_r=[0.95, 0.94, 0.2, 0.35],
-                                 mean_shuffled_pearson_r=-0.01)},
+      'evaluate': {
+          'human': dict(
+              mean_pearson_r=0.61, pearson_r=[0.95, 0.94, 0.2, 0.35], mean_shuffled_pearson_r=-0.01
+          )
+      },
       'attribute': dict(top_in_motifs=0.9, motif_base_rate=0.05, enrichment=17.7),
-      'variants': dict(hit_mean_abs_sad=0.16, miss_mean_abs_sad=0.0017, ratio=95.3,
-                       hit_median_abs_sad=0.08, miss_median_abs_sad=0.0002, median_ratio=400.0,
-                       auroc=0.74)}
+      'variants': dict(
+          hit_mean_abs_sad=0.16,
+          miss_mean_abs_sad=0.0017,
+          ratio=95.3,
+          hit_median_abs_sad=0.08,
+          miss_median_abs_sad=0.0002,
+          median_ratio=400.0,
+          auroc=0.74,
+      ),
+  }
   lines = key_numbers(results)
-  assert lines[0] == ('human: mean test Pearson R 0.610 (per track 0.95, 0.94, 0.20, 0.35) vs '
-                      'shuffled-label baseline -0.010')
+  assert lines[0] == (
+      'human: mean test Pearson R 0.610 (per track 0.95, 0.94, 0.20, 0.35) vs '
+      'shuffled-label baseline -0.010'
+  )
   assert '17.7× enrichment' in lines[1]
   # The plot draws medians, and so do the numbers.
-  assert lines[2] == ('variants: median max-track |SAD| 0.08 (motif-destroying) vs 0.0002 (far '
-                      'from motifs), 400×; AUROC 0.74')
+  assert lines[2] == (
+      'variants: median max-track |SAD| 0.08 (motif-destroying) vs 0.0002 (far '
+      'from motifs), 400×; AUROC 0.74'
+  )
 
 
 def test_library_errors_name_arguments_and_the_cli_shows_its_flags():
   """Library messages name arguments as the library spells them (`run_dir`); the error boundary
   shows the flag of the command that ran (--run-dir), and leaves names it has no flag for."""
   from enformer.cli._errors import describe
+
   parser = build_parser()
   train = parser.parse_args(['train', '--data', 'd', '--run-dir', 'r'])
-  message, known = describe(ValueError('Choose a new `run_dir`, or lower `learning_rate`; '
-                                       'see `enformer train --help` and `extra_tracks`.'), train)
+  message, known = describe(
+      ValueError(
+          'Choose a new `run_dir`, or lower `learning_rate`; '
+          'see `enformer train --help` and `extra_tracks`.'
+      ),
+      train,
+  )
   assert known
-  assert message == ('Choose a new --run-dir, or lower --learning-rate; see `enformer train '
-                     '--help` and `extra_tracks`.')
-  predict = parser.parse_args(['predict', '--model', 'm', '--fasta', 'f', '--region', 'c:1-2',
-                               '--out', 'o'])
+  assert message == (
+      'Choose a new --run-dir, or lower --learning-rate; see `enformer train '
+      '--help` and `extra_tracks`.'
+  )
+  predict = parser.parse_args(
+      ['predict', '--model', 'm', '--fasta', 'f', '--region', 'c:1-2', '--out', 'o']
+  )
   assert describe(ValueError('pass no `extra_tracks`'), predict)[0] == 'pass no --extra-track'
   # No library message spells a command-line flag.
   package = pathlib.Path(__file__).resolve().parent.parent / 'enformer'
@@ -345,8 +551,12 @@ def test_library_errors_name_arguments_and_the_cli_shows_its_flags():
       code = line.split('#')[0]
       if number in documentation:
         continue
-      if ('raise' in code or "f'" in code or "'" in code) and flag.search(code) and \
-          'add_argument' not in code and 'argv' not in code:
+      if (
+          ('raise' in code or "f'" in code or "'" in code)
+          and flag.search(code)
+          and 'add_argument' not in code
+          and 'argv' not in code
+      ):
         offending.append(f'{path.relative_to(package)}:{number}: {line.strip()}')
   assert not offending, '\n'.join(offending)
 
@@ -357,8 +567,12 @@ def _docstring_lines(text: str) -> set:
   for node in ast.walk(ast.parse(text)):
     if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
       body = node.body
-      if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) and \
-          isinstance(body[0].value.value, str):
+      if (
+          body
+          and isinstance(body[0], ast.Expr)
+          and isinstance(body[0].value, ast.Constant)
+          and isinstance(body[0].value.value, str)
+      ):
         lines.update(range(body[0].lineno, body[0].end_lineno + 1))
   return lines
 
@@ -367,14 +581,16 @@ def test_one_model_identity_and_one_names_parser(tmp_path, monkeypatch):
   """Every workflow names its model one way (`ModelSource.identity`: absolute path, precision
   unless float32) and reads --genes / --samples one way (a file, else comma-separated names)."""
   from enformer.distributed import ModelSource  # pylint: disable=import-outside-toplevel
+
   monkeypatch.chdir(tmp_path)
   args = argparse.Namespace(model='runs/x', precision='float32')
   assert _common.model_id(args) == str(tmp_path / 'runs/x')
   args.precision = 'bfloat16'
   assert _common.model_id(args) == f'{tmp_path / "runs/x"} precision=bfloat16'
   assert ModelSource.of('gs://b/m', precision='bfloat16').identity == 'gs://b/m precision=bfloat16'
-  assert _common.model_for(args, client=object()) == ModelSource.of('runs/x', None,
-                                                                     precision='bfloat16')
+  assert _common.model_for(args, client=object()) == ModelSource.of(
+      'runs/x', None, precision='bfloat16'
+  )
   assert _common.names(' a, b,,c ') == ['a', 'b', 'c']
   assert _common.names_or_file(None) is None
   (tmp_path / 'genes.txt').write_text('A\nB\n')
@@ -387,6 +603,7 @@ def test_train_help_gives_each_settings_default_as_train_config_has_it():
   state TrainConfig's real default, in the form the flag takes, and nothing stale."""
   import dataclasses  # pylint: disable=import-outside-toplevel
   from enformer.training.config import TrainConfig  # pylint: disable=import-outside-toplevel
+
   options = _options(_subcommands()['train'])
   for field in dataclasses.fields(TrainConfig):
     action = options.get('--' + field.name.replace('_', '-'))

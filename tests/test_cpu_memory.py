@@ -11,12 +11,16 @@ MEMORY_MB = str(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') // 2**2
 def test_the_pool_is_on_up_to_the_machines_memory_unless_the_user_says_otherwise(monkeypatch):
   monkeypatch.delenv(cpu_memory.USE_POOL_VARIABLE, raising=False)
   monkeypatch.delenv(cpu_memory.LIMIT_VARIABLE, raising=False)
-  assert cpu_memory.environment() == {'TF_CPU_ALLOCATOR_USE_BFC': 'true',
-                                      'TF_CPU_BFC_MEM_LIMIT_IN_MB': MEMORY_MB}
+  assert cpu_memory.environment() == {
+      'TF_CPU_ALLOCATOR_USE_BFC': 'true',
+      'TF_CPU_BFC_MEM_LIMIT_IN_MB': MEMORY_MB,
+  }
   monkeypatch.setenv(cpu_memory.USE_POOL_VARIABLE, 'false')
   monkeypatch.setenv(cpu_memory.LIMIT_VARIABLE, '1024')
-  assert cpu_memory.environment() == {'TF_CPU_ALLOCATOR_USE_BFC': 'false',
-                                      'TF_CPU_BFC_MEM_LIMIT_IN_MB': '1024'}
+  assert cpu_memory.environment() == {
+      'TF_CPU_ALLOCATOR_USE_BFC': 'false',
+      'TF_CPU_BFC_MEM_LIMIT_IN_MB': '1024',
+  }
   cpu_memory.use_pooled_cpu_memory()
   assert os.environ[cpu_memory.USE_POOL_VARIABLE] == 'false'
 

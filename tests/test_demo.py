@@ -20,8 +20,19 @@ from test_motifs_learning import jaspar_family
 
 pytestmark = pytest.mark.slow  # The demo, notebooks, Dask clusters or several processes.
 
-STEPS = ('genome', 'data', 'train', 'export', 'evaluate', 'predict', 'attribute', 'variants',
-         'genes', 'motifs', 'haplotypes')
+STEPS = (
+    'genome',
+    'data',
+    'train',
+    'export',
+    'evaluate',
+    'predict',
+    'attribute',
+    'variants',
+    'genes',
+    'motifs',
+    'haplotypes',
+)
 
 
 def test_every_promised_file_exists(quick_demo):
@@ -59,8 +70,11 @@ def test_report_links_every_file_and_plot(quick_demo):
   images = set(re.findall(r'src="([^"]+)"', report))
   for link in links | images:
     assert (out / link).exists(), f'broken link {link}'
-  files = [p.relative_to(out).as_posix() for p in out.rglob('*') if p.is_file()
-           and p.name not in (demo_lib.STATE_FILE, demo_lib.REPORT_FILE)]
+  files = [
+      p.relative_to(out).as_posix()
+      for p in out.rglob('*')
+      if p.is_file() and p.name not in (demo_lib.STATE_FILE, demo_lib.REPORT_FILE)
+  ]
   unlinked = [f for f in files if f not in links]
   assert not unlinked, f'files the report does not link: {unlinked[:10]}'
   for png in out.rglob('*.png'):
@@ -83,9 +97,13 @@ def test_learned_model_beats_shuffled_label_baseline(quick_demo):
 
 def test_motif_destroying_variants_score_higher(quick_demo):
   results = demo_results(quick_demo)['variants']
-  vcf = pd.read_csv(quick_demo / 'variants' / 'motif_variants.vcf', sep='\t', comment='#',
-                    header=None, names=['chrom', 'pos', 'id', 'ref', 'alt', 'qual', 'filter',
-                                        'info'])
+  vcf = pd.read_csv(
+      quick_demo / 'variants' / 'motif_variants.vcf',
+      sep='\t',
+      comment='#',
+      header=None,
+      names=['chrom', 'pos', 'id', 'ref', 'alt', 'qual', 'filter', 'info'],
+  )
   with h5py.File(quick_demo / 'variants' / 'sad.h5', 'r') as f:
     snp = [s.decode() for s in f['snp'][:]]
     sad = f['SAD'][:].astype(np.float64)
@@ -119,10 +137,20 @@ def test_refuses_other_settings_and_foreign_folders(quick_demo, tmp_path, capsys
 
 def test_motif_vcf_classes(quick_demo, tmp_path):
   genome = quick_demo / 'genome' / 'human'
-  variants = demo_lib.write_motif_vcf(tmp_path / 'v.vcf', genome / 'genome.fa',
-                                      genome / 'motif_sites.bed', 'chr4', per_class=5, seed=1)
-  sites = pd.read_csv(genome / 'motif_sites.bed', sep='\t', header=None,
-                      names=['chrom', 'start', 'end', 'motif', 'score', 'strand'])
+  variants = demo_lib.write_motif_vcf(
+      tmp_path / 'v.vcf',
+      genome / 'genome.fa',
+      genome / 'motif_sites.bed',
+      'chr4',
+      per_class=5,
+      seed=1,
+  )
+  sites = pd.read_csv(
+      genome / 'motif_sites.bed',
+      sep='\t',
+      header=None,
+      names=['chrom', 'start', 'end', 'motif', 'score', 'strand'],
+  )
   sites = sites[sites['chrom'] == 'chr4']
   for row in variants.itertuples():
     pos0 = row.pos - 1
@@ -138,14 +166,15 @@ def test_same_seed_trains_the_same_model(quick_demo, tmp_path):
   two demos of one seed put 80% and 40% of the top gradient × input bases in planted motifs."""
   import dataclasses
   from enformer.demo import run as demo_run
+
   data = demo_results(quick_demo)['data']
   settings = dataclasses.replace(demo_run.QUICK, num_steps=8, eval_every=8, warmup_steps=2)
 
   def train(seed, folder):
-    results, _ = demo_run._train_step(settings, seed, data, progress=False)(tmp_path / folder,
-                                                                            True)
-    return ([loss for losses in results['final_losses'].values() for loss in losses] +
-            [record['pearson_r'] for record in results['validation']])
+    results, _ = demo_run._train_step(settings, seed, data, progress=False)(tmp_path / folder, True)
+    return [loss for losses in results['final_losses'].values() for loss in losses] + [
+        record['pearson_r'] for record in results['validation']
+    ]
 
   first, again, other = train(0, 'a'), train(0, 'b'), train(1, 'c')
   np.testing.assert_allclose(again, first, rtol=1e-5)
@@ -160,8 +189,10 @@ def test_demo_genes_step(quick_demo):
   assert genes['expression_pearson'][0] > 0.5  # The CTCF track at the genes' TSSs.
   with h5py.File(genes['sed_h5']) as h5:
     assert h5['SED'].shape == (genes['pairs'], 4)
-  assert len(pd.read_csv(quick_demo / 'genes' / 'expression' / 'expression.tsv', sep='\t')) == \
-      genes['genes'] * 4
+  assert (
+      len(pd.read_csv(quick_demo / 'genes' / 'expression' / 'expression.tsv', sep='\t'))
+      == genes['genes'] * 4
+  )
   assert '<h2>Genes</h2>' in (quick_demo / 'index.html').read_text()
 
 
@@ -189,8 +220,11 @@ def test_demo_haplotypes_step(quick_demo):
   results = demo_results(quick_demo)
   haplotypes = results['haplotypes']
   data = anndata.read_h5ad(haplotypes['h5ad'])
-  assert data.obs['sample'].unique().tolist() == [s for s, _ in haplotypes['samples']] == [
-      'ref_hom', 'het_0_1', 'het_1_0', 'alt_hom']
+  assert (
+      data.obs['sample'].unique().tolist()
+      == [s for s, _ in haplotypes['samples']]
+      == ['ref_hom', 'het_0_1', 'het_1_0', 'alt_hom']
+  )
   assert data.n_obs == 4 * 3 and data.n_vars == len(haplotypes['genes']) * 4
 
   def value(sample, haplotype, gene, track):
@@ -199,14 +233,18 @@ def test_demo_haplotypes_step(quick_demo):
     return float(np.asarray(data.X)[row[0], column[0]])
 
   # Tracks that respond to one motif alone (track0 ← CTCF, track1 ← SP1: learned by --quick).
-  single = {next(iter(w)): t for t, w in results['genome']['human']['track_weights'].items()
-            if len(w) == 1}
+  single = {
+      next(iter(w)): t
+      for t, w in results['genome']['human']['track_weights'].items()
+      if len(w) == 1
+  }
   drops = []
   for gene in haplotypes['genes']:
     tracks = [single[gene['motif']]] if gene['motif'] in single else []
     for track in (tracks if gene['motif'] else data.uns['tracks']):
-      ref, alt = value('ref_hom', 'mean', gene['gene_id'], track), value('alt_hom', 'mean',
-                                                                          gene['gene_id'], track)
+      ref, alt = value('ref_hom', 'mean', gene['gene_id'], track), value(
+          'alt_hom', 'mean', gene['gene_id'], track
+      )
       het = value('het_0_1', 'mean', gene['gene_id'], track)
       carrier = value('het_0_1', '2', gene['gene_id'], track)
       assert carrier == pytest.approx(value('alt_hom', '1', gene['gene_id'], track), rel=1e-6)

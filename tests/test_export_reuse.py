@@ -38,8 +38,9 @@ def test_root_is_callable_and_exposes_variables(model, exported):
   by_root, by_model = loaded(x), loaded.model.predict_on_batch(x)
   for head in ('human', 'mouse'):
     np.testing.assert_array_equal(by_root[head].numpy(), by_model[head].numpy())
-  assert [v.shape for v in loaded.trainable_variables] == [v.shape for v in
-                                                          model.trainable_variables]
+  assert [v.shape for v in loaded.trainable_variables] == [
+      v.shape for v in model.trainable_variables
+  ]
   assert len(loaded.variables) == len(model.variables) > len(loaded.trainable_variables)
   for restored, original in zip(loaded.variables, model.variables):
     np.testing.assert_array_equal(restored.numpy(), original.numpy())
@@ -75,7 +76,7 @@ def test_fine_tuning_through_the_saved_model(model, exported):
   # A GradientTape over the loaded object's trainable_variables reaches every human-head path.
   loaded = tf.saved_model.load(exported)
   with tf.GradientTape() as tape:
-    loss = tf.reduce_mean((loaded(tf.constant(x))['human'] - target)**2)
+    loss = tf.reduce_mean((loaded(tf.constant(x))['human'] - target) ** 2)
   gradients = tape.gradient(loss, loaded.trainable_variables)
   used = [g for g, v in zip(gradients, loaded.trainable_variables) if 'mouse' not in v.name]
   assert used and all(g is not None and np.isfinite(g.numpy()).all() for g in used)
@@ -97,15 +98,18 @@ def test_gradient_through_export_is_as_exact_as_the_library(model, exported):
     return (tape.gradient(score, xt) * xt).numpy()[0].sum(-1)
 
   exact = gradient_times_input(
-      tf.function(lambda t: fast.fast_heads(model, fast.fast_trunk(model, t), ['human']),
-                  autograph=False), x,
-      tf.float64)
+      tf.function(
+          lambda t: fast.fast_heads(model, fast.fast_trunk(model, t), ['human']), autograph=False
+      ),
+      x,
+      tf.float64,
+  )
   library = interpret.contribution_input_grad(model, x, mask)
   loaded = tf.saved_model.load(exported)
   through_export = gradient_times_input(loaded, np.pad(x, [(pad, pad), (0, 0)]), tf.float32)
-  assert not through_export[:pad].any() and not through_export[pad + MODEL_LENGTH:].any()
+  assert not through_export[:pad].any() and not through_export[pad + MODEL_LENGTH :].any()
   scale = np.abs(exact).max()
   library_error = np.abs(library - exact).max() / scale
-  export_error = np.abs(through_export[pad:pad + MODEL_LENGTH] - exact).max() / scale
+  export_error = np.abs(through_export[pad : pad + MODEL_LENGTH] - exact).max() / scale
   assert library_error < 1e-4
   assert export_error <= max(1.25 * library_error, 1e-6), (export_error, library_error)

@@ -21,8 +21,11 @@ def rel_error(ours: np.ndarray, theirs: np.ndarray) -> float:
 def small_random_model(pooling_type: str, target_length=None):
   """Micro model with random weights and calibrated BN statistics (the attention output
   projection stays zero-initialised: the model-family test covers a non-zero one)."""
-  return random_model(seed=3, **dict(MICRO, pooling_type=pooling_type,
-                                     target_length=target_length), attention_projection=False)
+  return random_model(
+      seed=3,
+      **dict(MICRO, pooling_type=pooling_type, target_length=target_length),
+      attention_projection=False,
+  )
 
 
 @pytest.fixture(scope='module')
@@ -31,8 +34,9 @@ def reference_fast(reference_small_model):
 
 
 @pytest.mark.slow
-def test_fast_path_matches_deepmind_reference(reference_fast, reference_small_model,
-                                             reference_small_io):
+def test_fast_path_matches_deepmind_reference(
+    reference_fast, reference_small_model, reference_small_io
+):
   """The compiled conv tower and the compiled rest (the stages `__call__` chains; it is run
   whole in the next test) reproduce DeepMind's trunk and outputs; the conv tower runs once."""
   io = reference_small_io
@@ -49,15 +53,22 @@ def test_fast_path_accepts_uint8_and_selected_heads(reference_small_model, refer
   forward = fast.compile_forward(reference_small_model, SMALL_REFERENCE_LENGTH, heads=['mouse'])
   outputs = forward(reference_small_io['one_hot'][:1].astype(np.uint8))
   assert list(outputs) == ['mouse']
-  assert rel_error(outputs['mouse'].numpy()[..., ::10],
-                   reference_small_io['mouse_every10th_track'][:1]) <= 1e-5
+  assert (
+      rel_error(
+          outputs['mouse'].numpy()[..., ::10], reference_small_io['mouse_every10th_track'][:1]
+      )
+      <= 1e-5
+  )
 
 
-@pytest.mark.parametrize('pooling_type,target_length,lengths', [
-    pytest.param('attention', None, [2048, 6144], marks=pytest.mark.slow),
-    ('attention', 24, [4096]),
-    ('max', None, [2048, 4096]),
-])
+@pytest.mark.parametrize(
+    'pooling_type,target_length,lengths',
+    [
+        pytest.param('attention', None, [2048, 6144], marks=pytest.mark.slow),
+        ('attention', 24, [4096]),
+        ('max', None, [2048, 4096]),
+    ],
+)
 def test_fast_equals_plain(pooling_type, target_length, lengths):
   model = small_random_model(pooling_type, target_length)
   plain = fast.plain_forward(model)
@@ -99,7 +110,8 @@ def test_chunk_lengths():
   assert fast.chunk_length_for(2048) == 2048  # Short inputs: one chunk, no loop.
   with pytest.raises(ValueError, match='divides the input length'):
     fast.compile_forward(small_random_model('max'), 6144, chunk_length=4096)(
-        np.zeros((1, 6144, 4), np.float32))
+        np.zeros((1, 6144, 4), np.float32)
+    )
 
 
 def test_fast_path_reads_the_model_variables():
@@ -118,8 +130,12 @@ def test_fast_path_reads_the_model_variables():
 def test_positional_features_are_cached_and_equal_to_the_module():
   model = small_random_model('attention')
   mha = model.trunk.transformer.blocks[0].attention_block.attention
-  args = (32, MICRO['channels'] // MICRO['num_heads'], tuple(mha.relative_position_functions),
-          False)
+  args = (
+      32,
+      MICRO['channels'] // MICRO['num_heads'],
+      tuple(mha.relative_position_functions),
+      False,
+  )
   features = attention_module.positional_features_cached(*args)
   assert features is attention_module.positional_features_cached(*args)
   np.testing.assert_array_equal(features, mha.relative_position_encodings(32).numpy()[0])
@@ -142,10 +158,10 @@ def test_compiled_function_runs_inside_a_cropping_tf_function():
 
   @tf.function(input_signature=[tf.TensorSpec([None, 2048 + 256, 4], tf.float32)])
   def predict(x):
-    return forward.function(x[:, 128:128 + 2048])
+    return forward.function(x[:, 128 : 128 + 2048])
 
   x = np.eye(4, dtype=np.float32)[np.random.default_rng(2).integers(0, 4, size=(3, 2048 + 256))]
-  expected = model(x[:, 128:128 + 2048], is_training=False)
+  expected = model(x[:, 128 : 128 + 2048], is_training=False)
   outputs = predict(x)
   for head in expected:
     assert rel_error(outputs[head], expected[head].numpy()) <= 1e-5
@@ -153,11 +169,13 @@ def test_compiled_function_runs_inside_a_cropping_tf_function():
 
 def test_predictor_from_module_fast_equals_plain():
   from enformer.inference import Predictor
+
   model = small_random_model('attention')
   x = np.eye(4, dtype=np.float32)[np.random.default_rng(4).integers(0, 4, size=(2, 2048 + 256))]
   plain = Predictor.from_module(model, sequence_length=2048 + 256, model_sequence_length=2048)
-  quick = Predictor.from_module(model, sequence_length=2048 + 256, model_sequence_length=2048,
-                                fast=True)
+  quick = Predictor.from_module(
+      model, sequence_length=2048 + 256, model_sequence_length=2048, fast=True
+  )
   expected, outputs = plain.predict_on_batch(x), quick.predict_on_batch(x)
   for head in expected:
     assert rel_error(outputs[head], expected[head]) <= 1e-5
@@ -167,9 +185,9 @@ def test_predictor_from_module_fast_equals_plain():
 # multiples of 16): (preset, overrides).
 NARROW = dict(channels=48, conv_tower_divisible_by=16)
 FAMILY = [
-    ('paper', dict(NARROW, target_length=8)),          # 11 layers, 8 heads, attention pooling.
-    ('notebook', dict(NARROW, target_length=None)),    # Max pooling, 11 layers.
-    ('small', dict(NARROW, target_length=None)),       # 5 layers, no final pointwise block.
+    ('paper', dict(NARROW, target_length=8)),  # 11 layers, 8 heads, attention pooling.
+    ('notebook', dict(NARROW, target_length=None)),  # Max pooling, 11 layers.
+    ('small', dict(NARROW, target_length=None)),  # 5 layers, no final pointwise block.
     ('small-no-mlp', dict(NARROW, target_length=None)),  # Also no transformer MLPs.
     ('tiny', dict(NARROW)),
     ('tiny', dict(NARROW, num_transformer_layers=0)),
@@ -180,8 +198,11 @@ FAMILY = [
 @pytest.mark.parametrize(
     'preset,overrides',
     [pytest.param(p, o, marks=pytest.mark.slow) if p != 'tiny' else (p, o) for p, o in FAMILY],
-    ids=[f'{p}-{"-".join(str(v) for k, v in o.items() if k not in NARROW) or "default"}'
-         for p, o in FAMILY])
+    ids=[
+        f'{p}-{"-".join(str(v) for k, v in o.items() if k not in NARROW) or "default"}'
+        for p, o in FAMILY
+    ],
+)
 def test_fast_equals_reference_across_the_model_family(preset, overrides):
   """Each block's fused inference equals its reference __call__ for every configuration, with
   calibrated batch-norm statistics, chunked and whole-sequence high-resolution stages.
@@ -196,8 +217,9 @@ def test_fast_equals_reference_across_the_model_family(preset, overrides):
   length = 4096
   x = random_one_hot(2, length, seed=8, channels=config.get('input_channels', 4))
   expected = model(x, is_training=False)
-  exact = fast.fast_heads(model, fast.fast_trunk(model, tf.constant(x, tf.float64)),
-                          model.head_names)
+  exact = fast.fast_heads(
+      model, fast.fast_trunk(model, tf.constant(x, tf.float64)), model.head_names
+  )
   for chunk_length in (1024, None):
     outputs = fast.compile_forward(model, length, chunk_length=chunk_length)(x)
     assert sorted(outputs) == sorted(expected)
@@ -215,6 +237,7 @@ def test_bfloat16_inference_is_close_to_float32():
   through Predictor and the incremental path alike."""
   from enformer.inference.incremental import IncrementalForward
   from enformer.inference import Predictor
+
   model = random_model(seed=21, **MICRO)
   x = random_one_hot(2, 4096, seed=22)
   expected = Predictor.from_module(model, 4096).predict_on_batch(x)['human']
@@ -223,13 +246,16 @@ def test_bfloat16_inference_is_close_to_float32():
   outputs = predictor.predict_on_batch(x)['human']
   assert outputs.dtype == np.float32
   assert rel_error(outputs, expected) > 1e-4  # Really bfloat16 (a random model: no tolerance
-  correlations = [np.corrcoef(outputs[..., t].ravel(), expected[..., t].ravel())[0, 1]
-                  for t in range(0, 5313, 50)]  # on the error; trained models: performance.md).
+  correlations = [
+      np.corrcoef(outputs[..., t].ravel(), expected[..., t].ravel())[0, 1]
+      for t in range(0, 5313, 50)
+  ]  # on the error; trained models: performance.md).
   # CPUs without bfloat16 instructions run TensorFlow's emulation, whose batched matmuls (the
   # attention's einsums) accumulate with less precision: median r measured 0.86 on an AVX2-only
   # EPYC (it warns there); on AVX-512 BF16 hardware the median r is above 0.95.
-  assert np.median(correlations) > (0.8 if fast.bfloat16_is_emulated() else 0.95), \
-      np.median(correlations)
+  assert np.median(correlations) > (0.8 if fast.bfloat16_is_emulated() else 0.95), np.median(
+      correlations
+  )
   forward = fast.compile_forward(model, 4096, precision='bfloat16')
   alt = x[1:].copy()
   alt[0, 2000] = np.roll(alt[0, 2000], 1)

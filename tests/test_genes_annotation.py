@@ -12,8 +12,9 @@ from conftest import write_random_fasta
 ATTRS = 'gene_id "{g}"; transcript_id "{t}"; gene_name "{n}"; gene_type "{k}";'
 
 
-def gtf_line(chrom, feature, start, end, strand, gene, transcript='', name='',
-             kind='protein_coding'):
+def gtf_line(
+    chrom, feature, start, end, strand, gene, transcript='', name='', kind='protein_coding'
+):
   """One GTF line (1-based inclusive start/end)."""
   attrs = ATTRS.format(g=gene, t=transcript, n=name or gene, k=kind)
   return f'{chrom}\tTEST\t{feature}\t{start}\t{end}\t.\t{strand}\t.\t{attrs}\n'
@@ -95,8 +96,9 @@ def test_gene_expression_sums_or_maxes_the_three_bin_sums():
   assert list(tss_bins(tss, start, 20)) == [5, 0]
   expected = expression_at_tss(predictions, 5) + expression_at_tss(predictions, 0)
   np.testing.assert_allclose(gene_expression(predictions, start, tss), expected)
-  np.testing.assert_allclose(gene_expression(predictions, start, tss, stat='max'),
-                             expression_at_tss(predictions, 5))
+  np.testing.assert_allclose(
+      gene_expression(predictions, start, tss, stat='max'), expression_at_tss(predictions, 5)
+  )
   np.testing.assert_allclose(gene_expression(predictions, start, [1000])[0], 0 + 1)  # Edge bin.
   with pytest.raises(ValueError, match='No TSS'):
     gene_expression(predictions, start, [999])  # Bin −1.

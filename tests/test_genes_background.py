@@ -45,13 +45,14 @@ def test_ties_get_the_fraction_at_or_below():
   assert q[0] == 0 and q[1] == pytest.approx(0.9, abs=0.01) and q[2] == 1
 
 
-def test_background_in_score_genes_and_score_variants(tmp_path, inputs):  # noqa: F811
+def test_background_in_score_genes_and_score_variants(tmp_path, inputs):
   fasta, vcf, gtf = inputs
   first = score_genes(BinPredictor(), fasta, vcf, gtf, tmp_path / 'bg.h5', progress=False)
   background = Background.fit({n: first.scores.scores[n] for n in ('SED', 'logSED')})
   out = tmp_path / 'sed.h5'
-  result = score_genes(BinPredictor(), fasta, vcf, gtf, out, background=background, tsv=True,
-                       progress=False)
+  result = score_genes(
+      BinPredictor(), fasta, vcf, gtf, out, background=background, tsv=True, progress=False
+  )
   expected = background.quantile_score('SED', result.scores.scores['SED'])
   with h5py.File(out) as h5:
     np.testing.assert_allclose(h5['SED_quantile'][:], expected, atol=1e-3)
@@ -60,11 +61,20 @@ def test_background_in_score_genes_and_score_variants(tmp_path, inputs):  # noqa
 
   sad = score_vcf(BinPredictor(), fasta, vcf, tmp_path / 'sad_bg.h5', progress=False)
   variants_bg = Background.fit({n: sad.scores.scores[n] for n in ('SAD', 'SAR')})
-  scored = score_vcf(BinPredictor(), fasta, vcf, tmp_path / 'sad.h5', background=variants_bg,
-                     tsv=True, progress=False)
+  scored = score_vcf(
+      BinPredictor(),
+      fasta,
+      vcf,
+      tmp_path / 'sad.h5',
+      background=variants_bg,
+      tsv=True,
+      progress=False,
+  )
   with h5py.File(tmp_path / 'sad.h5') as h5:
-    np.testing.assert_allclose(h5['SAD_quantile'][:],
-                               variants_bg.quantile_score('SAD', scored.scores.sad), atol=1e-3)
+    np.testing.assert_allclose(
+        h5['SAD_quantile'][:], variants_bg.quantile_score('SAD', scored.scores.sad), atol=1e-3
+    )
   with pytest.raises(ValueError, match='not SED or logSED'):
-    score_genes(BinPredictor(), fasta, vcf, gtf, tmp_path / 'x.h5', background=variants_bg,
-                progress=False)
+    score_genes(
+        BinPredictor(), fasta, vcf, gtf, tmp_path / 'x.h5', background=variants_bg, progress=False
+    )

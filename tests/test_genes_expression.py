@@ -49,8 +49,9 @@ def test_expression_per_gene_and_per_tss(setup, tmp_path):
   assert list(result.rows['tss']) == [4000, 3700, 2998]
   values, start = direct(model, fasta, 'chr1', 4000)  # PLUS: TSSs 4000 and 4300, summed.
   expected = gene_expression(values, start, [4000, 4300])
-  np.testing.assert_allclose(result.expression[0], expected, rtol=1e-4,
-                             atol=1e-5 * np.abs(expected).max())
+  np.testing.assert_allclose(
+      result.expression[0], expected, rtol=1e-4, atol=1e-5 * np.abs(expected).max()
+  )
   with h5py.File(out / 'expression.h5') as h5:
     assert [g.decode() for g in h5['gene_id'][:]] == ['PLUS', 'MINUS', 'END']
     assert h5['expression'].shape == (3, 3)
@@ -61,12 +62,17 @@ def test_expression_per_gene_and_per_tss(setup, tmp_path):
   np.testing.assert_array_equal(adata.X, result.expression)
   assert len(pd.read_csv(out / 'expression.tsv', sep='\t')) == 9
 
-  per_tss = predict_gene_expression(predictor, fasta, gtf, None, genes=['PLUS'], per_tss=True,
-                                    progress=False)
+  per_tss = predict_gene_expression(
+      predictor, fasta, gtf, None, genes=['PLUS'], per_tss=True, progress=False
+  )
   assert list(per_tss.rows['tss']) == [4000, 4300]
   values, start = direct(model, fasta, 'chr1', 4300)
-  np.testing.assert_allclose(per_tss.expression[1], gene_expression(values, start, [4300]),
-                             rtol=1e-4, atol=1e-5 * np.abs(values).max())
+  np.testing.assert_allclose(
+      per_tss.expression[1],
+      gene_expression(values, start, [4300]),
+      rtol=1e-4,
+      atol=1e-5 * np.abs(values).max(),
+  )
   assert list(per_tss.to_anndata().obs_names) == ['PLUS:4000', 'PLUS:4300']
 
 
@@ -74,9 +80,29 @@ def test_predict_gtf_cli(setup, tmp_path, capsys):
   folder, fasta, gtf, model = setup
   prefix = tf.train.Checkpoint(module=model).write(str(folder / 'ckpt' / 'enformer'))
   out = tmp_path / 'cli'
-  assert main(['predict', '--model', prefix, *model_arg_flags(CONFIG), '--sequence-length',
-               str(LENGTH), '--fasta', fasta, '--gtf', str(gtf), '--genes', 'MINUS,ENDNAME',
-               '--tsv', '--out', str(out), '--quiet']) == 0
+  assert (
+      main(
+          [
+              'predict',
+              '--model',
+              prefix,
+              *model_arg_flags(CONFIG),
+              '--sequence-length',
+              str(LENGTH),
+              '--fasta',
+              fasta,
+              '--gtf',
+              str(gtf),
+              '--genes',
+              'MINUS,ENDNAME',
+              '--tsv',
+              '--out',
+              str(out),
+              '--quiet',
+          ]
+      )
+      == 0
+  )
   assert 'Expression of 2 genes x 3 tracks' in capsys.readouterr().out
   assert anndata.read_h5ad(out / 'expression.h5ad').n_obs == 2
   assert (out / 'expression.tsv').exists()

@@ -35,8 +35,9 @@ def inputs(tmp_path_factory):
   gtf = write_gtf(folder / 'g.gtf.gz', TWO_STRAND_GENES)
   extractor = FastaStringExtractor(fasta)
   rows = []
-  for index, (chrom, pos) in enumerate([('1', 3900), ('1', 4101), ('1', 500), ('2', 2900),
-                                        ('1', 4200), ('1', 3800)]):
+  for index, (chrom, pos) in enumerate(
+      [('1', 3900), ('1', 4101), ('1', 500), ('2', 2900), ('1', 4200), ('1', 3800)]
+  ):
     ref = extractor.extract(type('I', (), {'chrom': chrom, 'start': pos - 1, 'end': pos})())
     alt = 'G' if ref != 'G' else 'T'
     rows.append(f'{chrom}\t{pos}\tv{index}\t{ref}\t{alt}\t.\tPASS\t.')
@@ -62,9 +63,19 @@ def test_sed_h5_in_borzois_layout(tmp_path, inputs):
     np.testing.assert_allclose(h5['logSED'][:], np.log2(1 + alt) - np.log2(1 + ref), atol=0.01)
     assert {a.decode() for a in h5['ref_allele'][:]} <= set('ACGT')
   # v2 at 500 reaches no TSS; v3 on '2' scores END at chr2's end; the insertion pairs as v0 does.
-  assert pairs == [('v0', 'MINUS'), ('v0', 'PLUS'), ('v1', 'MINUS'), ('v1', 'PLUS'),
-                   ('v3', 'END'), ('v4', 'MINUS'), ('v4', 'PLUS'), ('v5', 'MINUS'), ('v5', 'PLUS'),
-                   ('ins', 'MINUS'), ('ins', 'PLUS')]
+  assert pairs == [
+      ('v0', 'MINUS'),
+      ('v0', 'PLUS'),
+      ('v1', 'MINUS'),
+      ('v1', 'PLUS'),
+      ('v3', 'END'),
+      ('v4', 'MINUS'),
+      ('v4', 'PLUS'),
+      ('v5', 'MINUS'),
+      ('v5', 'PLUS'),
+      ('ins', 'MINUS'),
+      ('ins', 'PLUS'),
+  ]
   assert len(result.scores) == 11 and result.num_genes == 3
   table = pd.read_csv(tmp_path / 'sed.tsv', sep='\t')
   assert len(table) == 11 * 2
@@ -76,25 +87,55 @@ def test_sed_h5_in_borzois_layout(tmp_path, inputs):
 
 def test_filters_and_gene_stat_reach_the_scores(tmp_path, inputs):
   fasta, vcf, gtf = inputs
-  summed = score_genes(BinPredictor(), fasta, vcf, gtf, tmp_path / 'a.h5', genes=['PLUSNAME'],
-                       progress=False).scores
-  maxed = score_genes(BinPredictor(), fasta, vcf, gtf, tmp_path / 'b.h5', genes=['PLUS'],
-                      gene_stat='max', progress=False).scores
+  summed = score_genes(
+      BinPredictor(), fasta, vcf, gtf, tmp_path / 'a.h5', genes=['PLUSNAME'], progress=False
+  ).scores
+  maxed = score_genes(
+      BinPredictor(),
+      fasta,
+      vcf,
+      gtf,
+      tmp_path / 'b.h5',
+      genes=['PLUS'],
+      gene_stat='max',
+      progress=False,
+  ).scores
   assert set(summed.gene) == {'PLUS'} and len(summed) == len(maxed)
   assert np.all(maxed.scores['REF'][:, 0] < summed.scores['REF'][:, 0])  # Two TSSs in reach.
 
 
 def test_resume_after_a_crash_equals_an_uninterrupted_run(tmp_path, inputs):
   fasta, vcf, gtf = inputs
-  whole = score_genes(BinPredictor(), fasta, vcf, gtf, tmp_path / 'whole.h5',
-                      settings=ScoringSettings(chunk_size=2), progress=False).scores
+  whole = score_genes(
+      BinPredictor(),
+      fasta,
+      vcf,
+      gtf,
+      tmp_path / 'whole.h5',
+      settings=ScoringSettings(chunk_size=2),
+      progress=False,
+  ).scores
   out = tmp_path / 'resumed.h5'
   with pytest.raises(RuntimeError, match='simulated crash'):
-    score_genes(CrashingPredictor(fail_after=5), fasta, vcf, gtf, out,
-                settings=ScoringSettings(chunk_size=2, incremental=False), progress=False)
+    score_genes(
+        CrashingPredictor(fail_after=5),
+        fasta,
+        vcf,
+        gtf,
+        out,
+        settings=ScoringSettings(chunk_size=2, incremental=False),
+        progress=False,
+    )
   assert (tmp_path / 'resumed.h5.partial').is_dir() and not out.exists()
-  resumed = score_genes(BinPredictor(), fasta, vcf, gtf, out,
-                        settings=ScoringSettings(chunk_size=2, incremental=False), progress=False)
+  resumed = score_genes(
+      BinPredictor(),
+      fasta,
+      vcf,
+      gtf,
+      out,
+      settings=ScoringSettings(chunk_size=2, incremental=False),
+      progress=False,
+  )
   assert resumed.chunks_resumed >= 1
   for name in ('SED', 'REF', 'ALT'):
     np.testing.assert_allclose(resumed.scores.scores[name], whole.scores[name], atol=1e-4)
@@ -106,12 +147,27 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(tmp_path, inputs):
 def test_shards_merge_into_the_single_run(tmp_path, inputs):
   fasta, vcf, gtf = inputs
   single = tmp_path / 'single.h5'
-  score_genes(BinPredictor(), fasta, vcf, gtf, single, settings=ScoringSettings(chunk_size=2),
-              progress=False)
+  score_genes(
+      BinPredictor(),
+      fasta,
+      vcf,
+      gtf,
+      single,
+      settings=ScoringSettings(chunk_size=2),
+      progress=False,
+  )
   shards = [tmp_path / f'shard{k}.h5' for k in (1, 2, 3)]
   for k, path in enumerate(shards, start=1):
-    score_genes(BinPredictor(), fasta, vcf, gtf, path, settings=ScoringSettings(chunk_size=2),
-                shard=(k, 3), progress=False)
+    score_genes(
+        BinPredictor(),
+        fasta,
+        vcf,
+        gtf,
+        path,
+        settings=ScoringSettings(chunk_size=2),
+        shard=(k, 3),
+        progress=False,
+    )
   with pytest.raises(ValueError, match='missing'):
     merge_gene_scores(tmp_path / 'part.h5', shards[:2])
   merged = tmp_path / 'merged.h5'

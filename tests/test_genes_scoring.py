@@ -11,8 +11,13 @@ from enformer.genes import read_genes
 from enformer.genes.scoring import GeneScorer, alt_position, sed_scores
 from enformer.io import vcf as vcf_io
 from enformer.io.fasta import FastaStringExtractor
-from enformer.variants.scoring import (VariantScorer, VariantSeqExtractor, sequence_anchor,
-                                       site_sequences, variant_interval)
+from enformer.variants.scoring import (
+    VariantScorer,
+    VariantSeqExtractor,
+    sequence_anchor,
+    site_sequences,
+    variant_interval,
+)
 from test_genes_annotation import gtf_line, write_gtf
 
 LENGTH = 2048  # 16 bins of 128 bp; the output is the central 8 (crop of 512 bp each side).
@@ -24,11 +29,12 @@ class BinPredictor:
   """Stand-in with `predict_on_batch` over the central 8 bins: track 0 = 1 + the output bin index
   (so a gene's 3-bin sum names the bins read), track 1 = G+C count of the bin (reverse-complement
   symmetric)."""
+
   sequence_length = LENGTH
   heads = {'human': 2}
 
   def predict_on_batch(self, x):
-    x = np.asarray(x)[:, CROP:LENGTH - CROP]
+    x = np.asarray(x)[:, CROP : LENGTH - CROP]
     bins = x.reshape(x.shape[0], OUTPUT_BINS, 128, 4)
     gc = bins[..., 1:3].sum(axis=(2, 3))
     index = np.broadcast_to(np.arange(1, OUTPUT_BINS + 1, dtype=np.float32), gc.shape)
@@ -49,11 +55,11 @@ def genome(tmp_path_factory):
   folder = tmp_path_factory.mktemp('genes')
   fasta = FastaStringExtractor(write_random_fasta(folder / 'g.fa', {'chr1': 8000, 'chr2': 3000}))
   lines = [
-      gtf_line('1', 'transcript', 4001, 4500, '+', 'PLUS', 'T1'),      # TSS 4000.
-      gtf_line('1', 'transcript', 4301, 4600, '+', 'PLUS', 'T2'),      # TSS 4300.
-      gtf_line('1', 'transcript', 3000, 3701, '-', 'MINUS', 'T3'),     # TSS 3700.
-      gtf_line('1', 'transcript', 6001, 7000, '+', 'FAR', 'T4'),       # TSS 6000.
-      gtf_line('2', 'transcript', 2000, 2999, '-', 'END', 'T5'),       # TSS 2998: chr2's end −2.
+      gtf_line('1', 'transcript', 4001, 4500, '+', 'PLUS', 'T1'),  # TSS 4000.
+      gtf_line('1', 'transcript', 4301, 4600, '+', 'PLUS', 'T2'),  # TSS 4300.
+      gtf_line('1', 'transcript', 3000, 3701, '-', 'MINUS', 'T3'),  # TSS 3700.
+      gtf_line('1', 'transcript', 6001, 7000, '+', 'FAR', 'T4'),  # TSS 6000.
+      gtf_line('2', 'transcript', 2000, 2999, '-', 'END', 'T5'),  # TSS 2998: chr2's end −2.
   ]
   genes = read_genes(write_gtf(folder / 'g.gtf', lines), fasta=fasta)
   return fasta, genes
@@ -67,9 +73,13 @@ def bins_read(value):
 def test_alt_position_matches_the_sequences_kipoiseq_builds(genome):
   fasta, _ = genome
   extractor = VariantSeqExtractor(reference_sequence=fasta)
-  for pos, ref_length, alt_length, rule in ((4000, 1, 6, 'notebook'), (4000, 5, 1, 'notebook'),
-                                            (4000, 1, 4, 'variant'), (300, 1, 5, 'notebook'),
-                                            (300, 4, 1, 'notebook')):
+  for pos, ref_length, alt_length, rule in (
+      (4000, 1, 6, 'notebook'),
+      (4000, 5, 1, 'notebook'),
+      (4000, 1, 4, 'variant'),
+      (300, 1, 5, 'notebook'),
+      (300, 4, 1, 'notebook'),
+  ):
     site = make_site(fasta, 'chr1', pos, ref_length, 'T' * alt_length)
     variant = site.variants[0]
     ref, alt = site_sequences(extractor, site, LENGTH, indel_anchor=rule)
@@ -101,8 +111,9 @@ def test_genes_in_the_output_two_strands_multi_tss(genome):
   np.testing.assert_allclose(pairs.ref[1, :1], plus)
   np.testing.assert_allclose(pairs.ref[0, 0], 1 + 2)  # Bin 0 and its right neighbour.
   assert list(pairs.distance) == [-(4100 - 3700), 4100 - 4000]  # '−' gene: upstream is right.
-  maxed = GeneScorer(VariantScorer(BinPredictor(), fasta, incremental=False), genes,
-                     stat='max').score_site(site)
+  maxed = GeneScorer(
+      VariantScorer(BinPredictor(), fasta, incremental=False), genes, stat='max'
+  ).score_site(site)
   np.testing.assert_allclose(maxed.ref[1, 0], expression_at_tss(index, 5)[0])
   # An SNV leaves the bin-index track alone: SED 0 there.
   sed, log_sed = sed_scores(pairs.ref, pairs.alt)
@@ -121,15 +132,19 @@ def test_gene_at_a_chromosome_end_and_chr_naming(genome):
   assert len(scorer.score_site(make_site(fasta, 'chr1', 1000)).gene) == 0  # No gene in reach.
 
 
-@pytest.mark.parametrize('pos,ref_length,alt_length,ref_bin,alt_bin', [
-    # TSS 4000 of PLUS (and 4300) with the 'notebook' anchor: the right flank moves.
-    (3900, 1, 201, 4, 6),   # Insertion of 200 bp upstream of TSS 4000: it moves 200 bp right.
-    (3700, 201, 1, 6, 4),   # Deletion of bases 3700..3899, upstream: TSS 4000 moves 200 bp left.
-    (4100, 1, 201, 3, 3),   # Insertion downstream of TSS 4000: it stays (the anchor side).
-    (4100, 101, 1, 3, 3),   # Deletion downstream of TSS 4000: it stays.
-])
-def test_indel_bins_are_aligned_to_the_reference(genome, pos, ref_length, alt_length, ref_bin,
-                                                 alt_bin):
+@pytest.mark.parametrize(
+    'pos,ref_length,alt_length,ref_bin,alt_bin',
+    [
+        # TSS 4000 of PLUS (and 4300) with the 'notebook' anchor: the right flank moves.
+        (3900, 1, 201, 4, 6),  # Insertion of 200 bp upstream of TSS 4000: it moves 200 bp right.
+        (3700, 201, 1, 6, 4),  # Deletion of bases 3700..3899, upstream: TSS 4000 moves 200 bp left.
+        (4100, 1, 201, 3, 3),  # Insertion downstream of TSS 4000: it stays (the anchor side).
+        (4100, 101, 1, 3, 3),  # Deletion downstream of TSS 4000: it stays.
+    ],
+)
+def test_indel_bins_are_aligned_to_the_reference(
+    genome, pos, ref_length, alt_length, ref_bin, alt_bin
+):
   fasta, genes = genome
   plus_only = genes[genes['gene_id'] == 'PLUS'].assign(tss=[(4000,)], first_tss=4000)
   scorer = GeneScorer(VariantScorer(BinPredictor(), fasta), plus_only)
@@ -143,8 +158,9 @@ def test_reverse_complement_members_are_flipped_back(genome):
   fasta, genes = genome
   site = make_site(fasta, 'chr1', 4101)
   plain = GeneScorer(VariantScorer(BinPredictor(), fasta), genes).score_site(site)
-  rc = GeneScorer(VariantScorer(BinPredictor(), fasta, reverse_complement=True),
-                  genes).score_site(site)
+  rc = GeneScorer(VariantScorer(BinPredictor(), fasta, reverse_complement=True), genes).score_site(
+      site
+  )
   # G+C counts are strand-symmetric: the average over both strands equals the forward value
   # only when the reverse-complement bins are read in genome order.
   np.testing.assert_allclose(rc.ref[:, 1], plain.ref[:, 1])

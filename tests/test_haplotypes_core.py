@@ -44,8 +44,9 @@ def population(reference: np.ndarray, seed: int, count: int, sites: int):
   haplotypes = []
   for _ in range(count):  # ... recombined in blocks of 2 kb.
     block = np.searchsorted(positions, np.arange(0, LENGTH, 2048))
-    carried = np.concatenate([founders[rng.integers(2), a:b]
-                              for a, b in zip(block, list(block[1:]) + [sites])])
+    carried = np.concatenate(
+        [founders[rng.integers(2), a:b] for a, b in zip(block, list(block[1:]) + [sites])]
+    )
     haplotypes.append([(int(p), int(a)) for p, a in zip(positions[carried], alts[carried])])
   haplotypes += [haplotypes[0], [], [(int(positions[5]), int(reference[positions[5]].argmax()))]]
   return haplotypes
@@ -96,8 +97,9 @@ def test_haplotypes_equal_full_passes_of_built_sequences(setup):
 def test_sparse_haplotypes_compute_each_variants_cone_once(setup):
   _, forward, reference = setup
   haplotypes = [[(4000, 1)], [(4000, 1)], [(100, 2), (105, 3)], [(LENGTH - 2, 0)], [(0, 3)]]
-  haplotypes = [[(p, b if reference[p].argmax() != b else (b + 1) % 4) for p, b in h]
-                for h in haplotypes]
+  haplotypes = [
+      [(p, b if reference[p].argmax() != b else (b + 1) % 4) for p, b in h] for h in haplotypes
+  ]
   predictor = HaplotypeForward(forward)
   outputs, stats = predictor(reference, haplotypes)
   expected = forward(np.stack([build(reference, h) for h in haplotypes]))['human'].numpy()
@@ -125,20 +127,25 @@ def test_each_stage_changes_where_the_plan_says_and_less_reach_is_caught(setup):
     base = (reference[position].argmax() + 1) % 4
     ours = predictor._reference_stages(reference[np.newaxis])  # pylint: disable=protected-access
     theirs = predictor._reference_stages(  # pylint: disable=protected-access
-        build(reference, [(position, base)])[np.newaxis])
+        build(reference, [(position, base)])[np.newaxis]
+    )
     for stage, a, b in zip(predictor.stages, ours, theirs):
       a, b = a.numpy(), b.numpy()
       changed = np.flatnonzero(np.abs(b - a).max(-1) > 1e-6 * np.abs(a).max())
       first, last = predictor.reached(stage, [position])
-      np.testing.assert_array_equal(changed, np.arange(first[0], last[0]),
-                                    err_msg=f'{position} {stage}')
+      np.testing.assert_array_equal(
+          changed, np.arange(first[0], last[0]), err_msg=f'{position} {stage}'
+      )
   haplotypes = population(reference, seed=24, count=6, sites=30)
   expected = forward(np.stack([build(reference, h) for h in haplotypes]))['human'].numpy()
   stages = predictor.stages
   for index, stage in enumerate(stages):
     less = stage.resolution // 2  # One input position less of reach at this stage.
-    predictor.stages = stages[:index] + (dataclasses.replace(stage, extent=stage.extent - less),
-                                         ) + stages[index + 1:]
+    predictor.stages = (
+        stages[:index]
+        + (dataclasses.replace(stage, extent=stage.extent - less),)
+        + stages[index + 1 :]
+    )
     outputs, _ = predictor(reference, haplotypes)
     assert rel_error(outputs['human'], expected) > 1e-4, index
 
@@ -162,16 +169,22 @@ def _graph_macs(function, *specs) -> int:
 def test_a_stage_counts_the_multiply_adds_it_computes(setup):
   model, forward, _ = setup
   predictor = HaplotypeForward(forward)
-  full = _graph_macs(tf.function(lambda x: fast.fast_tower(model, x), autograph=False),
-                     tf.TensorSpec([1, LENGTH, 4], tf.float32))
+  full = _graph_macs(
+      tf.function(lambda x: fast.fast_tower(model, x), autograph=False),
+      tf.TensorSpec([1, LENGTH, 4], tf.float32),
+  )
   assert full == tower_macs(model, LENGTH) == predictor.full_tower_macs
   channels = [4] + [stage.channels for stage in predictor.stages]
   for stage, inputs in zip(predictor.stages, channels):
-    function = tf.function(lambda t, r, m, i=stage.index: stage_positions(model, i, t, r, m),
-                           autograph=False)
-    counted = _graph_macs(function, tf.TensorSpec([100, inputs], tf.float32),
-                          tf.TensorSpec([7, 2, stage.width], tf.int32),
-                          tf.TensorSpec([7, 2, stage.width], tf.float32))
+    function = tf.function(
+        lambda t, r, m, i=stage.index: stage_positions(model, i, t, r, m), autograph=False
+    )
+    counted = _graph_macs(
+        function,
+        tf.TensorSpec([100, inputs], tf.float32),
+        tf.TensorSpec([7, 2, stage.width], tf.int32),
+        tf.TensorSpec([7, 2, stage.width], tf.float32),
+    )
     assert counted == 7 * stage.macs, stage
   # Every position of every stage, once, is one full tower.
   assert sum(stage.length * stage.macs for stage in predictor.stages) == full
@@ -179,23 +192,27 @@ def test_a_stage_counts_the_multiply_adds_it_computes(setup):
 
 def test_max_pooling_and_positions_with_offset_and_bad_input(setup):
   _, _, reference = setup
-  forward = fast.compile_forward(random_model(seed=25, **{**MICRO, 'pooling_type': 'max'}), LENGTH,
-                                 ['human'])
+  forward = fast.compile_forward(
+      random_model(seed=25, **{**MICRO, 'pooling_type': 'max'}), LENGTH, ['human']
+  )
   predictor = HaplotypeForward(forward, positions_per_call=5)
   haplotypes = [[(1_000_500, 2), (1_000_530, 1)], [(1_000_500, 2)]]
   ours, _ = predictor(reference, haplotypes, offset=1_000_000)
-  expected = forward(np.stack([build(reference, [(p - 1_000_000, b) for p, b in h])
-                               for h in haplotypes]))['human'].numpy()
+  expected = forward(
+      np.stack([build(reference, [(p - 1_000_000, b) for p, b in h]) for h in haplotypes])
+  )['human'].numpy()
   assert rel_error(ours['human'], expected) <= 1e-5
   # `reduce` keeps what it returns of each distinct haplotype (the reference's included).
   pick = lambda outputs: {'bin_3': outputs['human'][3, :2]}
   reduced, _ = predictor(reference, haplotypes + [[]], offset=1_000_000, reduce=pick)
   np.testing.assert_array_equal(reduced['bin_3'][:2], ours['human'][:, 3, :2])
   assert reduced['bin_3'].shape == (3, 2) and predictor(reference, [], reduce=pick)[0][
-      'bin_3'].shape == (0, 2)
+      'bin_3'
+  ].shape == (0, 2)
   # Calls of any number of positions reuse one trace per stage.
-  assert [f.experimental_get_tracing_count()
-          for f in predictor._stage_functions] == [1] * 7  # pylint: disable=protected-access
+  assert [f.experimental_get_tracing_count() for f in predictor._stage_functions] == [
+      1
+  ] * 7  # pylint: disable=protected-access
   with pytest.raises(ValueError, match='outside'):
     predictor(reference, [[(LENGTH, 0)]])
   with pytest.raises(ValueError, match='one allele per position'):

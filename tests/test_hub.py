@@ -22,7 +22,7 @@ EXPORT_LENGTH = 16_384
 
 def crop(x: np.ndarray, length: int) -> np.ndarray:
   trim = (x.shape[1] - length) // 2
-  return x[:, trim:trim + length]
+  return x[:, trim : trim + length]
 
 
 def assert_close(actual: np.ndarray, expected: np.ndarray, rtol: float = 1e-5) -> None:
@@ -50,8 +50,9 @@ def tiny_model():
 @pytest.fixture(scope='module')
 def exported(tiny_model, tmp_path_factory):
   path = str(tmp_path_factory.mktemp('export') / 'tiny_hub')
-  export_hub_module(tiny_model, path, sequence_length=EXPORT_LENGTH,
-                    model_sequence_length=MODEL_LENGTH)
+  export_hub_module(
+      tiny_model, path, sequence_length=EXPORT_LENGTH, model_sequence_length=MODEL_LENGTH
+  )
   return path
 
 
@@ -64,7 +65,7 @@ def test_predictor_from_module(tiny_model):
   for batch in (x, x[:1].astype(bool)):  # Batch-size polymorphic; bool one-hot accepted.
     outputs = predictor.predict_on_batch(batch)
     assert outputs['human'].shape == (len(batch), 64, 7)
-    assert_close(outputs['mouse'], expected['mouse'].numpy()[:len(batch)])
+    assert_close(outputs['mouse'], expected['mouse'].numpy()[: len(batch)])
   with pytest.raises(ValueError, match='Add a batch axis'):
     predictor.predict_on_batch(x[0])
   with pytest.raises(ValueError, match=r'\[batch, 8,192, 4\]'):
@@ -85,15 +86,18 @@ def test_export_round_trip_with_hub_load(tiny_model, exported):
   assert metadata['model_sequence_length'] == MODEL_LENGTH
   assert Enformer(**metadata['config']).config == tiny_model.config
   with pytest.raises(FileExistsError):
-    export_hub_module(tiny_model, exported, sequence_length=EXPORT_LENGTH,
-                      model_sequence_length=MODEL_LENGTH)
+    export_hub_module(
+        tiny_model, exported, sequence_length=EXPORT_LENGTH, model_sequence_length=MODEL_LENGTH
+    )
 
 
 @pytest.mark.slow
 def test_export_round_trip_with_load_model(tiny_model, exported):
   predictor = load_model(exported)
-  assert (predictor.sequence_length, predictor.model_sequence_length) == (EXPORT_LENGTH,
-                                                                          MODEL_LENGTH)
+  assert (predictor.sequence_length, predictor.model_sequence_length) == (
+      EXPORT_LENGTH,
+      MODEL_LENGTH,
+  )
   assert predictor.heads == {'human': 7, 'mouse': 3} and predictor.output_length == 64
   assert predictor.model is not None and predictor.model is not tiny_model
   x = random_one_hot(2, EXPORT_LENGTH, seed=2)
@@ -131,8 +135,12 @@ def test_load_generic_saved_model_from_signature(tiny_model, plain_predictor):
 
 def test_export_rejects_bad_crop(tiny_model, tmp_path):
   with pytest.raises(ValueError, match='even number'):
-    export_hub_module(tiny_model, str(tmp_path / 'x'), sequence_length=MODEL_LENGTH + 1,
-                      model_sequence_length=MODEL_LENGTH)
+    export_hub_module(
+        tiny_model,
+        str(tmp_path / 'x'),
+        sequence_length=MODEL_LENGTH + 1,
+        model_sequence_length=MODEL_LENGTH,
+    )
 
 
 @pytest.mark.slow
@@ -140,8 +148,9 @@ def test_load_reference_checkpoint_reproduces_io(reference_small_io):
   checkpoint = shared_path('reference', 'small', 'checkpoint')
   # The folder resolves to its prefix (the mismatch tests below load the folder form).
   assert enformer_hub.checkpoint_prefix(str(checkpoint)) == str(checkpoint / 'enformer')
-  predictor = load_model(str(checkpoint / 'enformer'), sequence_length=SMALL_REFERENCE_LENGTH,
-                         **SMALL_REFERENCE_CONFIG)
+  predictor = load_model(
+      str(checkpoint / 'enformer'), sequence_length=SMALL_REFERENCE_LENGTH, **SMALL_REFERENCE_CONFIG
+  )
   assert 'enformer' in predictor.source and predictor.output_length == 896
   outputs = predictor.predict_on_batch(reference_small_io['one_hot'])
   for head in ('human', 'mouse'):
@@ -149,19 +158,32 @@ def test_load_reference_checkpoint_reproduces_io(reference_small_io):
     assert_close(outputs[head].mean(axis=1), reference_small_io[f'{head}_mean_over_bins'], 1e-4)
 
 
-@pytest.mark.parametrize('override, expected', [
-    (dict(num_transformer_layers=3),
-     r'(?s)missing from the checkpoint.*transformer.*num_transformer_layers=2'),
-    (dict(channels=768), r'(?s)shape mismatches.*\[15, 4, 384\] vs \[15, 4, 192\].*channels=384'),
-    (dict(num_transformer_layers=1), r'checkpoint variables the model lacks'),
-    (dict(heads={'human': 5313}),
-     r"(?s)lacks.*_heads/mouse.*heads=\{'human': 5313, 'mouse': 1643\}"),
-])
+@pytest.mark.parametrize(
+    'override, expected',
+    [
+        (
+            dict(num_transformer_layers=3),
+            r'(?s)missing from the checkpoint.*transformer.*num_transformer_layers=2',
+        ),
+        (
+            dict(channels=768),
+            r'(?s)shape mismatches.*\[15, 4, 384\] vs \[15, 4, 192\].*channels=384',
+        ),
+        (dict(num_transformer_layers=1), r'checkpoint variables the model lacks'),
+        (
+            dict(heads={'human': 5313}),
+            r"(?s)lacks.*_heads/mouse.*heads=\{'human': 5313, 'mouse': 1643\}",
+        ),
+    ],
+)
 def test_checkpoint_mismatch_is_reported(override, expected):
   checkpoint = shared_path('reference', 'small', 'checkpoint')
   with pytest.raises(ValueError, match=expected) as error:
-    load_model(str(checkpoint), sequence_length=SMALL_REFERENCE_LENGTH,
-               **{**SMALL_REFERENCE_CONFIG, **override})
+    load_model(
+        str(checkpoint),
+        sequence_length=SMALL_REFERENCE_LENGTH,
+        **{**SMALL_REFERENCE_CONFIG, **override},
+    )
   assert 'The checkpoint fits: channels=384' in str(error.value)
   assert 'num_heads=4' in str(error.value)
 
@@ -170,9 +192,16 @@ def test_infer_config_from_reference_checkpoint():
   prefix = enformer_hub.checkpoint_prefix(str(shared_path('reference', 'small', 'checkpoint')))
   shapes = tf.train.load_checkpoint(prefix).get_variable_to_shape_map()
   config = enformer_hub.infer_config(shapes)
-  assert config == dict(channels=384, input_channels=4, num_transformer_layers=2, num_heads=4,
-                        pooling_type='attention', final_pointwise=True, transformer_mlp=True,
-                        heads={'human': 5313, 'mouse': 1643})
+  assert config == dict(
+      channels=384,
+      input_channels=4,
+      num_transformer_layers=2,
+      num_heads=4,
+      pooling_type='attention',
+      final_pointwise=True,
+      transformer_mlp=True,
+      heads={'human': 5313, 'mouse': 1643},
+  )
 
 
 def test_checkpoint_with_optimizer_state_under_another_name(tmp_path):
@@ -184,12 +213,12 @@ def test_checkpoint_with_optimizer_state_under_another_name(tmp_path):
   optimizer.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
   step = tf.Variable(5, dtype=tf.int64)
   prefix = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step).write(
-      str(tmp_path / 'train' / 'ckpt-1'))
+      str(tmp_path / 'train' / 'ckpt-1')
+  )
   predictor = load_model(str(tmp_path / 'train'), sequence_length=MODEL_LENGTH, **TINY)
   assert prefix in predictor.source
   x = random_one_hot(1, MODEL_LENGTH, seed=5)
-  assert_close(predictor.predict_on_batch(x)['human'],
-               model(x, is_training=False)['human'].numpy())
+  assert_close(predictor.predict_on_batch(x)['human'], model(x, is_training=False)['human'].numpy())
 
 
 def test_missing_paths_and_unreachable_handles(tmp_path):
@@ -207,20 +236,24 @@ def test_missing_paths_and_unreachable_handles(tmp_path):
 @pytest.mark.slow
 def test_contribution_input_grad_through_predictors(tiny_model, exported, plain_predictor):
   from enformer import interpret as attribution
+
   x = random_one_hot(1, EXPORT_LENGTH, seed=6)[0]
   mask = np.zeros([64, 7], np.float32)
   mask[30:34, 2] = 1
-  expected = attribution.contribution_input_grad(tiny_model, crop(x[np.newaxis], MODEL_LENGTH)[0],
-                                                 mask, head='human')
+  expected = attribution.contribution_input_grad(
+      tiny_model, crop(x[np.newaxis], MODEL_LENGTH)[0], mask, head='human'
+  )
   with_module = load_model(exported).contribution_input_grad(x, mask, head='human')
   trim = (EXPORT_LENGTH - MODEL_LENGTH) // 2
   assert with_module.shape == (EXPORT_LENGTH,)
-  assert not with_module[:trim].any() and not with_module[trim + MODEL_LENGTH:].any()
-  assert_close(with_module[trim:trim + MODEL_LENGTH], expected, 1e-4)
+  assert not with_module[:trim].any() and not with_module[trim + MODEL_LENGTH :].any()
+  assert_close(with_module[trim : trim + MODEL_LENGTH], expected, 1e-4)
   # Through the SavedModel's own function (no Sonnet module), like DeepMind's hub module.
   assert_close(
-      plain_predictor.contribution_input_grad(x, mask, head='human')[trim:trim + MODEL_LENGTH],
-      expected, 1e-4)
+      plain_predictor.contribution_input_grad(x, mask, head='human')[trim : trim + MODEL_LENGTH],
+      expected,
+      1e-4,
+  )
 
 
 @pytest.mark.slow
@@ -229,11 +262,15 @@ def test_fast_false_is_honoured_by_export_and_attribution(tmp_path):
   (fast=False) differentiates it; both equal the fast path within float32 rounding."""
   import tensorflow_hub as hub
   from enformer.interpret import contribution_input_grad
+
   model = random_model(seed=31, **MICRO)
   enformer_hub.export_hub_module(model, str(tmp_path / 'plain'), 2048 + 256, 2048, fast=False)
   loaded = hub.load(str(tmp_path / 'plain'))
-  ops = {op.type for f in loaded.model.predict_on_batch.concrete_functions
-         for op in f.graph.get_operations()}
+  ops = {
+      op.type
+      for f in loaded.model.predict_on_batch.concrete_functions
+      for op in f.graph.get_operations()
+  }
   assert 'MapWhile' not in ops and 'While' not in ops  # No per-head / per-chunk loops.
   x = random_one_hot(1, 2048 + 256, seed=32)
   expected = model(x[:, 128:-128], is_training=False)['human'].numpy()

@@ -33,19 +33,22 @@ def alternatives_of(reference: np.ndarray) -> np.ndarray:
   length = len(reference)
   alts = [snv(reference, p) for p in (0, 1, 700, length // 2, length // 2 + 127, length - 1)]
   mnv = reference.copy()
-  mnv[length // 3:length // 3 + 3] = np.roll(reference[length // 3:length // 3 + 3], 2, axis=-1)
+  mnv[length // 3 : length // 3 + 3] = np.roll(reference[length // 3 : length // 3 + 3], 2, axis=-1)
   alts.append(mnv)
   insertion = reference.copy()  # An insertion shifts everything right of it: full path.
-  insertion[length // 2 + 1:] = reference[length // 2:-1]
+  insertion[length // 2 + 1 :] = reference[length // 2 : -1]
   alts.append(insertion)
   alts.append(reference.copy())  # Unchanged.
   return np.stack(alts)
 
 
-@pytest.mark.parametrize('config', [
-    dict(MICRO, num_transformer_layers=2),
-    dict(MICRO, pooling_type='max', target_length=40, input_channels=5, heads={'atac': 3}),
-])
+@pytest.mark.parametrize(
+    'config',
+    [
+        dict(MICRO, num_transformer_layers=2),
+        dict(MICRO, pooling_type='max', target_length=40, input_channels=5, heads={'atac': 3}),
+    ],
+)
 def test_incremental_equals_full_recompute(config):
   model = random_model(seed=11, **config)
   length = 8192
@@ -75,8 +78,7 @@ def test_halo_is_large_enough_and_not_wasteful():
   full = forward.tower(np.stack([reference, snv(reference, position)])).numpy()
   # Rows of one batch may differ by float32 rounding where their inputs are equal (seen on an
   # AVX2-only CPU: 2e-6 in the last bins, against changes of 0.04-1.4 near the SNV).
-  changed_bins = np.flatnonzero(np.abs(full[1] - full[0]).max(axis=-1) >
-                                1e-5 * np.abs(full).max())
+  changed_bins = np.flatnonzero(np.abs(full[1] - full[0]).max(axis=-1) > 1e-5 * np.abs(full).max())
   incremental = IncrementalForward(forward)
   start = incremental._window_start(np.array([position]))  # pylint: disable=protected-access
   assert changed_bins.min() >= start and changed_bins.max() < start + incremental.patch_bins
@@ -88,8 +90,9 @@ def test_incremental_on_deepmind_small_reference(reference_small_model, referenc
   forward = fast.compile_forward(reference_small_model, SMALL_REFERENCE_LENGTH)
   incremental = IncrementalForward(forward)
   reference = reference_small_io['one_hot'][0]
-  alternatives = np.stack([snv(reference, p) for p in (10, SMALL_REFERENCE_LENGTH // 2,
-                                                       SMALL_REFERENCE_LENGTH - 300)])
+  alternatives = np.stack(
+      [snv(reference, p) for p in (10, SMALL_REFERENCE_LENGTH // 2, SMALL_REFERENCE_LENGTH - 300)]
+  )
   ref_outputs, alt_outputs = incremental(reference, alternatives)
   expected = forward(np.concatenate([reference[np.newaxis], alternatives]))
   for head, value in expected.items():
@@ -101,13 +104,15 @@ def test_incremental_on_deepmind_small_reference(reference_small_model, referenc
 @pytest.mark.slow
 def test_incremental_ism_equals_full_ism():
   from enformer.interpret import ism as ism_lib
+
   model = random_model(seed=15, **MICRO)
   x = random_one_hot(1, 4096, seed=16)[0]
   mask = np.zeros((32, 5313), np.float32)
   mask[14:18, :10] = 1
   window = (1990, 2010)
-  full = ism_lib.in_silico_mutagenesis(model, x, mask, window=window, incremental=False,
-                                       progress=False)
+  full = ism_lib.in_silico_mutagenesis(
+      model, x, mask, window=window, incremental=False, progress=False
+  )
   fast_ism = ism_lib.in_silico_mutagenesis(model, x, mask, window=window, progress=False)
   forward = ism_lib.incremental_forward(model, 4096, 'human')
   assert forward.incremental_passes >= 60 and forward.full_passes == 0
@@ -122,6 +127,7 @@ def test_scorers_of_one_predictor_share_one_compiled_incremental_forward(tmp_pat
   from enformer.io.vcf import VariantSite
   from enformer.variants.scoring import VariantScorer
   from kipoiseq import Variant
+
   model = random_model(seed=21, **dict(MICRO, heads={'human': 4}))
   genome = ''.join(np.random.default_rng(3).choice(list('ACGT'), 8_000))
   fasta = tmp_path / 'g.fa'
@@ -136,7 +142,8 @@ def test_scorers_of_one_predictor_share_one_compiled_incremental_forward(tmp_pat
   assert scorers[0].incremental.forward._tower_function.experimental_get_tracing_count() == 1
   for result in results[1:]:
     np.testing.assert_array_equal(result, results[0])
-  bf16 = VariantScorer(Predictor.from_module(model, 4096, precision='bfloat16'),
-                       FastaStringExtractor(str(fasta)))
+  bf16 = VariantScorer(
+      Predictor.from_module(model, 4096, precision='bfloat16'), FastaStringExtractor(str(fasta))
+  )
   assert bf16.incremental is not scorers[0].incremental
   assert bf16.incremental.forward.precision == 'bfloat16'

@@ -18,7 +18,7 @@ def fasta_file(tmp_path_factory):
     for name, sequence in CHROMS.items():
       handle.write(f'>{name} synthetic\n')
       for i in range(0, len(sequence), 60):
-        handle.write(sequence[i:i + 60] + '\n')
+        handle.write(sequence[i : i + 60] + '\n')
   return path
 
 
@@ -63,7 +63,9 @@ def test_parse_region_and_bed(tmp_path):
   path.write_text('track name=x\n# comment\nchr1\t10\t20\tpromoter\t0\t-\n2\t5\t50\n\n')
   regions = bed.read_bed(path)
   assert [(r.chrom, r.start, r.end, r.name, r.strand) for r in regions] == [
-      ('chr1', 10, 20, 'promoter', '-'), ('2', 5, 50, '2:6-50', '.')]
+      ('chr1', 10, 20, 'promoter', '-'),
+      ('2', 5, 50, '2:6-50', '.'),
+  ]
   path.write_text('chr1\tten\t20\n')
   with pytest.raises(ValueError, match=':1: expected'):
     bed.read_bed(path)
@@ -94,8 +96,12 @@ def test_bigwig_and_bedgraph_round_trip(tmp_path):
   path = tmp_path / 'track.bw'
   values = np.arange(8, dtype=np.float32)
   # Second block starts before 0: its first bins are dropped; chr2 block crosses the end.
-  bigwig.write_bigwig(path, sizes, [('chr2', 512, values[:3]), ('chr1', 0, values),
-                                    ('chr1', -256, values[:4])], bin_size=128)
+  bigwig.write_bigwig(
+      path,
+      sizes,
+      [('chr2', 512, values[:3]), ('chr1', 0, values), ('chr1', -256, values[:4])],
+      bin_size=128,
+  )
   bw = pyBigWig.open(str(path))
   assert bw.chroms() == sizes
   assert bw.values('chr1', 128, 129)[0] == 1.0
@@ -104,11 +110,15 @@ def test_bigwig_and_bedgraph_round_trip(tmp_path):
   binned = bigwig.read_bigwig_bins(path, '1', 0, 1024, bin_size=128)
   np.testing.assert_allclose(binned, [0, 1, 2, 3, 4, 5, 6, 7 * 104 / 128], rtol=1e-6)
   graph = tmp_path / 'track.bedGraph'
-  bigwig.write_bedgraph(graph, sizes, [('chr2', 512, values[:3]), ('chr1', 896, values[:1])],
-                        track_name='t')
+  bigwig.write_bedgraph(
+      graph, sizes, [('chr2', 512, values[:3]), ('chr1', 896, values[:1])], track_name='t'
+  )
   lines = graph.read_text().splitlines()
   assert lines[0].startswith('track type=bedGraph') and lines[1:] == [
-      'chr1\t896\t1000\t0', 'chr2\t512\t640\t0', 'chr2\t640\t700\t1']
+      'chr1\t896\t1000\t0',
+      'chr2\t512\t640\t0',
+      'chr2\t640\t700\t1',
+  ]
 
 
 def test_read_sequences_bed_and_tss_bed(tmp_path):
@@ -127,7 +137,8 @@ def test_read_sequences_bed_and_tss_bed(tmp_path):
   tss = tmp_path / 'tss.bed'
   tss.write_text('chr1\t150\t151\tGENE\t0\t+\n')
   assert bed.read_tss_bed(tss).to_dict('records') == [
-      {'chrom': 'chr1', 'start': 150, 'end': 151, 'name': 'GENE'}]
+      {'chrom': 'chr1', 'start': 150, 'end': 151, 'name': 'GENE'}
+  ]
   with pytest.raises(FileNotFoundError, match='TSS BED'):
     bed.read_tss_bed(tmp_path / 'missing.bed')
   numbered = tmp_path / 'numbered.bed'  # Ensembl-style names: '1' must match sequences.bed's.

@@ -19,20 +19,24 @@ from enformer.testing import read_holder
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-_HOLD = textwrap.dedent('''
+_HOLD = textwrap.dedent("""
     import sys, time
     from enformer.io.lock import OutputLock
     lock = OutputLock(sys.argv[1]).acquire()
     print('locked', flush=True)
     time.sleep(600)
-''')
+""")
 
 
 def _hold_in_child(output):
   """A child process holding the lock on `output` (it sleeps until killed)."""
   env = dict(os.environ, PYTHONPATH=REPO)
-  child = subprocess.Popen([sys.executable, '-c', _HOLD, os.fspath(output), 'train', '--x'],
-                           stdout=subprocess.PIPE, env=env, text=True)
+  child = subprocess.Popen(
+      [sys.executable, '-c', _HOLD, os.fspath(output), 'train', '--x'],
+      stdout=subprocess.PIPE,
+      env=env,
+      text=True,
+  )
   assert child.stdout.readline().strip() == 'locked'
   return child
 
@@ -98,7 +102,7 @@ def test_atomic_path_renames_only_complete_files(tmp_path):
 
 def test_temporaries_of_a_killed_writer_are_removed_and_never_final(tmp_path):
   final = tmp_path / 'predictions.h5'
-  script = textwrap.dedent('''
+  script = textwrap.dedent("""
       import os, sys, time
       from enformer.io.atomic import atomic_open
       with atomic_open(sys.argv[1], 'wb') as handle:
@@ -106,9 +110,13 @@ def test_temporaries_of_a_killed_writer_are_removed_and_never_final(tmp_path):
         handle.flush()
         print('writing', flush=True)
         time.sleep(600)
-  ''')
-  child = subprocess.Popen([sys.executable, '-c', script, str(final)], stdout=subprocess.PIPE,
-                           env=dict(os.environ, PYTHONPATH=REPO), text=True)
+  """)
+  child = subprocess.Popen(
+      [sys.executable, '-c', script, str(final)],
+      stdout=subprocess.PIPE,
+      env=dict(os.environ, PYTHONPATH=REPO),
+      text=True,
+  )
   assert child.stdout.readline().strip() == 'writing'
   os.kill(child.pid, signal.SIGKILL)
   child.wait()
@@ -134,8 +142,12 @@ def test_full_disk_is_one_line_naming_the_path(tmp_path, monkeypatch):
   assert json.loads(final.read_text()) == {'old': 1}  # What finished before is kept.
   assert os.listdir(tmp_path) == ['summary.json']
   # h5py reports ENOSPC in its message text only.
-  assert atomic.is_disk_full(OSError("Can't write data (file write failed: errno = 28, error "
-                                     "message = 'No space left on device')"))
+  assert atomic.is_disk_full(
+      OSError(
+          "Can't write data (file write failed: errno = 28, error "
+          "message = 'No space left on device')"
+      )
+  )
   with pytest.raises(atomic.DiskFullError, match='needs about 1.0 GiB'):
     monkeypatch.setattr(atomic, 'free_bytes', lambda path: 1024)
     atomic.atomic_write(final, lambda p: None, expected_bytes=2**30)
@@ -161,6 +173,7 @@ def test_atomic_directory_swaps_when_complete(tmp_path):
 
 def test_json_errors_name_the_file(tmp_path):
   from enformer.io.files import read_json
+
   path = tmp_path / 'statistics.json'
   path.write_text('{"seq_length": 1024,')
   with pytest.raises(ValueError, match=f'{path} is not valid JSON .*line 1'):
@@ -174,9 +187,12 @@ def test_json_errors_name_the_file(tmp_path):
 
 def test_vcf_bom_and_bytes_that_are_not_utf8(tmp_path):
   from enformer.io.vcf import read_vcf_sites
+
   path = tmp_path / 'calls.vcf'
-  path.write_bytes(b'\xef\xbb\xbf##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n'
-                   b'chr1\t10\trs\xff1\tA\tG\t.\t.\tNOTE=caf\xe9\n')
+  path.write_bytes(
+      b'\xef\xbb\xbf##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n'
+      b'chr1\t10\trs\xff1\tA\tG\t.\t.\tNOTE=caf\xe9\n'
+  )
   (site,) = list(read_vcf_sites(path))  # Tolerated in INFO (never read) and in ID.
   assert (site.chrom, site.pos, site.id, site.ref, site.alts) == ('chr1', 10, 'rs?1', 'A', ('G',))
   path.write_bytes(b'chr1\t10\tx\tA\tG\xff\n')
@@ -184,7 +200,7 @@ def test_vcf_bom_and_bytes_that_are_not_utf8(tmp_path):
     list(read_vcf_sites(path))
   truncated = tmp_path / 'calls.vcf.gz'
   data = gzip.compress(b'chr1\t10\tx\tA\tG\n' * 2000)
-  truncated.write_bytes(data[:len(data) // 2])
+  truncated.write_bytes(data[: len(data) // 2])
   with pytest.raises(ValueError, match=f'{truncated} is truncated or corrupt'):
     list(read_vcf_sites(truncated))
 
@@ -192,6 +208,7 @@ def test_vcf_bom_and_bytes_that_are_not_utf8(tmp_path):
 def test_official_mouse_targets_table_is_accepted():
   from conftest import shared_path
   from enformer.io.targets import read_targets
+
   table = read_targets(shared_path('data', 'basenji_targets', 'targets_mouse.txt'))
   assert len(table) == 1643 and table['index'].iloc[0] == 5313  # As published.
   assert list(table.index[:2]) == [0, 1]  # Rows are the mouse head's tracks 0..1642.
@@ -199,6 +216,7 @@ def test_official_mouse_targets_table_is_accepted():
 
 def test_one_hot_encode_bytes_and_wrong_types():
   from enformer.sequence import one_hot_encode
+
   np.testing.assert_array_equal(one_hot_encode(b'ACGTN'), one_hot_encode('ACGTN'))
   with pytest.raises(TypeError, match='DNA string'):
     one_hot_encode(['ACGT'])
@@ -206,6 +224,7 @@ def test_one_hot_encode_bytes_and_wrong_types():
 
 def test_content_identity_changes_with_the_content(tmp_path):
   from enformer.io.files import content_identity
+
   model = tmp_path / 'saved'
   (model / 'variables').mkdir(parents=True)
   (model / 'saved_model.pb').write_bytes(b'graph')

@@ -20,7 +20,7 @@ def _modules() -> Dict[str, pathlib.Path]:
   modules = {}
   for path in sorted(PACKAGE.rglob('*.py')):
     name = '.'.join(path.relative_to(PACKAGE.parent).with_suffix('').parts)
-    modules[name[:-len('.__init__')] if name.endswith('.__init__') else name] = path
+    modules[name[: -len('.__init__')] if name.endswith('.__init__') else name] = path
   return modules
 
 
@@ -54,7 +54,7 @@ def import_graph() -> Tuple[Dict[str, Set[str]], List[Tuple[str, int, str]]]:
       else:
         base = node.module or ''
         if node.level:
-          parts = package.split('.')[:len(package.split('.')) - node.level + 1]
+          parts = package.split('.')[: len(package.split('.')) - node.level + 1]
           base = '.'.join(parts + ([base] if base else []))
         targets = [base] + [f'{base}.{alias.name}' for alias in node.names]
       for target in targets:
@@ -103,24 +103,37 @@ def test_no_import_cycle():
   edges, _ = import_graph()
   cycles = import_cycles(edges)
   assert not cycles, 'Import cycles (break them by moving the shared part down a layer): ' + (
-      '; '.join(' <-> '.join(c) for c in cycles))
+      '; '.join(' <-> '.join(c) for c in cycles)
+  )
 
 
 def test_library_never_imports_the_cli():
   edges, _ = import_graph()
-  upward = sorted(f'{a} -> {b}' for a, targets in edges.items() for b in targets
-                  if (b == CLI or b.startswith(CLI + '.')) and not (a == CLI or a.startswith(
-                      CLI + '.')) and a != f'{ROOT}.__main__')
-  assert not upward, ('Library modules importing enformer.cli (move what they need into the '
-                      'library and let the CLI call it): ' + '; '.join(upward))
+  upward = sorted(
+      f'{a} -> {b}'
+      for a, targets in edges.items()
+      for b in targets
+      if (b == CLI or b.startswith(CLI + '.'))
+      and not (a == CLI or a.startswith(CLI + '.'))
+      and a != f'{ROOT}.__main__'
+  )
+  assert not upward, (
+      'Library modules importing enformer.cli (move what they need into the '
+      'library and let the CLI call it): ' + '; '.join(upward)
+  )
 
 
 def test_imports_at_the_top_outside_the_cli():
   _, nested = import_graph()
-  offending = [f'{name}:{line}: {statement}' for name, line, statement in nested
-               if not (name == CLI or name.startswith(CLI + '.'))]
-  assert not offending, ('Imports inside functions (only enformer/cli may defer imports, to keep '
-                         '`enformer --help` fast): ' + '; '.join(offending))
+  offending = [
+      f'{name}:{line}: {statement}'
+      for name, line, statement in nested
+      if not (name == CLI or name.startswith(CLI + '.'))
+  ]
+  assert not offending, (
+      'Imports inside functions (only enformer/cli may defer imports, to keep '
+      '`enformer --help` fast): ' + '; '.join(offending)
+  )
 
 
 def test_the_checks_see_cycles_and_upward_imports():
@@ -140,8 +153,11 @@ WORKFLOW_USERS = (f'{ROOT}.genes', f'{ROOT}.demo', CLI, f'{ROOT}.__main__')
 
 def test_lower_layers_never_import_workflow_packages():
   edges, _ = import_graph()
-  within = lambda module, packages: any(module == p or module.startswith(p + '.')
-                                        for p in packages)
-  upward = sorted(f'{a} -> {b}' for a, targets in edges.items() for b in targets
-                  if within(b, WORKFLOWS) and not within(a, WORKFLOWS + WORKFLOW_USERS))
+  within = lambda module, packages: any(module == p or module.startswith(p + '.') for p in packages)
+  upward = sorted(
+      f'{a} -> {b}'
+      for a, targets in edges.items()
+      for b in targets
+      if within(b, WORKFLOWS) and not within(a, WORKFLOWS + WORKFLOW_USERS)
+  )
   assert not upward, 'Lower layers importing a workflow package: ' + '; '.join(upward)

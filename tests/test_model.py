@@ -10,8 +10,13 @@ import tensorflow as tf
 from conftest import SMALL_REFERENCE_CONFIG, shared_path
 from enformer import Enformer
 from enformer import enformer as enformer_lib
-from enformer.testing import (MICRO, checkpoint_tree, random_model, random_one_hot,
-                              read_checkpoint_tree)
+from enformer.testing import (
+    MICRO,
+    checkpoint_tree,
+    random_model,
+    random_one_hot,
+    read_checkpoint_tree,
+)
 
 TINY = {k: v for k, v in MICRO.items() if k not in ('target_length', 'pooling_type')}
 
@@ -21,12 +26,15 @@ def tiny_model() -> Enformer:
   return Enformer(**TINY, target_length=None)
 
 
-@pytest.mark.parametrize('length,target_length,bins', [
-    (2048, None, 16),
-    (4096, None, 32),
-    (4096, 16, 16),
-    (8192, 32, 32),
-])
+@pytest.mark.parametrize(
+    'length,target_length,bins',
+    [
+        (2048, None, 16),
+        (4096, None, 32),
+        (4096, 16, 16),
+        (8192, 32, 32),
+    ],
+)
 def test_output_shapes(length, target_length, bins):
   model = Enformer(**TINY, target_length=target_length)
   outputs = model(random_one_hot(2, length), is_training=False)
@@ -37,8 +45,14 @@ def test_output_shapes(length, target_length, bins):
 
 
 def test_custom_heads_max_pooling_and_options():
-  model = Enformer(**TINY, pooling_type='max', target_length=None,
-                   heads={'atac': 3, 'rna': 2}, final_pointwise=False, transformer_mlp=False)
+  model = Enformer(
+      **TINY,
+      pooling_type='max',
+      target_length=None,
+      heads={'atac': 3, 'rna': 2},
+      final_pointwise=False,
+      transformer_mlp=False,
+  )
   outputs = model(random_one_hot(1, 2048), is_training=False)
   assert {k: v.shape for k, v in outputs.items()} == {'atac': (1, 16, 3), 'rna': (1, 16, 2)}
   assert model.trunk(random_one_hot(1, 2048), is_training=False).shape == (1, 16, 48)
@@ -78,8 +92,11 @@ def test_variable_names_equal_deepmind(tmp_path):
   so tools that match variables by name (weight converters) work; checkpoint paths are mapped
   to variables by writing a distinct value into each."""
   recorded = {}
-  for line in (pathlib.Path(__file__).parent / 'files' / 'deepmind_variable_names.tsv'
-               ).read_text().splitlines():
+  for line in (
+      (pathlib.Path(__file__).parent / 'files' / 'deepmind_variable_names.tsv')
+      .read_text()
+      .splitlines()
+  ):
     if not line.startswith('#'):
       path, name = line.split('\t')
       recorded[path] = name
@@ -124,7 +141,8 @@ def test_restore_consumes_every_variable(reference_small_dir):
   model = Enformer(**SMALL_REFERENCE_CONFIG)
   model.build_variables()
   status = tf.train.Checkpoint(module=model).read(
-      str(reference_small_dir / 'checkpoint' / 'enformer'))
+      str(reference_small_dir / 'checkpoint' / 'enformer')
+  )
   status.assert_consumed()  # Raises if any checkpoint value or model variable is left over.
   status.assert_existing_objects_matched()
 
@@ -175,14 +193,17 @@ def test_every_trainable_variable_gets_a_gradient_from_each_head():
     assert all(np.isfinite(g.numpy()).all() for g in gradients)
 
 
-@pytest.mark.parametrize('kwargs,message', [
-    (dict(pooling_type='average'), "Unknown pooling_type 'average'"),
-    (dict(channels=385), 'positive even number'),
-    (dict(channels=128, conv_tower_divisible_by=128), 'too small'),
-    (dict(conv_tower_divisible_by=0), 'must be positive'),
-    (dict(channels=384, num_heads=5), 'divisible by num_heads'),
-    (dict(channels=512, num_heads=8), 'must be divisible by 6'),
-])
+@pytest.mark.parametrize(
+    'kwargs,message',
+    [
+        (dict(pooling_type='average'), "Unknown pooling_type 'average'"),
+        (dict(channels=385), 'positive even number'),
+        (dict(channels=128, conv_tower_divisible_by=128), 'too small'),
+        (dict(conv_tower_divisible_by=0), 'must be positive'),
+        (dict(channels=384, num_heads=5), 'divisible by num_heads'),
+        (dict(channels=512, num_heads=8), 'must be divisible by 6'),
+    ],
+)
 def test_configuration_errors(kwargs, message):
   config = dict(TINY)
   config.update(kwargs)
@@ -190,11 +211,14 @@ def test_configuration_errors(kwargs, message):
     Enformer(**config)
 
 
-@pytest.mark.parametrize('shape,message', [
-    ((2048, 4), 'rank 3'),
-    ((1, 2048, 5), 'last input dimension must be 4'),
-    ((1, 2000, 4), 'not divisible by 128'),
-])
+@pytest.mark.parametrize(
+    'shape,message',
+    [
+        ((2048, 4), 'rank 3'),
+        ((1, 2048, 5), 'last input dimension must be 4'),
+        ((1, 2000, 4), 'not divisible by 128'),
+    ],
+)
 def test_input_errors(tiny_model, shape, message):
   with pytest.raises(ValueError, match=message):
     tiny_model(np.zeros(shape, np.float32), is_training=False)
@@ -221,14 +245,22 @@ def test_conv_tower_rounding_is_inferred_from_a_checkpoint(tmp_path):
   """A micro model's checkpoint (tower widths in multiples of 16) loads with the configuration
   that fits it; the published rounding (128) is not written into configurations."""
   from enformer.inference import infer_config, load_model
+
   model = random_model(seed=2, **MICRO, heads={'human': 3})
-  assert [c.w.shape[-1] for c in model.trunk.conv_tower.submodules
-          if isinstance(c, snt.Conv1D) and c.w.shape[0] == 5] == [32, 32, 32, 32, 48, 48]
+  assert [
+      c.w.shape[-1]
+      for c in model.trunk.conv_tower.submodules
+      if isinstance(c, snt.Conv1D) and c.w.shape[0] == 5
+  ] == [32, 32, 32, 32, 48, 48]
   prefix = tf.train.Checkpoint(module=model).write(str(tmp_path / 'micro' / 'ckpt'))
   config = infer_config(prefix)
   assert config['conv_tower_divisible_by'] == 16 and config['channels'] == 48
   loaded = load_model(prefix, sequence_length=2048, **config, target_length=None)
   x = random_one_hot(1, 2048)
-  np.testing.assert_allclose(loaded.predict_on_batch(x)['human'],
-                             model(x, is_training=False)['human'].numpy(), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(
+      loaded.predict_on_batch(x)['human'],
+      model(x, is_training=False)['human'].numpy(),
+      rtol=1e-5,
+      atol=1e-6,
+  )
   assert 'conv_tower_divisible_by' not in Enformer(channels=384, num_heads=4).config

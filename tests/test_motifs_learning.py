@@ -10,7 +10,6 @@ KLF8, KLF12, KLF10 and SP1 about equally), so "the planted factor's JASPAR id" i
 5 best TOMTOM matches of the planted sequence itself: MA1102.3 CTCFL, MA0139.2 CTCF, ... for CTCF.
 """
 
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -38,8 +37,11 @@ def jaspar():
 def sites(trained_micro, tmp_path_factory):
   """(FASTA, BED of every 3rd planted site on chr3 and chr4: 120 regions)."""
   genome = trained_micro.root / 'genome'
-  lines = [line for line in (genome / 'motif_sites.bed').read_text().splitlines()
-           if line.split('\t')[0] in ('chr3', 'chr4')][2::3][:REGIONS]
+  lines = [
+      line
+      for line in (genome / 'motif_sites.bed').read_text().splitlines()
+      if line.split('\t')[0] in ('chr3', 'chr4')
+  ][2::3][:REGIONS]
   bed = tmp_path_factory.mktemp('motif_sites') / 'held_out_sites.bed'
   bed.write_text('\n'.join(lines) + '\n')
   return str(genome / 'genome.fa'), str(bed)
@@ -54,12 +56,33 @@ def jaspar_family(consensus: str, jaspar: motifs.MotifDatabase, size: int = 5) -
 
 
 def test_modisco_recovers_each_planted_motif_and_tomtom_names_its_factor(
-    trained_micro, sites, jaspar, tmp_path):
+    trained_micro, sites, jaspar, tmp_path
+):
   fasta, bed = sites
   out = tmp_path / 'motifs'
-  assert main(['motifs', '--model', trained_micro.model_path, '--fasta', fasta, '--bed', bed,
-               '--head', TRAINED_HEAD, '--tracks', '0-3', '--window-size', str(WINDOW),
-               '--quiet', '--out', str(out)]) == 0
+  assert (
+      main(
+          [
+              'motifs',
+              '--model',
+              trained_micro.model_path,
+              '--fasta',
+              fasta,
+              '--bed',
+              bed,
+              '--head',
+              TRAINED_HEAD,
+              '--tracks',
+              '0-3',
+              '--window-size',
+              str(WINDOW),
+              '--quiet',
+              '--out',
+              str(out),
+          ]
+      )
+      == 0
+  )
   table = pd.read_csv(out / 'motifs.tsv', sep='\t')
   patterns = motifs.read_patterns(out / 'modisco.h5')
   best = motifs.best_matches(table)
@@ -69,8 +92,10 @@ def test_modisco_recovers_each_planted_motif_and_tomtom_names_its_factor(
     assert holding, f'no MoDISco pattern holds {factor} ({consensus}): {table}'
     family = jaspar_family(consensus, jaspar)
     named = [name for name in holding if best.get(name) in family]
-    assert named, (f'{factor}: patterns {holding} have best matches '
-                   f'{[best.get(n) for n in holding]}, not among {sorted(family)}')
+    assert named, (
+        f'{factor}: patterns {holding} have best matches '
+        f'{[best.get(n) for n in holding]}, not among {sorted(family)}'
+    )
     recovered[factor] = named[0]
   assert len(set(recovered.values())) == len(DEFAULT_MOTIFS)  # One pattern per factor.
   assert best[recovered['CTCF']] == jaspar.ids[jaspar.index('MA0139')]  # CTCF itself.
@@ -82,10 +107,19 @@ def test_modisco_recovers_each_planted_motif_and_tomtom_names_its_factor(
 
 def test_an_untrained_model_yields_no_significant_match(sites, jaspar, tmp_path):
   fasta, bed = sites
-  predictor = Predictor.from_module(random_model(0, **dict(MICRO, heads={TRAINED_HEAD: 4})),
-                                    TRAINED_LENGTH)
-  result = motifs.find_motifs(predictor, fasta, read_bed(bed), tmp_path / 'random',
-                              tracks=[0, 1, 2, 3], head=TRAINED_HEAD, window=WINDOW,
-                              motif_db=jaspar, progress=False)
+  predictor = Predictor.from_module(
+      random_model(0, **dict(MICRO, heads={TRAINED_HEAD: 4})), TRAINED_LENGTH
+  )
+  result = motifs.find_motifs(
+      predictor,
+      fasta,
+      read_bed(bed),
+      tmp_path / 'random',
+      tracks=[0, 1, 2, 3],
+      head=TRAINED_HEAD,
+      window=WINDOW,
+      motif_db=jaspar,
+      progress=False,
+  )
   assert result.num_regions == REGIONS
   assert motifs.best_matches(result.table) == {}, result.table

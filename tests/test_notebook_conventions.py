@@ -17,8 +17,10 @@ from enformer.variants import VariantScorer, site_sequences
 from enformer.variants.scoring import VariantSeqExtractor
 
 # chr1 of the toy genome (100 bp); the windows below are 16 bp.
-GENOME = ('TGGTACAACGTATGCCGCCTATATAGGTTATTCCCAAGGTTCATACGTCTTTTCTGCAATACAGTACATCGAACAAGAGCACACTTCA'
-          'TGGCGATTTCAT')
+GENOME = (
+    'TGGTACAACGTATGCCGCCTATATAGGTTATTCCCAAGGTTCATACGTCTTTTCTGCAATACAGTACATCGAACAAGAGCACACTTCA'
+    'TGGCGATTTCAT'
+)
 LENGTH = 16
 
 
@@ -40,19 +42,25 @@ def notebook_sequences(fasta, pos, ref, alt):
   seq_extractor = kipoiseq.extractors.VariantSeqExtractor(reference_sequence=fasta)
   interval = kipoiseq.Interval('chr1', variant.pos, variant.pos).resize(LENGTH)
   center = interval.center() - interval.start
-  return [seq_extractor.extract(interval, [], anchor=center),
-          seq_extractor.extract(interval, [variant], anchor=center)]
+  return [
+      seq_extractor.extract(interval, [], anchor=center),
+      seq_extractor.extract(interval, [variant], anchor=center),
+  ]
 
 
 def test_indels_are_placed_as_in_the_usage_notebook(fasta):
   # chr1:46 C (window chr1:39-54 = GTTCATAC|GTCTTTTC, the variant is its 8th base).
   assert GENOME[45] == 'C'
   insertion = sequences(fasta, 46, 'C', 'CGG')
-  assert insertion == ['GTTCATACGTCTTTTC',
-                       'GTTCATACGGGTCTTT']  # Left flank kept, 'TC' pushed out at the right end.
+  assert insertion == [
+      'GTTCATACGTCTTTTC',
+      'GTTCATACGGGTCTTT',
+  ]  # Left flank kept, 'TC' pushed out at the right end.
   deletion = sequences(fasta, 46, 'CGT', 'C')
-  assert deletion == ['GTTCATACGTCTTTTC',
-                      'GTTCATACCTTTTCTG']  # 'GT' removed, 'TG' pulled in at the right end.
+  assert deletion == [
+      'GTTCATACGTCTTTTC',
+      'GTTCATACCTTTTCTG',
+  ]  # 'GT' removed, 'TG' pulled in at the right end.
   assert insertion == notebook_sequences(fasta, 46, 'C', 'CGG')
   assert deletion == notebook_sequences(fasta, 46, 'CGT', 'C')
   # Within the first L/2 bp the notebook's anchor lies right of the variant: the left part moves.
@@ -67,6 +75,7 @@ def test_indels_are_placed_as_in_the_usage_notebook(fasta):
 
 class RecordingPredictor:
   """Stand-in with `predict_on_batch` that records its inputs; one 16 bp bin, 1 track."""
+
   sequence_length = LENGTH
   heads = {'human': 1}
 
@@ -99,8 +108,11 @@ def test_neutral_value_reaches_every_input(fasta):
 
 @pytest.mark.parametrize('command', ['predict', 'score-variants', 'attribute'])
 def test_n_value_flag(command):
-  required = {'predict': ['--region', 'chr1:1-10'], 'score-variants': ['--vcf', 'v.vcf'],
-              'attribute': ['--region', 'chr1:1-10', '--tracks', '0']}[command]
+  required = {
+      'predict': ['--region', 'chr1:1-10'],
+      'score-variants': ['--vcf', 'v.vcf'],
+      'attribute': ['--region', 'chr1:1-10', '--tracks', '0'],
+  }[command]
   argv = [command, '--model', 'm', '--fasta', 'g.fa', '--out', 'o', *required]
   parser = build_parser()
   assert parser.parse_args(argv).n_value == 0.0

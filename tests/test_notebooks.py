@@ -29,9 +29,15 @@ def kernel_env(tmp_path_factory):
   root = tmp_path_factory.mktemp('jupyter')
   spec_dir = root / 'kernels' / 'python3'
   spec_dir.mkdir(parents=True)
-  (spec_dir / 'kernel.json').write_text(json.dumps({
-      'argv': [sys.executable, '-m', 'ipykernel_launcher', '-f', '{connection_file}'],
-      'display_name': 'Python 3', 'language': 'python'}))
+  (spec_dir / 'kernel.json').write_text(
+      json.dumps(
+          {
+              'argv': [sys.executable, '-m', 'ipykernel_launcher', '-f', '{connection_file}'],
+              'display_name': 'Python 3',
+              'language': 'python',
+          }
+      )
+  )
   saved = {k: os.environ.get(k) for k in ('JUPYTER_PATH', 'TF_CPP_MIN_LOG_LEVEL', 'MPLBACKEND')}
   os.environ['JUPYTER_PATH'] = str(root)
   os.environ['TF_CPP_MIN_LOG_LEVEL'] = '2'
@@ -49,15 +55,21 @@ def _run(path: pathlib.Path, parameters: dict, cwd: pathlib.Path) -> nbformat.No
   cells = [c for c in notebook.cells if 'parameters' in c.metadata.get('tags', [])]
   assert len(cells) == 1, f'{path.name} needs exactly one cell tagged "parameters"'
   cells[0].source = '\n'.join(f'{key} = {value!r}' for key, value in parameters.items())
-  client = NotebookClient(notebook, kernel_name='python3', timeout=600,
-                          resources={'metadata': {'path': str(cwd)}})
+  client = NotebookClient(
+      notebook, kernel_name='python3', timeout=600, resources={'metadata': {'path': str(cwd)}}
+  )
   client.execute()
   return notebook
 
 
 def _outputs(notebook, output_type=None):
-  return [o for c in notebook.cells if c.cell_type == 'code' for o in c.get('outputs', [])
-          if output_type is None or o.output_type == output_type]
+  return [
+      o
+      for c in notebook.cells
+      if c.cell_type == 'code'
+      for o in c.get('outputs', [])
+      if output_type is None or o.output_type == output_type
+  ]
 
 
 def _text(notebook) -> str:
@@ -97,9 +109,11 @@ def test_setup_cell_installs_the_checkout_or_asks_for_the_repository(name, tmp_p
   assert not installs  # enformer is importable here: nothing to install.
 
   real_find_spec = importlib.util.find_spec
-  monkeypatch.setattr(importlib.util, 'find_spec',
-                      lambda module, *a: (None if module == 'enformer'
-                                          else real_find_spec(module, *a)))
+  monkeypatch.setattr(
+      importlib.util,
+      'find_spec',
+      lambda module, *a: (None if module == 'enformer' else real_find_spec(module, *a)),
+  )
   exec(setup[0], {})  # pylint: disable=exec-used
   assert installs == [[sys.executable, '-m', 'pip', 'install', '--quiet', str(COLAB.parent)]]
   monkeypatch.chdir(tmp_path)  # Outside a checkout: REPOSITORY must be edited first.
@@ -112,21 +126,40 @@ def test_usage_notebook_on_demo_artifacts(quick_demo, kernel_env, tmp_path):
   results = demo_results(quick_demo)
   genome = results['genome']['human']
   predict_region = results['predict']['region']
-  hit = next(line.split('\t') for line in
-             (quick_demo / 'variants' / 'motif_variants.vcf').read_text().splitlines()
-             if line.startswith('chr') and 'CLASS=hit' in line)
+  hit = next(
+      line.split('\t')
+      for line in (quick_demo / 'variants' / 'motif_variants.vcf').read_text().splitlines()
+      if line.startswith('chr') and 'CLASS=hit' in line
+  )
   attribute = results['attribute']
   first_bin, last_bin = (int(b) for b in attribute['bins'].split('-'))
-  notebook = _run(COLAB / 'enformer-usage.ipynb', dict(
-      MODEL=results['export']['path'], MODEL_ARGS={}, FASTA=genome['fasta'], FASTA_URL='',
-      VCF=results['variants']['vcf'], VCF_URL='', TARGETS=genome['targets'],
-      TRANSFORM=results['variants']['transform'], ALLOW_PICKLE=False, DOWNLOAD=False,
-      HEAD='human', INTERVAL=predict_region,
-      PLOT_TRACKS={f'track {t}': t for t in range(4)},
-      CONTRIBUTION_INTERVAL=attribute['region'], CONTRIBUTION_TRACKS=[0],
-      CONTRIBUTION_BINS=list(range(first_bin, last_bin + 1)), CONTRIBUTION_CLIP=None,
-      VARIANT=(hit[0], int(hit[1]), hit[3], hit[4], hit[2]),
-      VARIANT_TRACKS={'track 0': 0, 'track 2': 2}, NUM_VCF_VARIANTS=5, NUM_PCS=3), tmp_path)
+  notebook = _run(
+      COLAB / 'enformer-usage.ipynb',
+      dict(
+          MODEL=results['export']['path'],
+          MODEL_ARGS={},
+          FASTA=genome['fasta'],
+          FASTA_URL='',
+          VCF=results['variants']['vcf'],
+          VCF_URL='',
+          TARGETS=genome['targets'],
+          TRANSFORM=results['variants']['transform'],
+          ALLOW_PICKLE=False,
+          DOWNLOAD=False,
+          HEAD='human',
+          INTERVAL=predict_region,
+          PLOT_TRACKS={f'track {t}': t for t in range(4)},
+          CONTRIBUTION_INTERVAL=attribute['region'],
+          CONTRIBUTION_TRACKS=[0],
+          CONTRIBUTION_BINS=list(range(first_bin, last_bin + 1)),
+          CONTRIBUTION_CLIP=None,
+          VARIANT=(hit[0], int(hit[1]), hit[3], hit[4], hit[2]),
+          VARIANT_TRACKS={'track 0': 0, 'track 2': 2},
+          NUM_VCF_VARIANTS=5,
+          NUM_PCS=3,
+      ),
+      tmp_path,
+  )
   images = _outputs(notebook, 'display_data')
   # tracks, contributions, logo, variant
   assert sum('image/png' in o.get('data', {}) for o in images) >= 4
@@ -139,14 +172,26 @@ def test_usage_notebook_on_demo_artifacts(quick_demo, kernel_env, tmp_path):
 def test_training_notebook_on_demo_artifacts(quick_demo, kernel_env, tmp_path):
   results = demo_results(quick_demo)
   trained = results['train']
-  notebook = _run(COLAB / 'enformer-training.ipynb', dict(
-      DATA_DIR=str(quick_demo / 'data'), ORGANISMS=['human', 'mouse'], PRESET='notebook',
-      MODEL_ARGS={'num_transformer_layers': 1, 'target_length': None},
-      RUN_DIR=str(tmp_path / 'run'), NUM_STEPS=4, BATCH_SIZE=2, WARMUP_STEPS=2,
-      LEARNING_RATE=5e-4, EVAL_BATCHES=2,
-      CHECKPOINT=trained['best_checkpoint'], CHECKPOINT_MODEL_ARGS=trained['model_config'],
-      CHECKPOINT_SEQUENCE_LENGTH=results['export']['model_sequence_length'],
-      HUB_MODEL=results['export']['path']), tmp_path)
+  notebook = _run(
+      COLAB / 'enformer-training.ipynb',
+      dict(
+          DATA_DIR=str(quick_demo / 'data'),
+          ORGANISMS=['human', 'mouse'],
+          PRESET='notebook',
+          MODEL_ARGS={'num_transformer_layers': 1, 'target_length': None},
+          RUN_DIR=str(tmp_path / 'run'),
+          NUM_STEPS=4,
+          BATCH_SIZE=2,
+          WARMUP_STEPS=2,
+          LEARNING_RATE=5e-4,
+          EVAL_BATCHES=2,
+          CHECKPOINT=trained['best_checkpoint'],
+          CHECKPOINT_MODEL_ARGS=trained['model_config'],
+          CHECKPOINT_SEQUENCE_LENGTH=results['export']['model_sequence_length'],
+          HUB_MODEL=results['export']['path'],
+      ),
+      tmp_path,
+  )
   text = _text(notebook)
   assert '4 steps' in text
   assert 'human: mean Pearson R' in text and 'mouse: mean Pearson R' in text

@@ -38,23 +38,25 @@ def saved_model(tmp_path_factory):
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from enformer import Enformer  # pylint: disable=import-outside-toplevel
   from enformer.inference import export_hub_module  # pylint: disable=import-outside-toplevel
+
   tf.random.set_seed(0)
   model = Enformer(**CONFIG)
   model.build_variables()
   folder = tmp_path_factory.mktemp('model') / 'saved'
-  return export_hub_module(model, str(folder), sequence_length=LENGTH,
-                           model_sequence_length=LENGTH)
+  return export_hub_module(model, str(folder), sequence_length=LENGTH, model_sequence_length=LENGTH)
 
 
 @pytest.fixture(scope='module')
 def predictor(saved_model):
   from enformer import load_model  # pylint: disable=import-outside-toplevel
+
   return load_model(saved_model)
 
 
 def _project(tmp_path, saved_model):
   """proj/ holding the user's FASTA and a copy of the model, as in the report."""
   import shutil  # pylint: disable=import-outside-toplevel
+
   project = tmp_path / 'proj'
   project.mkdir()
   fasta = _write_genome(project / 'genome.fa')
@@ -64,11 +66,16 @@ def _project(tmp_path, saved_model):
 
 def _files(folder) -> set:
   """The files under `folder` (relative paths) but the hidden ones, such as the manifest."""
-  return {os.path.relpath(os.path.join(root, name), folder)
-          for root, _, names in os.walk(folder) for name in names if not name.startswith('.')}
+  return {
+      os.path.relpath(os.path.join(root, name), folder)
+      for root, _, names in os.walk(folder)
+      for name in names
+      if not name.startswith('.')
+  }
 
 
 # --------------------------------------------------------------------------- the manifest
+
 
 def test_output_folder_removes_only_its_own_files(tmp_path):
   folder = tmp_path / 'out'
@@ -88,8 +95,7 @@ def test_output_folder_removes_only_its_own_files(tmp_path):
   assert sorted(os.listdir(folder)) == ['.enformer-outputs.json', 'genome.fa', 'logo.png']
   assert outputs.read_manifest(folder) == {'attribute': ['logo.png'], 'predict': []}
   # Names it did not write are never replaced: the user's file, another command's output.
-  for name, owner in (('genome.fa', 'not an output of this command'),
-                      ('logo.png', 'attribute')):
+  for name, owner in (('genome.fa', 'not an output of this command'), ('logo.png', 'attribute')):
     with pytest.raises(FileExistsError, match=owner):
       second.claim(name)
   assert (folder / 'genome.fa').read_text() == '>chr1\nACGT\n'
@@ -109,6 +115,7 @@ def test_output_folder_ignores_a_malformed_manifest(tmp_path):
 def _subcommands(parser, name=''):
   """(name, parser) of every leaf subcommand ('make-dataset synthetic')."""
   import argparse  # pylint: disable=import-outside-toplevel
+
   children = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]  # pylint: disable=protected-access
   if not children:
     yield name.strip(), parser
@@ -120,6 +127,7 @@ def _subcommands(parser, name=''):
 def test_every_out_has_overwrite():
   """One rule: a subcommand that writes --out refuses a used one unless --overwrite."""
   from enformer.cli import build_parser  # pylint: disable=import-outside-toplevel
+
   with_out = {}
   for name, parser in _subcommands(build_parser()):
     options = {option for action in parser._actions for option in action.option_strings}  # pylint: disable=protected-access
@@ -131,10 +139,19 @@ def test_every_out_has_overwrite():
 
 # --------------------------------------------------------------------------- predict, attribute
 
+
 def test_predict_overwrite_keeps_the_users_files(saved_model, tmp_path, capsys):
   project, fasta, before = _project(tmp_path, saved_model)
-  args = ['predict', '--model', str(project / 'model'), '--fasta', fasta, '--quiet',
-          '--out', str(project)]
+  args = [
+      'predict',
+      '--model',
+      str(project / 'model'),
+      '--fasta',
+      fasta,
+      '--quiet',
+      '--out',
+      str(project),
+  ]
   assert main(args + ['--region', 'chr1:3,001-4,000']) == 2
   assert 'already holds files' in _one_line_error(capsys, 'predict')
   assert main(args + ['--region', 'chr1:3,001-4,000', '--overwrite']) == 0
@@ -159,8 +176,20 @@ def test_predict_overwrite_keeps_the_users_files(saved_model, tmp_path, capsys):
 @pytest.mark.slow
 def test_attribute_overwrite_keeps_the_users_files(saved_model, tmp_path, capsys):
   project, fasta, before = _project(tmp_path, saved_model)
-  args = ['attribute', '--model', str(project / 'model'), '--fasta', fasta,
-          '--region', 'chr1:3,001-4,000', '--tracks', '0', '--quiet', '--out', str(project)]
+  args = [
+      'attribute',
+      '--model',
+      str(project / 'model'),
+      '--fasta',
+      fasta,
+      '--region',
+      'chr1:3,001-4,000',
+      '--tracks',
+      '0',
+      '--quiet',
+      '--out',
+      str(project),
+  ]
   assert main(args) == 2
   assert 'already holds files' in _one_line_error(capsys, 'attribute')
   assert main(args + ['--overwrite']) == 0
@@ -173,15 +202,33 @@ def test_attribute_overwrite_keeps_the_users_files(saved_model, tmp_path, capsys
 
 # --------------------------------------------------------------------------- evaluate, export
 
+
 @pytest.mark.slow
-def test_evaluate_refuses_a_used_out_and_overwrites_only_its_files(saved_model, tmp_path,
-                                                                   capsys):
+def test_evaluate_refuses_a_used_out_and_overwrites_only_its_files(saved_model, tmp_path, capsys):
   from enformer.data.synthetic import make_synthetic_dataset  # pylint: disable=import-outside-toplevel
-  data = make_synthetic_dataset(tmp_path / 'data', sequence_length=LENGTH, num_tracks=3,
-                                train_size=2, valid_size=2, test_size=2, seed=3)
+
+  data = make_synthetic_dataset(
+      tmp_path / 'data',
+      sequence_length=LENGTH,
+      num_tracks=3,
+      train_size=2,
+      valid_size=2,
+      test_size=2,
+      seed=3,
+  )
   out = tmp_path / 'eval'
-  args = ['evaluate', '--model', saved_model, '--data', str(data), '--subset', 'test',
-          '--quiet', '--out', str(out)]
+  args = [
+      'evaluate',
+      '--model',
+      saved_model,
+      '--data',
+      str(data),
+      '--subset',
+      'test',
+      '--quiet',
+      '--out',
+      str(out),
+  ]
   assert main(args) == 0
   written = _files(out)
   assert {'per_track.tsv', 'summary.json', 'per_track_by_assay.png'} <= written
@@ -206,6 +253,7 @@ def test_export_refuses_a_used_out_and_overwrites_only_an_export(saved_model, tm
   assert os.listdir(out) == ['genome.fa']
   # An earlier export is replaced with --overwrite (before: no --overwrite, always refused).
   import shutil  # pylint: disable=import-outside-toplevel
+
   shutil.copytree(saved_model, tmp_path / 'again')
   again = ['export', '--model', saved_model, '--out', str(tmp_path / 'again')]
   assert main(again) == 2
@@ -217,6 +265,7 @@ def test_export_refuses_a_used_out_and_overwrites_only_an_export(saved_model, tm
 
 def test_demo_overwrite_removes_only_the_demos_files(tmp_path, monkeypatch):
   from enformer.demo import run as demo_run  # pylint: disable=import-outside-toplevel
+
   out = tmp_path / 'demo'
   (out / 'train').mkdir(parents=True)
   (out / demo_run.STATE_FILE).write_text('{}')
@@ -237,14 +286,18 @@ def test_demo_overwrite_removes_only_the_demos_files(tmp_path, monkeypatch):
 
 # --------------------------------------------------------------------------- score-variants
 
+
 @pytest.fixture
 def variant_inputs(tmp_path):
   from enformer.io.fasta import FastaStringExtractor  # pylint: disable=import-outside-toplevel
+
   fasta = _write_genome(tmp_path / 'genome.fa')
   with FastaStringExtractor(fasta) as extractor:
     import kipoiseq  # pylint: disable=import-outside-toplevel
-    refs = {pos: extractor.extract(kipoiseq.Interval('chr1', pos - 1, pos)) for pos in
-            (5_000, 6_000)}
+
+    refs = {
+        pos: extractor.extract(kipoiseq.Interval('chr1', pos - 1, pos)) for pos in (5_000, 6_000)
+    }
   path = tmp_path / 'variants.vcf'
   with open(path, 'w') as handle:
     handle.write('##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n')
@@ -254,10 +307,12 @@ def variant_inputs(tmp_path):
   return fasta, str(path)
 
 
-def test_shifts_that_move_the_variant_out_of_the_window_are_refused(predictor, variant_inputs,
-                                                                    tmp_path, capsys):
+def test_shifts_that_move_the_variant_out_of_the_window_are_refused(
+    predictor, variant_inputs, tmp_path, capsys
+):
   from enformer.io.fasta import FastaStringExtractor  # pylint: disable=import-outside-toplevel
   from enformer.variants import VariantScorer  # pylint: disable=import-outside-toplevel
+
   fasta, vcf = variant_inputs
   with FastaStringExtractor(fasta) as extractor:
     # The variant sits at index L/2 - 1 - shift of its window: [-L/2, L/2 - 1] keeps it inside.
@@ -266,8 +321,25 @@ def test_shifts_that_move_the_variant_out_of_the_window_are_refused(predictor, v
       with pytest.raises(ValueError, match='out of its 2,048 bp window'):
         VariantScorer(predictor, extractor, shifts=shifts)
   saved = predictor.source.split(' ', 1)[1]
-  assert main(['score-variants', '--model', saved, '--fasta', fasta, '--vcf', vcf, '--quiet',
-               '--shifts', str(LENGTH // 2), '--out', str(tmp_path / 'scores.h5')]) == 2
+  assert (
+      main(
+          [
+              'score-variants',
+              '--model',
+              saved,
+              '--fasta',
+              fasta,
+              '--vcf',
+              vcf,
+              '--quiet',
+              '--shifts',
+              str(LENGTH // 2),
+              '--out',
+              str(tmp_path / 'scores.h5'),
+          ]
+      )
+      == 2
+  )
   assert 'out of its 2,048 bp window' in _one_line_error(capsys, 'score-variants')
   assert not os.path.exists(tmp_path / 'scores.h5')
 
@@ -288,12 +360,15 @@ def test_score_variants_out_folder(saved_model, variant_inputs, tmp_path, capsys
 
 # --------------------------------------------------------------------------- --n-value
 
+
 @pytest.mark.parametrize('value', ['nan', 'inf', '-inf', '-1', '2', 'x'])
 def test_n_value_outside_0_1_is_refused(value, capsys):
   common = ['--model', 'm', '--fasta', 'f.fa', '--out', 'o', f'--n-value={value}']
-  for args in (['predict', '--region', 'chr1:1-10'],
-               ['attribute', '--region', 'chr1:1-10', '--tracks', '0'],
-               ['score-variants', '--vcf', 'v.vcf']):
+  for args in (
+      ['predict', '--region', 'chr1:1-10'],
+      ['attribute', '--region', 'chr1:1-10', '--tracks', '0'],
+      ['score-variants', '--vcf', 'v.vcf'],
+  ):
     with pytest.raises(SystemExit) as raised:  # Before: nan, inf, -1 and 2 were taken.
       main(args + common)
     assert raised.value.code == 2
@@ -305,6 +380,7 @@ def test_n_value_library_checks(predictor, tmp_path):
   from enformer.inference.regions import predict_to_files  # pylint: disable=import-outside-toplevel
   from enformer.io.bed import parse_region  # pylint: disable=import-outside-toplevel
   from enformer.sequence import check_neutral_value, one_hot_encode  # pylint: disable=import-outside-toplevel
+
   assert check_neutral_value(0) == 0.0 and check_neutral_value(0.25) == 0.25
   for value in (float('nan'), float('inf'), -1, 2, 'a'):
     with pytest.raises(ValueError, match=r'in \[0, 1\]'):
@@ -313,8 +389,14 @@ def test_n_value_library_checks(predictor, tmp_path):
       one_hot_encode('ACGTN', neutral_value=value)
   fasta = _write_genome(tmp_path / 'genome.fa')
   with pytest.raises(ValueError, match=r'in \[0, 1\]'):
-    predict_to_files(predictor, fasta, [parse_region('chr1:3,001-4,000')], str(tmp_path / 'o'),
-                     neutral_value=float('nan'), progress=False)
+    predict_to_files(
+        predictor,
+        fasta,
+        [parse_region('chr1:3,001-4,000')],
+        str(tmp_path / 'o'),
+        neutral_value=float('nan'),
+        progress=False,
+    )
   assert not os.path.exists(tmp_path / 'o')
 
 
@@ -325,6 +407,7 @@ def test_observed_tracks_are_resolved_by_the_library(predictor, tmp_path):
   from enformer.inference.regions import PredictionOutputs, predict_to_files  # pylint: disable=import-outside-toplevel
   from enformer.io.bed import parse_region  # pylint: disable=import-outside-toplevel
   from enformer.io.targets import parse_track_files  # pylint: disable=import-outside-toplevel
+
   assert parse_track_files(['5=a.bw', 'CAGE:x=b.bw']) == {'5': 'a.bw', 'CAGE:x': 'b.bw'}
   with pytest.raises(ValueError, match='`observed` takes TRACK=BIGWIG'):
     parse_track_files(['a.bw'])
@@ -337,23 +420,43 @@ def test_observed_tracks_are_resolved_by_the_library(predictor, tmp_path):
   regions = [parse_region('chr1:3,001-4,000')]
   outputs = PredictionOutputs(bigwig=False, max_plots=1, observed={'1': observed})
   with pytest.raises(ValueError, match='`observed` tracks \\[1\\] are not among `tracks`'):
-    predict_to_files(predictor, fasta, regions, str(tmp_path / 'a'), tracks=[0], outputs=outputs,
-                     progress=False)
-  summary = predict_to_files(predictor, fasta, regions, str(tmp_path / 'b'), outputs=outputs,
-                             progress=False)
+    predict_to_files(
+        predictor, fasta, regions, str(tmp_path / 'a'), tracks=[0], outputs=outputs, progress=False
+    )
+  summary = predict_to_files(
+      predictor, fasta, regions, str(tmp_path / 'b'), outputs=outputs, progress=False
+  )
   assert summary['plotted_tracks'] == [1] and len(summary['plots']) == 1
 
 
 # --------------------------------------------------------------------------- --sequence-length
 
+
 def test_sequence_length_with_a_saved_model(saved_model, tmp_path, capsys):
   from enformer import load_model  # pylint: disable=import-outside-toplevel
+
   assert load_model(saved_model, sequence_length=LENGTH).sequence_length == LENGTH
   with pytest.raises(ValueError, match='defines its own input length'):
     load_model(saved_model, sequence_length=2 * LENGTH)
   fasta = _write_genome(tmp_path / 'genome.fa')
-  assert main(['predict', '--model', saved_model, '--fasta', fasta, '--region',
-               'chr1:3,001-4,000', '--sequence-length', str(2 * LENGTH), '--quiet', '--out',
-               str(tmp_path / 'out')]) == 2
+  assert (
+      main(
+          [
+              'predict',
+              '--model',
+              saved_model,
+              '--fasta',
+              fasta,
+              '--region',
+              'chr1:3,001-4,000',
+              '--sequence-length',
+              str(2 * LENGTH),
+              '--quiet',
+              '--out',
+              str(tmp_path / 'out'),
+          ]
+      )
+      == 2
+  )
   err = _one_line_error(capsys, 'predict')
   assert 'takes 2,048 bp inputs' in err and 'defines its own input length' in err

@@ -12,8 +12,9 @@ def test_tss_features_sum_three_central_bins_log1p():
   sums = ridge.tss_bin_sum(predictions, [3, 1])
   np.testing.assert_array_equal(sums[0], predictions[0, 2:5].sum(axis=0))
   np.testing.assert_array_equal(sums[1], predictions[1, 0:3].sum(axis=0))
-  np.testing.assert_allclose(ridge.tss_log_features(predictions, 3),
-                             np.log1p(predictions[:, 2:5].sum(axis=1)), rtol=1e-6)
+  np.testing.assert_allclose(
+      ridge.tss_log_features(predictions, 3), np.log1p(predictions[:, 2:5].sum(axis=1)), rtol=1e-6
+  )
   np.testing.assert_array_equal(ridge.tss_bin_sum(predictions[0], 3), sums[0])
   with pytest.raises(ValueError, match='no room'):
     ridge.tss_bin_sum(predictions, [0, 3])
@@ -29,8 +30,9 @@ def synthetic(num_genes=1500, num_tracks=30, num_cell_types=3, noise=0.1, seed=0
   predictions = activity * rng.gamma(2.0, 1.0, (num_genes, 9, num_tracks)).astype(np.float32)
   features = ridge.tss_log_features(predictions, 4)
   mean, std = ridge.zscore_statistics(features)
-  true_coef = rng.normal(0, 1, (num_cell_types, num_tracks)) * (rng.random(
-      (num_cell_types, num_tracks)) < 0.4)
+  true_coef = rng.normal(0, 1, (num_cell_types, num_tracks)) * (
+      rng.random((num_cell_types, num_tracks)) < 0.4
+  )
   true_intercept = rng.normal(0, 1, num_cell_types)
   expression = (features - mean) / std @ true_coef.T + true_intercept
   expression += rng.normal(0, noise, expression.shape)
@@ -39,8 +41,9 @@ def synthetic(num_genes=1500, num_tracks=30, num_cell_types=3, noise=0.1, seed=0
 
 def test_ridge_recovers_known_coefficients(tmp_path):
   _, features, expression, true_coef, true_intercept = synthetic()
-  model = ridge.fit_ridge(features, expression, cell_types=['a', 'b', 'c'], heldout=0.2,
-                          progress=False)
+  model = ridge.fit_ridge(
+      features, expression, cell_types=['a', 'b', 'c'], heldout=0.2, progress=False
+  )
   assert model.coef.shape == true_coef.shape
   np.testing.assert_allclose(model.coef, true_coef, atol=0.05)
   # Intercepts differ slightly: z-score statistics come from the training genes only.

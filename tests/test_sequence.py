@@ -3,8 +3,12 @@
 import numpy as np
 import pytest
 
-from enformer import (one_hot_encode, one_hot_encode_batch, reverse_complement,
-                      reverse_complement_one_hot)
+from enformer import (
+    one_hot_encode,
+    one_hot_encode_batch,
+    reverse_complement,
+    reverse_complement_one_hot,
+)
 
 
 def reference_one_hot(sequence: str, neutral_value: float = 0.0) -> np.ndarray:
@@ -19,8 +23,10 @@ def reference_one_hot(sequence: str, neutral_value: float = 0.0) -> np.ndarray:
 def test_matches_reference_for_uppercase(neutral_value):
   rng = np.random.default_rng(0)
   sequence = ''.join(rng.choice(list('ACGTN'), size=10_000))
-  np.testing.assert_array_equal(one_hot_encode(sequence, neutral_value=neutral_value),
-                                reference_one_hot(sequence, neutral_value))
+  np.testing.assert_array_equal(
+      one_hot_encode(sequence, neutral_value=neutral_value),
+      reference_one_hot(sequence, neutral_value),
+  )
 
 
 def test_lowercase_encodes_like_uppercase():
@@ -64,10 +70,13 @@ def test_reverse_complement_string():
 def test_reverse_complement_one_hot_matches_string():
   rng = np.random.default_rng(1)
   sequence = ''.join(rng.choice(list('ACGTN'), size=1000))
-  np.testing.assert_array_equal(reverse_complement_one_hot(one_hot_encode(sequence)),
-                                one_hot_encode(reverse_complement(sequence)))
+  np.testing.assert_array_equal(
+      reverse_complement_one_hot(one_hot_encode(sequence)),
+      one_hot_encode(reverse_complement(sequence)),
+  )
   batch = one_hot_encode_batch([sequence, sequence[::-1]])
-  np.testing.assert_array_equal(reverse_complement_one_hot(reverse_complement_one_hot(batch)),
-                                batch)
+  np.testing.assert_array_equal(
+      reverse_complement_one_hot(reverse_complement_one_hot(batch)), batch
+  )
   with pytest.raises(ValueError, match='4 channels'):
     reverse_complement_one_hot(np.zeros((10, 5)))

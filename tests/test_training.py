@@ -25,9 +25,17 @@ from enformer.training import metrics
 from enformer.training import step as step_lib
 
 # Micro model without dropout: replicas then compute exactly what one device computes.
-MICRO_NO_DROPOUT = dict(channels=48, num_transformer_layers=1, num_heads=2, target_length=None,
-                       conv_tower_divisible_by=16, heads={'human': 3},
-                       dropout_rate=0.0, attention_dropout_rate=0.0, positional_dropout_rate=0.0)
+MICRO_NO_DROPOUT = dict(
+    channels=48,
+    num_transformer_layers=1,
+    num_heads=2,
+    target_length=None,
+    conv_tower_divisible_by=16,
+    heads={'human': 3},
+    dropout_rate=0.0,
+    attention_dropout_rate=0.0,
+    positional_dropout_rate=0.0,
+)
 ENV = {**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2', 'CUDA_VISIBLE_DEVICES': ''}
 # Multi-process tests (two TensorFlow processes at once) are bounded: every wait has a timeout,
 # and a worker that has not finished by WORKER_TIMEOUT seconds prints the Python stack of each of
@@ -39,7 +47,7 @@ ENV = {**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '2', 'CUDA_VISIBLE_DEVICES': ''}
 WORKER_TIMEOUT = 900
 REGISTER_TIMEOUT = 300
 # Shared by the subprocesses: an in-memory data set and a helper that trains and saves weights.
-_COMMON = textwrap.dedent('''
+_COMMON = textwrap.dedent("""
     import json, os, sys
     import numpy as np
     import tensorflow as tf
@@ -57,7 +65,7 @@ _COMMON = textwrap.dedent('''
                      train_data={'human': dataset()}, progress=False, export_hub=False,
                      strategy=strategy, seed=7)
       return {v.name + str(i): v.numpy() for i, v in enumerate(result.model.variables)}
-''')
+""")
 
 
 def _python(script: str, tmp_path, name: str) -> str:
@@ -91,7 +99,7 @@ def test_streaming_metrics_equal_global_pearson_and_skip_nan_tracks():
   y[..., 3] = 1.0  # A constant track: R undefined.
   correlation = metrics.TrackCorrelation()
   for start in range(0, 6, 2):  # Three "replicas/batches" of 2 sequences each.
-    correlation.update(metrics.sufficient_statistics(y[start:start + 2], p[start:start + 2]))
+    correlation.update(metrics.sufficient_statistics(y[start : start + 2], p[start : start + 2]))
   r = correlation.pearson_r()
   for track in range(3):
     expected = np.corrcoef(y[..., track].ravel(), p[..., track].ravel())[0, 1]
@@ -104,18 +112,35 @@ def test_streaming_metrics_equal_global_pearson_and_skip_nan_tracks():
   assert summary.num_nan == 1 and summary.mean == pytest.approx(np.mean(r[:3]))
   assert '1 NaN track(s) skipped' in str(summary)
   # Averaging per-batch correlations would give a different (wrong) answer.
-  per_batch = [np.corrcoef(y[s:s + 2, :, 0].ravel(), p[s:s + 2, :, 0].ravel())[0, 1]
-               for s in range(0, 6, 2)]
+  per_batch = [
+      np.corrcoef(y[s : s + 2, :, 0].ravel(), p[s : s + 2, :, 0].ravel())[0, 1]
+      for s in range(0, 6, 2)
+  ]
   assert abs(np.mean(per_batch) - r[0]) > 1e-4
 
 
 def test_config_file_then_flags(tmp_path):
   from enformer.cli import build_parser
+
   yaml_file = tmp_path / 'train.yaml'
   yaml_file.write_text('batch_size: 16\nlearning_rate: 0.001\nmodel_args: {channels: 384}\n')
-  args = build_parser().parse_args([
-      'train', '--config', str(yaml_file), '--batch-size', '4', '--data', str(tmp_path),
-      '--model-arg', 'target_length=null', '--deterministic', 'true', '--run-dir', 'r'])
+  args = build_parser().parse_args(
+      [
+          'train',
+          '--config',
+          str(yaml_file),
+          '--batch-size',
+          '4',
+          '--data',
+          str(tmp_path),
+          '--model-arg',
+          'target_length=null',
+          '--deterministic',
+          'true',
+          '--run-dir',
+          'r',
+      ]
+  )
   config = args.func.__globals__['build_config'](args)
   assert config.batch_size == 4 and config.learning_rate == 0.001
   assert config.model_args == {'channels': 384, 'target_length': None}
@@ -133,14 +158,24 @@ def test_config_file_then_flags(tmp_path):
 @pytest.mark.slow
 def test_resume_refuses_changed_settings_and_nan_stops(tmp_path):
   from enformer.training import TrainingDivergedError, train
+
   rng = np.random.default_rng(0)
   x = np.eye(4, dtype=np.float32)[rng.integers(0, 4, size=(8, 2048))]
   y = rng.gamma(1.0, 1.0, size=(8, 16, 2)).astype(np.float32)
   y[5:] = np.nan  # Batches 0 and 1 are fine; batch 2 (step 3) has NaN targets.
   data = tf.data.Dataset.from_tensor_slices({'sequence': x, 'target': y})
-  kwargs = dict(run_dir=str(tmp_path / 'run'), preset='micro', model_args={'heads': {'human': 2}},
-                batch_size=2, num_steps=4, warmup_steps=1, checkpoint_every=2,
-                train_data={'human': data}, progress=False, shuffle_buffer=0)
+  kwargs = dict(
+      run_dir=str(tmp_path / 'run'),
+      preset='micro',
+      model_args={'heads': {'human': 2}},
+      batch_size=2,
+      num_steps=4,
+      warmup_steps=1,
+      checkpoint_every=2,
+      train_data={'human': data},
+      progress=False,
+      shuffle_buffer=0,
+  )
   with pytest.raises(TrainingDivergedError, match=r'step 2 .*ckpt-2'):
     train(**kwargs)
   assert tf.train.latest_checkpoint(str(tmp_path / 'run' / 'checkpoints')).endswith('ckpt-2')
@@ -151,6 +186,7 @@ def test_resume_refuses_changed_settings_and_nan_stops(tmp_path):
 @pytest.mark.parametrize('damage', ['truncated data', 'empty index'])
 def test_truncated_checkpoint_falls_back_to_the_previous_one(tmp_path, damage):
   from enformer.training import checkpointing
+
   value, step = tf.Variable(np.zeros(50_000, np.float32)), tf.Variable(0, dtype=tf.int64)
   run_dir = str(tmp_path / 'run')
   saver = checkpointing.RunCheckpoints(run_dir, 3, value=value, step=step)
@@ -159,21 +195,29 @@ def test_truncated_checkpoint_falls_back_to_the_previous_one(tmp_path, damage):
     step.assign(number)
     saver.save(number)
   folder = tmp_path / 'run' / 'checkpoints'
-  damaged = folder / ('ckpt-6.index' if damage == 'empty index' else
-                      next(p.name for p in folder.iterdir() if p.name.startswith('ckpt-6.data')))
-  damaged.write_bytes(damaged.read_bytes()[:len(damaged.read_bytes()) // 2 if 'data' in damage
-                                           else 0])
+  damaged = folder / (
+      'ckpt-6.index'
+      if damage == 'empty index'
+      else next(p.name for p in folder.iterdir() if p.name.startswith('ckpt-6.data'))
+  )
+  damaged.write_bytes(
+      damaged.read_bytes()[: len(damaged.read_bytes()) // 2 if 'data' in damage else 0]
+  )
   value.assign(np.zeros(50_000, np.float32))
   resumer = checkpointing.RunCheckpoints(run_dir, 3, value=value, step=step)
-  with pytest.warns(UserWarning, match=r'ckpt-6 cannot be read .*previous intact checkpoint '
-                    r'.*ckpt-4'):
+  with pytest.warns(
+      UserWarning, match=r'ckpt-6 cannot be read .*previous intact checkpoint ' r'.*ckpt-4'
+  ):
     assert resumer.restore_latest().endswith('ckpt-4')
   assert int(step.numpy()) == 4 and float(value.numpy().min()) == 4.0
   # Every checkpoint damaged: one error naming them and what to do.
   for prefix in ('ckpt-2', 'ckpt-4'):
     (folder / f'{prefix}.index').write_bytes(b'')
-  with pytest.raises(ValueError, match=r'No checkpoint of .* can be read: .*ckpt-6.*ckpt-4.*'
-                     r'ckpt-2.*Delete .*checkpoints to start this run over'):
+  with pytest.raises(
+      ValueError,
+      match=r'No checkpoint of .* can be read: .*ckpt-6.*ckpt-4.*'
+      r'ckpt-2.*Delete .*checkpoints to start this run over',
+  ):
     checkpointing.RunCheckpoints(run_dir, 3, value=value, step=step).restore_latest()
 
 
@@ -182,7 +226,8 @@ def test_truncated_checkpoint_falls_back_to_the_previous_one(tmp_path, damage):
 
 @pytest.mark.slow
 def test_mirrored_two_cpus_equals_default_strategy(tmp_path):
-  script = _python('''
+  script = _python(
+      """
       tf.config.set_logical_device_configuration(
           tf.config.list_physical_devices('CPU')[0],
           [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
@@ -202,9 +247,13 @@ def test_mirrored_two_cpus_equals_default_strategy(tmp_path):
       print(json.dumps({'max_abs_diff': max(float(np.abs(one[k] - two[k]).max()) for k in start)}))
       print(json.dumps({'relative_diff': float(diff / change), 'change': float(change),
                         'strategy': type(mirrored).__name__, 'n': len(one)}))
-  ''', tmp_path, 'mirrored.py')
-  out = subprocess.run([sys.executable, script, str(tmp_path)], env=ENV, capture_output=True,
-                       text=True, timeout=900)
+  """,
+      tmp_path,
+      'mirrored.py',
+  )
+  out = subprocess.run(
+      [sys.executable, script, str(tmp_path)], env=ENV, capture_output=True, text=True, timeout=900
+  )
   assert out.returncode == 0, out.stderr[-3000:]
   result = json.loads(out.stdout.strip().splitlines()[-1])
   print(result)
@@ -225,8 +274,9 @@ def _run_workers(commands, envs, timeout: float):
     for command, env in zip(commands, envs):
       out = tempfile.TemporaryFile('w+')
       logs.append(out)
-      processes.append(subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                        text=True))
+      processes.append(
+          subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
+      )
     deadline = time.time() + timeout
     while time.time() < deadline:
       codes = [p.poll() for p in processes]
@@ -276,11 +326,20 @@ def _run_cluster(script: str, args_of, num_workers: int, env: dict):
   """
   for _ in range(3):
     cluster = {'worker': [f'127.0.0.1:{p}' for p in _free_ports(num_workers)]}
-    envs = [{**env, 'TF_CONFIG': json.dumps({'cluster': cluster,
-                                             'task': {'type': 'worker', 'index': index}})}
-            for index in range(num_workers)]
-    results = _run_workers([[sys.executable, script, *args_of(i)] for i in range(num_workers)],
-                           envs, timeout=WORKER_TIMEOUT + 60)
+    envs = [
+        {
+            **env,
+            'TF_CONFIG': json.dumps(
+                {'cluster': cluster, 'task': {'type': 'worker', 'index': index}}
+            ),
+        }
+        for index in range(num_workers)
+    ]
+    results = _run_workers(
+        [[sys.executable, script, *args_of(i)] for i in range(num_workers)],
+        envs,
+        timeout=WORKER_TIMEOUT + 60,
+    )
     if not any('Could not start gRPC server' in output for _, output in results):
       return results
   return results
@@ -293,7 +352,8 @@ def test_multi_worker_two_processes_identical_weights(tmp_path):
   The workers run with an HTTP proxy set that cannot carry their traffic (what made them wait
   for each other until killed): get_strategy must route the cluster around it.
   """
-  script = _python(f'''
+  script = _python(
+      f"""
       import faulthandler, time
       faulthandler.dump_traceback_later({WORKER_TIMEOUT}, exit=True)  # A hang prints its stacks.
       began = time.time()
@@ -303,12 +363,20 @@ def test_multi_worker_two_processes_identical_weights(tmp_path):
       np.savez(sys.argv[2], **{{k.replace('/', '|'): v for k, v in weights.items()}})
       print(type(strategy).__name__, strategy.num_replicas_in_sync,
             f'{{time.time() - began:.1f}} s')
-  ''', tmp_path, 'worker.py')
-  env = {**ENV, 'ENFORMER_REGISTER_TIMEOUT': str(REGISTER_TIMEOUT),
-         'http_proxy': 'http://127.0.0.1:9', 'https_proxy': 'http://127.0.0.1:9'}
+  """,
+      tmp_path,
+      'worker.py',
+  )
+  env = {
+      **ENV,
+      'ENFORMER_REGISTER_TIMEOUT': str(REGISTER_TIMEOUT),
+      'http_proxy': 'http://127.0.0.1:9',
+      'https_proxy': 'http://127.0.0.1:9',
+  }
   began = time.time()
-  results = _run_cluster(script, lambda i: [str(tmp_path / 'run'), str(tmp_path / f'w{i}.npz')],
-                         2, env)
+  results = _run_cluster(
+      script, lambda i: [str(tmp_path / 'run'), str(tmp_path / f'w{i}.npz')], 2, env
+  )
   print(f'\nmulti-worker run: {time.time() - began:.1f} s wall')
   for index, (code, output) in enumerate(results):
     assert code == 0, f'worker {index} (exit {code}):\n{output[-3000:]}'
@@ -325,15 +393,26 @@ def test_multi_worker_two_processes_identical_weights(tmp_path):
 
 def test_coordination_timeouts_from_environment(monkeypatch):
   from enformer.training import strategy as strategy_lib
+
   calls = []
-  monkeypatch.setattr(strategy_lib, 'configure_coordination',
-                      lambda cluster, heartbeat_timeout, **_: calls.append((cluster,
-                                                                             heartbeat_timeout)))
+  monkeypatch.setattr(
+      strategy_lib,
+      'configure_coordination',
+      lambda cluster, heartbeat_timeout, **_: calls.append((cluster, heartbeat_timeout)),
+  )
   monkeypatch.setattr(strategy_lib, 'MultiWorkerReplicator', lambda: 'multi-worker')
-  tf_config = json.dumps({'cluster': {'worker': ['127.0.0.1:1', '127.0.0.1:2']},
-                          'task': {'type': 'worker', 'index': 0}})
-  assert strategy_lib.get_strategy(environ={'TF_CONFIG': tf_config,
-                                            'ENFORMER_HEARTBEAT_TIMEOUT': '42'}) == 'multi-worker'
+  tf_config = json.dumps(
+      {
+          'cluster': {'worker': ['127.0.0.1:1', '127.0.0.1:2']},
+          'task': {'type': 'worker', 'index': 0},
+      }
+  )
+  assert (
+      strategy_lib.get_strategy(
+          environ={'TF_CONFIG': tf_config, 'ENFORMER_HEARTBEAT_TIMEOUT': '42'}
+      )
+      == 'multi-worker'
+  )
   assert calls == [({'worker': ['127.0.0.1:1', '127.0.0.1:2']}, 42.0)]
   with pytest.raises(ValueError, match='TF_CONFIG must hold'):
     strategy_lib.get_strategy(environ={'TF_CONFIG': '[1, 2]'})
@@ -343,24 +422,27 @@ def test_coordination_timeouts_from_environment(monkeypatch):
 
 def test_workers_bypass_proxies_and_startup_timeout_is_one_clear_error(monkeypatch):
   from enformer.training import strategy as strategy_lib
+
   cluster = {'worker': ['127.0.0.1:20001', 'node-b:20002']}
   environ = {'no_proxy': 'example.org'}
   assert strategy_lib.bypass_proxy_for_cluster(cluster, environ) is None  # No proxy: unchanged.
   assert environ == {'no_proxy': 'example.org'}
   environ['https_proxy'] = 'http://proxy:3128'
-  assert strategy_lib.bypass_proxy_for_cluster(cluster, environ) == \
-      'example.org,127.0.0.1,node-b'
+  assert strategy_lib.bypass_proxy_for_cluster(cluster, environ) == 'example.org,127.0.0.1,node-b'
   assert environ['no_grpc_proxy'] == 'example.org,127.0.0.1,node-b'
 
   def never_joins():
     raise tf.errors.DeadlineExceededError(None, None, 'Deadline Exceeded\nRPC: RegisterTask')
+
   monkeypatch.setattr(strategy_lib, 'configure_coordination', lambda *a, **k: None)
   monkeypatch.setattr(strategy_lib, 'MultiWorkerReplicator', never_joins)
   for name in strategy_lib.PROXY_VARIABLES:
     monkeypatch.delenv(name, raising=False)
   tf_config = json.dumps({'cluster': cluster, 'task': {'type': 'worker', 'index': 1}})
-  with pytest.raises(strategy_lib.WorkerStartupError,
-                     match=r'Worker worker:1 .*node-b:20002.* within 12 s .*Deadline Exceeded\)'):
+  with pytest.raises(
+      strategy_lib.WorkerStartupError,
+      match=r'Worker worker:1 .*node-b:20002.* within 12 s .*Deadline Exceeded\)',
+  ):
     strategy_lib.get_strategy(environ={'TF_CONFIG': tf_config, 'ENFORMER_REGISTER_TIMEOUT': '12'})
   with pytest.raises(ValueError, match='ENFORMER_REGISTER_TIMEOUT'):
     strategy_lib.get_strategy(environ={'TF_CONFIG': tf_config, 'ENFORMER_REGISTER_TIMEOUT': 'x'})
@@ -369,21 +451,61 @@ def test_workers_bypass_proxies_and_startup_timeout_is_one_clear_error(monkeypat
 @pytest.mark.slow
 def test_kill_and_resume_equals_uninterrupted_run(tmp_path):
   from enformer.data.synthetic import make_synthetic_dataset
-  data = make_synthetic_dataset(tmp_path / 'data', sequence_length=2048, num_tracks=3,
-                                train_size=32,
-                                valid_size=8, test_size=4, seed=3)
+
+  data = make_synthetic_dataset(
+      tmp_path / 'data',
+      sequence_length=2048,
+      num_tracks=3,
+      train_size=32,
+      valid_size=8,
+      test_size=4,
+      seed=3,
+  )
+
   def command(run_dir):
     # Dropout, augmentation and shuffling stay on: deterministic mode must replay them. Killed
     # after ckpt-4, the rerun starts at a checkpoint interval that the uninterrupted run crossed.
-    return [sys.executable, '-m', 'enformer', 'train', '--preset', 'micro', '--data', str(data),
-            '--run-dir', str(run_dir), '--batch-size', '2', '--num-steps', '8',
-            '--warmup-steps', '2', '--checkpoint-every', '4', '--eval-every', '8',
-            '--deterministic', 'true', '--export-hub', 'false', '--progress', 'false',
-            '--shuffle-buffer', '16']
-  reference = subprocess.Popen(command(tmp_path / 'uninterrupted'), env=ENV,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-  killed = subprocess.Popen(command(tmp_path / 'resumed'), env=ENV, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    return [
+        sys.executable,
+        '-m',
+        'enformer',
+        'train',
+        '--preset',
+        'micro',
+        '--data',
+        str(data),
+        '--run-dir',
+        str(run_dir),
+        '--batch-size',
+        '2',
+        '--num-steps',
+        '8',
+        '--warmup-steps',
+        '2',
+        '--checkpoint-every',
+        '4',
+        '--eval-every',
+        '8',
+        '--deterministic',
+        'true',
+        '--export-hub',
+        'false',
+        '--progress',
+        'false',
+        '--shuffle-buffer',
+        '16',
+    ]
+
+  reference = subprocess.Popen(
+      command(tmp_path / 'uninterrupted'),
+      env=ENV,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE,
+      text=True,
+  )
+  killed = subprocess.Popen(
+      command(tmp_path / 'resumed'), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+  )
   try:
     checkpoints = tmp_path / 'resumed' / 'checkpoints'
     deadline = time.time() + WORKER_TIMEOUT
@@ -396,8 +518,13 @@ def test_kill_and_resume_equals_uninterrupted_run(tmp_path):
     os.kill(killed.pid, signal.SIGKILL)
     killed.wait()
     assert not (checkpoints / 'ckpt-8.index').exists()
-    resumed = subprocess.run(command(tmp_path / 'resumed'), env=ENV, capture_output=True,
-                             text=True, timeout=WORKER_TIMEOUT)
+    resumed = subprocess.run(
+        command(tmp_path / 'resumed'),
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=WORKER_TIMEOUT,
+    )
     stdout, stderr = reference.communicate(timeout=WORKER_TIMEOUT)
   finally:
     for p in (reference, killed):
@@ -419,10 +546,19 @@ def _poisoned_dataset(root, subset: str, record: int):
   """A synthetic data set whose `subset` record `record` has a NaN target (written by hand)."""
   from enformer.data import basenji, write
   from enformer.data.synthetic import make_synthetic_dataset
-  data = make_synthetic_dataset(root / 'data', sequence_length=1024, num_tracks=2, train_size=8,
-                                valid_size=4, test_size=4, seed=1)
-  records = list(basenji.get_dataset(str(data), subset,
-                                     settings=basenji.DatasetSettings(deterministic=True)))
+
+  data = make_synthetic_dataset(
+      root / 'data',
+      sequence_length=1024,
+      num_tracks=2,
+      train_size=8,
+      valid_size=4,
+      test_size=4,
+      seed=1,
+  )
+  records = list(
+      basenji.get_dataset(str(data), subset, settings=basenji.DatasetSettings(deterministic=True))
+  )
   path = data / 'tfrecords' / f'{subset}-0.tfr'
   with tf.io.TFRecordWriter(str(path), tf.io.TFRecordOptions('ZLIB')) as writer:
     for index, example in enumerate(records):
@@ -438,18 +574,35 @@ def test_nan_data_in_train_is_one_data_error(tmp_path):
   """NaN targets reached train/evaluate as a TensorFlow traceback; now a ValueError naming them."""
   from enformer.data.errors import DataError
   from enformer.training import train
+
   data, path = _poisoned_dataset(tmp_path, 'train', 0)  # In the first batch: no step runs.
-  with pytest.raises(DataError, match=rf'Bad record in {path}: record 0 has a target with NaN.*'
-                     r'reading the training data of head human\)') as caught:
-    train(run_dir=str(tmp_path / 'run'), preset='micro', data={'human': str(data)}, batch_size=4,
-          num_steps=2, warmup_steps=1, progress=False, export_hub=False, deterministic=True,
-          shuffle_buffer=0)
+  with pytest.raises(
+      DataError,
+      match=rf'Bad record in {path}: record 0 has a target with NaN.*'
+      r'reading the training data of head human\)',
+  ) as caught:
+    train(
+        run_dir=str(tmp_path / 'run'),
+        preset='micro',
+        data={'human': str(data)},
+        batch_size=4,
+        num_steps=2,
+        warmup_steps=1,
+        progress=False,
+        export_hub=False,
+        deterministic=True,
+        shuffle_buffer=0,
+    )
   assert '\n' not in str(caught.value) and caught.value.__cause__ is None
   # Without get_dataset's checks (in-memory data), a diverged step looks for non-finite features
   # of its batch, to name the data as the cause.
   from enformer.training import loop
-  batch = {'sequence': tf.zeros([2, 8, 4]), 'target': tf.constant([[[1.0]], [[np.inf]]]),
-           'count': tf.constant([1, 2])}
+
+  batch = {
+      'sequence': tf.zeros([2, 8, 4]),
+      'target': tf.constant([[[1.0]], [[np.inf]]]),
+      'count': tf.constant([1, 2]),
+  }
   assert loop._non_finite_features(tf.distribute.get_strategy(), batch) == ['target']
 
 
@@ -457,18 +610,29 @@ def test_nan_data_in_evaluate_is_one_data_error(tmp_path):
   from enformer.data import basenji
   from enformer.data.errors import DataError
   from enformer.evaluation import tracks as evaluate_lib
+
   data, path = _poisoned_dataset(tmp_path, 'test', 3)
   predict = lambda x: {'human': np.ones((len(x), 8, 2), np.float32)}
   with pytest.raises(DataError, match=rf'Bad record in {path}: record 3 has a target with NaN'):
-    evaluate_lib.evaluate(predict, basenji.get_dataset(
-        str(data), 'test', settings=basenji.DatasetSettings(deterministic=True)),
-                          'human', batch_size=2, progress=False, source=str(data))
-  unchecked = basenji.get_dataset(str(data), 'test', settings=basenji.DatasetSettings(
-      deterministic=True, check_values=False))
-  with pytest.raises(DataError, match=rf"evaluation data \({data}\) holds NaN .* 'target' of "
-                     r'record\(s\) \[3\]'):
-    evaluate_lib.evaluate(predict, unchecked, 'human', batch_size=2, progress=False,
-                          source=str(data))
+    evaluate_lib.evaluate(
+        predict,
+        basenji.get_dataset(
+            str(data), 'test', settings=basenji.DatasetSettings(deterministic=True)
+        ),
+        'human',
+        batch_size=2,
+        progress=False,
+        source=str(data),
+    )
+  unchecked = basenji.get_dataset(
+      str(data), 'test', settings=basenji.DatasetSettings(deterministic=True, check_values=False)
+  )
+  with pytest.raises(
+      DataError, match=rf"evaluation data \({data}\) holds NaN .* 'target' of " r'record\(s\) \[3\]'
+  ):
+    evaluate_lib.evaluate(
+        predict, unchecked, 'human', batch_size=2, progress=False, source=str(data)
+    )
 
 
 @pytest.mark.slow
@@ -476,16 +640,32 @@ def test_progress_rate_leaves_out_the_traced_first_steps(tmp_path, capsys):
   """The bar's rate (and so its ETA) counts the steps after each head's first, traced step: the
   demo's first bar showed an ETA of hours."""
   from enformer.training import train
+
   rng = np.random.default_rng(0)
   x = np.eye(4, dtype=np.float32)[rng.integers(0, 4, size=(8, 1024))]
   y = rng.gamma(1.0, 1.0, size=(8, 8, 2)).astype(np.float32)
-  data = {head: tf.data.Dataset.from_tensor_slices({'sequence': x, 'target': y})
-          for head in ('human', 'mouse')}
-  result = train(run_dir=str(tmp_path / 'run'), preset='micro', batch_size=4, num_steps=24,
-                 warmup_steps=1, train_data=data, model_args={'heads': {'human': 2, 'mouse': 2}},
-                 checkpoint_every=24, export_hub=False, progress=True, seed=0)
-  bar = [line for line in capsys.readouterr().err.replace('\r', '\n').splitlines()
-         if line.startswith('train') and '24/24' in line][-1]
+  data = {
+      head: tf.data.Dataset.from_tensor_slices({'sequence': x, 'target': y})
+      for head in ('human', 'mouse')
+  }
+  result = train(
+      run_dir=str(tmp_path / 'run'),
+      preset='micro',
+      batch_size=4,
+      num_steps=24,
+      warmup_steps=1,
+      train_data=data,
+      model_args={'heads': {'human': 2, 'mouse': 2}},
+      checkpoint_every=24,
+      export_hub=False,
+      progress=True,
+      seed=0,
+  )
+  bar = [
+      line
+      for line in capsys.readouterr().err.replace('\r', '\n').splitlines()
+      if line.startswith('train') and '24/24' in line
+  ][-1]
   value, unit = re.search(r'([\d.]+)(step/s|s/step)', bar).groups()
   rate = float(value) if unit == 'step/s' else 1 / float(value)
   # Tracing two heads takes seconds, a micro step milliseconds: counted in, the rate would be a
@@ -493,26 +673,31 @@ def test_progress_rate_leaves_out_the_traced_first_steps(tmp_path, capsys):
   assert rate > 0.3 * result.steps_per_second, (bar, result.steps_per_second)
 
 
-@pytest.mark.parametrize('task_type, task_id, cluster, chief', [
-    (None, None, {}, True),
-    ('worker', 0, {'worker': ['a:1', 'b:2']}, True),
-    ('worker', 1, {'worker': ['a:1', 'b:2']}, False),
-    ('worker', 0, {'chief': ['c:0'], 'worker': ['a:1']}, False),
-    ('chief', 0, {'chief': ['c:0'], 'worker': ['a:1']}, True),
-])
+@pytest.mark.parametrize(
+    'task_type, task_id, cluster, chief',
+    [
+        (None, None, {}, True),
+        ('worker', 0, {'worker': ['a:1', 'b:2']}, True),
+        ('worker', 1, {'worker': ['a:1', 'b:2']}, False),
+        ('worker', 0, {'chief': ['c:0'], 'worker': ['a:1']}, False),
+        ('chief', 0, {'chief': ['c:0'], 'worker': ['a:1']}, True),
+    ],
+)
 def test_chief_of_a_multi_worker_strategy(task_type, task_id, cluster, chief):
   """The process that locks the run folder and writes the real files: the chief, or worker 0 of
   a cluster without one (MultiWorkerMirroredStrategy's convention); the one chief test."""
   from enformer.training.strategy import is_chief
 
   class StandIn(tf.distribute.MultiWorkerMirroredStrategy):  # pylint: disable=abstract-method
+
     def __init__(self):  # pylint: disable=super-init-not-called
       pass
 
     @property
     def cluster_resolver(self):
       return tf.distribute.cluster_resolver.SimpleClusterResolver(
-          tf.train.ClusterSpec(cluster), task_type=task_type, task_id=task_id)
+          tf.train.ClusterSpec(cluster), task_type=task_type, task_id=task_id
+      )
 
   assert is_chief(StandIn()) is chief
   assert is_chief(tf.distribute.get_strategy())

@@ -15,6 +15,7 @@ WINDOW = 4096
 
 def _records():
   from enformer.data import basenji
+
   path = str(shared_path('data', 'basenji_cage'))
   return path, basenji.load_info(path, 'legacy')
 
@@ -22,18 +23,21 @@ def _records():
 def test_cut_windows_align_sequence_and_bins():
   from enformer.data import basenji
   from enformer.training.windows import cut_windows
+
   path, info = _records()
-  records = basenji.get_dataset(path, 'train', layout='legacy',
-                                settings=basenji.DatasetSettings(deterministic=True)).take(2)
+  records = basenji.get_dataset(
+      path, 'train', layout='legacy', settings=basenji.DatasetSettings(deterministic=True)
+  ).take(2)
   full = list(records.as_numpy_iterator())
   centre = list(cut_windows(records, WINDOW, random=False).as_numpy_iterator())
   bins = WINDOW // 128
   start = (info.target_length - bins) // 2
   for record, window in zip(full, centre):
     assert window['sequence'].shape == (WINDOW, 4) and window['target'].shape == (bins, 10)
-    np.testing.assert_array_equal(window['sequence'],
-                                  record['sequence'][start * 128:start * 128 + WINDOW])
-    np.testing.assert_array_equal(window['target'], record['target'][start:start + bins])
+    np.testing.assert_array_equal(
+        window['sequence'], record['sequence'][start * 128 : start * 128 + WINDOW]
+    )
+    np.testing.assert_array_equal(window['target'], record['target'][start : start + bins])
   randoms = list(cut_windows(records.repeat(4), WINDOW, random=True, seed=1).as_numpy_iterator())
   assert len({w['target'].tobytes() for w in randoms}) > 2  # Different positions.
   with pytest.raises(ValueError, match='multiple of 128'):
@@ -48,14 +52,27 @@ def test_a_few_steps_on_basenji_cage_lower_the_loss(tmp_path):
   from enformer.data import basenji
   from enformer.training import train
   from enformer.training.windows import cut_windows
+
   path, info = _records()
-  records = basenji.get_dataset(path, 'train', layout='legacy',
-                                settings=basenji.DatasetSettings(deterministic=True)).take(2)
+  records = basenji.get_dataset(
+      path, 'train', layout='legacy', settings=basenji.DatasetSettings(deterministic=True)
+  ).take(2)
   windows = cut_windows(records, WINDOW, random=False).cache()
-  result = train(run_dir=str(tmp_path / 'run'), preset='micro',
-                 model_args={'heads': {'cage': info.num_targets}}, train_data={'cage': windows},
-                 batch_size=2, num_steps=6, learning_rate=2e-3, warmup_steps=1, shuffle_buffer=0,
-                 checkpoint_every=6, export_hub=False, progress=False, seed=0)
+  result = train(
+      run_dir=str(tmp_path / 'run'),
+      preset='micro',
+      model_args={'heads': {'cage': info.num_targets}},
+      train_data={'cage': windows},
+      batch_size=2,
+      num_steps=6,
+      learning_rate=2e-3,
+      warmup_steps=1,
+      shuffle_buffer=0,
+      checkpoint_every=6,
+      export_hub=False,
+      progress=False,
+      seed=0,
+  )
   losses = [loss for _, _, loss, _ in result.losses]
   print('\ntraining loss per step on 2 basenji_cage windows:', np.round(losses, 4))
   assert len(losses) == 6 and all(np.isfinite(losses))

@@ -12,8 +12,13 @@ from enformer import Enformer
 from enformer.testing import MICRO
 from enformer.training import step as step_lib
 
-CONFIG = dict(MICRO, heads={'human': 3}, dropout_rate=0.0, attention_dropout_rate=0.0,
-              positional_dropout_rate=0.0)
+CONFIG = dict(
+    MICRO,
+    heads={'human': 3},
+    dropout_rate=0.0,
+    attention_dropout_rate=0.0,
+    positional_dropout_rate=0.0,
+)
 
 
 def _first_loss_and_step(precision: str):
@@ -23,11 +28,20 @@ def _first_loss_and_step(precision: str):
   before = [v.numpy() for v in model.trainable_variables]
   optimizer = step_lib.Adam(learning_rate=tf.Variable(1e-3, trainable=False))
   optimizer.initialize(model.trainable_variables)
-  train_step = step_lib.TrainStep(model, optimizer, model.trainable_variables,
-                                  tf.distribute.get_strategy(), 2, 0.2, precision=precision)
+  train_step = step_lib.TrainStep(
+      model,
+      optimizer,
+      model.trainable_variables,
+      tf.distribute.get_strategy(),
+      2,
+      0.2,
+      precision=precision,
+  )
   rng = np.random.default_rng(0)
-  batch = {'sequence': tf.constant(np.eye(4, dtype=np.float32)[rng.integers(0, 4, (2, 2048))]),
-           'target': tf.constant(rng.gamma(1.0, 1.0, (2, 16, 3)).astype(np.float32))}
+  batch = {
+      'sequence': tf.constant(np.eye(4, dtype=np.float32)[rng.integers(0, 4, (2, 2048))]),
+      'target': tf.constant(rng.gamma(1.0, 1.0, (2, 16, 3)).astype(np.float32)),
+  }
   losses = [float(train_step.train(batch, 'human')[0]) for _ in range(2)]
   moved = sum(not np.array_equal(b, v.numpy()) for b, v in zip(before, model.trainable_variables))
   dtypes = {v.dtype for v in model.variables if v.dtype.is_floating}

@@ -28,8 +28,9 @@ def test_micro_enformer_learns_planted_motif_tracks(trained_micro):
   for step, r, r2 in curve:
     print(f'{step:4d}  {r:.4f}  {r2:.4f}')
   print(f'{result["steps_per_second"]:.2f} training steps/s')
-  assert [s for s, _, _ in curve] == list(range(TRAINED_EVAL_EVERY, TRAINED_STEPS + 1,
-                                                TRAINED_EVAL_EVERY))
+  assert [s for s, _, _ in curve] == list(
+      range(TRAINED_EVAL_EVERY, TRAINED_STEPS + 1, TRAINED_EVAL_EVERY)
+  )
   assert all(r['nan_tracks'] == 0 for r in validation)
   assert curve[0][1] < THRESHOLD  # It learns during the run (not from the start).
   assert curve[-1][1] >= THRESHOLD, curve

@@ -29,16 +29,21 @@ def _batch(size: int = 2):
 
 
 def _moving_statistics(model):
-  return {v.name + str(i): v.numpy() for i, v in enumerate(model.variables)
-          if 'moving' in v.name}
+  return {v.name + str(i): v.numpy() for i, v in enumerate(model.variables) if 'moving' in v.name}
 
 
 def _gradients_and_statistics(recompute_flag: bool):
   """Gradients of the Poisson loss and the batch-norm moving statistics after one training pass."""
   model = _model(dropout_rate=0.0, attention_dropout_rate=0.0, positional_dropout_rate=0.0)
-  train_step = step_lib.TrainStep(model, step_lib.Adam(1e-3), model.trainable_variables,
-                                  tf.distribute.get_strategy(), 2, 0.2,
-                                  recompute=recompute_flag)
+  train_step = step_lib.TrainStep(
+      model,
+      step_lib.Adam(1e-3),
+      model.trainable_variables,
+      tf.distribute.get_strategy(),
+      2,
+      0.2,
+      recompute=recompute_flag,
+  )
   x, y = _batch()
 
   @tf.function(autograph=False)

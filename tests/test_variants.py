@@ -14,8 +14,14 @@ from enformer.testing import MICRO
 from enformer.io import vcf as vcf_io
 from enformer.io.fasta import FastaStringExtractor
 from enformer.sequence import one_hot_encode
-from enformer.variants import (ScoreTransform, ScoringSettings, VariantScorer, chunk_sites,
-                               score_vcf, site_sequences)
+from enformer.variants import (
+    ScoreTransform,
+    ScoringSettings,
+    VariantScorer,
+    chunk_sites,
+    score_vcf,
+    site_sequences,
+)
 from enformer.variants.scoring import VariantSeqExtractor
 from test_vcf import write_vcf
 
@@ -29,6 +35,7 @@ class CountingPredictor:
 
   Records every batch, so tests can see what was predicted together.
   """
+
   sequence_length = LENGTH
   heads = {'human': 3}
 
@@ -57,22 +64,25 @@ def genome_sequence() -> str:
 @pytest.fixture(scope='module')
 def fasta(tmp_path_factory, genome_sequence) -> FastaStringExtractor:
   path = tmp_path_factory.mktemp('genome') / 'toy.fa'
-  lines = [genome_sequence[i:i + 60] for i in range(0, CHROM_LENGTH, 60)]
+  lines = [genome_sequence[i : i + 60] for i in range(0, CHROM_LENGTH, 60)]
   path.write_text('>chr1\n' + '\n'.join(lines) + '\n>chr2\n' + 'ACGT' * 500 + '\n')
   return FastaStringExtractor(path)
 
 
 def site(chrom, pos, ref, *alts, fasta_chrom=None, id='v'):
   import kipoiseq
-  return vcf_io.VariantSite(tuple(kipoiseq.Variant(chrom, pos, ref, a, id=id) for a in alts),
-                            fasta_chrom or chrom)
+
+  return vcf_io.VariantSite(
+      tuple(kipoiseq.Variant(chrom, pos, ref, a, id=id) for a in alts), fasta_chrom or chrom
+  )
 
 
 def ref_at(sequence: str, pos: int, length: int = 1) -> str:
-  return sequence[pos - 1:pos - 1 + length]
+  return sequence[pos - 1 : pos - 1 + length]
 
 
 # --------------------------------------------------------------------------- sequences
+
 
 def test_snv_sequences_centred(fasta, genome_sequence):
   pos = 2500
@@ -80,12 +90,12 @@ def test_snv_sequences_centred(fasta, genome_sequence):
   alt = 'A' if ref != 'A' else 'C'
   extractor = VariantSeqExtractor(reference_sequence=fasta)
   ref_seq, alt_seq = site_sequences(extractor, site('chr1', pos, ref, alt), LENGTH)
-  assert ref_seq == genome_sequence[pos - LENGTH // 2:pos + LENGTH // 2]
+  assert ref_seq == genome_sequence[pos - LENGTH // 2 : pos + LENGTH // 2]
   differences = [i for i in range(LENGTH) if ref_seq[i] != alt_seq[i]]
   assert differences == [LENGTH // 2 - 1] and alt_seq[LENGTH // 2 - 1] == alt
   # Shifted window: the variant moves by the shift.
   ref_s, alt_s = site_sequences(extractor, site('chr1', pos, ref, alt), LENGTH, shift=1)
-  assert ref_s == genome_sequence[pos - LENGTH // 2 + 1:pos + LENGTH // 2 + 1]
+  assert ref_s == genome_sequence[pos - LENGTH // 2 + 1 : pos + LENGTH // 2 + 1]
   assert [i for i in range(LENGTH) if ref_s[i] != alt_s[i]] == [LENGTH // 2 - 2]
 
 
@@ -93,26 +103,31 @@ def test_indel_sequences_anchored_at_variant(fasta, genome_sequence):
   pos, half = 2500, LENGTH // 2
   extractor = VariantSeqExtractor(reference_sequence=fasta)
   ref = ref_at(genome_sequence, pos)
-  ref_seq, ins_seq = site_sequences(extractor, site('chr1', pos, ref, ref + 'GG'), LENGTH,
-                                    indel_anchor='variant')
+  ref_seq, ins_seq = site_sequences(
+      extractor, site('chr1', pos, ref, ref + 'GG'), LENGTH, indel_anchor='variant'
+  )
   assert len(ins_seq) == LENGTH
   assert ins_seq[half:] == ref_seq[half:]  # Right flank untouched.
-  assert ins_seq[half - 3:half] == ref + 'GG'  # Inserted bases end at the anchor.
-  assert ins_seq[:half - 3] == ref_seq[2:half - 1]  # Left flank pushed out by 2 bp.
+  assert ins_seq[half - 3 : half] == ref + 'GG'  # Inserted bases end at the anchor.
+  assert ins_seq[: half - 3] == ref_seq[2 : half - 1]  # Left flank pushed out by 2 bp.
   deleted = ref_at(genome_sequence, pos, 3)
-  ref_seq, del_seq = site_sequences(extractor, site('chr1', pos, deleted, deleted[0]), LENGTH,
-                                    indel_anchor='variant')
+  ref_seq, del_seq = site_sequences(
+      extractor, site('chr1', pos, deleted, deleted[0]), LENGTH, indel_anchor='variant'
+  )
   assert del_seq[:half] == ref_seq[:half]
-  assert del_seq[half:] == genome_sequence[pos + 2:pos + 2 + half]  # 2 bp later on the right.
+  assert del_seq[half:] == genome_sequence[pos + 2 : pos + 2 + half]  # 2 bp later on the right.
 
 
 def test_n_padding_at_chromosome_ends(fasta, genome_sequence):
   extractor = VariantSeqExtractor(reference_sequence=fasta)
-  for pos, padded in ((100, slice(0, LENGTH // 2 - 100)),
-                      (CHROM_LENGTH - 50, slice(LENGTH // 2 + 50, LENGTH))):
+  for pos, padded in (
+      (100, slice(0, LENGTH // 2 - 100)),
+      (CHROM_LENGTH - 50, slice(LENGTH // 2 + 50, LENGTH)),
+  ):
     ref = ref_at(genome_sequence, pos)
-    sequences = site_sequences(extractor, site('chr1', pos, ref, 'A' if ref != 'A' else 'C'),
-                               LENGTH)
+    sequences = site_sequences(
+        extractor, site('chr1', pos, ref, 'A' if ref != 'A' else 'C'), LENGTH
+    )
     for sequence in sequences:
       assert len(sequence) == LENGTH and set(sequence[padded]) == {'N'}
       assert not one_hot_encode(sequence)[padded].any()
@@ -120,6 +135,7 @@ def test_n_padding_at_chromosome_ends(fasta, genome_sequence):
 
 
 # --------------------------------------------------------------------------- scores
+
 
 def snv_site(genome_sequence, pos, alts, chrom='chr1'):
   return site(chrom, pos, ref_at(genome_sequence, pos), *alts)
@@ -139,8 +155,10 @@ def test_sad_sar_definitions(fasta, genome_sequence):
 
 
 def test_multiallelic_sites_share_reference_and_batch_together(fasta, genome_sequence):
-  sites = [snv_site(genome_sequence, 2000, ['A', 'C', 'G', 'T']),
-           snv_site(genome_sequence, 3000, ['A'])]
+  sites = [
+      snv_site(genome_sequence, 2000, ['A', 'C', 'G', 'T']),
+      snv_site(genome_sequence, 3000, ['A']),
+  ]
   predictor = CountingPredictor()
   scorer = VariantScorer(predictor, fasta, batch_size=7)
   sad, _ = scorer.score_sites(sites)
@@ -152,8 +170,9 @@ def test_multiallelic_sites_share_reference_and_batch_together(fasta, genome_seq
   assert differing.tolist() == [0 if alt == ref_base else 1 for alt in 'ACGT']
   assert np.all(sad[[i for i, alt in enumerate('ACGT') if alt == ref_base]] == 0)
   # Ensemble: 3 shifts × 2 strands × (2 refs + 5 alts) sequences, no duplicated references.
-  ensemble = VariantScorer(CountingPredictor(), fasta, batch_size=7, reverse_complement=True,
-                           shifts=(-1, 0, 1))
+  ensemble = VariantScorer(
+      CountingPredictor(), fasta, batch_size=7, reverse_complement=True, shifts=(-1, 0, 1)
+  )
   ensemble.score_sites(sites)
   assert ensemble.forward_passes == 6 and len(ensemble.members) == 6
 
@@ -165,10 +184,12 @@ def test_reverse_complement_and_shift_ensemble_average(fasta, genome_sequence):
   sad, _ = VariantScorer(CountingPredictor(), fasta, reverse_complement=True).score_sites(sites)
   # The A count of the reverse complement counts T's of the forward strand: unchanged by G→A.
   np.testing.assert_allclose(sad[0, :2], [-1 / bins, 0.5 / bins], rtol=1e-6)
-  singles = [VariantScorer(CountingPredictor(), fasta, shifts=(s,)).bin_means(sites)
-             for s in (-1, 0, 1)]
-  ref_means, alt_means = VariantScorer(CountingPredictor(), fasta,
-                                       shifts=(-1, 0, 1)).bin_means(sites)
+  singles = [
+      VariantScorer(CountingPredictor(), fasta, shifts=(s,)).bin_means(sites) for s in (-1, 0, 1)
+  ]
+  ref_means, alt_means = VariantScorer(CountingPredictor(), fasta, shifts=(-1, 0, 1)).bin_means(
+      sites
+  )
   np.testing.assert_allclose(ref_means, np.mean([s[0] for s in singles], axis=0), rtol=1e-12)
   np.testing.assert_allclose(alt_means, np.mean([s[1] for s in singles], axis=0), rtol=1e-12)
   assert not np.allclose(singles[0][0], singles[2][0])  # Shifts do see different windows.
@@ -178,6 +199,7 @@ def test_scorer_errors(fasta):
   class NoLength:
     heads = {'human': 3}
     predict_on_batch = CountingPredictor.predict_on_batch
+
   with pytest.raises(ValueError, match='sequence_length'):
     VariantScorer(NoLength(), fasta)
   with pytest.raises(ValueError, match="Unknown head 'mouse'.*`head`"):
@@ -190,14 +212,17 @@ def test_scorer_errors(fasta):
 def tiny_predictor():
   import enformer
   from enformer.inference import Predictor
+
   model = enformer.Enformer(**dict(MICRO, heads={'human': 8}))
   return Predictor.from_module(model, LENGTH)
 
 
 def test_batched_enformer_matches_colab_two_calls(tiny_predictor, fasta, genome_sequence):
   """Refs and alts batched together (shared references) equal the colab's two calls per variant."""
-  sites = [snv_site(genome_sequence, 1500, ['A', 'T']),
-           site('chr1', 2200, ref_at(genome_sequence, 2200, 3), ref_at(genome_sequence, 2200))]
+  sites = [
+      snv_site(genome_sequence, 1500, ['A', 'T']),
+      site('chr1', 2200, ref_at(genome_sequence, 2200, 3), ref_at(genome_sequence, 2200)),
+  ]
   scorer = VariantScorer(tiny_predictor, fasta, batch_size=3, incremental=False)
   ref_means, alt_means = scorer.bin_means(sites)
   extractor = VariantSeqExtractor(reference_sequence=fasta)
@@ -219,12 +244,19 @@ def test_incremental_scores_equal_full_passes(fasta, genome_sequence, shifts, rc
   """The default incremental path (SNVs, a multi-allelic site, an MNV; a deletion falls back to
   full passes) gives the full path's bin means, with shifts and reverse complement."""
   other_bases = [b for b in 'ACGT' if b != ref_at(genome_sequence, 1500)][:2]
-  sites = [snv_site(genome_sequence, 1500, other_bases),
-           site('chr1', 1800, ref_at(genome_sequence, 1800, 2),
-                ''.join('A' if b != 'A' else 'C' for b in ref_at(genome_sequence, 1800, 2))),
-           site('chr1', 2200, ref_at(genome_sequence, 2200, 3), ref_at(genome_sequence, 2200))]
+  sites = [
+      snv_site(genome_sequence, 1500, other_bases),
+      site(
+          'chr1',
+          1800,
+          ref_at(genome_sequence, 1800, 2),
+          ''.join('A' if b != 'A' else 'C' for b in ref_at(genome_sequence, 1800, 2)),
+      ),
+      site('chr1', 2200, ref_at(genome_sequence, 2200, 3), ref_at(genome_sequence, 2200)),
+  ]
   import enformer
   from enformer.inference import Predictor
+
   model = enformer.Enformer(**dict(MICRO, heads={'human': 8}))
   predictor = Predictor.from_module(model, 4096)  # 32 bins: room for the recomputed window.
   full = VariantScorer(predictor, fasta, incremental=False, shifts=shifts, reverse_complement=rc)
@@ -240,12 +272,13 @@ def test_incremental_scores_equal_full_passes(fasta, genome_sequence, shifts, rc
 
 # --------------------------------------------------------------------------- files
 
+
 @pytest.fixture()
 def toy_vcf(tmp_path, genome_sequence):
   rows = []
   for i, pos in enumerate(range(600, 4400, 400)):
     ref = ref_at(genome_sequence, pos)
-    alts = ','.join([b for b in 'ACGT' if b != ref][:3 if i % 3 == 0 else 1])
+    alts = ','.join([b for b in 'ACGT' if b != ref][: 3 if i % 3 == 0 else 1])
     rows.append(f'chr1\t{pos}\trs{i}\t{ref}\t{alts}\t.\t.\t.')
   rows.append('chr1\t700\tsv\tA\t<DEL>\t.\t.\t.')
   rows.append('chr2\t1001\tlast\tA\tAT\t.\t.\t.')
@@ -255,18 +288,29 @@ def toy_vcf(tmp_path, genome_sequence):
 def test_score_vcf_writes_sad_h5_layout(tmp_path, fasta, toy_vcf):
   out = tmp_path / 'scores.h5'
   targets = tmp_path / 'targets.txt'
-  targets.write_text('index\tgenome\tidentifier\tfile\tclip\tscale\tsum_stat\tdescription\n'
-                     '0\t0\tGC\tx\t32\t2\tmean\tG+C count\n1\t0\tA\tx\t32\t2\tmean\tA count\n'
-                     '2\t0\tAw\tx\t32\t2\tmean\tCAGE:weighted A\n')
-  result = score_vcf(CountingPredictor(), fasta, toy_vcf, out,
-                     settings=ScoringSettings(targets=targets, chunk_size=4), tsv=True, plot=True,
-                     progress=False)
+  targets.write_text(
+      'index\tgenome\tidentifier\tfile\tclip\tscale\tsum_stat\tdescription\n'
+      '0\t0\tGC\tx\t32\t2\tmean\tG+C count\n1\t0\tA\tx\t32\t2\tmean\tA count\n'
+      '2\t0\tAw\tx\t32\t2\tmean\tCAGE:weighted A\n'
+  )
+  result = score_vcf(
+      CountingPredictor(),
+      fasta,
+      toy_vcf,
+      out,
+      settings=ScoringSettings(targets=targets, chunk_size=4),
+      tsv=True,
+      plot=True,
+      progress=False,
+  )
   import matplotlib.image
+
   image = matplotlib.image.imread(result.paths['png'][0])
   assert image.ndim == 3 and image.shape[0] > 200 and image[..., :3].std() > 0.05
   assert result.summary.kept == 19 and result.summary.skipped_symbolic == 1
   assert testing.compare_layout(out, shared_path('data', 'basenji_sad', 'sad.h5')) == []
   import h5py
+
   with h5py.File(out, 'r') as h5:
     assert h5['pos'].dtype == np.uint32 and h5['SAD'].dtype == np.float16
     assert h5['SAR'].dtype == np.float16 and h5['SAD'].shape == h5['SAR'].shape == (19, 3)
@@ -285,6 +329,7 @@ def test_score_vcf_writes_sad_h5_layout(tmp_path, fasta, toy_vcf):
   np.testing.assert_array_equal(scores.sad, sad.astype(np.float16))
   np.testing.assert_array_equal(scores.sar, sar.astype(np.float16))
   import pandas as pd
+
   table = pd.read_csv(result.paths['tsv'][0], sep='\t')
   assert len(table) == 19 * 3 and list(table.columns[:5]) == ['snp', 'chr', 'pos', 'ref', 'alt']
   np.testing.assert_allclose(table['SAD'].to_numpy().reshape(19, 3), sad, rtol=1e-5, atol=1e-7)
@@ -293,40 +338,79 @@ def test_score_vcf_writes_sad_h5_layout(tmp_path, fasta, toy_vcf):
   wide = CountingPredictor()
   wide.heads = {'human': 8}
   with pytest.raises(ValueError, match='targets table has 3 rows but the head predicts 8'):
-    score_vcf(wide, fasta, toy_vcf, tmp_path / 'wide.h5',
-              settings=ScoringSettings(targets=targets), progress=False)
+    score_vcf(
+        wide,
+        fasta,
+        toy_vcf,
+        tmp_path / 'wide.h5',
+        settings=ScoringSettings(targets=targets),
+        progress=False,
+    )
   assert not wide.batches  # Checked before any prediction.
   other = ScoreTransform.fit(sad.astype(np.float64), 2, target_ids=['x', 'y', 'z'])
   with pytest.raises(ValueError, match='fitted on other tracks'):
-    score_vcf(CountingPredictor(), fasta, toy_vcf, tmp_path / 'other.h5',
-              settings=ScoringSettings(targets=targets), transform=other, progress=False)
+    score_vcf(
+        CountingPredictor(),
+        fasta,
+        toy_vcf,
+        tmp_path / 'other.h5',
+        settings=ScoringSettings(targets=targets),
+        transform=other,
+        progress=False,
+    )
 
 
 def test_resume_after_crash_equals_uninterrupted_run(tmp_path, fasta, toy_vcf):
   full = CountingPredictor()
-  reference = score_vcf(full, fasta, toy_vcf, tmp_path / 'full.h5',
-                        settings=ScoringSettings(chunk_size=4, batch_size=3), progress=False)
+  reference = score_vcf(
+      full,
+      fasta,
+      toy_vcf,
+      tmp_path / 'full.h5',
+      settings=ScoringSettings(chunk_size=4, batch_size=3),
+      progress=False,
+  )
   out = tmp_path / 'resumed.h5'
   with pytest.raises(RuntimeError, match='simulated crash'):
-    score_vcf(CountingPredictor(fail_after=5), fasta, toy_vcf, out,
-              settings=ScoringSettings(chunk_size=4, batch_size=3), progress=False)
+    score_vcf(
+        CountingPredictor(fail_after=5),
+        fasta,
+        toy_vcf,
+        out,
+        settings=ScoringSettings(chunk_size=4, batch_size=3),
+        progress=False,
+    )
   assert not out.exists()
   saved = sorted(p.name for p in pathlib.Path(str(out) + '.partial').glob('chunk_*.npz'))
   assert saved == ['chunk_000000.npz', 'chunk_000001.npz']
   with pytest.raises(FileExistsError, match='unfinished run with different'):
-    score_vcf(CountingPredictor(), fasta, toy_vcf, out,
-              settings=ScoringSettings(chunk_size=4, shifts=(0, 1)), progress=False)
+    score_vcf(
+        CountingPredictor(),
+        fasta,
+        toy_vcf,
+        out,
+        settings=ScoringSettings(chunk_size=4, shifts=(0, 1)),
+        progress=False,
+    )
   predictor = CountingPredictor()
-  resumed = score_vcf(predictor, fasta, toy_vcf, out,
-                      settings=ScoringSettings(chunk_size=4, batch_size=3), progress=False)
-  assert resumed.chunks_resumed == 2 and resumed.chunks_total == len(chunk_sites(
-      vcf_io.read_variants(toy_vcf, fasta), 4))
+  resumed = score_vcf(
+      predictor,
+      fasta,
+      toy_vcf,
+      out,
+      settings=ScoringSettings(chunk_size=4, batch_size=3),
+      progress=False,
+  )
+  assert resumed.chunks_resumed == 2 and resumed.chunks_total == len(
+      chunk_sites(vcf_io.read_variants(toy_vcf, fasta), 4)
+  )
   # Only the missing chunks are predicted again.
   assert 0 < sum(map(len, predictor.batches)) < sum(map(len, full.batches))
   assert not pathlib.Path(str(out) + '.partial').exists()
   for name in ('SAD', 'SAR'):
     np.testing.assert_array_equal(resumed.scores.scores[name], reference.scores.scores[name])
   import h5py
+
   with h5py.File(out, 'r') as a, h5py.File(tmp_path / 'full.h5', 'r') as b:
     for name in ('snp', 'chr', 'pos', 'ref', 'alt', 'target_ids', 'SAD', 'SAR'):
       np.testing.assert_array_equal(a[name][:], b[name][:])
@@ -334,24 +418,28 @@ def test_resume_after_crash_equals_uninterrupted_run(tmp_path, fasta, toy_vcf):
 
 # --------------------------------------------------------------------------- normalisation
 
+
 @pytest.fixture(scope='module')
 def reference_scores() -> np.ndarray:
   rng = np.random.default_rng(0)
   latent = rng.normal(size=(300, 4))
-  return (latent @ rng.normal(size=(4, 12)) + 0.1 * rng.normal(size=(300, 12))) * \
-      rng.uniform(0.5, 3, 12) + rng.normal(size=12)
+  return (latent @ rng.normal(size=(4, 12)) + 0.1 * rng.normal(size=(300, 12))) * rng.uniform(
+      0.5, 3, 12
+  ) + rng.normal(size=12)
 
 
 def test_transform_matches_sklearn_and_round_trips(tmp_path, reference_scores):
   from sklearn.decomposition import PCA
   from sklearn.pipeline import Pipeline
   from sklearn.preprocessing import StandardScaler
+
   pipeline = Pipeline([('scaler', StandardScaler()), ('pca', PCA(n_components=5))])
   pipeline.fit(reference_scores)
   transform = ScoreTransform.fit(reference_scores, num_components=5)
   new = reference_scores[:7] * 1.1
-  np.testing.assert_allclose(transform.zscore(new),
-                             pipeline.steps[0][1].transform(new), rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(
+      transform.zscore(new), pipeline.steps[0][1].transform(new), rtol=1e-5, atol=1e-5
+  )
   expected = pipeline.transform(new)
   ours = transform.pcs(new, 3)
   assert ours.shape == (7, 3)
@@ -366,6 +454,7 @@ def test_transform_matches_sklearn_and_round_trips(tmp_path, reference_scores):
     transform.zscore(new[:, :4])
 
   import joblib
+
   pickled = tmp_path / 'deepmind_style.pkl'
   joblib.dump(pipeline, pickled)
   with pytest.raises(ValueError, match='`allow_pickle`'):
@@ -377,19 +466,27 @@ def test_transform_matches_sklearn_and_round_trips(tmp_path, reference_scores):
   joblib.dump(whitened, pickled)
   with warnings.catch_warnings():
     warnings.simplefilter('ignore')
-    np.testing.assert_allclose(ScoreTransform.load(pickled, allow_pickle=True).pcs(new),
-                               whitened.transform(new), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        ScoreTransform.load(pickled, allow_pickle=True).pcs(new),
+        whitened.transform(new),
+        rtol=1e-4,
+        atol=1e-5,
+    )
 
 
 def test_pc_tables_are_tabix_indexed(tmp_path):
   import pysam
+
   chrom = ['chr2', 'chr1', 'chr2', 'chr1']
   pos = [500, 300, 100, 200]
   pcs = np.arange(8, dtype=np.float32).reshape(4, 2)
-  paths = sad_io.write_pc_tables(tmp_path / 'scores.PCs', chrom, pos, ['a', 'b', 'c', 'd'],
-                                 ['A'] * 4, ['G'] * 4, pcs)
-  assert [pathlib.Path(p).name for p in paths] == ['scores.PCs.chr2.tsv.gz',
-                                                   'scores.PCs.chr1.tsv.gz']
+  paths = sad_io.write_pc_tables(
+      tmp_path / 'scores.PCs', chrom, pos, ['a', 'b', 'c', 'd'], ['A'] * 4, ['G'] * 4, pcs
+  )
+  assert [pathlib.Path(p).name for p in paths] == [
+      'scores.PCs.chr2.tsv.gz',
+      'scores.PCs.chr1.tsv.gz',
+  ]
   table = pysam.TabixFile(paths[0])
   assert table.header[0] == '#CHROM\tPOS\tID\tREF\tALT\tPC0\tPC1'
   rows = [r.split('\t') for r in table.fetch('chr2', 0, 1000)]
@@ -400,14 +497,27 @@ def test_pc_tables_are_tabix_indexed(tmp_path):
 def test_score_vcf_with_transform_writes_zscores_and_pcs(tmp_path, fasta, toy_vcf):
   raw = score_vcf(CountingPredictor(), fasta, toy_vcf, tmp_path / 'ref.h5', progress=False)
   transform = ScoreTransform.fit(raw.scores.sad.astype(np.float64), num_components=2)
-  result = score_vcf(CountingPredictor(), fasta, toy_vcf, tmp_path / 'norm.h5',
-                     transform=transform, num_pcs=2, progress=False)
+  result = score_vcf(
+      CountingPredictor(),
+      fasta,
+      toy_vcf,
+      tmp_path / 'norm.h5',
+      transform=transform,
+      num_pcs=2,
+      progress=False,
+  )
   scores = sad_io.read_sad_h5(tmp_path / 'norm.h5')
   assert scores.scores['SAD_z'].shape == (19, 3) and scores.scores['PC'].shape == (19, 2)
-  np.testing.assert_allclose(scores.scores['SAD_z'].astype(np.float32),
-                             transform.zscore(raw.scores.sad), rtol=1e-2, atol=1e-2)
-  assert [pathlib.Path(p).name for p in result.paths['pcs']] == ['norm.PCs.chr1.tsv.gz',
-                                                                 'norm.PCs.chr2.tsv.gz']
+  np.testing.assert_allclose(
+      scores.scores['SAD_z'].astype(np.float32),
+      transform.zscore(raw.scores.sad),
+      rtol=1e-2,
+      atol=1e-2,
+  )
+  assert [pathlib.Path(p).name for p in result.paths['pcs']] == [
+      'norm.PCs.chr1.tsv.gz',
+      'norm.PCs.chr2.tsv.gz',
+  ]
   with pytest.raises(ValueError, match='`num_pcs` needs a fitted `transform`'):
     score_vcf(CountingPredictor(), fasta, toy_vcf, tmp_path / 'x.h5', num_pcs=2, progress=False)
 
@@ -418,25 +528,37 @@ def test_scoring_messages_name_arguments_and_the_cli_shows_its_flags(tmp_path, f
   from enformer.cli import build_parser
   from enformer.cli._errors import describe
   from enformer.variants.pipeline import claim_output, shard_chunks
+
   out = tmp_path / 'scores.h5'
   out.write_bytes(b'finished')
-  args = build_parser().parse_args(['score-variants', '--model', 'm', '--fasta', 'f', '--vcf',
-                                    'v', '--out', str(out)])
+  args = build_parser().parse_args(
+      ['score-variants', '--model', 'm', '--fasta', 'f', '--vcf', 'v', '--out', str(out)]
+  )
   with pytest.raises(FileExistsError) as finished:
     with claim_output(str(out), overwrite=False):
       pass
   assert 'Pass `overwrite` to replace it, or choose another `out`' in str(finished.value)
-  assert 'Pass --overwrite to replace it, or choose another --out' in describe(finished.value,
-                                                                              args)[0]
+  assert (
+      'Pass --overwrite to replace it, or choose another --out' in describe(finished.value, args)[0]
+  )
   with pytest.raises(ValueError) as bad:
     shard_chunks(3, (4, 3))
   assert describe(bad.value, args)[0].startswith('--shard K/N needs 1 ≤ K ≤ N, got 4/3')
   with pytest.raises(ValueError) as empty:
-    score_vcf(CountingPredictor(), fasta, toy_vcf, tmp_path / 'x.h5',
-              settings=ScoringSettings(chunk_size=50), shard=(2, 2), progress=False)
+    score_vcf(
+        CountingPredictor(),
+        fasta,
+        toy_vcf,
+        tmp_path / 'x.h5',
+        settings=ScoringSettings(chunk_size=50),
+        shard=(2, 2),
+        progress=False,
+    )
   assert '1 chunks of `chunk_size` 50' in str(empty.value)
-  assert 'chunks of --chunk-size 50; use fewer shards or a smaller --chunk-size' in describe(
-      empty.value, args)[0]
+  assert (
+      'chunks of --chunk-size 50; use fewer shards or a smaller --chunk-size'
+      in describe(empty.value, args)[0]
+  )
 
 
 def test_scoring_settings_are_normalised_hashable_and_give_the_workers_absolute_paths():

@@ -15,8 +15,9 @@ from enformer.io.fasta import FastaStringExtractor
 Window = Tuple[str, int, int, Optional[str]]  # chrom, 0-based start, end, bases (None = random).
 
 
-def write_sparse_genome(path: pathlib.Path, sizes: Dict[str, int], windows: Iterable[Window],
-                        seed: int = 0) -> pathlib.Path:
+def write_sparse_genome(
+    path: pathlib.Path, sizes: Dict[str, int], windows: Iterable[Window], seed: int = 0
+) -> pathlib.Path:
   """Writes a FASTA (+ .fai) with real chromosome lengths but bases only inside `windows`.
 
   hg38 chromosomes are hundreds of Mb, so each chromosome is one FASTA line written as a sparse
@@ -39,7 +40,7 @@ def write_sparse_genome(path: pathlib.Path, sizes: Dict[str, int], windows: Iter
         if bases is None:
           data = np.frombuffer(b'ACGT', np.uint8)[rng.integers(0, 4, end - start)].tobytes()
         else:
-          data = bases[:end - start].encode()
+          data = bases[: end - start].encode()
         handle.seek(offset + start)
         handle.write(data)
       handle.seek(offset + size)
@@ -57,8 +58,13 @@ def hg38_sizes(chromosomes: Sequence[str]) -> Dict[str, int]:
   return sizes
 
 
-def genome_for_vcf(path: pathlib.Path, vcf: pathlib.Path, flank: int = 8192,
-                   rename=lambda chrom: chrom, extra: Sequence[Window] = ()) -> pathlib.Path:
+def genome_for_vcf(
+    path: pathlib.Path,
+    vcf: pathlib.Path,
+    flank: int = 8192,
+    rename=lambda chrom: chrom,
+    extra: Sequence[Window] = (),
+) -> pathlib.Path:
   """Sparse hg38-sized genome with random bases ±flank around each VCF site and REF placed."""
   sites = list(vcf_io.read_vcf_sites(vcf))
   sizes = {rename(c): s for c, s in hg38_sizes({s.chrom for s in sites}).items()}
@@ -99,6 +105,7 @@ def test_regulatory_vcf_all_kept(genome, regulatory_vcf):
 
 def test_bgzip_and_gzip_read_like_plain(tmp_path, genome, regulatory_vcf):
   import pysam
+
   bgzipped = str(tmp_path / 'regulatory.vcf.gz')
   pysam.tabix_compress(str(regulatory_vcf), bgzipped)
   gzipped = tmp_path / 'regulatory_gzip.vcf.gz'
@@ -148,7 +155,11 @@ def test_multiallelic_symbolic_unknown_and_out_of_range(tmp_path, genome):
   summary = vcf_io.VcfSummary()
   sites = vcf_io.read_variants(write_vcf(tmp_path / 'mixed.vcf', rows), genome, summary=summary)
   assert [(v.id, v.alt) for s in sites for v in s.variants] == [
-      ('multi', 'A'), ('multi', 'T'), ('deletion', 'C'), ('deletion', 'TA')]
+      ('multi', 'A'),
+      ('multi', 'T'),
+      ('deletion', 'C'),
+      ('deletion', 'TA'),
+  ]
   assert [len(s.variants) for s in sites] == [2, 2]
   assert summary.lines == 9 and summary.alleles == 12 and summary.multiallelic_sites == 2
   assert summary.skipped_symbolic == 5
@@ -164,8 +175,9 @@ def test_multiallelic_symbolic_unknown_and_out_of_range(tmp_path, genome):
 @pytest.mark.parametrize('vcf_prefix,fasta_prefix', [('', 'chr'), ('chr', '')])
 def test_chr_prefix_mismatch(tmp_path, regulatory_vcf, vcf_prefix, fasta_prefix):
   rename = lambda chrom: fasta_prefix + chrom[3:]
-  fasta = FastaStringExtractor(genome_for_vcf(tmp_path / 'g.fa', regulatory_vcf, flank=16,
-                                              rename=rename))
+  fasta = FastaStringExtractor(
+      genome_for_vcf(tmp_path / 'g.fa', regulatory_vcf, flank=16, rename=rename)
+  )
   rows = [l for l in regulatory_vcf.read_text().splitlines() if not l.startswith('#')]
   vcf = write_vcf(tmp_path / 'renamed.vcf', [vcf_prefix + r[3:] for r in rows])
   summary = vcf_io.VcfSummary()
@@ -179,7 +191,9 @@ def test_chr_prefix_mismatch(tmp_path, regulatory_vcf, vcf_prefix, fasta_prefix)
 def test_minimal_columns_and_errors(tmp_path):
   two = shared_path('data', 'vcf', 'variants.vcf')  # Header ' QUAL', six columns.
   assert [(s.chrom, s.pos, s.id, s.ref, s.alts) for s in vcf_io.read_vcf_sites(two)] == [
-      ('chr16', 67596294, 'rsDK1', 'G', ('A',)), ('chr16', 67596297, 'rsDK2', 'C', ('G',))]
+      ('chr16', 67596294, 'rsDK1', 'G', ('A',)),
+      ('chr16', 67596297, 'rsDK2', 'C', ('G',)),
+  ]
   assert len(vcf_io.read_variants(two)) == 2  # No FASTA: no genome checks.
   with pytest.raises(ValueError, match='line 3: expected at least 5 columns'):
     list(vcf_io.read_vcf_sites(write_vcf(tmp_path / 'short.vcf', ['chr1\t5\tx\tA'])))
@@ -190,8 +204,17 @@ def test_minimal_columns_and_errors(tmp_path):
 
 
 def test_symbolic_allele_classification():
-  for alt in ('<DEL>', '<INS:ME:ALU>', '*', '.', 'G]17:198982]', ']13:123456]T', 'C[2:321682[',
-              '.A', 'G.'):
+  for alt in (
+      '<DEL>',
+      '<INS:ME:ALU>',
+      '*',
+      '.',
+      'G]17:198982]',
+      ']13:123456]T',
+      'C[2:321682[',
+      '.A',
+      'G.',
+  ):
     assert vcf_io.is_symbolic_allele(alt), alt
   for alt in ('A', 'ACGT', 'N'):
     assert not vcf_io.is_symbolic_allele(alt), alt

@@ -22,10 +22,28 @@ Benchmark sizes (`CONFIGS`; a size, not a model preset of `enformer.presets`):
 """
 
 from enformer.benchmark.flops import analytic_gflop, matmul_gflops
-from enformer.benchmark.harness import (CONFIGS, ISM_WINDOW, SCORING_ROWS, ism_positions_per_s,
-                                        scoring_rows, measure_train_step, random_model,
-                                        run_benchmark, worker_scoring)
+from enformer.benchmark.harness import (
+    CONFIGS,
+    ISM_WINDOW,
+    SCORING_ROWS,
+    ism_positions_per_s,
+    scoring_rows,
+    measure_train_step,
+    random_model,
+    run_benchmark,
+    worker_scoring,
+)
 
-__all__ = ['CONFIGS', 'ISM_WINDOW', 'SCORING_ROWS', 'analytic_gflop', 'ism_positions_per_s',
-           'scoring_rows', 'matmul_gflops', 'measure_train_step', 'random_model', 'run_benchmark',
-           'worker_scoring']
+__all__ = [
+    'CONFIGS',
+    'ISM_WINDOW',
+    'SCORING_ROWS',
+    'analytic_gflop',
+    'ism_positions_per_s',
+    'scoring_rows',
+    'matmul_gflops',
+    'measure_train_step',
+    'random_model',
+    'run_benchmark',
+    'worker_scoring',
+]

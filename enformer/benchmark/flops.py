@@ -9,10 +9,18 @@ import tensorflow as tf
 from enformer import enformer as enformer_lib
 
 
-def analytic_gflop(channels: int, num_heads: int, num_transformer_layers: int,
-                   sequence_length: int, target_length: Optional[int], *,
-                   heads: Optional[Dict[str, int]] = None, pooling_type: str = 'attention',
-                   key_size: int = 64, batch_size: int = 1) -> Dict[str, float]:
+def analytic_gflop(
+    channels: int,
+    num_heads: int,
+    num_transformer_layers: int,
+    sequence_length: int,
+    target_length: Optional[int],
+    *,
+    heads: Optional[Dict[str, int]] = None,
+    pooling_type: str = 'attention',
+    key_size: int = 64,
+    batch_size: int = 1,
+) -> Dict[str, float]:
   """GFLOP (2 × multiply-adds) of one forward of the reference architecture, by part.
 
   Counts convolutions, linear layers, attention matmuls (content, relative and value) and the
@@ -35,13 +43,15 @@ def analytic_gflop(channels: int, num_heads: int, num_transformer_layers: int,
   t = length
   value_size = channels // num_heads
   hk, hv = num_heads * key_size, num_heads * value_size
-  per_layer = 2.0 * (t * channels * (2 * hk + hv)  # q, k, v
-                     + (2 * t - 1) * value_size * hk  # r_k (R = C / H features)
-                     + num_heads * t * t * key_size  # content logits
-                     + num_heads * t * (2 * t - 1) * key_size  # relative logits
-                     + num_heads * t * t * value_size  # weights @ v
-                     + t * hv * channels  # output projection
-                     + 2 * t * channels * 2 * channels)  # MLP
+  per_layer = 2.0 * (
+      t * channels * (2 * hk + hv)  # q, k, v
+      + (2 * t - 1) * value_size * hk  # r_k (R = C / H features)
+      + num_heads * t * t * key_size  # content logits
+      + num_heads * t * (2 * t - 1) * key_size  # relative logits
+      + num_heads * t * t * value_size  # weights @ v
+      + t * hv * channels  # output projection
+      + 2 * t * channels * 2 * channels
+  )  # MLP
   parts['transformer'] = num_transformer_layers * per_layer
   out = target_length or t
   parts['final_pointwise'] = 2.0 * out * channels * 2 * channels

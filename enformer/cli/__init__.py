@@ -24,13 +24,19 @@ from enformer.cli._errors import describe
 
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
-      prog='enformer', allow_abbrev=False,
+      prog='enformer',
+      allow_abbrev=False,
       description='Enformer: DNA sequence → genomic tracks. Prediction, variant scoring, '
-      'attribution, Basenji2 data and training.')
+      'attribution, Basenji2 data and training.',
+  )
   from enformer import __version__
+
   parser.add_argument('--version', action='version', version=f'enformer {__version__}')
-  parser.add_argument('--debug', action='store_true',
-                      help='show the full traceback of an error (also: ENFORMER_DEBUG=1)')
+  parser.add_argument(
+      '--debug',
+      action='store_true',
+      help='show the full traceback of an error (also: ENFORMER_DEBUG=1)',
+  )
   subparsers = parser.add_subparsers(dest='command', metavar='COMMAND')
   for module_info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
     if module_info.name.startswith('_'):

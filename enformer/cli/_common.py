@@ -21,25 +21,32 @@ from enformer.io.outputs import visible_entries
 MODEL_HELP = (
     'the model: a TF-Hub handle or URL, a SavedModel folder, a Sonnet checkpoint (folder or '
     'prefix, local or gs://) or a training run folder (its best model; RUN:latest for its '
-    'latest checkpoint)')
+    'latest checkpoint)'
+)
 MODEL_ARG_HELP = (
     'an Enformer constructor argument with a JSON value (repeat the flag for several), e.g. '
     '--model-arg channels=384 --model-arg \'heads={"atac": 16}\' --model-arg target_length=null; '
     'it overrides the architecture that the model source or preset gives (bare checkpoints: the '
     'published model, input_channels read from the checkpoint; run folders and exports of this '
-    'package: their own)')
+    'package: their own)'
+)
 FASTA_HELP = 'genome FASTA (plain or bgzip; a .fai index is created if missing)'
 SEQUENCE_LENGTH_MODEL_HELP = (
     "the model's input length in bp for checkpoints (default: a run folder's training length, "
-    'else 196,608); SavedModels define their own')
+    'else 196,608); SavedModels define their own'
+)
 TRACKS_HELP = (
     'tracks: indices (4828), ranges (10-12), identifiers (CNhs11250) or, with --targets, '
-    "description substrings ('CAGE:K562'), separated by spaces; 4828,5111 also works")
-TARGETS_HELP = ('targets table (targets_human.txt: index, identifier, file, clip, scale, '
-                'sum_stat, description) for track names and selection by name')
+    "description substrings ('CAGE:K562'), separated by spaces; 4828,5111 also works"
+)
+TARGETS_HELP = (
+    'targets table (targets_human.txt: index, identifier, file, clip, scale, '
+    'sum_stat, description) for track names and selection by name'
+)
 EXTRA_TRACK_HELP = (
     'per-base bigWig of an extra input channel (e.g. conservation), repeatable in channel order, '
-    'for models with input_channels = 4 + the number given; missing values count as 0')
+    'for models with input_channels = 4 + the number given; missing values count as 0'
+)
 QUIET_HELP = 'no progress bars'
 PRECISION_HELP = (
     'inference precision. bfloat16 runs matmuls and convolutions in bfloat16 (faster on CPUs '
@@ -47,7 +54,8 @@ PRECISION_HELP = (
     'AVX2 only, where it warns; timings in docs/performance.md) with float32 normalisation and '
     'outputs; needs '
     'the Sonnet module (checkpoint, run folder or an export of this package); '
-    'benchmarks/bf16_accuracy.py measures its accuracy on your model')
+    'benchmarks/bf16_accuracy.py measures its accuracy on your model'
+)
 OVERWRITE_HELP = "replace this command's earlier outputs, never other files"
 
 _VALUE_OPTIONAL = (argparse.OPTIONAL, argparse.ZERO_OR_MORE)
@@ -67,8 +75,13 @@ class HelpFormatter(argparse.HelpFormatter):
 
   def _get_help_string(self, action: argparse.Action) -> str:
     text = action.help or ''
-    if (action.required or not action.option_strings or action.default in (None, False, [])
-        or action.default is argparse.SUPPRESS or 'default' in text):
+    if (
+        action.required
+        or not action.option_strings
+        or action.default in (None, False, [])
+        or action.default is argparse.SUPPRESS
+        or 'default' in text
+    ):
       return text
     return text + ' (default: %(default)s)'
 
@@ -84,6 +97,7 @@ def add_parser(subparsers, name: str, **kwargs: Any) -> argparse.ArgumentParser:
 
 
 # --------------------------------------------------------------------------- model
+
 
 def add_model_argument(parser) -> argparse.Action:
   """--model: any model source (required)."""
@@ -102,7 +116,8 @@ def _model_arg(text: str) -> Tuple[str, Any]:
       raise argparse.ArgumentTypeError(
           f'{text!r}: the value is not valid JSON ({error.msg} at column {error.colno}); '
           'JSON needs double-quoted keys and the shell needs the whole argument quoted, e.g. '
-          '--model-arg \'heads={"human": 5313}\'') from None
+          '--model-arg \'heads={"human": 5313}\''
+      ) from None
     return key.strip(), value
 
 
@@ -114,8 +129,15 @@ def add_model_config_arguments(parser, sequence_length: bool = True) -> None:
     sequence_length: also add --sequence-length (the model's input length for checkpoints).
   """
   group = parser.add_argument_group('model configuration')
-  group.add_argument('--model-arg', action='append', type=_model_arg, metavar='KEY=VALUE',
-                     dest='model_args', default=None, help=MODEL_ARG_HELP)
+  group.add_argument(
+      '--model-arg',
+      action='append',
+      type=_model_arg,
+      metavar='KEY=VALUE',
+      dest='model_args',
+      default=None,
+      help=MODEL_ARG_HELP,
+  )
   if sequence_length:
     add_sequence_length_argument(group, help=SEQUENCE_LENGTH_MODEL_HELP)
 
@@ -149,8 +171,13 @@ def predictor_config(args: argparse.Namespace) -> Dict[str, Any]:
 def model_source(args: argparse.Namespace):
   """What Dask workers load for --model: `ModelSource.of` with the command's model settings."""
   from enformer.distributed import ModelSource  # pylint: disable=import-outside-toplevel
-  return ModelSource.of(args.model, getattr(args, 'sequence_length', None),
-                        precision=getattr(args, 'precision', 'float32'), **predictor_config(args))
+
+  return ModelSource.of(
+      args.model,
+      getattr(args, 'sequence_length', None),
+      precision=getattr(args, 'precision', 'float32'),
+      **predictor_config(args),
+  )
 
 
 def model_for(args: argparse.Namespace, client):
@@ -163,6 +190,7 @@ def model_id(args: argparse.Namespace) -> str:
   """--model (absolute unless a URL) and --precision: the model in a run's resume fingerprint
   (`ModelSource.identity`)."""
   from enformer.distributed import ModelSource  # pylint: disable=import-outside-toplevel
+
   return ModelSource.of(args.model, precision=getattr(args, 'precision', 'float32')).identity
 
 
@@ -172,10 +200,14 @@ def load_predictor(args: argparse.Namespace):
   from enformer.inference.regions import check_extra_tracks  # pylint: disable=import-outside-toplevel
 
   predictor = inference.load_model(
-      args.model, sequence_length=getattr(args, 'sequence_length', None),
-      precision=getattr(args, 'precision', 'float32'), **predictor_config(args))
-  check_extra_tracks(getattr(predictor, 'input_channels', 4),
-                     list(getattr(args, 'extra_track', None) or []))
+      args.model,
+      sequence_length=getattr(args, 'sequence_length', None),
+      precision=getattr(args, 'precision', 'float32'),
+      **predictor_config(args),
+  )
+  check_extra_tracks(
+      getattr(predictor, 'input_channels', 4), list(getattr(args, 'extra_track', None) or [])
+  )
   return predictor
 
 
@@ -186,36 +218,53 @@ def n_value(text: str) -> float:
   except ValueError:
     value = None
   if value is None or not math.isfinite(value) or not 0 <= value <= 1:
-    raise argparse.ArgumentTypeError(f'must be a finite number in [0, 1] (0, or 0.25 as '
-                                     f"DeepMind's usage notebook), got {text!r}")
+    raise argparse.ArgumentTypeError(
+        f'must be a finite number in [0, 1] (0, or 0.25 as '
+        f"DeepMind's usage notebook), got {text!r}"
+    )
   return value
 
 
 def add_n_value_argument(parser: argparse.ArgumentParser) -> argparse.Action:
   """--n-value V: the one-hot value of N (library keyword `neutral_value`), in [0, 1]."""
   return parser.add_argument(
-      '--n-value', type=n_value, default=0.0, metavar='V',
+      '--n-value',
+      type=n_value,
+      default=0.0,
+      metavar='V',
       help='one-hot value of N (and of the padding past chromosome ends) in each of the 4 '
       "channels: 0 as DeepMind's enformer.py and the Basenji2 training data; 0.25 as DeepMind's "
-      "usage notebook (kipoiseq's default), to reproduce its numbers")
+      "usage notebook (kipoiseq's default), to reproduce its numbers",
+  )
 
 
 def add_cluster_arguments(parser: argparse.ArgumentParser, unit: str) -> None:
   """--workers N / --scheduler ADDRESS: run the work on a Dask cluster (docs/distributed.md)."""
   group = parser.add_argument_group('Dask cluster (same output as a single process)')
   where = group.add_mutually_exclusive_group()
-  where.add_argument('--workers', type=positive_int, default=None, metavar='N',
-                     help=f'start N single-threaded worker processes on this machine (e.g. one per '
-                     f'GPU or core) and run {unit} as tasks on them')
-  where.add_argument('--scheduler', default=None, metavar='tcp://HOST:PORT',
-                     help=f'run {unit} on the workers of a running Dask scheduler (e.g. a '
-                     'dask-jobqueue SLURMCluster); they must see the same paths')
+  where.add_argument(
+      '--workers',
+      type=positive_int,
+      default=None,
+      metavar='N',
+      help=f'start N single-threaded worker processes on this machine (e.g. one per '
+      f'GPU or core) and run {unit} as tasks on them',
+  )
+  where.add_argument(
+      '--scheduler',
+      default=None,
+      metavar='tcp://HOST:PORT',
+      help=f'run {unit} on the workers of a running Dask scheduler (e.g. a '
+      'dask-jobqueue SLURMCluster); they must see the same paths',
+  )
 
 
 # --------------------------------------------------------------------------- inputs and outputs
 
-def add_fasta_argument(parser, required: bool = True,
-                       help: str = FASTA_HELP) -> argparse.Action:  # pylint: disable=redefined-builtin
+
+def add_fasta_argument(
+    parser, required: bool = True, help: str = FASTA_HELP
+) -> argparse.Action:  # pylint: disable=redefined-builtin
   """--fasta: the genome FASTA."""
   return parser.add_argument('--fasta', required=required, metavar='FASTA', help=help)
 
@@ -252,46 +301,67 @@ def positive_length(text: str) -> int:
   return value
 
 
-def add_sequence_length_argument(parser, help: str, required: bool = False,  # pylint: disable=redefined-builtin
-                                 default: Optional[int] = None) -> argparse.Action:
+def add_sequence_length_argument(
+    parser,
+    help: str,
+    required: bool = False,  # pylint: disable=redefined-builtin
+    default: Optional[int] = None,
+) -> argparse.Action:
   """--sequence-length: a length in bp, positive multiple of 128."""
-  return parser.add_argument('--sequence-length', type=positive_length, metavar='BP',
-                             required=required, default=default, help=help)
+  return parser.add_argument(
+      '--sequence-length',
+      type=positive_length,
+      metavar='BP',
+      required=required,
+      default=default,
+      help=help,
+  )
 
 
-def add_out_argument(parser, help: str, required: bool = True,  # pylint: disable=redefined-builtin
-                     default: Optional[str] = None) -> argparse.Action:
+def add_out_argument(
+    parser,
+    help: str,
+    required: bool = True,  # pylint: disable=redefined-builtin
+    default: Optional[str] = None,
+) -> argparse.Action:
   """--out: where the results go (a folder, or a file where the help says so)."""
-  return parser.add_argument('--out', required=required, default=default, metavar='OUT',
-                             help=help)
+  return parser.add_argument('--out', required=required, default=default, metavar='OUT', help=help)
 
 
-def add_targets_argument(parser, required: bool = False,
-                         help: str = TARGETS_HELP) -> argparse.Action:  # pylint: disable=redefined-builtin
+def add_targets_argument(
+    parser, required: bool = False, help: str = TARGETS_HELP
+) -> argparse.Action:  # pylint: disable=redefined-builtin
   """--targets: a Basenji targets table."""
   return parser.add_argument('--targets', required=required, metavar='TABLE', help=help)
 
 
 def add_tracks_argument(parser, required: bool = False) -> argparse.Action:
   """--tracks TRACK [TRACK ...]: which tracks (`enformer.io.targets.select_tracks` reads them)."""
-  return parser.add_argument('--tracks', nargs='+', required=required, metavar='TRACK',
-                             help=TRACKS_HELP)
+  return parser.add_argument(
+      '--tracks', nargs='+', required=required, metavar='TRACK', help=TRACKS_HELP
+  )
 
 
 def add_precision_argument(parser, extra: str = '') -> argparse.Action:
   """--precision float32|bfloat16: inference precision (`extra`: appended to the help)."""
-  return parser.add_argument('--precision', type=str, choices=('float32', 'bfloat16'),
-                             default='float32',
-                             help=PRECISION_HELP + extra)
+  return parser.add_argument(
+      '--precision',
+      type=str,
+      choices=('float32', 'bfloat16'),
+      default='float32',
+      help=PRECISION_HELP + extra,
+  )
 
 
 def add_extra_track_argument(parser) -> argparse.Action:
   """--extra-track FILE.bw (repeatable): per-base inputs of a model's extra input channels."""
-  return parser.add_argument('--extra-track', action='append', default=[], metavar='BIGWIG',
-                             help=EXTRA_TRACK_HELP)
+  return parser.add_argument(
+      '--extra-track', action='append', default=[], metavar='BIGWIG', help=EXTRA_TRACK_HELP
+  )
 
 
 # --------------------------------------------------------------------------- behaviour
+
 
 def import_tensorflow_quietly() -> None:
   """TensorFlow, whenever a subcommand first imports it, loads without its start-up messages.
@@ -302,8 +372,9 @@ def import_tensorflow_quietly() -> None:
   quiet.quiet_tensorflow_import()
 
 
-def add_overwrite_argument(parser, help: str = OVERWRITE_HELP  # pylint: disable=redefined-builtin
-                           ) -> argparse.Action:
+def add_overwrite_argument(
+    parser, help: str = OVERWRITE_HELP  # pylint: disable=redefined-builtin
+) -> argparse.Action:
   """--overwrite: replace existing outputs (otherwise the subcommand stops or resumes)."""
   return parser.add_argument('--overwrite', action='store_true', help=help)
 
@@ -336,9 +407,11 @@ def check_unused_output_folder(out: str, overwrite: bool) -> None:
   entries = visible_entries(out)
   if entries:
     shown = ', '.join(entries[:3]) + (', ...' if len(entries) > 3 else '')
-    raise FileExistsError(f'--out {out} already holds files ({shown}). Pass --overwrite to '
-                          'replace the outputs an earlier run of this command wrote there (other '
-                          'files are kept), or choose another --out.')
+    raise FileExistsError(
+        f'--out {out} already holds files ({shown}). Pass --overwrite to '
+        'replace the outputs an earlier run of this command wrote there (other '
+        'files are kept), or choose another --out.'
+    )
 
 
 def names(text: str) -> List[str]:
@@ -352,4 +425,3 @@ def names_or_file(text: Optional[str]) -> Union[None, str, List[str]]:
   if not text:
     return None
   return os.path.abspath(text) if os.path.isfile(text) else names(text)
-

@@ -98,7 +98,8 @@ def _file_in_traceback(error: BaseException) -> Optional[str]:
   for frame in _frames(error):
     values = list(frame.f_locals.values())
     ordered = [v for v in values if not isinstance(v, (str, bytes, os.PathLike))] + [
-        v for v in values if isinstance(v, (str, bytes, os.PathLike))]
+        v for v in values if isinstance(v, (str, bytes, os.PathLike))
+    ]
     for value in ordered:
       path = _as_path(value)
       if path is not None and os.path.isfile(path):
@@ -151,12 +152,17 @@ def _tf_error(error) -> Optional[Tuple[str, bool]]:
   if isinstance(error, tf.errors.NotFoundError):
     return f'not found: {message}', True
   if isinstance(error, tf.errors.ResourceExhaustedError):
-    return (f'out of memory: {message} (use a smaller --batch-size or a shorter '
-            '--sequence-length)', True)
+    return (
+        f'out of memory: {message} (use a smaller --batch-size or a shorter ' '--sequence-length)',
+        True,
+    )
   if isinstance(error, tf.errors.InvalidArgumentError):
     if re.search(r'\b(nan|inf)\b', message, re.I):
-      return (f'non-finite values (NaN/Inf) reached the model: {message} (check the input data '
-              'and the learning rate)', True)
+      return (
+          f'non-finite values (NaN/Inf) reached the model: {message} (check the input data '
+          'and the learning rate)',
+          True,
+      )
     return f'invalid input: {message}', True
   if isinstance(error, tf.errors.PermissionDeniedError):
     return f'permission denied: {message}', True
@@ -173,8 +179,11 @@ def describe(error: BaseException, args: argparse.Namespace) -> Tuple[str, bool]
     filename = getattr(error, 'filename', None)
     where = os.fspath(filename) if filename else _output_in_traceback(error, args)
     target = f' writing {where}' if where else ''
-    return (f'No space left on the device{target}. Free some space or choose an output on '
-            'another disk; files finished before were kept', True)
+    return (
+        f'No space left on the device{target}. Free some space or choose an output on '
+        'another disk; files finished before were kept',
+        True,
+    )
   tf_result = _tf_error(error) if 'tensorflow' in sys.modules else None
   executor = sys.modules.get('enformer.distributed.executor')  # Loaded by the Dask runs only.
   if executor is not None and isinstance(error, executor.DistributedError):
@@ -185,27 +194,34 @@ def describe(error: BaseException, args: argparse.Namespace) -> Tuple[str, bool]
   if tf_result is not None:
     message, known = tf_result
   elif isinstance(error, concurrent.futures.process.BrokenProcessPool):
-    message, known = ('a worker process died unexpectedly (often: killed for lack of memory); '
-                      'use fewer --processes or a smaller --batch-size and rerun'), True
+    message, known = (
+        'a worker process died unexpectedly (often: killed for lack of memory); '
+        'use fewer --processes or a smaller --batch-size and rerun'
+    ), True
   elif isinstance(error, MemoryError):
     message, known = 'out of memory: use a smaller --batch-size or fewer workers', True
   elif isinstance(error, json.JSONDecodeError):
-    message, known = (f'malformed JSON ({error.msg} at line {error.lineno} column '
-                      f'{error.colno})'), True
+    message, known = (
+        f'malformed JSON ({error.msg} at line {error.lineno} column ' f'{error.colno})'
+    ), True
   elif isinstance(error, UnicodeDecodeError):
     # Only the decoding of a user's text file as UTF-8 is the user's to fix; any other decoding
     # (e.g. of data the package wrote itself) is a bug.
-    user_file = (codecs.lookup(error.encoding).name == 'utf-8'
-                 and _file_in_traceback(error) is not None)
+    user_file = (
+        codecs.lookup(error.encoding).name == 'utf-8' and _file_in_traceback(error) is not None
+    )
     if user_file:
-      message, known = (f'the file is not UTF-8 text (byte 0x{error.object[error.start]:02x} '
-                        f'at offset {error.start}); save it as UTF-8'), True
+      message, known = (
+          f'the file is not UTF-8 text (byte 0x{error.object[error.start]:02x} '
+          f'at offset {error.start}); save it as UTF-8'
+      ), True
     else:
       message, known = f'{type(error).__name__}: {_first_line(str(error))}', False
   elif isinstance(error, (EOFError, zlib.error, gzip.BadGzipFile)):
     detail = _first_line(str(error)) or type(error).__name__
-    message, known = (f'truncated or corrupt compressed file ({detail}); download or write it '
-                      'again'), True
+    message, known = (
+        f'truncated or corrupt compressed file ({detail}); download or write it ' 'again'
+    ), True
   elif isinstance(error, OSError):
     message, known = _os_error(error), True
   elif isinstance(error, KeyError):
@@ -215,7 +231,8 @@ def describe(error: BaseException, args: argparse.Namespace) -> Tuple[str, bool]
   elif isinstance(error, ValueError):  # Our own messages may add lines of detail: keep them.
     message, known = str(error).strip(), True
   elif type(error).__module__.startswith(('h5py', 'pysam', 'pyBigWig')) or (
-      isinstance(error, RuntimeError) and 'error during file opening' in str(error)):
+      isinstance(error, RuntimeError) and 'error during file opening' in str(error)
+  ):
     message, known = f'could not read the file ({_first_line(str(error))})', True
   else:
     message, known = f'{type(error).__name__}: {_first_line(str(error))}', False
@@ -228,8 +245,12 @@ def describe(error: BaseException, args: argparse.Namespace) -> Tuple[str, bool]
 
 # Library arguments whose command-line flag is not `--` + the argument's name with dashes.
 _FLAG_OF_ARGUMENT = {
-    'extra_tracks': '--extra-track', 'num_pcs': '--pcs', 'train_data': '--data',
-    'reverse_complement': '--rc', 'neutral_value': '--n-value', 'input_tracks': '--input-track',
+    'extra_tracks': '--extra-track',
+    'num_pcs': '--pcs',
+    'train_data': '--data',
+    'reverse_complement': '--rc',
+    'neutral_value': '--n-value',
+    'input_tracks': '--input-track',
 }
 
 
@@ -264,8 +285,9 @@ def _checkpoint_mismatch(error) -> str:
   lines = str(error).strip().splitlines()
   changes = getattr(error, 'changes', None) or {}
   if changes:
-    flags = ' '.join(f'--model-arg {shlex.quote(f"{key}={_json_text(value)}")}'
-                     for key, value in changes.items())
+    flags = ' '.join(
+        f'--model-arg {shlex.quote(f"{key}={_json_text(value)}")}' for key, value in changes.items()
+    )
     lines = [line for line in lines if not line.strip().startswith('Change:')]
     lines.append(f'  Pass: {flags}')
   return '\n'.join(lines)

@@ -16,8 +16,12 @@ def is_remote(handle: str) -> bool:
   return model_source.is_url(handle)
 
 
-def check_model(model: str, flag: str = '--model', *,
-                kinds: Sequence[str] = ('url', 'saved_model', 'checkpoint', 'run')) -> None:
+def check_model(
+    model: str,
+    flag: str = '--model',
+    *,
+    kinds: Sequence[str] = ('url', 'saved_model', 'checkpoint', 'run'),
+) -> None:
   """A --model is any source `load_model` takes (`enformer.io.model_source`, the one definition):
   a SavedModel folder, a checkpoint (folder, prefix or .index file), a training run folder (`RUN`,
   `RUN:best`, `RUN:latest`) or a URL (checked when loaded); `kinds` narrows that down."""
@@ -58,6 +62,13 @@ def check_many(paths: Optional[Iterable[str]], flag: str, kind: Optional[str] = 
     check_input_file(path, flag, kind=kind)
 
 
-__all__ = ['check_data_folder', 'check_files', 'check_input_file', 'check_input_folder',
-           'check_many', 'check_model',
-           'check_output_path', 'is_remote']
+__all__ = [
+    'check_data_folder',
+    'check_files',
+    'check_input_file',
+    'check_input_folder',
+    'check_many',
+    'check_model',
+    'check_output_path',
+    'is_remote',
+]

@@ -26,23 +26,35 @@ Example:
 
 def register(subparsers) -> None:
   parser = _common.add_parser(
-      subparsers, 'evaluate',
+      subparsers,
+      'evaluate',
       help='per-track Pearson R / R² of a model on a data subset (+ TSS gene level)',
-      description=_DESCRIPTION)
+      description=_DESCRIPTION,
+  )
   _common.add_model_argument(parser)
   parser.add_argument('--data', required=True, help='Basenji2 (or legacy basenji) data folder')
   parser.add_argument('--subset', default='test', help='subset to evaluate')
   parser.add_argument('--head', default=None, help='head to evaluate (default: the only/first)')
   _common.add_out_argument(parser, help='output folder (created)')
-  _common.add_targets_argument(parser, help=_common.TARGETS_HELP + ' (default: DATA/targets.txt '
-                               'when present)')
+  _common.add_targets_argument(
+      parser, help=_common.TARGETS_HELP + ' (default: DATA/targets.txt ' 'when present)'
+  )
   parser.add_argument('--tss', default=None, help='TSS BED for the gene-level metric')
-  parser.add_argument('--batch-size', type=_common.positive_int, default=4,
-                      help='sequences per model call')
-  parser.add_argument('--max-batches', type=_common.positive_int, default=None,
-                      help='evaluate only this many batches (default: all)')
-  parser.add_argument('--layout', default=None, choices=('basenji2', 'legacy'),
-                      help='data layout (default: detected)')
+  parser.add_argument(
+      '--batch-size', type=_common.positive_int, default=4, help='sequences per model call'
+  )
+  parser.add_argument(
+      '--max-batches',
+      type=_common.positive_int,
+      default=None,
+      help='evaluate only this many batches (default: all)',
+  )
+  parser.add_argument(
+      '--layout',
+      default=None,
+      choices=('basenji2', 'legacy'),
+      help='data layout (default: detected)',
+  )
   _common.add_overwrite_argument(parser)
   _common.add_quiet_argument(parser)
   _common.add_model_config_arguments(parser, sequence_length=False)
@@ -53,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
   # The user's inputs first: a bad file is reported before TensorFlow and the model load.
   check_model(args.model)
   from enformer.data.sets import is_named_set  # pylint: disable=import-outside-toplevel
+
   if not is_named_set(args.data):  # Named sets live under $ENFORMER_DATA_DIR.
     check_data_folder(args.data, '--data')
   check_files((args.targets, '--targets', 'text'), (args.tss, '--tss', 'text'))
@@ -68,10 +81,20 @@ def _evaluate(args: argparse.Namespace) -> int:
   from enformer.evaluation import tracks as evaluate_lib  # pylint: disable=import-outside-toplevel
 
   result, paths = evaluate_lib.evaluate_to_files(
-      args.model, args.data, args.out, subset=args.subset, head=args.head, targets=args.targets,
-      tss=args.tss, layout=args.layout, batch_size=args.batch_size, max_batches=args.max_batches,
-      model_config=_common.model_config_from_args(args), progress=not args.quiet,
-      overwrite=args.overwrite)
+      args.model,
+      args.data,
+      args.out,
+      subset=args.subset,
+      head=args.head,
+      targets=args.targets,
+      tss=args.tss,
+      layout=args.layout,
+      batch_size=args.batch_size,
+      max_batches=args.max_batches,
+      model_config=_common.model_config_from_args(args),
+      progress=not args.quiet,
+      overwrite=args.overwrite,
+  )
   for line in evaluate_lib.summary_lines(result):
     print(line)
   print('Wrote ' + ', '.join(paths.values()))

@@ -24,16 +24,27 @@ Example:
 
 def register(subparsers) -> None:
   parser = _common.add_parser(
-      subparsers, 'export', help='export a checkpoint as a TF-Hub SavedModel',
-      description=DESCRIPTION)
+      subparsers,
+      'export',
+      help='export a checkpoint as a TF-Hub SavedModel',
+      description=DESCRIPTION,
+  )
   _common.add_model_argument(parser)
   _common.add_out_argument(parser, help='SavedModel folder to create')
-  parser.add_argument('--hub-length', type=_common.positive_length, default=None, metavar='BP',
-                      help='input length of the exported signature (default 393,216, or the '
-                      'model length when that is larger)')
+  parser.add_argument(
+      '--hub-length',
+      type=_common.positive_length,
+      default=None,
+      metavar='BP',
+      help='input length of the exported signature (default 393,216, or the '
+      'model length when that is larger)',
+  )
   _common.add_model_config_arguments(parser)
-  _common.add_overwrite_argument(parser, help=_common.OVERWRITE_HELP + ' (an earlier export in '
-                                 '--out; a folder holding other files is refused)')
+  _common.add_overwrite_argument(
+      parser,
+      help=_common.OVERWRITE_HELP + ' (an earlier export in '
+      '--out; a folder holding other files is refused)',
+  )
   parser.set_defaults(func=run)
 
 
@@ -50,17 +61,27 @@ def run(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
   from enformer.inference import HUB_SEQUENCE_LENGTH, export_hub_module, load_model
 
-  predictor = load_model(args.model, sequence_length=args.sequence_length,
-                         **_common.model_config_from_args(args))
+  predictor = load_model(
+      args.model, sequence_length=args.sequence_length, **_common.model_config_from_args(args)
+  )
   if predictor.model is None:
-    raise ValueError(f'--model {args.model} is DeepMind\'s TF-Hub module, already a SavedModel; '
-                     'export takes checkpoints, run folders and SavedModels of this package.')
+    raise ValueError(
+        f"--model {args.model} is DeepMind's TF-Hub module, already a SavedModel; "
+        'export takes checkpoints, run folders and SavedModels of this package.'
+    )
   model_length = predictor.model_sequence_length
   hub_length = args.hub_length or max(HUB_SEQUENCE_LENGTH, model_length)
-  export_hub_module(predictor.model, args.out, sequence_length=hub_length,
-                    model_sequence_length=model_length, overwrite=args.overwrite)
+  export_hub_module(
+      predictor.model,
+      args.out,
+      sequence_length=hub_length,
+      model_sequence_length=model_length,
+      overwrite=args.overwrite,
+  )
   heads = ', '.join(f'{k} {v}' for k, v in predictor.heads.items())
-  print(f'Exported {predictor.source} to {args.out}: input [B, {hub_length:,}, '
-        f'{predictor.input_channels}] (centre {model_length:,} bp seen by the model) → '
-        f'{predictor.output_length} bins × ({heads}).')
+  print(
+      f'Exported {predictor.source} to {args.out}: input [B, {hub_length:,}, '
+      f'{predictor.input_channels}] (centre {model_length:,} bp seen by the model) → '
+      f'{predictor.output_length} bins × ({heads}).'
+  )
   return 0

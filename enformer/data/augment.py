@@ -43,6 +43,7 @@ class Augmentation:
     reverse_complement: reverse complement half of the examples (and reverse their targets).
     pad_value: value written into the positions a shift uncovers (0 = N; Basenji uses 0.25).
   """
+
   max_shift: int = 3
   reverse_complement: bool = True
   pad_value: float = 0.0
@@ -69,7 +70,7 @@ def stochastic_shift(sequence: tf.Tensor, shift, pad_value: float = 0.0) -> tf.T
   length = tf.shape(sequence)[0]
   magnitude = tf.abs(shift)
   pad = tf.fill([magnitude, tf.shape(sequence)[1]], tf.cast(pad_value, sequence.dtype))
-  right = tf.concat([pad, sequence[:length - magnitude]], axis=0)
+  right = tf.concat([pad, sequence[: length - magnitude]], axis=0)
   left = tf.concat([sequence[magnitude:], pad], axis=0)
   shifted = tf.cond(shift >= 0, lambda: right, lambda: left)
   return tf.ensure_shape(shifted, sequence.shape)
@@ -91,8 +92,9 @@ def reverse_complement(sequence: tf.Tensor, target: Optional[tf.Tensor] = None):
   return sequence_rc, tf.reverse(target, axis=[0])
 
 
-def augment_example(example: Dict[str, tf.Tensor], seed: tf.Tensor,
-                    augmentation: Augmentation = Augmentation()) -> Dict[str, tf.Tensor]:
+def augment_example(
+    example: Dict[str, tf.Tensor], seed: tf.Tensor, augmentation: Augmentation = Augmentation()
+) -> Dict[str, tf.Tensor]:
   """Applies a random shift and (with probability 1/2) reverse complement to one example.
 
   Args:
@@ -106,13 +108,19 @@ def augment_example(example: Dict[str, tf.Tensor], seed: tf.Tensor,
   seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=2)
   sequence, target = example['sequence'], example['target']
   if augmentation.max_shift:
-    shift = tf.random.stateless_uniform([], seeds[0], minval=-augmentation.max_shift,
-                                        maxval=augmentation.max_shift + 1, dtype=tf.int32)
+    shift = tf.random.stateless_uniform(
+        [],
+        seeds[0],
+        minval=-augmentation.max_shift,
+        maxval=augmentation.max_shift + 1,
+        dtype=tf.int32,
+    )
     sequence = stochastic_shift(sequence, shift, augmentation.pad_value)
   if augmentation.reverse_complement:
     flip = tf.random.stateless_uniform([], seeds[1]) < 0.5
-    sequence, target = tf.cond(flip, lambda: reverse_complement(sequence, target),
-                               lambda: (sequence, target))
+    sequence, target = tf.cond(
+        flip, lambda: reverse_complement(sequence, target), lambda: (sequence, target)
+    )
   return {**example, 'sequence': sequence, 'target': target}
 
 
@@ -124,6 +132,7 @@ def with_seeds(dataset: tf.data.Dataset, seed: int) -> tf.data.Dataset:
   dataset gets new seeds. Dataset.enumerate would do, but it adds a range source that tf.data's
   auto-sharding by FILE cannot shard.
   """
+
   def draw(*element):
     element = element[0] if len(element) == 1 else element
     return element, tf.random.uniform([2], maxval=2**62, dtype=tf.int64, seed=seed)
@@ -131,11 +140,13 @@ def with_seeds(dataset: tf.data.Dataset, seed: int) -> tf.data.Dataset:
   return dataset.map(no_autograph(draw))
 
 
-def augment_dataset(dataset: tf.data.Dataset,
-                    augmentation: Augmentation = Augmentation(),
-                    seed: int = 0,
-                    num_parallel_calls: int = tf.data.AUTOTUNE,
-                    deterministic: Optional[bool] = None) -> tf.data.Dataset:
+def augment_dataset(
+    dataset: tf.data.Dataset,
+    augmentation: Augmentation = Augmentation(),
+    seed: int = 0,
+    num_parallel_calls: int = tf.data.AUTOTUNE,
+    deterministic: Optional[bool] = None,
+) -> tf.data.Dataset:
   """Maps `augment_example` over an unbatched dataset of examples.
 
   Example k (in dataset order) uses the k-th draw of a random stream seeded by `seed`, so a
@@ -143,6 +154,9 @@ def augment_dataset(dataset: tf.data.Dataset,
   element order, i.e. deterministic reading) gets the same ones.
   """
   return with_seeds(dataset, seed).map(
-      no_autograph(lambda example, example_seed: augment_example(example, example_seed,
-                                                                 augmentation)),
-      num_parallel_calls=num_parallel_calls, deterministic=deterministic)
+      no_autograph(
+          lambda example, example_seed: augment_example(example, example_seed, augmentation)
+      ),
+      num_parallel_calls=num_parallel_calls,
+      deterministic=deterministic,
+  )

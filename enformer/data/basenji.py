@@ -69,6 +69,7 @@ class DatasetInfo:
     converted_files: subset → the files a partial `convert-basenji --out-tfr` wrote (the others
       of the source are absent on purpose).
   """
+
   path: str
   layout: str
   sequence_length: int
@@ -99,9 +100,11 @@ def tfrecord_files(path: str, subset: str, layout: str = 'basenji2') -> List[str
     pattern = posixpath.join(path, f'*{subset}-*.tfrecord')
   files = [f for f in tf.io.gfile.glob(pattern) if file_number(f, subset) >= 0]
   if not files:
-    raise FileNotFoundError(f'No TFRecord files match {pattern}. Check the data path and the '
-                            'subset '
-                            f'name ({subset!r}; Basenji2 uses train, valid and test).')
+    raise FileNotFoundError(
+        f'No TFRecord files match {pattern}. Check the data path and the '
+        'subset '
+        f'name ({subset!r}; Basenji2 uses train, valid and test).'
+    )
   return sorted(files, key=lambda f: file_number(f, subset))
 
 
@@ -111,8 +114,10 @@ def _first_example(path: str) -> tf.train.Example:
   except StopIteration:
     raise ValueError(f'{path} holds no records.') from None
   except tf.errors.DataLossError as error:
-    raise ValueError(f'{path}: record 0 cannot be read ({error.message.strip()}); the file is '
-                     'corrupted or not a ZLIB-compressed TFRecord file.') from None
+    raise ValueError(
+        f'{path}: record 0 cannot be read ({error.message.strip()}); the file is '
+        'corrupted or not a ZLIB-compressed TFRecord file.'
+    ) from None
   return tf.train.Example.FromString(record.numpy())
 
 
@@ -127,10 +132,12 @@ def _read_legacy_params(path: str) -> Dict[str, str]:
   return params
 
 
-def load_info(path: str,
-              layout: Optional[str] = None,
-              pool_width: int = POOL_WIDTH,
-              num_targets: Optional[int] = None) -> DatasetInfo:
+def load_info(
+    path: str,
+    layout: Optional[str] = None,
+    pool_width: int = POOL_WIDTH,
+    num_targets: Optional[int] = None,
+) -> DatasetInfo:
   """Reads statistics.json (Basenji2) or inspects the first record (legacy) of a data folder.
 
   Args:
@@ -148,37 +155,49 @@ def load_info(path: str,
     raise ValueError(f'layout must be one of {LAYOUTS} or None (detect), got {layout!r}.')
   if layout == 'basenji2':
     if not tf.io.gfile.exists(statistics_path):
-      raise FileNotFoundError(f'{statistics_path} not found: a Basenji2 data folder has '
-                              'statistics.json, sequences.bed, targets.txt and tfrecords/.')
+      raise FileNotFoundError(
+          f'{statistics_path} not found: a Basenji2 data folder has '
+          'statistics.json, sequences.bed, targets.txt and tfrecords/.'
+      )
     with tf.io.gfile.GFile(statistics_path, 'rb') as f:
       stats = parse_json(f.read(), statistics_path)
     missing = [k for k in ('seq_length', 'target_length', 'num_targets') if k not in stats]
     if missing:
       raise ValueError(f'{statistics_path} lacks {missing}.')
-    counts = {key[:-len('_seqs')]: int(value) for key, value in stats.items()
-              if key.endswith('_seqs')}
-    return DatasetInfo(path=path, layout=layout, sequence_length=int(stats['seq_length']),
-                       target_length=int(stats['target_length']),
-                       num_targets=int(stats['num_targets']),
-                       pool_width=int(stats.get('pool_width', POOL_WIDTH)),
-                       crop_bp=int(stats.get('crop_bp', 0)), num_records=counts,
-                       records_per_file=int(stats.get('records_per_file', 0)),
-                       input_track_names=tuple(stats.get('input_tracks', ())),
-                       converted_files={k: tuple(v) for k, v in
-                                        stats.get('converted_files', {}).items()})
+    counts = {
+        key[: -len('_seqs')]: int(value) for key, value in stats.items() if key.endswith('_seqs')
+    }
+    return DatasetInfo(
+        path=path,
+        layout=layout,
+        sequence_length=int(stats['seq_length']),
+        target_length=int(stats['target_length']),
+        num_targets=int(stats['num_targets']),
+        pool_width=int(stats.get('pool_width', POOL_WIDTH)),
+        crop_bp=int(stats.get('crop_bp', 0)),
+        num_records=counts,
+        records_per_file=int(stats.get('records_per_file', 0)),
+        input_track_names=tuple(stats.get('input_tracks', ())),
+        converted_files={k: tuple(v) for k, v in stats.get('converted_files', {}).items()},
+    )
   files = tf.io.gfile.glob(posixpath.join(path, '*.tfrecord'))
   if not files:
-    raise FileNotFoundError(f'{path} has neither statistics.json (Basenji2 layout) nor *.tfrecord '
-                            'files (legacy basenji layout).')
+    raise FileNotFoundError(
+        f'{path} has neither statistics.json (Basenji2 layout) nor *.tfrecord '
+        'files (legacy basenji layout).'
+    )
   example = _first_example(sorted(files)[0])
   features = example.features.feature
   if 'sequence' not in features or 'target' not in features:
-    raise ValueError(f'{sorted(files)[0]}: records lack the features "sequence" and "target" '
-                     f'(found {sorted(features)}).')
+    raise ValueError(
+        f'{sorted(files)[0]}: records lack the features "sequence" and "target" '
+        f'(found {sorted(features)}).'
+    )
   seq_bytes = len(features['sequence'].bytes_list.value[0])
   if seq_bytes % 4:
-    raise ValueError(f'{sorted(files)[0]}: sequence has {seq_bytes} bytes, not a [L, 4] uint8 '
-                     'one-hot.')
+    raise ValueError(
+        f'{sorted(files)[0]}: sequence has {seq_bytes} bytes, not a [L, 4] uint8 ' 'one-hot.'
+    )
   sequence_length = seq_bytes // 4
   params = _read_legacy_params(path)
   pool_width = int(params.get('target_pool', pool_width))
@@ -186,14 +205,21 @@ def load_info(path: str,
   target_length = int(params.get('target_length', sequence_length // pool_width))
   num_targets = int(params.get('num_targets', num_targets or target_size // target_length))
   if target_length * num_targets != target_size:
-    raise ValueError(f'{sorted(files)[0]}: target has {target_size} values, which is not '
-                     f'target_length {target_length} × num_targets {num_targets}. Pass '
-                     'num_targets/pool_width matching the data.')
-  return DatasetInfo(path=path, layout=layout, sequence_length=sequence_length,
-                     target_length=target_length,
-                     num_targets=num_targets, pool_width=pool_width,
-                     crop_bp=(sequence_length - target_length * pool_width) // 2,
-                     records_per_file=0)
+    raise ValueError(
+        f'{sorted(files)[0]}: target has {target_size} values, which is not '
+        f'target_length {target_length} × num_targets {num_targets}. Pass '
+        'num_targets/pool_width matching the data.'
+    )
+  return DatasetInfo(
+      path=path,
+      layout=layout,
+      sequence_length=sequence_length,
+      target_length=target_length,
+      num_targets=num_targets,
+      pool_width=pool_width,
+      crop_bp=(sequence_length - target_length * pool_width) // 2,
+      records_per_file=0,
+  )
 
 
 def subset_total(info: DatasetInfo, subset: str) -> Tuple[Optional[int], str]:
@@ -231,8 +257,8 @@ def count_records(path: str) -> int:
     ValueError naming the file and the first record that cannot be read.
   """
   decompressor = zlib.decompressobj()
-  header = b''     # bytes of the current record's 12-byte header read so far
-  remaining = 0    # bytes of the current record's data + data CRC still to come
+  header = b''  # bytes of the current record's 12-byte header read so far
+  remaining = 0  # bytes of the current record's data + data CRC still to come
   count = 0
   size = 0
 
@@ -248,15 +274,17 @@ def count_records(path: str) -> int:
           count += 1
         continue
       take = 12 - len(header)
-      header += data[position:position + take]
+      header += data[position : position + take]
       position += take
       if len(header) == 12:
         remaining = struct.unpack('<Q', header[:8])[0] + 4
         header = b''
 
   def bad(problem: str) -> ValueError:
-    return ValueError(f'{path}: record {count} cannot be read ({problem}); the file is truncated '
-                      f'or corrupted after {count} good records. Re-download or re-generate it.')
+    return ValueError(
+        f'{path}: record {count} cannot be read ({problem}); the file is truncated '
+        f'or corrupted after {count} good records. Re-download or re-generate it.'
+    )
 
   with tf.io.gfile.GFile(path, 'rb') as f:
     while not decompressor.eof:
@@ -282,23 +310,33 @@ def count_records(path: str) -> int:
   return count
 
 
-def verify_tfrecords(files: Sequence[str],
-                     expected_counts: Optional[Sequence[int]] = None,
-                     progress: bool = False,
-                     threads: int = 4) -> List[int]:
+def verify_tfrecords(
+    files: Sequence[str],
+    expected_counts: Optional[Sequence[int]] = None,
+    progress: bool = False,
+    threads: int = 4,
+) -> List[int]:
   """Counts the records of every file once (`count_records`, `threads` files at a time).
 
   Raises ValueError naming the file and the record index for truncated/corrupted files, and for
   files whose count differs from `expected_counts` (-1 = any count).
   """
   with concurrent.futures.ThreadPoolExecutor(max(1, threads)) as pool:
-    counts = list(tqdm(pool.map(count_records, files), total=len(files), desc='verifying',
-                       unit='file', disable=not progress))
+    counts = list(
+        tqdm(
+            pool.map(count_records, files),
+            total=len(files),
+            desc='verifying',
+            unit='file',
+            disable=not progress,
+        )
+    )
   if expected_counts is not None:
     for path, count, expected in zip(files, counts, expected_counts):
       if expected >= 0 and count != expected:
-        raise ValueError(f'{path}: holds {count} records, expected {expected} (from '
-                         'statistics.json).')
+        raise ValueError(
+            f'{path}: holds {count} records, expected {expected} (from ' 'statistics.json).'
+        )
   return counts
 
 
@@ -324,6 +362,7 @@ class FileLayout:
     records_per_file: records in every file but the last ones (0 when counted file by file).
     basis: where the counts come from, for error messages.
   """
+
   files: Tuple[str, ...]
   counts: Tuple[int, ...]
   records_per_file: int
@@ -345,8 +384,11 @@ def file_layout(info: DatasetInfo, subset: str, progress: bool = False) -> FileL
   total, source = subset_total(info, subset)
   if total is None:
     counts = verify_tfrecords(files, progress=progress)
-    where = ('legacy layout' if info.layout == 'legacy' else
-             f'statistics.json has no {subset}_seqs and sequences.bed no {subset} rows')
+    where = (
+        'legacy layout'
+        if info.layout == 'legacy'
+        else f'statistics.json has no {subset}_seqs and sequences.bed no {subset} rows'
+    )
     return FileLayout(tuple(files), tuple(counts), 0, f'counted once: {where}')
   numbers = [file_number(f, subset) for f in files]
   partial = subset in info.converted_files
@@ -355,7 +397,8 @@ def file_layout(info: DatasetInfo, subset: str, progress: bool = False) -> FileL
     raise FileNotFoundError(
         f'{info.path}/tfrecords lacks {[f"{subset}-{n}.tfr" for n in missing[:5]]} '
         f'({len(missing)} missing of {subset}-0 … {subset}-{max(numbers)}.tfr). Re-download or '
-        're-generate the missing files.')
+        're-generate the missing files.'
+    )
   per_file = info.records_per_file
   if per_file:
     basis = f'{source}, records_per_file = {per_file}'
@@ -370,7 +413,8 @@ def file_layout(info: DatasetInfo, subset: str, progress: bool = False) -> FileL
         f'{info.path}: {len(files)} {subset} files of {per_file} records hold at most '
         f'{per_file * len(files)} records, but {source} ({needed} files needed at '
         f'{per_file} per file). Files are missing, or {posixpath.basename(files[0])} holds fewer '
-        'records than the other files (truncated?). Pass verify=True to count every file.')
+        'records than the other files (truncated?). Pass verify=True to count every file.'
+    )
   counts = tuple(int(np.clip(total - per_file * n, 0, per_file)) for n in numbers)
   return FileLayout(tuple(files), counts, per_file, basis)
 
@@ -399,6 +443,7 @@ def _require(condition: tf.Tensor, message_fn: Callable[[], tf.Tensor]) -> tf.Te
 
   The message is only built on failure (inside the false branch), so checks cost little per record.
   """
+
   def fail():
     with tf.control_dependencies([tf.debugging.Assert(condition, [message_fn()], summarize=1)]):
       return tf.identity(condition)
@@ -406,8 +451,9 @@ def _require(condition: tf.Tensor, message_fn: Callable[[], tf.Tensor]) -> tf.Te
   return tf.cond(condition, lambda: tf.constant(True), fail)
 
 
-def _read_file(filename: tf.Tensor, expected: tf.Tensor, basis: str = 'statistics.json'
-               ) -> tf.data.Dataset:
+def _read_file(
+    filename: tf.Tensor, expected: tf.Tensor, basis: str = 'statistics.json'
+) -> tf.data.Dataset:
   """Records of one file as (filename, index, record); checks the count at the end of the file.
 
   A truncated or corrupted file stops early (TensorFlow's reader raises DataLossError, caught
@@ -420,23 +466,43 @@ def _read_file(filename: tf.Tensor, expected: tf.Tensor, basis: str = 'statistic
   end_marker = tf.data.Dataset.from_tensors((tf.constant(True), tf.constant(b'')))
 
   def message(index):
-    problem = tf.where(index < expected,
-                       _message('; record ', index, ' is truncated or corrupted (DataLossError or '
-                                'a compressed stream that ends early). Re-download or re-generate '
-                                'this file.'),
-                       _message('; the file has more records than the data set description says.'))
-    return _message('Bad data file ', filename, ': could read ', index, ' records but expects ',
-                    expected, f' ({basis})', problem)
+    problem = tf.where(
+        index < expected,
+        _message(
+            '; record ',
+            index,
+            ' is truncated or corrupted (DataLossError or '
+            'a compressed stream that ends early). Re-download or re-generate '
+            'this file.',
+        ),
+        _message('; the file has more records than the data set description says.'),
+    )
+    return _message(
+        'Bad data file ',
+        filename,
+        ': could read ',
+        index,
+        ' records but expects ',
+        expected,
+        f' ({basis})',
+        problem,
+    )
 
   def check(index, element):
     is_end = element[0]
     ok = tf.logical_or(expected < 0, tf.equal(index, expected))
-    return tf.cond(is_end, lambda: tf.logical_not(_require(ok, lambda: message(index))),
-                   lambda: tf.constant(True))
+    return tf.cond(
+        is_end,
+        lambda: tf.logical_not(_require(ok, lambda: message(index))),
+        lambda: tf.constant(True),
+    )
 
-  return (records.concatenate(end_marker).enumerate()
-          .filter(no_autograph(check))
-          .map(no_autograph(lambda index, element: (filename, index, element[1]))))
+  return (
+      records.concatenate(end_marker)
+      .enumerate()
+      .filter(no_autograph(check))
+      .map(no_autograph(lambda index, element: (filename, index, element[1])))
+  )
 
 
 def _make_decoder(info: DatasetInfo, include_input_tracks: bool, check_values: bool):
@@ -456,38 +522,78 @@ def _make_decoder(info: DatasetInfo, include_input_tracks: bool, check_values: b
   def size_check(filename, index, name, found, expected, shape):
     unit = 'values' if name == 'target' and legacy else 'bytes'
     source = 'the first record' if legacy else 'statistics.json'
-    return _require(tf.equal(found, expected), lambda: _message(
-        'Bad record in ', filename, ': record ', index, f' has feature {name} of ', found,
-        f' {unit}, expected {expected} ({shape} per {source}). The file does not match the data '
-        'set description.'))
+    return _require(
+        tf.equal(found, expected),
+        lambda: _message(
+            'Bad record in ',
+            filename,
+            ': record ',
+            index,
+            f' has feature {name} of ',
+            found,
+            f' {unit}, expected {expected} ({shape} per {source}). The file does not match the '
+            'data set description.',
+        ),
+    )
 
   def decode(filename, index, serialized):
     parsed = tf.io.parse_single_example(serialized, features)
-    checks = [size_check(filename, index, "sequence", tf.strings.length(parsed['sequence']),
-                         sequence_length * 4,
-                         f'{"uint8" if legacy else "bool"} one-hot [{sequence_length}, 4]')]
+    checks = [
+        size_check(
+            filename,
+            index,
+            'sequence',
+            tf.strings.length(parsed['sequence']),
+            sequence_length * 4,
+            f'{"uint8" if legacy else "bool"} one-hot [{sequence_length}, 4]',
+        )
+    ]
     if legacy:
       target_values = parsed['target'].values
-      checks.append(size_check(filename, index, "target", tf.size(target_values),
-                               target_length * num_targets,
-                               f'float [{target_length} × {num_targets}]'))
+      checks.append(
+          size_check(
+              filename,
+              index,
+              'target',
+              tf.size(target_values),
+              target_length * num_targets,
+              f'float [{target_length} × {num_targets}]',
+          )
+      )
     else:
-      checks.append(size_check(filename, index, "target", tf.strings.length(parsed['target']),
-                               target_length * num_targets * 2,
-                               f'float16 [{target_length}, {num_targets}]'))
+      checks.append(
+          size_check(
+              filename,
+              index,
+              'target',
+              tf.strings.length(parsed['target']),
+              target_length * num_targets * 2,
+              f'float16 [{target_length}, {num_targets}]',
+          )
+      )
     if include_input_tracks:
-      checks.append(size_check(filename, index, INPUT_TRACKS_FEATURE,
-                               tf.strings.length(parsed[INPUT_TRACKS_FEATURE]),
-                               sequence_length * num_input * 2,
-                               f'float16 [{sequence_length}, {num_input}]'))
+      checks.append(
+          size_check(
+              filename,
+              index,
+              INPUT_TRACKS_FEATURE,
+              tf.strings.length(parsed[INPUT_TRACKS_FEATURE]),
+              sequence_length * num_input * 2,
+              f'float16 [{sequence_length}, {num_input}]',
+          )
+      )
     with tf.control_dependencies(checks):
       sequence = tf.io.decode_raw(parsed['sequence'], tf.uint8 if legacy else tf.bool)
       sequence = tf.cast(tf.reshape(sequence, [sequence_length, 4]), tf.float32)
       if legacy:
         target = tf.reshape(target_values, [target_length, num_targets])
       else:
-        target = tf.cast(tf.reshape(tf.io.decode_raw(parsed['target'], tf.float16),
-                                    [target_length, num_targets]), tf.float32)
+        target = tf.cast(
+            tf.reshape(
+                tf.io.decode_raw(parsed['target'], tf.float16), [target_length, num_targets]
+            ),
+            tf.float32,
+        )
       if include_input_tracks:
         extra = tf.io.decode_raw(parsed[INPUT_TRACKS_FEATURE], tf.float16)
         extra = tf.cast(tf.reshape(extra, [sequence_length, num_input]), tf.float32)
@@ -495,10 +601,20 @@ def _make_decoder(info: DatasetInfo, include_input_tracks: bool, check_values: b
     if check_values:
       finite = tf.reduce_all(tf.math.is_finite(target))
       minimum = tf.reduce_min(target)
-      valid = _require(tf.logical_and(finite, minimum >= 0), lambda: _message(
-          'Bad record in ', filename, ': record ', index, ' has a target with NaN/infinite or '
-          'negative values (all finite: ', tf.where(finite, 'yes', 'no'), ', minimum ', minimum,
-          '); expected finite values ≥ 0. Fix the data or pass check_values=False.'))
+      valid = _require(
+          tf.logical_and(finite, minimum >= 0),
+          lambda: _message(
+              'Bad record in ',
+              filename,
+              ': record ',
+              index,
+              ' has a target with NaN/infinite or ' 'negative values (all finite: ',
+              tf.where(finite, 'yes', 'no'),
+              ', minimum ',
+              minimum,
+              '); expected finite values ≥ 0. Fix the data or pass check_values=False.',
+          ),
+      )
       with tf.control_dependencies([valid]):
         target = tf.identity(target)
     return {'sequence': sequence, 'target': target}
@@ -506,13 +622,15 @@ def _make_decoder(info: DatasetInfo, include_input_tracks: bool, check_values: b
   return decode
 
 
-def read_file_records(info: DatasetInfo,
-                      filename: str,
-                      *,
-                      include_input_tracks: bool = False,
-                      check_values: bool = True,
-                      expected_count: int = -1,
-                      basis: str = 'statistics.json') -> tf.data.Dataset:
+def read_file_records(
+    info: DatasetInfo,
+    filename: str,
+    *,
+    include_input_tracks: bool = False,
+    check_values: bool = True,
+    expected_count: int = -1,
+    basis: str = 'statistics.json',
+) -> tf.data.Dataset:
   """Decoded records of one TFRecord file, in file order, with the same checks as `get_dataset`.
 
   `expected_count` (≥ 0, e.g. from `file_layout`) makes a file holding another number of records
@@ -524,9 +642,11 @@ def read_file_records(info: DatasetInfo,
   return records.map(no_autograph(decoder))
 
 
-_SHARD_POLICIES = {'file': tf.data.experimental.AutoShardPolicy.FILE,
-                   'data': tf.data.experimental.AutoShardPolicy.DATA,
-                   'off': tf.data.experimental.AutoShardPolicy.OFF}
+_SHARD_POLICIES = {
+    'file': tf.data.experimental.AutoShardPolicy.FILE,
+    'data': tf.data.experimental.AutoShardPolicy.DATA,
+    'off': tf.data.experimental.AutoShardPolicy.OFF,
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -563,6 +683,7 @@ class DatasetSettings:
       'data' (every worker reads everything and keeps its share) or 'off'.
     options: extra tf.data.Options merged into the defaults (auto-sharding, determinism).
   """
+
   shuffle: Union[bool, int] = False
   repeat: Union[bool, int] = False
   augment: Union[bool, augment_lib.Augmentation] = False
@@ -579,45 +700,62 @@ class DatasetSettings:
 
   def __post_init__(self):
     if self.auto_shard not in _SHARD_POLICIES:
-      raise ValueError(f'DatasetSettings.auto_shard must be one of {sorted(_SHARD_POLICIES)}, '
-                       f'got {self.auto_shard!r}.')
+      raise ValueError(
+          f'DatasetSettings.auto_shard must be one of {sorted(_SHARD_POLICIES)}, '
+          f'got {self.auto_shard!r}.'
+      )
     for name, count in (('shuffle', 'a buffer size'), ('repeat', 'a number of epochs')):
       value = getattr(self, name)
       if not (isinstance(value, bool) or is_count(value)):
-        raise ValueError(f'DatasetSettings.{name} must be False, True or {count} (an integer '
-                         f'≥ 0), got {value!r}.')
+        raise ValueError(
+            f'DatasetSettings.{name} must be False, True or {count} (an integer '
+            f'≥ 0), got {value!r}.'
+        )
     if not isinstance(self.augment, (bool, augment_lib.Augmentation)):
-      raise ValueError(f'DatasetSettings.augment must be False, True or an '
-                       f'enformer.data.augment.Augmentation, got {self.augment!r}.')
-    if self.seed is not None and not (isinstance(self.seed, (int, np.integer))
-                                      and not isinstance(self.seed, bool)):
-      raise ValueError(f'DatasetSettings.seed must be None (random each run) or an integer, got '
-                       f'{self.seed!r}.')
+      raise ValueError(
+          f'DatasetSettings.augment must be False, True or an '
+          f'enformer.data.augment.Augmentation, got {self.augment!r}.'
+      )
+    if self.seed is not None and not (
+        isinstance(self.seed, (int, np.integer)) and not isinstance(self.seed, bool)
+    ):
+      raise ValueError(
+          f'DatasetSettings.seed must be None (random each run) or an integer, got '
+          f'{self.seed!r}.'
+      )
     for name in ('num_parallel_reads', 'num_parallel_calls'):
       value = getattr(self, name)
       if not ((is_count(value) and value >= 1) or value == tf.data.AUTOTUNE):
-        raise ValueError(f'DatasetSettings.{name} must be at least 1 (or tf.data.AUTOTUNE), '
-                         f'got {value!r}.')
-    if self.prefetch is not None and not (is_count(self.prefetch)
-                                          or self.prefetch == tf.data.AUTOTUNE):
-      raise ValueError(f'DatasetSettings.prefetch must be a number of batches ≥ 0, '
-                       f'tf.data.AUTOTUNE or None, got {self.prefetch!r}.')
+        raise ValueError(
+            f'DatasetSettings.{name} must be at least 1 (or tf.data.AUTOTUNE), ' f'got {value!r}.'
+        )
+    if self.prefetch is not None and not (
+        is_count(self.prefetch) or self.prefetch == tf.data.AUTOTUNE
+    ):
+      raise ValueError(
+          f'DatasetSettings.prefetch must be a number of batches ≥ 0, '
+          f'tf.data.AUTOTUNE or None, got {self.prefetch!r}.'
+      )
     if self.options is not None and not isinstance(self.options, tf.data.Options):
-      raise ValueError(f'DatasetSettings.options must be a tf.data.Options or None, got '
-                       f'{type(self.options).__name__}.')
+      raise ValueError(
+          f'DatasetSettings.options must be a tf.data.Options or None, got '
+          f'{type(self.options).__name__}.'
+      )
 
 
-def get_dataset(organism_or_path: str,
-                subset: str,
-                *,
-                data_dir: Optional[str] = None,
-                layout: Optional[str] = None,
-                sequence_length: Optional[int] = None,
-                num_targets: Optional[int] = None,
-                include_input_tracks: bool = False,
-                batch_size: Optional[int] = None,
-                settings: DatasetSettings = DatasetSettings(),
-                input_context: Optional[tf.distribute.InputContext] = None) -> tf.data.Dataset:
+def get_dataset(
+    organism_or_path: str,
+    subset: str,
+    *,
+    data_dir: Optional[str] = None,
+    layout: Optional[str] = None,
+    sequence_length: Optional[int] = None,
+    num_targets: Optional[int] = None,
+    include_input_tracks: bool = False,
+    batch_size: Optional[int] = None,
+    settings: DatasetSettings = DatasetSettings(),
+    input_context: Optional[tf.distribute.InputContext] = None,
+) -> tf.data.Dataset:
   """A `tf.data.Dataset` of {'sequence': float32 [L, 4], 'target': float32 [T, C]}.
 
   Args:
@@ -640,21 +778,27 @@ def get_dataset(organism_or_path: str,
     The dataset. The data description is available as `load_info(path)`.
   """
   if not isinstance(settings, DatasetSettings):
-    raise TypeError(f'settings must be an enformer.data.basenji.DatasetSettings, got '
-                    f'{type(settings).__name__}.')
+    raise TypeError(
+        f'settings must be an enformer.data.basenji.DatasetSettings, got '
+        f'{type(settings).__name__}.'
+    )
   shuffle, augment, seed = settings.shuffle, settings.augment, settings.seed
   num_parallel_reads, num_parallel_calls = settings.num_parallel_reads, settings.num_parallel_calls
   auto_shard = settings.auto_shard
   path = resolve_path(organism_or_path, data_dir)
   info = load_info(path, layout, num_targets=num_targets)
   if sequence_length is not None and sequence_length != info.sequence_length:
-    raise ValueError(f'{path} holds {info.sequence_length} bp sequences, but '
-                     f'sequence_length={sequence_length} was requested. Point to the data '
-                     'converted to that length (`enformer convert-basenji`) or drop '
-                     'sequence_length.')
+    raise ValueError(
+        f'{path} holds {info.sequence_length} bp sequences, but '
+        f'sequence_length={sequence_length} was requested. Point to the data '
+        'converted to that length (`enformer convert-basenji`) or drop '
+        'sequence_length.'
+    )
   if include_input_tracks and not info.num_input_tracks:
-    raise ValueError(f'{path} has no extra input tracks (statistics.json lacks "input_tracks"); '
-                     'set include_input_tracks=False.')
+    raise ValueError(
+        f'{path} has no extra input tracks (statistics.json lacks "input_tracks"); '
+        'set include_input_tracks=False.'
+    )
   layout = file_layout(info, subset, progress=settings.verify)
   files, expected = list(layout.files), list(layout.counts)
   if settings.verify and layout.records_per_file:
@@ -666,7 +810,8 @@ def get_dataset(organism_or_path: str,
 
   expected_table = tf.lookup.StaticHashTable(
       tf.lookup.KeyValueTensorInitializer(tf.constant(files), tf.constant(expected, tf.int64)),
-      default_value=-1)
+      default_value=-1,
+  )
   shard_records = False
   if input_context is not None and input_context.num_input_pipelines > 1:
     pipelines, pipeline_id = input_context.num_input_pipelines, input_context.input_pipeline_id
@@ -686,8 +831,12 @@ def get_dataset(organism_or_path: str,
   if shuffle:
     if not shard_records:  # Record sharding needs the same file order in every pipeline.
       dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.interleave(no_autograph(read), cycle_length=num_parallel_reads,
-                                 num_parallel_calls=num_parallel_reads, deterministic=deterministic)
+    dataset = dataset.interleave(
+        no_autograph(read),
+        cycle_length=num_parallel_reads,
+        num_parallel_calls=num_parallel_reads,
+        deterministic=deterministic,
+    )
   else:
     # One file after the other (an interleave would alternate).
     dataset = dataset.flat_map(no_autograph(read))
@@ -702,23 +851,33 @@ def get_dataset(organism_or_path: str,
   if augment:
     # Decode and augment in one parallel map; seeds are drawn in record order first.
     dataset = augment_lib.with_seeds(dataset, seed).map(
-        no_autograph(lambda record, example_seed: augment_lib.augment_example(
-            decode(*record), example_seed, augment)),
-        num_parallel_calls=num_parallel_calls, deterministic=deterministic)
+        no_autograph(
+            lambda record, example_seed: augment_lib.augment_example(
+                decode(*record), example_seed, augment
+            )
+        ),
+        num_parallel_calls=num_parallel_calls,
+        deterministic=deterministic,
+    )
   else:
-    dataset = dataset.map(no_autograph(decode), num_parallel_calls=num_parallel_calls,
-                          deterministic=deterministic)
+    dataset = dataset.map(
+        no_autograph(decode), num_parallel_calls=num_parallel_calls, deterministic=deterministic
+    )
   if batch_size:
-    dataset = dataset.batch(batch_size, drop_remainder=settings.drop_remainder,
-                            num_parallel_calls=num_parallel_calls, deterministic=deterministic)
+    dataset = dataset.batch(
+        batch_size,
+        drop_remainder=settings.drop_remainder,
+        num_parallel_calls=num_parallel_calls,
+        deterministic=deterministic,
+    )
   if settings.prefetch:
     dataset = dataset.prefetch(settings.prefetch)
-  return dataset.with_options(_options(deterministic, auto_shard, len(files),
-                                      settings.options))
+  return dataset.with_options(_options(deterministic, auto_shard, len(files), settings.options))
 
 
-def _options(deterministic: bool, auto_shard: str, num_files: int,
-             extra: Optional[tf.data.Options]) -> tf.data.Options:
+def _options(
+    deterministic: bool, auto_shard: str, num_files: int, extra: Optional[tf.data.Options]
+) -> tf.data.Options:
   if auto_shard == 'file' and num_files < 2:
     auto_shard = 'data'  # FILE sharding needs at least one file per worker.
   options = tf.data.Options()
@@ -729,13 +888,15 @@ def _options(deterministic: bool, auto_shard: str, num_files: int,
   return options
 
 
-def get_zipped_dataset(subset: str,
-                       organisms: Sequence[str] = ORGANISMS,
-                       *,
-                       data_dir: Optional[str] = None,
-                       paths: Optional[Mapping[str, str]] = None,
-                       settings: DatasetSettings = DatasetSettings(repeat=True),
-                       **kwargs: Any) -> tf.data.Dataset:
+def get_zipped_dataset(
+    subset: str,
+    organisms: Sequence[str] = ORGANISMS,
+    *,
+    data_dir: Optional[str] = None,
+    paths: Optional[Mapping[str, str]] = None,
+    settings: DatasetSettings = DatasetSettings(repeat=True),
+    **kwargs: Any,
+) -> tf.data.Dataset:
   """Human and mouse data zipped for alternating training: elements {organism: example}.
 
   Each organism's dataset is built with `get_dataset(..., settings=settings, **kwargs)` (`kwargs`:
@@ -744,7 +905,10 @@ def get_zipped_dataset(subset: str,
   `data_dir/{organism}`.
   """
   paths = dict(paths or {})
-  datasets = {organism: get_dataset(paths.get(organism, organism), subset, data_dir=data_dir,
-                                    settings=settings, **kwargs)
-              for organism in organisms}
+  datasets = {
+      organism: get_dataset(
+          paths.get(organism, organism), subset, data_dir=data_dir, settings=settings, **kwargs
+      )
+      for organism in organisms
+  }
   return tf.data.Dataset.zip(datasets)

@@ -58,6 +58,7 @@ MIN_RECORDS_BEFORE_STOP = 4
 @dataclasses.dataclass
 class ConversionResult:
   """Summary of one converted TFRecord file."""
+
   source: str
   output: str
   records: int
@@ -80,22 +81,30 @@ def subset_intervals(base_path: str, subset: str) -> pd.DataFrame:
   info = load_info(base_path, 'basenji2')
   bed_path = posixpath.join(base_path, 'sequences.bed')
   if not tf.io.gfile.exists(bed_path):
-    raise FileNotFoundError(f'{bed_path} not found: record coordinates come from sequences.bed '
-                            'of the Basenji2 data folder.')
+    raise FileNotFoundError(
+        f'{bed_path} not found: record coordinates come from sequences.bed '
+        'of the Basenji2 data folder.'
+    )
   with tf.io.gfile.GFile(bed_path) as f:
     table = read_sequences_bed(f)
   rows = table[table['subset'] == subset].reset_index(drop=True).drop(columns='subset')
   if rows.empty:
-    raise ValueError(f'{bed_path} has no rows for subset {subset!r} (subsets: '
-                     f'{sorted(table["subset"].unique())}).')
+    raise ValueError(
+        f'{bed_path} has no rows for subset {subset!r} (subsets: '
+        f'{sorted(table["subset"].unique())}).'
+    )
   expected = info.num_records.get(subset)
   if expected is not None and expected != len(rows):
-    raise ValueError(f'{bed_path} has {len(rows)} {subset} rows but statistics.json says '
-                     f'{subset}_seqs = {expected}; the folder is inconsistent.')
+    raise ValueError(
+        f'{bed_path} has {len(rows)} {subset} rows but statistics.json says '
+        f'{subset}_seqs = {expected}; the folder is inconsistent.'
+    )
   layout = file_layout(info, subset)
   if sum(layout.counts) != len(rows):
-    raise ValueError(f'{bed_path} has {len(rows)} {subset} rows but the {subset} files hold '
-                     f'{sum(layout.counts)} records ({layout.basis}); the folder is inconsistent.')
+    raise ValueError(
+        f'{bed_path} has {len(rows)} {subset} rows but the {subset} files hold '
+        f'{sum(layout.counts)} records ({layout.basis}); the folder is inconsistent.'
+    )
   rows['record'] = np.arange(len(rows))
   rows['file_number'] = np.repeat([file_number(f, subset) for f in layout.files], layout.counts)
   rows['index_in_file'] = np.concatenate([np.arange(c) for c in layout.counts])
@@ -116,27 +125,36 @@ def _mismatches(record_one_hot: np.ndarray, genome_one_hot: np.ndarray) -> tuple
   return int(known.sum()), int(differ.sum())
 
 
-def _check_mismatch_rate(tfr_file: str, fasta: str, records: int, compared: int, mismatched: int,
-                         max_mismatch_rate: float) -> None:
+def _check_mismatch_rate(
+    tfr_file: str,
+    fasta: str,
+    records: int,
+    compared: int,
+    mismatched: int,
+    max_mismatch_rate: float,
+) -> None:
   if mismatched > max_mismatch_rate * compared:
     raise ValueError(
         f'{tfr_file}: {mismatched} of {compared} bases ({mismatched / compared:.1%}) in the first '
         f'{records} records differ from {fasta} at the sequences.bed coordinates (allowed '
         f'{max_mismatch_rate:.1%}). The FASTA is probably a different assembly than the data '
         '(e.g. mm39 instead of mm10, or hg19 instead of hg38): use the assembly the data was '
-        'built from.')
+        'built from.'
+    )
 
 
-def convert_file(base_path: str,
-                 subset: str,
-                 tfr_file: str,
-                 fasta: str,
-                 sequence_length: int,
-                 *,
-                 out_hdf5: Optional[str] = None,
-                 out_tfr: Optional[str] = None,
-                 max_mismatch_rate: float = DEFAULT_MAX_MISMATCH_RATE,
-                 progress_queue=None) -> ConversionResult:
+def convert_file(
+    base_path: str,
+    subset: str,
+    tfr_file: str,
+    fasta: str,
+    sequence_length: int,
+    *,
+    out_hdf5: Optional[str] = None,
+    out_tfr: Optional[str] = None,
+    max_mismatch_rate: float = DEFAULT_MAX_MISMATCH_RATE,
+    progress_queue=None,
+) -> ConversionResult:
   """Converts one TFRecord file of a Basenji2 subset (see the module docstring).
 
   Args:
@@ -157,18 +175,22 @@ def convert_file(base_path: str,
     raise ValueError('Pass exactly one of out_hdf5 and out_tfr.')
   info = basenji.load_info(base_path, 'basenji2')
   if sequence_length < info.sequence_length:
-    raise ValueError(f'sequence_length {sequence_length} is shorter than the records '
-                     f'({info.sequence_length} bp); conversion extends records to a longer '
-                     'context.')
+    raise ValueError(
+        f'sequence_length {sequence_length} is shorter than the records '
+        f'({info.sequence_length} bp); conversion extends records to a longer '
+        'context.'
+    )
   number = basenji.file_number(tfr_file, subset)
   if number < 0:
-    raise ValueError(f'{tfr_file} is not named {subset}-N.tfr, so its rows in sequences.bed '
-                     'cannot be found.')
+    raise ValueError(
+        f'{tfr_file} is not named {subset}-N.tfr, so its rows in sequences.bed ' 'cannot be found.'
+    )
   intervals = subset_intervals(base_path, subset)
   rows = intervals[intervals['file_number'] == number].reset_index(drop=True)
   # subset_intervals assigned the rows to files by `file_layout`, so this file must hold them all.
-  records = basenji.read_file_records(info, tfr_file, expected_count=len(rows),
-                                      basis='its rows in sequences.bed')
+  records = basenji.read_file_records(
+      info, tfr_file, expected_count=len(rows), basis='its rows in sequences.bed'
+  )
 
   extractor = FastaStringExtractor(fasta)
   compared = mismatched = mismatched_records = count = 0
@@ -178,32 +200,44 @@ def convert_file(base_path: str,
   if out_hdf5:
     h5 = h5py.File(tmp_output, 'w')
     n = len(rows)
-    sequences = h5.create_dataset('sequence', (n,), dtype=f'S{sequence_length}',
-                                  compression='gzip', chunks=(1,))
-    targets = h5.create_dataset('target', (n, info.target_length, info.num_targets),
-                                dtype=np.float16, compression='gzip',
-                                chunks=(1, info.target_length, info.num_targets))
-    coordinates = {name: h5.create_dataset(name, (n,), dtype=np.int64)
-                   for name in ('start', 'end', 'bed_start', 'bed_end', 'record', 'mismatches')}
+    sequences = h5.create_dataset(
+        'sequence', (n,), dtype=f'S{sequence_length}', compression='gzip', chunks=(1,)
+    )
+    targets = h5.create_dataset(
+        'target',
+        (n, info.target_length, info.num_targets),
+        dtype=np.float16,
+        compression='gzip',
+        chunks=(1, info.target_length, info.num_targets),
+    )
+    coordinates = {
+        name: h5.create_dataset(name, (n,), dtype=np.int64)
+        for name in ('start', 'end', 'bed_start', 'bed_end', 'record', 'mismatches')
+    }
     chroms = h5.create_dataset('chrom', (n,), dtype=h5py.string_dtype())
   else:
     writer = tf.io.TFRecordWriter(tmp_output, tf.io.TFRecordOptions('ZLIB'))
   try:
     for index, example in enumerate(records.as_numpy_iterator()):
       if index >= len(rows):
-        raise ValueError(f'{tfr_file} holds more records than sequences.bed lists for it '
-                         f'({len(rows)}); the folder is inconsistent.')
+        raise ValueError(
+            f'{tfr_file} holds more records than sequences.bed lists for it '
+            f'({len(rows)}); the folder is inconsistent.'
+        )
       row = rows.iloc[index]
       chrom, bed_start, bed_end = str(row['chrom']), int(row['start']), int(row['end'])
       if bed_end - bed_start != info.sequence_length:
-        raise ValueError(f'sequences.bed row {int(row["record"])} of {subset} spans '
-                         f'{bed_end - bed_start} bp, but records have {info.sequence_length} bp.')
+        raise ValueError(
+            f'sequences.bed row {int(row["record"])} of {subset} spans '
+            f'{bed_end - bed_start} bp, but records have {info.sequence_length} bp.'
+        )
       start, end = extend_interval(bed_start, bed_end, sequence_length)
       sequence = extractor.extract(kipoiseq.Interval(chrom, start, end))
       offset = bed_start - start
       one_hot = one_hot_encode(sequence)
-      n_compared, n_mismatched = _mismatches(example['sequence'],
-                                             one_hot[offset:offset + info.sequence_length])
+      n_compared, n_mismatched = _mismatches(
+          example['sequence'], one_hot[offset : offset + info.sequence_length]
+      )
       compared += n_compared
       mismatched += n_mismatched
       mismatched_records += n_mismatched > 0
@@ -213,9 +247,14 @@ def convert_file(base_path: str,
       if h5 is not None:
         sequences[index] = sequence.encode('ascii')
         targets[index] = example['target'].astype(np.float16)
-        for name, value in (('start', start), ('end', end), ('bed_start', bed_start),
-                            ('bed_end', bed_end), ('record', int(row['record'])),
-                            ('mismatches', n_mismatched)):
+        for name, value in (
+            ('start', start),
+            ('end', end),
+            ('bed_start', bed_start),
+            ('bed_end', bed_end),
+            ('record', int(row['record'])),
+            ('mismatches', n_mismatched),
+        ):
           coordinates[name][index] = value
         chroms[index] = chrom
       else:
@@ -223,13 +262,23 @@ def convert_file(base_path: str,
       if progress_queue is not None:
         progress_queue.put(1)
     if count != len(rows):
-      raise ValueError(f'{tfr_file} holds {count} records but sequences.bed lists {len(rows)} for '
-                       'it; the folder is inconsistent.')
+      raise ValueError(
+          f'{tfr_file} holds {count} records but sequences.bed lists {len(rows)} for '
+          'it; the folder is inconsistent.'
+      )
     if h5 is not None:
-      h5.attrs.update(dict(subset=subset, source=tfr_file, fasta=str(fasta),
-                           sequence_length=sequence_length, original_length=info.sequence_length,
-                           compared_bases=compared, mismatched_bases=mismatched,
-                           mismatch_rate=mismatched / max(compared, 1)))
+      h5.attrs.update(
+          dict(
+              subset=subset,
+              source=tfr_file,
+              fasta=str(fasta),
+              sequence_length=sequence_length,
+              original_length=info.sequence_length,
+              compared_bases=compared,
+              mismatched_bases=mismatched,
+              mismatch_rate=mismatched / max(compared, 1),
+          )
+      )
   except BaseException:
     if h5 is not None:
       h5.close()
@@ -245,8 +294,14 @@ def convert_file(base_path: str,
   else:
     writer.close()
   os.replace(tmp_output, output)
-  return ConversionResult(source=tfr_file, output=output, records=count, compared_bases=compared,
-                          mismatched_bases=mismatched, mismatched_records=mismatched_records)
+  return ConversionResult(
+      source=tfr_file,
+      output=output,
+      records=count,
+      compared_bases=compared,
+      mismatched_bases=mismatched,
+      mismatched_records=mismatched_records,
+  )
 
 
 def _existing_length(out_dir: str) -> Optional[int]:
@@ -258,8 +313,14 @@ def _existing_length(out_dir: str) -> Optional[int]:
     return json.load(f).get('seq_length')
 
 
-def _write_tfr_layout(base_path: str, out_dir: str, subset: str, sequence_length: int,
-                      converted: Sequence[str], write_dir: Optional[str] = None) -> None:
+def _write_tfr_layout(
+    base_path: str,
+    out_dir: str,
+    subset: str,
+    sequence_length: int,
+    converted: Sequence[str],
+    write_dir: Optional[str] = None,
+) -> None:
   """statistics.json, sequences.bed (extended coordinates) and targets.txt of a TFRecord output.
 
   Counts of the subset are those of the source, and records_per_file states the source's (file N
@@ -279,9 +340,11 @@ def _write_tfr_layout(base_path: str, out_dir: str, subset: str, sequence_length
       existing = parse_json(f.read(), stats_path)
     if existing.get('seq_length') == sequence_length:
       stats, compatible = existing, True
-  stats.update(seq_length=sequence_length, crop_bp=(sequence_length - info.target_length *
-                                                    info.pool_width) // 2,
-               records_per_file=source_layout.records_per_file or max(source_layout.counts))
+  stats.update(
+      seq_length=sequence_length,
+      crop_bp=(sequence_length - info.target_length * info.pool_width) // 2,
+      records_per_file=source_layout.records_per_file or max(source_layout.counts),
+  )
   stats[f'{subset}_seqs'] = sum(source_layout.counts)
   files = dict(stats.get('converted_files', {}))
   files[subset] = sorted({*files.get(subset, []), *(posixpath.basename(c) for c in converted)})
@@ -330,18 +393,20 @@ def _worker(kwargs, queue):
   return convert_file(**kwargs, progress_queue=queue)
 
 
-def convert_basenji(base_path: str,
-                    subset: str,
-                    fasta: str,
-                    sequence_length: int,
-                    *,
-                    tfr_files: Optional[Sequence[str]] = None,
-                    out_hdf5: Optional[str] = None,
-                    out_tfr: Optional[str] = None,
-                    processes: int = 2,
-                    max_mismatch_rate: float = DEFAULT_MAX_MISMATCH_RATE,
-                    overwrite: bool = False,
-                    progress: bool = True) -> List[ConversionResult]:
+def convert_basenji(
+    base_path: str,
+    subset: str,
+    fasta: str,
+    sequence_length: int,
+    *,
+    tfr_files: Optional[Sequence[str]] = None,
+    out_hdf5: Optional[str] = None,
+    out_tfr: Optional[str] = None,
+    processes: int = 2,
+    max_mismatch_rate: float = DEFAULT_MAX_MISMATCH_RATE,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> List[ConversionResult]:
   """Converts a Basenji2 subset (or some of its files) to `sequence_length` bp inputs.
 
   Outputs:
@@ -371,8 +436,10 @@ def convert_basenji(base_path: str,
     for name in tfr_files:
       match = [f for f in counts if f == name or posixpath.basename(f) == posixpath.basename(name)]
       if not match:
-        raise FileNotFoundError(f'{name} is not a {subset} file of {base_path} (files: '
-                                f'{[posixpath.basename(f) for f in list(counts)[:4]]} …).')
+        raise FileNotFoundError(
+            f'{name} is not a {subset} file of {base_path} (files: '
+            f'{[posixpath.basename(f) for f in list(counts)[:4]]} …).'
+        )
       resolved.append(match[0])
     files = resolved
   else:
@@ -387,9 +454,22 @@ def convert_basenji(base_path: str,
       if overwrite:
         shutil.rmtree(staging, ignore_errors=True)
       os.makedirs(os.path.join(staging, 'tfrecords'), exist_ok=True)
-    results = _convert_files(base_path, subset, fasta, sequence_length, files, counts, out_hdf5,
-                             out_tfr, staging, tfr_files, processes, max_mismatch_rate, overwrite,
-                             progress)
+    results = _convert_files(
+        base_path,
+        subset,
+        fasta,
+        sequence_length,
+        files,
+        counts,
+        out_hdf5,
+        out_tfr,
+        staging,
+        tfr_files,
+        processes,
+        max_mismatch_rate,
+        overwrite,
+        progress,
+    )
     if out_tfr:
       replace_all = _existing_length(out_tfr) not in (None, sequence_length)
       _write_tfr_layout(base_path, out_tfr, subset, sequence_length, files, write_dir=staging)
@@ -400,9 +480,22 @@ def convert_basenji(base_path: str,
   return sorted(results, key=lambda r: basenji.file_number(r.source, subset))
 
 
-def _convert_files(base_path, subset, fasta, sequence_length, files, counts, out_hdf5, out_tfr,
-                   staging, tfr_files, processes, max_mismatch_rate, overwrite, progress
-                   ) -> List[ConversionResult]:
+def _convert_files(
+    base_path,
+    subset,
+    fasta,
+    sequence_length,
+    files,
+    counts,
+    out_hdf5,
+    out_tfr,
+    staging,
+    tfr_files,
+    processes,
+    max_mismatch_rate,
+    overwrite,
+    progress,
+) -> List[ConversionResult]:
   """Converts the files that need it (see convert_basenji); TFRecord outputs go to `staging`."""
   compatible = out_tfr and _existing_length(out_tfr) == sequence_length
   jobs = []
@@ -412,8 +505,11 @@ def _convert_files(base_path, subset, fasta, sequence_length, files, counts, out
       target = os.path.join(staging, 'tfrecords', f'{name}.tfr')
       if os.path.exists(target):
         continue  # Converted by an interrupted run of this conversion.
-      if compatible and not overwrite and os.path.exists(
-          os.path.join(out_tfr, 'tfrecords', f'{name}.tfr')):
+      if (
+          compatible
+          and not overwrite
+          and os.path.exists(os.path.join(out_tfr, 'tfrecords', f'{name}.tfr'))
+      ):
         continue
     elif len(files) == 1 and tfr_files:
       os.makedirs(os.path.dirname(os.path.abspath(out_hdf5)), exist_ok=True)
@@ -423,15 +519,24 @@ def _convert_files(base_path, subset, fasta, sequence_length, files, counts, out
       target = os.path.join(out_hdf5, f'{name}.h5')
     if os.path.exists(target) and not overwrite:
       continue
-    jobs.append(dict(base_path=base_path, subset=subset, tfr_file=source, fasta=fasta,
-                     sequence_length=sequence_length,
-                     out_hdf5=target if out_hdf5 else None, out_tfr=target if out_tfr else None,
-                     max_mismatch_rate=max_mismatch_rate))
+    jobs.append(
+        dict(
+            base_path=base_path,
+            subset=subset,
+            tfr_file=source,
+            fasta=fasta,
+            sequence_length=sequence_length,
+            out_hdf5=target if out_hdf5 else None,
+            out_tfr=target if out_tfr else None,
+            max_mismatch_rate=max_mismatch_rate,
+        )
+    )
 
   total = sum(max(counts[j['tfr_file']], 0) for j in jobs)
   results = []
-  with tqdm(total=total or None, desc=f'convert {subset}', unit='record',
-            disable=not progress) as bar:
+  with tqdm(
+      total=total or None, desc=f'convert {subset}', unit='record', disable=not progress
+  ) as bar:
     if processes <= 1 or len(jobs) <= 1:
       for job in jobs:
         result = convert_file(**job)
@@ -443,8 +548,9 @@ def _convert_files(base_path, subset, fasta, sequence_length, files, counts, out
       context = multiprocessing.get_context('spawn')
       with context.Manager() as manager:
         queue = manager.Queue()
-        with concurrent.futures.ProcessPoolExecutor(min(processes, len(jobs)),
-                                                    mp_context=context) as pool:
+        with concurrent.futures.ProcessPoolExecutor(
+            min(processes, len(jobs)), mp_context=context
+        ) as pool:
           futures = [pool.submit(_worker, job, queue) for job in jobs]
           pending = set(futures)
           try:

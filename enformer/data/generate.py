@@ -53,10 +53,12 @@ def read_target_table(targets: Union[PathLike, pd.DataFrame]) -> pd.DataFrame:
   table = table.reset_index(drop=True)
   if 'index' not in table:
     table['index'] = np.arange(len(table))
-  table['clip'] = pd.to_numeric(table['clip'], errors='coerce').fillna(np.inf) \
-      if 'clip' in table else np.inf
-  table['scale'] = pd.to_numeric(table['scale'], errors='coerce').fillna(1.0) \
-      if 'scale' in table else 1.0
+  table['clip'] = (
+      pd.to_numeric(table['clip'], errors='coerce').fillna(np.inf) if 'clip' in table else np.inf
+  )
+  table['scale'] = (
+      pd.to_numeric(table['scale'], errors='coerce').fillna(1.0) if 'scale' in table else 1.0
+  )
   table['sum_stat'] = table['sum_stat'].fillna('mean') if 'sum_stat' in table else 'mean'
   bad = sorted(set(table['sum_stat']) - set(SUM_STATS))
   if bad:
@@ -64,20 +66,25 @@ def read_target_table(targets: Union[PathLike, pd.DataFrame]) -> pd.DataFrame:
   if not isinstance(targets, pd.DataFrame):
     # Relative bigWig paths are relative to the table's folder.
     folder = os.path.dirname(os.path.abspath(os.fspath(targets)))
-    table['file'] = [f if os.path.isabs(str(f)) or os.path.exists(str(f)) else
-                     os.path.join(folder, str(f)) for f in table['file']]
+    table['file'] = [
+        f if os.path.isabs(str(f)) or os.path.exists(str(f)) else os.path.join(folder, str(f))
+        for f in table['file']
+    ]
   missing = [f for f in table['file'] if not os.path.exists(str(f))]
   if missing:
-    raise FileNotFoundError(f'bigWig file(s) of the targets table do not exist: {missing[:3]}. '
-                            'Paths in the "file" column must be readable from here.')
+    raise FileNotFoundError(
+        f'bigWig file(s) of the targets table do not exist: {missing[:3]}. '
+        'Paths in the "file" column must be readable from here.'
+    )
   return table
 
 
 def bin_values(values: np.ndarray, pool_width: int, sum_stat: str) -> np.ndarray:
   """Per-base values [n × pool_width] → per-bin [n] with sum_stat (mean/sum/median/max/min)."""
   bins = values.reshape(-1, pool_width)
-  return {'mean': np.mean, 'sum': np.sum, 'median': np.median, 'max': np.max,
-          'min': np.min}[sum_stat](bins, axis=1)
+  return {'mean': np.mean, 'sum': np.sum, 'median': np.median, 'max': np.max, 'min': np.min}[
+      sum_stat
+  ](bins, axis=1)
 
 
 class _BigWigReader:
@@ -112,9 +119,13 @@ class _BigWigReader:
           f'{what} {self.path}: none of the window chromosomes ({_shown(used)}) is in the bigWig, '
           f'whose chromosomes are {_shown(self.chromosomes)} (also tried with/without "chr"). '
           'The bigWig and the FASTA must use the same assembly and chromosome names; rename one '
-          'of them or use the matching files.')
-    warnings.warn(f'{what} {self.path} has no chromosome {_shown(missing)}; their windows get '
-                  f'0 for this track (the bigWig has {_shown(self.chromosomes)}).', stacklevel=2)
+          'of them or use the matching files.'
+      )
+    warnings.warn(
+        f'{what} {self.path} has no chromosome {_shown(missing)}; their windows get '
+        f'0 for this track (the bigWig has {_shown(self.chromosomes)}).',
+        stacklevel=2,
+    )
 
   def values(self, chrom: str, start: int, end: int) -> np.ndarray:
     out = np.zeros(end - start, np.float32)
@@ -123,7 +134,9 @@ class _BigWigReader:
       return out
     lo, hi = max(start, 0), min(end, self._chroms[name])
     if lo < hi:
-      out[lo - start:hi - start] = np.nan_to_num(self._bw.values(name, lo, hi, numpy=True), nan=0.0)
+      out[lo - start : hi - start] = np.nan_to_num(
+          self._bw.values(name, lo, hi, numpy=True), nan=0.0
+      )
     return out
 
   def close(self) -> None:
@@ -137,8 +150,14 @@ def _shown(names: Sequence[str], limit: int = 8) -> str:
   return ', '.join(names[:limit]) + more
 
 
-def _held_out(kind: str, flag: str, names: Sequence[str], fasta: PathLike,
-              available: Mapping[str, int], resolve) -> List[str]:
+def _held_out(
+    kind: str,
+    flag: str,
+    names: Sequence[str],
+    fasta: PathLike,
+    available: Mapping[str, int],
+    resolve,
+) -> List[str]:
   """FASTA names of the held-out chromosomes `names`; ValueError naming those not available.
 
   Args:
@@ -160,7 +179,8 @@ def _held_out(kind: str, flag: str, names: Sequence[str], fasta: PathLike,
         f'{kind} chromosome(s) {missing} ({flag}) are not among the chromosomes windows come from '
         f'({_shown(available)}; FASTA {fasta}), so the {kind.lower()} subset would be empty. '
         f'Set {flag} to chromosomes of this genome (comma-separated), or to "" for no '
-        f'{kind.lower()} subset.')
+        f'{kind.lower()} subset.'
+    )
   return resolved
 
 
@@ -183,9 +203,12 @@ def _overlaps(blacklist: Mapping[str, np.ndarray], chrom: str, start: int, end: 
   return bool(np.any(regions[:index, 1] > start))
 
 
-def tile_windows(chrom_sizes: Mapping[str, int], sequence_length: int,
-                 stride: Optional[int] = None,
-                 chroms: Optional[Sequence[str]] = None) -> Iterator[Tuple[str, int, int]]:
+def tile_windows(
+    chrom_sizes: Mapping[str, int],
+    sequence_length: int,
+    stride: Optional[int] = None,
+    chroms: Optional[Sequence[str]] = None,
+) -> Iterator[Tuple[str, int, int]]:
   """Windows [start, start + sequence_length) every `stride` bp (default sequence_length) inside
   chromosomes."""
   stride = stride or sequence_length
@@ -209,12 +232,15 @@ def _check_tracks_not_zero(table: pd.DataFrame, track_max: np.ndarray, num_windo
   zero = np.flatnonzero(track_max <= 0)
   if not len(zero):
     return
-  names = [f'{table["identifier"].iloc[i] if "identifier" in table else i} '
-           f'({table["file"].iloc[i]})'
-           for i in zero]
-  raise ValueError(f'Track(s) {"; ".join(names[:5])} are 0 in all {num_windows} windows written: '
-                   'the bigWig has no signal there (wrong file, assembly or chromosome names, or a '
-                   'clip/scale of 0). Fix or drop those rows of the targets table.')
+  names = [
+      f'{table["identifier"].iloc[i] if "identifier" in table else i} ' f'({table["file"].iloc[i]})'
+      for i in zero
+  ]
+  raise ValueError(
+      f'Track(s) {"; ".join(names[:5])} are 0 in all {num_windows} windows written: '
+      'the bigWig has no signal there (wrong file, assembly or chromosome names, or a '
+      'clip/scale of 0). Fix or drop those rows of the targets table.'
+  )
 
 
 def split_for(chrom: str, valid_chroms: Sequence[str], test_chroms: Sequence[str]) -> str:
@@ -225,23 +251,25 @@ def split_for(chrom: str, valid_chroms: Sequence[str], test_chroms: Sequence[str
   return 'train'
 
 
-def generate_dataset(out_dir: PathLike,
-                     fasta: PathLike,
-                     targets: Union[PathLike, pd.DataFrame],
-                     *,
-                     sequence_length: int = 131_072,
-                     crop_bp: int = 0,
-                     pool_width: int = 128,
-                     regions: Optional[PathLike] = None,
-                     stride: Optional[int] = None,
-                     chroms: Optional[Sequence[str]] = None,
-                     valid_chroms: Sequence[str] = DEFAULT_VALID_CHROMS,
-                     test_chroms: Sequence[str] = DEFAULT_TEST_CHROMS,
-                     blacklist: Optional[PathLike] = None,
-                     max_n_fraction: float = 0.1,
-                     input_tracks: Optional[Mapping[str, PathLike]] = None,
-                     overwrite: bool = False,
-                     progress: bool = True) -> Dict[str, int]:
+def generate_dataset(
+    out_dir: PathLike,
+    fasta: PathLike,
+    targets: Union[PathLike, pd.DataFrame],
+    *,
+    sequence_length: int = 131_072,
+    crop_bp: int = 0,
+    pool_width: int = 128,
+    regions: Optional[PathLike] = None,
+    stride: Optional[int] = None,
+    chroms: Optional[Sequence[str]] = None,
+    valid_chroms: Sequence[str] = DEFAULT_VALID_CHROMS,
+    test_chroms: Sequence[str] = DEFAULT_TEST_CHROMS,
+    blacklist: Optional[PathLike] = None,
+    max_n_fraction: float = 0.1,
+    input_tracks: Optional[Mapping[str, PathLike]] = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Dict[str, int]:
   """Writes the Basenji2 layout from bigWig tracks (see the module docstring).
 
   Args:
@@ -266,8 +294,10 @@ def generate_dataset(out_dir: PathLike,
   """
   check_output(os.fspath(out_dir), overwrite)
   if (sequence_length - 2 * crop_bp) % pool_width or sequence_length <= 2 * crop_bp:
-    raise ValueError(f'sequence_length − 2 × crop_bp = {sequence_length - 2 * crop_bp} must be a '
-                     f'positive multiple of pool_width {pool_width}.')
+    raise ValueError(
+        f'sequence_length − 2 × crop_bp = {sequence_length - 2 * crop_bp} must be a '
+        f'positive multiple of pool_width {pool_width}.'
+    )
   target_length = (sequence_length - 2 * crop_bp) // pool_width
   table = read_target_table(targets)
   input_tracks = dict(input_tracks or {})
@@ -280,8 +310,11 @@ def generate_dataset(out_dir: PathLike,
     unknown = [c for c in chroms if c not in sizes]
     if unknown:
       raise ValueError(f'Chromosomes {unknown} are not in {fasta} (it has {list(sizes)[:6]} …).')
-  windows = list(bed_windows(regions, sequence_length) if regions is not None else
-                 tile_windows(sizes, sequence_length, stride, chroms))
+  windows = list(
+      bed_windows(regions, sequence_length)
+      if regions is not None
+      else tile_windows(sizes, sequence_length, stride, chroms)
+  )
   if regions is not None and chroms is not None:
     windows = [w for w in windows if w[0] in chroms]
 
@@ -292,37 +325,55 @@ def generate_dataset(out_dir: PathLike,
       return None
 
   available = {c: sizes[c] for c in (chroms if chroms is not None else sizes)}
-  valid_chroms = _held_out('Validation', '`valid_chroms`', valid_chroms, fasta, available,
-                           fasta_name)
+  valid_chroms = _held_out(
+      'Validation', '`valid_chroms`', valid_chroms, fasta, available, fasta_name
+  )
   test_chroms = _held_out('Test', '`test_chroms`', test_chroms, fasta, available, fasta_name)
   window_chroms = list(dict.fromkeys(w[0] for w in windows))
   if not windows:
-    raise ValueError(f'No window of {sequence_length} bp: the chromosomes used '
-                     f'({_shown(available)}) '
-                     'are shorter than `sequence_length`, or the regions BED is empty.')
-  for kind, flag, held_out in (('validation', '`valid_chroms`', valid_chroms),
-                               ('test', '`test_chroms`', test_chroms)):
+    raise ValueError(
+        f'No window of {sequence_length} bp: the chromosomes used '
+        f'({_shown(available)}) '
+        'are shorter than `sequence_length`, or the regions BED is empty.'
+    )
+  for kind, flag, held_out in (
+      ('validation', '`valid_chroms`', valid_chroms),
+      ('test', '`test_chroms`', test_chroms),
+  ):
     if held_out and not any(fasta_name(c) in held_out for c in window_chroms):
-      raise ValueError(f'No window of {sequence_length} bp lies on the {kind} chromosome(s) '
-                       f'{held_out} (windows are on {_shown(window_chroms)}): they are shorter '
-                       f'than `sequence_length` or the regions miss them. Choose other {flag}.')
+      raise ValueError(
+          f'No window of {sequence_length} bp lies on the {kind} chromosome(s) '
+          f'{held_out} (windows are on {_shown(window_chroms)}): they are shorter '
+          f'than `sequence_length` or the regions miss them. Choose other {flag}.'
+      )
   blacklisted = _read_blacklist(blacklist)
   readers = [_BigWigReader(str(path)) for path in table['file']]
   input_readers = [_BigWigReader(str(path)) for path in input_tracks.values()]
-  for reader, identifier in zip(readers, table['identifier'] if 'identifier' in table else
-                                [f'track {i}' for i in range(len(table))]):
+  for reader, identifier in zip(
+      readers,
+      table['identifier'] if 'identifier' in table else [f'track {i}' for i in range(len(table))],
+  ):
     reader.check_chromosomes(window_chroms, f'Track {identifier!r}:')
   for reader, name in zip(input_readers, input_tracks):
     reader.check_chromosomes(window_chroms, f'Input track {name!r}:')
   written_table = table.copy()
   counts = {'train': 0, 'valid': 0, 'test': 0, 'skipped_blacklist': 0, 'skipped_n': 0}
-  writer = BasenjiWriter(out_dir, sequence_length=sequence_length, target_length=target_length,
-                         num_targets=len(table), pool_width=pool_width, crop_bp=crop_bp,
-                         targets=written_table, input_track_names=tuple(input_tracks),
-                         overwrite=overwrite,
-                         extra_statistics={'valid_chroms': list(valid_chroms),
-                                           'test_chroms': list(test_chroms),
-                                           'max_n_fraction': max_n_fraction})
+  writer = BasenjiWriter(
+      out_dir,
+      sequence_length=sequence_length,
+      target_length=target_length,
+      num_targets=len(table),
+      pool_width=pool_width,
+      crop_bp=crop_bp,
+      targets=written_table,
+      input_track_names=tuple(input_tracks),
+      overwrite=overwrite,
+      extra_statistics={
+          'valid_chroms': list(valid_chroms),
+          'test_chroms': list(test_chroms),
+          'max_n_fraction': max_n_fraction,
+      },
+  )
   clips = table['clip'].to_numpy(np.float64)
   scales = table['scale'].to_numpy(np.float64)
   track_max = np.zeros(len(table), np.float32)

@@ -75,6 +75,7 @@ class SyntheticGenome:
     conservation_bigwig: per-base input track (only with conservation=True).
     seed: the seed.
   """
+
   out_dir: pathlib.Path
   fasta: pathlib.Path
   motif_sites_bed: pathlib.Path
@@ -123,7 +124,7 @@ def _slice_padded(values: np.ndarray, start: int, end: int) -> np.ndarray:
   out = np.zeros((end - start,) + values.shape[1:], values.dtype)
   lo, hi = max(start, 0), min(end, len(values))
   if lo < hi:
-    out[lo - start:hi - start] = values[lo:hi]
+    out[lo - start : hi - start] = values[lo:hi]
   return out
 
 
@@ -135,50 +136,60 @@ def default_track_weights(num_tracks: int, motif_names: Sequence[str]) -> pd.Dat
     weights[t, t % len(motif_names)] = 1.0
     if t >= 2 and len(motif_names) > 1:
       weights[t, (t + 1) % len(motif_names)] += 0.5
-  return pd.DataFrame(weights, columns=list(motif_names),
-                      index=[f'track{t}' for t in range(num_tracks)])
+  return pd.DataFrame(
+      weights, columns=list(motif_names), index=[f'track{t}' for t in range(num_tracks)]
+  )
 
 
 def _gaussian_kernel(sigma: float) -> np.ndarray:
   radius = int(np.ceil(3 * sigma))
   x = np.arange(-radius, radius + 1)
-  return np.exp(-0.5 * (x / sigma)**2).astype(np.float32)
+  return np.exp(-0.5 * (x / sigma) ** 2).astype(np.float32)
 
 
-def _plant_sites(rng: np.random.Generator, chrom_length: int, motif_lengths: Sequence[int],
-                 sites_per_kb: float, min_gap: int) -> List[Tuple[int, int, int]]:
+def _plant_sites(
+    rng: np.random.Generator,
+    chrom_length: int,
+    motif_lengths: Sequence[int],
+    sites_per_kb: float,
+    min_gap: int,
+) -> List[Tuple[int, int, int]]:
   """Non-overlapping (start, motif index, strand ±1) tuples, sorted by start."""
   num_sites = int(round(chrom_length / 1000 * sites_per_kb * len(motif_lengths)))
   slot = max(motif_lengths) + min_gap
   num_slots = chrom_length // slot - 2
   if num_sites > num_slots:
-    raise ValueError(f'Too many motif sites ({num_sites}) for a {chrom_length} bp chromosome; '
-                     'lower sites_per_kb or enlarge the chromosome.')
+    raise ValueError(
+        f'Too many motif sites ({num_sites}) for a {chrom_length} bp chromosome; '
+        'lower sites_per_kb or enlarge the chromosome.'
+    )
   slots = np.sort(rng.choice(np.arange(1, num_slots + 1), size=num_sites, replace=False))
   motifs = rng.integers(0, len(motif_lengths), size=num_sites)
   strands = rng.choice([1, -1], size=num_sites)
   offsets = rng.integers(0, min_gap // 2 + 1, size=num_sites)
-  return [(int(s * slot + o), int(m), int(st))
-          for s, m, st, o in zip(slots, motifs, strands, offsets)]
+  return [
+      (int(s * slot + o), int(m), int(st)) for s, m, st, o in zip(slots, motifs, strands, offsets)
+  ]
 
 
-def make_synthetic_genome(out_dir: Union[str, os.PathLike],
-                          *,
-                          chrom_sizes: Optional[Mapping[str, int]] = None,
-                          motifs: Optional[Mapping[str, str]] = None,
-                          num_tracks: int = 4,
-                          track_weights: Optional[pd.DataFrame] = None,
-                          sites_per_kb: float = 0.5,
-                          sigma: float = 64.0,
-                          peak_height: float = 4.0,
-                          baseline: float = 0.05,
-                          noise: float = 0.02,
-                          gc_content: float = 0.42,
-                          conservation: bool = False,
-                          seed: int = 0,
-                          overwrite: bool = True,
-                          staging_dir: Optional[Union[str, os.PathLike]] = None
-                          ) -> SyntheticGenome:
+def make_synthetic_genome(
+    out_dir: Union[str, os.PathLike],
+    *,
+    chrom_sizes: Optional[Mapping[str, int]] = None,
+    motifs: Optional[Mapping[str, str]] = None,
+    num_tracks: int = 4,
+    track_weights: Optional[pd.DataFrame] = None,
+    sites_per_kb: float = 0.5,
+    sigma: float = 64.0,
+    peak_height: float = 4.0,
+    baseline: float = 0.05,
+    noise: float = 0.02,
+    gc_content: float = 0.42,
+    conservation: bool = False,
+    seed: int = 0,
+    overwrite: bool = True,
+    staging_dir: Optional[Union[str, os.PathLike]] = None,
+) -> SyntheticGenome:
   """Writes a synthetic genome with planted motifs and signal tracks that depend on them.
 
   Args:
@@ -215,30 +226,56 @@ def make_synthetic_genome(out_dir: Union[str, os.PathLike],
   if track_weights is None:
     track_weights = default_track_weights(num_tracks, names)
   if list(track_weights.columns) != names:
-    raise ValueError(f'track_weights columns {list(track_weights.columns)} must equal the motif '
-                     f'names {names}.')
+    raise ValueError(
+        f'track_weights columns {list(track_weights.columns)} must equal the motif '
+        f'names {names}.'
+    )
   track_names = [str(t) for t in track_weights.index]
   if conservation:
-    extra = pd.DataFrame([[1.0 if i == 0 else 0.0 for i in range(len(names))]], columns=names,
-                         index=[CONSERVATION_TRACK])
+    extra = pd.DataFrame(
+        [[1.0 if i == 0 else 0.0 for i in range(len(names))]],
+        columns=names,
+        index=[CONSERVATION_TRACK],
+    )
     track_weights = pd.concat([track_weights, extra])
     track_names.append(CONSERVATION_TRACK)
   weights = track_weights.to_numpy(np.float32)  # [tracks, motifs]
 
-  description = dict(chrom_sizes=chrom_sizes, motifs=motifs, weights=weights.tolist(),
-                     sites_per_kb=sites_per_kb, sigma=sigma, peak_height=peak_height,
-                     baseline=baseline, noise=noise, gc_content=gc_content,
-                     conservation=conservation, seed=seed)
+  description = dict(
+      chrom_sizes=chrom_sizes,
+      motifs=motifs,
+      weights=weights.tolist(),
+      sites_per_kb=sites_per_kb,
+      sigma=sigma,
+      peak_height=peak_height,
+      baseline=baseline,
+      noise=noise,
+      gc_content=gc_content,
+      conservation=conservation,
+      seed=seed,
+  )
+
   def genome_paths(folder: pathlib.Path):
-    return (dict(fasta=folder / 'genome.fa', bed=folder / 'motif_sites.bed',
-                 npz=folder / 'signal.npz', targets=folder / 'targets.txt',
-                 conservation=folder / 'conservation.bw' if conservation else None),
-            [folder / f'track{t}.bw' for t in range(len(track_names))])
+    return (
+        dict(
+            fasta=folder / 'genome.fa',
+            bed=folder / 'motif_sites.bed',
+            npz=folder / 'signal.npz',
+            targets=folder / 'targets.txt',
+            conservation=folder / 'conservation.bw' if conservation else None,
+        ),
+        [folder / f'track{t}.bw' for t in range(len(track_names))],
+    )
+
   paths, bigwigs = genome_paths(out_dir)
   final_bigwigs = bigwigs
   manifest = out_dir / 'synthetic.json'
-  reuse = (not overwrite and manifest.exists() and json.loads(manifest.read_text()) == description
-           and all(p.exists() for p in [paths['fasta'], paths['bed'], paths['npz'], *bigwigs]))
+  reuse = (
+      not overwrite
+      and manifest.exists()
+      and json.loads(manifest.read_text()) == description
+      and all(p.exists() for p in [paths['fasta'], paths['bed'], paths['npz'], *bigwigs])
+  )
   if not reuse and staging_dir is not None:
     out_dir = pathlib.Path(staging_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -254,15 +291,18 @@ def make_synthetic_genome(out_dir: Union[str, os.PathLike],
       for chrom, length in chrom_sizes.items():
         bases = np.frombuffer(b'ACGT', np.uint8)[rng.choice(4, size=length, p=probabilities)].copy()
         impulses = np.zeros((length, len(names)), np.float32)
-        for start, m, strand in _plant_sites(rng, length, [len(s) for s in motifs.values()],
-                                             sites_per_kb, min_gap=int(2 * sigma)):
+        for start, m, strand in _plant_sites(
+            rng, length, [len(s) for s in motifs.values()], sites_per_kb, min_gap=int(2 * sigma)
+        ):
           consensus = motifs[names[m]] if strand > 0 else reverse_complement(motifs[names[m]])
-          bases[start:start + len(consensus)] = np.frombuffer(consensus.encode(), np.uint8)
+          bases[start : start + len(consensus)] = np.frombuffer(consensus.encode(), np.uint8)
           impulses[start + len(consensus) // 2, m] = 1.0
-          site_rows.append((chrom, start, start + len(consensus), names[m],
-                            '+' if strand > 0 else '-'))
-        density = np.stack([np.convolve(impulses[:, m], kernel, mode='same')
-                            for m in range(len(names))], axis=1)  # [length, motifs]
+          site_rows.append(
+              (chrom, start, start + len(consensus), names[m], '+' if strand > 0 else '-')
+          )
+        density = np.stack(
+            [np.convolve(impulses[:, m], kernel, mode='same') for m in range(len(names))], axis=1
+        )  # [length, motifs]
         signal = density @ weights.T  # [length, tracks]
         if conservation:
           accessible = _accessible_mask(rng, length, sigma)
@@ -272,37 +312,60 @@ def make_synthetic_genome(out_dir: Union[str, os.PathLike],
         arrays[chrom] = np.maximum(signal, 0).astype(np.float32)
         fasta.write(f'>{chrom}\n')
         sequence = bases.tobytes().decode()
-        fasta.write('\n'.join(sequence[i:i + 80] for i in range(0, length, 80)) + '\n')
+        fasta.write('\n'.join(sequence[i : i + 80] for i in range(0, length, 80)) + '\n')
     fai = pathlib.Path(str(paths['fasta']) + '.fai')
     if fai.exists():
       fai.unlink()
     pyfaidx.Faidx(str(paths['fasta'])).close()
     sites = pd.DataFrame(site_rows, columns=['chrom', 'start', 'end', 'motif', 'strand'])
     sites.assign(score=0)[['chrom', 'start', 'end', 'motif', 'score', 'strand']].to_csv(
-        paths['bed'], sep='\t', header=False, index=False)
+        paths['bed'], sep='\t', header=False, index=False
+    )
     np.savez(paths['npz'], **arrays)
     for t, path in enumerate(bigwigs):
       _write_bigwig(path, chrom_sizes, {c: arrays[c][:, t] for c in chrom_sizes})
     if conservation:
-      _write_bigwig(paths['conservation'], chrom_sizes,
-                    {c: arrays[f'{c}__conservation'] for c in chrom_sizes})
-    targets = pd.DataFrame({
-        'index': np.arange(len(track_names)), 'genome': 0,
-        'identifier': track_names, 'file': [str(p) for p in final_bigwigs], 'clip': 32.0,
-        'scale': 1.0, 'sum_stat': 'mean',
-        'description': [_track_description(name, row) for name, row in
-                        zip(track_names, track_weights.itertuples(index=False))]
-    })
+      _write_bigwig(
+          paths['conservation'], chrom_sizes, {c: arrays[f'{c}__conservation'] for c in chrom_sizes}
+      )
+    targets = pd.DataFrame(
+        {
+            'index': np.arange(len(track_names)),
+            'genome': 0,
+            'identifier': track_names,
+            'file': [str(p) for p in final_bigwigs],
+            'clip': 32.0,
+            'scale': 1.0,
+            'sum_stat': 'mean',
+            'description': [
+                _track_description(name, row)
+                for name, row in zip(track_names, track_weights.itertuples(index=False))
+            ],
+        }
+    )
     targets.to_csv(paths['targets'], sep='\t', index=False)
     manifest.write_text(json.dumps(description))
 
-  sites = pd.read_csv(paths['bed'], sep='\t', header=None,
-                      names=['chrom', 'start', 'end', 'motif', 'score', 'strand'])
-  return SyntheticGenome(out_dir=out_dir, fasta=paths['fasta'], motif_sites_bed=paths['bed'],
-                         motif_sites=sites.drop(columns='score'), motifs=motifs,
-                         track_weights=track_weights, bigwigs=bigwigs, targets=paths['targets'],
-                         signal_npz=paths['npz'], chrom_sizes=chrom_sizes,
-                         conservation_bigwig=paths['conservation'], seed=seed)
+  sites = pd.read_csv(
+      paths['bed'],
+      sep='\t',
+      header=None,
+      names=['chrom', 'start', 'end', 'motif', 'score', 'strand'],
+  )
+  return SyntheticGenome(
+      out_dir=out_dir,
+      fasta=paths['fasta'],
+      motif_sites_bed=paths['bed'],
+      motif_sites=sites.drop(columns='score'),
+      motifs=motifs,
+      track_weights=track_weights,
+      bigwigs=bigwigs,
+      targets=paths['targets'],
+      signal_npz=paths['npz'],
+      chrom_sizes=chrom_sizes,
+      conservation_bigwig=paths['conservation'],
+      seed=seed,
+  )
 
 
 def _accessible_mask(rng: np.random.Generator, length: int, sigma: float) -> np.ndarray:
@@ -311,7 +374,7 @@ def _accessible_mask(rng: np.random.Generator, length: int, sigma: float) -> np.
   region = int(16 * sigma)
   for start in range(0, length, 2 * region):
     offset = int(rng.integers(0, region))
-    mask[start + offset:start + offset + region] = 1.0
+    mask[start + offset : start + offset + region] = 1.0
   return mask
 
 
@@ -320,8 +383,9 @@ def _track_description(name: str, weights) -> str:
   return f'SYNTHETIC:{name} ' + ' + '.join(parts)
 
 
-def _write_bigwig(path: pathlib.Path, chrom_sizes: Mapping[str, int],
-                  values: Mapping[str, np.ndarray]) -> None:
+def _write_bigwig(
+    path: pathlib.Path, chrom_sizes: Mapping[str, int], values: Mapping[str, np.ndarray]
+) -> None:
   bw = pyBigWig.open(str(path), 'w')
   bw.addHeader(list(chrom_sizes.items()), maxZooms=4)
   for chrom in chrom_sizes:
@@ -329,14 +393,22 @@ def _write_bigwig(path: pathlib.Path, chrom_sizes: Mapping[str, int],
   bw.close()
 
 
-def _window_starts(rng: np.random.Generator, chrom_sizes: Mapping[str, int], chroms: Sequence[str],
-                   sequence_length: int, count: int, random: bool) -> List[Tuple[str, int]]:
+def _window_starts(
+    rng: np.random.Generator,
+    chrom_sizes: Mapping[str, int],
+    chroms: Sequence[str],
+    sequence_length: int,
+    count: int,
+    random: bool,
+) -> List[Tuple[str, int]]:
   """`count` windows on `chroms`: random starts, or evenly spaced (tiling when they fit)."""
-  usable = {c: chrom_sizes[c] - sequence_length for c in chroms
-            if chrom_sizes[c] >= sequence_length}
+  usable = {
+      c: chrom_sizes[c] - sequence_length for c in chroms if chrom_sizes[c] >= sequence_length
+  }
   if not usable:
-    raise ValueError(f'No chromosome among {list(chroms)} is at least '
-                     f'sequence_length={sequence_length} bp.')
+    raise ValueError(
+        f'No chromosome among {list(chroms)} is at least ' f'sequence_length={sequence_length} bp.'
+    )
   total = sum(u + 1 for u in usable.values())
   if random:
     positions = np.sort(rng.integers(0, total, size=count))
@@ -355,21 +427,23 @@ def _window_starts(rng: np.random.Generator, chrom_sizes: Mapping[str, int], chr
   return windows
 
 
-def make_synthetic_dataset(out_dir: Union[str, os.PathLike],
-                           *,
-                           sequence_length: int = 4096,
-                           num_tracks: int = 4,
-                           train_size: int = 512,
-                           valid_size: int = 64,
-                           test_size: int = 64,
-                           valid_chroms: Sequence[str] = DEFAULT_VALID_CHROMS,
-                           test_chroms: Sequence[str] = DEFAULT_TEST_CHROMS,
-                           conservation: bool = False,
-                           seed: int = 0,
-                           genome: Optional[SyntheticGenome] = None,
-                           overwrite: bool = False,
-                           progress: bool = False,
-                           **genome_kwargs) -> pathlib.Path:
+def make_synthetic_dataset(
+    out_dir: Union[str, os.PathLike],
+    *,
+    sequence_length: int = 4096,
+    num_tracks: int = 4,
+    train_size: int = 512,
+    valid_size: int = 64,
+    test_size: int = 64,
+    valid_chroms: Sequence[str] = DEFAULT_VALID_CHROMS,
+    test_chroms: Sequence[str] = DEFAULT_TEST_CHROMS,
+    conservation: bool = False,
+    seed: int = 0,
+    genome: Optional[SyntheticGenome] = None,
+    overwrite: bool = False,
+    progress: bool = False,
+    **genome_kwargs,
+) -> pathlib.Path:
   """Writes a Basenji2-layout data set from a synthetic genome.
 
   Training windows start at random positions on the training chromosomes (all but valid/test);
@@ -404,9 +478,11 @@ def make_synthetic_dataset(out_dir: Union[str, os.PathLike],
   check_output(str(out_dir), overwrite)
   genome_dir, staged_genome = out_dir / 'genome', None
   if genome is None and genome_dir.exists() and not (genome_dir / 'synthetic.json').exists():
-    raise FileExistsError(f'{genome_dir} exists but is not a synthetic genome (it has no '
-                          'synthetic.json), and the data set writes its genome there. Move it, or '
-                          'choose another output folder.')
+    raise FileExistsError(
+        f'{genome_dir} exists but is not a synthetic genome (it has no '
+        'synthetic.json), and the data set writes its genome there. Move it, or '
+        'choose another output folder.'
+    )
   if genome is None:
     # A new genome is written beside the old one and moved into place with the data set, so a
     # run killed midway leaves the previous genome and data set as they were.
@@ -414,9 +490,15 @@ def make_synthetic_dataset(out_dir: Union[str, os.PathLike],
     remove_stale_temporaries(genome_dir)
     staged_genome = pathlib.Path(temporary_name(genome_dir))
     try:
-      genome = make_synthetic_genome(genome_dir, num_tracks=num_tracks, seed=seed,
-                                     conservation=conservation, overwrite=overwrite,
-                                     staging_dir=staged_genome, **genome_kwargs)
+      genome = make_synthetic_genome(
+          genome_dir,
+          num_tracks=num_tracks,
+          seed=seed,
+          conservation=conservation,
+          overwrite=overwrite,
+          staging_dir=staged_genome,
+          **genome_kwargs,
+      )
     except BaseException:
       shutil.rmtree(staged_genome, ignore_errors=True)
       raise
@@ -425,25 +507,45 @@ def make_synthetic_dataset(out_dir: Union[str, os.PathLike],
   else:
     genome_dir = genome.out_dir
   try:
-    return _write_synthetic_dataset(out_dir, genome, genome_dir, staged_genome,
-                                    sequence_length=sequence_length, train_size=train_size,
-                                    valid_size=valid_size, test_size=test_size,
-                                    valid_chroms=valid_chroms, test_chroms=test_chroms,
-                                    conservation=conservation, seed=seed, overwrite=overwrite,
-                                    progress=progress)
+    return _write_synthetic_dataset(
+        out_dir,
+        genome,
+        genome_dir,
+        staged_genome,
+        sequence_length=sequence_length,
+        train_size=train_size,
+        valid_size=valid_size,
+        test_size=test_size,
+        valid_chroms=valid_chroms,
+        test_chroms=test_chroms,
+        conservation=conservation,
+        seed=seed,
+        overwrite=overwrite,
+        progress=progress,
+    )
   finally:
     if staged_genome is not None:
       # Gone already when the data set was swapped in.
       shutil.rmtree(staged_genome, ignore_errors=True)
 
 
-def _write_synthetic_dataset(out_dir: pathlib.Path, genome: SyntheticGenome,
-                             genome_dir: pathlib.Path, staged_genome: Optional[pathlib.Path], *,
-                             sequence_length: int, train_size: int, valid_size: int,
-                             test_size: int,
-                             valid_chroms: Sequence[str], test_chroms: Sequence[str],
-                             conservation: bool, seed: int, overwrite: bool,
-                             progress: bool) -> pathlib.Path:
+def _write_synthetic_dataset(
+    out_dir: pathlib.Path,
+    genome: SyntheticGenome,
+    genome_dir: pathlib.Path,
+    staged_genome: Optional[pathlib.Path],
+    *,
+    sequence_length: int,
+    train_size: int,
+    valid_size: int,
+    test_size: int,
+    valid_chroms: Sequence[str],
+    test_chroms: Sequence[str],
+    conservation: bool,
+    seed: int,
+    overwrite: bool,
+    progress: bool,
+) -> pathlib.Path:
   """The data set part of make_synthetic_dataset; `staged_genome` moves to out_dir/genome with
   it."""
   if conservation and genome.conservation_bigwig is None:
@@ -451,28 +553,36 @@ def _write_synthetic_dataset(out_dir: pathlib.Path, genome: SyntheticGenome,
   held_out = set(valid_chroms) | set(test_chroms)
   unknown = held_out - set(genome.chrom_sizes)
   if unknown:
-    raise ValueError(f'Held-out chromosomes {sorted(unknown)} are not in the genome '
-                     f'({list(genome.chrom_sizes)}).')
+    raise ValueError(
+        f'Held-out chromosomes {sorted(unknown)} are not in the genome '
+        f'({list(genome.chrom_sizes)}).'
+    )
   train_chroms = [c for c in genome.chrom_sizes if c not in held_out]
   rng = np.random.default_rng(seed + 1)
   plan = {
-      'train': _window_starts(rng, genome.chrom_sizes, train_chroms, sequence_length, train_size,
-                              True),
-      'valid': _window_starts(rng, genome.chrom_sizes, valid_chroms, sequence_length, valid_size,
-                              False),
-      'test': _window_starts(rng, genome.chrom_sizes, test_chroms, sequence_length, test_size,
-                             False),
+      'train': _window_starts(
+          rng, genome.chrom_sizes, train_chroms, sequence_length, train_size, True
+      ),
+      'valid': _window_starts(
+          rng, genome.chrom_sizes, valid_chroms, sequence_length, valid_size, False
+      ),
+      'test': _window_starts(
+          rng, genome.chrom_sizes, test_chroms, sequence_length, test_size, False
+      ),
   }
   with np.load(genome.signal_npz) as data:
     arrays = {key: data[key] for key in data.files}
-  writer = BasenjiWriter(out_dir, sequence_length=sequence_length,
-                         target_length=sequence_length // BIN_SIZE,
-                         num_targets=genome.num_tracks, targets=str(genome.targets),
-                         input_track_names=('conservation',) if conservation else (),
-                         overwrite=overwrite,
-                         extra_members={'genome': str(staged_genome)} if staged_genome else None,
-                         extra_statistics={'synthetic_genome': str(genome_dir),
-                                           'seed': seed})
+  writer = BasenjiWriter(
+      out_dir,
+      sequence_length=sequence_length,
+      target_length=sequence_length // BIN_SIZE,
+      num_targets=genome.num_tracks,
+      targets=str(genome.targets),
+      input_track_names=('conservation',) if conservation else (),
+      overwrite=overwrite,
+      extra_members={'genome': str(staged_genome)} if staged_genome else None,
+      extra_statistics={'synthetic_genome': str(genome_dir), 'seed': seed},
+  )
   with writer, FastaStringExtractor(genome.fasta) as fasta:
     total = sum(len(w) for w in plan.values())
     with tqdm(total=total, desc='synthetic data', unit='record', disable=not progress) as bar:
@@ -482,7 +592,12 @@ def _write_synthetic_dataset(out_dir: pathlib.Path, genome: SyntheticGenome,
           signal = arrays[chrom][start:end]
           target = signal.reshape(-1, BIN_SIZE, signal.shape[-1]).mean(axis=1)
           extra = arrays[f'{chrom}__conservation'][start:end] if conservation else None
-          writer.add(subset, fasta.extract(kipoiseq.Interval(chrom, start, end)), target,
-                     interval=(chrom, start, end), input_tracks=extra)
+          writer.add(
+              subset,
+              fasta.extract(kipoiseq.Interval(chrom, start, end)),
+              target,
+              interval=(chrom, start, end),
+              input_tracks=extra,
+          )
           bar.update()
   return out_dir

@@ -27,9 +27,16 @@ def _attributes(gene_id: str, name: str, transcript_id: Optional[str] = None) ->
   return '; '.join(parts) + ';'
 
 
-def write_synthetic_gtf(path: PathLike, motif_sites: PathLike, chrom_sizes: dict, *,
-                        chroms: Optional[Sequence[str]] = None, every: int = 2,
-                        gene_length: int = 1000, second_tss: int = 300) -> pd.DataFrame:
+def write_synthetic_gtf(
+    path: PathLike,
+    motif_sites: PathLike,
+    chrom_sizes: dict,
+    *,
+    chroms: Optional[Sequence[str]] = None,
+    every: int = 2,
+    gene_length: int = 1000,
+    second_tss: int = 300,
+) -> pd.DataFrame:
   """Writes the GTF and returns its genes (gene_id, gene_name, chrom, strand, tss: tuple, 0-based).
 
   Args:
@@ -41,8 +48,12 @@ def write_synthetic_gtf(path: PathLike, motif_sites: PathLike, chrom_sizes: dict
     gene_length: bp from the first TSS to the gene's end.
     second_tss: a later site within this many bp downstream becomes a second TSS.
   """
-  sites = pd.read_csv(motif_sites, sep='\t', header=None,
-                      names=['chrom', 'start', 'end', 'motif', 'score', 'strand'])
+  sites = pd.read_csv(
+      motif_sites,
+      sep='\t',
+      header=None,
+      names=['chrom', 'start', 'end', 'motif', 'score', 'strand'],
+  )
   if chroms is not None:
     sites = sites[sites['chrom'].isin(list(chroms))]
   sites = sites.sort_values(['chrom', 'start']).reset_index(drop=True)
@@ -66,13 +77,30 @@ def write_synthetic_gtf(path: PathLike, motif_sites: PathLike, chrom_sizes: dict
       else:
         low, high = max(1, first - gene_length + 2), start + 1
       ends.append((low, high))
-      lines.append((chrom, 'transcript', low, high, strand,
-                    _attributes(gene_id, name, f'{gene_id}.{number}')))
+      lines.append(
+          (
+              chrom,
+              'transcript',
+              low,
+              high,
+              strand,
+              _attributes(gene_id, name, f'{gene_id}.{number}'),
+          )
+      )
     low, high = min(e[0] for e in ends), max(e[1] for e in ends)
-    lines.insert(len(lines) - len(tss), (chrom, 'gene', low, high, strand,
-                                         _attributes(gene_id, name)))
-    genes.append({'gene_id': gene_id, 'gene_name': name, 'chrom': chrom, 'strand': strand,
-                  'tss': tuple(tss), 'motif': site.motif})
+    lines.insert(
+        len(lines) - len(tss), (chrom, 'gene', low, high, strand, _attributes(gene_id, name))
+    )
+    genes.append(
+        {
+            'gene_id': gene_id,
+            'gene_name': name,
+            'chrom': chrom,
+            'strand': strand,
+            'tss': tuple(tss),
+            'motif': site.motif,
+        }
+    )
   with open(path, 'w') as handle:
     handle.write('##description: synthetic genes on planted motif sites\n')
     for chrom, feature, low, high, strand, attributes in lines:

@@ -47,8 +47,16 @@ RECORDS_PER_FILE = 256
 POOL_WIDTH = 128
 SUBSETS = ('train', 'valid', 'test')
 INPUT_TRACKS_FEATURE = 'input_tracks'
-TARGET_COLUMNS = ('index', 'genome', 'identifier', 'file', 'clip', 'scale', 'sum_stat',
-                  'description')
+TARGET_COLUMNS = (
+    'index',
+    'genome',
+    'identifier',
+    'file',
+    'clip',
+    'scale',
+    'sum_stat',
+    'description',
+)
 _COMPRESSION = 'ZLIB'
 # The data set's members, swapped into place in this order (statistics.json last: it marks a
 # complete data set).
@@ -61,27 +69,37 @@ ArrayOrString = Union[np.ndarray, str]
 
 def default_targets_table(num_targets: int, genome: int = 0) -> pd.DataFrame:
   """A Basenji-style targets table with placeholder identifiers track0 … track{n-1}."""
-  return pd.DataFrame({
-      'index': np.arange(num_targets), 'genome': genome,
-      'identifier': [f'track{i}' for i in range(num_targets)], 'file': '', 'clip': 32.0,
-      'scale': 1.0, 'sum_stat': 'mean', 'description': [f'track {i}' for i in range(num_targets)]
-  })
+  return pd.DataFrame(
+      {
+          'index': np.arange(num_targets),
+          'genome': genome,
+          'identifier': [f'track{i}' for i in range(num_targets)],
+          'file': '',
+          'clip': 32.0,
+          'scale': 1.0,
+          'sum_stat': 'mean',
+          'description': [f'track {i}' for i in range(num_targets)],
+      }
+  )
 
 
 def check_output(out_dir: str, overwrite: bool) -> None:
   """FileExistsError when `out_dir` already holds a data set (statistics.json) and not overwrite."""
   statistics_path = posixpath.join(str(out_dir), 'statistics.json')
   if tf.io.gfile.exists(statistics_path) and not overwrite:
-    raise FileExistsError(f'{out_dir} already holds a data set ({statistics_path}). Pass '
-                          'overwrite=True to replace it, or choose another folder.')
+    raise FileExistsError(
+        f'{out_dir} already holds a data set ({statistics_path}). Pass '
+        'overwrite=True to replace it, or choose another folder.'
+    )
 
 
 def _bytes_feature(value: bytes) -> tf.train.Feature:
   return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
 
 
-def encode_example(sequence: np.ndarray, target: np.ndarray,
-                   input_tracks: Optional[np.ndarray] = None) -> bytes:
+def encode_example(
+    sequence: np.ndarray, target: np.ndarray, input_tracks: Optional[np.ndarray] = None
+) -> bytes:
   """Serialises one record in Basenji2 encoding.
 
   Args:
@@ -95,9 +113,9 @@ def encode_example(sequence: np.ndarray, target: np.ndarray,
   }
   if input_tracks is not None:
     feature[INPUT_TRACKS_FEATURE] = _bytes_feature(
-        np.ascontiguousarray(input_tracks, dtype=np.float16).tobytes())
+        np.ascontiguousarray(input_tracks, dtype=np.float16).tobytes()
+    )
   return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
-
 
 
 class BasenjiWriter:
@@ -112,28 +130,33 @@ class BasenjiWriter:
   set.
   """
 
-  def __init__(self,
-               out_dir: str,
-               *,
-               sequence_length: int,
-               target_length: int,
-               num_targets: int,
-               pool_width: int = POOL_WIDTH,
-               crop_bp: int = 0,
-               targets: Optional[Union[pd.DataFrame, str]] = None,
-               input_track_names: Sequence[str] = (),
-               records_per_file: int = RECORDS_PER_FILE,
-               overwrite: bool = False,
-               extra_statistics: Optional[Mapping[str, Any]] = None,
-               extra_members: Optional[Mapping[str, str]] = None):
+  def __init__(
+      self,
+      out_dir: str,
+      *,
+      sequence_length: int,
+      target_length: int,
+      num_targets: int,
+      pool_width: int = POOL_WIDTH,
+      crop_bp: int = 0,
+      targets: Optional[Union[pd.DataFrame, str]] = None,
+      input_track_names: Sequence[str] = (),
+      records_per_file: int = RECORDS_PER_FILE,
+      overwrite: bool = False,
+      extra_statistics: Optional[Mapping[str, Any]] = None,
+      extra_members: Optional[Mapping[str, str]] = None,
+  ):
     if sequence_length <= 0 or target_length <= 0 or num_targets <= 0:
-      raise ValueError(f'sequence_length, target_length and num_targets must be positive, got '
-                       f'{sequence_length}, {target_length}, {num_targets}.')
+      raise ValueError(
+          f'sequence_length, target_length and num_targets must be positive, got '
+          f'{sequence_length}, {target_length}, {num_targets}.'
+      )
     if target_length * pool_width + 2 * crop_bp != sequence_length:
       raise ValueError(
           f'target_length × pool_width + 2 × crop_bp must equal sequence_length: '
           f'{target_length} × {pool_width} + 2 × {crop_bp} != {sequence_length}. Pick crop_bp = '
-          '(sequence_length − target_length × pool_width) / 2.')
+          '(sequence_length − target_length × pool_width) / 2.'
+      )
     self.out_dir = str(out_dir)
     self.sequence_length = sequence_length
     self.target_length, self.num_targets = target_length, num_targets
@@ -172,8 +195,10 @@ class BasenjiWriter:
       return default_targets_table(self.num_targets)
     table = targets if isinstance(targets, pd.DataFrame) else read_targets(targets)
     if len(table) != self.num_targets:
-      raise ValueError(f'The targets table has {len(table)} rows but records have '
-                       f'{self.num_targets} targets; they must match (row i = target i).')
+      raise ValueError(
+          f'The targets table has {len(table)} rows but records have '
+          f'{self.num_targets} targets; they must match (row i = target i).'
+      )
     return table
 
   @property
@@ -181,13 +206,15 @@ class BasenjiWriter:
     """Records written so far per subset."""
     return dict(self._counts)
 
-  def add(self,
-          subset: str,
-          sequence: ArrayOrString,
-          target: np.ndarray,
-          *,
-          interval: Optional[Interval] = None,
-          input_tracks: Optional[np.ndarray] = None) -> None:
+  def add(
+      self,
+      subset: str,
+      sequence: ArrayOrString,
+      target: np.ndarray,
+      *,
+      interval: Optional[Interval] = None,
+      input_tracks: Optional[np.ndarray] = None,
+  ) -> None:
     """Appends one record to `subset`.
 
     Args:
@@ -207,29 +234,41 @@ class BasenjiWriter:
     sequence = np.asarray(sequence)
     target = np.asarray(target)
     if sequence.shape != (self.sequence_length, 4):
-      raise ValueError(f'Record {self._counts.get(subset, 0)} of {subset!r}: sequence has shape '
-                       f'{sequence.shape}, expected ({self.sequence_length}, 4).')
+      raise ValueError(
+          f'Record {self._counts.get(subset, 0)} of {subset!r}: sequence has shape '
+          f'{sequence.shape}, expected ({self.sequence_length}, 4).'
+      )
     if target.shape != (self.target_length, self.num_targets):
-      raise ValueError(f'Record {self._counts.get(subset, 0)} of {subset!r}: target has shape '
-                       f'{target.shape}, expected ({self.target_length}, {self.num_targets}).')
+      raise ValueError(
+          f'Record {self._counts.get(subset, 0)} of {subset!r}: target has shape '
+          f'{target.shape}, expected ({self.target_length}, {self.num_targets}).'
+      )
     if not np.all(np.isfinite(target)) or np.any(target < 0):
-      raise ValueError(f'Record {self._counts.get(subset, 0)} of {subset!r}: target has NaN, '
-                       'infinite or negative values; Basenji targets are non-negative coverage. '
-                       'Clip or fill them before writing.')
+      raise ValueError(
+          f'Record {self._counts.get(subset, 0)} of {subset!r}: target has NaN, '
+          'infinite or negative values; Basenji targets are non-negative coverage. '
+          'Clip or fill them before writing.'
+      )
     if np.any(target > np.finfo(np.float16).max):
-      raise ValueError(f'Record {self._counts.get(subset, 0)} of {subset!r}: target exceeds the '
-                       'float16 range (65504); apply the track clip/scale first.')
+      raise ValueError(
+          f'Record {self._counts.get(subset, 0)} of {subset!r}: target exceeds the '
+          'float16 range (65504); apply the track clip/scale first.'
+      )
     expected_tracks = len(self.input_track_names)
     if (input_tracks is None) != (expected_tracks == 0):
-      raise ValueError(f'This writer was created with input_track_names={self.input_track_names}; '
-                       'pass input_tracks with every record exactly when names are given.')
+      raise ValueError(
+          f'This writer was created with input_track_names={self.input_track_names}; '
+          'pass input_tracks with every record exactly when names are given.'
+      )
     if input_tracks is not None:
       input_tracks = np.asarray(input_tracks)
       if input_tracks.ndim == 1:
         input_tracks = input_tracks[:, None]
       if input_tracks.shape != (self.sequence_length, expected_tracks):
-        raise ValueError(f'input_tracks has shape {input_tracks.shape}, expected '
-                         f'({self.sequence_length}, {expected_tracks}).')
+        raise ValueError(
+            f'input_tracks has shape {input_tracks.shape}, expected '
+            f'({self.sequence_length}, {expected_tracks}).'
+        )
     count = self._counts.get(subset, 0)
     if count % self.records_per_file == 0:
       if subset in self._writers:
@@ -269,9 +308,11 @@ class BasenjiWriter:
     if self._closed:
       return self.out_dir
     self._close_writers()
-    rows = [(chrom, start, end, subset)
-            for subset in sorted(self._intervals, key=_subset_order)
-            for chrom, start, end in self._intervals[subset]]
+    rows = [
+        (chrom, start, end, subset)
+        for subset in sorted(self._intervals, key=_subset_order)
+        for chrom, start, end in self._intervals[subset]
+    ]
     try:
       with tf.io.gfile.GFile(posixpath.join(self._write_dir, 'sequences.bed'), 'w') as f:
         f.write(''.join(f'{c}\t{s}\t{e}\t{subset}\n' for c, s, e, subset in rows))
@@ -345,16 +386,18 @@ def _subset_order(subset: str) -> Tuple[int, str]:
 Example = Union[Tuple[ArrayOrString, np.ndarray], Mapping[str, Any]]
 
 
-def write_dataset(out_dir: str,
-                  examples: Mapping[str, Iterable[Example]],
-                  *,
-                  pool_width: int = POOL_WIDTH,
-                  crop_bp: int = 0,
-                  targets: Optional[Union[pd.DataFrame, str]] = None,
-                  input_track_names: Sequence[str] = (),
-                  overwrite: bool = False,
-                  progress: bool = True,
-                  extra_statistics: Optional[Mapping[str, Any]] = None) -> str:
+def write_dataset(
+    out_dir: str,
+    examples: Mapping[str, Iterable[Example]],
+    *,
+    pool_width: int = POOL_WIDTH,
+    crop_bp: int = 0,
+    targets: Optional[Union[pd.DataFrame, str]] = None,
+    input_track_names: Sequence[str] = (),
+    overwrite: bool = False,
+    progress: bool = True,
+    extra_statistics: Optional[Mapping[str, Any]] = None,
+) -> str:
   """Writes the Basenji2 layout from in-memory examples.
 
   Args:
@@ -371,8 +414,9 @@ def write_dataset(out_dir: str,
   """
   writer = None
   for subset, subset_examples in examples.items():
-    for example in tqdm(subset_examples, desc=f'writing {subset}', disable=not progress,
-                        unit='record'):
+    for example in tqdm(
+        subset_examples, desc=f'writing {subset}', disable=not progress, unit='record'
+    ):
       if not isinstance(example, Mapping):
         example = {'sequence': example[0], 'target': example[1]}
       sequence = example['sequence']
@@ -380,13 +424,25 @@ def write_dataset(out_dir: str,
         sequence = one_hot_encode(sequence)
       target = np.asarray(example['target'])
       if writer is None:
-        writer = BasenjiWriter(out_dir, sequence_length=len(sequence),
-                               target_length=target.shape[0],
-                               num_targets=target.shape[1], pool_width=pool_width, crop_bp=crop_bp,
-                               targets=targets, input_track_names=input_track_names,
-                               overwrite=overwrite, extra_statistics=extra_statistics)
-      writer.add(subset, sequence, target, interval=example.get('interval'),
-                 input_tracks=example.get('input_tracks'))
+        writer = BasenjiWriter(
+            out_dir,
+            sequence_length=len(sequence),
+            target_length=target.shape[0],
+            num_targets=target.shape[1],
+            pool_width=pool_width,
+            crop_bp=crop_bp,
+            targets=targets,
+            input_track_names=input_track_names,
+            overwrite=overwrite,
+            extra_statistics=extra_statistics,
+        )
+      writer.add(
+          subset,
+          sequence,
+          target,
+          interval=example.get('interval'),
+          input_tracks=example.get('input_tracks'),
+      )
   if writer is None:
     raise ValueError('No examples to write: every subset is empty.')
   return writer.close()
@@ -402,16 +458,18 @@ def read_bed_intervals(bed: Union[str, pd.DataFrame]) -> pd.DataFrame:
   return table
 
 
-def write_from_fasta(out_dir: str,
-                     fasta: str,
-                     bed: Union[str, pd.DataFrame],
-                     values: Union[np.ndarray, Callable[[str, int, int], np.ndarray]],
-                     *,
-                     pool_width: int = POOL_WIDTH,
-                     crop_bp: int = 0,
-                     targets: Optional[Union[pd.DataFrame, str]] = None,
-                     overwrite: bool = False,
-                     progress: bool = True) -> str:
+def write_from_fasta(
+    out_dir: str,
+    fasta: str,
+    bed: Union[str, pd.DataFrame],
+    values: Union[np.ndarray, Callable[[str, int, int], np.ndarray]],
+    *,
+    pool_width: int = POOL_WIDTH,
+    crop_bp: int = 0,
+    targets: Optional[Union[pd.DataFrame, str]] = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> str:
   """Writes the Basenji2 layout from a FASTA, a BED of records and their targets.
 
   Args:
@@ -432,21 +490,34 @@ def write_from_fasta(out_dir: str,
   if not callable(values):
     values = np.asarray(values)
     if len(values) != len(records):
-      raise ValueError(f'values has {len(values)} rows but the BED has {len(records)} records; '
-                       'they must be aligned.')
+      raise ValueError(
+          f'values has {len(values)} rows but the BED has {len(records)} records; '
+          'they must be aligned.'
+      )
   genome = FastaStringExtractor(fasta)
 
   def examples(subset_rows):
     for row_index, row in subset_rows.iterrows():
       chrom, start, end = str(row['chrom']), int(row['start']), int(row['end'])
       target = values(chrom, start, end) if callable(values) else values[row_index]
-      yield {'sequence': genome.extract(kipoiseq.Interval(chrom, start, end)), 'target': target,
-             'interval': (chrom, start, end)}
+      yield {
+          'sequence': genome.extract(kipoiseq.Interval(chrom, start, end)),
+          'target': target,
+          'interval': (chrom, start, end),
+      }
 
   records = records.reset_index(drop=True)
-  grouped = {subset: examples(records[records['subset'] == subset])
-             for subset in sorted(records['subset'].unique(), key=_subset_order)}
+  grouped = {
+      subset: examples(records[records['subset'] == subset])
+      for subset in sorted(records['subset'].unique(), key=_subset_order)
+  }
   with genome:
-    return write_dataset(out_dir, grouped, pool_width=pool_width, crop_bp=crop_bp,
-                         targets=targets, overwrite=overwrite, progress=progress)
-
+    return write_dataset(
+        out_dir,
+        grouped,
+        pool_width=pool_width,
+        crop_bp=crop_bp,
+        targets=targets,
+        overwrite=overwrite,
+        progress=progress,
+    )

@@ -76,8 +76,19 @@ PathLike = Union[str, os.PathLike]
 STATE_FILE = 'demo.json'
 REPORT_FILE = 'index.html'
 # Everything the demo writes into its folder: the state, the report and one folder per step.
-STEP_FOLDERS = ('genome', 'data', 'train', 'export', 'evaluate', 'predict', 'attribute',
-                'variants', 'genes', 'motifs', 'haplotypes')
+STEP_FOLDERS = (
+    'genome',
+    'data',
+    'train',
+    'export',
+    'evaluate',
+    'predict',
+    'attribute',
+    'variants',
+    'genes',
+    'motifs',
+    'haplotypes',
+)
 DEFAULT_OUT_DIR = 'enformer_demo'
 ORGANISMS = ('human', 'mouse')
 
@@ -108,6 +119,7 @@ class DemoSettings:
     model_args: `Enformer` arguments overriding preset `MODEL_PRESET` (default: max pooling,
       see `DEFAULT_MODEL_ARGS`).
   """
+
   name: str
   sequence_length: int
   chrom_sizes: Dict[str, Dict[str, int]]
@@ -122,44 +134,69 @@ class DemoSettings:
   eval_every: int
   checkpoint_every: int
   variants_per_class: int
-  model_args: Dict[str, Any] = dataclasses.field(
-      default_factory=lambda: dict(DEFAULT_MODEL_ARGS))
+  model_args: Dict[str, Any] = dataclasses.field(default_factory=lambda: dict(DEFAULT_MODEL_ARGS))
 
   def to_dict(self) -> Dict[str, Any]:
     return dataclasses.asdict(self)
 
 
 FULL = DemoSettings(
-    name='full', sequence_length=2048,
-    chrom_sizes={'human': {'chr1': 200_000, 'chr2': 180_000, 'chr3': 60_000, 'chr4': 100_000},
-                 'mouse': {'chr1': 150_000, 'chr2': 100_000, 'chr3': 40_000, 'chr4': 60_000}},
+    name='full',
+    sequence_length=2048,
+    chrom_sizes={
+        'human': {'chr1': 200_000, 'chr2': 180_000, 'chr3': 60_000, 'chr4': 100_000},
+        'mouse': {'chr1': 150_000, 'chr2': 100_000, 'chr3': 40_000, 'chr4': 60_000},
+    },
     num_tracks={'human': 4, 'mouse': 2},
-    train_size=1024, valid_size=32, test_size=96,
-    num_steps=1000, batch_size=16, warmup_steps=50, learning_rate=2e-3, eval_every=250,
-    checkpoint_every=250, variants_per_class=24)
+    train_size=1024,
+    valid_size=32,
+    test_size=96,
+    num_steps=1000,
+    batch_size=16,
+    warmup_steps=50,
+    learning_rate=2e-3,
+    eval_every=250,
+    checkpoint_every=250,
+    variants_per_class=24,
+)
 
 # --quick: 1,024 bp inputs (8 bins) and the tiny model's blocks at 48 channels (conv tower in
 # multiples of 16; 1/12 of its training step) at twice the learning rate. The CTCF/SP1 tracks are
 # learned; the AP1/CREB ones usually need more (see the module docstring).
-QUICK_MODEL_ARGS: Dict[str, Any] = dict(DEFAULT_MODEL_ARGS, channels=48, num_heads=2,
-                                        conv_tower_divisible_by=16)
+QUICK_MODEL_ARGS: Dict[str, Any] = dict(
+    DEFAULT_MODEL_ARGS, channels=48, num_heads=2, conv_tower_divisible_by=16
+)
 QUICK = DemoSettings(
-    name='quick', sequence_length=1024,
-    chrom_sizes={'human': {'chr1': 100_000, 'chr2': 100_000, 'chr3': 30_000, 'chr4': 60_000},
-                 'mouse': {'chr1': 60_000, 'chr2': 60_000, 'chr3': 20_000, 'chr4': 30_000}},
+    name='quick',
+    sequence_length=1024,
+    chrom_sizes={
+        'human': {'chr1': 100_000, 'chr2': 100_000, 'chr3': 30_000, 'chr4': 60_000},
+        'mouse': {'chr1': 60_000, 'chr2': 60_000, 'chr3': 20_000, 'chr4': 30_000},
+    },
     num_tracks={'human': 4, 'mouse': 2},
-    train_size=256, valid_size=16, test_size=64,
-    num_steps=500, batch_size=8, warmup_steps=50, learning_rate=4e-3, eval_every=250,
-    checkpoint_every=500, variants_per_class=10, model_args=dict(QUICK_MODEL_ARGS))
+    train_size=256,
+    valid_size=16,
+    test_size=64,
+    num_steps=500,
+    batch_size=8,
+    warmup_steps=50,
+    learning_rate=4e-3,
+    eval_every=250,
+    checkpoint_every=500,
+    variants_per_class=10,
+    model_args=dict(QUICK_MODEL_ARGS),
+)
 
 TEST_CHROM = 'chr4'  # The synthetic data sets hold chr4 out as the test subset.
 
 
 # --------------------------------------------------------------------------- step bookkeeping
 
+
 @dataclasses.dataclass
 class StepRecord:
   """One finished step: its outputs (paths relative to the demo folder), numbers and time."""
+
   name: str
   outputs: List[str]
   results: Dict[str, Any]
@@ -170,8 +207,9 @@ class StepRecord:
 class _Steps:
   """Runs steps in order, reusing finished ones (see module docstring)."""
 
-  def __init__(self, out_dir: pathlib.Path, settings: DemoSettings, seed: int,
-               log: Callable[[str], None]):
+  def __init__(
+      self, out_dir: pathlib.Path, settings: DemoSettings, seed: int, log: Callable[[str], None]
+  ):
     self.out_dir = out_dir
     self.log = log
     self.path = out_dir / STATE_FILE
@@ -182,7 +220,8 @@ class _Steps:
         mode = previous.get('settings', {}).get('name', '?')
         raise ValueError(
             f'{out_dir} holds a demo made with other settings (mode {mode!r}, seed '
-            f'{previous.get("seed")}); pass --overwrite to redo it, or choose another --out.')
+            f'{previous.get("seed")}); pass --overwrite to redo it, or choose another --out.'
+        )
       self.state['steps'] = previous.get('steps', {})
     self.records: Dict[str, StepRecord] = {}
     self._upstream_ran = False
@@ -192,9 +231,12 @@ class _Steps:
     tmp.write_text(json.dumps(self.state, indent=1, sort_keys=True, default=_json_default))
     os.replace(tmp, self.path)
 
-  def run(self, name: str, folder: str,
-          function: Callable[[pathlib.Path, bool], Tuple[Dict[str, Any], List[pathlib.Path]]]
-          ) -> StepRecord:
+  def run(
+      self,
+      name: str,
+      folder: str,
+      function: Callable[[pathlib.Path, bool], Tuple[Dict[str, Any], List[pathlib.Path]]],
+  ) -> StepRecord:
     """Runs `function(step_dir, fresh) -> (results, output paths)` unless already done.
 
     `fresh` is True when an earlier step ran again in this call: the step folder is emptied
@@ -203,8 +245,11 @@ class _Steps:
     """
     step_dir = self.out_dir / folder
     done = self.state['steps'].get(name)
-    if (done and not self._upstream_ran and
-        all((self.out_dir / p).exists() for p in done['outputs'])):
+    if (
+        done
+        and not self._upstream_ran
+        and all((self.out_dir / p).exists() for p in done['outputs'])
+    ):
       record = StepRecord(name, done['outputs'], done['results'], done['seconds'], reused=True)
       self.log(f'[{name}] done before ({done["seconds"]:.0f} s then); reusing {folder}/')
       self.records[name] = record
@@ -247,21 +292,33 @@ def _command(argv: Sequence[Any]) -> str:
 
 # --------------------------------------------------------------------------- the steps
 
+
 def _genome_step(settings: DemoSettings, seed: int):
   def step(step_dir: pathlib.Path, fresh: bool):
     results, outputs = {}, []
     for offset, organism in enumerate(ORGANISMS):
       genome = synthetic.make_synthetic_genome(
-          step_dir / organism, chrom_sizes=settings.chrom_sizes[organism],
-          num_tracks=settings.num_tracks[organism], seed=seed + 101 * offset)
+          step_dir / organism,
+          chrom_sizes=settings.chrom_sizes[organism],
+          num_tracks=settings.num_tracks[organism],
+          seed=seed + 101 * offset,
+      )
       results[organism] = dict(
-          fasta=genome.fasta, motif_sites=genome.motif_sites_bed, targets=genome.targets,
-          bigwigs=genome.bigwigs, num_sites=len(genome.motif_sites), motifs=genome.motifs,
+          fasta=genome.fasta,
+          motif_sites=genome.motif_sites_bed,
+          targets=genome.targets,
+          bigwigs=genome.bigwigs,
+          num_sites=len(genome.motif_sites),
+          motifs=genome.motifs,
           chrom_sizes=genome.chrom_sizes,
-          track_weights={str(k): {m: float(w) for m, w in row.items() if w}
-                         for k, row in genome.track_weights.iterrows()})
+          track_weights={
+              str(k): {m: float(w) for m, w in row.items() if w}
+              for k, row in genome.track_weights.iterrows()
+          },
+      )
       outputs += [genome.fasta, genome.motif_sites_bed, genome.targets, *genome.bigwigs]
     return _stringify(results), outputs
+
   return step
 
 
@@ -271,42 +328,76 @@ def _data_step(settings: DemoSettings, seed: int, genomes: Dict[str, Any], progr
     for offset, organism in enumerate(ORGANISMS):
       genome = synthetic.make_synthetic_genome(
           pathlib.Path(genomes[organism]['fasta']).parent,
-          chrom_sizes=settings.chrom_sizes[organism], num_tracks=settings.num_tracks[organism],
-          seed=seed + 101 * offset, overwrite=False)
+          chrom_sizes=settings.chrom_sizes[organism],
+          num_tracks=settings.num_tracks[organism],
+          seed=seed + 101 * offset,
+          overwrite=False,
+      )
       path = synthetic.make_synthetic_dataset(
-          step_dir / organism, genome=genome, sequence_length=settings.sequence_length,
-          train_size=settings.train_size, valid_size=settings.valid_size,
-          test_size=settings.test_size, seed=seed + 101 * offset, overwrite=True,
-          progress=progress)
-      results[organism] = dict(path=path, records={'train': settings.train_size,
-                                                   'valid': settings.valid_size,
-                                                   'test': settings.test_size})
+          step_dir / organism,
+          genome=genome,
+          sequence_length=settings.sequence_length,
+          train_size=settings.train_size,
+          valid_size=settings.valid_size,
+          test_size=settings.test_size,
+          seed=seed + 101 * offset,
+          overwrite=True,
+          progress=progress,
+      )
+      results[organism] = dict(
+          path=path,
+          records={
+              'train': settings.train_size,
+              'valid': settings.valid_size,
+              'test': settings.test_size,
+          },
+      )
       outputs += [path / 'statistics.json', path / 'sequences.bed', path / 'targets.txt']
     return _stringify(results), outputs
+
   return step
 
 
 def _train_step(settings: DemoSettings, seed: int, data: Dict[str, Any], progress: bool):
   def step(step_dir: pathlib.Path, fresh: bool):
     result = train(
-        run_dir=str(step_dir), preset=MODEL_PRESET, model_args=dict(settings.model_args),
+        run_dir=str(step_dir),
+        preset=MODEL_PRESET,
+        model_args=dict(settings.model_args),
         data={organism: data[organism]['path'] for organism in ORGANISMS},
-        batch_size=settings.batch_size, num_steps=settings.num_steps,
-        warmup_steps=settings.warmup_steps, learning_rate=settings.learning_rate,
-        eval_every=settings.eval_every, checkpoint_every=settings.checkpoint_every,
-        keep_checkpoints=2, seed=seed, export_hub=False, progress=progress, deterministic=True)
+        batch_size=settings.batch_size,
+        num_steps=settings.num_steps,
+        warmup_steps=settings.warmup_steps,
+        learning_rate=settings.learning_rate,
+        eval_every=settings.eval_every,
+        checkpoint_every=settings.checkpoint_every,
+        keep_checkpoints=2,
+        seed=seed,
+        export_hub=False,
+        progress=progress,
+        deterministic=True,
+    )
     best = result.best or {}
     best_prefix = step_dir / 'best' / 'checkpoint' / 'model'
     config = json.loads((step_dir / 'config.json').read_text())
     results = dict(
-        steps=result.step, steps_per_second=result.steps_per_second,
-        resumed_from=result.resumed_from, strategy=result.strategy,
-        validation=result.validation, best_step=best.get('step'), best_score=best.get('score'),
-        best_checkpoint=best_prefix, model_config=config['model_config'],
-        final_losses={head: [record[2] for record in result.losses if record[1] == head][-1:]
-                      for head in ORGANISMS})
+        steps=result.step,
+        steps_per_second=result.steps_per_second,
+        resumed_from=result.resumed_from,
+        strategy=result.strategy,
+        validation=result.validation,
+        best_step=best.get('step'),
+        best_score=best.get('score'),
+        best_checkpoint=best_prefix,
+        model_config=config['model_config'],
+        final_losses={
+            head: [record[2] for record in result.losses if record[1] == head][-1:]
+            for head in ORGANISMS
+        },
+    )
     outputs = [step_dir / 'config.json', pathlib.Path(str(best_prefix) + '.index')]
     return _stringify(results), outputs
+
   return step
 
 
@@ -315,16 +406,27 @@ def _export_step(settings: DemoSettings, trained: Dict[str, Any]):
     export_dir = step_dir / 'enformer_model'
     if export_dir.exists():  # A half-written export from an interrupted run.
       shutil.rmtree(export_dir)
-    predictor = load_model(trained['best_checkpoint'], sequence_length=settings.sequence_length,
-                           **trained['model_config'])
-    export_hub_module(predictor.model, str(export_dir),
-                      sequence_length=2 * settings.sequence_length,
-                      model_sequence_length=settings.sequence_length)
-    results = dict(path=export_dir, sequence_length=2 * settings.sequence_length,
-                   model_sequence_length=settings.sequence_length,
-                   heads=predictor.heads, output_length=predictor.output_length,
-                   parameters=int(sum(np.prod(v.shape) for v in predictor.model.variables)))
+    predictor = load_model(
+        trained['best_checkpoint'],
+        sequence_length=settings.sequence_length,
+        **trained['model_config'],
+    )
+    export_hub_module(
+        predictor.model,
+        str(export_dir),
+        sequence_length=2 * settings.sequence_length,
+        model_sequence_length=settings.sequence_length,
+    )
+    results = dict(
+        path=export_dir,
+        sequence_length=2 * settings.sequence_length,
+        model_sequence_length=settings.sequence_length,
+        heads=predictor.heads,
+        output_length=predictor.output_length,
+        parameters=int(sum(np.prod(v.shape) for v in predictor.model.variables)),
+    )
     return _stringify(results), [export_dir / 'saved_model.pb']
+
   return step
 
 
@@ -337,8 +439,9 @@ def _evaluate_step(settings: DemoSettings, seed: int, data: Dict[str, Any], mode
     results, outputs, tables = {}, [], {}
     for organism in ORGANISMS:
       predictions, targets = [], []
-      for batch in get_dataset(data[organism]['path'], 'test', batch_size=8,
-                               settings=DatasetSettings(deterministic=True)):
+      for batch in get_dataset(
+          data[organism]['path'], 'test', batch_size=8, settings=DatasetSettings(deterministic=True)
+      ):
         sequence = np.pad(batch['sequence'].numpy(), ((0, 0), (pad, pad), (0, 0)))  # N context
         predictions.append(predictor.predict_on_batch(sequence)[organism])
         targets.append(batch['target'].numpy())
@@ -352,65 +455,110 @@ def _evaluate_step(settings: DemoSettings, seed: int, data: Dict[str, Any], mode
       # Shuffled-label baseline: the same predictions against targets whose (sequence, bin)
       # positions are permuted, i.e. a model that knows the track values but not where they go.
       shuffled = metrics.TrackCorrelation(num_tracks)
-      shuffled.update_from_values(flat_targets[rng.permutation(len(flat_targets))],
-                                  flat_predictions)
+      shuffled.update_from_values(
+          flat_targets[rng.permutation(len(flat_targets))], flat_predictions
+      )
       table = read_targets(data[organism]['path'] + '/targets.txt')
-      frame = pd.DataFrame({
-          'track': np.arange(num_tracks), 'identifier': table['identifier'].astype(str),
-          'description': table['description'].astype(str), 'pearson_r': learned.pearson_r(),
-          'r2': learned.r2(), 'shuffled_pearson_r': shuffled.pearson_r()})
+      frame = pd.DataFrame(
+          {
+              'track': np.arange(num_tracks),
+              'identifier': table['identifier'].astype(str),
+              'description': table['description'].astype(str),
+              'pearson_r': learned.pearson_r(),
+              'r2': learned.r2(),
+              'shuffled_pearson_r': shuffled.pearson_r(),
+          }
+      )
       path = step_dir / f'pearson_{organism}.tsv'
       frame.to_csv(path, sep='\t', index=False, float_format='%.4f')
       tables[organism] = frame
       outputs.append(path)
       results[organism] = dict(
-          sequences=len(targets), bins=targets.shape[1], tsv=path,
+          sequences=len(targets),
+          bins=targets.shape[1],
+          tsv=path,
           pearson_r=frame['pearson_r'].tolist(),
           shuffled_pearson_r=frame['shuffled_pearson_r'].tolist(),
           mean_pearson_r=float(np.nanmean(frame['pearson_r'])),
           mean_shuffled_pearson_r=float(np.nanmean(frame['shuffled_pearson_r'])),
-          mean_r2=float(np.nanmean(frame['r2'])), labels=frame['description'].tolist())
+          mean_r2=float(np.nanmean(frame['r2'])),
+          labels=frame['description'].tolist(),
+      )
     plot = step_dir / 'pearson.png'
     plot_pearson_per_track(tables, plot)
     outputs.append(plot)
     results['plot'] = plot
     return _stringify(results), outputs
+
   return step
 
 
-def _strongest_peak(genome_dir: str, chrom: str, length: int, sequence_length: int,
-                    track: int) -> Tuple[int, int]:
+def _strongest_peak(
+    genome_dir: str, chrom: str, length: int, sequence_length: int, track: int
+) -> Tuple[int, int]:
   """(input start, peak bin) of the input window on `chrom` with the highest binned signal."""
   with np.load(pathlib.Path(genome_dir) / 'signal.npz') as arrays:
     signal = arrays[chrom][:, track]
-  bins = signal[:len(signal) // 128 * 128].reshape(-1, 128).mean(1)
+  bins = signal[: len(signal) // 128 * 128].reshape(-1, 128).mean(1)
   half = sequence_length // 256
-  peak = int(np.argmax(bins[half:len(bins) - half])) + half
+  peak = int(np.argmax(bins[half : len(bins) - half])) + half
   start = int(np.clip(peak * 128 + 64 - sequence_length // 2, 0, length - sequence_length))
   return start, peak - start // 128
 
 
-def _predict_step(settings: DemoSettings, genomes: Dict[str, Any], model_path: str,
-                  export: Dict[str, Any]):
+def _predict_step(
+    settings: DemoSettings, genomes: Dict[str, Any], model_path: str, export: Dict[str, Any]
+):
   def step(step_dir: pathlib.Path, fresh: bool):
     human = genomes['human']
-    start, _ = _strongest_peak(os.path.dirname(human['fasta']), TEST_CHROM,
-                               human['chrom_sizes'][TEST_CHROM], export['sequence_length'], 0)
+    start, _ = _strongest_peak(
+        os.path.dirname(human['fasta']),
+        TEST_CHROM,
+        human['chrom_sizes'][TEST_CHROM],
+        export['sequence_length'],
+        0,
+    )
     region = kipoiseq.Interval(TEST_CHROM, start, start + export['sequence_length'])
     region_text = f'{TEST_CHROM}:{start + 1}-{start + export["sequence_length"]}'
     predictor = load_model(model_path)
     tracks = list(range(predictor.heads['human']))
     outputs = PredictionOutputs(plot_tracks=tracks, observed=dict(enumerate(human['bigwigs'])))
     written = predict_to_files(
-        predictor, human['fasta'], [region], str(step_dir), head='human',
-        targets=read_targets(human['targets']), outputs=outputs, progress=False)
+        predictor,
+        human['fasta'],
+        [region],
+        str(step_dir),
+        head='human',
+        targets=read_targets(human['targets']),
+        outputs=outputs,
+        progress=False,
+    )
     outputs = sorted(p for p in step_dir.rglob('*') if p.is_file())
-    results = dict(region=region_text, plots=written['plots'], files=outputs,
-                   predictions=written['predictions'],
-                   command=_command(['predict', '--model', model_path, '--fasta', human['fasta'],
-                                     '--region', region_text, '--targets', human['targets'],
-                                     '--head', 'human', '--out', step_dir]))
+    results = dict(
+        region=region_text,
+        plots=written['plots'],
+        files=outputs,
+        predictions=written['predictions'],
+        command=_command(
+            [
+                'predict',
+                '--model',
+                model_path,
+                '--fasta',
+                human['fasta'],
+                '--region',
+                region_text,
+                '--targets',
+                human['targets'],
+                '--head',
+                'human',
+                '--out',
+                step_dir,
+            ]
+        ),
+    )
     return _stringify(results), outputs
+
   return step
 
 
@@ -418,45 +566,98 @@ def _attribute_step(genomes: Dict[str, Any], model_path: str, export: Dict[str, 
   def step(step_dir: pathlib.Path, fresh: bool):
     human = genomes['human']
     model_length = export['model_sequence_length']
-    start, peak_bin = _strongest_peak(os.path.dirname(human['fasta']), TEST_CHROM,
-                                      human['chrom_sizes'][TEST_CHROM], model_length, 0)
+    start, peak_bin = _strongest_peak(
+        os.path.dirname(human['fasta']),
+        TEST_CHROM,
+        human['chrom_sizes'][TEST_CHROM],
+        model_length,
+        0,
+    )
     # The exported model takes 2× the length and sees the centre: centre the input likewise.
     outer = export['sequence_length']
-    region = f'{TEST_CHROM}:{start - (outer - model_length) // 2 + 1}-' \
-             f'{start - (outer - model_length) // 2 + outer}'
+    region = (
+        f'{TEST_CHROM}:{start - (outer - model_length) // 2 + 1}-'
+        f'{start - (outer - model_length) // 2 + outer}'
+    )
     bins = f'{max(peak_bin - 1, 0)}-{min(peak_bin + 1, export["output_length"] - 1)}'
-    argv = ['attribute', '--model', model_path, '--fasta', human['fasta'], '--region', region,
-            '--targets', human['targets'], '--head', 'human', '--tracks', '0', '--bins', bins,
-            '--method', 'grad', '--out', step_dir]
+    argv = [
+        'attribute',
+        '--model',
+        model_path,
+        '--fasta',
+        human['fasta'],
+        '--region',
+        region,
+        '--targets',
+        human['targets'],
+        '--head',
+        'human',
+        '--tracks',
+        '0',
+        '--bins',
+        bins,
+        '--method',
+        'grad',
+        '--out',
+        step_dir,
+    ]
     # What that command runs:
-    attribute_to_files(load_model(model_path), human['fasta'], region, str(step_dir), tracks='0',
-                       bins=bins, head='human', targets=read_targets(human['targets']),
-                       method='grad', progress=False)
+    attribute_to_files(
+        load_model(model_path),
+        human['fasta'],
+        region,
+        str(step_dir),
+        tracks='0',
+        bins=bins,
+        head='human',
+        targets=read_targets(human['targets']),
+        method='grad',
+        progress=False,
+    )
     with np.load(step_dir / 'attribution.npz') as arrays:
       scores = arrays['scores']
       chrom, input_start = str(arrays['chrom']), int(arrays['start'])
-    sites = pd.read_csv(human['motif_sites'], sep='\t', header=None,
-                        names=['chrom', 'start', 'end', 'motif', 'score', 'strand'])
+    sites = pd.read_csv(
+        human['motif_sites'],
+        sep='\t',
+        header=None,
+        names=['chrom', 'start', 'end', 'motif', 'score', 'strand'],
+    )
     inside = np.zeros(len(scores), bool)
     for row in sites[sites['chrom'] == chrom].itertuples():
       lo, hi = max(row.start - input_start, 0), min(row.end - input_start, len(scores))
       if lo < hi:
         inside[lo:hi] = True
     seen = scores != 0  # Bases outside the network's centre window have exactly zero score.
-    top = np.argsort(-np.abs(np.where(seen, scores, 0)))[:max(int(0.01 * seen.sum()), 10)]
+    top = np.argsort(-np.abs(np.where(seen, scores, 0)))[: max(int(0.01 * seen.sum()), 10)]
     top_fraction = float(inside[top].mean())
     base_rate = float(inside[seen].mean())
     outputs = sorted(p for p in step_dir.rglob('*') if p.is_file())
-    results = dict(region=region, bins=bins, command=_command(argv), top_bases=len(top),
-                   top_in_motifs=top_fraction, motif_base_rate=base_rate,
-                   enrichment=top_fraction / base_rate if base_rate else float('nan'),
-                   plots=[p for p in outputs if p.suffix == '.png'], files=outputs)
+    results = dict(
+        region=region,
+        bins=bins,
+        command=_command(argv),
+        top_bases=len(top),
+        top_in_motifs=top_fraction,
+        motif_base_rate=base_rate,
+        enrichment=top_fraction / base_rate if base_rate else float('nan'),
+        plots=[p for p in outputs if p.suffix == '.png'],
+        files=outputs,
+    )
     return _stringify(results), outputs
+
   return step
 
 
-def write_motif_vcf(path: PathLike, fasta: PathLike, motif_sites: PathLike, chrom: str,
-                    per_class: int, seed: int = 0, min_distance: int = 256) -> Any:
+def write_motif_vcf(
+    path: PathLike,
+    fasta: PathLike,
+    motif_sites: PathLike,
+    chrom: str,
+    per_class: int,
+    seed: int = 0,
+    min_distance: int = 256,
+) -> Any:
   """Writes a VCF of SNVs that destroy planted motifs ("hit") and SNVs far from motifs ("miss").
 
   Hit variants change the central base of a planted motif site; miss variants sit at least
@@ -475,8 +676,12 @@ def write_motif_vcf(path: PathLike, fasta: PathLike, motif_sites: PathLike, chro
     DataFrame of the variants (chrom, pos (1-based), id, ref, alt, class, motif).
   """
   rng = np.random.default_rng(seed)
-  sites = pd.read_csv(motif_sites, sep='\t', header=None,
-                      names=['chrom', 'start', 'end', 'motif', 'score', 'strand'])
+  sites = pd.read_csv(
+      motif_sites,
+      sep='\t',
+      header=None,
+      names=['chrom', 'start', 'end', 'motif', 'score', 'strand'],
+  )
   sites = sites[sites['chrom'] == chrom].reset_index(drop=True)
   with pyfaidx.Fasta(os.fspath(fasta), sequence_always_upper=True) as genome:
     length = len(genome[chrom])
@@ -492,12 +697,15 @@ def write_motif_vcf(path: PathLike, fasta: PathLike, motif_sites: PathLike, chro
   distance = np.full(length, np.iinfo(np.int64).max)
   positions = np.arange(length)
   for site in sites.itertuples():
-    distance = np.minimum(distance, np.maximum(np.maximum(site.start - positions,
-                                                          positions - (site.end - 1)), 0))
+    distance = np.minimum(
+        distance, np.maximum(np.maximum(site.start - positions, positions - (site.end - 1)), 0)
+    )
   far = np.nonzero(distance >= min_distance)[0]
   if len(far) < per_class:
-    raise ValueError(f'Fewer than {per_class} positions on {chrom} lie {min_distance} bp from '
-                     'every motif; lower min_distance.')
+    raise ValueError(
+        f'Fewer than {per_class} positions on {chrom} lie {min_distance} bp from '
+        'every motif; lower min_distance.'
+    )
   for pos0 in np.sort(rng.choice(far, per_class, replace=False)):
     ref = sequence[pos0]
     alt = str(rng.choice([b for b in 'ACGT' if b != ref]))
@@ -507,8 +715,10 @@ def write_motif_vcf(path: PathLike, fasta: PathLike, motif_sites: PathLike, chro
   with open(path, 'w') as handle:
     handle.write('##fileformat=VCFv4.2\n')
     handle.write(f'##contig=<ID={chrom},length={length}>\n')
-    handle.write('##INFO=<ID=CLASS,Number=1,Type=String,Description="hit: destroys a planted '
-                 'motif; miss: at least %d bp from every motif">\n' % min_distance)
+    handle.write(
+        '##INFO=<ID=CLASS,Number=1,Type=String,Description="hit: destroys a planted '
+        'motif; miss: at least %d bp from every motif">\n' % min_distance
+    )
     handle.write('##INFO=<ID=MOTIF,Number=1,Type=String,Description="Motif the variant hits">\n')
     handle.write('#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n')
     for v in variants.itertuples():
@@ -521,18 +731,26 @@ def _variants_step(settings: DemoSettings, seed: int, genomes: Dict[str, Any], m
   def step(step_dir: pathlib.Path, fresh: bool):
     human = genomes['human']
     vcf = step_dir / 'motif_variants.vcf'
-    variants = write_motif_vcf(vcf, human['fasta'], human['motif_sites'], TEST_CHROM,
-                               settings.variants_per_class, seed=seed)
+    variants = write_motif_vcf(
+        vcf,
+        human['fasta'],
+        human['motif_sites'],
+        TEST_CHROM,
+        settings.variants_per_class,
+        seed=seed,
+    )
     out = step_dir / 'sad.h5'
     if out.exists():  # Scored by an interrupted earlier run (its record is missing).
       out.unlink()
     predictor = load_model(model_path)
-    scoring = ScoringSettings(head='human', targets=human['targets'], batch_size=8,
-                              model_id=model_path)
+    scoring = ScoringSettings(
+        head='human', targets=human['targets'], batch_size=8, model_id=model_path
+    )
     result = score_vcf(predictor, human['fasta'], vcf, out, settings=scoring, tsv=True)
     sad = result.scores.scores['SAD'].astype(np.float64)  # [V, tracks]
-    transform = ScoreTransform.fit(sad, num_components=min(4, sad.shape[1]),
-                                   target_ids=result.scores.target_ids)
+    transform = ScoreTransform.fit(
+        sad, num_components=min(4, sad.shape[1]), target_ids=result.scores.target_ids
+    )
     transform_path = step_dir / 'transform.npz'
     transform.save(transform_path)
     by_id = dict(zip(variants['id'], variants['class']))
@@ -541,27 +759,59 @@ def _variants_step(settings: DemoSettings, seed: int, genomes: Dict[str, Any], m
     hit, miss = strength[classes == 'hit'], strength[classes == 'miss']
     auroc = float(roc_auc_score(classes == 'hit', strength))
     order = np.argsort(-strength)[:5]
-    top = [dict(id=str(result.scores.snp[i]), pos=int(result.scores.pos[i]),
-                ref=str(result.scores.ref[i]), alt=str(result.scores.alt[i]),
-                variant_class=str(classes[i]), track=int(np.abs(sad[i]).argmax()),
-                sad=float(sad[i, np.abs(sad[i]).argmax()])) for i in order]
+    top = [
+        dict(
+            id=str(result.scores.snp[i]),
+            pos=int(result.scores.pos[i]),
+            ref=str(result.scores.ref[i]),
+            alt=str(result.scores.alt[i]),
+            variant_class=str(classes[i]),
+            track=int(np.abs(sad[i]).argmax()),
+            sad=float(sad[i, np.abs(sad[i]).argmax()]),
+        )
+        for i in order
+    ]
     plot = step_dir / 'sad_hit_vs_miss.png'
     plot_hit_vs_miss(hit, miss, plot)
     results = dict(
-        vcf=vcf, sad_h5=out, tsv=result.paths.get('tsv', [None])[0], transform=transform_path,
-        variants=len(classes), hit_mean_abs_sad=float(hit.mean()),
+        vcf=vcf,
+        sad_h5=out,
+        tsv=result.paths.get('tsv', [None])[0],
+        transform=transform_path,
+        variants=len(classes),
+        hit_mean_abs_sad=float(hit.mean()),
         miss_mean_abs_sad=float(miss.mean()),
         ratio=float(hit.mean() / miss.mean()) if miss.mean() else float('inf'),
-        hit_median_abs_sad=float(np.median(hit)), miss_median_abs_sad=float(np.median(miss)),
-        median_ratio=(float(np.median(hit) / np.median(miss)) if np.median(miss)
-                      else float('inf')),
-        auroc=auroc, top=top, seconds=result.seconds, plot=plot,
+        hit_median_abs_sad=float(np.median(hit)),
+        miss_median_abs_sad=float(np.median(miss)),
+        median_ratio=(float(np.median(hit) / np.median(miss)) if np.median(miss) else float('inf')),
+        auroc=auroc,
+        top=top,
+        seconds=result.seconds,
+        plot=plot,
         summary=result.summary.format(),
-        command=_command(['score-variants', '--model', model_path, '--fasta', human['fasta'],
-                          '--vcf', vcf, '--targets', human['targets'], '--out', out, '--tsv']))
-    outputs = [vcf, out, transform_path, plot] + [pathlib.Path(p) for p in
-                                                  result.paths.get('tsv', [])]
+        command=_command(
+            [
+                'score-variants',
+                '--model',
+                model_path,
+                '--fasta',
+                human['fasta'],
+                '--vcf',
+                vcf,
+                '--targets',
+                human['targets'],
+                '--out',
+                out,
+                '--tsv',
+            ]
+        ),
+    )
+    outputs = [vcf, out, transform_path, plot] + [
+        pathlib.Path(p) for p in result.paths.get('tsv', [])
+    ]
     return _stringify(results), outputs
+
   return step
 
 
@@ -580,9 +830,16 @@ def _stringify(value):
 
 # --------------------------------------------------------------------------- entry point
 
-def run_demo(out_dir: PathLike = DEFAULT_OUT_DIR, *, quick: bool = False, overwrite: bool = False,
-             seed: int = 0, log: Optional[Callable[[str], None]] = None,
-             progress: bool = True) -> pathlib.Path:
+
+def run_demo(
+    out_dir: PathLike = DEFAULT_OUT_DIR,
+    *,
+    quick: bool = False,
+    overwrite: bool = False,
+    seed: int = 0,
+    log: Optional[Callable[[str], None]] = None,
+    progress: bool = True,
+) -> pathlib.Path:
   """Runs (or resumes) the demo in `out_dir` and returns the path of its index.html report.
 
   Args:
@@ -602,8 +859,10 @@ def run_demo(out_dir: PathLike = DEFAULT_OUT_DIR, *, quick: bool = False, overwr
   out_dir = pathlib.Path(out_dir).resolve()
   settings = QUICK if quick else FULL
   if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / STATE_FILE).exists():
-    raise FileExistsError(f'{out_dir} exists and is not a demo folder (no {STATE_FILE}); choose '
-                          'another --out or remove it.')
+    raise FileExistsError(
+        f'{out_dir} exists and is not a demo folder (no {STATE_FILE}); choose '
+        'another --out or remove it.'
+    )
   if overwrite and (out_dir / STATE_FILE).exists():
     remove_entries(out_dir, (STATE_FILE, REPORT_FILE) + STEP_FOLDERS)
   out_dir.mkdir(parents=True, exist_ok=True)
@@ -618,11 +877,19 @@ def run_demo(out_dir: PathLike = DEFAULT_OUT_DIR, *, quick: bool = False, overwr
   steps.run('predict', 'predict', _predict_step(settings, genomes, model_path, export))
   steps.run('attribute', 'attribute', _attribute_step(genomes, model_path, export))
   steps.run('variants', 'variants', _variants_step(settings, seed, genomes, model_path))
-  steps.run('genes', 'genes', genes_step(genomes, steps.records['variants'].results, model_path,
-                                         TEST_CHROM))
+  steps.run(
+      'genes',
+      'genes',
+      genes_step(genomes, steps.records['variants'].results, model_path, TEST_CHROM),
+  )
   steps.run('motifs', 'motifs', motifs_step(genomes, model_path))
-  steps.run('haplotypes', 'haplotypes', haplotypes_step(
-      genomes, steps.records['variants'].results, steps.records['genes'].results, model_path))
+  steps.run(
+      'haplotypes',
+      'haplotypes',
+      haplotypes_step(
+          genomes, steps.records['variants'].results, steps.records['genes'].results, model_path
+      ),
+  )
   total = time.perf_counter() - began
   path = write_demo_report(out_dir, settings.to_dict(), steps.records, total)
   log(f'[report] {path}  ({total:.0f} s in this run)')

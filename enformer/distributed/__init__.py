@@ -8,16 +8,46 @@ Library use: `score_vcf(ModelSource('model/'), ..., client=client)` and
 `predict_to_files(ModelSource(...), ..., client=client)`.
 """
 
-from enformer.distributed.cluster import (DASK_CONFIG, client_for, connect, local_client,
-                                          worker_environment)
-from enformer.distributed.executor import (DistributedError, ModelInfo, ModelLoadError,
-                                           ModelSource, NoWorkers, WorkerDied, fetch_model_info,
-                                           iter_tasks, model_info, run_tasks, worker_cached,
-                                           worker_model, worker_predictor)
+from enformer.distributed.cluster import (
+    DASK_CONFIG,
+    client_for,
+    connect,
+    local_client,
+    worker_environment,
+)
+from enformer.distributed.executor import (
+    DistributedError,
+    ModelInfo,
+    ModelLoadError,
+    ModelSource,
+    NoWorkers,
+    WorkerDied,
+    fetch_model_info,
+    iter_tasks,
+    model_info,
+    run_tasks,
+    worker_cached,
+    worker_model,
+    worker_predictor,
+)
 
 __all__ = [
-    'DASK_CONFIG', 'DistributedError', 'ModelInfo', 'ModelLoadError', 'ModelSource', 'NoWorkers',
+    'DASK_CONFIG',
+    'DistributedError',
+    'ModelInfo',
+    'ModelLoadError',
+    'ModelSource',
+    'NoWorkers',
     'WorkerDied',
-    'client_for', 'connect', 'fetch_model_info', 'iter_tasks', 'local_client', 'model_info',
-    'run_tasks', 'worker_cached', 'worker_environment', 'worker_model', 'worker_predictor'
+    'client_for',
+    'connect',
+    'fetch_model_info',
+    'iter_tasks',
+    'local_client',
+    'model_info',
+    'run_tasks',
+    'worker_cached',
+    'worker_environment',
+    'worker_model',
+    'worker_predictor',
 ]

@@ -43,15 +43,19 @@ def worker_environment(threads: int = 1) -> Dict[str, str]:
   CPU tensors come from TensorFlow's pool (`enformer.cpu_memory`).
   """
   value = str(int(threads))
-  return {'TF_NUM_INTRAOP_THREADS': value, 'TF_NUM_INTEROP_THREADS': value,
-          'OMP_NUM_THREADS': value,
-          quiet.LOG_LEVEL_VARIABLE: os.environ.get(quiet.LOG_LEVEL_VARIABLE, quiet.QUIET_LEVEL),
-          **cpu_memory.environment()}
+  return {
+      'TF_NUM_INTRAOP_THREADS': value,
+      'TF_NUM_INTEROP_THREADS': value,
+      'OMP_NUM_THREADS': value,
+      quiet.LOG_LEVEL_VARIABLE: os.environ.get(quiet.LOG_LEVEL_VARIABLE, quiet.QUIET_LEVEL),
+      **cpu_memory.environment(),
+  }
 
 
 @contextlib.contextmanager
-def local_client(workers: int, threads_per_worker: int = 1,
-                 memory_limit: str = '0') -> Iterator[distributed.Client]:
+def local_client(
+    workers: int, threads_per_worker: int = 1, memory_limit: str = '0'
+) -> Iterator[distributed.Client]:
   """A `Client` of a new LocalCluster: `workers` processes on 127.0.0.1, no dashboard.
 
   Args:
@@ -63,10 +67,16 @@ def local_client(workers: int, threads_per_worker: int = 1,
     raise ValueError(f'`workers` must be at least 1, got {workers}.')
   with dask.config.set(DASK_CONFIG):
     cluster = distributed.LocalCluster(
-        n_workers=workers, threads_per_worker=threads_per_worker, processes=True,
-        host='127.0.0.1', dashboard_address=None, memory_limit=memory_limit,
-        silence_logs=logging.ERROR, env=worker_environment(threads_per_worker),
-        preload=[quiet.__name__])  # Workers import TensorFlow without its start-up lines.
+        n_workers=workers,
+        threads_per_worker=threads_per_worker,
+        processes=True,
+        host='127.0.0.1',
+        dashboard_address=None,
+        memory_limit=memory_limit,
+        silence_logs=logging.ERROR,
+        env=worker_environment(threads_per_worker),
+        preload=[quiet.__name__],
+    )  # Workers import TensorFlow without its start-up lines.
     with cluster, distributed.Client(cluster) as client:
       yield client
 
@@ -76,25 +86,31 @@ def connect(address: str, timeout: float = 60.0) -> distributed.Client:
   try:
     client = distributed.Client(address, timeout=timeout)
   except (OSError, TimeoutError) as error:
-    raise ValueError(f'Cannot reach the Dask scheduler at {address} ({error}); check `scheduler` '
-                     '(tcp://HOST:PORT, as printed by the scheduler).') from None
+    raise ValueError(
+        f'Cannot reach the Dask scheduler at {address} ({error}); check `scheduler` '
+        '(tcp://HOST:PORT, as printed by the scheduler).'
+    ) from None
   try:
     client.wait_for_workers(1, timeout=timeout)
   except TimeoutError:
     client.close()
-    raise ValueError(f'The Dask scheduler at {address} has no workers after {timeout:.0f} s; start '
-                     f'some (e.g. `dask worker {address}` with one thread each, or '
-                     'cluster.scale(...)).') from None
+    raise ValueError(
+        f'The Dask scheduler at {address} has no workers after {timeout:.0f} s; start '
+        f'some (e.g. `dask worker {address}` with one thread each, or '
+        'cluster.scale(...)).'
+    ) from None
   return client
 
 
 @contextlib.contextmanager
-def client_for(workers: Optional[int] = None,
-               scheduler: Optional[str] = None) -> Iterator[Optional[distributed.Client]]:
+def client_for(
+    workers: Optional[int] = None, scheduler: Optional[str] = None
+) -> Iterator[Optional[distributed.Client]]:
   """The client of `--workers N` or `--scheduler ADDRESS`, or None for a single-process run."""
   if workers and scheduler:
-    raise ValueError('Pass either `workers` (a local cluster) or `scheduler` (a running '
-                     'cluster), not both.')
+    raise ValueError(
+        'Pass either `workers` (a local cluster) or `scheduler` (a running ' 'cluster), not both.'
+    )
   if scheduler:
     client = connect(scheduler)
     with client:

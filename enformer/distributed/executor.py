@@ -70,14 +70,21 @@ class ModelSource:
     loader: 'module:function' returning a predictor (`predict_on_batch`, `sequence_length`,
       `heads`, ...); default `enformer.inference.load_model`.
   """
+
   handle: str
   sequence_length: Optional[int] = None
   config: Dict[str, Any] = dataclasses.field(default_factory=dict)
   loader: str = DEFAULT_LOADER
 
   @classmethod
-  def of(cls, handle: str, sequence_length: Optional[int] = None, *, precision: str = 'float32',
-         **config: Any) -> 'ModelSource':
+  def of(
+      cls,
+      handle: str,
+      sequence_length: Optional[int] = None,
+      *,
+      precision: str = 'float32',
+      **config: Any,
+  ) -> 'ModelSource':
     """The source of `load_model(handle, sequence_length, precision=..., **config)` on workers.
 
     A local path is made absolute (workers may run in another folder); URLs stay as given.
@@ -97,8 +104,9 @@ class ModelSource:
   @property
   def key(self) -> str:
     """Identifies the model in the worker cache."""
-    return json.dumps([self.loader, self.handle, self.sequence_length, self.config],
-                      sort_keys=True, default=str)
+    return json.dumps(
+        [self.loader, self.handle, self.sequence_length, self.config], sort_keys=True, default=str
+    )
 
   def load(self):
     """Imports the loader and calls it (on a worker)."""
@@ -113,6 +121,7 @@ class ModelInfo:
 
   Has the attributes of a `Predictor` that callers read before predicting.
   """
+
   source: str
   sequence_length: int
   heads: Dict[str, int]
@@ -148,8 +157,10 @@ def worker_predictor(source: ModelSource):
     try:
       return source.load()
     except Exception as error:  # Any failure to load: report it as such, with its cause.
-      raise ModelLoadError(f'{_worker_name()} could not load the model {source.handle!r}: '
-                           f'{type(error).__name__}: {error}') from error
+      raise ModelLoadError(
+          f'{_worker_name()} could not load the model {source.handle!r}: '
+          f'{type(error).__name__}: {error}'
+      ) from error
 
   return worker_cached(('model', source.key), load)
 
@@ -157,13 +168,17 @@ def worker_predictor(source: ModelSource):
 def model_info(source: ModelSource) -> ModelInfo:
   """Task: loads (or reuses) the model on a worker and describes it."""
   predictor = worker_predictor(source)
-  return ModelInfo(source=str(getattr(predictor, 'source', '') or source.handle),
-                   sequence_length=int(predictor.sequence_length), heads=dict(predictor.heads),
-                   output_length=int(getattr(predictor, 'output_length', 0)),
-                   input_channels=int(getattr(predictor, 'input_channels', 4)))
+  return ModelInfo(
+      source=str(getattr(predictor, 'source', '') or source.handle),
+      sequence_length=int(predictor.sequence_length),
+      heads=dict(predictor.heads),
+      output_length=int(getattr(predictor, 'output_length', 0)),
+      input_channels=int(getattr(predictor, 'input_channels', 4)),
+  )
 
 
 # ----------------------------------------------------------------------------- driver side
+
 
 def _result(future: distributed.Future, description: str) -> Any:
   """The future's result; a worker death limit is reported as WorkerDied."""
@@ -173,7 +188,8 @@ def _result(future: distributed.Future, description: str) -> Any:
     raise WorkerDied(
         f'{description} ran on {error.allowed_failures + 1} workers and each died running it '
         '(the worker process was killed, e.g. out of memory: see the worker logs); stopped. Give '
-        'the workers more memory or use a smaller `batch_size`.') from error
+        'the workers more memory or use a smaller `batch_size`.'
+    ) from error
 
 
 def fetch_model_info(client: distributed.Client, source: ModelSource) -> ModelInfo:
@@ -185,9 +201,9 @@ def fetch_model_info(client: distributed.Client, source: ModelSource) -> ModelIn
     future.release()
 
 
-def worker_model(predictor, client: Optional[distributed.Client],
-                 model_id: Optional[str] = None) -> Tuple[Optional[ModelSource], Any,
-                                                          Optional[str]]:
+def worker_model(
+    predictor, client: Optional[distributed.Client], model_id: Optional[str] = None
+) -> Tuple[Optional[ModelSource], Any, Optional[str]]:
   """(source, predictor, model_id) of a workflow run in this process or on a cluster.
 
   Without `client`: (None, predictor, model_id). With it: the ModelSource the workers load, the
@@ -197,8 +213,10 @@ def worker_model(predictor, client: Optional[distributed.Client],
   if client is None:
     return None, predictor, model_id
   if not isinstance(predictor, ModelSource):
-    raise TypeError('With client=, pass the model as enformer.distributed.ModelSource (the '
-                    'workers load it); a loaded predictor cannot be sent to workers.')
+    raise TypeError(
+        'With client=, pass the model as enformer.distributed.ModelSource (the '
+        'workers load it); a loaded predictor cannot be sent to workers.'
+    )
   return predictor, fetch_model_info(client, predictor), model_id or predictor.key
 
 
@@ -242,16 +260,19 @@ def _wait_for_some(client: distributed.Client, futures, description: str) -> lis
           f'{description}(s) waited: its workers were lost (killed, pre-empted or past their '
           'time limit). What finished is kept; start workers and rerun the same command to '
           f'continue (wait longer with the Dask config {NO_WORKER_TIMEOUT_KEY}, e.g. '
-          'DASK_ENFORMER__NO_WORKER_TIMEOUT=3600).')
+          'DASK_ENFORMER__NO_WORKER_TIMEOUT=3600).'
+      )
 
 
-def iter_tasks(client: distributed.Client,
-               function: Callable[..., Any],
-               tasks: Iterable[Tuple[Hashable, tuple]],
-               *,
-               name: str = 'task',
-               window: Optional[int] = None,
-               ordered: bool = False) -> Iterator[Tuple[Hashable, Any]]:
+def iter_tasks(
+    client: distributed.Client,
+    function: Callable[..., Any],
+    tasks: Iterable[Tuple[Hashable, tuple]],
+    *,
+    name: str = 'task',
+    window: Optional[int] = None,
+    ordered: bool = False,
+) -> Iterator[Tuple[Hashable, Any]]:
   """Runs `function(*args)` on the cluster for every `(key, args)` of `tasks`; yields (key, result).
 
   Each task's result is yielded exactly once, also when the task had to be rerun because its
@@ -310,13 +331,15 @@ def iter_tasks(client: distributed.Client,
       client.cancel([future for _, _, future in outstanding.values()])
 
 
-def run_tasks(client: distributed.Client,
-              function: Callable[..., Any],
-              tasks: Iterable[Tuple[Hashable, tuple]],
-              on_result: Callable[[Hashable, Any], None],
-              *,
-              name: str = 'task',
-              window: Optional[int] = None) -> int:
+def run_tasks(
+    client: distributed.Client,
+    function: Callable[..., Any],
+    tasks: Iterable[Tuple[Hashable, tuple]],
+    on_result: Callable[[Hashable, Any], None],
+    *,
+    name: str = 'task',
+    window: Optional[int] = None,
+) -> int:
   """`iter_tasks` calling `on_result(key, result)` for each task as it finishes.
 
   Returns:

@@ -29,8 +29,9 @@ PathLike = Union[str, os.PathLike]
 DEFAULT_ALPHAS = np.logspace(-3, 6, 19)
 
 
-def tss_bin_sum(predictions: np.ndarray,
-                tss_bins: Union[int, Sequence[int], np.ndarray]) -> np.ndarray:
+def tss_bin_sum(
+    predictions: np.ndarray, tss_bins: Union[int, Sequence[int], np.ndarray]
+) -> np.ndarray:
   """Sums the 3 bins centred on each gene's TSS bin (`enformer.evaluation.tss.expression_at_tss`).
 
   Args:
@@ -54,13 +55,15 @@ def tss_bin_sum(predictions: np.ndarray,
   if np.any(outside):
     raise ValueError(
         f'TSS bins {centres[outside][:5].tolist()} leave no room for {TSS_BINS} bins in '
-        f'{num_bins} output bins; predict windows centred on the TSS (TSS bin = bins // 2).')
+        f'{num_bins} output bins; predict windows centred on the TSS (TSS bin = bins // 2).'
+    )
   sums = expression_at_tss(predictions, centres)
   return sums[0] if single else sums
 
 
-def tss_log_features(predictions: np.ndarray,
-                 tss_bins: Union[int, Sequence[int], np.ndarray]) -> np.ndarray:
+def tss_log_features(
+    predictions: np.ndarray, tss_bins: Union[int, Sequence[int], np.ndarray]
+) -> np.ndarray:
   """log1p of `tss_bin_sum`: the per-gene features before z-scoring, [G, N] float32."""
   sums = tss_bin_sum(predictions, tss_bins)
   if np.any(sums < 0):
@@ -90,6 +93,7 @@ class RidgeExpressionModel:
     heldout_r: [C] Pearson R on held-out genes (NaN without a held-out set).
     num_train, num_heldout: genes used for fitting / evaluation.
   """
+
   cell_types: List[str]
   track_names: List[str]
   coef: np.ndarray
@@ -105,8 +109,10 @@ class RidgeExpressionModel:
     """Z-scores log1p TSS features [G, N] with the training statistics."""
     features = np.asarray(features, dtype=np.float64)
     if features.ndim != 2 or features.shape[1] != len(self.feature_mean):
-      raise ValueError(f'Expected features [genes, {len(self.feature_mean)}] (log1p TSS sums of '
-                       f'the tracks the model was fitted on), got shape {features.shape}.')
+      raise ValueError(
+          f'Expected features [genes, {len(self.feature_mean)}] (log1p TSS sums of '
+          f'the tracks the model was fitted on), got shape {features.shape}.'
+      )
     return (features - self.feature_mean) / self.feature_std
 
   def predict(self, features: np.ndarray) -> np.ndarray:
@@ -118,24 +124,41 @@ class RidgeExpressionModel:
     path = os.fspath(path)
     path = path if path.endswith('.npz') else path + '.npz'  # np.savez's naming.
     with atomic_open(path, 'wb') as handle:
-      np.savez(handle, cell_types=np.asarray(self.cell_types, dtype=str),
-               track_names=np.asarray(self.track_names, dtype=str), coef=self.coef,
-               intercept=self.intercept, alpha=self.alpha, feature_mean=self.feature_mean,
-               feature_std=self.feature_std, heldout_r=self.heldout_r,
-               num_train=self.num_train, num_heldout=self.num_heldout)
+      np.savez(
+          handle,
+          cell_types=np.asarray(self.cell_types, dtype=str),
+          track_names=np.asarray(self.track_names, dtype=str),
+          coef=self.coef,
+          intercept=self.intercept,
+          alpha=self.alpha,
+          feature_mean=self.feature_mean,
+          feature_std=self.feature_std,
+          heldout_r=self.heldout_r,
+          num_train=self.num_train,
+          num_heldout=self.num_heldout,
+      )
 
   @classmethod
   def load(cls, path: PathLike) -> 'RidgeExpressionModel':
     with np.load(path, allow_pickle=False) as data:
-      return cls(cell_types=data['cell_types'].tolist(), track_names=data['track_names'].tolist(),
-                 coef=data['coef'], intercept=data['intercept'], alpha=data['alpha'],
-                 feature_mean=data['feature_mean'], feature_std=data['feature_std'],
-                 heldout_r=data['heldout_r'], num_train=int(data['num_train']),
-                 num_heldout=int(data['num_heldout']))
+      return cls(
+          cell_types=data['cell_types'].tolist(),
+          track_names=data['track_names'].tolist(),
+          coef=data['coef'],
+          intercept=data['intercept'],
+          alpha=data['alpha'],
+          feature_mean=data['feature_mean'],
+          feature_std=data['feature_std'],
+          heldout_r=data['heldout_r'],
+          num_train=int(data['num_train']),
+          num_heldout=int(data['num_heldout']),
+      )
 
   def summary(self) -> str:
-    lines = [f'{len(self.cell_types)} cell types, {len(self.track_names)} tracks, '
-             f'{self.num_train} training / {self.num_heldout} held-out genes']
+    lines = [
+        f'{len(self.cell_types)} cell types, {len(self.track_names)} tracks, '
+        f'{self.num_train} training / {self.num_heldout} held-out genes'
+    ]
     for name, r, alpha in zip(self.cell_types, self.heldout_r, self.alpha):
       lines.append(f'  {name}: held-out R = {r:.3f} (alpha {alpha:.3g})')
     if self.num_heldout:
@@ -148,20 +171,24 @@ def heldout_split(num_genes: int, fraction: float = 0.2, seed: int = 0) -> np.nd
   if not 0 <= fraction < 1:
     raise ValueError(f'heldout fraction must be in [0, 1), got {fraction}.')
   mask = np.zeros(num_genes, bool)
-  mask[np.random.default_rng(seed).permutation(num_genes)[:int(round(fraction * num_genes))]] = True
+  mask[np.random.default_rng(seed).permutation(num_genes)[: int(round(fraction * num_genes))]] = (
+      True
+  )
   return mask
 
 
-def fit_ridge(features: np.ndarray,
-              expression: np.ndarray,
-              *,
-              cell_types: Optional[Sequence[str]] = None,
-              track_names: Optional[Sequence[str]] = None,
-              heldout: Union[float, np.ndarray] = 0.2,
-              alphas: Iterable[float] = DEFAULT_ALPHAS,
-              cv: Optional[int] = None,
-              seed: int = 0,
-              progress: bool = True) -> RidgeExpressionModel:
+def fit_ridge(
+    features: np.ndarray,
+    expression: np.ndarray,
+    *,
+    cell_types: Optional[Sequence[str]] = None,
+    track_names: Optional[Sequence[str]] = None,
+    heldout: Union[float, np.ndarray] = 0.2,
+    alphas: Iterable[float] = DEFAULT_ALPHAS,
+    cv: Optional[int] = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> RidgeExpressionModel:
   """Fits one ridge regression per cell type from TSS features to measured expression.
 
   Args:
@@ -183,22 +210,35 @@ def fit_ridge(features: np.ndarray,
   if expression.ndim == 1:
     expression = expression[:, np.newaxis]
   if features.ndim != 2 or expression.ndim != 2 or len(features) != len(expression):
-    raise ValueError(f'Expected features [genes, tracks] and expression [genes, cell types] for '
-                     f'the same genes, got {features.shape} and {expression.shape}.')
+    raise ValueError(
+        f'Expected features [genes, tracks] and expression [genes, cell types] for '
+        f'the same genes, got {features.shape} and {expression.shape}.'
+    )
   if not (np.isfinite(features).all() and np.isfinite(expression).all()):
-    raise ValueError('features and expression must be finite (no NaN/Inf); drop or impute genes '
-                     'with missing measurements first.')
+    raise ValueError(
+        'features and expression must be finite (no NaN/Inf); drop or impute genes '
+        'with missing measurements first.'
+    )
   num_genes, num_tracks = features.shape
   num_cell_types = expression.shape[1]
-  cell_types = list(cell_types) if cell_types is not None else [
-      f'cell_type_{i}' for i in range(num_cell_types)]
-  track_names = list(track_names) if track_names is not None else [
-      f'track_{i}' for i in range(num_tracks)]
+  cell_types = (
+      list(cell_types)
+      if cell_types is not None
+      else [f'cell_type_{i}' for i in range(num_cell_types)]
+  )
+  track_names = (
+      list(track_names) if track_names is not None else [f'track_{i}' for i in range(num_tracks)]
+  )
   if len(cell_types) != num_cell_types or len(track_names) != num_tracks:
-    raise ValueError(f'{len(cell_types)} cell type names for {num_cell_types} columns / '
-                     f'{len(track_names)} track names for {num_tracks} features.')
-  mask = (np.asarray(heldout, bool) if isinstance(heldout, np.ndarray) else
-          heldout_split(num_genes, float(heldout), seed))
+    raise ValueError(
+        f'{len(cell_types)} cell type names for {num_cell_types} columns / '
+        f'{len(track_names)} track names for {num_tracks} features.'
+    )
+  mask = (
+      np.asarray(heldout, bool)
+      if isinstance(heldout, np.ndarray)
+      else heldout_split(num_genes, float(heldout), seed)
+  )
   if mask.shape != (num_genes,):
     raise ValueError(f'heldout mask must have one entry per gene ({num_genes}), got {mask.shape}.')
   train = ~mask
@@ -219,7 +259,15 @@ def fit_ridge(features: np.ndarray,
     coef[c], intercept[c], chosen[c] = regression.coef_, regression.intercept_, regression.alpha_
     if mask.sum() >= 2:
       heldout_r[c] = pearson_r(regression.predict(z[mask]), expression[mask, c])
-  return RidgeExpressionModel(cell_types=cell_types, track_names=track_names, coef=coef,
-                              intercept=intercept, alpha=chosen, feature_mean=mean,
-                              feature_std=std, heldout_r=heldout_r, num_train=int(train.sum()),
-                              num_heldout=int(mask.sum()))
+  return RidgeExpressionModel(
+      cell_types=cell_types,
+      track_names=track_names,
+      coef=coef,
+      intercept=intercept,
+      alpha=chosen,
+      feature_mean=mean,
+      feature_std=std,
+      heldout_r=heldout_r,
+      num_train=int(train.sum()),
+      num_heldout=int(mask.sum()),
+  )

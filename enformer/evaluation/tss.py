@@ -12,8 +12,9 @@ import numpy as np
 TSS_BINS = 3  # The TSS bin and one on each side.
 
 
-def expression_at_tss(values: np.ndarray,
-                      tss_bins: Union[int, Sequence[int], np.ndarray]) -> np.ndarray:
+def expression_at_tss(
+    values: np.ndarray, tss_bins: Union[int, Sequence[int], np.ndarray]
+) -> np.ndarray:
   """Sum of bins [b − 1, b + 1] (clipped to the output) around each TSS bin b.
 
   Args:
@@ -28,8 +29,9 @@ def expression_at_tss(values: np.ndarray,
     low, high = tss_window(int(tss_bins), values.shape[0])
     return values[low:high].sum(axis=0)
   if values.ndim != 3:
-    raise ValueError(f'values must be [bins, tracks] or [genes, bins, tracks], got shape '
-                     f'{values.shape}.')
+    raise ValueError(
+        f'values must be [bins, tracks] or [genes, bins, tracks], got shape ' f'{values.shape}.'
+    )
   centres = np.broadcast_to(np.asarray(tss_bins, dtype=np.int64), (values.shape[0],))
   return np.stack([expression_at_tss(v, int(c)) for v, c in zip(values, centres)])
 

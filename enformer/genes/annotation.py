@@ -21,8 +21,18 @@ import pandas as pd
 from enformer.io.fasta import FastaStringExtractor
 
 PathLike = Union[str, os.PathLike]
-COLUMNS = ('gene_id', 'gene_name', 'gene_type', 'chrom', 'gtf_chrom', 'strand', 'start', 'end',
-           'tss', 'first_tss')
+COLUMNS = (
+    'gene_id',
+    'gene_name',
+    'gene_type',
+    'chrom',
+    'gtf_chrom',
+    'strand',
+    'start',
+    'end',
+    'tss',
+    'first_tss',
+)
 
 
 def read_gene_list(genes: Union[PathLike, Iterable[str]]) -> List[str]:
@@ -30,8 +40,9 @@ def read_gene_list(genes: Union[PathLike, Iterable[str]]) -> List[str]:
   if isinstance(genes, (str, os.PathLike)):
     path = os.fspath(genes)
     if not os.path.isfile(path):
-      raise FileNotFoundError(f'Gene list {path} does not exist (a file of gene ids or names, '
-                              'one per line).')
+      raise FileNotFoundError(
+          f'Gene list {path} does not exist (a file of gene ids or names, ' 'one per line).'
+      )
     with open(path) as stream:
       names = [line.split('#', 1)[0].strip() for line in stream]
     return [name for name in names if name]
@@ -47,25 +58,33 @@ def _strip_version(gene_id: str) -> str:
 def _read_gtf(gtf: PathLike) -> pd.DataFrame:
   path = os.fspath(gtf)
   if not os.path.isfile(path):
-    raise FileNotFoundError(f'GTF {path} does not exist; pass a GENCODE or Ensembl gene '
-                            'annotation (.gtf or .gtf.gz).')
+    raise FileNotFoundError(
+        f'GTF {path} does not exist; pass a GENCODE or Ensembl gene '
+        'annotation (.gtf or .gtf.gz).'
+    )
   try:
     table = gtfparse.read_gtf(path, features={'gene', 'transcript'}, result_type='pandas')
   except Exception as error:  # gtfparse/polars raise many types for a malformed file.
     reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    raise ValueError(f'Cannot read the GTF {path} ({reason}); pass a GTF file (9 tab-separated '
-                     'columns, attributes such as gene_id "..."; plain or gzip).') from None
+    raise ValueError(
+        f'Cannot read the GTF {path} ({reason}); pass a GTF file (9 tab-separated '
+        'columns, attributes such as gene_id "..."; plain or gzip).'
+    ) from None
   if len(table) == 0 or 'gene_id' not in table.columns:
-    raise ValueError(f'GTF {path} has no gene or transcript lines with a gene_id attribute; pass '
-                     'a gene annotation such as GENCODE\'s.')
+    raise ValueError(
+        f'GTF {path} has no gene or transcript lines with a gene_id attribute; pass '
+        "a gene annotation such as GENCODE's."
+    )
   return table
 
 
-def read_genes(gtf: PathLike,
-               *,
-               fasta: Union[PathLike, FastaStringExtractor, None] = None,
-               gene_types: Optional[Sequence[str]] = None,
-               genes: Union[PathLike, Iterable[str], None] = None) -> pd.DataFrame:
+def read_genes(
+    gtf: PathLike,
+    *,
+    fasta: Union[PathLike, FastaStringExtractor, None] = None,
+    gene_types: Optional[Sequence[str]] = None,
+    genes: Union[PathLike, Iterable[str], None] = None,
+) -> pd.DataFrame:
   """One row per gene with its strand-aware TSSs.
 
   Args:
@@ -84,21 +103,38 @@ def read_genes(gtf: PathLike,
   """
   table = _read_gtf(gtf)
   path = os.fspath(gtf)
-  type_column = next((c for c in ('gene_type', 'gene_biotype') if c in table.columns and
-                      table[c].astype(str).str.len().gt(0).any()), None)
+  type_column = next(
+      (
+          c
+          for c in ('gene_type', 'gene_biotype')
+          if c in table.columns and table[c].astype(str).str.len().gt(0).any()
+      ),
+      None,
+  )
   types = table[type_column].astype(str) if type_column else pd.Series('', index=table.index)
-  names = (table['gene_name'].astype(str) if 'gene_name' in table.columns else
-           pd.Series('', index=table.index))
-  table = pd.DataFrame({
-      'gene_id': table['gene_id'].astype(str), 'gene_name': names, 'gene_type': types,
-      'gtf_chrom': table['seqname'].astype(str), 'strand': table['strand'].astype(str),
-      'feature': table['feature'].astype(str), 'start': table['start'].astype(np.int64) - 1,
-      'end': table['end'].astype(np.int64)})
+  names = (
+      table['gene_name'].astype(str)
+      if 'gene_name' in table.columns
+      else pd.Series('', index=table.index)
+  )
+  table = pd.DataFrame(
+      {
+          'gene_id': table['gene_id'].astype(str),
+          'gene_name': names,
+          'gene_type': types,
+          'gtf_chrom': table['seqname'].astype(str),
+          'strand': table['strand'].astype(str),
+          'feature': table['feature'].astype(str),
+          'start': table['start'].astype(np.int64) - 1,
+          'end': table['end'].astype(np.int64),
+      }
+  )
   bad_strand = ~table['strand'].isin(['+', '-'])
   if bad_strand.any():
     row = table[bad_strand].iloc[0]
-    raise ValueError(f'GTF {path}: gene {row.gene_id} has strand {row.strand!r}; TSSs need '
-                     "'+' or '-'.")
+    raise ValueError(
+        f'GTF {path}: gene {row.gene_id} has strand {row.strand!r}; TSSs need ' "'+' or '-'."
+    )
   table['tss'] = np.where(table['strand'] == '+', table['start'], table['end'] - 1)
 
   if gene_types is not None:
@@ -106,21 +142,28 @@ def read_genes(gtf: PathLike,
     known = sorted(set(table['gene_type']))
     table = table[table['gene_type'].isin(wanted_types)]
     if table.empty:
-      raise ValueError(f'No gene in {path} has gene type {sorted(wanted_types)}; its types are '
-                       f'{known[:12]}{" ..." if len(known) > 12 else ""}.')
+      raise ValueError(
+          f'No gene in {path} has gene type {sorted(wanted_types)}; its types are '
+          f'{known[:12]}{" ..." if len(known) > 12 else ""}.'
+      )
   if genes is not None:
     wanted = read_gene_list(genes)
     ids = table['gene_id'].map(_strip_version)
     keys = set(table['gene_id']) | set(ids) | set(table['gene_name'])
     missing = [g for g in wanted if g not in keys and _strip_version(g) not in set(ids)]
     if missing:
-      raise ValueError(f'{len(missing)} requested gene(s) are not in {path}'
-                       f'{" (after the gene-type filter)" if gene_types is not None else ""}: '
-                       f'{missing[:5]}{" ..." if len(missing) > 5 else ""}; pass GTF gene ids '
-                       'or names.')
+      raise ValueError(
+          f'{len(missing)} requested gene(s) are not in {path}'
+          f'{" (after the gene-type filter)" if gene_types is not None else ""}: '
+          f'{missing[:5]}{" ..." if len(missing) > 5 else ""}; pass GTF gene ids '
+          'or names.'
+      )
     wanted_set = set(wanted) | {_strip_version(g) for g in wanted}
-    table = table[table['gene_id'].isin(wanted_set) | ids.isin(wanted_set) |
-                  table['gene_name'].isin(wanted_set)]
+    table = table[
+        table['gene_id'].isin(wanted_set)
+        | ids.isin(wanted_set)
+        | table['gene_name'].isin(wanted_set)
+    ]
 
   chrom_names = {c: c for c in table['gtf_chrom'].unique()}
   if fasta is not None:
@@ -139,7 +182,8 @@ def read_genes(gtf: PathLike,
       raise ValueError(
           f'No chromosome of GTF {path} ({sorted(chrom_names)[:5]}) is in FASTA '
           f'{extractor.path} ({list(extractor.chromosome_sizes)[:5]}): pass the annotation of '
-          'the same genome assembly.')
+          'the same genome assembly.'
+      )
   table = table.assign(chrom=table['gtf_chrom'].map(chrom_names))
   table = table[table['chrom'].notna()]
 
@@ -150,9 +194,18 @@ def read_genes(gtf: PathLike,
     first = group.iloc[0]
     descending = first.strand == '-'
     tss = tuple(sorted({int(t) for t in source['tss']}, reverse=descending))
-    rows.append({
-        'gene_id': gene_id, 'gene_name': first.gene_name, 'gene_type': first.gene_type,
-        'chrom': first.chrom, 'gtf_chrom': first.gtf_chrom, 'strand': first.strand,
-        'start': int(group['start'].min()), 'end': int(group['end'].max()), 'tss': tss,
-        'first_tss': tss[0]})
+    rows.append(
+        {
+            'gene_id': gene_id,
+            'gene_name': first.gene_name,
+            'gene_type': first.gene_type,
+            'chrom': first.chrom,
+            'gtf_chrom': first.gtf_chrom,
+            'strand': first.strand,
+            'start': int(group['start'].min()),
+            'end': int(group['end'].max()),
+            'tss': tss,
+            'first_tss': tss[0],
+        }
+    )
   return pd.DataFrame(rows, columns=list(COLUMNS))

@@ -18,8 +18,9 @@ BIN_SIZE = 128
 GENE_STATS = ('sum', 'max')
 
 
-def tss_bins(tss: Sequence[int], output_start: int, num_bins: int,
-             bin_size: int = BIN_SIZE) -> np.ndarray:
+def tss_bins(
+    tss: Sequence[int], output_start: int, num_bins: int, bin_size: int = BIN_SIZE
+) -> np.ndarray:
   """Output bins [K] holding the TSSs of `tss` that lie in the output (in `tss` order).
 
   Args:
@@ -32,8 +33,14 @@ def tss_bins(tss: Sequence[int], output_start: int, num_bins: int,
   return bins[(bins >= 0) & (bins < num_bins)]
 
 
-def gene_expression(predictions: np.ndarray, output_start: int, tss: Sequence[int], *,
-                    stat: str = 'sum', bin_size: int = BIN_SIZE) -> np.ndarray:
+def gene_expression(
+    predictions: np.ndarray,
+    output_start: int,
+    tss: Sequence[int],
+    *,
+    stat: str = 'sum',
+    bin_size: int = BIN_SIZE,
+) -> np.ndarray:
   """Expression of one gene in one window: [N] per track.
 
   Args:
@@ -56,7 +63,9 @@ def gene_expression(predictions: np.ndarray, output_start: int, tss: Sequence[in
     raise ValueError(f'predictions must be [bins, tracks], got shape {predictions.shape}.')
   bins = tss_bins(tss, output_start, predictions.shape[0], bin_size)
   if bins.size == 0:
-    raise ValueError(f'No TSS of {list(tss)[:5]} lies in the output bins '
-                     f'[{output_start}, {output_start + predictions.shape[0] * bin_size}).')
+    raise ValueError(
+        f'No TSS of {list(tss)[:5]} lies in the output bins '
+        f'[{output_start}, {output_start + predictions.shape[0] * bin_size}).'
+    )
   per_tss = np.stack([expression_at_tss(predictions, int(b)) for b in bins])  # [K, N]
   return per_tss.sum(axis=0) if stat == 'sum' else per_tss.max(axis=0)

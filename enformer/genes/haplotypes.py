@@ -56,8 +56,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from enformer.checks import is_count
-from enformer.distributed import (ModelSource, run_tasks, worker_cached,
-                                  worker_predictor)
+from enformer.distributed import (ModelSource, run_tasks, worker_cached, worker_predictor)
 from enformer.genes.annotation import read_genes
 from enformer.genes.expression import GENE_STATS, gene_expression
 from enformer.inference import fast
@@ -68,26 +67,39 @@ from enformer.io.atomic import atomic_write
 from enformer.io.bed import read_bed
 from enformer.io.fasta import FastaStringExtractor
 from enformer.io.files import content_identity
-from enformer.io.genotypes import (Edit, GenotypeSummary, PhasedVcf, check_indels, select_samples,
-                                   substitutions)
+from enformer.io.genotypes import (
+    Edit,
+    GenotypeSummary,
+    PhasedVcf,
+    check_indels,
+    select_samples,
+    substitutions,
+)
 from enformer.io.haplotypes import HAPLOTYPES_TSV, haplotypes_file
 from enformer.io.lock import OutputLock
 from enformer.io.model_source import model_identity
 from enformer.io.targets import read_targets, select_tracks
 from enformer.sequence import one_hot_encode
-from enformer.variants.pipeline import (shard_chunks, table_identity, track_names,
-                                       worker_model)
+from enformer.variants.pipeline import (shard_chunks, table_identity, track_names, worker_model)
 
 PathLike = Union[str, os.PathLike]
 BIN = 128
-_STATS = ('haplotypes', 'distinct', 'reference_like', 'windows', 'tower_positions',
-          'transformer_passes', 'full_passes')
+_STATS = (
+    'haplotypes',
+    'distinct',
+    'reference_like',
+    'windows',
+    'tower_positions',
+    'transformer_passes',
+    'full_passes',
+)
 _SUMMARY = tuple(field.name for field in dataclasses.fields(GenotypeSummary))
 
 
 @dataclasses.dataclass(frozen=True)
 class Window:
   """One gene or region: its L bp input window [start, start + L) on `chrom` (FASTA name)."""
+
   name: str
   chrom: str
   start: int
@@ -123,6 +135,7 @@ class HaplotypeSettings:
     model_id: the model's path or handle, for the resume fingerprint (its files count by
       content), with ' precision=bfloat16' appended for a reduced-precision model.
   """
+
   head: str = 'human'
   targets: Any = dataclasses.field(default=None, compare=False)
   tracks: Optional[Tuple[Any, ...]] = None
@@ -138,34 +151,50 @@ class HaplotypeSettings:
 
   def __post_init__(self):
     if self.gene_stat not in GENE_STATS:
-      raise ValueError(f'HaplotypeSettings.gene_stat must be one of {GENE_STATS}, got '
-                       f'{self.gene_stat!r}.')
+      raise ValueError(
+          f'HaplotypeSettings.gene_stat must be one of {GENE_STATS}, got ' f'{self.gene_stat!r}.'
+      )
     try:
       check_indels(self.indels)
     except ValueError as error:
       raise ValueError(f'HaplotypeSettings.{error}') from None
     if not is_count(self.batch_size) or self.batch_size < 1:
-      raise ValueError(f'HaplotypeSettings.batch_size must be a number of haplotypes ≥ 1, got '
-                       f'{self.batch_size!r}.')
+      raise ValueError(
+          f'HaplotypeSettings.batch_size must be a number of haplotypes ≥ 1, got '
+          f'{self.batch_size!r}.'
+      )
     if self.tracks is not None:
       if isinstance(self.tracks, (str, bytes)):
-        raise ValueError('HaplotypeSettings.tracks must be a sequence of track indices or '
-                         f'names (or None: all), got the string {self.tracks!r}.')
+        raise ValueError(
+            'HaplotypeSettings.tracks must be a sequence of track indices or '
+            f'names (or None: all), got the string {self.tracks!r}.'
+        )
       object.__setattr__(self, 'tracks', tuple(self.tracks))
     object.__setattr__(self, 'neutral_value', float(self.neutral_value))
 
-  def window_settings(self, fasta: str, vcf: str, samples: Sequence[str],
-                      track_indices: Sequence[int]) -> 'WindowSettings':
+  def window_settings(
+      self, fasta: str, vcf: str, samples: Sequence[str], track_indices: Sequence[int]
+  ) -> 'WindowSettings':
     """The picklable part that predicts a window (absolute paths, the tracks as indices)."""
-    return WindowSettings(os.path.abspath(fasta), os.path.abspath(vcf), tuple(samples),
-                          self.head, None if self.tracks is None else tuple(track_indices),
-                          bool(self.bins), bool(self.unphased), self.neutral_value,
-                          self.gene_stat, int(self.batch_size), indels=self.indels)
+    return WindowSettings(
+        os.path.abspath(fasta),
+        os.path.abspath(vcf),
+        tuple(samples),
+        self.head,
+        None if self.tracks is None else tuple(track_indices),
+        bool(self.bins),
+        bool(self.unphased),
+        self.neutral_value,
+        self.gene_stat,
+        int(self.batch_size),
+        indels=self.indels,
+    )
 
 
 @dataclasses.dataclass(frozen=True)
 class WindowSettings:
   """Everything that predicts a window except the model (picklable, for Dask workers)."""
+
   fasta: str
   vcf: str
   samples: Tuple[str, ...]
@@ -186,6 +215,7 @@ class WindowSettings:
 @dataclasses.dataclass
 class PredictHaplotypesResult:
   """What `predict_haplotypes` produced."""
+
   data: anndata.AnnData
   stats: HaplotypeStats
   summary: GenotypeSummary
@@ -197,7 +227,8 @@ class PredictHaplotypesResult:
 
 # Compiled haplotype forwards per model, keyed by (length, head, precision, batch size).
 _SHARED: 'weakref.WeakKeyDictionary[object, Dict[tuple, HaplotypeForward]]' = (
-    weakref.WeakKeyDictionary())
+    weakref.WeakKeyDictionary()
+)
 
 
 def haplotype_forward(predictor, head: str, batch_size: int = 4) -> HaplotypeForward:
@@ -205,8 +236,10 @@ def haplotype_forward(predictor, head: str, batch_size: int = 4) -> HaplotypeFor
   compiled once per model and process and reused by later runs."""
   model = getattr(predictor, 'model', None)
   if model is None:
-    raise ValueError('Haplotype prediction needs the Sonnet module of the model (a checkpoint, '
-                     'a training run folder or an export of this package), not a TF-Hub module.')
+    raise ValueError(
+        'Haplotype prediction needs the Sonnet module of the model (a checkpoint, '
+        'a training run folder or an export of this package), not a TF-Hub module.'
+    )
   length = int(getattr(predictor, 'model_sequence_length', None) or predictor.sequence_length)
   precision = getattr(predictor, 'precision', 'float32')
   cache = _SHARED.setdefault(model, {})
@@ -219,23 +252,39 @@ def haplotype_forward(predictor, head: str, batch_size: int = 4) -> HaplotypeFor
 
 def gene_windows(genes: pd.DataFrame, sequence_length: int) -> List[Window]:
   """One window per gene of `read_genes`, centred on its first TSS."""
-  return [Window(str(gene.gene_id), str(gene.chrom),
-                 input_interval(kipoiseq.Interval(gene.chrom, int(gene.first_tss),
-                                                  int(gene.first_tss) + 1), sequence_length).start,
-                 tss=tuple(int(t) for t in gene.tss)) for gene in genes.itertuples()]
+  return [
+      Window(
+          str(gene.gene_id),
+          str(gene.chrom),
+          input_interval(
+              kipoiseq.Interval(gene.chrom, int(gene.first_tss), int(gene.first_tss) + 1),
+              sequence_length,
+          ).start,
+          tss=tuple(int(t) for t in gene.tss),
+      )
+      for gene in genes.itertuples()
+  ]
 
 
-def region_windows(regions: Sequence[kipoiseq.Interval], fasta: FastaStringExtractor,
-                   sequence_length: int) -> List[Window]:
+def region_windows(
+    regions: Sequence[kipoiseq.Interval], fasta: FastaStringExtractor, sequence_length: int
+) -> List[Window]:
   """One window per region, centred on it (chromosome names as the FASTA's)."""
   fasta.check_regions(regions)
-  return [Window(region.name, fasta.resolve_chromosome(region.chrom),
-                 input_interval(region, sequence_length).start,
-                 region=(int(region.start), int(region.end))) for region in regions]
+  return [
+      Window(
+          region.name,
+          fasta.resolve_chromosome(region.chrom),
+          input_interval(region, sequence_length).start,
+          region=(int(region.start), int(region.end)),
+      )
+      for region in regions
+  ]
 
 
-def _haplotype_sequence(fasta: FastaStringExtractor, window: Window, length: int,
-                        edits: Sequence[Edit]):
+def _haplotype_sequence(
+    fasta: FastaStringExtractor, window: Window, length: int, edits: Sequence[Edit]
+):
   """(haplotype window string [L], map: reference position → its position in that string)."""
   margin = sum(abs(len(e.alt) - len(e.ref)) for e in edits) + 1
   begin = window.start - margin
@@ -245,13 +294,13 @@ def _haplotype_sequence(fasta: FastaStringExtractor, window: Window, length: int
   for edit in sorted(edits):
     if edit.start < cursor:
       continue
-    pieces.append(reference[cursor - begin:edit.start - begin])
+    pieces.append(reference[cursor - begin : edit.start - begin])
     hap += edit.start - cursor
     shifts.append((edit.start, edit.start + len(edit.ref), hap, len(edit.alt)))
     pieces.append(edit.alt)
     hap += len(edit.alt)
     cursor = edit.start + len(edit.ref)
-  pieces.append(reference[cursor - begin:])
+  pieces.append(reference[cursor - begin :])
   sequence = ''.join(pieces)
 
   def position(t: int) -> int:
@@ -267,17 +316,19 @@ def _haplotype_sequence(fasta: FastaStringExtractor, window: Window, length: int
 
   centre = position(window.start + length // 2)
   first = centre - length // 2
-  return sequence[first:first + length], lambda t: position(t) - first
+  return sequence[first : first + length], lambda t: position(t) - first
 
 
-def _reduce(predictions: np.ndarray, window: Window, output_start: int,
-            settings: WindowSettings, place=None) -> np.ndarray:
+def _reduce(
+    predictions: np.ndarray, window: Window, output_start: int, settings: WindowSettings, place=None
+) -> np.ndarray:
   """[T', N] predictions of one haplotype → [V, N] values (see the module docstring); `place`
   maps reference positions to the predictions' coordinates (indel haplotypes)."""
   place = place or (lambda t: t)
   if window.tss:
-    return gene_expression(predictions, output_start, [place(t) for t in window.tss],
-                           stat=settings.gene_stat)[np.newaxis]
+    return gene_expression(
+        predictions, output_start, [place(t) for t in window.tss], stat=settings.gene_stat
+    )[np.newaxis]
   if settings.bins:
     return predictions
   num_bins = predictions.shape[0]
@@ -290,20 +341,32 @@ def _reduce(predictions: np.ndarray, window: Window, output_start: int,
   return predictions[low:high].mean(axis=0, keepdims=True)
 
 
-def predict_window(forward: HaplotypeForward, fasta: FastaStringExtractor, vcf: PhasedVcf,
-                   window: Window, settings: WindowSettings) -> Dict[str, np.ndarray]:
+def predict_window(
+    forward: HaplotypeForward,
+    fasta: FastaStringExtractor,
+    vcf: PhasedVcf,
+    window: Window,
+    settings: WindowSettings,
+) -> Dict[str, np.ndarray]:
   """Values of one window for each sample's two haplotypes, as saved in the chunk store:
   'values' [2S, V, N] float32 (rows: sample 1 haplotype 1, sample 1 haplotype 2, ...), 'stats'
   and 'summary' (counts, int64), 'tower_work' (float64, in full towers)."""
   if vcf.indels != settings.indels:
-    raise ValueError(f'The VCF reader handles indels as {vcf.indels!r}, the settings as '
-                     f'{settings.indels!r}; open it with settings.open_vcf().')
+    raise ValueError(
+        f'The VCF reader handles indels as {vcf.indels!r}, the settings as '
+        f'{settings.indels!r}; open it with settings.open_vcf().'
+    )
   length = forward.sequence_length
   reference = fasta.extract(kipoiseq.Interval(window.chrom, window.start, window.start + length))
   one_hot = one_hot_encode(reference, neutral_value=settings.neutral_value)
   summary = GenotypeSummary()
-  edits = vcf.haplotypes(window.chrom, window.start, window.start + length,
-                         reference=(reference, window.start), summary=summary)
+  edits = vcf.haplotypes(
+      window.chrom,
+      window.start,
+      window.start + length,
+      reference=(reference, window.start),
+      summary=summary,
+  )
   simple, simple_rows, indel_rows = [], [], []
   for row, haplotype in enumerate(edits):
     substituted = substitutions(haplotype, window.start, length)
@@ -328,42 +391,55 @@ def predict_window(forward: HaplotypeForward, fasta: FastaStringExtractor, vcf: 
     distinct.setdefault(tuple(edits[row]), []).append(row)
   keys = list(distinct)
   for i in range(0, len(keys), settings.batch_size):
-    built = [_haplotype_sequence(fasta, window, length, key)
-             for key in keys[i:i + settings.batch_size]]
-    full = forward.forward(np.stack([one_hot_encode(s, neutral_value=settings.neutral_value)
-                                     for s, _ in built]))[settings.head].numpy()
-    for key, (_, place), prediction in zip(keys[i:i + settings.batch_size], built, full):
-      value = _reduce(prediction[:, tracks], window, (length - len(prediction) * BIN) // 2,
-                      settings, place)
+    built = [
+        _haplotype_sequence(fasta, window, length, key) for key in keys[i : i + settings.batch_size]
+    ]
+    full = forward.forward(
+        np.stack([one_hot_encode(s, neutral_value=settings.neutral_value) for s, _ in built])
+    )[settings.head].numpy()
+    for key, (_, place), prediction in zip(keys[i : i + settings.batch_size], built, full):
+      value = _reduce(
+          prediction[:, tracks], window, (length - len(prediction) * BIN) // 2, settings, place
+      )
       for row in distinct[key]:
         values[row] = value
   stats.haplotypes += len(indel_rows)
   stats.distinct += len(keys)
   stats.full_passes += len(keys)
-  return {'values': np.stack(values).astype(np.float32),
-          'tower_share': np.float64(forward.tower_share),
-          'stats': np.asarray([getattr(stats, name) for name in _STATS], np.int64),
-          'tower_work': np.float64(stats.tower_work),
-          'summary': np.asarray([getattr(summary, name) for name in _SUMMARY], np.int64)}
+  return {
+      'values': np.stack(values).astype(np.float32),
+      'tower_share': np.float64(forward.tower_share),
+      'stats': np.asarray([getattr(stats, name) for name in _STATS], np.int64),
+      'tower_work': np.float64(stats.tower_work),
+      'summary': np.asarray([getattr(summary, name) for name in _SUMMARY], np.int64),
+  }
 
 
-def predict_window_on_worker(source: ModelSource, settings: WindowSettings,
-                             window: Window) -> Dict[str, np.ndarray]:
+def predict_window_on_worker(
+    source: ModelSource, settings: WindowSettings, window: Window
+) -> Dict[str, np.ndarray]:
   """Dask task: `predict_window` with the worker's cached model, forward and input files."""
-  forward = worker_cached(('haplotype-forward', source.key, settings.head, settings.batch_size),
-                          lambda: haplotype_forward(worker_predictor(source), settings.head,
-                                                    settings.batch_size))
+  forward = worker_cached(
+      ('haplotype-forward', source.key, settings.head, settings.batch_size),
+      lambda: haplotype_forward(worker_predictor(source), settings.head, settings.batch_size),
+  )
   fasta, vcf = worker_cached(
       ('haplotype-inputs', settings, threading.get_ident()),
-      lambda: (FastaStringExtractor(settings.fasta), settings.open_vcf()))
+      lambda: (FastaStringExtractor(settings.fasta), settings.open_vcf()),
+  )
   return predict_window(forward, fasta, vcf, window, settings)
 
 
-def _stats_of(arrays: Sequence[np.ndarray], tower_share: float, length: int,
-              tower_work: float = 0.0) -> HaplotypeStats:
+def _stats_of(
+    arrays: Sequence[np.ndarray], tower_share: float, length: int, tower_work: float = 0.0
+) -> HaplotypeStats:
   total = np.sum(arrays, axis=0) if len(arrays) else np.zeros(len(_STATS), np.int64)
-  return HaplotypeStats(**{name: int(v) for name, v in zip(_STATS, total)},
-                        tower_work=tower_work, tower_share=tower_share, sequence_length=length)
+  return HaplotypeStats(
+      **{name: int(v) for name, v in zip(_STATS, total)},
+      tower_work=tower_work,
+      tower_share=tower_share,
+      sequence_length=length,
+  )
 
 
 def _summary_of(arrays: Sequence[np.ndarray]) -> GenotypeSummary:
@@ -371,37 +447,51 @@ def _summary_of(arrays: Sequence[np.ndarray]) -> GenotypeSummary:
   return GenotypeSummary(**{name: int(v) for name, v in zip(_SUMMARY, total)})
 
 
-def _var_table(windows: Sequence[Window], genes: Optional[pd.DataFrame], bins: bool,
-               num_bins: int, length: int) -> pd.DataFrame:
+def _var_table(
+    windows: Sequence[Window], genes: Optional[pd.DataFrame], bins: bool, num_bins: int, length: int
+) -> pd.DataFrame:
   if genes is not None:
-    table = pd.DataFrame({'gene_name': genes['gene_name'].astype(str).to_numpy(),
-                          'chrom': genes['chrom'].astype(str).to_numpy(),
-                          'strand': genes['strand'].astype(str).to_numpy(),
-                          'tss': genes['first_tss'].astype(np.int64).to_numpy()},
-                         index=pd.Index(genes['gene_id'].astype(str).to_numpy(), name='gene_id'))
+    table = pd.DataFrame(
+        {
+            'gene_name': genes['gene_name'].astype(str).to_numpy(),
+            'chrom': genes['chrom'].astype(str).to_numpy(),
+            'strand': genes['strand'].astype(str).to_numpy(),
+            'tss': genes['first_tss'].astype(np.int64).to_numpy(),
+        },
+        index=pd.Index(genes['gene_id'].astype(str).to_numpy(), name='gene_id'),
+    )
     return table
   if not bins:
-    return pd.DataFrame({'chrom': [w.chrom for w in windows],
-                         'start': [w.region[0] for w in windows],
-                         'end': [w.region[1] for w in windows]},
-                        index=pd.Index([w.name for w in windows], name='region'))
+    return pd.DataFrame(
+        {
+            'chrom': [w.chrom for w in windows],
+            'start': [w.region[0] for w in windows],
+            'end': [w.region[1] for w in windows],
+        },
+        index=pd.Index([w.name for w in windows], name='region'),
+    )
   crop = (length - num_bins * BIN) // 2
-  rows = [(f'{w.name}:{b}', w.name, b, w.chrom, w.start + crop + b * BIN)
-          for w in windows for b in range(num_bins)]
+  rows = [
+      (f'{w.name}:{b}', w.name, b, w.chrom, w.start + crop + b * BIN)
+      for w in windows
+      for b in range(num_bins)
+  ]
   table = pd.DataFrame(rows, columns=['id', 'region', 'bin', 'chrom', 'start']).set_index('id')
   table.index.name = 'bin_id'
   return table
 
 
-def _with_tracks(table: pd.DataFrame, ids: Sequence[str], indices: Sequence[int],
-                 labels: Sequence[str]) -> pd.DataFrame:
+def _with_tracks(
+    table: pd.DataFrame, ids: Sequence[str], indices: Sequence[int], labels: Sequence[str]
+) -> pd.DataFrame:
   """One row per (row of `table`, track), row-major: var of the AnnData (index 'ID|TRACK')."""
   key = table.index.name
   repeated = table.reset_index().loc[np.repeat(np.arange(len(table)), len(ids))]
   repeated = repeated.reset_index(drop=True).assign(
       track=np.tile(np.asarray(ids, str), len(table)),
       track_index=np.tile(np.asarray(indices, np.int64), len(table)),
-      track_description=np.tile(np.asarray(labels, str), len(table)))
+      track_description=np.tile(np.asarray(labels, str), len(table)),
+  )
   repeated.index = (repeated[key].astype(str) + '|' + repeated['track']).to_numpy()
   return repeated
 
@@ -410,39 +500,45 @@ def track_matrix(data: anndata.AnnData, track: str) -> np.ndarray:
   """[obs, genes (or regions, bins)] values of one track of a `predict_haplotypes` AnnData."""
   columns = np.flatnonzero(data.var['track'].to_numpy() == track)
   if not columns.size:
-    raise ValueError(f'No track {track!r} in this AnnData; its tracks are '
-                     f'{list(data.uns["tracks"])[:10]}.')
+    raise ValueError(
+        f'No track {track!r} in this AnnData; its tracks are ' f'{list(data.uns["tracks"])[:10]}.'
+    )
   return np.asarray(data.X[:, columns])
 
 
 def _write_tsv(path: str, data: anndata.AnnData) -> None:
   """Tidy table: sample, haplotype, gene_id (or region / bin_id), track, expression."""
   key = data.var.columns[0]
-  table = pd.DataFrame({
-      'sample': np.repeat(data.obs['sample'].to_numpy(), data.n_vars),
-      'haplotype': np.repeat(data.obs['haplotype'].to_numpy(), data.n_vars),
-      key: np.tile(data.var[key].to_numpy(), data.n_obs),
-      'track': np.tile(data.var['track'].to_numpy(), data.n_obs),
-      'expression': np.asarray(data.X).ravel()})
+  table = pd.DataFrame(
+      {
+          'sample': np.repeat(data.obs['sample'].to_numpy(), data.n_vars),
+          'haplotype': np.repeat(data.obs['haplotype'].to_numpy(), data.n_vars),
+          key: np.tile(data.var[key].to_numpy(), data.n_obs),
+          'track': np.tile(data.var['track'].to_numpy(), data.n_obs),
+          'expression': np.asarray(data.X).ravel(),
+      }
+  )
   atomic_write(path, lambda p: table.to_csv(p, sep='\t', index=False, float_format='%.7g'))
 
 
-def predict_haplotypes(predictor,
-                       fasta,
-                       vcf: PathLike,
-                       out_dir: PathLike,
-                       *,
-                       gtf: Optional[PathLike] = None,
-                       bed: Optional[PathLike] = None,
-                       genes: Union[PathLike, Sequence[str], None] = None,
-                       gene_types: Optional[Sequence[str]] = None,
-                       samples: Union[None, str, Sequence[str]] = None,
-                       settings: Optional[HaplotypeSettings] = None,
-                       overwrite: bool = False,
-                       progress: bool = True,
-                       run_settings: Optional[Mapping[str, object]] = None,
-                       client=None,
-                       shard: Optional[Tuple[int, int]] = None) -> PredictHaplotypesResult:
+def predict_haplotypes(
+    predictor,
+    fasta,
+    vcf: PathLike,
+    out_dir: PathLike,
+    *,
+    gtf: Optional[PathLike] = None,
+    bed: Optional[PathLike] = None,
+    genes: Union[PathLike, Sequence[str], None] = None,
+    gene_types: Optional[Sequence[str]] = None,
+    samples: Union[None, str, Sequence[str]] = None,
+    settings: Optional[HaplotypeSettings] = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    run_settings: Optional[Mapping[str, object]] = None,
+    client=None,
+    shard: Optional[Tuple[int, int]] = None,
+) -> PredictHaplotypesResult:
   """Predicts every selected sample's two haplotypes at each gene (`gtf`) or region (`bed`) and
   writes `out_dir/haplotypes.h5ad` (see the module docstring for the layout).
 
@@ -476,22 +572,26 @@ def predict_haplotypes(predictor,
   started = time.time()
   settings = HaplotypeSettings() if settings is None else settings
   if not isinstance(settings, HaplotypeSettings):
-    raise TypeError('settings must be an enformer.genes.HaplotypeSettings, got '
-                    f'{type(settings).__name__}.')
+    raise TypeError(
+        'settings must be an enformer.genes.HaplotypeSettings, got ' f'{type(settings).__name__}.'
+    )
   head, targets, tracks, bins = settings.head, settings.targets, settings.tracks, settings.bins
   if (gtf is None) == (bed is None):
     raise ValueError('Pass genes (a GTF) or regions (a BED file), one of the two.')
   if shard is not None and settings.tsv:
-    raise ValueError('A shard run writes only its shard file; write the TSV from the joined '
-                     'AnnData.')
+    raise ValueError(
+        'A shard run writes only its shard file; write the TSV from the joined ' 'AnnData.'
+    )
   out_dir = os.fspath(out_dir)
   path = os.path.join(out_dir, haplotypes_file(shard))
   tsv_path = os.path.join(out_dir, HAPLOTYPES_TSV)
   os.makedirs(out_dir, exist_ok=True)
   with OutputLock(path, what=f'output {path}'):
     if os.path.exists(path) and not overwrite:
-      raise FileExistsError(f'{path} already exists (a finished run); replace it with '
-                            'overwrite=True, or choose another output folder.')
+      raise FileExistsError(
+          f'{path} already exists (a finished run); replace it with '
+          'overwrite=True, or choose another output folder.'
+      )
     source, predictor, model_id = worker_model(predictor, client, settings.model_id)
     if isinstance(fasta, (str, os.PathLike)):
       fasta = FastaStringExtractor(fasta)
@@ -500,18 +600,24 @@ def predict_haplotypes(predictor,
     chosen = select_samples(vcf, samples)
     num_tracks = (getattr(predictor, 'heads', None) or {}).get(head)
     if num_tracks is None:
-      raise ValueError(f'The model has no head {head!r}; its heads are '
-                       f'{sorted(getattr(predictor, "heads", {}) or {})}.')
-    track_indices = (list(range(num_tracks)) if tracks is None else
-                     select_tracks(targets, list(tracks), num_tracks))
+      raise ValueError(
+          f'The model has no head {head!r}; its heads are '
+          f'{sorted(getattr(predictor, "heads", {}) or {})}.'
+      )
+    track_indices = (
+        list(range(num_tracks))
+        if tracks is None
+        else select_tracks(targets, list(tracks), num_tracks)
+    )
     all_ids, all_labels = track_names(targets, num_tracks)
     length = int(getattr(predictor, 'model_sequence_length', None) or predictor.sequence_length)
     gene_table = None
     if gtf is not None:
       gene_table = read_genes(gtf, fasta=fasta, gene_types=gene_types, genes=genes)
       if gene_table.empty:
-        raise ValueError(f'No gene of {gtf} is left (after the gene filters and the FASTA\'s '
-                         'chromosomes).')
+        raise ValueError(
+            f"No gene of {gtf} is left (after the gene filters and the FASTA's " 'chromosomes).'
+        )
       windows = gene_windows(gene_table, length)
     else:
       windows = region_windows(read_bed(bed), fasta, length)
@@ -519,33 +625,50 @@ def predict_haplotypes(predictor,
     model_path, _, model_precision = (model_id or '').partition(' precision=')
     fingerprint_settings = {
         'windows': sad_io.fingerprint({'windows': [dataclasses.astuple(w) for w in windows]}),
-        'samples': list(chosen), 'vcf_content': content_identity(window_settings.vcf),
+        'samples': list(chosen),
+        'vcf_content': content_identity(window_settings.vcf),
         'model': model_path if '://' in model_path else '',
-        'precision': model_precision or 'float32', 'model_content': model_identity(model_path),
+        'precision': model_precision or 'float32',
+        'model_content': model_identity(model_path),
         'fasta_content': content_identity(fasta.path, [fasta.path + '.fai']),
-        'targets_content': table_identity(targets), 'head': head, 'tracks': track_indices,
-        'bins': bool(bins), 'unphased': bool(settings.unphased), 'indels': settings.indels,
+        'targets_content': table_identity(targets),
+        'head': head,
+        'tracks': track_indices,
+        'bins': bool(bins),
+        'unphased': bool(settings.unphased),
+        'indels': settings.indels,
         'neutral_value': settings.neutral_value,
-        'gene_stat': settings.gene_stat, 'sequence_length': length,
+        'gene_stat': settings.gene_stat,
+        'sequence_length': length,
     }
-    selected = (list(range(len(windows))) if shard is None else
-                shard_chunks(len(windows), shard))
+    selected = list(range(len(windows))) if shard is None else shard_chunks(len(windows), shard)
     if not selected:
-      raise ValueError(f'Shard {shard[0]}/{shard[1]} holds no window: there are only '
-                       f'{len(windows)}; use fewer shards.')
-    store = sad_io.ChunkStore(path, fingerprint_settings if shard is None else
-                              dict(fingerprint_settings, shard=list(shard)), overwrite=overwrite)
+      raise ValueError(
+          f'Shard {shard[0]}/{shard[1]} holds no window: there are only '
+          f'{len(windows)}; use fewer shards.'
+      )
+    store = sad_io.ChunkStore(
+        path,
+        fingerprint_settings if shard is None else dict(fingerprint_settings, shard=list(shard)),
+        overwrite=overwrite,
+    )
     done = set(store.done(len(windows))) & set(selected)
     todo = [i for i in selected if i not in done]
-    with tqdm(total=len(selected) * len(chosen), initial=len(done) * len(chosen),
-              unit='sample·window', desc='predict-haplotypes', disable=not progress) as bar:
+    with tqdm(
+        total=len(selected) * len(chosen),
+        initial=len(done) * len(chosen),
+        unit='sample·window',
+        desc='predict-haplotypes',
+        disable=not progress,
+    ) as bar:
       bar.set_postfix_str(f'windows {len(done)}/{len(selected)}')
       if client is None:
         forward = haplotype_forward(predictor, head, settings.batch_size)
         with window_settings.open_vcf() as genotypes:
           for count, index in enumerate(todo, start=len(done) + 1):
-            store.save(index, **predict_window(forward, fasta, genotypes, windows[index],
-                                               window_settings))
+            store.save(
+                index, **predict_window(forward, fasta, genotypes, windows[index], window_settings)
+            )
             bar.update(len(chosen))
             bar.set_postfix_str(f'windows {count}/{len(selected)}')
       else:
@@ -557,39 +680,63 @@ def predict_haplotypes(predictor,
           bar.update(len(chosen))
           bar.set_postfix_str(f'windows {finished[0]}/{len(selected)}')
 
-        run_tasks(client, predict_window_on_worker,
-                  ((index, (source, window_settings, windows[index])) for index in todo), save,
-                  name='predict-haplotypes-window')
+        run_tasks(
+            client,
+            predict_window_on_worker,
+            ((index, (source, window_settings, windows[index])) for index in todo),
+            save,
+            name='predict-haplotypes-window',
+        )
     chunks = [store.load(i) for i in selected]
     values = np.concatenate([c['values'] for c in chunks], axis=1)  # [2S, V, N]
     share = float(chunks[0]['tower_share'])
-    stats = _stats_of([c['stats'] for c in chunks], share, length,
-                      float(sum(c['tower_work'] for c in chunks)))
+    stats = _stats_of(
+        [c['stats'] for c in chunks], share, length, float(sum(c['tower_work'] for c in chunks))
+    )
     summary = _summary_of([c['summary'] for c in chunks])
     num_bins = chunks[0]['values'].shape[1] if bins and bed is not None else 0
-    var = _var_table([windows[i] for i in selected],
-                     None if gene_table is None else gene_table.iloc[selected], bool(bins),
-                     num_bins, length)
+    var = _var_table(
+        [windows[i] for i in selected],
+        None if gene_table is None else gene_table.iloc[selected],
+        bool(bins),
+        num_bins,
+        length,
+    )
     obs = pd.DataFrame({'sample': np.repeat(chosen, 2), 'haplotype': ['1', '2'] * len(chosen)})
     if settings.mean_haplotypes:
       mean = values.reshape(len(chosen), 2, *values.shape[1:]).mean(axis=1)
       values = np.concatenate([values, mean])
-      obs = pd.concat([obs, pd.DataFrame({'sample': chosen, 'haplotype': 'mean'})],
-                      ignore_index=True)
+      obs = pd.concat(
+          [obs, pd.DataFrame({'sample': chosen, 'haplotype': 'mean'})], ignore_index=True
+      )
     obs.index = (obs['sample'] + '_' + obs['haplotype']).to_numpy()
     ids = [str(all_ids[t]) for t in track_indices]
     labels = [str(all_labels[t]) for t in track_indices]
     var = _with_tracks(var, ids, track_indices, labels)
-    uns = {'tracks': ids, 'track_indices': np.asarray(track_indices),
-           'track_descriptions': labels, 'head': head,
-           'sequence_length': length, 'value': ('expression at the TSSs' if gtf is not None else
-                                                'output bins' if bins else 'region mean'),
-           'work': {**{n: getattr(stats, n) for n in _STATS}, 'tower_work': stats.tower_work,
-                    'full_pass_equivalents': stats.full_pass_equivalents},
-           'vcf_summary': summary.as_dict(), 'vcf': window_settings.vcf,
-           'indels': settings.indels,
-           'model': model_id,
-           **{k: str(v) for k, v in (run_settings or {}).items()}}
+    uns = {
+        'tracks': ids,
+        'track_indices': np.asarray(track_indices),
+        'track_descriptions': labels,
+        'head': head,
+        'sequence_length': length,
+        'value': (
+            'expression at the TSSs'
+            if gtf is not None
+            else 'output bins'
+            if bins
+            else 'region mean'
+        ),
+        'work': {
+            **{n: getattr(stats, n) for n in _STATS},
+            'tower_work': stats.tower_work,
+            'full_pass_equivalents': stats.full_pass_equivalents,
+        },
+        'vcf_summary': summary.as_dict(),
+        'vcf': window_settings.vcf,
+        'indels': settings.indels,
+        'model': model_id,
+        **{k: str(v) for k, v in (run_settings or {}).items()},
+    }
     data = anndata.AnnData(X=values.reshape(len(obs), -1), obs=obs, var=var, uns=uns)
     paths = {}
     if settings.tsv:
@@ -598,5 +745,6 @@ def predict_haplotypes(predictor,
     atomic_write(path, data.write_h5ad)  # Last: once it exists, the run is finished.
     paths['h5ad'] = path
     store.remove()
-    return PredictHaplotypesResult(data, stats, summary, paths, len(selected), len(done),
-                                   time.time() - started)
+    return PredictHaplotypesResult(
+        data, stats, summary, paths, len(selected), len(done), time.time() - started
+    )

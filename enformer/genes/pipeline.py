@@ -30,8 +30,15 @@ from enformer.io.files import content_identity
 from enformer.io.outputs import file_in_folder
 from enformer.io.vcf import VariantSite, VcfSummary
 from enformer.variants.background import Background
-from enformer.variants.pipeline import (ChunkSettings, ScoringSettings, claim_output, head_tracks,
-                                        open_inputs, run_chunks, track_names)
+from enformer.variants.pipeline import (
+    ChunkSettings,
+    ScoringSettings,
+    claim_output,
+    head_tracks,
+    open_inputs,
+    run_chunks,
+    track_names,
+)
 
 PathLike = Union[str, os.PathLike]
 PAIR_ARRAYS = ('variant', 'gene', 'ref', 'alt', 'distance')
@@ -40,6 +47,7 @@ PAIR_ARRAYS = ('variant', 'gene', 'ref', 'alt', 'distance')
 @dataclasses.dataclass
 class ScoreGenesResult:
   """What `score_genes` produced: the scores, the VCF summary and the files written."""
+
   scores: sed_io.GeneScores
   summary: VcfSummary
   paths: Dict[str, List[str]]
@@ -52,6 +60,7 @@ class ScoreGenesResult:
 @dataclasses.dataclass(frozen=True)
 class GeneChunkSettings:
   """Everything that scores a chunk of sites against genes, except the model (picklable)."""
+
   variants: ChunkSettings
   gtf: str
   gene_types: Optional[Tuple[str, ...]] = None
@@ -61,24 +70,32 @@ class GeneChunkSettings:
   def gene_table(self, fasta: FastaStringExtractor) -> pd.DataFrame:
     return read_genes(self.gtf, fasta=fasta, gene_types=self.gene_types, genes=self.genes)
 
-  def scorer(self, predictor, fasta: Optional[FastaStringExtractor] = None,
-             genes: Optional[pd.DataFrame] = None) -> GeneScorer:
+  def scorer(
+      self,
+      predictor,
+      fasta: Optional[FastaStringExtractor] = None,
+      genes: Optional[pd.DataFrame] = None,
+  ) -> GeneScorer:
     fasta = fasta if fasta is not None else FastaStringExtractor(self.variants.fasta)
     genes = genes if genes is not None else self.gene_table(fasta)
     return GeneScorer(self.variants.scorer(predictor, fasta), genes, stat=self.stat)
 
 
-def score_gene_chunk(scorer: GeneScorer, sites: Sequence[VariantSite],
-                     progress=None) -> Dict[str, np.ndarray]:
+def score_gene_chunk(
+    scorer: GeneScorer, sites: Sequence[VariantSite], progress=None
+) -> Dict[str, np.ndarray]:
   """Pairs of one chunk as saved in the chunk store (`variant` counts the chunk's ALTs)."""
   return scorer.score_sites(sites, progress=progress).arrays()
 
 
-def score_gene_chunk_on_worker(source: ModelSource, settings: GeneChunkSettings,
-                               sites: Sequence[VariantSite]) -> Dict[str, np.ndarray]:
+def score_gene_chunk_on_worker(
+    source: ModelSource, settings: GeneChunkSettings, sites: Sequence[VariantSite]
+) -> Dict[str, np.ndarray]:
   """Dask task: `score_gene_chunk` with the worker's cached model and gene scorer."""
-  scorer = worker_cached(('gene-scorer', source.key, settings, threading.get_ident()),
-                         lambda: settings.scorer(worker_predictor(source)))
+  scorer = worker_cached(
+      ('gene-scorer', source.key, settings, threading.get_ident()),
+      lambda: settings.scorer(worker_predictor(source)),
+  )
   return score_gene_chunk(scorer, sites)
 
 
@@ -89,8 +106,9 @@ def output_paths(out: PathLike) -> Dict[str, str]:
   return {'h5': out, 'tsv': stem + '.tsv'}
 
 
-def _concatenate_chunks(store: sad_io.ChunkStore, chunks: Sequence[int],
-                        offsets: np.ndarray) -> Dict[str, np.ndarray]:
+def _concatenate_chunks(
+    store: sad_io.ChunkStore, chunks: Sequence[int], offsets: np.ndarray
+) -> Dict[str, np.ndarray]:
   """Pairs of the listed chunks, `variant` as rows of the whole VCF (chunks without pairs hold
   [0, 0] expression arrays and are skipped)."""
   parts = {name: [] for name in PAIR_ARRAYS}
@@ -106,9 +124,15 @@ def _concatenate_chunks(store: sad_io.ChunkStore, chunks: Sequence[int],
   return {name: np.concatenate(values) for name, values in parts.items()}
 
 
-def gene_scores(pairs: Mapping[str, np.ndarray], genes: pd.DataFrame, columns: Mapping[str, list],
-                rows: np.ndarray, target_ids: Sequence[str], target_labels: Sequence[str],
-                attrs: Mapping[str, object]) -> sed_io.GeneScores:
+def gene_scores(
+    pairs: Mapping[str, np.ndarray],
+    genes: pd.DataFrame,
+    columns: Mapping[str, list],
+    rows: np.ndarray,
+    target_ids: Sequence[str],
+    target_labels: Sequence[str],
+    attrs: Mapping[str, object],
+) -> sed_io.GeneScores:
   """GeneScores of `pairs` (variant = rows of the whole VCF) for the variants `rows`."""
   local = np.full(len(columns['pos']), -1, np.int64)
   local[rows] = np.arange(len(rows))
@@ -118,18 +142,26 @@ def gene_scores(pairs: Mapping[str, np.ndarray], genes: pd.DataFrame, columns: M
   sed, log_sed = sed_scores(ref, alt)
   column = lambda name, dtype=None: np.asarray(columns[name], dtype)[rows]
   return sed_io.GeneScores(
-      snp=column('snp'), chr=column('chr'), pos=column('pos', np.uint32), ref=column('ref'),
-      alt=column('alt'), si=local[np.asarray(pairs.get('variant', []), np.int64)],
+      snp=column('snp'),
+      chr=column('chr'),
+      pos=column('pos', np.uint32),
+      ref=column('ref'),
+      alt=column('alt'),
+      si=local[np.asarray(pairs.get('variant', []), np.int64)],
       gene=genes['gene_id'].to_numpy()[gene_rows].astype(str),
       gene_name=genes['gene_name'].to_numpy()[gene_rows].astype(str),
       strand=genes['strand'].to_numpy()[gene_rows].astype(str),
       tss_distance=np.asarray(pairs.get('distance', []), np.int64),
-      target_ids=np.asarray(target_ids), target_labels=np.asarray(target_labels),
-      scores={'SED': sed, 'logSED': log_sed, 'REF': ref, 'ALT': alt}, attrs=dict(attrs))
+      target_ids=np.asarray(target_ids),
+      target_labels=np.asarray(target_labels),
+      scores={'SED': sed, 'logSED': log_sed, 'REF': ref, 'ALT': alt},
+      attrs=dict(attrs),
+  )
 
 
-def add_quantile_scores(scores: Dict[str, np.ndarray], background: Background,
-                        target_ids: Sequence[str] = ()) -> None:
+def add_quantile_scores(
+    scores: Dict[str, np.ndarray], background: Background, target_ids: Sequence[str] = ()
+) -> None:
   """Adds `<stat>_quantile` for each statistic of `scores` the background holds."""
   if len(target_ids):
     background.check_targets(target_ids)
@@ -137,8 +169,9 @@ def add_quantile_scores(scores: Dict[str, np.ndarray], background: Background,
     scores[f'{name}_quantile'] = background.quantile_score(name, scores[name])
 
 
-def write_gene_score_files(scores: sed_io.GeneScores, out: PathLike, *,
-                           tsv: bool = False) -> Dict[str, List[str]]:
+def write_gene_score_files(
+    scores: sed_io.GeneScores, out: PathLike, *, tsv: bool = False
+) -> Dict[str, List[str]]:
   """Writes `out` (sed.h5 layout) and, with `tsv`, the TSV beside it; the HDF5 goes last."""
   paths = output_paths(out)
   written: Dict[str, List[str]] = {}
@@ -150,23 +183,25 @@ def write_gene_score_files(scores: sed_io.GeneScores, out: PathLike, *,
   return written
 
 
-def score_genes(predictor,
-                fasta,
-                vcf: PathLike,
-                gtf: PathLike,
-                out: PathLike,
-                *,
-                settings: Optional[ScoringSettings] = None,
-                gene_types: Optional[Sequence[str]] = None,
-                genes: Union[PathLike, Sequence[str], None] = None,
-                gene_stat: str = 'sum',
-                overwrite: bool = False,
-                tsv: bool = False,
-                background: Optional[Background] = None,
-                progress: bool = True,
-                run_settings: Optional[Mapping[str, object]] = None,
-                client=None,
-                shard: Optional[Tuple[int, int]] = None) -> ScoreGenesResult:
+def score_genes(
+    predictor,
+    fasta,
+    vcf: PathLike,
+    gtf: PathLike,
+    out: PathLike,
+    *,
+    settings: Optional[ScoringSettings] = None,
+    gene_types: Optional[Sequence[str]] = None,
+    genes: Union[PathLike, Sequence[str], None] = None,
+    gene_stat: str = 'sum',
+    overwrite: bool = False,
+    tsv: bool = False,
+    background: Optional[Background] = None,
+    progress: bool = True,
+    run_settings: Optional[Mapping[str, object]] = None,
+    client=None,
+    shard: Optional[Tuple[int, int]] = None,
+) -> ScoreGenesResult:
   """Scores every ALT allele of a VCF against the genes of a GTF and writes `out` (sed.h5).
 
   A variant is paired with each gene that has a TSS in its window's output
@@ -204,34 +239,55 @@ def score_genes(predictor,
     if gene_stat not in GENE_STATS:
       raise ValueError(f'`gene_stat` must be one of {GENE_STATS}, got {gene_stat!r}.')
     if shard is not None and (tsv or background is not None):
-      raise ValueError('A sharded run (`shard`) writes only its shard file; pass `tsv` when '
-                       'merging the shards (merge_gene_scores) instead, and score with a '
-                       '`background` unsharded.')
+      raise ValueError(
+          'A sharded run (`shard`) writes only its shard file; pass `tsv` when '
+          'merging the shards (merge_gene_scores) instead, and score with a '
+          '`background` unsharded.'
+      )
     if background is not None and not set(background.stats) & {'SED', 'logSED'}:
-      raise ValueError(f'The background holds {background.stats} distributions, not SED or '
-                       'logSED: fit it on the SED and logSED scores of a score_genes run.')
+      raise ValueError(
+          f'The background holds {background.stats} distributions, not SED or '
+          'logSED: fit it on the SED and logSED scores of a score_genes run.'
+      )
     inputs = open_inputs(predictor, fasta, settings, client)
     if isinstance(genes, (str, os.PathLike)):
       genes = os.path.abspath(genes) if os.path.isfile(genes) else [str(genes)]
     chunk_settings = GeneChunkSettings(
-        settings.chunk_settings(inputs.fasta.path), os.path.abspath(gtf),
+        settings.chunk_settings(inputs.fasta.path),
+        os.path.abspath(gtf),
         tuple(gene_types) if gene_types is not None else None,
-        genes if isinstance(genes, str) or genes is None else tuple(genes), gene_stat)
+        genes if isinstance(genes, str) or genes is None else tuple(genes),
+        gene_stat,
+    )
     gene_table = chunk_settings.gene_table(inputs.fasta)
     if gene_table.empty:
       raise ValueError(f'No gene of {gtf} is left to score (after the gene filters).')
     scorer = chunk_settings.scorer(inputs.predictor, inputs.fasta, gene_table)
     run = run_chunks(
-        vcf, inputs, settings, scorer=scorer, variant_scorer=scorer.variants,
-        score=score_gene_chunk, task=score_gene_chunk_on_worker, task_settings=chunk_settings,
+        vcf,
+        inputs,
+        settings,
+        scorer=scorer,
+        variant_scorer=scorer.variants,
+        score=score_gene_chunk,
+        task=score_gene_chunk_on_worker,
+        task_settings=chunk_settings,
         fingerprint={
             'gtf_content': content_identity(chunk_settings.gtf),
-            'genes': sad_io.fingerprint({'genes': gene_table['gene_id'].tolist(),
-                                         'tss': [list(t) for t in gene_table['tss']]}),
+            'genes': sad_io.fingerprint(
+                {
+                    'genes': gene_table['gene_id'].tolist(),
+                    'tss': [list(t) for t in gene_table['tss']],
+                }
+            ),
             'gene_stat': gene_stat,
         },
-        out_h5=paths['h5'], overwrite=overwrite, shard=shard, progress=progress,
-        desc='score-genes')
+        out_h5=paths['h5'],
+        overwrite=overwrite,
+        shard=shard,
+        progress=progress,
+        desc='score-genes',
+    )
     pairs = _concatenate_chunks(run.store, run.selected, run.offsets)
     num_tracks = head_tracks(inputs.predictor, settings.head)
     if num_tracks is None and pairs:
@@ -239,11 +295,11 @@ def score_genes(predictor,
     target_ids, target_labels = track_names(inputs.targets, int(num_tracks or 0))
     attrs = dict(run.attrs, gtf=os.fspath(gtf), gene_stat=gene_stat, num_genes=len(gene_table))
     attrs.update(run_settings or {})
-    scores = gene_scores(pairs, gene_table, run.columns, run.rows, target_ids, target_labels,
-                         attrs)
+    scores = gene_scores(pairs, gene_table, run.columns, run.rows, target_ids, target_labels, attrs)
     if background is not None:
-      add_quantile_scores(scores.scores, background,
-                          target_ids if inputs.targets is not None else ())
+      add_quantile_scores(
+          scores.scores, background, target_ids if inputs.targets is not None else ()
+      )
     if shard is None:
       written = write_gene_score_files(scores, out, tsv=tsv)
     else:
@@ -251,5 +307,12 @@ def score_genes(predictor,
       atomic_write(paths['h5'], lambda p: sed_io.write_sed_h5(p, scores, np.float32, info))
       written = {'h5': [paths['h5']]}
     run.store.remove()
-    return ScoreGenesResult(scores, run.summary, written, len(run.selected), run.resumed,
-                            time.time() - started, len(gene_table))
+    return ScoreGenesResult(
+        scores,
+        run.summary,
+        written,
+        len(run.selected),
+        run.resumed,
+        time.time() - started,
+        len(gene_table),
+    )

@@ -40,6 +40,7 @@ EXPRESSION_FILES = {'h5': 'expression.h5', 'tsv': 'expression.tsv', 'h5ad': 'exp
 @dataclasses.dataclass
 class GeneExpression:
   """Predicted expression of G genes (or TSSs) on T tracks."""
+
   rows: pd.DataFrame  # gene_id, gene_name, chrom, strand, tss (the window's centre)
   expression: np.ndarray  # [G, T] float32
   target_ids: np.ndarray
@@ -48,12 +49,23 @@ class GeneExpression:
   def to_anndata(self) -> anndata.AnnData:
     """Genes (or TSSs) as obs, tracks as var."""
     obs = self.rows.astype({'tss': np.int64}).copy()
-    obs.index = (obs['gene_id'] if obs['gene_id'].is_unique else
-                 obs['gene_id'] + ':' + obs['tss'].astype(str)).astype(str).to_numpy()
-    var = pd.DataFrame({'target_id': self.target_ids.astype(str),
-                        'description': self.target_labels.astype(str)})
-    var.index = [f'{i}' for i in range(len(var))] if not var['target_id'].is_unique else \
-        var['target_id'].to_numpy()
+    obs.index = (
+        (
+            obs['gene_id']
+            if obs['gene_id'].is_unique
+            else obs['gene_id'] + ':' + obs['tss'].astype(str)
+        )
+        .astype(str)
+        .to_numpy()
+    )
+    var = pd.DataFrame(
+        {'target_id': self.target_ids.astype(str), 'description': self.target_labels.astype(str)}
+    )
+    var.index = (
+        [f'{i}' for i in range(len(var))]
+        if not var['target_id'].is_unique
+        else var['target_id'].to_numpy()
+    )
     return anndata.AnnData(X=self.expression.astype(np.float32), obs=obs, var=var)
 
 
@@ -64,11 +76,19 @@ def tss_windows(genes: pd.DataFrame, per_tss: bool = False) -> pd.DataFrame:
   for gene in genes.itertuples(index=False):
     centres = gene.tss if per_tss else (gene.first_tss,)
     for centre in centres:
-      rows.append({'gene_id': gene.gene_id, 'gene_name': gene.gene_name, 'chrom': gene.chrom,
-                   'strand': gene.strand, 'tss': int(centre),
-                   'window_tss': (int(centre),) if per_tss else tuple(gene.tss)})
-  return pd.DataFrame(rows, columns=['gene_id', 'gene_name', 'chrom', 'strand', 'tss',
-                                     'window_tss'])
+      rows.append(
+          {
+              'gene_id': gene.gene_id,
+              'gene_name': gene.gene_name,
+              'chrom': gene.chrom,
+              'strand': gene.strand,
+              'tss': int(centre),
+              'window_tss': (int(centre),) if per_tss else tuple(gene.tss),
+          }
+      )
+  return pd.DataFrame(
+      rows, columns=['gene_id', 'gene_name', 'chrom', 'strand', 'tss', 'window_tss']
+  )
 
 
 def write_expression_h5(path: PathLike, result: GeneExpression) -> None:
@@ -79,40 +99,47 @@ def write_expression_h5(path: PathLike, result: GeneExpression) -> None:
     h5.create_dataset('expression', data=result.expression.astype(np.float32))
     h5['expression'].attrs['definition'] = (
         'Prediction summed over the bin of each TSS and its two neighbours (those inside the '
-        'output), summed over the TSSs in the window (per-TSS rows: that TSS only).')
+        'output), summed over the TSSs in the window (per-TSS rows: that TSS only).'
+    )
     h5.create_dataset('target_ids', data=byte_strings(result.target_ids))
     h5.create_dataset('target_labels', data=byte_strings(result.target_labels))
 
 
 def write_expression_tsv(path: PathLike, result: GeneExpression) -> None:
   num_genes, num_targets = result.expression.shape
-  table = {name: np.repeat(result.rows[name].to_numpy(), num_targets)
-           for name in ('gene_id', 'gene_name', 'chrom', 'strand', 'tss')}
-  table.update(target_index=np.tile(np.arange(num_targets), num_genes),
-               target_id=np.tile(result.target_ids, num_genes),
-               target_label=np.tile(result.target_labels, num_genes),
-               expression=result.expression.ravel())
+  table = {
+      name: np.repeat(result.rows[name].to_numpy(), num_targets)
+      for name in ('gene_id', 'gene_name', 'chrom', 'strand', 'tss')
+  }
+  table.update(
+      target_index=np.tile(np.arange(num_targets), num_genes),
+      target_id=np.tile(result.target_ids, num_genes),
+      target_label=np.tile(result.target_labels, num_genes),
+      expression=result.expression.ravel(),
+  )
   pd.DataFrame(table).to_csv(path, sep='\t', index=False, float_format='%.6g')
 
 
-def predict_gene_expression(predictor,
-                            fasta,
-                            gtf: PathLike,
-                            out_dir: Optional[PathLike] = None,
-                            *,
-                            head: str = 'human',
-                            targets=None,
-                            gene_types: Optional[Sequence[str]] = None,
-                            genes: Union[PathLike, Sequence[str], None] = None,
-                            per_tss: bool = False,
-                            stat: str = 'sum',
-                            tsv: bool = False,
-                            batch_size: int = 1,
-                            extra_tracks: Sequence[str] = (),
-                            neutral_value: float = 0.0,
-                            progress: bool = True,
-                            overwrite: bool = False,
-                            client=None) -> GeneExpression:
+def predict_gene_expression(
+    predictor,
+    fasta,
+    gtf: PathLike,
+    out_dir: Optional[PathLike] = None,
+    *,
+    head: str = 'human',
+    targets=None,
+    gene_types: Optional[Sequence[str]] = None,
+    genes: Union[PathLike, Sequence[str], None] = None,
+    per_tss: bool = False,
+    stat: str = 'sum',
+    tsv: bool = False,
+    batch_size: int = 1,
+    extra_tracks: Sequence[str] = (),
+    neutral_value: float = 0.0,
+    progress: bool = True,
+    overwrite: bool = False,
+    client=None,
+) -> GeneExpression:
   """Predicts every gene's expression at its TSSs (windows centred on TSSs) and writes the files.
 
   Args:
@@ -138,33 +165,46 @@ def predict_gene_expression(predictor,
     table = read_genes(gtf, fasta=extractor, gene_types=gene_types, genes=genes)
     if table.empty:
       raise ValueError(f'No gene of {gtf} is left to predict (after the gene filters).')
-    folder = (OutputFolder(out_dir, 'predict', overwrite=overwrite)
-              if out_dir is not None else None)
+    folder = OutputFolder(out_dir, 'predict', overwrite=overwrite) if out_dir is not None else None
     windows = tss_windows(table, per_tss)
-    regions = [kipoiseq.Interval(chrom, tss, tss + 1, name=gene_id)
-               for chrom, tss, gene_id in zip(windows['chrom'], windows['tss'],
-                                              windows['gene_id'])]
+    regions = [
+        kipoiseq.Interval(chrom, tss, tss + 1, name=gene_id)
+        for chrom, tss, gene_id in zip(windows['chrom'], windows['tss'], windows['gene_id'])
+    ]
     values = []
     for prediction, tss in zip(
-        iter_predictions(predictor, extractor, regions, head=head, batch_size=batch_size,
-                         progress=progress, extra_tracks=extra_tracks, client=client,
-                         neutral_value=neutral_value),
-        windows['window_tss']):
-      values.append(gene_expression(prediction.values, prediction.output_interval.start, tss,
-                                    stat=stat))
+        iter_predictions(
+            predictor,
+            extractor,
+            regions,
+            head=head,
+            batch_size=batch_size,
+            progress=progress,
+            extra_tracks=extra_tracks,
+            client=client,
+            neutral_value=neutral_value,
+        ),
+        windows['window_tss'],
+    ):
+      values.append(
+          gene_expression(prediction.values, prediction.output_interval.start, tss, stat=stat)
+      )
     expression = np.stack(values).astype(np.float32)
   finally:
     if owned:
       extractor.close()
   target_ids, target_labels = track_names(targets, expression.shape[1])
-  result = GeneExpression(windows.drop(columns='window_tss'), expression,
-                          np.asarray(target_ids), np.asarray(target_labels))
+  result = GeneExpression(
+      windows.drop(columns='window_tss'),
+      expression,
+      np.asarray(target_ids),
+      np.asarray(target_labels),
+  )
   if folder is not None:
-    atomic_write(folder.claim(EXPRESSION_FILES['h5']),
-                 lambda p: write_expression_h5(p, result))
+    atomic_write(folder.claim(EXPRESSION_FILES['h5']), lambda p: write_expression_h5(p, result))
     if tsv:
-      atomic_write(folder.claim(EXPRESSION_FILES['tsv']),
-                   lambda p: write_expression_tsv(p, result))
-    atomic_write(folder.claim(EXPRESSION_FILES['h5ad']),
-                 lambda p: result.to_anndata().write_h5ad(p))
+      atomic_write(folder.claim(EXPRESSION_FILES['tsv']), lambda p: write_expression_tsv(p, result))
+    atomic_write(
+        folder.claim(EXPRESSION_FILES['h5ad']), lambda p: result.to_anndata().write_h5ad(p)
+    )
   return result

@@ -33,8 +33,7 @@ from enformer.io.vcf import VariantSite
 from enformer.variants.scoring import VariantScorer, sequence_anchor, variant_interval
 
 
-def alt_position(t: int, variant_start: int, ref_length: int, alt_length: int,
-                 anchor: int) -> int:
+def alt_position(t: int, variant_start: int, ref_length: int, alt_length: int, anchor: int) -> int:
   """Where the reference base at 0-based `t` sits in the ALT sequence (genome coordinates).
 
   Args:
@@ -91,6 +90,7 @@ class GenePairs:
   (row of the gene table), the gene's expression for REF and ALT [P, N] and the signed distance
   (bp) of the variant to the gene's nearest TSS in the output (positive: downstream of it in the
   gene's direction of transcription)."""
+
   variant: np.ndarray
   gene: np.ndarray
   ref: np.ndarray
@@ -109,13 +109,19 @@ class GeneScorer:
     >>> pairs = scorer.score_sites(read_variants('my.vcf', fasta))   # pairs.ref, pairs.alt [P, N]
   """
 
-  def __init__(self, variant_scorer: VariantScorer, genes: pd.DataFrame, *, stat: str = 'sum',
-               bin_size: int = BIN_SIZE):
+  def __init__(
+      self,
+      variant_scorer: VariantScorer,
+      genes: pd.DataFrame,
+      *,
+      stat: str = 'sum',
+      bin_size: int = BIN_SIZE,
+  ):
     """Args:
-      variant_scorer: predictions and ensemble (`VariantScorer.site_predictions`).
-      genes: `enformer.genes.annotation.read_genes` output, chromosomes named as in the FASTA.
-      stat: 'sum' or 'max' over a gene's TSSs.
-      bin_size: bp per output bin.
+    variant_scorer: predictions and ensemble (`VariantScorer.site_predictions`).
+    genes: `enformer.genes.annotation.read_genes` output, chromosomes named as in the FASTA.
+    stat: 'sum' or 'max' over a gene's TSSs.
+    bin_size: bp per output bin.
     """
     if stat not in GENE_STATS:
       raise ValueError(f'stat must be one of {GENE_STATS}, got {stat!r}.')
@@ -129,8 +135,10 @@ class GeneScorer:
     """Shift → 0-based genome coordinate of output bin 0 of that member's window."""
     length = self.variants.sequence_length
     crop = (length - num_bins * self.bin_size) // 2
-    return {m.shift: variant_interval(site.fasta_chrom, site.pos, length, m.shift).start + crop
-            for m in self.variants.members}
+    return {
+        m.shift: variant_interval(site.fasta_chrom, site.pos, length, m.shift).start + crop
+        for m in self.variants.members
+    }
 
   def _site_genes(self, site: VariantSite, num_bins: int) -> List[Tuple[int, np.ndarray]]:
     """(gene row, its TSSs inside every member's output) for the genes scored with `site`."""
@@ -157,17 +165,36 @@ class GeneScorer:
         if not genes:
           return _empty_pairs()
       start = self._output_starts(site, self.num_bins)[member.shift]
-      interval = variant_interval(site.fasta_chrom, site.pos, self.variants.sequence_length,
-                                  member.shift)
+      interval = variant_interval(
+          site.fasta_chrom, site.pos, self.variants.sequence_length, member.shift
+      )
       anchor = sequence_anchor(interval, site.pos, self.variants.indel_anchor)
-      ref_values = np.stack([gene_expression(ref, start, tss, stat=self.stat,
-                                             bin_size=self.bin_size) for _, tss in genes])
-      alt_values = np.stack([
-          np.stack([gene_expression(
-              alt, start, [alt_position(int(t), v.start, len(v.ref), len(v.alt), anchor)
-                           for t in tss], stat=self.stat, bin_size=self.bin_size)
-                    for _, tss in genes])
-          for v, alt in zip(site.variants, alts)])  # [A, G, N]
+      ref_values = np.stack(
+          [
+              gene_expression(ref, start, tss, stat=self.stat, bin_size=self.bin_size)
+              for _, tss in genes
+          ]
+      )
+      alt_values = np.stack(
+          [
+              np.stack(
+                  [
+                      gene_expression(
+                          alt,
+                          start,
+                          [
+                              alt_position(int(t), v.start, len(v.ref), len(v.alt), anchor)
+                              for t in tss
+                          ],
+                          stat=self.stat,
+                          bin_size=self.bin_size,
+                      )
+                      for _, tss in genes
+                  ]
+              )
+              for v, alt in zip(site.variants, alts)
+          ]
+      )  # [A, G, N]
       ref_sum = ref_values if ref_sum is None else ref_sum + ref_values
       alt_sum = alt_values if alt_sum is None else alt_sum + alt_values
     count = len(self.variants.members)
@@ -186,7 +213,8 @@ class GeneScorer:
         gene=np.tile(gene_rows, num_alts),
         ref=np.tile(ref_mean, (num_alts, 1)).astype(np.float32),
         alt=alt_mean.reshape(num_alts * num_genes, -1).astype(np.float32),
-        distance=np.tile(np.asarray(distances, np.int64), num_alts))
+        distance=np.tile(np.asarray(distances, np.int64), num_alts),
+    )
 
   def score_sites(self, sites: Sequence[VariantSite], progress=None) -> GenePairs:
     """Pairs of all `sites`; `variant` counts the ALTs of `sites` in order."""
@@ -202,9 +230,13 @@ class GeneScorer:
 
 
 def _empty_pairs(num_tracks: int = 0) -> GenePairs:
-  return GenePairs(np.zeros(0, np.int64), np.zeros(0, np.int64),
-                   np.zeros((0, num_tracks), np.float32), np.zeros((0, num_tracks), np.float32),
-                   np.zeros(0, np.int64))
+  return GenePairs(
+      np.zeros(0, np.int64),
+      np.zeros(0, np.int64),
+      np.zeros((0, num_tracks), np.float32),
+      np.zeros((0, num_tracks), np.float32),
+      np.zeros(0, np.int64),
+  )
 
 
 def concatenate_pairs(parts: Sequence[GenePairs]) -> GenePairs:
@@ -212,12 +244,12 @@ def concatenate_pairs(parts: Sequence[GenePairs]) -> GenePairs:
   parts = [p for p in parts if len(p.variant)]
   if not parts:
     return _empty_pairs()
-  return GenePairs(*(np.concatenate([getattr(p, f.name) for p in parts])
-                     for f in dataclasses.fields(GenePairs)))
+  return GenePairs(
+      *(np.concatenate([getattr(p, f.name) for p in parts]) for f in dataclasses.fields(GenePairs))
+  )
 
 
 def sed_scores(ref: np.ndarray, alt: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
   """SED = ALT − REF and logSED = log2(1 + ALT) − log2(1 + REF), [P, N] float32."""
   ref, alt = np.asarray(ref, np.float64), np.asarray(alt, np.float64)
-  return ((alt - ref).astype(np.float32),
-          (np.log2(1 + alt) - np.log2(1 + ref)).astype(np.float32))
+  return ((alt - ref).astype(np.float32), (np.log2(1 + alt) - np.log2(1 + ref)).astype(np.float32))

@@ -18,8 +18,9 @@ from enformer.variants.shards import claim_merged_output, load_shards
 PathLike = sed_io.PathLike
 
 
-def merge_gene_scores(out: PathLike, shards: Sequence[PathLike], *, tsv: bool = False,
-                      overwrite: bool = False) -> Dict[str, List[str]]:
+def merge_gene_scores(
+    out: PathLike, shards: Sequence[PathLike], *, tsv: bool = False, overwrite: bool = False
+) -> Dict[str, List[str]]:
   """Writes the sed.h5 (and, with `tsv`, its TSV) of a run scored as N shard files.
 
   Raises:
@@ -37,13 +38,24 @@ def merge_gene_scores(out: PathLike, shards: Sequence[PathLike], *, tsv: bool = 
     variants = lambda name: np.concatenate([getattr(s, name) for _, s, _ in loaded])[order]
     pairs = lambda name: np.concatenate([getattr(s, name) for _, s, _ in loaded])[pair_order]
     merged = sed_io.GeneScores(
-        snp=variants('snp'), chr=variants('chr'), pos=variants('pos'), ref=variants('ref'),
-        alt=variants('alt'), si=pair_rows[pair_order], gene=pairs('gene'),
-        gene_name=pairs('gene_name'), strand=pairs('strand'), tss_distance=pairs('tss_distance'),
-        target_ids=first_scores.target_ids, target_labels=first_scores.target_labels,
-        scores={name: np.concatenate([s.scores[name] for _, s, _ in loaded])[pair_order]
-                for name in first_scores.scores},
-        attrs=dict(first_scores.attrs, merged_shards=len(loaded)))
+        snp=variants('snp'),
+        chr=variants('chr'),
+        pos=variants('pos'),
+        ref=variants('ref'),
+        alt=variants('alt'),
+        si=pair_rows[pair_order],
+        gene=pairs('gene'),
+        gene_name=pairs('gene_name'),
+        strand=pairs('strand'),
+        tss_distance=pairs('tss_distance'),
+        target_ids=first_scores.target_ids,
+        target_labels=first_scores.target_labels,
+        scores={
+            name: np.concatenate([s.scores[name] for _, s, _ in loaded])[pair_order]
+            for name in first_scores.scores
+        },
+        attrs=dict(first_scores.attrs, merged_shards=len(loaded)),
+    )
     return write_gene_score_files(merged, out, tsv=tsv)
 
 

@@ -34,8 +34,9 @@ class CheckpointMismatchError(ValueError):
     changes: the arguments to change, with the values that fit ({} when shapes cannot tell).
   """
 
-  def __init__(self, message: str, prefix: str, fits: Mapping[str, Any],
-               changes: Mapping[str, Any]):
+  def __init__(
+      self, message: str, prefix: str, fits: Mapping[str, Any], changes: Mapping[str, Any]
+  ):
     super().__init__(message)
     self.prefix, self.fits, self.changes = prefix, dict(fits), dict(changes)
 
@@ -56,7 +57,8 @@ def _unreadable(prefix: str, error: BaseException, part: str) -> CheckpointReadE
   return CheckpointReadError(
       f'Checkpoint {prefix} cannot be read: {files} is truncated or corrupt ({detail}). Copy or '
       'download the checkpoint again (a training run: resume from an earlier checkpoint by '
-      'deleting this one).')
+      'deleting this one).'
+  )
 
 
 _READ_ERRORS = (tf.errors.OpError, IndexError)  # IndexError: 'Read less bytes than requested'.
@@ -73,19 +75,25 @@ def checkpoint_prefix(path: str) -> str:
       return latest
     indices = sorted(tf.io.gfile.glob(os.path.join(path, '*.index')))
     if len(indices) == 1:
-      return indices[0][:-len('.index')]
+      return indices[0][: -len('.index')]
     if indices:
-      names = [os.path.basename(i)[:-len('.index')] for i in indices]
-      raise ValueError(f'{path} holds several checkpoints ({", ".join(names)}) and no '
-                       f"'checkpoint' file naming the latest; pass one prefix, e.g. "
-                       f'{os.path.join(path, names[0])}.')
-  raise FileNotFoundError(f'No checkpoint at {path}: expected a prefix with a .index file or a '
-                          'folder holding one.')
+      names = [os.path.basename(i)[: -len('.index')] for i in indices]
+      raise ValueError(
+          f'{path} holds several checkpoints ({", ".join(names)}) and no '
+          f"'checkpoint' file naming the latest; pass one prefix, e.g. "
+          f'{os.path.join(path, names[0])}.'
+      )
+  raise FileNotFoundError(
+      f'No checkpoint at {path}: expected a prefix with a .index file or a ' 'folder holding one.'
+  )
 
 
 def _is_optimizer_key(key: str) -> bool:
-  return key.startswith(('optimizer/', 'save_counter/')) or '.OPTIMIZER_SLOT' in key or (
-      key == '_CHECKPOINTABLE_OBJECT_GRAPH')
+  return (
+      key.startswith(('optimizer/', 'save_counter/'))
+      or '.OPTIMIZER_SLOT' in key
+      or (key == '_CHECKPOINTABLE_OBJECT_GRAPH')
+  )
 
 
 def checkpoint_variables(module: tf.Module, root: str = 'module') -> Dict[str, tf.Variable]:
@@ -116,17 +124,26 @@ def checkpoint_variables(module: tf.Module, root: str = 'module') -> Dict[str, t
 
 def model_variable_shapes(model: Enformer, root: str = 'module') -> Dict[str, Tuple[int, ...]]:
   """Checkpoint key → shape of every variable of `tf.train.Checkpoint(**{root: model})`."""
-  return {key: tuple(variable.shape.as_list())
-          for key, variable in checkpoint_variables(model, root).items()}
+  return {
+      key: tuple(variable.shape.as_list())
+      for key, variable in checkpoint_variables(model, root).items()
+  }
 
 
 def checkpoint_root(shape_map: Mapping[str, Sequence[int]]) -> str:
   """Name the model was saved under (`module` for DeepMind's; e.g. `model` for others)."""
-  roots = sorted({k[:-len('/' + _STEM_CONV + VARIABLE_SUFFIX)] for k in shape_map
-                  if k.endswith('/' + _STEM_CONV + VARIABLE_SUFFIX)})
+  roots = sorted(
+      {
+          k[: -len('/' + _STEM_CONV + VARIABLE_SUFFIX)]
+          for k in shape_map
+          if k.endswith('/' + _STEM_CONV + VARIABLE_SUFFIX)
+      }
+  )
   if not roots:
-    raise ValueError('The checkpoint holds no Enformer (no stem convolution variable '
-                     f'.../{_STEM_CONV}); is it a checkpoint of this model?')
+    raise ValueError(
+        'The checkpoint holds no Enformer (no stem convolution variable '
+        f'.../{_STEM_CONV}); is it a checkpoint of this model?'
+    )
   return 'module' if 'module' in roots else roots[0]
 
 
@@ -146,8 +163,9 @@ def read_shapes(checkpoint: Union[str, os.PathLike]) -> Dict[str, Tuple[int, ...
   return {key: tuple(shape) for key, shape in shapes.items()}
 
 
-def infer_config(checkpoint: Union[str, os.PathLike, ShapeMap],
-                 root: Optional[str] = None) -> Dict[str, Any]:
+def infer_config(
+    checkpoint: Union[str, os.PathLike, ShapeMap], root: Optional[str] = None
+) -> Dict[str, Any]:
   """Architecture arguments of `Enformer` that fit a checkpoint (from its variable shapes).
 
   Infers channels (stem conv [15, C_in, C/2]), input_channels, the conv tower's rounding
@@ -160,8 +178,7 @@ def infer_config(checkpoint: Union[str, os.PathLike, ShapeMap],
     root: name the model is saved under; default found from the stem convolution
       (`checkpoint_root`).
   """
-  shape_map = (read_shapes(checkpoint) if isinstance(checkpoint, (str, os.PathLike))
-               else checkpoint)
+  shape_map = read_shapes(checkpoint) if isinstance(checkpoint, (str, os.PathLike)) else checkpoint
   root = root or checkpoint_root(shape_map)
 
   def keys(pattern: str) -> List[re.Match]:
@@ -175,8 +192,10 @@ def infer_config(checkpoint: Union[str, os.PathLike, ShapeMap],
   biases = keys(r'_trunk/_layers/2/_layers/\d+/.*_r_w_bias/')
   if biases:
     config['num_heads'] = int(shape_map[biases[0].string][1])
-  tower = sorted((int(m.group(1)), int(shape_map[m.string][-1]))
-                 for m in keys(r'_trunk/_layers/1/_layers/(\d+)/_layers/0/_layers/2/w/'))
+  tower = sorted(
+      (int(m.group(1)), int(shape_map[m.string][-1]))
+      for m in keys(r'_trunk/_layers/1/_layers/(\d+)/_layers/0/_layers/2/w/')
+  )
   divisible_by = _tower_rounding(config['channels'], [width for _, width in tower])
   if divisible_by is not None and divisible_by != 128:
     config['conv_tower_divisible_by'] = divisible_by
@@ -209,7 +228,7 @@ def format_config(config: Mapping[str, Any]) -> str:
 
 def short_key(key: str) -> str:
   """A checkpoint key without the '/.ATTRIBUTES/VARIABLE_VALUE' suffix."""
-  return key[:-len(VARIABLE_SUFFIX)] if key.endswith(VARIABLE_SUFFIX) else key
+  return key[: -len(VARIABLE_SUFFIX)] if key.endswith(VARIABLE_SUFFIX) else key
 
 
 @dataclasses.dataclass(frozen=True)
@@ -225,6 +244,7 @@ class CheckpointComparison:
     expected: key → shape of every variable of the model.
     stored: key → shape of every variable of the checkpoint's model tree.
   """
+
   prefix: str
   root: str
   expected: Mapping[str, Tuple[int, ...]]
@@ -244,16 +264,19 @@ class CheckpointComparison:
 
   def mismatched(self, scope: str = '') -> List[str]:
     """Variables (under `<root>/<scope>`) of both, with different shapes."""
-    return self._scoped((k for k in set(self.expected) & set(self.stored)
-                         if self.expected[k] != self.stored[k]), scope)
+    return self._scoped(
+        (k for k in set(self.expected) & set(self.stored) if self.expected[k] != self.stored[k]),
+        scope,
+    )
 
   def inferred_config(self) -> Dict[str, Any]:
     """The `Enformer` configuration the checkpoint fits (`infer_config`)."""
     return infer_config(self.stored, self.root)
 
 
-def compare_with_checkpoint(model: Enformer,
-                            checkpoint: Union[str, os.PathLike]) -> CheckpointComparison:
+def compare_with_checkpoint(
+    model: Enformer, checkpoint: Union[str, os.PathLike]
+) -> CheckpointComparison:
   """Compares the variables of `model` (created here if needed) with a checkpoint's.
 
   The one checker of the package: `verify_checkpoint` (exact match, before `load_model` restores)
@@ -262,11 +285,13 @@ def compare_with_checkpoint(model: Enformer,
   prefix = checkpoint_prefix(checkpoint)
   shape_map = read_shapes(prefix)
   root = checkpoint_root(shape_map)
-  stored = {k: v for k, v in shape_map.items()
-            if k.startswith(root + '/') and not _is_optimizer_key(k)}
+  stored = {
+      k: v for k, v in shape_map.items() if k.startswith(root + '/') and not _is_optimizer_key(k)
+  }
   model.build_variables()
-  return CheckpointComparison(prefix=prefix, root=root,
-                              expected=model_variable_shapes(model, root), stored=stored)
+  return CheckpointComparison(
+      prefix=prefix, root=root, expected=model_variable_shapes(model, root), stored=stored
+  )
 
 
 def verify_checkpoint(model: Enformer, prefix: str) -> str:
@@ -292,23 +317,34 @@ def verify_checkpoint(model: Enformer, prefix: str) -> str:
     if not names:
       return ''
     more = f' (and {len(names) - _MAX_LISTED} more)' if len(names) > _MAX_LISTED else ''
-    return (f'\n  {len(names)} {title}{more}: '
-            + '; '.join(describe(k) for k in names[:_MAX_LISTED]))
+    return f'\n  {len(names)} {title}{more}: ' + '; '.join(describe(k) for k in names[:_MAX_LISTED])
 
   inferred = comparison.inferred_config()
   given = {k: v for k, v in model.config.items() if k in inferred}
   differences = {k: v for k, v in inferred.items() if given.get(k) != v}
   raise CheckpointMismatchError(
       f'Checkpoint {prefix} does not fit Enformer({format_config(given)}):'
-      + listing('model variables missing from the checkpoint', missing,
-                lambda k: f'{short_key(k)} {list(expected[k])}')
-      + listing('checkpoint variables the model lacks', unexpected,
-                lambda k: f'{short_key(k)} {list(stored[k])}')
-      + listing('shape mismatches (model vs checkpoint)', mismatched,
-                lambda k: f'{short_key(k)} {list(expected[k])} vs {list(stored[k])}')
+      + listing(
+          'model variables missing from the checkpoint',
+          missing,
+          lambda k: f'{short_key(k)} {list(expected[k])}',
+      )
+      + listing(
+          'checkpoint variables the model lacks',
+          unexpected,
+          lambda k: f'{short_key(k)} {list(stored[k])}',
+      )
+      + listing(
+          'shape mismatches (model vs checkpoint)',
+          mismatched,
+          lambda k: f'{short_key(k)} {list(expected[k])} vs {list(stored[k])}',
+      )
       + f'\n  The checkpoint fits: {format_config(inferred)}'
       + (f'\n  Change: {format_config(differences)}' if differences else ''),
-      prefix=prefix, fits=inferred, changes=differences)
+      prefix=prefix,
+      fits=inferred,
+      changes=differences,
+  )
 
 
 def restore_checkpoint(model: Enformer, path: str) -> str:

@@ -37,8 +37,9 @@ CONFIG_FILENAME = EXPORT_CONFIG
 class _HubModule(tf.Module):
   """What `hub.load(path).model` is: `predict_on_batch` that centre-crops to the model length."""
 
-  def __init__(self, model: Enformer, sequence_length: int, model_sequence_length: int,
-               fast: bool = True):
+  def __init__(
+      self, model: Enformer, sequence_length: int, model_sequence_length: int, fast: bool = True
+  ):
     super().__init__(name='hub_model')
     self.enformer = model
     trim = (sequence_length - model_sequence_length) // 2
@@ -52,15 +53,18 @@ class _HubModule(tf.Module):
 
     def predict_on_batch(x: tf.Tensor) -> Dict[str, tf.Tensor]:
       """[B, sequence_length, C] → {head: [B, T, N]} on the centre model_sequence_length bp."""
-      return forward(x[:, trim:trim + model_sequence_length])
+      return forward(x[:, trim : trim + model_sequence_length])
 
     self.predict_on_batch = tf.function(
-        predict_on_batch, autograph=False,
-        input_signature=[tf.TensorSpec([None, sequence_length, channels], tf.float32)])
+        predict_on_batch,
+        autograph=False,
+        input_signature=[tf.TensorSpec([None, sequence_length, channels], tf.float32)],
+    )
 
 
-def with_recomputed_gradient(forward: Callable[[tf.Tensor], Dict[str, tf.Tensor]],
-                             heads: Sequence[str]) -> Callable[[tf.Tensor], Dict[str, tf.Tensor]]:
+def with_recomputed_gradient(
+    forward: Callable[[tf.Tensor], Dict[str, tf.Tensor]], heads: Sequence[str]
+) -> Callable[[tf.Tensor], Dict[str, tf.Tensor]]:
   """`forward` (x [B, L, C] → {head: [B, T, N]}, reading model variables) with a gradient that
   runs `forward` again under a tape, inside the backward pass, and differentiates it there.
 
@@ -87,8 +91,12 @@ def with_recomputed_gradient(forward: Callable[[tf.Tensor], Dict[str, tf.Tensor]
         recomputed = forward(x)
       ys = [recomputed[head] for head in heads]
       dys = [tf.zeros_like(y) if dy is None else dy for y, dy in zip(ys, upstream)]
-      gradients = tape.gradient(ys, [x] + variables, output_gradients=dys,
-                                unconnected_gradients=tf.UnconnectedGradients.ZERO)
+      gradients = tape.gradient(
+          ys,
+          [x] + variables,
+          output_gradients=dys,
+          unconnected_gradients=tf.UnconnectedGradients.ZERO,
+      )
       return gradients[0], gradients[1:]
 
     return [outputs[head] for head in heads], gradient
@@ -96,9 +104,15 @@ def with_recomputed_gradient(forward: Callable[[tf.Tensor], Dict[str, tf.Tensor]
   return lambda x: dict(zip(heads, flat_forward(x)))
 
 
-def export_hub_module(model: Enformer, out_dir: str, sequence_length: int = HUB_SEQUENCE_LENGTH,
-                      model_sequence_length: Optional[int] = None, *, fast: bool = True,
-                      overwrite: bool = False) -> str:
+def export_hub_module(
+    model: Enformer,
+    out_dir: str,
+    sequence_length: int = HUB_SEQUENCE_LENGTH,
+    model_sequence_length: Optional[int] = None,
+    *,
+    fast: bool = True,
+    overwrite: bool = False,
+) -> str:
   """Saves `model` as a TF-Hub-compatible SavedModel.
 
   `hub.load(out_dir).model.predict_on_batch(x)` then takes x [B, sequence_length, C] float32,
@@ -130,8 +144,10 @@ def export_hub_module(model: Enformer, out_dir: str, sequence_length: int = HUB_
   model.build_variables()  # Variables created in __init__ alone do not make a built model.
   remote = '://' in out_dir
   if remote and tf.io.gfile.exists(os.path.join(out_dir, 'saved_model.pb')) and not overwrite:
-    raise FileExistsError(f'{out_dir} already holds a SavedModel; pass overwrite=True to '
-                          'replace it, or choose a new folder.')
+    raise FileExistsError(
+        f'{out_dir} already holds a SavedModel; pass overwrite=True to '
+        'replace it, or choose a new folder.'
+    )
   if not remote:
     check_export_folder(out_dir, overwrite)
   hub_module = _HubModule(model, sequence_length, model_sequence_length, fast=fast)
@@ -143,16 +159,22 @@ def export_hub_module(model: Enformer, out_dir: str, sequence_length: int = HUB_
   root.variables = list(model.variables)
   root.trainable_variables = list(model.trainable_variables)
   root.regularization_losses = []
-  metadata = dict(config=model.config, sequence_length=int(sequence_length),
-                  model_sequence_length=int(model_sequence_length),
-                  output_length=model.output_length(model_sequence_length),
-                  heads=model.config['heads'])
+  metadata = dict(
+      config=model.config,
+      sequence_length=int(sequence_length),
+      model_sequence_length=int(model_sequence_length),
+      output_length=model.output_length(model_sequence_length),
+      heads=model.config['heads'],
+  )
 
   def save(folder: str) -> None:
-    tf.saved_model.save(root, folder,
-                        signatures={'serving_default': root.model.predict_on_batch},
-                        # The recomputing gradient of `with_recomputed_gradient` goes with it.
-                        options=tf.saved_model.SaveOptions(experimental_custom_gradients=True))
+    tf.saved_model.save(
+        root,
+        folder,
+        signatures={'serving_default': root.model.predict_on_batch},
+        # The recomputing gradient of `with_recomputed_gradient` goes with it.
+        options=tf.saved_model.SaveOptions(experimental_custom_gradients=True),
+    )
     with tf.io.gfile.GFile(os.path.join(folder, CONFIG_FILENAME), 'w') as handle:
       json.dump(metadata, handle, indent=1)
 
@@ -190,6 +212,7 @@ def restore_exported_variables(model: Enformer, path: str) -> None:
   """
   model.build_variables()
   status = tf.train.Checkpoint(model=_ExportedModel(model)).read(
-      os.path.join(path, 'variables', 'variables'))
+      os.path.join(path, 'variables', 'variables')
+  )
   status.expect_partial()
   status.assert_existing_objects_matched()

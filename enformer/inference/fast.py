@@ -56,20 +56,26 @@ def cpu_has_bfloat16() -> Optional[bool]:
 def bfloat16_is_emulated() -> bool:
   """Whether bfloat16 would run on a CPU without bfloat16 instructions (and no GPU/TPU), where
   TensorFlow emulates it: slower than float32 and less accurate than bfloat16 hardware."""
-  return (cpu_has_bfloat16() is False and not tf.config.list_logical_devices('GPU') and
-          not tf.config.list_logical_devices('TPU'))
+  return (
+      cpu_has_bfloat16() is False
+      and not tf.config.list_logical_devices('GPU')
+      and not tf.config.list_logical_devices('TPU')
+  )
 
 
 def warn_if_bfloat16_is_emulated() -> None:
   """Warns when bfloat16 is emulated (`bfloat16_is_emulated`): TensorFlow then converts every
   operand, which makes bfloat16 slower than float32."""
   if bfloat16_is_emulated():
-    warnings.warn('precision bfloat16 on a CPU without bfloat16 instructions (AVX-512 BF16 / '
-                  'AMX): TensorFlow emulates them, which is slower than float32 here and less '
-                  'accurate than bfloat16 hardware (its batched matmuls accumulate with less '
-                  'precision). Use float32 on this machine; bfloat16 pays on GPUs, TPUs and CPUs '
-                  'with AVX-512 BF16.',
-                  RuntimeWarning, stacklevel=3)
+    warnings.warn(
+        'precision bfloat16 on a CPU without bfloat16 instructions (AVX-512 BF16 / '
+        'AMX): TensorFlow emulates them, which is slower than float32 here and less '
+        'accurate than bfloat16 hardware (its batched matmuls accumulate with less '
+        'precision). Use float32 on this machine; bfloat16 pays on GPUs, TPUs and CPUs '
+        'with AVX-512 BF16.',
+        RuntimeWarning,
+        stacklevel=3,
+    )
 
 
 def halo_length(model: enformer_lib.Enformer, num_blocks: int) -> int:
@@ -83,8 +89,12 @@ def halo_length(model: enformer_lib.Enformer, num_blocks: int) -> int:
   return (-(-radius // resolution) + 1) * resolution
 
 
-def _high_resolution(model: enformer_lib.Enformer, x: tf.Tensor, num_blocks: int,
-                     valid: Optional[Callable[[int, int], tf.Tensor]] = None) -> tf.Tensor:
+def _high_resolution(
+    model: enformer_lib.Enformer,
+    x: tf.Tensor,
+    num_blocks: int,
+    valid: Optional[Callable[[int, int], tf.Tensor]] = None,
+) -> tf.Tensor:
   """Stem and the first `num_blocks` conv-tower blocks: [B, L, C_in] → [B, L / 2^(k+1), C_k].
 
   `valid(resolution, length)` gives the [1, length, 1] mask of positions inside the sequence
@@ -107,8 +117,14 @@ def chunk_length_for(sequence_length: int, target: int = CHUNK_LENGTH) -> int:
   return per_chunk * enformer_lib.BIN_SIZE
 
 
-def tower_window(model: enformer_lib.Enformer, window: tf.Tensor, start: tf.Tensor, length: int,
-            num_blocks: int, halo: int) -> tf.Tensor:
+def tower_window(
+    model: enformer_lib.Enformer,
+    window: tf.Tensor,
+    start: tf.Tensor,
+    length: int,
+    num_blocks: int,
+    halo: int,
+) -> tf.Tensor:
   """Stem + first `num_blocks` conv-tower blocks on `window` [1, W, C_in], the input positions
   [start − halo, start − halo + W) of a sequence of `length` bp (zeros outside it); returns the
   outputs for [start, start + W − 2·halo) at 2^(k+1) bp resolution:
@@ -122,13 +138,14 @@ def tower_window(model: enformer_lib.Enformer, window: tf.Tensor, start: tf.Tens
     return tf.cast(inside, window.dtype)[..., tf.newaxis]
 
   y = _high_resolution(model, window, num_blocks, valid)
-  out_resolution = 2**(num_blocks + 1)
+  out_resolution = 2 ** (num_blocks + 1)
   trim = halo // out_resolution
-  return y[:, trim:trim + (window.shape[1] - 2 * halo) // out_resolution]
+  return y[:, trim : trim + (window.shape[1] - 2 * halo) // out_resolution]
 
 
-def _chunked_high_resolution(model: enformer_lib.Enformer, x: tf.Tensor, num_blocks: int,
-                             chunk_length: int) -> tf.Tensor:
+def _chunked_high_resolution(
+    model: enformer_lib.Enformer, x: tf.Tensor, num_blocks: int, chunk_length: int
+) -> tf.Tensor:
   """`_high_resolution` over chunks of `chunk_length` bp (+ halo), sequentially; same result.
 
   The loop runs over (sequence, chunk) pairs, so a batch of B sequences makes B × more
@@ -137,7 +154,7 @@ def _chunked_high_resolution(model: enformer_lib.Enformer, x: tf.Tensor, num_blo
   length = x.shape[1]
   num_chunks = length // chunk_length
   halo = halo_length(model, num_blocks)
-  out_resolution = 2**(num_blocks + 1)
+  out_resolution = 2 ** (num_blocks + 1)
   padded = tf.pad(x, [[0, 0], [halo, halo], [0, 0]])  # Zeros, as 'SAME' padding of the stem conv.
 
   def one_chunk(index: tf.Tensor) -> tf.Tensor:
@@ -148,14 +165,18 @@ def _chunked_high_resolution(model: enformer_lib.Enformer, x: tf.Tensor, num_blo
 
   channels = model.trunk.conv_tower.blocks[num_blocks - 1].filters
   signature = tf.TensorSpec([chunk_length // out_resolution, channels], x.dtype)
-  chunks = tf.map_fn(one_chunk, tf.range(tf.shape(x)[0] * num_chunks),
-                     fn_output_signature=signature,
-                     parallel_iterations=1)  # [B · n, chunk / 2^(k+1), C_k]
+  chunks = tf.map_fn(
+      one_chunk,
+      tf.range(tf.shape(x)[0] * num_chunks),
+      fn_output_signature=signature,
+      parallel_iterations=1,
+  )  # [B · n, chunk / 2^(k+1), C_k]
   return tf.reshape(chunks, [-1, length // out_resolution, channels])
 
 
-def fast_tower(model: enformer_lib.Enformer, x: tf.Tensor,
-               chunk_length: Optional[int] = None) -> tf.Tensor:
+def fast_tower(
+    model: enformer_lib.Enformer, x: tf.Tensor, chunk_length: Optional[int] = None
+) -> tf.Tensor:
   """Inference stem + conv tower: [B, L, input_channels] → [B, L / 128, C].
 
   Args:
@@ -167,9 +188,11 @@ def fast_tower(model: enformer_lib.Enformer, x: tf.Tensor,
   length = x.shape[1]
   if chunk_length and num_blocks and chunk_length < length:
     if length % chunk_length or chunk_length % enformer_lib.BIN_SIZE:
-      raise ValueError(f'chunk_length ({chunk_length:,}) must be a multiple of '
-                       f'{enformer_lib.BIN_SIZE} that divides the input length ({length:,}); '
-                       f'e.g. {chunk_length_for(length, chunk_length):,}.')
+      raise ValueError(
+          f'chunk_length ({chunk_length:,}) must be a multiple of '
+          f'{enformer_lib.BIN_SIZE} that divides the input length ({length:,}); '
+          f'e.g. {chunk_length_for(length, chunk_length):,}.'
+      )
     x = _chunked_high_resolution(model, x, num_blocks, chunk_length)
   else:
     x = _high_resolution(model, x, num_blocks)
@@ -178,14 +201,14 @@ def fast_tower(model: enformer_lib.Enformer, x: tf.Tensor,
   return x
 
 
-def fast_trunk(model: enformer_lib.Enformer, x: tf.Tensor,
-               chunk_length: Optional[int] = None) -> tf.Tensor:
+def fast_trunk(
+    model: enformer_lib.Enformer, x: tf.Tensor, chunk_length: Optional[int] = None
+) -> tf.Tensor:
   """Inference trunk, [B, L, input_channels] → [B, T', trunk_channels] (`is_training=False`)."""
   return model.trunk.fused_after_tower(fast_tower(model, x, chunk_length))
 
 
-def fast_heads(model: enformer_lib.Enformer, embedding: tf.Tensor,
-               heads: Sequence[str]) -> Outputs:
+def fast_heads(model: enformer_lib.Enformer, embedding: tf.Tensor, heads: Sequence[str]) -> Outputs:
   """Softplus heads on the trunk embedding: {head: [B, T', N] float32}."""
   return {head: model.heads[head].fused(embedding) for head in heads}
 
@@ -197,9 +220,16 @@ class FastForward:
   once per batch size).
   """
 
-  def __init__(self, model: enformer_lib.Enformer, sequence_length: int,
-               heads: Optional[Sequence[str]] = None, *, mode: str = 'graph',
-               chunk_length: Optional[int] = -1, precision: str = 'float32'):
+  def __init__(
+      self,
+      model: enformer_lib.Enformer,
+      sequence_length: int,
+      heads: Optional[Sequence[str]] = None,
+      *,
+      mode: str = 'graph',
+      chunk_length: Optional[int] = -1,
+      precision: str = 'float32',
+  ):
     if mode not in MODES:
       raise ValueError(f'Unknown mode {mode!r}; use one of {MODES}.')
     if precision not in PRECISIONS:
@@ -219,16 +249,31 @@ class FastForward:
     self._dtype = tf.bfloat16 if precision == 'bfloat16' else tf.float32
     input_channels = model.config['input_channels']
     signature = [tf.TensorSpec([None, sequence_length, input_channels], tf.float32)]
-    self._function = tf.function(self._forward, jit_compile=mode == 'xla', autograph=False,
-                                 input_signature=signature)
-    self._trunk_function = tf.function(self._trunk, jit_compile=mode == 'xla', autograph=False,
-                                       input_signature=signature)
-    self._tower_function = tf.function(self._tower, jit_compile=mode == 'xla', autograph=False,
-                                       input_signature=signature)
-    tower_signature = [tf.TensorSpec([None, sequence_length // enformer_lib.BIN_SIZE,
-                                      model.trunk.conv_tower.blocks[-1].filters], self._dtype)]
-    self._after_tower_function = tf.function(self._after_tower, jit_compile=mode == 'xla',
-                                             autograph=False, input_signature=tower_signature)
+    self._function = tf.function(
+        self._forward, jit_compile=mode == 'xla', autograph=False, input_signature=signature
+    )
+    self._trunk_function = tf.function(
+        self._trunk, jit_compile=mode == 'xla', autograph=False, input_signature=signature
+    )
+    self._tower_function = tf.function(
+        self._tower, jit_compile=mode == 'xla', autograph=False, input_signature=signature
+    )
+    tower_signature = [
+        tf.TensorSpec(
+            [
+                None,
+                sequence_length // enformer_lib.BIN_SIZE,
+                model.trunk.conv_tower.blocks[-1].filters,
+            ],
+            self._dtype,
+        )
+    ]
+    self._after_tower_function = tf.function(
+        self._after_tower,
+        jit_compile=mode == 'xla',
+        autograph=False,
+        input_signature=tower_signature,
+    )
 
   @property
   def dtype(self) -> tf.DType:
@@ -257,7 +302,8 @@ class FastForward:
     if x.shape[1] != self.sequence_length:
       raise ValueError(
           f'This fast forward was compiled for {self.sequence_length:,} bp inputs, got '
-          f'{x.shape[1]:,} bp. Call enformer.inference.fast.compile_forward(model, {x.shape[1]}).')
+          f'{x.shape[1]:,} bp. Call enformer.inference.fast.compile_forward(model, {x.shape[1]}).'
+      )
     if x.shape[0] == 0:
       raise ValueError('Empty batch: pass at least one sequence [B >= 1, L, C].')
     return x
@@ -285,11 +331,15 @@ class FastForward:
     return self._after_tower_function(tower)
 
 
-def compile_forward(model: enformer_lib.Enformer,
-                    sequence_length: int = enformer_lib.SEQUENCE_LENGTH,
-                    heads: Optional[Sequence[str]] = None, *, mode: str = 'graph',
-                    chunk_length: Optional[int] = -1,
-                    precision: str = 'float32') -> FastForward:
+def compile_forward(
+    model: enformer_lib.Enformer,
+    sequence_length: int = enformer_lib.SEQUENCE_LENGTH,
+    heads: Optional[Sequence[str]] = None,
+    *,
+    mode: str = 'graph',
+    chunk_length: Optional[int] = -1,
+    precision: str = 'float32',
+) -> FastForward:
   """Fast inference forward of `model` for inputs of `sequence_length` bp.
 
   Args:
@@ -308,12 +358,14 @@ def compile_forward(model: enformer_lib.Enformer,
     `FastForward`: callable x [B, L, input_channels] → {head: [B, T', N]} equal to
     `model(x, is_training=False)` within float32 rounding (≤ 1e-5 relative) in float32.
   """
-  return FastForward(model, sequence_length, heads, mode=mode, chunk_length=chunk_length,
-                     precision=precision)
+  return FastForward(
+      model, sequence_length, heads, mode=mode, chunk_length=chunk_length, precision=precision
+  )
 
 
-def plain_forward(model: enformer_lib.Enformer,
-                  heads: Optional[Sequence[str]] = None) -> Callable[[tf.Tensor], Outputs]:
+def plain_forward(
+    model: enformer_lib.Enformer, heads: Optional[Sequence[str]] = None
+) -> Callable[[tf.Tensor], Outputs]:
   """The baseline: `model(x, is_training=False)` under `tf.function` (reference op sequence)."""
   heads = model.select_heads(heads)
 

@@ -63,6 +63,7 @@ class HaplotypeStats:
     tower_share: the stem and conv tower's share of a full pass's multiply-adds.
     sequence_length: L.
   """
+
   haplotypes: int = 0
   distinct: int = 0
   reference_like: int = 0
@@ -85,8 +86,12 @@ class HaplotypeStats:
     computed stage outputs count tower_share × `tower_work` (their multiply-adds ÷ a full
     tower's),
     transformer + heads runs count 1 − tower_share."""
-    return (self.windows + self.full_passes + self.tower_share * self.tower_work +
-            (1 - self.tower_share) * self.transformer_passes)
+    return (
+        self.windows
+        + self.full_passes
+        + self.tower_share * self.tower_work
+        + (1 - self.tower_share) * self.transformer_passes
+    )
 
   @property
   def speedup(self) -> float:
@@ -95,24 +100,35 @@ class HaplotypeStats:
 
   def add(self, other: 'HaplotypeStats') -> None:
     """Adds the counts of `other` (same model and length) to these."""
-    for field in ('haplotypes', 'distinct', 'reference_like', 'windows', 'tower_positions',
-                  'tower_work', 'transformer_passes', 'full_passes'):
+    for field in (
+        'haplotypes',
+        'distinct',
+        'reference_like',
+        'windows',
+        'tower_positions',
+        'tower_work',
+        'transformer_passes',
+        'full_passes',
+    ):
       setattr(self, field, getattr(self, field) + getattr(other, field))
     self.tower_share = other.tower_share or self.tower_share
     self.sequence_length = other.sequence_length or self.sequence_length
 
   def format(self) -> str:
     """One line for logs and reports."""
-    return (f'{self.haplotypes:,} haplotypes in {self.windows:,} windows: {self.distinct:,} '
-            f'distinct ({self.reused:,} reused, {self.reference_like:,} equal to the reference), '
-            f'{self.tower_positions:,} tower positions ({self.tower_work:,.2f} full towers), '
-            f'{self.transformer_passes:,} transformer passes, '
-            f'{self.full_passes:,} full passes = {self.full_pass_equivalents:,.1f} full-pass '
-            f'equivalents ({self.speedup:.2f}× fewer than one full pass per haplotype)')
+    return (
+        f'{self.haplotypes:,} haplotypes in {self.windows:,} windows: {self.distinct:,} '
+        f'distinct ({self.reused:,} reused, {self.reference_like:,} equal to the reference), '
+        f'{self.tower_positions:,} tower positions ({self.tower_work:,.2f} full towers), '
+        f'{self.transformer_passes:,} transformer passes, '
+        f'{self.full_passes:,} full passes = {self.full_pass_equivalents:,.1f} full-pass '
+        f'equivalents ({self.speedup:.2f}× fewer than one full pass per haplotype)'
+    )
 
 
-def tower_share(model: enformer_lib.Enformer, sequence_length: int,
-                heads: Optional[Sequence[str]] = None) -> float:
+def tower_share(
+    model: enformer_lib.Enformer, sequence_length: int, heads: Optional[Sequence[str]] = None
+) -> float:
   """Share of the multiply-adds of one forward pass spent in the stem and conv tower.
 
   The stem and tower are counted as the fused forward computes them (`tower_macs` of the whole
@@ -122,10 +138,15 @@ def tower_share(model: enformer_lib.Enformer, sequence_length: int,
   tower = tower_macs(model, sequence_length)
   config = model.config
   selected = model.select_heads(heads)
-  rest = analytic_gflop(config['channels'], config['num_heads'], config['num_transformer_layers'],
-                        sequence_length, config['target_length'],
-                        heads={head: config['heads'][head] for head in selected},
-                        pooling_type=config['pooling_type'])
+  rest = analytic_gflop(
+      config['channels'],
+      config['num_heads'],
+      config['num_transformer_layers'],
+      sequence_length,
+      config['target_length'],
+      heads={head: config['heads'][head] for head in selected},
+      pooling_type=config['pooling_type'],
+  )
   after = (rest['transformer'] + rest['final_pointwise'] + rest['heads']) * 1e9
   return 2.0 * tower / (2.0 * tower + after)
 
@@ -149,7 +170,7 @@ def tower_macs(model: enformer_lib.Enformer, length: int) -> int:
   macs = _weights(stem.conv) * length
   macs += _weights(stem.residual.module.conv) * length + _weights(stem.pool) * (length // 2)
   for i, block in enumerate(blocks):
-    width = length // 2**(i + 1)
+    width = length // 2 ** (i + 1)
     macs += _weights(block.conv_block.conv) * width
     macs += _weights(block.residual.module.conv) * width + _weights(block.pool) * (width // 2)
   return macs
@@ -175,6 +196,7 @@ class Stage:
     macs: multiply-adds of one output position (two convolution outputs, two pointwise outputs,
       one pooling logit on the pair's difference), as `tower_macs` counts them.
   """
+
   index: int
   resolution: int
   extent: int
@@ -188,22 +210,39 @@ def tower_stages(model: enformer_lib.Enformer, length: int) -> Tuple[Stage, ...]
   """The stem and conv-tower blocks of `model` for a sequence of `length` bp (see `Stage`)."""
   stem = model.trunk.stem
   width = stem.conv.kernel_shape
-  stages = [Stage(0, 2, width // 2, width, length // 2, stem.conv.output_channels,
-                  2 * _weights(stem.conv) + 2 * _weights(stem.residual.module.conv) +
-                  _weights(stem.pool))]
+  stages = [
+      Stage(
+          0,
+          2,
+          width // 2,
+          width,
+          length // 2,
+          stem.conv.output_channels,
+          2 * _weights(stem.conv) + 2 * _weights(stem.residual.module.conv) + _weights(stem.pool),
+      )
+  ]
   for i, block in enumerate(model.trunk.conv_tower.blocks):
     previous = stages[-1]
     width = block.conv_block.width
-    stages.append(Stage(
-        i + 1, 2 * previous.resolution, previous.extent + (width // 2) * previous.resolution,
-        width, length // (2 * previous.resolution), block.filters,
-        2 * _weights(block.conv_block.conv) + 2 * _weights(block.residual.module.conv) +
-        _weights(block.pool)))
+    stages.append(
+        Stage(
+            i + 1,
+            2 * previous.resolution,
+            previous.extent + (width // 2) * previous.resolution,
+            width,
+            length // (2 * previous.resolution),
+            block.filters,
+            2 * _weights(block.conv_block.conv)
+            + 2 * _weights(block.residual.module.conv)
+            + _weights(block.pool),
+        )
+    )
   return tuple(stages)
 
 
-def stage_positions(model: enformer_lib.Enformer, stage: int, table: tf.Tensor, rows: tf.Tensor,
-                    inside: tf.Tensor) -> tf.Tensor:
+def stage_positions(
+    model: enformer_lib.Enformer, stage: int, table: tf.Tensor, rows: tf.Tensor, inside: tf.Tensor
+) -> tf.Tensor:
   """Output positions of one stage, each from the input positions its convolutions read.
 
   Args:
@@ -255,6 +294,7 @@ class _Reached:
     rows: [Q] each pair's computed output (an index into `representative`).
     representative: [U] for each computed output, the index of one pair it stands for.
   """
+
   haplotypes: np.ndarray
   positions: np.ndarray
   rows: np.ndarray
@@ -271,13 +311,14 @@ class HaplotypeForward:
     >>> outputs['human'].shape   # [3, T', N]; stats.format() tells the reuse.
   """
 
-  def __init__(self, forward: fast.FastForward, *, batch_size: int = 4,
-               positions_per_call: int = 4096):
+  def __init__(
+      self, forward: fast.FastForward, *, batch_size: int = 4, positions_per_call: int = 4096
+  ):
     """Args:
-      forward: the compiled fast forward of the model (its length, heads and precision).
-      batch_size: spliced towers per transformer pass.
-      positions_per_call: stage outputs computed per call (bounds the gathered inputs' memory:
-        at the published size, 4,096 positions of the last block gather 200 MB).
+    forward: the compiled fast forward of the model (its length, heads and precision).
+    batch_size: spliced towers per transformer pass.
+    positions_per_call: stage outputs computed per call (bounds the gathered inputs' memory:
+      at the published size, 4,096 positions of the last block gather 200 MB).
     """
     model = forward.model
     self.forward = forward
@@ -293,19 +334,31 @@ class HaplotypeForward:
     self._stage_functions = []
     inputs = [self.channels] + [stage.channels for stage in self.stages[:-1]]
     for stage, channels in zip(self.stages, inputs):
-      self._stage_functions.append(tf.function(
-          functools.partial(stage_positions, model, stage.index), autograph=False,
-          input_signature=[tf.TensorSpec([None, channels], dtype),
-                           tf.TensorSpec([None, 2, stage.width], tf.int32),
-                           tf.TensorSpec([None, 2, stage.width], dtype)]))
-    self._reference_stages = tf.function(self._reference_graph, autograph=False,
-                                         input_signature=[tf.TensorSpec(
-                                             [1, self.sequence_length, self.channels],
-                                             tf.float32)])
+      self._stage_functions.append(
+          tf.function(
+              functools.partial(stage_positions, model, stage.index),
+              autograph=False,
+              input_signature=[
+                  tf.TensorSpec([None, channels], dtype),
+                  tf.TensorSpec([None, 2, stage.width], tf.int32),
+                  tf.TensorSpec([None, 2, stage.width], dtype),
+              ],
+          )
+      )
+    self._reference_stages = tf.function(
+        self._reference_graph,
+        autograph=False,
+        input_signature=[tf.TensorSpec([1, self.sequence_length, self.channels], tf.float32)],
+    )
     self._splice = tf.function(
-        self._splice_graph, autograph=False, jit_compile=forward.mode == 'xla',
-        input_signature=[tf.TensorSpec([None, self.stages[-1].channels], dtype),
-                         tf.TensorSpec([None, self.num_bins], tf.int32)])
+        self._splice_graph,
+        autograph=False,
+        jit_compile=forward.mode == 'xla',
+        input_signature=[
+            tf.TensorSpec([None, self.stages[-1].channels], dtype),
+            tf.TensorSpec([None, self.num_bins], tf.int32),
+        ],
+    )
 
   # ------------------------------------------------------------------ compiled parts
 
@@ -328,25 +381,33 @@ class HaplotypeForward:
   def _crop(self, x: np.ndarray) -> np.ndarray:
     trim = (x.shape[-2] - self.sequence_length) // 2
     if trim < 0 or x.shape[-2] - self.sequence_length != 2 * trim:
-      raise ValueError(f'The reference must be {self.sequence_length:,} bp (or longer by an even '
-                       f'number of bp, centre-cropped to it), got {x.shape[-2]:,} bp.')
-    return x[trim:trim + self.sequence_length] if trim else x
+      raise ValueError(
+          f'The reference must be {self.sequence_length:,} bp (or longer by an even '
+          f'number of bp, centre-cropped to it), got {x.shape[-2]:,} bp.'
+      )
+    return x[trim : trim + self.sequence_length] if trim else x
 
-  def _canonical(self, reference: np.ndarray, haplotype: Haplotype, offset: int
-                 ) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
+  def _canonical(
+      self, reference: np.ndarray, haplotype: Haplotype, offset: int
+  ) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
     """(positions, bases), sorted, without substitutions that equal the reference base."""
     pairs = sorted((int(p) - offset, int(b)) for p, b in haplotype)
     positions, bases = [], []
     for (position, base), (previous, _) in zip(pairs, [(None, None)] + pairs[:-1]):
       if not 0 <= position < self.sequence_length:
-        raise ValueError(f'A substitution at window position {position + offset:,} lies outside '
-                         f'the {self.sequence_length:,} bp window.')
+        raise ValueError(
+            f'A substitution at window position {position + offset:,} lies outside '
+            f'the {self.sequence_length:,} bp window.'
+        )
       if not 0 <= base < 4:
-        raise ValueError(f'Base index {base} at position {position + offset:,} is not one of '
-                         f'0-3 ({BASES}).')
+        raise ValueError(
+            f'Base index {base} at position {position + offset:,} is not one of ' f'0-3 ({BASES}).'
+        )
       if previous == position:
-        raise ValueError(f'Two substitutions at window position {position + offset:,} in one '
-                         'haplotype; a haplotype carries one allele per position.')
+        raise ValueError(
+            f'Two substitutions at window position {position + offset:,} in one '
+            'haplotype; a haplotype carries one allele per position.'
+        )
       row = reference[position, :4]
       if row[base] == 1 and np.count_nonzero(row) == 1:
         continue  # The reference base.
@@ -380,15 +441,17 @@ class HaplotypeForward:
     first_code = _mix64(positions * 4 + bases)
     codes = [first_code, _mix64(first_code ^ np.uint64(0xD1B54A32D192ED03))]
     with np.errstate(over='ignore'):
-      sums = [np.concatenate([np.zeros(1, np.uint64), np.cumsum(c, dtype=np.uint64)])
-              for c in codes]
+      sums = [
+          np.concatenate([np.zeros(1, np.uint64), np.cumsum(c, dtype=np.uint64)]) for c in codes
+      ]
     reached = []
     for stage in self.stages:
       first, last = self.reached(stage, positions)
       counts = last - first
       pair_owner = np.repeat(owner, counts)
-      pair_position = (np.repeat(first - np.cumsum(counts) + counts, counts) +
-                       np.arange(counts.sum()))
+      pair_position = np.repeat(first - np.cumsum(counts) + counts, counts) + np.arange(
+          counts.sum()
+      )
       pairs = np.unique(pair_owner * stage.length + pair_position)
       pair_owner, pair_position = pairs // stage.length, pairs % stage.length
       base = pair_owner * span
@@ -416,13 +479,20 @@ class HaplotypeForward:
     if reference.ndim != 2 or reference.shape[1] != self.channels:
       raise ValueError(f'The reference must be [L, {self.channels}], got {reference.shape}.')
     stages = self._reference_stages(reference[np.newaxis])
-    outputs = {head: value.numpy()[0]
-               for head, value in self.forward.after_tower(stages[-1][tf.newaxis]).items()}
+    outputs = {
+        head: value.numpy()[0]
+        for head, value in self.forward.after_tower(stages[-1][tf.newaxis]).items()
+    }
     return reference, stages, outputs
 
-  def __call__(self, reference: np.ndarray, haplotypes: Iterable[Haplotype], *,
-               offset: int = 0, reduce: Optional[Callable[[Outputs], Outputs]] = None
-               ) -> Tuple[Outputs, HaplotypeStats]:
+  def __call__(
+      self,
+      reference: np.ndarray,
+      haplotypes: Iterable[Haplotype],
+      *,
+      offset: int = 0,
+      reduce: Optional[Callable[[Outputs], Outputs]] = None,
+  ) -> Tuple[Outputs, HaplotypeStats]:
     """Predictions of each haplotype of one window.
 
     Args:
@@ -443,8 +513,12 @@ class HaplotypeForward:
     reduce = reduce or (lambda outputs: outputs)
     haplotypes = list(haplotypes)
     reference, stages, ref_outputs = self.reference(reference)
-    stats = HaplotypeStats(haplotypes=len(haplotypes), windows=1, tower_share=self.tower_share,
-                           sequence_length=self.sequence_length)
+    stats = HaplotypeStats(
+        haplotypes=len(haplotypes),
+        windows=1,
+        tower_share=self.tower_share,
+        sequence_length=self.sequence_length,
+    )
     index: Dict[Tuple[Tuple[int, ...], Tuple[int, ...]], int] = {}
     inverse = []
     for haplotype in haplotypes:
@@ -456,12 +530,18 @@ class HaplotypeForward:
     ref_outputs = reduce(ref_outputs)
     results: List[Optional[Outputs]] = [ref_outputs if not p.size else None for p, _ in distinct]
     if changed:
-      for d, outputs in zip(changed, self._predict(reference, stages,
-                                                   [distinct[d] for d in changed], stats, reduce)):
+      for d, outputs in zip(
+          changed, self._predict(reference, stages, [distinct[d] for d in changed], stats, reduce)
+      ):
         results[d] = outputs
     if not haplotypes:
-      return ({key: np.zeros((0,) + np.shape(value), np.asarray(value).dtype)
-               for key, value in ref_outputs.items()}, stats)
+      return (
+          {
+              key: np.zeros((0,) + np.shape(value), np.asarray(value).dtype)
+              for key, value in ref_outputs.items()
+          },
+          stats,
+      )
     return {key: np.stack([results[d][key] for d in inverse]) for key in ref_outputs}, stats
 
   def _distinct(self, reference: np.ndarray, haplotypes: List[Haplotype], offset: int):
@@ -469,14 +549,19 @@ class HaplotypeForward:
     distinct = {self._canonical(reference, haplotype, offset) for haplotype in haplotypes}
     return distinct, [(np.asarray(p, np.int64), np.asarray(b, np.int8)) for p, b in distinct if p]
 
-  def work(self, reference: np.ndarray, haplotypes: Iterable[Haplotype], *,
-           offset: int = 0) -> HaplotypeStats:
+  def work(
+      self, reference: np.ndarray, haplotypes: Iterable[Haplotype], *, offset: int = 0
+  ) -> HaplotypeStats:
     """The `HaplotypeStats` that `__call__` would report for these inputs, without running the
     model (distinct haplotypes, stage outputs computed, transformer passes)."""
     haplotypes = list(haplotypes)
     reference = self._crop(np.asarray(reference, np.float32))
-    stats = HaplotypeStats(haplotypes=len(haplotypes), windows=1, tower_share=self.tower_share,
-                           sequence_length=self.sequence_length)
+    stats = HaplotypeStats(
+        haplotypes=len(haplotypes),
+        windows=1,
+        tower_share=self.tower_share,
+        sequence_length=self.sequence_length,
+    )
     distinct, changed = self._distinct(reference, haplotypes, offset)
     stats.distinct, stats.reference_like = len(distinct), len(distinct) - len(changed)
     if changed:
@@ -484,14 +569,19 @@ class HaplotypeForward:
       stats.transformer_passes = len(changed)
     return stats
 
-  def _stage_inputs(self, stage: Stage, previous: _Reached, previous_length: int,
-                    owners: np.ndarray, positions: np.ndarray
-                    ) -> Tuple[np.ndarray, np.ndarray]:
+  def _stage_inputs(
+      self,
+      stage: Stage,
+      previous: _Reached,
+      previous_length: int,
+      owners: np.ndarray,
+      positions: np.ndarray,
+  ) -> Tuple[np.ndarray, np.ndarray]:
     """Rows and inside-mask [U, 2, w] of the inputs read by outputs `positions` [U] of haplotypes
     `owners` [U]: a haplotype's own computed input where its variants reach, else the reference's
     (rows of the previous stage's table: its `previous_length` reference rows, then the
     computed ones)."""
-    taps = (np.arange(2)[:, np.newaxis] + np.arange(stage.width) - stage.width // 2)  # [2, w]
+    taps = np.arange(2)[:, np.newaxis] + np.arange(stage.width) - stage.width // 2  # [2, w]
     inputs = 2 * positions[:, np.newaxis, np.newaxis] + taps  # [U, 2, w]
     inside = (inputs >= 0) & (inputs < previous_length)
     clipped = np.clip(inputs, 0, previous_length - 1)
@@ -504,9 +594,14 @@ class HaplotypeForward:
       rows = np.where(inside, rows, previous_length + len(previous.representative))  # Zero row.
     return rows.astype(np.int32), inside
 
-  def _predict(self, reference: np.ndarray, stages: List[tf.Tensor],
-               haplotypes: List[Tuple[np.ndarray, np.ndarray]],
-               stats: HaplotypeStats, reduce: Callable[[Outputs], Outputs]) -> List[Outputs]:
+  def _predict(
+      self,
+      reference: np.ndarray,
+      stages: List[tf.Tensor],
+      haplotypes: List[Tuple[np.ndarray, np.ndarray]],
+      stats: HaplotypeStats,
+      reduce: Callable[[Outputs], Outputs],
+  ) -> List[Outputs]:
     """`reduce`d outputs of distinct haplotypes that differ from the reference."""
     reached = self._reach(haplotypes)
     self._count(reached, stats)
@@ -515,30 +610,49 @@ class HaplotypeForward:
     positions = np.concatenate([p for p, _ in haplotypes])
     edited = reference[positions].copy()
     edited[:, :4] = np.eye(4, dtype=np.float32)[np.concatenate([b for _, b in haplotypes])]
-    variants = _Reached(np.repeat(np.arange(len(haplotypes)), sizes), positions,
-                        np.arange(len(positions)), np.arange(len(positions)))
+    variants = _Reached(
+        np.repeat(np.arange(len(haplotypes)), sizes),
+        positions,
+        np.arange(len(positions)),
+        np.arange(len(positions)),
+    )
     dtype = self.forward.dtype
-    table = tf.cast(np.concatenate([reference, edited, np.zeros((1, self.channels), np.float32)]),
-                    dtype)
+    table = tf.cast(
+        np.concatenate([reference, edited, np.zeros((1, self.channels), np.float32)]), dtype
+    )
     previous, previous_length = variants, self.sequence_length
-    for stage, function, r, stage_reference in zip(self.stages, self._stage_functions, reached,
-                                                    stages):
-      rows, inside = self._stage_inputs(stage, previous, previous_length,
-                                        r.haplotypes[r.representative],
-                                        r.positions[r.representative])
+    for stage, function, r, stage_reference in zip(
+        self.stages, self._stage_functions, reached, stages
+    ):
+      rows, inside = self._stage_inputs(
+          stage,
+          previous,
+          previous_length,
+          r.haplotypes[r.representative],
+          r.positions[r.representative],
+      )
       computed = [stage_reference]
       for i in range(0, len(rows), self.positions_per_call):
-        computed.append(function(table, rows[i:i + self.positions_per_call],
-                                 tf.cast(inside[i:i + self.positions_per_call], dtype)))
+        computed.append(
+            function(
+                table,
+                rows[i : i + self.positions_per_call],
+                tf.cast(inside[i : i + self.positions_per_call], dtype),
+            )
+        )
       table = tf.concat(computed, axis=0)  # [n_s + U, C_s]
       previous, previous_length = r, stage.length
     rows = np.tile(np.arange(self.num_bins, dtype=np.int32), (len(haplotypes), 1))  # [D, T]
     rows[previous.haplotypes, previous.positions] = self.num_bins + previous.rows
     results = []
     for i in range(0, len(haplotypes), self.batch_size):
-      outputs = {head: value.numpy()
-                 for head, value in self._splice(table, rows[i:i + self.batch_size]).items()}
-      results.extend(reduce({head: value[j] for head, value in outputs.items()})
-                     for j in range(len(rows[i:i + self.batch_size])))
+      outputs = {
+          head: value.numpy()
+          for head, value in self._splice(table, rows[i : i + self.batch_size]).items()
+      }
+      results.extend(
+          reduce({head: value[j] for head, value in outputs.items()})
+          for j in range(len(rows[i : i + self.batch_size]))
+      )
     stats.transformer_passes += len(haplotypes)
     return results

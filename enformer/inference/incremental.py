@@ -40,8 +40,8 @@ class IncrementalForward:
 
   def __init__(self, forward: fast.FastForward, max_span: int = 128):
     """Args:
-      forward: the compiled fast forward of the model (its length, heads and precision).
-      max_span: alternatives whose differing positions span more bp take the full path.
+    forward: the compiled fast forward of the model (its length, heads and precision).
+    max_span: alternatives whose differing positions span more bp take the full path.
     """
     model = forward.model
     self.forward = forward
@@ -57,15 +57,21 @@ class IncrementalForward:
     self.incremental_passes = 0
     channels = model.config['input_channels']
     self._alternatives = tf.function(
-        self._alternatives_graph, autograph=False, jit_compile=forward.mode == 'xla',
+        self._alternatives_graph,
+        autograph=False,
+        jit_compile=forward.mode == 'xla',
         input_signature=[
-            tf.TensorSpec([1, self.num_bins, model.trunk.conv_tower.blocks[-1].filters],
-                          forward.dtype),
+            tf.TensorSpec(
+                [1, self.num_bins, model.trunk.conv_tower.blocks[-1].filters], forward.dtype
+            ),
             tf.TensorSpec([None, self.window_length, channels], tf.float32),
-            tf.TensorSpec([None], tf.int32)])
+            tf.TensorSpec([None], tf.int32),
+        ],
+    )
 
-  def _alternatives_graph(self, tower: tf.Tensor, windows: tf.Tensor,
-                          starts: tf.Tensor) -> Dict[str, tf.Tensor]:
+  def _alternatives_graph(
+      self, tower: tf.Tensor, windows: tf.Tensor, starts: tf.Tensor
+  ) -> Dict[str, tf.Tensor]:
     """tower [1, T, C] of the reference; windows [K, W, C_in] (input positions
     [128·s − halo, 128·(s + n) + halo) of each alternative); starts [K] = s → {head: [K, T', N]}."""
     model = self.forward.model
@@ -74,19 +80,30 @@ class IncrementalForward:
 
     def patch(args: Tuple[tf.Tensor, tf.Tensor]) -> tf.Tensor:
       window, start = args
-      return fast.tower_window(model, tf.cast(window[tf.newaxis], dtype),
-                               start * enformer_lib.BIN_SIZE, self.sequence_length, num_blocks,
-                               self.halo)[0]  # [n, C]
+      return fast.tower_window(
+          model,
+          tf.cast(window[tf.newaxis], dtype),
+          start * enformer_lib.BIN_SIZE,
+          self.sequence_length,
+          num_blocks,
+          self.halo,
+      )[
+          0
+      ]  # [n, C]
 
-    patches = tf.map_fn(patch, (windows, starts), parallel_iterations=1,
-                        fn_output_signature=tf.TensorSpec([self.patch_bins, tower.shape[-1]],
-                                                          dtype))  # [K, n, C]
+    patches = tf.map_fn(
+        patch,
+        (windows, starts),
+        parallel_iterations=1,
+        fn_output_signature=tf.TensorSpec([self.patch_bins, tower.shape[-1]], dtype),
+    )  # [K, n, C]
     offsets = tf.range(self.num_bins)[tf.newaxis] - starts[:, tf.newaxis]  # [K, T]
     inside = (offsets >= 0) & (offsets < self.patch_bins)
-    spliced = tf.where(inside[..., tf.newaxis],
-                       tf.gather(patches, tf.clip_by_value(offsets, 0, self.patch_bins - 1),
-                                 batch_dims=1),
-                       tower)  # [K, T, C]
+    spliced = tf.where(
+        inside[..., tf.newaxis],
+        tf.gather(patches, tf.clip_by_value(offsets, 0, self.patch_bins - 1), batch_dims=1),
+        tower,
+    )  # [K, T, C]
     return self.forward.after_tower(spliced)
 
   def _window_start(self, changed: np.ndarray) -> Optional[int]:
@@ -101,9 +118,11 @@ class IncrementalForward:
     """Centre-crops [..., L', C_in] inputs longer than the model's L (by an even number of bp)."""
     trim = (x.shape[-2] - self.sequence_length) // 2
     if trim < 0 or x.shape[-2] - self.sequence_length != 2 * trim:
-      raise ValueError(f'Inputs must be {self.sequence_length:,} bp (or longer by an even number '
-                       f'of bp, centre-cropped to it), got {x.shape[-2]:,} bp.')
-    return x[..., trim:trim + self.sequence_length, :] if trim else x
+      raise ValueError(
+          f'Inputs must be {self.sequence_length:,} bp (or longer by an even number '
+          f'of bp, centre-cropped to it), got {x.shape[-2]:,} bp.'
+      )
+    return x[..., trim : trim + self.sequence_length, :] if trim else x
 
   def reference(self, reference: np.ndarray) -> 'Reference':
     """Computes and keeps the conv-tower output of `reference` [L, C_in]."""
@@ -112,14 +131,17 @@ class IncrementalForward:
     outputs = {head: value.numpy()[0] for head, value in self.forward.after_tower(tower).items()}
     return Reference(reference, tower, outputs)
 
-  def alternatives(self, reference: 'Reference', alternatives: np.ndarray,
-                   batch_size: int = 4) -> Outputs:
+  def alternatives(
+      self, reference: 'Reference', alternatives: np.ndarray, batch_size: int = 4
+  ) -> Outputs:
     """{head: [K, T', N]} for alternatives [K, L, C_in] of `reference` (see `__call__`)."""
     alternatives = self._crop(np.asarray(alternatives, np.float32))
     if alternatives.ndim != 3 or alternatives.shape[1:] != reference.inputs.shape:
-      raise ValueError(f'Alternatives must be [K, {reference.inputs.shape[0]}, '
-                       f'{reference.inputs.shape[1]}] like the reference, got '
-                       f'{alternatives.shape}.')
+      raise ValueError(
+          f'Alternatives must be [K, {reference.inputs.shape[0]}, '
+          f'{reference.inputs.shape[1]}] like the reference, got '
+          f'{alternatives.shape}.'
+      )
     results: List[Optional[Outputs]] = [None] * len(alternatives)
     padded = np.pad(alternatives, [(0, 0), (self.halo, self.halo), (0, 0)])
     windows, starts, rows, full = [], [], [], []
@@ -133,25 +155,33 @@ class IncrementalForward:
         full.append(k)
         continue
       begin = start * enformer_lib.BIN_SIZE  # In `padded`: the window's first position.
-      windows.append(padded[k, begin:begin + self.window_length])
+      windows.append(padded[k, begin : begin + self.window_length])
       starts.append(start)
       rows.append(k)
     for i in range(0, len(rows), batch_size):
-      outputs = self._alternatives(reference.tower, np.stack(windows[i:i + batch_size]),
-                                   np.asarray(starts[i:i + batch_size], np.int32))
-      for j, k in enumerate(rows[i:i + batch_size]):
+      outputs = self._alternatives(
+          reference.tower,
+          np.stack(windows[i : i + batch_size]),
+          np.asarray(starts[i : i + batch_size], np.int32),
+      )
+      for j, k in enumerate(rows[i : i + batch_size]):
         results[k] = {head: value.numpy()[j] for head, value in outputs.items()}
     self.incremental_passes += len(rows)
     for i in range(0, len(full), batch_size):
-      outputs = self.forward(alternatives[full[i:i + batch_size]])
-      for j, k in enumerate(full[i:i + batch_size]):
+      outputs = self.forward(alternatives[full[i : i + batch_size]])
+      for j, k in enumerate(full[i : i + batch_size]):
         results[k] = {head: value.numpy()[j] for head, value in outputs.items()}
     self.full_passes += len(full)
-    return {head: np.stack([result[head] for result in results]) if results else
-            np.zeros((0,) + value.shape, np.float32) for head, value in reference.outputs.items()}
+    return {
+        head: np.stack([result[head] for result in results])
+        if results
+        else np.zeros((0,) + value.shape, np.float32)
+        for head, value in reference.outputs.items()
+    }
 
-  def __call__(self, reference: np.ndarray, alternatives: np.ndarray,
-               batch_size: int = 4) -> Tuple[Outputs, Outputs]:
+  def __call__(
+      self, reference: np.ndarray, alternatives: np.ndarray, batch_size: int = 4
+  ) -> Tuple[Outputs, Outputs]:
     """Predictions of the reference and of each alternative.
 
     Args:
@@ -178,12 +208,18 @@ class Reference:
 
 # Compiled incremental forwards per model, keyed by (length, heads, precision, max_span).
 _SHARED: 'weakref.WeakKeyDictionary[enformer_lib.Enformer, Dict[tuple, IncrementalForward]]' = (
-    weakref.WeakKeyDictionary())
+    weakref.WeakKeyDictionary()
+)
 
 
-def shared(model: enformer_lib.Enformer, sequence_length: int,
-           heads: Optional[Sequence[str]] = None, *, precision: str = 'float32',
-           max_span: int = 128) -> IncrementalForward:
+def shared(
+    model: enformer_lib.Enformer,
+    sequence_length: int,
+    heads: Optional[Sequence[str]] = None,
+    *,
+    precision: str = 'float32',
+    max_span: int = 128,
+) -> IncrementalForward:
   """The `IncrementalForward` of `model` for these settings, compiled (traced) once per model and
   process and reused by every later caller: variant scorers, ISM, Dask tasks. Its pass counters
   count over all callers."""
@@ -195,8 +231,9 @@ def shared(model: enformer_lib.Enformer, sequence_length: int,
   return cache[key]
 
 
-def for_predictor(predictor, heads: Optional[List[str]] = None,
-                  max_span: int = 128) -> Optional[IncrementalForward]:
+def for_predictor(
+    predictor, heads: Optional[List[str]] = None, max_span: int = 128
+) -> Optional[IncrementalForward]:
   """The shared `IncrementalForward` of `predictor.model` (an `enformer.inference` Predictor) with
   the predictor's length and precision; None when the predictor has no Sonnet module (e.g.
   DeepMind's TF-Hub module), which then runs full passes."""
@@ -204,5 +241,6 @@ def for_predictor(predictor, heads: Optional[List[str]] = None,
   if model is None:
     return None
   length = getattr(predictor, 'model_sequence_length', None) or predictor.sequence_length
-  return shared(model, length, heads, precision=getattr(predictor, 'precision', 'float32'),
-                max_span=max_span)
+  return shared(
+      model, length, heads, precision=getattr(predictor, 'precision', 'float32'), max_span=max_span
+  )

@@ -19,7 +19,8 @@ def check_crop(sequence_length: int, model_sequence_length: int) -> None:
   if sequence_length < model_sequence_length or (sequence_length - model_sequence_length) % 2:
     raise ValueError(
         f'sequence_length ({sequence_length:,}) must be model_sequence_length '
-        f'({model_sequence_length:,}) plus an even number of bp of context to crop away.')
+        f'({model_sequence_length:,}) plus an even number of bp of context to crop away.'
+    )
 
 
 class Predictor:
@@ -38,18 +39,20 @@ class Predictor:
     precision: compute precision of inference, 'float32' or 'bfloat16' (see `from_module`).
   """
 
-  def __init__(self,
-               predict_fn: Callable[[tf.Tensor], Mapping[str, tf.Tensor]],
-               *,
-               sequence_length: int,
-               heads: Mapping[str, int],
-               output_length: int,
-               input_channels: int = 4,
-               model: Optional[Enformer] = None,
-               model_sequence_length: Optional[int] = None,
-               source: str = '',
-               differentiable: Any = None,
-               precision: str = 'float32'):
+  def __init__(
+      self,
+      predict_fn: Callable[[tf.Tensor], Mapping[str, tf.Tensor]],
+      *,
+      sequence_length: int,
+      heads: Mapping[str, int],
+      output_length: int,
+      input_channels: int = 4,
+      model: Optional[Enformer] = None,
+      model_sequence_length: Optional[int] = None,
+      source: str = '',
+      differentiable: Any = None,
+      precision: str = 'float32',
+  ):
     """Wraps `predict_fn(x [B, sequence_length, input_channels] float32) -> {head: [B, T, N]}`.
 
     Use `from_module` or `load_model` rather than this constructor. `differentiable` is the object
@@ -67,9 +70,15 @@ class Predictor:
     self._differentiable = differentiable
 
   @classmethod
-  def from_module(cls, model: Enformer, sequence_length: Optional[int] = None,
-                  model_sequence_length: Optional[int] = None, *,
-                  fast: bool = True, precision: str = 'float32') -> 'Predictor':
+  def from_module(
+      cls,
+      model: Enformer,
+      sequence_length: Optional[int] = None,
+      model_sequence_length: Optional[int] = None,
+      *,
+      fast: bool = True,
+      precision: str = 'float32',
+  ) -> 'Predictor':
     """Predictor over an in-memory `Enformer` (inference in a batch-polymorphic tf.function).
 
     Args:
@@ -93,21 +102,35 @@ class Predictor:
     trim = (sequence_length - model_sequence_length) // 2
 
     if precision != 'float32' and not fast:
-      raise ValueError(f'precision={precision!r} needs the fast path (fast=True); the reference '
-                       'op sequence runs in float32.')
-    forward = (compile_forward(model, model_sequence_length, precision=precision).function
-               if fast else None)
+      raise ValueError(
+          f'precision={precision!r} needs the fast path (fast=True); the reference '
+          'op sequence runs in float32.'
+      )
+    forward = (
+        compile_forward(model, model_sequence_length, precision=precision).function
+        if fast
+        else None
+    )
 
-    @tf.function(input_signature=[tf.TensorSpec([None, sequence_length, channels], tf.float32)],
-                 autograph=False)
+    @tf.function(
+        input_signature=[tf.TensorSpec([None, sequence_length, channels], tf.float32)],
+        autograph=False,
+    )
     def predict(x: tf.Tensor) -> Dict[str, tf.Tensor]:
-      x = x[:, trim:trim + model_sequence_length]
+      x = x[:, trim : trim + model_sequence_length]
       return forward(x) if forward is not None else model(x, is_training=False)
 
-    return cls(predict, sequence_length=sequence_length, heads=model.config['heads'],
-               output_length=model.output_length(model_sequence_length), input_channels=channels,
-               model=model, model_sequence_length=model_sequence_length,
-               source=f'module {model.name}', precision=precision)
+    return cls(
+        predict,
+        sequence_length=sequence_length,
+        heads=model.config['heads'],
+        output_length=model.output_length(model_sequence_length),
+        input_channels=channels,
+        model=model,
+        model_sequence_length=model_sequence_length,
+        source=f'module {model.name}',
+        precision=precision,
+    )
 
   @property
   def bin_size(self) -> int:
@@ -116,8 +139,10 @@ class Predictor:
   def check_inputs(self, inputs: np.ndarray) -> None:
     shape = tuple(np.shape(inputs))
     if len(shape) == 3 and shape[0] == 0:
-      raise ValueError('The batch is empty (0 sequences): pass at least one sequence, shape '
-                       f'[batch ≥ 1, {self.sequence_length:,}, {self.input_channels}].')
+      raise ValueError(
+          'The batch is empty (0 sequences): pass at least one sequence, shape '
+          f'[batch ≥ 1, {self.sequence_length:,}, {self.input_channels}].'
+      )
     expected = (self.sequence_length, self.input_channels)
     if len(shape) != 3 or shape[1:] != expected:
       hint = ' Add a batch axis, e.g. x[np.newaxis].' if shape == expected else ''
@@ -125,7 +150,8 @@ class Predictor:
           f'Expected inputs of shape [batch, {self.sequence_length:,}, {self.input_channels}] '
           f'(one-hot sequence of the length this model takes), got {list(shape)}.{hint} Resize '
           'genomic intervals to the input length around their centre '
-          '(enformer.inference.regions does).')
+          '(enformer.inference.regions does).'
+      )
 
   def predict_on_batch(self, inputs) -> Dict[str, np.ndarray]:
     """Predictions for a batch of one-hot sequences.
@@ -140,8 +166,9 @@ class Predictor:
     x = tf.convert_to_tensor(np.asarray(inputs, dtype=np.float32))
     return {head: value.numpy() for head, value in self._predict_fn(x).items()}
 
-  def contribution_input_grad(self, sequence_one_hot: np.ndarray, target_mask: np.ndarray,
-                              head: str = 'human') -> np.ndarray:
+  def contribution_input_grad(
+      self, sequence_one_hot: np.ndarray, target_mask: np.ndarray, head: str = 'human'
+  ) -> np.ndarray:
     """Gradient × input contribution of each base (see `enformer.interpret.gradients`).
 
     Args:
@@ -155,17 +182,21 @@ class Predictor:
     """
     sequence_one_hot = np.asarray(sequence_one_hot, dtype=np.float32)
     if sequence_one_hot.shape != (self.sequence_length, self.input_channels):
-      raise ValueError(f'sequence_one_hot must have shape [{self.sequence_length}, '
-                       f'{self.input_channels}], got {list(sequence_one_hot.shape)}.')
+      raise ValueError(
+          f'sequence_one_hot must have shape [{self.sequence_length}, '
+          f'{self.input_channels}], got {list(sequence_one_hot.shape)}.'
+      )
     if self.model is None:
       target = self._differentiable if self._differentiable is not None else self
       return contribution_input_grad(target, sequence_one_hot, target_mask, head=head)
     trim = (self.sequence_length - self.model_sequence_length) // 2
-    cropped = sequence_one_hot[trim:trim + self.model_sequence_length]
+    cropped = sequence_one_hot[trim : trim + self.model_sequence_length]
     scores = contribution_input_grad(self.model, cropped, target_mask, head=head)
     return np.pad(scores, (trim, self.sequence_length - self.model_sequence_length - trim))
 
   def __repr__(self) -> str:
     heads = ', '.join(f'{k}: {v}' for k, v in self.heads.items())
-    return (f'Predictor({self.source or "?"}: [B, {self.sequence_length:,}, '
-            f'{self.input_channels}] → {self.output_length} bins × {{{heads}}})')
+    return (
+        f'Predictor({self.source or "?"}: [B, {self.sequence_length:,}, '
+        f'{self.input_channels}] → {self.output_length} bins × {{{heads}}})'
+    )

@@ -33,8 +33,13 @@ import tqdm
 
 from enformer.checks import is_count
 from enformer.enformer import BIN_SIZE, HEADS
-from enformer.distributed import (ModelSource, iter_tasks, worker_cached, worker_model,
-                                  worker_predictor)
+from enformer.distributed import (
+    ModelSource,
+    iter_tasks,
+    worker_cached,
+    worker_model,
+    worker_predictor,
+)
 from enformer.io import atomic
 from enformer.io import bigwig as bigwig_io
 from enformer.io.fasta import FastaStringExtractor
@@ -62,6 +67,7 @@ class RegionPrediction:
     values: [bins, tracks] predictions of the selected tracks.
     track_indices: output-track index of each column of `values`.
   """
+
   region: kipoiseq.Interval
   input_interval: kipoiseq.Interval
   output_interval: kipoiseq.Interval
@@ -105,14 +111,21 @@ def check_extra_tracks(input_channels: int, extra_tracks: Sequence[str]) -> None
   """
   expected = int(input_channels) - NUM_NUCLEOTIDES
   if expected < 0:
-    raise ValueError(f'The model takes {input_channels} input channels; at least the 4 one-hot '
-                     'channels are needed.')
+    raise ValueError(
+        f'The model takes {input_channels} input channels; at least the 4 one-hot '
+        'channels are needed.'
+    )
   if expected != len(extra_tracks):
     plural = 's' if expected != 1 else ''
-    fix = (f'pass {expected} bigWig{plural} as `extra_tracks`, in channel order'
-           if expected else 'pass no `extra_tracks`')
-    raise ValueError(f'The model expects {input_channels} input channels (4 one-hot + {expected} '
-                     f'extra) but {len(extra_tracks)} extra track(s) were given: {fix}.')
+    fix = (
+        f'pass {expected} bigWig{plural} as `extra_tracks`, in channel order'
+        if expected
+        else 'pass no `extra_tracks`'
+    )
+    raise ValueError(
+        f'The model expects {input_channels} input channels (4 one-hot + {expected} '
+        f'extra) but {len(extra_tracks)} extra track(s) were given: {fix}.'
+    )
   for path in extra_tracks:
     if not os.path.exists(os.fspath(path)):
       raise FileNotFoundError(f'Extra input track bigWig {path} does not exist.')
@@ -126,15 +139,20 @@ def read_extra_tracks(extra_tracks: Sequence[str], interval: kipoiseq.Interval) 
   prefix is resolved ('chr1' ↔ '1'); a chromosome absent from a bigWig raises ValueError.
   """
   width = interval.end - interval.start
-  columns = [bigwig_io.read_bigwig_bins(path, interval.chrom, interval.start, interval.end,
-                                        bin_size=1) for path in extra_tracks]
+  columns = [
+      bigwig_io.read_bigwig_bins(path, interval.chrom, interval.start, interval.end, bin_size=1)
+      for path in extra_tracks
+  ]
   values = np.stack(columns, axis=1) if columns else np.zeros((width, 0), np.float32)
   return np.clip(values, -FLOAT16_MAX, FLOAT16_MAX).astype(np.float16).astype(np.float32)
 
 
-def model_inputs(extractor: FastaStringExtractor, intervals: Sequence[kipoiseq.Interval],
-                 extra_tracks: Sequence[str] = (),
-                 neutral_value: float = NEUTRAL_VALUE) -> np.ndarray:
+def model_inputs(
+    extractor: FastaStringExtractor,
+    intervals: Sequence[kipoiseq.Interval],
+    extra_tracks: Sequence[str] = (),
+    neutral_value: float = NEUTRAL_VALUE,
+) -> np.ndarray:
   """Model inputs of equal-width intervals: [B, width, 4 + E] float32.
 
   One-hot sequence (N-padded past chromosome ends, N = `neutral_value` in each channel: 0 by
@@ -158,54 +176,82 @@ def _check_head(predictor, head: str) -> int:
 BATCHES_PER_TASK = 4
 
 
-def predict_batch(predictor, extractor: FastaStringExtractor,
-                  regions: Sequence[kipoiseq.Interval], head: str, track_indices: Sequence[int],
-                  extra_tracks: Sequence[str] = (),
-                  neutral_value: float = NEUTRAL_VALUE) -> List[RegionPrediction]:
+def predict_batch(
+    predictor,
+    extractor: FastaStringExtractor,
+    regions: Sequence[kipoiseq.Interval],
+    head: str,
+    track_indices: Sequence[int],
+    extra_tracks: Sequence[str] = (),
+    neutral_value: float = NEUTRAL_VALUE,
+) -> List[RegionPrediction]:
   """One model call for `regions` (chromosomes resolved to the FASTA's names); see
   iter_predictions."""
   batch = []
   for region in regions:
     chrom = extractor.resolve_chromosome(region.chrom)
-    resolved = kipoiseq.Interval(chrom, region.start, region.end, name=region.name,
-                                 strand=region.strand)
+    resolved = kipoiseq.Interval(
+        chrom, region.start, region.end, name=region.name, strand=region.strand
+    )
     batch.append((resolved, input_interval(resolved, predictor.sequence_length)))
-  x = model_inputs(extractor, [model_input for _, model_input in batch], extra_tracks,
-                   neutral_value)
+  x = model_inputs(
+      extractor, [model_input for _, model_input in batch], extra_tracks, neutral_value
+  )
   outputs = predictor.predict_on_batch(x)[head][..., list(track_indices)]  # [B, bins, tracks]
-  return [RegionPrediction(region, model_input,
-                           output_interval(model_input, predictor.output_length), values,
-                           list(track_indices))
-          for (region, model_input), values in zip(batch, outputs)]
+  return [
+      RegionPrediction(
+          region,
+          model_input,
+          output_interval(model_input, predictor.output_length),
+          values,
+          list(track_indices),
+      )
+      for (region, model_input), values in zip(batch, outputs)
+  ]
 
 
-def predict_regions_on_worker(source: ModelSource, fasta: str,
-                              regions: Sequence[kipoiseq.Interval], head: str,
-                              track_indices: Sequence[int], batch_size: int,
-                              extra_tracks: Sequence[str] = (),
-                              neutral_value: float = NEUTRAL_VALUE) -> List[RegionPrediction]:
+def predict_regions_on_worker(
+    source: ModelSource,
+    fasta: str,
+    regions: Sequence[kipoiseq.Interval],
+    head: str,
+    track_indices: Sequence[int],
+    batch_size: int,
+    extra_tracks: Sequence[str] = (),
+    neutral_value: float = NEUTRAL_VALUE,
+) -> List[RegionPrediction]:
   """Dask task: `predict_batch` over `regions` with the worker's cached model and FASTA."""
   predictor = worker_predictor(source)
-  extractor = worker_cached(('fasta', fasta, threading.get_ident()),
-                            lambda: FastaStringExtractor(fasta))
+  extractor = worker_cached(
+      ('fasta', fasta, threading.get_ident()), lambda: FastaStringExtractor(fasta)
+  )
   predictions = []
   for first in range(0, len(regions), batch_size):
-    predictions += predict_batch(predictor, extractor, regions[first:first + batch_size], head,
-                                 track_indices, extra_tracks, neutral_value)
+    predictions += predict_batch(
+        predictor,
+        extractor,
+        regions[first : first + batch_size],
+        head,
+        track_indices,
+        extra_tracks,
+        neutral_value,
+    )
   return predictions
 
 
-def iter_predictions(predictor,
-                     extractor: FastaStringExtractor,
-                     regions: Iterable[kipoiseq.Interval],
-                     *,
-                     head: str = 'human',
-                     tracks: Optional[Sequence[int]] = None,
-                     batch_size: int = 1,
-                     progress: bool = True,
-                     extra_tracks: Sequence[str] = (),
-                     client=None,
-                     neutral_value: float = NEUTRAL_VALUE) -> Iterator[RegionPrediction]:
+def iter_predictions(
+    predictor,
+    extractor: FastaStringExtractor,
+    regions: Iterable[kipoiseq.Interval],
+    *,
+    head: str = 'human',
+    tracks: Optional[Sequence[int]] = None,
+    batch_size: int = 1,
+    progress: bool = True,
+    extra_tracks: Sequence[str] = (),
+    client=None,
+    neutral_value: float = NEUTRAL_VALUE,
+) -> Iterator[RegionPrediction]:
   """Predicts regions in batches, yielding one RegionPrediction per region in order.
 
   Args:
@@ -234,42 +280,80 @@ def iter_predictions(predictor,
   track_list = list(range(num_tracks)) if tracks is None else [int(t) for t in tracks]
   bad = [t for t in track_list if not 0 <= t < num_tracks]
   if bad:
-    raise ValueError(f'Track indices {bad[:5]} are out of range for head {head!r} '
-                     f'({num_tracks} tracks).')
+    raise ValueError(
+        f'Track indices {bad[:5]} are out of range for head {head!r} ' f'({num_tracks} tracks).'
+    )
   if batch_size < 1:
     raise ValueError(f'batch_size must be at least 1, got {batch_size}.')
   regions = list(regions)
   extractor.check_regions(regions)  # Unknown chromosome or past its end: an error, not N input.
-  bar = tqdm.tqdm(total=len(regions), desc='Predicting regions', unit='region',
-                  disable=not progress)
+  bar = tqdm.tqdm(
+      total=len(regions), desc='Predicting regions', unit='region', disable=not progress
+  )
   with bar:
     if client is None:
       for first in range(0, len(regions), batch_size):
-        batch = predict_batch(predictor, extractor, regions[first:first + batch_size], head,
-                              track_list, extra_tracks, neutral_value)
+        batch = predict_batch(
+            predictor,
+            extractor,
+            regions[first : first + batch_size],
+            head,
+            track_list,
+            extra_tracks,
+            neutral_value,
+        )
         yield from batch
         bar.update(len(batch))
       return
     per_task = batch_size * BATCHES_PER_TASK
     fasta_file = os.path.abspath(extractor.path)
     extra = [os.path.abspath(os.fspath(t)) for t in extra_tracks]
-    tasks = ((first, (source, fasta_file, regions[first:first + per_task], head, track_list,
-                      batch_size, extra, float(neutral_value)))
-             for first in range(0, len(regions), per_task))
-    for _, predictions in iter_tasks(client, predict_regions_on_worker, tasks,
-                                     name='predict-regions', ordered=True):
+    tasks = (
+        (
+            first,
+            (
+                source,
+                fasta_file,
+                regions[first : first + per_task],
+                head,
+                track_list,
+                batch_size,
+                extra,
+                float(neutral_value),
+            ),
+        )
+        for first in range(0, len(regions), per_task)
+    )
+    for _, predictions in iter_tasks(
+        client, predict_regions_on_worker, tasks, name='predict-regions', ordered=True
+    ):
       yield from predictions
       bar.update(len(predictions))
 
 
-def predict_region(predictor, extractor: FastaStringExtractor, region: kipoiseq.Interval,
-                   head: str = 'human', *, tracks: Optional[Sequence[int]] = None,
-                   extra_tracks: Sequence[str] = (),
-                   neutral_value: float = NEUTRAL_VALUE) -> RegionPrediction:
+def predict_region(
+    predictor,
+    extractor: FastaStringExtractor,
+    region: kipoiseq.Interval,
+    head: str = 'human',
+    *,
+    tracks: Optional[Sequence[int]] = None,
+    extra_tracks: Sequence[str] = (),
+    neutral_value: float = NEUTRAL_VALUE,
+) -> RegionPrediction:
   """Predictions for one region (see iter_predictions)."""
-  return next(iter_predictions(predictor, extractor, [region], head=head, tracks=tracks,
-                               progress=False, extra_tracks=extra_tracks,
-                               neutral_value=neutral_value))
+  return next(
+      iter_predictions(
+          predictor,
+          extractor,
+          [region],
+          head=head,
+          tracks=tracks,
+          progress=False,
+          extra_tracks=extra_tracks,
+          neutral_value=neutral_value,
+      )
+  )
 
 
 def _safe_filename(text: str) -> str:
@@ -300,6 +384,7 @@ class PredictionOutputs:
       matching one track) that `predict_to_files` resolves with its targets table; it must be
       among the predicted `tracks` when those are chosen.
   """
+
   output_format: str = 'h5'
   bigwig: bool = True
   bedgraph: bool = False
@@ -309,42 +394,53 @@ class PredictionOutputs:
 
   def __post_init__(self):
     if self.output_format not in ('h5', 'npz'):
-      raise ValueError(f"PredictionOutputs.output_format must be 'h5' or 'npz', got "
-                       f'{self.output_format!r}.')
+      raise ValueError(
+          f"PredictionOutputs.output_format must be 'h5' or 'npz', got " f'{self.output_format!r}.'
+      )
     if not is_count(self.max_plots):
-      raise ValueError(f'PredictionOutputs.max_plots must be a number of regions ≥ 0 (0: no '
-                       f'PNGs), got {self.max_plots!r}.')
+      raise ValueError(
+          f'PredictionOutputs.max_plots must be a number of regions ≥ 0 (0: no '
+          f'PNGs), got {self.max_plots!r}.'
+      )
     if self.plot_tracks is not None:
       bad = [t for t in self.plot_tracks if not is_count(t)]
       if bad:
-        raise ValueError(f'PredictionOutputs.plot_tracks must be track indices (integers ≥ 0), '
-                         f'got {bad[:5]}.')
+        raise ValueError(
+            f'PredictionOutputs.plot_tracks must be track indices (integers ≥ 0), '
+            f'got {bad[:5]}.'
+        )
       object.__setattr__(self, 'plot_tracks', tuple(int(t) for t in self.plot_tracks))
     observed = dict(self.observed or {})
-    bad = [t for t in observed
-           if not (is_count(t) or (isinstance(t, str) and t.strip()))]
+    bad = [t for t in observed if not (is_count(t) or (isinstance(t, str) and t.strip()))]
     if bad:
-      raise ValueError(f'PredictionOutputs.observed maps tracks (indices ≥ 0, identifiers or '
-                       f'descriptions) to bigWig paths; got the keys {bad[:5]}.')
-    object.__setattr__(self, 'observed', {t if isinstance(t, str) else int(t): os.fspath(path)
-                                          for t, path in observed.items()})
+      raise ValueError(
+          f'PredictionOutputs.observed maps tracks (indices ≥ 0, identifiers or '
+          f'descriptions) to bigWig paths; got the keys {bad[:5]}.'
+      )
+    object.__setattr__(
+        self,
+        'observed',
+        {t if isinstance(t, str) else int(t): os.fspath(path) for t, path in observed.items()},
+    )
 
 
-def predict_to_files(predictor,
-                     fasta: str,
-                     regions: Sequence[kipoiseq.Interval],
-                     out_dir: str,
-                     *,
-                     head: str = 'human',
-                     tracks: Optional[Sequence[int]] = None,
-                     targets=None,
-                     batch_size: int = 1,
-                     outputs: PredictionOutputs = PredictionOutputs(),
-                     extra_tracks: Sequence[str] = (),
-                     neutral_value: float = NEUTRAL_VALUE,
-                     progress: bool = True,
-                     overwrite: bool = False,
-                     client=None) -> Dict[str, object]:
+def predict_to_files(
+    predictor,
+    fasta: str,
+    regions: Sequence[kipoiseq.Interval],
+    out_dir: str,
+    *,
+    head: str = 'human',
+    tracks: Optional[Sequence[int]] = None,
+    targets=None,
+    batch_size: int = 1,
+    outputs: PredictionOutputs = PredictionOutputs(),
+    extra_tracks: Sequence[str] = (),
+    neutral_value: float = NEUTRAL_VALUE,
+    progress: bool = True,
+    overwrite: bool = False,
+    client=None,
+) -> Dict[str, object]:
   """Predicts regions and writes predictions, browser tracks and PNGs into `out_dir`.
 
   `out_dir` is locked for the run (a second run on it stops, naming this one). A folder that
@@ -377,19 +473,24 @@ def predict_to_files(predictor,
     Summary: paths written ('predictions', 'bigwig', 'bedgraph', 'plots') and counts.
   """
   if not isinstance(outputs, PredictionOutputs):
-    raise TypeError(f'outputs must be an enformer.inference.regions.PredictionOutputs, got '
-                    f'{type(outputs).__name__}.')
+    raise TypeError(
+        f'outputs must be an enformer.inference.regions.PredictionOutputs, got '
+        f'{type(outputs).__name__}.'
+    )
   model = predictor  # What iter_predictions gets: the predictor, or the workers' ModelSource.
   if client is not None:
     _, predictor, _ = worker_model(predictor, client)
   num_tracks = _check_head(predictor, head)
   neutral_value = check_neutral_value(neutral_value)
   if targets is not None and len(targets) != num_tracks:
-    raise ValueError(f'The targets table has {len(targets)} rows but head {head!r} has '
-                     f'{num_tracks} tracks: pass the table of the same organism.')
+    raise ValueError(
+        f'The targets table has {len(targets)} rows but head {head!r} has '
+        f'{num_tracks} tracks: pass the table of the same organism.'
+    )
   stored = list(range(num_tracks)) if tracks is None else list(tracks)
-  observed = {select_track(targets, track, num_tracks): path
-              for track, path in outputs.observed.items()}
+  observed = {
+      select_track(targets, track, num_tracks): path for track, path in outputs.observed.items()
+  }
   if tracks is not None:
     missing = [t for t in observed if t not in stored]
     if missing:
@@ -399,8 +500,11 @@ def predict_to_files(predictor,
   if plot_tracks is None and observed and tracks is None:
     plot_tracks = list(observed)  # The tracks measured: drawn with their observations.
   if plot_tracks is None:
-    plot_tracks = stored if tracks is not None and len(stored) <= MAX_PLOTTED_TRACKS else [
-        t for t in default_tracks(num_tracks) if t in stored] or stored[:4]
+    plot_tracks = (
+        stored
+        if tracks is not None and len(stored) <= MAX_PLOTTED_TRACKS
+        else [t for t in default_tracks(num_tracks) if t in stored] or stored[:4]
+    )
   missing = [t for t in plot_tracks if t not in stored]
   if missing:
     raise ValueError(f'Tracks {missing} are plotted but not among the predicted tracks.')
@@ -409,51 +513,106 @@ def predict_to_files(predictor,
   check_extra_tracks(predictor.input_channels, extra_tracks)  # Before any file is written.
   with OutputLock(out_dir, what=f'output folder {out_dir}'):
     folder = OutputFolder(out_dir, 'predict', overwrite=overwrite)
-    return _predict_to_folder(predictor, fasta, regions, folder, head, stored, plot_tracks,
-                              targets, batch_size, outputs, progress, extra_tracks, model, client,
-                              neutral_value)
+    return _predict_to_folder(
+        predictor,
+        fasta,
+        regions,
+        folder,
+        head,
+        stored,
+        plot_tracks,
+        targets,
+        batch_size,
+        outputs,
+        progress,
+        extra_tracks,
+        model,
+        client,
+        neutral_value,
+    )
 
 
-def _predict_to_folder(predictor, fasta_file, regions, folder, head, stored, plot_tracks, targets,
-                       batch_size, outputs: PredictionOutputs, progress, extra_tracks, model,
-                       client, neutral_value) -> Dict[str, object]:
+def _predict_to_folder(
+    predictor,
+    fasta_file,
+    regions,
+    folder,
+    head,
+    stored,
+    plot_tracks,
+    targets,
+    batch_size,
+    outputs: PredictionOutputs,
+    progress,
+    extra_tracks,
+    model,
+    client,
+    neutral_value,
+) -> Dict[str, object]:
   """`predict_to_files` once the output folder is locked and ready (`folder`: its
   `OutputFolder`; `model`: what iter_predictions gets)."""
   written: Dict[str, object] = dict(plots=[], bigwig=[], bedgraph=[])
   identifiers = track_identifiers(targets, plot_tracks)
-  stems = {track: f'{head}_{track}_{_safe_filename(identifier)}'
-           for track, identifier in zip(plot_tracks, identifiers)}
+  stems = {
+      track: f'{head}_{track}_{_safe_filename(identifier)}'
+      for track, identifier in zip(plot_tracks, identifiers)
+  }
   # The names known before predicting: a file of the user's under one of them stops the run now.
   predictions_path = folder.claim(f'predictions.{outputs.output_format}')
   extensions = ['.bw'] * outputs.bigwig + ['.bedGraph'] * outputs.bedgraph
   folder.claim_all(stem + extension for stem in stems.values() for extension in extensions)
   with FastaStringExtractor(fasta_file) as extractor:
     chrom_sizes = extractor.chromosome_sizes
-    writer = PredictionWriter(predictions_path, len(regions), predictor.output_length, stored,
-                              targets=targets, head=head,
-                              sequence_length=predictor.sequence_length, model=predictor.source,
-                              extra_tracks=extra_tracks, neutral_value=neutral_value)
+    writer = PredictionWriter(
+        predictions_path,
+        len(regions),
+        predictor.output_length,
+        stored,
+        targets=targets,
+        head=head,
+        sequence_length=predictor.sequence_length,
+        model=predictor.source,
+        extra_tracks=extra_tracks,
+        neutral_value=neutral_value,
+    )
     blocks: Dict[int, list] = {t: [] for t in plot_tracks}
     columns = [stored.index(t) for t in plot_tracks]
     plotted = plot_tracks[:MAX_PLOTTED_TRACKS]
     try:
-      for i, prediction in enumerate(iter_predictions(model, extractor, regions, head=head,
-                                                      tracks=stored, batch_size=batch_size,
-                                                      progress=progress,
-                                                      extra_tracks=extra_tracks, client=client,
-                                                      neutral_value=neutral_value)):
+      for i, prediction in enumerate(
+          iter_predictions(
+              model,
+              extractor,
+              regions,
+              head=head,
+              tracks=stored,
+              batch_size=batch_size,
+              progress=progress,
+              extra_tracks=extra_tracks,
+              client=client,
+              neutral_value=neutral_value,
+          )
+      ):
         writer.add(prediction)
         for track, column in zip(plot_tracks, columns):
-          blocks[track].append((prediction.region.chrom, prediction.output_interval.start,
-                                prediction.values[:, column]))
+          blocks[track].append(
+              (
+                  prediction.region.chrom,
+                  prediction.output_interval.start,
+                  prediction.values[:, column],
+              )
+          )
         if i < outputs.max_plots and plotted:
           window = prediction.output_interval
-          observed_bins = {t: bigwig_io.read_bigwig_bins(path, window.chrom, window.start,
-                                                         window.end, BIN_SIZE)
-                           for t, path in outputs.observed.items() if t in plotted}
+          observed_bins = {
+              t: bigwig_io.read_bigwig_bins(path, window.chrom, window.start, window.end, BIN_SIZE)
+              for t, path in outputs.observed.items()
+              if t in plotted
+          }
           png = folder.claim(f'{i:04d}_{_safe_filename(prediction.name)}.png')
-          plot_prediction(prediction, plotted, targets, observed_bins, png,
-                          chrom_size=chrom_sizes[window.chrom])
+          plot_prediction(
+              prediction, plotted, targets, observed_bins, png, chrom_size=chrom_sizes[window.chrom]
+          )
           written['plots'].append(png)
     except BaseException as error:
       if isinstance(error, Exception) and atomic.is_disk_full(error):
@@ -470,10 +629,16 @@ def _predict_to_folder(predictor, fasta_file, regions, folder, head, stored, plo
         bigwig_io.write_bigwig(stem + '.bw', chrom_sizes, blocks[track], BIN_SIZE)
         written['bigwig'].append(stem + '.bw')
       if outputs.bedgraph:
-        bigwig_io.write_bedgraph(stem + '.bedGraph', chrom_sizes, blocks[track], BIN_SIZE,
-                                 track_name=label)
+        bigwig_io.write_bedgraph(
+            stem + '.bedGraph', chrom_sizes, blocks[track], BIN_SIZE, track_name=label
+        )
         written['bedgraph'].append(stem + '.bedGraph')
-  written.update(regions=len(regions), tracks=len(stored), plotted_tracks=plot_tracks,
-                 cage_tracks=[t for t, c in zip(plot_tracks, is_cage(track_labels(
-                     targets, plot_tracks))) if c])
+  written.update(
+      regions=len(regions),
+      tracks=len(stored),
+      plotted_tracks=plot_tracks,
+      cage_tracks=[
+          t for t, c in zip(plot_tracks, is_cage(track_labels(targets, plot_tracks))) if c
+      ],
+  )
   return written

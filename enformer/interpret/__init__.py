@@ -13,17 +13,39 @@ The functions of `gradients`, `ism` and `links` are importable from here, e.g.
 `from enformer.interpret import contribution_input_grad, target_mask`.
 """
 
-from enformer.interpret.gradients import (REDUCTIONS, contribution_input_grad,
-                                          contribution_logo_matrix, extra_channel_contributions,
-                                          output_shape, parse_index_list, pool_contributions,
-                                          target_mask, target_prediction)
+from enformer.interpret.gradients import (
+    REDUCTIONS,
+    contribution_input_grad,
+    contribution_logo_matrix,
+    extra_channel_contributions,
+    output_shape,
+    parse_index_list,
+    pool_contributions,
+    target_mask,
+    target_prediction,
+)
 from enformer.interpret.ism import in_silico_mutagenesis, ism_logo_matrix
-from enformer.interpret.links import (EnhancerLink, enhancer_gene_link_scores,
-                                      enhancer_link_scores, tss_window_bins)
+from enformer.interpret.links import (
+    EnhancerLink,
+    enhancer_gene_link_scores,
+    enhancer_link_scores,
+    tss_window_bins,
+)
 
 __all__ = [
-    'REDUCTIONS', 'EnhancerLink', 'contribution_input_grad', 'contribution_logo_matrix',
-    'enhancer_gene_link_scores', 'enhancer_link_scores', 'extra_channel_contributions',
-    'in_silico_mutagenesis', 'ism_logo_matrix', 'output_shape', 'parse_index_list',
-    'pool_contributions', 'target_mask', 'target_prediction', 'tss_window_bins',
+    'REDUCTIONS',
+    'EnhancerLink',
+    'contribution_input_grad',
+    'contribution_logo_matrix',
+    'enhancer_gene_link_scores',
+    'enhancer_link_scores',
+    'extra_channel_contributions',
+    'in_silico_mutagenesis',
+    'ism_logo_matrix',
+    'output_shape',
+    'parse_index_list',
+    'pool_contributions',
+    'target_mask',
+    'target_prediction',
+    'tss_window_bins',
 ]

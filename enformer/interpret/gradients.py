@@ -37,14 +37,18 @@ REDUCTIONS = ('mean', 'sum')
 
 # --------------------------------------------------------------------------- model adaptation
 
+
 def unwrap_model(model) -> Tuple[object, Optional[int]]:
   """(innermost model, input length it sees) following `.model` (Predictor → Enformer, hub root →
   its `.model`). The length is a Predictor's `model_sequence_length` (it centre-crops longer
   inputs to it), else None."""
   crop_length = None
   seen = set()
-  while (not isinstance(model, Enformer) and getattr(model, 'model', None) is not None and
-         id(model) not in seen):
+  while (
+      not isinstance(model, Enformer)
+      and getattr(model, 'model', None) is not None
+      and id(model) not in seen
+  ):
     seen.add(id(model))
     if crop_length is None and getattr(model, 'model_sequence_length', None):
       crop_length = int(model.model_sequence_length)
@@ -72,7 +76,7 @@ def forward_function(model, head: str, fast_path: bool = True) -> Callable[[tf.T
     def forward_module(x: tf.Tensor) -> tf.Tensor:
       if crop_length is not None and x.shape[1] is not None and x.shape[1] > crop_length:
         trim = (x.shape[1] - crop_length) // 2
-        x = x[:, trim:trim + crop_length]
+        x = x[:, trim : trim + crop_length]
       if not fast_path:  # The reference op sequence.
         return ref()(x, is_training=False, output_heads=[head])[head]
       # The fused inference forward of enformer.inference.fast (= model(x, is_training=False) within
@@ -87,7 +91,8 @@ def forward_function(model, head: str, fast_path: bool = True) -> Callable[[tf.T
         f'Cannot compute attributions for a {type(outer).__name__} without a differentiable '
         'model: pass an enformer.Enformer module, a Predictor that wraps one (or call the '
         "Predictor's own contribution_input_grad), or a TF-Hub/SavedModel object whose "
-        '.model.predict_on_batch is a TensorFlow function.')
+        '.model.predict_on_batch is a TensorFlow function.'
+    )
 
   def forward(x: tf.Tensor) -> tf.Tensor:
     outputs = predict(x)
@@ -110,8 +115,9 @@ class _CompiledFunctions:
 _CACHE: Dict[tuple, _CompiledFunctions] = {}
 
 
-def compiled_functions(model, head: str, reduction: Reduction, x: tf.Tensor,
-                       mask: tf.Tensor, fast_path: bool = True) -> _CompiledFunctions:
+def compiled_functions(
+    model, head: str, reduction: Reduction, x: tf.Tensor, mask: tf.Tensor, fast_path: bool = True
+) -> _CompiledFunctions:
   """tf.functions for inputs shaped like x ([B, L, C], any B) and this mask shape.
 
   One graph per sequence length: the batch axis is polymorphic (no retracing when it changes),
@@ -130,12 +136,14 @@ def compiled_functions(model, head: str, reduction: Reduction, x: tf.Tensor,
     """[B, L, C], [T, N] → [B]: the masked target of each sequence."""
     prediction = tf.cast(forward(x), tf.float32)  # [B, T, N]
     if prediction.shape[1] is not None and (
-        prediction.shape[1] != mask.shape[0] or prediction.shape[2] != mask.shape[1]):
+        prediction.shape[1] != mask.shape[0] or prediction.shape[2] != mask.shape[1]
+    ):
       raise ValueError(
           f'target_mask has shape {mask.shape.as_list()} but the {head!r} head predicts '
           f'[{prediction.shape[1]} bins, {prediction.shape[2]} tracks] for inputs of '
           f'{x.shape[1]} bp. Build the mask with enformer.interpret.target_mask('
-          f'num_bins={prediction.shape[1]}, num_tracks={prediction.shape[2]}, ...).')
+          f'num_bins={prediction.shape[1]}, num_tracks={prediction.shape[2]}, ...).'
+      )
     score = tf.reduce_sum(prediction * mask[tf.newaxis], axis=[1, 2])
     if reduction == 'mean':
       score = score / tf.reduce_sum(mask)
@@ -150,22 +158,28 @@ def compiled_functions(model, head: str, reduction: Reduction, x: tf.Tensor,
       total = tf.reduce_sum(target_score(x, mask))
     grads = tape.gradient(total, x)
     if grads is None:
-      raise ValueError('No gradient flows from the model output to its input; attribution '
-                       'needs a differentiable model (a SavedModel exported without gradients '
-                       'cannot be used — load the checkpoint instead).')
+      raise ValueError(
+          'No gradient flows from the model output to its input; attribution '
+          'needs a differentiable model (a SavedModel exported without gradients '
+          'cannot be used — load the checkpoint instead).'
+      )
     return grads
 
   def gradient_times_input(x: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     """[B, L, C], [T, N] → [B, L, C]: d target / d x · x for every channel."""
     return gradient(x, mask) * x
 
-  signature = [tf.TensorSpec([None, length, channels], tf.float32),
-               tf.TensorSpec(mask_shape, tf.float32)]
+  signature = [
+      tf.TensorSpec([None, length, channels], tf.float32),
+      tf.TensorSpec(mask_shape, tf.float32),
+  ]
   functions = _CompiledFunctions(
-      gradient_times_input=tf.function(gradient_times_input, input_signature=signature,
-                                       autograph=False),
+      gradient_times_input=tf.function(
+          gradient_times_input, input_signature=signature, autograph=False
+      ),
       target_score=tf.function(target_score, input_signature=signature, autograph=False),
-      gradient=tf.function(gradient, input_signature=signature, autograph=False))
+      gradient=tf.function(gradient, input_signature=signature, autograph=False),
+  )
   _CACHE[key] = functions
   try:
     weakref.finalize(model, _CACHE.pop, key, None)
@@ -179,26 +193,36 @@ def as_batch(sequence_one_hot) -> Tuple[tf.Tensor, bool]:
   x = np.asarray(sequence_one_hot) if not tf.is_tensor(sequence_one_hot) else sequence_one_hot
   rank = len(x.shape)
   if rank not in (2, 3) or x.shape[-1] < NUM_NUCLEOTIDES:
-    raise ValueError(f'sequence_one_hot must be [L, C] or [B, L, C] with C = 4 one-hot channels '
-                     f'(+ extra input tracks), got shape {tuple(x.shape)}. Encode sequences with '
-                     'enformer.one_hot_encode.')
+    raise ValueError(
+        f'sequence_one_hot must be [L, C] or [B, L, C] with C = 4 one-hot channels '
+        f'(+ extra input tracks), got shape {tuple(x.shape)}. Encode sequences with '
+        'enformer.one_hot_encode.'
+    )
   x = tf.cast(tf.convert_to_tensor(x), tf.float32)
   return (x if rank == 3 else x[tf.newaxis]), rank == 3
 
 
 def as_mask(target_mask) -> tf.Tensor:
-  mask = tf.cast(tf.convert_to_tensor(np.asarray(target_mask) if not tf.is_tensor(target_mask)
-                                      else target_mask), tf.float32)
+  mask = tf.cast(
+      tf.convert_to_tensor(
+          np.asarray(target_mask) if not tf.is_tensor(target_mask) else target_mask
+      ),
+      tf.float32,
+  )
   if mask.shape.rank != 2:
-    raise ValueError(f'target_mask must be [bins, tracks], got shape {mask.shape.as_list()}. '
-                     'Build it with enformer.interpret.target_mask(...).')
+    raise ValueError(
+        f'target_mask must be [bins, tracks], got shape {mask.shape.as_list()}. '
+        'Build it with enformer.interpret.target_mask(...).'
+    )
   if not float(tf.reduce_sum(tf.abs(mask))) > 0:
-    raise ValueError('target_mask selects nothing (all zeros): set the chosen bins and tracks '
-                     'to 1.')
+    raise ValueError(
+        'target_mask selects nothing (all zeros): set the chosen bins and tracks ' 'to 1.'
+    )
   return mask
 
 
 # --------------------------------------------------------------------------- target masks
+
 
 def parse_index_list(text: str) -> List[int]:
   """Output bins: '447-449' or '1,5-7' → sorted unique indices (ranges inclusive; a single
@@ -218,16 +242,22 @@ def parse_index_list(text: str) -> List[int]:
       else:
         indices.add(int(part))
     except ValueError:
-      raise ValueError(f'Cannot read index {part!r} in {text!r}: use comma-separated integers '
-                       'and inclusive ranges, e.g. "4828,5111" or "447-449".') from None
+      raise ValueError(
+          f'Cannot read index {part!r} in {text!r}: use comma-separated integers '
+          'and inclusive ranges, e.g. "4828,5111" or "447-449".'
+      ) from None
   if not indices:
     raise ValueError(f'No indices in {text!r}; give e.g. "447-449" or "4828,5111".')
   return sorted(indices)
 
 
-def target_mask(num_bins: int, num_tracks: int, bins: Union[Sequence[int], str],
-                tracks: Union[Sequence[Selector], str],
-                targets: Optional[pd.DataFrame] = None) -> np.ndarray:
+def target_mask(
+    num_bins: int,
+    num_tracks: int,
+    bins: Union[Sequence[int], str],
+    tracks: Union[Sequence[Selector], str],
+    targets: Optional[pd.DataFrame] = None,
+) -> np.ndarray:
   """Mask [num_bins, num_tracks] float32 that is 1 at every (bin, track) of `bins` × `tracks`.
 
   `bins`: an index list or a string like '447-449' (`parse_index_list`; negative indices count
@@ -236,15 +266,16 @@ def target_mask(num_bins: int, num_tracks: int, bins: Union[Sequence[int], str],
   description substrings). Out-of-range indices raise ValueError.
   """
   bins = parse_index_list(bins) if isinstance(bins, str) else [int(b) for b in bins]
-  tracks = select_tracks(targets, [tracks] if isinstance(tracks, str) else list(tracks),
-                         num_tracks)
+  tracks = select_tracks(targets, [tracks] if isinstance(tracks, str) else list(tracks), num_tracks)
   for name, values, size in (('bin', bins, num_bins), ('track', tracks, num_tracks)):
     if not values:
       raise ValueError(f'Select at least one {name}.')
     bad = [v for v in values if not -size <= v < size]
     if bad:
-      raise ValueError(f'{name} indices {bad} are out of range: the model has {size} {name}s '
-                       f'(0..{size - 1}).')
+      raise ValueError(
+          f'{name} indices {bad} are out of range: the model has {size} {name}s '
+          f'(0..{size - 1}).'
+      )
   mask = np.zeros((num_bins, num_tracks), np.float32)
   mask[np.ix_(bins, tracks)] = 1.0
   return mask
@@ -252,12 +283,15 @@ def target_mask(num_bins: int, num_tracks: int, bins: Union[Sequence[int], str],
 
 # --------------------------------------------------------------------------- gradient × input
 
-def contribution_input_grad(model,
-                            sequence_one_hot,
-                            target_mask,
-                            head: str = 'human',
-                            reduction: Reduction = 'mean',
-                            fast: bool = True) -> np.ndarray:
+
+def contribution_input_grad(
+    model,
+    sequence_one_hot,
+    target_mask,
+    head: str = 'human',
+    reduction: Reduction = 'mean',
+    fast: bool = True,
+) -> np.ndarray:
   """Gradient × input contribution score of every base (the usage colab's method).
 
   score[l] = sum_c x[l, c] · d target / d x[l, c] over the 4 nucleotide channels c, with
@@ -282,17 +316,18 @@ def contribution_input_grad(model,
   Returns:
     float32 numpy [L] (or [B, L] for a batch): the contribution of each base.
   """
-  per_channel = gradient_times_input(model, sequence_one_hot, target_mask, head, reduction,
-                                     fast)
+  per_channel = gradient_times_input(model, sequence_one_hot, target_mask, head, reduction, fast)
   return per_channel[..., :NUM_NUCLEOTIDES].sum(-1)
 
 
-def extra_channel_contributions(model,
-                                sequence_one_hot,
-                                target_mask,
-                                head: str = 'human',
-                                reduction: Reduction = 'mean',
-                                fast: bool = True) -> np.ndarray:
+def extra_channel_contributions(
+    model,
+    sequence_one_hot,
+    target_mask,
+    head: str = 'human',
+    reduction: Reduction = 'mean',
+    fast: bool = True,
+) -> np.ndarray:
   """Gradient × input of the extra input channels (C > 4, e.g. conservation), per position.
 
   extra[l, e] = x[l, 4 + e] · d target / d x[l, 4 + e]; arguments as for
@@ -301,13 +336,13 @@ def extra_channel_contributions(model,
   Returns:
     float32 numpy [L, E] (or [B, L, E]); E = C − 4 (0 columns for a one-hot-only model).
   """
-  per_channel = gradient_times_input(model, sequence_one_hot, target_mask, head, reduction,
-                                     fast)
+  per_channel = gradient_times_input(model, sequence_one_hot, target_mask, head, reduction, fast)
   return per_channel[..., NUM_NUCLEOTIDES:]
 
 
-def gradient_times_input(model, sequence_one_hot, target_mask, head: str,
-                         reduction: Reduction, fast: bool = True) -> np.ndarray:
+def gradient_times_input(
+    model, sequence_one_hot, target_mask, head: str, reduction: Reduction, fast: bool = True
+) -> np.ndarray:
   """x · d target / d x for every input channel: [L, C] (or [B, L, C]) float32 numpy."""
   x, batched = as_batch(sequence_one_hot)
   mask = as_mask(target_mask)
@@ -316,8 +351,14 @@ def gradient_times_input(model, sequence_one_hot, target_mask, head: str,
   return per_channel if batched else per_channel[0]
 
 
-def input_gradient(model, sequence_one_hot, target_mask, head: str = 'human',
-                   reduction: Reduction = 'mean', fast: bool = True) -> np.ndarray:
+def input_gradient(
+    model,
+    sequence_one_hot,
+    target_mask,
+    head: str = 'human',
+    reduction: Reduction = 'mean',
+    fast: bool = True,
+) -> np.ndarray:
   """d target / d x of every input channel (the gradient itself, not × input).
 
   What hypothetical contributions are made of (`enformer.interpret.motifs`): the gradient at
@@ -332,10 +373,12 @@ def input_gradient(model, sequence_one_hot, target_mask, head: str = 'human',
   return grads if batched else grads[0]
 
 
-def pool_contributions(scores: np.ndarray,
-                       num_bins: Optional[int] = None,
-                       bin_size: int = BIN_SIZE,
-                       statistic: str = 'mean') -> np.ndarray:
+def pool_contributions(
+    scores: np.ndarray,
+    num_bins: Optional[int] = None,
+    bin_size: int = BIN_SIZE,
+    statistic: str = 'mean',
+) -> np.ndarray:
   """Pools |scores| into bins aligned with the model's output bins.
 
   The model sees L / bin_size bins and outputs the central `num_bins` of them (target_length);
@@ -354,26 +397,28 @@ def pool_contributions(scores: np.ndarray,
   scores = np.abs(np.asarray(scores, np.float32))
   length = scores.shape[-1]
   if length % bin_size:
-    raise ValueError(f'Score length {length} is not divisible by bin_size={bin_size}; pass the '
-                     'scores of a whole model input.')
+    raise ValueError(
+        f'Score length {length} is not divisible by bin_size={bin_size}; pass the '
+        'scores of a whole model input.'
+    )
   total_bins = length // bin_size
   num_bins = total_bins if num_bins is None else int(num_bins)
   if num_bins > total_bins or (total_bins - num_bins) % 2:
-    raise ValueError(f'Cannot centre-crop {total_bins} bins to {num_bins}: need num_bins <= '
-                     f'{total_bins} with an even difference.')
+    raise ValueError(
+        f'Cannot centre-crop {total_bins} bins to {num_bins}: need num_bins <= '
+        f'{total_bins} with an even difference.'
+    )
   if statistic not in ('mean', 'sum'):
     raise ValueError(f"statistic must be 'mean' or 'sum', got {statistic!r}.")
   binned = scores.reshape(scores.shape[:-1] + (total_bins, bin_size))
   binned = binned.mean(-1) if statistic == 'mean' else binned.sum(-1)
   trim = (total_bins - num_bins) // 2
-  return binned[..., trim:trim + num_bins]
+  return binned[..., trim : trim + num_bins]
 
 
-def target_prediction(model,
-                      sequence_one_hot,
-                      target_mask,
-                      head: str = 'human',
-                      reduction: Reduction = 'mean') -> np.ndarray:
+def target_prediction(
+    model, sequence_one_hot, target_mask, head: str = 'human', reduction: Reduction = 'mean'
+) -> np.ndarray:
   """The scalar target explained by the attribution methods: sum(prediction × mask) (/ sum(mask)).
 
   Returns a float [B] for [B, L, C] inputs, a float for [L, C].
@@ -384,8 +429,9 @@ def target_prediction(model,
   return scores if batched else float(scores[0])
 
 
-def output_shape(model, sequence_length: int, head: str = 'human',
-                 input_channels: Optional[int] = None) -> Tuple[int, int]:
+def output_shape(
+    model, sequence_length: int, head: str = 'human', input_channels: Optional[int] = None
+) -> Tuple[int, int]:
   """(bins, tracks) that `head` predicts for inputs of `sequence_length` bp.
 
   Read from the configuration of an `Enformer` (no computation); other models (SavedModels) are
@@ -401,11 +447,13 @@ def output_shape(model, sequence_length: int, head: str = 'human',
   if input_channels is None:
     input_channels = int(getattr(model, 'input_channels', NUM_NUCLEOTIDES))
   prediction = forward_function(model, head)(
-      tf.zeros([1, int(sequence_length), int(input_channels)], tf.float32))
+      tf.zeros([1, int(sequence_length), int(input_channels)], tf.float32)
+  )
   return int(prediction.shape[1]), int(prediction.shape[2])
 
 
 # --------------------------------------------------------------------------- logo matrices
+
 
 def contribution_logo_matrix(sequence_one_hot: np.ndarray, scores: np.ndarray) -> np.ndarray:
   """[W, 4] matrix for a sequence logo of gradient × input: the reference base carries its score.

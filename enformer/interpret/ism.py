@@ -14,13 +14,19 @@ from tqdm.auto import tqdm
 from enformer.inference import incremental as incremental_lib
 from enformer.enformer import Enformer
 from enformer.inference.incremental import IncrementalForward
-from enformer.interpret.gradients import (Reduction, as_batch, as_mask, compiled_functions,
-                                          unwrap_model)
+from enformer.interpret.gradients import (
+    Reduction,
+    as_batch,
+    as_mask,
+    compiled_functions,
+    unwrap_model,
+)
 from enformer.sequence import NUM_NUCLEOTIDES
 
 
-def incremental_forward(model: Enformer, sequence_length: int, head: str,
-                        precision: str = 'float32') -> IncrementalForward:
+def incremental_forward(
+    model: Enformer, sequence_length: int, head: str, precision: str = 'float32'
+) -> IncrementalForward:
   """The (shared, compiled once) `IncrementalForward` of `model` for one length, head and
   precision."""
   return incremental_lib.shared(model, sequence_length, [head], precision=precision)
@@ -31,21 +37,25 @@ def check_window(window: Optional[Tuple[int, int]], length: int) -> Tuple[int, i
     return 0, length
   start, end = int(window[0]), int(window[1])
   if not 0 <= start < end <= length:
-    raise ValueError(f'ISM window {window} must satisfy 0 <= start < end <= {length} (positions '
-                     'within the input sequence, 0-based, end exclusive).')
+    raise ValueError(
+        f'ISM window {window} must satisfy 0 <= start < end <= {length} (positions '
+        'within the input sequence, 0-based, end exclusive).'
+    )
   return start, end
 
 
-def in_silico_mutagenesis(model,
-                          sequence_one_hot,
-                          target_mask,
-                          *,
-                          window: Optional[Tuple[int, int]] = None,
-                          head: str = 'human',
-                          reduction: Reduction = 'mean',
-                          batch_size: int = 8,
-                          progress: bool = True,
-                          incremental: bool = True) -> np.ndarray:
+def in_silico_mutagenesis(
+    model,
+    sequence_one_hot,
+    target_mask,
+    *,
+    window: Optional[Tuple[int, int]] = None,
+    head: str = 'human',
+    reduction: Reduction = 'mean',
+    batch_size: int = 8,
+    progress: bool = True,
+    incremental: bool = True,
+) -> np.ndarray:
   """In-silico saturation mutagenesis: Δ target for every single-base substitution in a window.
 
   Each base of the window is replaced by each of the other three bases (one mutant sequence per
@@ -76,8 +86,10 @@ def in_silico_mutagenesis(model,
   """
   x, _ = as_batch(sequence_one_hot)
   if x.shape[0] != 1:
-    raise ValueError(f'in_silico_mutagenesis takes one sequence, got a batch of {x.shape[0]}; '
-                     'loop over the sequences.')
+    raise ValueError(
+        f'in_silico_mutagenesis takes one sequence, got a batch of {x.shape[0]}; '
+        'loop over the sequences.'
+    )
   if batch_size < 1:
     raise ValueError(f'batch_size must be >= 1, got {batch_size}.')
   reference = x[0].numpy()  # [L, C]
@@ -94,7 +106,8 @@ def in_silico_mutagenesis(model,
       raise ValueError(
           f'target_mask has shape {list(weights.shape)} but the {head!r} head predicts '
           f'[{bins} bins, {tracks} tracks] for inputs of {reference.shape[0]} bp. Build the mask '
-          f'with enformer.interpret.target_mask(num_bins={bins}, num_tracks={tracks}, ...).')
+          f'with enformer.interpret.target_mask(num_bins={bins}, num_tracks={tracks}, ...).'
+      )
 
   if incremental and isinstance(inner, Enformer):
     forward = incremental_forward(inner, crop_length or reference.shape[0], head, precision)
@@ -125,8 +138,8 @@ def in_silico_mutagenesis(model,
   ism = np.zeros((end - start, 4), np.float32)
   with tqdm(total=len(positions), desc='ISM', unit='mutant', disable=not progress) as bar:
     for first in range(0, len(positions), batch_size):
-      batch_positions = positions[first:first + batch_size]
-      batch_bases = bases[first:first + batch_size]
+      batch_positions = positions[first : first + batch_size]
+      batch_bases = bases[first : first + batch_size]
       count = len(batch_positions)
       # Pad the last batch to a full one, so every call has the same shape (no retracing).
       mutants = np.repeat(reference[np.newaxis], batch_size, axis=0)  # [batch, L, C]

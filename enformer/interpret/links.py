@@ -12,13 +12,18 @@ import numpy as np
 
 from enformer.enformer import BIN_SIZE
 from enformer.evaluation.tss import tss_window
-from enformer.interpret.gradients import (as_batch, contribution_input_grad, output_shape,
-                                          target_mask)
+from enformer.interpret.gradients import (
+    as_batch,
+    contribution_input_grad,
+    output_shape,
+    target_mask,
+)
 
 
 @dataclasses.dataclass
 class EnhancerLink:
   """Link score of one enhancer for one gene: sum of |contribution| around the enhancer."""
+
   name: str
   chrom: str
   start: int
@@ -27,13 +32,15 @@ class EnhancerLink:
   distance_to_tss: Optional[int]
 
 
-def enhancer_link_scores(contributions: np.ndarray,
-                         sequence_chrom: str,
-                         sequence_start: int,
-                         enhancers: Iterable,
-                         window: int = 2000,
-                         tss: Optional[int] = None,
-                         statistic: str = 'sum') -> List[EnhancerLink]:
+def enhancer_link_scores(
+    contributions: np.ndarray,
+    sequence_chrom: str,
+    sequence_start: int,
+    enhancers: Iterable,
+    window: int = 2000,
+    tss: Optional[int] = None,
+    statistic: str = 'sum',
+) -> List[EnhancerLink]:
   """Scores enhancers by the |contribution| of the bases in a window centred on each enhancer.
 
   As in the paper's enhancer prioritisation: contributions are computed for a gene's TSS bins
@@ -83,8 +90,14 @@ def enhancer_link_scores(contributions: np.ndarray,
   return links
 
 
-def tss_window_bins(num_bins: int, sequence_start: int, sequence_length: int, tss: int,
-                    flank_bins: int = 1, bin_size: int = BIN_SIZE) -> List[int]:
+def tss_window_bins(
+    num_bins: int,
+    sequence_start: int,
+    sequence_length: int,
+    tss: int,
+    flank_bins: int = 1,
+    bin_size: int = BIN_SIZE,
+) -> List[int]:
   """Output bins of one TSS's window: its bin ± `flank_bins`, those inside the output.
 
   The paper's gene-level CAGE readout (`enformer.evaluation.tss.tss_window`) for the TSS at genome
@@ -94,23 +107,27 @@ def tss_window_bins(num_bins: int, sequence_start: int, sequence_length: int, ts
   first_bin_start = sequence_start + (sequence_length - num_bins * bin_size) // 2
   centre = (int(tss) - first_bin_start) // bin_size
   if not 0 <= centre < num_bins:
-    raise ValueError(f'TSS {tss} is outside the output bins of the sequence starting at '
-                     f'{sequence_start} ({num_bins} bins of {bin_size} bp, centred): centre the '
-                     'sequence on the gene.')
+    raise ValueError(
+        f'TSS {tss} is outside the output bins of the sequence starting at '
+        f'{sequence_start} ({num_bins} bins of {bin_size} bp, centred): centre the '
+        'sequence on the gene.'
+    )
   return list(range(*tss_window(centre, num_bins, flank_bins)))
 
 
-def enhancer_gene_link_scores(model,
-                              sequence_one_hot: np.ndarray,
-                              sequence_chrom: str,
-                              sequence_start: int,
-                              *,
-                              tss: int,
-                              enhancers: Iterable,
-                              tracks: Union[Sequence[int], str],
-                              head: str = 'human',
-                              window: int = 2000,
-                              flank_bins: int = 1) -> Tuple[np.ndarray, List[EnhancerLink]]:
+def enhancer_gene_link_scores(
+    model,
+    sequence_one_hot: np.ndarray,
+    sequence_chrom: str,
+    sequence_start: int,
+    *,
+    tss: int,
+    enhancers: Iterable,
+    tracks: Union[Sequence[int], str],
+    head: str = 'human',
+    window: int = 2000,
+    flank_bins: int = 1,
+) -> Tuple[np.ndarray, List[EnhancerLink]]:
   """Enhancer–gene link scores for one gene: gradient × input of the TSS bins, then window sums.
 
   Args:
@@ -133,5 +150,6 @@ def enhancer_gene_link_scores(model,
   bins = tss_window_bins(num_bins, sequence_start, length, tss, flank_bins)
   mask = target_mask(num_bins, num_tracks, bins, tracks)
   contributions = contribution_input_grad(model, x, mask, head)[0]
-  return contributions, enhancer_link_scores(contributions, sequence_chrom, sequence_start,
-                                             enhancers, window=window, tss=tss)
+  return contributions, enhancer_link_scores(
+      contributions, sequence_chrom, sequence_start, enhancers, window=window, tss=tss
+  )

@@ -31,8 +31,17 @@ THRESHOLD = 1e-4  # FIMO's default p-value threshold.
 FOLD = 10.0
 SCAN_FILE = 'scan.tsv'
 REGION_SCAN_FILE = 'scan_regions.tsv'
-REGION_HIT_COLUMNS = ('chrom', 'start', 'end', 'strand', 'motif_id', 'motif_name', 'score',
-                      'p_value', 'region')
+REGION_HIT_COLUMNS = (
+    'chrom',
+    'start',
+    'end',
+    'strand',
+    'motif_id',
+    'motif_name',
+    'score',
+    'p_value',
+    'region',
+)
 
 
 def select_motifs(database: MotifDatabase, ids: Sequence[str]) -> Dict[str, np.ndarray]:
@@ -42,14 +51,16 @@ def select_motifs(database: MotifDatabase, ids: Sequence[str]) -> Dict[str, np.n
   for motif_id in ids:
     index = database.index(motif_id)
     chosen[f'{database.ids[index]} {database.names[index]}'] = np.ascontiguousarray(
-        database.matrices[index], np.float64)
+        database.matrices[index], np.float64
+    )
   if not chosen:
     raise ValueError('Name at least one motif to scan (e.g. MA0139 for CTCF).')
   return chosen
 
 
-def _best_p_values(hits: Optional[pd.DataFrame], names: List[str], first: int,
-                   last: int) -> Dict[str, float]:
+def _best_p_values(
+    hits: Optional[pd.DataFrame], names: List[str], first: int, last: int
+) -> Dict[str, float]:
   """Motif → smallest p-value of its hits that overlap positions [first, last)."""
   best = {name: 1.0 for name in names}
   if hits is None or not len(hits):
@@ -61,13 +72,15 @@ def _best_p_values(hits: Optional[pd.DataFrame], names: List[str], first: int,
   return best
 
 
-def scan_variants(fasta: PathLike,
-                  vcf: PathLike,
-                  motif_ids: Sequence[str],
-                  *,
-                  database: Optional[MotifDatabase] = None,
-                  threshold: float = THRESHOLD,
-                  fold: float = FOLD) -> pd.DataFrame:
+def scan_variants(
+    fasta: PathLike,
+    vcf: PathLike,
+    motif_ids: Sequence[str],
+    *,
+    database: Optional[MotifDatabase] = None,
+    threshold: float = THRESHOLD,
+    fold: float = FOLD,
+) -> pd.DataFrame:
   """Which of `motif_ids` each variant of `vcf` creates or breaks.
 
   Args:
@@ -92,11 +105,19 @@ def scan_variants(fasta: PathLike,
   for site in read_variants(vcf, extractor):
     for variant in site.variants:
       start = variant.pos - 1 - flank
-      reference = extractor.extract(kipoiseq.Interval(
-          site.fasta_chrom, start, variant.pos - 1 + len(variant.ref) + flank))
-      alternative = reference[:flank] + variant.alt + reference[flank + len(variant.ref):]
-      rows.append(dict(chrom=variant.chrom, pos=variant.pos, id=variant.id or '.',
-                       ref=variant.ref, alt=variant.alt))
+      reference = extractor.extract(
+          kipoiseq.Interval(site.fasta_chrom, start, variant.pos - 1 + len(variant.ref) + flank)
+      )
+      alternative = reference[:flank] + variant.alt + reference[flank + len(variant.ref) :]
+      rows.append(
+          dict(
+              chrom=variant.chrom,
+              pos=variant.pos,
+              id=variant.id or '.',
+              ref=variant.ref,
+              alt=variant.alt,
+          )
+      )
       sequences += [reference, alternative]
       spans += [(flank, flank + len(variant.ref)), (flank, flank + max(len(variant.alt), 1))]
   if not rows:
@@ -106,10 +127,12 @@ def scan_variants(fasta: PathLike,
   for row, i in zip(rows, range(0, len(sequences), 2)):
     ref_p = _best_p_values(by_sequence.get(i), names, *spans[i])
     alt_p = _best_p_values(by_sequence.get(i + 1), names, *spans[i + 1])
-    row['motif_gained'] = ';'.join(n for n in names
-                                   if alt_p[n] < threshold and ref_p[n] >= fold * alt_p[n])
-    row['motif_lost'] = ';'.join(n for n in names
-                                 if ref_p[n] < threshold and alt_p[n] >= fold * ref_p[n])
+    row['motif_gained'] = ';'.join(
+        n for n in names if alt_p[n] < threshold and ref_p[n] >= fold * alt_p[n]
+    )
+    row['motif_lost'] = ';'.join(
+        n for n in names if ref_p[n] < threshold and alt_p[n] >= fold * ref_p[n]
+    )
     for name in names:
       motif_id = name.split(' ')[0]
       row[f'p_ref:{motif_id}'] = ref_p[name]
@@ -117,23 +140,26 @@ def scan_variants(fasta: PathLike,
   return pd.DataFrame(rows)
 
 
-def _fimo_hits(motifs: Dict[str, np.ndarray], sequences: Sequence[str],
-               threshold: float) -> pd.DataFrame:
+def _fimo_hits(
+    motifs: Dict[str, np.ndarray], sequences: Sequence[str], threshold: float
+) -> pd.DataFrame:
   """FIMO's hits of `motifs` in `sequences` (one frame; `sequence_name` = sequence index)."""
   width = max(len(s) for s in sequences)
   one_hot = np.zeros((len(sequences), 4, width), np.float32)  # The padding: all zero.
   for i, sequence in enumerate(sequences):
-    one_hot[i, :, :len(sequence)] = one_hot_encode(sequence, neutral_value=0.0).T  # N: zeros.
+    one_hot[i, :, : len(sequence)] = one_hot_encode(sequence, neutral_value=0.0).T  # N: zeros.
   found = [frame for frame in fimo(motifs, one_hot, threshold=threshold, dim=0) if len(frame)]
   return pd.concat(found) if found else pd.DataFrame(columns=['sequence_name'])
 
 
-def scan_regions(fasta: PathLike,
-                 regions: Sequence[kipoiseq.Interval],
-                 motif_ids: Sequence[str],
-                 *,
-                 database: Optional[MotifDatabase] = None,
-                 threshold: float = THRESHOLD) -> pd.DataFrame:
+def scan_regions(
+    fasta: PathLike,
+    regions: Sequence[kipoiseq.Interval],
+    motif_ids: Sequence[str],
+    *,
+    database: Optional[MotifDatabase] = None,
+    threshold: float = THRESHOLD,
+) -> pd.DataFrame:
   """Every FIMO hit of `motif_ids` in genomic `regions` (0-based intervals), either strand.
 
   Returns:
@@ -153,44 +179,66 @@ def scan_regions(fasta: PathLike,
     name = str(hit['motif_name'])
     strand = '-' if name.endswith('-rc') or hit.get('strand') == '-' else '+'
     motif_id, _, motif_name = (name[:-3] if name.endswith('-rc') else name).partition(' ')
-    rows.append(dict(chrom=region.chrom, start=region.start + int(hit['start']),
-                     end=region.start + int(hit['end']), strand=strand, motif_id=motif_id,
-                     motif_name=motif_name, score=float(hit['score']),
-                     p_value=float(hit['p-value']),
-                     region=f'{region.chrom}:{region.start + 1}-{region.end}'))
+    rows.append(
+        dict(
+            chrom=region.chrom,
+            start=region.start + int(hit['start']),
+            end=region.start + int(hit['end']),
+            strand=strand,
+            motif_id=motif_id,
+            motif_name=motif_name,
+            score=float(hit['score']),
+            p_value=float(hit['p-value']),
+            region=f'{region.chrom}:{region.start + 1}-{region.end}',
+        )
+    )
   table = pd.DataFrame(rows, columns=list(REGION_HIT_COLUMNS))
   return table.sort_values(['region', 'start', 'motif_id'], kind='stable').reset_index(drop=True)
 
 
-def scan_to_folder(fasta: PathLike,
-                   vcf: PathLike,
-                   out_dir: PathLike,
-                   motif_ids: Sequence[str],
-                   *,
-                   database: Optional[MotifDatabase] = None,
-                   threshold: float = THRESHOLD,
-                   fold: float = FOLD,
-                   overwrite: bool = False) -> pd.DataFrame:
+def scan_to_folder(
+    fasta: PathLike,
+    vcf: PathLike,
+    out_dir: PathLike,
+    motif_ids: Sequence[str],
+    *,
+    database: Optional[MotifDatabase] = None,
+    threshold: float = THRESHOLD,
+    fold: float = FOLD,
+    overwrite: bool = False,
+) -> pd.DataFrame:
   """`scan_variants` written to `out_dir/scan.tsv` (an `OutputFolder` of command 'motifs-scan').
 
   Returns:
     The table written.
   """
-  return _write_table(out_dir, SCAN_FILE, overwrite, lambda: scan_variants(
-      fasta, vcf, motif_ids, database=database, threshold=threshold, fold=fold))
+  return _write_table(
+      out_dir,
+      SCAN_FILE,
+      overwrite,
+      lambda: scan_variants(
+          fasta, vcf, motif_ids, database=database, threshold=threshold, fold=fold
+      ),
+  )
 
 
-def scan_regions_to_folder(fasta: PathLike,
-                           regions: Sequence[kipoiseq.Interval],
-                           out_dir: PathLike,
-                           motif_ids: Sequence[str],
-                           *,
-                           database: Optional[MotifDatabase] = None,
-                           threshold: float = THRESHOLD,
-                           overwrite: bool = False) -> pd.DataFrame:
+def scan_regions_to_folder(
+    fasta: PathLike,
+    regions: Sequence[kipoiseq.Interval],
+    out_dir: PathLike,
+    motif_ids: Sequence[str],
+    *,
+    database: Optional[MotifDatabase] = None,
+    threshold: float = THRESHOLD,
+    overwrite: bool = False,
+) -> pd.DataFrame:
   """`scan_regions` written to `out_dir/scan_regions.tsv` (an `OutputFolder` of 'motifs-scan')."""
-  return _write_table(out_dir, REGION_SCAN_FILE, overwrite, lambda: scan_regions(
-      fasta, regions, motif_ids, database=database, threshold=threshold))
+  return _write_table(
+      out_dir,
+      REGION_SCAN_FILE,
+      overwrite,
+      lambda: scan_regions(fasta, regions, motif_ids, database=database, threshold=threshold),
+  )
 
 
 def _write_table(out_dir: PathLike, name: str, overwrite: bool, table_fn) -> pd.DataFrame:

@@ -17,9 +17,16 @@ import tensorflow as tf
 
 from enformer.enformer import BIN_SIZE
 from enformer.plots import attribution as plots_lib
-from enformer.interpret.gradients import (Reduction, as_batch, forward_function,
-                                          gradient_times_input, output_shape, parse_index_list,
-                                          pool_contributions, target_mask)
+from enformer.interpret.gradients import (
+    Reduction,
+    as_batch,
+    forward_function,
+    gradient_times_input,
+    output_shape,
+    parse_index_list,
+    pool_contributions,
+    target_mask,
+)
 from enformer.interpret.ism import check_window, in_silico_mutagenesis, ism_logo_matrix
 from enformer.io.atomic import atomic_open
 from enformer.io.bed import format_region, parse_region
@@ -51,6 +58,7 @@ class IntervalAttribution:
     extra_inputs: [L, E] the extra input channels (E = 0 for a one-hot-only model).
     extra_scores: [L, E] gradient × input of the extra channels ('grad' only; None for ISM).
   """
+
   chrom: str
   start: int
   end: int
@@ -77,19 +85,21 @@ class IntervalAttribution:
     return self.bins_start + len(self.pooled) * BIN_SIZE
 
 
-def attribute_interval(model,
-                       sequence_one_hot: np.ndarray,
-                       chrom: str,
-                       start: int,
-                       *,
-                       tracks: Union[Sequence[int], str],
-                       bins: Union[Sequence[int], str],
-                       head: str = 'human',
-                       method: str = 'grad',
-                       window: Optional[Tuple[int, int]] = None,
-                       reduction: Reduction = 'mean',
-                       batch_size: int = 8,
-                       progress: bool = True) -> IntervalAttribution:
+def attribute_interval(
+    model,
+    sequence_one_hot: np.ndarray,
+    chrom: str,
+    start: int,
+    *,
+    tracks: Union[Sequence[int], str],
+    bins: Union[Sequence[int], str],
+    head: str = 'human',
+    method: str = 'grad',
+    window: Optional[Tuple[int, int]] = None,
+    reduction: Reduction = 'mean',
+    batch_size: int = 8,
+    progress: bool = True,
+) -> IntervalAttribution:
   """Explains `tracks` × `bins` of one input sequence located at chrom:start.
 
   Args:
@@ -138,37 +148,60 @@ def attribute_interval(model,
     if window is None:
       window = (bins_offset + bins[0] * BIN_SIZE, bins_offset + (bins[-1] + 1) * BIN_SIZE)
     window = check_window(window, length)
-    ism = in_silico_mutagenesis(model, model_input, mask, window=window, head=head,
-                                reduction=reduction, batch_size=batch_size, progress=progress)
+    ism = in_silico_mutagenesis(
+        model,
+        model_input,
+        mask,
+        window=window,
+        head=head,
+        reduction=reduction,
+        batch_size=batch_size,
+        progress=progress,
+    )
     scores = np.zeros(length, np.float32)
-    scores[window[0]:window[1]] = ism_logo_matrix(one_hot[window[0]:window[1]], ism).sum(1)
+    scores[window[0] : window[1]] = ism_logo_matrix(one_hot[window[0] : window[1]], ism).sum(1)
   return IntervalAttribution(
-      chrom=chrom, start=int(start), end=int(start) + length,
-      bins_start=int(start) + bins_offset, head=head, tracks=tracks, bins=bins, method=method,
-      predictions=predictions, scores=scores, pooled=pool_contributions(scores, num_bins),
-      window=window, sequence_one_hot=one_hot, ism=ism, extra_inputs=extra_inputs,
-      extra_scores=extra_scores)
+      chrom=chrom,
+      start=int(start),
+      end=int(start) + length,
+      bins_start=int(start) + bins_offset,
+      head=head,
+      tracks=tracks,
+      bins=bins,
+      method=method,
+      predictions=predictions,
+      scores=scores,
+      pooled=pool_contributions(scores, num_bins),
+      window=window,
+      sequence_one_hot=one_hot,
+      ism=ism,
+      extra_inputs=extra_inputs,
+      extra_scores=extra_scores,
+  )
 
 
 # --------------------------------------------------------------------------- regions to files
 
-def attribute_to_files(predictor,
-                       fasta: str,
-                       region: Union[str, kipoiseq.Interval],
-                       out_dir: str,
-                       *,
-                       tracks: Union[str, Sequence[Union[int, str]]],
-                       bins: Union[None, str, Sequence[int]] = None,
-                       head: str = 'human',
-                       targets: Optional[pd.DataFrame] = None,
-                       method: str = 'grad',
-                       window: Union[None, str, kipoiseq.Interval] = None,
-                       reduction: Reduction = 'mean',
-                       batch_size: int = 8,
-                       extra_tracks: Sequence[str] = (),
-                       neutral_value: float = NEUTRAL_VALUE,
-                       progress: bool = True,
-                       overwrite: bool = False) -> Dict[str, Any]:
+
+def attribute_to_files(
+    predictor,
+    fasta: str,
+    region: Union[str, kipoiseq.Interval],
+    out_dir: str,
+    *,
+    tracks: Union[str, Sequence[Union[int, str]]],
+    bins: Union[None, str, Sequence[int]] = None,
+    head: str = 'human',
+    targets: Optional[pd.DataFrame] = None,
+    method: str = 'grad',
+    window: Union[None, str, kipoiseq.Interval] = None,
+    reduction: Reduction = 'mean',
+    batch_size: int = 8,
+    extra_tracks: Sequence[str] = (),
+    neutral_value: float = NEUTRAL_VALUE,
+    progress: bool = True,
+    overwrite: bool = False,
+) -> Dict[str, Any]:
   """Explains chosen tracks × bins of a genomic region and writes the results into `out_dir`.
 
   The region is resized around its centre to the predictor's input length. Writes
@@ -225,46 +258,99 @@ def attribute_to_files(predictor,
   extractor.check_regions([region])  # Unknown chromosome or past its end: an error.
   with OutputLock(out_dir, what=f'output folder {out_dir}'):
     folder = OutputFolder(out_dir, 'attribute', overwrite=overwrite)
-    return _attribute_into(predictor, extractor, region, window_region, folder, track_indices,
-                           bins, head, targets, method, reduction, batch_size, extra_tracks,
-                           neutral_value, progress)
+    return _attribute_into(
+        predictor,
+        extractor,
+        region,
+        window_region,
+        folder,
+        track_indices,
+        bins,
+        head,
+        targets,
+        method,
+        reduction,
+        batch_size,
+        extra_tracks,
+        neutral_value,
+        progress,
+    )
 
 
-def _attribute_into(predictor, extractor, region, window_region, folder, track_indices, bins,
-                    head, targets, method, reduction, batch_size, extra_tracks,
-                    neutral_value, progress) -> Dict[str, Any]:
+def _attribute_into(
+    predictor,
+    extractor,
+    region,
+    window_region,
+    folder,
+    track_indices,
+    bins,
+    head,
+    targets,
+    method,
+    reduction,
+    batch_size,
+    extra_tracks,
+    neutral_value,
+    progress,
+) -> Dict[str, Any]:
   """`attribute_to_files` once the output folder (`folder`, an `OutputFolder`) is locked and
   ready."""
   # Every output named before the work: a file of the user's under one of them stops it now.
   npz_path, bigwig_path, tracks_png, logo_png = folder.claim_all(
-      ['attribution.npz', f'{method}_scores.bw', 'tracks.png', 'logo.png'])
+      ['attribution.npz', f'{method}_scores.bw', 'tracks.png', 'logo.png']
+  )
   chrom = extractor.resolve_chromosome(region.chrom)
   interval = region.resize(predictor.sequence_length)
-  model_input = model_inputs(extractor, [interval], extra_tracks,
-                             neutral_value=neutral_value)[0]  # [L, 4 + E]
+  model_input = model_inputs(extractor, [interval], extra_tracks, neutral_value=neutral_value)[
+      0
+  ]  # [L, 4 + E]
   one_hot = model_input[:, :NUM_NUCLEOTIDES]
   input_window = None
   if window_region is not None:
     if extractor.resolve_chromosome(window_region.chrom) != chrom or not (
-        interval.start <= window_region.start < window_region.end <= interval.end):
-      raise ValueError(f'The window {format_region(window_region)} must lie inside the model '
-                       f'input {format_region(interval)} (the region resized to '
-                       f'{predictor.sequence_length:,} bp).')
+        interval.start <= window_region.start < window_region.end <= interval.end
+    ):
+      raise ValueError(
+          f'The window {format_region(window_region)} must lie inside the model '
+          f'input {format_region(interval)} (the region resized to '
+          f'{predictor.sequence_length:,} bp).'
+      )
     input_window = (window_region.start - interval.start, window_region.end - interval.start)
 
   result = attribute_interval(
-      predictor, model_input, chrom, interval.start, tracks=track_indices, bins=bins, head=head,
-      method=method, window=input_window, reduction=reduction, batch_size=batch_size,
-      progress=progress)
+      predictor,
+      model_input,
+      chrom,
+      interval.start,
+      tracks=track_indices,
+      bins=bins,
+      head=head,
+      method=method,
+      window=input_window,
+      reduction=reduction,
+      batch_size=batch_size,
+      progress=progress,
+  )
 
   labels = track_labels(targets, result.tracks)
   arrays = dict(
-      scores=result.scores, pooled=result.pooled, predictions=result.predictions,
-      tracks=np.asarray(result.tracks), bins=np.asarray(result.bins),
-      track_labels=np.asarray(labels), chrom=chrom, start=result.start, end=result.end,
-      bins_start=result.bins_start, window=np.asarray(result.window), method=method,
-      head=head, n_value=float(neutral_value),
-      sequence_index=np.where(one_hot.max(1) == 1, one_hot.argmax(1), 4).astype(np.int8))
+      scores=result.scores,
+      pooled=result.pooled,
+      predictions=result.predictions,
+      tracks=np.asarray(result.tracks),
+      bins=np.asarray(result.bins),
+      track_labels=np.asarray(labels),
+      chrom=chrom,
+      start=result.start,
+      end=result.end,
+      bins_start=result.bins_start,
+      window=np.asarray(result.window),
+      method=method,
+      head=head,
+      n_value=float(neutral_value),
+      sequence_index=np.where(one_hot.max(1) == 1, one_hot.argmax(1), 4).astype(np.int8),
+  )
   if result.ism is not None:
     arrays['ism'] = result.ism
   if extra_tracks:
@@ -281,25 +367,49 @@ def _attribute_into(predictor, extractor, region, window_region, folder, track_i
     blocks = [(chrom, result.start + w0, result.scores[w0:w1])]
   write_bigwig(bigwig_path, extractor.chromosome_sizes, blocks, bin_size=1)
 
-  panels = {f'{label} (track {index})': result.predictions[:, i]
-            for i, (index, label) in enumerate(zip(result.tracks, labels))}
+  panels = {
+      f'{label} (track {index})': result.predictions[:, i]
+      for i, (index, label) in enumerate(zip(result.tracks, labels))
+  }
   method_label = 'gradient × input' if method == 'grad' else 'ISM −mean Δ (window)'
   plots_lib.plot_tracks_with_contributions(
-      panels, result.pooled, (chrom, result.bins_start, result.bins_end),
-      contribution_label=f'|{method_label}| per bin', highlight_bins=result.bins, path=tracks_png)
+      panels,
+      result.pooled,
+      (chrom, result.bins_start, result.bins_end),
+      contribution_label=f'|{method_label}| per bin',
+      highlight_bins=result.bins,
+      path=tracks_png,
+  )
   window_text = f'{chrom}:{result.start + w0 + 1:,}-{result.start + w1:,}'
   if result.ism is None:
     plots_lib.plot_contribution_logo(
-        one_hot[w0:w1], result.scores[w0:w1], start=result.start + w0 + 1,
-        title=f'gradient × input, {window_text}', path=logo_png)
+        one_hot[w0:w1],
+        result.scores[w0:w1],
+        start=result.start + w0 + 1,
+        title=f'gradient × input, {window_text}',
+        path=logo_png,
+    )
   else:
-    plots_lib.plot_ism(one_hot[w0:w1], result.ism, start=result.start + w0 + 1,
-                   title=f'in-silico mutagenesis, {window_text}', path=logo_png)
+    plots_lib.plot_ism(
+        one_hot[w0:w1],
+        result.ism,
+        start=result.start + w0 + 1,
+        title=f'in-silico mutagenesis, {window_text}',
+        path=logo_png,
+    )
   top = int(np.argmax(np.abs(result.scores)))
-  summary = (f'{method}: {format_region(interval)}, head {head}, tracks {result.tracks}, '
-             f'bins {result.bins[0]}-{result.bins[-1]} '
-             f'({chrom}:{result.bins_start + result.bins[0] * BIN_SIZE + 1:,}-'
-             f'{result.bins_start + (result.bins[-1] + 1) * BIN_SIZE:,}); top |score| '
-             f'{result.scores[top]:.4g} at {chrom}:{result.start + top + 1:,}')
-  return dict(result=result, interval=interval, npz=npz_path, bigwig=bigwig_path,
-              plots=[tracks_png, logo_png], summary=summary)
+  summary = (
+      f'{method}: {format_region(interval)}, head {head}, tracks {result.tracks}, '
+      f'bins {result.bins[0]}-{result.bins[-1]} '
+      f'({chrom}:{result.bins_start + result.bins[0] * BIN_SIZE + 1:,}-'
+      f'{result.bins_start + (result.bins[-1] + 1) * BIN_SIZE:,}); top |score| '
+      f'{result.scores[top]:.4g} at {chrom}:{result.start + top + 1:,}'
+  )
+  return dict(
+      result=result,
+      interval=interval,
+      npz=npz_path,
+      bigwig=bigwig_path,
+      plots=[tracks_png, logo_png],
+      summary=summary,
+  )

@@ -63,8 +63,9 @@ def _format_bytes(count: int) -> str:
   return f'{count} bytes'
 
 
-def disk_full_error(path: PathLike, needed: Optional[int] = None,
-                    written: Optional[int] = None) -> DiskFullError:
+def disk_full_error(
+    path: PathLike, needed: Optional[int] = None, written: Optional[int] = None
+) -> DiskFullError:
   """The one-line error for a full disk while writing `path`."""
   path = os.fspath(path)
   free = free_bytes(path)
@@ -76,9 +77,13 @@ def disk_full_error(path: PathLike, needed: Optional[int] = None,
   if free is not None:
     parts.append(f'{_format_bytes(free)} are free')
   detail = f' ({"; ".join(parts)})' if parts else ''
-  return DiskFullError(errno.ENOSPC, f'No space left on the device to write {path}{detail}. Free '
-                       'some space or choose an output on another disk; files finished before '
-                       'were kept', path)
+  return DiskFullError(
+      errno.ENOSPC,
+      f'No space left on the device to write {path}{detail}. Free '
+      'some space or choose an output on another disk; files finished before '
+      'were kept',
+      path,
+  )
 
 
 def check_free_space(path: PathLike, needed: int) -> None:
@@ -156,8 +161,12 @@ def atomic_path(path: PathLike, *, expected_bytes: Optional[int] = None) -> Iter
   folder = os.path.dirname(os.path.abspath(path))
   os.makedirs(folder, exist_ok=True)
   if os.path.isdir(path):
-    raise IsADirectoryError(errno.EISDIR, f'Cannot write the file {path}: a folder of that name '
-                            'exists. Remove it or choose another output name', path)
+    raise IsADirectoryError(
+        errno.EISDIR,
+        f'Cannot write the file {path}: a folder of that name '
+        'exists. Remove it or choose another output name',
+        path,
+    )
   remove_stale_temporaries(path)
   if expected_bytes is not None:
     check_free_space(folder, expected_bytes)
@@ -173,14 +182,18 @@ def atomic_path(path: PathLike, *, expected_bytes: Optional[int] = None) -> Iter
     written = _size(temporary)
     with contextlib.suppress(OSError):
       os.remove(temporary)
-    if isinstance(error, Exception) and not isinstance(error, DiskFullError) and \
-        is_disk_full(error):
+    if (
+        isinstance(error, Exception)
+        and not isinstance(error, DiskFullError)
+        and is_disk_full(error)
+    ):
       raise disk_full_error(path, needed=expected_bytes, written=written) from error
     raise
 
 
-def atomic_write(path: PathLike, write: Callable[[str], object], *,
-                 expected_bytes: Optional[int] = None) -> str:
+def atomic_write(
+    path: PathLike, write: Callable[[str], object], *, expected_bytes: Optional[int] = None
+) -> str:
   """Calls write(temporary_path), then renames the temporary to `path`; returns `path`."""
   with atomic_path(path, expected_bytes=expected_bytes) as temporary:
     write(temporary)
@@ -188,8 +201,9 @@ def atomic_write(path: PathLike, write: Callable[[str], object], *,
 
 
 @contextlib.contextmanager
-def atomic_open(path: PathLike, mode: str = 'w', *, expected_bytes: Optional[int] = None,
-                **kwargs) -> Iterator[IO]:
+def atomic_open(
+    path: PathLike, mode: str = 'w', *, expected_bytes: Optional[int] = None, **kwargs
+) -> Iterator[IO]:
   """`open(path, mode)` for writing that renames into place when the block completes."""
   if not any(flag in mode for flag in 'wx'):
     raise ValueError(f'atomic_open writes whole files: mode must be "w" or "wb", got {mode!r}.')
@@ -239,8 +253,11 @@ def atomic_directory(path: PathLike, *, overwrite: bool = False) -> Iterator[str
   """
   path = os.path.abspath(os.fspath(path)).rstrip(os.sep)
   if os.path.exists(path) and not overwrite:
-    raise FileExistsError(errno.EEXIST, f'{path} already exists. Pass `overwrite` to replace '
-                          'it, or choose another output', path)
+    raise FileExistsError(
+        errno.EEXIST,
+        f'{path} already exists. Pass `overwrite` to replace ' 'it, or choose another output',
+        path,
+    )
   os.makedirs(os.path.dirname(path), exist_ok=True)
   remove_stale_temporaries(path)
   temporary = temporary_name(path)
@@ -256,8 +273,10 @@ def atomic_directory(path: PathLike, *, overwrite: bool = False) -> Iterator[str
       os.replace(temporary, path)
   except BaseException as error:
     shutil.rmtree(temporary, ignore_errors=True)
-    if isinstance(error, Exception) and not isinstance(error, DiskFullError) and \
-        is_disk_full(error):
+    if (
+        isinstance(error, Exception)
+        and not isinstance(error, DiskFullError)
+        and is_disk_full(error)
+    ):
       raise disk_full_error(path) from error
     raise
-

@@ -1,10 +1,10 @@
 """BED files and 'chr:start-end' strings (0-based, half-open coordinates).
 
-  read_bed            regions of a BED file as kipoiseq.Interval
-  read_sequences_bed  a data set's sequences.bed (Basenji2's record index: chrom, start, end,
-                      subset)
-  read_tss_bed        a TSS BED (chrom, start = the TSS, end, gene name)
-  parse_region / format_region  'chr1:1,000,001-1,001,000' ↔ Interval
+read_bed            regions of a BED file as kipoiseq.Interval
+read_sequences_bed  a data set's sequences.bed (Basenji2's record index: chrom, start, end,
+                    subset)
+read_tss_bed        a TSS BED (chrom, start = the TSS, end, gene name)
+parse_region / format_region  'chr1:1,000,001-1,001,000' ↔ Interval
 """
 
 from typing import List, Optional, TextIO, Union
@@ -25,8 +25,10 @@ def parse_region(region: str) -> kipoiseq.Interval:
   """
   match = _REGION.match(region)
   if not match:
-    raise ValueError(f'Cannot parse region {region!r}: use chrom:start-end, e.g. '
-                     'chr11:5,225,000-5,230,000 (1-based inclusive coordinates).')
+    raise ValueError(
+        f'Cannot parse region {region!r}: use chrom:start-end, e.g. '
+        'chr11:5,225,000-5,230,000 (1-based inclusive coordinates).'
+    )
   chrom, start, end = match.group(1), *(int(re.sub('[,_]', '', g)) for g in match.groups()[1:])
   if start < 1 or end < start:
     raise ValueError(f'Region {region!r} must have 1 <= start <= end (1-based inclusive).')
@@ -58,8 +60,10 @@ def read_bed(path: Union[str, os.PathLike]) -> List[kipoiseq.Interval]:
       try:
         chrom, start, end = fields[0], int(fields[1]), int(fields[2])
       except (IndexError, ValueError):
-        raise ValueError(f'{path}:{line_number}: expected tab-separated chrom, start, end '
-                         f'(integers), got {line.strip()!r}.') from None
+        raise ValueError(
+            f'{path}:{line_number}: expected tab-separated chrom, start, end '
+            f'(integers), got {line.strip()!r}.'
+        ) from None
       if start < 0 or end <= start:
         raise ValueError(f'{path}:{line_number}: need 0 <= start < end, got {start}, {end}.')
       name = fields[3] if len(fields) > 3 and fields[3] not in ('', '.') else ''
@@ -76,8 +80,9 @@ SEQUENCES_BED_COLUMNS = ('chrom', 'start', 'end', 'subset')
 TSS_BED_COLUMNS = ('chrom', 'start', 'end', 'name')
 
 
-def read_sequences_bed(source: Union[str, os.PathLike, TextIO],
-                       default_subset: Optional[str] = None) -> pd.DataFrame:
+def read_sequences_bed(
+    source: Union[str, os.PathLike, TextIO], default_subset: Optional[str] = None
+) -> pd.DataFrame:
   """Reads a data set's sequences.bed: one row per record, each subset's rows in record order.
 
   Args:
@@ -92,11 +97,13 @@ def read_sequences_bed(source: Union[str, os.PathLike, TextIO],
   if not hasattr(source, 'read'):
     source = os.fspath(source)
   table = pd.read_csv(source, sep='\t', header=None, comment='#', dtype=str)
-  table = table.iloc[:, :len(SEQUENCES_BED_COLUMNS)]
+  table = table.iloc[:, : len(SEQUENCES_BED_COLUMNS)]
   if table.shape[1] < len(SEQUENCES_BED_COLUMNS):
     if default_subset is None or table.shape[1] < 3:
-      raise ValueError(f'{getattr(source, "name", source)}: sequences.bed needs the columns '
-                       f'chrom, start, end, subset; found {table.shape[1]}.')
+      raise ValueError(
+          f'{getattr(source, "name", source)}: sequences.bed needs the columns '
+          f'chrom, start, end, subset; found {table.shape[1]}.'
+      )
     table[3] = default_subset
   table.columns = list(SEQUENCES_BED_COLUMNS)
   return table.astype({'start': np.int64, 'end': np.int64})
@@ -116,8 +123,10 @@ def read_tss_bed(path: Union[str, os.PathLike]) -> pd.DataFrame:
     raise FileNotFoundError(f'TSS BED {path} does not exist.')
   table = pd.read_csv(path, sep='\t', header=None, comment='#', dtype={0: str})  # chr '1': str.
   if table.shape[1] < len(TSS_BED_COLUMNS):
-    raise ValueError(f'{path}: a TSS BED needs 4 columns (chrom, start, end, gene name), '
-                     f'found {table.shape[1]}.')
-  table = table.iloc[:, :len(TSS_BED_COLUMNS)]
+    raise ValueError(
+        f'{path}: a TSS BED needs 4 columns (chrom, start, end, gene name), '
+        f'found {table.shape[1]}.'
+    )
+  table = table.iloc[:, : len(TSS_BED_COLUMNS)]
   table.columns = list(TSS_BED_COLUMNS)
   return table

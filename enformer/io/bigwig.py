@@ -19,8 +19,9 @@ from enformer.io.fasta import alternative_chromosome_names
 PathLike = Union[str, os.PathLike]
 
 
-def _clip_bins(chrom_size: int, start: int, values: np.ndarray,
-               bin_size: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _clip_bins(
+    chrom_size: int, start: int, values: np.ndarray, bin_size: int
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
   """(starts, ends, values) of the bins overlapping [0, chrom_size), clipped to it."""
   values = np.asarray(values, dtype=np.float64).reshape(-1)
   starts = start + bin_size * np.arange(len(values), dtype=np.int64)
@@ -29,14 +30,16 @@ def _clip_bins(chrom_size: int, start: int, values: np.ndarray,
   return np.maximum(starts[keep], 0), np.minimum(ends[keep], chrom_size), values[keep]
 
 
-def _sorted_blocks(chrom_sizes: Mapping[str, int], tracks: Sequence[Tuple[str, int, np.ndarray]],
-                   bin_size: int) -> List[Tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
+def _sorted_blocks(
+    chrom_sizes: Mapping[str, int], tracks: Sequence[Tuple[str, int, np.ndarray]], bin_size: int
+) -> List[Tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
   """Blocks clipped to their chromosome, sorted, overlaps removed: (chrom, starts, ends, values)."""
   entries = []
   for chrom, start, values in tracks:
     if chrom not in chrom_sizes:
-      raise ValueError(f'Chromosome {chrom!r} is not in the chromosome sizes '
-                       f'({list(chrom_sizes)[:5]}...).')
+      raise ValueError(
+          f'Chromosome {chrom!r} is not in the chromosome sizes ' f'({list(chrom_sizes)[:5]}...).'
+      )
     entries.append((chrom, *_clip_bins(chrom_sizes[chrom], int(start), values, bin_size)))
   order = {chrom: i for i, chrom in enumerate(chrom_sizes)}
   entries.sort(key=lambda e: (order[e[0]], e[1][0] if len(e[1]) else 0))
@@ -49,8 +52,12 @@ def _sorted_blocks(chrom_sizes: Mapping[str, int], tracks: Sequence[Tuple[str, i
   return blocks
 
 
-def write_bigwig(path: PathLike, chrom_sizes: Mapping[str, int],
-                 tracks: Sequence[Tuple[str, int, np.ndarray]], bin_size: int = 128) -> None:
+def write_bigwig(
+    path: PathLike,
+    chrom_sizes: Mapping[str, int],
+    tracks: Sequence[Tuple[str, int, np.ndarray]],
+    bin_size: int = 128,
+) -> None:
   """Writes binned values to a bigWig file.
 
   Args:
@@ -69,15 +76,20 @@ def write_bigwig(path: PathLike, chrom_sizes: Mapping[str, int],
     try:
       bw.addHeader([(chrom, int(size)) for chrom, size in chrom_sizes.items()])
       for chrom, starts, ends, values in blocks:
-        bw.addEntries([chrom] * len(starts), starts.tolist(), ends=ends.tolist(),
-                      values=values.tolist())
+        bw.addEntries(
+            [chrom] * len(starts), starts.tolist(), ends=ends.tolist(), values=values.tolist()
+        )
     finally:
       bw.close()
 
 
-def write_bedgraph(path: PathLike, chrom_sizes: Mapping[str, int],
-                   tracks: Sequence[Tuple[str, int, np.ndarray]], bin_size: int = 128,
-                   track_name: str = '') -> None:
+def write_bedgraph(
+    path: PathLike,
+    chrom_sizes: Mapping[str, int],
+    tracks: Sequence[Tuple[str, int, np.ndarray]],
+    bin_size: int = 128,
+    track_name: str = '',
+) -> None:
   """Writes binned values as a bedGraph (UCSC track line first); blocks as in write_bigwig."""
   with atomic_open(path, 'w') as handle:
     handle.write(f'track type=bedGraph name="{track_name or os.path.basename(path)}"\n')
@@ -105,13 +117,16 @@ def open_bigwig(path: PathLike):
     handle.close()
     handle = None
   if handle is None:
-    raise ValueError(f'{path} is not a readable bigWig file (another format, or truncated); '
-                     'convert bedGraph with bedGraphToBigWig, or download or write it again.')
+    raise ValueError(
+        f'{path} is not a readable bigWig file (another format, or truncated); '
+        'convert bedGraph with bedGraphToBigWig, or download or write it again.'
+    )
   return handle
 
 
-def read_bigwig_bins(path: PathLike, chrom: str, start: int, end: int,
-                     bin_size: int = 128) -> np.ndarray:
+def read_bigwig_bins(
+    path: PathLike, chrom: str, start: int, end: int, bin_size: int = 128
+) -> np.ndarray:
   """Mean coverage of a bigWig per bin over [start, end): [(end - start) // bin_size] float32.
 
   Missing data and positions outside the chromosome count as 0 (the chr prefix is resolved).
@@ -122,8 +137,11 @@ def read_bigwig_bins(path: PathLike, chrom: str, start: int, end: int,
   bw = open_bigwig(path)
   try:
     chroms = bw.chroms()
-    name = chrom if chrom in chroms else next(
-        (n for n in alternative_chromosome_names(chrom) if n in chroms), None)
+    name = (
+        chrom
+        if chrom in chroms
+        else next((n for n in alternative_chromosome_names(chrom) if n in chroms), None)
+    )
     if name is None:
       raise ValueError(f'Chromosome {chrom!r} is not in {path} ({list(chroms)[:5]}...).')
     size = chroms[name]
@@ -131,7 +149,7 @@ def read_bigwig_bins(path: PathLike, chrom: str, start: int, end: int,
     per_base = np.zeros(end - start, dtype=np.float32)
     if hi > lo:
       values = np.asarray(bw.values(name, lo, hi, numpy=True), dtype=np.float32)
-      per_base[lo - start:hi - start] = np.nan_to_num(values, nan=0.0)
+      per_base[lo - start : hi - start] = np.nan_to_num(values, nan=0.0)
   finally:
     bw.close()
   return per_base.reshape(-1, bin_size).mean(axis=1)

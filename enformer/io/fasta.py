@@ -54,8 +54,10 @@ class FastaStringExtractor:
   def __init__(self, fasta: PathLike):
     fasta = os.fspath(fasta)
     if not os.path.exists(fasta):
-      raise FileNotFoundError(f'FASTA file {fasta} does not exist. Pass the path of the '
-                              'reference genome (e.g. hg38.fa, optionally bgzipped with a .fai).')
+      raise FileNotFoundError(
+          f'FASTA file {fasta} does not exist. Pass the path of the '
+          'reference genome (e.g. hg38.fa, optionally bgzipped with a .fai).'
+      )
     if os.path.isdir(fasta):
       raise IsADirectoryError(f'FASTA {fasta} is a folder; pass the genome FASTA file.')
     self.path = fasta
@@ -63,18 +65,30 @@ class FastaStringExtractor:
     try:
       self.fasta = pyfaidx.Fasta(fasta, sequence_always_upper=False, rebuild=False)
     except ImportError:  # pyfaidx reads bgzip through BioPython.
-      raise ValueError(f'FASTA {fasta} is bgzip-compressed, which needs BioPython to read '
-                       '(pip install biopython); or decompress it.') from None
-    except (pyfaidx.FastaIndexingError, pyfaidx.UnsupportedCompressionFormat, EOFError,
-            UnicodeDecodeError, ValueError) as error:
+      raise ValueError(
+          f'FASTA {fasta} is bgzip-compressed, which needs BioPython to read '
+          '(pip install biopython); or decompress it.'
+      ) from None
+    except (
+        pyfaidx.FastaIndexingError,
+        pyfaidx.UnsupportedCompressionFormat,
+        EOFError,
+        UnicodeDecodeError,
+        ValueError,
+    ) as error:
       reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-      raise ValueError(f'Cannot index the FASTA {fasta} ({reason}); check that it is a '
-                       'complete FASTA file (plain, or bgzip with its .fai/.gzi).') from None
+      raise ValueError(
+          f'Cannot index the FASTA {fasta} ({reason}); check that it is a '
+          'complete FASTA file (plain, or bgzip with its .fai/.gzi).'
+      ) from None
     except OSError as error:  # Writing the index failed (pyfaidx hides why).
       raise PermissionError(
-          errno.EACCES, f'Cannot write the index {fasta}.fai of FASTA {fasta} '
+          errno.EACCES,
+          f'Cannot write the index {fasta}.fai of FASTA {fasta} '
           f'({_first_line(error)}); run `samtools faidx {fasta}` where you may write, or '
-          'copy the FASTA into a writable folder', fasta) from None
+          'copy the FASTA into a writable folder',
+          fasta,
+      ) from None
     self._chromosome_sizes = {name: len(record) for name, record in self.fasta.records.items()}
     if not self._chromosome_sizes:
       raise ValueError(f'FASTA {fasta} holds no sequences (empty, or not a FASTA file).')
@@ -96,7 +110,8 @@ class FastaStringExtractor:
     raise ValueError(
         f'Chromosome {chrom!r} is not in {self.path} (also tried '
         f'{alternative_chromosome_names(chrom)}); it has {len(known)} sequences: {shown}. '
-        'Check that the regions and the FASTA use the same assembly.')
+        'Check that the regions and the FASTA use the same assembly.'
+    )
 
   def check_regions(self, regions: Iterable[kipoiseq.Interval]) -> None:
     """ValueError for the first region on an unknown chromosome or entirely past its end."""
@@ -110,7 +125,8 @@ class FastaStringExtractor:
         raise ValueError(
             f'Region{name} {coordinates} lies entirely '
             f'outside {chrom} ({size:,} bp in {self.path}); check the coordinates and that the '
-            'regions use the assembly of the FASTA.')
+            'regions use the assembly of the FASTA.'
+        )
 
   def extract(self, interval: kipoiseq.Interval, **kwargs) -> str:
     """Sequence of `interval` (0-based, half-open), N-padded outside the chromosome.
@@ -136,14 +152,16 @@ class FastaStringExtractor:
     pad_downstream = end - start - pad_upstream - len(sequence)
     return 'N' * pad_upstream + sequence + 'N' * pad_downstream
 
-  def extract_one_hot(self, interval: kipoiseq.Interval,
-                      neutral_value: float = NEUTRAL_VALUE) -> np.ndarray:
+  def extract_one_hot(
+      self, interval: kipoiseq.Interval, neutral_value: float = NEUTRAL_VALUE
+  ) -> np.ndarray:
     """One-hot sequence of `interval`: [end - start, 4] float32 (N rows = `neutral_value`, see
     `enformer.sequence`)."""
     return one_hot_encode(self.extract(interval), neutral_value=neutral_value)
 
-  def extract_batch(self, intervals: Iterable[kipoiseq.Interval],
-                    neutral_value: float = NEUTRAL_VALUE) -> np.ndarray:
+  def extract_batch(
+      self, intervals: Iterable[kipoiseq.Interval], neutral_value: float = NEUTRAL_VALUE
+  ) -> np.ndarray:
     """One-hot sequences of equal-width intervals: [B, width, 4] float32."""
     return np.stack([self.extract_one_hot(interval, neutral_value) for interval in intervals])
 

@@ -40,6 +40,7 @@ INDEL_MODES = ('full', 'skip')
 @dataclasses.dataclass(frozen=True, order=True)
 class Edit:
   """A change of one haplotype: REF at 0-based `start` (genome coordinates) becomes ALT."""
+
   start: int
   ref: str
   alt: str
@@ -57,6 +58,7 @@ class Edit:
 @dataclasses.dataclass
 class GenotypeSummary:
   """What was read and skipped (counts over windows; a record read in two windows counts twice)."""
+
   records: int = 0
   alleles_used: int = 0
   missing_calls: int = 0
@@ -76,18 +78,25 @@ class GenotypeSummary:
 
   def format(self) -> str:
     """A short report for the end of a run."""
-    lines = [f'{self.records:,} VCF records in the windows, {self.alleles_used:,} ALT alleles '
-             f'carried; {self.missing_calls:,} missing allele calls read as the reference.']
-    for count, reason in ((self.unphased_calls, 'unphased calls read in the order written'),
-                          (self.skipped_symbolic, 'symbolic/structural ALTs skipped'),
-                          (self.skipped_invalid_allele, 'ALTs with letters other than ACGTN '
-                           'skipped'),
-                          (self.skipped_ref_mismatch, 'records whose REF differs from the genome '
-                           'skipped'),
-                          (self.skipped_overlapping, 'alleles overlapping an earlier allele of '
-                           'the same haplotype skipped'),
-                          (self.skipped_indels, 'carried indel alleles left out (indels skipped: '
-                           'those haplotypes are predicted with their substitutions only)')):
+    lines = [
+        f'{self.records:,} VCF records in the windows, {self.alleles_used:,} ALT alleles '
+        f'carried; {self.missing_calls:,} missing allele calls read as the reference.'
+    ]
+    for count, reason in (
+        (self.unphased_calls, 'unphased calls read in the order written'),
+        (self.skipped_symbolic, 'symbolic/structural ALTs skipped'),
+        (self.skipped_invalid_allele, 'ALTs with letters other than ACGTN ' 'skipped'),
+        (self.skipped_ref_mismatch, 'records whose REF differs from the genome ' 'skipped'),
+        (
+            self.skipped_overlapping,
+            'alleles overlapping an earlier allele of ' 'the same haplotype skipped',
+        ),
+        (
+            self.skipped_indels,
+            'carried indel alleles left out (indels skipped: '
+            'those haplotypes are predicted with their substitutions only)',
+        ),
+    ):
       if count:
         lines.append(f'  {count:,} {reason}')
     return '\n'.join(lines)
@@ -96,8 +105,10 @@ class GenotypeSummary:
 def check_indels(indels: str) -> str:
   """`indels` if it is one of `INDEL_MODES` ('full', 'skip'), else a ValueError."""
   if indels not in INDEL_MODES:
-    raise ValueError(f"indels must be 'full' (an indel haplotype takes a full pass of its own "
-                     f"sequence) or 'skip' (indel alleles left out), got {indels!r}.")
+    raise ValueError(
+        f"indels must be 'full' (an indel haplotype takes a full pass of its own "
+        f"sequence) or 'skip' (indel alleles left out), got {indels!r}."
+    )
   return indels
 
 
@@ -129,13 +140,15 @@ def select_samples(path: PathLike, samples: Union[None, str, Iterable[str]] = No
     samples = samples.split(',')
   wanted = [s.strip() for s in samples if s and s.strip()]
   if not wanted:
-    raise ValueError('No sample ids given; pass ids, a file of ids, or leave samples unset for '
-                     'all samples.')
+    raise ValueError(
+        'No sample ids given; pass ids, a file of ids, or leave samples unset for ' 'all samples.'
+    )
   missing = [s for s in wanted if s not in set(known)]
   if missing:
     shown = ', '.join(known[:10]) + (f', ... ({len(known)} in all)' if len(known) > 10 else '')
-    raise ValueError(f'Sample(s) {", ".join(missing[:5])} not in VCF {path}; its samples are: '
-                     f'{shown}.')
+    raise ValueError(
+        f'Sample(s) {", ".join(missing[:5])} not in VCF {path}; its samples are: ' f'{shown}.'
+    )
   return list(dict.fromkeys(wanted))
 
 
@@ -147,8 +160,14 @@ class PhasedVcf:
     >>> edits = vcf.haplotypes('chr22', 20_000_000, 20_196_608)   # 2 lists of Edit per sample
   """
 
-  def __init__(self, path: PathLike, samples: Union[None, str, Iterable[str]] = None, *,
-               unphased: bool = False, indels: str = 'full'):
+  def __init__(
+      self,
+      path: PathLike,
+      samples: Union[None, str, Iterable[str]] = None,
+      *,
+      unphased: bool = False,
+      indels: str = 'full',
+  ):
     """Opens `path` for `samples` (see `select_samples`); `unphased` and `indels`: see the
     module docstring."""
     self.path = os.fspath(path)
@@ -160,11 +179,15 @@ class PhasedVcf:
       self._vcf.subset_samples(self.samples)
       index = self._vcf.index
     except (OSError, ValueError) as error:
-      raise ValueError(f'Cannot read VCF {self.path} ({error}); pass a bgzipped VCF with a '
-                       'tabix index (bgzip x.vcf && tabix -p vcf x.vcf.gz).') from None
+      raise ValueError(
+          f'Cannot read VCF {self.path} ({error}); pass a bgzipped VCF with a '
+          'tabix index (bgzip x.vcf && tabix -p vcf x.vcf.gz).'
+      ) from None
     if index is None:
-      raise ValueError(f'VCF {self.path} has no index; pass a bgzipped VCF with a .tbi or .csi '
-                       'index (bgzip x.vcf && tabix -p vcf x.vcf.gz).')
+      raise ValueError(
+          f'VCF {self.path} has no index; pass a bgzipped VCF with a .tbi or .csi '
+          'index (bgzip x.vcf && tabix -p vcf x.vcf.gz).'
+      )
     self.contigs = list(index) or list(self._vcf.header.contigs)
 
   def close(self) -> None:
@@ -183,9 +206,15 @@ class PhasedVcf:
         return name
     return None
 
-  def haplotypes(self, chrom: str, start: int, end: int, *,
-                 reference: Optional[Tuple[str, int]] = None,
-                 summary: Optional[GenotypeSummary] = None) -> List[List[Edit]]:
+  def haplotypes(
+      self,
+      chrom: str,
+      start: int,
+      end: int,
+      *,
+      reference: Optional[Tuple[str, int]] = None,
+      summary: Optional[GenotypeSummary] = None,
+  ) -> List[List[Edit]]:
     """Edits of each sample's two haplotypes in [start, end) of `chrom` (0-based, half-open).
 
     Args:
@@ -223,7 +252,8 @@ class PhasedVcf:
                 f'VCF {self.path}: sample {self.samples[s]} has an unphased genotype '
                 f'{"/".join(map(str, genotype))} at {record.chrom}:{record.pos}; pass phased '
                 'genotypes (e.g. from SHAPEIT or Beagle), or allow unphased calls (read in the '
-                'order written: only the mean of the two haplotypes is meaningful).')
+                'order written: only the mean of the two haplotypes is meaningful).'
+            )
           summary.unphased_calls += 1
         for h, allele in enumerate(genotype[:2]):
           if allele is None:
@@ -244,15 +274,16 @@ class PhasedVcf:
           summary.alleles_used += 1
     return edits
 
-  def _alleles(self, record, reference: Optional[Tuple[str, int]],
-               summary: GenotypeSummary) -> Optional[Dict[int, Optional[List[Edit]]]]:
+  def _alleles(
+      self, record, reference: Optional[Tuple[str, int]], summary: GenotypeSummary
+  ) -> Optional[Dict[int, Optional[List[Edit]]]]:
     """Allele index → its edits (None: skipped), or None when the whole record is skipped."""
     ref = record.ref.upper()
     if reference is not None:
       sequence, offset = reference
       begin = record.start - offset
-      genome = sequence[max(begin, 0):begin + len(ref)]
-      overlap = ref[max(-begin, 0):max(-begin, 0) + len(genome)]
+      genome = sequence[max(begin, 0) : begin + len(ref)]
+      overlap = ref[max(-begin, 0) : max(-begin, 0) + len(genome)]
       if genome.upper() != overlap:
         summary.skipped_ref_mismatch += 1
         return None
@@ -266,15 +297,17 @@ class PhasedVcf:
         summary.skipped_invalid_allele += 1
         alleles[k] = None
       elif len(alt) == len(ref):  # SNV / MNV: one edit per differing base.
-        alleles[k] = [Edit(record.start + i, r, a) for i, (r, a) in enumerate(zip(ref, alt))
-                      if r != a]
+        alleles[k] = [
+            Edit(record.start + i, r, a) for i, (r, a) in enumerate(zip(ref, alt)) if r != a
+        ]
       else:
         alleles[k] = [Edit(record.start, ref, alt)]
     return alleles
 
 
-def substitutions(edits: Sequence[Edit], offset: int,
-                  length: int) -> Optional[List[Tuple[int, int]]]:
+def substitutions(
+    edits: Sequence[Edit], offset: int, length: int
+) -> Optional[List[Tuple[int, int]]]:
   """(window position, base index in 'ACGT') of a haplotype made only of substitutions, within
   the window [offset, offset + length) (records that straddle its ends may hold bases outside
   it: they are dropped), or None when it holds an indel (or an N allele), which needs its own

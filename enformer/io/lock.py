@@ -42,6 +42,7 @@ class OutputLockedError(RuntimeError):
 @dataclasses.dataclass(frozen=True)
 class Holder:
   """Who holds (or held) a lock."""
+
   pid: int
   host: str
   started: str  # ISO 8601, UTC.
@@ -49,16 +50,23 @@ class Holder:
 
   @classmethod
   def current(cls) -> 'Holder':
-    return cls(pid=os.getpid(), host=socket.gethostname(),
-               started=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
-               command=' '.join(sys.argv))
+    return cls(
+        pid=os.getpid(),
+        host=socket.gethostname(),
+        started=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+        command=' '.join(sys.argv),
+    )
 
   @classmethod
   def parse(cls, text: str) -> Optional['Holder']:
     try:
       info = json.loads(text)
-      return cls(pid=int(info['pid']), host=str(info['host']), started=str(info['started']),
-                 command=str(info.get('command', '')))
+      return cls(
+          pid=int(info['pid']),
+          host=str(info['host']),
+          started=str(info['started']),
+          command=str(info.get('command', '')),
+      )
     except (ValueError, KeyError, TypeError):
       return None
 
@@ -126,9 +134,12 @@ class OutputLock:
       os.makedirs(os.path.dirname(self.path), exist_ok=True)
       self._acquire_file()
     except OSError as error:  # The folder cannot hold files: name the output, not its lock.
-      raise type(error)(error.errno, f'cannot write {self.what} there (its lock file '
-                        f'{self.path}: {error.strerror}); choose an output in a writable folder',
-                        self.output) from error
+      raise type(error)(
+          error.errno,
+          f'cannot write {self.what} there (its lock file '
+          f'{self.path}: {error.strerror}); choose an output in a writable folder',
+          self.output,
+      ) from error
 
   def _acquire_file(self) -> None:
     while True:
@@ -159,8 +170,12 @@ class OutputLock:
           raise OutputLockedError(self._refusal(previous, unsupported=alive is None))
       if previous is not None and previous.pid != os.getpid():
         self.took_over = previous
-        warnings.warn(f'Taking over the lock on {self.what}: its holder, {previous.describe()}, '
-                      'is no longer running.', RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f'Taking over the lock on {self.what}: its holder, {previous.describe()}, '
+            'is no longer running.',
+            RuntimeWarning,
+            stacklevel=3,
+        )
       _write_fd(fd, Holder.current())
       self._fd = fd
       return
@@ -168,10 +183,14 @@ class OutputLock:
   def _refusal(self, holder: Optional['Holder'], unsupported: bool = False) -> str:
     who = holder.describe() if holder else 'another process (it is still starting)'
     if unsupported:
-      return (f'{self.what} may be in use by {who}; this file system has no file locks. If that '
-              f'job is gone, delete {self.path} and rerun.')
-    return (f'{self.what} is in use by {who}. Wait for it to finish (or stop it), or choose '
-            'another output.')
+      return (
+          f'{self.what} may be in use by {who}; this file system has no file locks. If that '
+          f'job is gone, delete {self.path} and rerun.'
+      )
+    return (
+        f'{self.what} is in use by {who}. Wait for it to finish (or stop it), or choose '
+        'another output.'
+    )
 
   def release(self) -> None:
     """Releases one level of the lock; the last release removes the lock file."""

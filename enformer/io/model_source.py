@@ -44,6 +44,7 @@ class ModelSource:
     path: the URL, folder or checkpoint prefix.
     choice: runs only: 'best' or 'latest'.
   """
+
   kind: str
   path: str
   choice: Optional[str] = None
@@ -52,6 +53,7 @@ class ModelSource:
 @dataclasses.dataclass(frozen=True)
 class FileSystem:
   """The file system calls the checks need (local by default; `tf.io.gfile` for gs://)."""
+
   exists: Callable[[str], bool] = os.path.exists
   isdir: Callable[[str], bool] = os.path.isdir
   glob: Callable[[str], List[str]] = glob_lib.glob
@@ -75,14 +77,15 @@ def parse_run_folder(source: str, fs: FileSystem = LOCAL) -> Optional[Tuple[str,
   folder, choice = source, 'best'
   for suffix in RUN_CHOICES:
     if source.endswith(':' + suffix) and not fs.exists(source):
-      folder, choice = source[:-len(suffix) - 1], suffix
+      folder, choice = source[: -len(suffix) - 1], suffix
   if fs.exists(os.path.join(folder, RUN_CONFIG)):
     return folder, choice
   if folder != source:
-    raise ValueError(f'{source}: ":{choice}" chooses a checkpoint of a training run folder (one '
-                     f'with {RUN_CONFIG}, written by enformer train), and {folder} is not one.')
+    raise ValueError(
+        f'{source}: ":{choice}" chooses a checkpoint of a training run folder (one '
+        f'with {RUN_CONFIG}, written by enformer train), and {folder} is not one.'
+    )
   return None
-
 
 
 def model_identity(model_path: str) -> str:
@@ -115,11 +118,12 @@ def check_checkpoint_data(prefix: str, label: str, fs: FileSystem = LOCAL) -> No
   raise FileNotFoundError(
       f'{label}: the variables data ({where}.data-00000-of-00001 or its shards) beside '
       f'{prefix}.index is missing or incomplete; copy the whole model folder again (the .index '
-      'file alone holds no weights).')
+      'file alone holds no weights).'
+  )
 
 
 def _checkpoint_prefixes(folder: str, fs: FileSystem) -> List[str]:
-  return sorted(p[:-len('.index')] for p in fs.glob(os.path.join(_escape(folder), '*.index')))
+  return sorted(p[: -len('.index')] for p in fs.glob(os.path.join(_escape(folder), '*.index')))
 
 
 def _latest_prefix(folder: str) -> Optional[str]:
@@ -132,8 +136,9 @@ def _latest_prefix(folder: str) -> Optional[str]:
   return os.path.join(folder, match.group(1)) if match else None
 
 
-def resolve_model_source(source: str, label: Optional[str] = None,
-                         fs: FileSystem = LOCAL) -> ModelSource:
+def resolve_model_source(
+    source: str, label: Optional[str] = None, fs: FileSystem = LOCAL
+) -> ModelSource:
   """What `source` names; one-line errors for local paths that are no model source.
 
   Args:
@@ -161,19 +166,25 @@ def resolve_model_source(source: str, label: Optional[str] = None,
   if not fs.exists(source):
     if source.startswith('gs://'):
       return ModelSource('url', source)  # Unreachable buckets are reported by the loader.
-    raise FileNotFoundError(f'{label} does not exist (neither a SavedModel or checkpoint folder '
-                            'nor a checkpoint prefix with .index); check the path.')
+    raise FileNotFoundError(
+        f'{label} does not exist (neither a SavedModel or checkpoint folder '
+        'nor a checkpoint prefix with .index); check the path.'
+    )
   if not fs.isdir(source):
     if source.endswith('.index'):
-      check_checkpoint_data(source[:-len('.index')], label, fs)
-      return ModelSource('checkpoint', source[:-len('.index')])
-    raise ValueError(f'{label} is a file; pass a SavedModel folder, a checkpoint folder or prefix '
-                     '(the path without .index), a training run folder or a TF-Hub URL.')
+      check_checkpoint_data(source[: -len('.index')], label, fs)
+      return ModelSource('checkpoint', source[: -len('.index')])
+    raise ValueError(
+        f'{label} is a file; pass a SavedModel folder, a checkpoint folder or prefix '
+        '(the path without .index), a training run folder or a TF-Hub URL.'
+    )
   saved_model = os.path.join(source, SAVED_MODEL_FILE)
   if fs.exists(saved_model):
     if not source.startswith('gs://') and os.path.getsize(saved_model) == 0:
-      raise ValueError(f'{label}: {SAVED_MODEL_FILE} is empty (an interrupted export or copy); '
-                       'export or copy the model again.')
+      raise ValueError(
+          f'{label}: {SAVED_MODEL_FILE} is empty (an interrupted export or copy); '
+          'export or copy the model again.'
+      )
     variables = os.path.join(source, 'variables', 'variables')
     if fs.exists(variables + '.index'):
       check_checkpoint_data(variables, label, fs)
@@ -187,7 +198,8 @@ def resolve_model_source(source: str, label: Optional[str] = None,
   raise FileNotFoundError(
       f'{label} is neither a SavedModel folder ({SAVED_MODEL_FILE}), a checkpoint folder '
       '(checkpoint / *.index) nor a training run folder (config.json); for TF-Hub pass the '
-      'handle URL, e.g. https://tfhub.dev/deepmind/enformer/1.')
+      'handle URL, e.g. https://tfhub.dev/deepmind/enformer/1.'
+  )
 
 
 def _resolve_run(folder: str, choice: str, label: str, fs: FileSystem) -> ModelSource:
@@ -195,18 +207,23 @@ def _resolve_run(folder: str, choice: str, label: str, fs: FileSystem) -> ModelS
   if not folder.startswith('gs://'):  # The loader reads remote ones.
     record = read_json(config, f'{label}:')
     if not isinstance(record, dict) or 'model_config' not in record:
-      raise ValueError(f'{label}: {config} has no model_config; not a run folder of enformer '
-                       'train.')
+      raise ValueError(
+          f'{label}: {config} has no model_config; not a run folder of enformer ' 'train.'
+      )
   if choice == 'best':
     prefix = os.path.join(folder, RUN_BEST_CHECKPOINT)
     if not fs.exists(prefix + '.index'):
-      raise FileNotFoundError(f'{label}: the run {folder} has no best model yet (validation has '
-                              f'not run); use {folder}:latest for its latest checkpoint.')
+      raise FileNotFoundError(
+          f'{label}: the run {folder} has no best model yet (validation has '
+          f'not run); use {folder}:latest for its latest checkpoint.'
+      )
     check_checkpoint_data(prefix, label, fs)
   else:
     checkpoints = os.path.join(folder, RUN_CHECKPOINTS)
-    if not (fs.exists(os.path.join(checkpoints, 'checkpoint'))
-            or _checkpoint_prefixes(checkpoints, fs)):
-      raise FileNotFoundError(f'{label}: the run {folder} has no checkpoint yet (in '
-                              f'{RUN_CHECKPOINTS}/).')
+    if not (
+        fs.exists(os.path.join(checkpoints, 'checkpoint')) or _checkpoint_prefixes(checkpoints, fs)
+    ):
+      raise FileNotFoundError(
+          f'{label}: the run {folder} has no checkpoint yet (in ' f'{RUN_CHECKPOINTS}/).'
+      )
   return ModelSource('run', folder, choice)

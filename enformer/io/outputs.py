@@ -34,8 +34,14 @@ MANIFEST = '.enformer-outputs.json'
 _VERSION = 1
 # An export of this package (`enformer.inference.export`): a SavedModel folder and its config.
 EXPORT_CONFIG = 'enformer_config.json'
-EXPORT_ENTRIES = ('saved_model.pb', 'fingerprint.pb', 'variables', 'assets', 'keras_metadata.pb',
-                  EXPORT_CONFIG)
+EXPORT_ENTRIES = (
+    'saved_model.pb',
+    'fingerprint.pb',
+    'variables',
+    'assets',
+    'keras_metadata.pb',
+    EXPORT_CONFIG,
+)
 
 
 def visible_entries(path: PathLike) -> List[str]:
@@ -60,8 +66,11 @@ def read_manifest(path: PathLike) -> Dict[str, List[str]]:
     with open(os.path.join(path, MANIFEST), encoding='utf-8') as handle:
       data = json.load(handle)
     outputs = data['outputs']
-    return {str(command): [str(name) for name in names] for command, names in outputs.items()
-            if isinstance(names, list)}
+    return {
+        str(command): [str(name) for name in names]
+        for command, names in outputs.items()
+        if isinstance(names, list)
+    }
   except (OSError, ValueError, KeyError, TypeError, AttributeError):
     return {}
 
@@ -79,13 +88,18 @@ def _remove(path: str) -> None:
 
 
 def _folder_exists_error(path: str, entries: List[str], hint: str) -> FileExistsError:
-  return FileExistsError(errno.EEXIST, f'{path} already holds files ({_shown(entries)}). Pass '
-                         f'{hint} to replace the outputs an earlier run of this command wrote '
-                         'there (other files are kept), or choose another output folder', path)
+  return FileExistsError(
+      errno.EEXIST,
+      f'{path} already holds files ({_shown(entries)}). Pass '
+      f'{hint} to replace the outputs an earlier run of this command wrote '
+      'there (other files are kept), or choose another output folder',
+      path,
+  )
 
 
-def check_output_folder(path: PathLike, overwrite: bool = False, *,
-                        hint: str = '`overwrite`') -> None:
+def check_output_folder(
+    path: PathLike, overwrite: bool = False, *, hint: str = '`overwrite`'
+) -> None:
   """Raises what `OutputFolder` would raise for `path`, without changing anything.
 
   Args:
@@ -100,8 +114,11 @@ def check_output_folder(path: PathLike, overwrite: bool = False, *,
   """
   path = os.fspath(path)
   if os.path.exists(path) and not os.path.isdir(path):
-    raise NotADirectoryError(errno.ENOTDIR, f'{path} is a file, but an output folder is '
-                             'expected; choose a folder name', path)
+    raise NotADirectoryError(
+        errno.ENOTDIR,
+        f'{path} is a file, but an output folder is ' 'expected; choose a folder name',
+        path,
+    )
   entries = visible_entries(path)
   if entries and not overwrite:
     raise _folder_exists_error(path, entries, hint)
@@ -114,8 +131,9 @@ class OutputFolder:
   removes the entries the manifest records for `command`; every other file stays.
   """
 
-  def __init__(self, path: PathLike, command: str, *, overwrite: bool = False,
-               hint: str = '`overwrite`'):
+  def __init__(
+      self, path: PathLike, command: str, *, overwrite: bool = False, hint: str = '`overwrite`'
+  ):
     """
     Args:
       path: the output folder (created).
@@ -166,10 +184,15 @@ class OutputFolder:
       return path
     if os.path.lexists(path):
       owner = next((command for command, names in self._outputs.items() if name in names), None)
-      whose = f'an output of another command ({owner})' if owner else (
-          'not an output of this command')
-      raise FileExistsError(errno.EEXIST, f'{path} exists and is {whose}; it is not replaced. '
-                            'Move it away or choose another output folder', path)
+      whose = (
+          f'an output of another command ({owner})' if owner else ('not an output of this command')
+      )
+      raise FileExistsError(
+          errno.EEXIST,
+          f'{path} exists and is {whose}; it is not replaced. '
+          'Move it away or choose another output folder',
+          path,
+      )
     mine.append(name)
     self._save()
     return path
@@ -179,9 +202,16 @@ class OutputFolder:
     return [self.claim(name) for name in names]
 
 
-def check_replaceable_folder(path: PathLike, own_entries: Collection[str], *, marker: str,
-                             overwrite: bool = False, what: str = 'output',
-                             hint: str = '`overwrite`', hidden: bool = False) -> bool:
+def check_replaceable_folder(
+    path: PathLike,
+    own_entries: Collection[str],
+    *,
+    marker: str,
+    overwrite: bool = False,
+    what: str = 'output',
+    hint: str = '`overwrite`',
+    hidden: bool = False,
+) -> bool:
   """Checks an output that is a whole folder (e.g. a SavedModel) before it is (re)written.
 
   A missing or empty folder is fine. One that holds files is refused unless `overwrite`, and
@@ -203,30 +233,49 @@ def check_replaceable_folder(path: PathLike, own_entries: Collection[str], *, ma
   """
   path = os.fspath(path)
   if os.path.exists(path) and not os.path.isdir(path):
-    raise NotADirectoryError(errno.ENOTDIR, f'{path} is a file, but an output folder is '
-                             'expected; choose a folder name', path)
+    raise NotADirectoryError(
+        errno.ENOTDIR,
+        f'{path} is a file, but an output folder is ' 'expected; choose a folder name',
+        path,
+    )
   entries = sorted(os.listdir(path)) if hidden and os.path.isdir(path) else visible_entries(path)
   if not entries:
     return False
   foreign = [e for e in entries if e not in own_entries]
   if not overwrite:
-    fix = (f'Pass {hint} to replace the {what} there, or choose a new folder'
-           if marker in entries and not foreign else 'Choose a new folder')
-    raise FileExistsError(errno.EEXIST, f'{path} already holds files ({_shown(entries)}). {fix}',
-                          path)
+    fix = (
+        f'Pass {hint} to replace the {what} there, or choose a new folder'
+        if marker in entries and not foreign
+        else 'Choose a new folder'
+    )
+    raise FileExistsError(
+        errno.EEXIST, f'{path} already holds files ({_shown(entries)}). {fix}', path
+    )
   if foreign or marker not in entries:
     kept = foreign or entries
-    raise FileExistsError(errno.EEXIST, f'{path} holds files that are not a {what} written by '
-                          f'this package ({_shown(kept)}); {hint} replaces only such a folder, '
-                          'so nothing else is lost. Choose a new folder', path)
+    raise FileExistsError(
+        errno.EEXIST,
+        f'{path} holds files that are not a {what} written by '
+        f'this package ({_shown(kept)}); {hint} replaces only such a folder, '
+        'so nothing else is lost. Choose a new folder',
+        path,
+    )
   return True
 
 
-def check_export_folder(path: PathLike, overwrite: bool = False, *,
-                        hint: str = '`overwrite`') -> bool:
+def check_export_folder(
+    path: PathLike, overwrite: bool = False, *, hint: str = '`overwrite`'
+) -> bool:
   """`check_replaceable_folder` for a SavedModel export folder (hidden entries count too)."""
-  return check_replaceable_folder(path, EXPORT_ENTRIES, marker=EXPORT_CONFIG, overwrite=overwrite,
-                                  what='SavedModel', hint=hint, hidden=True)
+  return check_replaceable_folder(
+      path,
+      EXPORT_ENTRIES,
+      marker=EXPORT_CONFIG,
+      overwrite=overwrite,
+      what='SavedModel',
+      hint=hint,
+      hidden=True,
+  )
 
 
 def file_in_folder(path: PathLike, name: str) -> str:
@@ -238,8 +287,9 @@ def file_in_folder(path: PathLike, name: str) -> str:
   return path
 
 
-def remove_entries(path: PathLike, names: Iterable[str],
-                   keep: Optional[Collection[str]] = None) -> List[str]:
+def remove_entries(
+    path: PathLike, names: Iterable[str], keep: Optional[Collection[str]] = None
+) -> List[str]:
   """Removes the entries `names` of folder `path` (files or folders) that exist; returns them.
 
   For commands that know their outputs by name (e.g. the demo's step folders); `keep` names

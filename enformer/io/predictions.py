@@ -31,10 +31,21 @@ class PredictionWriter:
     neutral_value (the one-hot value of N).
   """
 
-  def __init__(self, path: str, num_regions: int, num_bins: int, track_indices: Sequence[int],
-               *, targets=None, head: str = 'human', sequence_length: int = 0, model: str = '',
-               extra_tracks: Sequence[str] = (), neutral_value: float = NEUTRAL_VALUE,
-               bin_size: int = 128):
+  def __init__(
+      self,
+      path: str,
+      num_regions: int,
+      num_bins: int,
+      track_indices: Sequence[int],
+      *,
+      targets=None,
+      head: str = 'human',
+      sequence_length: int = 0,
+      model: str = '',
+      extra_tracks: Sequence[str] = (),
+      neutral_value: float = NEUTRAL_VALUE,
+      bin_size: int = 128,
+  ):
     self.path = path
     self.format = 'npz' if path.endswith('.npz') else 'h5'
     atomic.remove_stale_temporaries(path)
@@ -45,20 +56,33 @@ class PredictionWriter:
     self._meta = dict(
         track_index=np.asarray(track_indices, dtype=np.int64),
         track_identifier=np.asarray(track_identifiers(targets, track_indices), dtype=object),
-        track_description=np.asarray(track_labels(targets, track_indices), dtype=object))
-    self._attrs = dict(head=head, bin_size=bin_size, sequence_length=sequence_length, model=model,
-                       extra_tracks=';'.join(os.fspath(t) for t in extra_tracks),
-                       neutral_value=float(neutral_value))
-    self._rows: Dict[str, list] = {k: [] for k in ('chrom', 'name', 'region_start', 'region_end',
-                                                   'input_start', 'input_end')}
+        track_description=np.asarray(track_labels(targets, track_indices), dtype=object),
+    )
+    self._attrs = dict(
+        head=head,
+        bin_size=bin_size,
+        sequence_length=sequence_length,
+        model=model,
+        extra_tracks=';'.join(os.fspath(t) for t in extra_tracks),
+        neutral_value=float(neutral_value),
+    )
+    self._rows: Dict[str, list] = {
+        k: [] for k in ('chrom', 'name', 'region_start', 'region_end', 'input_start', 'input_end')
+    }
     shape = (num_regions, num_bins, len(track_indices))
     if self.format == 'h5':
       self._file = h5py.File(self._temporary, 'w')
       self._predictions = self._file.create_dataset(
-          'predictions', shape=shape, maxshape=(None, *shape[1:]), dtype='float32',
-          compression='gzip', chunks=(1, num_bins, max(1, min(len(track_indices), 1024))))
-      self._bin_start = self._file.create_dataset('bin_start', shape=shape[:2],
-                                                  maxshape=(None, num_bins), dtype='int64')
+          'predictions',
+          shape=shape,
+          maxshape=(None, *shape[1:]),
+          dtype='float32',
+          compression='gzip',
+          chunks=(1, num_bins, max(1, min(len(track_indices), 1024))),
+      )
+      self._bin_start = self._file.create_dataset(
+          'bin_start', shape=shape[:2], maxshape=(None, num_bins), dtype='int64'
+      )
     else:
       self._predictions = np.zeros(shape, np.float32)
       self._bin_start = np.zeros(shape[:2], np.int64)
@@ -104,8 +128,10 @@ class PredictionWriter:
 
   def _write_metadata(self) -> None:
     self._attrs['complete'] = int(self._count == self._num_regions)
-    columns = {k: np.asarray(v, dtype=object if k in ('chrom', 'name') else np.int64)
-               for k, v in self._rows.items()}
+    columns = {
+        k: np.asarray(v, dtype=object if k in ('chrom', 'name') else np.int64)
+        for k, v in self._rows.items()
+    }
     if self.format == 'h5':
       strings = h5py.string_dtype()
       for key, value in {**columns, **self._meta}.items():
@@ -115,12 +141,19 @@ class PredictionWriter:
       self._file.attrs.update(self._attrs)
       self._file.close()
     else:
-      self._predictions = self._predictions[:self._count]
-      self._bin_start = self._bin_start[:self._count]
-      arrays = {k: (v.astype(str) if v.dtype == object else v)
-                for k, v in {**columns, **self._meta}.items()}
-      np.savez_compressed(self._temporary, predictions=self._predictions, bin_start=self._bin_start,
-                          **arrays, **{k: np.asarray(v) for k, v in self._attrs.items()})
+      self._predictions = self._predictions[: self._count]
+      self._bin_start = self._bin_start[: self._count]
+      arrays = {
+          k: (v.astype(str) if v.dtype == object else v)
+          for k, v in {**columns, **self._meta}.items()
+      }
+      np.savez_compressed(
+          self._temporary,
+          predictions=self._predictions,
+          bin_start=self._bin_start,
+          **arrays,
+          **{k: np.asarray(v) for k, v in self._attrs.items()},
+      )
 
 
 def read_predictions(path: str) -> Dict[str, object]:
@@ -128,8 +161,15 @@ def read_predictions(path: str) -> Dict[str, object]:
   if path.endswith('.npz'):
     with np.load(path, allow_pickle=False) as data:
       result = {k: data[k] for k in data.files}
-    for key in ('head', 'model', 'bin_size', 'sequence_length', 'complete', 'extra_tracks',
-                'neutral_value'):
+    for key in (
+        'head',
+        'model',
+        'bin_size',
+        'sequence_length',
+        'complete',
+        'extra_tracks',
+        'neutral_value',
+    ):
       if key in result:  # extra_tracks: absent from files written before it existed.
         result[key] = result[key].item()
     return result

@@ -62,8 +62,9 @@ class _QuietLoader(importlib.abc.Loader):
 class _QuietTensorFlowFinder(importlib.abc.MetaPathFinder):
   """Finds `tensorflow` with the other finders and wraps its loader (once, then removes itself)."""
 
-  def find_spec(self, name: str, path=None,
-                target=None) -> Optional[importlib.machinery.ModuleSpec]:
+  def find_spec(
+      self, name: str, path=None, target=None
+  ) -> Optional[importlib.machinery.ModuleSpec]:
     if name != 'tensorflow':
       return None
     if self in sys.meta_path:

@@ -34,17 +34,20 @@ import numpy as np
 import pandas as pd
 import pysam
 
-from enformer.io.atomic import (atomic_open, atomic_write, remove_stale_temporaries,
-                                temporary_name)
+from enformer.io.atomic import (atomic_open, atomic_write, remove_stale_temporaries, temporary_name)
 from enformer.io.files import read_json
 
 PathLike = Union[str, os.PathLike]
 
-SAD_DEFINITION = ('SAD[v, t] = mean over output bins of the alt prediction - mean over output '
-                  'bins of the ref prediction, for track t (each averaged over the ensemble of '
-                  'shifts / reverse complement).')
-SAR_DEFINITION = ('SAR[v, t] = log2(1 + mean over bins of alt) - log2(1 + mean over bins of ref), '
-                  'with the same ensemble-averaged bin means as SAD.')
+SAD_DEFINITION = (
+    'SAD[v, t] = mean over output bins of the alt prediction - mean over output '
+    'bins of the ref prediction, for track t (each averaged over the ensemble of '
+    'shifts / reverse complement).'
+)
+SAR_DEFINITION = (
+    'SAR[v, t] = log2(1 + mean over bins of alt) - log2(1 + mean over bins of ref), '
+    'with the same ensemble-averaged bin means as SAD.'
+)
 SCORES_FILE = 'scores.h5'  # The output file of a run given a folder as its output.
 VARIANT_FIELDS = ('snp', 'chr', 'pos', 'ref', 'alt')
 SCORE_DATASETS = ('SAD', 'SAR')
@@ -59,6 +62,7 @@ class VariantScores:
   'motif_gained', 'motif_lost') to per-variant strings [V], written as byte-string datasets and as
   TSV columns.
   """
+
   snp: np.ndarray
   chr: np.ndarray
   pos: np.ndarray
@@ -102,8 +106,10 @@ def decoded_strings(values: np.ndarray) -> np.ndarray:
   if values.dtype.kind == 'S':
     return np.char.decode(values, 'utf-8', 'replace')
   if values.dtype == object:
-    return np.array([v.decode('utf-8', 'replace') if isinstance(v, bytes) else str(v)
-                     for v in values], dtype=str)
+    return np.array(
+        [v.decode('utf-8', 'replace') if isinstance(v, bytes) else str(v) for v in values],
+        dtype=str,
+    )
   return values.astype(str)
 
 
@@ -115,8 +121,9 @@ def write_sad_h5(path: PathLike, scores: VariantScores, dtype=np.float16) -> Non
       values = getattr(scores, name)
       if len(values) != num_variants:
         raise ValueError(f'{name} has {len(values)} entries for {num_variants} variants.')
-      h5.create_dataset(name, data=np.asarray(values, np.uint32) if name == 'pos' else
-                        byte_strings(values))
+      h5.create_dataset(
+          name, data=np.asarray(values, np.uint32) if name == 'pos' else byte_strings(values)
+      )
     h5.create_dataset('target_ids', data=byte_strings(scores.target_ids))
     h5.create_dataset('target_labels', data=byte_strings(scores.target_labels))
     for name, values in scores.annotations.items():
@@ -125,10 +132,14 @@ def write_sad_h5(path: PathLike, scores: VariantScores, dtype=np.float16) -> Non
       h5.create_dataset(name, data=byte_strings(values))
     for name, values in scores.scores.items():
       values = np.asarray(values)
-      if (values.ndim == 2 and values.shape != (num_variants, num_targets)
-          and name in SCORE_DATASETS):
-        raise ValueError(f'{name} has shape {values.shape}, expected '
-                         f'{(num_variants, num_targets)}.')
+      if (
+          values.ndim == 2
+          and values.shape != (num_variants, num_targets)
+          and name in SCORE_DATASETS
+      ):
+        raise ValueError(
+            f'{name} has shape {values.shape}, expected ' f'{(num_variants, num_targets)}.'
+        )
       h5.create_dataset(name, data=values.astype(dtype))
     h5['SAD'].attrs['definition'] = SAD_DEFINITION
     if 'SAR' in h5:
@@ -161,7 +172,9 @@ def read_sad_h5(path: PathLike) -> VariantScores:
     annotations = {  # Per-variant strings other than the variant fields (e.g. motif_lost).
         name: decoded_strings(h5[name][:])
         for name in h5
-        if h5[name].ndim == 1 and h5[name].shape[0] == num_variants and name not in decoded
+        if h5[name].ndim == 1
+        and h5[name].shape[0] == num_variants
+        and name not in decoded
         and h5[name].dtype.kind == 'S'
     }
     return VariantScores(scores=scores, attrs=dict(h5.attrs), annotations=annotations, **decoded)
@@ -176,13 +189,20 @@ def write_sad_tsv(path: PathLike, scores: VariantScores) -> None:
   num_variants, num_targets = len(scores), len(scores.target_ids)
   repeat = lambda values: np.repeat(np.asarray(values), num_targets)
   tile = lambda values: np.tile(np.asarray(values), num_variants)
-  table = pd.DataFrame({
-      'snp': repeat(scores.snp), 'chr': repeat(scores.chr), 'pos': repeat(scores.pos),
-      'ref': repeat(scores.ref), 'alt': repeat(scores.alt),
-      'target_index': tile(np.arange(num_targets)), 'target_id': tile(scores.target_ids),
-      'target_label': tile(scores.target_labels),
-      'SAD': np.asarray(scores.sad, np.float32).ravel(),
-      'SAR': np.asarray(scores.sar, np.float32).ravel()})
+  table = pd.DataFrame(
+      {
+          'snp': repeat(scores.snp),
+          'chr': repeat(scores.chr),
+          'pos': repeat(scores.pos),
+          'ref': repeat(scores.ref),
+          'alt': repeat(scores.alt),
+          'target_index': tile(np.arange(num_targets)),
+          'target_id': tile(scores.target_ids),
+          'target_label': tile(scores.target_labels),
+          'SAD': np.asarray(scores.sad, np.float32).ravel(),
+          'SAR': np.asarray(scores.sar, np.float32).ravel(),
+      }
+  )
   for name in [n for n in scores.scores if n.endswith('_quantile')]:
     table[name] = np.asarray(scores.scores[name], np.float32).ravel()
   for name, values in scores.annotations.items():
@@ -190,9 +210,15 @@ def write_sad_tsv(path: PathLike, scores: VariantScores) -> None:
   table.to_csv(path, sep='\t', index=False, float_format='%.6g')
 
 
-def write_pc_tables(prefix: PathLike, chrom: Sequence[str], pos: Sequence[int],
-                    ids: Sequence[str], ref: Sequence[str], alt: Sequence[str],
-                    pcs: np.ndarray) -> List[str]:
+def write_pc_tables(
+    prefix: PathLike,
+    chrom: Sequence[str],
+    pos: Sequence[int],
+    ids: Sequence[str],
+    ref: Sequence[str],
+    alt: Sequence[str],
+    pcs: np.ndarray,
+) -> List[str]:
   """Principal components per chromosome as bgzip + tabix-indexed TSVs (DeepMind's release format).
 
   Writes `<prefix>.<chrom>.tsv.gz` (+ `.tbi`) with columns `#CHROM POS ID REF ALT PC0 … PC{k-1}`,
@@ -209,23 +235,25 @@ def write_pc_tables(prefix: PathLike, chrom: Sequence[str], pos: Sequence[int],
   prefix = os.fspath(prefix)
   pcs = np.asarray(pcs)
   chrom, pos = np.asarray(chrom).astype(str), np.asarray(pos, np.int64)
-  header = '\t'.join(['#CHROM', 'POS', 'ID', 'REF', 'ALT'] +
-                     [f'PC{i}' for i in range(pcs.shape[1])])
+  header = '\t'.join(
+      ['#CHROM', 'POS', 'ID', 'REF', 'ALT'] + [f'PC{i}' for i in range(pcs.shape[1])]
+  )
   paths = []
   for name in dict.fromkeys(chrom):
     rows = np.flatnonzero(chrom == name)
     rows = rows[np.argsort(pos[rows], kind='stable')]
     final = f'{prefix}.{name}.tsv.gz'
     remove_stale_temporaries(final)
-    text_path = temporary_name(final)[:-len('.gz')]  # bgzip + tabix add .gz and .gz.tbi.
+    text_path = temporary_name(final)[: -len('.gz')]  # bgzip + tabix add .gz and .gz.tbi.
     try:
       with open(text_path, 'w') as handle:
         handle.write(header + '\n')
         for row in rows:
           values = '\t'.join(f'{value:.6g}' for value in pcs[row])
           handle.write(f'{name}\t{pos[row]}\t{ids[row]}\t{ref[row]}\t{alt[row]}\t{values}\n')
-      compressed = pysam.tabix_index(text_path, seq_col=0, start_col=1, end_col=1, meta_char='#',
-                                     force=True)
+      compressed = pysam.tabix_index(
+          text_path, seq_col=0, start_col=1, end_col=1, meta_char='#', force=True
+      )
       os.replace(compressed + '.tbi', final + '.tbi')
       os.replace(compressed, final)  # The table last: complete tables always have an index.
     finally:
@@ -263,20 +291,31 @@ class ChunkStore:
           previous, previous_settings = record.get('fingerprint'), record.get('settings') or {}
       if previous != self.fingerprint:
         if not overwrite:
-          changed = sorted(key for key in set(previous_settings) | set(settings)
-                           if json.dumps(previous_settings.get(key), default=str) !=
-                           json.dumps(settings.get(key), default=str))
-          detail = (f' (changed: {", ".join(changed)})' if changed and previous_settings else '')
+          changed = sorted(
+              key
+              for key in set(previous_settings) | set(settings)
+              if json.dumps(previous_settings.get(key), default=str)
+              != json.dumps(settings.get(key), default=str)
+          )
+          detail = f' (changed: {", ".join(changed)})' if changed and previous_settings else ''
           raise FileExistsError(
               f'{self.directory} holds an unfinished run with different inputs or settings'
               f'{detail}; its scores cannot be combined with this run. Pass `overwrite` to '
-              'discard it and start over, or choose another `out`.')
+              'discard it and start over, or choose another `out`.'
+          )
         shutil.rmtree(self.directory)
     os.makedirs(self.directory, exist_ok=True)
     if not os.path.exists(manifest):
-      self._atomic_write(manifest, lambda handle: handle.write(json.dumps(
-          {'fingerprint': self.fingerprint, 'settings': dict(settings)}, indent=1,
-          default=str).encode()))
+      self._atomic_write(
+          manifest,
+          lambda handle: handle.write(
+              json.dumps(
+                  {'fingerprint': self.fingerprint, 'settings': dict(settings)},
+                  indent=1,
+                  default=str,
+              ).encode()
+          ),
+      )
 
   def _chunk_path(self, index: int) -> str:
     return os.path.join(self.directory, f'chunk_{index:06d}.npz')
@@ -299,8 +338,9 @@ class ChunkStore:
     with np.load(self._chunk_path(index), allow_pickle=False) as data:
       return {name: data[name] for name in data.files}
 
-  def concatenate(self, chunks: Union[int, Sequence[int]],
-                  names: Iterable[str]) -> Dict[str, np.ndarray]:
+  def concatenate(
+      self, chunks: Union[int, Sequence[int]], names: Iterable[str]
+  ) -> Dict[str, np.ndarray]:
     """Concatenates arrays `names` of chunks 0..chunks-1 (or of the listed chunks) along axis 0."""
     names = list(names)
     parts = {name: [] for name in names}
@@ -317,6 +357,7 @@ class ChunkStore:
 @dataclasses.dataclass
 class ShardInfo:
   """Where a shard file's variants belong in the whole run (see the module docstring)."""
+
   shard: Tuple[int, int]
   num_chunks: int
   num_variants: int
@@ -333,8 +374,12 @@ def write_shard_info(h5: h5py.File, info: ShardInfo) -> None:
   """Adds a shard file's `info` to an open score file (sad.h5 or sed.h5 layout)."""
   h5.create_dataset('chunk_index', data=np.asarray(info.chunk_index, np.int64))
   h5.create_dataset('variant_index', data=np.asarray(info.variant_index, np.int64))
-  h5.attrs.update(shard=info.name, num_chunks=info.num_chunks, num_variants=info.num_variants,
-                  run_settings=info.settings)
+  h5.attrs.update(
+      shard=info.name,
+      num_chunks=info.num_chunks,
+      num_variants=info.num_variants,
+      run_settings=info.settings,
+  )
 
 
 def pop_shard_info(h5: h5py.File, attrs: Dict[str, object]) -> Optional[ShardInfo]:
@@ -343,10 +388,14 @@ def pop_shard_info(h5: h5py.File, attrs: Dict[str, object]) -> Optional[ShardInf
   if 'shard' not in attrs:
     return None
   index, count = (int(v) for v in str(attrs.pop('shard')).split('/'))
-  return ShardInfo(shard=(index, count), num_chunks=int(attrs.pop('num_chunks')),
-                   num_variants=int(attrs.pop('num_variants')),
-                   chunk_index=h5['chunk_index'][:], variant_index=h5['variant_index'][:],
-                   settings=str(attrs.pop('run_settings')))
+  return ShardInfo(
+      shard=(index, count),
+      num_chunks=int(attrs.pop('num_chunks')),
+      num_variants=int(attrs.pop('num_variants')),
+      chunk_index=h5['chunk_index'][:],
+      variant_index=h5['variant_index'][:],
+      settings=str(attrs.pop('run_settings')),
+  )
 
 
 def write_shard_h5(path: PathLike, scores: VariantScores, info: ShardInfo) -> None:

@@ -31,18 +31,30 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from enformer.io.sad import (ShardInfo, byte_strings, decoded_strings, pop_shard_info,
-                             write_shard_info)
+from enformer.io.sad import (
+    ShardInfo,
+    byte_strings,
+    decoded_strings,
+    pop_shard_info,
+    write_shard_info,
+)
 
 PathLike = Union[str, os.PathLike]
 SED_FILE = 'sed.h5'  # The output file of a run given a folder as its output.
 SED_DATASETS = ('SED', 'logSED', 'REF', 'ALT')
-SED_DEFINITION = ('SED[p, t] = ALT - REF, where REF/ALT = the prediction summed over the bin of '
-                  'each of the gene\'s TSSs and its two neighbours, summed (or maxed) over its '
-                  'TSSs in the output, averaged over the ensemble.')
+SED_DEFINITION = (
+    'SED[p, t] = ALT - REF, where REF/ALT = the prediction summed over the bin of '
+    "each of the gene's TSSs and its two neighbours, summed (or maxed) over its "
+    'TSSs in the output, averaged over the ensemble.'
+)
 LOG_SED_DEFINITION = 'logSED[p, t] = log2(1 + ALT) - log2(1 + REF), with REF/ALT as for SED.'
-_VARIANT_DATASETS = {'snp': 'snp', 'chr': 'chr', 'pos': 'pos', 'ref': 'ref_allele',
-                     'alt': 'alt_allele'}
+_VARIANT_DATASETS = {
+    'snp': 'snp',
+    'chr': 'chr',
+    'pos': 'pos',
+    'ref': 'ref_allele',
+    'alt': 'alt_allele',
+}
 
 
 @dataclasses.dataclass
@@ -52,6 +64,7 @@ class GeneScores:
   Variants [V]: snp, chr, pos, ref, alt. Pairs [P]: si (variant row), gene (id), gene_name,
   strand, tss_distance. `scores` maps 'SED', 'logSED', 'REF', 'ALT' (and `*_quantile`) to [P, T].
   """
+
   snp: np.ndarray
   chr: np.ndarray
   pos: np.ndarray
@@ -79,8 +92,9 @@ def _clip(values: np.ndarray, dtype) -> np.ndarray:
   return values.astype(dtype)
 
 
-def write_sed_h5(path: PathLike, scores: GeneScores, dtype=np.float16,
-                 shard: Optional[ShardInfo] = None) -> None:
+def write_sed_h5(
+    path: PathLike, scores: GeneScores, dtype=np.float16, shard: Optional[ShardInfo] = None
+) -> None:
   """Writes `scores` in the sed.h5 layout (scores as `dtype`; a shard file with `shard`)."""
   num_pairs, num_targets = len(scores), len(scores.target_ids)
   with h5py.File(path, 'w') as h5:
@@ -88,8 +102,9 @@ def write_sed_h5(path: PathLike, scores: GeneScores, dtype=np.float16,
     h5.create_dataset('gene', data=byte_strings(scores.gene))
     for field, name in _VARIANT_DATASETS.items():
       values = getattr(scores, field)
-      h5.create_dataset(name, data=np.asarray(values, np.uint32) if field == 'pos' else
-                        byte_strings(values))
+      h5.create_dataset(
+          name, data=np.asarray(values, np.uint32) if field == 'pos' else byte_strings(values)
+      )
     h5.create_dataset('target_ids', data=byte_strings(scores.target_ids))
     h5.create_dataset('target_labels', data=byte_strings(scores.target_labels))
     for name, values in scores.scores.items():
@@ -127,21 +142,30 @@ def read_sed_h5(path: PathLike):
   with h5py.File(path, 'r') as h5:
     text = lambda name: decoded_strings(h5[name][:]) if name in h5 else None
     num_pairs = len(h5['si'])
-    fields = {field: (h5[name][:] if field == 'pos' else text(name))
-              for field, name in _VARIANT_DATASETS.items()}
-    scores = {name: h5[name][:] for name in h5
-              if h5[name].ndim == 2 and h5[name].shape[0] == num_pairs}
+    fields = {
+        field: (h5[name][:] if field == 'pos' else text(name))
+        for field, name in _VARIANT_DATASETS.items()
+    }
+    scores = {
+        name: h5[name][:] for name in h5 if h5[name].ndim == 2 and h5[name].shape[0] == num_pairs
+    }
     empty = np.array([''] * num_pairs)
     attrs = dict(h5.attrs)
     info = pop_shard_info(h5, attrs)
     result = GeneScores(
-        si=h5['si'][:].astype(np.int64), gene=text('gene'),
+        si=h5['si'][:].astype(np.int64),
+        gene=text('gene'),
         gene_name=text('gene_name') if 'gene_name' in h5 else empty,
         strand=text('strand') if 'strand' in h5 else empty,
-        tss_distance=(h5['tss_distance'][:] if 'tss_distance' in h5 else
-                      np.zeros(num_pairs, np.int64)),
-        target_ids=text('target_ids'), target_labels=text('target_labels'), scores=scores,
-        attrs=attrs, **fields)
+        tss_distance=(
+            h5['tss_distance'][:] if 'tss_distance' in h5 else np.zeros(num_pairs, np.int64)
+        ),
+        target_ids=text('target_ids'),
+        target_labels=text('target_labels'),
+        scores=scores,
+        attrs=attrs,
+        **fields,
+    )
   return result, info
 
 
@@ -156,13 +180,19 @@ def write_sed_tsv(path: PathLike, scores: GeneScores) -> None:
   repeat = lambda values: np.repeat(np.asarray(values), num_targets)
   tile = lambda values: np.tile(np.asarray(values), len(scores))
   table = {
-      'snp': repeat(np.asarray(scores.snp)[si]), 'chr': repeat(np.asarray(scores.chr)[si]),
-      'pos': repeat(np.asarray(scores.pos)[si]), 'ref': repeat(np.asarray(scores.ref)[si]),
-      'alt': repeat(np.asarray(scores.alt)[si]), 'gene_id': repeat(scores.gene),
-      'gene_name': repeat(scores.gene_name), 'strand': repeat(scores.strand),
+      'snp': repeat(np.asarray(scores.snp)[si]),
+      'chr': repeat(np.asarray(scores.chr)[si]),
+      'pos': repeat(np.asarray(scores.pos)[si]),
+      'ref': repeat(np.asarray(scores.ref)[si]),
+      'alt': repeat(np.asarray(scores.alt)[si]),
+      'gene_id': repeat(scores.gene),
+      'gene_name': repeat(scores.gene_name),
+      'strand': repeat(scores.strand),
       'tss_distance': repeat(scores.tss_distance),
-      'target_index': tile(np.arange(num_targets)), 'target_id': tile(scores.target_ids),
-      'target_label': tile(scores.target_labels)}
+      'target_index': tile(np.arange(num_targets)),
+      'target_id': tile(scores.target_ids),
+      'target_label': tile(scores.target_labels),
+  }
   for name, values in scores.scores.items():
     table[name] = np.asarray(values, np.float32).ravel()
   pd.DataFrame(table).to_csv(path, sep='\t', index=False, float_format='%.6g')

@@ -31,7 +31,8 @@ def read_targets(path: Union[str, os.PathLike]) -> pd.DataFrame:
   if not os.path.exists(path):
     raise FileNotFoundError(
         f'Targets file {path} does not exist. Download targets_human.txt / targets_mouse.txt '
-        'from https://github.com/calico/basenji/tree/master/manuscripts/cross2020.')
+        'from https://github.com/calico/basenji/tree/master/manuscripts/cross2020.'
+    )
   try:
     table = pd.read_csv(path, sep='\t', encoding='utf-8-sig', encoding_errors='replace')
   except (pd.errors.EmptyDataError, pd.errors.ParserError) as error:
@@ -42,14 +43,18 @@ def read_targets(path: Union[str, os.PathLike]) -> pd.DataFrame:
     # run of consecutive numbers is accepted; rows are tracks 0..N-1 of the head in file order.
     first = table['index'].iloc[0] if len(table) else 0
     if list(table['index']) != list(range(first, first + len(table))):
-      raise ValueError(f'{path}: the index column must count up by one from its first row '
-                       f'(e.g. 0..{len(table) - 1}).')
+      raise ValueError(
+          f'{path}: the index column must count up by one from its first row '
+          f'(e.g. 0..{len(table) - 1}).'
+      )
     table = table.set_index(pd.RangeIndex(len(table)), drop=False)
   missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
   if missing:
-    raise ValueError(f'{path} lacks column(s) {missing}: expected a tab-separated Basenji targets '
-                     'table with a header (index, genome, identifier, file, clip, scale, sum_stat, '
-                     'description).')
+    raise ValueError(
+        f'{path} lacks column(s) {missing}: expected a tab-separated Basenji targets '
+        'table with a header (index, genome, identifier, file, clip, scale, sum_stat, '
+        'description).'
+    )
   return table
 
 
@@ -87,8 +92,9 @@ def parse_track_selectors(values: Union[Selector, Sequence[Selector]]) -> List[S
   return selectors
 
 
-def select_tracks(targets: Optional[pd.DataFrame], selectors: Sequence[Selector],
-                  num_tracks: Optional[int] = None) -> List[int]:
+def select_tracks(
+    targets: Optional[pd.DataFrame], selectors: Sequence[Selector], num_tracks: Optional[int] = None
+) -> List[int]:
   """Track indices for `selectors`, in the given order (duplicates removed).
 
   Each selector is an int, an index list or range as text ('4828,5111', '10-12'; see
@@ -103,8 +109,10 @@ def select_tracks(targets: Optional[pd.DataFrame], selectors: Sequence[Selector]
   if num_tracks is None and targets is not None:
     num_tracks = len(targets)
   if targets is not None and num_tracks is not None and len(targets) != num_tracks:
-    raise ValueError(f'The targets table has {len(targets)} rows but the head has {num_tracks} '
-                     'tracks: use the table of the same organism as `head`.')
+    raise ValueError(
+        f'The targets table has {len(targets)} rows but the head has {num_tracks} '
+        'tracks: use the table of the same organism as `head`.'
+    )
   indices: List[int] = []
   for selector in parse_track_selectors(selectors):
     text = str(selector).strip()
@@ -114,28 +122,40 @@ def select_tracks(targets: Optional[pd.DataFrame], selectors: Sequence[Selector]
         raise ValueError(f'Track index {index} is out of range: the head has {num_tracks} tracks.')
       found = [index]
     elif targets is None:
-      raise ValueError(f'Track {selector!r} is not an index; pass a targets table (`targets`) to '
-                       'select tracks by identifier or description.')
+      raise ValueError(
+          f'Track {selector!r} is not an index; pass a targets table (`targets`) to '
+          'select tracks by identifier or description.'
+      )
     else:
       exact = targets.index[targets['identifier'].astype(str) == text].tolist()
-      found = exact or targets.index[targets['description'].astype(str).str.contains(
-          text, case=False, regex=False)].tolist()
+      found = (
+          exact
+          or targets.index[
+              targets['description'].astype(str).str.contains(text, case=False, regex=False)
+          ].tolist()
+      )
       if not found:
-        raise ValueError(f'No track has identifier {text!r} or a description containing it. '
-                         'Examples of descriptions: '
-                         + '; '.join(targets['description'].astype(str).head(3)) + '.')
+        raise ValueError(
+            f'No track has identifier {text!r} or a description containing it. '
+            'Examples of descriptions: '
+            + '; '.join(targets['description'].astype(str).head(3))
+            + '.'
+        )
     indices.extend(int(i) for i in found if int(i) not in indices)
   return indices
 
 
-def select_track(targets: Optional[pd.DataFrame], selector: Selector,
-                 num_tracks: Optional[int] = None) -> int:
+def select_track(
+    targets: Optional[pd.DataFrame], selector: Selector, num_tracks: Optional[int] = None
+) -> int:
   """The one track `selector` names (an index or identifier; a description substring must
   match exactly one track)."""
   found = select_tracks(targets, [selector], num_tracks)
   if len(found) != 1:
-    raise ValueError(f'Track {selector!r} matches {len(found)} tracks; name one track by its index '
-                     'or identifier.')
+    raise ValueError(
+        f'Track {selector!r} matches {len(found)} tracks; name one track by its index '
+        'or identifier.'
+    )
   return found[0]
 
 

@@ -35,6 +35,7 @@ class RefMismatchError(ValueError):
 @dataclasses.dataclass(frozen=True)
 class VcfSite:
   """One VCF data line: `pos` is 1-based; `alts` holds every ALT allele of the line."""
+
   chrom: str
   pos: int
   id: str
@@ -50,6 +51,7 @@ class VariantSite:
   `variants[i].chrom` is the VCF's chromosome name (used in outputs); `fasta_chrom` is the name
   the FASTA uses for it (used for sequence extraction).
   """
+
   variants: Tuple[kipoiseq.Variant, ...]
   fasta_chrom: str
 
@@ -69,6 +71,7 @@ class VariantSite:
 @dataclasses.dataclass
 class VcfSummary:
   """Counts of what was read, kept and skipped (one VCF line with k ALTs = k alleles)."""
+
   lines: int = 0
   alleles: int = 0
   multiallelic_sites: int = 0
@@ -84,19 +87,28 @@ class VcfSummary:
 
   @property
   def skipped(self) -> int:
-    return (self.skipped_symbolic + self.skipped_invalid_allele + self.skipped_unknown_chromosome +
-            self.skipped_out_of_range + self.skipped_ref_mismatch)
+    return (
+        self.skipped_symbolic
+        + self.skipped_invalid_allele
+        + self.skipped_unknown_chromosome
+        + self.skipped_out_of_range
+        + self.skipped_ref_mismatch
+    )
 
   def format(self) -> str:
     """A short human-readable report, e.g. for the end of a CLI run."""
-    lines = [f'{self.lines} VCF records, {self.alleles} ALT alleles '
-             f'({self.multiallelic_sites} multi-allelic records split): {self.kept} scored, '
-             f'{self.skipped} skipped.']
-    reasons = [('symbolic/structural ALT (<DEL>, *, breakends)', self.skipped_symbolic),
-               ('ALT/REF with letters other than ACGTN', self.skipped_invalid_allele),
-               ('chromosome not in the FASTA', self.skipped_unknown_chromosome),
-               ('position past the chromosome end', self.skipped_out_of_range),
-               ('REF differs from the genome', self.skipped_ref_mismatch)]
+    lines = [
+        f'{self.lines} VCF records, {self.alleles} ALT alleles '
+        f'({self.multiallelic_sites} multi-allelic records split): {self.kept} scored, '
+        f'{self.skipped} skipped.'
+    ]
+    reasons = [
+        ('symbolic/structural ALT (<DEL>, *, breakends)', self.skipped_symbolic),
+        ('ALT/REF with letters other than ACGTN', self.skipped_invalid_allele),
+        ('chromosome not in the FASTA', self.skipped_unknown_chromosome),
+        ('position past the chromosome end', self.skipped_out_of_range),
+        ('REF differs from the genome', self.skipped_ref_mismatch),
+    ]
     for reason, count in reasons:
       if count:
         lines.append(f'  skipped {count}: {reason}')
@@ -144,8 +156,10 @@ def read_vcf_sites(path: PathLike) -> Iterator[VcfSite]:
   try:
     yield from _read_vcf_sites(path)
   except (EOFError, gzip.BadGzipFile, zlib.error) as error:
-    raise ValueError(f'VCF {os.fspath(path)} is truncated or corrupt ({error}); download or '
-                     'compress it again (bgzip).') from error
+    raise ValueError(
+        f'VCF {os.fspath(path)} is truncated or corrupt ({error}); download or '
+        'compress it again (bgzip).'
+    ) from error
 
 
 def _read_vcf_sites(path: PathLike) -> Iterator[VcfSite]:
@@ -157,12 +171,16 @@ def _read_vcf_sites(path: PathLike) -> Iterator[VcfSite]:
       if len(fields) < 5:
         fields = line.split()
       if len(fields) < 5:
-        raise ValueError(f'{path}, line {number}: expected at least 5 columns (CHROM POS ID REF '
-                         f'ALT), got {len(fields)}: {line.strip()[:80]!r}.')
+        raise ValueError(
+            f'{path}, line {number}: expected at least 5 columns (CHROM POS ID REF '
+            f'ALT), got {len(fields)}: {line.strip()[:80]!r}.'
+        )
       chrom, pos, variant_id, ref, alt = (field.strip() for field in fields[:5])
       if _undecodable(chrom + pos + ref + alt):
-        raise ValueError(f'{path}, line {number}: CHROM, POS, REF or ALT holds bytes that are '
-                         'not UTF-8 text; fix or remove that line.')
+        raise ValueError(
+            f'{path}, line {number}: CHROM, POS, REF or ALT holds bytes that are '
+            'not UTF-8 text; fix or remove that line.'
+        )
       if _undecodable(variant_id):
         variant_id = ''.join('?' if '\udc80' <= c <= '\udcff' else c for c in variant_id)
       try:
@@ -171,20 +189,24 @@ def _read_vcf_sites(path: PathLike) -> Iterator[VcfSite]:
         raise ValueError(f'{path}, line {number}: POS {pos!r} is not an integer.') from None
       if position < 1:
         raise ValueError(f'{path}, line {number}: POS {position} must be ≥ 1 (VCF is 1-based).')
-      yield VcfSite(chrom, position, variant_id, ref.upper(), tuple(alt.upper().split(',')),
-                    number)
+      yield VcfSite(chrom, position, variant_id, ref.upper(), tuple(alt.upper().split(',')), number)
 
 
 def is_symbolic_allele(alt: str) -> bool:
   """True for ALT alleles that are not sequences: `<...>`, `*`, `.`, and breakends."""
-  return (alt in ('*', '.', '') or alt.startswith('<') or '[' in alt or ']' in alt or
-          alt.startswith('.') or alt.endswith('.'))
+  return (
+      alt in ('*', '.', '')
+      or alt.startswith('<')
+      or '[' in alt
+      or ']' in alt
+      or alt.startswith('.')
+      or alt.endswith('.')
+  )
 
 
-def read_variants(path: PathLike,
-                  fasta=None,
-                  ref_mismatch: str = 'skip',
-                  summary: Optional[VcfSummary] = None) -> List[VariantSite]:
+def read_variants(
+    path: PathLike, fasta=None, ref_mismatch: str = 'skip', summary: Optional[VcfSummary] = None
+) -> List[VariantSite]:
   """Reads a VCF into scorable sites, applying the skip policies (see the module docstring).
 
   Args:
@@ -252,17 +274,20 @@ def read_variants(path: PathLike,
         summary.skipped_out_of_range += len(alts)
         continue
       genome = fasta.extract(
-          kipoiseq.Interval(fasta_chrom, site.pos - 1, site.pos - 1 + len(site.ref))).upper()
+          kipoiseq.Interval(fasta_chrom, site.pos - 1, site.pos - 1 + len(site.ref))
+      ).upper()
       if genome != site.ref:
         if ref_mismatch == 'error':
           raise RefMismatchError(
               f'{path}, line {site.line}: REF {site.ref} at {site.chrom}:{site.pos} differs from '
               f'the genome ({genome}). Check that the VCF and FASTA use the same assembly, or '
-              "skip such records with `ref_mismatch` 'skip'.")
+              "skip such records with `ref_mismatch` 'skip'."
+          )
         summary.skipped_ref_mismatch += len(alts)
         continue
     summary.kept += len(alts)
     variants = tuple(
-        kipoiseq.Variant(site.chrom, site.pos, site.ref, alt, id=site.id) for alt in alts)
+        kipoiseq.Variant(site.chrom, site.pos, site.ref, alt, id=site.id) for alt in alts
+    )
     sites.append(VariantSite(variants, fasta_chrom))
   return sites

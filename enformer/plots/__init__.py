@@ -27,8 +27,9 @@ from enformer.io.atomic import atomic_write  # pylint: disable=wrong-import-posi
 PathLike = Union[str, os.PathLike]
 
 
-def save(fig: 'matplotlib.figure.Figure', path: Optional[PathLike], dpi: int = 100,
-         **savefig_options) -> None:
+def save(
+    fig: 'matplotlib.figure.Figure', path: Optional[PathLike], dpi: int = 100, **savefig_options
+) -> None:
   """Saves `fig` as a PNG at `path` (written under a temporary name, then renamed); no-op for
   None. `savefig_options` go to `Figure.savefig` (e.g. bbox_inches='tight')."""
   if path is not None:

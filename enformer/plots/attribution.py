@@ -34,15 +34,17 @@ def _save(fig: plt.Figure, path: Optional[PathLike]) -> plt.Figure:
   return fig
 
 
-def plot_tracks_with_contributions(tracks: Mapping[str, np.ndarray],
-                                   pooled_contributions: np.ndarray,
-                                   interval,
-                                   *,
-                                   contribution_label: str = 'Enformer gradient × input',
-                                   clip_quantile: Optional[float] = 0.995,
-                                   highlight_bins: Optional[Sequence[int]] = None,
-                                   height: float = 1.5,
-                                   path: Optional[PathLike] = None) -> plt.Figure:
+def plot_tracks_with_contributions(
+    tracks: Mapping[str, np.ndarray],
+    pooled_contributions: np.ndarray,
+    interval,
+    *,
+    contribution_label: str = 'Enformer gradient × input',
+    clip_quantile: Optional[float] = 0.995,
+    highlight_bins: Optional[Sequence[int]] = None,
+    height: float = 1.5,
+    path: Optional[PathLike] = None,
+) -> plt.Figure:
   """Predicted tracks above the pooled |contribution| scores, on the output bins (Fig. 2a style).
 
   The panels are drawn by `enformer.plots.tracks.plot_tracks` (CAGE titles on log10(1 + x)); the
@@ -68,12 +70,18 @@ def plot_tracks_with_contributions(tracks: Mapping[str, np.ndarray],
     pooled = np.minimum(pooled, np.quantile(pooled, clip_quantile))
   lengths = {len(values) for values in tracks.values()} | {len(pooled)}
   if len(lengths) != 1:
-    raise ValueError(f'Tracks and pooled contributions must have the same number of bins, got '
-                     f'{sorted(lengths)}. Pool with num_bins=<model output length>.')
+    raise ValueError(
+        f'Tracks and pooled contributions must have the same number of bins, got '
+        f'{sorted(lengths)}. Pool with num_bins=<model output length>.'
+    )
   if contribution_label in tracks:
     raise ValueError(f'A track is already titled {contribution_label!r}.')
-  fig = plot_tracks({**tracks, contribution_label: pooled},
-                          kipoiseq.Interval(chrom, start, end), height=height, width=11)
+  fig = plot_tracks(
+      {**tracks, contribution_label: pooled},
+      kipoiseq.Interval(chrom, start, end),
+      height=height,
+      width=11,
+  )
   axes = fig.axes
   for collection in axes[-1].collections:
     collection.set_color('C3')
@@ -85,12 +93,14 @@ def plot_tracks_with_contributions(tracks: Mapping[str, np.ndarray],
   return _save(fig, path)
 
 
-def plot_sequence_logo(matrix: np.ndarray,
-                       start: int = 0,
-                       title: str = '',
-                       ylabel: str = 'contribution',
-                       ax: Optional[plt.Axes] = None,
-                       path: Optional[PathLike] = None) -> plt.Figure:
+def plot_sequence_logo(
+    matrix: np.ndarray,
+    start: int = 0,
+    title: str = '',
+    ylabel: str = 'contribution',
+    ax: Optional[plt.Axes] = None,
+    path: Optional[PathLike] = None,
+) -> plt.Figure:
   """Sequence logo (logomaker) of a [W, 4] matrix in A, C, G, T order.
 
   Args:
@@ -112,8 +122,14 @@ def plot_sequence_logo(matrix: np.ndarray,
   frame = pd.DataFrame(matrix, columns=list(BASES), index=np.arange(start, start + len(matrix)))
   # Negative contributions draw as upright letters below the axis (flipped ones read as markers);
   # a bold monospace font (shipped with matplotlib) keeps tall, narrow letters recognisable.
-  logomaker.Logo(frame, ax=ax, color_scheme='classic', flip_below=False,
-                 font_name='DejaVu Sans Mono', font_weight='bold')
+  logomaker.Logo(
+      frame,
+      ax=ax,
+      color_scheme='classic',
+      flip_below=False,
+      font_name='DejaVu Sans Mono',
+      font_weight='bold',
+  )
   ax.axhline(0, color='0.5', linewidth=0.5)
   ax.set_ylabel(ylabel)
   ax.set_title(title, fontsize=10, loc='left')
@@ -124,17 +140,26 @@ def plot_sequence_logo(matrix: np.ndarray,
   return _save(fig, path)
 
 
-def plot_contribution_logo(sequence_one_hot: np.ndarray, scores: np.ndarray, start: int = 0,
-                           title: str = 'gradient × input',
-                           path: Optional[PathLike] = None) -> plt.Figure:
+def plot_contribution_logo(
+    sequence_one_hot: np.ndarray,
+    scores: np.ndarray,
+    start: int = 0,
+    title: str = 'gradient × input',
+    path: Optional[PathLike] = None,
+) -> plt.Figure:
   """Logo of gradient × input over a window: [W, 4] one-hot and [W] scores."""
-  return plot_sequence_logo(contribution_logo_matrix(sequence_one_hot, scores), start=start,
-                            title=title, path=path)
+  return plot_sequence_logo(
+      contribution_logo_matrix(sequence_one_hot, scores), start=start, title=title, path=path
+  )
 
 
-def plot_ism(sequence_one_hot: np.ndarray, ism: np.ndarray, start: int = 0,
-             title: str = 'in-silico mutagenesis',
-             path: Optional[PathLike] = None) -> plt.Figure:
+def plot_ism(
+    sequence_one_hot: np.ndarray,
+    ism: np.ndarray,
+    start: int = 0,
+    title: str = 'in-silico mutagenesis',
+    path: Optional[PathLike] = None,
+) -> plt.Figure:
   """ISM of a window: logo of −mean Δ at the reference base above a [4, W] Δ heatmap.
 
   Args:
@@ -146,15 +171,27 @@ def plot_ism(sequence_one_hot: np.ndarray, ism: np.ndarray, start: int = 0,
   """
   ism = np.asarray(ism, np.float64)
   width = min(max(ism.shape[0] * 0.11, 6), 11)
-  fig, (logo_ax, heat_ax) = plt.subplots(2, 1, figsize=(width, 4.2), sharex=False,
-                                         gridspec_kw=dict(height_ratios=[1.2, 1]),
-                                         layout='constrained')
-  plot_sequence_logo(ism_logo_matrix(sequence_one_hot, ism), start=start, title=title,
-                     ylabel='−mean Δ', ax=logo_ax)
+  fig, (logo_ax, heat_ax) = plt.subplots(
+      2,
+      1,
+      figsize=(width, 4.2),
+      sharex=False,
+      gridspec_kw=dict(height_ratios=[1.2, 1]),
+      layout='constrained',
+  )
+  plot_sequence_logo(
+      ism_logo_matrix(sequence_one_hot, ism), start=start, title=title, ylabel='−mean Δ', ax=logo_ax
+  )
   limit = float(np.abs(ism).max()) or 1.0
-  image = heat_ax.imshow(ism.T, aspect='auto', cmap='RdBu_r', vmin=-limit, vmax=limit,
-                         interpolation='nearest',
-                         extent=(start - 0.5, start + len(ism) - 0.5, 3.5, -0.5))
+  image = heat_ax.imshow(
+      ism.T,
+      aspect='auto',
+      cmap='RdBu_r',
+      vmin=-limit,
+      vmax=limit,
+      interpolation='nearest',
+      extent=(start - 0.5, start + len(ism) - 0.5, 3.5, -0.5),
+  )
   heat_ax.set_yticks(range(4), list(BASES))
   heat_ax.set_xlim(logo_ax.get_xlim())
   heat_ax.set_xlabel('position')

@@ -17,11 +17,18 @@ def plot_pearson_per_track(tables: Mapping[str, pd.DataFrame], path: PathLike) -
   for ax, (organism, frame) in zip(axes[0], tables.items()):
     x = np.arange(len(frame))
     ax.bar(x - 0.2, frame['pearson_r'], width=0.4, label='trained model')
-    ax.bar(x + 0.2, frame['shuffled_pearson_r'], width=0.4, color='0.6',
-           label='shuffled-label baseline')
+    ax.bar(
+        x + 0.2,
+        frame['shuffled_pearson_r'],
+        width=0.4,
+        color='0.6',
+        label='shuffled-label baseline',
+    )
     # Track index over its motif recipe, wrapped so neighbouring labels never overlap.
-    labels = [f'{i}\n' + textwrap.fill(d.split(' ', 1)[-1], 10)
-              for i, d in zip(frame['track'], frame['description'])]
+    labels = [
+        f'{i}\n' + textwrap.fill(d.split(' ', 1)[-1], 10)
+        for i, d in zip(frame['track'], frame['description'])
+    ]
     ax.set_xticks(x, labels, fontsize=8)
     ax.set_ylim(min(-0.1, float(np.nanmin(frame['shuffled_pearson_r'])) - 0.05), 1.3)
     ax.set_yticks(np.arange(0, 1.01, 0.2))
@@ -40,8 +47,7 @@ def plot_hit_vs_miss(hit: np.ndarray, miss: np.ndarray, path: PathLike) -> None:
   fig, ax = plt.subplots(figsize=(4.5, 3.5))
   for x, (label, values) in enumerate([('destroys a motif', hit), ('far from motifs', miss)]):
     ax.scatter(x + rng.uniform(-0.12, 0.12, len(values)), values, s=14, alpha=0.8)
-    ax.hlines(np.median(values), x - 0.25, x + 0.25, color='k',
-              label='median' if x == 0 else None)
+    ax.hlines(np.median(values), x - 0.25, x + 0.25, color='k', label='median' if x == 0 else None)
   ax.set_xticks([0, 1], ['destroys a motif', 'far from motifs'])
   ax.set_ylabel('max over tracks |SAD|')
   ax.set_yscale('log')

@@ -33,8 +33,14 @@ def plot_by_assay(table: pd.DataFrame, path: str, title: str = '') -> str:
   return path
 
 
-def plot_heldout(model, features: np.ndarray, expression: np.ndarray,
-                 heldout: np.ndarray, path: PathLike, max_panels: int = 12) -> None:
+def plot_heldout(
+    model,
+    features: np.ndarray,
+    expression: np.ndarray,
+    heldout: np.ndarray,
+    path: PathLike,
+    max_panels: int = 12,
+) -> None:
   """Scatter of predicted vs measured expression on held-out genes, one panel per cell type
   (`model`: an `enformer.evaluation.ridge.RidgeExpressionModel`)."""
   predicted = model.predict(np.asarray(features)[heldout])

@@ -10,16 +10,21 @@ from enformer.evaluation.tss import pearson_r
 from enformer.plots import PathLike, close, save
 
 
-def plot_sed_top_genes(sed: np.ndarray, labels: Sequence[str], track_names: Sequence[str],
-                       path: PathLike = None) -> 'plt.Figure':
+def plot_sed_top_genes(
+    sed: np.ndarray, labels: Sequence[str], track_names: Sequence[str], path: PathLike = None
+) -> 'plt.Figure':
   """Grouped bars: SED [pairs, tracks] of the top variant–gene pairs (one group per pair)."""
   sed = np.asarray(sed, np.float32)
   fig, ax = plt.subplots(figsize=(max(4.5, 1.1 * len(labels) + 2), 3.6))
   width = 0.8 / max(1, sed.shape[1])
   x = np.arange(len(labels))
   for track in range(sed.shape[1]):
-    ax.bar(x + (track - (sed.shape[1] - 1) / 2) * width, sed[:, track], width,
-           label=str(track_names[track]))
+    ax.bar(
+        x + (track - (sed.shape[1] - 1) / 2) * width,
+        sed[:, track],
+        width,
+        label=str(track_names[track]),
+    )
   ax.axhline(0, color='0.3', linewidth=0.5)
   ax.set_xticks(x, labels, fontsize=7, rotation=30, ha='right')
   ax.set_ylabel('SED (ALT − REF at the TSSs)')
@@ -31,8 +36,9 @@ def plot_sed_top_genes(sed: np.ndarray, labels: Sequence[str], track_names: Sequ
   return fig
 
 
-def plot_expression_vs_observed(predicted: np.ndarray, observed: np.ndarray,
-                                track_names: Sequence[str], path: PathLike = None) -> 'plt.Figure':
+def plot_expression_vs_observed(
+    predicted: np.ndarray, observed: np.ndarray, track_names: Sequence[str], path: PathLike = None
+) -> 'plt.Figure':
   """log1p(predicted) vs log1p(observed) expression [genes, tracks], one panel per track."""
   predicted, observed = np.asarray(predicted), np.asarray(observed)
   count = predicted.shape[1]

@@ -9,8 +9,13 @@ import numpy as np
 from enformer.plots import PathLike, close, save
 
 
-def plot_haplotype_heatmap(values: np.ndarray, samples: Sequence[str], genes: Sequence[str],
-                           track: str, path: PathLike = None) -> 'plt.Figure':
+def plot_haplotype_heatmap(
+    values: np.ndarray,
+    samples: Sequence[str],
+    genes: Sequence[str],
+    track: str,
+    path: PathLike = None,
+) -> 'plt.Figure':
   """Heat map of `values` [samples, genes] (expression at the genes' TSSs for one track).
 
   Colour: log2(1 + value) − log2(1 + the first sample's value) (as SAR), the change of each
@@ -27,13 +32,21 @@ def plot_haplotype_heatmap(values: np.ndarray, samples: Sequence[str], genes: Se
   values = np.asarray(values, np.float64)
   change = np.log2(1 + np.maximum(values, 0)) - np.log2(1 + np.maximum(values[:1], 0))
   limit = max(float(np.abs(change).max()), 0.1)
-  fig, ax = plt.subplots(figsize=(max(4.5, 0.95 * len(genes) + 2.4),
-                                  max(2.6, 0.45 * len(samples) + 1.6)))
+  fig, ax = plt.subplots(
+      figsize=(max(4.5, 0.95 * len(genes) + 2.4), max(2.6, 0.45 * len(samples) + 1.6))
+  )
   image = ax.imshow(change, cmap='RdBu_r', vmin=-limit, vmax=limit, aspect='auto')
   for row in range(values.shape[0]):
     for column in range(values.shape[1]):
-      ax.text(column, row, f'{values[row, column]:.3g}', ha='center', va='center', fontsize=7,
-              color='white' if abs(change[row, column]) > 0.6 * limit else 'black')
+      ax.text(
+          column,
+          row,
+          f'{values[row, column]:.3g}',
+          ha='center',
+          va='center',
+          fontsize=7,
+          color='white' if abs(change[row, column]) > 0.6 * limit else 'black',
+      )
   ax.set_xticks(np.arange(len(genes)), list(genes), fontsize=7, rotation=30, ha='right')
   ax.set_yticks(np.arange(len(samples)), list(samples), fontsize=8)
   ax.set_title(f'Predicted expression at the TSSs, {track}', fontsize=9)

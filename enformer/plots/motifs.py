@@ -25,10 +25,12 @@ def information_content(ppm: np.ndarray, pseudocount: float = 1e-3) -> np.ndarra
   return ppm * np.maximum(bits, 0.0)
 
 
-def plot_pattern(cwm: np.ndarray,
-                 matches: Sequence[Tuple[str, np.ndarray]] = (),
-                 title: str = '',
-                 path: Optional[PathLike] = None) -> plt.Figure:
+def plot_pattern(
+    cwm: np.ndarray,
+    matches: Sequence[Tuple[str, np.ndarray]] = (),
+    title: str = '',
+    path: Optional[PathLike] = None,
+) -> plt.Figure:
   """A pattern's contribution weight matrix above its matches' logos.
 
   Args:
@@ -42,13 +44,13 @@ def plot_pattern(cwm: np.ndarray,
   cwm = np.asarray(cwm, np.float64)
   rows = 1 + len(matches)
   width = min(max(cwm.shape[0] * 0.3, 5), 10)
-  fig, axes = plt.subplots(rows, 1, figsize=(width, 1.9 * rows), squeeze=False,
-                           layout='constrained')
+  fig, axes = plt.subplots(
+      rows, 1, figsize=(width, 1.9 * rows), squeeze=False, layout='constrained'
+  )
   plot_sequence_logo(cwm, title=title, ylabel='contribution', ax=axes[0, 0])
   for ax, (label, ppm) in zip(axes[1:, 0], matches):
     ppm = np.asarray(ppm, np.float64).T  # [w', 4]
-    plot_sequence_logo(information_content(_oriented(ppm, cwm)), title=label, ylabel='bits',
-                       ax=ax)
+    plot_sequence_logo(information_content(_oriented(ppm, cwm)), title=label, ylabel='bits', ax=ax)
     ax.set_ylim(0, 2)
   save(fig, path, dpi=110)
   return fig
@@ -61,8 +63,9 @@ def _oriented(ppm: np.ndarray, cwm: np.ndarray) -> np.ndarray:
 
   def best(matrix: np.ndarray) -> float:
     short, long_ = (matrix, target) if len(matrix) <= len(target) else (target, matrix)
-    return max(float((short * long_[o:o + len(short)]).sum())
-               for o in range(len(long_) - len(short) + 1))
+    return max(
+        float((short * long_[o : o + len(short)]).sum()) for o in range(len(long_) - len(short) + 1)
+    )
 
   reverse = ppm[::-1, ::-1]
   return reverse if best(reverse) > best(ppm) else ppm

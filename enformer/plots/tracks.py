@@ -26,20 +26,23 @@ def log10_1p_if_cage(title: str, values: np.ndarray) -> tuple:
 
 def pearson_log2(predicted: np.ndarray, observed: np.ndarray) -> float:
   """Pearson correlation of log2(1 + x) between two binned tracks (nan when one is constant)."""
-  return pearson_r(np.log2(1 + np.asarray(predicted, np.float64)),
-                   np.log2(1 + np.asarray(observed, np.float64)))
+  return pearson_r(
+      np.log2(1 + np.asarray(predicted, np.float64)), np.log2(1 + np.asarray(observed, np.float64))
+  )
 
 
-def plot_tracks(tracks: Mapping[str, np.ndarray],
-                interval,
-                observed: Optional[Mapping[str, np.ndarray]] = None,
-                *,
-                height: float = 1.5,
-                width: float = 11.0,
-                log_cage: bool = True,
-                title: str = '',
-                chrom_size: Optional[int] = None,
-                path: Optional[Union[str, os.PathLike]] = None) -> plt.Figure:
+def plot_tracks(
+    tracks: Mapping[str, np.ndarray],
+    interval,
+    observed: Optional[Mapping[str, np.ndarray]] = None,
+    *,
+    height: float = 1.5,
+    width: float = 11.0,
+    log_cage: bool = True,
+    title: str = '',
+    chrom_size: Optional[int] = None,
+    path: Optional[Union[str, os.PathLike]] = None,
+) -> plt.Figure:
   """One filled panel per track over the genomic interval (the colab's plot_tracks).
 
   Args:
@@ -65,14 +68,17 @@ def plot_tracks(tracks: Mapping[str, np.ndarray],
     panels.append((label, shown, PREDICTED_COLOR))
     if name in observed:
       r = pearson_log2(values, observed[name])
-      obs_label, obs_shown = log10_1p_if_cage(name, observed[name]) if log_cage else (
-          name, np.asarray(observed[name]))
-      panels.append((f'observed: {obs_label}  (log2 Pearson r = {r:.3f})', obs_shown,
-                     OBSERVED_COLOR))
+      obs_label, obs_shown = (
+          log10_1p_if_cage(name, observed[name]) if log_cage else (name, np.asarray(observed[name]))
+      )
+      panels.append(
+          (f'observed: {obs_label}  (log2 Pearson r = {r:.3f})', obs_shown, OBSERVED_COLOR)
+      )
   if not panels:
     raise ValueError('plot_tracks needs at least one track.')
-  fig, axes = plt.subplots(len(panels), 1, figsize=(width, height * len(panels)), sharex=True,
-                           squeeze=False)
+  fig, axes = plt.subplots(
+      len(panels), 1, figsize=(width, height * len(panels)), sharex=True, squeeze=False
+  )
   for ax, (label, values, color) in zip(axes[:, 0], panels):
     x = np.linspace(interval.start, interval.end, num=len(values))
     ax.fill_between(x, values, color=color, linewidth=0)
@@ -98,9 +104,15 @@ def _plot_title(prediction) -> str:
   return coordinates if prediction.name == coordinates else f'{prediction.name}  ({coordinates})'
 
 
-def plot_prediction(prediction, tracks: Sequence[int], targets=None,
-                    observed: Optional[Mapping[int, np.ndarray]] = None, path: Optional[str] = None,
-                    title: str = '', chrom_size: Optional[int] = None):
+def plot_prediction(
+    prediction,
+    tracks: Sequence[int],
+    targets=None,
+    observed: Optional[Mapping[int, np.ndarray]] = None,
+    path: Optional[str] = None,
+    title: str = '',
+    chrom_size: Optional[int] = None,
+):
   """PNG of the chosen `tracks` (indices) of one `enformer.inference.regions.RegionPrediction`
   (CAGE on log10(1+x)); `observed`: track index → [bins].
 
@@ -109,8 +121,17 @@ def plot_prediction(prediction, tracks: Sequence[int], targets=None,
   columns = [prediction.track_indices.index(t) for t in tracks]
   labels = track_labels(targets, tracks)
   values = {label: prediction.values[:, c] for label, c in zip(labels, columns)}
-  observed_by_label = {label: observed[t] for label, t in zip(labels, tracks)
-                       if observed is not None and t in observed}
-  fig = plot_tracks(values, prediction.output_interval, observed=observed_by_label,
-                    title=title or _plot_title(prediction), chrom_size=chrom_size, path=path)
+  observed_by_label = {
+      label: observed[t]
+      for label, t in zip(labels, tracks)
+      if observed is not None and t in observed
+  }
+  fig = plot_tracks(
+      values,
+      prediction.output_interval,
+      observed=observed_by_label,
+      title=title or _plot_title(prediction),
+      chrom_size=chrom_size,
+      path=path,
+  )
   close(fig)

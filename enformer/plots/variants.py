@@ -16,9 +16,13 @@ def top_tracks(values: np.ndarray, num_tracks: int) -> np.ndarray:
   return np.argsort(-strength, kind='stable')[:num_tracks]
 
 
-def plot_variant_scores(scores: VariantScores, path: Union[str, os.PathLike],
-                        dataset: str = 'SAD', num_tracks: int = 20,
-                        max_variants: int = 60) -> str:
+def plot_variant_scores(
+    scores: VariantScores,
+    path: Union[str, os.PathLike],
+    dataset: str = 'SAD',
+    num_tracks: int = 20,
+    max_variants: int = 60,
+) -> str:
   """Writes a PNG heatmap of `dataset` [variants, top tracks] (diverging colours, 0 = white).
 
   Args:
@@ -44,16 +48,19 @@ def plot_variant_scores(scores: VariantScores, path: Union[str, os.PathLike],
   limit = float(np.nanmax(np.abs(shown))) or 1.0
   labels = [scores.target_labels[t] or scores.target_ids[t] for t in tracks]
   labels = [label if len(label) <= 40 else label[:37] + '...' for label in labels]
-  names = [f'{scores.snp[i]} {scores.chr[i]}:{scores.pos[i]} '
-           f'{scores.ref[i][:6]}>{scores.alt[i][:6]}'
-           for i in rows]
+  names = [
+      f'{scores.snp[i]} {scores.chr[i]}:{scores.pos[i]} ' f'{scores.ref[i][:6]}>{scores.alt[i][:6]}'
+      for i in rows
+  ]
   figure, axis = plt.subplots(figsize=(2 + 0.35 * len(tracks), 1.5 + 0.28 * len(rows)))
-  image = axis.imshow(shown, cmap='RdBu_r', vmin=-limit, vmax=limit, aspect='auto',
-                      interpolation='nearest')
+  image = axis.imshow(
+      shown, cmap='RdBu_r', vmin=-limit, vmax=limit, aspect='auto', interpolation='nearest'
+  )
   axis.set_xticks(range(len(tracks)), labels, rotation=90, fontsize=7)
   axis.set_yticks(range(len(rows)), names, fontsize=7)
-  axis.set_title(f'{dataset}: {len(rows)} variants × {len(tracks)} tracks with the largest effects',
-                 fontsize=9)
+  axis.set_title(
+      f'{dataset}: {len(rows)} variants × {len(tracks)} tracks with the largest effects', fontsize=9
+  )
   figure.colorbar(image, ax=axis, shrink=0.6, label=dataset)
   figure.tight_layout()
   save(figure, path, dpi=120)

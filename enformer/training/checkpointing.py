@@ -48,18 +48,23 @@ class RunCheckpoints:
     **objects: what to checkpoint, e.g. module=model, optimizer=optimizer, step=step_variable.
   """
 
-  def __init__(self, run_dir: str, keep: int, chief: bool = True, worker: int = 0,
-               **objects: Any):
+  def __init__(self, run_dir: str, keep: int, chief: bool = True, worker: int = 0, **objects: Any):
     self.run_dir = run_dir
     self.chief = chief
     self.checkpoint = tf.train.Checkpoint(**objects)
     directory = os.path.join(run_dir, CHECKPOINT_DIR)
     self._directory = directory if chief else os.path.join(run_dir, f'.worker-{worker}-tmp')
-    self.manager = tf.train.CheckpointManager(self.checkpoint, self._directory,
-                                              max_to_keep=keep, checkpoint_name='ckpt')
+    self.manager = tf.train.CheckpointManager(
+        self.checkpoint, self._directory, max_to_keep=keep, checkpoint_name='ckpt'
+    )
     # Non-chief workers read the chief's files when resuming.
-    self._chief_manager = self.manager if chief else tf.train.CheckpointManager(
-        tf.train.Checkpoint(**objects), directory, max_to_keep=keep, checkpoint_name='ckpt')
+    self._chief_manager = (
+        self.manager
+        if chief
+        else tf.train.CheckpointManager(
+            tf.train.Checkpoint(**objects), directory, max_to_keep=keep, checkpoint_name='ckpt'
+        )
+    )
 
   @property
   def latest(self) -> Optional[str]:
@@ -73,8 +78,9 @@ class RunCheckpoints:
     none can be read, ValueError says so. A checkpoint of another model (variables that do not
     match) is an error, not a reason to fall back.
     """
-    candidates = run_checkpoints(os.path.dirname(self._chief_manager.directory + os.sep),
-                                 self._chief_manager.checkpoints)
+    candidates = run_checkpoints(
+        os.path.dirname(self._chief_manager.directory + os.sep), self._chief_manager.checkpoints
+    )
     failures = []
     for path in candidates:
       try:
@@ -86,15 +92,22 @@ class RunCheckpoints:
         warnings.warn(
             f'Checkpoint {failures[0][0]} cannot be read ({failures[0][1]}); resumed from the '
             f'previous intact checkpoint {path} instead'
-            + (f' (also unreadable: {", ".join(p for p, _ in failures[1:])})' if failures[1:]
-               else '') + '.', stacklevel=2)
+            + (
+                f' (also unreadable: {", ".join(p for p, _ in failures[1:])})'
+                if failures[1:]
+                else ''
+            )
+            + '.',
+            stacklevel=2,
+        )
       return path
     if failures:
       raise ValueError(
           f'No checkpoint of {self.run_dir} can be read: '
           + '; '.join(f'{p}: {e}' for p, e in failures)
           + f'. Delete {os.path.join(self.run_dir, CHECKPOINT_DIR)} to start this run over, or '
-          'train into another `run_dir`.')
+          'train into another `run_dir`.'
+      )
     return None
 
   def save(self, step: int) -> str:
@@ -115,9 +128,12 @@ def disk_full_named(folder: str) -> Iterator[None]:
     if not is_disk_full(error) or isinstance(error, DiskFullError):
       raise
     raise DiskFullError(
-        errno.ENOSPC, f'No space left on the device to write a checkpoint into {folder}. Free '
+        errno.ENOSPC,
+        f'No space left on the device to write a checkpoint into {folder}. Free '
         'some space (or train into a `run_dir` on another disk) and rerun: the run resumes from '
-        'its last complete checkpoint', folder) from None
+        'its last complete checkpoint',
+        folder,
+    ) from None
 
 
 def _first_line(error: BaseException) -> str:
@@ -131,18 +147,21 @@ def run_checkpoints(directory: str, listed: List[str] = ()) -> List[str]:
   `listed` (the 'checkpoint' state file's list) is merged with the ckpt-<step>.index files found,
   so a damaged state file does not hide intact checkpoints.
   """
-  found = {p[:-len('.index')] for p in glob.glob(os.path.join(glob.escape(directory),
-                                                              'ckpt-*.index'))}
+  found = {
+      p[: -len('.index')] for p in glob.glob(os.path.join(glob.escape(directory), 'ckpt-*.index'))
+  }
   found.update(p for p in listed if os.path.exists(p + '.index'))
 
   def step(prefix: str) -> int:
     match = re.search(r'ckpt-(\d+)$', prefix)
     return int(match.group(1)) if match else -1
+
   return sorted(found, key=step, reverse=True)
 
 
-def export_best(model: tf.Module, run_dir: str, step: int, record: Mapping[str, Any],
-                chief: bool = True) -> Optional[str]:
+def export_best(
+    model: tf.Module, run_dir: str, step: int, record: Mapping[str, Any], chief: bool = True
+) -> Optional[str]:
   """Writes the model weights as the best model (DeepMind's tree) and best.json. Chief only."""
   if not chief:
     return None
@@ -167,8 +186,9 @@ def read_best(run_dir: str) -> Optional[Dict[str, Any]]:
   return read_json(path, 'the best-model record')
 
 
-def export_best_hub(model_config: Mapping[str, Any], run_dir: str,
-                    sequence_length: int) -> Optional[str]:
+def export_best_hub(
+    model_config: Mapping[str, Any], run_dir: str, sequence_length: int
+) -> Optional[str]:
   """Exports the best checkpoint as a TF-Hub-compatible SavedModel (`enformer.inference.export`)
   to best/hub.
 
@@ -182,5 +202,6 @@ def export_best_hub(model_config: Mapping[str, Any], run_dir: str,
   tf.train.Checkpoint(module=model).read(prefix).assert_existing_objects_matched()
   export_dir = os.path.join(run_dir, BEST_HUB)
   shutil.rmtree(export_dir, ignore_errors=True)
-  return export_hub_module(model, export_dir, sequence_length=sequence_length,
-                           model_sequence_length=sequence_length)
+  return export_hub_module(
+      model, export_dir, sequence_length=sequence_length, model_sequence_length=sequence_length
+  )

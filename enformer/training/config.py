@@ -17,9 +17,18 @@ from enformer.io.files import read_json
 CONFIG_FILE = 'config.json'
 PRECISIONS = ('float32', 'bfloat16')
 # Fields that may change when a run is resumed (they do not change what a step computes).
-RESUMABLE_CHANGES = ('num_steps', 'eval_every', 'eval_batches', 'checkpoint_every',
-                     'keep_checkpoints', 'log_every', 'progress', 'tpu', 'export_hub',
-                     'recompute')
+RESUMABLE_CHANGES = (
+    'num_steps',
+    'eval_every',
+    'eval_batches',
+    'checkpoint_every',
+    'keep_checkpoints',
+    'log_every',
+    'progress',
+    'tpu',
+    'export_hub',
+    'recompute',
+)
 
 
 @dataclasses.dataclass
@@ -60,6 +69,7 @@ class TrainConfig:
     tpu: TPU name or address (TPUClusterResolver); None uses TF_CONFIG or local devices.
     progress: show a progress bar.
   """
+
   run_dir: str = 'runs/enformer'
   preset: str = 'paper'
   model_args: Dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -97,8 +107,14 @@ class TrainConfig:
 
   def validate(self) -> None:
     """Raises ValueError naming the first invalid setting and how to fix it."""
-    positive = ('batch_size', 'num_steps', 'eval_every', 'checkpoint_every', 'keep_checkpoints',
-                'log_every')
+    positive = (
+        'batch_size',
+        'num_steps',
+        'eval_every',
+        'checkpoint_every',
+        'keep_checkpoints',
+        'log_every',
+    )
     for name in positive:
       if int(getattr(self, name)) <= 0:
         raise ValueError(f'{name} must be a positive integer, got {getattr(self, name)}.')
@@ -116,8 +132,9 @@ class TrainConfig:
       if value is not None and int(value) <= 0:
         raise ValueError(f'{name} must be positive or None, got {value}.')
     if not isinstance(self.model_args, Mapping):
-      raise ValueError(f'model_args must be a mapping of Enformer arguments, got '
-                       f'{self.model_args!r}.')
+      raise ValueError(
+          f'model_args must be a mapping of Enformer arguments, got ' f'{self.model_args!r}.'
+      )
     if not isinstance(self.data, Mapping):
       raise ValueError(f'data must map head name → data folder, got {self.data!r}.')
 
@@ -158,8 +175,7 @@ def read_config_file(path: Union[str, os.PathLike]) -> Dict[str, Any]:
   return values
 
 
-def resolve_config(file: Optional[Union[str, os.PathLike]] = None,
-                   **overrides: Any) -> TrainConfig:
+def resolve_config(file: Optional[Union[str, os.PathLike]] = None, **overrides: Any) -> TrainConfig:
   """Defaults, updated by a config file, updated by `overrides` (None values are ignored)."""
   values: Dict[str, Any] = read_config_file(file) if file else {}
   for key, value in overrides.items():
@@ -172,8 +188,9 @@ def resolve_config(file: Optional[Union[str, os.PathLike]] = None,
   return TrainConfig.from_dict(values)
 
 
-def save_resolved(config: TrainConfig, model_config: Mapping[str, Any],
-                  strategy_description: str) -> str:
+def save_resolved(
+    config: TrainConfig, model_config: Mapping[str, Any], strategy_description: str
+) -> str:
   """Writes config.json (settings, resolved model architecture, strategy) into the run folder.
 
   If the folder already holds a config (a resume), settings other than RESUMABLE_CHANGES must be
@@ -181,15 +198,19 @@ def save_resolved(config: TrainConfig, model_config: Mapping[str, Any],
   """
   os.makedirs(config.run_dir, exist_ok=True)
   path = os.path.join(config.run_dir, CONFIG_FILE)
-  record = {'train': config.to_dict(), 'model_config': dict(model_config),
-            'strategy': strategy_description}
+  record = {
+      'train': config.to_dict(),
+      'model_config': dict(model_config),
+      'strategy': strategy_description,
+  }
   if os.path.exists(path):
     previous = read_json(path, 'the run configuration')
     changed = _changed_settings(previous, record)
     if changed:
       raise ValueError(
           f'{config.run_dir} holds a run with different settings ({"; ".join(changed)}). '
-          'Resume with the same settings or choose a new `run_dir`.')
+          'Resume with the same settings or choose a new `run_dir`.'
+      )
   with atomic_open(path, 'w') as f:
     json.dump(record, f, indent=2, sort_keys=True)
   return path

@@ -26,19 +26,38 @@ import tensorflow as tf
 
 from enformer import presets
 from enformer.enformer import Enformer
-from enformer.inference.checkpoints import (VARIABLE_SUFFIX, checkpoint_prefix,
-                                            checkpoint_variables, compare_with_checkpoint,
-                                            infer_config, short_key)
+from enformer.inference.checkpoints import (
+    VARIABLE_SUFFIX,
+    checkpoint_prefix,
+    checkpoint_variables,
+    compare_with_checkpoint,
+    infer_config,
+    short_key,
+)
 from enformer.presets import FREEZE_CHOICES
 from enformer.training import config as config_lib
 from enformer.training import loop
 from enformer.training import strategy as strategy_lib
-from enformer.training.freezing import (check_freeze, count_parameters, freeze_model,
-                                        norm_variables, trainable_variables)
+from enformer.training.freezing import (
+    check_freeze,
+    count_parameters,
+    freeze_model,
+    norm_variables,
+    trainable_variables,
+)
 
-__all__ = ['FREEZE_CHOICES', 'RestoreReport', 'count_parameters', 'fine_tune', 'freeze_model',
-           'infer_config', 'load_pretrained', 'norm_variables', 'restore_partial',
-           'trainable_variables']
+__all__ = [
+    'FREEZE_CHOICES',
+    'RestoreReport',
+    'count_parameters',
+    'fine_tune',
+    'freeze_model',
+    'infer_config',
+    'load_pretrained',
+    'norm_variables',
+    'restore_partial',
+    'trainable_variables',
+]
 
 _MAX_LISTED = 12
 
@@ -58,6 +77,7 @@ class RestoreReport:
     batch_norm_calibrated: every restored batch-norm moving average was updated at least once
       (False for a never-trained checkpoint: freezing its statistics would not normalise).
   """
+
   checkpoint: str
   root: str
   trunk_variables: int
@@ -67,11 +87,13 @@ class RestoreReport:
   batch_norm_calibrated: bool = True
 
   def summary(self) -> str:
-    relative = [k[len(self.root) + 1:] for k in self.unused]
+    relative = [k[len(self.root) + 1 :] for k in self.unused]
     unused_heads = sorted({k.split('/')[1] for k in relative if k.startswith('_heads/')})
     unused_trunk = [k for k in relative if k.startswith('_trunk/')]
-    text = (f'Restored {self.trunk_variables} trunk variables from {self.checkpoint}; '
-            f'heads restored: {self.restored_heads or "none"}; fresh: {self.fresh_heads or "none"}')
+    text = (
+        f'Restored {self.trunk_variables} trunk variables from {self.checkpoint}; '
+        f'heads restored: {self.restored_heads or "none"}; fresh: {self.fresh_heads or "none"}'
+    )
     if unused_heads:
       text += f'; checkpoint heads not used: {unused_heads}'
     if unused_trunk:
@@ -89,14 +111,16 @@ def _model_head_of(key: str, root: str) -> Optional[str]:
   """Head name of a checkpoint key '<root>/_heads/<name>/...', else None."""
   if not key.startswith(f'{root}/_heads/'):
     return None
-  return key[len(root) + len('/_heads/'):].split('/')[0]
+  return key[len(root) + len('/_heads/') :].split('/')[0]
 
 
-def restore_partial(model: Enformer,
-                    checkpoint: Union[str, os.PathLike],
-                    *,
-                    restore_heads: Union[bool, Sequence[str]] = True,
-                    allow_unused_trunk: bool = False) -> RestoreReport:
+def restore_partial(
+    model: Enformer,
+    checkpoint: Union[str, os.PathLike],
+    *,
+    restore_heads: Union[bool, Sequence[str]] = True,
+    allow_unused_trunk: bool = False,
+) -> RestoreReport:
   """Restores the trunk (and chosen heads) of `model` from a full Enformer checkpoint.
 
   Args:
@@ -123,8 +147,9 @@ def restore_partial(model: Enformer,
   prefix, root = comparison.prefix, comparison.root
   shapes, model_shapes = comparison.stored, comparison.expected
   variables = checkpoint_variables(model, root)
-  model_config = {k: dict(v) if k == 'heads' else v for k, v in model.config.items()
-                  if k != 'target_length'}
+  model_config = {
+      k: dict(v) if k == 'heads' else v for k, v in model.config.items() if k != 'target_length'
+  }
   hint = f'The checkpoint holds {comparison.inferred_config()}; the model is {model_config}.'
 
   model_trunk = sorted(k for k in variables if k.startswith(f'{root}/_trunk/'))
@@ -133,17 +158,24 @@ def restore_partial(model: Enformer,
   extra = comparison.unexpected('_trunk/')
   problems = []
   if missing:
-    problems.append(f'{len(missing)} trunk variables of the model are not in the checkpoint: '
-                    f'{_describe(missing, model_shapes)}')
+    problems.append(
+        f'{len(missing)} trunk variables of the model are not in the checkpoint: '
+        f'{_describe(missing, model_shapes)}'
+    )
   if mismatched:
     problems.append(
-        f'{len(mismatched)} trunk variables differ in shape (checkpoint vs model): ' + '; '.join(
+        f'{len(mismatched)} trunk variables differ in shape (checkpoint vs model): '
+        + '; '.join(
             f'{short_key(k)} {list(shapes[k])} vs {list(model_shapes[k])}'
-            for k in mismatched[:_MAX_LISTED]))
+            for k in mismatched[:_MAX_LISTED]
+        )
+    )
   if extra and not allow_unused_trunk:
-    problems.append(f'{len(extra)} trunk variables of the checkpoint are not in the model: '
-                    f'{_describe(extra, shapes)} (pass allow_unused_trunk=True to initialise a '
-                    'smaller model from the parts it shares with the checkpoint)')
+    problems.append(
+        f'{len(extra)} trunk variables of the checkpoint are not in the model: '
+        f'{_describe(extra, shapes)} (pass allow_unused_trunk=True to initialise a '
+        'smaller model from the parts it shares with the checkpoint)'
+    )
 
   ckpt_heads = sorted({h for k in shapes for h in [_model_head_of(k, root)] if h})
   if restore_heads is True:
@@ -155,27 +187,34 @@ def restore_partial(model: Enformer,
     heads_to_restore, explicit = list(restore_heads), True
     unknown = [h for h in heads_to_restore if h not in model.head_names]
     if unknown:
-      raise ValueError(f'restore_heads names {unknown}, which the model does not have '
-                       f'(model heads: {model.head_names}).')
+      raise ValueError(
+          f'restore_heads names {unknown}, which the model does not have '
+          f'(model heads: {model.head_names}).'
+      )
   for head in heads_to_restore:
     keys = [k for k in variables if _model_head_of(k, root) == head]
     absent = comparison.missing(f'_heads/{head}/')
     if absent:
-      problems.append(f'head {head!r} is not in the checkpoint (checkpoint heads: {ckpt_heads})'
-                      if explicit or len(absent) == len(keys) else
-                      f'head {head!r} lacks {_describe(absent, model_shapes)}')
+      problems.append(
+          f'head {head!r} is not in the checkpoint (checkpoint heads: {ckpt_heads})'
+          if explicit or len(absent) == len(keys)
+          else f'head {head!r} lacks {_describe(absent, model_shapes)}'
+      )
       continue
     bad = comparison.mismatched(f'_heads/{head}/')
     if bad:
       problems.append(
-          f'head {head!r} has other shapes in the checkpoint: ' + '; '.join(
-              f'{short_key(k)} {list(shapes[k])} vs model {list(model_shapes[k])}'
-              for k in bad) +
-          ' (give the new head another name, or restore_heads=False / a list without it, to '
-          'train it from scratch)')
+          f'head {head!r} has other shapes in the checkpoint: '
+          + '; '.join(
+              f'{short_key(k)} {list(shapes[k])} vs model {list(model_shapes[k])}' for k in bad
+          )
+          + ' (give the new head another name, or restore_heads=False / a list without it, to '
+          'train it from scratch)'
+      )
   if problems:
-    raise ValueError(f'Cannot restore {prefix} into this model: ' + ' | '.join(problems) +
-                     f'. {hint}')
+    raise ValueError(
+        f'Cannot restore {prefix} into this model: ' + ' | '.join(problems) + f'. {hint}'
+    )
 
   reader = tf.train.load_checkpoint(prefix)
   to_restore = model_trunk + [k for k in variables if _model_head_of(k, root) in heads_to_restore]
@@ -185,20 +224,26 @@ def restore_partial(model: Enformer,
   unused = sorted(short_key(k) for k in shapes if k not in used)
   counters = [k for k in model_trunk if k.endswith('/_counter' + VARIABLE_SUFFIX)]
   calibrated = all(int(reader.get_tensor(k)) > 0 for k in counters)
-  return RestoreReport(checkpoint=prefix, root=root, trunk_variables=len(model_trunk),
-                       batch_norm_calibrated=calibrated,
-                       restored_heads=heads_to_restore,
-                       fresh_heads=[h for h in model.head_names if h not in heads_to_restore],
-                       unused=unused)
+  return RestoreReport(
+      checkpoint=prefix,
+      root=root,
+      trunk_variables=len(model_trunk),
+      batch_norm_calibrated=calibrated,
+      restored_heads=heads_to_restore,
+      fresh_heads=[h for h in model.head_names if h not in heads_to_restore],
+      unused=unused,
+  )
 
 
-def load_pretrained(checkpoint: Union[str, os.PathLike],
-                    heads: Optional[Mapping[str, int]] = None,
-                    *,
-                    preset: Optional[str] = None,
-                    restore_heads: Union[bool, Sequence[str]] = True,
-                    allow_unused_trunk: bool = False,
-                    **config: Any) -> Tuple[Enformer, RestoreReport]:
+def load_pretrained(
+    checkpoint: Union[str, os.PathLike],
+    heads: Optional[Mapping[str, int]] = None,
+    *,
+    preset: Optional[str] = None,
+    restore_heads: Union[bool, Sequence[str]] = True,
+    allow_unused_trunk: bool = False,
+    **config: Any,
+) -> Tuple[Enformer, RestoreReport]:
   """Builds an Enformer for fine-tuning and restores it from `checkpoint`.
 
   The architecture comes from (later wins): the checkpoint's shapes (`infer_config`), the named
@@ -222,8 +267,9 @@ def load_pretrained(checkpoint: Union[str, os.PathLike],
   if heads is not None:
     arguments['heads'] = dict(heads)
   model = Enformer(**arguments)
-  report = restore_partial(model, prefix, restore_heads=restore_heads,
-                           allow_unused_trunk=allow_unused_trunk)
+  report = restore_partial(
+      model, prefix, restore_heads=restore_heads, allow_unused_trunk=allow_unused_trunk
+  )
   return model, report
 
 
@@ -240,18 +286,20 @@ def _heads_for_training(config, train_data) -> Optional[Dict[str, int]]:
   return None
 
 
-def fine_tune(config: Any = None,
-              *,
-              init_from: Union[str, os.PathLike],
-              freeze: str = 'trunk',
-              batch_norm_frozen: Optional[bool] = None,
-              restore_heads: Union[bool, Sequence[str]] = True,
-              allow_unused_trunk: bool = False,
-              preset: Optional[str] = None,
-              train_data: Optional[Mapping[str, Any]] = None,
-              valid_data: Optional[Mapping[str, Any]] = None,
-              strategy: Optional[tf.distribute.Strategy] = None,
-              **overrides: Any):
+def fine_tune(
+    config: Any = None,
+    *,
+    init_from: Union[str, os.PathLike],
+    freeze: str = 'trunk',
+    batch_norm_frozen: Optional[bool] = None,
+    restore_heads: Union[bool, Sequence[str]] = True,
+    allow_unused_trunk: bool = False,
+    preset: Optional[str] = None,
+    train_data: Optional[Mapping[str, Any]] = None,
+    valid_data: Optional[Mapping[str, Any]] = None,
+    strategy: Optional[tf.distribute.Strategy] = None,
+    **overrides: Any,
+):
   """Fine-tunes a pretrained Enformer with the training loop (`enformer.training.train`).
 
   The model is built inside the training strategy's scope: architecture = checkpoint shapes
@@ -284,27 +332,45 @@ def fine_tune(config: Any = None,
   heads = model_args.pop('heads', None) or _heads_for_training(config, train_data)
 
   def build() -> Enformer:
-    model, report = load_pretrained(prefix, heads, preset=preset, restore_heads=restore_heads,
-                                    allow_unused_trunk=allow_unused_trunk, **model_args)
+    model, report = load_pretrained(
+        prefix,
+        heads,
+        preset=preset,
+        restore_heads=restore_heads,
+        allow_unused_trunk=allow_unused_trunk,
+        **model_args,
+    )
     frozen_statistics = freeze != 'none' if batch_norm_frozen is None else batch_norm_frozen
     if frozen_statistics and not report.batch_norm_calibrated:
       raise ValueError(
           f'The batch-norm statistics in {prefix} were never updated (moving-average counters '
           'are 0), so frozen batch norm would not normalise and training would diverge. '
-          'Start from a trained checkpoint, or set `batch_norm_frozen` to false.')
+          'Start from a trained checkpoint, or set `batch_norm_frozen` to false.'
+      )
     if strategy_lib.is_chief(tf.distribute.get_strategy()):
       tf.io.gfile.makedirs(config.run_dir)
       with tf.io.gfile.GFile(os.path.join(config.run_dir, 'finetune.json'), 'w') as f:
-        json.dump(dict(dataclasses.asdict(report), freeze=freeze,
-                       batch_norm_frozen=frozen_statistics), f, indent=1)
+        json.dump(
+            dict(dataclasses.asdict(report), freeze=freeze, batch_norm_frozen=frozen_statistics),
+            f,
+            indent=1,
+        )
       print(report.summary())
     return model
 
   def select(model: Enformer) -> List[tf.Variable]:
     variables = freeze_model(model, freeze, batch_norm_frozen)
-    print(f'Training {count_parameters(variables):,} of '
-          f'{count_parameters(model.trainable_variables):,} parameters (freeze={freeze}).')
+    print(
+        f'Training {count_parameters(variables):,} of '
+        f'{count_parameters(model.trainable_variables):,} parameters (freeze={freeze}).'
+    )
     return variables
 
-  return loop.train(config, model_fn=build, trainable_variables=select, train_data=train_data,
-                    valid_data=valid_data, strategy=strategy)
+  return loop.train(
+      config,
+      model_fn=build,
+      trainable_variables=select,
+      train_data=train_data,
+      valid_data=valid_data,
+      strategy=strategy,
+  )

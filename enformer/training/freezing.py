@@ -16,16 +16,23 @@ from enformer.presets import FREEZE_CHOICES, FREEZE_HELP
 
 def norm_variables(module: tf.Module) -> List[tf.Variable]:
   """Trainable scale/offset variables of every LayerNorm and BatchNorm inside `module`."""
-  ids = {id(v) for m in module.submodules if isinstance(m, (snt.LayerNorm, snt.BaseBatchNorm))
-         for v in m.trainable_variables}
+  ids = {
+      id(v)
+      for m in module.submodules
+      if isinstance(m, (snt.LayerNorm, snt.BaseBatchNorm))
+      for v in m.trainable_variables
+  }
   return [v for v in module.trainable_variables if id(v) in ids]
 
 
 def check_freeze(freeze: str) -> None:
   """Raises ValueError naming the choices when `freeze` is not one of FREEZE_CHOICES."""
   if freeze not in FREEZE_CHOICES:
-    raise ValueError(f'Unknown freeze choice {freeze!r}; use one of {FREEZE_CHOICES}: ' +
-                     '; '.join(f'{k}: {v}' for k, v in FREEZE_HELP.items()) + '.')
+    raise ValueError(
+        f'Unknown freeze choice {freeze!r}; use one of {FREEZE_CHOICES}: '
+        + '; '.join(f'{k}: {v}' for k, v in FREEZE_HELP.items())
+        + '.'
+    )
 
 
 def trainable_variables(model: Enformer, freeze: str = 'none') -> List[tf.Variable]:
@@ -45,8 +52,9 @@ def trainable_variables(model: Enformer, freeze: str = 'none') -> List[tf.Variab
   return [v for v in model.trainable_variables if id(v) in selected]
 
 
-def freeze_model(model: Enformer, freeze: str = 'trunk',
-                 batch_norm_frozen: Optional[bool] = None) -> List[tf.Variable]:
+def freeze_model(
+    model: Enformer, freeze: str = 'trunk', batch_norm_frozen: Optional[bool] = None
+) -> List[tf.Variable]:
   """Applies a freezing choice: sets batch-norm statistics and returns the variables to train.
 
   Args:

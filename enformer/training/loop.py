@@ -47,7 +47,8 @@ HISTORY_FILE = 'history.jsonl'
 
 
 _SCALAR_METADATA = summary_pb2.SummaryMetadata(
-    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name='scalars')).SerializeToString()
+    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name='scalars')
+).SerializeToString()
 
 
 def write_scalar(name: str, value: float) -> None:
@@ -74,6 +75,7 @@ class TrainResult:
     steps_per_second: training throughput of this call (excluding the first step's tracing).
     strategy: description of the strategy.
   """
+
   run_dir: str
   step: int
   model: Any
@@ -98,32 +100,41 @@ def _as_factory(source: DataSource) -> Callable[[], tf.data.Dataset]:
     return lambda: source
   if callable(source):
     return source
-  raise ValueError(f'A data source must be a tf.data.Dataset or a function returning one, got '
-                   f'{type(source).__name__}.')
+  raise ValueError(
+      f'A data source must be a tf.data.Dataset or a function returning one, got '
+      f'{type(source).__name__}.'
+  )
 
 
-def _data_sources(config: config_lib.TrainConfig, subset: str, training: bool
-                  ) -> Dict[str, Callable[[], tf.data.Dataset]]:
+def _data_sources(
+    config: config_lib.TrainConfig, subset: str, training: bool
+) -> Dict[str, Callable[[], tf.data.Dataset]]:
   """Per-head example sources from config.data (Basenji2 folders via enformer.data)."""
   sources = {}
   for offset, (head, path) in enumerate(config.data.items()):
-    settings = basenji.DatasetSettings(seed=config.seed + offset,
-                                       deterministic=config.deterministic, prefetch=None)
+    settings = basenji.DatasetSettings(
+        seed=config.seed + offset, deterministic=config.deterministic, prefetch=None
+    )
     if training:
-      augmentation = (augment_lib.Augmentation(max_shift=config.max_shift)
-                      if config.augment else False)
-      settings = dataclasses.replace(settings, shuffle=config.shuffle_buffer or False,
-                                     repeat=True, augment=augmentation)
+      augmentation = (
+          augment_lib.Augmentation(max_shift=config.max_shift) if config.augment else False
+      )
+      settings = dataclasses.replace(
+          settings, shuffle=config.shuffle_buffer or False, repeat=True, augment=augmentation
+      )
 
     def source(path=path, settings=settings):
       return basenji.get_dataset(path, subset, layout=config.data_layout, settings=settings)
+
     sources[head] = source
   return sources
 
 
 def heads_from_data(config: config_lib.TrainConfig) -> Dict[str, int]:
-  return {head: basenji.load_info(basenji.resolve_path(path), config.data_layout).num_targets
-          for head, path in config.data.items()}
+  return {
+      head: basenji.load_info(basenji.resolve_path(path), config.data_layout).num_targets
+      for head, path in config.data.items()
+  }
 
 
 def _select_variables(model, selection: VariableSelection) -> List[tf.Variable]:
@@ -141,8 +152,9 @@ def _examples_consumed(step: int, head_index: int, num_heads: int) -> int:
   return len(range(head_index, step, num_heads))
 
 
-def _training_stream(source: Callable[[], tf.data.Dataset], global_batch: int,
-                     skip_batches: int) -> tf.data.Dataset:
+def _training_stream(
+    source: Callable[[], tf.data.Dataset], global_batch: int, skip_batches: int
+) -> tf.data.Dataset:
   dataset = source().repeat().batch(global_batch, drop_remainder=True)
   if skip_batches:
     dataset = dataset.skip(skip_batches)
@@ -152,8 +164,10 @@ def _training_stream(source: Callable[[], tf.data.Dataset], global_batch: int,
 def _check_sources(sources: Mapping[str, Callable[[], tf.data.Dataset]], model, kind: str):
   unknown = [h for h in sources if h not in model.heads]
   if unknown:
-    raise ValueError(f'{kind} data for head(s) {unknown}, but the model has heads '
-                     f'{list(model.heads)}. Name data after model heads (e.g. `data` human=DIR).')
+    raise ValueError(
+        f'{kind} data for head(s) {unknown}, but the model has heads '
+        f'{list(model.heads)}. Name data after model heads (e.g. `data` human=DIR).'
+    )
 
 
 def _sequence_length(source: Callable[[], tf.data.Dataset]) -> Optional[int]:
@@ -168,8 +182,10 @@ def _model_from_config(config: config_lib.TrainConfig, model_fn):
   overrides = dict(config.model_args)
   if 'heads' not in overrides:
     if not config.data:
-      raise ValueError('Say which heads the model has: give data (head → folder) or '
-                       "model_args={'heads': {...}}.")
+      raise ValueError(
+          'Say which heads the model has: give data (head → folder) or '
+          "model_args={'heads': {...}}."
+      )
     overrides['heads'] = heads_from_data(config)
   return build_model(config.preset, **overrides)
 
@@ -181,27 +197,33 @@ def build_variables(model, strategy: tf.distribute.Strategy) -> None:
   `strategy.run` (in a tf.function with eager variable creation on TPU, as Sonnet recommends).
   """
   if isinstance(strategy, tf.distribute.TPUStrategy):
-    tf.function(snt.distribute.create_variables_eagerly(
-        lambda: strategy.run(model.build_variables)))()
+    tf.function(
+        snt.distribute.create_variables_eagerly(lambda: strategy.run(model.build_variables))
+    )()
   else:
     strategy.run(model.build_variables)
 
 
 def _check_model_in_scope(model, strategy: tf.distribute.Strategy) -> None:
   if strategy.num_replicas_in_sync == 1 and not isinstance(
-      strategy, tf.distribute.MultiWorkerMirroredStrategy):
+      strategy, tf.distribute.MultiWorkerMirroredStrategy
+  ):
     return
   outside = [v.name for v in model.variables if not strategy.extended.variable_created_in_scope(v)]
   if outside:
     raise ValueError(
         f'{len(outside)} model variables (e.g. {outside[0]}) were created outside the training '
         'strategy scope. Build (and restore) the model inside `strategy.scope()` of '
-        '`enformer.training.get_strategy()` and pass that strategy, or pass model_fn=.')
+        '`enformer.training.get_strategy()` and pass that strategy, or pass model_fn=.'
+    )
 
 
-def validate(train_step: step_lib.TrainStep, sources: Mapping[str, Callable[[], tf.data.Dataset]],
-             batch_size: int, max_batches: Optional[int] = None
-             ) -> Dict[str, Dict[str, object]]:
+def validate(
+    train_step: step_lib.TrainStep,
+    sources: Mapping[str, Callable[[], tf.data.Dataset]],
+    batch_size: int,
+    max_batches: Optional[int] = None,
+) -> Dict[str, Dict[str, object]]:
   """Distributed validation: per head, per-track Pearson R and R² over all (sequence, bin) pairs.
 
   Returns:
@@ -220,15 +242,17 @@ def validate(train_step: step_lib.TrainStep, sources: Mapping[str, Callable[[], 
   return results
 
 
-def train(config: Union[config_lib.TrainConfig, Mapping[str, Any], None] = None,
-          *,
-          model=None,
-          model_fn: Optional[Callable[[], Any]] = None,
-          trainable_variables: VariableSelection = None,
-          train_data: Optional[Mapping[str, DataSource]] = None,
-          valid_data: Optional[Mapping[str, DataSource]] = None,
-          strategy: Optional[tf.distribute.Strategy] = None,
-          **overrides: Any) -> TrainResult:
+def train(
+    config: Union[config_lib.TrainConfig, Mapping[str, Any], None] = None,
+    *,
+    model=None,
+    model_fn: Optional[Callable[[], Any]] = None,
+    trainable_variables: VariableSelection = None,
+    train_data: Optional[Mapping[str, DataSource]] = None,
+    valid_data: Optional[Mapping[str, DataSource]] = None,
+    strategy: Optional[tf.distribute.Strategy] = None,
+    **overrides: Any,
+) -> TrainResult:
   """Trains (or resumes training of) an Enformer; see the module docstring.
 
   Args:
@@ -260,26 +284,42 @@ def train(config: Union[config_lib.TrainConfig, Mapping[str, Any], None] = None,
   chief = strategy_lib.is_chief(strategy)
   # One live run per folder: the chief holds its lock (the other workers of its cluster write
   # only their own temporary checkpoint folders).
-  lock = OutputLock(config.run_dir, what=f'run folder {config.run_dir}') if chief else \
-      contextlib.nullcontext()
+  lock = (
+      OutputLock(config.run_dir, what=f'run folder {config.run_dir}')
+      if chief
+      else contextlib.nullcontext()
+  )
   with lock:
-    return _train(config, strategy, chief, model, model_fn, trainable_variables, train_data,
-                  valid_data)
+    return _train(
+        config, strategy, chief, model, model_fn, trainable_variables, train_data, valid_data
+    )
 
 
-def _train(config: config_lib.TrainConfig, strategy: tf.distribute.Strategy, chief: bool, model,
-           model_fn: Optional[Callable[[], Any]], trainable_variables: VariableSelection,
-           train_data: Optional[Mapping[str, DataSource]],
-           valid_data: Optional[Mapping[str, DataSource]]) -> TrainResult:
+def _train(
+    config: config_lib.TrainConfig,
+    strategy: tf.distribute.Strategy,
+    chief: bool,
+    model,
+    model_fn: Optional[Callable[[], Any]],
+    trainable_variables: VariableSelection,
+    train_data: Optional[Mapping[str, DataSource]],
+    valid_data: Optional[Mapping[str, DataSource]],
+) -> TrainResult:
   """`train` once the run folder is locked."""
 
-  train_sources = {h: _as_factory(s) for h, s in (train_data or {}).items()} or \
-      _data_sources(config, config.train_subset, training=True)
-  valid_sources = {h: _as_factory(s) for h, s in (valid_data or {}).items()} if \
-      train_data is not None else _data_sources(config, config.valid_subset, training=False)
+  train_sources = {h: _as_factory(s) for h, s in (train_data or {}).items()} or _data_sources(
+      config, config.train_subset, training=True
+  )
+  valid_sources = (
+      {h: _as_factory(s) for h, s in (valid_data or {}).items()}
+      if train_data is not None
+      else _data_sources(config, config.valid_subset, training=False)
+  )
   if not train_sources:
-    raise ValueError('No training data: give `data` (head → Basenji2 folder, e.g. '
-                     'human=path/to/human) or `train_data`.')
+    raise ValueError(
+        'No training data: give `data` (head → Basenji2 folder, e.g. '
+        'human=path/to/human) or `train_data`.'
+    )
 
   with strategy.scope():
     if model is None:
@@ -287,8 +327,12 @@ def _train(config: config_lib.TrainConfig, strategy: tf.distribute.Strategy, chi
     build_variables(model, strategy)
     _check_model_in_scope(model, strategy)
     learning_rate = tf.Variable(0.0, trainable=False, name='learning_rate')
-    optimizer = step_lib.Adam(learning_rate=learning_rate, beta1=config.adam_beta1,
-                              beta2=config.adam_beta2, epsilon=config.adam_epsilon)
+    optimizer = step_lib.Adam(
+        learning_rate=learning_rate,
+        beta1=config.adam_beta1,
+        beta2=config.adam_beta2,
+        epsilon=config.adam_epsilon,
+    )
     variables = _select_variables(model, trainable_variables)
     optimizer.initialize(variables)
     step_variable = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
@@ -296,22 +340,43 @@ def _train(config: config_lib.TrainConfig, strategy: tf.distribute.Strategy, chi
   _check_sources(train_sources, model, 'Training')
   _check_sources(valid_sources, model, 'Validation')
 
-  config_lib.save_resolved(config, model.config, strategy_lib.describe_strategy(strategy)) \
-      if chief else None
+  config_lib.save_resolved(
+      config, model.config, strategy_lib.describe_strategy(strategy)
+  ) if chief else None
   checkpoints = checkpointing.RunCheckpoints(
-      config.run_dir, config.keep_checkpoints, chief=chief,
-      worker=strategy_lib.worker_id(strategy), module=model, optimizer=optimizer,
-      step=step_variable, best_score=best_score)
+      config.run_dir,
+      config.keep_checkpoints,
+      chief=chief,
+      worker=strategy_lib.worker_id(strategy),
+      module=model,
+      optimizer=optimizer,
+      step=step_variable,
+      best_score=best_score,
+  )
   resumed_from = checkpoints.restore_latest()
   start = int(step_variable.numpy())
 
-  train_step = step_lib.TrainStep(model, optimizer, variables, strategy, config.batch_size,
-                                  config.clip_norm, config.precision, config.recompute)
+  train_step = step_lib.TrainStep(
+      model,
+      optimizer,
+      variables,
+      strategy,
+      config.batch_size,
+      config.clip_norm,
+      config.precision,
+      config.recompute,
+  )
   heads = list(train_sources)
   iterators = {
-      head: iter(strategy.experimental_distribute_dataset(_training_stream(
-          train_sources[head], config.batch_size, _examples_consumed(start, i, len(heads)))))
-      for i, head in enumerate(heads)}
+      head: iter(
+          strategy.experimental_distribute_dataset(
+              _training_stream(
+                  train_sources[head], config.batch_size, _examples_consumed(start, i, len(heads))
+              )
+          )
+      )
+      for i, head in enumerate(heads)
+  }
 
   if chief:
     train_writer = tf.summary.create_file_writer(os.path.join(config.run_dir, 'train'))
@@ -320,8 +385,15 @@ def _train(config: config_lib.TrainConfig, strategy: tf.distribute.Strategy, chi
     train_writer = valid_writer = tf.summary.create_noop_writer()
 
   # The rate is the mean over the run (smoothing=0), from the end of the traced first steps.
-  progress = tqdm(total=config.num_steps, initial=start, unit='step', dynamic_ncols=True,
-                  smoothing=0, disable=not (config.progress and chief), desc='train')
+  progress = tqdm(
+      total=config.num_steps,
+      initial=start,
+      unit='step',
+      dynamic_ncols=True,
+      smoothing=0,
+      disable=not (config.progress and chief),
+      desc='train',
+  )
   if resumed_from and chief:
     progress.write(f'Resumed from {resumed_from} (step {start}).')
 
@@ -354,11 +426,13 @@ def _train(config: config_lib.TrainConfig, strategy: tf.distribute.Strategy, chi
               f'The training data of head {head}{source} holds NaN or infinite values in '
               f'{" and ".join(repr(b) for b in bad)} of the batch of step {step} (loss {loss}): '
               'training stopped. Fix the data (targets must be finite and ≥ 0) and rerun; the '
-              f'last good checkpoint is kept: {checkpoints.latest or "none saved"}.')
+              f'last good checkpoint is kept: {checkpoints.latest or "none saved"}.'
+          )
         raise TrainingDivergedError(
             f'Loss {loss} / gradient norm {grad_norm} at step {step} (head {head}): training '
             f'stopped. The last good checkpoint is kept: {checkpoints.latest or "none saved"}. '
-            'Check the data for NaN/huge targets, or lower `learning_rate` / `clip_norm`.')
+            'Check the data for NaN/huge targets, or lower `learning_rate` / `clip_norm`.'
+        )
       step_variable.assign(step + 1)
       losses.append((step + 1, head, loss, grad_norm))
       progress.update(1)
@@ -384,8 +458,9 @@ def _train(config: config_lib.TrainConfig, strategy: tf.distribute.Strategy, chi
         score = float(np.nanmean([r['pearson_r'] for r in records]))
         if math.isfinite(score) and score > float(best_score.numpy()):
           best_score.assign(score)
-          checkpointing.export_best(model, config.run_dir, step + 1,
-                                    {'score': score, 'heads': records}, chief=chief)
+          checkpointing.export_best(
+              model, config.run_dir, step + 1, {'score': score, 'heads': records}, chief=chief
+          )
       if (step + 1) % config.checkpoint_every == 0 or last:
         checkpoints.save(step + 1)
   finally:
@@ -398,11 +473,16 @@ def _train(config: config_lib.TrainConfig, strategy: tf.distribute.Strategy, chi
     if length:
       checkpointing.export_best_hub(model.config, config.run_dir, length)
   return TrainResult(
-      run_dir=config.run_dir, step=int(step_variable.numpy()), model=model, losses=losses,
-      validation=validation, best=checkpointing.read_best(config.run_dir),
+      run_dir=config.run_dir,
+      step=int(step_variable.numpy()),
+      model=model,
+      losses=losses,
+      validation=validation,
+      best=checkpointing.read_best(config.run_dir),
       resumed_from=resumed_from,
       steps_per_second=timed_steps / timed_seconds if timed_seconds else float('nan'),
-      strategy=strategy_lib.describe_strategy(strategy))
+      strategy=strategy_lib.describe_strategy(strategy),
+  )
 
 
 def _non_finite_features(strategy: tf.distribute.Strategy, batch: Mapping[str, Any]) -> List[str]:
@@ -417,9 +497,17 @@ def _non_finite_features(strategy: tf.distribute.Strategy, batch: Mapping[str, A
 
 
 def _validation_records(step: int, results: Mapping[str, Mapping[str, Any]]) -> List[Dict]:
-  return [{'step': step, 'head': head, 'pearson_r': m['pearson_r_mean'].mean,
-           'r2': m['r2_mean'].mean, 'nan_tracks': m['pearson_r_mean'].num_nan,
-           'num_tracks': m['pearson_r_mean'].num_tracks} for head, m in results.items()]
+  return [
+      {
+          'step': step,
+          'head': head,
+          'pearson_r': m['pearson_r_mean'].mean,
+          'r2': m['r2_mean'].mean,
+          'nan_tracks': m['pearson_r_mean'].num_nan,
+          'num_tracks': m['pearson_r_mean'].num_tracks,
+      }
+      for head, m in results.items()
+  ]
 
 
 def _log_validation(run_dir: str, records: List[Dict], writer, progress, chief: bool) -> None:
@@ -435,6 +523,8 @@ def _log_validation(run_dir: str, records: List[Dict], writer, progress, chief: 
       f.write(json.dumps(r) + '\n')
   for r in records:
     nan = f', {r["nan_tracks"]} NaN track(s) skipped' if r['nan_tracks'] else ''
-    progress.write(f'step {r["step"]} valid {r["head"]}: Pearson R {r["pearson_r"]:.4f}, '
-                   f'R² {r["r2"]:.4f} (mean over {r["num_tracks"] - r["nan_tracks"]} '
-                   f'tracks{nan})')
+    progress.write(
+        f'step {r["step"]} valid {r["head"]}: Pearson R {r["pearson_r"]:.4f}, '
+        f'R² {r["r2"]:.4f} (mean over {r["num_tracks"] - r["nan_tracks"]} '
+        f'tracks{nan})'
+    )

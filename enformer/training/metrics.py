@@ -18,8 +18,15 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
-STATISTICS = ('count', 'sum_pred', 'sum_target', 'sum_pred_sq', 'sum_target_sq',
-              'sum_pred_target', 'sum_sq_error')
+STATISTICS = (
+    'count',
+    'sum_pred',
+    'sum_target',
+    'sum_pred_sq',
+    'sum_target_sq',
+    'sum_pred_target',
+    'sum_sq_error',
+)
 NUM_STATISTICS = len(STATISTICS)
 
 
@@ -40,23 +47,34 @@ def sufficient_statistics(targets: tf.Tensor, predictions: tf.Tensor) -> tf.Tens
   axes = [0, 1]
   # Works for empty batches too (a replica may get no examples of the last partial batch).
   count = tf.fill(tf.shape(y)[-1:], tf.cast(tf.shape(y)[0] * tf.shape(y)[1], tf.float32))
-  return tf.stack([
-      count,
-      tf.reduce_sum(p, axes),
-      tf.reduce_sum(y, axes),
-      tf.reduce_sum(p * p, axes),
-      tf.reduce_sum(y * y, axes),
-      tf.reduce_sum(p * y, axes),
-      tf.reduce_sum(tf.math.squared_difference(y, p), axes),
-  ])
+  return tf.stack(
+      [
+          count,
+          tf.reduce_sum(p, axes),
+          tf.reduce_sum(y, axes),
+          tf.reduce_sum(p * p, axes),
+          tf.reduce_sum(y * y, axes),
+          tf.reduce_sum(p * y, axes),
+          tf.reduce_sum(tf.math.squared_difference(y, p), axes),
+      ]
+  )
 
 
 def numpy_statistics(targets: np.ndarray, predictions: np.ndarray) -> np.ndarray:
   """float64 [7, N] sums over every axis but the last (targets/predictions [..., N])."""
   y = np.asarray(targets, np.float64).reshape(-1, np.shape(targets)[-1])
   p = np.asarray(predictions, np.float64).reshape(-1, np.shape(predictions)[-1])
-  return np.stack([np.full(y.shape[1], y.shape[0], np.float64), p.sum(0), y.sum(0),
-                   (p * p).sum(0), (y * y).sum(0), (p * y).sum(0), ((y - p) ** 2).sum(0)])
+  return np.stack(
+      [
+          np.full(y.shape[1], y.shape[0], np.float64),
+          p.sum(0),
+          y.sum(0),
+          (p * p).sum(0),
+          (y * y).sum(0),
+          (p * y).sum(0),
+          ((y - p) ** 2).sum(0),
+      ]
+  )
 
 
 class TrackCorrelation:
@@ -73,8 +91,10 @@ class TrackCorrelation:
     if self.totals is None:
       self.totals = np.zeros_like(statistics)
     if statistics.shape != self.totals.shape:
-      raise ValueError(f'Statistics for {statistics.shape[1]} tracks cannot be added to '
-                       f'{self.totals.shape[1]} tracks.')
+      raise ValueError(
+          f'Statistics for {statistics.shape[1]} tracks cannot be added to '
+          f'{self.totals.shape[1]} tracks.'
+      )
     self.totals += statistics
 
   def update_from_values(self, targets, predictions) -> None:
@@ -114,6 +134,7 @@ class TrackCorrelation:
 @dataclasses.dataclass
 class Summary:
   """Mean of a per-track metric over the tracks where it is defined."""
+
   mean: float
   num_tracks: int
   num_nan: int
@@ -149,5 +170,7 @@ def pearson_per_row(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def describe(metrics_by_head: Dict[str, Dict[str, object]]) -> List[str]:
   """One line per head: mean Pearson R and R² (with NaN tracks skipped)."""
-  return [f'{head}: Pearson R {m["pearson_r_mean"]}; R² {m["r2_mean"]}'
-          for head, m in metrics_by_head.items()]
+  return [
+      f'{head}: Pearson R {m["pearson_r_mean"]}; R² {m["r2_mean"]}'
+      for head, m in metrics_by_head.items()
+  ]

@@ -88,8 +88,9 @@ def recompute_block(block, inputs: tf.Tensor, seed: Optional[tf.Tensor] = None) 
   return checkpointed(inputs, seed)
 
 
-def recomputed_forward(model, inputs: tf.Tensor,
-                       output_heads: Optional[Sequence[str]] = None) -> Dict[str, tf.Tensor]:
+def recomputed_forward(
+    model, inputs: tf.Tensor, output_heads: Optional[Sequence[str]] = None
+) -> Dict[str, tf.Tensor]:
   """`model(inputs, is_training=True, output_heads)` with every conv-tower and transformer block
   recomputed in the backward pass (see the module docstring).
 

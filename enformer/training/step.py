@@ -55,15 +55,17 @@ class Adam(snt.optimizers.Adam):
   checkpoints are interchangeable). Dense updates only (Enformer has no embeddings).
   """
 
-  def apply(self, updates: Sequence[Optional[tf.Tensor]],
-            parameters: Sequence[tf.Variable]) -> None:
+  def apply(
+      self, updates: Sequence[Optional[tf.Tensor]], parameters: Sequence[tf.Variable]
+  ) -> None:
     """Applies one Adam update; `None` updates leave their parameter (and its moments) as is."""
     if tf.distribute.has_strategy():
       strategy = tf.distribute.get_strategy()
       if not isinstance(strategy, strategy_lib.REPLICA_LOCAL_STRATEGIES):
         raise ValueError(
             f'{type(strategy).__name__} is not supported: use enformer.training.get_strategy() '
-            '(Sonnet-compatible strategies with replica-local variables).')
+            '(Sonnet-compatible strategies with replica-local variables).'
+        )
     if len(updates) != len(parameters) or not parameters:
       raise ValueError('updates and parameters must be non-empty lists of the same length.')
     self.initialize(parameters)
@@ -79,10 +81,16 @@ class Adam(snt.optimizers.Adam):
       if dtype not in scalars:
         beta_1 = tf.cast(self.beta1, dtype)
         beta_2 = tf.cast(self.beta2, dtype)
-        scalars[dtype] = (beta_1, beta_2, 1. - beta_1, 1. - beta_2,
-                          1. - tf.pow(beta_1, tf.cast(step, dtype)),
-                          1. - tf.pow(beta_2, tf.cast(step, dtype)),
-                          tf.cast(self.learning_rate, dtype), tf.cast(self.epsilon, dtype))
+        scalars[dtype] = (
+            beta_1,
+            beta_2,
+            1.0 - beta_1,
+            1.0 - beta_2,
+            1.0 - tf.pow(beta_1, tf.cast(step, dtype)),
+            1.0 - tf.pow(beta_2, tf.cast(step, dtype)),
+            tf.cast(self.learning_rate, dtype),
+            tf.cast(self.epsilon, dtype),
+        )
       beta_1, beta_2, rest_1, rest_2, correction_1, correction_2, rate, epsilon = scalars[dtype]
       # Sonnet's update, operation for operation.
       m = beta_1 * m_var + rest_1 * update
@@ -114,9 +122,17 @@ class TrainStep:
       instead of keeping them (`enformer.training.recompute`; less memory, ~1 more forward).
   """
 
-  def __init__(self, model: snt.Module, optimizer: Adam, variables: Sequence[tf.Variable],
-               strategy: tf.distribute.Strategy, global_batch_size: int, clip_norm: float,
-               precision: str = 'float32', recompute: bool = False):
+  def __init__(
+      self,
+      model: snt.Module,
+      optimizer: Adam,
+      variables: Sequence[tf.Variable],
+      strategy: tf.distribute.Strategy,
+      global_batch_size: int,
+      clip_norm: float,
+      precision: str = 'float32',
+      recompute: bool = False,
+  ):
     if not variables:
       raise ValueError('No variables to train: the selection of trainable variables is empty.')
     self.model = model
@@ -171,11 +187,13 @@ class TrainStep:
   def train(self, batch, head: str) -> Tuple[tf.Tensor, tf.Tensor]:
     """One step on a distributed global batch for `head` → (mean loss, gradient global norm)."""
     if head not in self._train_functions:
+
       def step(batch):
         loss, norm = self.strategy.run(self._replica_train, args=(batch, head))
         loss = self.strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
         norm = self.strategy.reduce(tf.distribute.ReduceOp.MEAN, norm, axis=None)
         return loss, norm
+
       self._train_functions[head] = tf.function(step, autograph=False)
     return self._train_functions[head](batch)
 
@@ -186,8 +204,10 @@ class TrainStep:
   def evaluate(self, batch, head: str) -> tf.Tensor:
     """Summed per-track sufficient statistics [7, N] of a distributed batch (see metrics)."""
     if head not in self._eval_functions:
+
       def step(batch):
         stats = self.strategy.run(self._replica_evaluate, args=(batch, head))
         return self.strategy.reduce(tf.distribute.ReduceOp.SUM, stats, axis=None)
+
       self._eval_functions[head] = tf.function(step, autograph=False)
     return self._eval_functions[head](batch)

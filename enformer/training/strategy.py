@@ -55,10 +55,12 @@ def replica_local_creator(next_creator, **kwargs) -> tf.Variable:
 COORDINATION_TIMEOUTS = {'heartbeat': 300.0, 'register': 600.0, 'shutdown': 300.0}
 
 
-def configure_coordination(cluster_spec: Mapping[str, Sequence[str]],
-                           heartbeat_timeout: float = COORDINATION_TIMEOUTS['heartbeat'],
-                           register_timeout: float = COORDINATION_TIMEOUTS['register'],
-                           shutdown_timeout: float = COORDINATION_TIMEOUTS['shutdown']) -> bool:
+def configure_coordination(
+    cluster_spec: Mapping[str, Sequence[str]],
+    heartbeat_timeout: float = COORDINATION_TIMEOUTS['heartbeat'],
+    register_timeout: float = COORDINATION_TIMEOUTS['register'],
+    shutdown_timeout: float = COORDINATION_TIMEOUTS['shutdown'],
+) -> bool:
   """Configures TensorFlow's coordination service for a multi-worker cluster (before it starts).
 
   Does what MultiWorkerMirroredStrategy would do (standalone service led by the chief, or worker 0,
@@ -77,8 +79,11 @@ def configure_coordination(cluster_spec: Mapping[str, Sequence[str]],
   if ctx.coordination_service is not None or initialised:
     return False
   spec = tf.train.ClusterSpec(dict(cluster_spec))
-  jobs = [coordination_config_pb2.CoordinatedJob(name=job, num_tasks=spec.num_tasks(job))
-          for job in ('chief', 'worker') if job in spec.jobs]
+  jobs = [
+      coordination_config_pb2.CoordinatedJob(name=job, num_tasks=spec.num_tasks(job))
+      for job in ('chief', 'worker')
+      if job in spec.jobs
+  ]
   if not jobs:
     return False
   ctx.configure_coordination_service(
@@ -87,7 +92,8 @@ def configure_coordination(cluster_spec: Mapping[str, Sequence[str]],
       coordinated_jobs=jobs,
       heartbeat_timeout_in_ms=int(heartbeat_timeout * 1000),
       cluster_register_timeout_in_ms=int(register_timeout * 1000),
-      shutdown_barrier_timeout_in_ms=int(shutdown_timeout * 1000))
+      shutdown_barrier_timeout_in_ms=int(shutdown_timeout * 1000),
+  )
   return True
 
 
@@ -95,12 +101,19 @@ class WorkerStartupError(ConnectionError):
   """The workers of a multi-worker cluster did not all join within the register timeout."""
 
 
-PROXY_VARIABLES = ('grpc_proxy', 'https_proxy', 'http_proxy', 'GRPC_PROXY', 'HTTPS_PROXY',
-                   'HTTP_PROXY')
+PROXY_VARIABLES = (
+    'grpc_proxy',
+    'https_proxy',
+    'http_proxy',
+    'GRPC_PROXY',
+    'HTTPS_PROXY',
+    'HTTP_PROXY',
+)
 
 
-def bypass_proxy_for_cluster(cluster_spec: Mapping[str, Sequence[str]],
-                             environ: Optional[MutableMapping[str, str]] = None) -> Optional[str]:
+def bypass_proxy_for_cluster(
+    cluster_spec: Mapping[str, Sequence[str]], environ: Optional[MutableMapping[str, str]] = None
+) -> Optional[str]:
   """Adds the cluster's hosts to $no_grpc_proxy when a proxy is configured (see module docstring).
 
   Returns the new $no_grpc_proxy value, or None when no proxy variable is set.
@@ -108,8 +121,9 @@ def bypass_proxy_for_cluster(cluster_spec: Mapping[str, Sequence[str]],
   environ = os.environ if environ is None else environ
   if not any(environ.get(name) for name in PROXY_VARIABLES):
     return None
-  existing = (environ.get('no_grpc_proxy') or environ.get('no_proxy') or environ.get('NO_PROXY')
-              or '')
+  existing = (
+      environ.get('no_grpc_proxy') or environ.get('no_proxy') or environ.get('NO_PROXY') or ''
+  )
   entries = [e.strip() for e in existing.split(',') if e.strip()]
   for addresses in cluster_spec.values():
     for address in (addresses.values() if isinstance(addresses, Mapping) else addresses):
@@ -132,14 +146,20 @@ class MultiWorkerReplicator(tf.distribute.MultiWorkerMirroredStrategy):
 
 
 # Strategies whose variables are replica-local (what `enformer.training.step.Adam` supports).
-REPLICA_LOCAL_STRATEGIES = (snt.distribute.Replicator, snt.distribute.TpuReplicator,
-                            MultiWorkerReplicator, tf.distribute.OneDeviceStrategy)
+REPLICA_LOCAL_STRATEGIES = (
+    snt.distribute.Replicator,
+    snt.distribute.TpuReplicator,
+    MultiWorkerReplicator,
+    tf.distribute.OneDeviceStrategy,
+)
 
 
-def get_strategy(tpu: Optional[str] = None,
-                 environ: Optional[Mapping[str, str]] = None,
-                 heartbeat_timeout: Optional[float] = None,
-                 register_timeout: Optional[float] = None) -> tf.distribute.Strategy:
+def get_strategy(
+    tpu: Optional[str] = None,
+    environ: Optional[Mapping[str, str]] = None,
+    heartbeat_timeout: Optional[float] = None,
+    register_timeout: Optional[float] = None,
+) -> tf.distribute.Strategy:
   """Chooses the strategy for this process (see the module docstring).
 
   Args:
@@ -161,18 +181,22 @@ def get_strategy(tpu: Optional[str] = None,
     try:
       tf_config = json.loads(environ['TF_CONFIG'])
     except json.JSONDecodeError as error:
-      raise ValueError(f'TF_CONFIG is not valid JSON ({error}); unset it for single-machine '
-                       'training.') from None
+      raise ValueError(
+          f'TF_CONFIG is not valid JSON ({error}); unset it for single-machine ' 'training.'
+      ) from None
     if not isinstance(tf_config, dict) or not isinstance(tf_config.get('cluster'), dict):
-      raise ValueError('TF_CONFIG must hold {"cluster": {"worker": [host:port, ...]}, "task": '
-                       '{"type": "worker", "index": i}}; unset it for single-machine training.')
-    heartbeat_timeout = _seconds(heartbeat_timeout, environ, 'ENFORMER_HEARTBEAT_TIMEOUT',
-                                 'heartbeat')
-    register_timeout = _seconds(register_timeout, environ, 'ENFORMER_REGISTER_TIMEOUT',
-                                'register')
+      raise ValueError(
+          'TF_CONFIG must hold {"cluster": {"worker": [host:port, ...]}, "task": '
+          '{"type": "worker", "index": i}}; unset it for single-machine training.'
+      )
+    heartbeat_timeout = _seconds(
+        heartbeat_timeout, environ, 'ENFORMER_HEARTBEAT_TIMEOUT', 'heartbeat'
+    )
+    register_timeout = _seconds(register_timeout, environ, 'ENFORMER_REGISTER_TIMEOUT', 'register')
     bypass_proxy_for_cluster(tf_config['cluster'])
-    configure_coordination(tf_config['cluster'], heartbeat_timeout=heartbeat_timeout,
-                           register_timeout=register_timeout)
+    configure_coordination(
+        tf_config['cluster'], heartbeat_timeout=heartbeat_timeout, register_timeout=register_timeout
+    )
     try:
       return MultiWorkerReplicator()
     except (tf.errors.DeadlineExceededError, tf.errors.UnavailableError) as error:
@@ -182,7 +206,8 @@ def get_strategy(tpu: Optional[str] = None,
           f'could not reach every worker within {register_timeout:.0f} s '
           f'({type(error).__name__}: {str(error).splitlines()[0][:200]}). Start every worker '
           'with the same TF_CONFIG cluster, check that the ports are free and reachable, or raise '
-          '$ENFORMER_REGISTER_TIMEOUT.') from error
+          '$ENFORMER_REGISTER_TIMEOUT.'
+      ) from error
   gpus = tf.config.list_logical_devices('GPU')
   if len(gpus) > 1:
     return snt.distribute.Replicator([d.name for d in gpus])

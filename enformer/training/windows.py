@@ -15,8 +15,14 @@ from enformer.data.augment import no_autograph
 from enformer.enformer import BIN_SIZE
 
 
-def cut_windows(dataset: tf.data.Dataset, window: int, *, random: bool,
-                seed: Optional[int] = None, bin_size: int = BIN_SIZE) -> tf.data.Dataset:
+def cut_windows(
+    dataset: tf.data.Dataset,
+    window: int,
+    *,
+    random: bool,
+    seed: Optional[int] = None,
+    bin_size: int = BIN_SIZE,
+) -> tf.data.Dataset:
   """Maps records to bin-aligned windows of `window` bp (see the module docstring).
 
   Args:
@@ -38,8 +44,10 @@ def cut_windows(dataset: tf.data.Dataset, window: int, *, random: bool,
     raise ValueError(f'The window must be a positive multiple of {bin_size} bp, got {window}.')
   bins = window // bin_size
   if bins > num_bins:
-    raise ValueError(f'A {window:,} bp window needs {bins} target bins; the records have '
-                     f'{num_bins} ({num_bins * bin_size:,} bp). Choose a shorter window.')
+    raise ValueError(
+        f'A {window:,} bp window needs {bins} target bins; the records have '
+        f'{num_bins} ({num_bins * bin_size:,} bp). Choose a shorter window.'
+    )
   flank = length - num_bins * bin_size
   if flank < 0 or flank % 2:
     raise ValueError(f'{num_bins} bins of {bin_size} bp do not sit centred in {length} bp.')
@@ -47,13 +55,18 @@ def cut_windows(dataset: tf.data.Dataset, window: int, *, random: bool,
 
   def cut(example, start_bin):
     begin = offset + start_bin * bin_size
-    sequence = example['sequence'][begin:begin + window]
-    target = example['target'][start_bin:start_bin + bins]
+    sequence = example['sequence'][begin : begin + window]
+    target = example['target'][start_bin : start_bin + bins]
     sequence.set_shape([window, channels])
     target.set_shape([bins, num_tracks])
     return {**example, 'sequence': sequence, 'target': target}
 
   if random:
-    return dataset.map(no_autograph(lambda e: cut(e, tf.random.uniform(
-        [], 0, num_bins - bins + 1, dtype=tf.int32, seed=seed))))
+    return dataset.map(
+        no_autograph(
+            lambda e: cut(
+                e, tf.random.uniform([], 0, num_bins - bins + 1, dtype=tf.int32, seed=seed)
+            )
+        )
+    )
   return dataset.map(no_autograph(lambda e: cut(e, (num_bins - bins) // 2)))

@@ -35,6 +35,7 @@ class ScoreTransform:
     whiten: divide the PCs by sqrt(explained_variance) (sklearn's `whiten=True`).
     target_ids: [N] track identifiers the transform was fitted on (may be empty).
   """
+
   mean: np.ndarray
   scale: np.ndarray
   pca_mean: np.ndarray
@@ -54,8 +55,10 @@ class ScoreTransform:
   def _check(self, scores: np.ndarray) -> np.ndarray:
     scores = np.asarray(scores, np.float64)
     if scores.ndim != 2 or scores.shape[1] != self.num_tracks:
-      raise ValueError(f'Scores have shape {scores.shape}, but the transform was fitted on '
-                       f'{self.num_tracks} tracks: score with the same head and all its tracks.')
+      raise ValueError(
+          f'Scores have shape {scores.shape}, but the transform was fitted on '
+          f'{self.num_tracks} tracks: score with the same head and all its tracks.'
+      )
     return scores
 
   def zscore(self, scores: np.ndarray) -> np.ndarray:
@@ -66,8 +69,10 @@ class ScoreTransform:
     """[V, N] raw SAD → [V, k] top-k principal components (float32)."""
     k = self.num_components if num_components is None else int(num_components)
     if not 1 <= k <= self.num_components:
-      raise ValueError(f'Asked for {k} PCs but the transform has {self.num_components}; pass '
-                       f'`num_pcs` between 1 and {self.num_components} (or refit with more).')
+      raise ValueError(
+          f'Asked for {k} PCs but the transform has {self.num_components}; pass '
+          f'`num_pcs` between 1 and {self.num_components} (or refit with more).'
+      )
     z = (self._check(scores) - self.mean) / self.scale
     projected = (z - self.pca_mean) @ self.components[:k].T
     if self.whiten:
@@ -75,14 +80,21 @@ class ScoreTransform:
     return projected.astype(np.float32)
 
   @classmethod
-  def fit(cls, scores: np.ndarray, num_components: int = 20,
-          target_ids: Sequence[str] = (), whiten: bool = False,
-          seed: int = 0) -> 'ScoreTransform':
+  def fit(
+      cls,
+      scores: np.ndarray,
+      num_components: int = 20,
+      target_ids: Sequence[str] = (),
+      whiten: bool = False,
+      seed: int = 0,
+  ) -> 'ScoreTransform':
     """Fits StandardScaler + PCA (scikit-learn) on reference-variant scores [V, N]."""
     scores = np.asarray(scores, np.float64)
     if scores.ndim != 2 or len(scores) < 2:
-      raise ValueError(f'Need scores [variants ≥ 2, tracks] to fit a transform, got shape '
-                       f'{scores.shape}. Score a larger reference variant set.')
+      raise ValueError(
+          f'Need scores [variants ≥ 2, tracks] to fit a transform, got shape '
+          f'{scores.shape}. Score a larger reference variant set.'
+      )
     k = min(int(num_components), *scores.shape)
     if k < 1:
       raise ValueError('num_components must be ≥ 1.')
@@ -105,15 +117,29 @@ class ScoreTransform:
       components = np.asarray(pca.components_, np.float64)
       variance = np.asarray(pca.explained_variance_, np.float64)
       whiten = bool(pca.whiten)
-    return cls(np.asarray(scaler.mean_, np.float64), scale.astype(np.float64), pca_mean,
-               components, variance, whiten, np.asarray(list(target_ids), dtype=str))
+    return cls(
+        np.asarray(scaler.mean_, np.float64),
+        scale.astype(np.float64),
+        pca_mean,
+        components,
+        variance,
+        whiten,
+        np.asarray(list(target_ids), dtype=str),
+    )
 
   def save(self, path: PathLike) -> None:
     """Writes the parameters as a plain `.npz` (loadable without pickle)."""
     with atomic_open(path, 'wb') as handle:
-      np.savez(handle, mean=self.mean, scale=self.scale, pca_mean=self.pca_mean,
-               components=self.components, explained_variance=self.explained_variance,
-               whiten=np.array(self.whiten), target_ids=np.asarray(self.target_ids, dtype=str))
+      np.savez(
+          handle,
+          mean=self.mean,
+          scale=self.scale,
+          pca_mean=self.pca_mean,
+          components=self.components,
+          explained_variance=self.explained_variance,
+          whiten=np.array(self.whiten),
+          target_ids=np.asarray(self.target_ids, dtype=str),
+      )
 
   @classmethod
   def load(cls, path: PathLike, allow_pickle: bool = False) -> 'ScoreTransform':
@@ -126,20 +152,34 @@ class ScoreTransform:
       raise FileNotFoundError(f'Transform file {path} does not exist.')
     if zipfile.is_zipfile(path):
       with np.load(path, allow_pickle=False) as data:
-        return cls(data['mean'], data['scale'], data['pca_mean'], data['components'],
-                   data['explained_variance'], bool(data['whiten']), data['target_ids'])
+        return cls(
+            data['mean'],
+            data['scale'],
+            data['pca_mean'],
+            data['components'],
+            data['explained_variance'],
+            bool(data['whiten']),
+            data['target_ids'],
+        )
     if not allow_pickle:
-      raise ValueError(f'{path} is not an .npz transform; it looks like a pickle (e.g. the '
-                       "scikit-learn pipeline DeepMind shipped). Unpickling runs arbitrary code: "
-                       'only if you trust the file, set `allow_pickle`, then save it as .npz '
-                       '(`save_transform`).')
-    warnings.warn(f'Loading the pickle {path}: unpickling can execute arbitrary code. Convert it '
-                  'once to .npz (ScoreTransform.save) and use that instead.', stacklevel=2)
+      raise ValueError(
+          f'{path} is not an .npz transform; it looks like a pickle (e.g. the '
+          'scikit-learn pipeline DeepMind shipped). Unpickling runs arbitrary code: '
+          'only if you trust the file, set `allow_pickle`, then save it as .npz '
+          '(`save_transform`).'
+      )
+    warnings.warn(
+        f'Loading the pickle {path}: unpickling can execute arbitrary code. Convert it '
+        'once to .npz (ScoreTransform.save) and use that instead.',
+        stacklevel=2,
+    )
     obj = joblib.load(path)
     steps = [step for _, step in obj.steps] if hasattr(obj, 'steps') else [obj]
     scaler = next((s for s in steps if hasattr(s, 'mean_') and hasattr(s, 'scale_')), None)
     pca = next((s for s in steps if hasattr(s, 'components_')), None)
     if scaler is None:
-      raise ValueError(f'{path} holds {type(obj).__name__}, not a StandardScaler or a Pipeline '
-                       'starting with one.')
+      raise ValueError(
+          f'{path} holds {type(obj).__name__}, not a StandardScaler or a Pipeline '
+          'starting with one.'
+      )
     return cls.from_sklearn_parts(scaler, pca)

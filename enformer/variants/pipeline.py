@@ -21,8 +21,13 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from enformer.distributed import (ModelSource, run_tasks, worker_cached, worker_model,
-                                  worker_predictor)
+from enformer.distributed import (
+    ModelSource,
+    run_tasks,
+    worker_cached,
+    worker_model,
+    worker_predictor,
+)
 from enformer.interpret.motifs import MotifDatabase, jaspar_motifs
 from enformer.interpret.scan import scan_variants, select_motifs
 from enformer.io import sad as sad_io
@@ -45,6 +50,7 @@ SCORES_FILE = sad_io.SCORES_FILE  # The output file of a run given a folder as `
 @dataclasses.dataclass
 class ScoreVcfResult:
   """What `score_vcf` produced: the scores, the VCF summary and the files written."""
+
   scores: sad_io.VariantScores
   summary: VcfSummary
   paths: Dict[str, List[str]]
@@ -56,6 +62,7 @@ class ScoreVcfResult:
 @dataclasses.dataclass(frozen=True)
 class ChunkSettings:
   """Everything that scores a chunk except the model and the variants (picklable, for workers)."""
+
   fasta: str
   head: str = 'human'
   sequence_length: Optional[int] = None
@@ -70,16 +77,24 @@ class ChunkSettings:
   def scorer(self, predictor, fasta: Optional[FastaStringExtractor] = None) -> VariantScorer:
     """The VariantScorer of `predictor` with these settings (opens the FASTA unless given)."""
     fasta = fasta if fasta is not None else FastaStringExtractor(self.fasta)
-    return VariantScorer(predictor, fasta,
-                         head=self.head, sequence_length=self.sequence_length,
-                         batch_size=self.batch_size, reverse_complement=self.reverse_complement,
-                         shifts=self.shifts, incremental=self.incremental,
-                         extra_tracks=self.extra_tracks, neutral_value=self.neutral_value,
-                         indel_anchor=self.indel_anchor)
+    return VariantScorer(
+        predictor,
+        fasta,
+        head=self.head,
+        sequence_length=self.sequence_length,
+        batch_size=self.batch_size,
+        reverse_complement=self.reverse_complement,
+        shifts=self.shifts,
+        incremental=self.incremental,
+        extra_tracks=self.extra_tracks,
+        neutral_value=self.neutral_value,
+        indel_anchor=self.indel_anchor,
+    )
 
 
-def score_chunk(scorer: VariantScorer, sites: Sequence[VariantSite],
-                progress=None) -> Dict[str, np.ndarray]:
+def score_chunk(
+    scorer: VariantScorer, sites: Sequence[VariantSite], progress=None
+) -> Dict[str, np.ndarray]:
   """Scores of one chunk, as saved in the chunk store: SAD and SAR [V, N] float32.
 
   Every executor (single process, Dask workers, shards) scores chunks with this function.
@@ -88,12 +103,15 @@ def score_chunk(scorer: VariantScorer, sites: Sequence[VariantSite],
   return {'SAD': sad, 'SAR': sar}
 
 
-def score_chunk_on_worker(source: ModelSource, settings: ChunkSettings,
-                          sites: Sequence[VariantSite]) -> Dict[str, np.ndarray]:
+def score_chunk_on_worker(
+    source: ModelSource, settings: ChunkSettings, sites: Sequence[VariantSite]
+) -> Dict[str, np.ndarray]:
   """Dask task: `score_chunk` with the worker's cached model and scorer (one FASTA handle per
   thread)."""
-  scorer = worker_cached(('scorer', source.key, settings, threading.get_ident()),
-                         lambda: settings.scorer(worker_predictor(source)))
+  scorer = worker_cached(
+      ('scorer', source.key, settings, threading.get_ident()),
+      lambda: settings.scorer(worker_predictor(source)),
+  )
   return score_chunk(scorer, sites)
 
 
@@ -131,29 +149,34 @@ def track_names(targets, num_tracks: int):
   if targets is None:
     return [f't{i}' for i in range(num_tracks)], [''] * num_tracks
   if len(targets) != num_tracks:
-    raise ValueError(f'The targets table has {len(targets)} rows but the head predicts '
-                     f'{num_tracks} tracks: pass the table of the same organism as `head`.')
-  return (targets['identifier'].astype(str).tolist(),
-          targets['description'].astype(str).tolist())
+    raise ValueError(
+        f'The targets table has {len(targets)} rows but the head predicts '
+        f'{num_tracks} tracks: pass the table of the same organism as `head`.'
+    )
+  return (targets['identifier'].astype(str).tolist(), targets['description'].astype(str).tolist())
 
 
 def table_identity(targets) -> str:
   """Content hash of a targets table (DataFrame), '' without one."""
   if targets is None:
     return ''
-  return hashlib.sha256(pd.util.hash_pandas_object(targets, index=True).values.tobytes()
-                        + ','.join(map(str, targets.columns)).encode()).hexdigest()
+  return hashlib.sha256(
+      pd.util.hash_pandas_object(targets, index=True).values.tobytes()
+      + ','.join(map(str, targets.columns)).encode()
+  ).hexdigest()
 
 
-def write_score_files(scores: sad_io.VariantScores,
-                      out: PathLike,
-                      *,
-                      transform: Optional[ScoreTransform] = None,
-                      num_pcs: Optional[int] = None,
-                      tsv: bool = False,
-                      plot: bool = False,
-                      check_targets: bool = True,
-                      background: Optional[Background] = None) -> Dict[str, List[str]]:
+def write_score_files(
+    scores: sad_io.VariantScores,
+    out: PathLike,
+    *,
+    transform: Optional[ScoreTransform] = None,
+    num_pcs: Optional[int] = None,
+    tsv: bool = False,
+    plot: bool = False,
+    check_targets: bool = True,
+    background: Optional[Background] = None,
+) -> Dict[str, List[str]]:
   """Writes `out` (sad.h5 layout) and its side files from float32 scores; the HDF5 goes last.
 
   Args:
@@ -177,14 +200,17 @@ def write_score_files(scores: sad_io.VariantScores,
   if transform is not None:
     fitted_on = [str(t) for t in transform.target_ids]
     if fitted_on and check_targets and fitted_on != [str(t) for t in scores.target_ids]:
-      raise ValueError('The transform was fitted on other tracks than `targets` lists (target '
-                       'identifiers differ); use the transform of the same head and table.')
+      raise ValueError(
+          'The transform was fitted on other tracks than `targets` lists (target '
+          'identifiers differ); use the transform of the same head and table.'
+      )
     scores.scores['SAD_z'] = transform.zscore(sad)
     if num_pcs is not None:
       pcs = transform.pcs(sad, num_pcs)
       scores.scores['PC'] = pcs
-      written['pcs'] = sad_io.write_pc_tables(paths['pcs'], scores.chr, scores.pos, scores.snp,
-                                              scores.ref, scores.alt, pcs)
+      written['pcs'] = sad_io.write_pc_tables(
+          paths['pcs'], scores.chr, scores.pos, scores.snp, scores.ref, scores.alt, pcs
+      )
   if background is not None:
     if check_targets:
       background.check_targets(scores.target_ids)
@@ -199,7 +225,6 @@ def write_score_files(scores: sad_io.VariantScores,
   sad_io.finish_atomically(paths['h5'], lambda p: sad_io.write_sad_h5(p, scores))
   written['h5'] = [paths['h5']]
   return written
-
 
 
 @dataclasses.dataclass(frozen=True)
@@ -226,6 +251,7 @@ class ScoringSettings:
     model_id: the model in the resume fingerprint: its path (whose files count by content) or
       handle, with ' precision=bfloat16' appended for a reduced-precision model.
   """
+
   head: str = 'human'
   targets: Any = dataclasses.field(default=None, compare=False)
   sequence_length: Optional[int] = None
@@ -242,21 +268,31 @@ class ScoringSettings:
 
   def __post_init__(self):
     object.__setattr__(self, 'shifts', tuple(int(shift) for shift in self.shifts))
-    object.__setattr__(self, 'extra_tracks',
-                       tuple(os.fspath(path) for path in self.extra_tracks or ()))
+    object.__setattr__(
+        self, 'extra_tracks', tuple(os.fspath(path) for path in self.extra_tracks or ())
+    )
     object.__setattr__(self, 'neutral_value', float(self.neutral_value))
 
   def chunk_settings(self, fasta: str) -> ChunkSettings:
     """The picklable part the workers score chunks with (absolute paths)."""
-    return ChunkSettings(os.path.abspath(fasta), self.head, self.sequence_length,
-                         self.batch_size, self.reverse_complement, self.shifts, self.incremental,
-                         tuple(os.path.abspath(path) for path in self.extra_tracks),
-                         self.neutral_value, self.indel_anchor)
+    return ChunkSettings(
+        os.path.abspath(fasta),
+        self.head,
+        self.sequence_length,
+        self.batch_size,
+        self.reverse_complement,
+        self.shifts,
+        self.incremental,
+        tuple(os.path.abspath(path) for path in self.extra_tracks),
+        self.neutral_value,
+        self.indel_anchor,
+    )
 
 
 @dataclasses.dataclass
 class ScoringInputs:
   """A run's opened inputs (`open_inputs`)."""
+
   predictor: Any  # The model, or with `client` its info (heads, sequence_length) from a worker.
   source: Optional[ModelSource]  # With `client`: what the workers load.
   fasta: FastaStringExtractor
@@ -281,8 +317,10 @@ def claim_output(h5_path: str, overwrite: bool) -> Iterator[None]:
   """Holds the output's lock (one run per output) and refuses a finished output."""
   with OutputLock(h5_path, what=f'output {h5_path}'):
     if os.path.exists(h5_path) and not overwrite:
-      raise FileExistsError(f'{h5_path} already exists (a finished run). Pass `overwrite` to '
-                            'replace it, or choose another `out`.')
+      raise FileExistsError(
+          f'{h5_path} already exists (a finished run). Pass `overwrite` to '
+          'replace it, or choose another `out`.'
+      )
     yield
 
 
@@ -295,6 +333,7 @@ def head_tracks(predictor, head: str) -> Optional[int]:
 @dataclasses.dataclass
 class ChunkedRun:
   """What `run_chunks` did: the VCF's chunks, this run's share of them, scored in `store`."""
+
   summary: VcfSummary
   columns: Dict[str, list]  # `flatten_sites` of the whole VCF: one entry per ALT allele.
   chunks: List[List[VariantSite]]
@@ -309,39 +348,49 @@ class ChunkedRun:
   @property
   def rows(self) -> np.ndarray:
     """[V'] rows of the whole VCF's variants in this run's chunks."""
-    return np.concatenate([np.arange(self.offsets[i], self.offsets[i + 1])
-                           for i in self.selected])
+    return np.concatenate([np.arange(self.offsets[i], self.offsets[i + 1]) for i in self.selected])
 
   def variant_columns(self) -> Dict[str, np.ndarray]:
     """snp, chr, pos (uint32), ref, alt of this run's variants."""
     rows = self.rows
     column = lambda name, dtype=None: np.asarray(self.columns[name], dtype)[rows]
-    return dict(snp=column('snp'), chr=column('chr'), pos=column('pos', np.uint32),
-                ref=column('ref'), alt=column('alt'))
+    return dict(
+        snp=column('snp'),
+        chr=column('chr'),
+        pos=column('pos', np.uint32),
+        ref=column('ref'),
+        alt=column('alt'),
+    )
 
   def shard_info(self) -> sad_io.ShardInfo:
     """Where a shard file's variants belong in the whole run."""
-    return sad_io.ShardInfo(shard=tuple(self.shard), num_chunks=len(self.chunks),
-                            num_variants=len(self.columns['pos']), chunk_index=self.selected,
-                            variant_index=self.rows,
-                            settings=json.dumps(self.fingerprint, default=str))
+    return sad_io.ShardInfo(
+        shard=tuple(self.shard),
+        num_chunks=len(self.chunks),
+        num_variants=len(self.columns['pos']),
+        chunk_index=self.selected,
+        variant_index=self.rows,
+        settings=json.dumps(self.fingerprint, default=str),
+    )
 
 
-def run_chunks(vcf: PathLike,
-               inputs: ScoringInputs,
-               settings: ScoringSettings,
-               *,
-               scorer,
-               variant_scorer: VariantScorer,
-               score: Callable[..., Dict[str, np.ndarray]],
-               task: Callable[..., Dict[str, np.ndarray]],
-               task_settings,
-               fingerprint: Mapping[str, object],
-               out_h5: str,
-               overwrite: bool = False,
-               shard: Optional[Tuple[int, int]] = None,
-               progress: bool = True,
-               desc: str = 'score') -> ChunkedRun:
+def run_chunks(
+    vcf: PathLike,
+    inputs: ScoringInputs,
+    settings: ScoringSettings,
+    *,
+    scorer,
+    variant_scorer: VariantScorer,
+    score: Callable[..., Dict[str, np.ndarray]],
+    task: Callable[..., Dict[str, np.ndarray]],
+    task_settings,
+    fingerprint: Mapping[str, object],
+    out_h5: str,
+    overwrite: bool = False,
+    shard: Optional[Tuple[int, int]] = None,
+    progress: bool = True,
+    desc: str = 'score',
+) -> ChunkedRun:
   """Reads the VCF, splits it into chunks and scores this run's missing chunks into the store.
 
   The one chunk loop of `score_vcf` and `score_genes`: chunks of whole sites (`chunk_sites`),
@@ -381,29 +430,40 @@ def run_chunks(vcf: PathLike,
       'precision': model_precision or 'float32',
       'model_content': model_identity(model_path),
       'fasta_content': content_identity(fasta_path, [fasta_path + '.fai']),
-      'targets_content': table_identity(targets), 'head': head,
+      'targets_content': table_identity(targets),
+      'head': head,
       'sequence_length': variant_scorer.sequence_length,
       'shifts': [m.shift for m in variant_scorer.members],
-      'reverse_complement': settings.reverse_complement, 'chunk_size': settings.chunk_size,
-      'targets': None if targets is None else sad_io.fingerprint(
-          {'targets': track_names(targets, len(targets))}),
-      'neutral_value': variant_scorer.neutral_value, 'indel_anchor': settings.indel_anchor,
+      'reverse_complement': settings.reverse_complement,
+      'chunk_size': settings.chunk_size,
+      'targets': None
+      if targets is None
+      else sad_io.fingerprint({'targets': track_names(targets, len(targets))}),
+      'neutral_value': variant_scorer.neutral_value,
+      'indel_anchor': settings.indel_anchor,
       **fingerprint,
   }
   if settings.extra_tracks:
     prints['extra_tracks'] = [os.path.abspath(path) for path in settings.extra_tracks]
-  selected = (list(range(len(chunks))) if shard is None else shard_chunks(len(chunks), shard))
+  selected = list(range(len(chunks))) if shard is None else shard_chunks(len(chunks), shard)
   if not selected:
-    raise ValueError(f'`shard` {shard[0]}/{shard[1]} holds no chunk: the VCF makes only '
-                     f'{len(chunks)} chunks of `chunk_size` {settings.chunk_size}; use fewer '
-                     'shards or a smaller `chunk_size`.')
+    raise ValueError(
+        f'`shard` {shard[0]}/{shard[1]} holds no chunk: the VCF makes only '
+        f'{len(chunks)} chunks of `chunk_size` {settings.chunk_size}; use fewer '
+        'shards or a smaller `chunk_size`.'
+    )
   store_settings = dict(prints) if shard is None else dict(prints, shard=list(shard))
   store = sad_io.ChunkStore(out_h5, store_settings, overwrite=overwrite)
   done = set(store.done(len(chunks))) & set(selected)
   todo = [i for i in selected if i not in done]
   sizes = [sum(len(site.variants) for site in chunk) for chunk in chunks]
-  with tqdm(total=sum(sizes[i] for i in selected), initial=sum(sizes[i] for i in done),
-            unit='variant', desc=desc, disable=not progress) as bar:
+  with tqdm(
+      total=sum(sizes[i] for i in selected),
+      initial=sum(sizes[i] for i in done),
+      unit='variant',
+      desc=desc,
+      disable=not progress,
+  ) as bar:
     bar.set_postfix_str(f'chunks {len(done)}/{len(selected)}')
     if inputs.client is None:
       for count, index in enumerate(todo, start=len(done) + 1):
@@ -418,56 +478,91 @@ def run_chunks(vcf: PathLike,
         bar.update(sizes[index])
         bar.set_postfix_str(f'chunks {finished[0]}/{len(selected)}')
 
-      run_tasks(inputs.client, task,
-                ((index, (inputs.source, task_settings, chunks[index])) for index in todo), save,
-                name=f'{desc}-chunk')
+      run_tasks(
+          inputs.client,
+          task,
+          ((index, (inputs.source, task_settings, chunks[index])) for index in todo),
+          save,
+          name=f'{desc}-chunk',
+      )
   attrs = {
-      'head': head, 'sequence_length': variant_scorer.sequence_length,
-      'shifts': np.asarray([m.shift for m in variant_scorer.members
-                            if not m.reverse_complement]),
+      'head': head,
+      'sequence_length': variant_scorer.sequence_length,
+      'shifts': np.asarray([m.shift for m in variant_scorer.members if not m.reverse_complement]),
       'reverse_complement': settings.reverse_complement,
-      'neutral_value': variant_scorer.neutral_value, 'indel_anchor': settings.indel_anchor,
-      'model': inputs.model_id, 'fasta': fasta_path, 'vcf': os.fspath(vcf),
+      'neutral_value': variant_scorer.neutral_value,
+      'indel_anchor': settings.indel_anchor,
+      'model': inputs.model_id,
+      'fasta': fasta_path,
+      'vcf': os.fspath(vcf),
       'vcf_summary': summary.format(),
   }
-  return ChunkedRun(summary, columns, chunks, selected, len(done),
-                    np.cumsum([0] + sizes), prints, store, shard, attrs)
+  return ChunkedRun(
+      summary,
+      columns,
+      chunks,
+      selected,
+      len(done),
+      np.cumsum([0] + sizes),
+      prints,
+      store,
+      shard,
+      attrs,
+  )
 
 
-def motif_annotations(scores: sad_io.VariantScores, fasta: PathLike, vcf: PathLike,
-                      motif_ids: Sequence[str],
-                      database: Optional[MotifDatabase] = None) -> Dict[str, np.ndarray]:
+def motif_annotations(
+    scores: sad_io.VariantScores,
+    fasta: PathLike,
+    vcf: PathLike,
+    motif_ids: Sequence[str],
+    database: Optional[MotifDatabase] = None,
+) -> Dict[str, np.ndarray]:
   """'motif_gained' and 'motif_lost' [V] of the scored variants: ';'-separated 'ID NAME' of the
   `motif_ids` each variant creates or breaks (`enformer.interpret.scan.scan_variants`), '' for
   none; joined to `scores` on chromosome, position, REF and ALT."""
   table = scan_variants(fasta, vcf, motif_ids, database=database)
-  found = {(str(c), int(p), str(r), str(a)): (gained, lost) for c, p, r, a, gained, lost in zip(
-      table['chrom'], table['pos'], table['ref'], table['alt'], table['motif_gained'],
-      table['motif_lost'])}
-  pairs = [found.get((str(c), int(p), str(r), str(a)), ('', ''))
-           for c, p, r, a in zip(scores.chr, scores.pos, scores.ref, scores.alt)]
-  return {'motif_gained': np.array([g for g, _ in pairs], str),
-          'motif_lost': np.array([lost for _, lost in pairs], str)}
+  found = {
+      (str(c), int(p), str(r), str(a)): (gained, lost)
+      for c, p, r, a, gained, lost in zip(
+          table['chrom'],
+          table['pos'],
+          table['ref'],
+          table['alt'],
+          table['motif_gained'],
+          table['motif_lost'],
+      )
+  }
+  pairs = [
+      found.get((str(c), int(p), str(r), str(a)), ('', ''))
+      for c, p, r, a in zip(scores.chr, scores.pos, scores.ref, scores.alt)
+  ]
+  return {
+      'motif_gained': np.array([g for g, _ in pairs], str),
+      'motif_lost': np.array([lost for _, lost in pairs], str),
+  }
 
 
-def score_vcf(predictor,
-              fasta,
-              vcf: PathLike,
-              out: PathLike,
-              *,
-              settings: Optional[ScoringSettings] = None,
-              overwrite: bool = False,
-              tsv: bool = False,
-              transform: Optional[ScoreTransform] = None,
-              num_pcs: Optional[int] = None,
-              background: Optional[Background] = None,
-              plot: bool = False,
-              progress: bool = True,
-              run_settings: Optional[Mapping[str, object]] = None,
-              client=None,
-              shard: Optional[Tuple[int, int]] = None,
-              scan_motifs: Sequence[str] = (),
-              motif_database: Optional[MotifDatabase] = None) -> ScoreVcfResult:
+def score_vcf(
+    predictor,
+    fasta,
+    vcf: PathLike,
+    out: PathLike,
+    *,
+    settings: Optional[ScoringSettings] = None,
+    overwrite: bool = False,
+    tsv: bool = False,
+    transform: Optional[ScoreTransform] = None,
+    num_pcs: Optional[int] = None,
+    background: Optional[Background] = None,
+    plot: bool = False,
+    progress: bool = True,
+    run_settings: Optional[Mapping[str, object]] = None,
+    client=None,
+    shard: Optional[Tuple[int, int]] = None,
+    scan_motifs: Sequence[str] = (),
+    motif_database: Optional[MotifDatabase] = None,
+) -> ScoreVcfResult:
   """Scores every ALT allele of a VCF and writes `out` in the sad.h5 layout (plus SAR).
 
   Resumable: chunks of `settings.chunk_size` variants are saved under `<out>.partial/` as they
@@ -522,45 +617,78 @@ def score_vcf(predictor,
     if num_pcs is not None and transform is None:
       raise ValueError('`num_pcs` needs a fitted `transform`.')
     if background is not None and not set(background.stats) & set(sad_io.SCORE_DATASETS):
-      raise ValueError(f'The background holds {background.stats} distributions, not SAD or SAR: '
-                       'fit it on the SAD and SAR scores of a score_vcf run.')
+      raise ValueError(
+          f'The background holds {background.stats} distributions, not SAD or SAR: '
+          'fit it on the SAD and SAR scores of a score_vcf run.'
+      )
     if shard is not None and (tsv or plot or transform is not None or background is not None):
-      raise ValueError('A sharded run (`shard`) writes only its shard file; pass `tsv`, `plot`, '
-                       '`transform` and `num_pcs` when merging the shards (merge_scores) instead, '
-                       'and score with a `background` unsharded.')
+      raise ValueError(
+          'A sharded run (`shard`) writes only its shard file; pass `tsv`, `plot`, '
+          '`transform` and `num_pcs` when merging the shards (merge_scores) instead, '
+          'and score with a `background` unsharded.'
+      )
     if scan_motifs:
       if shard is not None:
-        raise ValueError('A sharded run (`shard`) writes only its shard file; scan motifs '
-                         '(`scan_motifs`) in an unsharded run.')
+        raise ValueError(
+            'A sharded run (`shard`) writes only its shard file; scan motifs '
+            '(`scan_motifs`) in an unsharded run.'
+        )
       motif_database = motif_database if motif_database is not None else jaspar_motifs()
       select_motifs(motif_database, scan_motifs)  # Unknown ids: an error before any scoring.
     inputs = open_inputs(predictor, fasta, settings, client)
     chunk_settings = settings.chunk_settings(inputs.fasta.path)
     scorer = chunk_settings.scorer(inputs.predictor, inputs.fasta)
-    run = run_chunks(vcf, inputs, settings, scorer=scorer, variant_scorer=scorer,
-                     score=score_chunk, task=score_chunk_on_worker, task_settings=chunk_settings,
-                     fingerprint={}, out_h5=paths['h5'], overwrite=overwrite, shard=shard,
-                     progress=progress, desc='score-variants')
+    run = run_chunks(
+        vcf,
+        inputs,
+        settings,
+        scorer=scorer,
+        variant_scorer=scorer,
+        score=score_chunk,
+        task=score_chunk_on_worker,
+        task_settings=chunk_settings,
+        fingerprint={},
+        out_h5=paths['h5'],
+        overwrite=overwrite,
+        shard=shard,
+        progress=progress,
+        desc='score-variants',
+    )
     arrays = run.store.concatenate(run.selected, sad_io.SCORE_DATASETS)
     target_ids, target_labels = track_names(inputs.targets, arrays['SAD'].shape[1])
-    attrs = dict(run.attrs, SAD_definition=sad_io.SAD_DEFINITION,
-                 SAR_definition=sad_io.SAR_DEFINITION)
+    attrs = dict(
+        run.attrs, SAD_definition=sad_io.SAD_DEFINITION, SAR_definition=sad_io.SAR_DEFINITION
+    )
     attrs.update(run_settings or {})
     scores = sad_io.VariantScores(
-        **run.variant_columns(), target_ids=np.asarray(target_ids),
-        target_labels=np.asarray(target_labels), scores=dict(arrays), attrs=attrs)
+        **run.variant_columns(),
+        target_ids=np.asarray(target_ids),
+        target_labels=np.asarray(target_labels),
+        scores=dict(arrays),
+        attrs=attrs,
+    )
     if scan_motifs:
-      scores.annotations.update(motif_annotations(scores, inputs.fasta.path, vcf, scan_motifs,
-                                                  motif_database))
+      scores.annotations.update(
+          motif_annotations(scores, inputs.fasta.path, vcf, scan_motifs, motif_database)
+      )
       scores.attrs['motif_scan'] = ', '.join(select_motifs(motif_database, scan_motifs))
     if shard is None:
-      written = write_score_files(scores, out, transform=transform, num_pcs=num_pcs, tsv=tsv,
-                                  plot=plot, check_targets=inputs.targets is not None,
-                                  background=background)
+      written = write_score_files(
+          scores,
+          out,
+          transform=transform,
+          num_pcs=num_pcs,
+          tsv=tsv,
+          plot=plot,
+          check_targets=inputs.targets is not None,
+          background=background,
+      )
     else:
-      sad_io.finish_atomically(paths['h5'],
-                               lambda p: sad_io.write_shard_h5(p, scores, run.shard_info()))
+      sad_io.finish_atomically(
+          paths['h5'], lambda p: sad_io.write_shard_h5(p, scores, run.shard_info())
+      )
       written = {'h5': [paths['h5']]}
     run.store.remove()
-    return ScoreVcfResult(scores, run.summary, written, len(run.selected), run.resumed,
-                          time.time() - started)
+    return ScoreVcfResult(
+        scores, run.summary, written, len(run.selected), run.resumed, time.time() - started
+    )

@@ -43,8 +43,12 @@ import numpy as np
 from enformer.inference import incremental as incremental_lib
 from enformer.io.vcf import VariantSite
 from enformer.inference.regions import read_extra_tracks
-from enformer.sequence import (NEUTRAL_VALUE, check_neutral_value, one_hot_encode,
-                               reverse_complement_one_hot)
+from enformer.sequence import (
+    NEUTRAL_VALUE,
+    check_neutral_value,
+    one_hot_encode,
+    reverse_complement_one_hot,
+)
 
 INDEL_ANCHORS = ('notebook', 'variant')
 
@@ -52,12 +56,14 @@ INDEL_ANCHORS = ('notebook', 'variant')
 @dataclasses.dataclass(frozen=True)
 class EnsembleMember:
   """One view of a variant: window shifted by `shift` bp, optionally reverse complemented."""
+
   shift: int = 0
   reverse_complement: bool = False
 
 
-def ensemble_members(shifts: Sequence[int] = (0,),
-                     reverse_complement: bool = False) -> Tuple[EnsembleMember, ...]:
+def ensemble_members(
+    shifts: Sequence[int] = (0,), reverse_complement: bool = False
+) -> Tuple[EnsembleMember, ...]:
   """Members for every shift, forward (and reverse complement if requested)."""
   shifts = tuple(dict.fromkeys(int(s) for s in shifts))
   if not shifts:
@@ -76,13 +82,16 @@ def check_shifts(shifts: Sequence[int], sequence_length: int) -> None:
   low, high = -(sequence_length // 2), sequence_length // 2 - 1
   outside = [int(s) for s in shifts if not low <= int(s) <= high]
   if outside:
-    raise ValueError(f'Shift(s) {outside} move the variant out of its {sequence_length:,} bp '
-                     f'window (every score would be 0): shifts must lie between {low:,} and '
-                     f'{high:,} bp; ensembles use a few bp, e.g. -1, 0, 1.')
+    raise ValueError(
+        f'Shift(s) {outside} move the variant out of its {sequence_length:,} bp '
+        f'window (every score would be 0): shifts must lie between {low:,} and '
+        f'{high:,} bp; ensembles use a few bp, e.g. -1, 0, 1.'
+    )
 
 
-def variant_interval(chrom: str, pos: int, sequence_length: int,
-                     shift: int = 0) -> kipoiseq.Interval:
+def variant_interval(
+    chrom: str, pos: int, sequence_length: int, shift: int = 0
+) -> kipoiseq.Interval:
   """The L bp window centred on 1-based `pos` (as the colab builds it), moved by `shift` bp."""
   interval = kipoiseq.Interval(chrom, pos, pos).resize(sequence_length)
   return kipoiseq.Interval(chrom, interval.start + shift, interval.end + shift)
@@ -99,8 +108,13 @@ def sequence_anchor(interval: kipoiseq.Interval, pos: int, indel_anchor: str = '
   return max(min(int(anchor), interval.end), interval.start)
 
 
-def site_sequences(extractor: VariantSeqExtractor, site: VariantSite, sequence_length: int,
-                   shift: int = 0, indel_anchor: str = 'notebook') -> List[str]:
+def site_sequences(
+    extractor: VariantSeqExtractor,
+    site: VariantSite,
+    sequence_length: int,
+    shift: int = 0,
+    indel_anchor: str = 'notebook',
+) -> List[str]:
   """[ref, alt_1, ..., alt_k] strings of length L for one site (VCF line).
 
   `indel_anchor` places insertions and deletions (see the module docstring): 'notebook' (default,
@@ -125,19 +139,21 @@ class VariantScorer:
     >>> sad, sar = scorer.score_sites(read_variants('my.vcf', scorer.fasta))  # [V, 5313] each
   """
 
-  def __init__(self,
-               predictor,
-               fasta,
-               *,
-               head: str = 'human',
-               sequence_length: Optional[int] = None,
-               batch_size: int = 4,
-               reverse_complement: bool = False,
-               shifts: Sequence[int] = (0,),
-               neutral_value: float = NEUTRAL_VALUE,
-               indel_anchor: str = 'notebook',
-               incremental: bool = True,
-               extra_tracks: Sequence[str] = ()):
+  def __init__(
+      self,
+      predictor,
+      fasta,
+      *,
+      head: str = 'human',
+      sequence_length: Optional[int] = None,
+      batch_size: int = 4,
+      reverse_complement: bool = False,
+      shifts: Sequence[int] = (0,),
+      neutral_value: float = NEUTRAL_VALUE,
+      indel_anchor: str = 'notebook',
+      incremental: bool = True,
+      extra_tracks: Sequence[str] = (),
+  ):
     """
     Args:
       predictor: object with `predict_on_batch` (e.g. `enformer.load_model(...)`); its
@@ -168,14 +184,18 @@ class VariantScorer:
     if sequence_length is None:
       sequence_length = getattr(predictor, 'sequence_length', None)
     if not sequence_length:
-      raise ValueError('The predictor has no `sequence_length`; pass sequence_length= (the '
-                       'model input length in bp, e.g. 196608 or 393216 for the TF-Hub module).')
+      raise ValueError(
+          'The predictor has no `sequence_length`; pass sequence_length= (the '
+          'model input length in bp, e.g. 196608 or 393216 for the TF-Hub module).'
+      )
     if batch_size < 1:
       raise ValueError(f'batch_size must be ≥ 1, got {batch_size}.')
     heads = getattr(predictor, 'heads', None)
     if heads is not None and head not in heads:
-      raise ValueError(f'Unknown head {head!r}; the model has heads {sorted(heads)}. '
-                       'Pass one of them as `head`.')
+      raise ValueError(
+          f'Unknown head {head!r}; the model has heads {sorted(heads)}. '
+          'Pass one of them as `head`.'
+      )
     self.predictor = predictor
     self.fasta = fasta
     self.head = head
@@ -188,16 +208,22 @@ class VariantScorer:
     self.indel_anchor = indel_anchor
     self._extractor = VariantSeqExtractor(reference_sequence=fasta)
     self.forward_passes = 0  # Number of predict_on_batch calls (for benchmarks).
-    self.incremental = (incremental_lib.for_predictor(predictor, [head])
-                        if incremental and not self.extra_tracks else None)
+    self.incremental = (
+        incremental_lib.for_predictor(predictor, [head])
+        if incremental and not self.extra_tracks
+        else None
+    )
 
   def _jobs(self, sites: Sequence[VariantSite]) -> Iterator[Tuple[int, int, np.ndarray]]:
     """Yields (site index, allele index (0 = ref), input [L, 4 + E]) for every ensemble member."""
     for site_index, site in enumerate(sites):
       for shift in dict.fromkeys(m.shift for m in self.members):
-        one_hots = [one_hot_encode(s, neutral_value=self.neutral_value) for s in
-                    site_sequences(self._extractor, site, self.sequence_length, shift,
-                                   self.indel_anchor)]
+        one_hots = [
+            one_hot_encode(s, neutral_value=self.neutral_value)
+            for s in site_sequences(
+                self._extractor, site, self.sequence_length, shift, self.indel_anchor
+            )
+        ]
         extra = None  # [L, E]
         if self.extra_tracks:
           interval = variant_interval(site.fasta_chrom, site.pos, self.sequence_length, shift)
@@ -216,12 +242,13 @@ class VariantScorer:
     outputs = self.predictor.predict_on_batch(batch)
     self.forward_passes += 1
     if self.head not in outputs:
-      raise ValueError(f'Unknown head {self.head!r}; the model returned heads {sorted(outputs)}. '
-                       'Pass one of them as `head`.')
+      raise ValueError(
+          f'Unknown head {self.head!r}; the model returned heads {sorted(outputs)}. '
+          'Pass one of them as `head`.'
+      )
     return np.asarray(outputs[self.head], np.float64).mean(axis=1)
 
-  def bin_means(self, sites: Sequence[VariantSite],
-                progress=None) -> Tuple[np.ndarray, np.ndarray]:
+  def bin_means(self, sites: Sequence[VariantSite], progress=None) -> Tuple[np.ndarray, np.ndarray]:
     """Ensemble-averaged bin means: ref [S, N] per site and alt [V, N] per variant (site order).
 
     Args:
@@ -266,8 +293,9 @@ class VariantScorer:
     is_ref[offsets[:-1]] = True
     return means[is_ref], means[~is_ref]
 
-  def _incremental_bin_means(self, sites: Sequence[VariantSite],
-                             progress=None) -> Tuple[np.ndarray, np.ndarray]:
+  def _incremental_bin_means(
+      self, sites: Sequence[VariantSite], progress=None
+  ) -> Tuple[np.ndarray, np.ndarray]:
     """`bin_means` with one reference per site and ensemble member, alternatives incremental."""
     jobs = self._jobs(sites)
     ref_means, alt_means = [], []
@@ -286,8 +314,9 @@ class VariantScorer:
       return np.zeros((0, 0)), np.zeros((0, 0))
     return np.stack(ref_means), np.stack(alt_means)
 
-  def site_predictions(self, site: VariantSite
-                       ) -> Iterator[Tuple[EnsembleMember, np.ndarray, np.ndarray]]:
+  def site_predictions(
+      self, site: VariantSite
+  ) -> Iterator[Tuple[EnsembleMember, np.ndarray, np.ndarray]]:
     """(member, ref [T', N], alts [A, T', N]) of one site for each ensemble member, float64.
 
     Predictions are in genome orientation (a reverse-complement member's bins are flipped
@@ -303,11 +332,13 @@ class VariantScorer:
       else:
         outputs = []
         for start in range(0, len(one_hots), self.batch_size):
-          predictions = self.predictor.predict_on_batch(one_hots[start:start + self.batch_size])
+          predictions = self.predictor.predict_on_batch(one_hots[start : start + self.batch_size])
           self.forward_passes += 1
           if self.head not in predictions:
-            raise ValueError(f'Unknown head {self.head!r}; the model returned heads '
-                             f'{sorted(predictions)}. Pass one of them as `head`.')
+            raise ValueError(
+                f'Unknown head {self.head!r}; the model returned heads '
+                f'{sorted(predictions)}. Pass one of them as `head`.'
+            )
           outputs.append(np.asarray(predictions[self.head]))
         stacked = np.concatenate(outputs)
         ref, alts = stacked[0], stacked[1:]
@@ -316,16 +347,18 @@ class VariantScorer:
         ref, alts = ref[::-1], alts[:, ::-1]
       yield member, ref, alts
 
-  def score_sites(self, sites: Sequence[VariantSite],
-                  progress=None) -> Tuple[np.ndarray, np.ndarray]:
+  def score_sites(
+      self, sites: Sequence[VariantSite], progress=None
+  ) -> Tuple[np.ndarray, np.ndarray]:
     """SAD and SAR [V, N] float32 for the variants of `sites` (ALTs in site order)."""
     ref_means, alt_means = self.bin_means(sites, progress=progress)
     ref_rows = np.repeat(np.arange(len(sites)), [len(site.variants) for site in sites])
     return scores_from_means(ref_means[ref_rows], alt_means)
 
 
-def scores_from_means(ref_means: np.ndarray,
-                      alt_means: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+def scores_from_means(
+    ref_means: np.ndarray, alt_means: np.ndarray
+) -> Tuple[np.ndarray, np.ndarray]:
   """SAD = alt − ref and SAR = log2(1 + alt) − log2(1 + ref) from bin means [V, N] (float32)."""
   sad = alt_means - ref_means
   sar = np.log2(1 + alt_means) - np.log2(1 + ref_means)

@@ -20,12 +20,21 @@ from enformer.variants.pipeline import SCORES_FILE, PathLike, write_score_files
 
 # Names of the shared settings in messages.
 SETTING_NAMES = {
-    'variants': 'VCF variants', 'model': 'model', 'fasta': 'FASTA', 'head': 'head',
-    'sequence_length': 'sequence length', 'shifts': 'shifts / reverse-complement ensemble',
-    'reverse_complement': 'reverse complement', 'chunk_size': 'chunk size',
-    'targets': 'targets table', 'model_content': 'model files', 'fasta_content': 'FASTA content',
-    'precision': 'precision', 'gtf_content': 'GTF content', 'genes': 'genes and TSSs',
-    'gene_stat': 'gene statistic'
+    'variants': 'VCF variants',
+    'model': 'model',
+    'fasta': 'FASTA',
+    'head': 'head',
+    'sequence_length': 'sequence length',
+    'shifts': 'shifts / reverse-complement ensemble',
+    'reverse_complement': 'reverse complement',
+    'chunk_size': 'chunk size',
+    'targets': 'targets table',
+    'model_content': 'model files',
+    'fasta_content': 'FASTA content',
+    'precision': 'precision',
+    'gtf_content': 'GTF content',
+    'genes': 'genes and TSSs',
+    'gene_stat': 'gene statistic',
 }
 
 
@@ -33,8 +42,14 @@ SETTING_NAMES = {
 _BY_CONTENT = {'model_content': ('model', 'model'), 'fasta_content': ('FASTA', 'fasta')}
 
 
-def check_same_run(first: str, first_settings: Dict, path: str, settings: Dict,
-                   first_attrs: Optional[Dict] = None, attrs: Optional[Dict] = None) -> None:
+def check_same_run(
+    first: str,
+    first_settings: Dict,
+    path: str,
+    settings: Dict,
+    first_attrs: Optional[Dict] = None,
+    attrs: Optional[Dict] = None,
+) -> None:
   """ValueError naming the first setting in which two shards' runs differ."""
   for key in sorted(set(first_settings) | set(settings)):
     if first_settings.get(key) != settings.get(key):
@@ -42,20 +57,26 @@ def check_same_run(first: str, first_settings: Dict, path: str, settings: Dict,
       detail = f'{first_settings.get(key)!r} vs {settings.get(key)!r}'
       if key in _BY_CONTENT:
         name, attr = _BY_CONTENT[key]
-        detail = (f'{(first_attrs or {}).get(attr)!r} vs {(attrs or {}).get(attr)!r}, compared by '
-                  'content')
-      raise ValueError(f'Shards {first} and {path} come from different runs: their {name} '
-                       f'differs ({detail}). Merge shards of one command line only.')
+        detail = (
+            f'{(first_attrs or {}).get(attr)!r} vs {(attrs or {}).get(attr)!r}, compared by '
+            'content'
+        )
+      raise ValueError(
+          f'Shards {first} and {path} come from different runs: their {name} '
+          f'differs ({detail}). Merge shards of one command line only.'
+      )
 
 
-def merge_scores(out: PathLike,
-                 shards: Sequence[PathLike],
-                 *,
-                 transform: Optional[ScoreTransform] = None,
-                 num_pcs: Optional[int] = None,
-                 tsv: bool = False,
-                 plot: bool = False,
-                 overwrite: bool = False) -> Dict[str, List[str]]:
+def merge_scores(
+    out: PathLike,
+    shards: Sequence[PathLike],
+    *,
+    transform: Optional[ScoreTransform] = None,
+    num_pcs: Optional[int] = None,
+    tsv: bool = False,
+    plot: bool = False,
+    overwrite: bool = False,
+) -> Dict[str, List[str]]:
   """Writes the sad.h5 (+ side files) of a run scored as N shard files.
 
   Args:
@@ -84,13 +105,15 @@ def claim_merged_output(out: str, overwrite: bool) -> Iterator[None]:
   """Holds the merged file's lock and refuses an existing one unless `overwrite`."""
   with OutputLock(out, what=f'merge-scores output {out}'):
     if os.path.exists(out) and not overwrite:
-      raise FileExistsError(f'{out} already exists. Pass `overwrite` to replace it, or choose '
-                            'another output.')
+      raise FileExistsError(
+          f'{out} already exists. Pass `overwrite` to replace it, or choose ' 'another output.'
+      )
     yield
 
 
-def load_shards(shards: Sequence[PathLike], read: Callable[[str], Tuple[Any, sad_io.ShardInfo]]
-                ) -> Tuple[List[Tuple[str, Any, sad_io.ShardInfo]], np.ndarray]:
+def load_shards(
+    shards: Sequence[PathLike], read: Callable[[str], Tuple[Any, sad_io.ShardInfo]]
+) -> Tuple[List[Tuple[str, Any, sad_io.ShardInfo]], np.ndarray]:
   """Reads the shard files of one run with `read` and checks that they are the whole run.
 
   Shared by `merge_scores` (sad.h5) and `enformer.genes.merge_gene_scores` (sed.h5).
@@ -109,32 +132,42 @@ def load_shards(shards: Sequence[PathLike], read: Callable[[str], Tuple[Any, sad
   loaded = []
   for path in map(os.fspath, shards):
     if not os.path.exists(path):
-      unfinished = ' (unfinished: rerun its command to finish it)' if os.path.isdir(
-          path + '.partial') else ''
+      unfinished = (
+          ' (unfinished: rerun its command to finish it)'
+          if os.path.isdir(path + '.partial')
+          else ''
+      )
       raise FileNotFoundError(f'Shard {path} does not exist{unfinished}.')
     loaded.append((path, *read(path)))
   first, first_scores, first_info = loaded[0]
   first_settings = json.loads(first_info.settings)
   owner: Dict[int, str] = {}
   for path, scores, info in loaded:
-    check_same_run(first, first_settings, path, json.loads(info.settings),
-                   first_scores.attrs, scores.attrs)
+    check_same_run(
+        first, first_settings, path, json.loads(info.settings), first_scores.attrs, scores.attrs
+    )
     if info.shard[1] != first_info.shard[1]:
-      raise ValueError(f'Shard {path} is {info.name} but {first} is {first_info.name}: all shards '
-                       'of a run are split the same way (`shard` K/N with the same N).')
+      raise ValueError(
+          f'Shard {path} is {info.name} but {first} is {first_info.name}: all shards '
+          'of a run are split the same way (`shard` K/N with the same N).'
+      )
     if list(scores.target_ids) != list(first_scores.target_ids):
       raise ValueError(f'Shards {first} and {path} have different track identifiers.')
     for chunk in map(int, info.chunk_index):
       if chunk in owner:
-        raise ValueError(f'Shards {owner[chunk]} and {path} overlap (both hold chunk {chunk}, '
-                         f'shard {info.name}); pass each shard once.')
+        raise ValueError(
+            f'Shards {owner[chunk]} and {path} overlap (both hold chunk {chunk}, '
+            f'shard {info.name}); pass each shard once.'
+        )
       owner[chunk] = path
   count = first_info.shard[1]
   missing = sorted(set(range(first_info.num_chunks)) - set(owner))
   if missing:
     names = sorted({f'{chunk % count + 1}/{count}' for chunk in missing})
-    raise ValueError(f'Shard(s) {", ".join(names)} missing: chunks {missing[:10]} of '
-                     f'{first_info.num_chunks} are in none of the files given.')
+    raise ValueError(
+        f'Shard(s) {", ".join(names)} missing: chunks {missing[:10]} of '
+        f'{first_info.num_chunks} are in none of the files given.'
+    )
   rows = np.concatenate([np.asarray(info.variant_index) for _, _, info in loaded])
   order = np.argsort(rows, kind='stable')
   if not np.array_equal(rows[order], np.arange(first_info.num_variants)):
@@ -142,19 +175,40 @@ def load_shards(shards: Sequence[PathLike], read: Callable[[str], Tuple[Any, sad
   return loaded, order
 
 
-def _merge(out: str, loaded: List[Tuple[str, Any, sad_io.ShardInfo]], order: np.ndarray,
-           transform: Optional[ScoreTransform], num_pcs: Optional[int], tsv: bool,
-           plot: bool) -> Dict[str, List[str]]:
+def _merge(
+    out: str,
+    loaded: List[Tuple[str, Any, sad_io.ShardInfo]],
+    order: np.ndarray,
+    transform: Optional[ScoreTransform],
+    num_pcs: Optional[int],
+    tsv: bool,
+    plot: bool,
+) -> Dict[str, List[str]]:
   """Writes the merged sad.h5 of checked shards (`load_shards`)."""
   first_scores, first_info = loaded[0][1], loaded[0][2]
   first_settings = json.loads(first_info.settings)
   pick = lambda name: np.concatenate([getattr(s, name) for _, s, _ in loaded])[order]
   scores = sad_io.VariantScores(
-      snp=pick('snp'), chr=pick('chr'), pos=pick('pos'), ref=pick('ref'), alt=pick('alt'),
-      target_ids=first_scores.target_ids, target_labels=first_scores.target_labels,
-      scores={name: np.concatenate([s.scores[name] for _, s, _ in loaded])[order]
-              for name in sad_io.SCORE_DATASETS},
-      attrs=dict(first_scores.attrs))
+      snp=pick('snp'),
+      chr=pick('chr'),
+      pos=pick('pos'),
+      ref=pick('ref'),
+      alt=pick('alt'),
+      target_ids=first_scores.target_ids,
+      target_labels=first_scores.target_labels,
+      scores={
+          name: np.concatenate([s.scores[name] for _, s, _ in loaded])[order]
+          for name in sad_io.SCORE_DATASETS
+      },
+      attrs=dict(first_scores.attrs),
+  )
   scores.attrs['merged_shards'] = len(loaded)
-  return write_score_files(scores, out, transform=transform, num_pcs=num_pcs, tsv=tsv, plot=plot,
-                           check_targets=first_settings.get('targets') is not None)
+  return write_score_files(
+      scores,
+      out,
+      transform=transform,
+      num_pcs=num_pcs,
+      tsv=tsv,
+      plot=plot,
+      check_targets=first_settings.get('targets') is not None,
+  )
