@@ -243,7 +243,7 @@ def write_vcf(
       calls = [str(alts.index(h[position]) + 1) if position in h else '0' for h in haplotypes]
       genotypes = '\t'.join(f'{calls[2 * s]}|{calls[2 * s + 1]}' for s in range(samples))
       rows.append(
-          f'chr1\t{position + 1}\t.\t{ref}\t{",".join(letters)}\t.\tPASS\t.\tGT\t' f'{genotypes}'
+          f'chr1\t{position + 1}\t.\t{ref}\t{",".join(letters)}\t.\tPASS\t.\tGT\t{genotypes}'
       )
   header = [
       '##fileformat=VCFv4.2',
@@ -387,7 +387,7 @@ def main(argv: List[str] = None) -> int:
       '--reference',
       choices=('ancestral', 'haplotype'),
       default='ancestral',
-      help='coalescent: the reference is the ancestral sequence or one more ' 'simulated haplotype',
+      help='coalescent: the reference is the ancestral sequence or one more simulated haplotype',
   )
   parser.add_argument('--batch-size', type=int, default=4)
   parser.add_argument('--baseline-batches', type=int, default=5)

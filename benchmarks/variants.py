@@ -176,7 +176,7 @@ def main(argv: List[str] = None) -> int:
   parser.add_argument(
       '--plain',
       action='store_true',
-      help='predict with model(x, is_training=False) instead of ' 'enformer.inference.fast',
+      help='predict with model(x, is_training=False) instead of enformer.inference.fast',
   )
   args = parser.parse_args(argv)
   default = '2,4,8' if args.config == 'quick' else '1,2,4'

@@ -299,7 +299,7 @@ def _check_config(
     raise ValueError(f'Unknown pooling_type {pooling_type!r}; use one of {POOLING_TYPES}.')
   if channels <= 0 or channels % 2:
     raise ValueError(
-        f'channels must be a positive even number (the stem uses channels / 2), ' f'got {channels}.'
+        f'channels must be a positive even number (the stem uses channels / 2), got {channels}.'
     )
   if conv_tower_divisible_by <= 0:
     raise ValueError(f'conv_tower_divisible_by must be positive, got {conv_tower_divisible_by}.')

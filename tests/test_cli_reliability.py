@@ -23,7 +23,7 @@ from enformer.io.files import BGZF_EOF
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GENOME = ''.join(np.random.default_rng(0).choice(list('ACGT'), 4000))
 VCF_TEXT = '##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n' + ''.join(
-    f'chr1\t{p}\tv{p}\t{GENOME[p - 1]}\t{"A" if GENOME[p - 1] != "A" else "C"}' f'\t.\t.\t.\n'
+    f'chr1\t{p}\tv{p}\t{GENOME[p - 1]}\t{"A" if GENOME[p - 1] != "A" else "C"}\t.\t.\t.\n'
     for p in range(1000, 3000, 200)
 )
 
@@ -641,7 +641,7 @@ def test_distributed_failures_go_through_the_one_error_boundary(
 
   def no_workers(*args, **kwargs):
     raise NoWorkers(
-        'no worker for 2 s (all left the cluster): start workers and rerun the ' 'same command'
+        'no worker for 2 s (all left the cluster): start workers and rerun the same command'
     )
 
   monkeypatch.setattr(_common, 'load_predictor', lambda args: object())

@@ -133,7 +133,7 @@ def test_truncated_file_is_an_error_with_or_without_subset_counts(tmp_path, coun
   else:
     with pytest.raises(
         tf.errors.InvalidArgumentError,
-        match=r'valid-7\.tfr: could read \d+ records but expects 32 .*record \d+ ' 'is truncated',
+        match=r'valid-7\.tfr: could read \d+ records but expects 32 .*record \d+ is truncated',
     ):
       _indices(folder)
   with pytest.raises(ValueError, match=r'valid-7\.tfr: record \d+ cannot be read'):

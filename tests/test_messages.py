@@ -24,7 +24,7 @@ from enformer.cli._errors import describe
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GENOME = ''.join(np.random.default_rng(0).choice(list('ACGT'), 4000))
 VCF_TEXT = '##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n' + ''.join(
-    f'chr1\t{p}\tv{p}\t{GENOME[p - 1]}\t{"A" if GENOME[p - 1] != "A" else "C"}' f'\t.\t.\t.\n'
+    f'chr1\t{p}\tv{p}\t{GENOME[p - 1]}\t{"A" if GENOME[p - 1] != "A" else "C"}\t.\t.\t.\n'
     for p in range(1000, 3000, 200)
 )
 TARGETS = (

@@ -206,7 +206,7 @@ def test_truncated_checkpoint_falls_back_to_the_previous_one(tmp_path, damage):
   value.assign(np.zeros(50_000, np.float32))
   resumer = checkpointing.RunCheckpoints(run_dir, 3, value=value, step=step)
   with pytest.warns(
-      UserWarning, match=r'ckpt-6 cannot be read .*previous intact checkpoint ' r'.*ckpt-4'
+      UserWarning, match=r'ckpt-6 cannot be read .*previous intact checkpoint .*ckpt-4'
   ):
     assert resumer.restore_latest().endswith('ckpt-4')
   assert int(step.numpy()) == 4 and float(value.numpy().min()) == 4.0
@@ -628,7 +628,7 @@ def test_nan_data_in_evaluate_is_one_data_error(tmp_path):
       str(data), 'test', settings=basenji.DatasetSettings(deterministic=True, check_values=False)
   )
   with pytest.raises(
-      DataError, match=rf"evaluation data \({data}\) holds NaN .* 'target' of " r'record\(s\) \[3\]'
+      DataError, match=rf"evaluation data \({data}\) holds NaN .* 'target' of record\(s\) \[3\]"
   ):
     evaluate_lib.evaluate(
         predict, unchecked, 'human', batch_size=2, progress=False, source=str(data)

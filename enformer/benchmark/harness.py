@@ -480,7 +480,7 @@ def run_benchmark(
   if sequence_length is not None:
     if sequence_length <= 0 or sequence_length % 128:
       raise ValueError(
-          f'sequence_length must be a positive multiple of 128, got ' f'{sequence_length}.'
+          f'sequence_length must be a positive multiple of 128, got {sequence_length}.'
       )
     config['sequence_length'] = sequence_length
     if config['target_length'] is not None and sequence_length // 128 < config['target_length']:

@@ -153,7 +153,7 @@ def _tf_error(error) -> Optional[Tuple[str, bool]]:
     return f'not found: {message}', True
   if isinstance(error, tf.errors.ResourceExhaustedError):
     return (
-        f'out of memory: {message} (use a smaller --batch-size or a shorter ' '--sequence-length)',
+        f'out of memory: {message} (use a smaller --batch-size or a shorter --sequence-length)',
         True,
     )
   if isinstance(error, tf.errors.InvalidArgumentError):
@@ -202,7 +202,7 @@ def describe(error: BaseException, args: argparse.Namespace) -> Tuple[str, bool]
     message, known = 'out of memory: use a smaller --batch-size or fewer workers', True
   elif isinstance(error, json.JSONDecodeError):
     message, known = (
-        f'malformed JSON ({error.msg} at line {error.lineno} column ' f'{error.colno})'
+        f'malformed JSON ({error.msg} at line {error.lineno} column {error.colno})'
     ), True
   elif isinstance(error, UnicodeDecodeError):
     # Only the decoding of a user's text file as UTF-8 is the user's to fix; any other decoding
@@ -220,7 +220,7 @@ def describe(error: BaseException, args: argparse.Namespace) -> Tuple[str, bool]
   elif isinstance(error, (EOFError, zlib.error, gzip.BadGzipFile)):
     detail = _first_line(str(error)) or type(error).__name__
     message, known = (
-        f'truncated or corrupt compressed file ({detail}); download or write it ' 'again'
+        f'truncated or corrupt compressed file ({detail}); download or write it again'
     ), True
   elif isinstance(error, OSError):
     message, known = _os_error(error), True

@@ -52,7 +52,7 @@ def register(subparsers) -> None:
   parser.add_argument(
       '--train',
       action='store_true',
-      help="also measure enformer train's step (forward, backward, Adam) at " 'batch 1',
+      help="also measure enformer train's step (forward, backward, Adam) at batch 1",
   )
   parser.add_argument(
       '--recompute',

@@ -37,7 +37,7 @@ def register(subparsers) -> None:
   parser.add_argument('--head', default=None, help='head to evaluate (default: the only/first)')
   _common.add_out_argument(parser, help='output folder (created)')
   _common.add_targets_argument(
-      parser, help=_common.TARGETS_HELP + ' (default: DATA/targets.txt ' 'when present)'
+      parser, help=_common.TARGETS_HELP + ' (default: DATA/targets.txt when present)'
   )
   parser.add_argument('--tss', default=None, help='TSS BED for the gene-level metric')
   parser.add_argument(

@@ -29,7 +29,7 @@ def register(subparsers) -> None:
   parser.add_argument(
       '--plot',
       action='store_true',
-      help='also write <out>.png: SAD heatmap of the tracks with the largest ' 'effects',
+      help='also write <out>.png: SAD heatmap of the tracks with the largest effects',
   )
   parser.add_argument(
       '--transform',

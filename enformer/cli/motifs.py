@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     return _scan(args)
   if args.vcf:
     raise ValueError(
-        '--vcf goes with --scan MOTIF_ID ...: the motifs to look for around the ' 'variants.'
+        '--vcf goes with --scan MOTIF_ID ...: the motifs to look for around the variants.'
     )
   missing = [
       flag

@@ -90,13 +90,13 @@ def register(subparsers) -> None:
   parser.add_argument(
       '--genes',
       default=None,
-      help='with --gtf: keep only these genes (comma-separated ids or names, or ' 'a file of them)',
+      help='with --gtf: keep only these genes (comma-separated ids or names, or a file of them)',
   )
   parser.add_argument(
       '--per-bin',
       action='store_true',
       dest='bins',
-      help='with --bed: every output bin of the window instead of the mean over ' 'the region',
+      help='with --bed: every output bin of the window instead of the mean over the region',
   )
   parser.add_argument('--head', default='human', help='output head')
   _common.add_tracks_argument(parser)
@@ -105,7 +105,7 @@ def register(subparsers) -> None:
   parser.add_argument(
       '--tsv',
       action='store_true',
-      help='also write OUT/haplotypes.tsv (one row per sample, haplotype, gene ' 'and track)',
+      help='also write OUT/haplotypes.tsv (one row per sample, haplotype, gene and track)',
   )
   parser.add_argument(
       '--mean-haplotypes',

@@ -29,7 +29,7 @@ def _shifts(text: str) -> List[int]:
     return [int(value) for value in text.split(',') if value.strip()]
   except ValueError:
     raise argparse.ArgumentTypeError(
-        f'--shifts takes comma-separated integers such as -1,0,1, ' f'got {text!r}.'
+        f'--shifts takes comma-separated integers such as -1,0,1, got {text!r}.'
     ) from None
 
 
@@ -66,7 +66,7 @@ def register(subparsers) -> None:
   parser.add_argument(
       '--plot',
       action='store_true',
-      help='also write <out>.png: SAD heatmap of the tracks with the ' 'largest effects',
+      help='also write <out>.png: SAD heatmap of the tracks with the largest effects',
   )
   add_scoring_arguments(
       parser,
@@ -225,13 +225,11 @@ def check_run_arguments(args: argparse.Namespace, default_name: str):
     check_output_path(args.fit_background, '--fit-background')
     if os.path.exists(args.fit_background) and not args.overwrite:
       raise FileExistsError(
-          f'{args.fit_background} already exists; pass --overwrite to replace ' 'it.'
+          f'{args.fit_background} already exists; pass --overwrite to replace it.'
       )
   shard = parse_shard(args.shard) if args.shard else None
   if shard and (args.fit_background or args.background):
-    raise ValueError(
-        '--fit-background and --background need the whole run: score without ' '--shard.'
-    )
+    raise ValueError('--fit-background and --background need the whole run: score without --shard.')
   return shard
 
 

@@ -196,7 +196,7 @@ def load_info(
   seq_bytes = len(features['sequence'].bytes_list.value[0])
   if seq_bytes % 4:
     raise ValueError(
-        f'{sorted(files)[0]}: sequence has {seq_bytes} bytes, not a [L, 4] uint8 ' 'one-hot.'
+        f'{sorted(files)[0]}: sequence has {seq_bytes} bytes, not a [L, 4] uint8 one-hot.'
     )
   sequence_length = seq_bytes // 4
   params = _read_legacy_params(path)
@@ -335,7 +335,7 @@ def verify_tfrecords(
     for path, count, expected in zip(files, counts, expected_counts):
       if expected >= 0 and count != expected:
         raise ValueError(
-            f'{path}: holds {count} records, expected {expected} (from ' 'statistics.json).'
+            f'{path}: holds {count} records, expected {expected} (from statistics.json).'
         )
   return counts
 
@@ -608,7 +608,7 @@ def _make_decoder(info: DatasetInfo, include_input_tracks: bool, check_values: b
               filename,
               ': record ',
               index,
-              ' has a target with NaN/infinite or ' 'negative values (all finite: ',
+              ' has a target with NaN/infinite or negative values (all finite: ',
               tf.where(finite, 'yes', 'no'),
               ', minimum ',
               minimum,
@@ -727,7 +727,7 @@ class DatasetSettings:
       value = getattr(self, name)
       if not ((is_count(value) and value >= 1) or value == tf.data.AUTOTUNE):
         raise ValueError(
-            f'DatasetSettings.{name} must be at least 1 (or tf.data.AUTOTUNE), ' f'got {value!r}.'
+            f'DatasetSettings.{name} must be at least 1 (or tf.data.AUTOTUNE), got {value!r}.'
         )
     if self.prefetch is not None and not (
         is_count(self.prefetch) or self.prefetch == tf.data.AUTOTUNE

@@ -183,7 +183,7 @@ def convert_file(
   number = basenji.file_number(tfr_file, subset)
   if number < 0:
     raise ValueError(
-        f'{tfr_file} is not named {subset}-N.tfr, so its rows in sequences.bed ' 'cannot be found.'
+        f'{tfr_file} is not named {subset}-N.tfr, so its rows in sequences.bed cannot be found.'
     )
   intervals = subset_intervals(base_path, subset)
   rows = intervals[intervals['file_number'] == number].reset_index(drop=True)

@@ -233,7 +233,7 @@ def _check_tracks_not_zero(table: pd.DataFrame, track_max: np.ndarray, num_windo
   if not len(zero):
     return
   names = [
-      f'{table["identifier"].iloc[i] if "identifier" in table else i} ' f'({table["file"].iloc[i]})'
+      f'{table["identifier"].iloc[i] if "identifier" in table else i} ({table["file"].iloc[i]})'
       for i in zero
   ]
   raise ValueError(

@@ -407,7 +407,7 @@ def _window_starts(
   }
   if not usable:
     raise ValueError(
-        f'No chromosome among {list(chroms)} is at least ' f'sequence_length={sequence_length} bp.'
+        f'No chromosome among {list(chroms)} is at least sequence_length={sequence_length} bp.'
     )
   total = sum(u + 1 for u in usable.values())
   if random:

@@ -58,9 +58,7 @@ def link(out_dir: pathlib.Path, path: str, text: Optional[str] = None) -> Raw:
 
 def image(out_dir: pathlib.Path, path: str, alt: str = '') -> Raw:
   relative = os.path.relpath(os.path.join(out_dir, path), out_dir)
-  return Raw(
-      f'<a href="{_e(relative)}"><img src="{_e(relative)}" alt="{_e(alt or relative)}">' '</a>'
-  )
+  return Raw(f'<a href="{_e(relative)}"><img src="{_e(relative)}" alt="{_e(alt or relative)}"></a>')
 
 
 def _files(out_dir: pathlib.Path, folder: str) -> str:
@@ -153,7 +151,7 @@ def write_demo_report(
     key_rows.append(
         (
             'training',
-            Raw(f'{r["train"]["steps"]} steps, ' f'{r["train"]["steps_per_second"]:.2f} steps/s'),
+            Raw(f'{r["train"]["steps"]} steps, {r["train"]["steps_per_second"]:.2f} steps/s'),
         )
     )
   parts += ['<h2>Key numbers</h2>', table(['', 'value'], key_rows)]
@@ -286,7 +284,7 @@ def write_demo_report(
       s = r[name]
       parts += [
           f'<h2>{number}. {title}</h2>',
-          f'<p>{_e(text)} Command: <code>{_e(s["command"])}' '</code></p>',
+          f'<p>{_e(text)} Command: <code>{_e(s["command"])}</code></p>',
       ]
       if name == 'attribute':
         parts += [

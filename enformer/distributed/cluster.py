@@ -109,7 +109,7 @@ def client_for(
   """The client of `--workers N` or `--scheduler ADDRESS`, or None for a single-process run."""
   if workers and scheduler:
     raise ValueError(
-        'Pass either `workers` (a local cluster) or `scheduler` (a running ' 'cluster), not both.'
+        'Pass either `workers` (a local cluster) or `scheduler` (a running cluster), not both.'
     )
   if scheduler:
     client = connect(scheduler)

@@ -30,7 +30,7 @@ def expression_at_tss(
     return values[low:high].sum(axis=0)
   if values.ndim != 3:
     raise ValueError(
-        f'values must be [bins, tracks] or [genes, bins, tracks], got shape ' f'{values.shape}.'
+        f'values must be [bins, tracks] or [genes, bins, tracks], got shape {values.shape}.'
     )
   centres = np.broadcast_to(np.asarray(tss_bins, dtype=np.int64), (values.shape[0],))
   return np.stack([expression_at_tss(v, int(c)) for v, c in zip(values, centres)])

@@ -41,7 +41,7 @@ def read_gene_list(genes: Union[PathLike, Iterable[str]]) -> List[str]:
     path = os.fspath(genes)
     if not os.path.isfile(path):
       raise FileNotFoundError(
-          f'Gene list {path} does not exist (a file of gene ids or names, ' 'one per line).'
+          f'Gene list {path} does not exist (a file of gene ids or names, one per line).'
       )
     with open(path) as stream:
       names = [line.split('#', 1)[0].strip() for line in stream]
@@ -133,7 +133,7 @@ def read_genes(
   if bad_strand.any():
     row = table[bad_strand].iloc[0]
     raise ValueError(
-        f'GTF {path}: gene {row.gene_id} has strand {row.strand!r}; TSSs need ' "'+' or '-'."
+        f"GTF {path}: gene {row.gene_id} has strand {row.strand!r}; TSSs need '+' or '-'."
     )
   table['tss'] = np.where(table['strand'] == '+', table['start'], table['end'] - 1)
 

@@ -152,7 +152,7 @@ class HaplotypeSettings:
   def __post_init__(self):
     if self.gene_stat not in GENE_STATS:
       raise ValueError(
-          f'HaplotypeSettings.gene_stat must be one of {GENE_STATS}, got ' f'{self.gene_stat!r}.'
+          f'HaplotypeSettings.gene_stat must be one of {GENE_STATS}, got {self.gene_stat!r}.'
       )
     try:
       check_indels(self.indels)
@@ -501,7 +501,7 @@ def track_matrix(data: anndata.AnnData, track: str) -> np.ndarray:
   columns = np.flatnonzero(data.var['track'].to_numpy() == track)
   if not columns.size:
     raise ValueError(
-        f'No track {track!r} in this AnnData; its tracks are ' f'{list(data.uns["tracks"])[:10]}.'
+        f'No track {track!r} in this AnnData; its tracks are {list(data.uns["tracks"])[:10]}.'
     )
   return np.asarray(data.X[:, columns])
 
@@ -573,14 +573,14 @@ def predict_haplotypes(
   settings = HaplotypeSettings() if settings is None else settings
   if not isinstance(settings, HaplotypeSettings):
     raise TypeError(
-        'settings must be an enformer.genes.HaplotypeSettings, got ' f'{type(settings).__name__}.'
+        f'settings must be an enformer.genes.HaplotypeSettings, got {type(settings).__name__}.'
     )
   head, targets, tracks, bins = settings.head, settings.targets, settings.tracks, settings.bins
   if (gtf is None) == (bed is None):
     raise ValueError('Pass genes (a GTF) or regions (a BED file), one of the two.')
   if shard is not None and settings.tsv:
     raise ValueError(
-        'A shard run writes only its shard file; write the TSV from the joined ' 'AnnData.'
+        'A shard run writes only its shard file; write the TSV from the joined AnnData.'
     )
   out_dir = os.fspath(out_dir)
   path = os.path.join(out_dir, haplotypes_file(shard))
@@ -616,7 +616,7 @@ def predict_haplotypes(
       gene_table = read_genes(gtf, fasta=fasta, gene_types=gene_types, genes=genes)
       if gene_table.empty:
         raise ValueError(
-            f"No gene of {gtf} is left (after the gene filters and the FASTA's " 'chromosomes).'
+            f"No gene of {gtf} is left (after the gene filters and the FASTA's chromosomes)."
         )
       windows = gene_windows(gene_table, length)
     else:

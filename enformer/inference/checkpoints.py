@@ -84,7 +84,7 @@ def checkpoint_prefix(path: str) -> str:
           f'{os.path.join(path, names[0])}.'
       )
   raise FileNotFoundError(
-      f'No checkpoint at {path}: expected a prefix with a .index file or a ' 'folder holding one.'
+      f'No checkpoint at {path}: expected a prefix with a .index file or a folder holding one.'
   )
 
 

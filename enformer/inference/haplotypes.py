@@ -401,7 +401,7 @@ class HaplotypeForward:
         )
       if not 0 <= base < 4:
         raise ValueError(
-            f'Base index {base} at position {position + offset:,} is not one of ' f'0-3 ({BASES}).'
+            f'Base index {base} at position {position + offset:,} is not one of 0-3 ({BASES}).'
         )
       if previous == position:
         raise ValueError(

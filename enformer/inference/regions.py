@@ -281,7 +281,7 @@ def iter_predictions(
   bad = [t for t in track_list if not 0 <= t < num_tracks]
   if bad:
     raise ValueError(
-        f'Track indices {bad[:5]} are out of range for head {head!r} ' f'({num_tracks} tracks).'
+        f'Track indices {bad[:5]} are out of range for head {head!r} ({num_tracks} tracks).'
     )
   if batch_size < 1:
     raise ValueError(f'batch_size must be at least 1, got {batch_size}.')
@@ -395,7 +395,7 @@ class PredictionOutputs:
   def __post_init__(self):
     if self.output_format not in ('h5', 'npz'):
       raise ValueError(
-          f"PredictionOutputs.output_format must be 'h5' or 'npz', got " f'{self.output_format!r}.'
+          f"PredictionOutputs.output_format must be 'h5' or 'npz', got {self.output_format!r}."
       )
     if not is_count(self.max_plots):
       raise ValueError(

@@ -216,7 +216,7 @@ def as_mask(target_mask) -> tf.Tensor:
     )
   if not float(tf.reduce_sum(tf.abs(mask))) > 0:
     raise ValueError(
-        'target_mask selects nothing (all zeros): set the chosen bins and tracks ' 'to 1.'
+        'target_mask selects nothing (all zeros): set the chosen bins and tracks to 1.'
     )
   return mask
 

@@ -255,7 +255,7 @@ def atomic_directory(path: PathLike, *, overwrite: bool = False) -> Iterator[str
   if os.path.exists(path) and not overwrite:
     raise FileExistsError(
         errno.EEXIST,
-        f'{path} already exists. Pass `overwrite` to replace ' 'it, or choose another output',
+        f'{path} already exists. Pass `overwrite` to replace it, or choose another output',
         path,
     )
   os.makedirs(os.path.dirname(path), exist_ok=True)

@@ -38,7 +38,7 @@ def _sorted_blocks(
   for chrom, start, values in tracks:
     if chrom not in chrom_sizes:
       raise ValueError(
-          f'Chromosome {chrom!r} is not in the chromosome sizes ' f'({list(chrom_sizes)[:5]}...).'
+          f'Chromosome {chrom!r} is not in the chromosome sizes ({list(chrom_sizes)[:5]}...).'
       )
     entries.append((chrom, *_clip_bins(chrom_sizes[chrom], int(start), values, bin_size)))
   order = {chrom: i for i, chrom in enumerate(chrom_sizes)}

@@ -171,13 +171,13 @@ def check_output_path(path: PathLike, flag: Optional[str] = None, *, folder: boo
   if folder and os.path.isfile(path):
     raise NotADirectoryError(
         errno.ENOTDIR,
-        f'{label} is a file, but an output folder is ' 'expected; choose a folder name',
+        f'{label} is a file, but an output folder is expected; choose a folder name',
         path,
     )
   if not folder and os.path.isdir(path):
     raise IsADirectoryError(
         errno.EISDIR,
-        f'{label} is a folder, but an output file is ' 'expected; choose a file name',
+        f'{label} is a folder, but an output file is expected; choose a file name',
         path,
     )
   if folder and os.path.isdir(path) and not os.access(path, os.W_OK | os.X_OK):
@@ -218,7 +218,7 @@ def parse_json(data: Union[bytes, str], label: str):
       data = data.decode('utf-8-sig')
     except UnicodeDecodeError as error:
       raise ValueError(
-          f'{label} is not UTF-8 text (byte offset {error.start}); it should hold ' 'JSON.'
+          f'{label} is not UTF-8 text (byte offset {error.start}); it should hold JSON.'
       ) from None
   data = data.lstrip('\ufeff')
   if not data.strip():

@@ -85,11 +85,11 @@ class GenotypeSummary:
     for count, reason in (
         (self.unphased_calls, 'unphased calls read in the order written'),
         (self.skipped_symbolic, 'symbolic/structural ALTs skipped'),
-        (self.skipped_invalid_allele, 'ALTs with letters other than ACGTN ' 'skipped'),
-        (self.skipped_ref_mismatch, 'records whose REF differs from the genome ' 'skipped'),
+        (self.skipped_invalid_allele, 'ALTs with letters other than ACGTN skipped'),
+        (self.skipped_ref_mismatch, 'records whose REF differs from the genome skipped'),
         (
             self.skipped_overlapping,
-            'alleles overlapping an earlier allele of ' 'the same haplotype skipped',
+            'alleles overlapping an earlier allele of the same haplotype skipped',
         ),
         (
             self.skipped_indels,
@@ -141,13 +141,13 @@ def select_samples(path: PathLike, samples: Union[None, str, Iterable[str]] = No
   wanted = [s.strip() for s in samples if s and s.strip()]
   if not wanted:
     raise ValueError(
-        'No sample ids given; pass ids, a file of ids, or leave samples unset for ' 'all samples.'
+        'No sample ids given; pass ids, a file of ids, or leave samples unset for all samples.'
     )
   missing = [s for s in wanted if s not in set(known)]
   if missing:
     shown = ', '.join(known[:10]) + (f', ... ({len(known)} in all)' if len(known) > 10 else '')
     raise ValueError(
-        f'Sample(s) {", ".join(missing[:5])} not in VCF {path}; its samples are: ' f'{shown}.'
+        f'Sample(s) {", ".join(missing[:5])} not in VCF {path}; its samples are: {shown}.'
     )
   return list(dict.fromkeys(wanted))
 

@@ -208,7 +208,7 @@ def _resolve_run(folder: str, choice: str, label: str, fs: FileSystem) -> ModelS
     record = read_json(config, f'{label}:')
     if not isinstance(record, dict) or 'model_config' not in record:
       raise ValueError(
-          f'{label}: {config} has no model_config; not a run folder of enformer ' 'train.'
+          f'{label}: {config} has no model_config; not a run folder of enformer train.'
       )
   if choice == 'best':
     prefix = os.path.join(folder, RUN_BEST_CHECKPOINT)
@@ -224,6 +224,6 @@ def _resolve_run(folder: str, choice: str, label: str, fs: FileSystem) -> ModelS
         fs.exists(os.path.join(checkpoints, 'checkpoint')) or _checkpoint_prefixes(checkpoints, fs)
     ):
       raise FileNotFoundError(
-          f'{label}: the run {folder} has no checkpoint yet (in ' f'{RUN_CHECKPOINTS}/).'
+          f'{label}: the run {folder} has no checkpoint yet (in {RUN_CHECKPOINTS}/).'
       )
   return ModelSource('run', folder, choice)

@@ -116,7 +116,7 @@ def check_output_folder(
   if os.path.exists(path) and not os.path.isdir(path):
     raise NotADirectoryError(
         errno.ENOTDIR,
-        f'{path} is a file, but an output folder is ' 'expected; choose a folder name',
+        f'{path} is a file, but an output folder is expected; choose a folder name',
         path,
     )
   entries = visible_entries(path)
@@ -235,7 +235,7 @@ def check_replaceable_folder(
   if os.path.exists(path) and not os.path.isdir(path):
     raise NotADirectoryError(
         errno.ENOTDIR,
-        f'{path} is a file, but an output folder is ' 'expected; choose a folder name',
+        f'{path} is a file, but an output folder is expected; choose a folder name',
         path,
     )
   entries = sorted(os.listdir(path)) if hidden and os.path.isdir(path) else visible_entries(path)

@@ -138,7 +138,7 @@ def write_sad_h5(path: PathLike, scores: VariantScores, dtype=np.float16) -> Non
           and name in SCORE_DATASETS
       ):
         raise ValueError(
-            f'{name} has shape {values.shape}, expected ' f'{(num_variants, num_targets)}.'
+            f'{name} has shape {values.shape}, expected {(num_variants, num_targets)}.'
         )
       h5.create_dataset(name, data=values.astype(dtype))
     h5['SAD'].attrs['definition'] = SAD_DEFINITION

@@ -49,7 +49,7 @@ def plot_variant_scores(
   labels = [scores.target_labels[t] or scores.target_ids[t] for t in tracks]
   labels = [label if len(label) <= 40 else label[:37] + '...' for label in labels]
   names = [
-      f'{scores.snp[i]} {scores.chr[i]}:{scores.pos[i]} ' f'{scores.ref[i][:6]}>{scores.alt[i][:6]}'
+      f'{scores.snp[i]} {scores.chr[i]}:{scores.pos[i]} {scores.ref[i][:6]}>{scores.alt[i][:6]}'
       for i in rows
   ]
   figure, axis = plt.subplots(figsize=(2 + 0.35 * len(tracks), 1.5 + 0.28 * len(rows)))

@@ -133,7 +133,7 @@ class TrainConfig:
         raise ValueError(f'{name} must be positive or None, got {value}.')
     if not isinstance(self.model_args, Mapping):
       raise ValueError(
-          f'model_args must be a mapping of Enformer arguments, got ' f'{self.model_args!r}.'
+          f'model_args must be a mapping of Enformer arguments, got {self.model_args!r}.'
       )
     if not isinstance(self.data, Mapping):
       raise ValueError(f'data must map head name → data folder, got {self.data!r}.')

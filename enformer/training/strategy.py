@@ -182,7 +182,7 @@ def get_strategy(
       tf_config = json.loads(environ['TF_CONFIG'])
     except json.JSONDecodeError as error:
       raise ValueError(
-          f'TF_CONFIG is not valid JSON ({error}); unset it for single-machine ' 'training.'
+          f'TF_CONFIG is not valid JSON ({error}); unset it for single-machine training.'
       ) from None
     if not isinstance(tf_config, dict) or not isinstance(tf_config.get('cluster'), dict):
       raise ValueError(

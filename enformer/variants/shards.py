@@ -106,7 +106,7 @@ def claim_merged_output(out: str, overwrite: bool) -> Iterator[None]:
   with OutputLock(out, what=f'merge-scores output {out}'):
     if os.path.exists(out) and not overwrite:
       raise FileExistsError(
-          f'{out} already exists. Pass `overwrite` to replace it, or choose ' 'another output.'
+          f'{out} already exists. Pass `overwrite` to replace it, or choose another output.'
       )
     yield
 
