@@ -74,9 +74,9 @@ _HELP = {
     'max_shift': 'largest augmentation shift in bp',
     'shuffle_buffer': 'examples in the shuffle buffer; 0 turns shuffling off',
     'seed': 'seed of shuffling, augmentation, initialisation and dropout',
-    'deterministic': 'make the run reproducible: op determinism, ordered input, dropout reseeded '
-    'at every checkpoint, so a killed and resumed run equals an uninterrupted '
-    'one',
+    'deterministic': 'op determinism, ordered input, dropout reseeded at every checkpoint, so that '
+    'a killed and resumed run equals an uninterrupted one (bit for bit for narrow models; wider '
+    'ones can differ between runs on several threads, see the README)',
     'eval_every': 'validate every this many steps, and at the end',
     'eval_batches': 'validation batches per evaluation (default: the whole validation subset)',
     'eval_batch_size': 'global batch size of validation (default: --batch-size)',
