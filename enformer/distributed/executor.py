@@ -30,6 +30,8 @@ from typing import Any, Callable, Dict, Hashable, Iterable, Iterator, Optional, 
 import dask
 import distributed
 
+from enformer.io.model_source import join_model_id
+
 T = TypeVar('T')
 
 DEFAULT_LOADER = 'enformer.inference:load_model'
@@ -98,8 +100,7 @@ class ModelSource:
   def identity(self) -> str:
     """The model in a run's resume fingerprint and metadata: its handle, with ' precision=P'
     unless float32 (a bfloat16 run never resumes a float32 run's results)."""
-    precision = self.config.get('precision', 'float32')
-    return self.handle + ('' if precision == 'float32' else f' precision={precision}')
+    return join_model_id(self.handle, self.config.get('precision', 'float32'))
 
   @property
   def key(self) -> str:

@@ -77,7 +77,7 @@ from enformer.io.genotypes import (
 )
 from enformer.io.haplotypes import HAPLOTYPES_TSV, haplotypes_file
 from enformer.io.lock import OutputLock
-from enformer.io.model_source import model_identity
+from enformer.io.model_source import model_identity, split_model_id
 from enformer.io.targets import read_targets, select_tracks
 from enformer.sequence import one_hot_encode
 from enformer.variants.pipeline import (shard_chunks, table_identity, track_names, worker_model)
@@ -622,7 +622,7 @@ def predict_haplotypes(
     else:
       windows = region_windows(read_bed(bed), fasta, length)
     window_settings = settings.window_settings(fasta.path, vcf, chosen, track_indices)
-    model_path, _, model_precision = (model_id or '').partition(' precision=')
+    model_path, model_precision = split_model_id(model_id)
     fingerprint_settings = {
         'windows': sad_io.fingerprint({'windows': [dataclasses.astuple(w) for w in windows]}),
         'samples': list(chosen),

@@ -56,7 +56,7 @@ from enformer.io.bed import format_region
 from enformer.io.fasta import FastaStringExtractor
 from enformer.io.files import content_identity
 from enformer.io.lock import OutputLock
-from enformer.io.model_source import model_identity
+from enformer.io.model_source import model_identity, split_model_id
 from enformer.io.outputs import OutputFolder
 from enformer.io.predictions import read_predictions
 from enformer.io.targets import select_tracks, track_labels
@@ -730,7 +730,7 @@ class MotifResult:
 def _model_content(model_id: str) -> str:
   """The resume fingerprint's model entry: the content identity of a model id ('PATH' or
   'PATH precision=P'), with its precision."""
-  path, _, precision = (model_id or '').partition(' precision=')
+  path, precision = split_model_id(model_id)
   return model_identity(path) + (f' {precision}' if precision else '')
 
 

@@ -88,6 +88,21 @@ def parse_run_folder(source: str, fs: FileSystem = LOCAL) -> Optional[Tuple[str,
   return None
 
 
+_PRECISION = ' precision='
+
+
+def join_model_id(handle: str, precision: str = 'float32') -> str:
+  """A model's id in resume fingerprints and metadata: its handle, with ' precision=P' unless
+  float32 (a bfloat16 run never resumes a float32 run's results)."""
+  return handle + ('' if precision == 'float32' else f'{_PRECISION}{precision}')
+
+
+def split_model_id(model_id: Optional[str]) -> Tuple[str, str]:
+  """`join_model_id`'s id → (handle, precision; '' when the id names none)."""
+  handle, _, precision = (model_id or '').partition(_PRECISION)
+  return handle, precision
+
+
 def model_identity(model_path: str) -> str:
   """Content identity of a model path for resume fingerprints ('' for none): the files' sizes and
   times (`enformer.io.files.content_identity`); a run folder's `RUN:latest` / `RUN:best` count by

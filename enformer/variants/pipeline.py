@@ -34,7 +34,7 @@ from enformer.io import sad as sad_io
 from enformer.io.fasta import FastaStringExtractor
 from enformer.io.files import content_identity
 from enformer.io.lock import OutputLock
-from enformer.io.model_source import model_identity
+from enformer.io.model_source import model_identity, split_model_id
 from enformer.io.outputs import file_in_folder
 from enformer.io.targets import read_targets
 from enformer.io.vcf import VariantSite, VcfSummary, read_variants
@@ -420,7 +420,7 @@ def run_chunks(
     raise ValueError(f'No scorable variants in {vcf}.\n{summary.format()}')
   columns = flatten_sites(sites)
   chunks = chunk_sites(sites, settings.chunk_size)
-  model_path, _, model_precision = inputs.model_id.partition(' precision=')
+  model_path, model_precision = split_model_id(inputs.model_id)
   fasta_path = inputs.fasta.path
   prints = {
       # Local models and genomes count by content, not path or timestamps: a model replaced
